@@ -1,0 +1,48 @@
+/** Plain data that leaves the capture stage. */
+
+export type PixelFormat = 'RGB' | 'BGR' | 'RGBA' | 'BGRA' | 'GRAY8';
+
+export interface Frame {
+  camera: string;
+  /** Per-camera frame counter from the source (gaps mean dropped frames). */
+  seq: number;
+  width: number;
+  height: number;
+  /** Bytes per row; >= width * channels (GStreamer pads RGB rows to 4 bytes). */
+  stride: number;
+  format: PixelFormat;
+  data: Uint8Array;
+  /** Wall-clock capture time, epoch ms. */
+  capturedAtMs: number;
+  /** What the frame shows, when the source knows (an image file name). */
+  name?: string;
+}
+
+export const channelsOf = (f: PixelFormat): number => (f === 'GRAY8' ? 1 : f === 'RGB' || f === 'BGR' ? 3 : 4);
+
+export type CameraState = 'connecting' | 'streaming' | 'backoff' | 'stopped';
+
+export interface CameraStats {
+  /** Frames the source produced. */
+  received: number;
+  /** Frames replaced by a newer one before anybody read them (latest frame wins). */
+  dropped: number;
+  errors: number;
+}
+
+export interface CameraStatus extends CameraStats {
+  name: string;
+  uri: string;
+  state: CameraState;
+  lastError?: { code: string; message: string; atMs: number };
+  lastFrameAtMs?: number;
+}
+
+/** A frame source. `read()` resolves with the newest frame not yet read, waiting if there is none. */
+export interface Camera {
+  readonly name: string;
+  start(): Promise<void>;
+  read(): Promise<Frame>;
+  stop(): Promise<void>;
+  status(): CameraStatus;
+}

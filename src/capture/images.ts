@@ -1,0 +1,114 @@
+import { readdir } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import sharp from 'sharp';
+import { DaemonError, errorMessage } from '../errors.js';
+import type { Camera, CameraStatus, Frame } from './frame.js';
+
+const IMAGE_EXTS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif']);
+
+export interface ImagesCameraOptions {
+  name: string;
+  dir: string;
+  fps: number;
+  /** Injected clock (ms) so tests can run the real pacing logic. */
+  now?: () => number;
+}
+
+/**
+ * `images:///dir`: cycles through the image files of a folder (sorted by name) at `fps`, decoding
+ * each with sharp when it is due. It behaves like a camera: frames fall due on a clock whether or
+ * not anybody reads them, and a reader that is late gets the newest one; the skipped ones count as
+ * dropped.
+ */
+export class ImagesCamera implements Camera {
+  readonly name: string;
+  private readonly dir: string;
+  private readonly periodMs: number;
+  private readonly now: () => number;
+  private files: string[] = [];
+  private startedAt = 0;
+  /** Index of the last frame handed out; -1 before the first. */
+  private lastIndex = -1;
+  private st: CameraStatus;
+  private stopping: (() => void) | undefined;
+
+  constructor(opts: ImagesCameraOptions) {
+    this.name = opts.name;
+    this.dir = opts.dir;
+    this.periodMs = 1000 / opts.fps;
+    this.now = opts.now ?? Date.now;
+    this.st = { name: opts.name, uri: `images://${opts.dir}`, state: 'stopped', received: 0, dropped: 0, errors: 0 };
+  }
+
+  async start(): Promise<void> {
+    if (this.st.state !== 'stopped') return;
+    this.st.state = 'connecting';
+    let entries: string[];
+    try {
+      entries = await readdir(this.dir);
+    } catch (err) {
+      this.st.state = 'stopped';
+      throw new DaemonError('CAMERA_OPEN', `camera ${this.name}: cannot read image folder ${this.dir}: ${errorMessage(err)}`, { cause: err });
+    }
+    this.files = entries.filter((f) => IMAGE_EXTS.has(extname(f).toLowerCase())).sort().map((f) => join(this.dir, f));
+    if (this.files.length === 0) {
+      this.st.state = 'stopped';
+      throw new DaemonError('CAMERA_OPEN', `camera ${this.name}: no images (${[...IMAGE_EXTS].join(' ')}) in ${this.dir}`);
+    }
+    this.startedAt = this.now();
+    this.lastIndex = -1;
+    this.st.state = 'streaming';
+  }
+
+  async read(): Promise<Frame> {
+    for (;;) {
+      if (this.st.state === 'stopped') throw new DaemonError('CAMERA_STOPPED', `camera ${this.name} is stopped`);
+      const due = Math.floor((this.now() - this.startedAt) / this.periodMs);
+      if (due > this.lastIndex) {
+        const skipped = due - this.lastIndex - 1;
+        this.st.dropped += skipped;
+        this.st.received += skipped + 1;
+        this.lastIndex = due;
+        const frame = await this.decode(due).catch((err: unknown) => {
+          this.st.errors++;
+          this.st.lastError = { code: 'IMAGE_DECODE', message: errorMessage(err), atMs: Date.now() };
+          return undefined;
+        });
+        if (frame) return frame;
+        continue; // an unreadable file is skipped, counted, and the next one taken
+      }
+      const waitMs = Math.max(1, (this.lastIndex + 1) * this.periodMs - (this.now() - this.startedAt));
+      await new Promise<void>((res) => {
+        const t = setTimeout(() => ((this.stopping = undefined), res()), waitMs);
+        this.stopping = () => (clearTimeout(t), res());
+      });
+    }
+  }
+
+  private async decode(index: number): Promise<Frame> {
+    const file = this.files[index % this.files.length];
+    const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const now = Date.now();
+    this.st.lastFrameAtMs = now;
+    return {
+      camera: this.name,
+      seq: index,
+      width: info.width,
+      height: info.height,
+      stride: info.width * info.channels,
+      format: info.channels === 1 ? 'GRAY8' : 'RGB',
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      capturedAtMs: now,
+      name: file.slice(this.dir.length + 1),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.st.state = 'stopped';
+    this.stopping?.();
+  }
+
+  status(): CameraStatus {
+    return { ...this.st };
+  }
+}

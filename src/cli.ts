@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
+import { configJsonSchema } from './config/schema.js';
+import { errorMessage } from './errors.js';
+import { runDaemon } from './main.js';
+import { VERSION } from './version.js';
+
+const HELP = `edge-inferd ${VERSION}: camera -> ONNX model -> MQTT, for edge devices
+
+Usage:
+  edge-inferd [run] [--config FILE]     run the daemon (no config at all: the built-in demo)
+  edge-inferd check-config [FILE]       validate a config file; exit 0 if valid, 1 with every problem
+  edge-inferd config-schema             print the config's JSON Schema
+  edge-inferd --version | --help
+
+Config: --config FILE, else ${DEFAULT_CONFIG_PATH} if it exists, else the demo.
+Environment overrides: EDGE_INFERD_<KEY>[__<KEY>...], e.g. EDGE_INFERD_MQTT__URL=mqtt://broker:1883
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+  });
+  if (values.help) return (process.stdout.write(HELP), 0);
+  if (values.version) return (process.stdout.write(`${VERSION}\n`), 0);
+  const [cmd = 'run', ...rest] = positionals;
+  switch (cmd) {
+    case 'run':
+      await runDaemon({ configFile: values.config });
+      return -1; // keeps running; exits from its signal handlers
+    case 'check-config': {
+      const file = rest[0] ?? values.config;
+      try {
+        const c = loadConfig({ file });
+        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${c.mqtt.url})\n`);
+        return 0;
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          process.stderr.write(`${err.file}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
+          return 1;
+        }
+        throw err;
+      }
+    }
+    case 'config-schema':
+      process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+      return 0;
+    default:
+      process.stderr.write(`edge-inferd: unknown command "${cmd}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`edge-inferd: ${errorMessage(err)}\n`);
+    process.exitCode = 2;
+  },
+);

@@ -1,0 +1,117 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { DaemonError } from '../errors.js';
+import { demoModelDir, demoSamplesDir } from '../paths.js';
+import { applyEnvOverrides } from './env.js';
+import { formatIssues } from './format.js';
+import { type Config, configSchema, NAME_RE } from './schema.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/edge-inferd/config.yaml';
+
+/** Thrown with every problem found, one `path: problem` line each, so a technician fixes them all at once. */
+export class ConfigError extends DaemonError {
+  readonly problems: string[];
+  readonly file: string;
+  constructor(file: string, problems: string[]) {
+    super('CONFIG_INVALID', `invalid config (${file}):\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+    this.file = file;
+  }
+}
+
+export interface LoadOptions {
+  /** An explicit --config path: it must exist. Without it the default path is used if present, else the demo. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** For tests: the path tried when no file is given. */
+  defaultPath?: string;
+}
+
+/** Reads, env-overrides, validates and resolves the config. Throws ConfigError listing every problem. */
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const explicit = opts.file ?? env.EDGE_INFERD_CONFIG;
+  const file = explicit ?? (existsSync(opts.defaultPath ?? DEFAULT_CONFIG_PATH) ? (opts.defaultPath ?? DEFAULT_CONFIG_PATH) : undefined);
+
+  let raw: Record<string, unknown> = {};
+  if (file !== undefined) raw = readYamlFile(file);
+  const label = file ?? 'built-in demo';
+
+  const overrides = applyEnvOverrides(configSchema, raw, env);
+  const parsed = configSchema.safeParse(raw);
+  const problems = [...overrides.problems];
+  if (!parsed.success) problems.push(...formatIssues(configSchema, raw, parsed.error.issues, { envSources: overrides.sources }));
+  if (problems.length || !parsed.success) throw new ConfigError(label, problems);
+
+  const baseDir = file ? dirname(resolve(file)) : process.cwd();
+  const c = parsed.data;
+  const deviceId = c.deviceId ?? safeHostname();
+  const cameras = c.cameras ?? { demo: { uri: `images://${demoSamplesDir}`, fps: 2, enabled: true } };
+  for (const cam of Object.values(cameras)) cam.uri = resolveImagesUri(cam.uri, baseDir);
+  const config: Config = {
+    ...c,
+    deviceId,
+    cameras,
+    model: { ...c.model, path: c.model.path ? resolve(baseDir, c.model.path) : demoModelDir },
+    mqtt: { ...c.mqtt, passwordFile: c.mqtt.passwordFile ? resolve(baseDir, c.mqtt.passwordFile) : undefined },
+    source: label,
+  };
+  const late = checkResolved(config);
+  if (late.length) throw new ConfigError(label, late);
+  return config;
+}
+
+function readYamlFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(err);
+    throw new ConfigError(file, [`${file}: cannot read config: ${why}`]);
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(file, doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? '?'}: YAML: ${e.message.split('\n')[0]}`));
+  }
+  const value = doc.toJS() as unknown;
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(file, [`(root): expected a mapping of settings (got ${Array.isArray(value) ? 'a list' : typeof value})`]);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** images:// takes a path; a relative one is relative to the config file's folder. */
+function resolveImagesUri(uri: string, baseDir: string): string {
+  if (!uri.startsWith('images://')) return uri;
+  const p = uri.slice('images://'.length);
+  return `images://${isAbsolute(p) ? p : resolve(baseDir, p)}`;
+}
+
+/** Checks that need the resolved values. */
+function checkResolved(c: Config): string[] {
+  const problems: string[] = [];
+  if (Object.keys(c.cameras).length === 0) problems.push('cameras: at least one camera is needed (got none)');
+  if (!NAME_RE.test(c.deviceId)) problems.push(`deviceId: the hostname "${c.deviceId}" is not a valid topic level; set deviceId`);
+  if (c.mqtt.url !== 'embedded' && !/^(mqtts?|wss?|tcp|tls):\/\/[^\s/]+/.test(c.mqtt.url)) {
+    problems.push(`mqtt.url: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(c.mqtt.url)})`);
+  }
+  if (c.mqtt.password !== undefined && c.mqtt.passwordFile !== undefined) {
+    problems.push('mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both');
+  }
+  for (const [name, cam] of Object.entries(c.cameras)) {
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(cam.uri)) {
+      problems.push(`cameras.${name}.uri: expected a URI such as images:///dir or rtsp://host/path (got ${JSON.stringify(cam.uri)})`);
+    }
+  }
+  return problems;
+}
+
+function safeHostname(): string {
+  const h = hostname().split('.')[0].replace(/[^A-Za-z0-9_-]/g, '-');
+  return h || 'edge-inferd';
+}
