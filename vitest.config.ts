@@ -8,5 +8,6 @@ export default defineConfig({
     // Spawned daemons, brokers and native capture threads: keep files in separate forks.
     pool: 'forks',
     reporters: ['default'],
+    globalSetup: ['test/global-setup.ts'],
   },
 });

@@ -51,7 +51,7 @@ export function closest(word: string, candidates: readonly string[]): string | u
     if (d < bestD) [best, bestD] = [c, d];
   }
   // Only suggest when the guess is plausibly a typo, not any key at all.
-  return best !== undefined && bestD <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined;
+  return best !== undefined && bestD <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, got: unknown, schema: z.ZodType): string {
@@ -73,6 +73,7 @@ function describeIssue(issue: z.core.$ZodIssue, got: unknown, schema: z.ZodType)
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')} (got ${showValue(got)})`;
     case 'invalid_union': {
+      if (issue.message && !issue.message.startsWith('Invalid input')) return `${issue.message} (got ${showValue(got)})`;
       // Report the alternatives' expectations in one line rather than zod's nested dump.
       const parts = new Set<string>();
       for (const alt of issue.errors) for (const sub of alt) parts.add(describeIssue(sub, valueAt(got, sub.path), schema).replace(/ \(got .*\)$/, ''));

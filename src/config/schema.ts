@@ -24,7 +24,7 @@ export const providerName = z.enum(['tensorrt', 'cuda', 'cpu']);
 export const modelSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Model package folder (manifest.yaml + model.onnx); default: the built-in demo'),
   providers: z
-    .union([z.literal('auto'), z.array(providerName).min(1)])
+    .union([z.literal('auto'), z.array(providerName).min(1)], { error: 'must be "auto" or a list of "tensorrt", "cuda", "cpu"' })
     .default('auto')
     .describe('"auto" (tensorrt -> cuda -> cpu) or an explicit ordered list'),
   intraOpThreads: z.int().min(1).max(64).optional().describe('ONNX Runtime intra-op threads (default: ORT decides)'),

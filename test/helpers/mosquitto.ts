@@ -1,0 +1,77 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { needTool } from './tools.js';
+
+/** A real Mosquitto on a free loopback port, started by the test. */
+export interface Mosquitto {
+  port: number;
+  url: string;
+  dir: string;
+  /** Stops it (SIGTERM) and waits for the exit. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port (after stop()). */
+  start(): Promise<void>;
+  log(): string;
+}
+
+export const mosquittoPath = (): string | undefined => needTool('mosquitto', 'mosquitto', ['/usr/sbin/mosquitto']);
+
+/** `extraConf` lines are appended to the generated mosquitto.conf (listener options, TLS, auth). */
+export async function startMosquitto(opts: { extraConf?: string; port?: number } = {}): Promise<Mosquitto | undefined> {
+  const bin = mosquittoPath();
+  if (!bin) return undefined;
+  const port = opts.port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'mosq-'));
+  const conf = join(dir, 'mosquitto.conf');
+  const hasListener = /^listener /m.test(opts.extraConf ?? '');
+  writeFileSync(
+    conf,
+    [hasListener ? '' : `listener ${port} 127.0.0.1`, hasListener ? '' : 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', opts.extraConf ?? '']
+      .filter(Boolean)
+      .join('\n') + '\n',
+  );
+  let proc: ChildProcess | undefined;
+  let output = '';
+  const start = async () => {
+    proc = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    await waitForPort(port, 5000, () => proc?.exitCode !== null ? `mosquitto exited: ${output}` : undefined);
+  };
+  await start();
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    dir,
+    start,
+    log: () => output,
+    stop: async () => {
+      const p = proc;
+      if (!p || p.exitCode !== null) return;
+      await new Promise<void>((r) => {
+        p.once('exit', () => r());
+        p.kill('SIGTERM');
+      });
+    },
+  };
+}
+
+export async function waitForPort(port: number, timeoutMs: number, failed?: () => string | undefined): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const why = failed?.();
+    if (why) throw new Error(why);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createConnection({ port, host: '127.0.0.1' });
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

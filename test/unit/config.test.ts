@@ -1,0 +1,136 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { configJsonSchema } from '../../src/config/schema.js';
+import { demoModelDir, demoSamplesDir } from '../../src/paths.js';
+import { CLI } from '../helpers/daemon.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cfg-test-'));
+let n = 0;
+function file(text: string): string {
+  const p = join(dir, `c${n++}.yaml`);
+  writeFileSync(p, text);
+  return p;
+}
+function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    loadConfig({ file: file(text), env });
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('config was accepted');
+}
+
+describe('config: bad configs give exact `path: problem (got X)` messages', () => {
+  const cases: [string, string, string[]][] = [
+    ['wrong type', 'http:\n  port: "eighty"\n', ['http.port: expected number (got "eighty")']],
+    ['out of range', 'http:\n  port: 70000\n', ['http.port: must be <= 65535 (got 70000)']],
+    ['non-integer', 'http:\n  port: 80.5\n', ['http.port: expected int (got 80.5)']],
+    ['unknown top-level key with suggestion', 'mqqt:\n  url: embedded\n', ['mqqt: unknown key (did you mean "mqtt"?)']],
+    ['unknown nested key with suggestion', 'mqtt:\n  prefx: kiosk\n', ['mqtt.prefx: unknown key (did you mean "prefix"?)']],
+    ['unknown key without a close match lists the valid ones', 'log:\n  colour: true\n', ['log.colour: unknown key (valid keys: level, format)']],
+    ['enum', 'log:\n  level: loud\n', ['log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace" (got "loud")']],
+    ['bad camera name', 'cameras:\n  "front door":\n    uri: images:///tmp\n', ['cameras.front door: camera name must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "front door")']],
+    ['camera without uri', 'cameras:\n  tray:\n    fps: 5\n', ['cameras.tray.uri: is required (expected string)']],
+    ['negative fps', 'cameras:\n  tray:\n    uri: images:///tmp\n    fps: -1\n', ['cameras.tray.fps: must be > 0 (got -1)']],
+    ['bad provider in list', 'model:\n  providers: [tensorrt, gpu]\n', ['model.providers: must be "auto" or a list of "tensorrt", "cuda", "cpu" (got ["tensorrt","gpu"])']],
+    ['bad mqtt url', 'mqtt:\n  url: broker.local\n', ['mqtt.url: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got "broker.local")']],
+    ['password and passwordFile', 'mqtt:\n  url: mqtt://b:1883\n  password: x\n  passwordFile: /p\n', ['mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both']],
+    ['topic-unsafe prefix', 'mqtt:\n  prefix: "a/b"\n', ['mqtt.prefix: must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "a/b")']],
+    ['a list at the root', '- a\n- b\n', ['(root): expected a mapping of settings (got a list)']],
+    ['empty cameras', 'cameras: {}\n', ['cameras: at least one camera is needed (got none)']],
+  ];
+  for (const [name, text, want] of cases) {
+    it(name, () => expect(problems(text)).toEqual(want));
+  }
+
+  it('reports every problem at once', () => {
+    expect(problems('http:\n  port: 0\nlog:\n  level: x\nfoo: 1\n')).toEqual([
+      'http.port: must be >= 1 (got 0)',
+      'log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace" (got "x")',
+      'foo: unknown key (valid keys: deviceId, cameras, model, mqtt, http, log)',
+    ]);
+  });
+
+  it('YAML syntax errors name the file and line', () => {
+    const p = file('mqtt:\n  url: [unclosed\n');
+    try {
+      loadConfig({ file: p, env: {} });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ConfigError).problems[0]).toMatch(new RegExp(`^${p.replace(/[.]/g, '\\.')}:\\d+: YAML: `));
+    }
+  });
+
+  it('a missing explicit file is an error, not the demo', () => {
+    expect(() => loadConfig({ file: join(dir, 'nope.yaml'), env: {} })).toThrow(/nope\.yaml: cannot read config: file not found/);
+  });
+});
+
+describe('config: defaults, paths and environment overrides', () => {
+  it('no file at all means the built-in demo', () => {
+    const c = loadConfig({ env: {}, defaultPath: join(dir, 'absent.yaml') });
+    expect(c.source).toBe('built-in demo');
+    expect(c.cameras).toEqual({ demo: { uri: `images://${demoSamplesDir}`, fps: 2, enabled: true } });
+    expect(c.model.path).toBe(demoModelDir);
+    expect(c.mqtt.url).toBe('embedded');
+    expect(c.http).toEqual({ enabled: true, host: '127.0.0.1', port: 8321 });
+    expect(c.deviceId).toBe(hostname().split('.')[0].replace(/[^A-Za-z0-9_-]/g, '-'));
+  });
+
+  it('relative paths resolve against the config file folder', () => {
+    const c = loadConfig({ file: file('model:\n  path: ./pkg\ncameras:\n  tray:\n    uri: images://samples\n'), env: {} });
+    expect(c.model.path).toBe(join(dir, 'pkg'));
+    expect(c.cameras.tray.uri).toBe(`images://${join(dir, 'samples')}`);
+  });
+
+  it('EDGE_INFERD_* variables override file values, typed by YAML', () => {
+    const c = loadConfig({
+      file: file('mqtt:\n  url: mqtt://a:1883\ncameras:\n  Tray:\n    uri: images:///x\n'),
+      env: {
+        EDGE_INFERD_MQTT__URL: 'mqtt://b:1883',
+        EDGE_INFERD_HTTP__PORT: '9000',
+        EDGE_INFERD_DEVICE_ID: 'kiosk-7',
+        EDGE_INFERD_CAMERAS__TRAY__FPS: '12.5',
+        EDGE_INFERD_MODEL__PROVIDERS: '[cuda, cpu]',
+        EDGE_INFERD_LOG__LEVEL: 'debug',
+      },
+    });
+    expect(c.mqtt.url).toBe('mqtt://b:1883');
+    expect(c.http.port).toBe(9000);
+    expect(c.deviceId).toBe('kiosk-7');
+    expect(c.cameras.Tray.fps).toBe(12.5);
+    expect(c.model.providers).toEqual(['cuda', 'cpu']);
+    expect(c.log.level).toBe('debug');
+  });
+
+  it('a bad env value names the variable; an unknown variable suggests the right one', () => {
+    expect(problems('{}\n', { EDGE_INFERD_HTTP__PORT: 'abc' })).toEqual(['http.port: expected number (got "abc") [from EDGE_INFERD_HTTP__PORT]']);
+    expect(problems('{}\n', { EDGE_INFERD_MQTT__URLL: 'x' })).toEqual(['EDGE_INFERD_MQTT__URLL: no config key "mqtt.urll" (did you mean EDGE_INFERD_MQTT__URL?)']);
+  });
+
+  it('the JSON Schema comes from the same schema', () => {
+    const s = configJsonSchema() as { properties: Record<string, any>; additionalProperties: boolean };
+    expect(Object.keys(s.properties)).toEqual(['deviceId', 'cameras', 'model', 'mqtt', 'http', 'log']);
+    expect(s.additionalProperties).toBe(false);
+    expect(s.properties.http.properties.port).toMatchObject({ type: 'integer', maximum: 65535, default: 8321 });
+  });
+});
+
+describe('edge-inferd check-config', () => {
+  it('exits 0 for a valid file', () => {
+    const r = spawnSync(process.execPath, [CLI, 'check-config', file('deviceId: k1\n')], { encoding: 'utf8', env: { ...process.env, EDGE_INFERD_CONFIG: '' } });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/: OK \(device k1, cameras: demo/);
+  });
+  it('exits 1 listing every problem', () => {
+    const p = file('http:\n  port: -5\nmqtt:\n  prefx: a\n');
+    const r = spawnSync(process.execPath, [CLI, 'check-config', p], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`${p}: 2 problems\n  mqtt.prefx: unknown key (did you mean "prefix"?)\n  http.port: must be >= 1 (got -5)\n`);
+  });
+});
