@@ -1,0 +1,41 @@
+# Two addons:
+#   edge_notify  - sd_notify only; no dependency but libc, always built.
+#   edge_capture - GStreamer appsink capture; built only when the GStreamer dev files are present.
+# `with_gstreamer` defaults to what pkg-config finds; scripts/build-native.mjs passes it explicitly
+# (-Dwith_gstreamer=0|1). The pkg-config calls below sit inside the condition, so gyp never runs
+# them when GStreamer is absent.
+{
+  'variables': {
+    'with_gstreamer%': '<!(pkg-config --exists gstreamer-app-1.0 gstreamer-video-1.0 >/dev/null 2>&1 && echo 1 || echo 0)',
+  },
+  'target_defaults': {
+    'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
+    'defines': [
+      # Pinned: TypedThreadSafeFunction without a JS callback, env cleanup hooks, instance data.
+      'NAPI_VERSION=8',
+      'NAPI_CPP_EXCEPTIONS',
+      'NODE_ADDON_API_DISABLE_DEPRECATED',
+    ],
+    'cflags!': ['-fno-exceptions'],
+    'cflags_cc!': ['-fno-exceptions'],
+    'cflags_cc': ['-std=c++17', '-Wall', '-Wextra', '-O2'],
+  },
+  'targets': [
+    {
+      'target_name': 'edge_notify',
+      'sources': ['src/notify.cc'],
+    },
+  ],
+  'conditions': [
+    ['with_gstreamer==1', {
+      'targets': [
+        {
+          'target_name': 'edge_capture',
+          'sources': ['src/capture.cc'],
+          'cflags_cc': ['<!@(pkg-config --cflags gstreamer-app-1.0 gstreamer-video-1.0)'],
+          'libraries': ['<!@(pkg-config --libs gstreamer-app-1.0 gstreamer-video-1.0)'],
+        },
+      ],
+    }],
+  ],
+}

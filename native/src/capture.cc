@@ -1,0 +1,601 @@
+// edge_capture: see capture.h and native/README.md.
+//
+// JS API (the TS wrapper src/capture/native.ts validates every argument before calling):
+//   new Capture()
+//   capture.open(pipeline: string, sinkName: string, copy: boolean, pullTimeoutMs: number): void
+//   capture.read(): Promise<frame>
+//   capture.close(): void
+//   capture.stats(): { received, delivered, dropped, errors }
+//   probe(elementNames: string[]): { ok, version, error?, missing: string[] }
+
+#include "capture.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <utility>
+#include <vector>
+
+namespace edge {
+namespace {
+
+std::once_flag gInitOnce;
+bool gInitOk = false;
+std::string gInitError;
+
+// GStreamer is initialised once per process, from whichever JS thread gets here first.
+void EnsureGst() {
+  std::call_once(gInitOnce, [] {
+    GError* err = nullptr;
+    gInitOk = gst_init_check(nullptr, nullptr, &err) == TRUE;
+    if (!gInitOk) gInitError = err != nullptr ? err->message : "gst_init_check() failed";
+    if (err != nullptr) g_error_free(err);
+  });
+}
+
+// Same clock as uv_hrtime() / process.hrtime.bigint() on Linux.
+uint64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string DomainName(GQuark q) {
+  if (q == GST_RESOURCE_ERROR) return "resource";
+  if (q == GST_STREAM_ERROR) return "stream";
+  if (q == GST_CORE_ERROR) return "core";
+  if (q == GST_LIBRARY_ERROR) return "library";
+  if (q == GST_PARSE_ERROR) return "parse";
+  const char* s = g_quark_to_string(q);
+  return s != nullptr ? s : "";
+}
+
+ErrorInfo Simple(const char* code, std::string message) {
+  ErrorInfo e;
+  e.code = code;
+  e.message = std::move(message);
+  return e;
+}
+
+ErrorInfo FromErrorMessage(GstMessage* msg, const char* code) {
+  GError* err = nullptr;
+  gchar* dbg = nullptr;
+  gst_message_parse_error(msg, &err, &dbg);
+  ErrorInfo e;
+  e.code = code;
+  e.message = err != nullptr && err->message != nullptr ? err->message : "unknown GStreamer error";
+  e.debug = dbg != nullptr ? dbg : "";
+  if (err != nullptr) {
+    e.domain = DomainName(err->domain);
+    e.gstCode = err->code;
+  }
+  const char* src = GST_MESSAGE_SRC_NAME(msg);
+  e.element = src != nullptr ? src : "";
+  if (err != nullptr) g_error_free(err);
+  g_free(dbg);
+  return e;
+}
+
+Napi::Error ToJs(Napi::Env env, const ErrorInfo& e) {
+  Napi::Error err = Napi::Error::New(env, e.message);
+  Napi::Object o = err.Value();
+  o.Set("code", e.code);
+  if (!e.debug.empty()) o.Set("debug", e.debug);
+  if (!e.element.empty()) o.Set("element", e.element);
+  if (!e.domain.empty()) o.Set("domain", e.domain);
+  if (e.gstCode != 0) o.Set("gstCode", e.gstCode);
+  return err;
+}
+
+// The first component stored in `plane`, to ask for that plane's height.
+int ComponentOfPlane(const GstVideoFormatInfo* finfo, guint plane) {
+  for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS(finfo); c++) {
+    if (GST_VIDEO_FORMAT_INFO_PLANE(finfo, c) == plane) return static_cast<int>(c);
+  }
+  return 0;
+}
+
+// Zero-copy frames keep the GstBuffer mapped until the JS Buffer is garbage collected.
+struct ZeroCopyHold {
+  GstBuffer* buffer;
+  GstMapInfo map;
+};
+
+void FreeZeroCopy(Napi::Env /*env*/, uint8_t* /*data*/, ZeroCopyHold* hold) {
+  gst_buffer_unmap(hold->buffer, &hold->map);
+  gst_buffer_unref(hold->buffer);
+  delete hold;
+}
+
+// Copies a mapped frame into `dst`, laid out as `dinfo` says (the caps' canonical layout).
+void CopyFrame(GstVideoFrame* src, const GstVideoInfo* dinfo, GstBuffer* srcBuffer, uint8_t* dst) {
+  const size_t size = GST_VIDEO_INFO_SIZE(dinfo);
+  const guint planes = GST_VIDEO_FRAME_N_PLANES(src);
+  // Fast path: one memory block laid out exactly like the caps say -> one memcpy.
+  bool contiguous = gst_buffer_n_memory(srcBuffer) == 1 && gst_buffer_get_size(srcBuffer) >= size;
+  const uint8_t* base = static_cast<const uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(src, 0)) - dinfo->offset[0];
+  for (guint p = 0; contiguous && p < planes; p++) {
+    contiguous = GST_VIDEO_FRAME_PLANE_DATA(src, p) == base + dinfo->offset[p] &&
+                 GST_VIDEO_FRAME_PLANE_STRIDE(src, p) == dinfo->stride[p];
+  }
+  if (contiguous) {
+    std::memcpy(dst, base, size);
+    return;
+  }
+  // General path (GstVideoMeta with other strides/offsets, several memories): plane by plane.
+  const GstVideoFormatInfo* finfo = dinfo->finfo;
+  for (guint p = 0; p < planes; p++) {
+    const int comp = ComponentOfPlane(finfo, p);
+    const int rows = GST_VIDEO_FRAME_COMP_HEIGHT(src, comp);
+    const int sstride = GST_VIDEO_FRAME_PLANE_STRIDE(src, p);
+    const int dstride = dinfo->stride[p];
+    const size_t rowBytes = static_cast<size_t>(std::min(std::abs(sstride), dstride));
+    const uint8_t* s = static_cast<const uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(src, p));
+    uint8_t* d = dst + dinfo->offset[p];
+    for (int r = 0; r < rows; r++) {
+      std::memcpy(d + static_cast<size_t>(r) * dstride, s + static_cast<ptrdiff_t>(r) * sstride, rowBytes);
+    }
+  }
+}
+
+Napi::Value Probe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureGst();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ok", gInitOk);
+  if (!gInitOk) {
+    out.Set("error", gInitError);
+    out.Set("missing", Napi::Array::New(env));
+    return out;
+  }
+  gchar* version = gst_version_string();
+  out.Set("version", version);
+  g_free(version);
+  Napi::Array names = info[0].As<Napi::Array>();
+  Napi::Array missing = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < names.Length(); i++) {
+    std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+    GstElementFactory* f = gst_element_factory_find(name.c_str());
+    if (f == nullptr) {
+      missing.Set(n++, name);
+    } else {
+      gst_object_unref(f);
+    }
+  }
+  out.Set("missing", missing);
+  return out;
+}
+
+}  // namespace
+
+Napi::Function Capture::Define(Napi::Env env) {
+  return DefineClass(env, "Capture",
+                     {
+                         InstanceMethod<&Capture::Open>("open"),
+                         InstanceMethod<&Capture::Read>("read"),
+                         InstanceMethod<&Capture::Close>("close"),
+                         InstanceMethod<&Capture::Stats>("stats"),
+                     });
+}
+
+Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(info) {
+  gst_video_info_init(&info_);
+}
+
+Capture::~Capture() {
+  // Normally close() (or the env cleanup hook) already did this: while open, the threadsafe
+  // function holds a strong reference to this object, so GC cannot get here with a live thread.
+  StopNative();
+  if (infoCaps_ != nullptr) gst_caps_unref(infoCaps_);
+}
+
+Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (open_) throw ToJs(env, Simple("ALREADY_OPEN", "capture is already open; close() it first"));
+  const std::string desc = info[0].As<Napi::String>().Utf8Value();
+  const std::string sinkName = info[1].As<Napi::String>().Utf8Value();
+  const bool copy = info[2].As<Napi::Boolean>().Value();
+  const int64_t timeoutMs = info[3].As<Napi::Number>().Int64Value();
+
+  EnsureGst();
+  if (!gInitOk) throw ToJs(env, Simple("GST_INIT", "GStreamer failed to initialise: " + gInitError));
+
+  auto fail = [&](ErrorInfo e) {
+    std::lock_guard<std::mutex> lk(mu_);
+    errors_++;
+    return ToJs(env, e);
+  };
+
+  GError* gerr = nullptr;
+  GstParseContext* ctx = gst_parse_context_new();
+  GstElement* elem = gst_parse_launch_full(desc.c_str(), ctx, GST_PARSE_FLAG_FATAL_ERRORS, &gerr);
+  if (gerr != nullptr) {
+    // The pipeline can be non-NULL with an error set: drop it.
+    ErrorInfo e = Simple("PIPELINE_PARSE", gerr->message != nullptr ? gerr->message : "cannot parse pipeline");
+    e.domain = DomainName(gerr->domain);
+    e.gstCode = gerr->code;
+    gchar** missing = gst_parse_context_get_missing_elements(ctx);
+    if (missing != nullptr) {
+      for (gchar** m = missing; *m != nullptr; m++) {
+        if (!e.element.empty()) e.element += ",";
+        e.element += *m;
+      }
+      g_strfreev(missing);
+    }
+    g_error_free(gerr);
+    gst_parse_context_free(ctx);
+    if (elem != nullptr) gst_object_unref(gst_object_ref_sink(elem));
+    throw fail(e);
+  }
+  gst_parse_context_free(ctx);
+  if (elem == nullptr) throw fail(Simple("PIPELINE_PARSE", "empty pipeline description"));
+
+  GstElement* pipeline;
+  if (GST_IS_PIPELINE(elem)) {
+    pipeline = GST_ELEMENT(gst_object_ref_sink(elem));
+  } else {  // a lone element or bin: give it a pipeline (and so a bus and a clock)
+    pipeline = GST_ELEMENT(gst_object_ref_sink(gst_pipeline_new(nullptr)));
+    gst_bin_add(GST_BIN(pipeline), elem);
+  }
+
+  GstElement* sinkEl = gst_bin_get_by_name(GST_BIN(pipeline), sinkName.c_str());
+  if (sinkEl == nullptr || !GST_IS_APP_SINK(sinkEl)) {
+    if (sinkEl != nullptr) gst_object_unref(sinkEl);
+    gst_object_unref(pipeline);
+    throw fail(Simple("NO_APPSINK", "the pipeline has no appsink named \"" + sinkName +
+                                        "\" (end it with: ! appsink name=" + sinkName + ")"));
+  }
+  // Mechanism, not policy: the pull thread empties the appsink at once and does the dropping
+  // itself, so every superseded frame is counted. No last-sample copy held by the sink.
+  g_object_set(sinkEl, "max-buffers", 1u, "drop", FALSE, "emit-signals", FALSE, "enable-last-sample", FALSE,
+               nullptr);
+
+  GstBus* bus = gst_element_get_bus(pipeline);
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    ErrorInfo e = Simple("STATE_CHANGE", "the pipeline could not be started");
+    // Elements post the reason (e.g. "Cannot identify device") before the state change returns.
+    GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
+    if (m != nullptr) {
+      e = FromErrorMessage(m, "STATE_CHANGE");
+      gst_message_unref(m);
+    }
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(bus);
+    gst_object_unref(sinkEl);
+    gst_object_unref(pipeline);
+    throw fail(e);
+  }
+
+  pipeline_ = pipeline;
+  sink_ = GST_APP_SINK(sinkEl);
+  bus_ = bus;
+  copy_ = copy;
+  pullTimeoutNs_ = static_cast<uint64_t>(timeoutMs) * GST_MSECOND;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    terminalSet_ = false;
+    terminal_ = ErrorInfo();
+    readPending_ = false;
+    wakeQueued_ = false;
+  }
+  stop_.store(false);
+
+  // The threadsafe function holds a strong reference to this object until it is finalized (after
+  // close() released it and every queued call ran), so `this` outlives every CallJs.
+  tsfn_ = Tsfn::New(env, "edge_capture", 0, 1, this, [](Napi::Env, void*, Capture* self) { self->Unref(); });
+  tsfn_.Unref(env);  // only a pending read() keeps the event loop alive
+  Ref();
+  env_ = env;
+  napi_add_env_cleanup_hook(env, CleanupHook, this);
+  open_ = true;
+  everOpened_ = true;
+  try {
+    thread_ = std::thread(&Capture::PullLoop, this);
+  } catch (const std::exception& ex) {
+    open_ = false;
+    napi_remove_env_cleanup_hook(env, CleanupHook, this);
+    StopNative();
+    tsfn_.Release();
+    throw fail(Simple("THREAD", std::string("cannot start the pull thread: ") + ex.what()));
+  }
+  return env.Undefined();
+}
+
+void Capture::PullLoop() {
+  while (!stop_.load(std::memory_order_acquire)) {
+    GstSample* s = gst_app_sink_try_pull_sample(sink_, pullTimeoutNs_);
+    if (s != nullptr) {
+      const uint64_t at = MonotonicNs();
+      std::lock_guard<std::mutex> lk(mu_);
+      seq_++;
+      received_++;
+      if (latest_ != nullptr) {  // nobody read the previous one: latest frame wins
+        dropped_++;
+        gst_sample_unref(latest_);
+      }
+      latest_ = s;
+      latestSeq_ = seq_;
+      latestAtNs_ = at;
+      if (readPending_) QueueWakeLocked();
+    }
+    // Drain the bus every turn: an ERROR ends the stream; everything else is discarded so the bus
+    // queue never grows (nobody runs a GLib main loop here).
+    bool ended = false;
+    while (GstMessage* m = gst_bus_pop(bus_)) {
+      if (!ended && GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR && !stop_.load()) {
+        ErrorInfo e = FromErrorMessage(m, "STREAM_ERROR");
+        std::lock_guard<std::mutex> lk(mu_);
+        errors_++;
+        SetTerminalLocked(std::move(e));
+        ended = true;
+      }
+      gst_message_unref(m);
+    }
+    if (ended) return;
+    if (s == nullptr && !stop_.load() && gst_app_sink_is_eos(sink_)) {
+      std::lock_guard<std::mutex> lk(mu_);
+      SetTerminalLocked(Simple("EOS", "end of stream: the source has no more frames"));
+      return;
+    }
+  }
+}
+
+void Capture::QueueWakeLocked() {
+  if (wakeQueued_) return;
+  if (tsfn_.NonBlockingCall() == napi_ok) wakeQueued_ = true;
+}
+
+void Capture::SetTerminalLocked(ErrorInfo err) {
+  if (!terminalSet_) {
+    terminal_ = std::move(err);
+    terminalSet_ = true;
+  }
+  if (readPending_) QueueWakeLocked();
+}
+
+void Capture::CallJs(Napi::Env env, Napi::Function /*unused*/, Capture* self, void* /*data*/) {
+  if (env == nullptr || self == nullptr) return;  // the TSFN is being torn down
+  self->Wake(env);
+}
+
+Napi::Value Capture::Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  Napi::Promise p = d.Promise();
+  if (!open_) {
+    d.Reject(ToJs(env, everOpened_ ? Simple("CLOSED", "capture is closed") : Simple("NOT_OPEN", "capture is not open"))
+                 .Value());
+    return p;
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  if (readPending_) {
+    d.Reject(ToJs(env, Simple("READ_PENDING", "read() called while another read() is pending")).Value());
+    return p;
+  }
+  readPending_ = true;
+  deferred_ = std::make_unique<Napi::Promise::Deferred>(d);
+  tsfn_.Ref(env);
+  // Even when a frame is ready now, settle through the threadsafe function: the promise is then
+  // resolved from a later event-loop turn, so `for (;;) await read()` cannot starve timers and I/O.
+  if (latest_ != nullptr || terminalSet_) QueueWakeLocked();
+  return p;
+}
+
+void Capture::Wake(Napi::Env env) {
+  GstSample* sample = nullptr;
+  uint64_t seq = 0, at = 0;
+  ErrorInfo err;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    wakeQueued_ = false;
+    if (!readPending_) return;
+    if (latest_ != nullptr) {
+      sample = latest_;
+      latest_ = nullptr;
+      seq = latestSeq_;
+      at = latestAtNs_;
+      delivered_++;
+    } else if (terminalSet_) {
+      err = terminal_;
+    } else {
+      return;  // spurious: nothing to hand over yet
+    }
+    readPending_ = false;
+  }
+  std::unique_ptr<Napi::Promise::Deferred> d = std::move(deferred_);
+  tsfn_.Unref(env);
+  Napi::HandleScope scope(env);
+  if (sample == nullptr) {
+    d->Reject(ToJs(env, err).Value());
+    return;
+  }
+  try {
+    Napi::Value out;
+    const bool ok = MakeFrame(env, sample, seq, at, &out);
+    gst_sample_unref(sample);
+    if (ok) {
+      d->Resolve(out);
+    } else {
+      d->Reject(out);
+    }
+  } catch (const Napi::Error& e) {
+    gst_sample_unref(sample);
+    d->Reject(e.Value());
+  }
+}
+
+// Sets *out to the frame object and returns true, or sets *out to a JS Error and returns false when
+// the sample cannot be turned into a frame (caps that are not raw video, a buffer that cannot be
+// mapped). Such a sample fails only this read(); the stream goes on.
+bool Capture::MakeFrame(Napi::Env env, GstSample* sample, uint64_t seq, uint64_t capturedAtNs, Napi::Value* out) {
+  auto failure = [&](ErrorInfo e) -> bool {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      errors_++;
+    }
+    *out = ToJs(env, e).Value();
+    return false;
+  };
+
+  GstCaps* caps = gst_sample_get_caps(sample);
+  if (caps == nullptr) return failure(Simple("UNSUPPORTED_CAPS", "a sample arrived without caps"));
+  if (caps != infoCaps_) {
+    if (infoCaps_ == nullptr || !gst_caps_is_equal(caps, infoCaps_)) {
+      GstVideoInfo vi;
+      gst_video_info_init(&vi);
+      if (!gst_video_info_from_caps(&vi, caps)) {
+        gchar* s = gst_caps_to_string(caps);
+        ErrorInfo e = Simple("UNSUPPORTED_CAPS", std::string("the appsink caps are not raw video: ") + s);
+        g_free(s);
+        return failure(e);
+      }
+      info_ = vi;
+    }
+    gst_caps_replace(&infoCaps_, caps);
+  }
+  GstBuffer* buf = gst_sample_get_buffer(sample);
+  if (buf == nullptr) return failure(Simple("MAP", "a sample arrived without a buffer"));
+
+  const guint nPlanes = GST_VIDEO_INFO_N_PLANES(&info_);
+  std::vector<std::pair<double, double>> planes;  // offset, stride
+  planes.reserve(nPlanes);
+  Napi::Buffer<uint8_t> data;
+
+  bool zeroCopied = false;
+  if (!copy_ && gst_buffer_n_memory(buf) == 1) {
+    auto* hold = new ZeroCopyHold{gst_buffer_ref(buf), GstMapInfo()};
+    if (gst_buffer_map(hold->buffer, &hold->map, GST_MAP_READ)) {
+      GstVideoMeta* meta = gst_buffer_get_video_meta(buf);
+      for (guint p = 0; p < nPlanes; p++) {
+        const double off = static_cast<double>(meta != nullptr ? meta->offset[p] : info_.offset[p]);
+        const double stride = meta != nullptr ? meta->stride[p] : info_.stride[p];
+        planes.emplace_back(off, stride);
+      }
+      data = Napi::Buffer<uint8_t>::New(env, hold->map.data, hold->map.size, FreeZeroCopy, hold);
+      zeroCopied = true;
+    } else {
+      gst_buffer_unref(hold->buffer);
+      delete hold;
+    }
+  }
+  if (!zeroCopied) {
+    GstVideoFrame vf;
+    if (!gst_video_frame_map(&vf, &info_, buf, GST_MAP_READ)) {
+      return failure(Simple("MAP", "cannot map the video frame"));
+    }
+    const size_t size = GST_VIDEO_INFO_SIZE(&info_);
+    if (copy_) {  // one reused buffer: valid until the next read() settles
+      if (reuse_.IsEmpty() || reuseSize_ != size) {
+        reuse_ = Napi::Reference<Napi::Buffer<uint8_t>>::New(Napi::Buffer<uint8_t>::New(env, size), 1);
+        reuseSize_ = size;
+      }
+      data = reuse_.Value();
+    } else {  // zero-copy was asked for but the buffer spans several memories: a fresh copy
+      data = Napi::Buffer<uint8_t>::New(env, size);
+    }
+    CopyFrame(&vf, &info_, buf, data.Data());
+    gst_video_frame_unmap(&vf);
+    for (guint p = 0; p < nPlanes; p++) planes.emplace_back(info_.offset[p], info_.stride[p]);
+  }
+
+  Napi::Object f = Napi::Object::New(env);
+  f.Set("data", data);
+  f.Set("width", GST_VIDEO_INFO_WIDTH(&info_));
+  f.Set("height", GST_VIDEO_INFO_HEIGHT(&info_));
+  f.Set("stride", planes.empty() ? 0.0 : planes[0].second);
+  f.Set("format", gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info_)));
+  Napi::Array pa = Napi::Array::New(env, planes.size());
+  for (uint32_t i = 0; i < planes.size(); i++) {
+    Napi::Object po = Napi::Object::New(env);
+    po.Set("offset", planes[i].first);
+    po.Set("stride", planes[i].second);
+    pa.Set(i, po);
+  }
+  f.Set("planes", pa);
+  f.Set("seq", static_cast<double>(seq));
+  if (GST_BUFFER_PTS_IS_VALID(buf)) {
+    f.Set("ptsNs", static_cast<double>(GST_BUFFER_PTS(buf)));
+  } else {
+    f.Set("ptsNs", env.Null());
+  }
+  f.Set("capturedAtNs", static_cast<double>(capturedAtNs));
+  *out = f;
+  return true;
+}
+
+Napi::Value Capture::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!open_) return env.Undefined();  // idempotent
+  open_ = false;
+  napi_remove_env_cleanup_hook(env, CleanupHook, this);
+  StopNative();
+  std::unique_ptr<Napi::Promise::Deferred> d;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (readPending_) {
+      readPending_ = false;
+      d = std::move(deferred_);
+    }
+  }
+  if (d) {
+    tsfn_.Unref(env);
+    d->Reject(ToJs(env, Simple("CLOSED", "capture closed while a read() was pending")).Value());
+  }
+  tsfn_.Release();  // queued calls still run (and find nothing to do); then the finalizer Unref()s us
+  return env.Undefined();
+}
+
+void Capture::StopNative() {
+  if (pipeline_ == nullptr) return;
+  stop_.store(true, std::memory_order_release);
+  // Going to NULL flushes the appsink, so try_pull_sample() returns at once; then join.
+  gst_element_set_state(pipeline_, GST_STATE_NULL);
+  if (thread_.joinable()) thread_.join();
+  gst_object_unref(sink_);
+  gst_object_unref(bus_);
+  gst_object_unref(pipeline_);
+  sink_ = nullptr;
+  bus_ = nullptr;
+  pipeline_ = nullptr;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (latest_ != nullptr) {
+    gst_sample_unref(latest_);
+    latest_ = nullptr;
+  }
+}
+
+void Capture::CleanupHook(void* arg) {
+  // The env is going away (worker exit/terminate, process exit) and close() was not called. No JS
+  // can run: stop the thread and free GStreamer objects; the pending promise, if any, dies with
+  // the env.
+  auto* self = static_cast<Capture*>(arg);
+  self->open_ = false;
+  self->StopNative();
+  self->deferred_.reset();
+  self->tsfn_.Release();
+}
+
+Napi::Value Capture::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  std::lock_guard<std::mutex> lk(mu_);
+  o.Set("received", static_cast<double>(received_));
+  o.Set("delivered", static_cast<double>(delivered_));
+  o.Set("dropped", static_cast<double>(dropped_));
+  o.Set("errors", static_cast<double>(errors_));
+  return o;
+}
+
+}  // namespace edge
+
+namespace {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Capture", edge::Capture::Define(env));
+  exports.Set("probe", Napi::Function::New(env, edge::Probe, "probe"));
+  return exports;
+}
+}  // namespace
+
+NODE_API_MODULE(edge_capture, Init)

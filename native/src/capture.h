@@ -1,0 +1,94 @@
+// edge_capture: a GStreamer pipeline ending in an appsink, a pull thread that keeps only the newest
+// sample, and a JS-side read() that is settled by at most one threadsafe-function call per read.
+// See native/README.md for the threading model and the memory rules.
+#pragma once
+
+#include <napi.h>
+
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+#include <gst/video/video.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace edge {
+
+// An error as plain data, so the pull thread can record it and the JS thread can turn it into a JS
+// Error later. `code` is one of the native codes documented in native/README.md.
+struct ErrorInfo {
+  std::string code;
+  std::string message;
+  std::string debug;
+  std::string element;
+  std::string domain;  // GStreamer error domain ("resource", "stream", "core", "library", "parse")
+  int gstCode = 0;
+};
+
+class Capture : public Napi::ObjectWrap<Capture> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit Capture(const Napi::CallbackInfo& info);
+  ~Capture() override;
+
+ private:
+  static void CallJs(Napi::Env env, Napi::Function unused, Capture* self, void* data);
+  using Tsfn = Napi::TypedThreadSafeFunction<Capture, void, &Capture::CallJs>;
+
+  // JS methods (all on the JS thread of the env that created the object).
+  Napi::Value Open(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+
+  void PullLoop();                       // the pull thread
+  void StopNative();                     // stop the thread, free GStreamer objects; no JS; idempotent
+  void Wake(Napi::Env env);              // settle the pending read if there is something to settle
+  void QueueWakeLocked();                // mu_ held: ask the JS thread to run Wake() (once)
+  void SetTerminalLocked(ErrorInfo err);  // mu_ held: the stream is over (error or EOS)
+  bool MakeFrame(Napi::Env env, GstSample* sample, uint64_t seq, uint64_t capturedAtNs, Napi::Value* out);
+  static void CleanupHook(void* arg);    // env teardown (worker exit, process exit) without close()
+
+  // Owned while open; touched by the JS thread only in Open/StopNative (the pull thread is not
+  // running then) and by the pull thread in between.
+  GstElement* pipeline_ = nullptr;
+  GstAppSink* sink_ = nullptr;
+  GstBus* bus_ = nullptr;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  bool copy_ = true;
+  uint64_t pullTimeoutNs_ = 0;
+
+  // JS-thread-only state.
+  bool open_ = false;       // between a successful open() and close()
+  bool everOpened_ = false;
+  napi_env env_ = nullptr;  // for the cleanup hook registration
+  Tsfn tsfn_;
+  std::unique_ptr<Napi::Promise::Deferred> deferred_;  // the pending read
+  Napi::Reference<Napi::Buffer<uint8_t>> reuse_;       // copy mode: the buffer every read copies into
+  size_t reuseSize_ = 0;
+  GstCaps* infoCaps_ = nullptr;  // caps `info_` was parsed from (ref held)
+  GstVideoInfo info_;
+
+  // Shared between the pull thread and the JS thread.
+  std::mutex mu_;
+  GstSample* latest_ = nullptr;  // newest sample nobody has read yet (ref held)
+  uint64_t latestSeq_ = 0;
+  uint64_t latestAtNs_ = 0;
+  bool readPending_ = false;  // a read() waits for latest_ or terminal_
+  bool wakeQueued_ = false;   // a CallJs is queued; don't queue another
+  bool terminalSet_ = false;
+  ErrorInfo terminal_;
+  // Counters: cumulative over the object's lifetime (all opens), never reset.
+  uint64_t seq_ = 0;
+  uint64_t received_ = 0;
+  uint64_t delivered_ = 0;
+  uint64_t dropped_ = 0;
+  uint64_t errors_ = 0;
+};
+
+}  // namespace edge
