@@ -20,8 +20,20 @@ export interface HealthSource {
 
 const MAX_URL = 2048;
 
+/**
+ * An extra endpoint registered by another component (history, one-shot inference, metrics...).
+ * It gets the parsed URL and writes the whole response itself.
+ */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+export interface Route {
+  method: 'GET' | 'POST';
+  path: string;
+  handler: RouteHandler;
+}
+
 export class HealthServer {
   private server: Server | undefined;
+  private readonly routes: Route[] = [];
   private readonly opts: { host: string; port: number; source: HealthSource; log: Logger };
 
   constructor(opts: { host: string; port: number; source: HealthSource; log: Logger }) {
@@ -30,6 +42,11 @@ export class HealthServer {
 
   get port(): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? this.opts.port;
+  }
+
+  /** Registers an endpoint; GET routes also answer HEAD. */
+  addRoute(route: Route): void {
+    this.routes.push(route);
   }
 
   async start(): Promise<void> {
@@ -61,11 +78,23 @@ export class HealthServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     if ((req.url ?? '').length > MAX_URL) return send(res, 414, { error: 'URI too long' });
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('Allow', 'GET, HEAD');
-      return send(res, 405, { error: `method ${req.method} not allowed` });
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const route = this.routes.find((r) => r.path === path && r.method === method);
+    if (route) {
+      Promise.resolve(route.handler(req, res, url)).catch((err: unknown) => {
+        this.opts.log.error({ err, path }, 'http handler failed');
+        if (!res.headersSent) send(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+      return;
     }
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (method !== 'GET') {
+      const allowed = this.routes.filter((r) => r.path === path).map((r) => r.method);
+      res.setHeader('Allow', [...new Set(['GET', 'HEAD', ...allowed])].join(', '));
+      return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+    }
     const src = this.opts.source;
     try {
       switch (path) {
@@ -80,7 +109,7 @@ export class HealthServer {
         case '/status':
           return send(res, 200, src.status());
         default:
-          return send(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/status'] });
+          return send(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/status', ...this.routes.map((r) => r.path)] });
       }
     } catch (err) {
       this.opts.log.error({ err, path }, 'http handler failed');
@@ -89,7 +118,7 @@ export class HealthServer {
   }
 }
 
-function send(res: ServerResponse, code: number, body: unknown): void {
+export function send(res: ServerResponse, code: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n';
   res.writeHead(code, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
   res.end(res.req.method === 'HEAD' ? undefined : text);
