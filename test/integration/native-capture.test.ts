@@ -12,9 +12,9 @@ import {
   CaptureError,
   NativeCapture,
   captureAvailable,
-  packageRoot,
   type NativeFrame,
 } from '../../src/capture/native.js';
+import { packageRoot } from '../../src/paths.js';
 
 const CI = process.env.CI === 'true';
 const available = captureAvailable();
@@ -23,7 +23,7 @@ if (!available.ok && !CI) {
 }
 const run = available.ok || CI;
 
-const ROOT = packageRoot();
+const ROOT = packageRoot;
 const NATIVE_TS = pathToFileURL(join(ROOT, 'src', 'capture', 'native.ts')).href;
 
 /** videotestsrc → caps → appsink named `sink` (the convention NativeCapture uses by default). */
