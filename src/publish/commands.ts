@@ -12,6 +12,8 @@ import type { Topics } from './topics.js';
  * request's id. Whatever arrives (too large, not JSON, unknown, invalid, a failing handler) gets
  * an error response and is logged; nothing here throws into the MQTT client. Retained messages
  * are ignored: a command left retained on the broker would otherwise run again at every connect.
+ * Empty payloads are ignored too: they are how a retained message is cleared, and clearing a
+ * retained `pause` must not pause every camera. A request is JSON, `{}` at least.
  */
 
 export type { ReloadOutcome };
@@ -80,20 +82,21 @@ export class CommandHandler {
       this.o.log.warn({ topic }, 'retained command ignored; clear it with an empty retained message');
       return;
     }
+    if (payload.length === 0) {
+      this.o.log.debug({ topic }, 'empty command payload ignored');
+      return;
+    }
     let requestId: RequestId = null;
     try {
       if (payload.length > this.o.maxBytes) {
         requestId = sniffId(payload);
         throw new CommandError('TOO_LARGE', `payload of ${payload.length} bytes is over commands.maxBytes (${this.o.maxBytes})`);
       }
-      let body: unknown = {};
-      const text = payload.toString('utf8').trim();
-      if (text !== '') {
-        try {
-          body = JSON.parse(text);
-        } catch (err) {
-          throw new CommandError('BAD_JSON', `payload is not JSON: ${errorMessage(err)}`);
-        }
+      let body: unknown;
+      try {
+        body = JSON.parse(payload.toString('utf8'));
+      } catch (err) {
+        throw new CommandError('BAD_JSON', `payload is not JSON: ${errorMessage(err)}`);
       }
       requestId = readId(body);
       if (!isCommand(name)) throw new CommandError('UNKNOWN_COMMAND', `unknown command "${name}" (commands: ${COMMAND_NAMES.join(', ')})`);

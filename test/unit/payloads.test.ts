@@ -123,7 +123,8 @@ describe('command handler: every input gets one response, nothing throws', () =>
 
   it.each([
     ['pause', '{"id":"a","camera":"tray"}', { requestId: 'a', ok: true, result: { changed: ['tray'], paused: ['tray'] } }],
-    ['status', '', { requestId: null, ok: true }],
+    ['status', '{}', { requestId: null, ok: true }],
+    ['status', ' ', { requestId: null, ok: false, error: { code: 'BAD_JSON' } }],
     ['status', '{"id": 12}', { requestId: 12, ok: true }],
     ['status', '{not json', { requestId: null, ok: false, error: { code: 'BAD_JSON' } }],
     ['status', '[1,2]', { requestId: null, ok: false, error: { code: 'BAD_REQUEST', problems: ['(root): expected object (got [1,2])'] } }],
@@ -143,9 +144,10 @@ describe('command handler: every input gets one response, nothing throws', () =>
     assertValid('command-response.schema.json', r?.json);
   });
 
-  it('a retained command is ignored', async () => {
+  it('a retained command, and an empty payload (clearing a retained one), are ignored', async () => {
     const { sent, run } = harness();
     await run('pause', '{"id":"r"}', true);
+    await run('pause', '');
     expect(sent).toEqual([]);
   });
 });
