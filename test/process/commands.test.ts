@@ -181,4 +181,19 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
     expect(d.proc.exitCode).toBeNull();
     expect(d.logs.filter((l) => l.msg === 'command failed').length).toBeGreaterThanOrEqual(6);
   });
+
+  it('commands still work after the broker restarts and forgot every subscription', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const connects = () => d.logs.filter((l) => l.msg === 'mqtt connected').length;
+    const before = connects();
+    await mosq.stop(); // persistence false: the broker comes back empty
+    await mosq.start();
+    await d.waitForLog(() => connects() > before, 20_000);
+    // the test's own clients reconnect on their own; give the request a few tries while they do
+    let r: any;
+    for (let i = 0; i < 20 && !r; i++) {
+      r = await Promise.race([request('status'), new Promise((res) => setTimeout(res, 1000))]);
+    }
+    expect(r).toMatchObject({ ok: true, result: { state: 'running', mqtt: { connects: before + 1 } } });
+  });
 });
