@@ -52,6 +52,9 @@ export class App implements HealthSource {
   private stats: StatsReporter | undefined;
   private ha: HomeAssistantDiscovery | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Resolves when start() has finished: commands wait for it. */
+  private readonly running: Promise<void>;
+  private markRunning: () => void = () => undefined;
   private lastCameraState = '';
   private readonly startedAtMs = Date.now();
   private publishFailures = 0;
@@ -62,6 +65,7 @@ export class App implements HealthSource {
     this.log = log;
     this.deps = deps;
     this.topics = new Topics(config.mqtt.prefix, config.deviceId);
+    this.running = new Promise((r) => (this.markRunning = r));
   }
 
   /** Port the HTTP server actually listens on (config port 0 picks a free one). */
@@ -113,8 +117,8 @@ export class App implements HealthSource {
       will: JSON.stringify(statusPayload('offline', c.deviceId)),
       log: this.log.child({ component: 'mqtt' }),
     });
+    this.listenForCommands(this.mqtt);
     await this.mqtt.start();
-    this.startControl(this.mqtt);
 
     for (const [name, camCfg] of Object.entries(c.cameras)) {
       if (!camCfg.enabled) continue;
@@ -130,7 +134,9 @@ export class App implements HealthSource {
       this.loops.set(name, loop);
       loop.start();
     }
+    this.startControl(this.mqtt);
     this.state = 'running';
+    this.markRunning();
     this.log.info({ cameras: [...this.loops.keys()], provider: this.engine.provider }, 'running');
   }
 
@@ -199,8 +205,11 @@ export class App implements HealthSource {
     );
   }
 
-  /** Commands, Home Assistant discovery, the stats timer and status updates on camera state changes. */
-  private startControl(mqtt: MqttConnection): void {
+  /**
+   * Subscribed before the first connect, so a command the broker kept for us is not missed; it
+   * runs once the cameras are up (a queued `pause tray` finds its camera).
+   */
+  private listenForCommands(mqtt: MqttConnection): void {
     const c = this.config;
     if (c.commands.enabled) {
       const commands = new CommandHandler({
@@ -209,6 +218,7 @@ export class App implements HealthSource {
         maxBytes: c.commands.maxBytes,
         publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 1 }),
         log: this.log.child({ component: 'commands' }),
+        ready: this.running,
         handlers: {
           snapshot: (a) => this.snapshot(a.camera, a.quality, a.maxWidth),
           reload: async () => {
@@ -222,6 +232,11 @@ export class App implements HealthSource {
       });
       mqtt.subscribe(this.topics.commandFilter, commands.onMessage, { qos: 1 });
     }
+  }
+
+  /** Home Assistant discovery, the stats timer and status updates on camera state changes. */
+  private startControl(mqtt: MqttConnection): void {
+    const c = this.config;
     if (c.homeassistant.enabled) {
       this.ha = new HomeAssistantDiscovery({
         prefix: c.homeassistant.prefix,

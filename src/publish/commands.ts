@@ -59,6 +59,8 @@ export interface CommandOptions {
   handlers: CommandHandlers;
   publish: (topic: string, payload: string) => Promise<void>;
   log: Logger;
+  /** Requests wait for it (the app's start-up) before they run. */
+  ready?: Promise<void>;
 }
 
 type RequestId = string | number | null;
@@ -100,6 +102,7 @@ export class CommandHandler {
       }
       requestId = readId(body);
       if (!isCommand(name)) throw new CommandError('UNKNOWN_COMMAND', `unknown command "${name}" (commands: ${COMMAND_NAMES.join(', ')})`);
+      await this.o.ready;
       const result = await this.run(name, body);
       this.o.log.info({ command: name, requestId }, 'command done');
       await this.respond(name, requestId, { command: name, ok: true, result });
