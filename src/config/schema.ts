@@ -66,7 +66,7 @@ export const mqttSchema = z.strictObject({
   username: z.string().optional(),
   password: z.string().optional().describe('prefer passwordFile or the EDGE_INFERD_MQTT__PASSWORD environment variable'),
   passwordFile: z.string().optional(),
-  qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1).describe('QoS of results'),
+  qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1).describe('QoS of results and events'),
   keepaliveSec: z.int().min(5).max(3600).default(30),
   embedded: z
     .strictObject({
