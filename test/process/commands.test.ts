@@ -62,8 +62,11 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
   afterAll(async () => {
     await d?.kill('SIGKILL');
     await pub?.endAsync();
-    await sub?.close();
-    await mosq?.stop();
+    try {
+      await sub?.close(); // throws if any message broke its schema
+    } finally {
+      await mosq?.stop();
+    }
   });
 
   it('status: the same JSON as GET /status; `{}` is a request without id; a retained command and the empty message clearing it are ignored', async (ctx) => {

@@ -56,8 +56,11 @@ describe('topic contract, policies and events on the demo samples', () => {
 
   afterAll(async () => {
     await d?.kill('SIGKILL');
-    await sub?.close();
-    await mosq?.stop();
+    try {
+      await sub?.close(); // throws if any message broke its schema
+    } finally {
+      await mosq?.stop();
+    }
   });
 
   const results = (cam: string) => sub.messages.filter((m) => m.topic === `${base}/${cam}/result`).map((m) => m.json);
