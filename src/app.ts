@@ -91,7 +91,7 @@ export class App implements HealthSource {
 
     for (const [name, camCfg] of Object.entries(c.cameras)) {
       if (!camCfg.enabled) continue;
-      const camera = createCamera(name, camCfg);
+      const camera = createCamera(name, camCfg, { log: this.log.child({ component: 'camera' }) });
       await camera.start();
       const loop = new CameraLoop({
         camera,

@@ -32,10 +32,19 @@ export interface CameraStats {
 
 export interface CameraStatus extends CameraStats {
   name: string;
+  /** The URI with any password replaced by ***. */
   uri: string;
   state: CameraState;
+  /** Why a `stopped` camera stopped: `eos` (a file that does not loop has ended) or `stop` (stop() was called). */
+  reason?: 'eos' | 'stop';
   lastError?: { code: string; message: string; atMs: number };
   lastFrameAtMs?: number;
+  /** Failed attempts since the camera last delivered a frame; the backoff grows with it. */
+  attempts?: number;
+  /** While in `backoff`: when the next attempt is due, epoch ms. */
+  retryAtMs?: number;
+  /** Times the camera came back after a failure, without a daemon restart. */
+  reconnects?: number;
 }
 
 /** A frame source. `read()` resolves with the newest frame not yet read, waiting if there is none. */
