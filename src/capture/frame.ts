@@ -11,6 +11,10 @@ export interface Frame {
   /** Bytes per row; >= width * channels (GStreamer pads RGB rows to 4 bytes). */
   stride: number;
   format: PixelFormat;
+  /**
+   * The pixels. A camera may reuse this memory for its next frame: it is valid until the next
+   * read() on the same camera settles. Copy it (`data.slice()`) to keep a frame longer.
+   */
   data: Uint8Array;
   /** Wall-clock capture time, epoch ms. */
   capturedAtMs: number;

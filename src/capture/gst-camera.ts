@@ -287,8 +287,9 @@ export class GstCamera implements Camera {
       height: nf.height,
       stride: nf.stride,
       format,
-      // The addon reuses one buffer for every read(); the frame we hand out is the caller's to keep.
-      data: new Uint8Array(nf.data),
+      // The addon's one reused buffer, not a copy (see Frame.data): a copy per frame would cost a
+      // full-frame allocation, and at hundreds of frames/s the garbage collector stalls the loop.
+      data: new Uint8Array(nf.data.buffer, nf.data.byteOffset, nf.data.byteLength),
       capturedAtMs: this.epochMinusMonoMs + nf.capturedAtNs / 1e6,
     };
   }

@@ -205,7 +205,8 @@ function mergeConfig(p: Problems, kind: CameraKind, cfg: CameraConfig, opts: Opt
     (opts as Record<string, unknown>)[key] = v;
   }
   if ((opts.width === undefined) !== (opts.height === undefined)) {
-    p.add(opts.width === undefined ? 'height' : 'width', 'set width and height together');
+    const [missing, present] = opts.width === undefined ? ['width', 'height'] : ['height', 'width'];
+    p.add(missing, `required when ${present} is set`);
   }
 }
 
