@@ -149,7 +149,7 @@ describe('camera URIs: injection and mistakes are rejected, naming the config ke
       const p = pipelineOf(uri);
       const quoted = p.match(/"[^"]*"/g) ?? [];
       expect(quoted).toHaveLength(1);
-      expect(p.replace(quoted[0], '').includes('"')).toBe(false);
+      expect(p.replace(quoted[0] ?? '', '').includes('"')).toBe(false);
     }
   });
 });
