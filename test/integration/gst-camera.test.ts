@@ -1,8 +1,7 @@
 // GstCamera (src/capture/gst-camera.ts) over the real addon and real GStreamer: camera URIs as a
 // user writes them, generated media, the reconnect state machine, and GStreamer's errors as they
 // reach /status. In CI nothing skips; elsewhere the suite skips loudly without the addon.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,8 +10,9 @@ import type { Clock } from '../../src/capture/gst-camera.js';
 import { createCamera } from '../../src/capture/index.js';
 import { captureAvailable } from '../../src/capture/native.js';
 import { cameraSchema } from '../../src/config/schema.js';
+import { jpegSequence, mjpegAvi, rgbHex as hex } from '../helpers/gst-media.js';
 import { freePort } from '../helpers/ports.js';
-import { IN_CI, needTool } from '../helpers/tools.js';
+import { IN_CI } from '../helpers/tools.js';
 
 const available = captureAvailable();
 if (!available.ok && !IN_CI) console.warn(`\n*** gst-camera tests SKIPPED (not CI): ${available.reason}\n`);
@@ -24,7 +24,6 @@ const threadCount = () => readdirSync('/proc/self/task').length;
 /** The recycling demo's prototype colours (scripts/make-demo-model.ts) as RGB bytes. */
 const PLASTIC = [0x1a, 0x4d, 0xd9] as const;
 const GLASS = [0x33, 0x99, 0x4d] as const;
-const hex = (c: readonly number[]) => c.map((v) => v.toString(16).padStart(2, '0')).join('');
 
 const cameras: Camera[] = [];
 function camera(uri: string, extra: Record<string, unknown> = {}, deps: { clock?: Clock } = {}): Camera {
@@ -78,23 +77,12 @@ async function readUntilStopped(cam: Camera, onFrame: (f: Frame) => void = () =>
 }
 
 describe.runIf(run)('GstCamera over real GStreamer', () => {
-  let media = '';
+  let avi: string | undefined;
+  let seq: string | undefined;
   beforeAll(() => {
-    const gst = needTool('gst-launch-1.0', 'gstreamer1.0-tools');
-    if (!gst) return;
-    media = mkdtempSync(join(tmpdir(), 'gst-media-'));
-    const launch = (desc: string) => execFileSync(gst, ['-q', ...desc.split(' ')], { stdio: ['ignore', 'ignore', 'inherit'] });
-    // An MJPEG AVI: 20 frames of glass green at 20 fps (1 s).
-    launch(
-      `videotestsrc num-buffers=20 pattern=solid-color foreground-color=0xff${hex(GLASS)} ! ` +
-        `video/x-raw,format=I420,width=160,height=120,framerate=20/1 ! jpegenc quality=95 ! avimux ! filesink location=${media}/tray.avi`,
-    );
-    // A JPEG sequence: 5 frames of plastic blue.
-    mkdirSync(`${media}/seq`);
-    launch(
-      `videotestsrc num-buffers=5 pattern=solid-color foreground-color=0xff${hex(PLASTIC)} ! ` +
-        `video/x-raw,width=96,height=64 ! jpegenc quality=95 ! multifilesink location=${media}/seq/%03d.jpg`,
-    );
+    const dir = mkdtempSync(join(tmpdir(), 'gst-media-'));
+    avi = mjpegAvi(dir, { rgb: GLASS, frames: 20, width: 160, height: 120, fps: 20 });
+    seq = jpegSequence(dir, { rgb: PLASTIC, frames: 5, width: 96, height: 64 });
   });
 
   it('test://solid: exact pixels, padded stride, increasing seq, wall-clock capture time', async () => {
@@ -115,8 +103,8 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
   });
 
   it('file:// MJPEG AVI without loop: every frame, then stopped with reason eos', async (ctx) => {
-    if (!media) return ctx.skip();
-    const cam = camera(`file://${media}/tray.avi`);
+    if (!avi) return ctx.skip();
+    const cam = camera(`file://${avi}`);
     await cam.start();
     const frames: Frame[] = [];
     const end = await readUntilStopped(cam, (f) => frames.push(f));
@@ -130,8 +118,8 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
   });
 
   it('file:// with ?loop=1 starts over at the end and keeps streaming', async (ctx) => {
-    if (!media) return ctx.skip();
-    const cam = camera(`file://${media}/tray.avi?loop=1`);
+    if (!avi) return ctx.skip();
+    const cam = camera(`file://${avi}?loop=1`);
     await cam.start();
     let seen = 0;
     while (cam.status().received <= 45) {
@@ -144,14 +132,14 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
   });
 
   it('a JPEG sequence: images:// (TypeScript) and gst:// multifilesrc (GStreamer) see the same colour', async (ctx) => {
-    if (!media) return ctx.skip();
-    const images = camera(`images://${media}/seq`, { fps: 50 });
+    if (!seq) return ctx.skip();
+    const images = camera(`images://${seq}`, { fps: 50 });
     await images.start();
     const fi = await images.read();
     expect(fi).toMatchObject({ width: 96, height: 64, name: '000.jpg' });
     expectNear(fi, PLASTIC, 16);
     const gst = camera(
-      `gst://multifilesrc location=${media}/seq/%03d.jpg index=0 caps=image/jpeg,framerate=25/1 ! jpegdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink`,
+      `gst://multifilesrc location=${seq}/%03d.jpg index=0 caps=image/jpeg,framerate=25/1 ! jpegdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink`,
     );
     await gst.start();
     const fg = await gst.read();
