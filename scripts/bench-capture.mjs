@@ -152,6 +152,55 @@ for (const copy of [true, false]) {
   ]);
 }
 
+// The same through GstCamera (src/capture/gst-camera.ts): what the daemon's frame loop calls.
+const gstCameraFile = join(root, 'dist', 'src', 'capture', 'gst-camera.js');
+if (existsSync(gstCameraFile)) {
+  const { GstCamera } = await import(pathToFileURL(gstCameraFile).href);
+  const camera = async (frames) => {
+    const cam = new GstCamera({
+      name: 'bench',
+      pipeline: `videotestsrc num-buffers=${frames} ! ${caps} ! appsink name=sink sync=false`,
+      display: 'bench',
+      onEos: 'stop',
+      reconnect: { initialMs: 1000, maxMs: 30000, jitter: 0, stallMs: 10000 },
+    });
+    const lateness = [];
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      lateness.push(Math.max(0, now - last - 5));
+      last = now;
+    }, 5);
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await cam.start();
+    let read = 0;
+    for (;;) {
+      try {
+        await cam.read();
+        read++;
+      } catch (err) {
+        if (err.code !== 'CAMERA_STOPPED') throw err;
+        break;
+      }
+    }
+    const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const c = process.cpuUsage(c0);
+    clearInterval(timer);
+    const st = cam.status();
+    return { wallMs, cpuMs: (c.user + c.system) / 1000, read, dropped: st.dropped, lateness };
+  };
+  await camera(50);
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) {
+    const big = await camera(N);
+    const one = await camera(1);
+    runs.push({ cpu: (big.cpuMs - one.cpuMs) / (N - 1), wall: (big.wallMs - one.wallMs) / (N - 1), lagP99: pct(big.lateness, 99), read: big.read, dropped: big.dropped });
+  }
+  const cpu = median(runs.map((r) => r.cpu));
+  rows.push(['GstCamera.read() (daemon path)', 1000 / median(runs.map((r) => r.wall)), cpu, cpu - gCpu, median(runs.map((r) => r.lagP99)), median(runs.map((r) => r.read)), median(runs.map((r) => r.dropped))]);
+}
+
 const header = ['pipeline', 'frames/s', 'CPU ms/frame', 'extra vs gst-launch', 'lag p99 (5 ms timer)', 'frames read', 'superseded'];
 const fmt = (r) => [r[0], r[1].toFixed(0), r[2].toFixed(3), r[0].startsWith('gst') ? '—' : `${r[3] >= 0 ? '+' : ''}${r[3].toFixed(3)} ms`, r[4] === null ? '—' : `${r[4].toFixed(2)} ms`, String(r[5]), String(r[6])];
 const table = [header, ...rows.map(fmt)];
