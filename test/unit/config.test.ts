@@ -75,7 +75,7 @@ describe('config: defaults, paths and environment overrides', () => {
   it('no file at all means the built-in demo', () => {
     const c = loadConfig({ env: {}, defaultPath: join(dir, 'absent.yaml') });
     expect(c.source).toBe('built-in demo');
-    expect(c.cameras).toEqual({ demo: { uri: `images://${demoSamplesDir}`, fps: 2, enabled: true } });
+    expect(c.cameras).toEqual({ demo: { uri: `images://${demoSamplesDir}`, fps: 2, enabled: true, reconnect: { initialMs: 1000, maxMs: 30_000, jitter: 0.2, stallMs: 10_000 } } });
     expect(c.model.path).toBe(demoModelDir);
     expect(c.mqtt.url).toBe('embedded');
     expect(c.http).toEqual({ enabled: true, host: '127.0.0.1', port: 8321 });
