@@ -284,24 +284,7 @@ export function resolveCameraSource(name: string, cfg: CameraConfig): { source?:
   const { base, rest } = split;
   mergeConfig(p, k, cfg, opts);
   const display = redactUri(uri);
-  let source: CameraSource | undefined;
-  switch (k) {
-    case 'test':
-      source = testSource(p, base, opts, display);
-      break;
-    case 'file':
-      source = fileSource(p, base, opts, display);
-      break;
-    case 'v4l2':
-      source = v4l2Source(p, base, opts, display);
-      break;
-    case 'csi':
-      source = csiSource(p, base, opts, display);
-      break;
-    case 'rtsp':
-      source = rtspSource(p, base, rest, opts, display);
-      break;
-  }
+  const source = BUILDERS[k](p, base, opts, display, rest);
   return p.list.length ? { problems: p.list } : { source, problems: [] };
 }
 
@@ -387,7 +370,7 @@ function csiSource(p: Problems, base: string, o: Options, display: string): Came
   return { kind: 'csi', pipeline, onEos: 'reconnect', display, hint };
 }
 
-function rtspSource(p: Problems, base: string, rest: string[], o: Options, display: string): CameraSource | undefined {
+function rtspSource(p: Problems, base: string, o: Options, display: string, rest: string[]): CameraSource | undefined {
   let url: URL;
   try {
     url = new URL(base);
@@ -406,6 +389,15 @@ function rtspSource(p: Problems, base: string, rest: string[], o: Options, displ
     `decodebin ! ${tail({ scale: o, rate: o.fps, sync: false })}`;
   return { kind: 'rtsp', pipeline, onEos: 'reconnect', display };
 }
+
+type Builder = (p: Problems, base: string, o: Options, display: string, rest: string[]) => CameraSource | undefined;
+const BUILDERS: Record<Exclude<CameraKind, 'images' | 'gst'>, Builder> = {
+  test: testSource,
+  file: fileSource,
+  v4l2: v4l2Source,
+  csi: csiSource,
+  rtsp: rtspSource,
+};
 
 function gstSource(p: Problems, cfg: CameraConfig): { source?: CameraSource; problems: string[] } {
   const pipeline = cfg.uri.slice('gst://'.length).trim();
