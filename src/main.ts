@@ -1,5 +1,8 @@
+import { isDeepStrictEqual } from 'node:util';
 import { App } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import type { Reloader } from './publish/commands.js';
 import { errorCode, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 
@@ -22,7 +25,7 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
     process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
   }
   const log = createLogger(config.log);
-  const app = new App(config, log);
+  const app = new App(config, log, { reloader: checkOnlyReloader(opts.configFile, config) });
   const stopTimeoutMs = opts.stopTimeoutMs ?? 4500;
 
   let stopping = false;
@@ -63,4 +66,23 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
     log.flush();
     process.exit(err instanceof ConfigError || errorCode(err) === 'CONFIG_INVALID' ? EXIT_CONFIG : 1);
   }
+}
+
+/**
+ * The `reload` command until the daemon applies a new config live (SIGHUP): re-reads and checks
+ * the config, reports every problem, and says plainly when a valid change needs a restart.
+ */
+function checkOnlyReloader(configFile: string | undefined, running: Config): Reloader {
+  return {
+    async reload() {
+      let next: Config;
+      try {
+        next = loadConfig({ file: configFile });
+      } catch (err) {
+        return { ok: false, changed: [], problems: err instanceof ConfigError ? err.problems : [errorMessage(err)] };
+      }
+      if (isDeepStrictEqual(next, running)) return { ok: true, changed: [], problems: [] };
+      return { ok: false, changed: [], problems: [`${next.source}: the config is valid but changed; this build applies a new config at a restart only`] };
+    },
+  };
 }
