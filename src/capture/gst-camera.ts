@@ -290,7 +290,7 @@ export class GstCamera implements Camera {
       // The addon's one reused buffer, not a copy (see Frame.data): a copy per frame would cost a
       // full-frame allocation, and at hundreds of frames/s the garbage collector stalls the loop.
       data: new Uint8Array(nf.data.buffer, nf.data.byteOffset, nf.data.byteLength),
-      capturedAtMs: this.epochMinusMonoMs + nf.capturedAtNs / 1e6,
+      capturedAtMs: Math.round(this.epochMinusMonoMs + nf.capturedAtNs / 1e6),
     };
   }
 }
