@@ -44,7 +44,7 @@ describe.runIf(run)('fake V4L2 device', () => {
         env: { ...process.env, LD_PRELOAD: lib, FAKE_V4L2_DEVICE: DEVICE, FAKE_V4L2_FORMAT: format },
         timeout: 30_000,
       });
-      expect(r.stderr).toBe('');
+      expect(r.stderr).not.toMatch(/ERROR|WARN/); // exec() already rejects a non-zero exit
     }
   });
 
