@@ -29,13 +29,13 @@ export interface AppDeps {
   monotonicNow?: () => number;
 }
 
+/** How often the frame kept for snapshots is refreshed. */
+const SNAPSHOT_KEEP_MS = 1000;
+
 /**
  * The composition root: the only place that knows every component. Components start in dependency
  * order (http first so probes answer during start-up) and stop in reverse.
  */
-/** How often the frame kept for snapshots is refreshed. */
-const SNAPSHOT_KEEP_MS = 1000;
-
 export class App implements HealthSource {
   readonly config: Config;
   private readonly log: Logger;
