@@ -78,8 +78,11 @@ function gstLaunch(frames) {
   return { wallMs, cpuMs: (secs[0] + secs[1]) * 1000 };
 }
 
-async function ours(make, frames, copy) {
-  const cap = make();
+/**
+ * Opens a source of `frames` frames, reads until `endCode` (the source has ended), and measures
+ * process CPU, wall time and the lateness of a 5 ms timer meanwhile.
+ */
+async function measure(frames, { open, read, endCode, close }) {
   const lateness = [];
   let last = performance.now();
   const timer = setInterval(() => {
@@ -89,23 +92,64 @@ async function ours(make, frames, copy) {
   }, 5);
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  cap.open(`videotestsrc num-buffers=${frames} ! ${caps} ! appsink name=sink sync=false`, { copy });
-  let read = 0;
+  await open(`videotestsrc num-buffers=${frames} ! ${caps} ! appsink name=sink sync=false`);
+  let n = 0;
   for (;;) {
     try {
-      await cap.read();
-      read++;
+      await read();
+      n++;
     } catch (err) {
-      if (err.code !== 'EOS') throw err;
+      if (err.code !== endCode) throw err;
       break;
     }
   }
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const c = process.cpuUsage(c0);
   clearInterval(timer);
-  const stats = cap.stats();
-  cap.close();
-  return { wallMs, cpuMs: (c.user + c.system) / 1000, read, stats, lateness };
+  const dropped = await close();
+  return { wallMs, cpuMs: (c.user + c.system) / 1000, read: n, dropped, lateness };
+}
+
+/** The addon through NativeCapture. */
+function ours(make, frames, copy) {
+  const cap = make();
+  return measure(frames, {
+    open: (pipeline) => cap.open(pipeline, { copy }),
+    read: () => cap.read(),
+    endCode: 'EOS',
+    close: () => {
+      const { dropped } = cap.stats();
+      cap.close();
+      return dropped;
+    },
+  });
+}
+
+/** A table row: per-frame figures from a run of N frames minus a run of 1 (start-up cost), median of RUNS. */
+async function row(label, runOnce) {
+  await runOnce(50); // warm up: plugin loading, JIT
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) {
+    const big = await runOnce(N);
+    const one = await runOnce(1);
+    runs.push({
+      cpu: (big.cpuMs - one.cpuMs) / (N - 1),
+      wall: (big.wallMs - one.wallMs) / (N - 1),
+      lagP99: pct(big.lateness, 99),
+      read: big.read,
+      dropped: big.dropped,
+    });
+  }
+  const cpu = median(runs.map((r) => r.cpu));
+  return [
+    label,
+    1000 / median(runs.map((r) => r.wall)),
+    cpu,
+    cpu - gCpu,
+    median(runs.map((r) => r.lagP99)),
+    median(runs.map((r) => r.read)),
+    median(runs.map((r) => r.dropped)),
+  ];
 }
 
 const cap = await loadCapture();
@@ -126,30 +170,29 @@ const gCpu = median(g.map((x) => x.cpu));
 const gWall = median(g.map((x) => x.wall));
 
 const rows = [['gst-launch-1.0 → fakesink', 1000 / gWall, gCpu, 0, null, N, 0]];
-await ours(cap.make, 50, true); // warm up: plugin loading, JIT
 for (const copy of [true, false]) {
-  const runs = [];
-  for (let i = 0; i < RUNS; i++) {
-    const big = await ours(cap.make, N, copy);
-    const one = await ours(cap.make, 1, copy);
-    runs.push({
-      cpu: (big.cpuMs - one.cpuMs) / (N - 1),
-      wall: (big.wallMs - one.wallMs) / (N - 1),
-      lagP99: pct(big.lateness, 99),
-      read: big.read,
-      dropped: big.stats.dropped,
-    });
-  }
-  const cpu = median(runs.map((r) => r.cpu));
-  rows.push([
-    `addon → read() ${copy ? 'copy (default)' : 'zero-copy'}`,
-    1000 / median(runs.map((r) => r.wall)),
-    cpu,
-    cpu - gCpu,
-    median(runs.map((r) => r.lagP99)),
-    median(runs.map((r) => r.read)),
-    median(runs.map((r) => r.dropped)),
-  ]);
+  rows.push(await row(`addon → read() ${copy ? 'copy (default)' : 'zero-copy'}`, (frames) => ours(cap.make, frames, copy)));
+}
+
+// The same through GstCamera (src/capture/gst-camera.ts): what the daemon's frame loop calls.
+const gstCameraFile = join(root, 'dist', 'src', 'capture', 'gst-camera.js');
+if (existsSync(gstCameraFile)) {
+  const { GstCamera } = await import(pathToFileURL(gstCameraFile).href);
+  rows.push(
+    await row('GstCamera.read() (daemon path)', (frames) => {
+      let cam;
+      return measure(frames, {
+        open: (pipeline) => {
+          const reconnect = { initialMs: 1000, maxMs: 30000, jitter: 0, stallMs: 10000 };
+          cam = new GstCamera({ name: 'bench', pipeline, display: 'bench', onEos: 'stop', reconnect });
+          return cam.start();
+        },
+        read: () => cam.read(),
+        endCode: 'CAMERA_STOPPED',
+        close: () => cam.status().dropped,
+      });
+    }),
+  );
 }
 
 const header = ['pipeline', 'frames/s', 'CPU ms/frame', 'extra vs gst-launch', 'lag p99 (5 ms timer)', 'frames read', 'superseded'];

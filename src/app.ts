@@ -29,6 +29,9 @@ export interface AppDeps {
   monotonicNow?: () => number;
 }
 
+/** How often the frame kept for snapshots is refreshed. */
+const SNAPSHOT_KEEP_MS = 1000;
+
 /**
  * The composition root: the only place that knows every component. Components start in dependency
  * order (http first so probes answer during start-up) and stop in reverse.
@@ -46,7 +49,7 @@ export class App implements HealthSource {
   private readonly eventSeq = new Map<string, number>();
   private readonly lastResult = new Map<string, unknown>();
   private readonly deciders = new Map<string, CameraDecider>();
-  /** The latest frame inferred per camera, for the snapshot command. */
+  /** A copy of a recent frame inferred per camera (at most SNAPSHOT_KEEP_MS old), for the snapshot command. */
   private readonly lastFrame = new Map<string, Frame>();
   private readonly deps: AppDeps;
   private stats: StatsReporter | undefined;
@@ -122,7 +125,7 @@ export class App implements HealthSource {
 
     for (const [name, camCfg] of Object.entries(c.cameras)) {
       if (!camCfg.enabled) continue;
-      const camera = createCamera(name, camCfg);
+      const camera = createCamera(name, camCfg, { log: this.log.child({ component: 'camera' }) });
       await camera.start();
       this.deciders.set(name, new CameraDecider(camCfg.publish, this.deps.monotonicNow ?? (() => performance.now())));
       const loop = new CameraLoop({
@@ -149,12 +152,23 @@ export class App implements HealthSource {
   private onInference(frame: Frame, inf: Inference): void {
     const decider = this.deciders.get(frame.camera);
     if (!decider) return;
-    this.lastFrame.set(frame.camera, frame);
+    this.keepForSnapshot(frame);
     this.stats?.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
     const best = inf.top[0];
     const d = decider.observe({ label: best.label, score: best.score, atMs: frame.capturedAtMs });
     if (d.publish) this.publishResult(frame, inf, d.stable);
     for (const e of d.events) this.publishEvent(frame.camera, e, frame);
+  }
+
+  /**
+   * Keeps a copy of the latest inferred frame per camera, at most one per SNAPSHOT_KEEP_MS: a
+   * GStreamer camera reuses its frame buffer (Frame.data), and copying every frame would allocate
+   * a full frame each time.
+   */
+  private keepForSnapshot(frame: Frame): void {
+    const kept = this.lastFrame.get(frame.camera);
+    if (kept && frame.capturedAtMs - kept.capturedAtMs < SNAPSHOT_KEEP_MS && frame.capturedAtMs >= kept.capturedAtMs) return;
+    this.lastFrame.set(frame.camera, { ...frame, data: frame.data.slice() });
   }
 
   private publishResult(frame: Frame, inf: Inference, stable: StableState | undefined): void {

@@ -11,6 +11,10 @@ export interface Frame {
   /** Bytes per row; >= width * channels (GStreamer pads RGB rows to 4 bytes). */
   stride: number;
   format: PixelFormat;
+  /**
+   * The pixels. A camera may reuse this memory for its next frame: it is valid until the next
+   * read() on the same camera settles. Copy it (`data.slice()`) to keep a frame longer.
+   */
   data: Uint8Array;
   /** Wall-clock capture time, epoch ms. */
   capturedAtMs: number;
@@ -32,10 +36,19 @@ export interface CameraStats {
 
 export interface CameraStatus extends CameraStats {
   name: string;
+  /** The URI with any password replaced by ***. */
   uri: string;
   state: CameraState;
+  /** Why a `stopped` camera stopped: `eos` (a file that does not loop has ended) or `stop` (stop() was called). */
+  reason?: 'eos' | 'stop';
   lastError?: { code: string; message: string; atMs: number };
   lastFrameAtMs?: number;
+  /** Failed attempts since the camera last delivered a frame; the backoff grows with it. */
+  attempts?: number;
+  /** While in `backoff`: when the next attempt is due, epoch ms. */
+  retryAtMs?: number;
+  /** Times the camera came back after a failure, without a daemon restart. */
+  reconnects?: number;
 }
 
 /** A frame source. `read()` resolves with the newest frame not yet read, waiting if there is none. */

@@ -1,13 +1,24 @@
-import { DaemonError } from '../errors.js';
 import type { CameraConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
 import type { Camera } from './frame.js';
+import { type Clock, GstCamera } from './gst-camera.js';
 import { ImagesCamera } from './images.js';
+import { cameraSource } from './uri.js';
 
-/** Makes the Camera for a configured URI. Camera kinds beyond images:// arrive with the native addon. */
-export function createCamera(name: string, cfg: CameraConfig): Camera {
-  if (cfg.uri.startsWith('images://')) {
-    return new ImagesCamera({ name, dir: cfg.uri.slice('images://'.length), fps: cfg.fps ?? 2 });
-  }
-  const scheme = cfg.uri.split(':')[0];
-  throw new DaemonError('CAMERA_URI', `cameras.${name}.uri: unsupported scheme "${scheme}:" (supported: images://)`);
+export interface CameraDeps {
+  /** Where the camera reports failures and recoveries. */
+  log?: Logger;
+  clock?: Clock;
+  random?: () => number;
+}
+
+/**
+ * Makes the Camera for a configured URI: images:// stays in TypeScript (sharp), every other kind is
+ * a GStreamer pipeline in the native addon. Throws CAMERA_URI naming the config key for a bad URI
+ * (config loading already reports those, so a daemon never gets here with one).
+ */
+export function createCamera(name: string, cfg: CameraConfig, deps: CameraDeps = {}): Camera {
+  const src = cameraSource(name, cfg);
+  if (src.kind === 'images') return new ImagesCamera({ name, dir: src.dir, fps: src.fps });
+  return new GstCamera({ name, pipeline: src.pipeline, display: src.display, onEos: src.onEos, hint: src.hint, reconnect: cfg.reconnect, ...deps });
 }

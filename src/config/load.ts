@@ -6,6 +6,7 @@ import { DaemonError } from '../errors.js';
 import { demoModelDir, demoSamplesDir } from '../paths.js';
 import { applyEnvOverrides } from './env.js';
 import { formatIssues } from './format.js';
+import { resolveCameraSource } from '../capture/uri.js';
 import { type Config, cameraSchema, configSchema, NAME_RE } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/edge-inferd/config.yaml';
@@ -50,7 +51,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const c = parsed.data;
   const deviceId = c.deviceId ?? safeHostname();
   const cameras = c.cameras ?? { demo: cameraSchema.parse({ uri: `images://${demoSamplesDir}`, fps: 2 }) };
-  for (const cam of Object.values(cameras)) cam.uri = resolveImagesUri(cam.uri, baseDir);
+  for (const cam of Object.values(cameras)) cam.uri = resolvePathUri(cam.uri, baseDir);
   const config: Config = {
     ...c,
     deviceId,
@@ -85,11 +86,12 @@ function readYamlFile(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/** images:// takes a path; a relative one is relative to the config file's folder. */
-function resolveImagesUri(uri: string, baseDir: string): string {
-  if (!uri.startsWith('images://')) return uri;
-  const p = uri.slice('images://'.length);
-  return `images://${isAbsolute(p) ? p : resolve(baseDir, p)}`;
+/** images:// and file:// take a path; a relative one is relative to the config file's folder. */
+function resolvePathUri(uri: string, baseDir: string): string {
+  const scheme = ['images://', 'file://'].find((s) => uri.startsWith(s));
+  if (!scheme) return uri;
+  const p = uri.slice(scheme.length);
+  return `${scheme}${isAbsolute(p) ? p : resolve(baseDir, p)}`;
 }
 
 /** Checks that need the resolved values. */
@@ -104,8 +106,9 @@ function checkResolved(c: Config): string[] {
     problems.push('mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both');
   }
   for (const [name, cam] of Object.entries(c.cameras)) {
-    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(cam.uri)) {
-      problems.push(`cameras.${name}.uri: expected a URI such as images:///dir or rtsp://host/path (got ${JSON.stringify(cam.uri)})`);
+    problems.push(...resolveCameraSource(name, cam).problems);
+    if (cam.reconnect.maxMs < cam.reconnect.initialMs) {
+      problems.push(`cameras.${name}.reconnect.maxMs: must be >= initialMs (${cam.reconnect.initialMs}) (got ${cam.reconnect.maxMs})`);
     }
   }
   return problems;

@@ -13,6 +13,13 @@ const nameMessage = 'must be 1-64 letters, digits, "_" or "-", starting with a l
 const port = z.int().min(1).max(65535);
 const host = z.string().min(1);
 
+export const reconnectSchema = z.strictObject({
+  initialMs: z.int().min(10).max(600_000).default(1000).describe('First wait after a camera fails; doubles after each failed attempt'),
+  maxMs: z.int().min(10).max(3_600_000).default(30_000).describe('Longest wait between attempts'),
+  jitter: z.number().min(0).max(1).default(0.2).describe('Each wait is shortened by a random fraction up to this, so cameras do not retry in step'),
+  stallMs: z.int().min(100).max(600_000).default(10_000).describe('No frame for this long counts as a failure (a source that hangs without an error)'),
+});
+
 /** Which results of a camera are published, and the stable rule that events (and the `stable` policy) use. */
 export const publishSchema = z
   .strictObject({
@@ -37,8 +44,15 @@ export const publishSchema = z
 
 export const cameraSchema = z.strictObject({
   uri: z.string().min(1).describe('Camera URI: images:///dir, test://ball, file:///video.mp4, v4l2:///dev/video0, csi://0, rtsp://..., gst://...'),
-  fps: z.number().positive().max(1000).optional().describe('Frames taken per second (images: the cycle rate, default 2; cameras: a cap)'),
+  fps: z.number().positive().max(1000).optional().describe('Frames per second (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi: the camera mode; file/rtsp: a cap)'),
   enabled: z.boolean().default(true),
+  width: z.int().min(16).max(8192).optional().describe('Frame width (v4l2/csi: the camera mode; test://: the pattern; file/rtsp: scaled to); set with height'),
+  height: z.int().min(16).max(8192).optional().describe('Frame height; set with width'),
+  format: z.enum(['auto', 'mjpeg', 'yuyv', 'nv12', 'i420', 'gray8']).optional().describe('v4l2 pixel format asked of the camera (default auto: GStreamer picks)'),
+  latencyMs: z.int().min(0).max(60_000).optional().describe('rtsp jitter buffer, ms (default 200)'),
+  transport: z.enum(['auto', 'tcp', 'udp']).optional().describe('rtsp transport (default auto: UDP, then TCP)'),
+  loop: z.boolean().optional().describe('file://: start again at the end (default false: the camera stops with reason "eos")'),
+  reconnect: reconnectSchema.prefault({}),
   publish: publishSchema.prefault({}),
 });
 
@@ -119,6 +133,7 @@ export const configSchema = z.strictObject({
 export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type CameraConfig = z.output<typeof cameraSchema>;
+export type ReconnectConfig = z.output<typeof reconnectSchema>;
 export type PublishConfig = z.output<typeof publishSchema>;
 export type ProviderName = z.output<typeof providerName>;
 

@@ -40,7 +40,19 @@ export class Engine {
     return { name: m.name, version: m.version, sha256: m.sha256, task: m.task, provider: this.provider };
   }
 
-  async infer(frame: Frame): Promise<Inference> {
+  /**
+   * One inference at a time: the preprocessor writes into one reused input array, so a second
+   * camera's frame must not be preprocessed while the first one's session.run() still reads it.
+   */
+  infer(frame: Frame): Promise<Inference> {
+    const run = this.queue.then(() => this.inferNow(frame));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private async inferNow(frame: Frame): Promise<Inference> {
     const t0 = performance.now();
     const { data, dims } = this.pre.run(frame);
     const input = new ort.Tensor(data instanceof Float32Array ? 'float32' : 'uint8', data, dims);

@@ -80,7 +80,13 @@ describe('config: defaults, paths and environment overrides', () => {
     const c = loadConfig({ env: {}, defaultPath: join(dir, 'absent.yaml') });
     expect(c.source).toBe('built-in demo');
     expect(c.cameras).toEqual({
-      demo: { uri: `images://${demoSamplesDir}`, fps: 2, enabled: true, publish: { policy: 'every', intervalSec: 1, stable: { k: 3, n: 5, minScore: 0.5 }, events: true } },
+      demo: {
+        uri: `images://${demoSamplesDir}`,
+        fps: 2,
+        enabled: true,
+        reconnect: { initialMs: 1000, maxMs: 30_000, jitter: 0.2, stallMs: 10_000 },
+        publish: { policy: 'every', intervalSec: 1, stable: { k: 3, n: 5, minScore: 0.5 }, events: true },
+      },
     });
     expect(c.stats).toEqual({ intervalSec: 30 });
     expect(c.commands).toEqual({ enabled: true, maxBytes: 16_384 });
