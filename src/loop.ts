@@ -11,7 +11,7 @@ export interface LoopStats {
   inferred: number;
   failures: number;
   lastResultAtMs?: number;
-  lastError?: string;
+  lastInferenceError?: string;
   paused: boolean;
   /** When it was last resumed: the health check's no-progress clock restarts there. */
   resumedAtMs?: number;
@@ -74,8 +74,8 @@ export class CameraLoop {
     } catch (err) {
       this.stats.failures++;
       const msg = errorMessage(err);
-      if (msg !== this.stats.lastError) this.log.error({ camera: this.camera.name, err: msg }, 'inference failed');
-      this.stats.lastError = msg;
+      if (msg !== this.stats.lastInferenceError) this.log.error({ camera: this.camera.name, err: msg }, 'inference failed');
+      this.stats.lastInferenceError = msg;
     }
   }
 
