@@ -12,7 +12,7 @@ export interface RunOptions {
   stopTimeoutMs?: number;
 }
 
-/** Runs the daemon until SIGTERM/SIGINT; a second signal forces the exit. */
+/** Runs the daemon until SIGTERM/SIGINT (a second one forces the exit); SIGHUP reloads the config. */
 export async function runDaemon(opts: RunOptions): Promise<void> {
   let config;
   try {
@@ -54,6 +54,12 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // systemctl reload: re-read the same file (and environment) the daemon started with.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    log.info({ signal: 'SIGHUP' }, 'signal received, reloading');
+    app.reload(() => loadConfig({ file: opts.configFile })).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'reload failed'));
+  });
 
   try {
     await app.start();
