@@ -34,6 +34,9 @@
           'sources': ['src/capture.cc'],
           'cflags_cc': ['<!@(pkg-config --cflags gstreamer-app-1.0 gstreamer-video-1.0)'],
           'libraries': ['<!@(pkg-config --libs gstreamer-app-1.0 gstreamer-video-1.0)'],
+          # Never unloaded: Node may dlclose() an addon when the worker that loaded it exits, while
+          # GStreamer/GLib keep threads (task pools) and our exit() hook points into this library.
+          'ldflags': ['-Wl,-z,nodelete'],
         },
       ],
     }],

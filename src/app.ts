@@ -3,11 +3,11 @@ import type { Frame } from './capture/frame.js';
 import { ConfigError } from './config/load.js';
 import { type ConfigChange, describeChange, diffConfig, isLive, mergeLive } from './config/reload.js';
 import type { Config } from './config/schema.js';
-import { errorMessage } from './errors.js';
+import { DaemonError, errorMessage } from './errors.js';
 import { DeviceSampler } from './health/device.js';
 import { Metrics } from './health/metrics.js';
 import { registerOpsRoutes } from './health/routes.js';
-import { sdNotify } from './health/sdnotify.js';
+import { sdNotifyDetailed } from './health/sdnotify.js';
 import { HealthServer, type HealthSource, type ReadyReport } from './health/server.js';
 import { renderSnapshot } from './health/snapshot.js';
 import { type StallReport, StallDetector } from './health/stall.js';
@@ -23,6 +23,13 @@ import { MqttConnection } from './publish/client.js';
 import { type ResultPayload, resultPayload, statusPayload } from './publish/payload.js';
 import { Topics } from './publish/topics.js';
 import { VERSION } from './version.js';
+
+/** sd_notify that says why it failed; no $NOTIFY_SOCKET is not a failure. */
+function sendNotify(state: string): boolean {
+  const r = sdNotifyDetailed(state);
+  if (!r.sent && r.reason !== 'no-socket') throw new DaemonError('NOTIFY', r.message);
+  return r.sent;
+}
 
 export interface AppOptions {
   /** sd_notify; default: the native addon to $NOTIFY_SOCKET (a no-op without it). */
@@ -78,7 +85,7 @@ export class App implements HealthSource {
     this.topics = new Topics(config.mqtt.prefix, config.deviceId);
     this.detector = new StallDetector({ now: Date.now, stallAfterMs: config.health.stallAfterSec * 1000, engineBuildLimitMs: config.health.engineBuildTimeoutSec * 1000 });
     this.notifier = new SystemdNotifier({
-      send: opts.notify ?? ((state) => sdNotify(state)),
+      send: opts.notify ?? sendNotify,
       env: opts.env,
       check: () => this.health(),
       statusLine: () => this.statusLine(),

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,23 @@ namespace {
 std::once_flag gInitOnce;
 bool gInitOk = false;
 std::string gInitError;
+
+// Captures whose pull thread runs, for the exit() safety net below. Heap-allocated and never freed
+// so that static destruction order cannot bite.
+std::mutex gLiveMu;
+std::set<Capture*>* gLive = new std::set<Capture*>();
+std::once_flag gAtExitOnce;
+
+// process.exit() on the main thread does not run env cleanup hooks: without this, pull threads
+// would still run while exit() tears the process down. Workers were stopped before exit() runs.
+void StopAllAtExit() {
+  std::set<Capture*> live;
+  {
+    std::lock_guard<std::mutex> lk(gLiveMu);
+    live.swap(*gLive);
+  }
+  for (Capture* c : live) Capture::StopForExit(c);
+}
 
 // GStreamer is initialised once per process, from whichever JS thread gets here first.
 void EnsureGst() {
@@ -284,15 +302,23 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
 
   // The threadsafe function holds a strong reference to this object until it is finalized (after
   // close() released it and every queued call ran), so `this` outlives every CallJs.
-  tsfn_ = Tsfn::New(env, "edge_capture", 0, 1, this, [](Napi::Env, void*, Capture* self) { self->Unref(); });
+  tsfn_ = Tsfn::New(env, "edge_capture", 0, 1, this, [](Napi::Env, void*, Capture* self) {
+    try {
+      self->Unref();
+    } catch (...) {  // env shutting down: the reference dies with it
+    }
+  });
   tsfn_.Unref(env);  // only a pending read() keeps the event loop alive
   Ref();
   env_ = env;
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   open_ = true;
   everOpened_ = true;
+  std::call_once(gAtExitOnce, [] { std::atexit(StopAllAtExit); });
   try {
     thread_ = std::thread(&Capture::PullLoop, this);
+    std::lock_guard<std::mutex> lk(gLiveMu);
+    gLive->insert(this);
   } catch (const std::exception& ex) {
     open_ = false;
     napi_remove_env_cleanup_hook(env, CleanupHook, this);
@@ -357,7 +383,12 @@ void Capture::SetTerminalLocked(ErrorInfo err) {
 
 void Capture::CallJs(Napi::Env env, Napi::Function /*unused*/, Capture* self, void* /*data*/) {
   if (env == nullptr || self == nullptr) return;  // the TSFN is being torn down
-  self->Wake(env);
+  // Called from C (no JS frame to turn a C++ exception into a JS one). Node-API calls only fail
+  // here when the env can no longer run JS (worker.terminate(), exit): nothing left to tell.
+  try {
+    self->Wake(env);
+  } catch (...) {
+  }
 }
 
 Napi::Value Capture::Read(const Napi::CallbackInfo& info) {
@@ -547,8 +578,15 @@ Napi::Value Capture::Close(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+void Capture::StopForExit(Capture* c) { c->StopNative(); }
+
 void Capture::StopNative() {
+  std::lock_guard<std::mutex> life(lifeMu_);
   if (pipeline_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lk(gLiveMu);
+    gLive->erase(this);
+  }
   stop_.store(true, std::memory_order_release);
   // Going to NULL flushes the appsink, so try_pull_sample() returns at once; then join.
   gst_element_set_state(pipeline_, GST_STATE_NULL);

@@ -34,6 +34,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   static Napi::Function Define(Napi::Env env);
   explicit Capture(const Napi::CallbackInfo& info);
   ~Capture() override;
+  static void StopForExit(Capture* c);  // exit() safety net: stop the thread, free GStreamer objects
 
  private:
   static void CallJs(Napi::Env env, Napi::Function unused, Capture* self, void* data);
@@ -59,6 +60,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   GstAppSink* sink_ = nullptr;
   GstBus* bus_ = nullptr;
   std::thread thread_;
+  std::mutex lifeMu_;  // serialises StopNative (JS thread vs. the exit() safety net)
   std::atomic<bool> stop_{false};
   bool copy_ = true;
   uint64_t pullTimeoutNs_ = 0;

@@ -29,6 +29,8 @@ export class ImagesCamera implements Camera {
   private startedAt = 0;
   /** Index of the last frame handed out; -1 before the first. */
   private lastIndex = -1;
+  /** Files skipped because they failed to decode: frame i shows file (i + skipped) mod n. */
+  private skipped = 0;
   private st: CameraStatus;
   private stopping: (() => void) | undefined;
 
@@ -69,13 +71,17 @@ export class ImagesCamera implements Camera {
         this.st.dropped += skipped;
         this.st.received += skipped + 1;
         this.lastIndex = due;
-        const frame = await this.decode(due).catch((err: unknown) => {
-          this.st.errors++;
-          this.st.lastError = { code: 'IMAGE_DECODE', message: errorMessage(err), atMs: Date.now() };
-          return undefined;
-        });
-        if (frame) return frame;
-        continue; // an unreadable file is skipped, counted, and the next one taken
+        // An unreadable file is counted and skipped: the next file stands in for this frame.
+        for (let tries = 0; tries < this.files.length; tries++) {
+          const frame = await this.decode(due).catch((err: unknown) => {
+            this.st.errors++;
+            this.st.lastError = { code: 'IMAGE_DECODE', message: errorMessage(err), atMs: Date.now() };
+            this.skipped++;
+            return undefined;
+          });
+          if (frame) return frame;
+        }
+        continue; // every file failed: wait for the next frame time
       }
       const waitMs = Math.max(1, (this.lastIndex + 1) * this.periodMs - (this.now() - this.startedAt));
       await new Promise<void>((res) => {
@@ -86,7 +92,7 @@ export class ImagesCamera implements Camera {
   }
 
   private async decode(index: number): Promise<Frame> {
-    const file = this.files[index % this.files.length];
+    const file = this.files[(index + this.skipped) % this.files.length];
     const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     const now = Date.now();
     this.st.lastFrameAtMs = now;

@@ -1,53 +1,55 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { DaemonError } from '../errors.js';
-import { packageRoot } from '../paths.js';
-
 /**
- * sd_notify(3) through the native edge_notify addon: one AF_UNIX datagram to $NOTIFY_SOCKET
- * (a filesystem path, or '@name' for the abstract namespace). Without $NOTIFY_SOCKET it does
- * nothing, as libsystemd does.
+ * systemd notification (sd_notify(3)) through our own native addon (native/src/notify.cc): one
+ * AF_UNIX datagram to $NOTIFY_SOCKET — a filesystem path, or '@name' for the abstract namespace.
+ * Without $NOTIFY_SOCKET (not started by systemd with Type=notify) it does nothing and returns false.
  */
+import { constants } from 'node:os';
+import { loadNotifyAddon } from '../capture/native.js';
 
-interface NotifyAddon {
-  notify(socketPath: string, state: string): number;
-  strerror(err: number): string;
+export type SdNotifyResult =
+  | { sent: true }
+  | {
+      sent: false;
+      /** no-socket: $NOTIFY_SOCKET unset; no-addon: edge_notify.node not built; unsupported-socket:
+       * not a path/'@name' (e.g. vsock:) or too long; send-failed: sendto() failed (see errno). */
+      reason: 'no-socket' | 'no-addon' | 'unsupported-socket' | 'send-failed';
+      errno?: string;
+      message: string;
+    };
+
+// sockaddr_un.sun_path is 108 bytes on Linux; a path needs its NUL, an abstract name does not.
+const SUN_PATH_MAX = 108;
+
+function errnoName(code: number): string {
+  for (const [name, value] of Object.entries(constants.errno)) if (value === code) return name;
+  return `errno ${code}`;
 }
 
-export const NOTIFY_ADDON_PATH = join(packageRoot, 'native', 'build', 'Release', 'edge_notify.node');
-
-let addon: NotifyAddon | undefined;
-function loadAddon(): NotifyAddon {
-  if (addon) return addon;
-  if (!existsSync(NOTIFY_ADDON_PATH)) {
-    throw new DaemonError('NOTIFY_ADDON', `the native addon ${NOTIFY_ADDON_PATH} is not built (node scripts/build-native.mjs); systemd notifications are off`);
+/** Sends `state` (e.g. "READY=1", "WATCHDOG=1", "STATUS=…", "RELOADING=1\nMONOTONIC_USEC=…") and says what happened. */
+export function sdNotifyDetailed(state: string, env: NodeJS.ProcessEnv = process.env): SdNotifyResult {
+  if (typeof state !== 'string' || state === '' || state.includes('\0')) {
+    throw new TypeError('sdNotify: state must be a non-empty string without NUL characters');
   }
-  addon = createRequire(import.meta.url)(NOTIFY_ADDON_PATH) as NotifyAddon;
-  return addon;
+  const socketPath = env.NOTIFY_SOCKET;
+  if (!socketPath) return { sent: false, reason: 'no-socket', message: 'NOTIFY_SOCKET is not set' };
+  const isAbstract = socketPath.startsWith('@');
+  const bytes = Buffer.byteLength(socketPath);
+  if ((!isAbstract && !socketPath.startsWith('/')) || socketPath.includes('\0') || bytes > (isAbstract ? SUN_PATH_MAX : SUN_PATH_MAX - 1) || bytes < 2) {
+    return { sent: false, reason: 'unsupported-socket', message: `NOTIFY_SOCKET=${JSON.stringify(socketPath)} is not a usable AF_UNIX socket address` };
+  }
+  const loaded = loadNotifyAddon();
+  if (!loaded.ok) return { sent: false, reason: 'no-addon', message: `sd_notify unavailable: ${loaded.reason}` };
+  const err = loaded.addon.notify(socketPath, state);
+  if (err === 0) return { sent: true };
+  return {
+    sent: false,
+    reason: 'send-failed',
+    errno: errnoName(err),
+    message: `sd_notify to ${socketPath} failed: ${loaded.addon.strerror(err)} (${errnoName(err)})`,
+  };
 }
 
-/** sun_path is 108 bytes including the terminating NUL. */
-const SUN_PATH_MAX = 107;
-
-/** Checks $NOTIFY_SOCKET the way libsystemd does: an absolute path or '@abstract'. */
-export function notifySocketProblem(socket: string): string | undefined {
-  if (!socket.startsWith('/') && !socket.startsWith('@')) return `NOTIFY_SOCKET must be an absolute path or start with "@" (got ${JSON.stringify(socket)})`;
-  if (Buffer.byteLength(socket) > SUN_PATH_MAX || socket.length < 2) return `NOTIFY_SOCKET must be 2-${SUN_PATH_MAX} bytes (got ${Buffer.byteLength(socket)})`;
-  return undefined;
-}
-
-/**
- * Sends one notification ("READY=1", "WATCHDOG=1", "STATUS=..." lines joined by '\n').
- * Returns false when there is no $NOTIFY_SOCKET; throws a DaemonError when sending failed.
- */
+/** sd_notify: true when the datagram was sent; false without $NOTIFY_SOCKET, without the addon, or on a send error. */
 export function sdNotify(state: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  const socket = env.NOTIFY_SOCKET;
-  if (!socket) return false;
-  const problem = notifySocketProblem(socket);
-  if (problem) throw new DaemonError('NOTIFY_SOCKET', problem);
-  const a = loadAddon();
-  const err = a.notify(socket, state);
-  if (err !== 0) throw new DaemonError('NOTIFY_SEND', `sd_notify to ${socket} failed: ${a.strerror(err)} (errno ${err})`);
-  return true;
+  return sdNotifyDetailed(state, env).sent;
 }
