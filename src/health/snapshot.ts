@@ -57,7 +57,9 @@ export function overlaySvg(width: number, height: number, o: Overlay): string {
     parts.push(`<text x="${Math.round(bh * 0.3)}" y="${Math.round(bh * 0.75)}" font-family="sans-serif" font-weight="bold" font-size="${font}" fill="#fff" stroke="#000" stroke-width="0.8">${esc(text)}</text>`);
   }
   if (o.caption) {
-    parts.push(`<text x="4" y="${height - 4}" font-family="monospace" font-size="${Math.max(9, Math.round(font * 0.6))}" fill="#fff" stroke="#000" stroke-width="0.5">${esc(o.caption)}</text>`);
+    const size = Math.max(9, Math.round(font * 0.6));
+    parts.push(`<rect x="0" y="${height - size - 6}" width="${width}" height="${size + 6}" fill="#000" fill-opacity="0.55"/>`);
+    parts.push(`<text x="4" y="${height - 4}" font-family="monospace" font-size="${size}" fill="#fff">${esc(o.caption)}</text>`);
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
 }
