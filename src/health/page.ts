@@ -22,8 +22,8 @@ export const STATUS_PAGE = `<!doctype html>
   section { background:var(--card); border-radius:8px; padding:12px 14px; box-shadow:0 1px 2px rgba(0,0,0,.08); }
   h2 { font-size:15px; margin:0 0 8px; }
   table { border-collapse:collapse; width:100%; }
-  td { padding:2px 6px 2px 0; vertical-align:top; }
-  td:first-child { color:var(--mute); white-space:nowrap; width:40%; }
+  td { padding:2px 6px 2px 0; vertical-align:top; overflow-wrap:anywhere; }
+  td:first-child { color:var(--mute); white-space:nowrap; width:8em; }
   img.snap { width:100%; border-radius:4px; background:#ddd; min-height:60px; display:block; margin-top:8px; }
   .reason { color:var(--bad); }
   .mute { color:var(--mute); }
