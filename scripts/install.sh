@@ -10,6 +10,10 @@
 # Idempotent: running it again updates the program and the unit, keeps the config.
 set -euo pipefail
 
+SCRIPT=install.sh
+# shellcheck source=scripts/install-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/install-common.sh"
+
 PREFIX=/opt/edge-inferd
 UNIT=edge-inferd.service
 SERVICE_USER=edge-inferd
@@ -30,11 +34,6 @@ usage: scripts/install.sh [--dry-run] [--now] [--root DIR] [--source DIR]
 EOF
 }
 
-die() {
-  echo "install.sh: error: $*" >&2
-  exit 1
-}
-
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
@@ -47,31 +46,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-# Prints a command in shell syntax.
-show() {
-  printf '+'
-  printf ' %q' "$@"
-  printf '\n'
-}
-# Runs a step, or prints it under --dry-run.
-run() {
-  show "$@"
-  [ "$DRY" = 1 ] || "$@"
-}
-# Steps that change the running system (accounts, systemd): only printed under --root.
-system() {
-  if [ -n "$ROOT" ]; then
-    printf '+ (skipped under --root)'
-    printf ' %q' "$@"
-    printf '\n'
-  else
-    run "$@"
-  fi
-}
-
-if [ "$DRY" = 0 ] && [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then
-  die "must be run as root (sudo scripts/install.sh); scripts/install.sh --dry-run shows the steps without root"
-fi
+require_root
 
 for need in dist/src/cli.js node_modules package.json systemd/$UNIT systemd/config.example.yaml models; do
   [ -e "$SOURCE/$need" ] || die "$SOURCE/$need is missing: run npm ci (it builds dist/ and the native addons) in $SOURCE first"
@@ -101,7 +76,7 @@ fi
 echo "# 2. program files in $PREFIX (each part swapped in whole)"
 DEST="${ROOT}$PREFIX"
 run install -d -m 0755 "$DEST" "$DEST/bin" "$DEST/native/build/Release"
-for part in dist node_modules models systemd package.json README.md; do
+for part in dist node_modules models systemd scripts package.json README.md; do
   [ -e "$SOURCE/$part" ] || continue
   run rm -rf "$DEST/$part.new"
   run cp -a "$SOURCE/$part" "$DEST/$part.new"

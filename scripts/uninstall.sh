@@ -5,6 +5,10 @@
 # Idempotent: whatever is already gone is skipped.
 set -euo pipefail
 
+SCRIPT=uninstall.sh
+# shellcheck source=scripts/install-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/install-common.sh"
+
 PREFIX=/opt/edge-inferd
 UNIT=edge-inferd.service
 SERVICE_USER=edge-inferd
@@ -23,11 +27,6 @@ usage: scripts/uninstall.sh [--dry-run] [--purge] [--root DIR]
 EOF
 }
 
-die() {
-  echo "uninstall.sh: error: $*" >&2
-  exit 1
-}
-
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
@@ -39,32 +38,12 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-show() {
-  printf '+'
-  printf ' %q' "$@"
-  printf '\n'
-}
-run() {
-  show "$@"
-  [ "$DRY" = 1 ] || "$@"
-}
-system() {
-  if [ -n "$ROOT" ]; then
-    printf '+ (skipped under --root)'
-    printf ' %q' "$@"
-    printf '\n'
-  else
-    run "$@"
-  fi
-}
 # Removes a path if it is there.
 remove() {
   if [ -e "$1" ] || [ -L "$1" ]; then run rm -rf "$1"; else echo "# already absent: $1"; fi
 }
 
-if [ "$DRY" = 0 ] && [ -z "$ROOT" ] && [ "$(id -u)" != 0 ]; then
-  die "must be run as root (sudo scripts/uninstall.sh); scripts/uninstall.sh --dry-run shows the steps without root"
-fi
+require_root
 
 echo "# edge-inferd: uninstalling from ${ROOT:-/}$([ "$DRY" = 1 ] && echo ' (dry run: nothing is changed)')"
 UNIT_DIR="${ROOT}/etc/systemd/system"

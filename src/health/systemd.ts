@@ -41,6 +41,8 @@ export class SystemdNotifier {
   private stalledReason: string | undefined;
   private sendFailed = false;
   private stopping = false;
+  /** Watchdog pings start with READY=1; before it, systemd's start timeout is what guards us. */
+  private isReady = false;
   /** Pings sent, and ticks on which one was withheld (tests and /status). */
   readonly counts = { watchdog: 0, withheld: 0, extended: 0 };
 
@@ -64,6 +66,7 @@ export class SystemdNotifier {
   }
 
   ready(): void {
+    this.isReady = true;
     this.lastStatus = this.opts.statusLine();
     this.notify(`READY=1\nSTATUS=${this.lastStatus}`);
     this.tick();
@@ -98,7 +101,7 @@ export class SystemdNotifier {
     if (report.ok) {
       if (this.stalledReason !== undefined) this.opts.log.info('pipeline progresses again; watchdog pings resume');
       this.stalledReason = undefined;
-      if (this.watchdogUsec) lines.push('WATCHDOG=1');
+      if (this.watchdogUsec && this.isReady) lines.push('WATCHDOG=1');
       // A build during start-up or reload must not trip TimeoutStartSec; keep pushing the deadline
       // a few ticks ahead while it runs. A hung build stops being extended once the detector gives up on it.
       if (report.engineBuild) {

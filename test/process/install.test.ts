@@ -106,7 +106,7 @@ describe('install.sh / uninstall.sh', () => {
 
   it('installs into a staging root, idempotently, keeps an edited config, and uninstalls', () => {
     const src = temp('edge-inferd-src-');
-    for (const part of ['dist', 'node_modules', 'models', 'systemd', 'package.json', 'README.md', 'native']) symlinkSync(join(ROOT, part), join(src, part));
+    for (const part of ['dist', 'node_modules', 'models', 'systemd', 'scripts', 'package.json', 'README.md', 'native']) symlinkSync(join(ROOT, part), join(src, part));
     const root = temp('edge-inferd-root-');
     const first = sh('bash', [INSTALL, '--root', root, '--source', src]);
     expect(first.code, first.err).toBe(0);
