@@ -57,11 +57,9 @@ export class StallDetector {
   private opts: StallDetectorOptions;
   /** Per camera: the state seen last and when it was first seen. */
   private readonly seen = new Map<string, { state: CameraState; sinceMs: number }>();
-  private readonly createdAtMs: number;
 
   constructor(opts: StallDetectorOptions) {
     this.opts = opts;
-    this.createdAtMs = opts.now();
   }
 
   /** Live reload of the thresholds. */
@@ -82,7 +80,8 @@ export class StallDetector {
       live.add(cam.name);
       let seen = this.seen.get(cam.name);
       if (!seen || seen.state !== cam.state) {
-        seen = { state: cam.state, sinceMs: seen ? now : this.createdAtMs };
+        // A camera seen for the first time (just started) gets a full period too.
+        seen = { state: cam.state, sinceMs: now };
         this.seen.set(cam.name, seen);
       }
       const from = Math.max(cam.lastResultAtMs ?? -Infinity, seen.sinceMs);

@@ -30,6 +30,7 @@ describe('StallDetector', () => {
     expect(det.limitFor(0.2)).toBe(25_000);
     expect(det.limitFor(30)).toBe(10_000);
     const last = clock.advance(0);
+    det.check({ cameras: [cam({ fps: 0.2, lastResultAtMs: last })] });
     clock.advance(20_000);
     expect(det.check({ cameras: [cam({ fps: 0.2, lastResultAtMs: last })] }).ok).toBe(true);
     clock.advance(5_001);
@@ -59,6 +60,16 @@ describe('StallDetector', () => {
     expect(det.check({ cameras: [cam({ lastResultAtMs: last })] }).reason).toBe('camera tray: no result for 10 s (limit 10 s)');
   });
 
+  it('a camera first seen late (after a long model build) gets a full period from then', () => {
+    const { clock, det } = setup();
+    clock.advance(20 * 60_000);
+    expect(det.check({ cameras: [cam()] }).ok).toBe(true);
+    clock.advance(10_000);
+    expect(det.check({ cameras: [cam()] }).ok).toBe(true);
+    clock.advance(1);
+    expect(det.check({ cameras: [cam()] }).ok).toBe(false);
+  });
+
   it('a stopped camera that should stream is a stall', () => {
     const { det } = setup();
     expect(det.check({ cameras: [cam({ state: 'stopped' })] })).toMatchObject({ ok: false, reason: 'camera tray: stopped' });
@@ -68,6 +79,7 @@ describe('StallDetector', () => {
     const { clock, det } = setup(10_000, 60_000);
     const last = clock.advance(0);
     const build = { sinceMs: last, what: 'tensorrt' };
+    det.check({ cameras: [cam({ lastResultAtMs: last })], engineBuild: build });
     clock.advance(30_000);
     let r = det.check({ cameras: [cam({ lastResultAtMs: last })], engineBuild: build });
     expect(r).toMatchObject({ ok: true, verdict: 'waiting', engineBuild: { runningMs: 30_000, limitMs: 60_000, what: 'tensorrt' } });
@@ -81,6 +93,7 @@ describe('StallDetector', () => {
   it('one stalled camera makes the whole pipeline stalled; the reason names it', () => {
     const { clock, det } = setup();
     const t0 = clock.advance(0);
+    det.check({ cameras: [cam({ name: 'a' }), cam({ name: 'b' }), cam({ name: 'c', state: 'backoff' })] });
     clock.advance(11_000);
     const r = det.check({ cameras: [cam({ name: 'a', lastResultAtMs: clock.now() }), cam({ name: 'b', lastResultAtMs: t0 }), cam({ name: 'c', state: 'backoff' })] });
     expect(r.ok).toBe(false);
@@ -91,6 +104,7 @@ describe('StallDetector', () => {
   it('takes new limits live', () => {
     const { clock, det } = setup();
     const last = clock.advance(0);
+    det.check({ cameras: [cam({ lastResultAtMs: last })] });
     clock.advance(3_000);
     expect(det.check({ cameras: [cam({ lastResultAtMs: last })] }).ok).toBe(true);
     det.setLimits({ stallAfterMs: 2_000, engineBuildLimitMs: 60_000 });
