@@ -1,8 +1,11 @@
 import { createCamera } from './capture/index.js';
 import type { Frame } from './capture/frame.js';
+import { frameToJpeg } from './capture/jpeg.js';
 import { ConfigError } from './config/load.js';
 import { type ConfigChange, describeChange, diffConfig, isLive, mergeLive } from './config/reload.js';
 import type { Config } from './config/schema.js';
+import { CameraDecider } from './decide/policy.js';
+import type { Decision, StableState } from './decide/types.js';
 import { DaemonError, errorMessage } from './errors.js';
 import { DeviceSampler } from './health/device.js';
 import { Metrics } from './health/metrics.js';
@@ -20,18 +23,20 @@ import type { Logger } from './log.js';
 import { CameraLoop } from './loop.js';
 import { EmbeddedBroker } from './publish/broker.js';
 import { MqttConnection } from './publish/client.js';
-import { type ResultPayload, resultPayload, statusPayload } from './publish/payload.js';
+import { CommandError, CommandHandler, type PauseResult, type Reloader } from './publish/commands.js';
+import { HomeAssistantDiscovery } from './publish/homeassistant.js';
+import { eventPayload, resultPayload, statusPayload } from './publish/payload.js';
+import type { CameraStateName, SnapshotResult } from './publish/schemas.js';
+import { StatsReporter } from './publish/stats.js';
 import { Topics } from './publish/topics.js';
 import { VERSION } from './version.js';
 
-/** sd_notify that says why it failed; no $NOTIFY_SOCKET is not a failure. */
-function sendNotify(state: string): boolean {
-  const r = sdNotifyDetailed(state);
-  if (!r.sent && r.reason !== 'no-socket') throw new DaemonError('NOTIFY', r.message);
-  return r.sent;
-}
-
-export interface AppOptions {
+/** What the process around the app provides. */
+export interface AppDeps {
+  /** The `reload` command's action (the same as SIGHUP); without it `reload` answers UNAVAILABLE. */
+  reloader?: Reloader;
+  /** Monotonic clock in ms for the publish policies; performance.now by default. */
+  monotonicNow?: () => number;
   /** sd_notify; default: the native addon to $NOTIFY_SOCKET (a no-op without it). */
   notify?: (state: string) => boolean;
   /** Where WATCHDOG_USEC/WATCHDOG_PID are read; default process.env. */
@@ -45,7 +50,20 @@ export interface ReloadReport {
   applied: string[];
   restartRequired: string[];
   errors: string[];
+  /** The key paths behind `applied` and `restartRequired`. */
+  appliedKeys: string[];
+  restartRequiredKeys: string[];
 }
+
+/** sd_notify that says why it failed; no $NOTIFY_SOCKET is not a failure. */
+function sendNotify(state: string): boolean {
+  const r = sdNotifyDetailed(state);
+  if (!r.sent && r.reason !== 'no-socket') throw new DaemonError('NOTIFY', r.message);
+  return r.sent;
+}
+
+/** Snapshots keep a copy of each inferred frame while someone looked within this long. */
+const SNAPSHOT_INTEREST_MS = 60_000;
 
 /**
  * The composition root: the only place that knows every component. Components start in dependency
@@ -62,7 +80,22 @@ export class App implements HealthSource {
   private engine: Engine | undefined;
   private readonly loops = new Map<string, CameraLoop>();
   private readonly resultSeq = new Map<string, number>();
+  private readonly eventSeq = new Map<string, number>();
   private readonly lastResult = new Map<string, unknown>();
+  private readonly deciders = new Map<string, CameraDecider>();
+  /** Per camera: the latest inferred frame and its inference (snapshot command, /snapshot.jpg). */
+  private readonly latest = new Map<string, { frame: Frame; inf: Inference; atMs: number; jpeg?: Promise<Buffer> }>();
+  /** A capture source's frame is valid until its next read: while snapshots are wanted, keep copies. */
+  private readonly frameCopies = new Map<string, Uint8Array>();
+  private snapshotWantedUntilMs = 0;
+  private readonly deps: AppDeps;
+  private stats: StatsReporter | undefined;
+  private ha: HomeAssistantDiscovery | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Resolves when start() has finished: commands wait for it. */
+  private readonly running: Promise<void>;
+  private markRunning: () => void = () => undefined;
+  private lastCameraState = '';
   private readonly startedAtMs = Date.now();
   private publishFailures = 0;
   private state: 'starting' | 'running' | 'stopping' | 'stopped' = 'stopped';
@@ -71,22 +104,22 @@ export class App implements HealthSource {
   private readonly metrics: Metrics;
   private readonly device: DeviceSampler;
   private stallTimer: NodeJS.Timeout | undefined;
-  /** Per camera: the frame behind the latest result, and its rendered snapshot once asked for. */
-  private readonly latest = new Map<string, { frame: Frame; payload: ResultPayload; jpeg?: Promise<Buffer> }>();
   /** Set while an engine that may need a TensorRT build loads: the pipeline waits for it on purpose. */
   private engineBuild: { sinceMs: number; what: string } | undefined;
   private readonly inflight = new Set<Promise<Inference>>();
   private reloadChain: Promise<unknown> = Promise.resolve();
   private lastReload: ReloadReport | undefined;
 
-  constructor(config: Config, log: Logger, opts: AppOptions = {}) {
+  constructor(config: Config, log: Logger, deps: AppDeps = {}) {
     this.config = config;
     this.log = log;
+    this.deps = deps;
     this.topics = new Topics(config.mqtt.prefix, config.deviceId);
+    this.running = new Promise((r) => (this.markRunning = r));
     this.detector = new StallDetector({ now: Date.now, stallAfterMs: config.health.stallAfterSec * 1000, engineBuildLimitMs: config.health.engineBuildTimeoutSec * 1000 });
     this.notifier = new SystemdNotifier({
-      send: opts.notify ?? sendNotify,
-      env: opts.env,
+      send: deps.notify ?? sendNotify,
+      env: deps.env,
       check: () => this.health(),
       statusLine: () => this.statusLine(),
       log: log.child({ component: 'systemd' }),
@@ -128,7 +161,7 @@ export class App implements HealthSource {
       registerOpsRoutes(this.http, {
         metrics: this.metrics,
         cameras: () => [...this.loops.keys()],
-        snapshot: (camera) => this.snapshot(camera),
+        snapshot: (camera) => this.snapshotJpeg(camera),
       });
       await this.http.start();
     }
@@ -157,24 +190,32 @@ export class App implements HealthSource {
       will: JSON.stringify(statusPayload('offline', c.deviceId)),
       log: this.log.child({ component: 'mqtt' }),
     });
+    this.listenForCommands(this.mqtt);
     await this.mqtt.start();
 
     for (const [name, camCfg] of Object.entries(c.cameras)) {
       if (!camCfg.enabled) continue;
       const camera = createCamera(name, camCfg);
       await camera.start();
+      this.deciders.set(name, this.newDecider(camCfg.publish));
       const loop = new CameraLoop({
         camera,
         infer: (frame) => this.infer(frame),
-        onResult: (frame, inf) => this.publishResult(frame, inf),
+        onResult: (frame, inf) => this.onInference(frame, inf),
         log: this.log.child({ component: 'loop', camera: name }),
       });
       this.loops.set(name, loop);
       loop.start();
     }
+    this.startControl(this.mqtt);
     this.state = 'running';
+    this.markRunning();
     this.log.info({ cameras: [...this.loops.keys()], provider: this.engine.provider }, 'running');
     this.notifier.ready();
+  }
+
+  private newDecider(publish: Config['cameras'][string]['publish']): CameraDecider {
+    return new CameraDecider(publish, this.deps.monotonicNow ?? (() => performance.now()));
   }
 
   private requireEngine(): Engine {
@@ -246,7 +287,7 @@ export class App implements HealthSource {
     const atMs = Date.now();
     if (this.state !== 'running') {
       this.log.warn({ state: this.state }, 'reload ignored: the daemon is not running');
-      return { atMs, ok: false, applied: [], restartRequired: [], errors: [`not running (${this.state})`] };
+      return { atMs, ok: false, applied: [], restartRequired: [], errors: [`not running (${this.state})`], appliedKeys: [], restartRequiredKeys: [] };
     }
     this.notifier.reloading();
     this.log.info({ config: this.config.source }, 'reloading configuration');
@@ -257,8 +298,8 @@ export class App implements HealthSource {
       const errors = err instanceof ConfigError ? err.problems : [errorMessage(err)];
       for (const problem of errors) this.log.error({ problem }, 'reload rejected: invalid config');
       this.log.error({ problems: errors.length }, 'reload rejected; still running on the previous config');
-      const pending = this.lastReload?.restartRequired ?? [];
-      this.lastReload = { atMs, ok: false, applied: [], restartRequired: pending, errors };
+      const last = this.lastReload;
+      this.lastReload = { atMs, ok: false, applied: [], restartRequired: last?.restartRequired ?? [], errors, appliedKeys: [], restartRequiredKeys: last?.restartRequiredKeys ?? [] };
       this.notifier.reloaded(`reload rejected (${errors.length} problem${errors.length === 1 ? '' : 's'}); running on the previous config`);
       return this.lastReload;
     }
@@ -277,7 +318,15 @@ export class App implements HealthSource {
     }
     this.config = { ...mergeLive(this.config, applied), source: next.source };
     this.applyLive(applied);
-    const report: ReloadReport = { atMs, ok: errors.length === 0, applied: applied.map(describeChange), restartRequired: restart.map(describeChange), errors };
+    const report: ReloadReport = {
+      atMs,
+      ok: errors.length === 0,
+      applied: applied.map(describeChange),
+      restartRequired: restart.map(describeChange),
+      errors,
+      appliedKeys: applied.map((ch) => ch.path),
+      restartRequiredKeys: restart.map((ch) => ch.path),
+    };
     this.lastReload = report;
     if (applied.length) this.log.info({ changes: report.applied }, 'reload applied');
     if (restart.length) this.log.warn({ keys: restart.map((ch) => ch.path), changes: report.restartRequired }, 'reload: restart required for these changes (systemctl restart edge-inferd)');
@@ -291,6 +340,10 @@ export class App implements HealthSource {
     for (const ch of applied) {
       if (ch.path === 'log.level') this.log.level = c.log.level;
       else if (ch.path.startsWith('http.token')) this.http?.setToken(c.http.token);
+    }
+    // A new publish policy takes a fresh decider: its change/stable history starts again.
+    for (const name of new Set(applied.filter((ch) => /^cameras\.[^.]+\.publish\./.test(ch.path)).map((ch) => ch.path.split('.')[1]))) {
+      if (this.deciders.has(name)) this.deciders.set(name, this.newDecider(c.cameras[name].publish));
     }
     if (applied.some((ch) => ch.path.startsWith('health.'))) {
       this.detector.setLimits({ stallAfterMs: c.health.stallAfterSec * 1000, engineBuildLimitMs: c.health.engineBuildTimeoutSec * 1000 });
@@ -308,36 +361,79 @@ export class App implements HealthSource {
     return `${this.state}: ${streaming}/${cams.length} cameras streaming, ${model}, ${mqtt}${h?.reason ? `; ${h.reason}` : ''}`;
   }
 
+  /**
+   * The frame to keep for snapshots: while someone asked for one lately, a copy (the source may
+   * reuse the buffer at its next read); otherwise the frame as it is, which costs nothing.
+   */
+  private keepFrame(frame: Frame): Frame {
+    if (Date.now() > this.snapshotWantedUntilMs) return frame;
+    let copy = this.frameCopies.get(frame.camera);
+    if (copy?.byteLength !== frame.data.byteLength) {
+      copy = new Uint8Array(frame.data.byteLength);
+      this.frameCopies.set(frame.camera, copy);
+    }
+    copy.set(frame.data);
+    return { ...frame, data: copy };
+  }
+
   /** The latest frame of a camera with its result drawn on it; rendered once per result. */
-  private snapshot(camera: string): Promise<Buffer | undefined> {
+  private snapshotJpeg(camera: string): Promise<Buffer | undefined> {
+    this.snapshotWantedUntilMs = Date.now() + SNAPSHOT_INTEREST_MS;
     const entry = this.latest.get(camera);
     if (!entry) return Promise.resolve(undefined);
     if (!entry.jpeg) {
-      const p = entry.payload;
-      const best = p.top[0];
+      const best = entry.inf.top[0];
+      // renderSnapshot reads the pixels synchronously, so the kept copy may be reused afterwards.
       entry.jpeg = renderSnapshot(entry.frame, {
-        label: p.label,
-        score: p.score,
+        label: best?.label,
+        score: best?.score,
         index: best?.index ?? 0,
-        caption: `${camera} #${p.seq} ${p.ts}`,
+        caption: `${camera} #${entry.frame.seq} ${new Date(entry.atMs).toISOString()}`,
       });
     }
     return entry.jpeg;
   }
 
-  private publishResult(frame: Frame, inf: Inference): void {
-    const mqtt = this.mqtt;
+
+  /** Every inference goes through the camera's decide stage: the policy lets the result out or holds it back; events go out regardless. */
+  private onInference(frame: Frame, inf: Inference): void {
+    const decider = this.deciders.get(frame.camera);
+    if (!decider) return;
+    this.latest.set(frame.camera, { frame: this.keepFrame(frame), inf, atMs: Date.now() });
+    this.metrics.observe(frame.camera, { ...inf.latencyMs, total: Math.max(0, Date.now() - frame.capturedAtMs) });
+    this.stats?.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
+    const best = inf.top[0];
+    const d = decider.observe({ label: best.label, score: best.score, atMs: frame.capturedAtMs });
+    if (d.publish) this.publishResult(frame, inf, d.stable);
+    for (const e of d.events) this.publishEvent(frame.camera, e, frame);
+  }
+
+  private publishResult(frame: Frame, inf: Inference, stable: StableState | undefined): void {
     const engine = this.engine;
-    if (!mqtt || !engine) return;
+    if (!this.mqtt || !engine) return;
     const seq = (this.resultSeq.get(frame.camera) ?? 0) + 1;
     this.resultSeq.set(frame.camera, seq);
-    const payload = resultPayload({ deviceId: this.config.deviceId, seq, frame, inference: inf, model: engine.info, nowMs: Date.now() });
+    const policy = this.config.cameras[frame.camera].publish.policy;
+    const payload = resultPayload({ deviceId: this.config.deviceId, seq, frame, inference: inf, model: engine.info, nowMs: Date.now(), policy, stable });
     this.lastResult.set(frame.camera, payload);
-    this.latest.set(frame.camera, { frame, payload });
-    this.metrics.observe(frame.camera, { ...inf.latencyMs, total: payload.latencyMs.total });
-    mqtt.publish(this.topics.result(frame.camera), JSON.stringify(payload), { qos: this.config.mqtt.qos }).catch((err: unknown) => {
+    this.send(this.topics.result(frame.camera), payload, { camera: frame.camera, seq });
+  }
+
+  private publishEvent(camera: string, decision: Decision, frame?: Frame): void {
+    const engine = this.engine;
+    const cfg = this.config.cameras[camera].publish;
+    if (!this.mqtt || !engine || !cfg.events) return;
+    const seq = (this.eventSeq.get(camera) ?? 0) + 1;
+    this.eventSeq.set(camera, seq);
+    const payload = eventPayload({ deviceId: this.config.deviceId, camera, seq, decision, frame, model: engine.info, rule: cfg.stable, nowMs: Date.now() });
+    this.send(this.topics.event(camera), payload, { camera, event: decision.type, seq });
+  }
+
+  /** Results and events: QoS mqtt.qos, not retained. */
+  private send(topic: string, payload: object, ctx: Record<string, unknown>): void {
+    this.mqtt?.publish(topic, JSON.stringify(payload), { qos: this.config.mqtt.qos }).catch((err: unknown) => {
       this.publishFailures++;
-      this.log.warn({ camera: frame.camera, seq, err: String(err) }, 'result publish failed');
+      this.log.warn({ ...ctx, topic, err: String(err) }, 'publish failed');
     });
   }
 
@@ -347,7 +443,131 @@ export class App implements HealthSource {
       version: VERSION,
       ...(info ? { model: { name: info.name, version: info.version, sha256: info.sha256 }, provider: info.provider } : {}),
       cameras: Object.keys(this.config.cameras).filter((n) => this.config.cameras[n].enabled),
+      cameraState: this.cameraStates(),
     });
+  }
+
+  private cameraStates(): Record<string, CameraStateName> {
+    return Object.fromEntries(
+      [...this.loops].map(([name, loop]) => {
+        const st = loop.camera.status().state;
+        return [name, loop.paused && st !== 'stopped' ? 'paused' : st];
+      }),
+    );
+  }
+
+  /**
+   * Subscribed before the first connect, so a command the broker kept for us is not missed; it
+   * runs once the cameras are up (a queued `pause tray` finds its camera).
+   */
+  private listenForCommands(mqtt: MqttConnection): void {
+    const c = this.config;
+    if (c.commands.enabled) {
+      const commands = new CommandHandler({
+        topics: this.topics,
+        deviceId: c.deviceId,
+        maxBytes: c.commands.maxBytes,
+        publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 1 }),
+        log: this.log.child({ component: 'commands' }),
+        ready: this.running,
+        handlers: {
+          snapshot: (a) => this.snapshot(a.camera, a.quality, a.maxWidth),
+          reload: async () => {
+            if (!this.deps.reloader) throw new CommandError('UNAVAILABLE', 'reload is not available in this process');
+            return this.deps.reloader.reload();
+          },
+          pause: (camera) => this.setPaused(camera, true),
+          resume: (camera) => this.setPaused(camera, false),
+          status: () => this.status(),
+        },
+      });
+      mqtt.subscribe(this.topics.commandFilter, commands.onMessage, { qos: 1 });
+    }
+  }
+
+  /** Home Assistant discovery, the stats timer and status updates on camera state changes. */
+  private startControl(mqtt: MqttConnection): void {
+    const c = this.config;
+    if (c.homeassistant.enabled) {
+      this.ha = new HomeAssistantDiscovery({
+        prefix: c.homeassistant.prefix,
+        deviceId: c.deviceId,
+        topics: this.topics,
+        version: VERSION,
+        model: () => (this.engine ? `${this.engine.info.name} ${this.engine.info.version}` : 'edge-inferd'),
+        log: this.log.child({ component: 'homeassistant' }),
+      });
+      this.ha.attach(mqtt, Object.keys(c.cameras).filter((n) => c.cameras[n].enabled));
+    }
+    if (c.stats.intervalSec > 0) {
+      this.stats = new StatsReporter({ deviceId: c.deviceId, intervalSec: c.stats.intervalSec });
+      this.timers.push(setInterval(() => this.publishStats(), c.stats.intervalSec * 1000).unref());
+    }
+    this.timers.push(setInterval(() => this.refreshStatus(), 1000).unref());
+  }
+
+  private publishStats(): void {
+    if (!this.stats || !this.mqtt) return;
+    const states = this.cameraStates();
+    const cameras = Object.fromEntries(
+      [...this.loops].map(([name, loop]) => [name, { state: states[name], counters: this.deciders.get(name)!.counters(), failures: loop.stats.failures, dropped: loop.camera.status().dropped }]),
+    );
+    const mq = this.mqtt.state();
+    const payload = this.stats.build({ cameras, mqtt: { connected: mq.connected, connects: mq.connects, publishFailures: this.publishFailures }, startedAtMs: this.startedAtMs }, Date.now());
+    this.mqtt.publish(this.topics.stats, JSON.stringify(payload), { qos: 0 }).catch(() => undefined);
+  }
+
+  /** Republishes the retained status when a camera's state changed (the birth covers reconnects). */
+  private refreshStatus(): void {
+    const now = JSON.stringify(this.cameraStates());
+    if (now === this.lastCameraState || !this.mqtt?.connected || this.state !== 'running') return;
+    this.lastCameraState = now;
+    this.mqtt.publish(this.topics.status, JSON.stringify(this.statusMessage('online')), { qos: 1, retain: true }).catch(() => undefined);
+  }
+
+  private pick(camera: string | undefined): string[] {
+    if (camera === undefined) return [...this.loops.keys()];
+    if (!this.loops.has(camera)) throw new CommandError('UNKNOWN_CAMERA', `no camera "${camera}" (cameras: ${[...this.loops.keys()].join(', ')})`);
+    return [camera];
+  }
+
+  private async snapshot(camera: string | undefined, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
+    const names = this.pick(camera);
+    if (names.length !== 1) throw new CommandError('BAD_REQUEST', `camera: name one of ${names.join(', ')}`, [`camera: required with more than one camera (cameras: ${names.join(', ')})`]);
+    const frame = this.latest.get(names[0])?.frame;
+    if (!frame) throw new CommandError('NO_FRAME', `camera ${names[0]} has no frame yet`);
+    const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
+      throw new CommandError('FAILED', `camera ${names[0]}: JPEG encoding failed: ${errorMessage(err)}`);
+    });
+    return {
+      camera: names[0],
+      contentType: 'image/jpeg',
+      encoding: 'base64',
+      data: jpeg.toString('base64'),
+      bytes: jpeg.length,
+      width,
+      height,
+      frame: { seq: frame.seq, capturedAt: new Date(frame.capturedAtMs).toISOString(), capturedAtMs: frame.capturedAtMs, ...(frame.name ? { name: frame.name } : {}) },
+    };
+  }
+
+  /** Pause waits for the inference in flight, then clears a stable label (event `cleared`, reason `paused`). */
+  private async setPaused(camera: string | undefined, paused: boolean): Promise<PauseResult> {
+    const changed: string[] = [];
+    for (const name of this.pick(camera)) {
+      const loop = this.loops.get(name)!;
+      if (loop.paused === paused) continue;
+      changed.push(name);
+      if (!paused) {
+        loop.resume();
+        continue;
+      }
+      await loop.pause();
+      for (const e of this.deciders.get(name)!.reset(Date.now(), 'paused')) this.publishEvent(name, e);
+    }
+    if (changed.length) this.log.info({ cameras: changed }, paused ? 'paused' : 'resumed');
+    this.refreshStatus();
+    return { changed, paused: [...this.loops].filter(([, l]) => l.paused).map(([n]) => n) };
   }
 
   /** Graceful stop: cameras first, let the inference in flight finish, publish `stopped`, close the broker. */
@@ -359,9 +579,11 @@ export class App implements HealthSource {
     clearInterval(this.stallTimer);
     this.device.stop();
     this.log.info('stopping');
+    for (const t of this.timers.splice(0)) clearInterval(t);
     await Promise.all([...this.loops.values()].map((l) => l.stop().catch((err: unknown) => this.log.warn({ err: String(err) }, 'camera stop failed'))));
+    const finalStatus = JSON.stringify(this.statusMessage('stopped'));
     this.loops.clear();
-    await this.mqtt?.stop(JSON.stringify(this.statusMessage('stopped')));
+    await this.mqtt?.stop(finalStatus);
     this.mqtt = undefined;
     await this.engine?.close().catch(() => undefined);
     this.engine = undefined;
@@ -374,12 +596,18 @@ export class App implements HealthSource {
   }
 
   /**
-   * /healthz and the systemd watchdog: the stall detector's verdict. Starting counts as waiting on
-   * purpose (the start timeout guards it); stopping and stopped are not healthy.
+   * /healthz and the systemd watchdog: the stall detector's verdict. A paused camera waits on
+   * purpose. Starting counts as waiting (systemd's start timeout guards it); stopping and stopped
+   * are not healthy.
    */
   health(): StallReport {
     const report = this.detector.check({
-      cameras: [...this.loops].map(([name, loop]) => ({ name, state: loop.camera.status().state, fps: this.config.cameras[name]?.fps ?? 0, lastResultAtMs: loop.stats.lastResultAtMs })),
+      cameras: [...this.loops].map(([name, loop]) => ({
+        name,
+        state: loop.paused ? ('paused' as const) : loop.camera.status().state,
+        fps: this.config.cameras[name]?.fps ?? 0,
+        lastResultAtMs: loop.stats.lastResultAtMs,
+      })),
       engineBuild: this.engineBuild,
     });
     if (this.state === 'running') return report;
@@ -414,7 +642,10 @@ export class App implements HealthSource {
       model: this.engine ? { ...this.engine.info, dir: this.engine.pkg.dir, providerAttempts: this.engine.attempts } : null,
       mqtt: this.mqtt ? { ...this.mqtt.state(), publishFailures: this.publishFailures } : null,
       cameras: Object.fromEntries(
-        [...this.loops].map(([name, loop]) => [name, { ...loop.camera.status(), ...loop.stats, lastResult: this.lastResult.get(name) ?? null }]),
+        [...this.loops].map(([name, loop]) => [
+          name,
+          { ...loop.camera.status(), ...loop.stats, decide: { policy: this.config.cameras[name].publish.policy, ...this.deciders.get(name)?.counters() }, lastResult: this.lastResult.get(name) ?? null },
+        ]),
       ),
       health: this.health(),
       reload: this.lastReload ?? null,

@@ -12,6 +12,9 @@ export interface LoopStats {
   failures: number;
   lastResultAtMs?: number;
   lastError?: string;
+  paused: boolean;
+  /** When it was last resumed: the health check's no-progress clock restarts there. */
+  resumedAtMs?: number;
 }
 
 export class CameraLoop {
@@ -21,7 +24,11 @@ export class CameraLoop {
   private readonly log: Logger;
   private running: Promise<void> | undefined;
   private stopping = false;
-  readonly stats: LoopStats = { inferred: 0, failures: 0 };
+  /** Set while paused; the loop waits on it before taking the next frame. */
+  private gate: { opened: Promise<void>; open: () => void } | undefined;
+  /** The inference (and its onResult) in flight, so pause() can wait for it. */
+  private inFlight: Promise<void> | undefined;
+  readonly stats: LoopStats = { inferred: 0, failures: 0, paused: false };
 
   constructor(opts: { camera: Camera; infer: (frame: Frame) => Promise<Inference>; onResult: (frame: Frame, inf: Inference) => void; log: Logger }) {
     this.camera = opts.camera;
@@ -38,6 +45,10 @@ export class CameraLoop {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
+      if (this.gate) {
+        await this.gate.opened;
+        continue;
+      }
       let frame: Frame;
       try {
         frame = await this.camera.read();
@@ -47,23 +58,58 @@ export class CameraLoop {
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      try {
-        const inf = await this.infer(frame);
-        this.stats.inferred++;
-        this.stats.lastResultAtMs = Date.now();
-        this.onResult(frame, inf);
-      } catch (err) {
-        this.stats.failures++;
-        const msg = errorMessage(err);
-        if (msg !== this.stats.lastError) this.log.error({ camera: this.camera.name, err: msg }, 'inference failed');
-        this.stats.lastError = msg;
-      }
+      if (this.gate) continue; // paused while waiting for this frame: it is not inferred
+      this.inFlight = this.process(frame);
+      await this.inFlight;
+      this.inFlight = undefined;
     }
+  }
+
+  private async process(frame: Frame): Promise<void> {
+    try {
+      const inf = await this.infer(frame);
+      this.stats.inferred++;
+      this.stats.lastResultAtMs = Date.now();
+      this.onResult(frame, inf);
+    } catch (err) {
+      this.stats.failures++;
+      const msg = errorMessage(err);
+      if (msg !== this.stats.lastError) this.log.error({ camera: this.camera.name, err: msg }, 'inference failed');
+      this.stats.lastError = msg;
+    }
+  }
+
+  /**
+   * Stops inferring (the camera keeps capturing; the latest frame wins). Resolves once the
+   * inference in flight, if any, has been handed on, so nothing is published after it.
+   */
+  async pause(): Promise<void> {
+    if (!this.gate) {
+      let open!: () => void;
+      const opened = new Promise<void>((r) => (open = r));
+      this.gate = { opened, open };
+      this.stats.paused = true;
+    }
+    await this.inFlight;
+  }
+
+  resume(): void {
+    const gate = this.gate;
+    if (!gate) return;
+    this.gate = undefined;
+    this.stats.paused = false;
+    this.stats.resumedAtMs = Date.now();
+    gate.open();
+  }
+
+  get paused(): boolean {
+    return this.gate !== undefined;
   }
 
   /** Stops taking frames and waits for the inference in flight to finish. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.gate?.open();
     await this.camera.stop();
     await this.running;
     this.running = undefined;

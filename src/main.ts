@@ -1,5 +1,7 @@
 import { App } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import type { Reloader } from './publish/commands.js';
 import { errorCode, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 
@@ -22,7 +24,8 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
     process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
   }
   const log = createLogger(config.log);
-  const app = new App(config, log);
+  const load = () => loadConfig({ file: opts.configFile });
+  const app: App = new App(config, log, { reloader: commandReloader(() => app, load) });
   const stopTimeoutMs = opts.stopTimeoutMs ?? 4500;
 
   let stopping = false;
@@ -58,7 +61,7 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
   process.on('SIGHUP', () => {
     if (stopping) return;
     log.info({ signal: 'SIGHUP' }, 'signal received, reloading');
-    app.reload(() => loadConfig({ file: opts.configFile })).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'reload failed'));
+    app.reload(load).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'reload failed'));
   });
 
   try {
@@ -69,4 +72,19 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
     log.flush();
     process.exit(err instanceof ConfigError || errorCode(err) === 'CONFIG_INVALID' ? EXIT_CONFIG : 1);
   }
+}
+
+/**
+ * The `reload` command does what SIGHUP does. Its outcome: rejected (ok false) with every problem,
+ * or applied, listing the keys applied live; keys that wait for a restart are listed as problems
+ * of an accepted reload, so the caller learns of them too.
+ */
+function commandReloader(app: () => App, load: () => Config): Reloader {
+  return {
+    async reload() {
+      const r = await app().reload(load);
+      const restart = r.restartRequiredKeys.map((k) => `${k}: changed; takes effect after a restart (systemctl restart edge-inferd)`);
+      return { ok: r.ok, changed: r.appliedKeys, problems: r.ok ? restart : [...r.errors, ...restart] };
+    },
+  };
 }

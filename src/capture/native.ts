@@ -7,9 +7,10 @@
  * native error becomes a `CaptureError` with a stable `code` and the stack of the JS call site.
  */
 import { existsSync } from 'node:fs';
+import { DaemonError } from '../errors.js';
+import { packageRoot } from '../paths.js';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 /** The Debian/Ubuntu packages that make `npm install` build the capture addon and let it run. */
 export const GST_APT_PACKAGES =
@@ -55,8 +56,8 @@ export type CaptureErrorCode =
   /** open() options did not validate (nothing reached C++). */
   | 'BAD_OPTIONS';
 
-export class CaptureError extends Error {
-  readonly code: CaptureErrorCode;
+export class CaptureError extends DaemonError {
+  declare readonly code: CaptureErrorCode;
   /** GStreamer's debug string (file, function, element path and the real reason, e.g. "not-negotiated"). */
   readonly debug?: string;
   /** The element that posted the error; for PIPELINE_PARSE, the missing element name(s). */
@@ -71,9 +72,8 @@ export class CaptureError extends Error {
     message: string,
     details: { debug?: string; element?: string; domain?: string; gstCode?: number; cause?: unknown } = {},
   ) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'CaptureError';
-    this.code = code;
     if (details.debug !== undefined) this.debug = details.debug;
     if (details.element !== undefined) this.element = details.element;
     if (details.domain !== undefined) this.domain = details.domain;
@@ -168,23 +168,9 @@ export interface NotifyAddon {
   strerror(errno: number): string;
 }
 
-let root: string | undefined;
-/** The package root: the first folder above this file holding package.json (works from src/ and dist/src/). */
-export function packageRoot(): string {
-  if (root !== undefined) return root;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`edge-inferd: no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-  root = dir;
-  return dir;
-}
-
 /** Where `npm install` (scripts/build-native.mjs) puts the addons. */
 export function addonPath(name: 'edge_capture' | 'edge_notify'): string {
-  return join(packageRoot(), 'native', 'build', 'Release', `${name}.node`);
+  return join(packageRoot, 'native', 'build', 'Release', `${name}.node`);
 }
 
 type Loaded<T> = { ok: true; addon: T } | { ok: false; reason: string };

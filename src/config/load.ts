@@ -6,7 +6,7 @@ import { DaemonError } from '../errors.js';
 import { demoModelDir, demoSamplesDir } from '../paths.js';
 import { applyEnvOverrides } from './env.js';
 import { formatIssues } from './format.js';
-import { type Config, configSchema, NAME_RE } from './schema.js';
+import { type Config, cameraSchema, configSchema, NAME_RE } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/edge-inferd/config.yaml';
 
@@ -49,7 +49,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const baseDir = file ? dirname(resolve(file)) : process.cwd();
   const c = parsed.data;
   const deviceId = c.deviceId ?? safeHostname();
-  const cameras = c.cameras ?? { demo: { uri: `images://${demoSamplesDir}`, fps: 2, enabled: true } };
+  const cameras = c.cameras ?? { demo: cameraSchema.parse({ uri: `images://${demoSamplesDir}`, fps: 2 }) };
   for (const cam of Object.values(cameras)) cam.uri = resolveImagesUri(cam.uri, baseDir);
   const config: Config = {
     ...c,

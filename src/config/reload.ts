@@ -11,6 +11,8 @@ export const LIVE_KEYS: readonly string[] = [
   'http.token',
   'http.tokenFile',
   'health.*',
+  // The camera's decider is replaced: its stable/change history starts afresh.
+  'cameras.*.publish.*',
   // A new Engine is loaded next to the old one and swapped in; on failure the old one stays.
   'model.*',
 ];
@@ -32,8 +34,15 @@ export function diffConfig(a: unknown, b: unknown, prefix = ''): ConfigChange[] 
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [{ path: prefix, from: a, to: b }];
 }
 
+/** `*` stands for one key, or, at the end, for any keys below. */
 export function isLive(path: string): boolean {
-  return LIVE_KEYS.some((k) => (k.endsWith('.*') ? path.startsWith(k.slice(0, -1)) : path === k));
+  const keys = path.split('.');
+  return LIVE_KEYS.some((pattern) => {
+    const pat = pattern.split('.');
+    const tail = pat[pat.length - 1] === '*';
+    if (tail ? keys.length < pat.length : keys.length !== pat.length) return false;
+    return pat.every((p, i) => p === '*' || p === keys[i]);
+  });
 }
 
 /** For logs and /status: secrets are never shown, whatever key they sit under. */

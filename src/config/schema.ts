@@ -13,10 +13,33 @@ const nameMessage = 'must be 1-64 letters, digits, "_" or "-", starting with a l
 const port = z.int().min(1).max(65535);
 const host = z.string().min(1);
 
+/** Which results of a camera are published, and the stable rule that events (and the `stable` policy) use. */
+export const publishSchema = z
+  .strictObject({
+    policy: z
+      .enum(['every', 'change', 'stable', 'interval'])
+      .default('every')
+      .describe('every result | change: the top-1 label changed | stable: a label became stable | interval: at most one per intervalSec'),
+    intervalSec: z.number().positive().max(86_400).default(1).describe('interval policy: the least time between two published results'),
+    stable: z
+      .strictObject({
+        k: z.int().min(1).max(1000).default(3).describe('frames, out of the last n, that must carry the label'),
+        n: z.int().min(1).max(1000).default(5).describe('window length in frames'),
+        minScore: z.number().min(0).max(1).default(0.5).describe('least mean score of those k frames'),
+      })
+      .prefault({})
+      .superRefine((s, ctx) => {
+        if (s.k > s.n) ctx.addIssue({ code: 'custom', path: ['k'], input: s.k, message: `must be <= n (${s.n})` });
+      }),
+    events: z.boolean().default(true).describe('publish change/stable/cleared decisions on <camera>/event'),
+  })
+  .describe('Publish policy of this camera');
+
 export const cameraSchema = z.strictObject({
   uri: z.string().min(1).describe('Camera URI: images:///dir, test://ball, file:///video.mp4, v4l2:///dev/video0, csi://0, rtsp://..., gst://...'),
   fps: z.number().positive().max(1000).optional().describe('Frames taken per second (images: the cycle rate, default 2; cameras: a cap)'),
   enabled: z.boolean().default(true),
+  publish: publishSchema.prefault({}),
 });
 
 export const providerName = z.enum(['tensorrt', 'cuda', 'cpu']);
@@ -43,7 +66,7 @@ export const mqttSchema = z.strictObject({
   username: z.string().optional(),
   password: z.string().optional().describe('prefer passwordFile or the EDGE_INFERD_MQTT__PASSWORD environment variable'),
   passwordFile: z.string().optional(),
-  qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1).describe('QoS of results'),
+  qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1).describe('QoS of results and events'),
   keepaliveSec: z.int().min(5).max(3600).default(30),
   embedded: z
     .strictObject({
@@ -72,6 +95,20 @@ export const logSchema = z.strictObject({
   format: z.enum(['auto', 'json', 'pretty']).default('auto').describe('auto: pretty on a TTY, JSON lines otherwise'),
 });
 
+export const statsSchema = z.strictObject({
+  intervalSec: z.number().min(0).max(86_400).default(30).describe('period of the stats message; 0 turns it off'),
+});
+
+export const commandsSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe('subscribe to <prefix>/<deviceId>/cmd/+'),
+  maxBytes: z.int().min(64).max(1_048_576).default(16_384).describe('larger command payloads are refused with an error response'),
+});
+
+export const homeAssistantSchema = z.strictObject({
+  enabled: z.boolean().default(false).describe('publish Home Assistant MQTT discovery configs (retained)'),
+  prefix: z.string().regex(NAME_RE, nameMessage).default('homeassistant').describe('Home Assistant discovery prefix'),
+});
+
 export const configSchema = z.strictObject({
   deviceId: z.string().regex(NAME_RE, nameMessage).optional().describe('default: the hostname'),
   cameras: z
@@ -83,11 +120,15 @@ export const configSchema = z.strictObject({
   http: httpSchema.prefault({}),
   health: healthSchema.prefault({}),
   log: logSchema.prefault({}),
+  stats: statsSchema.prefault({}),
+  commands: commandsSchema.prefault({}),
+  homeassistant: homeAssistantSchema.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type CameraConfig = z.output<typeof cameraSchema>;
+export type PublishConfig = z.output<typeof publishSchema>;
 export type ProviderName = z.output<typeof providerName>;
 
 /** The config after defaults that depend on the machine (hostname, package paths) are filled in. */

@@ -5,14 +5,17 @@ import type { CameraState } from '../capture/frame.js';
  * detector, so they can never disagree.
  *
  * A camera makes progress when it produced a result within max(stallAfterMs, 5 frame periods).
- * Waiting on purpose is not a stall: a camera in `connecting`/`backoff`, or an engine build that is
- * running (up to its own time limit). The clock starts again whenever a camera's state changes, so
+ * Waiting on purpose is not a stall: a camera in `connecting`/`backoff`, a camera paused by a
+ * command, or an engine build that is running (up to its own time limit). The clock starts again whenever a camera's state changes, so
  * a camera that has just come back from backoff gets a full period before it counts as stalled.
  */
 
+/** A camera's state as the detector sees it: `paused` is a loop paused by the pause command. */
+export type ProgressState = CameraState | 'paused';
+
 export interface CameraProgress {
   name: string;
-  state: CameraState;
+  state: ProgressState;
   /** Frames per second asked for; the limit grows for slow cameras. */
   fps: number;
   lastResultAtMs?: number;
@@ -28,7 +31,7 @@ export type Verdict = 'progressing' | 'waiting' | 'stalled';
 
 export interface CameraVerdict {
   verdict: Verdict;
-  state: CameraState;
+  state: ProgressState;
   /** ms since the last result (or since the camera entered its current state, if later). */
   idleMs: number;
   limitMs: number;
@@ -56,7 +59,7 @@ export interface StallDetectorOptions {
 export class StallDetector {
   private opts: StallDetectorOptions;
   /** Per camera: the state seen last and when it was first seen. */
-  private readonly seen = new Map<string, { state: CameraState; sinceMs: number }>();
+  private readonly seen = new Map<string, { state: ProgressState; sinceMs: number }>();
 
   constructor(opts: StallDetectorOptions) {
     this.opts = opts;
@@ -116,8 +119,9 @@ export class StallDetector {
 
   private judge(cam: CameraProgress, idleMs: number, limitMs: number, building: boolean): CameraVerdict {
     const base = { state: cam.state, idleMs, limitMs };
-    if (cam.state === 'connecting' || cam.state === 'backoff') {
-      return { ...base, verdict: 'waiting', reason: cam.state === 'backoff' ? 'reconnecting (backoff)' : 'connecting' };
+    if (cam.state === 'connecting' || cam.state === 'backoff' || cam.state === 'paused') {
+      const reason = cam.state === 'backoff' ? 'reconnecting (backoff)' : cam.state;
+      return { ...base, verdict: 'waiting', reason };
     }
     if (cam.state === 'stopped') return { ...base, verdict: 'stalled', reason: 'stopped' };
     if (idleMs <= limitMs) return { ...base, verdict: 'progressing' };

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { DaemonError, errorMessage } from '../errors.js';
 
@@ -33,10 +33,15 @@ export interface MqttState {
   connects: number;
 }
 
+/** Receives the messages of one subscription. Must not throw (a throw is caught and logged). */
+export type MessageHandler = (topic: string, payload: Buffer, meta: { retain: boolean; properties?: IPublishPacket['properties'] }) => void;
+
 export class MqttConnection {
   private client: MqttClient | undefined;
   private readonly opts: MqttOptions;
   private st: MqttState;
+  private readonly subs = new Map<string, { qos: 0 | 1 | 2; handler: MessageHandler }>();
+  private readonly connectListeners: (() => void)[] = [];
 
   constructor(opts: MqttOptions) {
     this.opts = opts;
@@ -77,6 +82,8 @@ export class MqttConnection {
       if (msg !== this.st.lastError) o.log.error({ url: this.st.url, err: msg }, 'mqtt error');
       this.st.lastError = msg;
     });
+    client.on('connect', () => this.afterConnect(client));
+    client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
     await new Promise<void>((resolve) => {
       const done = () => {
         client.off('connect', done);
@@ -107,6 +114,50 @@ export class MqttConnection {
     });
   }
 
+  /**
+   * Subscribes now if connected, and again after every (re)connect, whatever the session state:
+   * a SUBSCRIBE the broker already has is harmless, a lost one would be silent.
+   */
+  subscribe(filter: string, handler: MessageHandler, opts: { qos?: 0 | 1 | 2 } = {}): void {
+    this.subs.set(filter, { qos: opts.qos ?? 1, handler });
+    const client = this.client;
+    if (client && this.st.connected) this.sendSubscribe(client, filter, opts.qos ?? 1);
+  }
+
+  /** Called after every (re)connect, after the birth message and the subscriptions. */
+  onConnect(listener: () => void): void {
+    this.connectListeners.push(listener);
+  }
+
+  private afterConnect(client: MqttClient): void {
+    for (const [filter, s] of this.subs) this.sendSubscribe(client, filter, s.qos);
+    for (const l of this.connectListeners) {
+      try {
+        l();
+      } catch (err) {
+        this.opts.log.error({ err: errorMessage(err) }, 'mqtt connect listener failed');
+      }
+    }
+  }
+
+  private sendSubscribe(client: MqttClient, filter: string, qos: 0 | 1 | 2): void {
+    client.subscribe(filter, { qos }, (err, granted) => {
+      const refused = granted?.find((g) => g.qos > 2);
+      if (err || refused) this.opts.log.error({ filter, err: err ? errorMessage(err) : `broker refused (reason ${refused?.qos})` }, 'mqtt subscribe failed');
+    });
+  }
+
+  private dispatch(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    for (const [filter, s] of this.subs) {
+      if (!topicMatches(filter, topic)) continue;
+      try {
+        s.handler(topic, payload, { retain: packet.retain, properties: packet.properties });
+      } catch (err) {
+        this.opts.log.error({ topic, err: errorMessage(err) }, 'mqtt message handler failed');
+      }
+    }
+  }
+
   /** Publishes the final retained status (e.g. `stopped`), then disconnects cleanly so no will is sent. */
   async stop(finalStatus?: string, timeoutMs = 2000): Promise<void> {
     const client = this.client;
@@ -134,6 +185,18 @@ function readPasswordFile(file: string): string {
   } catch (err) {
     throw new DaemonError('MQTT_PASSWORD_FILE', `mqtt.passwordFile: cannot read ${file}: ${errorMessage(err)}`, { cause: err });
   }
+}
+
+/** MQTT topic filter matching (`+`, `#`; a `$share/<group>/` prefix is the filter after it). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = (filter.startsWith('$share/') ? filter.split('/').slice(2).join('/') : filter).split('/');
+  const t = topic.split('/');
+  if (topic.startsWith('$') && (f[0] === '+' || f[0] === '#')) return false;
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
 }
 
 /** URLs may carry user:password; never log that. */

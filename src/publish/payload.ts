@@ -1,45 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { Frame } from '../capture/frame.js';
+import type { Decision, StableRule, StableState } from '../decide/types.js';
+import type { PolicyName } from '../decide/policy.js';
 import type { Inference, ModelInfo } from '../inference/types.js';
+import { type CommandResponse, type EventPayload, PAYLOAD_VERSION, type ResultPayload, type StatusPayload } from './schemas.js';
 
-/** Versioned JSON payloads. Bump PAYLOAD_VERSION on any incompatible change; schemas/ holds the JSON Schemas. */
-export const PAYLOAD_VERSION = 1;
-
-export interface ResultPayload {
-  v: number;
-  /** Unique per message, for consumer de-duplication. */
-  id: string;
-  deviceId: string;
-  camera: string;
-  /** Per-camera result counter, starting at 1 each run. */
-  seq: number;
-  ts: string;
-  tsMs: number;
-  capturedAt: string;
-  capturedAtMs: number;
-  model: { name: string; version: string; sha256: string };
-  provider: string;
-  task: string;
-  label: string;
-  score: number;
-  top: { label: string; score: number; index: number }[];
-  frame: { seq: number; width: number; height: number; name?: string };
-  latencyMs: { preprocess: number; inference: number; postprocess: number; total: number };
-}
-
-export interface StatusPayload {
-  v: number;
-  state: 'online' | 'offline' | 'stopped';
-  deviceId: string;
-  ts: string;
-  tsMs: number;
-  version?: string;
-  model?: { name: string; version: string; sha256: string };
-  provider?: string;
-  cameras?: string[];
-}
+/** Builders of the versioned JSON payloads; their schemas (and types) are in schemas.ts. */
+export { PAYLOAD_VERSION };
+export type { ResultPayload, StatusPayload, EventPayload, CommandResponse };
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
+const iso = (ms: number) => new Date(ms).toISOString();
+const modelRef = (m: ModelInfo) => ({ name: m.name, version: m.version, sha256: m.sha256 });
+/** Float32 scores can land a hair outside [0, 1] after a softmax; the contract says [0, 1]. */
+const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
 
 export function resultPayload(args: {
   deviceId: string;
@@ -48,8 +22,10 @@ export function resultPayload(args: {
   inference: Inference;
   model: ModelInfo;
   nowMs: number;
+  policy?: PolicyName;
+  stable?: StableState;
 }): ResultPayload {
-  const { frame, inference: inf, model, nowMs } = args;
+  const { frame, inference: inf, model, nowMs, stable } = args;
   const best = inf.top[0];
   return {
     v: PAYLOAD_VERSION,
@@ -57,16 +33,16 @@ export function resultPayload(args: {
     deviceId: args.deviceId,
     camera: frame.camera,
     seq: args.seq,
-    ts: new Date(nowMs).toISOString(),
+    ts: iso(nowMs),
     tsMs: nowMs,
-    capturedAt: new Date(frame.capturedAtMs).toISOString(),
+    capturedAt: iso(frame.capturedAtMs),
     capturedAtMs: frame.capturedAtMs,
-    model: { name: model.name, version: model.version, sha256: model.sha256 },
+    model: modelRef(model),
     provider: model.provider,
     task: inf.task,
     label: best.label,
-    score: best.score,
-    top: inf.top.map((t) => ({ label: t.label, score: t.score, index: t.index })),
+    score: clamp01(best.score),
+    top: inf.top.map((t) => ({ label: t.label, score: clamp01(t.score), index: t.index })),
     frame: { seq: frame.seq, width: frame.width, height: frame.height, ...(frame.name ? { name: frame.name } : {}) },
     latencyMs: {
       preprocess: r3(inf.latencyMs.preprocess),
@@ -74,9 +50,61 @@ export function resultPayload(args: {
       postprocess: r3(inf.latencyMs.postprocess),
       total: r3(Math.max(0, nowMs - frame.capturedAtMs)),
     },
+    policy: args.policy ?? 'every',
+    stable: stable ? { label: stable.label, score: clamp01(stable.score), frames: stable.frames, window: stable.window, since: iso(stable.becameMs), sinceMs: stable.becameMs } : null,
   };
 }
 
-export function statusPayload(state: StatusPayload['state'], deviceId: string, extra: Omit<StatusPayload, 'v' | 'state' | 'deviceId' | 'ts' | 'tsMs'> = {}, nowMs = Date.now()): StatusPayload {
-  return { v: PAYLOAD_VERSION, state, deviceId, ts: new Date(nowMs).toISOString(), tsMs: nowMs, ...extra };
+export function eventPayload(args: {
+  deviceId: string;
+  camera: string;
+  seq: number;
+  decision: Decision;
+  /** The frame that caused it; undefined for a pause. */
+  frame?: Pick<Frame, 'seq' | 'name'>;
+  model: ModelInfo;
+  rule: StableRule;
+  nowMs: number;
+}): EventPayload {
+  const d = args.decision;
+  const base = {
+    v: PAYLOAD_VERSION,
+    id: randomUUID(),
+    deviceId: args.deviceId,
+    camera: args.camera,
+    seq: args.seq,
+    ts: iso(args.nowMs),
+    tsMs: args.nowMs,
+    label: d.label,
+    score: clamp01(d.score),
+    at: iso(d.atMs),
+    atMs: d.atMs,
+    since: iso(d.sinceMs),
+    sinceMs: d.sinceMs,
+    frames: d.frames,
+    frame: args.frame ? { seq: args.frame.seq, ...(args.frame.name ? { name: args.frame.name } : {}) } : null,
+    model: modelRef(args.model),
+  };
+  const rule = { k: args.rule.k, n: args.rule.n, minScore: args.rule.minScore };
+  switch (d.type) {
+    case 'change': {
+      const p = d.previous;
+      return { ...base, type: 'change', previous: p ? { label: p.label, since: iso(p.sinceMs), sinceMs: p.sinceMs, frames: p.frames } : null };
+    }
+    case 'stable':
+      return { ...base, type: 'stable', rule };
+    case 'cleared':
+      return { ...base, type: 'cleared', rule, reason: d.reason ?? 'evidence' };
+  }
+}
+
+export function statusPayload(state: StatusPayload['state'], deviceId: string, extra: Omit<StatusPayload, 'v' | 'id' | 'state' | 'deviceId' | 'ts' | 'tsMs'> = {}, nowMs = Date.now()): StatusPayload {
+  return { v: PAYLOAD_VERSION, id: randomUUID(), state, deviceId, ts: iso(nowMs), tsMs: nowMs, ...extra };
+}
+
+type ResponseBody = { command: string; ok: true; result: unknown } | { command: string; ok: false; error: { code: string; message: string; problems?: string[] } };
+
+/** A command response; `body` is checked against the response schema by the tests, not here. */
+export function commandResponse(deviceId: string, requestId: string | number | null, body: ResponseBody, nowMs = Date.now()): CommandResponse {
+  return { v: PAYLOAD_VERSION, id: randomUUID(), requestId, deviceId, ts: iso(nowMs), tsMs: nowMs, ...body } as CommandResponse;
 }

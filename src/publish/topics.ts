@@ -19,6 +19,10 @@ export class Topics {
   command(name: string): string {
     return `${this.base}/cmd/${name}`;
   }
+  /** What the daemon subscribes to for commands. */
+  get commandFilter(): string {
+    return `${this.base}/cmd/+`;
+  }
   commandResponse(name: string): string {
     return `${this.base}/cmd/${name}/response`;
   }

@@ -2,7 +2,7 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { App, type AppOptions } from '../../src/app.js';
+import { App, type AppDeps } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
@@ -36,7 +36,7 @@ export function copyDemoModel(dir: string): string {
   return dir;
 }
 
-export async function startTestApp(opts: { samples: string[]; fps?: number; extra?: Record<string, any>; app?: AppOptions }): Promise<TestApp> {
+export async function startTestApp(opts: { samples: string[]; fps?: number; extra?: Record<string, any>; app?: AppDeps }): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'edge-inferd-app-'));
   const imagesDir = join(dir, 'images');
   copySamples(imagesDir, opts.samples);

@@ -1,6 +1,11 @@
 import mqtt, { type MqttClient } from 'mqtt';
+import { schemaErrors, schemaForTopic } from './schemas.js';
 
-/** A test subscriber that records every message it gets. */
+/**
+ * A test subscriber that records every message it gets, and checks each one of the daemon's
+ * messages against its shipped JSON Schema (by topic, see schemaForTopic): an invalid message
+ * fails every waitFor from then on, and close().
+ */
 export interface Received {
   topic: string;
   payload: string;
@@ -12,16 +17,39 @@ export interface Received {
 export interface Subscriber {
   client: MqttClient;
   messages: Received[];
+  /** Messages that did not match their schema. */
+  invalid: string[];
   waitFor(pred: (m: Received) => boolean, timeoutMs?: number): Promise<Received>;
   close(): Promise<void>;
 }
 
-export async function subscribe(url: string, topics: string | string[], opts: mqtt.IClientOptions = {}): Promise<Subscriber> {
-  const client = await mqtt.connectAsync(url, { reconnectPeriod: 200, ...opts });
+export interface SubscribeOptions extends mqtt.IClientOptions {
+  /** Schema checks (default on); `haPrefix` names the Home Assistant discovery prefix. */
+  validate?: boolean;
+  haPrefix?: string;
+}
+
+export async function subscribe(url: string, topics: string | string[], opts: SubscribeOptions = {}): Promise<Subscriber> {
+  const { validate = true, haPrefix, ...clientOpts } = opts;
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 200, ...clientOpts });
   const messages: Received[] = [];
-  const waiters: { pred: (m: Received) => boolean; resolve: (m: Received) => void }[] = [];
+  const invalid: string[] = [];
+  const waiters: { pred: (m: Received) => boolean; resolve: (m: Received) => void; reject: (e: Error) => void }[] = [];
   client.on('message', (topic, payload, packet) => {
     const text = payload.toString();
+    const schema = validate ? schemaForTopic(topic, text, haPrefix) : undefined;
+    if (schema) {
+      let errors: string[];
+      try {
+        errors = schemaErrors(schema, JSON.parse(text));
+      } catch (err) {
+        errors = [`not JSON: ${String(err)}`];
+      }
+      if (errors.length) {
+        invalid.push(`${topic} does not match schemas/${schema}: ${errors.join('; ')}; payload ${text.slice(0, 1000)}`);
+        for (const w of waiters.splice(0)) w.reject(new Error(invalid[invalid.length - 1]));
+      }
+    }
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -36,14 +64,19 @@ export async function subscribe(url: string, topics: string | string[], opts: mq
   return {
     client,
     messages,
+    invalid,
     waitFor(pred, timeoutMs = 15_000) {
+      if (invalid.length) return Promise.reject(new Error(invalid[0]));
       const hit = messages.find(pred);
       if (hit) return Promise.resolve(hit);
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`message not seen in ${timeoutMs} ms; got ${messages.length}: ${messages.slice(-5).map((m) => `${m.topic} ${m.payload.slice(0, 120)}`).join(' | ')}`)), timeoutMs);
-        waiters.push({ pred, resolve: (m) => (clearTimeout(t), resolve(m)) });
+        waiters.push({ pred, resolve: (m) => (clearTimeout(t), resolve(m)), reject: (e) => (clearTimeout(t), reject(e)) });
       });
     },
-    close: () => client.endAsync(true),
+    async close() {
+      await client.endAsync(true);
+      if (invalid.length) throw new Error(`${invalid.length} message(s) did not match their schema:\n${invalid.join('\n')}`);
+    },
   };
 }

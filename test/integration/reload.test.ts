@@ -26,11 +26,12 @@ describe('reload', () => {
       c.health = { stallAfterSec: 30 };
       c.mqtt.prefix = 'elsewhere';
       c.cameras.tray.fps = 5;
+      c.cameras.tray.publish = { policy: 'change' };
     });
     const report = await t.app.reload(load);
     expect(report).toMatchObject({
       ok: true,
-      applied: ['health.stallAfterSec: 10 -> 30', 'log.level: "info" -> "debug"', 'mqtt.qos: 1 -> 0'],
+      applied: ['cameras.tray.publish.policy: "every" -> "change"', 'health.stallAfterSec: 10 -> 30', 'log.level: "info" -> "debug"', 'mqtt.qos: 1 -> 0'],
       restartRequired: ['cameras.tray.fps: 10 -> 5', 'mqtt.prefix: "edge-inferd" -> "elsewhere"'],
       errors: [],
     });
@@ -39,6 +40,12 @@ describe('reload', () => {
     expect(t.app.config.mqtt.prefix).toBe('edge-inferd');
     expect(t.app.config.cameras.tray.fps).toBe(10);
     expect(t.app.health().cameras.tray.limitMs).toBe(30_000);
+    // The new policy runs: with one image the label never changes, so nothing more is published.
+    const published = () => (t.app.status().cameras.tray as any).decide.published as number;
+    expect((t.app.status().cameras.tray as any).decide.policy).toBe('change');
+    await moreResults(3);
+    expect((t.app.status().cameras.tray as any).decide.inferred).toBeGreaterThanOrEqual(3);
+    expect(published()).toBeLessThanOrEqual(1);
     // The new level took effect on the loggers the components already hold.
     await moreResults(1);
     const warn = t.logs.find((l) => l.msg?.startsWith('reload: restart required'));

@@ -43,6 +43,10 @@ describe('config: bad configs give exact `path: problem (got X)` messages', () =
     ['topic-unsafe prefix', 'mqtt:\n  prefix: "a/b"\n', ['mqtt.prefix: must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "a/b")']],
     ['a list at the root', '- a\n- b\n', ['(root): expected a mapping of settings (got a list)']],
     ['empty cameras', 'cameras: {}\n', ['cameras: at least one camera is needed (got none)']],
+    ['unknown policy', 'cameras:\n  tray:\n    uri: images:///tmp\n    publish:\n      policy: sometimes\n', ['cameras.tray.publish.policy: must be one of "every", "change", "stable", "interval" (got "sometimes")']],
+    ['stable k above n', 'cameras:\n  tray:\n    uri: images:///tmp\n    publish:\n      stable: { k: 6, n: 5 }\n', ['cameras.tray.publish.stable.k: must be <= n (5) (got 6)']],
+    ['a key of publish misspelt', 'cameras:\n  tray:\n    uri: images:///tmp\n    publish:\n      intervalSecs: 2\n', ['cameras.tray.publish.intervalSecs: unknown key (did you mean "intervalSec"?)']],
+    ['home assistant prefix with a slash', 'homeassistant:\n  prefix: ha/x\n', ['homeassistant.prefix: must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "ha/x")']],
   ];
   for (const [name, text, want] of cases) {
     it(name, () => expect(problems(text)).toEqual(want));
@@ -52,7 +56,7 @@ describe('config: bad configs give exact `path: problem (got X)` messages', () =
     expect(problems('http:\n  port: 0\nlog:\n  level: x\nfoo: 1\n')).toEqual([
       'http.port: must be >= 1 (got 0)',
       'log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace" (got "x")',
-      'foo: unknown key (valid keys: deviceId, cameras, model, mqtt, http, health, log)',
+      'foo: unknown key (valid keys: deviceId, cameras, model, mqtt, http, health, log, stats, commands, homeassistant)',
     ]);
   });
 
@@ -75,7 +79,12 @@ describe('config: defaults, paths and environment overrides', () => {
   it('no file at all means the built-in demo', () => {
     const c = loadConfig({ env: {}, defaultPath: join(dir, 'absent.yaml') });
     expect(c.source).toBe('built-in demo');
-    expect(c.cameras).toEqual({ demo: { uri: `images://${demoSamplesDir}`, fps: 2, enabled: true } });
+    expect(c.cameras).toEqual({
+      demo: { uri: `images://${demoSamplesDir}`, fps: 2, enabled: true, publish: { policy: 'every', intervalSec: 1, stable: { k: 3, n: 5, minScore: 0.5 }, events: true } },
+    });
+    expect(c.stats).toEqual({ intervalSec: 30 });
+    expect(c.commands).toEqual({ enabled: true, maxBytes: 16_384 });
+    expect(c.homeassistant).toEqual({ enabled: false, prefix: 'homeassistant' });
     expect(c.model.path).toBe(demoModelDir);
     expect(c.mqtt.url).toBe('embedded');
     expect(c.http).toEqual({ enabled: true, host: '127.0.0.1', port: 8321 });
@@ -98,8 +107,11 @@ describe('config: defaults, paths and environment overrides', () => {
         EDGE_INFERD_CAMERAS__TRAY__FPS: '12.5',
         EDGE_INFERD_MODEL__PROVIDERS: '[cuda, cpu]',
         EDGE_INFERD_LOG__LEVEL: 'debug',
+        EDGE_INFERD_CAMERAS__TRAY__PUBLISH__POLICY: 'stable',
+        EDGE_INFERD_CAMERAS__TRAY__PUBLISH__STABLE__MIN_SCORE: '0.8',
       },
     });
+    expect(c.cameras.Tray.publish).toMatchObject({ policy: 'stable', stable: { k: 3, n: 5, minScore: 0.8 } });
     expect(c.mqtt.url).toBe('mqtt://b:1883');
     expect(c.http.port).toBe(9000);
     expect(c.deviceId).toBe('kiosk-7');
@@ -115,7 +127,7 @@ describe('config: defaults, paths and environment overrides', () => {
 
   it('the JSON Schema comes from the same schema', () => {
     const s = configJsonSchema() as { properties: Record<string, any>; additionalProperties: boolean };
-    expect(Object.keys(s.properties)).toEqual(['deviceId', 'cameras', 'model', 'mqtt', 'http', 'health', 'log']);
+    expect(Object.keys(s.properties)).toEqual(['deviceId', 'cameras', 'model', 'mqtt', 'http', 'health', 'log', 'stats', 'commands', 'homeassistant']);
     expect(s.additionalProperties).toBe(false);
     expect(s.properties.http.properties.port).toMatchObject({ type: 'integer', maximum: 65535, default: 8321 });
   });

@@ -12,15 +12,15 @@ describe('config reload diff', () => {
     b.source = '/etc/edge-inferd/config.yaml';
     expect(diffConfig(a, b)).toEqual([]);
     b.log.level = 'debug';
-    b.cameras.door = { uri: 'rtsp://cam/door', enabled: true };
+    b.cameras.door = { ...structuredClone(b.cameras.demo), uri: 'rtsp://cam/door' };
     b.cameras.demo.fps = 5;
     b.model.providers = ['cuda', 'cpu'];
     expect(diffConfig(a, b).map((c) => c.path)).toEqual(['cameras.demo.fps', 'cameras.door', 'log.level', 'model.providers']);
   });
 
   it('classifies live keys and restart-required ones', () => {
-    for (const p of ['log.level', 'mqtt.qos', 'http.token', 'health.stallAfterSec', 'model.path', 'model.providers']) expect(isLive(p), p).toBe(true);
-    for (const p of ['http.port', 'http.host', 'mqtt.url', 'mqtt.prefix', 'deviceId', 'cameras.door', 'cameras.demo.uri', 'cameras.demo.fps', 'log.format', 'healthy']) expect(isLive(p), p).toBe(false);
+    for (const p of ['log.level', 'mqtt.qos', 'http.token', 'health.stallAfterSec', 'model.path', 'model.providers', 'cameras.tray.publish.policy', 'cameras.tray.publish.stable.k']) expect(isLive(p), p).toBe(true);
+    for (const p of ['http.port', 'http.host', 'mqtt.url', 'mqtt.prefix', 'deviceId', 'cameras.door', 'cameras.demo.uri', 'cameras.demo.fps', 'cameras.publish', 'cameras.tray.publish', 'log.format', 'healthy', 'health', 'stats.intervalSec', 'commands.maxBytes']) expect(isLive(p), p).toBe(false);
   });
 
   it('keeps restart-required keys at their running values, so the next diff still reports them', () => {

@@ -45,6 +45,19 @@ describe('StallDetector', () => {
     expect(r.reason).toBe('camera tray: reconnecting (backoff); camera door: connecting');
   });
 
+  it('a paused camera waits on purpose; after resuming it gets a full period', () => {
+    const { clock, det } = setup();
+    const last = clock.advance(0);
+    det.check({ cameras: [cam({ lastResultAtMs: last })] });
+    clock.advance(600_000);
+    expect(det.check({ cameras: [cam({ state: 'paused', lastResultAtMs: last })] })).toMatchObject({ ok: true, verdict: 'waiting', reason: 'camera tray: paused' });
+    det.check({ cameras: [cam({ lastResultAtMs: last })] });
+    clock.advance(10_000);
+    expect(det.check({ cameras: [cam({ lastResultAtMs: last })] }).ok).toBe(true);
+    clock.advance(1);
+    expect(det.check({ cameras: [cam({ lastResultAtMs: last })] }).ok).toBe(false);
+  });
+
   it('restarts the clock when a camera comes back from backoff', () => {
     const { clock, det } = setup();
     const last = clock.advance(0);

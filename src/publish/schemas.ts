@@ -1,0 +1,269 @@
+import { z } from 'zod';
+import { NAME_RE } from '../config/schema.js';
+
+/**
+ * Every MQTT payload, defined once: the TypeScript types (z.output), the validator of incoming
+ * commands, and the JSON Schema files shipped in schemas/ (scripts/make-schemas.ts writes them;
+ * a test fails when they are stale). The schemas are closed (no unknown properties): they say
+ * exactly what this release sends. Within `v: 1` fields are only ever added.
+ */
+
+export const PAYLOAD_VERSION = 1 as const;
+
+const v = z.literal(PAYLOAD_VERSION).describe('payload version');
+const id = z.uuid().describe('unique per message, for consumer de-duplication');
+const iso = z.iso.datetime();
+const epochMs = z.int().min(0);
+const name = z.string().regex(NAME_RE);
+const count = z.int().min(0);
+const score = z.number().min(0).max(1);
+const stamp = { ts: iso.describe('when the message was made, ISO 8601 UTC'), tsMs: epochMs.describe('the same, epoch ms') };
+
+export const modelRef = z.strictObject({ name: z.string().min(1), version: z.string().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+export const policyName = z.enum(['every', 'change', 'stable', 'interval']);
+export const cameraStateName = z.enum(['connecting', 'streaming', 'backoff', 'stopped', 'paused']);
+
+export const statusSchema = z
+  .strictObject({
+    v,
+    id,
+    state: z.enum(['online', 'offline', 'stopped']).describe('online (birth), offline (the last will), stopped (clean exit)'),
+    deviceId: name,
+    ...stamp,
+    version: z.string().optional().describe('edge-inferd version'),
+    model: modelRef.optional(),
+    provider: z.string().optional().describe('execution provider in use'),
+    cameras: z.array(name).optional().describe('enabled cameras'),
+    cameraState: z.record(name, cameraStateName).optional().describe('each camera: its capture state, or paused'),
+  })
+  .meta({ title: 'edge-inferd status', description: 'Topic <prefix>/<deviceId>/status, retained. Birth on connect, last will on a lost connection, stopped on a clean exit; republished when a camera state changes.' });
+
+export const stableRef = z
+  .strictObject({
+    label: z.string(),
+    score: score.describe('mean score of the label in the window'),
+    frames: count.describe("the label's frames in the window"),
+    window: count.describe('frames in the window (n once it has filled)'),
+    since: iso.describe('when it became stable'),
+    sinceMs: epochMs,
+  })
+  .describe('the stable label after this frame (k of the last n frames, mean score >= minScore), or null');
+
+export const resultSchema = z
+  .strictObject({
+    v,
+    id,
+    deviceId: name,
+    camera: name,
+    seq: z.int().min(1).describe('per-camera counter of published results, from 1 at each start: a gap means a lost message'),
+    ...stamp,
+    capturedAt: iso,
+    capturedAtMs: epochMs,
+    model: modelRef,
+    provider: z.string(),
+    task: z.literal('classify'),
+    label: z.string().describe('top-1 label'),
+    score: score.describe('its probability'),
+    top: z.array(z.strictObject({ label: z.string(), score, index: count })).min(1),
+    frame: z.strictObject({ seq: count, width: z.int().min(1), height: z.int().min(1), name: z.string().optional() }),
+    latencyMs: z
+      .strictObject({
+        preprocess: z.number().min(0),
+        inference: z.number().min(0),
+        postprocess: z.number().min(0),
+        total: z.number().min(0).describe('capture to publish'),
+      })
+      .describe('latency breakdown, ms'),
+    policy: policyName.describe("the camera's publish policy that let this result out"),
+    stable: stableRef.nullable(),
+  })
+  .meta({ title: 'edge-inferd result', description: 'Topic <prefix>/<deviceId>/<camera>/result: one inference, as let out by the publish policy.' });
+
+const eventBase = {
+  v,
+  id,
+  deviceId: name,
+  camera: name,
+  seq: z.int().min(1).describe('per-camera counter of events, from 1 at each start'),
+  ...stamp,
+  label: z.string(),
+  score,
+  at: iso.describe('capture time of the frame that caused the event (or when the camera was paused)'),
+  atMs: epochMs,
+  since: iso.describe('start of the state the event is about'),
+  sinceMs: epochMs,
+  frames: count,
+  frame: z.strictObject({ seq: count, name: z.string().optional() }).nullable().describe('the frame that caused it; null for a pause'),
+  model: modelRef,
+};
+const rule = z.strictObject({ k: z.int().min(1), n: z.int().min(1), minScore: score });
+
+export const eventSchema = z
+  .discriminatedUnion('type', [
+    z
+      .strictObject({
+        ...eventBase,
+        type: z.literal('change'),
+        previous: z.strictObject({ label: z.string(), since: iso, sinceMs: epochMs, frames: count }).nullable().describe('the run that ended; null at the first frame'),
+      })
+      .describe('the top-1 label differs from the previous frame; since = this frame, frames = 1'),
+    z
+      .strictObject({ ...eventBase, type: z.literal('stable'), rule })
+      .describe('a label became stable; score = its mean in the window, since = its oldest frame there, frames = its frames there'),
+    z
+      .strictObject({ ...eventBase, type: z.literal('cleared'), rule, reason: z.enum(['evidence', 'paused']) })
+      .describe('the stable label stopped meeting the rule (evidence) or the camera was paused; since = when it became stable, frames = frames it stayed stable'),
+  ])
+  .meta({ title: 'edge-inferd event', description: 'Topic <prefix>/<deviceId>/<camera>/event: decisions of the decide stage, whatever the publish policy.' });
+
+export const statsSchema = z
+  .strictObject({
+    v,
+    id,
+    seq: z.int().min(1).describe('stats message counter, from 1 at each start'),
+    deviceId: name,
+    ...stamp,
+    intervalSec: z.number().positive(),
+    uptimeSec: count,
+    cameras: z.record(
+      name,
+      z.strictObject({
+        state: cameraStateName,
+        inferred: count.describe('results since start, published or held back'),
+        published: count,
+        heldBack: count.describe('results the publish policy held back'),
+        failures: count.describe('failed inferences'),
+        dropped: count.describe('frames replaced by a newer one before inference'),
+        events: z.strictObject({ change: count, stable: count, cleared: count }),
+        labels: z.record(z.string(), count).describe('top-1 label counts since start, held back or not'),
+        fps: z.number().min(0).describe('inferences per second over the last period'),
+        latencyMs: z.strictObject({ mean: z.number().min(0), max: z.number().min(0) }).nullable().describe('preprocess + inference + postprocess over the last period; null without results'),
+      }),
+    ),
+    mqtt: z.strictObject({ connected: z.boolean(), connects: count, publishFailures: count }),
+  })
+  .meta({ title: 'edge-inferd stats', description: 'Topic <prefix>/<deviceId>/stats, every stats.intervalSec.' });
+
+// ---- commands: <prefix>/<deviceId>/cmd/<name>, answered on cmd/<name>/response ----
+
+const requestId = z.union([z.string().min(1).max(128), z.int()]).describe("the requester's id, echoed as requestId in the response");
+const cameraArg = name.describe('camera name');
+
+export const commandRequestSchemas = {
+  snapshot: z
+    .strictObject({
+      id: requestId.optional(),
+      camera: cameraArg.optional().describe('required when there is more than one camera'),
+      quality: z.int().min(1).max(100).default(80).describe('JPEG quality'),
+      maxWidth: z.int().min(16).max(8192).optional().describe('scale down (keeping the aspect) to at most this width'),
+    })
+    .meta({ title: 'edge-inferd command snapshot', description: 'Topic cmd/snapshot: a JPEG of the latest frame inferred, base64 in the response.' }),
+  reload: z.strictObject({ id: requestId.optional() }).meta({ title: 'edge-inferd command reload', description: 'Topic cmd/reload: re-read the config file and apply it (as SIGHUP does).' }),
+  pause: z
+    .strictObject({ id: requestId.optional(), camera: cameraArg.optional().describe('omitted: every camera') })
+    .meta({ title: 'edge-inferd command pause', description: 'Topic cmd/pause: stop inferring on a camera (the camera keeps capturing, nothing is published for it).' }),
+  resume: z
+    .strictObject({ id: requestId.optional(), camera: cameraArg.optional().describe('omitted: every camera') })
+    .meta({ title: 'edge-inferd command resume', description: 'Topic cmd/resume: infer again on a paused camera.' }),
+  status: z.strictObject({ id: requestId.optional() }).meta({ title: 'edge-inferd command status', description: 'Topic cmd/status: the same JSON as GET /status.' }),
+};
+export type CommandName = keyof typeof commandRequestSchemas;
+export const COMMAND_NAMES = Object.keys(commandRequestSchemas) as CommandName[];
+
+export const snapshotResultSchema = z.strictObject({
+  camera: name,
+  contentType: z.literal('image/jpeg'),
+  encoding: z.literal('base64'),
+  // Not z.base64(): its `format: "base64"` is no standard format, and strict validators refuse it.
+  data: z
+    .string()
+    .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/)
+    .meta({ contentEncoding: 'base64', contentMediaType: 'image/jpeg', description: 'the JPEG, base64' }),
+  bytes: z.int().min(1).describe('JPEG size before base64'),
+  width: z.int().min(1),
+  height: z.int().min(1),
+  frame: z.strictObject({ seq: count, capturedAt: iso, capturedAtMs: epochMs, name: z.string().optional() }),
+});
+export const reloadOutcomeSchema = z.strictObject({
+  ok: z.boolean().describe('false: the new config was rejected and the running one stays'),
+  changed: z.array(z.string()).describe('config paths whose new values were applied'),
+  problems: z.array(z.string()).describe('why it was rejected, one `path: problem` line each'),
+});
+export const pauseResultSchema = z.strictObject({
+  changed: z.array(name).describe('cameras this command paused or resumed'),
+  paused: z.array(name).describe('every paused camera afterwards'),
+});
+
+const responseBase = { v, id, requestId: requestId.nullable(), deviceId: name, ...stamp };
+export const commandResponseSchema = z
+  .union([
+    z.strictObject({ ...responseBase, command: z.literal('snapshot'), ok: z.literal(true), result: snapshotResultSchema }),
+    z.strictObject({ ...responseBase, command: z.literal('reload'), ok: z.literal(true), result: reloadOutcomeSchema }),
+    z.strictObject({ ...responseBase, command: z.enum(['pause', 'resume']), ok: z.literal(true), result: pauseResultSchema }),
+    z.strictObject({ ...responseBase, command: z.literal('status'), ok: z.literal(true), result: z.looseObject({ deviceId: name, state: z.string() }) }),
+    z.strictObject({
+      ...responseBase,
+      command: z.string().describe('the topic level after cmd/, also for unknown commands'),
+      ok: z.literal(false),
+      error: z.strictObject({
+        code: z.enum(['BAD_JSON', 'BAD_REQUEST', 'TOO_LARGE', 'UNKNOWN_COMMAND', 'UNKNOWN_CAMERA', 'NO_FRAME', 'RELOAD_REJECTED', 'UNAVAILABLE', 'FAILED']),
+        message: z.string(),
+        problems: z.array(z.string()).optional().describe('one `path: problem` line each'),
+      }),
+    }),
+  ])
+  .meta({ title: 'edge-inferd command response', description: 'Topic <prefix>/<deviceId>/cmd/<name>/response: one per request, with its id as requestId (null when it could not be read).' });
+
+// ---- Home Assistant MQTT discovery (homeassistant.enabled) ----
+
+const haAvailability = z.strictObject({ topic: z.string(), value_template: z.string(), payload_available: z.literal('online'), payload_not_available: z.literal('offline') });
+const haBase = {
+  name: z.string(),
+  unique_id: z.string(),
+  state_topic: z.string(),
+  value_template: z.string(),
+  availability: z.array(haAvailability).length(1),
+  device: z.strictObject({ identifiers: z.array(z.string()).min(1), name: z.string(), manufacturer: z.string(), model: z.string(), sw_version: z.string() }),
+  origin: z.strictObject({ name: z.literal('edge-inferd'), sw_version: z.string() }),
+  qos: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+};
+export const haDiscoverySchema = z
+  .union([
+    z.strictObject({ ...haBase, platform: z.literal('sensor'), icon: z.string(), json_attributes_topic: z.string(), json_attributes_template: z.string() }),
+    z.strictObject({ ...haBase, platform: z.literal('binary_sensor'), device_class: z.literal('connectivity'), payload_on: z.literal('ON'), payload_off: z.literal('OFF') }),
+  ])
+  .meta({ title: 'edge-inferd Home Assistant discovery config', description: 'Topic <haPrefix>/<sensor|binary_sensor>/<deviceId>/<camera>_<label|online>/config, retained; empty retained to remove.' });
+
+export type StatusPayload = z.output<typeof statusSchema>;
+export type ResultPayload = z.output<typeof resultSchema>;
+export type EventPayload = z.output<typeof eventSchema>;
+export type StatsPayload = z.output<typeof statsSchema>;
+export type CommandResponse = z.output<typeof commandResponseSchema>;
+export type ReloadOutcome = z.output<typeof reloadOutcomeSchema>;
+export type SnapshotResult = z.output<typeof snapshotResultSchema>;
+export type HaDiscoveryConfig = z.output<typeof haDiscoverySchema>;
+export type CameraStateName = z.output<typeof cameraStateName>;
+
+/** The shipped schema files: schemas/<file>. */
+export const PAYLOAD_SCHEMAS: Record<string, z.ZodType> = {
+  'status.schema.json': statusSchema,
+  'result.schema.json': resultSchema,
+  'event.schema.json': eventSchema,
+  'stats.schema.json': statsSchema,
+  ...Object.fromEntries(COMMAND_NAMES.map((n) => [`command-${n}.schema.json`, commandRequestSchemas[n]])),
+  'command-response.schema.json': commandResponseSchema,
+  'homeassistant-discovery.schema.json': haDiscoverySchema,
+};
+
+/** Schema ids are URNs: the files are shipped in the package (schemas/), not served from anywhere. */
+export const SCHEMA_BASE_URL = 'urn:edge-inferd:schemas:v1:';
+
+export function payloadJsonSchema(file: string): Record<string, unknown> {
+  const schema = PAYLOAD_SCHEMAS[file];
+  if (!schema) throw new Error(`no payload schema ${file}`);
+  // Requests are read with defaults applied; what is on the wire is the input side.
+  const io = file.startsWith('command-') && file !== 'command-response.schema.json' ? 'input' : 'output';
+  const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io }) as Record<string, unknown>;
+  const { $schema, ...rest } = json;
+  return { $schema, $id: SCHEMA_BASE_URL + file, ...rest };
+}
