@@ -74,7 +74,7 @@ export class Metrics {
 
     this.latency = new Histogram({
       name: `${P}stage_latency_seconds`,
-      help: 'Time per pipeline stage; total is capture to publish',
+      help: 'Time per pipeline stage; total is capture to the decision on the result',
       labelNames: ['camera', 'stage'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [r],
