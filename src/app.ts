@@ -1,13 +1,23 @@
 import { createCamera } from './capture/index.js';
 import type { Frame } from './capture/frame.js';
 import { frameToJpeg } from './capture/jpeg.js';
+import { ConfigError } from './config/load.js';
+import { type ConfigChange, describeChange, diffConfig, isLive, mergeLive } from './config/reload.js';
 import type { Config } from './config/schema.js';
 import { CameraDecider } from './decide/policy.js';
 import type { Decision, StableState } from './decide/types.js';
-import { errorMessage } from './errors.js';
+import { DaemonError, errorMessage } from './errors.js';
+import { DeviceSampler } from './health/device.js';
+import { Metrics } from './health/metrics.js';
+import { registerOpsRoutes } from './health/routes.js';
+import { sdNotifyDetailed } from './health/sdnotify.js';
 import { HealthServer, type HealthSource, type ReadyReport } from './health/server.js';
+import { renderSnapshot } from './health/snapshot.js';
+import { type StallReport, StallDetector } from './health/stall.js';
+import { SystemdNotifier } from './health/systemd.js';
 import { Engine } from './inference/engine.js';
 import { loadModelPackage } from './inference/package.js';
+import { AUTO_CHAIN, providerLibraryProblem } from './inference/providers.js';
 import type { Inference } from './inference/types.js';
 import type { Logger } from './log.js';
 import { CameraLoop } from './loop.js';
@@ -27,17 +37,41 @@ export interface AppDeps {
   reloader?: Reloader;
   /** Monotonic clock in ms for the publish policies; performance.now by default. */
   monotonicNow?: () => number;
+  /** sd_notify; default: the native addon to $NOTIFY_SOCKET (a no-op without it). */
+  notify?: (state: string) => boolean;
+  /** Where WATCHDOG_USEC/WATCHDOG_PID are read; default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
-/** How often the frame kept for snapshots is refreshed. */
-const SNAPSHOT_KEEP_MS = 1000;
+/** The outcome of the last SIGHUP reload, as /status and the log report it. */
+export interface ReloadReport {
+  atMs: number;
+  ok: boolean;
+  applied: string[];
+  restartRequired: string[];
+  errors: string[];
+  /** The key paths behind `applied` and `restartRequired`. */
+  appliedKeys: string[];
+  restartRequiredKeys: string[];
+}
+
+/** sd_notify that says why it failed; no $NOTIFY_SOCKET is not a failure. */
+function sendNotify(state: string): boolean {
+  const r = sdNotifyDetailed(state);
+  if (!r.sent && r.reason !== 'no-socket') throw new DaemonError('NOTIFY', r.message);
+  return r.sent;
+}
+
+/** Snapshots keep a copy of each inferred frame while someone looked within this long. */
+const SNAPSHOT_INTEREST_MS = 60_000;
 
 /**
  * The composition root: the only place that knows every component. Components start in dependency
  * order (http first so probes answer during start-up) and stop in reverse.
  */
 export class App implements HealthSource {
-  readonly config: Config;
+  /** The config running now: after a reload, live keys are new and restart-required ones still old. */
+  config: Config;
   private readonly log: Logger;
   private readonly topics: Topics;
   private broker: EmbeddedBroker | undefined;
@@ -49,8 +83,11 @@ export class App implements HealthSource {
   private readonly eventSeq = new Map<string, number>();
   private readonly lastResult = new Map<string, unknown>();
   private readonly deciders = new Map<string, CameraDecider>();
-  /** A copy of a recent frame inferred per camera (at most SNAPSHOT_KEEP_MS old), for the snapshot command. */
-  private readonly lastFrame = new Map<string, Frame>();
+  /** Per camera: the latest inferred frame and its inference (snapshot command, /snapshot.jpg). */
+  private readonly latest = new Map<string, { frame: Frame; inf: Inference; atMs: number; jpeg?: Promise<Buffer> }>();
+  /** A capture source's frame is valid until its next read: while snapshots are wanted, keep copies. */
+  private readonly frameCopies = new Map<string, Uint8Array>();
+  private snapshotWantedUntilMs = 0;
   private readonly deps: AppDeps;
   private stats: StatsReporter | undefined;
   private ha: HomeAssistantDiscovery | undefined;
@@ -62,6 +99,16 @@ export class App implements HealthSource {
   private readonly startedAtMs = Date.now();
   private publishFailures = 0;
   private state: 'starting' | 'running' | 'stopping' | 'stopped' = 'stopped';
+  private readonly detector: StallDetector;
+  private readonly notifier: SystemdNotifier;
+  private readonly metrics: Metrics;
+  private readonly device: DeviceSampler;
+  private stallTimer: NodeJS.Timeout | undefined;
+  /** Set while an engine that may need a TensorRT build loads: the pipeline waits for it on purpose. */
+  private engineBuild: { sinceMs: number; what: string } | undefined;
+  private readonly inflight = new Set<Promise<Inference>>();
+  private reloadChain: Promise<unknown> = Promise.resolve();
+  private lastReload: ReloadReport | undefined;
 
   constructor(config: Config, log: Logger, deps: AppDeps = {}) {
     this.config = config;
@@ -69,6 +116,29 @@ export class App implements HealthSource {
     this.deps = deps;
     this.topics = new Topics(config.mqtt.prefix, config.deviceId);
     this.running = new Promise((r) => (this.markRunning = r));
+    this.detector = new StallDetector({ now: Date.now, stallAfterMs: config.health.stallAfterSec * 1000, engineBuildLimitMs: config.health.engineBuildTimeoutSec * 1000 });
+    this.notifier = new SystemdNotifier({
+      send: deps.notify ?? sendNotify,
+      env: deps.env,
+      check: () => this.health(),
+      statusLine: () => this.statusLine(),
+      log: log.child({ component: 'systemd' }),
+    });
+    this.device = new DeviceSampler({ intervalMs: config.health.deviceSampleSec * 1000, log: log.child({ component: 'device' }) });
+    this.metrics = new Metrics({
+      cameras: () => [...this.loops].map(([name, l]) => ({ name, status: l.camera.status(), inferred: l.stats.inferred, failures: l.stats.failures })),
+      model: () => this.engine && { name: this.engine.info.name, version: this.engine.info.version, provider: this.engine.provider },
+      mqttConnected: () => this.mqtt?.connected,
+      journal: () => this.journalStats(),
+      publishFailures: () => this.publishFailures,
+      healthy: () => this.health().ok,
+      device: () => this.device.latest,
+    });
+  }
+
+  /** The journal's outbox figures; undefined until the journal is wired in. */
+  private journalStats(): { depth: number; evictions: number; accepting: boolean } | undefined {
+    return undefined;
   }
 
   /** Port the HTTP server actually listens on (config port 0 picks a free one). */
@@ -81,11 +151,21 @@ export class App implements HealthSource {
     this.state = 'starting';
     const c = this.config;
     this.log.info({ config: c.source, deviceId: c.deviceId, version: VERSION }, 'starting');
+    // Ticks from now on, so an engine build during start-up can extend systemd's start timeout.
+    this.notifier.start();
+    this.stallTimer = setInterval(() => this.health(), 1000);
+    this.stallTimer.unref();
 
     if (c.http.enabled) {
-      this.http = new HealthServer({ host: c.http.host, port: c.http.port, source: this, log: this.log.child({ component: 'http' }) });
+      this.http = new HealthServer({ host: c.http.host, port: c.http.port, token: c.http.token, source: this, log: this.log.child({ component: 'http' }) });
+      registerOpsRoutes(this.http, {
+        metrics: this.metrics,
+        cameras: () => [...this.loops.keys()],
+        snapshot: (camera) => this.snapshotJpeg(camera),
+      });
       await this.http.start();
     }
+    await this.device.start();
 
     let url = c.mqtt.url;
     if (url === 'embedded') {
@@ -95,17 +175,7 @@ export class App implements HealthSource {
       this.log.info({ url }, 'embedded mqtt broker listening');
     }
 
-    const pkg = await loadModelPackage(c.model.path);
-    this.engine = await Engine.load(pkg, {
-      providers: c.model.providers,
-      intraOpThreads: c.model.intraOpThreads,
-      interOpThreads: c.model.interOpThreads,
-      onAttempt: (a) =>
-        a.ok
-          ? this.log.info({ provider: a.provider, ms: Math.round(a.ms) }, 'execution provider loaded')
-          : this.log.warn({ provider: a.provider, reason: a.error }, 'execution provider unavailable, trying the next'),
-    });
-    this.log.info({ model: this.engine.info, dir: pkg.dir }, 'model loaded');
+    this.engine = await this.loadEngine(c.model);
 
     this.mqtt = new MqttConnection({
       url,
@@ -127,10 +197,10 @@ export class App implements HealthSource {
       if (!camCfg.enabled) continue;
       const camera = createCamera(name, camCfg, { log: this.log.child({ component: 'camera' }) });
       await camera.start();
-      this.deciders.set(name, new CameraDecider(camCfg.publish, this.deps.monotonicNow ?? (() => performance.now())));
+      this.deciders.set(name, this.newDecider(camCfg.publish));
       const loop = new CameraLoop({
         camera,
-        infer: (frame) => this.requireEngine().infer(frame),
+        infer: (frame) => this.infer(frame),
         onResult: (frame, inf) => this.onInference(frame, inf),
         log: this.log.child({ component: 'loop', camera: name }),
       });
@@ -141,6 +211,11 @@ export class App implements HealthSource {
     this.state = 'running';
     this.markRunning();
     this.log.info({ cameras: [...this.loops.keys()], provider: this.engine.provider }, 'running');
+    this.notifier.ready();
+  }
+
+  private newDecider(publish: Config['cameras'][string]['publish']): CameraDecider {
+    return new CameraDecider(publish, this.deps.monotonicNow ?? (() => performance.now()));
   }
 
   private requireEngine(): Engine {
@@ -148,27 +223,189 @@ export class App implements HealthSource {
     return this.engine;
   }
 
+  private async loadEngine(model: Config['model']): Promise<Engine> {
+    const pkg = await loadModelPackage(model.path);
+    const chain = model.providers === 'auto' ? AUTO_CHAIN : model.providers;
+    // Without an engine cache TensorRT builds one first, which can take minutes on a Jetson.
+    if (chain.includes('tensorrt') && providerLibraryProblem('tensorrt') === undefined) {
+      this.engineBuild = { sinceMs: Date.now(), what: `tensorrt, ${pkg.manifest.name}` };
+    }
+    try {
+      const engine = await Engine.load(pkg, {
+        providers: model.providers,
+        intraOpThreads: model.intraOpThreads,
+        interOpThreads: model.interOpThreads,
+        onAttempt: (a) =>
+          a.ok
+            ? this.log.info({ provider: a.provider, ms: Math.round(a.ms) }, 'execution provider loaded')
+            : this.log.warn({ provider: a.provider, reason: a.error }, 'execution provider unavailable, trying the next'),
+      });
+      this.log.info({ model: engine.info, dir: pkg.dir }, 'model loaded');
+      return engine;
+    } finally {
+      this.engineBuild = undefined;
+    }
+  }
+
+  private infer(frame: Frame): Promise<Inference> {
+    const p = this.requireEngine().infer(frame);
+    this.inflight.add(p);
+    p.then(
+      () => this.inflight.delete(p),
+      () => this.inflight.delete(p),
+    );
+    return p;
+  }
+
+  /**
+   * Model swap on reload: the new engine loads next to the running one, takes over, and the old
+   * one closes once the inferences in flight on it are done. If the new one fails to load, the old
+   * one keeps running. (One method, so a warm-up-then-swap can replace its body.)
+   */
+  async swapModel(model: Config['model']): Promise<void> {
+    const next = await this.loadEngine(model);
+    const old = this.engine;
+    this.engine = next;
+    await Promise.allSettled([...this.inflight]);
+    await old?.close().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'closing the previous model failed'));
+    this.log.info({ model: next.info, previous: old?.info }, 'model swapped');
+    this.mqtt?.publish(this.topics.status, JSON.stringify(this.statusMessage('online')), { qos: 1, retain: true }).catch(() => undefined);
+  }
+
+  /**
+   * SIGHUP: re-read the config with `load`; if it is invalid keep running on the current one and
+   * log every problem; otherwise apply the live keys and report the rest as "restart required".
+   * Reloads run one at a time, in order.
+   */
+  reload(load: () => Config): Promise<ReloadReport> {
+    const run = this.reloadChain.then(() => this.doReload(load));
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doReload(load: () => Config): Promise<ReloadReport> {
+    const atMs = Date.now();
+    if (this.state !== 'running') {
+      this.log.warn({ state: this.state }, 'reload ignored: the daemon is not running');
+      return { atMs, ok: false, applied: [], restartRequired: [], errors: [`not running (${this.state})`], appliedKeys: [], restartRequiredKeys: [] };
+    }
+    this.notifier.reloading();
+    this.log.info({ config: this.config.source }, 'reloading configuration');
+    let next: Config;
+    try {
+      next = load();
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.problems : [errorMessage(err)];
+      for (const problem of errors) this.log.error({ problem }, 'reload rejected: invalid config');
+      this.log.error({ problems: errors.length }, 'reload rejected; still running on the previous config');
+      const last = this.lastReload;
+      this.lastReload = { atMs, ok: false, applied: [], restartRequired: last?.restartRequired ?? [], errors, appliedKeys: [], restartRequiredKeys: last?.restartRequiredKeys ?? [] };
+      this.notifier.reloaded(`reload rejected (${errors.length} problem${errors.length === 1 ? '' : 's'}); running on the previous config`);
+      return this.lastReload;
+    }
+    const changes = diffConfig(this.config, next);
+    let applied = changes.filter((ch) => isLive(ch.path));
+    const restart = changes.filter((ch) => !isLive(ch.path));
+    const errors: string[] = [];
+    if (applied.some((ch) => ch.path.startsWith('model.'))) {
+      try {
+        await this.swapModel(next.model);
+      } catch (err) {
+        errors.push(`model: ${errorMessage(err)}; keeping ${this.engine?.info.name ?? 'the previous model'}`);
+        this.log.error({ err: errorMessage(err) }, 'reload: the new model failed to load; keeping the running one');
+        applied = applied.filter((ch) => !ch.path.startsWith('model.'));
+      }
+    }
+    this.config = { ...mergeLive(this.config, applied), source: next.source };
+    this.applyLive(applied);
+    const report: ReloadReport = {
+      atMs,
+      ok: errors.length === 0,
+      applied: applied.map(describeChange),
+      restartRequired: restart.map(describeChange),
+      errors,
+      appliedKeys: applied.map((ch) => ch.path),
+      restartRequiredKeys: restart.map((ch) => ch.path),
+    };
+    this.lastReload = report;
+    if (applied.length) this.log.info({ changes: report.applied }, 'reload applied');
+    if (restart.length) this.log.warn({ keys: restart.map((ch) => ch.path), changes: report.restartRequired }, 'reload: restart required for these changes (systemctl restart edge-inferd)');
+    if (!changes.length) this.log.info('reload: no changes');
+    this.notifier.reloaded(this.statusLine());
+    return report;
+  }
+
+  private applyLive(applied: ConfigChange[]): void {
+    const c = this.config;
+    for (const ch of applied) {
+      if (ch.path === 'log.level') this.log.level = c.log.level;
+      else if (ch.path.startsWith('http.token')) this.http?.setToken(c.http.token);
+    }
+    // A new publish policy takes a fresh decider: its change/stable history starts again.
+    for (const name of new Set(applied.filter((ch) => /^cameras\.[^.]+\.publish\./.test(ch.path)).map((ch) => ch.path.split('.')[1]))) {
+      if (this.deciders.has(name)) this.deciders.set(name, this.newDecider(c.cameras[name].publish));
+    }
+    if (applied.some((ch) => ch.path.startsWith('health.'))) {
+      this.detector.setLimits({ stallAfterMs: c.health.stallAfterSec * 1000, engineBuildLimitMs: c.health.engineBuildTimeoutSec * 1000 });
+      this.device.setInterval(c.health.deviceSampleSec * 1000);
+    }
+    // mqtt.qos is read on every publish.
+  }
+
+  private statusLine(): string {
+    const cams = [...this.loops.values()];
+    const streaming = cams.filter((l) => l.camera.status().state === 'streaming').length;
+    const model = this.engine ? `${this.engine.info.name} on ${this.engine.provider}` : 'no model';
+    const mqtt = this.mqtt?.connected ? 'mqtt connected' : 'mqtt not connected';
+    const h = this.state === 'running' ? this.health() : undefined;
+    return `${this.state}: ${streaming}/${cams.length} cameras streaming, ${model}, ${mqtt}${h?.reason ? `; ${h.reason}` : ''}`;
+  }
+
+  /**
+   * The frame to keep for snapshots: while someone asked for one lately, a copy (the source may
+   * reuse the buffer at its next read); otherwise the frame as it is, which costs nothing.
+   */
+  private keepFrame(frame: Frame): Frame {
+    if (Date.now() > this.snapshotWantedUntilMs) return frame;
+    let copy = this.frameCopies.get(frame.camera);
+    if (copy?.byteLength !== frame.data.byteLength) {
+      copy = new Uint8Array(frame.data.byteLength);
+      this.frameCopies.set(frame.camera, copy);
+    }
+    copy.set(frame.data);
+    return { ...frame, data: copy };
+  }
+
+  /** The latest frame of a camera with its result drawn on it; rendered once per result. */
+  private snapshotJpeg(camera: string): Promise<Buffer | undefined> {
+    this.snapshotWantedUntilMs = Date.now() + SNAPSHOT_INTEREST_MS;
+    const entry = this.latest.get(camera);
+    if (!entry) return Promise.resolve(undefined);
+    if (!entry.jpeg) {
+      const best = entry.inf.top[0];
+      // renderSnapshot reads the pixels synchronously, so the kept copy may be reused afterwards.
+      entry.jpeg = renderSnapshot(entry.frame, {
+        label: best?.label,
+        score: best?.score,
+        index: best?.index ?? 0,
+        caption: `${camera} #${entry.frame.seq} ${new Date(entry.atMs).toISOString()}`,
+      });
+    }
+    return entry.jpeg;
+  }
+
+
   /** Every inference goes through the camera's decide stage: the policy lets the result out or holds it back; events go out regardless. */
   private onInference(frame: Frame, inf: Inference): void {
     const decider = this.deciders.get(frame.camera);
     if (!decider) return;
-    this.keepForSnapshot(frame);
+    this.latest.set(frame.camera, { frame: this.keepFrame(frame), inf, atMs: Date.now() });
+    this.metrics.observe(frame.camera, { ...inf.latencyMs, total: Math.max(0, Date.now() - frame.capturedAtMs) });
     this.stats?.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
     const best = inf.top[0];
     const d = decider.observe({ label: best.label, score: best.score, atMs: frame.capturedAtMs });
     if (d.publish) this.publishResult(frame, inf, d.stable);
     for (const e of d.events) this.publishEvent(frame.camera, e, frame);
-  }
-
-  /**
-   * Keeps a copy of the latest inferred frame per camera, at most one per SNAPSHOT_KEEP_MS: a
-   * GStreamer camera reuses its frame buffer (Frame.data), and copying every frame would allocate
-   * a full frame each time.
-   */
-  private keepForSnapshot(frame: Frame): void {
-    const kept = this.lastFrame.get(frame.camera);
-    if (kept && frame.capturedAtMs - kept.capturedAtMs < SNAPSHOT_KEEP_MS && frame.capturedAtMs >= kept.capturedAtMs) return;
-    this.lastFrame.set(frame.camera, { ...frame, data: frame.data.slice() });
   }
 
   private publishResult(frame: Frame, inf: Inference, stable: StableState | undefined): void {
@@ -297,7 +534,7 @@ export class App implements HealthSource {
   private async snapshot(camera: string | undefined, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
     const names = this.pick(camera);
     if (names.length !== 1) throw new CommandError('BAD_REQUEST', `camera: name one of ${names.join(', ')}`, [`camera: required with more than one camera (cameras: ${names.join(', ')})`]);
-    const frame = this.lastFrame.get(names[0]);
+    const frame = this.latest.get(names[0])?.frame;
     if (!frame) throw new CommandError('NO_FRAME', `camera ${names[0]} has no frame yet`);
     const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
       throw new CommandError('FAILED', `camera ${names[0]}: JPEG encoding failed: ${errorMessage(err)}`);
@@ -337,6 +574,10 @@ export class App implements HealthSource {
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return;
     this.state = 'stopping';
+    this.notifier.stoppingNow();
+    this.notifier.stop();
+    clearInterval(this.stallTimer);
+    this.device.stop();
     this.log.info('stopping');
     for (const t of this.timers.splice(0)) clearInterval(t);
     await Promise.all([...this.loops.values()].map((l) => l.stop().catch((err: unknown) => this.log.warn({ err: String(err) }, 'camera stop failed'))));
@@ -354,19 +595,24 @@ export class App implements HealthSource {
     this.log.info('stopped');
   }
 
-  health() {
-    if (this.state !== 'running') return { ok: this.state === 'starting', reason: this.state };
-    const now = Date.now();
-    for (const [name, loop] of this.loops) {
-      const st = loop.camera.status();
-      const fps = this.config.cameras[name].fps ?? 2;
-      const limit = Math.max(10_000, 5000 / fps);
-      const last = Math.max(loop.stats.lastResultAtMs ?? this.startedAtMs, loop.stats.resumedAtMs ?? 0);
-      if (st.state === 'streaming' && !loop.paused && now - last > limit) {
-        return { ok: false, reason: `camera ${name}: no result for ${Math.round((now - last) / 1000)} s` };
-      }
-    }
-    return { ok: true };
+  /**
+   * /healthz and the systemd watchdog: the stall detector's verdict. A paused camera waits on
+   * purpose. Starting counts as waiting (systemd's start timeout guards it); stopping and stopped
+   * are not healthy.
+   */
+  health(): StallReport {
+    const report = this.detector.check({
+      cameras: [...this.loops].map(([name, loop]) => ({
+        name,
+        state: loop.paused ? ('paused' as const) : loop.camera.status().state,
+        fps: this.config.cameras[name]?.fps ?? 0,
+        lastResultAtMs: loop.stats.lastResultAtMs,
+      })),
+      engineBuild: this.engineBuild,
+    });
+    if (this.state === 'running') return report;
+    if (this.state === 'starting' && report.ok) return { ...report, verdict: 'waiting', reason: report.reason ? `starting: ${report.reason}` : 'starting' };
+    return { ...report, ok: false, verdict: 'stalled', reason: report.reason && this.state === 'starting' ? report.reason : this.state };
   }
 
   ready(): ReadyReport {
@@ -378,7 +624,10 @@ export class App implements HealthSource {
       checks[`camera:${name}`] = { ok: st?.state === 'streaming', detail: st?.state ?? 'not started' };
     }
     const mq = this.mqtt?.state();
+    const journal = this.journalStats();
     checks.mqtt = { ok: mq?.connected === true, detail: mq ? (mq.connected ? `connected to ${mq.url}` : `not connected to ${mq.url}${mq.lastError ? `: ${mq.lastError}` : ''}`) : 'not started' };
+    // Results still go somewhere safe while the broker is away, if the journal takes them.
+    if (!checks.mqtt.ok && journal?.accepting) checks.mqtt = { ok: true, detail: `${checks.mqtt.detail}; the journal holds results (${journal.depth} queued)` };
     return { ok: this.state === 'running' && Object.values(checks).every((c) => c.ok), checks };
   }
 
@@ -398,6 +647,9 @@ export class App implements HealthSource {
           { ...loop.camera.status(), ...loop.stats, decide: { policy: this.config.cameras[name].publish.policy, ...this.deciders.get(name)?.counters() }, lastResult: this.lastResult.get(name) ?? null },
         ]),
       ),
+      health: this.health(),
+      reload: this.lastReload ?? null,
+      systemd: { watchdogUsec: this.notifier.watchdogUsec ?? null, ...this.notifier.counts },
     };
   }
 }

@@ -4,6 +4,7 @@ import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
 import { configJsonSchema } from './config/schema.js';
 import { errorMessage } from './errors.js';
 import { runDaemon } from './main.js';
+import { formatProbe, probe } from './probe.js';
 import { VERSION } from './version.js';
 
 const HELP = `edge-inferd ${VERSION}: camera -> ONNX model -> MQTT, for edge devices
@@ -12,6 +13,9 @@ Usage:
   edge-inferd [run] [--config FILE]     run the daemon (no config at all: the built-in demo)
   edge-inferd check-config [FILE]       validate a config file; exit 0 if valid, 1 with every problem
   edge-inferd config-schema             print the config's JSON Schema
+  edge-inferd probe [--config FILE] [--json]
+                                        what this machine offers: GStreamer, cameras, ONNX Runtime
+                                        providers, GPU, memory; and the config checked (exit 1 if invalid)
   edge-inferd --version | --help
 
 Config: --config FILE, else ${DEFAULT_CONFIG_PATH} if it exists, else the demo.
@@ -23,7 +27,7 @@ async function main(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+    options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
   });
   if (values.help) return (process.stdout.write(HELP), 0);
   if (values.version) return (process.stdout.write(`${VERSION}\n`), 0);
@@ -45,6 +49,11 @@ async function main(argv: string[]): Promise<number> {
         }
         throw err;
       }
+    }
+    case 'probe': {
+      const report = await probe({ configFile: rest[0] ?? values.config });
+      process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatProbe(report));
+      return report.config.ok ? 0 : 1;
     }
     case 'config-schema':
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');

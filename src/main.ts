@@ -1,4 +1,3 @@
-import { isDeepStrictEqual } from 'node:util';
 import { App } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -15,7 +14,7 @@ export interface RunOptions {
   stopTimeoutMs?: number;
 }
 
-/** Runs the daemon until SIGTERM/SIGINT; a second signal forces the exit. */
+/** Runs the daemon until SIGTERM/SIGINT (a second one forces the exit); SIGHUP reloads the config. */
 export async function runDaemon(opts: RunOptions): Promise<void> {
   let config;
   try {
@@ -25,7 +24,8 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
     process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
   }
   const log = createLogger(config.log);
-  const app = new App(config, log, { reloader: checkOnlyReloader(opts.configFile, config) });
+  const load = () => loadConfig({ file: opts.configFile });
+  const app: App = new App(config, log, { reloader: commandReloader(() => app, load) });
   const stopTimeoutMs = opts.stopTimeoutMs ?? 4500;
 
   let stopping = false;
@@ -57,6 +57,12 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // systemctl reload: re-read the same file (and environment) the daemon started with.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    log.info({ signal: 'SIGHUP' }, 'signal received, reloading');
+    app.reload(load).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'reload failed'));
+  });
 
   try {
     await app.start();
@@ -69,20 +75,16 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
 }
 
 /**
- * The `reload` command until the daemon applies a new config live (SIGHUP): re-reads and checks
- * the config, reports every problem, and says plainly when a valid change needs a restart.
+ * The `reload` command does what SIGHUP does. Its outcome: rejected (ok false) with every problem,
+ * or applied, listing the keys applied live; keys that wait for a restart are listed as problems
+ * of an accepted reload, so the caller learns of them too.
  */
-function checkOnlyReloader(configFile: string | undefined, running: Config): Reloader {
+function commandReloader(app: () => App, load: () => Config): Reloader {
   return {
     async reload() {
-      let next: Config;
-      try {
-        next = loadConfig({ file: configFile });
-      } catch (err) {
-        return { ok: false, changed: [], problems: err instanceof ConfigError ? err.problems : [errorMessage(err)] };
-      }
-      if (isDeepStrictEqual(next, running)) return { ok: true, changed: [], problems: [] };
-      return { ok: false, changed: [], problems: [`${next.source}: the config is valid but changed; this build applies a new config at a restart only`] };
+      const r = await app().reload(load);
+      const restart = r.restartRequiredKeys.map((k) => `${k}: changed; takes effect after a restart (systemctl restart edge-inferd)`);
+      return { ok: r.ok, changed: r.appliedKeys, problems: r.ok ? restart : [...r.errors, ...restart] };
     },
   };
 }

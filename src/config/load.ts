@@ -58,9 +58,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     cameras,
     model: { ...c.model, path: c.model.path ? resolve(baseDir, c.model.path) : demoModelDir },
     mqtt: { ...c.mqtt, passwordFile: c.mqtt.passwordFile ? resolve(baseDir, c.mqtt.passwordFile) : undefined },
+    http: { ...c.http, tokenFile: c.http.tokenFile ? resolve(baseDir, c.http.tokenFile) : undefined },
     source: label,
   };
-  const late = checkResolved(config);
+  const late = [...checkResolved(config), ...resolveHttpToken(config)];
   if (late.length) throw new ConfigError(label, late);
   return config;
 }
@@ -112,6 +113,32 @@ function checkResolved(c: Config): string[] {
     }
   }
   return problems;
+}
+
+const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(host);
+
+/**
+ * Reads http.tokenFile into http.token, and refuses to expose the endpoint beyond loopback without
+ * a token: /status and /snapshot.jpg show what the camera sees.
+ */
+function resolveHttpToken(c: Config): string[] {
+  const h = c.http;
+  if (h.token !== undefined && h.tokenFile !== undefined) return ['http.tokenFile: set either http.token or http.tokenFile, not both'];
+  if (h.tokenFile !== undefined) {
+    let token: string;
+    try {
+      token = readFileSync(h.tokenFile, 'utf8').split(/\r?\n/)[0].trim();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return [`http.tokenFile: cannot read ${h.tokenFile}: ${code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(err)}`];
+    }
+    if (token.length < 16) return [`http.tokenFile: the token in ${h.tokenFile} must be at least 16 characters (got ${token.length})`];
+    h.token = token;
+  }
+  if (h.enabled && !isLoopback(h.host) && h.token === undefined) {
+    return [`http.token: required when http.host is not a loopback address (got http.host ${JSON.stringify(h.host)}); set http.token or http.tokenFile, or listen on 127.0.0.1 and use an SSH tunnel`];
+  }
+  return [];
 }
 
 function safeHostname(): string {

@@ -92,8 +92,16 @@ export const mqttSchema = z.strictObject({
 
 export const httpSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  host: host.default('127.0.0.1'),
+  host: host.default('127.0.0.1').describe('Listen address; anything but loopback requires token or tokenFile'),
   port: port.default(8321),
+  token: z.string().min(16, 'must be at least 16 characters').optional().describe('Bearer token required on every endpoint but the status page; prefer tokenFile or EDGE_INFERD_HTTP__TOKEN'),
+  tokenFile: z.string().min(1).optional().describe('File holding the bearer token (first line)'),
+});
+
+export const healthSchema = z.strictObject({
+  stallAfterSec: z.number().positive().max(3600).default(10).describe('A streaming camera with no result for max(this, 5 frame periods) is a stall: /healthz 503, watchdog pings stop'),
+  engineBuildTimeoutSec: z.int().min(10).max(86_400).default(1800).describe('An engine (TensorRT) build longer than this counts as hung'),
+  deviceSampleSec: z.number().min(1).max(3600).default(15).describe('How often device temperature and throttling are read for /metrics'),
 });
 
 export const logSchema = z.strictObject({
@@ -124,6 +132,7 @@ export const configSchema = z.strictObject({
   model: modelSchema.prefault({}),
   mqtt: mqttSchema.prefault({}),
   http: httpSchema.prefault({}),
+  health: healthSchema.prefault({}),
   log: logSchema.prefault({}),
   stats: statsSchema.prefault({}),
   commands: commandsSchema.prefault({}),

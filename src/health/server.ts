@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DaemonError } from '../errors.js';
@@ -29,15 +30,31 @@ export interface Route {
   method: 'GET' | 'POST';
   path: string;
   handler: RouteHandler;
+  /** Served without the bearer token (only for content that holds no data, like the status page). */
+  public?: boolean;
+}
+
+export interface HealthServerOptions {
+  host: string;
+  port: number;
+  source: HealthSource;
+  log: Logger;
+  /** When set, every request but public routes needs `Authorization: Bearer <token>`. */
+  token?: string;
 }
 
 export class HealthServer {
   private server: Server | undefined;
   private readonly routes: Route[] = [];
-  private readonly opts: { host: string; port: number; source: HealthSource; log: Logger };
+  private opts: HealthServerOptions;
 
-  constructor(opts: { host: string; port: number; source: HealthSource; log: Logger }) {
+  constructor(opts: HealthServerOptions) {
     this.opts = opts;
+  }
+
+  /** Live reload of the token (http.token); host and port need a restart. */
+  setToken(token: string | undefined): void {
+    this.opts = { ...this.opts, token };
   }
 
   get port(): number {
@@ -82,6 +99,10 @@ export class HealthServer {
     const path = url.pathname;
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const route = this.routes.find((r) => r.path === path && r.method === method);
+    if (!route?.public && !this.authorized(req)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="edge-inferd"');
+      return send(res, 401, { error: 'a bearer token is required (Authorization: Bearer <http.token>)' });
+    }
     if (route) {
       Promise.resolve(route.handler(req, res, url)).catch((err: unknown) => {
         this.opts.log.error({ err, path }, 'http handler failed');
@@ -115,6 +136,16 @@ export class HealthServer {
       this.opts.log.error({ err, path }, 'http handler failed');
       return send(res, 500, { error: 'internal error' });
     }
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const token = this.opts.token;
+    if (token === undefined) return true;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!m) return false;
+    // Hash both sides so the comparison takes the same time whatever the lengths.
+    const digest = (s: string) => createHash('sha256').update(s).digest();
+    return timingSafeEqual(digest(m[1]), digest(token));
   }
 }
 

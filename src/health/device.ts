@@ -1,0 +1,121 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import si from 'systeminformation';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/**
+ * Device temperature and throttling, sampled on a timer (never per scrape: reading sensors can
+ * spawn programs and take tens of ms). Linux thermal zones come first: on a Jetson they are the
+ * CPU/GPU/SoC sensors, and active cooling devices (fans, CPU/GPU frequency caps) mean throttling.
+ * Where the kernel has no thermal zones, systeminformation's CPU temperature is the fallback.
+ */
+
+export interface Temperature {
+  /** thermal_zoneN, or "cpu" from systeminformation. */
+  zone: string;
+  type: string;
+  celsius: number;
+}
+export interface CoolingDevice {
+  device: string;
+  type: string;
+  state: number;
+  maxState: number;
+}
+export interface DeviceReading {
+  temperatures: Temperature[];
+  cooling: CoolingDevice[];
+  sampledAtMs: number;
+}
+
+export const THERMAL_ROOT = '/sys/class/thermal';
+
+async function readText(file: string): Promise<string | undefined> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    return undefined; // a zone that cannot be read right now (sensor asleep) is just left out
+  }
+}
+
+/** Reads thermal zones and cooling devices under `root` (the sysfs class folder). */
+export async function readThermal(root = THERMAL_ROOT): Promise<Omit<DeviceReading, 'sampledAtMs'>> {
+  let entries: string[];
+  try {
+    entries = (await readdir(root)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  } catch {
+    return { temperatures: [], cooling: [] };
+  }
+  const temperatures: Temperature[] = [];
+  const cooling: CoolingDevice[] = [];
+  for (const e of entries) {
+    if (e.startsWith('thermal_zone')) {
+      const [type, temp] = await Promise.all([readText(join(root, e, 'type')), readText(join(root, e, 'temp'))]);
+      const milli = Number(temp);
+      if (temp !== undefined && temp !== '' && Number.isFinite(milli)) temperatures.push({ zone: e, type: type ?? e, celsius: milli / 1000 });
+    } else if (e.startsWith('cooling_device')) {
+      const [type, cur, max] = await Promise.all([readText(join(root, e, 'type')), readText(join(root, e, 'cur_state')), readText(join(root, e, 'max_state'))]);
+      const state = Number(cur);
+      const maxState = Number(max);
+      if (cur && max && Number.isFinite(state) && Number.isFinite(maxState)) cooling.push({ device: e, type: type ?? e, state, maxState });
+    }
+  }
+  return { temperatures, cooling };
+}
+
+export async function sampleDevice(root = THERMAL_ROOT, now = Date.now): Promise<DeviceReading> {
+  const t = await readThermal(root);
+  if (t.temperatures.length === 0) {
+    const cpu = await si.cpuTemperature().catch(() => undefined);
+    if (cpu && typeof cpu.main === 'number' && Number.isFinite(cpu.main)) t.temperatures.push({ zone: 'cpu', type: 'cpu', celsius: cpu.main });
+  }
+  return { ...t, sampledAtMs: now() };
+}
+
+export class DeviceSampler {
+  private timer: NodeJS.Timeout | undefined;
+  private current: DeviceReading | undefined;
+  private opts: { intervalMs: number; root?: string; log: Logger };
+  private failing = false;
+
+  constructor(opts: { intervalMs: number; root?: string; log: Logger }) {
+    this.opts = opts;
+  }
+
+  get latest(): DeviceReading | undefined {
+    return this.current;
+  }
+
+  /** Takes one sample at once, then one per interval. */
+  async start(): Promise<void> {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.sample(), this.opts.intervalMs);
+    this.timer.unref();
+    await this.sample();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Live reload of the period; a running sampler restarts its timer. */
+  setInterval(intervalMs: number): void {
+    if (intervalMs === this.opts.intervalMs) return;
+    this.opts = { ...this.opts, intervalMs };
+    if (!this.timer) return;
+    this.stop();
+    void this.start();
+  }
+
+  private async sample(): Promise<void> {
+    try {
+      this.current = await sampleDevice(this.opts.root);
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.opts.log.warn({ err: errorMessage(err) }, 'device sensors could not be read');
+      this.failing = true;
+    }
+  }
+}

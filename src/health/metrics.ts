@@ -1,0 +1,171 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CameraStatus } from '../capture/frame.js';
+import type { DeviceReading } from './device.js';
+
+/**
+ * Prometheus metrics. One Registry per App (never prom-client's global one), so several daemons in
+ * one test process do not share counters. Values the components already count (camera frames,
+ * loop results) are read at scrape time through `MetricsSource`; latencies are observed as
+ * results arrive.
+ */
+
+export interface CameraCounts {
+  name: string;
+  status: CameraStatus;
+  inferred: number;
+  failures: number;
+}
+
+export interface MetricsSource {
+  cameras(): CameraCounts[];
+  model(): { name: string; version: string; provider: string } | undefined;
+  mqttConnected(): boolean | undefined;
+  /** The journal's outbox depth and evictions so far; undefined while there is no journal. */
+  journal(): { depth: number; evictions: number } | undefined;
+  publishFailures(): number;
+  /** 1 while the stall detector says the pipeline progresses or waits on purpose. */
+  healthy(): boolean;
+  device(): DeviceReading | undefined;
+}
+
+export type Stage = 'preprocess' | 'inference' | 'postprocess' | 'total';
+
+const P = 'edge_inferd_';
+
+/** A counter whose value another component owns: set from it at scrape time. */
+function mirroredCounter(registry: Registry, name: string, help: string, values: () => [Record<string, string>, number][]): void {
+  new Counter({
+    name,
+    help,
+    labelNames: ['camera'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of values()) this.inc(labels, v);
+    },
+  });
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly latency: Histogram<'camera' | 'stage'>;
+
+  constructor(source: MetricsSource) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, eventLoopMonitoringPrecision: 10 });
+
+    const perCamera = (pick: (c: CameraCounts) => number) => () => source.cameras().map((c): [Record<string, string>, number] => [{ camera: c.name }, pick(c)]);
+    mirroredCounter(r, `${P}frames_captured_total`, 'Frames the camera source produced', perCamera((c) => c.status.received));
+    mirroredCounter(r, `${P}frames_dropped_total`, 'Frames replaced by a newer one before inference took them (latest frame wins)', perCamera((c) => c.status.dropped));
+    mirroredCounter(r, `${P}frames_inferred_total`, 'Frames that went through the model', perCamera((c) => c.inferred));
+    mirroredCounter(r, `${P}inference_failures_total`, 'Frames on which inference failed', perCamera((c) => c.failures));
+    mirroredCounter(r, `${P}camera_errors_total`, 'Camera errors (unreadable frames, disconnects)', perCamera((c) => c.status.errors));
+
+    new Gauge({
+      name: `${P}camera_streaming`,
+      help: '1 while the camera delivers frames, 0 while it connects, backs off or is stopped',
+      labelNames: ['camera', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const c of source.cameras()) this.set({ camera: c.name, state: c.status.state }, c.status.state === 'streaming' ? 1 : 0);
+      },
+    });
+
+    this.latency = new Histogram({
+      name: `${P}stage_latency_seconds`,
+      help: 'Time per pipeline stage; total is capture to the decision on the result',
+      labelNames: ['camera', 'stage'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [r],
+    });
+
+    new Gauge({
+      name: `${P}provider_info`,
+      help: 'The execution provider and model in use (value 1)',
+      labelNames: ['provider', 'model', 'version'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const m = source.model();
+        if (m) this.set({ provider: m.provider, model: m.name, version: m.version }, 1);
+      },
+    });
+
+    new Gauge({
+      name: `${P}mqtt_connected`,
+      help: '1 while connected to the MQTT broker',
+      registers: [r],
+      collect() {
+        this.set(source.mqttConnected() ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: `${P}publish_failures_total`,
+      help: 'Result publishes that failed',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(source.publishFailures());
+      },
+    });
+    new Gauge({
+      name: `${P}journal_depth`,
+      help: 'Messages in the journal outbox not yet acknowledged by the broker (0 without a journal)',
+      registers: [r],
+      collect() {
+        this.set(source.journal()?.depth ?? 0);
+      },
+    });
+    new Counter({
+      name: `${P}journal_evictions_total`,
+      help: 'Unsent messages evicted from the journal past its size bound',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(source.journal()?.evictions ?? 0);
+      },
+    });
+    new Gauge({
+      name: `${P}healthy`,
+      help: '1 while the pipeline makes progress or waits on purpose (what /healthz and the watchdog use)',
+      registers: [r],
+      collect() {
+        this.set(source.healthy() ? 1 : 0);
+      },
+    });
+
+    new Gauge({
+      name: `${P}device_temperature_celsius`,
+      help: 'Device temperature per sensor (Linux thermal zones; systeminformation as fallback)',
+      labelNames: ['zone', 'type'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const t of source.device()?.temperatures ?? []) this.set({ zone: t.zone, type: t.type }, t.celsius);
+      },
+    });
+    new Gauge({
+      name: `${P}device_cooling_state_ratio`,
+      help: 'Cooling device state / max state: above 0 a fan runs or a CPU/GPU clock is capped (throttling)',
+      labelNames: ['device', 'type'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const c of source.device()?.cooling ?? []) this.set({ device: c.device, type: c.type }, c.maxState > 0 ? c.state / c.maxState : 0);
+      },
+    });
+  }
+
+  observe(camera: string, ms: Record<Stage, number>): void {
+    for (const stage of Object.keys(ms) as Stage[]) this.latency.observe({ camera, stage }, ms[stage] / 1000);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
