@@ -67,7 +67,7 @@ describe('systemd/config.example.yaml', () => {
     writeFileSync(file, stringify(all));
     try {
       const c = loadConfig({ file, env: {} });
-      expect(Object.keys(c.cameras)).toEqual(['tray']);
+      expect(Object.keys(c.cameras)).toEqual(['tray', 'door', 'replay']);
       expect(c.deviceId).toBe('kiosk-7');
     } finally {
       rmSync(dir, { recursive: true, force: true });
