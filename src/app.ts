@@ -1,9 +1,12 @@
 import { createCamera } from './capture/index.js';
 import type { Frame } from './capture/frame.js';
 import type { Config } from './config/schema.js';
+import { EventEmitter } from 'node:events';
+import { inferRoute } from './health/infer-route.js';
 import { HealthServer, type HealthSource, type ReadyReport } from './health/server.js';
-import { Engine } from './inference/engine.js';
-import { loadModelPackage } from './inference/package.js';
+import { ModelHost, type ReloadResult } from './inference/host.js';
+import { loadEngine, logEngineEvent, sessionOptions } from './inference/load.js';
+import type { EngineEvent } from './inference/providers.js';
 import type { Inference } from './inference/types.js';
 import type { Logger } from './log.js';
 import { CameraLoop } from './loop.js';
@@ -24,7 +27,9 @@ export class App implements HealthSource {
   private broker: EmbeddedBroker | undefined;
   private mqtt: MqttConnection | undefined;
   private http: HealthServer | undefined;
-  private engine: Engine | undefined;
+  private model: ModelHost | undefined;
+  /** Engine events (`engine-build-start`/`-end`...) for health/systemd, e.g. to extend start-up timeouts. */
+  readonly engineEvents = new EventEmitter<{ event: [EngineEvent] }>();
   private readonly loops = new Map<string, CameraLoop>();
   private readonly resultSeq = new Map<string, number>();
   private readonly lastResult = new Map<string, unknown>();
@@ -62,17 +67,19 @@ export class App implements HealthSource {
       this.log.info({ url }, 'embedded mqtt broker listening');
     }
 
-    const pkg = await loadModelPackage(c.model.path);
-    this.engine = await Engine.load(pkg, {
-      providers: c.model.providers,
-      intraOpThreads: c.model.intraOpThreads,
-      interOpThreads: c.model.interOpThreads,
-      onAttempt: (a) =>
-        a.ok
-          ? this.log.info({ provider: a.provider, ms: Math.round(a.ms) }, 'execution provider loaded')
-          : this.log.warn({ provider: a.provider, reason: a.error }, 'execution provider unavailable, trying the next'),
-    });
-    this.log.info({ model: this.engine.info, dir: pkg.dir }, 'model loaded');
+    const modelLog = this.log.child({ component: 'model' });
+    const onEvent = (e: EngineEvent) => (logEngineEvent(modelLog, e), this.engineEvents.emit('event', e));
+    this.model = new ModelHost({ load: (dir, hooks) => loadEngine(dir, { ...sessionOptions(c.model), onEvent, ...hooks }), log: modelLog });
+    const engine = await this.model.start(c.model.path);
+    this.log.info({ model: engine.info, dir: c.model.path }, 'model loaded');
+    this.http?.addRoute(
+      inferRoute({
+        maxBytes: c.model.inferMaxBytes,
+        infer: (frame) => this.requireModel().infer(frame),
+        toPayload: (frame, inf) => resultPayload({ deviceId: c.deviceId, seq: frame.seq, frame, inference: inf, model: inf.model, nowMs: Date.now() }),
+        log: this.log.child({ component: 'infer' }),
+      }),
+    );
 
     this.mqtt = new MqttConnection({
       url,
@@ -95,7 +102,7 @@ export class App implements HealthSource {
       await camera.start();
       const loop = new CameraLoop({
         camera,
-        infer: (frame) => this.requireEngine().infer(frame),
+        infer: (frame) => this.requireModel().infer(frame),
         onResult: (frame, inf) => this.publishResult(frame, inf),
         log: this.log.child({ component: 'loop', camera: name }),
       });
@@ -103,21 +110,27 @@ export class App implements HealthSource {
       loop.start();
     }
     this.state = 'running';
-    this.log.info({ cameras: [...this.loops.keys()], provider: this.engine.provider }, 'running');
+    this.log.info({ cameras: [...this.loops.keys()], provider: engine.info.provider }, 'running');
   }
 
-  private requireEngine(): Engine {
-    if (!this.engine) throw new Error('no model loaded');
-    return this.engine;
+  private requireModel(): ModelHost {
+    if (!this.model) throw new Error('no model loaded');
+    return this.model;
+  }
+
+  /** Hot swap: load `dir` (default: the current package again), warm it up, switch; on failure keep the old one. */
+  async reloadModel(dir?: string): Promise<ReloadResult> {
+    const result = await this.requireModel().reload(dir);
+    if (result.ok) this.mqtt?.publish(this.topics.status, JSON.stringify(this.statusMessage('online')), { qos: 1, retain: true }).catch(() => undefined);
+    return result;
   }
 
   private publishResult(frame: Frame, inf: Inference): void {
     const mqtt = this.mqtt;
-    const engine = this.engine;
-    if (!mqtt || !engine) return;
+    if (!mqtt) return;
     const seq = (this.resultSeq.get(frame.camera) ?? 0) + 1;
     this.resultSeq.set(frame.camera, seq);
-    const payload = resultPayload({ deviceId: this.config.deviceId, seq, frame, inference: inf, model: engine.info, nowMs: Date.now() });
+    const payload = resultPayload({ deviceId: this.config.deviceId, seq, frame, inference: inf, model: inf.model, nowMs: Date.now() });
     this.lastResult.set(frame.camera, payload);
     mqtt.publish(this.topics.result(frame.camera), JSON.stringify(payload), { qos: this.config.mqtt.qos }).catch((err: unknown) => {
       this.publishFailures++;
@@ -126,7 +139,7 @@ export class App implements HealthSource {
   }
 
   private statusMessage(state: 'online' | 'stopped') {
-    const info = this.engine?.info;
+    const info = this.model?.engine?.info;
     return statusPayload(state, this.config.deviceId, {
       version: VERSION,
       ...(info ? { model: { name: info.name, version: info.version, sha256: info.sha256 }, provider: info.provider } : {}),
@@ -143,8 +156,8 @@ export class App implements HealthSource {
     this.loops.clear();
     await this.mqtt?.stop(JSON.stringify(this.statusMessage('stopped')));
     this.mqtt = undefined;
-    await this.engine?.close().catch(() => undefined);
-    this.engine = undefined;
+    await this.model?.stop().catch(() => undefined);
+    this.model = undefined;
     await this.broker?.stop();
     this.broker = undefined;
     await this.http?.stop();
@@ -170,7 +183,8 @@ export class App implements HealthSource {
 
   ready(): ReadyReport {
     const checks: ReadyReport['checks'] = {};
-    checks.model = this.engine ? { ok: true, detail: `${this.engine.info.name} ${this.engine.info.version} on ${this.engine.provider}` } : { ok: false, detail: 'not loaded' };
+    const info = this.model?.engine?.info;
+    checks.model = info ? { ok: true, detail: `${info.name} ${info.version} on ${info.provider}` } : { ok: false, detail: 'not loaded' };
     for (const [name, camCfg] of Object.entries(this.config.cameras)) {
       if (!camCfg.enabled) continue;
       const st = this.loops.get(name)?.camera.status();
@@ -189,7 +203,9 @@ export class App implements HealthSource {
       state: this.state,
       uptimeSec: Math.round((Date.now() - this.startedAtMs) / 1000),
       config: this.config.source,
-      model: this.engine ? { ...this.engine.info, dir: this.engine.pkg.dir, providerAttempts: this.engine.attempts } : null,
+      model: this.model?.engine
+        ? { ...this.model.engine.info, dir: this.model.dir, providerAttempts: this.model.engine.attempts, engineCache: this.model.engine.engineCache ?? null, lastReload: this.model.lastReload ?? null }
+        : null,
       mqtt: this.mqtt ? { ...this.mqtt.state(), publishFailures: this.publishFailures } : null,
       cameras: Object.fromEntries(
         [...this.loops].map(([name, loop]) => [name, { ...loop.camera.status(), ...loop.stats, lastResult: this.lastResult.get(name) ?? null }]),

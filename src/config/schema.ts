@@ -29,6 +29,14 @@ export const modelSchema = z.strictObject({
     .describe('"auto" (tensorrt -> cuda -> cpu) or an explicit ordered list'),
   intraOpThreads: z.int().min(1).max(64).optional().describe('ONNX Runtime intra-op threads (default: ORT decides)'),
   interOpThreads: z.int().min(1).max(64).optional(),
+  gpuId: z.int().min(0).max(63).default(0).describe('GPU used by the TensorRT and CUDA providers'),
+  cacheDir: z.string().min(1).optional().describe('TensorRT engine cache folder; default $CACHE_DIRECTORY (systemd) or ~/.cache/edge-inferd'),
+  inferMaxBytes: z
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .default(10 * 1024 * 1024)
+    .describe('POST /infer: the largest image body accepted, in bytes'),
 });
 
 export const mqttSchema = z.strictObject({
