@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -148,12 +148,4 @@ export async function recordBuild(plan: EngineCachePlan, modelName: string, buil
 
 export async function discardCache(plan: EngineCachePlan): Promise<void> {
   await rm(plan.dir, { recursive: true, force: true });
-}
-
-export async function readMeta(plan: EngineCachePlan): Promise<CacheMeta | undefined> {
-  try {
-    return JSON.parse(await readFile(plan.metaPath, 'utf8')) as CacheMeta;
-  } catch {
-    return undefined;
-  }
 }

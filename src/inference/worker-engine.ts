@@ -88,7 +88,7 @@ export class WorkerEngine implements InferenceEngine {
   private readonly maxInFlight: number;
   private readonly queues = new Map<string, Job[]>();
   private rr: string[] = [];
-  private cursor = 0;
+  private lastServed: string | undefined;
   private readonly inFlight = new Map<number, Job>();
   private readonly slots = new FrameSlots();
   private nextId = 1;
@@ -160,13 +160,14 @@ export class WorkerEngine implements InferenceEngine {
     });
   }
 
-  /** Round-robin over the cameras with waiting frames. */
+  /** Round-robin over the cameras with waiting frames, starting after the one served last. */
   private nextJob(): Job | undefined {
+    const start = this.lastServed === undefined ? 0 : this.rr.indexOf(this.lastServed) + 1;
     for (let k = 0; k < this.rr.length; k++) {
-      const i = (this.cursor + k) % this.rr.length;
-      const job = this.queues.get(this.rr[i])!.shift();
+      const camera = this.rr[(start + k) % this.rr.length];
+      const job = this.queues.get(camera)!.shift();
       if (job) {
-        this.cursor = (i + 1) % this.rr.length;
+        this.lastServed = camera;
         return job;
       }
     }
