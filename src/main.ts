@@ -54,6 +54,10 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Model hot swap: reload the package from disk (a changed model.onnx/manifest.yaml), keep the old one on failure.
+  process.on('SIGHUP', () => {
+    if (!stopping) void app.reloadModel();
+  });
 
   try {
     await app.start();
