@@ -17,7 +17,7 @@ const fixtures = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 const png = (name: string) => readFile(path.join(demoSamplesDir, name));
 
 async function post(port: number, body: Uint8Array | string | undefined, headers: Record<string, string> = {}, query = '') {
-  const r = await fetch(`http://127.0.0.1:${port}/infer${query}`, { method: 'POST', body: body as BodyInit | undefined, headers });
+  const r = await fetch(`http://127.0.0.1:${port}/infer${query}`, { method: 'POST', body: body as never, headers });
   return { status: r.status, body: (await r.json()) as any };
 }
 
