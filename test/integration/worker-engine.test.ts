@@ -178,6 +178,24 @@ describe('hot swap (ModelHost.reload)', () => {
     await host.stop();
   });
 
+  it('a crashed worker is replaced: the host reloads the same package and inference carries on', async () => {
+    const host = new ModelHost({ load: (dir, hooks) => loadEngine(dir, { ...cpu1, ...hooks }), log: silent });
+    const first = await host.start(demoModelDir);
+    try {
+      // Kill the worker thread from outside, as a native crash in ORT would.
+      await (first as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      await expect(first.infer(samples[0].frame)).rejects.toMatchObject({ code: 'ENGINE_CRASHED' });
+      const end = Date.now() + 15_000;
+      while (host.engine === first && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      expect(host.engine).not.toBe(first);
+      expect(host.lastReload).toMatchObject({ ok: true, dir: demoModelDir });
+      const inf = await host.infer(samples[2].frame);
+      if (inf.task === 'classify') expect(inf.top[0].label).toBe(samples[2].label);
+    } finally {
+      await host.stop();
+    }
+  });
+
   it('a failed reload keeps the old model running and reports why', async () => {
     const host = new ModelHost({ load: (dir, hooks) => loadEngine(dir, { ...cpu1, ...hooks }), log: silent });
     const a = await host.start(demoModelDir);
