@@ -112,7 +112,7 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
   return { problems, outputs };
 }
 
-function checkInput(m: Manifest, io: ModelIo, problems: string[]): void {
+export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: string[]): void {
   const spec = m.input;
   const input = io.inputs.find((i) => i.name === spec.name);
   if (!input) {

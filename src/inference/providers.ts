@@ -24,8 +24,11 @@ import {
 
 export const AUTO_CHAIN: readonly ProviderName[] = ['tensorrt', 'cuda', 'cpu'];
 
+/** ORT execution providers, and the TF.js backends (tfjs.ts) reported the same way. */
+export type BackendName = ProviderName | 'tfjs-node-gpu' | 'tfjs-node' | 'tfjs-wasm';
+
 export interface ProviderAttempt {
-  provider: ProviderName;
+  provider: BackendName;
   ok: boolean;
   error?: string;
   ms: number;

@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { errorCode, errorMessage } from '../errors.js';
 import { Engine } from './engine.js';
+import { TfjsEngine } from './tfjs.js';
 import type { FromWorker, ToWorker, WireError } from './worker-protocol.js';
 
 /**
@@ -11,7 +12,7 @@ import type { FromWorker, ToWorker, WireError } from './worker-protocol.js';
 
 if (!parentPort) throw new Error('worker.ts must run in a worker thread');
 const port = parentPort;
-let engine: Engine | undefined;
+let engine: Engine | TfjsEngine | undefined;
 let chain: Promise<void> = Promise.resolve();
 
 const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
@@ -25,10 +26,13 @@ async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
     case 'load': {
       try {
-        engine = await Engine.load(msg.pkg, { ...msg.options, onEvent: (event) => post({ type: 'event', event }) });
+        engine =
+          msg.pkg.format === 'tfjs'
+            ? await TfjsEngine.load(msg.pkg)
+            : await Engine.load(msg.pkg, { ...msg.options, onEvent: (event) => post({ type: 'event', event }) });
         const t0 = performance.now();
         await engine.warmup();
-        post({ type: 'loaded', info: engine.info, attempts: engine.attempts, engineCache: engine.engineCache, warmupMs: performance.now() - t0 });
+        post({ type: 'loaded', info: engine.info, attempts: [...engine.attempts], engineCache: engine instanceof Engine ? engine.engineCache : undefined, warmupMs: performance.now() - t0 });
       } catch (err) {
         await engine?.close().catch(() => undefined);
         engine = undefined;
