@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256File } from '../src/inference/package.js';
+import { manifest } from './make-fixture-models.js';
 
 export interface BenchModel {
   file: string;
@@ -48,29 +49,23 @@ export async function benchPackage(m: BenchModel, modelsDir: string, into?: stri
   const dir = into ?? (await mkdtemp(path.join(os.tmpdir(), `bench-${m.task}-`)));
   await mkdir(dir, { recursive: true });
   if (!existsSync(path.join(dir, 'model.onnx'))) await symlink(onnx, path.join(dir, 'model.onnx'));
-  const normalise = m.task === 'detect' ? '' : `\n  ${IMAGENET}`;
   const labels = Array.from({ length: m.classes }, (_, i) => `class_${i}`).join('\n') + '\n';
   await writeFile(path.join(dir, 'labels.txt'), labels);
   await writeFile(
     path.join(dir, 'manifest.yaml'),
-    `name: bench-${path.basename(m.file, '.onnx')}
-version: 0.0.0
-task: ${m.task}
-sha256: ${await sha256File(onnx)}
-description: random-weight speed fixture (outputs mean nothing)
-input:
-  name: images
-  layout: NCHW
-  width: ${m.size}
-  height: ${m.size}
-  colour: RGB
-  dtype: float32
-  scale: ${1 / 255}${normalise}
-  resize: ${m.task === 'detect' ? 'letterbox' : 'stretch'}
-output:
-  name: ${m.output}
-labels: labels.txt
-${m.manifestTail}`,
+    manifest({
+      name: `bench-${path.basename(m.file, '.onnx')}`,
+      version: '0.0.0',
+      task: m.task,
+      sha: await sha256File(onnx),
+      size: m.size,
+      resize: m.task === 'detect' ? 'letterbox' : 'stretch',
+      normalise: m.task === 'detect' ? undefined : `  ${IMAGENET}\n`,
+      output: m.output,
+      labels: 'labels.txt',
+      extra: m.manifestTail,
+      description: 'random-weight speed fixture (outputs mean nothing)',
+    }),
   );
   return dir;
 }
