@@ -3,7 +3,7 @@
 //   bare    a tight session.run loop on one prepared input tensor (the inference-only limit)
 //   engine  Engine.infer on a 640x480 RGB frame: preprocess + session.run + postprocess, this thread
 //   worker  WorkerEngine.infer: the same in the inference worker, plus the frame copy and messages
-// Prints medians (ms) as a table.
+// Prints medians (ms) as a table. The three are measured in interleaved blocks of 10 runs.
 //
 //   npx tsx scripts/bench-inference.ts [--runs N] [--models DIR]
 import { rm } from 'node:fs/promises';
@@ -19,16 +19,16 @@ import { BENCH_MODELS, benchModelsDir, benchPackage } from './bench-models.js';
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '40' }, models: { type: 'string' } } });
 const RUNS = Number(values.runs);
 const WARMUP = 10;
+const BLOCK = 10;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-async function timeLoop(fn: () => Promise<unknown>): Promise<number[]> {
-  for (let i = 0; i < WARMUP; i++) await fn();
+async function timeLoop(fn: () => Promise<unknown>, n: number): Promise<number[]> {
   const ms: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     await fn();
     ms.push(performance.now() - t0);
@@ -55,23 +55,32 @@ async function main(): Promise<void> {
       const opts = { providers: ['cpu'] as const, intraOpThreads: threads, interOpThreads: 1 };
       const session = await ort.InferenceSession.create(pkg.modelPath, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1 });
       const input = new ort.Tensor('float32', new Float32Array(3 * m.size * m.size).fill(0.5), [1, 3, m.size, m.size]);
-      const bare = median(await timeLoop(() => session.run({ images: input })));
-      await session.release();
-
       const engine = await Engine.load(pkg, opts);
-      const parts = { pre: [] as number[], inf: [] as number[], post: [] as number[] };
-      const full = median(
-        await timeLoop(async () => {
-          const r = await engine.infer(frame);
-          parts.pre.push(r.latencyMs.preprocess);
-          parts.inf.push(r.latencyMs.inference);
-          parts.post.push(r.latencyMs.postprocess);
-        }),
-      );
-      await engine.close();
-
       const worker = await WorkerEngine.load(pkg, { ...opts, maxInFlight: 1 });
-      const viaWorker = median(await timeLoop(() => worker.infer(frame)));
+      const parts = { pre: [] as number[], inf: [] as number[], post: [] as number[] };
+      const times = { bare: [] as number[], full: [] as number[], worker: [] as number[] };
+      const variants: [keyof typeof times, () => Promise<unknown>][] = [
+        ['bare', () => session.run({ images: input })],
+        [
+          'full',
+          async () => {
+            const r = await engine.infer(frame);
+            parts.pre.push(r.latencyMs.preprocess);
+            parts.inf.push(r.latencyMs.inference);
+            parts.post.push(r.latencyMs.postprocess);
+          },
+        ],
+        ['worker', () => worker.infer(frame)],
+      ];
+      // Interleaved blocks, so a shared machine's load changes hit all three alike.
+      for (const [, fn] of variants) for (let i = 0; i < WARMUP; i++) await fn();
+      parts.pre.length = parts.inf.length = parts.post.length = 0;
+      for (let round = 0; round < Math.ceil(RUNS / BLOCK); round++) {
+        for (const [name, fn] of variants) times[name].push(...(await timeLoop(fn, BLOCK)));
+      }
+      const [bare, full, viaWorker] = [median(times.bare), median(times.full), median(times.worker)];
+      await session.release();
+      await engine.close();
       await worker.close();
 
       const f = (x: number) => x.toFixed(2);
@@ -83,7 +92,7 @@ async function main(): Promise<void> {
   const head = ['model', 'threads', 'bare run', 'engine.infer', 'pre / infer / post', 'worker.infer', 'engine vs bare'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  console.log(`CPU provider, 640x480 RGB noise frame, median of ${RUNS} after ${WARMUP} warm-up runs (ms)\n`);
+  console.log(`CPU provider, 640x480 RGB noise frame, median of ${Math.ceil(RUNS / BLOCK) * BLOCK} runs each (interleaved blocks of ${BLOCK}) after ${WARMUP} warm-up runs (ms)\n`);
   console.log(line(head));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line(r));
