@@ -69,7 +69,7 @@ export class App implements HealthSource {
 
     const modelLog = this.log.child({ component: 'model' });
     const onEvent = (e: EngineEvent) => (logEngineEvent(modelLog, e), this.engineEvents.emit('event', e));
-    this.model = new ModelHost({ load: (dir, hooks) => loadEngine(dir, { ...sessionOptions(c.model), onEvent, ...hooks }), log: modelLog });
+    this.model = new ModelHost({ load: (dir, hooks) => loadEngine(dir, { ...sessionOptions(c.model), nice: c.model.workerNice, onEvent, ...hooks }), log: modelLog });
     const engine = await this.model.start(c.model.path);
     this.log.info({ model: engine.info, dir: c.model.path }, 'model loaded');
     this.http?.addRoute(

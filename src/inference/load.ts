@@ -18,7 +18,7 @@ export function sessionOptions(model: Config['model'], env: NodeJS.ProcessEnv = 
 }
 
 /** Reads and checks the package at `dir`, then loads it into a new inference worker (warmed up). */
-export async function loadEngine(dir: string, opts: Omit<SessionOptions, 'onEvent'> & { onEvent?: (e: EngineEvent) => void; onCrash?: (err: Error) => void }): Promise<InferenceEngine> {
+export async function loadEngine(dir: string, opts: Omit<SessionOptions, 'onEvent'> & { onEvent?: (e: EngineEvent) => void; onCrash?: (err: Error) => void; nice?: number }): Promise<InferenceEngine> {
   const pkg = await loadModelPackage(dir);
   return WorkerEngine.load(pkg, opts);
 }

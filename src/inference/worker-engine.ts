@@ -24,6 +24,8 @@ import type { FromWorker, ToWorker, WireError } from './worker-protocol.js';
 export interface WorkerEngineOptions extends Omit<SessionOptions, 'onEvent'> {
   onEvent?: (e: EngineEvent) => void;
   maxInFlight?: number;
+  /** How much lower than the main thread the worker and ORT's threads run (Linux nice steps; default 5, 0 = same). */
+  nice?: number;
   /** The worker died without being asked to (the pending requests have been rejected). */
   onCrash?: (err: Error) => void;
 }
@@ -114,7 +116,7 @@ export class WorkerEngine implements InferenceEngine {
   /** Starts a worker, loads and warms up the model there; rejects (and stops the worker) if any step fails. */
   static async load(pkg: ModelPackage, opts: WorkerEngineOptions = { providers: 'auto' }): Promise<WorkerEngine> {
     const worker = spawnWorker();
-    const { onEvent, onCrash: _onCrash, maxInFlight: _m, ...options } = opts;
+    const { onEvent, onCrash: _onCrash, maxInFlight: _m, nice = 5, ...options } = opts;
     const loaded = await new Promise<Extract<FromWorker, { type: 'loaded' }>>((resolve, reject) => {
       const onMessage = (m: FromWorker) => {
         if (m.type === 'event') onEvent?.(m.event);
@@ -128,7 +130,7 @@ export class WorkerEngine implements InferenceEngine {
         fn();
       };
       worker.on('message', onMessage).on('error', onError).on('exit', onExit);
-      worker.postMessage({ type: 'load', pkg, options } satisfies ToWorker);
+      worker.postMessage({ type: 'load', pkg, options, nice } satisfies ToWorker);
     }).catch(async (err: unknown) => {
       await worker.terminate();
       throw err;

@@ -10,7 +10,7 @@ import type { Inference, ModelInfo } from './types.js';
 export type FrameMeta = Omit<Frame, 'data'> & { byteLength: number };
 
 export type ToWorker =
-  | { type: 'load'; pkg: ModelPackage; options: Omit<SessionOptions, 'onEvent'> }
+  | { type: 'load'; pkg: ModelPackage; options: Omit<SessionOptions, 'onEvent'>; nice: number }
   | { type: 'infer'; id: number; frame: FrameMeta; buf: SharedArrayBuffer }
   | { type: 'close' };
 

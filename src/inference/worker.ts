@@ -1,3 +1,4 @@
+import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { errorCode, errorMessage } from '../errors.js';
 import { Engine } from './engine.js';
@@ -22,9 +23,23 @@ function wire(err: unknown): WireError {
   return { code: errorCode(err), message: errorMessage(err), ...(Array.isArray(problems) ? { problems: problems as string[] } : {}) };
 }
 
+/**
+ * Linux nice values are per thread: raising this thread's (before ORT creates its intra-op threads,
+ * which inherit it) lets the main thread (MQTT, HTTP, watchdog) take a core at once when it wakes.
+ */
+function lowerPriority(nice: number): void {
+  if (nice <= 0) return;
+  try {
+    setPriority(0, Math.min(19, getPriority(0) + nice));
+  } catch {
+    // not permitted or not supported: run at the inherited priority
+  }
+}
+
 async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
     case 'load': {
+      lowerPriority(msg.nice);
       try {
         engine =
           msg.pkg.format === 'tfjs'

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,6 +68,16 @@ describe('WorkerEngine', () => {
     // a's three frames are queued before b's, yet they alternate once both are waiting.
     await Promise.all([...submit('a', 3), ...submit('b', 3)]);
     expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
+  });
+
+  it('runs below the main thread\'s priority (Linux nice is per thread; ORT\'s threads inherit it)', async () => {
+    const niceOf = (task: string) => {
+      const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    const main = niceOf(String(process.pid));
+    // The worker of the engine loaded above (and its ORT threads), 5 steps below the main thread.
+    expect(readdirSync('/proc/self/task').map(niceOf)).toContain(Math.min(19, main + 5));
   });
 
   it('close() finishes every accepted frame, then refuses new ones', async () => {
