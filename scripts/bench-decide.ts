@@ -8,7 +8,7 @@ import { CameraDecider, type PolicyName } from '../src/decide/policy.js';
 import { eventPayload, resultPayload } from '../src/publish/payload.js';
 
 const LABELS = ['cardboard', 'glass', 'metal', 'paper', 'plastic', 'trash'];
-const model = { name: 'demo', version: '1.0.0', sha256: 'a'.repeat(64), task: 'classify', provider: 'cpu' };
+const model = { name: 'demo', version: '1.0.0', sha256: 'a'.repeat(64), task: 'classify' as const, provider: 'cpu' };
 
 function time(fn: (i: number) => void, n: number): number {
   for (let i = 0; i < Math.min(n, 1000); i++) fn(i); // warm-up
@@ -26,7 +26,7 @@ for (const [policy, n] of [['every', 5], ['change', 5], ['stable', 5], ['stable'
 }
 
 const frame = (w: number, h: number): Frame => ({ camera: 'tray', seq: 1, width: w, height: h, stride: w * 3, format: 'RGB', data: new Uint8Array(w * h * 3).map((_, i) => (i * 7) & 255), capturedAtMs: Date.now(), name: 'x.png' });
-const inference = { task: 'classify' as const, top: LABELS.slice(0, 3).map((label, index) => ({ label, index, score: 0.3 })), latencyMs: { preprocess: 1, inference: 2, postprocess: 0.1 } };
+const inference = { task: 'classify' as const, model, top: LABELS.slice(0, 3).map((label, index) => ({ label, index, score: 0.3 })), latencyMs: { preprocess: 1, inference: 2, postprocess: 0.1 } };
 const f = frame(320, 240);
 rows.push(['result payload + JSON.stringify', `${time(() => JSON.stringify(resultPayload({ deviceId: 'k', seq: 1, frame: f, inference, model, nowMs: Date.now() })), 50_000).toFixed(2)} µs`]);
 rows.push([

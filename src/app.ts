@@ -4,6 +4,7 @@ import { frameToJpeg } from './capture/jpeg.js';
 import { ConfigError } from './config/load.js';
 import { type ConfigChange, describeChange, diffConfig, isLive, mergeLive } from './config/reload.js';
 import type { Config } from './config/schema.js';
+import { EventEmitter } from 'node:events';
 import { CameraDecider } from './decide/policy.js';
 import type { Decision, StableState } from './decide/types.js';
 import { DaemonError, errorMessage } from './errors.js';
@@ -15,10 +16,12 @@ import { HealthServer, type HealthSource, type ReadyReport } from './health/serv
 import { renderSnapshot } from './health/snapshot.js';
 import { type StallReport, StallDetector } from './health/stall.js';
 import { SystemdNotifier } from './health/systemd.js';
-import { Engine } from './inference/engine.js';
-import { loadModelPackage } from './inference/package.js';
-import { AUTO_CHAIN, providerLibraryProblem } from './inference/providers.js';
-import type { Inference } from './inference/types.js';
+import { inferRoute } from './health/infer-route.js';
+import { ModelHost, type ReloadResult } from './inference/host.js';
+import { loadEngine, logEngineEvent, sessionOptions } from './inference/load.js';
+import type { EngineEvent } from './inference/providers.js';
+import type { InferenceEngine } from './inference/engine.js';
+import { type Inference, NOTHING_LABEL, primaryOf } from './inference/types.js';
 import type { Logger } from './log.js';
 import { CameraLoop } from './loop.js';
 import { EmbeddedBroker } from './publish/broker.js';
@@ -77,7 +80,11 @@ export class App implements HealthSource {
   private broker: EmbeddedBroker | undefined;
   private mqtt: MqttConnection | undefined;
   private http: HealthServer | undefined;
-  private engine: Engine | undefined;
+  private model: ModelHost | undefined;
+  /** Engine events (`engine-build-start`/`-end`...) for health/systemd, e.g. to extend start-up timeouts. */
+  readonly engineEvents = new EventEmitter<{ event: [EngineEvent] }>();
+  /** The model settings the loader uses; a reload changes them before it swaps. */
+  private modelConfig!: Config['model'];
   private readonly loops = new Map<string, CameraLoop>();
   private readonly resultSeq = new Map<string, number>();
   private readonly eventSeq = new Map<string, number>();
@@ -127,7 +134,7 @@ export class App implements HealthSource {
     this.device = new DeviceSampler({ intervalMs: config.health.deviceSampleSec * 1000, log: log.child({ component: 'device' }) });
     this.metrics = new Metrics({
       cameras: () => [...this.loops].map(([name, l]) => ({ name, status: l.camera.status(), inferred: l.stats.inferred, failures: l.stats.failures })),
-      model: () => this.engine && { name: this.engine.info.name, version: this.engine.info.version, provider: this.engine.provider },
+      model: () => this.engine && { name: this.engine.info.name, version: this.engine.info.version, provider: this.engine.info.provider },
       mqttConnected: () => this.mqtt?.connected,
       journal: () => this.journalStats(),
       publishFailures: () => this.publishFailures,
@@ -175,7 +182,30 @@ export class App implements HealthSource {
       this.log.info({ url }, 'embedded mqtt broker listening');
     }
 
-    this.engine = await this.loadEngine(c.model);
+    const modelLog = this.log.child({ component: 'model' });
+    const onEvent = (e: EngineEvent) => {
+      logEngineEvent(modelLog, e);
+      // A TensorRT engine build can take minutes: health and systemd wait for it on purpose.
+      if (e.type === 'engine-build-start') this.engineBuild = { sinceMs: Date.now(), what: `${e.provider}, ${e.model}` };
+      else if (e.type === 'engine-build-end') this.engineBuild = undefined;
+      this.engineEvents.emit('event', e);
+    };
+    // Reads this.modelConfig at each load, so a reload with new providers/threads uses them.
+    this.modelConfig = c.model;
+    this.model = new ModelHost({
+      load: (dir, hooks) => loadEngine(dir, { ...sessionOptions(this.modelConfig), nice: this.modelConfig.workerNice, onEvent, ...hooks }),
+      log: modelLog,
+    });
+    const engine = await this.model.start(c.model.path);
+    this.log.info({ model: engine.info, dir: c.model.path }, 'model loaded');
+    this.http?.addRoute(
+      inferRoute({
+        maxBytes: c.model.inferMaxBytes,
+        infer: (frame) => this.requireModel().infer(frame),
+        toPayload: (frame, inf) => resultPayload({ deviceId: c.deviceId, seq: frame.seq, frame, inference: inf, model: inf.model, nowMs: Date.now() }),
+        log: this.log.child({ component: 'infer' }),
+      }),
+    );
 
     this.mqtt = new MqttConnection({
       url,
@@ -200,7 +230,7 @@ export class App implements HealthSource {
       this.deciders.set(name, this.newDecider(camCfg.publish));
       const loop = new CameraLoop({
         camera,
-        infer: (frame) => this.infer(frame),
+        infer: (frame) => this.requireModel().infer(frame),
         onResult: (frame, inf) => this.onInference(frame, inf),
         log: this.log.child({ component: 'loop', camera: name }),
       });
@@ -210,7 +240,7 @@ export class App implements HealthSource {
     this.startControl(this.mqtt);
     this.state = 'running';
     this.markRunning();
-    this.log.info({ cameras: [...this.loops.keys()], provider: this.engine.provider }, 'running');
+    this.log.info({ cameras: [...this.loops.keys()], provider: engine.info.provider }, 'running');
     this.notifier.ready();
   }
 
@@ -218,43 +248,20 @@ export class App implements HealthSource {
     return new CameraDecider(publish, this.deps.monotonicNow ?? (() => performance.now()));
   }
 
-  private requireEngine(): Engine {
-    if (!this.engine) throw new Error('no model loaded');
-    return this.engine;
+  private get engine(): InferenceEngine | undefined {
+    return this.model?.engine;
   }
 
-  private async loadEngine(model: Config['model']): Promise<Engine> {
-    const pkg = await loadModelPackage(model.path);
-    const chain = model.providers === 'auto' ? AUTO_CHAIN : model.providers;
-    // Without an engine cache TensorRT builds one first, which can take minutes on a Jetson.
-    if (chain.includes('tensorrt') && providerLibraryProblem('tensorrt') === undefined) {
-      this.engineBuild = { sinceMs: Date.now(), what: `tensorrt, ${pkg.manifest.name}` };
-    }
-    try {
-      const engine = await Engine.load(pkg, {
-        providers: model.providers,
-        intraOpThreads: model.intraOpThreads,
-        interOpThreads: model.interOpThreads,
-        onAttempt: (a) =>
-          a.ok
-            ? this.log.info({ provider: a.provider, ms: Math.round(a.ms) }, 'execution provider loaded')
-            : this.log.warn({ provider: a.provider, reason: a.error }, 'execution provider unavailable, trying the next'),
-      });
-      this.log.info({ model: engine.info, dir: pkg.dir }, 'model loaded');
-      return engine;
-    } finally {
-      this.engineBuild = undefined;
-    }
+  private requireModel(): ModelHost {
+    if (!this.model) throw new Error('no model loaded');
+    return this.model;
   }
 
-  private infer(frame: Frame): Promise<Inference> {
-    const p = this.requireEngine().infer(frame);
-    this.inflight.add(p);
-    p.then(
-      () => this.inflight.delete(p),
-      () => this.inflight.delete(p),
-    );
-    return p;
+  /** Hot swap: load `dir` (default: the current package again), warm it up, switch; on failure keep the old one. */
+  async reloadModel(dir?: string): Promise<ReloadResult> {
+    const result = await this.requireModel().reload(dir);
+    if (result.ok) this.mqtt?.publish(this.topics.status, JSON.stringify(this.statusMessage('online')), { qos: 1, retain: true }).catch(() => undefined);
+    return result;
   }
 
   /**
@@ -263,13 +270,13 @@ export class App implements HealthSource {
    * one keeps running. (One method, so a warm-up-then-swap can replace its body.)
    */
   async swapModel(model: Config['model']): Promise<void> {
-    const next = await this.loadEngine(model);
-    const old = this.engine;
-    this.engine = next;
-    await Promise.allSettled([...this.inflight]);
-    await old?.close().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'closing the previous model failed'));
-    this.log.info({ model: next.info, previous: old?.info }, 'model swapped');
-    this.mqtt?.publish(this.topics.status, JSON.stringify(this.statusMessage('online')), { qos: 1, retain: true }).catch(() => undefined);
+    const previous = this.modelConfig;
+    this.modelConfig = model;
+    const r = await this.reloadModel(model.path);
+    if (!r.ok) {
+      this.modelConfig = previous;
+      throw new DaemonError(r.error?.code ?? 'MODEL_RELOAD', r.error?.message ?? 'model reload failed');
+    }
   }
 
   /**
@@ -355,7 +362,7 @@ export class App implements HealthSource {
   private statusLine(): string {
     const cams = [...this.loops.values()];
     const streaming = cams.filter((l) => l.camera.status().state === 'streaming').length;
-    const model = this.engine ? `${this.engine.info.name} on ${this.engine.provider}` : 'no model';
+    const model = this.engine ? `${this.engine.info.name} on ${this.engine.info.provider}` : 'no model';
     const mqtt = this.mqtt?.connected ? 'mqtt connected' : 'mqtt not connected';
     const h = this.state === 'running' ? this.health() : undefined;
     return `${this.state}: ${streaming}/${cams.length} cameras streaming, ${model}, ${mqtt}${h?.reason ? `; ${h.reason}` : ''}`;
@@ -382,12 +389,14 @@ export class App implements HealthSource {
     const entry = this.latest.get(camera);
     if (!entry) return Promise.resolve(undefined);
     if (!entry.jpeg) {
-      const best = entry.inf.top[0];
+      const best = primaryOf(entry.inf);
+      const inf = entry.inf;
       // renderSnapshot reads the pixels synchronously, so the kept copy may be reused afterwards.
       entry.jpeg = renderSnapshot(entry.frame, {
         label: best?.label,
         score: best?.score,
         index: best?.index ?? 0,
+        boxes: inf.task === 'detect' ? inf.detections.map((d) => ({ x: d.box.x, y: d.box.y, width: d.box.w, height: d.box.h, label: d.label, score: d.score, index: d.index })) : undefined,
         caption: `${camera} #${entry.frame.seq} ${new Date(entry.atMs).toISOString()}`,
       });
     }
@@ -402,19 +411,19 @@ export class App implements HealthSource {
     this.latest.set(frame.camera, { frame: this.keepFrame(frame), inf, atMs: Date.now() });
     this.metrics.observe(frame.camera, { ...inf.latencyMs, total: Math.max(0, Date.now() - frame.capturedAtMs) });
     this.stats?.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
-    const best = inf.top[0];
+    const best = primaryOf(inf) ?? { label: NOTHING_LABEL, score: 1 };
     const d = decider.observe({ label: best.label, score: best.score, atMs: frame.capturedAtMs });
     if (d.publish) this.publishResult(frame, inf, d.stable);
     for (const e of d.events) this.publishEvent(frame.camera, e, frame);
   }
 
   private publishResult(frame: Frame, inf: Inference, stable: StableState | undefined): void {
-    const engine = this.engine;
-    if (!this.mqtt || !engine) return;
+    if (!this.mqtt) return;
     const seq = (this.resultSeq.get(frame.camera) ?? 0) + 1;
     this.resultSeq.set(frame.camera, seq);
     const policy = this.config.cameras[frame.camera].publish.policy;
-    const payload = resultPayload({ deviceId: this.config.deviceId, seq, frame, inference: inf, model: engine.info, nowMs: Date.now(), policy, stable });
+    // The model that computed it, which after a hot swap may not be the one loaded now.
+    const payload = resultPayload({ deviceId: this.config.deviceId, seq, frame, inference: inf, model: inf.model, nowMs: Date.now(), policy, stable });
     this.lastResult.set(frame.camera, payload);
     this.send(this.topics.result(frame.camera), payload, { camera: frame.camera, seq });
   }
@@ -438,7 +447,7 @@ export class App implements HealthSource {
   }
 
   private statusMessage(state: 'online' | 'stopped') {
-    const info = this.engine?.info;
+    const info = this.model?.engine?.info;
     return statusPayload(state, this.config.deviceId, {
       version: VERSION,
       ...(info ? { model: { name: info.name, version: info.version, sha256: info.sha256 }, provider: info.provider } : {}),
@@ -585,8 +594,8 @@ export class App implements HealthSource {
     this.loops.clear();
     await this.mqtt?.stop(finalStatus);
     this.mqtt = undefined;
-    await this.engine?.close().catch(() => undefined);
-    this.engine = undefined;
+    await this.model?.stop().catch(() => undefined);
+    this.model = undefined;
     await this.broker?.stop();
     this.broker = undefined;
     await this.http?.stop();
@@ -617,7 +626,8 @@ export class App implements HealthSource {
 
   ready(): ReadyReport {
     const checks: ReadyReport['checks'] = {};
-    checks.model = this.engine ? { ok: true, detail: `${this.engine.info.name} ${this.engine.info.version} on ${this.engine.provider}` } : { ok: false, detail: 'not loaded' };
+    const info = this.model?.engine?.info;
+    checks.model = info ? { ok: true, detail: `${info.name} ${info.version} on ${info.provider}` } : { ok: false, detail: 'not loaded' };
     for (const [name, camCfg] of Object.entries(this.config.cameras)) {
       if (!camCfg.enabled) continue;
       const st = this.loops.get(name)?.camera.status();
@@ -639,7 +649,9 @@ export class App implements HealthSource {
       state: this.state,
       uptimeSec: Math.round((Date.now() - this.startedAtMs) / 1000),
       config: this.config.source,
-      model: this.engine ? { ...this.engine.info, dir: this.engine.pkg.dir, providerAttempts: this.engine.attempts } : null,
+      model: this.model?.engine
+        ? { ...this.model.engine.info, dir: this.model.dir, providerAttempts: this.model.engine.attempts, engineCache: this.model.engine.engineCache ?? null, lastReload: this.model.lastReload ?? null }
+        : null,
       mqtt: this.mqtt ? { ...this.mqtt.state(), publishFailures: this.publishFailures } : null,
       cameras: Object.fromEntries(
         [...this.loops].map(([name, loop]) => [

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
 import { configJsonSchema } from './config/schema.js';
 import { errorMessage } from './errors.js';
+import { createLogger } from './log.js';
 import { runDaemon } from './main.js';
 import { formatProbe, probe } from './probe.js';
+import { buildEngine, inferImages } from './oneshot.js';
 import { VERSION } from './version.js';
 
 const HELP = `edge-inferd ${VERSION}: camera -> ONNX model -> MQTT, for edge devices
@@ -16,6 +20,10 @@ Usage:
   edge-inferd probe [--config FILE] [--json]
                                         what this machine offers: GStreamer, cameras, ONNX Runtime
                                         providers, GPU, memory; and the config checked (exit 1 if invalid)
+  edge-inferd infer [--model DIR] IMAGE...
+                                        run the model on image files; one result JSON per line
+  edge-inferd build-engine [--model DIR]
+                                        build (or find) the TensorRT engine in the cache folder
   edge-inferd --version | --help
 
 Config: --config FILE, else ${DEFAULT_CONFIG_PATH} if it exists, else the demo.
@@ -27,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+    options: { config: { type: 'string', short: 'c' }, model: { type: 'string', short: 'm' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
   });
   if (values.help) return (process.stdout.write(HELP), 0);
   if (values.version) return (process.stdout.write(`${VERSION}\n`), 0);
@@ -54,6 +62,15 @@ async function main(argv: string[]): Promise<number> {
       const report = await probe({ configFile: rest[0] ?? values.config });
       process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatProbe(report));
       return report.config.ok ? 0 : 1;
+    }
+    case 'infer':
+    case 'build-engine': {
+      const config = loadConfig({ file: values.config });
+      if (values.model) config.model.path = resolve(values.model);
+      // Results go to stdout; the log (provider fallbacks, engine builds) to stderr.
+      const log = createLogger({ level: cmd === 'infer' ? 'error' : 'info', format: 'json', destination: pino.destination({ fd: 2, sync: true }) });
+      const out = { stdout: (t: string) => process.stdout.write(t), stderr: (t: string) => process.stderr.write(t) };
+      return cmd === 'infer' ? inferImages(config, rest, log, out) : buildEngine(config, log, out);
     }
     case 'config-schema':
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');

@@ -56,7 +56,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     ...c,
     deviceId,
     cameras,
-    model: { ...c.model, path: c.model.path ? resolve(baseDir, c.model.path) : demoModelDir },
+    model: { ...c.model, path: c.model.path ? resolve(baseDir, c.model.path) : demoModelDir, cacheDir: c.model.cacheDir ? resolve(baseDir, c.model.cacheDir) : undefined },
     mqtt: { ...c.mqtt, passwordFile: c.mqtt.passwordFile ? resolve(baseDir, c.mqtt.passwordFile) : undefined },
     http: { ...c.http, tokenFile: c.http.tokenFile ? resolve(baseDir, c.http.tokenFile) : undefined },
     source: label,

@@ -66,6 +66,15 @@ export const modelSchema = z.strictObject({
     .describe('"auto" (tensorrt -> cuda -> cpu) or an explicit ordered list'),
   intraOpThreads: z.int().min(1).max(64).optional().describe('ONNX Runtime intra-op threads (default: ORT decides)'),
   interOpThreads: z.int().min(1).max(64).optional(),
+  workerNice: z.int().min(0).max(19).default(5).describe('How many nice steps below the main thread the inference worker runs (Linux; 0: same priority)'),
+  gpuId: z.int().min(0).max(63).default(0).describe('GPU used by the TensorRT and CUDA providers'),
+  cacheDir: z.string().min(1).optional().describe('TensorRT engine cache folder; default $CACHE_DIRECTORY (systemd) or ~/.cache/edge-inferd'),
+  inferMaxBytes: z
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .default(10 * 1024 * 1024)
+    .describe('POST /infer: the largest image body accepted, in bytes'),
 });
 
 export const mqttSchema = z.strictObject({

@@ -1,38 +1,108 @@
 import ort from 'onnxruntime-node';
 import type { Frame } from '../capture/frame.js';
 import type { ProviderName } from '../config/schema.js';
+import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
 import { classify } from './classify.js';
+import { Detector, type OutputTensor } from './detect.js';
+import type { EngineCachePlan } from './engine-cache.js';
 import { type ModelPackage, ModelError } from './package.js';
-import { Preprocessor } from './preprocess.js';
+import { type Geometry, Preprocessor } from './preprocess.js';
 import { createSession, type ProviderAttempt, type SessionOptions } from './providers.js';
-import type { Inference, ModelInfo } from './types.js';
+import { Segmenter } from './segment.js';
+import type { Inference, ModelInfo, TaskResult } from './types.js';
 
-/** One loaded model: checks the manifest against ORT's own metadata, then frame -> Inference. */
-export class Engine {
+/** What every engine offers the frame loop, whether it runs here, in a worker, or on TF.js. */
+export interface InferenceEngine {
+  readonly info: ModelInfo;
+  readonly attempts: readonly ProviderAttempt[];
+  /** The TensorRT EP-context cache entry in use, if TensorRT was tried with a cache folder. */
+  readonly engineCache?: EngineCachePlan;
+  infer(frame: Frame): Promise<Inference>;
+  /** Finishes what it accepted, then releases the model. Idempotent. */
+  close(): Promise<void>;
+}
+
+export function sessionIo(session: ort.InferenceSession): ModelIo {
+  const meta = (m: ort.InferenceSession.ValueMetadata) => (m.isTensor ? { name: m.name, type: m.type, shape: m.shape } : { name: m.name });
+  return { inputs: session.inputMetadata.map(meta), outputs: session.outputMetadata.map(meta) };
+}
+
+/** A mid-grey frame of the model's input size: enough to make ORT allocate and tune everything once. */
+export function warmupFrame(pkg: ModelPackage): Frame {
+  const { width, height } = pkg.manifest.input;
+  return { camera: 'warmup', seq: 0, width, height, stride: width * 3, format: 'RGB', data: new Uint8Array(width * height * 3).fill(114), capturedAtMs: Date.now() };
+}
+
+/**
+ * Per-task postprocessing shared by every engine (ORT here, TF.js in tfjs.ts): output tensors by
+ * name plus the frame's geometry -> a plain Inference.
+ */
+export class Postprocessor {
+  private readonly pkg: ModelPackage;
+  private readonly names: OutputNames;
+  private readonly detector?: Detector;
+  private readonly segmenter?: Segmenter;
+
+  constructor(pkg: ModelPackage, names: OutputNames) {
+    this.pkg = pkg;
+    this.names = names;
+    const m = pkg.manifest;
+    if (m.task === 'detect') this.detector = new Detector(m.detect, pkg.labels.length);
+    if (m.task === 'segment') this.segmenter = new Segmenter(m.segment);
+  }
+
+  /** The outputs to fetch from the model, in a fixed order. */
+  get fetches(): string[] {
+    return [this.names.main, this.names.boxes, this.names.scores].filter((n): n is string => n !== undefined);
+  }
+
+  run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
+    const { manifest: m, labels } = this.pkg;
+    const main = this.names.main ? out[this.names.main] : undefined;
+    if (m.task === 'classify') return { task: 'classify', top: classify(main!.data, labels, m.classify) };
+    if (m.task === 'detect') {
+      const outputs = { main, boxes: this.names.boxes ? out[this.names.boxes] : undefined, scores: this.names.scores ? out[this.names.scores] : undefined };
+      return { task: 'detect', detections: this.detector!.run(outputs, labels, geometry, m.input.width, m.input.height) };
+    }
+    const seg = this.segmenter!.run(main!, labels, geometry, m.input.width, m.input.height);
+    return { task: 'segment', ...seg };
+  }
+}
+
+/** One loaded ONNX model in this thread: manifest checked against ORT's own metadata, then frame -> Inference. */
+export class Engine implements InferenceEngine {
   readonly pkg: ModelPackage;
   readonly provider: ProviderName;
   readonly attempts: ProviderAttempt[];
+  readonly engineCache?: EngineCachePlan;
   private readonly session: ort.InferenceSession;
   private readonly pre: Preprocessor;
-  private readonly outputName: string;
+  private readonly post: Postprocessor;
 
-  private constructor(pkg: ModelPackage, session: ort.InferenceSession, provider: ProviderName, attempts: ProviderAttempt[]) {
+  private constructor(pkg: ModelPackage, session: ort.InferenceSession, r: { provider: ProviderName; attempts: ProviderAttempt[]; engineCache?: EngineCachePlan }, names: OutputNames) {
     this.pkg = pkg;
     this.session = session;
-    this.provider = provider;
-    this.attempts = attempts;
+    this.provider = r.provider;
+    this.attempts = r.attempts;
+    this.engineCache = r.engineCache;
     this.pre = new Preprocessor(pkg.manifest.input);
-    this.outputName = pkg.manifest.output?.name ?? session.outputNames[0];
+    this.post = new Postprocessor(pkg, names);
   }
 
   static async load(pkg: ModelPackage, opts: SessionOptions): Promise<Engine> {
-    const { session, provider, attempts } = await createSession(pkg.modelPath, opts);
-    const problems = checkAgainstSession(pkg, session);
+    const m = pkg.manifest;
+    let r;
+    try {
+      r = await createSession({ path: pkg.modelPath, name: m.name, sha256: m.sha256 }, opts);
+    } catch (err) {
+      throw new ModelError('MODEL_LOAD', pkg.modelPath, [(err as Error).message.replace(`${pkg.modelPath}: `, '')], { cause: err });
+    }
+    const { problems, outputs } = checkModelIo(m, pkg.labels, sessionIo(r.session));
     if (problems.length) {
-      await session.release();
+      await r.session.release();
       throw new ModelError('MODEL_MISMATCH', `${pkg.dir}/manifest.yaml`, problems);
     }
-    return new Engine(pkg, session, provider, attempts);
+    return new Engine(pkg, r.session, r, outputs);
   }
 
   get info(): ModelInfo {
@@ -54,57 +124,22 @@ export class Engine {
 
   private async inferNow(frame: Frame): Promise<Inference> {
     const t0 = performance.now();
-    const { data, dims } = this.pre.run(frame);
+    const { data, dims, geometry } = this.pre.run(frame);
     const input = new ort.Tensor(data instanceof Float32Array ? 'float32' : 'uint8', data, dims);
     const t1 = performance.now();
-    const out = await this.session.run({ [this.pkg.manifest.input.name]: input });
+    const out = await this.session.run({ [this.pkg.manifest.input.name]: input }, this.post.fetches);
     const t2 = performance.now();
-    const top = classify(out[this.outputName].data as Float32Array, this.pkg.labels, this.pkg.manifest.classify);
+    const result = this.post.run(out as Record<string, OutputTensor>, geometry);
     const t3 = performance.now();
-    return { task: 'classify', top, latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 } };
+    return { ...result, model: this.info, latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 } } as Inference;
+  }
+
+  /** Runs one synthetic frame so the first real frame does not pay for ORT's lazy set-up. */
+  async warmup(): Promise<void> {
+    await this.infer(warmupFrame(this.pkg));
   }
 
   async close(): Promise<void> {
     await this.session.release();
   }
-}
-
-/** Every difference between what the manifest says and what the ONNX file declares. */
-export function checkAgainstSession(pkg: ModelPackage, session: ort.InferenceSession): string[] {
-  const m = pkg.manifest;
-  const problems: string[] = [];
-  const inputs = session.inputMetadata;
-  const input = inputs.find((i) => i.name === m.input.name);
-  if (!input) {
-    problems.push(`input.name: the model has no input "${m.input.name}" (model inputs: ${session.inputNames.join(', ')})`);
-  } else if (input.isTensor) {
-    const want = m.input.layout === 'NCHW' ? [1, 3, m.input.height, m.input.width] : [1, m.input.height, m.input.width, 3];
-    const names = m.input.layout === 'NCHW' ? ['batch', 'channels', 'height', 'width'] : ['batch', 'height', 'width', 'channels'];
-    if (input.shape.length !== 4) {
-      problems.push(`input: the model's input "${input.name}" has rank ${input.shape.length} (shape [${input.shape.join(',')}]); expected a 4-D image tensor`);
-    } else {
-      input.shape.forEach((d, i) => {
-        if (typeof d === 'number' && d !== want[i]) {
-          const key = names[i] === 'width' ? 'input.width' : names[i] === 'height' ? 'input.height' : names[i] === 'channels' ? 'input.layout' : 'input';
-          problems.push(`${key}: manifest gives ${names[i]} ${want[i]} (${m.input.layout}), the model's input "${input.name}" has ${d} (shape [${input.shape.join(',')}])`);
-        }
-      });
-    }
-    if (input.type !== m.input.dtype) problems.push(`input.dtype: manifest says ${m.input.dtype}, the model's input is ${input.type}`);
-  }
-  const outName = m.output?.name;
-  if (outName && !session.outputNames.includes(outName)) {
-    problems.push(`output.name: the model has no output "${outName}" (model outputs: ${session.outputNames.join(', ')})`);
-  }
-  if (m.task === 'classify') {
-    const out = session.outputMetadata.find((o) => o.name === (outName ?? session.outputNames[0]));
-    if (out?.isTensor) {
-      const classes = out.shape[out.shape.length - 1];
-      if (typeof classes === 'number' && classes !== pkg.labels.length) {
-        problems.push(`labels: the manifest has ${pkg.labels.length} labels, the model's output "${out.name}" has ${classes} classes`);
-      }
-    }
-  }
-  if (m.task !== 'classify') problems.push(`task: "${m.task}" is not supported yet by this build (supported: classify)`);
-  return problems;
 }

@@ -21,6 +21,33 @@ export const classifySchema = z.strictObject({
   topK: z.int().min(1).max(100).default(5),
 });
 
+export const detectSchema = z.strictObject({
+  /**
+   * yolov8: one output [1, 4+C, N] (cx, cy, w, h, then C class scores); yolov5: [1, N, 5+C]
+   * (cx, cy, w, h, objectness, C class scores); boxes-scores: two outputs, boxes [1, N, 4] and
+   * scores [1, N, C].
+   */
+  format: z.enum(['yolov8', 'yolov5', 'boxes-scores']).default('yolov8'),
+  /** boxes-scores only: output names and box encoding. */
+  boxes: z.string().min(1).optional(),
+  scores: z.string().min(1).optional(),
+  boxFormat: z.enum(['xyxy', 'cxcywh']).default('xyxy'),
+  /** Box coordinates in [0,1] of the model input instead of input pixels. */
+  normalized: z.boolean().default(false),
+  scoreThreshold: z.number().min(0).max(1).default(0.25),
+  iouThreshold: z.number().min(0).max(1).default(0.45),
+  maxDetections: z.int().min(1).max(10_000).default(100),
+  /** true: NMS only between boxes of the same class; false: any two boxes. */
+  classAware: z.boolean().default(true),
+});
+
+export const segmentSchema = z.strictObject({
+  /** scores: [1, C, H, W] logits or probabilities (argmax per pixel); classes: [1, H, W] class ids. */
+  output: z.enum(['scores', 'classes']).default('scores'),
+  /** Also return the class-index mask (one byte per source pixel) as a greyscale PNG. */
+  maskPng: z.boolean().default(false),
+});
+
 export const manifestSchema = z.strictObject({
   name: z.string().min(1),
   version: z.string().min(1),
@@ -32,7 +59,12 @@ export const manifestSchema = z.strictObject({
   output: z.strictObject({ name: z.string().min(1) }).optional(),
   labels: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).describe('inline list, or a file with one label per line'),
   classify: classifySchema.prefault({}),
+  detect: detectSchema.prefault({}),
+  segment: segmentSchema.prefault({}),
 });
 
 export type Manifest = z.output<typeof manifestSchema>;
 export type InputSpec = Manifest['input'];
+export type DetectSpec = Manifest['detect'];
+export type SegmentSpec = Manifest['segment'];
+export type Task = Manifest['task'];

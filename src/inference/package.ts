@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { formatIssues } from '../config/format.js';
 import { DaemonError, errorMessage } from '../errors.js';
@@ -13,6 +13,8 @@ export interface ModelPackage {
   manifest: Manifest;
   labels: string[];
   modelPath: string;
+  /** `tfjs` when the model file is a TensorFlow.js model.json (graph or layers model), else ONNX. */
+  format: 'onnx' | 'tfjs';
 }
 
 export class ModelError extends DaemonError {
@@ -27,6 +29,25 @@ export class ModelError extends DaemonError {
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** The weight files a TF.js model.json names, in manifest order (relative to the model.json). */
+export async function tfjsWeightFiles(modelJson: string): Promise<string[]> {
+  const json = JSON.parse(await readFile(modelJson, 'utf8')) as { weightsManifest?: { paths: string[] }[] };
+  return (json.weightsManifest ?? []).flatMap((g) => g.paths.map((p) => join(dirname(modelJson), p)));
+}
+
+/**
+ * The model's sha256: of the ONNX file; for a TF.js model, of model.json followed by its weight
+ * files in manifest order, so new weights under an unchanged model.json are noticed too.
+ */
+export async function modelSha256(modelPath: string): Promise<string> {
+  if (!modelPath.endsWith('.json')) return sha256File(modelPath);
+  const hash = createHash('sha256');
+  for (const file of [modelPath, ...(await tfjsWeightFiles(modelPath))]) {
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  }
   return hash.digest('hex');
 }
 
@@ -55,13 +76,18 @@ export async function loadModelPackage(dirIn: string): Promise<ModelPackage> {
   } catch (err) {
     throw new ModelError('MODEL_FILE', manifestPath, [`model: cannot read ${modelPath}: ${errorMessage(err)}`], { cause: err });
   }
-  const actual = await sha256File(modelPath);
+  let actual: string;
+  try {
+    actual = await modelSha256(modelPath);
+  } catch (err) {
+    throw new ModelError('MODEL_FILE', manifestPath, [`model: cannot read ${modelPath} and its weights: ${errorMessage(err)}`], { cause: err });
+  }
   if (actual !== manifest.sha256) {
     throw new ModelError('MODEL_SHA256', manifestPath, [
       `sha256: ${manifest.model} does not match the manifest (manifest ${manifest.sha256}, file ${actual}); refusing to load it`,
     ]);
   }
-  return { dir, manifest, labels, modelPath };
+  return { dir, manifest, labels, modelPath, format: modelPath.endsWith('.json') ? 'tfjs' : 'onnx' };
 }
 
 async function readLabels(file: string, manifestPath: string): Promise<string[]> {

@@ -42,21 +42,27 @@ interface Axis {
   i0: Int32Array;
   i1: Int32Array;
   w1: Float32Array;
-  /** false where the destination pixel falls outside the source (letterbox padding). */
-  inside: Uint8Array;
+  /** Destination pixels [lo, hi) fall inside the source; the rest is letterbox padding. */
+  lo: number;
+  hi: number;
 }
 
-function axis(dst: number, src: number, scale: number, offset: number): Axis {
-  const a: Axis = { i0: new Int32Array(dst), i1: new Int32Array(dst), w1: new Float32Array(dst), inside: new Uint8Array(dst) };
+function axis(dst: number, src: number, scale: number, offset: number, bytesPerStep: number): Axis {
+  const a: Axis = { i0: new Int32Array(dst), i1: new Int32Array(dst), w1: new Float32Array(dst), lo: dst, hi: 0 };
   for (let d = 0; d < dst; d++) {
     const s = (d + 0.5 - offset) / scale - 0.5;
-    a.inside[d] = s >= -0.5 && s <= src - 0.5 ? 1 : 0;
+    if (s >= -0.5 && s <= src - 0.5) {
+      a.lo = Math.min(a.lo, d);
+      a.hi = d + 1;
+    }
     const c = Math.min(Math.max(s, 0), src - 1);
     const i0 = Math.floor(c);
-    a.i0[d] = i0;
-    a.i1[d] = Math.min(i0 + 1, src - 1);
+    // Stored as byte offsets (column * channels, row * stride) so the hot loop only adds.
+    a.i0[d] = i0 * bytesPerStep;
+    a.i1[d] = Math.min(i0 + 1, src - 1) * bytesPerStep;
     a.w1[d] = c - i0;
   }
+  if (a.hi < a.lo) a.hi = a.lo;
   return a;
 }
 
@@ -68,21 +74,22 @@ function channelMap(format: Frame['format'], colour: InputSpec['colour']): [numb
 
 export class Preprocessor {
   private readonly spec: InputSpec;
-  private out: Float32Array | Uint8Array;
+  private readonly out: Float32Array | Uint8Array;
   private key = '';
   private ax!: Axis;
   private ay!: Axis;
   private geometry!: Geometry;
+  /** out = v * mul + add per channel: (v * scale - mean) / std for float, v + 0.5 (rounding) for uint8. */
   private readonly mul: Float32Array;
   private readonly add: Float32Array;
 
   constructor(spec: InputSpec) {
     this.spec = spec;
     const n = spec.width * spec.height * 3;
-    this.out = spec.dtype === 'uint8' ? new Uint8Array(n) : new Float32Array(n);
-    // (p * scale - mean) / std == p * mul + add
-    this.mul = Float32Array.from(spec.std, (s) => spec.scale / s);
-    this.add = Float32Array.from(spec.mean, (m, i) => -m / spec.std[i]);
+    const float = spec.dtype === 'float32';
+    this.out = float ? new Float32Array(n) : new Uint8Array(n);
+    this.mul = float ? Float32Array.from(spec.std, (s) => spec.scale / s) : Float32Array.of(1, 1, 1);
+    this.add = float ? Float32Array.from(spec.mean, (m, i) => -m / spec.std[i]) : Float32Array.of(0.5, 0.5, 0.5);
   }
 
   get dims(): number[] {
@@ -90,51 +97,59 @@ export class Preprocessor {
     return layout === 'NCHW' ? [1, 3, H, W] : [1, H, W, 3];
   }
 
+  /** New source size: new sampling tables, and the padding written once (frames only overwrite the inside). */
+  private setup(frame: Frame): void {
+    const { width: W, height: H, layout } = this.spec;
+    this.geometry = geometryFor(this.spec, frame.width, frame.height);
+    this.ax = axis(W, frame.width, this.geometry.scaleX, this.geometry.offsetX, channelsOf(frame.format));
+    this.ay = axis(H, frame.height, this.geometry.scaleY, this.geometry.offsetY, frame.stride);
+    const plane = W * H;
+    for (let c = 0; c < 3; c++) {
+      const v = this.out instanceof Float32Array ? PAD * this.mul[c] + this.add[c] : PAD;
+      if (layout === 'NCHW') this.out.fill(v, c * plane, (c + 1) * plane);
+      else for (let o = c; o < plane * 3; o += 3) this.out[o] = v;
+    }
+    this.key = `${frame.width}x${frame.height}/${frame.stride}/${frame.format}`;
+  }
+
   /**
    * Writes the tensor for `frame` into the reused output array and returns it. The array is
    * overwritten by the next call: copy it if it must outlive the inference.
    */
   run(frame: Frame): Preprocessed {
-    const { width: W, height: H, layout } = this.spec;
-    const key = `${frame.width}x${frame.height}`;
-    if (key !== this.key) {
-      this.geometry = geometryFor(this.spec, frame.width, frame.height);
-      this.ax = axis(W, frame.width, this.geometry.scaleX, this.geometry.offsetX);
-      this.ay = axis(H, frame.height, this.geometry.scaleY, this.geometry.offsetY);
-      this.key = key;
-    }
-    const { ax, ay, mul, add, out } = this;
+    if (`${frame.width}x${frame.height}/${frame.stride}/${frame.format}` !== this.key) this.setup(frame);
+    const W = this.spec.width;
+    const plane = W * this.spec.height;
+    const { ax, ay, out } = this;
     const src = frame.data;
-    const stride = frame.stride;
-    const ch = channelsOf(frame.format);
-    const [c0, c1, c2] = channelMap(frame.format, this.spec.colour);
-    const plane = W * H;
-    const nchw = layout === 'NCHW';
-    const isFloat = out instanceof Float32Array;
-    const padV = [PAD * mul[0] + add[0], PAD * mul[1] + add[1], PAD * mul[2] + add[2]];
-    const chans = [c0, c1, c2];
-
-    for (let y = 0; y < H; y++) {
-      const r0 = ay.i0[y] * stride;
-      const r1 = ay.i1[y] * stride;
+    const [k0, k1, k2] = channelMap(frame.format, this.spec.colour);
+    const [m0, m1, m2] = this.mul;
+    const [a0, a1, a2] = this.add;
+    const nchw = this.spec.layout === 'NCHW';
+    // NCHW: channel c of pixel o at c * plane + o; NHWC: at o * 3 + c.
+    const cs = nchw ? plane : 1;
+    const ps = nchw ? 1 : 3;
+    const { i0: cx0, i1: cx1, w1: wxs } = ax;
+    for (let y = ay.lo; y < ay.hi; y++) {
+      const r0 = ay.i0[y];
+      const r1 = ay.i1[y];
       const wy = ay.w1[y];
-      const yIn = ay.inside[y];
-      for (let x = 0; x < W; x++) {
-        const o = y * W + x;
-        if (!yIn || !ax.inside[x]) {
-          for (let c = 0; c < 3; c++) out[nchw ? c * plane + o : o * 3 + c] = isFloat ? padV[c] : PAD;
-          continue;
-        }
-        const p0 = ax.i0[x] * ch;
-        const p1 = ax.i1[x] * ch;
-        const wx = ax.w1[x];
-        for (let c = 0; c < 3; c++) {
-          const k = chans[c];
-          const top = src[r0 + p0 + k] + (src[r0 + p1 + k] - src[r0 + p0 + k]) * wx;
-          const bot = src[r1 + p0 + k] + (src[r1 + p1 + k] - src[r1 + p0 + k]) * wx;
-          const v = top + (bot - top) * wy;
-          out[nchw ? c * plane + o : o * 3 + c] = isFloat ? v * mul[c] + add[c] : v + 0.5;
-        }
+      let o = (y * W + ax.lo) * ps;
+      for (let x = ax.lo; x < ax.hi; x++, o += ps) {
+        const t0 = r0 + cx0[x];
+        const t1 = r0 + cx1[x];
+        const b0 = r1 + cx0[x];
+        const b1 = r1 + cx1[x];
+        const wx = wxs[x];
+        let top = src[t0 + k0] + (src[t1 + k0] - src[t0 + k0]) * wx;
+        let bot = src[b0 + k0] + (src[b1 + k0] - src[b0 + k0]) * wx;
+        out[o] = (top + (bot - top) * wy) * m0 + a0;
+        top = src[t0 + k1] + (src[t1 + k1] - src[t0 + k1]) * wx;
+        bot = src[b0 + k1] + (src[b1 + k1] - src[b0 + k1]) * wx;
+        out[o + cs] = (top + (bot - top) * wy) * m1 + a1;
+        top = src[t0 + k2] + (src[t1 + k2] - src[t0 + k2]) * wx;
+        bot = src[b0 + k2] + (src[b1 + k2] - src[b0 + k2]) * wx;
+        out[o + 2 * cs] = (top + (bot - top) * wy) * m2 + a2;
       }
     }
     return { data: out, dims: this.dims, geometry: this.geometry };

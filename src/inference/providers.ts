@@ -3,33 +3,69 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { ProviderName } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
+import { DaemonError, errorMessage } from '../errors.js';
+import {
+  discardCache,
+  type EngineCachePlan,
+  type GpuInfo,
+  ortVersion,
+  planEngineCache,
+  prepareBuild,
+  readGpuInfo,
+  recordBuild,
+  tensorrtExtra,
+} from './engine-cache.js';
 
 /**
  * The execution-provider chain. onnxruntime-node treats a provider whose libraries are missing as a
  * hard error, not a fallback, so we try one provider per session and move on, keeping each reason.
+ * TensorRT sessions go through the EP-context cache (engine-cache.ts).
  */
 
 export const AUTO_CHAIN: readonly ProviderName[] = ['tensorrt', 'cuda', 'cpu'];
 
+/** ORT execution providers, and the TF.js backends (tfjs.ts) reported the same way. */
+export type BackendName = ProviderName | 'tfjs-node-gpu' | 'tfjs-node' | 'tfjs-wasm';
+
 export interface ProviderAttempt {
-  provider: ProviderName;
+  provider: BackendName;
   ok: boolean;
   error?: string;
   ms: number;
 }
 
+/** What the engine reports while it loads; health/systemd code uses the build events to extend timeouts. */
+export type EngineEvent =
+  | { type: 'provider-attempt'; attempt: ProviderAttempt }
+  | { type: 'engine-build-start'; provider: 'tensorrt'; model: string; key: string; ctxPath: string; reason: string }
+  | { type: 'engine-build-end'; provider: 'tensorrt'; model: string; key: string; ctxPath: string; ok: boolean; ms: number; cached: boolean; error?: string }
+  | { type: 'engine-cache-hit'; provider: 'tensorrt'; model: string; key: string; ctxPath: string }
+  | { type: 'engine-cache-invalid'; provider: 'tensorrt'; model: string; ctxPath: string; error: string };
+
 export interface SessionResult {
   session: ort.InferenceSession;
   provider: ProviderName;
   attempts: ProviderAttempt[];
+  /** The TensorRT cache entry used, when TensorRT was tried. */
+  engineCache?: EngineCachePlan;
 }
 
 export interface SessionOptions {
   providers: 'auto' | readonly ProviderName[];
   intraOpThreads?: number;
   interOpThreads?: number;
-  onAttempt?: (a: ProviderAttempt) => void;
+  /** GPU for TensorRT/CUDA (the only provider option onnxruntime-node passes through). */
+  deviceId?: number;
+  /** Where TensorRT EP-context models are kept; without it TensorRT builds its engine every start. */
+  cacheDir?: string;
+  onEvent?: (e: EngineEvent) => void;
+}
+
+/** Identifies the model for the TensorRT cache; needed only when TensorRT is in the chain. */
+export interface ModelIdentity {
+  path: string;
+  name: string;
+  sha256: string;
 }
 
 /**
@@ -54,39 +90,83 @@ export function providerLibraryProblem(provider: ProviderName): string | undefin
   return undefined;
 }
 
-export async function createSession(modelPath: string, opts: SessionOptions): Promise<SessionResult> {
-  const chain = opts.providers === 'auto' ? AUTO_CHAIN : opts.providers;
+export function chainOf(providers: SessionOptions['providers']): readonly ProviderName[] {
+  return providers === 'auto' ? AUTO_CHAIN : providers;
+}
+
+function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {
+  return {
+    graphOptimizationLevel: 'all',
+    ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+    ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
+  };
+}
+
+/** TensorRT through the EP-context cache: load the cached engine, or build it and record it. */
+async function tensorrtSession(model: ModelIdentity, opts: SessionOptions, gpu: GpuInfo): Promise<{ session: ort.InferenceSession; plan?: EngineCachePlan }> {
+  const deviceId = opts.deviceId ?? 0;
+  const ep = { name: 'tensorrt', deviceId };
+  const create = (path: string, extra: Record<string, unknown>) =>
+    ort.InferenceSession.create(path, { ...baseOptions(opts), executionProviders: [ep], ...(Object.keys(extra).length ? { extra } : {}) });
+  if (!opts.cacheDir) return { session: await create(model.path, {}) };
+
+  let plan = planEngineCache(opts.cacheDir, model.name, { modelSha256: model.sha256, provider: 'tensorrt', providerOptions: { deviceId }, gpu, ort: ortVersion() });
+  const base = { provider: 'tensorrt' as const, model: model.name, key: plan.key, ctxPath: plan.ctxPath };
+  if (plan.reuse) {
+    try {
+      const session = await create(plan.ctxPath, {});
+      opts.onEvent?.({ type: 'engine-cache-hit', ...base });
+      return { session, plan };
+    } catch (err) {
+      opts.onEvent?.({ type: 'engine-cache-invalid', provider: 'tensorrt', model: model.name, ctxPath: plan.ctxPath, error: errorMessage(err).split('\n')[0] });
+      plan = { ...plan, reuse: false, reason: `the cached engine failed to load: ${errorMessage(err).split('\n')[0]}` };
+    }
+  }
+  await prepareBuild(plan);
+  opts.onEvent?.({ type: 'engine-build-start', ...base, reason: plan.reason ?? 'no cached engine' });
+  const t0 = performance.now();
+  try {
+    const session = await create(model.path, tensorrtExtra(plan));
+    const ms = performance.now() - t0;
+    const cached = existsSync(plan.ctxPath);
+    if (cached) await recordBuild(plan, model.name, ms);
+    opts.onEvent?.({ type: 'engine-build-end', ...base, ok: true, ms, cached });
+    return { session, plan };
+  } catch (err) {
+    await discardCache(plan);
+    opts.onEvent?.({ type: 'engine-build-end', ...base, ok: false, ms: performance.now() - t0, cached: false, error: errorMessage(err).split('\n')[0] });
+    throw err;
+  }
+}
+
+export async function createSession(model: ModelIdentity, opts: SessionOptions): Promise<SessionResult> {
   const attempts: ProviderAttempt[] = [];
-  for (const provider of chain) {
+  const record = (a: ProviderAttempt) => {
+    attempts.push(a);
+    opts.onEvent?.({ type: 'provider-attempt', attempt: a });
+  };
+  for (const provider of chainOf(opts.providers)) {
     const t0 = performance.now();
     const missing = providerLibraryProblem(provider);
     if (missing) {
-      const a = { provider, ok: false, error: missing, ms: 0 };
-      attempts.push(a);
-      opts.onAttempt?.(a);
+      record({ provider, ok: false, error: missing, ms: 0 });
       continue;
     }
     try {
-      const session = await ort.InferenceSession.create(modelPath, {
-        executionProviders: [provider],
-        graphOptimizationLevel: 'all',
-        ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
-        ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
-      });
-      const a = { provider, ok: true, ms: performance.now() - t0 };
-      attempts.push(a);
-      opts.onAttempt?.(a);
-      return { session, provider, attempts };
+      let session: ort.InferenceSession;
+      let engineCache: EngineCachePlan | undefined;
+      if (provider === 'tensorrt') {
+        ({ session, plan: engineCache } = await tensorrtSession(model, opts, await readGpuInfo()));
+      } else {
+        const ep = provider === 'cuda' ? { name: 'cuda', deviceId: opts.deviceId ?? 0 } : 'cpu';
+        session = await ort.InferenceSession.create(model.path, { ...baseOptions(opts), executionProviders: [ep] });
+      }
+      record({ provider, ok: true, ms: performance.now() - t0 });
+      return { session, provider, attempts, ...(engineCache ? { engineCache } : {}) };
     } catch (err) {
-      const a = { provider, ok: false, error: errorMessage(err).split('\n')[0], ms: performance.now() - t0 };
-      attempts.push(a);
-      opts.onAttempt?.(a);
+      record({ provider, ok: false, error: errorMessage(err).split('\n')[0], ms: performance.now() - t0 });
     }
   }
-  const err = new Error(
-    `no execution provider could load ${modelPath}: ${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}`,
-  ) as Error & { code: string; attempts: ProviderAttempt[] };
-  err.code = 'MODEL_PROVIDERS';
-  err.attempts = attempts;
-  throw err;
+  throw new DaemonError('MODEL_LOAD', `${model.path}: no execution provider could load the model: ${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}`);
 }
+

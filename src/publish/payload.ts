@@ -8,12 +8,14 @@ import { type CommandResponse, type EventPayload, PAYLOAD_VERSION, type ResultPa
 /** Builders of the versioned JSON payloads; their schemas (and types) are in schemas.ts. */
 export { PAYLOAD_VERSION };
 export type { ResultPayload, StatusPayload, EventPayload, CommandResponse };
+export type { ClassifyResultPayload, DetectResultPayload, SegmentResultPayload } from './schemas.js';
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const iso = (ms: number) => new Date(ms).toISOString();
 const modelRef = (m: ModelInfo) => ({ name: m.name, version: m.version, sha256: m.sha256 });
 /** Float32 scores can land a hair outside [0, 1] after a softmax; the contract says [0, 1]. */
 const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
+const r2 = (x: number) => Math.round(x * 100) / 100;
 
 export function resultPayload(args: {
   deviceId: string;
@@ -26,8 +28,7 @@ export function resultPayload(args: {
   stable?: StableState;
 }): ResultPayload {
   const { frame, inference: inf, model, nowMs, stable } = args;
-  const best = inf.top[0];
-  return {
+  const base = {
     v: PAYLOAD_VERSION,
     id: randomUUID(),
     deviceId: args.deviceId,
@@ -39,10 +40,6 @@ export function resultPayload(args: {
     capturedAtMs: frame.capturedAtMs,
     model: modelRef(model),
     provider: model.provider,
-    task: inf.task,
-    label: best.label,
-    score: clamp01(best.score),
-    top: inf.top.map((t) => ({ label: t.label, score: clamp01(t.score), index: t.index })),
     frame: { seq: frame.seq, width: frame.width, height: frame.height, ...(frame.name ? { name: frame.name } : {}) },
     latencyMs: {
       preprocess: r3(inf.latencyMs.preprocess),
@@ -53,6 +50,31 @@ export function resultPayload(args: {
     policy: args.policy ?? 'every',
     stable: stable ? { label: stable.label, score: clamp01(stable.score), frames: stable.frames, window: stable.window, since: iso(stable.becameMs), sinceMs: stable.becameMs } : null,
   };
+  switch (inf.task) {
+    case 'classify': {
+      const best = inf.top[0];
+      return { ...base, task: 'classify', label: best.label, score: clamp01(best.score), top: inf.top.map((t) => ({ label: t.label, score: clamp01(t.score), index: t.index })) };
+    }
+    case 'detect': {
+      const best = inf.detections[0];
+      return {
+        ...base,
+        task: 'detect',
+        ...(best ? { label: best.label, score: clamp01(best.score) } : {}),
+        detections: inf.detections.map((d) => ({ label: d.label, index: d.index, score: clamp01(d.score), box: { x: r2(d.box.x), y: r2(d.box.y), w: r2(d.box.w), h: r2(d.box.h) } })),
+      };
+    }
+    case 'segment': {
+      const best = inf.classes[0];
+      return {
+        ...base,
+        task: 'segment',
+        ...(best ? { label: best.label, score: best.fraction } : {}),
+        segments: inf.classes.map((c) => ({ label: c.label, index: c.index, fraction: c.fraction })),
+        ...(inf.maskPng ? { maskPng: Buffer.from(inf.maskPng.buffer, inf.maskPng.byteOffset, inf.maskPng.byteLength).toString('base64') } : {}),
+      };
+    }
+  }
 }
 
 export function eventPayload(args: {

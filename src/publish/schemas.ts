@@ -49,34 +49,57 @@ export const stableRef = z
   })
   .describe('the stable label after this frame (k of the last n frames, mean score >= minScore), or null');
 
+const resultBase = {
+  v,
+  id,
+  deviceId: name,
+  camera: name.or(z.literal('infer')).describe('the camera, or "infer" for POST /infer and `edge-inferd infer`'),
+  seq: z.int().min(1).describe('per-camera counter of published results, from 1 at each start: a gap means a lost message'),
+  ...stamp,
+  capturedAt: iso,
+  capturedAtMs: epochMs,
+  model: modelRef,
+  provider: z.string(),
+  frame: z.strictObject({ seq: count, width: z.int().min(1), height: z.int().min(1), name: z.string().optional() }),
+  latencyMs: z
+    .strictObject({
+      preprocess: z.number().min(0),
+      inference: z.number().min(0),
+      postprocess: z.number().min(0),
+      total: z.number().min(0).describe('capture to publish'),
+    })
+    .describe('latency breakdown, ms'),
+  policy: policyName.optional().describe("the camera's publish policy that let this result out (absent for one-shot inference)"),
+  stable: stableRef.nullable().optional(),
+};
+
+const box = z.strictObject({ x: z.number(), y: z.number(), w: z.number().min(0), h: z.number().min(0) }).describe('source pixels, top-left corner and size');
+
 export const resultSchema = z
-  .strictObject({
-    v,
-    id,
-    deviceId: name,
-    camera: name,
-    seq: z.int().min(1).describe('per-camera counter of published results, from 1 at each start: a gap means a lost message'),
-    ...stamp,
-    capturedAt: iso,
-    capturedAtMs: epochMs,
-    model: modelRef,
-    provider: z.string(),
-    task: z.literal('classify'),
-    label: z.string().describe('top-1 label'),
-    score: score.describe('its probability'),
-    top: z.array(z.strictObject({ label: z.string(), score, index: count })).min(1),
-    frame: z.strictObject({ seq: count, width: z.int().min(1), height: z.int().min(1), name: z.string().optional() }),
-    latencyMs: z
-      .strictObject({
-        preprocess: z.number().min(0),
-        inference: z.number().min(0),
-        postprocess: z.number().min(0),
-        total: z.number().min(0).describe('capture to publish'),
-      })
-      .describe('latency breakdown, ms'),
-    policy: policyName.describe("the camera's publish policy that let this result out"),
-    stable: stableRef.nullable(),
-  })
+  .discriminatedUnion('task', [
+    z.strictObject({
+      ...resultBase,
+      task: z.literal('classify'),
+      label: z.string().describe('top-1 label'),
+      score: score.describe('its probability'),
+      top: z.array(z.strictObject({ label: z.string(), score, index: count })).min(1),
+    }),
+    z.strictObject({
+      ...resultBase,
+      task: z.literal('detect'),
+      label: z.string().optional().describe('the best box\'s label; absent when nothing was detected'),
+      score: score.optional(),
+      detections: z.array(z.strictObject({ label: z.string(), index: count, score, box })).describe('best first, after NMS'),
+    }),
+    z.strictObject({
+      ...resultBase,
+      task: z.literal('segment'),
+      label: z.string().optional().describe('the class with the largest area'),
+      score: score.optional().describe('its area fraction'),
+      segments: z.array(z.strictObject({ label: z.string(), index: count, fraction: score })).describe('classes present, largest first'),
+      maskPng: z.string().optional().describe('class index per source pixel, greyscale PNG, base64 (when the manifest asks)'),
+    }),
+  ])
   .meta({ title: 'edge-inferd result', description: 'Topic <prefix>/<deviceId>/<camera>/result: one inference, as let out by the publish policy.' });
 
 const eventBase = {
@@ -236,6 +259,9 @@ export const haDiscoverySchema = z
 
 export type StatusPayload = z.output<typeof statusSchema>;
 export type ResultPayload = z.output<typeof resultSchema>;
+export type ClassifyResultPayload = Extract<ResultPayload, { task: 'classify' }>;
+export type DetectResultPayload = Extract<ResultPayload, { task: 'detect' }>;
+export type SegmentResultPayload = Extract<ResultPayload, { task: 'segment' }>;
 export type EventPayload = z.output<typeof eventSchema>;
 export type StatsPayload = z.output<typeof statsSchema>;
 export type CommandResponse = z.output<typeof commandResponseSchema>;

@@ -12,10 +12,11 @@ import { StatsReporter } from '../../src/publish/stats.js';
 import { Topics } from '../../src/publish/topics.js';
 import { assertValid, schemaErrors } from '../helpers/schemas.js';
 
-const model = { name: 'demo', version: '1.0.0', sha256: 'a'.repeat(64), task: 'classify', provider: 'cpu' };
+const model = { name: 'demo', version: '1.0.0', sha256: 'a'.repeat(64), task: 'classify' as const, provider: 'cpu' };
 const frame: Frame = { camera: 'tray', seq: 4, width: 320, height: 240, stride: 960, format: 'RGB', data: new Uint8Array(0), capturedAtMs: 1_700_000_000_000, name: 'glass-1.png' };
 const inference = {
   task: 'classify' as const,
+  model,
   top: [
     { index: 1, label: 'glass', score: 0.97 },
     { index: 0, label: 'cardboard', score: 0.02 },

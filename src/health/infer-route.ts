@@ -1,0 +1,85 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Frame } from '../capture/frame.js';
+import { errorCode, errorMessage } from '../errors.js';
+import { decodeImage } from '../inference/image.js';
+import type { Inference } from '../inference/types.js';
+import type { Logger } from '../log.js';
+import { type Route, send } from './server.js';
+
+/**
+ * `POST /infer`: the request body is one image (JPEG, PNG or WebP, recognised by its bytes); the
+ * answer is the same result payload the cameras publish, for camera `infer`. Bodies over
+ * `maxBytes` get 413 without being buffered; an empty body 400; anything but an image 415.
+ */
+
+export interface InferRouteOptions {
+  maxBytes: number;
+  infer: (frame: Frame) => Promise<Inference>;
+  toPayload: (frame: Frame, inf: Inference) => unknown;
+  log: Logger;
+}
+
+export const INFER_CAMERA = 'infer';
+
+const STATUS: Record<string, number> = { IMAGE_EMPTY: 400, IMAGE_DECODE: 400, IMAGE_TYPE: 415 };
+
+function tooLarge(res: ServerResponse, max: number, got: string): void {
+  res.setHeader('Connection', 'close');
+  send(res, 413, { error: `image too large: the limit is ${max} bytes (got ${got}); set model.inferMaxBytes`, code: 'IMAGE_TOO_LARGE' });
+}
+
+/** Reads the body up to `max` bytes; undefined (after answering 413) when it is longer. */
+function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer | undefined> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    tooLarge(res, max, `Content-Length ${declared}`);
+    req.resume();
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > max) {
+        over = true;
+        chunks.length = 0;
+        tooLarge(res, max, `more than ${max} bytes`);
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => over || resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+export function inferRoute(opts: InferRouteOptions): Route {
+  let seq = 0;
+  return {
+    method: 'POST',
+    path: '/infer',
+    handler: async (req, res, url) => {
+      const body = await readBody(req, res, opts.maxBytes);
+      if (!body) return;
+      const t0 = Date.now();
+      let frame: Frame;
+      try {
+        frame = await decodeImage(body, { camera: INFER_CAMERA, seq: ++seq, name: url.searchParams.get('name') ?? undefined, nowMs: t0 });
+      } catch (err) {
+        const code = errorCode(err) ?? 'IMAGE_DECODE';
+        return send(res, STATUS[code] ?? 400, { error: errorMessage(err), code });
+      }
+      try {
+        const inf = await opts.infer(frame);
+        send(res, 200, opts.toPayload(frame, inf));
+      } catch (err) {
+        opts.log.warn({ err: errorMessage(err) }, 'one-shot inference failed');
+        send(res, 503, { error: `inference failed: ${errorMessage(err)}`, code: errorCode(err) ?? 'INFERENCE_FAILED' });
+      }
+    },
+  };
+}

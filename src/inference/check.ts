@@ -1,0 +1,141 @@
+import type { Manifest } from './manifest.js';
+
+/**
+ * The manifest against the model's own input/output metadata. Each difference is one line naming
+ * the manifest field and both values, so a technician can fix the manifest (or pick the right
+ * model) without reading the ONNX file.
+ */
+
+export interface IoMeta {
+  name: string;
+  /** Element type as ORT names it: float32, uint8, int64...; undefined for non-tensors. */
+  type?: string;
+  shape?: ReadonlyArray<number | string>;
+}
+
+export interface ModelIo {
+  inputs: readonly IoMeta[];
+  outputs: readonly IoMeta[];
+}
+
+/** Output names the postprocessor reads. */
+export interface OutputNames {
+  main?: string;
+  boxes?: string;
+  scores?: string;
+}
+
+const fmt = (shape: ReadonlyArray<number | string> | undefined) => `[${(shape ?? []).join(',')}]`;
+const names = (list: readonly IoMeta[]) => list.map((o) => o.name).join(', ');
+
+export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo): { problems: string[]; outputs: OutputNames } {
+  const problems: string[] = [];
+  checkInput(m, io, problems);
+  const outputs: OutputNames = {};
+  const L = labels.length;
+
+  const find = (field: string, name: string | undefined): IoMeta | undefined => {
+    if (name !== undefined) {
+      const o = io.outputs.find((x) => x.name === name);
+      if (!o) problems.push(`${field}: the model has no output "${name}" (model outputs: ${names(io.outputs)})`);
+      return o;
+    }
+    if (io.outputs.length === 1) return io.outputs[0];
+    problems.push(`${field}: the model has ${io.outputs.length} outputs (${names(io.outputs)}); name the one to read`);
+    return undefined;
+  };
+  const floatOut = (field: string, o: IoMeta) => {
+    if (o.type !== undefined && o.type !== 'float32') problems.push(`${field}: the model's output "${o.name}" is ${o.type}; expected float32 scores`);
+  };
+  const rank = (field: string, o: IoMeta, want: number, what: string): boolean => {
+    if (!o.shape) return false;
+    if (o.shape.length === want) return true;
+    problems.push(`${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`);
+    return false;
+  };
+  const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape![i] !== 'number' || o.shape![i] === want;
+
+  if (m.task === 'classify') {
+    const o = find('output.name', m.output?.name);
+    if (o) {
+      outputs.main = o.name;
+      floatOut('output.name', o);
+      const classes = o.shape?.[o.shape.length - 1];
+      if (typeof classes === 'number' && classes !== L) problems.push(`labels: the manifest has ${L} labels, the model's output "${o.name}" has ${classes} classes (shape ${fmt(o.shape)})`);
+    }
+  } else if (m.task === 'detect' && m.detect.format !== 'boxes-scores') {
+    const o = find('output.name', m.output?.name);
+    if (o) {
+      outputs.main = o.name;
+      floatOut('output.name', o);
+      const v8 = m.detect.format === 'yolov8';
+      const per = v8 ? 4 + L : 5 + L;
+      const axis = v8 ? 1 : 2;
+      if (rank('output.name', o, 3, v8 ? '[1, 4+classes, anchors]' : '[1, anchors, 5+classes]') && !dimIs(o, axis, per)) {
+        const other = v8 ? o.shape![2] : o.shape![1];
+        const hint = other === per ? ' (it looks transposed: check detect.format)' : '';
+        problems.push(
+          `labels: ${L} labels need ${per} values per box in ${m.detect.format} format (${v8 ? '4 box + classes' : '4 box + objectness + classes'}), the model's output "${o.name}" has ${o.shape![axis]} (shape ${fmt(o.shape)})${hint}`,
+        );
+      }
+    }
+  } else if (m.task === 'detect') {
+    for (const key of ['boxes', 'scores'] as const) {
+      const name = m.detect[key];
+      if (name === undefined) {
+        problems.push(`detect.${key}: required when detect.format is boxes-scores (model outputs: ${names(io.outputs)})`);
+        continue;
+      }
+      const o = find(`detect.${key}`, name);
+      if (!o) continue;
+      outputs[key] = o.name;
+      floatOut(`detect.${key}`, o);
+      if (!rank(`detect.${key}`, o, 3, key === 'boxes' ? '[1, N, 4]' : '[1, N, classes]')) continue;
+      if (key === 'boxes' && !dimIs(o, 2, 4)) problems.push(`detect.boxes: the model's output "${o.name}" has ${o.shape![2]} values per box (shape ${fmt(o.shape)}); expected 4`);
+      if (key === 'scores' && !dimIs(o, 2, L)) problems.push(`labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![2]} classes (shape ${fmt(o.shape)})`);
+    }
+  } else {
+    const o = find('output.name', m.output?.name);
+    if (o) {
+      outputs.main = o.name;
+      if (m.segment.output === 'scores') {
+        floatOut('output.name', o);
+        if (rank('output.name', o, 4, 'scores [1, classes, H, W] (segment.output: scores)') && !dimIs(o, 1, L)) {
+          problems.push(`labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![1]} classes (shape ${fmt(o.shape)})`);
+        }
+      } else {
+        rank('output.name', o, 3, 'class ids [1, H, W] (segment.output: classes)');
+      }
+    }
+    if (m.segment.maskPng && L > 256) problems.push(`segment.maskPng: the mask PNG holds one byte per pixel, so at most 256 classes (the manifest has ${L})`);
+  }
+  return { problems, outputs };
+}
+
+export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: string[]): void {
+  const spec = m.input;
+  const input = io.inputs.find((i) => i.name === spec.name);
+  if (!input) {
+    problems.push(`input.name: the model has no input "${spec.name}" (model inputs: ${names(io.inputs)})`);
+    return;
+  }
+  if (io.inputs.length > 1) problems.push(`input: the model has ${io.inputs.length} inputs (${names(io.inputs)}); only single-input image models are supported`);
+  if (input.type !== undefined && input.type !== spec.dtype) problems.push(`input.dtype: manifest says ${spec.dtype}, the model's input "${input.name}" is ${input.type}`);
+  const shape = input.shape;
+  if (!shape) return;
+  if (shape.length !== 4) {
+    problems.push(`input: the model's input "${input.name}" has rank ${shape.length} (shape ${fmt(shape)}); expected a 4-D image tensor`);
+    return;
+  }
+  const nchw = spec.layout === 'NCHW';
+  const [b, c, h, w] = nchw ? [shape[0], shape[1], shape[2], shape[3]] : [shape[0], shape[3], shape[1], shape[2]];
+  if (typeof b === 'number' && b !== 1) problems.push(`input: the model's input "${input.name}" has batch size ${b} (shape ${fmt(shape)}); only batch 1 is supported`);
+  if (typeof c === 'number' && c !== 3) {
+    const other = nchw ? shape[3] : shape[1];
+    const hint = other === 3 ? ` (it looks ${nchw ? 'NHWC' : 'NCHW'})` : '';
+    problems.push(`input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input "${input.name}" has shape ${fmt(shape)}${hint}`);
+    return; // width/height would be read from the wrong dims
+  }
+  if (typeof w === 'number' && w !== spec.width) problems.push(`input.width: manifest says ${spec.width}, the model's input "${input.name}" has width ${w} (shape ${fmt(shape)}, ${spec.layout})`);
+  if (typeof h === 'number' && h !== spec.height) problems.push(`input.height: manifest says ${spec.height}, the model's input "${input.name}" has height ${h} (shape ${fmt(shape)}, ${spec.layout})`);
+}

@@ -1,0 +1,120 @@
+import type { Frame } from '../capture/frame.js';
+import { DaemonError, errorCode, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { InferenceEngine } from './engine.js';
+import type { Inference, ModelInfo } from './types.js';
+
+/**
+ * Holds the model in use and swaps it without stopping the frame loops: reload() loads and warms up
+ * the new package beside the old one, then switches; the old engine finishes what it accepted and
+ * unloads. On any failure the old model keeps running and the error is kept for /status. Every
+ * Inference names the model that computed it, so a result is never attributed to the wrong one.
+ */
+
+export type EngineLoader = (dir: string, hooks: { onCrash: (err: Error) => void }) => Promise<InferenceEngine>;
+
+export interface ReloadResult {
+  ok: boolean;
+  dir: string;
+  atMs: number;
+  ms: number;
+  model?: ModelInfo;
+  previous?: ModelInfo;
+  error?: { code: string; message: string; problems?: string[] };
+}
+
+export class ModelHost {
+  private readonly loadEngine: EngineLoader;
+  private readonly log: Logger;
+  private current: { engine: InferenceEngine; dir: string } | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  lastReload: ReloadResult | undefined;
+
+  constructor(opts: { load: EngineLoader; log: Logger }) {
+    this.loadEngine = opts.load;
+    this.log = opts.log;
+  }
+
+  get engine(): InferenceEngine | undefined {
+    return this.current?.engine;
+  }
+
+  get dir(): string | undefined {
+    return this.current?.dir;
+  }
+
+  /** Loads the first model; throws if it cannot (there is nothing to fall back to). */
+  async start(dir: string): Promise<InferenceEngine> {
+    if (this.current) return this.current.engine;
+    this.stopped = false;
+    const engine = await this.load(dir);
+    this.current = { engine, dir };
+    return engine;
+  }
+
+  infer(frame: Frame): Promise<Inference> {
+    if (!this.current) return Promise.reject(new DaemonError('MODEL_NOT_LOADED', 'no model loaded'));
+    return this.current.engine.infer(frame);
+  }
+
+  private load(dir: string): Promise<InferenceEngine> {
+    let engine: InferenceEngine | undefined;
+    const onCrash = (err: Error) => {
+      if (this.stopped || !engine || this.current?.engine !== engine) return;
+      this.log.error({ err: err.message, dir }, 'inference engine crashed; reloading the model');
+      void this.reload(dir);
+    };
+    return this.loadEngine(dir, { onCrash }).then((e) => (engine = e));
+  }
+
+  /** Loads `dir` (default: the current package again), warms it up, swaps. Never throws; reloads run one at a time. */
+  reload(dir?: string): Promise<ReloadResult> {
+    const run = async (): Promise<ReloadResult> => {
+      const target = dir ?? this.current?.dir;
+      const t0 = performance.now();
+      const previous = this.current?.engine.info;
+      const atMs = Date.now();
+      if (!target) return { ok: false, dir: '', atMs, ms: 0, error: { code: 'MODEL_NOT_LOADED', message: 'no model to reload' } };
+      let result: ReloadResult;
+      try {
+        if (this.stopped) throw new DaemonError('MODEL_STOPPED', 'the model host is stopped');
+        const next = await this.load(target);
+        if (this.stopped) {
+          await next.close();
+          throw new DaemonError('MODEL_STOPPED', 'the model host stopped during the reload');
+        }
+        const old = this.current?.engine;
+        this.current = { engine: next, dir: target };
+        result = { ok: true, dir: target, atMs, ms: performance.now() - t0, model: next.info, previous };
+        this.log.info({ model: next.info, previous, dir: target, ms: Math.round(result.ms) }, 'model swapped');
+        // The old engine finishes the frames it accepted, then unloads; the swap does not wait for it.
+        void old?.close().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'closing the previous model failed'));
+      } catch (err) {
+        const problems = (err as { problems?: string[] }).problems;
+        result = {
+          ok: false,
+          dir: target,
+          atMs,
+          ms: performance.now() - t0,
+          previous,
+          error: { code: errorCode(err) ?? 'MODEL_LOAD', message: errorMessage(err), ...(problems ? { problems } : {}) },
+        };
+        this.log.error({ dir: target, code: result.error!.code, err: result.error!.message, keeping: previous }, 'model reload failed; keeping the current model');
+      }
+      this.lastReload = result;
+      return result;
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p;
+    return p;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.queue.catch(() => undefined);
+    const cur = this.current;
+    this.current = undefined;
+    await cur?.engine.close();
+  }
+}

@@ -1,0 +1,82 @@
+import { getPriority, setPriority } from 'node:os';
+import { parentPort } from 'node:worker_threads';
+import { errorCode, errorMessage } from '../errors.js';
+import { Engine } from './engine.js';
+import { TfjsEngine } from './tfjs.js';
+import type { FromWorker, ToWorker, WireError } from './worker-protocol.js';
+
+/**
+ * The inference worker: one ORT session, frame -> preprocess -> infer -> postprocess, entirely off
+ * the main thread (session.run blocks the thread it runs on). Messages are handled strictly in
+ * order; the main thread decides what to send and when (worker-engine.ts).
+ */
+
+if (!parentPort) throw new Error('worker.ts must run in a worker thread');
+const port = parentPort;
+let engine: Engine | TfjsEngine | undefined;
+let chain: Promise<void> = Promise.resolve();
+
+const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+function wire(err: unknown): WireError {
+  const problems = (err as { problems?: unknown }).problems;
+  return { code: errorCode(err), message: errorMessage(err), ...(Array.isArray(problems) ? { problems: problems as string[] } : {}) };
+}
+
+/**
+ * Linux nice values are per thread: raising this thread's (before ORT creates its intra-op threads,
+ * which inherit it) lets the main thread (MQTT, HTTP, watchdog) take a core at once when it wakes.
+ */
+function lowerPriority(nice: number): void {
+  if (nice <= 0) return;
+  try {
+    setPriority(0, Math.min(19, getPriority(0) + nice));
+  } catch {
+    // not permitted or not supported: run at the inherited priority
+  }
+}
+
+async function handle(msg: ToWorker): Promise<void> {
+  switch (msg.type) {
+    case 'load': {
+      lowerPriority(msg.nice);
+      try {
+        engine =
+          msg.pkg.format === 'tfjs'
+            ? await TfjsEngine.load(msg.pkg)
+            : await Engine.load(msg.pkg, { ...msg.options, onEvent: (event) => post({ type: 'event', event }) });
+        const t0 = performance.now();
+        await engine.warmup();
+        post({ type: 'loaded', info: engine.info, attempts: [...engine.attempts], engineCache: engine instanceof Engine ? engine.engineCache : undefined, warmupMs: performance.now() - t0 });
+      } catch (err) {
+        await engine?.close().catch(() => undefined);
+        engine = undefined;
+        post({ type: 'load-failed', error: wire(err) });
+      }
+      return;
+    }
+    case 'infer': {
+      try {
+        if (!engine) throw new Error('no model loaded in this worker');
+        const { byteLength, ...meta } = msg.frame;
+        const inference = await engine.infer({ ...meta, data: new Uint8Array(msg.buf, 0, byteLength) });
+        const transfer = inference.task === 'segment' && inference.maskPng ? [inference.maskPng.buffer as ArrayBuffer] : [];
+        post({ type: 'result', id: msg.id, inference }, transfer);
+      } catch (err) {
+        post({ type: 'failed', id: msg.id, error: wire(err) });
+      }
+      return;
+    }
+    case 'close': {
+      await engine?.close().catch(() => undefined);
+      engine = undefined;
+      post({ type: 'closed' });
+      port.close();
+      return;
+    }
+  }
+}
+
+port.on('message', (msg: ToWorker) => {
+  chain = chain.then(() => handle(msg));
+});

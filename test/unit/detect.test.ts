@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { Detector, iou, nms } from '../../src/inference/detect.js';
+import { detectSchema } from '../../src/inference/manifest.js';
+import { geometryFor } from '../../src/inference/preprocess.js';
+
+/** Decoders and NMS on hand-made output tensors whose right answers are worked out here. */
+
+const spec = (patch: object) => detectSchema.parse(patch);
+const g = geometryFor({ width: 100, height: 100, resize: 'letterbox' }, 200, 100); // scale 0.5, 25 px bars top and bottom
+
+describe('detection decoding', () => {
+  it('boxes-scores, normalised cx cy w h: back to source pixels through the letterbox', () => {
+    const d = new Detector(spec({ format: 'boxes-scores', boxes: 'b', scores: 's', boxFormat: 'cxcywh', normalized: true }), 2);
+    // One box centred at (0.5, 0.5) of the 100x100 input, 0.2 x 0.1 of it: input pixels 40..60 x 45..55.
+    const out = d.run({ boxes: { data: [0.5, 0.5, 0.2, 0.1], dims: [1, 1, 4] }, scores: { data: [0.1, 0.8], dims: [1, 1, 2] } }, ['cat', 'dog'], g, 100, 100);
+    expect(out).toEqual([{ index: 1, label: 'dog', score: expect.closeTo(0.8, 6), box: { x: 80, y: 40, w: 40, h: 20 } }]);
+  });
+
+  it('yolov5: score = objectness x class score, both thresholded', () => {
+    const d = new Detector(spec({ format: 'yolov5', scoreThreshold: 0.3 }), 2);
+    const rows = [
+      [50, 50, 10, 10, 0.9, 0.2, 0.5], // 0.45: kept, class 1
+      [20, 50, 10, 10, 0.2, 0.9, 0.9], // objectness below the threshold
+      [80, 50, 10, 10, 0.5, 0.5, 0.1], // 0.25 after multiplying: dropped
+    ];
+    const out = d.run({ main: { data: rows.flat(), dims: [1, 3, 7] } }, ['a', 'b'], geometryFor({ width: 100, height: 100, resize: 'stretch' }, 100, 100), 100, 100);
+    expect(out.map((o) => [o.label, Number(o.score.toFixed(4)), o.box])).toEqual([['b', 0.45, { x: 45, y: 45, w: 10, h: 10 }]]);
+  });
+
+  it('boxes are clipped to the frame', () => {
+    const d = new Detector(spec({ format: 'yolov8' }), 1);
+    // cx, cy, w, h rows then one class row; N = 1: a box reaching past the top-left corner.
+    const out = d.run({ main: { data: [5, 30, 20, 20, 0.9], dims: [1, 5, 1] } }, ['x'], g, 100, 100);
+    expect(out[0].box).toEqual({ x: 0, y: 0, w: 30, h: 30 });
+  });
+});
+
+describe('NMS', () => {
+  const box = (x1: number, score: number, cls = 0) => ({ x1, y1: 0, x2: x1 + 10, y2: 10, score, cls });
+
+  it('IoU of two boxes', () => {
+    expect(iou(box(0, 1), box(5, 1))).toBeCloseTo(50 / 150, 10);
+    expect(iou(box(0, 1), box(10, 1))).toBe(0);
+  });
+
+  it('keeps the best of overlapping boxes, at most maxDetections, per class when class-aware', () => {
+    const cands = [box(0, 0.5), box(1, 0.9), box(30, 0.7), box(1, 0.8, 1), box(60, 0.6)];
+    expect(nms(cands, 0.5, 10, true).map((c) => c.score)).toEqual([0.9, 0.8, 0.7, 0.6]);
+    expect(nms(cands, 0.5, 10, false).map((c) => c.score)).toEqual([0.9, 0.7, 0.6]);
+    expect(nms(cands, 0.5, 2, true).map((c) => c.score)).toEqual([0.9, 0.8]);
+  });
+});
