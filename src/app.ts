@@ -5,6 +5,9 @@ import { ConfigError } from './config/load.js';
 import { type ConfigChange, describeChange, diffConfig, isLive, mergeLive } from './config/reload.js';
 import type { Config } from './config/schema.js';
 import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { CameraDecider } from './decide/policy.js';
 import type { Decision, StableState } from './decide/types.js';
 import { DaemonError, errorMessage } from './errors.js';
@@ -314,7 +317,10 @@ export class App implements HealthSource {
     let applied = changes.filter((ch) => isLive(ch.path));
     const restart = changes.filter((ch) => !isLive(ch.path));
     const errors: string[] = [];
-    if (applied.some((ch) => ch.path.startsWith('model.'))) {
+    // `systemctl reload` after copying a new package over the old one: same path, new files.
+    const packageChanged = !applied.some((ch) => ch.path.startsWith('model.')) && (await this.modelPackageChanged(next.model.path));
+    if (packageChanged) this.log.info({ dir: next.model.path }, 'reload: the model package on disk changed');
+    if (packageChanged || applied.some((ch) => ch.path.startsWith('model.'))) {
       try {
         await this.swapModel(next.model);
       } catch (err) {
@@ -340,6 +346,19 @@ export class App implements HealthSource {
     if (!changes.length) this.log.info('reload: no changes');
     this.notifier.reloaded(this.statusLine());
     return report;
+  }
+
+  /** Whether the package at `dir` is not the one running (its manifest names another sha256 or version, or cannot be read). */
+  private async modelPackageChanged(dir: string): Promise<boolean> {
+    const info = this.engine?.info;
+    if (!info) return true;
+    try {
+      const text = await readFile(join(dir, 'manifest.yaml'), 'utf8');
+      const m = parseYaml(text) as { sha256?: unknown; version?: unknown } | null;
+      return m?.sha256 !== info.sha256 || String(m?.version) !== info.version;
+    } catch {
+      return true; // let the reload try, fail and say why
+    }
   }
 
   private applyLive(applied: ConfigChange[]): void {

@@ -14,7 +14,14 @@ export const LIVE_KEYS: readonly string[] = [
   // The camera's decider is replaced: its stable/change history starts afresh.
   'cameras.*.publish.*',
   // A new Engine is loaded next to the old one and swapped in; on failure the old one stays.
-  'model.*',
+  // (model.inferMaxBytes is read when the HTTP route is set up: restart required.)
+  'model.path',
+  'model.providers',
+  'model.intraOpThreads',
+  'model.interOpThreads',
+  'model.workerNice',
+  'model.gpuId',
+  'model.cacheDir',
 ];
 
 export interface ConfigChange {
