@@ -5,10 +5,13 @@ import { HealthServer, type HealthSource, type ReadyReport } from './health/serv
 import { Engine } from './inference/engine.js';
 import { loadModelPackage } from './inference/package.js';
 import type { Inference } from './inference/types.js';
+import { resultsRoute } from './journal/http.js';
+import { Journal } from './journal/journal.js';
 import type { Logger } from './log.js';
 import { CameraLoop } from './loop.js';
 import { EmbeddedBroker } from './publish/broker.js';
 import { MqttConnection } from './publish/client.js';
+import { Outbox } from './publish/outbox.js';
 import { resultPayload, statusPayload } from './publish/payload.js';
 import { Topics } from './publish/topics.js';
 import { VERSION } from './version.js';
@@ -23,13 +26,14 @@ export class App implements HealthSource {
   private readonly topics: Topics;
   private broker: EmbeddedBroker | undefined;
   private mqtt: MqttConnection | undefined;
+  private journal: Journal | undefined;
+  private outbox: Outbox | undefined;
   private http: HealthServer | undefined;
   private engine: Engine | undefined;
   private readonly loops = new Map<string, CameraLoop>();
   private readonly resultSeq = new Map<string, number>();
   private readonly lastResult = new Map<string, unknown>();
   private readonly startedAtMs = Date.now();
-  private publishFailures = 0;
   private state: 'starting' | 'running' | 'stopping' | 'stopped' = 'stopped';
 
   constructor(config: Config, log: Logger) {
@@ -53,6 +57,17 @@ export class App implements HealthSource {
       this.http = new HealthServer({ host: c.http.host, port: c.http.port, source: this, log: this.log.child({ component: 'http' }) });
       await this.http.start();
     }
+
+    this.journal = new Journal({
+      path: c.journal.path,
+      maxRows: c.journal.maxRows,
+      maxBytes: c.journal.maxBytes,
+      retentionMs: c.journal.retentionHours * 3_600_000,
+      synchronous: c.journal.synchronous,
+      log: this.log.child({ component: 'journal' }),
+    });
+    this.journal.start();
+    this.http?.addRoute(resultsRoute(this.journal));
 
     let url = c.mqtt.url;
     if (url === 'embedded') {
@@ -78,15 +93,22 @@ export class App implements HealthSource {
       url,
       clientId: c.mqtt.clientId ?? `edge-inferd-${c.deviceId}`,
       protocolVersion: c.mqtt.protocolVersion ?? (this.broker ? 4 : 5),
+      fallbackTo4: c.mqtt.protocolVersion === undefined,
       username: c.mqtt.username,
       password: c.mqtt.password,
       passwordFile: c.mqtt.passwordFile,
+      tls: c.mqtt.tls,
       keepaliveSec: c.mqtt.keepaliveSec,
+      reconnectMaxMs: c.mqtt.reconnectMaxSec * 1000,
+      persistentSession: c.mqtt.persistentSession,
+      sessionExpirySec: c.mqtt.sessionExpirySec,
       statusTopic: this.topics.status,
       birth: () => JSON.stringify(this.statusMessage('online')),
       will: JSON.stringify(statusPayload('offline', c.deviceId)),
       log: this.log.child({ component: 'mqtt' }),
     });
+    this.outbox = new Outbox({ journal: this.journal, transport: this.mqtt, window: c.mqtt.inflight, log: this.log.child({ component: 'outbox' }) });
+    this.outbox.start();
     await this.mqtt.start();
 
     for (const [name, camCfg] of Object.entries(c.cameras)) {
@@ -112,16 +134,22 @@ export class App implements HealthSource {
   }
 
   private publishResult(frame: Frame, inf: Inference): void {
-    const mqtt = this.mqtt;
+    const outbox = this.outbox;
     const engine = this.engine;
-    if (!mqtt || !engine) return;
+    if (!outbox || !engine) return;
     const seq = (this.resultSeq.get(frame.camera) ?? 0) + 1;
     this.resultSeq.set(frame.camera, seq);
     const payload = resultPayload({ deviceId: this.config.deviceId, seq, frame, inference: inf, model: engine.info, nowMs: Date.now() });
     this.lastResult.set(frame.camera, payload);
-    mqtt.publish(this.topics.result(frame.camera), JSON.stringify(payload), { qos: this.config.mqtt.qos }).catch((err: unknown) => {
-      this.publishFailures++;
-      this.log.warn({ camera: frame.camera, seq, err: String(err) }, 'result publish failed');
+    const policy = this.config.mqtt.topics.result;
+    outbox.enqueue({
+      topic: this.topics.result(frame.camera),
+      payload: JSON.stringify(payload),
+      qos: policy.qos,
+      retain: policy.retain,
+      camera: frame.camera,
+      kind: 'result',
+      expirySec: this.config.mqtt.resultExpirySec,
     });
   }
 
@@ -141,8 +169,12 @@ export class App implements HealthSource {
     this.log.info('stopping');
     await Promise.all([...this.loops.values()].map((l) => l.stop().catch((err: unknown) => this.log.warn({ err: String(err) }, 'camera stop failed'))));
     this.loops.clear();
+    await this.outbox?.stop();
+    this.outbox = undefined;
     await this.mqtt?.stop(JSON.stringify(this.statusMessage('stopped')));
     this.mqtt = undefined;
+    this.journal?.stop();
+    this.journal = undefined;
     await this.engine?.close().catch(() => undefined);
     this.engine = undefined;
     await this.broker?.stop();
@@ -190,7 +222,8 @@ export class App implements HealthSource {
       uptimeSec: Math.round((Date.now() - this.startedAtMs) / 1000),
       config: this.config.source,
       model: this.engine ? { ...this.engine.info, dir: this.engine.pkg.dir, providerAttempts: this.engine.attempts } : null,
-      mqtt: this.mqtt ? { ...this.mqtt.state(), publishFailures: this.publishFailures } : null,
+      mqtt: this.mqtt ? { ...this.mqtt.state(), outbox: this.outbox?.stats() ?? null } : null,
+      journal: this.journal?.stats() ?? null,
       cameras: Object.fromEntries(
         [...this.loops].map(([name, loop]) => [name, { ...loop.camera.status(), ...loop.stats, lastResult: this.lastResult.get(name) ?? null }]),
       ),

@@ -28,7 +28,8 @@ export function spawnDaemon(config: Record<string, unknown> | undefined, opts: {
   const args = [CLI, ...(opts.args ?? ['run', ...(config ? ['--config', configPath] : [])])];
   const proc = spawn(process.execPath, args, {
     cwd: dir,
-    env: { ...process.env, ...opts.env },
+    // Each daemon gets its own journal (systemd's StateDirectory variable) unless the test says otherwise.
+    env: { ...process.env, STATE_DIRECTORY: dir, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
