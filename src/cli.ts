@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
 import { configJsonSchema } from './config/schema.js';
 import { errorMessage } from './errors.js';
+import { runHistory } from './journal/history-cli.js';
 import { runDaemon } from './main.js';
 import { VERSION } from './version.js';
 
@@ -12,6 +13,9 @@ Usage:
   edge-inferd [run] [--config FILE]     run the daemon (no config at all: the built-in demo)
   edge-inferd check-config [FILE]       validate a config file; exit 0 if valid, 1 with every problem
   edge-inferd config-schema             print the config's JSON Schema
+  edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--journal FILE]
+                                        recent results from the journal (works while the daemon runs);
+                                        --since 2024-05-01T08:00:00Z or 15m, 2h, 7d; --limit default 20
   edge-inferd --version | --help
 
 Config: --config FILE, else ${DEFAULT_CONFIG_PATH} if it exists, else the demo.
@@ -23,7 +27,16 @@ async function main(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      camera: { type: 'string' },
+      since: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+      journal: { type: 'string' },
+    },
   });
   if (values.help) return (process.stdout.write(HELP), 0);
   if (values.version) return (process.stdout.write(`${VERSION}\n`), 0);
@@ -45,6 +58,20 @@ async function main(argv: string[]): Promise<number> {
         }
         throw err;
       }
+    }
+    case 'history': {
+      let journalPath = values.journal;
+      if (journalPath === undefined) {
+        try {
+          journalPath = loadConfig({ file: values.config }).journal.path;
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          process.stderr.write(`edge-inferd history: cannot find the journal: ${err.message}\n(or give --journal FILE)\n`);
+          return 1;
+        }
+      }
+      const write = (s: string) => process.stdout.write(s);
+      return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true }, write, (s) => process.stderr.write(s));
     }
     case 'config-schema':
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');

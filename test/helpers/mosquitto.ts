@@ -20,8 +20,12 @@ export interface Mosquitto {
 
 export const mosquittoPath = (): string | undefined => needTool('mosquitto', 'mosquitto', ['/usr/sbin/mosquitto']);
 
-/** `extraConf` lines are appended to the generated mosquitto.conf (listener options, TLS, auth). */
-export async function startMosquitto(opts: { extraConf?: string; port?: number } = {}): Promise<Mosquitto | undefined> {
+/**
+ * `extraConf` lines are appended to the generated mosquitto.conf (listener options, TLS, auth).
+ * `persistence`: sessions and queued messages survive stop()/start() (saved at SIGTERM), as on a
+ * production broker, so a persistent-session subscriber misses nothing across a broker restart.
+ */
+export async function startMosquitto(opts: { extraConf?: string; port?: number; persistence?: boolean } = {}): Promise<Mosquitto | undefined> {
   const bin = mosquittoPath();
   if (!bin) return undefined;
   const port = opts.port ?? (await freePort());
@@ -30,7 +34,7 @@ export async function startMosquitto(opts: { extraConf?: string; port?: number }
   const hasListener = /^listener /m.test(opts.extraConf ?? '');
   writeFileSync(
     conf,
-    [hasListener ? '' : `listener ${port} 127.0.0.1`, hasListener ? '' : 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', opts.extraConf ?? '']
+    [hasListener ? '' : `listener ${port} 127.0.0.1`, hasListener ? '' : 'allow_anonymous true', opts.persistence ? `persistence true\npersistence_location ${dir}/` : 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', opts.extraConf ?? '']
       .filter(Boolean)
       .join('\n') + '\n',
   );

@@ -1,0 +1,231 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Journal } from '../../src/journal/journal.js';
+import { EmbeddedBroker } from '../../src/publish/broker.js';
+import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
+import { Outbox } from '../../src/publish/outbox.js';
+import { captureLog } from '../helpers/log.js';
+import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
+import { type Received, subscribe, type Subscriber } from '../helpers/mqtt.js';
+import { freePort } from '../helpers/ports.js';
+
+/** Journal + outbox + MQTT connection against a real Mosquitto (and the embedded aedes broker). */
+
+interface Rig {
+  journal: Journal;
+  mqtt: MqttConnection;
+  outbox: Outbox;
+  lines: Record<string, any>[];
+  stop(): Promise<void>;
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function rig(url: string, over: Partial<MqttOptions> & { window?: number; maxRows?: number } = {}): Promise<Rig> {
+  const { log, lines } = captureLog();
+  const journal = new Journal({
+    path: join(mkdtempSync(join(tmpdir(), 'outbox-')), 'journal.sqlite'),
+    maxRows: over.maxRows ?? 100_000,
+    maxBytes: 64 << 20,
+    retentionMs: 3_600_000,
+    synchronous: 'normal',
+    log,
+  });
+  journal.start();
+  const mqtt = new MqttConnection({
+    url,
+    clientId: `outbox-test-${Math.random().toString(36).slice(2)}`,
+    protocolVersion: 5,
+    fallbackTo4: false,
+    keepaliveSec: 30,
+    persistentSession: true,
+    sessionExpirySec: 60,
+    statusTopic: 'test/dev/status',
+    birth: () => '{"state":"online"}',
+    will: '{"state":"offline"}',
+    log,
+    reconnectMinMs: 200,
+    reconnectMaxMs: 500,
+    ...over,
+  });
+  const outbox = new Outbox({ journal, transport: mqtt, window: over.window ?? 16, log });
+  outbox.start();
+  await mqtt.start();
+  const stop = async () => {
+    await outbox.stop(500);
+    await mqtt.stop();
+    journal.stop();
+  };
+  cleanups.push(stop);
+  return { journal, mqtt, outbox, lines, stop };
+}
+
+const result = (camera: string, seq: number) => ({
+  topic: `test/dev/${camera}/result`,
+  payload: JSON.stringify({ id: `${camera}-${seq}`, camera, seq }),
+  qos: 1 as const,
+  camera,
+});
+
+function seqsByCamera(msgs: Received[]): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const m of msgs) {
+    if (!m.topic.endsWith('/result')) continue;
+    const list = out.get(m.json.camera) ?? [];
+    list.push(m.json.seq);
+    out.set(m.json.camera, list);
+  }
+  return out;
+}
+
+/** Every seq 1..n arrived, in order; a repeat (a resend) only right where it was resent, with the same id. */
+function expectComplete(seqs: number[] | undefined, n: number): void {
+  const unique = [...new Set(seqs)];
+  expect(unique).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  // in order: never going back except to repeat a message already seen
+  let max = 0;
+  for (const s of seqs ?? []) {
+    if (s > max) {
+      expect(s).toBe(max + 1);
+      max = s;
+    }
+  }
+}
+
+async function until(cond: () => boolean, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not met in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('outbox against Mosquitto', () => {
+  let mosq: Mosquitto | undefined;
+  beforeAll(async () => {
+    mosq = await startMosquitto({ persistence: true, extraConf: 'max_queued_messages 100000' });
+  });
+  afterAll(async () => mosq?.stop());
+
+  it('publishes everything in order per camera with several in flight, and marks it sent', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const sub = await subscribe(mosq.url, 'test/dev/+/result');
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url);
+    for (let i = 1; i <= 400; i++) {
+      r.outbox.enqueue(result('a', i));
+      if (i % 2 === 0) r.outbox.enqueue(result('b', i / 2));
+    }
+    await until(() => sub.messages.length >= 600, 20_000, '600 messages');
+    const by = seqsByCamera(sub.messages);
+    expectComplete(by.get('a'), 400);
+    expectComplete(by.get('b'), 200);
+    await until(() => r.journal.stats().pending === 0, 5000, 'journal pending 0');
+    expect(r.outbox.stats()).toMatchObject({ published: 600, acknowledged: 600, inflight: 0, queued: 0 });
+    expect(r.journal.history({ kind: 'result', limit: 1000 }).every((e) => e.state === 'sent')).toBe(true);
+  });
+
+  it('keeps what is produced while the broker is down and drains it, oldest first, when it returns', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { clientId: 'outbox-sub-1', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url);
+    let b = 0;
+    for (let i = 1; i <= 50; i++) {
+      r.outbox.enqueue(result('a', i));
+      if (i % 3 === 0) r.outbox.enqueue(result('b', ++b));
+    }
+    await until(() => sub.messages.length >= 50 + b);
+    await mosq.stop();
+    await until(() => !r.mqtt.connected, 5000, 'disconnect');
+    for (let i = 51; i <= 350; i++) {
+      r.outbox.enqueue(result('a', i));
+      if (i % 3 === 0) r.outbox.enqueue(result('b', ++b));
+      if (i % 50 === 0) await new Promise((res) => setTimeout(res, 10));
+    }
+    await until(() => r.journal.stats().pending >= 300 + 100, 5000, 'journaled while offline');
+    await mosq.start();
+    await until(() => (seqsByCamera(sub.messages).get('a')?.length ?? 0) >= 350 && (seqsByCamera(sub.messages).get('b')?.length ?? 0) >= 116, 30_000, 'drain');
+    const by = seqsByCamera(sub.messages);
+    expectComplete(by.get('a'), 350);
+    expectComplete(by.get('b'), 116);
+    const ids = new Map<string, string>();
+    for (const m of sub.messages) {
+      const key = `${m.json.camera}/${m.json.seq}`;
+      if (ids.has(key)) expect(ids.get(key)).toBe(m.json.id);
+      ids.set(key, m.json.id);
+    }
+    await until(() => r.journal.stats().pending === 0, 5000, 'journal drained');
+    expect(r.lines.some((l) => l.msg === 'draining journaled messages')).toBe(true);
+    expect(r.lines.find((l) => l.msg === 'journal drained')).toBeTruthy();
+  });
+
+  it('sets the MQTT 5 message expiry on messages that have one', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const got: { expiry?: number; topic: string }[] = [];
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { protocolVersion: 5 });
+    sub.client.on('message', (topic, _p, packet) => got.push({ topic, expiry: packet.properties?.messageExpiryInterval }));
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url);
+    r.outbox.enqueue({ ...result('a', 1), expirySec: 120 });
+    r.outbox.enqueue(result('b', 1));
+    await until(() => got.length >= 2);
+    const a = got.find((g) => g.topic.includes('/a/'))!;
+    expect(a.expiry).toBeGreaterThan(100);
+    expect(a.expiry).toBeLessThanOrEqual(120);
+    expect(got.find((g) => g.topic.includes('/b/'))!.expiry).toBeUndefined();
+  });
+
+  it('past the journal bound while the broker is down, the oldest are evicted and the rest still arrive in order', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { clientId: 'outbox-sub-2', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url, { maxRows: 100 });
+    await until(() => r.mqtt.connected);
+    await mosq.stop();
+    await until(() => !r.mqtt.connected, 5000, 'disconnect');
+    for (let i = 1; i <= 250; i++) r.outbox.enqueue(result('a', i));
+    await until(() => r.journal.stats().evicted.pending === 150, 5000, 'eviction');
+    await mosq.start();
+    await until(() => sub.messages.filter((m) => m.topic.endsWith('/result')).length >= 100, 20_000, 'drain');
+    await new Promise((res) => setTimeout(res, 300));
+    const seqs = [...new Set(seqsByCamera(sub.messages).get('a'))];
+    expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => 151 + i));
+    const warn = r.lines.find((l) => l.level === 40 && String(l.msg).startsWith('journal full'));
+    expect(warn).toMatchObject({ evictedPending: expect.any(Number) });
+  });
+});
+
+describe('protocol fallback', () => {
+  it('a broker that refuses MQTT 5 (the embedded aedes) gets 3.1.1, and publishing works', async () => {
+    const port = await freePort();
+    const broker = new EmbeddedBroker({ host: '127.0.0.1', port });
+    await broker.start();
+    cleanups.push(() => broker.stop());
+    let sub: Subscriber | undefined;
+    const r = await rig(broker.url, { fallbackTo4: true, reconnectMinMs: 100 });
+    await until(() => r.mqtt.connected, 10_000, 'connect after fallback');
+    expect(r.mqtt.state().protocolVersion).toBe(4);
+    expect(r.lines.find((l) => String(l.msg).startsWith('the broker refused MQTT 5'))).toBeTruthy();
+    sub = await subscribe(broker.url, 'test/dev/+/result', { protocolVersion: 4 });
+    cleanups.push(() => sub!.close());
+    r.outbox.enqueue({ ...result('a', 1), expirySec: 60 }); // no expiry property on 3.1.1: must not break
+    await sub.waitFor((m) => m.json?.seq === 1);
+  });
+
+  it('without the fallback, the refusal is a clear error', async () => {
+    const port = await freePort();
+    const broker = new EmbeddedBroker({ host: '127.0.0.1', port });
+    await broker.start();
+    cleanups.push(() => broker.stop());
+    const r = await rig(broker.url, { fallbackTo4: false });
+    await until(() => r.mqtt.state().lastErrorCode === 'MQTT_PROTOCOL', 10_000, 'protocol error');
+    expect(r.mqtt.state().lastError).toBe('the broker refused MQTT 5; set mqtt.protocolVersion to 4');
+    expect(r.mqtt.connected).toBe(false);
+  });
+});
