@@ -113,6 +113,8 @@ export class Journal {
   /** Evictions not yet logged (the log is rate-limited, the counters are not). */
   private unlogged = { sent: 0, pending: 0, sinceMs: 0 };
   private loggedAtMs = -Infinity;
+  /** Trimming sent history at the bound is the steady state once full: said once at info, then at debug. */
+  private trimAnnounced = false;
 
   constructor(opts: JournalOptions) {
     this.opts = opts;
@@ -338,7 +340,9 @@ export class Journal {
       totalEvicted: { ...this.evicted },
     };
     if (u.pending) this.opts.log.warn(fields, `journal full: dropped the ${u.pending} oldest unsent message(s); raise journal.maxBytes/maxRows or fix the broker connection`);
-    else this.opts.log.info(fields, 'journal bound reached: oldest sent messages trimmed from the history');
+    else if (!this.trimAnnounced) this.opts.log.info(fields, 'journal bound reached: from now on the oldest sent messages leave the history as new ones come');
+    else this.opts.log.debug(fields, 'journal history trimmed');
+    if (!u.pending) this.trimAnnounced = true;
     this.unlogged = { sent: 0, pending: 0, sinceMs: 0 };
   }
 

@@ -56,7 +56,7 @@ export interface MqttState {
   sessionPresent?: boolean;
   receiveMaximum?: number;
   lastError?: string;
-  /** Stable: MQTT_AUTH, MQTT_NOT_AUTHORIZED, MQTT_TLS, MQTT_UNREACHABLE, MQTT_PROTOCOL, MQTT_REFUSED, MQTT_ERROR. */
+  /** Stable: MQTT_AUTH, MQTT_TLS, MQTT_UNREACHABLE, MQTT_PROTOCOL, MQTT_REFUSED, MQTT_ERROR. */
   lastErrorCode?: string;
   lastErrorAtMs?: number;
   connects: number;
@@ -255,7 +255,8 @@ function explain(err: Error & { code?: string | number }, o: MqttOptions, v: 4 |
       return ['MQTT_AUTH', `the broker refused the credentials of ${who} (bad user name or password); check mqtt.username and ${pw}`];
     }
     if ((v === 5 && code === V5_NOT_AUTHORIZED) || (v === 4 && code === V3_NOT_AUTHORIZED)) {
-      return ['MQTT_NOT_AUTHORIZED', `the broker did not authorise ${who} to connect (not authorized); check mqtt.username, ${pw} and the broker's ACL`];
+      // Mosquitto answers a wrong password with this too.
+      return ['MQTT_AUTH', `the broker refused ${who} (not authorized): a wrong user name or password, or a client the broker does not allow; check mqtt.username and ${pw}`];
     }
     if (code === V3_UNACCEPTABLE_PROTOCOL || code === V5_UNSUPPORTED_PROTOCOL) {
       return ['MQTT_PROTOCOL', `the broker refused MQTT ${v === 5 ? '5' : '3.1.1'}; set mqtt.protocolVersion to ${v === 5 ? 4 : 5}`];

@@ -8,8 +8,9 @@ import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
 import { Outbox } from '../../src/publish/outbox.js';
 import { captureLog } from '../helpers/log.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
-import { type Received, subscribe, type Subscriber } from '../helpers/mqtt.js';
+import { subscribe, type Subscriber } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
+import { expectComplete, expectSameIdOnRepeat, seqsByCamera, until } from '../helpers/results.js';
 
 /** Journal + outbox + MQTT connection against a real Mosquitto (and the embedded aedes broker). */
 
@@ -72,39 +73,6 @@ const result = (camera: string, seq: number) => ({
   camera,
 });
 
-function seqsByCamera(msgs: Received[]): Map<string, number[]> {
-  const out = new Map<string, number[]>();
-  for (const m of msgs) {
-    if (!m.topic.endsWith('/result')) continue;
-    const list = out.get(m.json.camera) ?? [];
-    list.push(m.json.seq);
-    out.set(m.json.camera, list);
-  }
-  return out;
-}
-
-/** Every seq 1..n arrived, in order; a repeat (a resend) only right where it was resent, with the same id. */
-function expectComplete(seqs: number[] | undefined, n: number): void {
-  const unique = [...new Set(seqs)];
-  expect(unique).toEqual(Array.from({ length: n }, (_, i) => i + 1));
-  // in order: never going back except to repeat a message already seen
-  let max = 0;
-  for (const s of seqs ?? []) {
-    if (s > max) {
-      expect(s).toBe(max + 1);
-      max = s;
-    }
-  }
-}
-
-async function until(cond: () => boolean, timeoutMs = 20_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what} not met in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('outbox against Mosquitto', () => {
   let mosq: Mosquitto | undefined;
   beforeAll(async () => {
@@ -154,12 +122,7 @@ describe('outbox against Mosquitto', () => {
     const by = seqsByCamera(sub.messages);
     expectComplete(by.get('a'), 350);
     expectComplete(by.get('b'), 116);
-    const ids = new Map<string, string>();
-    for (const m of sub.messages) {
-      const key = `${m.json.camera}/${m.json.seq}`;
-      if (ids.has(key)) expect(ids.get(key)).toBe(m.json.id);
-      ids.set(key, m.json.id);
-    }
+    expectSameIdOnRepeat(sub.messages);
     await until(() => r.journal.stats().pending === 0, 5000, 'journal drained');
     expect(r.lines.some((l) => l.msg === 'draining journaled messages')).toBe(true);
     expect(r.lines.find((l) => l.msg === 'journal drained')).toBeTruthy();
