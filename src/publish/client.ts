@@ -56,7 +56,7 @@ export interface MqttState {
   sessionPresent?: boolean;
   receiveMaximum?: number;
   lastError?: string;
-  /** Stable: MQTT_AUTH, MQTT_TLS, MQTT_UNREACHABLE, MQTT_PROTOCOL, MQTT_REFUSED, MQTT_ERROR. */
+  /** Stable: MQTT_AUTH, MQTT_TLS, MQTT_UNREACHABLE, MQTT_CONNECTION_LOST, MQTT_PROTOCOL, MQTT_REFUSED, MQTT_ERROR. */
   lastErrorCode?: string;
   lastErrorAtMs?: number;
   connects: number;
@@ -275,6 +275,7 @@ function explain(err: Error & { code?: string | number }, o: MqttOptions, v: 4 |
     if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EAI_AGAIN') {
       return ['MQTT_UNREACHABLE', `cannot reach the broker: ${err.message}`];
     }
+    if (code === 'ECONNRESET' || code === 'EPIPE') return ['MQTT_CONNECTION_LOST', `the connection to the broker was lost (${code})`];
   }
   return ['MQTT_ERROR', err.message];
 }
