@@ -294,7 +294,7 @@ export class Outbox {
    * acknowledge what is queued or in flight, and records those acknowledgements. Whatever is not
    * acknowledged stays pending in the journal for the next start. Idempotent.
    */
-  async stop(graceMs = 1500): Promise<void> {
+  async stop(graceMs = 1000): Promise<void> {
     if (!this.started || this.stopped) return;
     this.flush();
     const end = Date.now() + graceMs;
