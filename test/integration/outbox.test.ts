@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -76,7 +76,7 @@ const result = (camera: string, seq: number) => ({
 describe('outbox against Mosquitto', () => {
   let mosq: Mosquitto | undefined;
   beforeAll(async () => {
-    mosq = await startMosquitto({ persistence: true, extraConf: 'max_queued_messages 100000' });
+    mosq = await startMosquitto({ persistence: true, extraConf: 'max_queued_messages 100000\nmax_inflight_messages 10' });
   });
   afterAll(async () => mosq?.stop());
 
@@ -124,6 +124,11 @@ describe('outbox against Mosquitto', () => {
     expectComplete(by.get('b'), 116);
     expectSameIdOnRepeat(sub.messages);
     await until(() => r.journal.stats().pending === 0, 5000, 'journal drained');
+    // clean: false + session expiry: the broker kept the publisher's session across its restart
+    expect(r.mqtt.state()).toMatchObject({ connects: 2, sessionPresent: true });
+    // the window (16 asked) is capped by the broker's receive maximum (max_inflight_messages 10)
+    expect(r.mqtt.state().receiveMaximum).toBe(10);
+    expect(r.outbox.stats().window).toBe(10);
     expect(r.lines.some((l) => l.msg === 'draining journaled messages')).toBe(true);
     expect(r.lines.find((l) => l.msg === 'journal drained')).toBeTruthy();
   });
@@ -161,6 +166,31 @@ describe('outbox against Mosquitto', () => {
     expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => 151 + i));
     const warn = r.lines.find((l) => l.level === 40 && String(l.msg).startsWith('journal full'));
     expect(warn).toMatchObject({ evictedPending: expect.any(Number) });
+  });
+});
+
+describe('a message the broker refuses', () => {
+  it('is marked rejected, logged, not resent, and does not hold up the messages after it', async (ctx) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mosq-acl-'));
+    const acl = join(dir, 'acl');
+    writeFileSync(acl, 'topic readwrite test/dev/a/#\ntopic readwrite test/dev/status\n');
+    const port = await freePort();
+    const mosq = await startMosquitto({ port, extraConf: `listener ${port} 127.0.0.1\nallow_anonymous true\nacl_file ${acl}` });
+    if (!mosq) return ctx.skip();
+    cleanups.push(() => mosq.stop());
+    const sub = await subscribe(mosq.url, 'test/dev/#');
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url);
+    r.outbox.enqueue(result('a', 1));
+    r.outbox.enqueue(result('b', 1)); // not allowed by the ACL: MQTT 5 PUBACK 0x87
+    r.outbox.enqueue(result('a', 2));
+    await sub.waitFor((m) => m.json?.camera === 'a' && m.json?.seq === 2);
+    await until(() => r.journal.stats().pending === 0, 5000, 'all settled');
+    expect(r.outbox.stats()).toMatchObject({ rejected: 1, acknowledged: 2 });
+    expect(r.journal.history({ limit: 10 }).map((e) => `${e.camera}:${e.state}`)).toEqual(['a:sent', 'b:rejected', 'a:sent']);
+    const err = r.lines.find((l) => l.msg === 'broker refused a message; kept in the history as rejected');
+    expect(err).toMatchObject({ topic: 'test/dev/b/result', err: 'broker refused the message on test/dev/b/result: Publish error: Not authorized (reason code 0x87)' });
+    expect(sub.messages.some((m) => m.topic === 'test/dev/b/result')).toBe(false);
   });
 });
 
