@@ -45,7 +45,7 @@ export interface JournalRow extends NewMessage {
 export interface Evicted {
   sent: number;
   pending: number;
-  /** The highest seq of a pending message evicted (0 if none): the outbox forgets those. */
+  /** The highest seq of a pending message evicted (0 if none): the outbox forgets those above what is in flight. */
   pendingUpTo: number;
 }
 
@@ -191,9 +191,9 @@ export class Journal {
         'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
       ),
       oldestDone: db.prepare(`SELECT seq, bytes FROM messages WHERE state != 0 ORDER BY seq LIMIT ${EVICT_CHUNK}`),
-      oldestPending: db.prepare(`SELECT seq, bytes FROM messages WHERE state = 0 ORDER BY seq LIMIT ${EVICT_CHUNK}`),
+      oldestPending: db.prepare(`SELECT seq, bytes FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ${EVICT_CHUNK}`),
       deleteDoneUpTo: db.prepare('DELETE FROM messages WHERE state != 0 AND seq <= ?'),
-      deletePendingUpTo: db.prepare('DELETE FROM messages WHERE state = 0 AND seq <= ?'),
+      deletePendingUpTo: db.prepare('DELETE FROM messages WHERE state = 0 AND seq > ? AND seq <= ?'),
       expiredCount: db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM messages WHERE state != 0 AND created_ms < ?'),
       deleteExpired: db.prepare('DELETE FROM messages WHERE state != 0 AND created_ms < ?'),
     };
@@ -206,9 +206,11 @@ export class Journal {
 
   /**
    * Writes messages in one transaction and returns them with their seq. QoS 0 messages are stored
-   * as sent already (history only: nothing waits for their acknowledgement). Evicts past the bounds.
+   * as sent already (history only: nothing waits for their acknowledgement). Evicts past the bounds;
+   * pending messages up to `inFlightUpTo` (handed to the broker, acknowledgement not recorded yet)
+   * are not evicted: they are most likely delivered already, and counting them lost would be wrong.
    */
-  append(msgs: readonly NewMessage[]): { rows: JournalRow[]; evicted: Evicted } {
+  append(msgs: readonly NewMessage[], inFlightUpTo = 0): { rows: JournalRow[]; evicted: Evicted } {
     const s = this.s;
     const createdMs = this.now();
     const out: JournalRow[] = [];
@@ -223,7 +225,7 @@ export class Journal {
         this.bytes += bytes;
         if (state === PENDING) this.pending++;
       }
-      if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict();
+      if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
     })();
     return { rows: out, evicted };
   }
@@ -266,17 +268,16 @@ export class Journal {
   }
 
   /** Oldest first: sent/rejected messages (history), then pending ones (loss, logged as a warning). */
-  private evict(): Evicted {
+  private evict(inFlightUpTo: number): Evicted {
     const s = this.s;
     const out: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
     const doneRows = this.rows - this.pending;
     if (doneRows > 0) {
-      const n = this.evictFrom(s.oldestDone, s.deleteDoneUpTo);
-      out.sent = n;
+      out.sent = this.evictFrom(s.oldestDone, s.deleteDoneUpTo, []);
     }
     if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) {
       const before = this.pending;
-      out.pendingUpTo = this.evictFrom(s.oldestPending, s.deletePendingUpTo, true);
+      out.pendingUpTo = this.evictFrom(s.oldestPending, s.deletePendingUpTo, [inFlightUpTo], true);
       out.pending = before - this.pending;
     }
     if (out.sent || out.pending) {
@@ -295,11 +296,11 @@ export class Journal {
    * Deletes the oldest rows a select returns until the bounds hold. Returns the number deleted, or
    * (pending) the highest seq deleted.
    */
-  private evictFrom(select: Database.Statement, del: Database.Statement, returnUpTo = false): number {
+  private evictFrom(select: Database.Statement, del: Database.Statement, args: number[], returnUpTo = false): number {
     let deleted = 0;
     let upTo = 0;
     while (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) {
-      const candidates = select.all() as { seq: number; bytes: number }[];
+      const candidates = select.all(...args) as { seq: number; bytes: number }[];
       if (!candidates.length) break;
       let needRows = this.rows - this.opts.maxRows;
       let needBytes = this.bytes - this.opts.maxBytes;
@@ -314,7 +315,7 @@ export class Journal {
         needBytes -= c.bytes;
         if (needRows <= 0 && needBytes <= 0) break;
       }
-      del.run(last);
+      del.run(...args, last);
       this.rows -= n;
       this.bytes -= b;
       if (returnUpTo) this.pending -= n;

@@ -68,6 +68,8 @@ export class Outbox {
   private queue: JournalRow[] = [];
   /** Highest seq ever put in `queue`. */
   private loadedTo = 0;
+  /** Highest seq handed to the connection: pending ones up to it are in flight (or acknowledged, not yet recorded). */
+  private handedUpTo = 0;
   /** Pending rows with seq > loadedTo may be in the journal. */
   private backlog = true;
   private inflight = 0;
@@ -92,6 +94,7 @@ export class Outbox {
     // Whatever was handed over before a stop and not acknowledged is pending in the journal again.
     this.queue = [];
     this.loadedTo = 0;
+    this.handedUpTo = 0;
     this.backlog = true;
     if (this.transport.connected) this.onConnect();
   }
@@ -136,7 +139,7 @@ export class Outbox {
       this.appends = [];
       let appended: { rows: JournalRow[]; evicted: Evicted } | undefined;
       try {
-        appended = this.journal.append(msgs);
+        appended = this.journal.append(msgs, this.handedUpTo);
       } catch (err) {
         this.journalFailed(err, 'writing messages');
         for (const m of msgs) this.sendUnjournaled(m);
@@ -161,9 +164,8 @@ export class Outbox {
       }
     }
     if (evicted.pendingUpTo) {
-      let i = 0;
-      while (i < this.queue.length && this.queue[i].seq <= evicted.pendingUpTo) i++;
-      if (i) this.queue.splice(0, i);
+      // the journal kept everything up to handedUpTo (some of it may be back in the queue)
+      this.queue = this.queue.filter((q) => q.seq <= this.handedUpTo || q.seq > evicted.pendingUpTo);
     }
   }
 
@@ -201,6 +203,7 @@ export class Outbox {
 
   private send(row: JournalRow): void {
     this.inflight++;
+    if (row.seq > this.handedUpTo) this.handedUpTo = row.seq;
     this.st.published++;
     this.transport.publish(row.topic, row.payload, { qos: row.qos, retain: row.retain, expirySec: row.expirySec }).then(
       () => {

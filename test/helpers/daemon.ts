@@ -53,7 +53,8 @@ export function spawnDaemon(config: Record<string, unknown> | undefined, opts: {
     }
   });
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  // 'close', not 'exit': resolves once the output is read to the end, so tests see every log line.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('close', (code, signal) => r({ code, signal })));
   return {
     proc,
     dir,

@@ -108,8 +108,9 @@ describe('delivery through the journal', () => {
       expect(lastOld).toBeLessThan(firstNew);
       expectComplete(got.slice(0, firstNew).map((m) => m.json.seq), run1.length);
       expectSameIdOnRepeat(got.slice(0, firstNew));
-      const drain = d2.logs.find((l) => l.msg === 'draining journaled messages');
-      expect(drain?.pending).toBeGreaterThanOrEqual(30);
+      // (the log pipe may lag behind MQTT: wait for the line rather than look for it)
+      const drain = await d2.waitForLog((l) => l.msg === 'draining journaled messages');
+      expect(drain.pending).toBeGreaterThanOrEqual(30);
     } finally {
       await d1.kill('SIGKILL');
       await d2?.kill('SIGKILL');

@@ -105,6 +105,15 @@ describe('journal', () => {
     expect(warn!.msg).toContain('dropped the 20 oldest unsent message(s)');
   });
 
+  it('never evicts pending messages that are in flight (handed to the broker, not yet acknowledged)', () => {
+    const { j } = journal({ maxRows: 100 });
+    const first = j.append(Array.from({ length: 100 }, (_, i) => msg('a', i + 1))).rows;
+    const e = j.append(Array.from({ length: 10 }, (_, i) => msg('a', i + 101)), first[4].seq).evicted; // 1..5 in flight
+    expect(e).toEqual({ sent: 0, pending: 10, pendingUpTo: first[14].seq });
+    const kept = j.pendingAfter(0, 1000).map((r) => seqOf(r.payload));
+    expect(kept).toEqual([1, 2, 3, 4, 5, ...Array.from({ length: 95 }, (_, i) => i + 16)]);
+  });
+
   it('past maxBytes evicts the oldest until the bytes fit', () => {
     const { j } = journal({ maxBytes: 65_536 });
     const big = (n: number) => msg('a', n, { payload: JSON.stringify({ seq: n, pad: 'x'.repeat(1000) }) });
