@@ -25,6 +25,8 @@ import { loadEngine, logEngineEvent, sessionOptions } from './inference/load.js'
 import type { EngineEvent } from './inference/providers.js';
 import type { InferenceEngine } from './inference/engine.js';
 import { type Inference, NOTHING_LABEL, primaryOf } from './inference/types.js';
+import { resultsRoute } from './journal/http.js';
+import { Journal } from './journal/journal.js';
 import type { Logger } from './log.js';
 import { CameraLoop } from './loop.js';
 import { EmbeddedBroker } from './publish/broker.js';
@@ -34,6 +36,7 @@ import { HomeAssistantDiscovery } from './publish/homeassistant.js';
 import { eventPayload, resultPayload, statusPayload } from './publish/payload.js';
 import type { CameraStateName, SnapshotResult } from './publish/schemas.js';
 import { StatsReporter } from './publish/stats.js';
+import { Outbox } from './publish/outbox.js';
 import { Topics } from './publish/topics.js';
 import { VERSION } from './version.js';
 
@@ -82,6 +85,8 @@ export class App implements HealthSource {
   private readonly topics: Topics;
   private broker: EmbeddedBroker | undefined;
   private mqtt: MqttConnection | undefined;
+  private journal: Journal | undefined;
+  private outbox: Outbox | undefined;
   private http: HealthServer | undefined;
   private model: ModelHost | undefined;
   /** Engine events (`engine-build-start`/`-end`...) for health/systemd, e.g. to extend start-up timeouts. */
@@ -107,7 +112,6 @@ export class App implements HealthSource {
   private markRunning: () => void = () => undefined;
   private lastCameraState = '';
   private readonly startedAtMs = Date.now();
-  private publishFailures = 0;
   private state: 'starting' | 'running' | 'stopping' | 'stopped' = 'stopped';
   private readonly detector: StallDetector;
   private readonly notifier: SystemdNotifier;
@@ -146,9 +150,16 @@ export class App implements HealthSource {
     });
   }
 
-  /** The journal's outbox figures; undefined until the journal is wired in. */
+  /** Messages the broker refused (MQTT 5 reason >= 0x80): kept in the journal, not resent. */
+  private get publishFailures(): number {
+    return this.journal?.stats().rejected ?? 0;
+  }
+
+  /** The journal's outbox figures for metrics and /readyz. */
   private journalStats(): { depth: number; evictions: number; accepting: boolean } | undefined {
-    return undefined;
+    const j = this.journal?.stats();
+    // The journal accepts while it runs: past its bound it evicts the oldest (counted), it never refuses.
+    return j && { depth: j.pending, evictions: j.evicted.sent + j.evicted.pending, accepting: true };
   }
 
   /** Port the HTTP server actually listens on (config port 0 picks a free one). */
@@ -176,6 +187,17 @@ export class App implements HealthSource {
       await this.http.start();
     }
     await this.device.start();
+
+    this.journal = new Journal({
+      path: c.journal.path,
+      maxRows: c.journal.maxRows,
+      maxBytes: c.journal.maxBytes,
+      retentionMs: c.journal.retentionHours * 3_600_000,
+      synchronous: c.journal.synchronous,
+      log: this.log.child({ component: 'journal' }),
+    });
+    this.journal.start();
+    this.http?.addRoute(resultsRoute(this.journal));
 
     let url = c.mqtt.url;
     if (url === 'embedded') {
@@ -214,16 +236,23 @@ export class App implements HealthSource {
       url,
       clientId: c.mqtt.clientId ?? `edge-inferd-${c.deviceId}`,
       protocolVersion: c.mqtt.protocolVersion ?? (this.broker ? 4 : 5),
+      fallbackTo4: c.mqtt.protocolVersion === undefined,
       username: c.mqtt.username,
       password: c.mqtt.password,
       passwordFile: c.mqtt.passwordFile,
+      tls: c.mqtt.tls,
       keepaliveSec: c.mqtt.keepaliveSec,
+      reconnectMaxMs: c.mqtt.reconnectMaxSec * 1000,
+      persistentSession: c.mqtt.persistentSession,
+      sessionExpirySec: c.mqtt.sessionExpirySec,
       statusTopic: this.topics.status,
       birth: () => JSON.stringify(this.statusMessage('online')),
       will: JSON.stringify(statusPayload('offline', c.deviceId)),
       log: this.log.child({ component: 'mqtt' }),
     });
     this.listenForCommands(this.mqtt);
+    this.outbox = new Outbox({ journal: this.journal, transport: this.mqtt, window: c.mqtt.inflight, log: this.log.child({ component: 'outbox' }) });
+    this.outbox.start();
     await this.mqtt.start();
 
     for (const [name, camCfg] of Object.entries(c.cameras)) {
@@ -444,7 +473,7 @@ export class App implements HealthSource {
     // The model that computed it, which after a hot swap may not be the one loaded now.
     const payload = resultPayload({ deviceId: this.config.deviceId, seq, frame, inference: inf, model: inf.model, nowMs: Date.now(), policy, stable });
     this.lastResult.set(frame.camera, payload);
-    this.send(this.topics.result(frame.camera), payload, { camera: frame.camera, seq });
+    this.send('result', frame.camera, this.topics.result(frame.camera), payload);
   }
 
   private publishEvent(camera: string, decision: Decision, frame?: Frame): void {
@@ -454,14 +483,22 @@ export class App implements HealthSource {
     const seq = (this.eventSeq.get(camera) ?? 0) + 1;
     this.eventSeq.set(camera, seq);
     const payload = eventPayload({ deviceId: this.config.deviceId, camera, seq, decision, frame, model: engine.info, rule: cfg.stable, nowMs: Date.now() });
-    this.send(this.topics.event(camera), payload, { camera, event: decision.type, seq });
+    this.send('event', camera, this.topics.event(camera), payload);
   }
 
-  /** Results and events: QoS mqtt.qos, not retained. */
-  private send(topic: string, payload: object, ctx: Record<string, unknown>): void {
-    this.mqtt?.publish(topic, JSON.stringify(payload), { qos: this.config.mqtt.qos }).catch((err: unknown) => {
-      this.publishFailures++;
-      this.log.warn({ ...ctx, topic, err: String(err) }, 'publish failed');
+  /** Results and events go through the journal: written first, sent in order, marked sent on PUBACK. */
+  private send(kind: 'result' | 'event', camera: string, topic: string, payload: object): void {
+    const outbox = this.outbox;
+    if (!outbox) return;
+    const t = this.config.mqtt.topics[kind];
+    outbox.enqueue({
+      topic,
+      payload: JSON.stringify(payload),
+      qos: t.qos,
+      retain: t.retain,
+      camera,
+      kind,
+      ...(kind === 'result' ? { expirySec: this.config.mqtt.resultExpirySec } : {}),
     });
   }
 
@@ -495,7 +532,7 @@ export class App implements HealthSource {
         topics: this.topics,
         deviceId: c.deviceId,
         maxBytes: c.commands.maxBytes,
-        publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 1 }),
+        publish: (topic, payload) => mqtt.publish(topic, payload, { qos: 1, retain: false }),
         log: this.log.child({ component: 'commands' }),
         ready: this.running,
         handlers: {
@@ -542,7 +579,7 @@ export class App implements HealthSource {
     );
     const mq = this.mqtt.state();
     const payload = this.stats.build({ cameras, mqtt: { connected: mq.connected, connects: mq.connects, publishFailures: this.publishFailures }, startedAtMs: this.startedAtMs }, Date.now());
-    this.mqtt.publish(this.topics.stats, JSON.stringify(payload), { qos: 0 }).catch(() => undefined);
+    this.mqtt.publish(this.topics.stats, JSON.stringify(payload), this.config.mqtt.topics.stats).catch(() => undefined);
   }
 
   /** Republishes the retained status when a camera's state changed (the birth covers reconnects). */
@@ -611,8 +648,12 @@ export class App implements HealthSource {
     await Promise.all([...this.loops.values()].map((l) => l.stop().catch((err: unknown) => this.log.warn({ err: String(err) }, 'camera stop failed'))));
     const finalStatus = JSON.stringify(this.statusMessage('stopped'));
     this.loops.clear();
+    await this.outbox?.stop();
+    this.outbox = undefined;
     await this.mqtt?.stop(finalStatus);
     this.mqtt = undefined;
+    this.journal?.stop();
+    this.journal = undefined;
     await this.model?.stop().catch(() => undefined);
     this.model = undefined;
     await this.broker?.stop();
@@ -671,7 +712,8 @@ export class App implements HealthSource {
       model: this.model?.engine
         ? { ...this.model.engine.info, dir: this.model.dir, providerAttempts: this.model.engine.attempts, engineCache: this.model.engine.engineCache ?? null, lastReload: this.model.lastReload ?? null }
         : null,
-      mqtt: this.mqtt ? { ...this.mqtt.state(), publishFailures: this.publishFailures } : null,
+      mqtt: this.mqtt ? { ...this.mqtt.state(), outbox: this.outbox?.stats() ?? null } : null,
+      journal: this.journal?.stats() ?? null,
       cameras: Object.fromEntries(
         [...this.loops].map(([name, loop]) => [
           name,

@@ -6,6 +6,7 @@ import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
 import { configJsonSchema } from './config/schema.js';
 import { errorMessage } from './errors.js';
 import { createLogger } from './log.js';
+import { runHistory } from './journal/history-cli.js';
 import { runDaemon } from './main.js';
 import { formatProbe, probe } from './probe.js';
 import { buildEngine, inferImages } from './oneshot.js';
@@ -24,6 +25,9 @@ Usage:
                                         run the model on image files; one result JSON per line
   edge-inferd build-engine [--model DIR]
                                         build (or find) the TensorRT engine in the cache folder
+  edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--journal FILE]
+                                        recent results from the journal (works while the daemon runs);
+                                        --since 2024-05-01T08:00:00Z or 15m, 2h, 7d; --limit default 20
   edge-inferd --version | --help
 
 Config: --config FILE, else ${DEFAULT_CONFIG_PATH} if it exists, else the demo.
@@ -35,7 +39,17 @@ async function main(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { config: { type: 'string', short: 'c' }, model: { type: 'string', short: 'm' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      model: { type: 'string', short: 'm' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      camera: { type: 'string' },
+      since: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+      journal: { type: 'string' },
+    },
   });
   if (values.help) return (process.stdout.write(HELP), 0);
   if (values.version) return (process.stdout.write(`${VERSION}\n`), 0);
@@ -71,6 +85,20 @@ async function main(argv: string[]): Promise<number> {
       const log = createLogger({ level: cmd === 'infer' ? 'error' : 'info', format: 'json', destination: pino.destination({ fd: 2, sync: true }) });
       const out = { stdout: (t: string) => process.stdout.write(t), stderr: (t: string) => process.stderr.write(t) };
       return cmd === 'infer' ? inferImages(config, rest, log, out) : buildEngine(config, log, out);
+    }
+    case 'history': {
+      let journalPath = values.journal;
+      if (journalPath === undefined) {
+        try {
+          journalPath = loadConfig({ file: values.config }).journal.path;
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          process.stderr.write(`edge-inferd history: cannot find the journal: ${err.message}\n(or give --journal FILE)\n`);
+          return 1;
+        }
+      }
+      const write = (s: string) => process.stdout.write(s);
+      return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true }, write, (s) => process.stderr.write(s));
     }
     case 'config-schema':
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');

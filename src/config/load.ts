@@ -4,6 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { DaemonError } from '../errors.js';
 import { demoModelDir, demoSamplesDir } from '../paths.js';
+import { defaultJournalPath } from '../journal/paths.js';
 import { applyEnvOverrides } from './env.js';
 import { formatIssues } from './format.js';
 import { resolveCameraSource } from '../capture/uri.js';
@@ -57,8 +58,18 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     deviceId,
     cameras,
     model: { ...c.model, path: c.model.path ? resolve(baseDir, c.model.path) : demoModelDir, cacheDir: c.model.cacheDir ? resolve(baseDir, c.model.cacheDir) : undefined },
-    mqtt: { ...c.mqtt, passwordFile: c.mqtt.passwordFile ? resolve(baseDir, c.mqtt.passwordFile) : undefined },
+    mqtt: {
+      ...c.mqtt,
+      passwordFile: c.mqtt.passwordFile ? resolve(baseDir, c.mqtt.passwordFile) : undefined,
+      tls: c.mqtt.tls && {
+        ...c.mqtt.tls,
+        ca: c.mqtt.tls.ca && resolve(baseDir, c.mqtt.tls.ca),
+        cert: c.mqtt.tls.cert && resolve(baseDir, c.mqtt.tls.cert),
+        key: c.mqtt.tls.key && resolve(baseDir, c.mqtt.tls.key),
+      },
+    },
     http: { ...c.http, tokenFile: c.http.tokenFile ? resolve(baseDir, c.http.tokenFile) : undefined },
+    journal: { ...c.journal, path: c.journal.path ? resolve(baseDir, c.journal.path) : defaultJournalPath(env) },
     source: label,
   };
   const late = [...checkResolved(config), ...resolveHttpToken(config)];
@@ -102,6 +113,14 @@ function checkResolved(c: Config): string[] {
   if (!NAME_RE.test(c.deviceId)) problems.push(`deviceId: the hostname "${c.deviceId}" is not a valid topic level; set deviceId`);
   if (c.mqtt.url !== 'embedded' && !/^(mqtts?|wss?|tcp|tls):\/\/[^\s/]+/.test(c.mqtt.url)) {
     problems.push(`mqtt.url: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(c.mqtt.url)})`);
+  }
+  const tls = c.mqtt.tls;
+  if (tls && c.mqtt.url !== 'embedded' && !/^(mqtts|wss|tls):/.test(c.mqtt.url)) {
+    problems.push(`mqtt.tls: set, but mqtt.url is not a TLS URL; use mqtts://host:8883 (got ${JSON.stringify(c.mqtt.url)})`);
+  }
+  if (tls && c.mqtt.url === 'embedded') problems.push('mqtt.tls: the embedded broker speaks plain MQTT on 127.0.0.1; remove mqtt.tls or set mqtt.url');
+  if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
+    problems.push(`mqtt.tls.${tls.cert === undefined ? 'cert' : 'key'}: a client certificate needs both mqtt.tls.cert and mqtt.tls.key`);
   }
   if (c.mqtt.password !== undefined && c.mqtt.passwordFile !== undefined) {
     problems.push('mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both');

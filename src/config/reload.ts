@@ -7,7 +7,8 @@ import type { Config } from './schema.js';
  */
 export const LIVE_KEYS: readonly string[] = [
   'log.level',
-  'mqtt.qos',
+  // QoS and retain are read on every publish.
+  'mqtt.topics.*',
   'http.token',
   'http.tokenFile',
   'health.*',

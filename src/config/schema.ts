@@ -77,6 +77,26 @@ export const modelSchema = z.strictObject({
     .describe('POST /infer: the largest image body accepted, in bytes'),
 });
 
+const qos = z.union([z.literal(0), z.literal(1), z.literal(2)]);
+/** How one kind of message is published. */
+const topicPolicy = (defaultQos: 0 | 1 | 2, what: string) =>
+  z
+    .strictObject({
+      qos: qos.default(defaultQos).describe(`QoS of ${what}`),
+      retain: z.boolean().default(false).describe(`retain ${what} (the broker keeps the last one per topic)`),
+    })
+    .prefault({});
+
+export const mqttTlsSchema = z.strictObject({
+  ca: z.string().min(1).optional().describe('PEM file of the CA that signed the broker certificate (default: the system CAs)'),
+  cert: z.string().min(1).optional().describe('PEM client certificate file (mutual TLS)'),
+  key: z.string().min(1).optional().describe('PEM private key file of the client certificate'),
+  rejectUnauthorized: z
+    .boolean()
+    .default(true)
+    .describe('verify the broker certificate; false is insecure and is warned about at every start'),
+});
+
 export const mqttSchema = z.strictObject({
   url: z
     .string()
@@ -84,19 +104,49 @@ export const mqttSchema = z.strictObject({
     .default('embedded')
     .describe('"embedded" (start a broker in the daemon) or mqtt://host:port, mqtts://host:port'),
   prefix: z.string().regex(NAME_RE, nameMessage).default('edge-inferd'),
-  clientId: z.string().min(1).max(128).optional().describe('default: edge-inferd-<deviceId>'),
-  protocolVersion: z.union([z.literal(4), z.literal(5)]).optional().describe('5 (MQTT 5) against external brokers, 4 (3.1.1) for the embedded one'),
+  clientId: z.string().min(1).max(128).optional().describe('default: edge-inferd-<deviceId>; stable, so the broker keeps the session'),
+  protocolVersion: z
+    .union([z.literal(4), z.literal(5)])
+    .optional()
+    .describe('5 (MQTT 5) or 4 (3.1.1); unset: 5 against external brokers with a fall back to 4 when the broker refuses 5, and 4 for the embedded one'),
   username: z.string().optional(),
   password: z.string().optional().describe('prefer passwordFile or the EDGE_INFERD_MQTT__PASSWORD environment variable'),
-  passwordFile: z.string().optional(),
-  qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1).describe('QoS of results and events'),
+  passwordFile: z.string().optional().describe('file holding the password (read again at every reconnect)'),
+  tls: mqttTlsSchema.optional().describe('TLS options for mqtts:// (server verification is on unless rejectUnauthorized is false)'),
   keepaliveSec: z.int().min(5).max(3600).default(30),
+  reconnectMaxSec: z.number().min(1).max(3600).default(15).describe('reconnect delay starts at 1 s and doubles up to this'),
+  persistentSession: z.boolean().default(true).describe('clean: false, so the broker keeps subscriptions and queued commands while the device is offline'),
+  sessionExpirySec: z.int().min(0).max(4294967295).default(86400).describe('MQTT 5 session expiry: how long the broker keeps the session after a disconnect'),
+  inflight: z.int().min(1).max(65535).default(64).describe('publish window: QoS>=1 messages in flight at once (capped by the broker\'s receive maximum)'),
+  resultExpirySec: z.int().min(1).max(4294967295).optional().describe('MQTT 5 message expiry of results (default: none)'),
+  topics: z
+    .strictObject({
+      result: topicPolicy(1, 'results'),
+      event: topicPolicy(1, 'events'),
+      stats: topicPolicy(0, 'stats'),
+    })
+    .prefault({}),
   embedded: z
     .strictObject({
       host: host.default('127.0.0.1'),
       port: port.default(1883),
     })
     .prefault({}),
+});
+
+export const journalSchema = z.strictObject({
+  path: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('SQLite file; default $STATE_DIRECTORY/journal.sqlite under systemd, else ~/.local/state/edge-inferd/journal.sqlite'),
+  maxBytes: z.int().min(65536).default(64 * 1024 * 1024).describe('bound on the journaled topic+payload bytes; oldest are evicted past it'),
+  maxRows: z.int().min(100).default(200_000).describe('bound on journaled messages; oldest are evicted past it'),
+  retentionHours: z.number().positive().default(168).describe('sent messages older than this are deleted (history window)'),
+  synchronous: z
+    .enum(['normal', 'full'])
+    .default('normal')
+    .describe('SQLite synchronous level: normal survives a crash of the daemon; full also survives power loss (an fsync per write batch)'),
 });
 
 export const httpSchema = z.strictObject({
@@ -146,6 +196,7 @@ export const configSchema = z.strictObject({
   stats: statsSchema.prefault({}),
   commands: commandsSchema.prefault({}),
   homeassistant: homeAssistantSchema.prefault({}),
+  journal: journalSchema.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
@@ -156,10 +207,11 @@ export type PublishConfig = z.output<typeof publishSchema>;
 export type ProviderName = z.output<typeof providerName>;
 
 /** The config after defaults that depend on the machine (hostname, package paths) are filled in. */
-export interface Config extends Omit<ParsedConfig, 'deviceId' | 'cameras' | 'model'> {
+export interface Config extends Omit<ParsedConfig, 'deviceId' | 'cameras' | 'model' | 'journal'> {
   deviceId: string;
   cameras: Record<string, CameraConfig>;
   model: ParsedConfig['model'] & { path: string };
+  journal: ParsedConfig['journal'] & { path: string };
   /** Where the config came from: a file path, or "built-in demo". */
   source: string;
 }

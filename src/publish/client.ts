@@ -1,42 +1,81 @@
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { DaemonError, errorMessage } from '../errors.js';
+import type { OutboxTransport, PublishOptions } from './outbox.js';
 
 /**
  * The MQTT connection: birth/last will on the retained status topic, QoS-acknowledged publishes,
- * reconnects forever. mqtt.js keeps QoS>=1 messages published while offline in its outgoing store
- * and sends them after reconnecting.
+ * a stable client id with a persistent session, TLS, credentials, and reconnects forever with a
+ * backoff. MQTT 5 unless told otherwise; a broker that refuses 5 gets 3.1.1 on the next attempt.
+ * mqtt.js keeps QoS >= 1 messages that were in flight at a disconnect and resends them first
+ * after reconnecting; the outbox above keeps everything else.
  */
+
+export interface MqttTlsOptions {
+  /** File paths (PEM). */
+  ca?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: boolean;
+}
 
 export interface MqttOptions {
   url: string;
   clientId: string;
+  /** The protocol to try first. */
   protocolVersion: 4 | 5;
+  /** Fall back to 3.1.1 when the broker refuses MQTT 5 (when the version was not set explicitly). */
+  fallbackTo4: boolean;
   username?: string;
   password?: string;
+  /** Read at start and again before every reconnect, so fixing the file fixes the connection. */
   passwordFile?: string;
+  tls?: MqttTlsOptions;
   keepaliveSec: number;
+  /** clean: false, and with MQTT 5 a session expiry. */
+  persistentSession: boolean;
+  sessionExpirySec: number;
   /** Retained status topic with the birth/will payloads. */
   statusTopic: string;
   birth: () => string;
   will: string;
   log: Logger;
-  reconnectMs?: number;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
 }
 
 export interface MqttState {
   connected: boolean;
   url: string;
+  clientId: string;
+  /** The protocol in use (or being tried). */
   protocolVersion: 4 | 5;
+  tls: boolean;
+  /** Did the broker still have our session at the last connect. */
+  sessionPresent?: boolean;
+  receiveMaximum?: number;
   lastError?: string;
+  /** Stable: MQTT_AUTH, MQTT_TLS, MQTT_UNREACHABLE, MQTT_CONNECTION_LOST, MQTT_PROTOCOL, MQTT_REFUSED, MQTT_ERROR. */
+  lastErrorCode?: string;
+  lastErrorAtMs?: number;
   connects: number;
+  /** Connection attempts since the last success. */
+  failedAttempts: number;
 }
 
 /** Receives the messages of one subscription. Must not throw (a throw is caught and logged). */
 export type MessageHandler = (topic: string, payload: Buffer, meta: { retain: boolean; properties?: IPublishPacket['properties'] }) => void;
 
-export class MqttConnection {
+/** MQTT 5 CONNACK/PUBACK reason codes and MQTT 3.1.1 CONNACK return codes we explain. */
+const V5_BAD_CREDENTIALS = 0x86;
+const V5_NOT_AUTHORIZED = 0x87;
+const V5_UNSUPPORTED_PROTOCOL = 0x84;
+const V3_UNACCEPTABLE_PROTOCOL = 1;
+const V3_BAD_CREDENTIALS = 4;
+const V3_NOT_AUTHORIZED = 5;
+
+export class MqttConnection implements OutboxTransport {
   private client: MqttClient | undefined;
   private readonly opts: MqttOptions;
   private st: MqttState;
@@ -45,44 +84,83 @@ export class MqttConnection {
 
   constructor(opts: MqttOptions) {
     this.opts = opts;
-    this.st = { connected: false, url: redactUrl(opts.url), protocolVersion: opts.protocolVersion, connects: 0 };
+    this.st = {
+      connected: false,
+      url: redactUrl(opts.url),
+      clientId: opts.clientId,
+      protocolVersion: opts.protocolVersion,
+      tls: isTlsUrl(opts.url),
+      connects: 0,
+      failedAttempts: 0,
+    };
+  }
+
+  /** Called after every (re)connect, after the birth message and the subscriptions. */
+  onConnect(listener: () => void): void {
+    this.connectListeners.push(listener);
   }
 
   /** Starts connecting. Resolves at the first connect, or on the first failure (reconnects carry on). */
   async start(): Promise<void> {
     if (this.client) return;
     const o = this.opts;
-    const password = o.passwordFile ? readPasswordFile(o.passwordFile) : o.password;
+    const minMs = o.reconnectMinMs ?? 1000;
+    const maxMs = Math.max(minMs, o.reconnectMaxMs ?? 15_000);
     const options: IClientOptions = {
       clientId: o.clientId,
       protocolVersion: o.protocolVersion,
       keepalive: o.keepaliveSec,
-      reconnectPeriod: o.reconnectMs ?? 1000,
+      reconnectPeriod: minMs,
+      reconnectOnConnackError: true,
       connectTimeout: 10_000,
-      clean: true,
+      clean: !o.persistentSession,
+      ...(o.protocolVersion === 5 ? { properties: this.v5ConnectProperties() } : {}),
       username: o.username,
-      password,
+      password: o.passwordFile ? readPasswordFile(o.passwordFile) : o.password,
       will: { topic: o.statusTopic, payload: Buffer.from(o.will), qos: 1, retain: true },
+      ...(o.tls ? readTls(o.tls) : {}),
     };
+    if (o.tls && !o.tls.rejectUnauthorized) {
+      o.log.warn(
+        { url: this.st.url },
+        'mqtt.tls.rejectUnauthorized is false: the broker certificate is NOT verified, so anyone on the network path can pose as the broker; set it to true and give mqtt.tls.ca',
+      );
+    }
     const client = mqtt.connect(o.url, options);
     this.client = client;
-    client.on('connect', () => {
+    client.on('connect', (connack) => {
       this.st.connected = true;
       this.st.connects++;
+      this.st.failedAttempts = 0;
       this.st.lastError = undefined;
-      o.log.info({ url: this.st.url, protocolVersion: o.protocolVersion }, 'mqtt connected');
+      this.st.lastErrorCode = undefined;
+      this.st.sessionPresent = connack.sessionPresent;
+      this.st.receiveMaximum = connack.properties?.receiveMaximum;
+      client.options.reconnectPeriod = minMs;
+      o.log.info(
+        { url: this.st.url, clientId: o.clientId, protocolVersion: this.st.protocolVersion, sessionPresent: connack.sessionPresent, tls: this.st.tls },
+        'mqtt connected',
+      );
       client.publish(o.statusTopic, o.birth(), { qos: 1, retain: true });
+      this.afterConnect(client);
+    });
+    client.on('reconnect', () => {
+      // The delay before the attempt after this one: 1 s, 2 s, 4 s ... up to reconnectMaxMs.
+      this.st.failedAttempts++;
+      client.options.reconnectPeriod = Math.min(maxMs, minMs * 2 ** Math.min(this.st.failedAttempts, 20));
+      if (o.passwordFile) {
+        try {
+          client.options.password = readPasswordFile(o.passwordFile);
+        } catch (err) {
+          this.recordError(errorMessage(err), 'MQTT_PASSWORD_FILE');
+        }
+      }
     });
     client.on('close', () => {
       if (this.st.connected && this.client) o.log.warn({ url: this.st.url }, 'mqtt disconnected; reconnecting');
       this.st.connected = false;
     });
-    client.on('error', (err) => {
-      const msg = errorMessage(err);
-      if (msg !== this.st.lastError) o.log.error({ url: this.st.url, err: msg }, 'mqtt error');
-      this.st.lastError = msg;
-    });
-    client.on('connect', () => this.afterConnect(client));
+    client.on('error', (err) => this.onError(client, err));
     client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
     await new Promise<void>((resolve) => {
       const done = () => {
@@ -97,20 +175,61 @@ export class MqttConnection {
     });
   }
 
+  private v5ConnectProperties(): IClientOptions['properties'] {
+    return this.opts.persistentSession ? { sessionExpiryInterval: this.opts.sessionExpirySec } : {};
+  }
+
+  private onError(client: MqttClient, err: Error & { code?: string | number }): void {
+    const o = this.opts;
+    const code = err.code;
+    const v = this.st.protocolVersion;
+    if (typeof code === 'number' && ((v === 5 && code === V5_UNSUPPORTED_PROTOCOL) || code === V3_UNACCEPTABLE_PROTOCOL) && v === 5 && o.fallbackTo4) {
+      o.log.warn({ url: this.st.url }, 'the broker refused MQTT 5; using MQTT 3.1.1 (set mqtt.protocolVersion: 4 to skip this)');
+      this.st.protocolVersion = 4;
+      client.options.protocolVersion = 4;
+      delete client.options.properties;
+      return;
+    }
+    const [errCode, message] = explain(err, o, v);
+    this.recordError(message, errCode);
+  }
+
+  private recordError(message: string, code: string): void {
+    if (message !== this.st.lastError) this.opts.log.error({ url: this.st.url, code, err: message }, 'mqtt error');
+    this.st.lastError = message;
+    this.st.lastErrorCode = code;
+    this.st.lastErrorAtMs = Date.now();
+  }
+
   get connected(): boolean {
     return this.st.connected;
+  }
+
+  get receiveMaximum(): number | undefined {
+    return this.st.connected ? this.st.receiveMaximum : undefined;
   }
 
   state(): MqttState {
     return { ...this.st };
   }
 
-  /** Resolves when the broker has acknowledged it (QoS>=1) or it was written (QoS 0). */
-  publish(topic: string, payload: string, opts: { qos: 0 | 1 | 2; retain?: boolean }): Promise<void> {
+  /**
+   * Resolves when the broker has acknowledged it (QoS >= 1) or it was written (QoS 0). A broker's
+   * refusal (MQTT 5 reason code >= 0x80) rejects with code MQTT_PUBLISH_REFUSED.
+   */
+  publish(topic: string, payload: string, opts: PublishOptions): Promise<void> {
     const client = this.client;
     if (!client) return Promise.reject(new DaemonError('MQTT_STOPPED', 'mqtt connection is not started'));
+    const po: IClientPublishOptions = { qos: opts.qos, retain: opts.retain };
+    if (opts.expirySec !== undefined && this.st.protocolVersion === 5) po.properties = { messageExpiryInterval: opts.expirySec };
     return new Promise((resolve, reject) => {
-      client.publish(topic, payload, { qos: opts.qos, retain: opts.retain ?? false }, (err) => (err ? reject(err) : resolve()));
+      client.publish(topic, payload, po, (err) => {
+        if (!err) return resolve();
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'number' && code >= 0x80) {
+          reject(new DaemonError('MQTT_PUBLISH_REFUSED', `broker refused the message on ${topic}: ${err.message} (reason code 0x${code.toString(16)})`, { cause: err }));
+        } else reject(new DaemonError('MQTT_PUBLISH_FAILED', `publish on ${topic} failed: ${err.message}`, { cause: err }));
+      });
     });
   }
 
@@ -122,11 +241,6 @@ export class MqttConnection {
     this.subs.set(filter, { qos: opts.qos ?? 1, handler });
     const client = this.client;
     if (client && this.st.connected) this.sendSubscribe(client, filter, opts.qos ?? 1);
-  }
-
-  /** Called after every (re)connect, after the birth message and the subscriptions. */
-  onConnect(listener: () => void): void {
-    this.connectListeners.push(listener);
   }
 
   private afterConnect(client: MqttClient): void {
@@ -175,8 +289,57 @@ export class MqttConnection {
   }
 }
 
+/** A stable code and a message that says what to fix, for the log and /status. Never includes a secret. */
+function explain(err: Error & { code?: string | number }, o: MqttOptions, v: 4 | 5): [string, string] {
+  const code = err.code;
+  const who = o.username !== undefined ? `user "${o.username}"` : 'an anonymous client';
+  const pw = o.passwordFile ? `mqtt.passwordFile (${o.passwordFile})` : 'mqtt.password / EDGE_INFERD_MQTT__PASSWORD';
+  if (typeof code === 'number') {
+    if ((v === 5 && code === V5_BAD_CREDENTIALS) || (v === 4 && code === V3_BAD_CREDENTIALS)) {
+      return ['MQTT_AUTH', `the broker refused the credentials of ${who} (bad user name or password); check mqtt.username and ${pw}`];
+    }
+    if ((v === 5 && code === V5_NOT_AUTHORIZED) || (v === 4 && code === V3_NOT_AUTHORIZED)) {
+      // Mosquitto answers a wrong password with this too.
+      return ['MQTT_AUTH', `the broker refused ${who} (not authorized): a wrong user name or password, or a client the broker does not allow; check mqtt.username and ${pw}`];
+    }
+    if (code === V3_UNACCEPTABLE_PROTOCOL || code === V5_UNSUPPORTED_PROTOCOL) {
+      return ['MQTT_PROTOCOL', `the broker refused MQTT ${v === 5 ? '5' : '3.1.1'}; set mqtt.protocolVersion to ${v === 5 ? 4 : 5}`];
+    }
+    return ['MQTT_REFUSED', `the broker refused the connection: ${err.message}`];
+  }
+  if (typeof code === 'string') {
+    if (TLS_TRUST_CODES.has(code)) {
+      return ['MQTT_TLS', `TLS: the broker certificate is not trusted (${code}: ${err.message}); give the CA that signed it in mqtt.tls.ca`];
+    }
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+      return ['MQTT_TLS', `TLS: the broker certificate is not for this host (${err.message}); connect with the name in the certificate or fix the certificate`];
+    }
+    if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return ['MQTT_TLS', `TLS: the broker certificate is not valid now (${code})`];
+    if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) return ['MQTT_TLS', `TLS: ${err.message} (${code})`];
+    if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EAI_AGAIN') {
+      return ['MQTT_UNREACHABLE', `cannot reach the broker: ${err.message}`];
+    }
+    if (code === 'ECONNRESET' || code === 'EPIPE') return ['MQTT_CONNECTION_LOST', `the connection to the broker was lost (${code})`];
+  }
+  return ['MQTT_ERROR', err.message];
+}
+
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+]);
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   return Promise.race([p, new Promise<undefined>((r) => { setTimeout(() => r(undefined), ms).unref(); })]);
+}
+
+function isTlsUrl(url: string): boolean {
+  return /^(mqtts|wss|tls):/.test(url);
 }
 
 function readPasswordFile(file: string): string {
@@ -197,6 +360,18 @@ export function topicMatches(filter: string, topic: string): boolean {
     if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
   }
   return f.length === t.length;
+}
+
+function readTls(t: MqttTlsOptions): Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> {
+  const read = (key: 'ca' | 'cert' | 'key', file: string | undefined) => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new DaemonError('MQTT_TLS_FILE', `mqtt.tls.${key}: cannot read ${file}: ${errorMessage(err)}`, { cause: err });
+    }
+  };
+  return { ca: read('ca', t.ca), cert: read('cert', t.cert), key: read('key', t.key), rejectUnauthorized: t.rejectUnauthorized };
 }
 
 /** URLs may carry user:password; never log that. */

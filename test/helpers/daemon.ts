@@ -28,7 +28,8 @@ export function spawnDaemon(config: Record<string, unknown> | undefined, opts: {
   const args = [CLI, ...(opts.args ?? ['run', ...(config ? ['--config', configPath] : [])])];
   const proc = spawn(process.execPath, args, {
     cwd: dir,
-    env: { ...process.env, ...opts.env },
+    // Each daemon gets its own journal (systemd's StateDirectory variable) unless the test says otherwise.
+    env: { ...process.env, STATE_DIRECTORY: dir, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
@@ -52,7 +53,8 @@ export function spawnDaemon(config: Record<string, unknown> | undefined, opts: {
     }
   });
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  // 'close', not 'exit': resolves once the output is read to the end, so tests see every log line.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('close', (code, signal) => r({ code, signal })));
   return {
     proc,
     dir,

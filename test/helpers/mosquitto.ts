@@ -13,30 +13,42 @@ export interface Mosquitto {
   dir: string;
   /** Stops it (SIGTERM) and waits for the exit. */
   stop(): Promise<void>;
-  /** Starts it again on the same port (after stop()). */
+  /** Starts it again on the same port (after stop()); does nothing while it runs. */
   start(): Promise<void>;
   log(): string;
 }
 
 export const mosquittoPath = (): string | undefined => needTool('mosquitto', 'mosquitto', ['/usr/sbin/mosquitto']);
 
-/** `extraConf` lines are appended to the generated mosquitto.conf (listener options, TLS, auth). */
-export async function startMosquitto(opts: { extraConf?: string; port?: number } = {}): Promise<Mosquitto | undefined> {
+/**
+ * `extraConf` lines are appended to the generated mosquitto.conf (listener options, TLS, auth).
+ * `persistence`: sessions and queued messages survive stop()/start() (saved at SIGTERM), as on a
+ * production broker, so a persistent-session subscriber misses nothing across a broker restart.
+ */
+export async function startMosquitto(opts: { extraConf?: string; port?: number; persistence?: boolean } = {}): Promise<Mosquitto | undefined> {
   const bin = mosquittoPath();
   if (!bin) return undefined;
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'mosq-'));
   const conf = join(dir, 'mosquitto.conf');
   const hasListener = /^listener /m.test(opts.extraConf ?? '');
-  writeFileSync(
-    conf,
-    [hasListener ? '' : `listener ${port} 127.0.0.1`, hasListener ? '' : 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', opts.extraConf ?? '']
-      .filter(Boolean)
-      .join('\n') + '\n',
-  );
+  const lines = [
+    hasListener ? '' : `listener ${port} 127.0.0.1`,
+    hasListener ? '' : 'allow_anonymous true',
+    opts.persistence ? `persistence true\npersistence_location ${dir}/` : 'persistence false',
+    // As root, mosquitto drops to its own user and could then neither save its database nor read key files in our 0700 folder.
+    process.getuid?.() === 0 ? 'user root' : '',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'log_type notice',
+    opts.extraConf ?? '',
+  ];
+  writeFileSync(conf, lines.filter(Boolean).join('\n') + '\n');
   let proc: ChildProcess | undefined;
   let output = '';
   const start = async () => {
+    if (proc && proc.exitCode === null && proc.signalCode === null) return; // already running
     proc = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (output += d.toString()));

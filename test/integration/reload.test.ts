@@ -22,7 +22,7 @@ describe('reload', () => {
   it('applies live keys at once and reports restart-required ones in the log and /status', async () => {
     const load = t.writeConfig((c) => {
       c.log.level = 'debug';
-      c.mqtt.qos = 0;
+      c.mqtt.topics.result.qos = 0;
       c.health = { stallAfterSec: 30 };
       c.mqtt.prefix = 'elsewhere';
       c.cameras.tray.fps = 5;
@@ -31,12 +31,12 @@ describe('reload', () => {
     const report = await t.app.reload(load);
     expect(report).toMatchObject({
       ok: true,
-      applied: ['cameras.tray.publish.policy: "every" -> "change"', 'health.stallAfterSec: 10 -> 30', 'log.level: "info" -> "debug"', 'mqtt.qos: 1 -> 0'],
+      applied: ['cameras.tray.publish.policy: "every" -> "change"', 'health.stallAfterSec: 10 -> 30', 'log.level: "info" -> "debug"', 'mqtt.topics.result.qos: 1 -> 0'],
       restartRequired: ['cameras.tray.fps: 10 -> 5', 'mqtt.prefix: "edge-inferd" -> "elsewhere"'],
       errors: [],
     });
     expect(t.app.config.log.level).toBe('debug');
-    expect(t.app.config.mqtt.qos).toBe(0);
+    expect(t.app.config.mqtt.topics.result.qos).toBe(0);
     expect(t.app.config.mqtt.prefix).toBe('edge-inferd');
     expect(t.app.config.cameras.tray.fps).toBe(10);
     expect(t.app.health().cameras.tray.limitMs).toBe(30_000);

@@ -19,7 +19,7 @@ describe('config reload diff', () => {
   });
 
   it('classifies live keys and restart-required ones', () => {
-    for (const p of ['log.level', 'mqtt.qos', 'http.token', 'health.stallAfterSec', 'model.path', 'model.providers', 'cameras.tray.publish.policy', 'cameras.tray.publish.stable.k']) expect(isLive(p), p).toBe(true);
+    for (const p of ['log.level', 'mqtt.topics.result.qos', 'http.token', 'health.stallAfterSec', 'model.path', 'model.providers', 'cameras.tray.publish.policy', 'cameras.tray.publish.stable.k']) expect(isLive(p), p).toBe(true);
     for (const p of ['http.port', 'http.host', 'mqtt.url', 'mqtt.prefix', 'deviceId', 'cameras.door', 'cameras.demo.uri', 'cameras.demo.fps', 'cameras.publish', 'cameras.tray.publish', 'log.format', 'healthy', 'health', 'stats.intervalSec', 'commands.maxBytes']) expect(isLive(p), p).toBe(false);
   });
 

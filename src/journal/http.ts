@@ -1,0 +1,38 @@
+import { type Route, send } from '../health/server.js';
+import type { Journal } from './journal.js';
+import { parseHistoryQuery } from './query.js';
+
+const PARAMS = ['camera', 'since', 'limit'];
+
+/**
+ * GET /results?camera=&since=&limit=: the newest journaled results (oldest first), the payloads
+ * exactly as published. Bad parameters are a 400 naming each problem.
+ */
+export function resultsRoute(journal: Journal, now: () => number = Date.now): Route {
+  return {
+    method: 'GET',
+    path: '/results',
+    handler: (_req, res, url) => {
+      const problems: string[] = [];
+      const raw: Record<string, string> = {};
+      for (const [k, v] of url.searchParams) {
+        if (!PARAMS.includes(k)) problems.push(`${k}: unknown parameter (valid: ${PARAMS.join(', ')})`);
+        else if (k in raw) problems.push(`${k}: given more than once`);
+        else raw[k] = v;
+      }
+      const parsed = parseHistoryQuery(raw, now());
+      if ('problems' in parsed) problems.push(...parsed.problems);
+      if (problems.length || 'problems' in parsed) return send(res, 400, { error: problems.join('; '), problems });
+      const { query, capped } = parsed;
+      const entries = journal.history({ ...query, kind: 'result' });
+      send(res, 200, {
+        camera: query.camera ?? null,
+        since: query.sinceMs !== undefined ? new Date(query.sinceMs).toISOString() : null,
+        limit: query.limit,
+        ...(capped ? { limitCapped: true } : {}),
+        count: entries.length,
+        results: entries.map((e) => JSON.parse(e.payload) as unknown),
+      });
+    },
+  };
+}

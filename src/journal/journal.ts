@@ -1,0 +1,395 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { DaemonError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { JournalLock } from './lock.js';
+import {
+  countRows,
+  type Db,
+  type HistoryEntry,
+  type HistoryQuery,
+  PENDING,
+  queryHistory,
+  SCHEMA_SQL,
+  SCHEMA_VERSION,
+  SENT,
+} from './store.js';
+
+/**
+ * The durable journal (SQLite, WAL): every message is written here before it is published, and
+ * marked sent when the broker acknowledges it. It is bounded by rows and bytes; past the bound the
+ * oldest messages go first, sent ones before pending ones, and every eviction is counted and
+ * logged. Sent messages older than the retention are deleted; pending ones only ever leave by
+ * acknowledgement or by eviction. The same rows are the device's history.
+ */
+
+export interface NewMessage {
+  topic: string;
+  payload: string;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  /** Ordering key: messages of one camera are published in journal order. '' for device-wide ones. */
+  camera: string;
+  /** What it is (result, event, stats...): the topic's last level unless told. */
+  kind: string;
+  /** MQTT 5 message expiry. */
+  expirySec?: number;
+}
+
+export interface JournalRow extends NewMessage {
+  seq: number;
+  createdMs: number;
+}
+
+export interface Evicted {
+  sent: number;
+  pending: number;
+  /** The highest seq of a pending message evicted (0 if none): the outbox forgets those above what is in flight. */
+  pendingUpTo: number;
+}
+
+export interface JournalOptions {
+  path: string;
+  maxRows: number;
+  maxBytes: number;
+  retentionMs: number;
+  synchronous: 'normal' | 'full';
+  log: Logger;
+  now?: () => number;
+  /** How often the retention sweep runs. */
+  sweepEveryMs?: number;
+}
+
+export interface JournalStats {
+  path: string;
+  synchronous: 'normal' | 'full';
+  rows: number;
+  bytes: number;
+  /** Messages not yet acknowledged by the broker. */
+  pending: number;
+  maxRows: number;
+  maxBytes: number;
+  retentionHours: number;
+  /** Since start: oldest messages removed to stay within the bounds. */
+  evicted: { sent: number; pending: number };
+  /** Since start: sent messages removed for being older than the retention. */
+  expired: number;
+  rejected: number;
+  lastEvictionAtMs?: number;
+}
+
+/** Per-row bookkeeping overhead counted in `bytes` besides topic and payload. */
+const ROW_OVERHEAD = 48;
+const EVICT_CHUNK = 512;
+const LOG_EVERY_MS = 10_000;
+
+interface RawRow {
+  seq: number;
+  created_ms: number;
+  camera: string;
+  kind: string;
+  topic: string;
+  qos: 0 | 1 | 2;
+  retain: number;
+  expiry_sec: number | null;
+  payload: string;
+}
+
+export class Journal {
+  private readonly opts: JournalOptions;
+  private readonly now: () => number;
+  private readonly lock: JournalLock;
+  private db: Db | undefined;
+  private stmts: ReturnType<Journal['prepare']> | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private rows = 0;
+  private bytes = 0;
+  private pending = 0;
+  private readonly evicted = { sent: 0, pending: 0 };
+  private expired = 0;
+  private rejected = 0;
+  private lastEvictionAtMs: number | undefined;
+  /** Evictions not yet logged (the log is rate-limited, the counters are not). */
+  private unlogged = { sent: 0, pending: 0, sinceMs: 0 };
+  private loggedAtMs = -Infinity;
+  /** Trimming sent history at the bound is the steady state once full: said once at info, then at debug. */
+  private trimAnnounced = false;
+
+  constructor(opts: JournalOptions) {
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+    this.lock = new JournalLock(opts.path);
+  }
+
+  get path(): string {
+    return this.opts.path;
+  }
+
+  /** Opens (creating the folder and file), takes the lock, counts what is there. Idempotent. */
+  start(): void {
+    if (this.db) return;
+    const { path } = this.opts;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+    } catch (err) {
+      throw new DaemonError('JOURNAL_OPEN', `journal.path: cannot create the folder of ${path}: ${errorMessage(err)}`, { cause: err });
+    }
+    this.lock.acquire();
+    let db: Db;
+    try {
+      db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${this.opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.pragma('busy_timeout = 5000');
+      // Keep the WAL file from staying large after a burst (bytes; it is truncated to this at checkpoints).
+      db.pragma('journal_size_limit = 16777216');
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > SCHEMA_VERSION) {
+        db.close();
+        throw new DaemonError('JOURNAL_VERSION', `journal.path: ${path} was written by a newer edge-inferd (schema ${version}, this one reads ${SCHEMA_VERSION})`);
+      }
+      db.exec(SCHEMA_SQL);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    } catch (err) {
+      this.lock.release();
+      if (err instanceof DaemonError) throw err;
+      throw new DaemonError('JOURNAL_OPEN', `journal.path: cannot open ${path} as an SQLite journal: ${errorMessage(err)}`, { cause: err });
+    }
+    this.db = db;
+    this.stmts = this.prepare(db);
+    const c = countRows(db);
+    this.rows = c.rows;
+    this.bytes = c.bytes;
+    this.pending = c.pending;
+    this.sweep();
+    this.sweepTimer = setInterval(() => this.sweepLogged(), this.opts.sweepEveryMs ?? 60_000);
+    this.sweepTimer.unref();
+    this.opts.log.info({ path, rows: this.rows, pending: this.pending, synchronous: this.opts.synchronous }, 'journal open');
+  }
+
+  /** Closes the file and releases the lock. Idempotent. */
+  stop(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    const db = this.db;
+    this.db = undefined;
+    this.stmts = undefined;
+    this.flushEvictionLog(true);
+    if (db) db.close();
+    this.lock.release();
+  }
+
+  private prepare(db: Db) {
+    return {
+      insert: db.prepare(
+        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      markSent: db.prepare('UPDATE messages SET state = 1, sent_ms = ? WHERE seq = ? AND state = 0'),
+      markRejected: db.prepare('UPDATE messages SET state = 2, sent_ms = ? WHERE seq = ? AND state = 0'),
+      pendingAfter: db.prepare(
+        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
+      ),
+      oldestDone: db.prepare(`SELECT seq, bytes FROM messages WHERE state != 0 ORDER BY seq LIMIT ${EVICT_CHUNK}`),
+      oldestPending: db.prepare(`SELECT seq, bytes FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ${EVICT_CHUNK}`),
+      deleteDoneUpTo: db.prepare('DELETE FROM messages WHERE state != 0 AND seq <= ?'),
+      deletePendingUpTo: db.prepare('DELETE FROM messages WHERE state = 0 AND seq > ? AND seq <= ?'),
+      expiredCount: db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM messages WHERE state != 0 AND created_ms < ?'),
+      deleteExpired: db.prepare('DELETE FROM messages WHERE state != 0 AND created_ms < ?'),
+    };
+  }
+
+  private get s() {
+    if (!this.stmts) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
+    return this.stmts;
+  }
+
+  /**
+   * Writes messages in one transaction and returns them with their seq. QoS 0 messages are stored
+   * as sent already (history only: nothing waits for their acknowledgement). Evicts past the bounds;
+   * pending messages up to `inFlightUpTo` (handed to the broker, acknowledgement not recorded yet)
+   * are not evicted: they are most likely delivered already, and counting them lost would be wrong.
+   */
+  append(msgs: readonly NewMessage[], inFlightUpTo = 0): { rows: JournalRow[]; evicted: Evicted } {
+    const s = this.s;
+    const createdMs = this.now();
+    const out: JournalRow[] = [];
+    let evicted: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
+    this.db!.transaction(() => {
+      for (const m of msgs) {
+        const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
+        const state = m.qos === 0 ? SENT : PENDING;
+        const r = s.insert.run(createdMs, state, m.camera, m.kind, m.topic, m.qos, m.retain ? 1 : 0, m.expirySec ?? null, bytes, m.payload);
+        out.push({ ...m, seq: Number(r.lastInsertRowid), createdMs });
+        this.rows++;
+        this.bytes += bytes;
+        if (state === PENDING) this.pending++;
+      }
+      if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
+    })();
+    return { rows: out, evicted };
+  }
+
+  /** Marks acknowledged messages sent, in one transaction. Already evicted or marked ones are skipped. */
+  markSent(seqs: readonly number[]): void {
+    if (!seqs.length) return;
+    const s = this.s;
+    const now = this.now();
+    this.db!.transaction(() => {
+      for (const seq of seqs) this.pending -= s.markSent.run(now, seq).changes;
+    })();
+  }
+
+  /** A message the broker refused (MQTT 5 reason code >= 0x80): kept as history, never resent. */
+  markRejected(seq: number): void {
+    const n = this.s.markRejected.run(this.now(), seq).changes;
+    this.pending -= n;
+    this.rejected += n;
+  }
+
+  /** Pending messages after `afterSeq`, in journal order. */
+  pendingAfter(afterSeq: number, limit: number): JournalRow[] {
+    return (this.s.pendingAfter.all(afterSeq, limit) as RawRow[]).map((r) => ({
+      seq: r.seq,
+      createdMs: r.created_ms,
+      camera: r.camera,
+      kind: r.kind,
+      topic: r.topic,
+      qos: r.qos,
+      retain: r.retain === 1,
+      ...(r.expiry_sec !== null ? { expirySec: r.expiry_sec } : {}),
+      payload: r.payload,
+    }));
+  }
+
+  history(q: HistoryQuery): HistoryEntry[] {
+    if (!this.db) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
+    return queryHistory(this.db, q);
+  }
+
+  /** Oldest first: sent/rejected messages (history), then pending ones (loss, logged as a warning). */
+  private evict(inFlightUpTo: number): Evicted {
+    const s = this.s;
+    const out: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
+    const doneRows = this.rows - this.pending;
+    if (doneRows > 0) {
+      out.sent = this.evictFrom(s.oldestDone, s.deleteDoneUpTo, []);
+    }
+    if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) {
+      const before = this.pending;
+      out.pendingUpTo = this.evictFrom(s.oldestPending, s.deletePendingUpTo, [inFlightUpTo], true);
+      out.pending = before - this.pending;
+    }
+    if (out.sent || out.pending) {
+      this.evicted.sent += out.sent;
+      this.evicted.pending += out.pending;
+      this.lastEvictionAtMs = this.now();
+      if (!this.unlogged.sent && !this.unlogged.pending) this.unlogged.sinceMs = this.lastEvictionAtMs;
+      this.unlogged.sent += out.sent;
+      this.unlogged.pending += out.pending;
+      this.flushEvictionLog(false);
+    }
+    return out;
+  }
+
+  /**
+   * Deletes the oldest rows a select returns until the bounds hold. Returns the number deleted, or
+   * (pending) the highest seq deleted.
+   */
+  private evictFrom(select: Database.Statement, del: Database.Statement, args: number[], returnUpTo = false): number {
+    let deleted = 0;
+    let upTo = 0;
+    while (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) {
+      const candidates = select.all(...args) as { seq: number; bytes: number }[];
+      if (!candidates.length) break;
+      let needRows = this.rows - this.opts.maxRows;
+      let needBytes = this.bytes - this.opts.maxBytes;
+      let last = 0;
+      let n = 0;
+      let b = 0;
+      for (const c of candidates) {
+        last = c.seq;
+        n++;
+        b += c.bytes;
+        needRows--;
+        needBytes -= c.bytes;
+        if (needRows <= 0 && needBytes <= 0) break;
+      }
+      del.run(...args, last);
+      this.rows -= n;
+      this.bytes -= b;
+      if (returnUpTo) this.pending -= n;
+      deleted += n;
+      upTo = last;
+    }
+    return returnUpTo ? upTo : deleted;
+  }
+
+  private flushEvictionLog(force: boolean): void {
+    const u = this.unlogged;
+    if (!u.sent && !u.pending) return;
+    const now = this.now();
+    if (!force && now - this.loggedAtMs < LOG_EVERY_MS) return;
+    this.loggedAtMs = now;
+    const fields = {
+      path: this.opts.path,
+      evictedPending: u.pending,
+      evictedSent: u.sent,
+      sinceMs: u.sinceMs,
+      maxRows: this.opts.maxRows,
+      maxBytes: this.opts.maxBytes,
+      totalEvicted: { ...this.evicted },
+    };
+    if (u.pending) this.opts.log.warn(fields, `journal full: dropped the ${u.pending} oldest unsent message(s); raise journal.maxBytes/maxRows or fix the broker connection`);
+    else if (!this.trimAnnounced) this.opts.log.info(fields, 'journal bound reached: from now on the oldest sent messages leave the history as new ones come');
+    else this.opts.log.debug(fields, 'journal history trimmed');
+    if (!u.pending) this.trimAnnounced = true;
+    this.unlogged = { sent: 0, pending: 0, sinceMs: 0 };
+  }
+
+  /** Deletes sent messages older than the retention. Returns how many went. */
+  sweep(): number {
+    const s = this.s;
+    const cutoff = this.now() - this.opts.retentionMs;
+    const n = this.db!.transaction(() => {
+      const c = s.expiredCount.get(cutoff) as { n: number; b: number };
+      if (c.n) {
+        s.deleteExpired.run(cutoff);
+        this.rows -= c.n;
+        this.bytes -= c.b;
+      }
+      return c.n;
+    })();
+    this.expired += n;
+    // Evictions since the last rate-limited log line still get logged even when traffic stops.
+    this.flushEvictionLog(false);
+    return n;
+  }
+
+  private sweepLogged(): void {
+    try {
+      const n = this.sweep();
+      if (n) this.opts.log.debug({ deleted: n }, 'journal retention sweep');
+    } catch (err) {
+      this.opts.log.error({ err: errorMessage(err) }, 'journal retention sweep failed');
+    }
+  }
+
+  stats(): JournalStats {
+    return {
+      path: this.opts.path,
+      synchronous: this.opts.synchronous,
+      rows: this.rows,
+      bytes: this.bytes,
+      pending: this.pending,
+      maxRows: this.opts.maxRows,
+      maxBytes: this.opts.maxBytes,
+      retentionHours: this.opts.retentionMs / 3_600_000,
+      evicted: { ...this.evicted },
+      expired: this.expired,
+      rejected: this.rejected,
+      ...(this.lastEvictionAtMs !== undefined ? { lastEvictionAtMs: this.lastEvictionAtMs } : {}),
+    };
+  }
+}
+

@@ -1,0 +1,116 @@
+import Database from 'better-sqlite3';
+
+/**
+ * The journal's table and the queries a reader needs. Shared by the daemon's Journal (read-write)
+ * and `edge-inferd history` (read-only, while the daemon runs: WAL lets readers and the one writer
+ * work at the same time).
+ */
+
+export type Db = Database.Database;
+
+export const SCHEMA_VERSION = 1;
+
+/** state: 0 pending (not acknowledged yet), 1 sent (acknowledged, or QoS 0 handed over), 2 rejected by the broker. */
+export const PENDING = 0;
+export const SENT = 1;
+export const REJECTED = 2;
+export type DeliveryState = 'pending' | 'sent' | 'rejected';
+const STATE_NAMES: DeliveryState[] = ['pending', 'sent', 'rejected'];
+
+export const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS messages (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, so a cursor over it is stable
+  created_ms INTEGER NOT NULL,
+  state      INTEGER NOT NULL,
+  sent_ms    INTEGER,
+  camera     TEXT NOT NULL,
+  kind       TEXT NOT NULL,
+  topic      TEXT NOT NULL,
+  qos        INTEGER NOT NULL,
+  retain     INTEGER NOT NULL,
+  expiry_sec INTEGER,
+  bytes      INTEGER NOT NULL,
+  payload    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_pending ON messages(seq) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);
+CREATE INDEX IF NOT EXISTS messages_camera ON messages(camera, created_ms);
+`;
+
+export interface HistoryQuery {
+  /** Message kind (the topic's last level): result, event... */
+  kind?: string;
+  camera?: string;
+  sinceMs?: number;
+  limit: number;
+}
+
+export interface HistoryEntry {
+  seq: number;
+  createdMs: number;
+  state: DeliveryState;
+  sentMs: number | null;
+  camera: string;
+  kind: string;
+  topic: string;
+  payload: string;
+}
+
+interface HistoryRow {
+  seq: number;
+  created_ms: number;
+  state: number;
+  sent_ms: number | null;
+  camera: string;
+  kind: string;
+  topic: string;
+  payload: string;
+}
+
+/** The newest `limit` messages matching, returned oldest first (like `tail`). */
+export function queryHistory(db: Db, q: HistoryQuery): HistoryEntry[] {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (q.kind !== undefined) (where.push('kind = ?'), args.push(q.kind));
+  if (q.camera !== undefined) (where.push('camera = ?'), args.push(q.camera));
+  if (q.sinceMs !== undefined) (where.push('created_ms >= ?'), args.push(q.sinceMs));
+  const sql =
+    'SELECT seq, created_ms, state, sent_ms, camera, kind, topic, payload FROM messages' +
+    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+    ' ORDER BY created_ms DESC, seq DESC LIMIT ?';
+  const rows = db.prepare(sql).all(...args, q.limit) as HistoryRow[];
+  return rows.reverse().map((r) => ({
+    seq: r.seq,
+    createdMs: r.created_ms,
+    state: STATE_NAMES[r.state] ?? 'pending',
+    sentMs: r.sent_ms,
+    camera: r.camera,
+    kind: r.kind,
+    topic: r.topic,
+    payload: r.payload,
+  }));
+}
+
+export interface StoreCounts {
+  rows: number;
+  bytes: number;
+  pending: number;
+}
+
+export function countRows(db: Db): StoreCounts {
+  const all = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM messages').get() as { n: number; b: number };
+  const pending = db.prepare('SELECT count(*) AS n FROM messages WHERE state = 0').get() as { n: number };
+  return { rows: all.n, bytes: all.b, pending: pending.n };
+}
+
+/** Opens an existing journal read-only (for `edge-inferd history`); throws if it is missing or not a journal. */
+export function openReadOnly(path: string): Db {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version !== SCHEMA_VERSION) {
+    db.close();
+    throw new Error(`${path} is not an edge-inferd journal (schema version ${version}, expected ${SCHEMA_VERSION})`);
+  }
+  return db;
+}

@@ -1,0 +1,324 @@
+import { errorCode, errorMessage } from '../errors.js';
+import type { Evicted, Journal, JournalRow, NewMessage } from '../journal/journal.js';
+import type { Logger } from '../log.js';
+
+/**
+ * The publisher between the app and the MQTT connection. Every message is journaled first (one
+ * SQLite transaction per event-loop tick), then published through a window of several in flight;
+ * it is marked sent when the broker acknowledges it. Messages leave in journal order, so a
+ * camera's messages stay in order; after a reconnect or a restart the journal's pending messages
+ * drain before anything newer. A resent message is the same bytes, so it keeps its `id`.
+ */
+
+export interface PublishOptions {
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  expirySec?: number;
+}
+
+/** What the outbox needs from the connection (MqttConnection implements it). */
+export interface OutboxTransport {
+  readonly connected: boolean;
+  /** The broker's MQTT 5 receive maximum, when it gave one: a cap on the window. */
+  readonly receiveMaximum: number | undefined;
+  /** Resolves on PUBACK/PUBCOMP (QoS >= 1) or once written (QoS 0); rejects with code MQTT_PUBLISH_REFUSED when the broker refuses it. */
+  publish(topic: string, payload: string, opts: PublishOptions): Promise<void>;
+  onConnect(listener: () => void): void;
+}
+
+export interface OutboxMessage {
+  topic: string;
+  payload: string;
+  qos: 0 | 1 | 2;
+  retain?: boolean;
+  /** Ordering key; '' (default) for device-wide messages. */
+  camera?: string;
+  /** result, event, stats...: default the topic's last level. Used by the history queries. */
+  kind?: string;
+  expirySec?: number;
+}
+
+export interface OutboxStats {
+  window: number;
+  inflight: number;
+  /** Pending messages in the journal not handed to the connection yet. */
+  queued: number;
+  published: number;
+  acknowledged: number;
+  rejected: number;
+  /** QoS 0 messages not sent because the broker was unreachable (they are still in the history). */
+  qos0Dropped: number;
+  /** Writes to the journal that failed (the messages were then published unjournaled, or lost if offline). */
+  journalFailures: number;
+  lastJournalError?: string;
+}
+
+/** Rows kept in memory ahead of the window; the rest wait in the journal. */
+const PAGE = 1000;
+
+export class Outbox {
+  private readonly journal: Journal;
+  private readonly transport: OutboxTransport;
+  private readonly log: Logger;
+  private readonly window: number;
+  private appends: NewMessage[] = [];
+  private acks: number[] = [];
+  private scheduled = false;
+  /** Pending rows, in seq order, not yet handed to the connection. */
+  private queue: JournalRow[] = [];
+  /** Highest seq ever put in `queue`. */
+  private loadedTo = 0;
+  /** Highest seq handed to the connection: pending ones up to it are in flight (or acknowledged, not yet recorded). */
+  private handedUpTo = 0;
+  /** Pending rows with seq > loadedTo may be in the journal. */
+  private backlog = true;
+  private inflight = 0;
+  private started = false;
+  private stopped = false;
+  private drain: { startedMs: number; pending: number } | undefined;
+  private readonly st = { published: 0, acknowledged: 0, rejected: 0, qos0Dropped: 0, journalFailures: 0, lastJournalError: undefined as string | undefined };
+
+  constructor(opts: { journal: Journal; transport: OutboxTransport; log: Logger; window: number }) {
+    this.journal = opts.journal;
+    this.transport = opts.transport;
+    this.log = opts.log;
+    this.window = opts.window;
+    this.transport.onConnect(() => this.onConnect());
+  }
+
+  /** The journal must be open. Starts draining what it holds as soon as the connection is up. Idempotent. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.stopped = false;
+    // Whatever was handed over before a stop and not acknowledged is pending in the journal again.
+    this.queue = [];
+    this.loadedTo = 0;
+    this.handedUpTo = 0;
+    this.backlog = true;
+    if (this.transport.connected) this.onConnect();
+  }
+
+  /** Journals the message (this tick) and publishes it when its turn comes. Never throws. */
+  enqueue(m: OutboxMessage): void {
+    this.appends.push({
+      topic: m.topic,
+      payload: m.payload,
+      qos: m.qos,
+      retain: m.retain ?? false,
+      camera: m.camera ?? '',
+      kind: m.kind ?? m.topic.slice(m.topic.lastIndexOf('/') + 1),
+      ...(m.expirySec !== undefined ? { expirySec: m.expirySec } : {}),
+    });
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Writes what this tick collected (acknowledgements first, then new messages) and fills the window. */
+  flush(): void {
+    if (this.acks.length) {
+      const acks = this.acks;
+      this.acks = [];
+      try {
+        this.journal.markSent(acks);
+      } catch (err) {
+        // They stay pending in the file: resent after a restart, with the same id.
+        this.journalFailed(err, 'marking messages sent');
+      }
+    }
+    if (this.appends.length) {
+      const msgs = this.appends;
+      this.appends = [];
+      let appended: { rows: JournalRow[]; evicted: Evicted } | undefined;
+      try {
+        appended = this.journal.append(msgs, this.handedUpTo);
+      } catch (err) {
+        this.journalFailed(err, 'writing messages');
+        for (const m of msgs) this.sendUnjournaled(m);
+      }
+      if (appended) this.accept(appended.rows, appended.evicted);
+    }
+    this.pump();
+    this.checkDrained();
+  }
+
+  private accept(rows: JournalRow[], evicted: Evicted): void {
+    for (const r of rows) {
+      if (r.qos === 0) {
+        this.sendQos0(r);
+        continue;
+      }
+      if (!this.backlog && this.queue.length < PAGE) {
+        this.queue.push(r);
+        this.loadedTo = r.seq;
+      } else {
+        this.backlog = true;
+      }
+    }
+    if (evicted.pendingUpTo) {
+      // the journal kept everything up to handedUpTo (some of it may be back in the queue)
+      this.queue = this.queue.filter((q) => q.seq <= this.handedUpTo || q.seq > evicted.pendingUpTo);
+    }
+  }
+
+  private refill(): void {
+    if (!this.backlog) return;
+    const want = PAGE - this.queue.length;
+    if (want <= 0) return;
+    let rows: JournalRow[];
+    try {
+      rows = this.journal.pendingAfter(this.loadedTo, want);
+    } catch (err) {
+      this.journalFailed(err, 'reading pending messages');
+      return;
+    }
+    for (const r of rows) this.queue.push(r);
+    if (rows.length) this.loadedTo = rows[rows.length - 1].seq;
+    if (rows.length < want) this.backlog = false;
+  }
+
+  private get effectiveWindow(): number {
+    return Math.max(1, Math.min(this.window, this.transport.receiveMaximum ?? Infinity));
+  }
+
+  private pump(): void {
+    if (this.stopped || !this.started || !this.transport.connected) return;
+    const window = this.effectiveWindow;
+    while (this.inflight < window) {
+      if (!this.queue.length) this.refill();
+      const row = this.queue.shift();
+      if (!row) break;
+      this.send(row);
+    }
+    if (this.queue.length < PAGE / 2) this.refill();
+  }
+
+  private send(row: JournalRow): void {
+    this.inflight++;
+    if (row.seq > this.handedUpTo) this.handedUpTo = row.seq;
+    this.st.published++;
+    this.transport.publish(row.topic, row.payload, { qos: row.qos, retain: row.retain, expirySec: row.expirySec }).then(
+      () => {
+        this.inflight--;
+        this.st.acknowledged++;
+        if (this.stopped) return this.lateAck(row.seq);
+        this.acks.push(row.seq);
+        this.schedule();
+        this.pump();
+      },
+      (err: unknown) => {
+        this.inflight--;
+        if (errorCode(err) === 'MQTT_PUBLISH_REFUSED') {
+          // A refusal is final (not authorised, too large...): resending would block the queue forever.
+          this.st.rejected++;
+          this.log.error({ topic: row.topic, camera: row.camera, seq: row.seq, err: errorMessage(err) }, 'broker refused a message; kept in the history as rejected');
+          try {
+            this.journal.markRejected(row.seq);
+          } catch (e) {
+            this.journalFailed(e, 'marking a message rejected');
+          }
+        } else if (!this.stopped) {
+          // Not handed over: back to its place in the order.
+          const at = this.queue.findIndex((q) => q.seq > row.seq);
+          this.queue.splice(at < 0 ? this.queue.length : at, 0, row);
+        }
+        this.schedule();
+      },
+    );
+  }
+
+  /** An acknowledgement after stop(): record it if the journal is still open, else it is resent next start. */
+  private lateAck(seq: number): void {
+    try {
+      this.journal.markSent([seq]);
+    } catch {
+      // journal closed: the message is resent at the next start, with the same id
+    }
+  }
+
+  private sendQos0(m: NewMessage): void {
+    if (!this.transport.connected || this.stopped) {
+      this.st.qos0Dropped++;
+      return;
+    }
+    this.st.published++;
+    this.transport.publish(m.topic, m.payload, { qos: 0, retain: m.retain, expirySec: m.expirySec }).catch(() => this.st.qos0Dropped++);
+  }
+
+  /** The journal failed: publish anyway when connected (mqtt.js holds QoS >= 1 until acknowledged), else the message is lost. */
+  private sendUnjournaled(m: NewMessage): void {
+    if (m.qos === 0) return this.sendQos0(m);
+    if (!this.transport.connected) {
+      this.log.error({ topic: m.topic }, 'message lost: the journal cannot be written and the broker is unreachable');
+      return;
+    }
+    this.st.published++;
+    this.transport.publish(m.topic, m.payload, { qos: m.qos, retain: m.retain, expirySec: m.expirySec }).then(
+      () => this.st.acknowledged++,
+      (err: unknown) => this.log.error({ topic: m.topic, err: errorMessage(err) }, 'unjournaled message not delivered'),
+    );
+  }
+
+  private journalFailed(err: unknown, doing: string): void {
+    this.st.journalFailures++;
+    const msg = `journal: ${doing} failed: ${errorMessage(err)}`;
+    if (msg !== this.st.lastJournalError) this.log.error({ code: errorCode(err), path: this.journal.path }, msg);
+    this.st.lastJournalError = msg;
+  }
+
+  private onConnect(): void {
+    if (this.stopped || !this.started) return;
+    const pending = this.journal.stats().pending;
+    if (pending > 0 && !this.drain) {
+      this.drain = { startedMs: Date.now(), pending };
+      this.log.info({ pending }, 'draining journaled messages');
+    }
+    this.pump();
+  }
+
+  private checkDrained(): void {
+    if (!this.drain) return;
+    if (this.journal.stats().pending > 0) return;
+    const ms = Date.now() - this.drain.startedMs;
+    this.log.info({ messages: this.drain.pending, ms }, 'journal drained');
+    this.drain = undefined;
+  }
+
+  /**
+   * Stops taking new work: writes what was enqueued, gives the broker up to `graceMs` to
+   * acknowledge what is queued or in flight, and records those acknowledgements. Whatever is not
+   * acknowledged stays pending in the journal for the next start. Idempotent.
+   */
+  async stop(graceMs = 1000): Promise<void> {
+    if (!this.started || this.stopped) return;
+    this.flush();
+    const end = Date.now() + graceMs;
+    while (this.transport.connected && (this.inflight > 0 || this.queue.length > 0) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 10));
+      this.flush();
+    }
+    this.stopped = true;
+    this.started = false;
+    this.flush();
+  }
+
+  stats(): OutboxStats {
+    const { lastJournalError, ...counts } = this.st;
+    return {
+      window: this.effectiveWindow,
+      inflight: this.inflight,
+      queued: Math.max(0, this.journal.stats().pending - this.inflight),
+      ...counts,
+      ...(lastJournalError ? { lastJournalError } : {}),
+    };
+  }
+}
+

@@ -1,0 +1,59 @@
+import { expect } from 'vitest';
+import type { Received } from './mqtt.js';
+
+/** Checks on what a subscriber received: per-camera seq lists, completeness and order, polling. */
+
+export function seqsByCamera(msgs: Received[], suffix = '/result'): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const m of msgs) {
+    if (!m.topic.endsWith(suffix)) continue;
+    const list = out.get(m.json.camera) ?? [];
+    list.push(m.json.seq);
+    out.set(m.json.camera, list);
+  }
+  return out;
+}
+
+/**
+ * Every seq from..to arrived, in order: the list never moves forward by more than one, and going
+ * back is only a repeat of a message already seen (a resend after a reconnect).
+ */
+export function expectComplete(seqs: number[] | undefined, to: number, from = 1): void {
+  expect([...new Set(seqs)]).toEqual(Array.from({ length: to - from + 1 }, (_, i) => from + i));
+  let max = from - 1;
+  for (const s of seqs ?? []) {
+    if (s > max) {
+      expect(s, `seq ${s} came right after ${max}`).toBe(max + 1);
+      max = s;
+    }
+  }
+}
+
+/** A repeated message (same camera and seq) carries the same id. */
+export function expectSameIdOnRepeat(msgs: Received[]): number {
+  const ids = new Map<string, string>();
+  let repeats = 0;
+  for (const m of msgs) {
+    if (!m.topic.endsWith('/result')) continue;
+    const key = `${m.json.camera}/${m.json.seq}`;
+    if (ids.has(key)) {
+      repeats++;
+      expect(m.json.id, key).toBe(ids.get(key));
+    }
+    ids.set(key, m.json.id);
+  }
+  return repeats;
+}
+
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`${what}: not met in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const r = await fetch(url);
+  return { status: r.status, body: await r.json() };
+}

@@ -1,0 +1,226 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Journal } from '../../src/journal/journal.js';
+import { EmbeddedBroker } from '../../src/publish/broker.js';
+import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
+import { Outbox } from '../../src/publish/outbox.js';
+import { captureLog } from '../helpers/log.js';
+import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
+import { subscribe, type Subscriber } from '../helpers/mqtt.js';
+import { freePort } from '../helpers/ports.js';
+import { expectComplete, expectSameIdOnRepeat, seqsByCamera, until } from '../helpers/results.js';
+
+/** Journal + outbox + MQTT connection against a real Mosquitto (and the embedded aedes broker). */
+
+interface Rig {
+  journal: Journal;
+  mqtt: MqttConnection;
+  outbox: Outbox;
+  lines: Record<string, any>[];
+  stop(): Promise<void>;
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function rig(url: string, over: Partial<MqttOptions> & { window?: number; maxRows?: number } = {}): Promise<Rig> {
+  const { log, lines } = captureLog();
+  const journal = new Journal({
+    path: join(mkdtempSync(join(tmpdir(), 'outbox-')), 'journal.sqlite'),
+    maxRows: over.maxRows ?? 100_000,
+    maxBytes: 64 << 20,
+    retentionMs: 3_600_000,
+    synchronous: 'normal',
+    log,
+  });
+  journal.start();
+  const mqtt = new MqttConnection({
+    url,
+    clientId: `outbox-test-${Math.random().toString(36).slice(2)}`,
+    protocolVersion: 5,
+    fallbackTo4: false,
+    keepaliveSec: 30,
+    persistentSession: true,
+    sessionExpirySec: 60,
+    statusTopic: 'test/dev/status',
+    birth: () => '{"state":"online"}',
+    will: '{"state":"offline"}',
+    log,
+    reconnectMinMs: 200,
+    reconnectMaxMs: 500,
+    ...over,
+  });
+  const outbox = new Outbox({ journal, transport: mqtt, window: over.window ?? 16, log });
+  outbox.start();
+  await mqtt.start();
+  const stop = async () => {
+    await outbox.stop(500);
+    await mqtt.stop();
+    journal.stop();
+  };
+  cleanups.push(stop);
+  return { journal, mqtt, outbox, lines, stop };
+}
+
+const result = (camera: string, seq: number) => ({
+  topic: `test/dev/${camera}/result`,
+  payload: JSON.stringify({ id: `${camera}-${seq}`, camera, seq }),
+  qos: 1 as const,
+  camera,
+});
+
+describe('outbox against Mosquitto', () => {
+  let mosq: Mosquitto | undefined;
+  beforeAll(async () => {
+    mosq = await startMosquitto({ persistence: true, extraConf: 'max_queued_messages 100000\nmax_inflight_messages 10' });
+  });
+  afterAll(async () => mosq?.stop());
+
+  it('publishes everything in order per camera with several in flight, and marks it sent', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const sub = await subscribe(mosq.url, 'test/dev/+/result');
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url);
+    for (let i = 1; i <= 400; i++) {
+      r.outbox.enqueue(result('a', i));
+      if (i % 2 === 0) r.outbox.enqueue(result('b', i / 2));
+    }
+    await until(() => sub.messages.length >= 600, 20_000, '600 messages');
+    const by = seqsByCamera(sub.messages);
+    expectComplete(by.get('a'), 400);
+    expectComplete(by.get('b'), 200);
+    await until(() => r.journal.stats().pending === 0, 5000, 'journal pending 0');
+    expect(r.outbox.stats()).toMatchObject({ published: 600, acknowledged: 600, inflight: 0, queued: 0 });
+    expect(r.journal.history({ kind: 'result', limit: 1000 }).every((e) => e.state === 'sent')).toBe(true);
+  });
+
+  it('keeps what is produced while the broker is down and drains it, oldest first, when it returns', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { clientId: 'outbox-sub-1', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url);
+    let b = 0;
+    for (let i = 1; i <= 50; i++) {
+      r.outbox.enqueue(result('a', i));
+      if (i % 3 === 0) r.outbox.enqueue(result('b', ++b));
+    }
+    await until(() => sub.messages.length >= 50 + b);
+    await mosq.stop();
+    await until(() => !r.mqtt.connected, 5000, 'disconnect');
+    for (let i = 51; i <= 350; i++) {
+      r.outbox.enqueue(result('a', i));
+      if (i % 3 === 0) r.outbox.enqueue(result('b', ++b));
+      if (i % 50 === 0) await new Promise((res) => setTimeout(res, 10));
+    }
+    await until(() => r.journal.stats().pending >= 300 + 100, 5000, 'journaled while offline');
+    await mosq.start();
+    // Unique seqs: the broker itself may redeliver to this subscriber what it had in flight when it stopped.
+    const unique = (cam: string) => new Set(seqsByCamera(sub.messages).get(cam)).size;
+    await until(() => unique('a') >= 350 && unique('b') >= 116, 30_000, 'drain');
+    const by = seqsByCamera(sub.messages);
+    expectComplete(by.get('a'), 350);
+    expectComplete(by.get('b'), 116);
+    expectSameIdOnRepeat(sub.messages);
+    await until(() => r.journal.stats().pending === 0, 5000, 'journal drained');
+    // clean: false + session expiry: the broker kept the publisher's session across its restart
+    expect(r.mqtt.state()).toMatchObject({ connects: 2, sessionPresent: true });
+    // the window (16 asked) is capped by the broker's receive maximum (max_inflight_messages 10)
+    expect(r.mqtt.state().receiveMaximum).toBe(10);
+    expect(r.outbox.stats().window).toBe(10);
+    expect(r.lines.some((l) => l.msg === 'draining journaled messages')).toBe(true);
+    expect(r.lines.find((l) => l.msg === 'journal drained')).toBeTruthy();
+  });
+
+  it('sets the MQTT 5 message expiry on messages that have one', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const got: { expiry?: number; topic: string }[] = [];
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { protocolVersion: 5 });
+    sub.client.on('message', (topic, _p, packet) => got.push({ topic, expiry: packet.properties?.messageExpiryInterval }));
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url);
+    r.outbox.enqueue({ ...result('a', 1), expirySec: 120 });
+    r.outbox.enqueue(result('b', 1));
+    await until(() => got.length >= 2);
+    const a = got.find((g) => g.topic.includes('/a/'))!;
+    expect(a.expiry).toBeGreaterThan(100);
+    expect(a.expiry).toBeLessThanOrEqual(120);
+    expect(got.find((g) => g.topic.includes('/b/'))!.expiry).toBeUndefined();
+  });
+
+  it('past the journal bound while the broker is down, the oldest are evicted and the rest still arrive in order', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { clientId: 'outbox-sub-2', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url, { maxRows: 100 });
+    await until(() => r.mqtt.connected);
+    await mosq.stop();
+    await until(() => !r.mqtt.connected, 5000, 'disconnect');
+    for (let i = 1; i <= 250; i++) r.outbox.enqueue(result('a', i));
+    await until(() => r.journal.stats().evicted.pending === 150, 5000, 'eviction');
+    await mosq.start();
+    await until(() => new Set(seqsByCamera(sub.messages).get('a')).size >= 100, 20_000, 'drain');
+    await new Promise((res) => setTimeout(res, 300));
+    const seqs = [...new Set(seqsByCamera(sub.messages).get('a'))];
+    expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => 151 + i));
+    const warn = r.lines.find((l) => l.level === 40 && String(l.msg).startsWith('journal full'));
+    expect(warn).toMatchObject({ evictedPending: expect.any(Number) });
+  });
+});
+
+describe('a message the broker refuses', () => {
+  it('is marked rejected, logged, not resent, and does not hold up the messages after it', async (ctx) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mosq-acl-'));
+    const acl = join(dir, 'acl');
+    writeFileSync(acl, 'topic readwrite test/dev/a/#\ntopic readwrite test/dev/status\n');
+    const port = await freePort();
+    const mosq = await startMosquitto({ port, extraConf: `listener ${port} 127.0.0.1\nallow_anonymous true\nacl_file ${acl}` });
+    if (!mosq) return ctx.skip();
+    cleanups.push(() => mosq.stop());
+    const sub = await subscribe(mosq.url, 'test/dev/#');
+    cleanups.push(() => sub.close());
+    const r = await rig(mosq.url);
+    r.outbox.enqueue(result('a', 1));
+    r.outbox.enqueue(result('b', 1)); // not allowed by the ACL: MQTT 5 PUBACK 0x87
+    r.outbox.enqueue(result('a', 2));
+    await sub.waitFor((m) => m.json?.camera === 'a' && m.json?.seq === 2);
+    await until(() => r.journal.stats().pending === 0, 5000, 'all settled');
+    expect(r.outbox.stats()).toMatchObject({ rejected: 1, acknowledged: 2 });
+    expect(r.journal.history({ limit: 10 }).map((e) => `${e.camera}:${e.state}`)).toEqual(['a:sent', 'b:rejected', 'a:sent']);
+    const err = r.lines.find((l) => l.msg === 'broker refused a message; kept in the history as rejected');
+    expect(err).toMatchObject({ topic: 'test/dev/b/result', err: 'broker refused the message on test/dev/b/result: Publish error: Not authorized (reason code 0x87)' });
+    expect(sub.messages.some((m) => m.topic === 'test/dev/b/result')).toBe(false);
+  });
+});
+
+describe('protocol fallback', () => {
+  it('a broker that refuses MQTT 5 (the embedded aedes) gets 3.1.1, and publishing works', async () => {
+    const port = await freePort();
+    const broker = new EmbeddedBroker({ host: '127.0.0.1', port });
+    await broker.start();
+    cleanups.push(() => broker.stop());
+    let sub: Subscriber | undefined;
+    const r = await rig(broker.url, { fallbackTo4: true, reconnectMinMs: 100 });
+    await until(() => r.mqtt.connected, 10_000, 'connect after fallback');
+    expect(r.mqtt.state().protocolVersion).toBe(4);
+    expect(r.lines.find((l) => String(l.msg).startsWith('the broker refused MQTT 5'))).toBeTruthy();
+    sub = await subscribe(broker.url, 'test/dev/+/result', { protocolVersion: 4 });
+    cleanups.push(() => sub!.close());
+    r.outbox.enqueue({ ...result('a', 1), expirySec: 60 }); // no expiry property on 3.1.1: must not break
+    await sub.waitFor((m) => m.json?.seq === 1);
+  });
+
+  it('without the fallback, the refusal is a clear error', async () => {
+    const port = await freePort();
+    const broker = new EmbeddedBroker({ host: '127.0.0.1', port });
+    await broker.start();
+    cleanups.push(() => broker.stop());
+    const r = await rig(broker.url, { fallbackTo4: false });
+    await until(() => r.mqtt.state().lastErrorCode === 'MQTT_PROTOCOL', 10_000, 'protocol error');
+    expect(r.mqtt.state().lastError).toBe('the broker refused MQTT 5; set mqtt.protocolVersion to 4');
+    expect(r.mqtt.connected).toBe(false);
+  });
+});

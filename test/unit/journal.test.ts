@@ -1,0 +1,228 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Journal, type JournalOptions, type NewMessage } from '../../src/journal/journal.js';
+import { parseHistoryQuery, parseSince } from '../../src/journal/query.js';
+import { openReadOnly, queryHistory } from '../../src/journal/store.js';
+import { captureLog } from '../helpers/log.js';
+
+/** The journal on a real SQLite file: order, mark-sent, eviction, retention, reopen after a crash. */
+
+const open: Journal[] = [];
+afterEach(() => {
+  for (const j of open.splice(0)) j.stop();
+});
+
+function tmpPath(): string {
+  return join(mkdtempSync(join(tmpdir(), 'journal-test-')), 'sub', 'journal.sqlite');
+}
+
+function journal(over: Partial<JournalOptions> = {}) {
+  const { log, lines } = captureLog();
+  const j = new Journal({ path: tmpPath(), maxRows: 100_000, maxBytes: 64 << 20, retentionMs: 3_600_000, synchronous: 'normal', log, ...over });
+  j.start();
+  open.push(j);
+  return { j, lines };
+}
+
+const msg = (camera: string, n: number, over: Partial<NewMessage> = {}): NewMessage => ({
+  topic: `edge-inferd/dev/${camera}/result`,
+  payload: JSON.stringify({ id: `${camera}-${n}`, camera, seq: n, label: 'glass', score: 0.5 }),
+  qos: 1,
+  retain: false,
+  camera,
+  kind: 'result',
+  ...over,
+});
+
+const seqOf = (payload: string) => (JSON.parse(payload) as { seq: number }).seq;
+
+describe('journal', () => {
+  it('creates its folder, uses WAL, and returns pending messages in order per camera', () => {
+    const { j } = journal();
+    expect(existsSync(j.path)).toBe(true);
+    const msgs: NewMessage[] = [];
+    for (let i = 1; i <= 20; i++) msgs.push(msg(i % 3 === 0 ? 'b' : 'a', i));
+    const { rows } = j.append(msgs);
+    expect(rows.map((r) => r.seq)).toEqual([...rows.map((r) => r.seq)].sort((x, y) => x - y));
+    const pending = j.pendingAfter(0, 1000);
+    expect(pending.map((r) => seqOf(r.payload))).toEqual(msgs.map((_, i) => i + 1));
+    for (const cam of ['a', 'b']) {
+      const s = pending.filter((r) => r.camera === cam).map((r) => seqOf(r.payload));
+      expect(s).toEqual([...s].sort((x, y) => x - y));
+    }
+    // paging by cursor
+    expect(j.pendingAfter(rows[9].seq, 5).map((r) => r.seq)).toEqual(rows.slice(10, 15).map((r) => r.seq));
+    expect(j.stats()).toMatchObject({ rows: 20, pending: 20 });
+    const ro = openReadOnly(j.path);
+    expect(ro.pragma('journal_mode', { simple: true })).toBe('wal');
+    ro.close();
+  });
+
+  it('keeps topic, qos, retain, expiry and payload exactly', () => {
+    const { j } = journal();
+    const m = msg('a', 1, { qos: 2, retain: true, expirySec: 30, payload: '{"id":"x","text":"ünïcödé ✓"}' });
+    j.append([m]);
+    const [row] = j.pendingAfter(0, 10);
+    expect(row).toMatchObject({ topic: m.topic, qos: 2, retain: true, expirySec: 30, payload: m.payload, camera: 'a', kind: 'result' });
+  });
+
+  it('mark-sent removes messages from the pending set, and QoS 0 is history only', () => {
+    const { j } = journal();
+    const { rows } = j.append([msg('a', 1), msg('a', 2), msg('a', 3), msg('a', 4, { qos: 0 })]);
+    expect(j.stats().pending).toBe(3);
+    j.markSent([rows[0].seq, rows[2].seq, rows[0].seq]);
+    expect(j.stats().pending).toBe(1);
+    expect(j.pendingAfter(0, 10).map((r) => seqOf(r.payload))).toEqual([2]);
+    j.markRejected(rows[1].seq);
+    expect(j.stats()).toMatchObject({ pending: 0, rejected: 1, rows: 4 });
+    const h = j.history({ limit: 10 });
+    expect(h.map((e) => e.state)).toEqual(['sent', 'rejected', 'sent', 'sent']);
+  });
+
+  it('past maxRows evicts the oldest sent messages first, then the oldest pending, counts and logs it', () => {
+    const { j, lines } = journal({ maxRows: 100 });
+    const first = j.append(Array.from({ length: 60 }, (_, i) => msg('a', i + 1))).rows;
+    j.markSent(first.slice(0, 30).map((r) => r.seq)); // 1..30 sent, 31..60 pending
+    const e1 = j.append(Array.from({ length: 50 }, (_, i) => msg('a', i + 61))).evicted; // 110 rows: 10 over
+    expect(e1).toEqual({ sent: 10, pending: 0, pendingUpTo: 0 });
+    expect(j.history({ limit: 1000 }).map((e) => seqOf(e.payload))[0]).toBe(11);
+    const e2 = j.append(Array.from({ length: 40 }, (_, i) => msg('a', i + 111))).evicted; // 20 sent left, then 20 pending
+    expect(e2.sent).toBe(20);
+    expect(e2.pending).toBe(20);
+    expect(e2.pendingUpTo).toBe(first[49].seq); // 31..50 evicted
+    expect(j.pendingAfter(0, 1000).map((r) => seqOf(r.payload))).toEqual(Array.from({ length: 100 }, (_, i) => i + 51));
+    expect(j.stats()).toMatchObject({ rows: 100, pending: 100, evicted: { sent: 30, pending: 20 } });
+    const info = lines.find((l) => l.msg.startsWith('journal bound reached'));
+    expect(info).toMatchObject({ level: 30, evictedSent: 10, evictedPending: 0 });
+    // the pending eviction came within the log's rate limit; it is logged at the latest when the journal closes
+    j.stop();
+    const warn = lines.find((l) => l.level === 40);
+    expect(warn).toMatchObject({ evictedPending: 20, evictedSent: 20 });
+    expect(warn!.msg).toContain('dropped the 20 oldest unsent message(s)');
+  });
+
+  it('never evicts pending messages that are in flight (handed to the broker, not yet acknowledged)', () => {
+    const { j } = journal({ maxRows: 100 });
+    const first = j.append(Array.from({ length: 100 }, (_, i) => msg('a', i + 1))).rows;
+    const e = j.append(Array.from({ length: 10 }, (_, i) => msg('a', i + 101)), first[4].seq).evicted; // 1..5 in flight
+    expect(e).toEqual({ sent: 0, pending: 10, pendingUpTo: first[14].seq });
+    const kept = j.pendingAfter(0, 1000).map((r) => seqOf(r.payload));
+    expect(kept).toEqual([1, 2, 3, 4, 5, ...Array.from({ length: 95 }, (_, i) => i + 16)]);
+  });
+
+  it('past maxBytes evicts the oldest until the bytes fit', () => {
+    const { j } = journal({ maxBytes: 65_536 });
+    const big = (n: number) => msg('a', n, { payload: JSON.stringify({ seq: n, pad: 'x'.repeat(1000) }) });
+    for (let n = 1; n <= 100; n++) j.append([big(n)]);
+    const st = j.stats();
+    expect(st.bytes).toBeLessThanOrEqual(65_536);
+    expect(st.rows).toBeGreaterThan(55);
+    const kept = j.pendingAfter(0, 1000).map((r) => seqOf(r.payload));
+    expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 101 - kept.length + i));
+    expect(st.evicted.pending).toBe(100 - kept.length);
+  });
+
+  it('retention deletes sent messages older than it, never pending ones', () => {
+    let now = 1_000_000;
+    const { j } = journal({ retentionMs: 60_000, now: () => now });
+    const old = j.append([msg('a', 1), msg('a', 2)]).rows;
+    j.markSent([old[0].seq]);
+    now += 30_000;
+    j.append([msg('a', 3, { qos: 0 })]);
+    now += 40_000; // 1 and 2 are 70 s old, 3 is 40 s old
+    expect(j.sweep()).toBe(1);
+    expect(j.history({ limit: 10 }).map((e) => seqOf(e.payload))).toEqual([2, 3]);
+    expect(j.stats()).toMatchObject({ rows: 2, pending: 1, expired: 1 });
+  });
+
+  it('answers history queries: newest `limit`, oldest first, by kind, camera and time', () => {
+    let now = 5_000_000;
+    const { j } = journal({ now: () => now });
+    for (let i = 1; i <= 10; i++) {
+      j.append([msg(i % 2 ? 'a' : 'b', i), msg('a', 100 + i, { kind: 'event', topic: 'edge-inferd/dev/a/event' })]);
+      now += 1000;
+    }
+    const seqs = (q: Parameters<Journal['history']>[0]) => j.history(q).map((e) => seqOf(e.payload));
+    expect(seqs({ kind: 'result', limit: 3 })).toEqual([8, 9, 10]);
+    expect(seqs({ kind: 'result', camera: 'a', limit: 100 })).toEqual([1, 3, 5, 7, 9]);
+    expect(seqs({ kind: 'result', sinceMs: 5_000_000 + 7000, limit: 100 })).toEqual([8, 9, 10]);
+    expect(seqs({ kind: 'event', limit: 2 })).toEqual([109, 110]);
+  });
+
+  it('a reader opened read-only sees what the writer committed, while the writer has it open', () => {
+    const { j } = journal();
+    j.append([msg('a', 1), msg('b', 2)]);
+    const ro = openReadOnly(j.path);
+    try {
+      expect(queryHistory(ro, { kind: 'result', limit: 10 }).map((e) => e.camera)).toEqual(['a', 'b']);
+      j.append([msg('a', 3)]);
+      expect(queryHistory(ro, { kind: 'result', limit: 10 })).toHaveLength(3);
+    } finally {
+      ro.close();
+    }
+  });
+
+  it('refuses a second daemon on the same file', () => {
+    const { j } = journal();
+    const { log } = captureLog();
+    const other = new Journal({ path: j.path, maxRows: 100, maxBytes: 1 << 20, retentionMs: 1, synchronous: 'normal', log });
+    expect(() => other.start()).toThrow(expect.objectContaining({ code: 'JOURNAL_LOCKED', message: expect.stringContaining(`in use by process ${process.pid}`) }));
+  });
+
+  it('after a crash (SIGKILL mid-run) reopens with every message it had, pending ones in order', () => {
+    const path = tmpPath();
+    const dist = (p: string) => pathToFileURL(resolve(import.meta.dirname, '../../dist/src', p)).href;
+    const script = `
+      const { Journal } = await import(${JSON.stringify(dist('journal/journal.js'))});
+      const { createLogger } = await import(${JSON.stringify(dist('log.js'))});
+      const j = new Journal({ path: ${JSON.stringify(path)}, maxRows: 1000, maxBytes: 1 << 24, retentionMs: 3600000, synchronous: 'normal', log: createLogger({ level: 'silent', format: 'json' }) });
+      j.start();
+      const msgs = Array.from({ length: 10 }, (_, i) => ({ topic: 't/a/result', payload: JSON.stringify({ seq: i + 1 }), qos: 1, retain: false, camera: 'a', kind: 'result' }));
+      const { rows } = j.append(msgs);
+      j.markSent(rows.slice(0, 4).map((r) => r.seq));
+      process.kill(process.pid, 'SIGKILL');
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.signal, r.stderr).toBe('SIGKILL');
+    expect(readFileSync(`${path}.lock`, 'utf8').trim()).toBe(String(r.pid)); // left behind, names a dead process
+
+    const { log, lines } = captureLog();
+    const j = new Journal({ path, maxRows: 1000, maxBytes: 1 << 24, retentionMs: 3_600_000, synchronous: 'normal', log });
+    j.start();
+    open.push(j);
+    expect(j.stats()).toMatchObject({ rows: 10, pending: 6 });
+    expect(j.pendingAfter(0, 100).map((x) => seqOf(x.payload))).toEqual([5, 6, 7, 8, 9, 10]);
+    expect(lines.find((l) => l.msg === 'journal open')).toMatchObject({ rows: 10, pending: 6 });
+    // new messages get higher seqs than everything before the crash
+    const { rows } = j.append([msg('a', 11)]);
+    expect(rows[0].seq).toBeGreaterThan(10);
+  });
+});
+
+describe('history query parameters', () => {
+  const now = Date.parse('2024-05-01T12:00:00Z');
+  it('accepts ISO times and durations', () => {
+    expect(parseSince('2024-05-01T08:00:00Z', now)).toBe(Date.parse('2024-05-01T08:00:00Z'));
+    expect(parseSince('15m', now)).toBe(now - 15 * 60_000);
+    expect(parseSince('2h', now)).toBe(now - 2 * 3_600_000);
+    expect(parseSince('1.5d', now)).toBe(now - 1.5 * 86_400_000);
+    expect(parseHistoryQuery({ camera: 'tray', since: '30s', limit: '5' }, now)).toEqual({ query: { camera: 'tray', sinceMs: now - 30_000, limit: 5 }, capped: false });
+    expect(parseHistoryQuery({}, now)).toEqual({ query: { limit: 100 }, capped: false });
+    expect(parseHistoryQuery({ limit: '5000' }, now)).toEqual({ query: { limit: 1000 }, capped: true });
+  });
+  it('reports every bad parameter', () => {
+    expect(parseHistoryQuery({ camera: 'a/b', since: 'yesterday', limit: '-3' }, now)).toEqual({
+      problems: [
+        'camera: must be a camera name (letters, digits, "_" or "-") (got "a/b")',
+        'since: expected an ISO 8601 time (2024-05-01T08:00:00Z) or a duration back from now (30s, 15m, 2h, 7d) (got "yesterday")',
+        'limit: must be a whole number >= 1 (got "-3")',
+      ],
+    });
+    expect(parseHistoryQuery({ limit: '1e3' }, now)).toEqual({ problems: ['limit: must be a whole number >= 1 (got "1e3")'] });
+    expect(parseHistoryQuery({ since: '2024-13-45T99:00:00Z' }, now)).toMatchObject({ problems: [expect.stringContaining('since: expected an ISO 8601 time')] });
+  });
+});
