@@ -82,7 +82,7 @@ describe('outbox against Mosquitto', () => {
 
   it('publishes everything in order per camera with several in flight, and marks it sent', async (ctx) => {
     if (!mosq) return ctx.skip();
-    const sub = await subscribe(mosq.url, 'test/dev/+/result');
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false, validate: false });
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url);
     for (let i = 1; i <= 400; i++) {
@@ -100,7 +100,7 @@ describe('outbox against Mosquitto', () => {
 
   it('keeps what is produced while the broker is down and drains it, oldest first, when it returns', async (ctx) => {
     if (!mosq) return ctx.skip();
-    const sub = await subscribe(mosq.url, 'test/dev/+/result', { clientId: 'outbox-sub-1', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false, clientId: 'outbox-sub-1', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url);
     let b = 0;
@@ -138,7 +138,7 @@ describe('outbox against Mosquitto', () => {
   it('sets the MQTT 5 message expiry on messages that have one', async (ctx) => {
     if (!mosq) return ctx.skip();
     const got: { expiry?: number; topic: string }[] = [];
-    const sub = await subscribe(mosq.url, 'test/dev/+/result', { protocolVersion: 5 });
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false, protocolVersion: 5 });
     sub.client.on('message', (topic, _p, packet) => got.push({ topic, expiry: packet.properties?.messageExpiryInterval }));
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url);
@@ -153,7 +153,7 @@ describe('outbox against Mosquitto', () => {
 
   it('past the journal bound while the broker is down, the oldest are evicted and the rest still arrive in order', async (ctx) => {
     if (!mosq) return ctx.skip();
-    const sub = await subscribe(mosq.url, 'test/dev/+/result', { clientId: 'outbox-sub-2', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false, clientId: 'outbox-sub-2', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url, { maxRows: 100 });
     await until(() => r.mqtt.connected);
@@ -180,7 +180,7 @@ describe('a message the broker refuses', () => {
     const mosq = await startMosquitto({ port, extraConf: `listener ${port} 127.0.0.1\nallow_anonymous true\nacl_file ${acl}` });
     if (!mosq) return ctx.skip();
     cleanups.push(() => mosq.stop());
-    const sub = await subscribe(mosq.url, 'test/dev/#');
+    const sub = await subscribe(mosq.url, 'test/dev/#', { validate: false });
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url);
     r.outbox.enqueue(result('a', 1));
@@ -207,7 +207,7 @@ describe('protocol fallback', () => {
     await until(() => r.mqtt.connected, 10_000, 'connect after fallback');
     expect(r.mqtt.state().protocolVersion).toBe(4);
     expect(r.lines.find((l) => String(l.msg).startsWith('the broker refused MQTT 5'))).toBeTruthy();
-    sub = await subscribe(broker.url, 'test/dev/+/result', { protocolVersion: 4 });
+    sub = await subscribe(broker.url, 'test/dev/+/result', { validate: false, protocolVersion: 4 });
     cleanups.push(() => sub!.close());
     r.outbox.enqueue({ ...result('a', 1), expirySec: 60 }); // no expiry property on 3.1.1: must not break
     await sub.waitFor((m) => m.json?.seq === 1);

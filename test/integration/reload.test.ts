@@ -22,7 +22,7 @@ describe('reload', () => {
   it('applies live keys at once and reports restart-required ones in the log and /status', async () => {
     const load = t.writeConfig((c) => {
       c.log.level = 'debug';
-      c.mqtt.topics.result.qos = 0;
+      c.mqtt.topics = { result: { qos: 0 } };
       c.health = { stallAfterSec: 30 };
       c.mqtt.prefix = 'elsewhere';
       c.cameras.tray.fps = 5;
@@ -57,14 +57,14 @@ describe('reload', () => {
     const before = structuredClone(t.app.config);
     const load = t.writeConfig((c) => {
       c.log.level = 'loud';
-      c.mqtt.qoz = 1;
+      c.mqtt.inflght = 1;
       c.http.port = -1;
     });
     const report = await t.app.reload(load);
     expect(report.ok).toBe(false);
     expect(report.errors).toHaveLength(3);
     expect(report.errors.join('\n')).toMatch(/log\.level/);
-    expect(report.errors.join('\n')).toMatch(/mqtt\.qoz: unknown key \(did you mean "qos"\?\)/);
+    expect(report.errors.join('\n')).toMatch(/mqtt\.inflght: unknown key \(did you mean "inflight"\?\)/);
     expect(report.errors.join('\n')).toMatch(/http\.port: must be >= 1/);
     expect(report.restartRequired).toEqual(['cameras.tray.fps: 10 -> 5', 'mqtt.prefix: "edge-inferd" -> "elsewhere"']);
     const logged = t.logs.filter((l) => l.msg === 'reload rejected: invalid config').map((l) => l.problem);
@@ -79,7 +79,7 @@ describe('reload', () => {
     const oldPath = t.app.config.model.path;
     let report = await t.app.reload(
       t.writeConfig((c) => {
-        delete c.mqtt.qoz;
+        delete c.mqtt.inflght;
         c.log.level = 'info';
         c.http.port = t.app.httpPort;
         c.model = { path: fresh };

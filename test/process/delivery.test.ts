@@ -19,7 +19,8 @@ function config(deviceId: string, httpPort: number, url: string, extra: Record<s
     deviceId,
     http: { port: httpPort },
     mqtt: { url, reconnectMaxSec: 1 },
-    cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 30 } },
+    // Events off: every journaled message is then a result, so evictions map onto result seqs.
+    cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 30, publish: { events: false } } },
     ...extra,
   };
 }
