@@ -82,7 +82,7 @@ describe('outbox against Mosquitto', () => {
 
   it('publishes everything in order per camera with several in flight, and marks it sent', async (ctx) => {
     if (!mosq) return ctx.skip();
-    const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false, validate: false });
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false });
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url);
     for (let i = 1; i <= 400; i++) {
