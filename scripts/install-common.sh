@@ -1,5 +1,12 @@
-# Shared by scripts/install.sh and scripts/uninstall.sh (sourced, not run). The caller sets DRY
-# (1 = print steps only), ROOT (a staging root, or empty) and SCRIPT (its name, for messages).
+# Shared by scripts/install.sh and scripts/uninstall.sh (sourced, not run). The caller sets SCRIPT
+# (its name, for messages); its options change DRY (1 = print steps only) and ROOT (a staging root).
+
+# Where the program, the unit and the service account live; the defaults both scripts start from.
+PREFIX=/opt/edge-inferd
+UNIT=edge-inferd.service
+SERVICE_USER=edge-inferd
+DRY=0
+ROOT=
 
 die() {
   echo "$SCRIPT: error: $*" >&2

@@ -14,12 +14,7 @@ SCRIPT=install.sh
 # shellcheck source=scripts/install-common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/install-common.sh"
 
-PREFIX=/opt/edge-inferd
-UNIT=edge-inferd.service
-SERVICE_USER=edge-inferd
-DRY=0
 NOW=0
-ROOT=
 SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {

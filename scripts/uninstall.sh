@@ -9,12 +9,7 @@ SCRIPT=uninstall.sh
 # shellcheck source=scripts/install-common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/install-common.sh"
 
-PREFIX=/opt/edge-inferd
-UNIT=edge-inferd.service
-SERVICE_USER=edge-inferd
-DRY=0
 PURGE=0
-ROOT=
 
 usage() {
   cat <<EOF
