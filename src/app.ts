@@ -260,6 +260,9 @@ export class App implements HealthSource {
       const camera = createCamera(name, camCfg, { log: this.log.child({ component: 'camera' }) });
       await camera.start();
       this.deciders.set(name, this.newDecider(camCfg.publish));
+      // Counters go on from the journal: seq never repeats for a camera, even across a crash.
+      this.resultSeq.set(name, this.journal?.lastPayloadSeq(name, 'result') ?? 0);
+      this.eventSeq.set(name, this.journal?.lastPayloadSeq(name, 'event') ?? 0);
       const loop = new CameraLoop({
         camera,
         infer: (frame) => this.requireModel().infer(frame),

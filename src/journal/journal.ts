@@ -262,6 +262,23 @@ export class Journal {
     }));
   }
 
+  /**
+   * The payload `seq` of the newest journaled message of this camera and kind (0 if none), so a
+   * restarted daemon continues the per-camera counter instead of reusing numbers that drained
+   * messages from before the crash still carry.
+   */
+  lastPayloadSeq(camera: string, kind: string): number {
+    if (!this.db) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
+    const row = this.db.prepare('SELECT payload FROM messages WHERE camera = ? AND kind = ? ORDER BY seq DESC LIMIT 1').get(camera, kind) as { payload: string } | undefined;
+    if (!row) return 0;
+    try {
+      const seq = (JSON.parse(row.payload) as { seq?: unknown }).seq;
+      return typeof seq === 'number' && Number.isSafeInteger(seq) && seq > 0 ? seq : 0;
+    } catch {
+      return 0;
+    }
+  }
+
   history(q: HistoryQuery): HistoryEntry[] {
     if (!this.db) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
     return queryHistory(this.db, q);
