@@ -128,6 +128,22 @@ void ThrowOrDrop(napi_env env, const char* message) noexcept {
   napi_throw_error(env, "INTERNAL", message);
 }
 
+// Runs a JS-called body; whatever it throws becomes a JS exception (or is dropped, see above) and
+// the call returns undefined. Nothing escapes into V8.
+template <typename Body>
+Napi::Value AtJsBoundary(napi_env env, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const Napi::Error& e) {
+    ThrowOrDrop(env, e);
+  } catch (const std::exception& e) {
+    ThrowOrDrop(env, e.what());
+  } catch (...) {
+    ThrowOrDrop(env, "unknown C++ exception");
+  }
+  return Napi::Value();
+}
+
 // The first component stored in `plane`, to ask for that plane's height.
 int ComponentOfPlane(const GstVideoFormatInfo* finfo, guint plane) {
   for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS(finfo); c++) {
@@ -209,28 +225,14 @@ Napi::Value ProbeUnguarded(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Probe(const Napi::CallbackInfo& info) {
-  try {
-    return ProbeUnguarded(info);
-  } catch (const Napi::Error& e) {
-    ThrowOrDrop(info.Env(), e);
-  } catch (const std::exception& e) {
-    ThrowOrDrop(info.Env(), e.what());
-  }
-  return Napi::Value();
+  return AtJsBoundary(info.Env(), [&] { return ProbeUnguarded(info); });
 }
 
 }  // namespace
 
 template <Capture::Method M>
 Napi::Value Capture::Guarded(const Napi::CallbackInfo& info) {
-  try {
-    return (this->*M)(info);
-  } catch (const Napi::Error& e) {
-    ThrowOrDrop(info.Env(), e);
-  } catch (const std::exception& e) {
-    ThrowOrDrop(info.Env(), e.what());
-  }
-  return Napi::Value();  // undefined; JS sees the exception thrown above, if any
+  return AtJsBoundary(info.Env(), [&] { return (this->*M)(info); });
 }
 
 Napi::Function Capture::Define(Napi::Env env) {
