@@ -14,6 +14,12 @@
       # Pinned: TypedThreadSafeFunction without a JS callback, env cleanup hooks, instance data.
       'NAPI_VERSION=8',
       'NAPI_CPP_EXCEPTIONS',
+      # node-addon-api's own wrappers (ObjectWrap constructor, module init, finalizers) rethrow a
+      # Napi::Error when napi_throw fails, which it does while a worker is being terminated: that
+      # C++ exception has no frame to land in and std::terminate aborts the process. Dropped
+      # instead: the env is going away and nobody can see it. Our methods are guarded in
+      # capture.cc (ThrowOrDrop) for the same reason.
+      'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
       'NODE_ADDON_API_DISABLE_DEPRECATED',
     ],
     'cflags!': ['-fno-exceptions'],

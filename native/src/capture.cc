@@ -106,6 +106,44 @@ Napi::Error ToJs(Napi::Env env, const ErrorInfo& e) {
   return err;
 }
 
+// Turns a C++ exception caught at the JS boundary into a JS exception, and never throws. When the env
+// can no longer run JS (worker.terminate() sets that from another thread, so a method that is
+// running at that moment sees its Node-API calls fail; also exit) napi_throw fails. node-addon-api's
+// own wrapper would then rethrow a Napi::Error into V8's C frames: std::terminate, the whole process
+// aborts. There is nobody left to tell, so the error is dropped. An exception already pending
+// (a Node-API call failed with one) is left to surface as is.
+void ThrowOrDrop(napi_env env, const Napi::Error& e) noexcept {
+  try {
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return;
+    napi_value v = e.Value();
+    if (v != nullptr) napi_throw(env, v);
+  } catch (...) {
+  }
+}
+
+void ThrowOrDrop(napi_env env, const char* message) noexcept {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return;
+  napi_throw_error(env, "INTERNAL", message);
+}
+
+// Runs a JS-called body; whatever it throws becomes a JS exception (or is dropped, see above) and
+// the call returns undefined. Nothing escapes into V8.
+template <typename Body>
+Napi::Value AtJsBoundary(napi_env env, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const Napi::Error& e) {
+    ThrowOrDrop(env, e);
+  } catch (const std::exception& e) {
+    ThrowOrDrop(env, e.what());
+  } catch (...) {
+    ThrowOrDrop(env, "unknown C++ exception");
+  }
+  return Napi::Value();
+}
+
 // The first component stored in `plane`, to ask for that plane's height.
 int ComponentOfPlane(const GstVideoFormatInfo* finfo, guint plane) {
   for (guint c = 0; c < GST_VIDEO_FORMAT_INFO_N_COMPONENTS(finfo); c++) {
@@ -157,7 +195,7 @@ void CopyFrame(GstVideoFrame* src, const GstVideoInfo* dinfo, GstBuffer* srcBuff
   }
 }
 
-Napi::Value Probe(const Napi::CallbackInfo& info) {
+Napi::Value ProbeUnguarded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureGst();
   Napi::Object out = Napi::Object::New(env);
@@ -186,15 +224,24 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value Probe(const Napi::CallbackInfo& info) {
+  return AtJsBoundary(info.Env(), [&] { return ProbeUnguarded(info); });
+}
+
 }  // namespace
+
+template <Capture::Method M>
+Napi::Value Capture::Guarded(const Napi::CallbackInfo& info) {
+  return AtJsBoundary(info.Env(), [&] { return (this->*M)(info); });
+}
 
 Napi::Function Capture::Define(Napi::Env env) {
   return DefineClass(env, "Capture",
                      {
-                         InstanceMethod<&Capture::Open>("open"),
-                         InstanceMethod<&Capture::Read>("read"),
-                         InstanceMethod<&Capture::Close>("close"),
-                         InstanceMethod<&Capture::Stats>("stats"),
+                         InstanceMethod<&Capture::Guarded<&Capture::Open>>("open"),
+                         InstanceMethod<&Capture::Guarded<&Capture::Read>>("read"),
+                         InstanceMethod<&Capture::Guarded<&Capture::Close>>("close"),
+                         InstanceMethod<&Capture::Guarded<&Capture::Stats>>("stats"),
                      });
 }
 
@@ -302,12 +349,17 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
 
   // The threadsafe function holds a strong reference to this object until it is finalized (after
   // close() released it and every queued call ran), so `this` outlives every CallJs.
-  tsfn_ = Tsfn::New(env, "edge_capture", 0, 1, this, [](Napi::Env, void*, Capture* self) {
-    try {
-      self->Unref();
-    } catch (...) {  // env shutting down: the reference dies with it
-    }
-  });
+  try {
+    tsfn_ = Tsfn::New(env, "edge_capture", 0, 1, this, [](Napi::Env, void*, Capture* self) {
+      try {
+        self->Unref();
+      } catch (...) {  // env shutting down: the reference dies with it
+      }
+    });
+  } catch (...) {  // fails only when the env is going away: do not leave the pipeline PLAYING
+    StopNative();
+    throw;
+  }
   tsfn_.Unref(env);  // only a pending read() keeps the event loop alive
   Ref();
   env_ = env;
@@ -570,11 +622,11 @@ Napi::Value Capture::Close(const Napi::CallbackInfo& info) {
       d = std::move(deferred_);
     }
   }
-  if (d) {
-    tsfn_.Unref(env);
-    d->Reject(ToJs(env, Simple("CLOSED", "capture closed while a read() was pending")).Value());
-  }
-  tsfn_.Release();  // queued calls still run (and find nothing to do); then the finalizer Unref()s us
+  if (d) tsfn_.Unref(env);
+  // Released before anything below can throw: queued calls still run (and find nothing to do);
+  // then the finalizer Unref()s us.
+  tsfn_.Release();
+  if (d) d->Reject(ToJs(env, Simple("CLOSED", "capture closed while a read() was pending")).Value());
   return env.Undefined();
 }
 

@@ -40,7 +40,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
   static void CallJs(Napi::Env env, Napi::Function unused, Capture* self, void* data);
   using Tsfn = Napi::TypedThreadSafeFunction<Capture, void, &Capture::CallJs>;
 
-  // JS methods (all on the JS thread of the env that created the object).
+  // JS methods (all on the JS thread of the env that created the object), each registered through
+  // Guarded<> so that no C++ exception ever leaves a method (see ThrowOrDrop in capture.cc).
+  using Method = Napi::Value (Capture::*)(const Napi::CallbackInfo&);
+  template <Method M>
+  Napi::Value Guarded(const Napi::CallbackInfo& info);
   Napi::Value Open(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CaptureError,
   NativeCapture,
+  addonPath,
   captureAvailable,
   type NativeFrame,
 } from '../../src/capture/native.js';
@@ -405,6 +406,42 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     const after = threadCount();
     console.log(`threads: ${before} before the worker, ${after} after terminate()`);
     expect(after).toBeLessThanOrEqual(before + 2);
+  });
+
+  // worker.terminate() makes every Node-API call of the worker fail from the moment it is called,
+  // also in a native method that is running right then; node-addon-api used to rethrow the
+  // resulting Napi::Error into V8 and std::terminate aborted the whole process ("terminate called
+  // after throwing an instance of 'Napi::Error'"). The workers here spend nearly all their time
+  // inside the addon's methods (the raw addon, no wrapper), so the old build aborted within 20
+  // terminations every time. Run in a child: an abort must not take the test runner down.
+  it('terminating a worker in the middle of a native call does not abort the process (child)', { timeout: 120_000 }, async () => {
+    const TERMINATIONS = 20;
+    const r = await runChild(`
+      const { Worker } = await import('node:worker_threads');
+      const body = \`
+        const { parentPort } = require('node:worker_threads');
+        const { Capture } = require(\${JSON.stringify(${JSON.stringify(addonPath('edge_capture'))})});
+        const cap = new Capture();
+        cap.open('videotestsrc is-live=false ! video/x-raw,format=RGB,width=64,height=48 ! appsink name=sink sync=false', 'sink', true, 100);
+        cap.read().then(() => {
+          parentPort.postMessage('reading');
+          // read() with one pending rejects READ_PENDING, built natively; new Capture() wraps natively.
+          for (;;) { cap.read().catch(() => {}); cap.stats(); new Capture(); }
+        });\`;
+      let terminated = 0;
+      for (let i = 0; i < ${TERMINATIONS}; i++) {
+        const w = new Worker(body, { eval: true, execArgv: [] }); // CommonJS, no tsx: the raw addon only
+        const first = await new Promise((resolve) => { w.once('message', resolve); w.once('error', (e) => resolve(String(e))); });
+        if (first !== 'reading') throw new Error('worker did not start reading: ' + first);
+        await new Promise((r) => setTimeout(r, 1 + (i % 10)));
+        await w.terminate();
+        terminated++;
+      }
+      console.log('terminated ' + terminated);`);
+    expect(r.stderr).not.toContain('terminate called');
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`terminated ${TERMINATIONS}`);
   });
 
   it('a worker that close()s and ends exits with code 0', async () => {
