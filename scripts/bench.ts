@@ -34,6 +34,7 @@ const { values, positionals } = parseArgs({
     warmup: { type: 'string', default: '3' },
     threads: { type: 'string', default: '2' },
     nice: { type: 'string', default: '5' },
+    spinning: { type: 'boolean', default: false },
     soak: { type: 'string' },
     models: { type: 'string' },
     'all-models': { type: 'boolean', default: false },
@@ -44,6 +45,7 @@ const SECONDS = Number(values.seconds);
 const WARMUP_S = Number(values.warmup);
 const THREADS = Number(values.threads);
 const NICE = Number(values.nice);
+const SPINNING = values.spinning;
 const W = 640;
 const H = 480;
 
@@ -69,7 +71,8 @@ function threadCpu(): Map<string, number> {
       const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ms = (Number(f[11]) + Number(f[12])) * tick;
-      const key = comm.replace(/\d+$/, '#');
+      // Worker threads and ORT's pool are all "node": only the main thread can be told apart.
+      const key = Number(tid) === process.pid ? 'main' : comm.replace(/\d+$/, '#');
       out.set(key, (out.get(key) ?? 0) + ms);
     } catch {
       // the thread ended between readdir and read
@@ -132,9 +135,9 @@ const { parentPort, workerData } = require('node:worker_threads');
 const os = require('node:os');
 const ort = require(workerData.ort);
 (async () => {
-  const { onnx, input, threads, nice, seconds, warmupS } = workerData;
+  const { onnx, input, threads, nice, seconds, warmupS, spinning } = workerData;
   try { if (nice > 0) os.setPriority(0, Math.min(19, os.getPriority(0) + nice)); } catch {}
-  const session = await ort.InferenceSession.create(onnx, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(onnx, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1, ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }) });
   const n = input.dims.reduce((a, b) => a * b, 1);
   const data = input.dtype === 'uint8' ? new Uint8Array(n).fill(114) : new Float32Array(n).fill(0.45);
   const x = new ort.Tensor(input.dtype, data, input.dims);
@@ -166,7 +169,7 @@ interface BareResult {
 
 async function bare(m: Model): Promise<BareResult> {
   const ortPath = path.join(process.cwd(), 'node_modules/onnxruntime-node');
-  const w = new Worker(BARE_WORKER, { eval: true, workerData: { ort: ortPath, onnx: m.onnx, input: m.input, threads: THREADS, nice: NICE, seconds: SECONDS, warmupS: WARMUP_S } });
+  const w = new Worker(BARE_WORKER, { eval: true, workerData: { ort: ortPath, onnx: m.onnx, input: m.input, threads: THREADS, nice: NICE, seconds: SECONDS, warmupS: WARMUP_S, spinning: SPINNING } });
   let cpu0 = 0;
   const r = await new Promise<{ ms: number[]; wallMs: number; cpu: number }>((resolve, reject) => {
     w.on('message', (msg: { type: string; ms?: number[]; wallMs?: number; message?: string }) => {
@@ -261,6 +264,8 @@ interface PipelineResult {
   preprocessP50: number;
   postprocessP50: number;
   cpuMsPerFrame: number;
+  /** Main thread + GStreamer threads per frame, plus the worker's preprocess and postprocess (mean). */
+  outsideMsPerFrame: { total: number; main: number; capture: number; preprocess: number; postprocess: number };
   inferenceMsPerFrame: number;
   rssMb: number;
   loopLagP99: number;
@@ -274,7 +279,7 @@ async function runApp(m: Model, work: string, broker: Broker, cams: number, fps:
   const raw = {
     deviceId: 'dev',
     cameras: Object.fromEntries(names.map((n) => [n, { uri: `test://smpte?width=${W}&height=${H}&fps=${fps}` }])),
-    model: { path: m.dir, providers: ['cpu'], intraOpThreads: THREADS, interOpThreads: 1, workerNice: NICE },
+    model: { path: m.dir, providers: ['cpu'], intraOpThreads: THREADS, interOpThreads: 1, workerNice: NICE, intraOpSpinning: SPINNING },
     mqtt: { url: broker.url, prefix: 'bench', protocolVersion: 5 },
     journal: { path: path.join(work, `journal-${tag}.sqlite`) },
     http: { enabled: false },
@@ -323,6 +328,13 @@ async function pipeline(m: Model, work: string, broker: Broker, cams: number, fp
   const samples = readSamples(subFile, t0, t1);
   const lat = samples.map((s) => s.latencyMs);
   const inf = samples.map((s) => s.inference);
+  const threads = diffThreads(th0, th1);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const main = (threads.main ?? 0) / frames;
+  // GStreamer's threads: the source's streaming thread and the addon's pull thread (anything not "node" or main).
+  const capture = Object.entries(threads).filter(([k]) => k !== 'main' && k !== 'node').reduce((a, [, v]) => a + (v as number), 0) / frames;
+  const pre = mean(samples.map((s) => s.preprocess));
+  const post = mean(samples.map((s) => s.postprocess));
   return {
     cameras: cams,
     sourceFps: fps,
@@ -335,11 +347,12 @@ async function pipeline(m: Model, work: string, broker: Broker, cams: number, fp
     preprocessP50: pct(samples.map((s) => s.preprocess), 50),
     postprocessP50: pct(samples.map((s) => s.postprocess), 50),
     cpuMsPerFrame: cpu / frames,
+    outsideMsPerFrame: { total: main + capture + pre + post, main, capture, preprocess: pre, postprocess: post },
     inferenceMsPerFrame: inf.reduce((a, b) => a + b, 0) / Math.max(1, inf.length),
     rssMb: rss,
     loopLagP99: lag.percentile(99) / 1e6,
     dropped: names.reduce((a, n) => a + c1[n].dropped - c0[n].dropped, 0),
-    threads: diffThreads(th0, th1),
+    threads,
     frames,
   };
 }
@@ -393,7 +406,7 @@ async function main(): Promise<void> {
   const broker = await startMosquitto(work);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   mkdirSync(values.out, { recursive: true });
-  const results: Record<string, unknown> = { machine: machine(), settings: { seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS, nice: NICE, source: `test://smpte ${W}x${H} RGB`, broker: 'mosquitto (local, started by the bench)' } };
+  const results: Record<string, unknown> = { machine: machine(), settings: { seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS, nice: NICE, spinning: SPINNING, source: `test://smpte ${W}x${H} RGB`, broker: 'mosquitto (local, started by the bench)' } };
   try {
     if (values.soak) {
       const m = models[0];
@@ -435,7 +448,7 @@ async function main(): Promise<void> {
 
 function printTable(per: Record<string, any>[]): void {
   const mc = machine();
-  console.log(`\n${mc.nproc} cores, ${mc.cpu}, Node ${mc.node}, CPU provider, ${THREADS} intra-op threads, worker nice ${NICE}; ${SECONDS} s windows after ${WARMUP_S} s warm-up; load avg ${mc.loadavg.join(' ')}\n`);
+  console.log(`\n${mc.nproc} cores, ${mc.cpu}, Node ${mc.node}, CPU provider, ${THREADS} intra-op threads (spinning ${SPINNING ? 'on' : 'off'}), worker nice ${NICE}; ${SECONDS} s windows after ${WARMUP_S} s warm-up; load avg ${mc.loadavg.join(' ')}\n`);
   const rows = per.map((r) => {
     const b = r.inferenceOnly as BareResult;
     const one = r.single as PipelineResult;
@@ -447,7 +460,7 @@ function printTable(per: Record<string, any>[]): void {
       `${f1(b.fps)} (p99 ${f1(b.p99)} ms)`,
       `${f1(one.fps)} (${((one.fps / b.fps) * 100).toFixed(0)}%)`,
       `${f2(one.preprocessP50)} / ${f2(one.postprocessP50)}`,
-      `${f2(r.cpuMsOutsideInference.single)}`,
+      `${f2(one.outsideMsPerFrame.total)} (${f2(one.outsideMsPerFrame.main)} + ${f2(one.outsideMsPerFrame.capture)} + ${f2(one.outsideMsPerFrame.preprocess)} + ${f2(one.outsideMsPerFrame.postprocess)})`,
       `${f1(slow.latencyP50)} / ${f1(slow.latencyP99)} vs ${f1(slow.inferenceP99)}`,
       `${f1(one.loopLagP99)}`,
       `${f1(one.rssMb)}`,
@@ -457,7 +470,7 @@ function printTable(per: Record<string, any>[]): void {
   });
   console.log(
     table(
-      ['model', 'inference-only fps', 'pipeline fps (ratio)', 'pre / post p50 ms', 'CPU ms/frame outside inference', '15 fps: latency p50 / p99 vs inference p99 (ms)', 'loop lag p99 ms', 'RSS MB', '2 cams: fps each', '2 cams total (ratio)'],
+      ['model', 'inference-only fps', 'pipeline fps (ratio)', 'pre / post p50 ms', 'CPU ms/frame outside inference (main + capture + pre + post)', '15 fps: latency p50 / p99 vs inference p99 (ms)', 'loop lag p99 ms', 'RSS MB', '2 cams: fps each', '2 cams total (ratio)'],
       rows,
     ),
   );
