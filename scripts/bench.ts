@@ -38,6 +38,8 @@ const { values, positionals } = parseArgs({
     soak: { type: 'string' },
     models: { type: 'string' },
     'all-models': { type: 'boolean', default: false },
+    /** Only the single-camera pipeline run (for profiling: node --cpu-prof --import tsx scripts/bench.ts --profile-run). */
+    'profile-run': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results' },
   },
 });
@@ -49,6 +51,8 @@ const SPINNING = values.spinning;
 const W = 640;
 const H = 480;
 
+/** Main-thread CPU ms per second with (almost) no frames: set by the idle run, subtracted from per-frame figures. */
+let BASE_MAIN_MS_PER_S = 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => {
   if (!xs.length) return NaN;
@@ -272,6 +276,7 @@ interface PipelineResult {
   dropped: number;
   threads: Record<string, number>;
   frames: number;
+  wallS: number;
 }
 
 async function runApp(m: Model, work: string, broker: Broker, cams: number, fps: number, tag: string): Promise<{ app: App; sub: ChildProcess; subFile: string; names: string[] }> {
@@ -306,7 +311,8 @@ function inferredOf(app: App): Record<string, { inferred: number; dropped: numbe
 async function pipeline(m: Model, work: string, broker: Broker, cams: number, fps: number, tag: string): Promise<PipelineResult> {
   const { app, sub, subFile, names } = await runApp(m, work, broker, cams, fps, tag);
   await sleep(WARMUP_S * 1000);
-  const lag = monitorEventLoopDelay({ resolution: 1 });
+  // 5 ms: finer sampling wakes the loop so often that it shows in the CPU figures.
+  const lag = monitorEventLoopDelay({ resolution: 5 });
   const c0 = inferredOf(app);
   const t0 = Date.now();
   const cpu0 = cpuMs();
@@ -330,7 +336,8 @@ async function pipeline(m: Model, work: string, broker: Broker, cams: number, fp
   const inf = samples.map((s) => s.inference);
   const threads = diffThreads(th0, th1);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  const main = (threads.main ?? 0) / frames;
+  // Main-thread CPU per frame above the idle baseline (the baseline run itself reports it raw).
+  const main = Math.max(0, (threads.main ?? 0) - BASE_MAIN_MS_PER_S * wall) / frames;
   // GStreamer's threads: the source's streaming thread and the addon's pull thread (anything not "node" or main).
   const capture = Object.entries(threads).filter(([k]) => k !== 'main' && k !== 'node').reduce((a, [, v]) => a + (v as number), 0) / frames;
   const pre = mean(samples.map((s) => s.preprocess));
@@ -354,6 +361,7 @@ async function pipeline(m: Model, work: string, broker: Broker, cams: number, fp
     dropped: names.reduce((a, n) => a + c1[n].dropped - c0[n].dropped, 0),
     threads,
     frames,
+    wallS: wall,
   };
 }
 
@@ -416,7 +424,18 @@ async function main(): Promise<void> {
       console.log(`soak ${m.name}: ${s.frames} frames, RSS ${f1(s.baseRssMb)} MB after warm-up -> ${f1(s.endRssMb)} MB (max ${f1(s.maxRssMb)}), growth ${f2(s.growthPct)}%`);
     } else {
       const per: Record<string, unknown>[] = [];
+      // The main thread's CPU that does not depend on frames (timers, MQTT keep-alive, the device
+      // sampler): a 1 fps camera for the window; per-frame main-thread figures subtract it.
+      console.error(`${models[0].name}: idle baseline, 1 camera at 1 fps`);
+      const idle = await pipeline(models[0], work, broker, 1, 1, 'idle');
+      BASE_MAIN_MS_PER_S = (idle.threads.main ?? 0) / idle.wallS;
+      results.idleBaseline = { mainCpuMsPerS: BASE_MAIN_MS_PER_S, frames: idle.frames, wallS: idle.wallS };
       for (const m of models) {
+        if (values['profile-run']) {
+          const one = await pipeline(m, work, broker, 1, 1000, `${m.name}-profile`);
+          console.log(m.name, JSON.stringify({ fps: one.fps, outside: one.outsideMsPerFrame, threads: one.threads }));
+          continue;
+        }
         console.error(`${m.name}: inference-only`);
         // Measured before and after the single-camera run and averaged: the machine's load drifts.
         const b0 = await bare(m);
@@ -448,7 +467,7 @@ async function main(): Promise<void> {
 
 function printTable(per: Record<string, any>[]): void {
   const mc = machine();
-  console.log(`\n${mc.nproc} cores, ${mc.cpu}, Node ${mc.node}, CPU provider, ${THREADS} intra-op threads (spinning ${SPINNING ? 'on' : 'off'}), worker nice ${NICE}; ${SECONDS} s windows after ${WARMUP_S} s warm-up; load avg ${mc.loadavg.join(' ')}\n`);
+  console.log(`\n${mc.nproc} cores, ${mc.cpu}, Node ${mc.node}, CPU provider, ${THREADS} intra-op threads (spinning ${SPINNING ? 'on' : 'off'}), worker nice ${NICE}; main-thread idle baseline ${f1(BASE_MAIN_MS_PER_S)} ms/s subtracted; ${SECONDS} s windows after ${WARMUP_S} s warm-up; load avg ${mc.loadavg.join(' ')}\n`);
   const rows = per.map((r) => {
     const b = r.inferenceOnly as BareResult;
     const one = r.single as PipelineResult;
