@@ -8,9 +8,10 @@ import type { Logger } from './log.js';
  * One camera's frame loop, pipelined one deep: frame N+1 is read (and handed to the engine, which
  * copies it next to the worker) as soon as the engine turns to frame N, so capture and delivery
  * overlap N's inference and the worker never waits for the main thread between two frames. A slow
- * model never builds a queue: the camera keeps only its latest frame, the loop holds at most one
- * frame waiting behind the one being inferred, and that frame was the newest when the inference
- * before it started.
+ * model never builds a queue: the camera keeps only its latest frame, and the loop holds at most
+ * one frame waiting behind the one being inferred. That frame is read half-way through the
+ * inference before it (from a running average of how long this camera's inferences take), so it
+ * waits about half an inference, not a whole one; below 4 ms an inference is too short to pace.
  */
 export interface LoopStats {
   inferred: number;
@@ -35,13 +36,25 @@ export class CameraLoop {
   /** The inferences (and their onResult) in flight, so pause() and stop() can wait for them. */
   private readonly inFlight = new Set<Promise<void>>();
   readonly stats: LoopStats = { inferred: 0, failures: 0, paused: false };
+  private readonly pace: boolean;
+  /** Running average of engine start -> result for this camera's frames, ms. */
+  private busyMs: number | undefined;
 
   /**
    * `keep` runs on each frame right after it is read, before the camera may reuse its memory for
    * the next (the next read can happen before this frame's result is in): it returns the frame to
    * infer and hand to onResult, e.g. a copy.
    */
-  constructor(opts: { camera: Camera; infer: (frame: Frame, hooks: InferHooks) => Promise<Inference>; onResult: (frame: Frame, inf: Inference) => void; log: Logger; keep?: (frame: Frame) => Frame }) {
+  constructor(opts: {
+    camera: Camera;
+    infer: (frame: Frame, hooks: InferHooks) => Promise<Inference>;
+    onResult: (frame: Frame, inf: Inference) => void;
+    log: Logger;
+    keep?: (frame: Frame) => Frame;
+    /** Read the next frame half-way through the current inference (default), or as soon as it starts. */
+    pace?: boolean;
+  }) {
+    this.pace = opts.pace ?? true;
     this.camera = opts.camera;
     this.infer = opts.infer;
     this.keep = opts.keep ?? ((f) => f);
@@ -86,13 +99,28 @@ export class CameraLoop {
       void done.then(() => this.inFlight.delete(done));
       // The next read waits until the engine has taken this frame (or, if it never says, its result).
       await Promise.race([handedOver, done]);
+      const wait = this.pace && this.busyMs !== undefined ? this.busyMs / 2 - 1 : 0;
+      if (wait >= 1 && this.busyMs! >= 4) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([new Promise((r) => (timer = setTimeout(r, wait))), done]);
+        clearTimeout(timer);
+      }
     }
   }
 
   /** Never rejects: failures are counted and logged. */
   private async process(frame: Frame, onStart: () => void): Promise<void> {
+    let startedAt: number | undefined;
+    const started = () => {
+      startedAt = performance.now();
+      onStart();
+    };
     try {
-      const inf = await this.infer(frame, { onStart });
+      const inf = await this.infer(frame, { onStart: started });
+      if (startedAt !== undefined) {
+        const ms = performance.now() - startedAt;
+        this.busyMs = this.busyMs === undefined ? ms : this.busyMs + 0.2 * (ms - this.busyMs);
+      }
       this.stats.inferred++;
       this.stats.lastResultAtMs = Date.now();
       this.onResult(frame, inf);

@@ -56,6 +56,8 @@ describe('CameraLoop pipelining', () => {
     const loop = new CameraLoop({
       camera,
       log: captureLog().log,
+      // Step by step: the next read comes when the engine takes a frame, not half-way through it.
+      pace: false,
       // The copy App makes while snapshots are wanted: taken before the camera reuses its buffer.
       keep: (f) => ({ ...f, data: f.data.slice() }),
       infer: (frame, hooks) =>
@@ -113,6 +115,35 @@ describe('CameraLoop pipelining', () => {
       [3, 3],
       [4, 4],
     ]);
+    await loop.stop();
+  });
+
+  it('paced: reads the next frame half-way through an inference, from how long the last ones took', async () => {
+    const camera = new ReusingCamera();
+    const requests: Request[] = [];
+    const loop = new CameraLoop({
+      camera,
+      log: captureLog().log,
+      infer: (frame, hooks) => new Promise((resolve) => requests.push({ frame, hooks, finish: () => resolve(inference(frame.seq)) })),
+      onResult: () => undefined,
+    });
+    loop.start();
+    await tick();
+    // Frame 1 takes ~1 s in the engine; no history yet, so frame 2 is read as soon as 1 is taken.
+    requests[0].hooks.onStart?.();
+    await tick();
+    expect(camera.reads).toBe(2);
+    await new Promise((r) => setTimeout(r, 1000));
+    requests[0].finish();
+    requests[1].hooks.onStart?.();
+    // Now an inference takes ~1 s: frame 3 is not read when 2 is taken, but about 0.5 s later.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(camera.reads).toBe(2);
+    const end = Date.now() + 5000;
+    while (camera.reads < 3 && Date.now() < end) await tick();
+    expect(camera.reads).toBe(3);
+    requests[1].finish();
+    requests[2]?.finish();
     await loop.stop();
   });
 
