@@ -366,7 +366,8 @@ async function pipeline(m: Model, work: string, broker: Broker, cams: number, fp
 }
 
 async function soak(m: Model, work: string, broker: Broker, frames: number): Promise<Record<string, unknown>> {
-  const fpsSrc = 1000;
+  // Above the model's rate, but not so far that generating dropped frames takes a core.
+  const fpsSrc = Math.min(1000, Math.ceil((await bare(m)).fps * 1.5));
   const { app, sub } = await runApp(m, work, broker, 1, fpsSrc, 'soak');
   await stopProc(sub); // not needed: the results pile up in the broker otherwise
   const warm = Math.min(5000, Math.floor(frames / 10));
