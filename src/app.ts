@@ -73,6 +73,7 @@ function sendNotify(state: string): boolean {
 
 /** Snapshots keep a copy of each inferred frame while someone looked within this long. */
 const SNAPSHOT_INTEREST_MS = 60_000;
+const FRAME_COPIES = 4;
 
 /**
  * The composition root: the only place that knows every component. Components start in dependency
@@ -100,8 +101,12 @@ export class App implements HealthSource {
   private readonly deciders = new Map<string, CameraDecider>();
   /** Per camera: the latest inferred frame and its inference (snapshot command, /snapshot.jpg). */
   private readonly latest = new Map<string, { frame: Frame; inf: Inference; atMs: number; jpeg?: Promise<Buffer> }>();
-  /** A capture source's frame is valid until its next read: while snapshots are wanted, keep copies. */
-  private readonly frameCopies = new Map<string, Uint8Array>();
+  /**
+   * A capture source's frame is valid until its next read, and the loop reads the next one while
+   * this one is inferred: while snapshots are wanted, each frame is copied as it is read, into a
+   * small ring per camera (the frame inferred, the one waiting, the one shown, and one spare).
+   */
+  private readonly frameCopies = new Map<string, { bufs: Uint8Array[]; next: number }>();
   private snapshotWantedUntilMs = 0;
   private readonly deps: AppDeps;
   private stats: StatsReporter | undefined;
@@ -265,7 +270,8 @@ export class App implements HealthSource {
       this.eventSeq.set(name, this.journal?.lastPayloadSeq(name, 'event') ?? 0);
       const loop = new CameraLoop({
         camera,
-        infer: (frame) => this.requireModel().infer(frame),
+        infer: (frame, hooks) => this.requireModel().infer(frame, hooks),
+        keep: (frame) => this.keepFrame(frame),
         onResult: (frame, inf) => this.onInference(frame, inf),
         log: this.log.child({ component: 'loop', camera: name }),
       });
@@ -425,11 +431,12 @@ export class App implements HealthSource {
    */
   private keepFrame(frame: Frame): Frame {
     if (Date.now() > this.snapshotWantedUntilMs) return frame;
-    let copy = this.frameCopies.get(frame.camera);
-    if (copy?.byteLength !== frame.data.byteLength) {
-      copy = new Uint8Array(frame.data.byteLength);
-      this.frameCopies.set(frame.camera, copy);
-    }
+    let ring = this.frameCopies.get(frame.camera);
+    if (!ring) this.frameCopies.set(frame.camera, (ring = { bufs: [], next: 0 }));
+    const i = ring.next;
+    ring.next = (i + 1) % FRAME_COPIES;
+    let copy = ring.bufs[i];
+    if (copy?.byteLength !== frame.data.byteLength) copy = ring.bufs[i] = new Uint8Array(frame.data.byteLength);
     copy.set(frame.data);
     return { ...frame, data: copy };
   }
@@ -459,7 +466,7 @@ export class App implements HealthSource {
   private onInference(frame: Frame, inf: Inference): void {
     const decider = this.deciders.get(frame.camera);
     if (!decider) return;
-    this.latest.set(frame.camera, { frame: this.keepFrame(frame), inf, atMs: Date.now() });
+    this.latest.set(frame.camera, { frame, inf, atMs: Date.now() });
     this.metrics.observe(frame.camera, { ...inf.latencyMs, total: Math.max(0, Date.now() - frame.capturedAtMs) });
     this.stats?.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
     const best = primaryOf(inf) ?? { label: NOTHING_LABEL, score: 1 };

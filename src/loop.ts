@@ -1,11 +1,17 @@
 import type { Camera, Frame } from './capture/frame.js';
 import { errorCode, errorMessage } from './errors.js';
+import type { InferHooks } from './inference/engine.js';
 import type { Inference } from './inference/types.js';
 import type { Logger } from './log.js';
 
 /**
- * One camera's frame loop: read the newest frame when the engine is free, infer, hand the result
- * on. A slow model never builds a queue: the camera keeps only its latest frame.
+ * One camera's frame loop, pipelined one deep: frame N+1 is read (and handed to the engine, which
+ * copies it next to the worker) as soon as the engine turns to frame N, so capture and delivery
+ * overlap N's inference and the worker never waits for the main thread between two frames. A slow
+ * model never builds a queue: the camera keeps only its latest frame, and the loop holds at most
+ * one frame waiting behind the one being inferred. That frame is read half-way through the
+ * inference before it (from a running average of how long this camera's inferences take), so it
+ * waits about half an inference, not a whole one; below 4 ms an inference is too short to pace.
  */
 export interface LoopStats {
   inferred: number;
@@ -19,20 +25,39 @@ export interface LoopStats {
 
 export class CameraLoop {
   readonly camera: Camera;
-  private readonly infer: (frame: Frame) => Promise<Inference>;
+  private readonly infer: (frame: Frame, hooks: InferHooks) => Promise<Inference>;
+  private readonly keep: (frame: Frame) => Frame;
   private readonly onResult: (frame: Frame, inf: Inference) => void;
   private readonly log: Logger;
   private running: Promise<void> | undefined;
   private stopping = false;
   /** Set while paused; the loop waits on it before taking the next frame. */
   private gate: { opened: Promise<void>; open: () => void } | undefined;
-  /** The inference (and its onResult) in flight, so pause() can wait for it. */
-  private inFlight: Promise<void> | undefined;
+  /** The inferences (and their onResult) in flight, so pause() and stop() can wait for them. */
+  private readonly inFlight = new Set<Promise<void>>();
   readonly stats: LoopStats = { inferred: 0, failures: 0, paused: false };
+  private readonly pace: boolean;
+  /** Running average of engine start -> result for this camera's frames, ms. */
+  private busyMs: number | undefined;
 
-  constructor(opts: { camera: Camera; infer: (frame: Frame) => Promise<Inference>; onResult: (frame: Frame, inf: Inference) => void; log: Logger }) {
+  /**
+   * `keep` runs on each frame right after it is read, before the camera may reuse its memory for
+   * the next (the next read can happen before this frame's result is in): it returns the frame to
+   * infer and hand to onResult, e.g. a copy.
+   */
+  constructor(opts: {
+    camera: Camera;
+    infer: (frame: Frame, hooks: InferHooks) => Promise<Inference>;
+    onResult: (frame: Frame, inf: Inference) => void;
+    log: Logger;
+    keep?: (frame: Frame) => Frame;
+    /** Read the next frame half-way through the current inference (default), or as soon as it starts. */
+    pace?: boolean;
+  }) {
+    this.pace = opts.pace ?? true;
     this.camera = opts.camera;
     this.infer = opts.infer;
+    this.keep = opts.keep ?? ((f) => f);
     this.onResult = opts.onResult;
     this.log = opts.log;
   }
@@ -44,6 +69,14 @@ export class CameraLoop {
   }
 
   private async run(): Promise<void> {
+    try {
+      await this.frames();
+    } finally {
+      await Promise.all(this.inFlight);
+    }
+  }
+
+  private async frames(): Promise<void> {
     while (!this.stopping) {
       if (this.gate) {
         await this.gate.opened;
@@ -59,15 +92,35 @@ export class CameraLoop {
         continue;
       }
       if (this.gate) continue; // paused while waiting for this frame: it is not inferred
-      this.inFlight = this.process(frame);
-      await this.inFlight;
-      this.inFlight = undefined;
+      let taken!: () => void;
+      const handedOver = new Promise<void>((r) => (taken = r));
+      const done = this.process(this.keep(frame), taken);
+      this.inFlight.add(done);
+      void done.then(() => this.inFlight.delete(done));
+      // The next read waits until the engine has taken this frame (or, if it never says, its result).
+      await Promise.race([handedOver, done]);
+      const wait = this.pace && this.busyMs !== undefined ? this.busyMs / 2 - 1 : 0;
+      if (wait >= 1 && this.busyMs! >= 4) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([new Promise((r) => (timer = setTimeout(r, wait))), done]);
+        clearTimeout(timer);
+      }
     }
   }
 
-  private async process(frame: Frame): Promise<void> {
+  /** Never rejects: failures are counted and logged. */
+  private async process(frame: Frame, onStart: () => void): Promise<void> {
+    let startedAt: number | undefined;
+    const started = () => {
+      startedAt = performance.now();
+      onStart();
+    };
     try {
-      const inf = await this.infer(frame);
+      const inf = await this.infer(frame, { onStart: started });
+      if (startedAt !== undefined) {
+        const ms = performance.now() - startedAt;
+        this.busyMs = this.busyMs === undefined ? ms : this.busyMs + 0.2 * (ms - this.busyMs);
+      }
       this.stats.inferred++;
       this.stats.lastResultAtMs = Date.now();
       this.onResult(frame, inf);
@@ -81,7 +134,7 @@ export class CameraLoop {
 
   /**
    * Stops inferring (the camera keeps capturing; the latest frame wins). Resolves once the
-   * inference in flight, if any, has been handed on, so nothing is published after it.
+   * inferences in flight, if any, have been handed on, so nothing is published after it.
    */
   async pause(): Promise<void> {
     if (!this.gate) {
@@ -90,7 +143,7 @@ export class CameraLoop {
       this.gate = { opened, open };
       this.stats.paused = true;
     }
-    await this.inFlight;
+    await Promise.all(this.inFlight);
   }
 
   resume(): void {

@@ -20,6 +20,7 @@ export const LIVE_KEYS: readonly string[] = [
   'model.providers',
   'model.intraOpThreads',
   'model.interOpThreads',
+  'model.intraOpSpinning',
   'model.workerNice',
   'model.gpuId',
   'model.cacheDir',

@@ -66,6 +66,10 @@ export const modelSchema = z.strictObject({
     .describe('"auto" (tensorrt -> cuda -> cpu) or an explicit ordered list'),
   intraOpThreads: z.int().min(1).max(64).optional().describe('ONNX Runtime intra-op threads (default: ORT decides)'),
   interOpThreads: z.int().min(1).max(64).optional(),
+  intraOpSpinning: z
+    .boolean()
+    .default(false)
+    .describe('Let ORT intra-op threads spin-wait between work items (ORT default); off, they sleep and leave the cores to capture and the main thread'),
   workerNice: z.int().min(0).max(19).default(5).describe('How many nice steps below the main thread the inference worker runs (Linux; 0: same priority)'),
   gpuId: z.int().min(0).max(63).default(0).describe('GPU used by the TensorRT and CUDA providers'),
   cacheDir: z.string().min(1).optional().describe('TensorRT engine cache folder; default $CACHE_DIRECTORY (systemd) or ~/.cache/edge-inferd'),

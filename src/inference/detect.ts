@@ -89,12 +89,14 @@ export class Detector {
       const best = this.best;
       const bestCls = this.bestCls;
       best.fill(-Infinity, 0, N);
-      // Class-major memory order: scan each class row contiguously.
+      // Class-major memory order: scan each class row contiguously. Only scores at or above the
+      // threshold can make an anchor a candidate, so the rest are skipped against a constant
+      // (no load of best[n]): the same best class for every anchor that passes.
       for (let c = 0; c < C; c++) {
         const row = (4 + c) * N;
         for (let n = 0; n < N; n++) {
           const s = data[row + n];
-          if (s > best[n]) {
+          if (s >= thr && s > best[n]) {
             best[n] = s;
             bestCls[n] = c;
           }

@@ -11,13 +11,23 @@ import { createSession, type ProviderAttempt, type SessionOptions } from './prov
 import { Segmenter } from './segment.js';
 import type { Inference, ModelInfo, TaskResult } from './types.js';
 
+/** Optional per-request callbacks. */
+export interface InferHooks {
+  /**
+   * The engine has taken this frame: its pixels are copied and it is next or being inferred. The
+   * frame loop reads the camera's next frame from then on (engines that do not call it: when the
+   * result is in).
+   */
+  onStart?: () => void;
+}
+
 /** What every engine offers the frame loop, whether it runs here, in a worker, or on TF.js. */
 export interface InferenceEngine {
   readonly info: ModelInfo;
   readonly attempts: readonly ProviderAttempt[];
   /** The TensorRT EP-context cache entry in use, if TensorRT was tried with a cache folder. */
   readonly engineCache?: EngineCachePlan;
-  infer(frame: Frame): Promise<Inference>;
+  infer(frame: Frame, hooks?: InferHooks): Promise<Inference>;
   /** Finishes what it accepted, then releases the model. Idempotent. */
   close(): Promise<void>;
 }
@@ -114,8 +124,11 @@ export class Engine implements InferenceEngine {
    * One inference at a time: the preprocessor writes into one reused input array, so a second
    * camera's frame must not be preprocessed while the first one's session.run() still reads it.
    */
-  infer(frame: Frame): Promise<Inference> {
-    const run = this.queue.then(() => this.inferNow(frame));
+  infer(frame: Frame, hooks: InferHooks = {}): Promise<Inference> {
+    const run = this.queue.then(() => {
+      hooks.onStart?.();
+      return this.inferNow(frame);
+    });
     this.queue = run.catch(() => undefined);
     return run;
   }

@@ -1,7 +1,7 @@
 import type { Frame } from '../capture/frame.js';
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { InferenceEngine } from './engine.js';
+import type { InferenceEngine, InferHooks } from './engine.js';
 import type { Inference, ModelInfo } from './types.js';
 
 /**
@@ -53,9 +53,9 @@ export class ModelHost {
     return engine;
   }
 
-  infer(frame: Frame): Promise<Inference> {
+  infer(frame: Frame, hooks?: InferHooks): Promise<Inference> {
     if (!this.current) return Promise.reject(new DaemonError('MODEL_NOT_LOADED', 'no model loaded'));
-    return this.current.engine.infer(frame);
+    return this.current.engine.infer(frame, hooks);
   }
 
   private load(dir: string): Promise<InferenceEngine> {

@@ -12,6 +12,7 @@ export function sessionOptions(model: Config['model'], env: NodeJS.ProcessEnv = 
     providers: model.providers,
     intraOpThreads: model.intraOpThreads,
     interOpThreads: model.interOpThreads,
+    spinning: model.intraOpSpinning,
     deviceId: model.gpuId,
     cacheDir: model.cacheDir ?? defaultCacheDir(env),
   };

@@ -82,6 +82,11 @@ export class Preprocessor {
   /** out = v * mul + add per channel: (v * scale - mean) / std for float, v + 0.5 (rounding) for uint8. */
   private readonly mul: Float32Array;
   private readonly add: Float32Array;
+  /** The horizontal axis samples whole source pixels one after another (scale 1): no blend needed. */
+  private unitX = false;
+  private bpp = 3;
+  private readonly lut: Float32Array | Uint8Array;
+  private lutKey: number[] = [];
 
   constructor(spec: InputSpec) {
     this.spec = spec;
@@ -90,6 +95,7 @@ export class Preprocessor {
     this.out = float ? new Float32Array(n) : new Uint8Array(n);
     this.mul = float ? Float32Array.from(spec.std, (s) => spec.scale / s) : Float32Array.of(1, 1, 1);
     this.add = float ? Float32Array.from(spec.mean, (m, i) => -m / spec.std[i]) : Float32Array.of(0.5, 0.5, 0.5);
+    this.lut = float ? new Float32Array(768) : new Uint8Array(768);
   }
 
   get dims(): number[] {
@@ -103,6 +109,10 @@ export class Preprocessor {
     this.geometry = geometryFor(this.spec, frame.width, frame.height);
     this.ax = axis(W, frame.width, this.geometry.scaleX, this.geometry.offsetX, channelsOf(frame.format));
     this.ay = axis(H, frame.height, this.geometry.scaleY, this.geometry.offsetY, frame.stride);
+    this.bpp = channelsOf(frame.format);
+    const { i0, w1, lo, hi } = this.ax;
+    this.unitX = true;
+    for (let x = lo; x < hi; x++) if (w1[x] !== 0 || (x > lo && i0[x] - i0[x - 1] !== this.bpp)) this.unitX = false;
     const plane = W * H;
     for (let c = 0; c < 3; c++) {
       const v = this.out instanceof Float32Array ? PAD * this.mul[c] + this.add[c] : PAD;
@@ -115,6 +125,10 @@ export class Preprocessor {
   /**
    * Writes the tensor for `frame` into the reused output array and returns it. The array is
    * overwritten by the next call: copy it if it must outlive the inference.
+   *
+   * An output row that lands exactly on a source row, with the columns unscaled (640x480 into a
+   * 640 letterbox), needs no blend: it is one table look-up per byte. Other rows blend four source
+   * pixels per output pixel (top and bottom lerps, then the vertical one).
    */
   run(frame: Frame): Preprocessed {
     if (`${frame.width}x${frame.height}/${frame.stride}/${frame.format}` !== this.key) this.setup(frame);
@@ -123,6 +137,7 @@ export class Preprocessor {
     const { ax, ay, out } = this;
     const src = frame.data;
     const [k0, k1, k2] = channelMap(frame.format, this.spec.colour);
+    if (k0 !== this.lutKey[0] || k1 !== this.lutKey[1] || k2 !== this.lutKey[2]) this.fillLut([k0, k1, k2]);
     const [m0, m1, m2] = this.mul;
     const [a0, a1, a2] = this.add;
     const nchw = this.spec.layout === 'NCHW';
@@ -130,11 +145,21 @@ export class Preprocessor {
     const cs = nchw ? plane : 1;
     const ps = nchw ? 1 : 3;
     const { i0: cx0, i1: cx1, w1: wxs } = ax;
+    const lut = this.lut;
+    const step = this.bpp;
     for (let y = ay.lo; y < ay.hi; y++) {
       const r0 = ay.i0[y];
       const r1 = ay.i1[y];
       const wy = ay.w1[y];
       let o = (y * W + ax.lo) * ps;
+      if (wy === 0 && this.unitX) {
+        for (let x = ax.lo, t = r0 + cx0[ax.lo]; x < ax.hi; x++, o += ps, t += step) {
+          out[o] = lut[src[t + k0]];
+          out[o + cs] = lut[256 + src[t + k1]];
+          out[o + 2 * cs] = lut[512 + src[t + k2]];
+        }
+        continue;
+      }
       for (let x = ax.lo; x < ax.hi; x++, o += ps) {
         const t0 = r0 + cx0[x];
         const t1 = r0 + cx1[x];
@@ -153,5 +178,11 @@ export class Preprocessor {
       }
     }
     return { data: out, dims: this.dims, geometry: this.geometry };
+  }
+
+  /** The output value of byte v in model channel c at lut[c * 256 + v]: the same v * mul + add the blend computes. */
+  private fillLut(k: readonly number[]): void {
+    for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) this.lut[c * 256 + v] = v * this.mul[c] + this.add[c];
+    this.lutKey = [...k];
   }
 }

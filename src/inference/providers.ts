@@ -54,6 +54,8 @@ export interface SessionOptions {
   providers: 'auto' | readonly ProviderName[];
   intraOpThreads?: number;
   interOpThreads?: number;
+  /** Let ORT's intra-op threads spin-wait for work (ORT's default, true). */
+  spinning?: boolean;
   /** GPU for TensorRT/CUDA (the only provider option onnxruntime-node passes through). */
   deviceId?: number;
   /** Where TensorRT EP-context models are kept; without it TensorRT builds its engine every start. */
@@ -99,15 +101,19 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
     graphOptimizationLevel: 'all',
     ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
     ...(opts.interOpThreads ? { interOpNumThreads: opts.interOpThreads } : {}),
+    ...(opts.spinning === false ? { extra: NO_SPINNING } : {}),
   };
 }
+
+/** Session config entries: the intra-op pool sleeps between work items instead of spinning. */
+const NO_SPINNING = { session: { intra_op: { allow_spinning: '0' } } };
 
 /** TensorRT through the EP-context cache: load the cached engine, or build it and record it. */
 async function tensorrtSession(model: ModelIdentity, opts: SessionOptions, gpu: GpuInfo): Promise<{ session: ort.InferenceSession; plan?: EngineCachePlan }> {
   const deviceId = opts.deviceId ?? 0;
   const ep = { name: 'tensorrt', deviceId };
   const create = (path: string, extra: Record<string, unknown>) =>
-    ort.InferenceSession.create(path, { ...baseOptions(opts), executionProviders: [ep], ...(Object.keys(extra).length ? { extra } : {}) });
+    ort.InferenceSession.create(path, { ...baseOptions(opts), executionProviders: [ep], ...(Object.keys(extra).length ? { extra: { ...baseOptions(opts).extra, ...extra } } : {}) });
   if (!opts.cacheDir) return { session: await create(model.path, {}) };
 
   let plan = planEngineCache(opts.cacheDir, model.name, { modelSha256: model.sha256, provider: 'tensorrt', providerOptions: { deviceId }, gpu, ort: ortVersion() });

@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Frame } from '../capture/frame.js';
 import { DaemonError } from '../errors.js';
-import type { InferenceEngine } from './engine.js';
+import type { InferenceEngine, InferHooks } from './engine.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { ModelPackage } from './package.js';
 import type { EngineEvent, ProviderAttempt, SessionOptions } from './providers.js';
@@ -17,8 +17,10 @@ import type { FromWorker, ToWorker, WireError } from './worker-protocol.js';
  *
  * Scheduling is ours, not the worker's: requests wait in one queue per camera and are posted
  * round-robin, at most `maxInFlight` at a time. Two in flight keep the worker busy while a result
- * travels back; a later pipelining stage can raise it or put a preprocess worker in front without
- * changing this API.
+ * travels back and the main thread handles it. A request's onStart hook fires when the worker
+ * turns to it (posted to an idle worker, or the request before it came back): the frame loop takes
+ * the camera's next frame then, so the frame waiting behind the one being inferred is never older
+ * than that inference.
  */
 
 export interface WorkerEngineOptions extends Omit<SessionOptions, 'onEvent'> {
@@ -34,6 +36,7 @@ interface Job {
   frame: Frame;
   resolve: (inf: Inference) => void;
   reject: (err: Error) => void;
+  onStart?: () => void;
   slot?: number;
 }
 
@@ -147,7 +150,7 @@ export class WorkerEngine implements InferenceEngine {
     return n;
   }
 
-  infer(frame: Frame): Promise<Inference> {
+  infer(frame: Frame, hooks: InferHooks = {}): Promise<Inference> {
     if (this.dead) return Promise.reject(this.dead);
     if (this.closing) return Promise.reject(new DaemonError('ENGINE_CLOSED', `model ${this.info.name} ${this.info.version} is unloading`));
     return new Promise((resolve, reject) => {
@@ -157,7 +160,7 @@ export class WorkerEngine implements InferenceEngine {
         this.queues.set(frame.camera, q);
         this.rr.push(frame.camera);
       }
-      q.push({ frame, resolve, reject });
+      q.push({ frame, resolve, reject, onStart: hooks.onStart });
       this.pump();
     });
   }
@@ -188,6 +191,7 @@ export class WorkerEngine implements InferenceEngine {
       const id = this.nextId++;
       this.inFlight.set(id, job);
       this.worker.postMessage({ type: 'infer', id, frame: { ...meta, byteLength: data.byteLength }, buf } satisfies ToWorker);
+      if (this.inFlight.size === 1) this.started(job);
     }
     if (this.pending === 0) this.drained?.();
   }
@@ -198,9 +202,18 @@ export class WorkerEngine implements InferenceEngine {
     if (!job) return;
     this.inFlight.delete(m.id);
     this.slots.release(job.slot!);
+    // The worker handles requests in order: the oldest one left is the one it turns to now.
+    const next = this.inFlight.values().next();
+    if (!next.done) this.started(next.value);
     if (m.type === 'result') job.resolve(m.inference);
     else job.reject(fromWire(m.error));
     this.pump();
+  }
+
+  private started(job: Job): void {
+    const fn = job.onStart;
+    job.onStart = undefined;
+    fn?.();
   }
 
   private fail(err: Error): void {

@@ -50,7 +50,8 @@ describe('Preprocessor', () => {
     it(what, () => {
       const spec = { ...base, ...patch };
       const p = new Preprocessor(spec);
-      const frames = [randomFrame(61, 37, format, pad), randomFrame(20, 45, format, pad)];
+      // 24x12 and 24x16: unscaled columns and rows landing on source rows (the table look-up path).
+      const frames = [randomFrame(61, 37, format, pad), randomFrame(20, 45, format, pad), randomFrame(24, 12, format, pad), randomFrame(24, 16, format, pad)];
       for (const frame of [...frames, frames[0]]) {
         const { data, dims } = p.run(frame);
         expect(dims).toEqual(spec.layout === 'NCHW' ? [1, 3, 16, 24] : [1, 16, 24, 3]);
