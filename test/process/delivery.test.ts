@@ -140,9 +140,17 @@ describe('delivery through the journal', () => {
       expect(st.journal.rows).toBeLessThanOrEqual(100);
       await until(() => results(sub).length >= 100, 20_000, 'drained results');
       const seqs = seqsByCamera(sub.messages).get('tray')!;
-      // Exactly the evicted ones are missing: the oldest.
-      expect(Math.min(...seqs)).toBe(evicted + 1);
-      expectComplete(seqs, Math.max(...seqs), evicted + 1);
+      // What is missing is what was evicted, oldest first, and what arrives comes in order. Two
+      // slack cases: a message already handed to the MQTT client can arrive although its row was
+      // evicted (counted lost, delivered anyway), and while the backlog drains the journal is still
+      // at its bound, so a few pending rows newer than those in flight can go (counted too).
+      const unique = [...new Set(seqs)];
+      const max = Math.max(...seqs);
+      const lost = max - unique.length;
+      expect(lost).toBeLessThanOrEqual(evicted);
+      expect(lost).toBeGreaterThan(evicted - 20);
+      expect(Math.min(...seqs)).toBeLessThanOrEqual(evicted + 1);
+      expect(unique).toEqual([...unique].sort((a, b) => a - b));
     } finally {
       await d.kill('SIGKILL');
       await sub.close();
