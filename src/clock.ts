@@ -1,0 +1,53 @@
+/**
+ * The daemon's one clock: wall time, monotonic time and timers. `main` builds `systemClock` and
+ * passes it down to every component; tests pass a manual clock (test/helpers/clock.ts) and move
+ * time on themselves instead of sleeping.
+ *
+ * Wall time (`now`) is for what a human or another machine reads: payload timestamps, journal rows,
+ * "last result at". Monotonic time (`monotonic`) is for measuring intervals (policies, stall
+ * limits, backoff): it never jumps when NTP sets the wall clock on a device that booted without it.
+ */
+export interface Clock {
+  /** Wall time, ms since the epoch. */
+  now(): number;
+  /** Monotonic time in ms from an arbitrary origin; only differences mean anything. */
+  monotonic(): number;
+  /** Timers never keep the process alive on their own: the servers and the camera threads do. */
+  setTimeout(fn: () => void, ms: number): Timer;
+  setInterval(fn: () => void, ms: number): Timer;
+  clearTimeout(timer: Timer | undefined): void;
+  clearInterval(timer: Timer | undefined): void;
+}
+
+/** An opaque timer handle of a Clock. */
+export interface Timer {
+  readonly __timer: unique symbol;
+}
+
+type Native = ReturnType<typeof setTimeout>;
+const toTimer = (t: Native): Timer => t as unknown as Timer;
+const fromTimer = (t: Timer | undefined): Native | undefined => t as unknown as Native | undefined;
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  monotonic: () => performance.now(),
+  setTimeout: (fn, ms) => toTimer(setTimeout(fn, ms).unref()),
+  setInterval: (fn, ms) => toTimer(setInterval(fn, ms).unref()),
+  clearTimeout: (t) => clearTimeout(fromTimer(t)),
+  clearInterval: (t) => clearInterval(fromTimer(t)),
+};
+
+/** Resolves after `ms` on `clock`'s timers (so a manual clock decides when). */
+export function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, ms));
+}
+
+/** Resolves after `ms`, or as soon as `other` settles, whichever is first; the timer is cleared. */
+export async function sleepUnless(clock: Clock, ms: number, other: Promise<unknown>): Promise<void> {
+  let timer: Timer | undefined;
+  try {
+    await Promise.race([new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, ms))), other.then(() => undefined, () => undefined)]);
+  } finally {
+    clock.clearTimeout(timer);
+  }
+}
