@@ -1,4 +1,5 @@
 import { App } from './app.js';
+import { systemClock } from './clock.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import type { Reloader } from './publish/commands.js';
@@ -25,7 +26,8 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
   }
   const log = createLogger(config.log);
   const load = () => loadConfig({ file: opts.configFile });
-  const app: App = new App(config, log, { reloader: commandReloader(() => app, load) });
+  const clock = systemClock;
+  const app: App = new App(config, log, { clock, reloader: commandReloader(() => app, load) });
   const stopTimeoutMs = opts.stopTimeoutMs ?? 4500;
 
   let stopping = false;
@@ -37,12 +39,11 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'signal received, stopping');
-    const timer = setTimeout(() => {
+    clock.setTimeout(() => {
       log.error({ ms: stopTimeoutMs }, 'graceful stop took too long; exiting');
       log.flush();
       process.exit(1);
     }, stopTimeoutMs);
-    timer.unref();
     app.stop().then(
       () => {
         log.flush();

@@ -1,7 +1,7 @@
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { ReconnectConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { Camera, CameraStatus, Frame, PixelFormat } from './frame.js';
+import type { Camera, CameraState, CameraStatus, Frame, PixelFormat } from './frame.js';
 import { NativeCapture, type NativeFrame } from './native.js';
 import { type EosPolicy, SINK_NAME } from './uri.js';
 
@@ -44,6 +44,8 @@ export interface GstCameraOptions {
   clock?: Clock;
   /** [0, 1): jitter source; tests pass a constant. */
   random?: () => number;
+  /** Called on every state change, after the status reflects it (health listens). */
+  onState?: (state: CameraState) => void;
 }
 
 /** The wait before attempt `failures + 1`: initial * 2^(failures-1), capped, minus up to `jitter` of it. */
@@ -161,7 +163,7 @@ export class GstCamera implements Camera {
 
   private streaming(): void {
     const back = this.downSinceMs !== undefined;
-    this.st.state = 'streaming';
+    this.setState('streaming');
     this.st.attempts = 0;
     delete this.st.retryAtMs;
     if (back) this.st.reconnects = (this.st.reconnects ?? 0) + 1;
@@ -176,7 +178,7 @@ export class GstCamera implements Camera {
   private tryOpen(): void {
     this.retryTimer = undefined;
     if (!this.started) return;
-    this.st.state = 'connecting';
+    this.setState('connecting');
     delete this.st.retryAtMs;
     this.framesThisOpen = 0;
     try {
@@ -220,7 +222,7 @@ export class GstCamera implements Camera {
     const failures = (this.st.attempts ?? 0) + 1;
     this.st.attempts = failures;
     const delay = backoffDelayMs(failures, this.opts.reconnect, this.random);
-    this.st.state = 'backoff';
+    this.setState('backoff');
     this.st.retryAtMs = now + delay;
     this.logFailure(code, message, err, failures, delay);
     this.retryTimer = this.clock.setTimeout(() => this.tryOpen(), delay);
@@ -252,11 +254,17 @@ export class GstCamera implements Camera {
     this.cap.close();
   }
 
+  private setState(state: CameraState): void {
+    if (this.st.state === state) return;
+    this.st.state = state;
+    this.opts.onState?.(state);
+  }
+
   private stopWith(reason: 'eos' | 'stop'): void {
     if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.close();
-    this.st.state = 'stopped';
+    this.setState('stopped');
     this.st.reason = reason;
     delete this.st.retryAtMs;
     this.wake();

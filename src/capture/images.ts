@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
 import { DaemonError, errorMessage } from '../errors.js';
-import type { Camera, CameraStatus, Frame } from './frame.js';
+import type { Camera, CameraState, CameraStatus, Frame } from './frame.js';
 
 const IMAGE_EXTS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif']);
 
@@ -12,6 +12,8 @@ export interface ImagesCameraOptions {
   fps: number;
   /** Injected clock (ms) so tests can run the real pacing logic. */
   now?: () => number;
+  /** Called on every state change, after the status reflects it (health listens). */
+  onState?: (state: CameraState) => void;
 }
 
 /**
@@ -33,33 +35,35 @@ export class ImagesCamera implements Camera {
   private skipped = 0;
   private st: CameraStatus;
   private stopping: (() => void) | undefined;
+  private readonly onState: ((state: CameraState) => void) | undefined;
 
   constructor(opts: ImagesCameraOptions) {
     this.name = opts.name;
     this.dir = opts.dir;
     this.periodMs = 1000 / opts.fps;
+    this.onState = opts.onState;
     this.now = opts.now ?? Date.now;
     this.st = { name: opts.name, uri: `images://${opts.dir}`, state: 'stopped', received: 0, dropped: 0, errors: 0 };
   }
 
   async start(): Promise<void> {
     if (this.st.state !== 'stopped') return;
-    this.st.state = 'connecting';
+    this.setState('connecting');
     let entries: string[];
     try {
       entries = await readdir(this.dir);
     } catch (err) {
-      this.st.state = 'stopped';
+      this.setState('stopped');
       throw new DaemonError('CAMERA_OPEN', `camera ${this.name}: cannot read image folder ${this.dir}: ${errorMessage(err)}`, { cause: err });
     }
     this.files = entries.filter((f) => IMAGE_EXTS.has(extname(f).toLowerCase())).sort().map((f) => join(this.dir, f));
     if (this.files.length === 0) {
-      this.st.state = 'stopped';
+      this.setState('stopped');
       throw new DaemonError('CAMERA_OPEN', `camera ${this.name}: no images (${[...IMAGE_EXTS].join(' ')}) in ${this.dir}`);
     }
     this.startedAt = this.now();
     this.lastIndex = -1;
-    this.st.state = 'streaming';
+    this.setState('streaming');
   }
 
   async read(): Promise<Frame> {
@@ -110,8 +114,14 @@ export class ImagesCamera implements Camera {
   }
 
   async stop(): Promise<void> {
-    this.st.state = 'stopped';
+    this.setState('stopped');
     this.stopping?.();
+  }
+
+  private setState(state: CameraState): void {
+    if (this.st.state === state) return;
+    this.st.state = state;
+    this.onState?.(state);
   }
 
   status(): CameraStatus {

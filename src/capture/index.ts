@@ -1,6 +1,6 @@
 import type { CameraConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { Camera } from './frame.js';
+import type { Camera, CameraState } from './frame.js';
 import { type Clock, GstCamera } from './gst-camera.js';
 import { ImagesCamera } from './images.js';
 import { cameraSource } from './uri.js';
@@ -10,6 +10,8 @@ export interface CameraDeps {
   log?: Logger;
   clock?: Clock;
   random?: () => number;
+  /** Every state change of the camera (connecting, streaming, backoff, stopped). */
+  onState?: (state: CameraState) => void;
 }
 
 /**
@@ -19,6 +21,6 @@ export interface CameraDeps {
  */
 export function createCamera(name: string, cfg: CameraConfig, deps: CameraDeps = {}): Camera {
   const src = cameraSource(name, cfg);
-  if (src.kind === 'images') return new ImagesCamera({ name, dir: src.dir, fps: src.fps });
+  if (src.kind === 'images') return new ImagesCamera({ name, dir: src.dir, fps: src.fps, onState: deps.onState });
   return new GstCamera({ name, pipeline: src.pipeline, display: src.display, onEos: src.onEos, hint: src.hint, reconnect: cfg.reconnect, ...deps });
 }

@@ -1,31 +1,5 @@
 import type { Config } from './schema.js';
 
-/**
- * What a SIGHUP reload may change while running. Each changed key path is either applied live or
- * reported as "restart required"; keys not listed here need a restart (the safe default for keys
- * other components add later: list them here when their component can take a new value live).
- */
-export const LIVE_KEYS: readonly string[] = [
-  'log.level',
-  // QoS and retain are read on every publish.
-  'mqtt.topics.*',
-  'http.token',
-  'http.tokenFile',
-  'health.*',
-  // The camera's decider is replaced: its stable/change history starts afresh.
-  'cameras.*.publish.*',
-  // A new Engine is loaded next to the old one and swapped in; on failure the old one stays.
-  // (model.inferMaxBytes is read when the HTTP route is set up: restart required.)
-  'model.path',
-  'model.providers',
-  'model.intraOpThreads',
-  'model.interOpThreads',
-  'model.intraOpSpinning',
-  'model.workerNice',
-  'model.gpuId',
-  'model.cacheDir',
-];
-
 export interface ConfigChange {
   path: string;
   from: unknown;
@@ -43,15 +17,16 @@ export function diffConfig(a: unknown, b: unknown, prefix = ''): ConfigChange[] 
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [{ path: prefix, from: a, to: b }];
 }
 
-/** `*` stands for one key, or, at the end, for any keys below. */
-export function isLive(path: string): boolean {
+/**
+ * Whether a key path falls under a pattern: `*` stands for one key, or, at the end, for any keys
+ * below. Components declare the keys they apply live as such patterns (src/component.ts).
+ */
+export function matchesKey(pattern: string, path: string): boolean {
   const keys = path.split('.');
-  return LIVE_KEYS.some((pattern) => {
-    const pat = pattern.split('.');
-    const tail = pat[pat.length - 1] === '*';
-    if (tail ? keys.length < pat.length : keys.length !== pat.length) return false;
-    return pat.every((p, i) => p === '*' || p === keys[i]);
-  });
+  const pat = pattern.split('.');
+  const tail = pat[pat.length - 1] === '*';
+  if (tail ? keys.length < pat.length : keys.length !== pat.length) return false;
+  return pat.every((p, i) => p === '*' || p === keys[i]);
 }
 
 /** For logs and /status: secrets are never shown, whatever key they sit under. */

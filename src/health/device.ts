@@ -1,3 +1,5 @@
+import type { LiveReloadable } from '../component.js';
+import type { Config } from '../config/schema.js';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import si from 'systeminformation';
@@ -73,7 +75,7 @@ export async function sampleDevice(root = THERMAL_ROOT, now = Date.now): Promise
   return { ...t, sampledAtMs: now() };
 }
 
-export class DeviceSampler {
+export class DeviceSampler implements LiveReloadable<number> {
   private timer: NodeJS.Timeout | undefined;
   private current: DeviceReading | undefined;
   private opts: { intervalMs: number; root?: string; log: Logger };
@@ -98,6 +100,17 @@ export class DeviceSampler {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  readonly name = 'device';
+  readonly liveKeys = ['health.deviceSampleSec'];
+
+  slice(config: Config): number {
+    return config.health.deviceSampleSec * 1000;
+  }
+
+  apply(intervalMs: number): void {
+    this.setInterval(intervalMs);
   }
 
   /** Live reload of the period; a running sampler restarts its timer. */

@@ -5,6 +5,7 @@
  */
 import { constants } from 'node:os';
 import { loadNotifyAddon } from '../capture/native.js';
+import { DaemonError } from '../errors.js';
 
 export type SdNotifyResult =
   | { sent: true }
@@ -52,4 +53,11 @@ export function sdNotifyDetailed(state: string, env: NodeJS.ProcessEnv = process
 /** sd_notify: true when the datagram was sent; false without $NOTIFY_SOCKET, without the addon, or on a send error. */
 export function sdNotify(state: string, env: NodeJS.ProcessEnv = process.env): boolean {
   return sdNotifyDetailed(state, env).sent;
+}
+
+/** The daemon's sd_notify: throws (NOTIFY) when a notification could not be sent; no $NOTIFY_SOCKET is not a failure. */
+export function sendNotify(state: string): boolean {
+  const r = sdNotifyDetailed(state);
+  if (!r.sent && r.reason !== 'no-socket') throw new DaemonError('NOTIFY', r.message);
+  return r.sent;
 }

@@ -1,6 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { LiveReloadable } from '../component.js';
+import type { Config } from '../config/schema.js';
 import { DaemonError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -43,7 +45,7 @@ export interface HealthServerOptions {
   token?: string;
 }
 
-export class HealthServer {
+export class HealthServer implements LiveReloadable<string | undefined> {
   private server: Server | undefined;
   private readonly routes: Route[] = [];
   private opts: HealthServerOptions;
@@ -52,8 +54,15 @@ export class HealthServer {
     this.opts = opts;
   }
 
-  /** Live reload of the token (http.token); host and port need a restart. */
-  setToken(token: string | undefined): void {
+  readonly name = 'http';
+  /** The token (read from tokenFile at load) is taken live; host and port need a restart. */
+  readonly liveKeys = ['http.token', 'http.tokenFile'];
+
+  slice(config: Config): string | undefined {
+    return config.http.token;
+  }
+
+  apply(token: string | undefined): void {
     this.opts = { ...this.opts, token };
   }
 

@@ -1,31 +1,21 @@
 import type { CameraState } from '../capture/frame.js';
+import type { Clock } from '../clock.js';
 
 /**
- * Decides whether the pipeline makes progress. /healthz and the systemd watchdog both ask this one
- * detector, so they can never disagree.
+ * Decides whether the pipeline makes progress. /healthz, the systemd watchdog and the `healthy`
+ * metric all read this one detector's report, so they can never disagree; reading it changes
+ * nothing, so the verdict does not depend on how often anybody asks.
  *
- * A camera makes progress when it produced a result within max(stallAfterMs, 5 frame periods).
- * Waiting on purpose is not a stall: a camera in `connecting`/`backoff`, a camera paused by a
- * command, or an engine build that is running (up to its own time limit). The clock starts again whenever a camera's state changes, so
+ * The detector is told what happens (a camera changed state, a result came, an engine build started
+ * or ended) and stamps each with the injected clock's monotonic time. A camera makes progress when
+ * it produced a result within max(stallAfterMs, 5 frame periods). Waiting on purpose is not a stall:
+ * a camera in `connecting`/`backoff`, a camera paused by a command, or an engine build that is
+ * running (up to its own time limit). A camera's clock starts again whenever its state changes, so
  * a camera that has just come back from backoff gets a full period before it counts as stalled.
  */
 
 /** A camera's state as the detector sees it: `paused` is a loop paused by the pause command. */
 export type ProgressState = CameraState | 'paused';
-
-export interface CameraProgress {
-  name: string;
-  state: ProgressState;
-  /** Frames per second asked for; the limit grows for slow cameras. */
-  fps: number;
-  lastResultAtMs?: number;
-}
-
-export interface StallInput {
-  cameras: CameraProgress[];
-  /** Set while an engine (TensorRT) build runs: the pipeline waits for it on purpose. */
-  engineBuild?: { sinceMs: number; what: string };
-}
 
 export type Verdict = 'progressing' | 'waiting' | 'stalled';
 
@@ -49,17 +39,26 @@ export interface StallReport {
 }
 
 export interface StallDetectorOptions {
-  now: () => number;
+  clock: Clock;
   /** The floor of a camera's limit (default 10 s). */
   stallAfterMs: number;
   /** An engine build longer than this counts as hung (default 30 min). */
   engineBuildLimitMs: number;
 }
 
+interface Watched {
+  state: ProgressState;
+  /** Frames per second asked for; the limit grows for slow cameras. */
+  fps: number;
+  /** Monotonic ms: when it entered its state, and its last result. */
+  sinceMs: number;
+  lastResultMs?: number;
+}
+
 export class StallDetector {
   private opts: StallDetectorOptions;
-  /** Per camera: the state seen last and when it was first seen. */
-  private readonly seen = new Map<string, { state: ProgressState; sinceMs: number }>();
+  private readonly cameras = new Map<string, Watched>();
+  private build: { sinceMs: number; what: string } | undefined;
 
   constructor(opts: StallDetectorOptions) {
     this.opts = opts;
@@ -74,31 +73,52 @@ export class StallDetector {
     return Math.max(this.opts.stallAfterMs, fps > 0 ? 5000 / fps : 0);
   }
 
-  /** Evaluate now. Call it often (a 1 s timer) so state changes are seen when they happen. */
-  check(input: StallInput): StallReport {
-    const now = this.opts.now();
+  /** Starts watching a camera: a camera seen for the first time (just started) gets a full period. */
+  watch(name: string, fps: number, state: ProgressState): void {
+    this.cameras.set(name, { state, fps, sinceMs: this.opts.clock.monotonic() });
+  }
+
+  unwatch(name: string): void {
+    this.cameras.delete(name);
+  }
+
+  /** A camera's state changed (or it was paused / resumed): its clock starts again. */
+  state(name: string, state: ProgressState): void {
+    const cam = this.cameras.get(name);
+    if (!cam || cam.state === state) return;
+    cam.state = state;
+    cam.sinceMs = this.opts.clock.monotonic();
+  }
+
+  /** A camera produced a result. */
+  progress(name: string): void {
+    const cam = this.cameras.get(name);
+    if (cam) cam.lastResultMs = this.opts.clock.monotonic();
+  }
+
+  /** An engine (TensorRT) build started: the pipeline waits for it on purpose, up to its limit. */
+  buildStarted(what: string): void {
+    this.build = { sinceMs: this.opts.clock.monotonic(), what };
+  }
+
+  buildEnded(): void {
+    this.build = undefined;
+  }
+
+  /** The verdict now. A pure read: asking changes nothing. */
+  report(): StallReport {
+    const now = this.opts.clock.monotonic();
     const cameras: Record<string, CameraVerdict> = {};
-    const live = new Set<string>();
-    for (const cam of input.cameras) {
-      live.add(cam.name);
-      let seen = this.seen.get(cam.name);
-      if (!seen || seen.state !== cam.state) {
-        // A camera seen for the first time (just started) gets a full period too.
-        seen = { state: cam.state, sinceMs: now };
-        this.seen.set(cam.name, seen);
-      }
-      const from = Math.max(cam.lastResultAtMs ?? -Infinity, seen.sinceMs);
-      const idleMs = Math.max(0, now - from);
-      const limitMs = this.limitFor(cam.fps);
-      cameras[cam.name] = this.judge(cam, idleMs, limitMs, input.engineBuild !== undefined);
+    for (const [name, cam] of this.cameras) {
+      const from = Math.max(cam.lastResultMs ?? -Infinity, cam.sinceMs);
+      cameras[name] = this.judge(cam.state, Math.max(0, now - from), this.limitFor(cam.fps), this.build !== undefined);
     }
-    for (const name of [...this.seen.keys()]) if (!live.has(name)) this.seen.delete(name);
 
     let build: StallReport['engineBuild'];
     let buildVerdict: Verdict | undefined;
-    if (input.engineBuild) {
-      const runningMs = Math.max(0, now - input.engineBuild.sinceMs);
-      build = { runningMs, limitMs: this.opts.engineBuildLimitMs, what: input.engineBuild.what };
+    if (this.build) {
+      const runningMs = Math.max(0, now - this.build.sinceMs);
+      build = { runningMs, limitMs: this.opts.engineBuildLimitMs, what: this.build.what };
       buildVerdict = runningMs > this.opts.engineBuildLimitMs ? 'stalled' : 'waiting';
     }
 
@@ -117,13 +137,13 @@ export class StallDetector {
     return { ok: verdict !== 'stalled', verdict, ...(reasons.length ? { reason: reasons.join('; ') } : {}), cameras, ...(build ? { engineBuild: build } : {}) };
   }
 
-  private judge(cam: CameraProgress, idleMs: number, limitMs: number, building: boolean): CameraVerdict {
-    const base = { state: cam.state, idleMs, limitMs };
-    if (cam.state === 'connecting' || cam.state === 'backoff' || cam.state === 'paused') {
-      const reason = cam.state === 'backoff' ? 'reconnecting (backoff)' : cam.state;
+  private judge(state: ProgressState, idleMs: number, limitMs: number, building: boolean): CameraVerdict {
+    const base = { state, idleMs, limitMs };
+    if (state === 'connecting' || state === 'backoff' || state === 'paused') {
+      const reason = state === 'backoff' ? 'reconnecting (backoff)' : state;
       return { ...base, verdict: 'waiting', reason };
     }
-    if (cam.state === 'stopped') return { ...base, verdict: 'stalled', reason: 'stopped' };
+    if (state === 'stopped') return { ...base, verdict: 'stalled', reason: 'stopped' };
     if (idleMs <= limitMs) return { ...base, verdict: 'progressing' };
     // Frames wait for the engine while it is rebuilt; that is on purpose.
     if (building) return { ...base, verdict: 'waiting', reason: `no result for ${sec(idleMs)} while the engine builds` };

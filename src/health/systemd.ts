@@ -1,3 +1,4 @@
+import { type Clock, systemClock, type Timer } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StallReport } from './stall.js';
@@ -11,7 +12,7 @@ import type { StallReport } from './stall.js';
 export interface NotifierOptions {
   /** Sends one notification; returns false when there is no notify socket. */
   send: (state: string) => boolean;
-  /** The stall detector's verdict, asked on every tick. */
+  /** The health verdict (a pure read), looked at on every tick. */
   check: () => StallReport;
   /** One human line for STATUS=. */
   statusLine: () => string;
@@ -19,6 +20,7 @@ export interface NotifierOptions {
   env?: NodeJS.ProcessEnv;
   /** Tick period when there is no watchdog (STATUS updates, start-up extensions). */
   idleTickMs?: number;
+  clock?: Clock;
 }
 
 /** The watchdog period systemd asked for, in µs, or undefined when it is off or meant for another PID. */
@@ -36,7 +38,8 @@ export class SystemdNotifier {
   private readonly opts: NotifierOptions;
   readonly watchdogUsec: number | undefined;
   readonly tickMs: number;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
+  private readonly clock: Clock;
   private lastStatus = '';
   private stalledReason: string | undefined;
   private sendFailed = false;
@@ -48,6 +51,7 @@ export class SystemdNotifier {
 
   constructor(opts: NotifierOptions) {
     this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
     this.watchdogUsec = watchdogUsec(opts.env);
     const idle = opts.idleTickMs ?? 5000;
     this.tickMs = this.watchdogUsec ? Math.max(50, Math.min(idle, Math.floor(this.watchdogUsec / 2000))) : idle;
@@ -56,12 +60,11 @@ export class SystemdNotifier {
   /** Starts ticking. Call it before the long start-up steps so a model build can extend the start timeout. */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.tick(), this.tickMs);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => this.tick(), this.tickMs);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.clock.clearInterval(this.timer);
     this.timer = undefined;
   }
 

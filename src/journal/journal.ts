@@ -126,6 +126,11 @@ export class Journal {
     return this.opts.path;
   }
 
+  /** Between start() and stop(). */
+  get isOpen(): boolean {
+    return this.db !== undefined;
+  }
+
   /** Opens (creating the folder and file), takes the lock, counts what is there. Idempotent. */
   start(): void {
     if (this.db) return;

@@ -51,6 +51,8 @@ export interface OutboxStats {
   /** Writes to the journal that failed (the messages were then published unjournaled, or lost if offline). */
   journalFailures: number;
   lastJournalError?: string;
+  /** Whether the last write of new messages to the journal succeeded (/readyz's journal check). */
+  journalAccepting: boolean;
 }
 
 /** Rows kept in memory ahead of the window; the rest wait in the journal. */
@@ -75,6 +77,7 @@ export class Outbox {
   private inflight = 0;
   private started = false;
   private stopped = false;
+  private journalAccepting = true;
   private drain: { startedMs: number; pending: number } | undefined;
   private readonly st = { published: 0, acknowledged: 0, rejected: 0, qos0Dropped: 0, journalFailures: 0, lastJournalError: undefined as string | undefined };
 
@@ -140,7 +143,9 @@ export class Outbox {
       let appended: { rows: JournalRow[]; evicted: Evicted } | undefined;
       try {
         appended = this.journal.append(msgs, this.handedUpTo);
+        this.journalAccepting = true;
       } catch (err) {
+        this.journalAccepting = false;
         this.journalFailed(err, 'writing messages');
         for (const m of msgs) this.sendUnjournaled(m);
       }
@@ -318,6 +323,7 @@ export class Outbox {
       queued: Math.max(0, this.journal.stats().pending - this.inflight),
       ...counts,
       ...(lastJournalError ? { lastJournalError } : {}),
+      journalAccepting: this.journalAccepting,
     };
   }
 }

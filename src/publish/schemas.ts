@@ -193,6 +193,146 @@ export const commandRequestSchemas = {
 export type CommandName = keyof typeof commandRequestSchemas;
 export const COMMAND_NAMES = Object.keys(commandRequestSchemas) as CommandName[];
 
+// ---- The daemon status: GET /status and the `status` command's result ----
+
+const ms = z.number().min(0);
+const cameraVerdict = z.strictObject({
+  verdict: z.enum(['progressing', 'waiting', 'stalled']),
+  state: cameraStateName,
+  idleMs: ms.describe('ms since the last result, or since the camera entered its state if later'),
+  limitMs: ms,
+  reason: z.string().optional(),
+});
+export const healthReportSchema = z
+  .strictObject({
+    ok: z.boolean().describe('false only when something is stalled (or the daemon is stopping)'),
+    verdict: z.enum(['progressing', 'waiting', 'stalled']),
+    reason: z.string().optional(),
+    cameras: z.record(name, cameraVerdict),
+    engineBuild: z.strictObject({ runningMs: ms, limitMs: ms, what: z.string() }).optional(),
+  })
+  .describe('the stall detector verdict: the same as GET /healthz and the systemd watchdog');
+const errorInfo = z.strictObject({ code: z.string(), message: z.string(), atMs: epochMs });
+const modelInfo = modelRef.extend({ task: z.enum(['classify', 'detect', 'segment']), provider: z.string() });
+const modelReload = z.strictObject({
+  ok: z.boolean(),
+  dir: z.string(),
+  atMs: epochMs,
+  ms,
+  model: modelInfo.optional(),
+  previous: modelInfo.optional(),
+  error: z.strictObject({ code: z.string(), message: z.string(), problems: z.array(z.string()).optional() }).optional(),
+});
+const configReload = z.strictObject({
+  atMs: epochMs,
+  ok: z.boolean(),
+  applied: z.array(z.string()).describe('`key: old -> new` for each key applied live'),
+  restartRequired: z.array(z.string()).describe('changed keys that wait for a restart'),
+  errors: z.array(z.string()),
+  appliedKeys: z.array(z.string()),
+  restartRequiredKeys: z.array(z.string()),
+});
+const channelStatus = z.strictObject({
+  name,
+  uri: z.string().describe('the camera URI, any password replaced by ***'),
+  state: z.enum(['connecting', 'streaming', 'backoff', 'stopped']).describe('the capture state (the loop may be paused: see paused)'),
+  reason: z.enum(['eos', 'stop']).optional(),
+  lastError: errorInfo.optional(),
+  lastFrameAtMs: epochMs.optional(),
+  attempts: count.optional(),
+  retryAtMs: epochMs.optional(),
+  reconnects: count.optional(),
+  received: count,
+  dropped: count,
+  errors: count,
+  inferred: count,
+  failures: count,
+  lastResultAtMs: epochMs.optional(),
+  lastInferenceError: z.string().optional(),
+  paused: z.boolean(),
+  resumedAtMs: epochMs.optional(),
+  decide: z.strictObject({
+    policy: policyName,
+    inferred: count,
+    published: count,
+    heldBack: count,
+    events: z.strictObject({ change: count, stable: count, cleared: count }),
+    labels: z.record(z.string(), count),
+  }),
+  lastResult: resultSchema.nullable(),
+});
+export const daemonStatusSchema = z
+  .strictObject({
+    v,
+    deviceId: name,
+    version: z.string(),
+    state: z.enum(['starting', 'running', 'stopping', 'stopped']),
+    uptimeSec: count,
+    config: z.string().describe('the config file, or "built-in demo"'),
+    model: modelInfo
+      .extend({
+        dir: z.string(),
+        providerAttempts: z.array(z.strictObject({ provider: z.string(), ok: z.boolean(), error: z.string().optional(), ms })),
+        engineCache: z
+          .strictObject({ key: z.string(), parts: z.strictObject({ modelSha256: z.string(), provider: z.literal('tensorrt'), providerOptions: z.record(z.string(), z.unknown()), gpu: z.strictObject({ name: z.string(), driver: z.string(), tensorrt: z.string() }), ort: z.string() }), dir: z.string(), ctxPath: z.string(), metaPath: z.string(), reuse: z.boolean(), reason: z.string().optional() })
+          .nullable()
+          .describe('the TensorRT engine cache entry, when TensorRT was tried'),
+        lastReload: modelReload.nullable(),
+      })
+      .nullable(),
+    mqtt: z
+      .strictObject({
+        connected: z.boolean(),
+        url: z.string(),
+        clientId: z.string(),
+        protocolVersion: z.union([z.literal(4), z.literal(5)]),
+        tls: z.boolean(),
+        sessionPresent: z.boolean().optional(),
+        receiveMaximum: count.optional(),
+        lastError: z.string().optional(),
+        lastErrorCode: z.string().optional(),
+        lastErrorAtMs: epochMs.optional(),
+        connects: count,
+        failedAttempts: count,
+        outbox: z
+          .strictObject({
+            window: count,
+            inflight: count,
+            queued: count,
+            published: count,
+            acknowledged: count,
+            rejected: count,
+            qos0Dropped: count,
+            journalFailures: count,
+            lastJournalError: z.string().optional(),
+            journalAccepting: z.boolean(),
+          })
+          .nullable(),
+      })
+      .nullable(),
+    journal: z
+      .strictObject({
+        path: z.string(),
+        synchronous: z.enum(['normal', 'full']),
+        rows: count,
+        bytes: count,
+        pending: count.describe('messages not yet acknowledged by the broker'),
+        maxRows: count,
+        maxBytes: count,
+        retentionHours: z.number(),
+        evicted: z.strictObject({ sent: count, pending: count }),
+        expired: count,
+        rejected: count,
+        lastEvictionAtMs: epochMs.optional(),
+      })
+      .nullable(),
+    cameras: z.record(name, channelStatus),
+    health: healthReportSchema,
+    reload: configReload.nullable().describe('the last SIGHUP / reload command'),
+    systemd: z.strictObject({ watchdogUsec: count.nullable(), watchdog: count, withheld: count, extended: count }),
+  })
+  .meta({ title: 'edge-inferd daemon status', description: 'GET /status, and the result of the `status` command: everything the daemon knows about itself.' });
+
 export const snapshotResultSchema = z.strictObject({
   camera: name,
   contentType: z.literal('image/jpeg'),
@@ -223,7 +363,7 @@ export const commandResponseSchema = z
     z.strictObject({ ...responseBase, command: z.literal('snapshot'), ok: z.literal(true), result: snapshotResultSchema }),
     z.strictObject({ ...responseBase, command: z.literal('reload'), ok: z.literal(true), result: reloadOutcomeSchema }),
     z.strictObject({ ...responseBase, command: z.enum(['pause', 'resume']), ok: z.literal(true), result: pauseResultSchema }),
-    z.strictObject({ ...responseBase, command: z.literal('status'), ok: z.literal(true), result: z.looseObject({ deviceId: name, state: z.string() }) }),
+    z.strictObject({ ...responseBase, command: z.literal('status'), ok: z.literal(true), result: daemonStatusSchema }),
     z.strictObject({
       ...responseBase,
       command: z.string().describe('the topic level after cmd/, also for unknown commands'),
@@ -258,6 +398,7 @@ export const haDiscoverySchema = z
   .meta({ title: 'edge-inferd Home Assistant discovery config', description: 'Topic <haPrefix>/<sensor|binary_sensor>/<deviceId>/<camera>_<label|online>/config, retained; empty retained to remove.' });
 
 export type StatusPayload = z.output<typeof statusSchema>;
+export type DaemonStatus = z.output<typeof daemonStatusSchema>;
 export type ResultPayload = z.output<typeof resultSchema>;
 export type ClassifyResultPayload = Extract<ResultPayload, { task: 'classify' }>;
 export type DetectResultPayload = Extract<ResultPayload, { task: 'detect' }>;
@@ -276,6 +417,7 @@ export const PAYLOAD_SCHEMAS: Record<string, z.ZodType> = {
   'result.schema.json': resultSchema,
   'event.schema.json': eventSchema,
   'stats.schema.json': statsSchema,
+  'daemon-status.schema.json': daemonStatusSchema,
   ...Object.fromEntries(COMMAND_NAMES.map((n) => [`command-${n}.schema.json`, commandRequestSchemas[n]])),
   'command-response.schema.json': commandResponseSchema,
   'homeassistant-discovery.schema.json': haDiscoverySchema,

@@ -46,6 +46,8 @@ export async function startTestApp(opts: { samples: string[]; fps?: number; extr
     mqtt: { url: 'embedded', embedded: { port: await freePort() } },
     http: { port: await freePort() },
     log: { format: 'json', level: 'info' },
+    // Its own journal: test files run side by side, and the default path is one per user.
+    journal: { path: join(dir, 'journal.sqlite') },
     ...opts.extra,
   };
   const configPath = join(dir, 'config.yaml');

@@ -1,9 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { describeChange, diffConfig, isLive, mergeLive } from '../../src/config/reload.js';
+import { App } from '../../src/app.js';
+import { describeChange, diffConfig, matchesKey, mergeLive } from '../../src/config/reload.js';
 import type { Config } from '../../src/config/schema.js';
 import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
 
 const base = (): Config => loadConfig({ env: {}, defaultPath: '/nonexistent/config.yaml' });
+
+/** The live keys are what the App's components declare: built (not started) on the demo config plus a camera `tray`. */
+function liveKeys(): (path: string) => boolean {
+  const config = base();
+  config.cameras.tray = structuredClone(config.cameras.demo);
+  const app = new App(config, createLogger({ level: 'silent', format: 'json', destination: { write: () => undefined } }), { notify: () => false });
+  return (path) => app.isLive(path);
+}
+const isLive = liveKeys();
 
 describe('config reload diff', () => {
   it('lists leaf changes by key path, ignoring where the config came from', () => {
@@ -19,8 +30,20 @@ describe('config reload diff', () => {
   });
 
   it('classifies live keys and restart-required ones', () => {
-    for (const p of ['log.level', 'mqtt.topics.result.qos', 'http.token', 'health.stallAfterSec', 'model.path', 'model.providers', 'cameras.tray.publish.policy', 'cameras.tray.publish.stable.k']) expect(isLive(p), p).toBe(true);
-    for (const p of ['http.port', 'http.host', 'mqtt.url', 'mqtt.prefix', 'deviceId', 'cameras.door', 'cameras.demo.uri', 'cameras.demo.fps', 'cameras.publish', 'cameras.tray.publish', 'log.format', 'healthy', 'health', 'stats.intervalSec', 'commands.maxBytes']) expect(isLive(p), p).toBe(false);
+    const live = ['log.level', 'mqtt.topics.result.qos', 'mqtt.topics.event.retain', 'mqtt.topics.stats.qos', 'http.token', 'http.tokenFile', 'health.stallAfterSec', 'health.engineBuildTimeoutSec', 'health.deviceSampleSec'];
+    live.push('model.path', 'model.providers', 'model.intraOpThreads', 'model.cacheDir', 'cameras.tray.publish.policy', 'cameras.tray.publish.stable.k', 'cameras.demo.publish.events');
+    for (const p of live) expect(isLive(p), p).toBe(true);
+    const restart = ['http.port', 'http.host', 'mqtt.url', 'mqtt.prefix', 'mqtt.topics.other.qos', 'deviceId', 'cameras.door', 'cameras.door.publish.policy', 'cameras.demo.uri', 'cameras.demo.fps'];
+    restart.push('cameras.publish', 'cameras.tray.publish', 'log.format', 'healthy', 'health', 'health.other', 'stats.intervalSec', 'commands.maxBytes', 'model.inferMaxBytes');
+    for (const p of restart) expect(isLive(p), p).toBe(false);
+  });
+
+  it('matches key patterns: `*` is one key, a trailing `*` any keys below', () => {
+    expect(matchesKey('cameras.*.publish.*', 'cameras.tray.publish.stable.k')).toBe(true);
+    expect(matchesKey('cameras.*.publish.*', 'cameras.tray.publish')).toBe(false);
+    expect(matchesKey('cameras.*.fps', 'cameras.tray.fps')).toBe(true);
+    expect(matchesKey('cameras.*.fps', 'cameras.tray.fps.x')).toBe(false);
+    expect(matchesKey('log.level', 'log.levels')).toBe(false);
   });
 
   it('keeps restart-required keys at their running values, so the next diff still reports them', () => {

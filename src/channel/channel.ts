@@ -1,0 +1,176 @@
+import type { Camera, CameraState, CameraStatus, Frame } from '../capture/frame.js';
+import { createCamera } from '../capture/index.js';
+import type { Clock } from '../clock.js';
+import type { LiveReloadable } from '../component.js';
+import type { CameraConfig, Config, PublishConfig } from '../config/schema.js';
+import { CameraDecider, type DecideCounters } from '../decide/policy.js';
+import type { Decision, StableState } from '../decide/types.js';
+import type { InferHooks } from '../inference/engine.js';
+import { type Inference, type ModelInfo, NOTHING_LABEL, primaryOf } from '../inference/types.js';
+import type { Logger } from '../log.js';
+import { CameraLoop, type LoopStats } from '../loop.js';
+import { eventPayload, resultPayload } from '../publish/payload.js';
+import type { ResultSink } from '../publish/result-sink.js';
+import type { CameraStateName, ResultPayload } from '../publish/schemas.js';
+
+/** Who hears what a channel does (health, metrics, snapshots, the retained status). */
+export interface ChannelListener {
+  /** The channel's state as health sees it changed: a camera state, or paused / resumed. */
+  state(camera: string, state: CameraStateName): void;
+  /** A frame was inferred (before the decide stage). */
+  inferred(frame: Frame, inf: Inference): void;
+}
+
+export interface ChannelDeps {
+  deviceId: string;
+  clock: Clock;
+  log: Logger;
+  infer: (frame: Frame, hooks: InferHooks) => Promise<Inference>;
+  /** The model loaded now (events name it). */
+  model: () => ModelInfo | undefined;
+  sink: ResultSink;
+  listener: ChannelListener;
+  /** Runs on each frame as it is read, before the camera may reuse its memory (snapshot copies). */
+  keep?: (frame: Frame) => Frame;
+  /** Tests and benchmarks may pass a camera; otherwise it is made from the config. */
+  camera?: Camera;
+}
+
+export interface ChannelStatus extends CameraStatus, LoopStats {
+  decide: { policy: PublishConfig['policy'] } & DecideCounters;
+  lastResult: ResultPayload | null;
+}
+
+/**
+ * One camera's path from frame to message: the capture source, the frame loop, the decide stage,
+ * and the per-camera counters (seq goes on from the journal, so it never repeats across a
+ * restart). It sends what the policy lets out to the result sink, and can be paused and resumed.
+ * Its config slice is `cameras.<name>`; it takes `publish.*` live (a fresh decider: the
+ * change/stable history starts afresh).
+ */
+export class CameraChannel implements LiveReloadable<PublishConfig> {
+  readonly name: string;
+  readonly liveKeys: readonly string[];
+  readonly camera: Camera;
+  private readonly deps: ChannelDeps;
+  private readonly loop: CameraLoop;
+  private publish: PublishConfig;
+  private decider: CameraDecider;
+  private resultSeq = 0;
+  private eventSeq = 0;
+  private lastResult: ResultPayload | null = null;
+  /** Set once started (and kept after a stop, so the final status shows the camera stopped). */
+  private wasStarted = false;
+
+  constructor(name: string, config: CameraConfig, deps: ChannelDeps) {
+    this.name = name;
+    this.liveKeys = [`cameras.${name}.publish.*`];
+    this.deps = deps;
+    this.publish = config.publish;
+    this.decider = this.newDecider();
+    this.camera = deps.camera ?? createCamera(name, config, { log: deps.log.child({ component: 'camera' }), onState: (s) => this.cameraState(s) });
+    this.loop = new CameraLoop({
+      camera: this.camera,
+      infer: deps.infer,
+      keep: deps.keep,
+      onResult: (frame, inf) => this.onInference(frame, inf),
+      log: deps.log.child({ component: 'loop', camera: name }),
+    });
+  }
+
+  async start(): Promise<void> {
+    // Counters go on from the journal: seq never repeats for a camera, even across a crash.
+    this.resultSeq = this.deps.sink.lastSeq(this.name, 'result');
+    this.eventSeq = this.deps.sink.lastSeq(this.name, 'event');
+    await this.camera.start();
+    this.loop.start();
+    this.wasStarted = true;
+  }
+
+  get started(): boolean {
+    return this.wasStarted;
+  }
+
+  /** Stops taking frames and waits for the inference in flight: nothing is published after it. */
+  async stop(): Promise<void> {
+    await this.loop.stop();
+  }
+
+  slice(config: Config): PublishConfig {
+    return config.cameras[this.name]?.publish ?? this.publish;
+  }
+
+  apply(publish: PublishConfig, changes: unknown[]): void {
+    if (!changes.length) return;
+    this.publish = publish;
+    this.decider = this.newDecider();
+  }
+
+  get paused(): boolean {
+    return this.loop.paused;
+  }
+
+  /** The state the retained status and health show: the camera's, or `paused`. */
+  get state(): CameraStateName {
+    const st = this.camera.status().state;
+    return this.loop.paused && st !== 'stopped' ? 'paused' : st;
+  }
+
+  /** Pause waits for the inference in flight, then clears a stable label (event `cleared`, reason `paused`). */
+  async pause(): Promise<boolean> {
+    if (this.loop.paused) return false;
+    await this.loop.pause();
+    this.deps.listener.state(this.name, this.state);
+    for (const e of this.decider.reset(this.deps.clock.now(), 'paused')) this.sendEvent(e);
+    // What came before the pause goes to the connection before the caller answers anyone.
+    this.deps.sink.flush();
+    return true;
+  }
+
+  resume(): boolean {
+    if (!this.loop.paused) return false;
+    this.loop.resume();
+    this.deps.listener.state(this.name, this.state);
+    return true;
+  }
+
+  status(): ChannelStatus {
+    return { ...this.camera.status(), ...this.loop.stats, decide: { policy: this.publish.policy, ...this.decider.counters() }, lastResult: this.lastResult };
+  }
+
+  counters(): DecideCounters {
+    return this.decider.counters();
+  }
+
+  private newDecider(): CameraDecider {
+    const clock = this.deps.clock;
+    return new CameraDecider(this.publish, () => clock.monotonic());
+  }
+
+  private cameraState(_state: CameraState): void {
+    this.deps.listener.state(this.name, this.state);
+  }
+
+  /** Every inference goes through the decide stage: the policy lets the result out or holds it back; events go out regardless. */
+  private onInference(frame: Frame, inf: Inference): void {
+    this.deps.listener.inferred(frame, inf);
+    const best = primaryOf(inf) ?? { label: NOTHING_LABEL, score: 1 };
+    const d = this.decider.observe({ label: best.label, score: best.score, atMs: frame.capturedAtMs });
+    if (d.publish) this.sendResult(frame, inf, d.stable);
+    for (const e of d.events) this.sendEvent(e, frame);
+  }
+
+  private sendResult(frame: Frame, inf: Inference, stable: StableState | undefined): void {
+    // The model that computed it, which after a hot swap may not be the one loaded now.
+    const payload = resultPayload({ deviceId: this.deps.deviceId, seq: ++this.resultSeq, frame, inference: inf, model: inf.model, nowMs: this.deps.clock.now(), policy: this.publish.policy, stable });
+    this.lastResult = payload;
+    this.deps.sink.send('result', this.name, payload);
+  }
+
+  private sendEvent(decision: Decision, frame?: Frame): void {
+    const model = this.deps.model();
+    if (!model || !this.publish.events) return;
+    const payload = eventPayload({ deviceId: this.deps.deviceId, camera: this.name, seq: ++this.eventSeq, decision, frame, model, rule: this.publish.stable, nowMs: this.deps.clock.now() });
+    this.deps.sink.send('event', this.name, payload);
+  }
+}

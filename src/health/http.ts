@@ -1,0 +1,35 @@
+import type { Frame } from '../capture/frame.js';
+import type { Config } from '../config/schema.js';
+import type { Inference } from '../inference/types.js';
+import { resultsRoute } from '../journal/http.js';
+import type { Journal } from '../journal/journal.js';
+import type { Logger } from '../log.js';
+import { inferRoute } from './infer-route.js';
+import type { Metrics } from './metrics.js';
+import { registerOpsRoutes } from './routes.js';
+import { type HealthSource, HealthServer } from './server.js';
+
+/**
+ * The local HTTP endpoint from the `http` config slice: /healthz, /readyz and /status from `source`,
+ * and every other route (the status page, /metrics, /snapshot.jpg, /results, POST /infer).
+ */
+export function createHttpServer(opts: {
+  config: Config['http'];
+  inferMaxBytes: number;
+  source: HealthSource;
+  metrics: Metrics;
+  /** Cameras with a snapshot to show. */
+  cameras: () => string[];
+  snapshot: (camera: string) => Promise<Buffer | undefined>;
+  journal: Journal;
+  infer: (frame: Frame) => Promise<Inference>;
+  toPayload: (frame: Frame, inf: Inference) => unknown;
+  log: Logger;
+}): HealthServer {
+  const { config: h, log } = opts;
+  const http = new HealthServer({ host: h.host, port: h.port, token: h.token, source: opts.source, log: log.child({ component: 'http' }) });
+  registerOpsRoutes(http, { metrics: opts.metrics, cameras: opts.cameras, snapshot: opts.snapshot });
+  http.addRoute(resultsRoute(opts.journal));
+  http.addRoute(inferRoute({ maxBytes: opts.inferMaxBytes, infer: opts.infer, toPayload: opts.toPayload, log: log.child({ component: 'infer' }) }));
+  return http;
+}

@@ -1,0 +1,87 @@
+import type { Frame } from '../capture/frame.js';
+import { frameToJpeg } from '../capture/jpeg.js';
+import type { Clock } from '../clock.js';
+import { errorMessage } from '../errors.js';
+import { type Inference, primaryOf } from '../inference/types.js';
+import { CommandError } from '../publish/commands.js';
+import type { SnapshotResult } from '../publish/schemas.js';
+import { renderSnapshot } from './snapshot.js';
+
+/** Snapshots keep a copy of each inferred frame while someone looked within this long. */
+const INTEREST_MS = 60_000;
+/** Per camera: the frame inferred, the one waiting, the one shown, and one spare. */
+const FRAME_COPIES = 4;
+
+/**
+ * The latest inferred frame of each camera with its inference: /snapshot.jpg (annotated) and the
+ * `snapshot` command (plain JPEG). A capture source's frame is valid until its next read, and the
+ * loop reads the next one while this one is inferred: while snapshots are wanted, each frame is
+ * copied as it is read, into a small ring per camera; otherwise frames are not copied at all.
+ */
+export class SnapshotStore {
+  private readonly clock: Clock;
+  private readonly latest = new Map<string, { frame: Frame; inf: Inference; atMs: number; jpeg?: Promise<Buffer> }>();
+  private readonly copies = new Map<string, { bufs: Uint8Array[]; next: number }>();
+  private wantedUntilMs = -Infinity;
+
+  constructor(opts: { clock: Clock }) {
+    this.clock = opts.clock;
+  }
+
+  /** The frame to keep: a copy while someone asked for a snapshot lately, else the frame as it is. */
+  keep(frame: Frame): Frame {
+    if (this.clock.monotonic() > this.wantedUntilMs) return frame;
+    let ring = this.copies.get(frame.camera);
+    if (!ring) this.copies.set(frame.camera, (ring = { bufs: [], next: 0 }));
+    const i = ring.next;
+    ring.next = (i + 1) % FRAME_COPIES;
+    let copy = ring.bufs[i];
+    if (copy?.byteLength !== frame.data.byteLength) copy = ring.bufs[i] = new Uint8Array(frame.data.byteLength);
+    copy.set(frame.data);
+    return { ...frame, data: copy };
+  }
+
+  /** A camera's latest inferred frame. */
+  record(frame: Frame, inf: Inference): void {
+    this.latest.set(frame.camera, { frame, inf, atMs: this.clock.now() });
+  }
+
+  /** The latest frame of a camera with its result drawn on it; rendered once per result. */
+  annotated(camera: string): Promise<Buffer | undefined> {
+    this.wantedUntilMs = this.clock.monotonic() + INTEREST_MS;
+    const entry = this.latest.get(camera);
+    if (!entry) return Promise.resolve(undefined);
+    if (!entry.jpeg) {
+      const { inf, frame } = entry;
+      const best = primaryOf(inf);
+      // renderSnapshot reads the pixels synchronously, so the kept copy may be reused afterwards.
+      entry.jpeg = renderSnapshot(frame, {
+        label: best?.label,
+        score: best?.score,
+        index: best?.index ?? 0,
+        boxes: inf.task === 'detect' ? inf.detections.map((d) => ({ x: d.box.x, y: d.box.y, width: d.box.w, height: d.box.h, label: d.label, score: d.score, index: d.index })) : undefined,
+        caption: `${camera} #${frame.seq} ${new Date(entry.atMs).toISOString()}`,
+      });
+    }
+    return entry.jpeg;
+  }
+
+  /** The `snapshot` command: the latest inferred frame as a JPEG, base64. */
+  async command(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
+    const frame = this.latest.get(camera)?.frame;
+    if (!frame) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
+    const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
+      throw new CommandError('FAILED', `camera ${camera}: JPEG encoding failed: ${errorMessage(err)}`);
+    });
+    return {
+      camera,
+      contentType: 'image/jpeg',
+      encoding: 'base64',
+      data: jpeg.toString('base64'),
+      bytes: jpeg.length,
+      width,
+      height,
+      frame: { seq: frame.seq, capturedAt: new Date(frame.capturedAtMs).toISOString(), capturedAtMs: frame.capturedAtMs, ...(frame.name ? { name: frame.name } : {}) },
+    };
+  }
+}

@@ -1,0 +1,99 @@
+import type { ChannelStatus } from '../channel/channel.js';
+import type { Clock } from '../clock.js';
+import type { ModelStatus } from '../inference/model-service.js';
+import type { JournalStats } from '../journal/journal.js';
+import type { Phase } from '../lifecycle.js';
+import type { MqttState } from '../publish/client.js';
+import type { OutboxStats } from '../publish/outbox.js';
+import { statusPayload } from '../publish/payload.js';
+import type { CameraStateName, DaemonStatus, StatusPayload } from '../publish/schemas.js';
+import type { ReloadReport } from '../reload.js';
+import { VERSION } from '../version.js';
+import type { StallReport } from './stall.js';
+
+/** The components the status reads; each read is a plain look at its state. */
+export interface StatusSources {
+  lifecycle: { readonly phase: Phase };
+  reloads: { readonly config: { source: string }; readonly last: ReloadReport | undefined };
+  model: { status(): ModelStatus | null };
+  messaging: { state(): MqttState; outboxStats(): OutboxStats | undefined };
+  journal: { readonly isOpen: boolean; stats(): JournalStats };
+  /** Every enabled camera's channel; only started ones have a state worth showing. */
+  cameras: readonly { readonly name: string; readonly started: boolean; readonly state: CameraStateName; status(): ChannelStatus }[];
+  health(): StallReport;
+  systemd: { readonly watchdogUsec: number | undefined; readonly counts: { watchdog: number; withheld: number; extended: number } };
+}
+
+/**
+ * What the daemon says about itself, from one place: GET /status and the `status` command (the
+ * document of schemas/daemon-status.schema.json), the retained MQTT status (birth, `stopped`, and
+ * republished on camera state changes: schemas/status.schema.json, from the same reads), and the
+ * one-line STATUS= that systemd shows.
+ */
+export class StatusReporter {
+  private readonly deviceId: string;
+  private readonly clock: Clock;
+  private readonly src: StatusSources;
+  private readonly startedAtMs: number;
+
+  constructor(opts: { deviceId: string; clock: Clock; sources: StatusSources }) {
+    this.deviceId = opts.deviceId;
+    this.clock = opts.clock;
+    this.src = opts.sources;
+    this.startedAtMs = opts.clock.now();
+  }
+
+  status(): DaemonStatus {
+    const s = this.src;
+    const model = s.model.status();
+    const cache = model?.engineCache;
+    return {
+      v: 1,
+      deviceId: this.deviceId,
+      version: VERSION,
+      state: s.lifecycle.phase,
+      uptimeSec: Math.max(0, Math.round((this.clock.now() - this.startedAtMs) / 1000)),
+      config: s.reloads.config.source,
+      model: model && { ...model, engineCache: cache ? { ...cache, parts: { ...cache.parts, gpu: { ...cache.parts.gpu } } } : null },
+      mqtt: { ...s.messaging.state(), outbox: s.messaging.outboxStats() ?? null },
+      journal: s.journal.isOpen ? s.journal.stats() : null,
+      cameras: Object.fromEntries(this.started().map((c) => [c.name, c.status()])),
+      health: s.health(),
+      reload: s.reloads.last ?? null,
+      systemd: { watchdogUsec: s.systemd.watchdogUsec ?? null, ...s.systemd.counts },
+    };
+  }
+
+  /** The retained status message: online (birth, and on changes) or stopped (clean exit). */
+  message(state: 'online' | 'stopped'): StatusPayload {
+    const info = this.src.model.status();
+    const cameras = this.started();
+    return statusPayload(
+      state,
+      this.deviceId,
+      {
+        version: VERSION,
+        ...(info ? { model: { name: info.name, version: info.version, sha256: info.sha256 }, provider: info.provider } : {}),
+        cameras: this.src.cameras.map((c) => c.name),
+        cameraState: Object.fromEntries(cameras.map((c) => [c.name, c.state])),
+      },
+      this.clock.now(),
+    );
+  }
+
+  private started() {
+    return this.src.cameras.filter((c) => c.started);
+  }
+
+  /** systemd's STATUS= line. */
+  line(): string {
+    const s = this.src;
+    const cams = this.started();
+    const streaming = cams.filter((c) => c.state === 'streaming').length;
+    const info = s.model.status();
+    const phase = s.lifecycle.phase;
+    const reason = phase === 'running' ? s.health().reason : undefined;
+    const model = info ? `${info.name} on ${info.provider}` : 'no model';
+    return `${phase}: ${streaming}/${cams.length} cameras streaming, ${model}, ${s.messaging.state().connected ? 'mqtt connected' : 'mqtt not connected'}${reason ? `; ${reason}` : ''}`;
+  }
+}

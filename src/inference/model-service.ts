@@ -1,0 +1,134 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { Frame } from '../capture/frame.js';
+import type { LiveReloadable, ReloadRefusal } from '../component.js';
+import type { ConfigChange } from '../config/reload.js';
+import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { EngineCachePlan } from './engine-cache.js';
+import type { InferenceEngine, InferHooks } from './engine.js';
+import { type EngineLoader, ModelHost, type ReloadResult } from './host.js';
+import { loadEngine, logEngineEvent, sessionOptions } from './load.js';
+import type { EngineEvent, ProviderAttempt } from './providers.js';
+import type { Inference, ModelInfo } from './types.js';
+
+export type ModelConfig = Config['model'];
+
+/** Loads an engine for a package with the model settings in force; the daemon's is `loadEngine`. */
+export type ConfiguredLoader = (dir: string, config: ModelConfig, hooks: { onCrash: (err: Error) => void; onEvent: (e: EngineEvent) => void }) => Promise<InferenceEngine>;
+
+export const defaultLoader: ConfiguredLoader = (dir, config, hooks) => loadEngine(dir, { ...sessionOptions(config), nice: config.workerNice, ...hooks });
+
+export interface ModelStatus extends ModelInfo {
+  dir: string;
+  providerAttempts: ProviderAttempt[];
+  engineCache: EngineCachePlan | null;
+  lastReload: ReloadResult | null;
+}
+
+/** What the model service tells others: an engine (TensorRT) build started or ended, the model was swapped. */
+export interface ModelListener {
+  buildStarted(what: string): void;
+  buildEnded(): void;
+  swapped(info: ModelInfo): void;
+}
+
+/**
+ * The model in use: the host that hot-swaps engines, the `model` config slice it loads with, and
+ * engine-build tracking. It takes `model.*` live (except `inferMaxBytes`, read by the HTTP route at
+ * start): a new engine loads beside the running one and takes over; if it fails the old one keeps
+ * running and the reload reports why. A reload with no model key changed still swaps when the
+ * package on disk is not the one running (`systemctl reload` after copying a new package over the
+ * old one).
+ */
+export class ModelService implements LiveReloadable<ModelConfig> {
+  readonly name = 'model';
+  readonly liveKeys = ['model.path', 'model.providers', 'model.intraOpThreads', 'model.interOpThreads', 'model.intraOpSpinning', 'model.workerNice', 'model.gpuId', 'model.cacheDir'];
+  private cfg: ModelConfig;
+  private readonly host: ModelHost;
+  private readonly log: Logger;
+  private readonly listener: ModelListener;
+
+  constructor(opts: { config: ModelConfig; log: Logger; listener: ModelListener; load?: ConfiguredLoader }) {
+    this.cfg = opts.config;
+    this.log = opts.log;
+    this.listener = opts.listener;
+    const load = opts.load ?? defaultLoader;
+    // Reads this.cfg at each load, so a reload with new providers/threads uses them.
+    const hostLoad: EngineLoader = (dir, hooks) => load(dir, this.cfg, { ...hooks, onEvent: (e) => this.onEngineEvent(e) });
+    this.host = new ModelHost({ load: hostLoad, log: opts.log });
+  }
+
+  /** Loads the configured package; throws if it cannot (there is nothing to fall back to). */
+  async start(): Promise<void> {
+    const engine = await this.host.start(this.cfg.path);
+    this.log.info({ model: engine.info, dir: this.cfg.path }, 'model loaded');
+  }
+
+  async stop(): Promise<void> {
+    await this.host.stop().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'model stop failed'));
+  }
+
+  get engine(): InferenceEngine | undefined {
+    return this.host.engine;
+  }
+
+  get info(): ModelInfo | undefined {
+    return this.host.engine?.info;
+  }
+
+  infer(frame: Frame, hooks?: InferHooks): Promise<Inference> {
+    return this.host.infer(frame, hooks);
+  }
+
+  /** For /status: the model in use, where it came from, how its provider was chosen, the last swap. */
+  status(): ModelStatus | null {
+    const engine = this.host.engine;
+    if (!engine) return null;
+    return { ...engine.info, dir: this.host.dir ?? this.cfg.path, providerAttempts: [...engine.attempts], engineCache: engine.engineCache ?? null, lastReload: this.host.lastReload ?? null };
+  }
+
+  slice(config: Config): ModelConfig {
+    return config.model;
+  }
+
+  async apply(next: ModelConfig, changes: ConfigChange[]): Promise<ReloadRefusal | undefined> {
+    const packageChanged = !changes.length && (await packageDiffers(next.path, this.info));
+    if (packageChanged) this.log.info({ dir: next.path }, 'reload: the model package on disk changed');
+    if (!changes.length && !packageChanged) return undefined;
+    const previous = this.cfg;
+    this.cfg = next;
+    const r = await this.swap(next.path);
+    if (r.ok) return undefined;
+    this.cfg = previous;
+    this.log.error({ err: r.error?.message }, 'reload: the new model failed to load; keeping the running one');
+    return { refused: changes, error: `model: ${r.error?.message ?? 'model reload failed'}; keeping ${this.info?.name ?? 'the previous model'}` };
+  }
+
+  /** Hot swap: load `dir` (default: the current package again), warm it up, switch; on failure keep the old one. */
+  async swap(dir?: string): Promise<ReloadResult> {
+    const r = await this.host.reload(dir);
+    if (r.ok && r.model) this.listener.swapped(r.model);
+    return r;
+  }
+
+  private onEngineEvent(e: EngineEvent): void {
+    logEngineEvent(this.log, e);
+    // A TensorRT engine build can take minutes: health and systemd wait for it on purpose.
+    if (e.type === 'engine-build-start') this.listener.buildStarted(`${e.provider}, ${e.model}`);
+    else if (e.type === 'engine-build-end') this.listener.buildEnded();
+  }
+}
+
+/** Whether the package at `dir` is not the one running (its manifest names another sha256 or version, or cannot be read). */
+export async function packageDiffers(dir: string, running: ModelInfo | undefined): Promise<boolean> {
+  if (!running) return true;
+  try {
+    const m = parseYaml(await readFile(join(dir, 'manifest.yaml'), 'utf8')) as { sha256?: unknown; version?: unknown } | null;
+    return m?.sha256 !== running.sha256 || String(m?.version) !== running.version;
+  } catch {
+    return true; // let the reload try, fail and say why
+  }
+}

@@ -1,0 +1,82 @@
+import type { Clock } from '../clock.js';
+import type { Component } from '../component.js';
+import type { Config } from '../config/schema.js';
+import type { Journal } from '../journal/journal.js';
+import type { Logger } from '../log.js';
+import { EmbeddedBroker } from './broker.js';
+import { MqttConnection, type MqttState } from './client.js';
+import { Outbox, type OutboxStats } from './outbox.js';
+import { statusPayload } from './payload.js';
+import { JournalSink } from './result-sink.js';
+import type { StatusPayload } from './schemas.js';
+import type { Topics } from './topics.js';
+
+/**
+ * The way out to the broker, built from the `mqtt` config slice: the embedded broker when
+ * `mqtt.url` is "embedded", the connection (birth and last will on the retained status topic), the
+ * outbox that drains the journal in order, and the result sink the camera channels write to.
+ * Its components start broker -> connection -> outbox and stop in reverse; the connection's last
+ * message on a clean stop is the `stopped` status.
+ */
+export class Messaging {
+  readonly broker: EmbeddedBroker | undefined;
+  readonly mqtt: MqttConnection;
+  readonly outbox: Outbox;
+  readonly sink: JournalSink;
+  private readonly journal: Journal;
+
+  constructor(opts: { config: Config['mqtt']; deviceId: string; topics: Topics; journal: Journal; status: (state: 'online' | 'stopped') => StatusPayload; clock: Clock; log: Logger }) {
+    const { config: m, deviceId, topics, journal, log } = opts;
+    this.journal = journal;
+    this.broker = m.url === 'embedded' ? new EmbeddedBroker(m.embedded) : undefined;
+    this.mqtt = new MqttConnection({
+      url: this.broker?.url ?? m.url,
+      clientId: m.clientId ?? `edge-inferd-${deviceId}`,
+      protocolVersion: m.protocolVersion ?? (this.broker ? 4 : 5),
+      fallbackTo4: m.protocolVersion === undefined,
+      username: m.username,
+      password: m.password,
+      passwordFile: m.passwordFile,
+      tls: m.tls,
+      keepaliveSec: m.keepaliveSec,
+      reconnectMaxMs: m.reconnectMaxSec * 1000,
+      persistentSession: m.persistentSession,
+      sessionExpirySec: m.sessionExpirySec,
+      statusTopic: topics.status,
+      birth: () => JSON.stringify(opts.status('online')),
+      will: JSON.stringify(statusPayload('offline', deviceId, {}, opts.clock.now())),
+      log: log.child({ component: 'mqtt' }),
+    });
+    this.outbox = new Outbox({ journal, transport: this.mqtt, window: m.inflight, log: log.child({ component: 'outbox' }) });
+    this.sink = new JournalSink({ config: { topics: m.topics, resultExpirySec: m.resultExpirySec }, outbox: this.outbox, topics, lastSeq: (cam, kind) => journal.lastPayloadSeq(cam, kind) });
+    const { broker, mqtt, outbox } = this;
+    const stopped = () => JSON.stringify(opts.status('stopped'));
+    const brokerLog = log.child({ component: 'broker' });
+    this.brokerComponents = broker
+      ? [{ name: 'broker', start: async () => (await broker.start(), brokerLog.info({ url: broker.url }, 'embedded mqtt broker listening')), stop: () => broker.stop() }]
+      : [];
+    this.connectionComponents = [
+      { name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop(stopped()) },
+      { name: 'outbox', start: () => outbox.start(), stop: () => outbox.stop() },
+    ];
+  }
+
+  /** The embedded broker, if any: started early, so a taken port fails the start at once. */
+  readonly brokerComponents: readonly Component[];
+  /** The connection, then the outbox that drains the journal through it. */
+  readonly connectionComponents: readonly Component[];
+
+  state(): MqttState {
+    return this.mqtt.state();
+  }
+
+  /** Undefined while the journal is closed. */
+  outboxStats(): OutboxStats | undefined {
+    return this.journal.isOpen ? this.outbox.stats() : undefined;
+  }
+
+  /** Messages the broker refused (MQTT 5 reason >= 0x80): kept in the journal, not resent. */
+  publishFailures(): number {
+    return this.journal.isOpen ? this.journal.stats().rejected : 0;
+  }
+}
