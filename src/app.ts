@@ -497,7 +497,7 @@ export class App implements HealthSource {
   }
 
   /** Results and events go through the journal: written first, sent in order, marked sent on PUBACK. */
-  private send(kind: 'result' | 'event', camera: string, topic: string, payload: object): void {
+  private send(kind: 'result' | 'event', camera: string, topic: string, payload: { seq: number }): void {
     const outbox = this.outbox;
     if (!outbox) return;
     const t = this.config.mqtt.topics[kind];
@@ -508,6 +508,7 @@ export class App implements HealthSource {
       retain: t.retain,
       camera,
       kind,
+      payloadSeq: payload.seq,
       ...(kind === 'result' ? { expirySec: this.config.mqtt.resultExpirySec } : {}),
     });
   }
