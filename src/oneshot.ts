@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Config } from './config/schema.js';
 import { errorCode, errorMessage } from './errors.js';
-import { INFER_CAMERA } from './health/infer-route.js';
+import { INFER_CAMERA } from './health/routes/infer.js';
 import { Engine } from './inference/engine.js';
 import { decodeImage } from './inference/image.js';
 import { loadEngine, logEngineEvent, sessionOptions } from './inference/load.js';

@@ -1,16 +1,13 @@
 /**
- * Typed wrappers for the native addons in native/ (see native/README.md):
- * - edge_capture.node: GStreamer pipeline → appsink → newest frame, pulled by `read()`;
- * - edge_notify.node: sd_notify (used by src/health/sdnotify.ts).
+ * Typed wrapper for the capture addon in native/ (see native/README.md), edge_capture.node:
+ * GStreamer pipeline → appsink → newest frame, pulled by `read()`. src/native/addon.ts finds and
+ * loads it.
  *
  * Everything is validated here before it crosses into C++ (C++ trusts what it is given), and every
  * native error becomes a `CaptureError` with a stable `code` and the stack of the JS call site.
  */
-import { existsSync } from 'node:fs';
 import { DaemonError } from '../errors.js';
-import { packageRoot } from '../paths.js';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { type Loaded, loadAddon } from '../native/addon.js';
 
 /** The Debian/Ubuntu packages that make `npm install` build the capture addon and let it run. */
 export const GST_APT_PACKAGES =
@@ -162,43 +159,12 @@ interface CaptureAddon {
   probe(elements: string[]): { ok: boolean; version?: string; error?: string; missing: string[] };
 }
 
-export interface NotifyAddon {
-  /** Sends one datagram; returns 0 or an errno. */
-  notify(socketPath: string, state: string): number;
-  strerror(errno: number): string;
-}
-
-/** Where `npm install` (scripts/build-native.mjs) puts the addons. */
-export function addonPath(name: 'edge_capture' | 'edge_notify'): string {
-  return join(packageRoot, 'native', 'build', 'Release', `${name}.node`);
-}
-
-type Loaded<T> = { ok: true; addon: T } | { ok: false; reason: string };
-
-function load<T>(name: 'edge_capture' | 'edge_notify'): Loaded<T> {
-  const path = addonPath(name);
-  if (!existsSync(path)) return { ok: false, reason: `${path} is not built` };
-  try {
-    return { ok: true, addon: createRequire(import.meta.url)(path) as T };
-  } catch (err) {
-    // e.g. "libgstapp-1.0.so.0: cannot open shared object file" when the runtime libraries went away.
-    return { ok: false, reason: `${path} does not load: ${err instanceof Error ? err.message : String(err)}` };
-  }
-}
-
 let captureAddon: Loaded<CaptureAddon> | undefined;
 let availability: { ok: true } | { ok: false; reason: string } | undefined;
 
 function getCaptureAddon(): Loaded<CaptureAddon> {
-  captureAddon ??= load<CaptureAddon>('edge_capture');
+  captureAddon ??= loadAddon<CaptureAddon>('edge_capture');
   return captureAddon;
-}
-
-let notifyAddon: Loaded<NotifyAddon> | undefined;
-/** The sd_notify addon, or why it is unavailable. */
-export function loadNotifyAddon(): Loaded<NotifyAddon> {
-  notifyAddon ??= load<NotifyAddon>('edge_notify');
-  return notifyAddon;
 }
 
 /**

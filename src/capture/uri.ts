@@ -1,26 +1,21 @@
-import { pathToFileURL } from 'node:url';
 import { DaemonError } from '../errors.js';
+import { type CameraUri, type CameraUriOptions, parseCameraUri, SINK_NAME, type V4l2Format } from '../config/camera-uri.js';
 import type { CameraConfig } from '../config/schema.js';
 
 /**
  * Camera URIs -> GStreamer pipeline strings ending in `appsink name=sink`.
  *
- * Nothing a user writes is pasted into a pipeline as is: numbers are checked and printed by us,
- * names come from fixed lists, and the few free strings (a device path, a file URI, an RTSP URL)
- * are checked to hold no whitespace, quotes, backslashes or control characters and then passed
- * inside double quotes. So a URI can set a property of the element we chose, never add an element:
- * `rtsp://h/x ! filesink location=/tmp/pwn` is rejected.
- *
- * Options come from the URI's query (`test://ball?width=320`) or the camera's config keys
- * (`cameras.<name>.width`); a config key wins over the same option in the URI.
+ * The URI is read and checked by src/config/camera-uri.ts (the same checks `check-config` runs);
+ * this module only prints the pipeline. Nothing a user writes is pasted into a pipeline as is:
+ * numbers were parsed there and are printed here, names come from fixed lists, and the few free
+ * strings (a device path, a file URI, an RTSP URL), checked there to hold no whitespace, quotes,
+ * backslashes or control characters, are passed inside double quotes. So a URI can set a property
+ * of the element we chose, never add an element: `rtsp://h/x ! filesink location=/tmp/pwn` is rejected.
  */
 
-/** The appsink every pipeline ends in; `gst://` pipelines must use this name too. */
-export const SINK_NAME = 'sink';
+export { SINK_NAME };
 /** Our source elements are named, so GStreamer's messages name the same element on every attempt. */
 export const SOURCE_NAME = 'source';
-
-export type CameraKind = 'images' | 'test' | 'file' | 'v4l2' | 'csi' | 'rtsp' | 'gst';
 
 /**
  * What end-of-stream means: `stop` (a file that does not loop has ended), `restart` (a looping
@@ -30,79 +25,15 @@ export type EosPolicy = 'stop' | 'restart' | 'reconnect';
 
 export type CameraSource =
   | { kind: 'images'; dir: string; fps: number; display: string }
-  | { kind: Exclude<CameraKind, 'images'>; pipeline: string; onEos: EosPolicy; display: string; hint?: string };
+  | { kind: Exclude<CameraUri['kind'], 'images'>; pipeline: string; onEos: EosPolicy; display: string; hint?: string };
 
-export const V4L2_FORMATS = ['auto', 'mjpeg', 'yuyv', 'nv12', 'i420', 'gray8'] as const;
-export type V4l2Format = (typeof V4L2_FORMATS)[number];
 const V4L2_RAW: Record<Exclude<V4l2Format, 'auto' | 'mjpeg'>, string> = { yuyv: 'YUY2', nv12: 'NV12', i420: 'I420', gray8: 'GRAY8' };
-
-export const TEST_PATTERNS = [
-  'smpte', 'snow', 'black', 'white', 'red', 'green', 'blue', 'checkers-1', 'checkers-2', 'checkers-4', 'checkers-8',
-  'circular', 'blink', 'smpte75', 'zone-plate', 'gamut', 'chroma-zone-plate', 'solid-color', 'ball', 'smpte100', 'bar',
-  'pinwheel', 'spokes', 'gradient', 'colors', 'smpte-rp-219',
-] as const;
 
 const TEST_DEFAULTS = { width: 640, height: 480, fps: 30 };
 const RTSP_DEFAULT_LATENCY_MS = 200;
 
-/** Options a camera kind understands; anything else in the query or the config is an error. */
-const OPTIONS: Record<CameraKind, readonly string[]> = {
-  images: ['fps'],
-  test: ['width', 'height', 'fps', 'color'],
-  file: ['width', 'height', 'fps', 'loop'],
-  v4l2: ['width', 'height', 'fps', 'format'],
-  csi: ['width', 'height', 'fps'],
-  rtsp: ['width', 'height', 'fps', 'latencyMs', 'transport'],
-  gst: [],
-};
-/** Query spellings of the options (the config key is the option name). */
-const QUERY_NAME: Record<string, string> = { latencyMs: 'latency' };
-const CONFIG_OPTIONS = ['width', 'height', 'fps', 'format', 'latencyMs', 'transport', 'loop'] as const;
-
-interface Options {
-  width?: number;
-  height?: number;
-  fps?: number;
-  format?: V4l2Format;
-  latencyMs?: number;
-  transport?: 'auto' | 'tcp' | 'udp';
-  loop?: boolean;
-  color?: number;
-}
-
-/** A problem with one config key, collected so check-config can list them all. */
-class Problems {
-  readonly list: string[] = [];
-  constructor(readonly prefix: string) {}
-  add(key: string, problem: string): void {
-    this.list.push(`${this.prefix}.${key}: ${problem}`);
-  }
-}
-
-/** The URI with a password replaced by ***, for logs and /status. */
-export function redactUri(uri: string): string {
-  return uri.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@?#]*?:)[^/@?#]*@/i, '$1***@');
-}
-
-const show = (uri: string) => JSON.stringify(redactUri(uri));
-
-/** Double-quotes a free string for the pipeline; callers checked it with `unsafeChar` first. */
+/** Double-quotes a free string for the pipeline; src/config/camera-uri.ts checked it holds no quotes. */
 const quote = (s: string) => `"${s}"`;
-
-/** The first character that may not appear in a value passed to GStreamer, or undefined. */
-function unsafeChar(s: string): string | undefined {
-  // eslint-disable-next-line no-control-regex
-  const m = /[\s"'\\\u0000-\u001f\u007f]/.exec(s);
-  return m?.[0];
-}
-
-function describeChar(c: string): string {
-  if (c === ' ') return 'a space';
-  if (/\s/.test(c)) return 'whitespace';
-  if (c === '"' || c === "'") return 'a quote';
-  if (c === '\\') return 'a backslash';
-  return 'a control character';
-}
 
 /** "25" -> 25/1, "29.97" -> 2997/100: GStreamer framerates are fractions. */
 export function fpsFraction(fps: number): string {
@@ -116,111 +47,7 @@ export function fpsFraction(fps: number): string {
   return `${n}/${d}`;
 }
 
-function parseQueryValue(p: Problems, opt: string, raw: string, into: Options): void {
-  const key = 'uri';
-  const q = QUERY_NAME[opt] ?? opt;
-  const int = (min: number, max: number): number | undefined => {
-    const v = /^\d+$/.test(raw) ? Number(raw) : NaN;
-    if (!Number.isInteger(v) || v < min || v > max) {
-      p.add(key, `?${q}= must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
-      return undefined;
-    }
-    return v;
-  };
-  switch (opt) {
-    case 'width':
-    case 'height': {
-      const v = int(16, 8192);
-      if (v !== undefined) into[opt] = v;
-      return;
-    }
-    case 'latencyMs': {
-      const v = int(0, 60_000);
-      if (v !== undefined) into.latencyMs = v;
-      return;
-    }
-    case 'fps': {
-      const v = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
-      if (!(v > 0 && v <= 1000)) p.add(key, `?fps= must be a number above 0 and at most 1000 (got ${JSON.stringify(raw)})`);
-      else into.fps = v;
-      return;
-    }
-    case 'format':
-      if ((V4L2_FORMATS as readonly string[]).includes(raw)) into.format = raw as V4l2Format;
-      else p.add(key, `?format= must be one of ${V4L2_FORMATS.join(', ')} (got ${JSON.stringify(raw)})`);
-      return;
-    case 'transport':
-      if (raw === 'auto' || raw === 'tcp' || raw === 'udp') into.transport = raw;
-      else p.add(key, `?transport= must be auto, tcp or udp (got ${JSON.stringify(raw)})`);
-      return;
-    case 'loop':
-      if (raw === '1' || raw === 'true' || raw === '') into.loop = true;
-      else if (raw === '0' || raw === 'false') into.loop = false;
-      else p.add(key, `?loop= must be 1 or 0 (got ${JSON.stringify(raw)})`);
-      return;
-    case 'color':
-      if (/^[0-9a-f]{6}$/i.test(raw)) into.color = (0xff000000 | parseInt(raw, 16)) >>> 0;
-      else if (/^[0-9a-f]{8}$/i.test(raw)) into.color = parseInt(raw, 16) >>> 0;
-      else p.add(key, `?color= must be RRGGBB or AARRGGBB in hex (got ${JSON.stringify(raw)})`);
-      return;
-  }
-}
-
-/**
- * Splits `scheme://rest?query` and reads the query's options. For rtsp:// only our option names are
- * taken out; every other parameter stays in the URL for the camera.
- */
-function splitQuery(p: Problems, kind: CameraKind, uri: string, opts: Options): { base: string; rest: string[] } {
-  const qi = uri.indexOf('?');
-  if (qi < 0) return { base: uri, rest: [] };
-  const base = uri.slice(0, qi);
-  const rest: string[] = [];
-  const known = OPTIONS[kind];
-  for (const part of uri.slice(qi + 1).split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const name = decodeURIComponent(eq < 0 ? part : part.slice(0, eq));
-    const value = decodeURIComponent(eq < 0 ? '' : part.slice(eq + 1));
-    const opt = known.find((o) => (QUERY_NAME[o] ?? o) === name);
-    if (opt) parseQueryValue(p, opt, value, opts);
-    else if (kind === 'rtsp') rest.push(part);
-    else {
-      const names = known.map((o) => QUERY_NAME[o] ?? o);
-      p.add('uri', `unknown option ?${name}= for ${kind}:// (${names.length ? `known: ${names.join(', ')}` : 'it takes none'})`);
-    }
-  }
-  return { base, rest };
-}
-
-/** Merges the config keys over the query options; a key the camera kind does not use is a problem. */
-function mergeConfig(p: Problems, kind: CameraKind, cfg: CameraConfig, opts: Options): void {
-  for (const key of CONFIG_OPTIONS) {
-    const v = cfg[key];
-    if (v === undefined) continue;
-    if (!OPTIONS[kind].includes(key)) {
-      const users = (Object.keys(OPTIONS) as CameraKind[]).filter((k) => OPTIONS[k].includes(key)).map((k) => `${k}://`);
-      p.add(key, `not used by ${kind}:// cameras (only by ${users.join(', ')})`);
-      continue;
-    }
-    (opts as Record<string, unknown>)[key] = v;
-  }
-  if ((opts.width === undefined) !== (opts.height === undefined)) {
-    const [missing, present] = opts.width === undefined ? ['width', 'height'] : ['height', 'width'];
-    p.add(missing, `required when ${present} is set`);
-  }
-}
-
-function kindOf(uri: string): CameraKind | string {
-  if (uri.startsWith('/dev/')) return 'v4l2';
-  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri);
-  if (!m) return '';
-  const s = m[1].toLowerCase();
-  return s === 'rtsps' ? 'rtsp' : s;
-}
-
-const KINDS: readonly string[] = ['images', 'test', 'file', 'v4l2', 'csi', 'rtsp', 'gst'];
-
-function capsFields(o: Options, withRate: boolean): string {
+function capsFields(o: CameraUriOptions, withRate: boolean): string {
   let s = '';
   if (o.width !== undefined && o.height !== undefined) s += `,width=${o.width},height=${o.height}`;
   if (withRate && o.fps !== undefined) s += `,framerate=${fpsFraction(o.fps)}`;
@@ -231,7 +58,7 @@ function capsFields(o: Options, withRate: boolean): string {
  * The common end of a pipeline: cap the rate (dropping, never duplicating), scale while still in
  * the source's pixel format (cheaper than after conversion), convert to RGB, hand to the appsink.
  */
-function tail(o: { scale?: Options; rate?: number; sync: boolean }): string {
+function tail(o: { scale?: CameraUriOptions; rate?: number; sync: boolean }): string {
   const parts: string[] = [];
   if (o.rate !== undefined) parts.push(`videorate drop-only=true`, `video/x-raw,framerate=${fpsFraction(o.rate)}`);
   if (o.scale?.width !== undefined && o.scale.height !== undefined) {
@@ -246,46 +73,8 @@ function tail(o: { scale?: Options; rate?: number; sync: boolean }): string {
  * `cameras.<name>.<key>: ...` lines. `name` is the camera's config name.
  */
 export function resolveCameraSource(name: string, cfg: CameraConfig): { source?: CameraSource; problems: string[] } {
-  const p = new Problems(`cameras.${name}`);
-  const uri = cfg.uri;
-  const kind = kindOf(uri);
-  if (!KINDS.includes(kind)) {
-    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1];
-    p.add(
-      'uri',
-      scheme
-        ? `unsupported scheme "${scheme}:" (supported: ${KINDS.map((k) => `${k}://`).join(', ')}) (got ${show(uri)})`
-        : `expected a URI such as test://ball, v4l2:///dev/video0 or rtsp://host/path (got ${show(uri)})`,
-    );
-    return { problems: p.list };
-  }
-  const k = kind as CameraKind;
-  if (k === 'gst') return gstSource(p, cfg);
-  if (k === 'images') {
-    // A folder read by sharp, never by GStreamer: any path is fine, and there is no query.
-    const opts: Options = {};
-    mergeConfig(p, k, cfg, opts);
-    if (p.list.length) return { problems: p.list };
-    return { source: { kind: 'images', dir: uri.slice('images://'.length), fps: opts.fps ?? 2, display: uri }, problems: [] };
-  }
-  const bad = unsafeChar(uri);
-  if (bad !== undefined) {
-    p.add('uri', `must not contain ${describeChar(bad)}; percent-encode it in URLs (got ${show(uri)})`);
-    return { problems: p.list };
-  }
-  const opts: Options = {};
-  let split: { base: string; rest: string[] };
-  try {
-    split = splitQuery(p, k, uri, opts);
-  } catch {
-    p.add('uri', `bad percent-encoding (got ${show(uri)})`);
-    return { problems: p.list };
-  }
-  const { base, rest } = split;
-  mergeConfig(p, k, cfg, opts);
-  const display = redactUri(uri);
-  const source = BUILDERS[k](p, base, opts, display, rest);
-  return p.list.length ? { problems: p.list } : { source, problems: [] };
+  const { uri, problems } = parseCameraUri(name, cfg);
+  return uri ? { source: sourceOf(uri), problems: [] } : { problems };
 }
 
 /** Like resolveCameraSource, but throws a DaemonError (CAMERA_URI) listing the problems. */
@@ -295,117 +84,58 @@ export function cameraSource(name: string, cfg: CameraConfig): CameraSource {
   return source;
 }
 
-function testSource(p: Problems, base: string, o: Options, display: string): CameraSource | undefined {
-  let pattern = base.slice('test://'.length).replace(/\/$/, '') || 'smpte';
-  if (pattern === 'solid') pattern = 'solid-color';
-  if (!(TEST_PATTERNS as readonly string[]).includes(pattern)) {
-    p.add('uri', `unknown test pattern "${pattern}" (known: solid, ${TEST_PATTERNS.join(', ')})`);
-    return undefined;
+/** The pipeline for a checked camera URI. */
+function sourceOf(u: CameraUri): CameraSource {
+  switch (u.kind) {
+    case 'images':
+      return { kind: 'images', dir: u.dir, fps: u.fps, display: u.display };
+    case 'gst':
+      return { kind: 'gst', pipeline: u.pipeline, onEos: 'reconnect', display: u.display };
+    case 'test': {
+      const o = u.opts;
+      const w = o.width ?? TEST_DEFAULTS.width;
+      const h = o.height ?? TEST_DEFAULTS.height;
+      const fps = o.fps ?? TEST_DEFAULTS.fps;
+      const color = u.pattern === 'solid-color' ? ` foreground-color=0x${(o.color ?? 0xff000000).toString(16).padStart(8, '0')}` : '';
+      // RGB straight from the source: solid colours arrive exactly as asked for.
+      const pipeline =
+        `videotestsrc name=${SOURCE_NAME} is-live=true pattern=${u.pattern}${color} ! ` +
+        `video/x-raw,format=RGB,width=${w},height=${h},framerate=${fpsFraction(fps)} ! ${tail({ sync: false })}`;
+      return { kind: 'test', pipeline, onEos: 'reconnect', display: u.display };
+    }
+    case 'file': {
+      const o = u.opts;
+      // sync=true: a file plays at its own frame rate, like a camera would deliver it.
+      const pipeline = `uridecodebin name=${SOURCE_NAME} uri=${quote(u.fileUri)} ! ${tail({ scale: o, rate: o.fps, sync: true })}`;
+      return { kind: 'file', pipeline, onEos: o.loop ? 'restart' : 'stop', display: u.display };
+    }
+    case 'v4l2': {
+      const o = u.opts;
+      const format = o.format ?? 'auto';
+      const fields = capsFields(o, true);
+      let head: string;
+      if (format === 'mjpeg') head = `image/jpeg${fields} ! jpegdec`;
+      else if (format === 'auto') head = `${fields ? `video/x-raw${fields};image/jpeg${fields} ! ` : ''}decodebin`;
+      else head = `video/x-raw,format=${V4L2_RAW[format]}${fields}`;
+      const pipeline = `v4l2src name=${SOURCE_NAME} device=${quote(u.device)} ! ${head} ! ${tail({ sync: false })}`;
+      return { kind: 'v4l2', pipeline, onEos: 'reconnect', display: u.display };
+    }
+    case 'csi': {
+      // Argus delivers NVMM (GPU) memory; nvvidconv converts to RGBA in hardware on the way out.
+      const pipeline =
+        `nvarguscamerasrc name=${SOURCE_NAME} sensor-id=${u.sensorId} ! video/x-raw(memory:NVMM)${capsFields(u.opts, true)} ! ` +
+        `nvvidconv ! video/x-raw,format=RGBA ! appsink name=${SINK_NAME} sync=false`;
+      const hint = 'csi:// needs NVIDIA Argus (nvarguscamerasrc, nvvidconv: JetPack\'s nvidia-l4t-gstreamer package)';
+      return { kind: 'csi', pipeline, onEos: 'reconnect', display: u.display, hint };
+    }
+    case 'rtsp': {
+      const o = u.opts;
+      const protocols = o.transport === 'tcp' ? ' protocols=tcp' : o.transport === 'udp' ? ' protocols=udp' : '';
+      // drop-on-latency: a late packet is dropped rather than delaying every frame after it.
+      const pipeline =
+        `rtspsrc name=${SOURCE_NAME} location=${quote(u.location)} latency=${o.latencyMs ?? RTSP_DEFAULT_LATENCY_MS}${protocols} drop-on-latency=true ! ` +
+        `decodebin ! ${tail({ scale: o, rate: o.fps, sync: false })}`;
+      return { kind: 'rtsp', pipeline, onEos: 'reconnect', display: u.display };
+    }
   }
-  if (o.color !== undefined && pattern !== 'solid-color') p.add('uri', '?color= only applies to test://solid');
-  const w = o.width ?? TEST_DEFAULTS.width;
-  const h = o.height ?? TEST_DEFAULTS.height;
-  const fps = o.fps ?? TEST_DEFAULTS.fps;
-  const color = pattern === 'solid-color' ? ` foreground-color=0x${(o.color ?? 0xff000000).toString(16).padStart(8, '0')}` : '';
-  // RGB straight from the source: solid colours arrive exactly as asked for.
-  const pipeline =
-    `videotestsrc name=${SOURCE_NAME} is-live=true pattern=${pattern}${color} ! ` +
-    `video/x-raw,format=RGB,width=${w},height=${h},framerate=${fpsFraction(fps)} ! ${tail({ sync: false })}`;
-  return { kind: 'test', pipeline, onEos: 'reconnect', display };
-}
-
-function fileSource(p: Problems, base: string, o: Options, display: string): CameraSource | undefined {
-  let path: string;
-  try {
-    path = decodeURIComponent(base.slice('file://'.length));
-  } catch {
-    path = '';
-  }
-  if (!path.startsWith('/')) {
-    p.add('uri', `expected an absolute path, file:///dir/video.mp4 (got ${show(base)})`);
-    return undefined;
-  }
-  // pathToFileURL percent-encodes anything special; the check below is the belt to those braces.
-  const fileUri = pathToFileURL(path).href;
-  const bad = unsafeChar(fileUri);
-  if (bad !== undefined) {
-    p.add('uri', `the path contains ${describeChar(bad)} (got ${show(base)})`);
-    return undefined;
-  }
-  // sync=true: a file plays at its own frame rate, like a camera would deliver it.
-  const pipeline = `uridecodebin name=${SOURCE_NAME} uri=${quote(fileUri)} ! ${tail({ scale: o, rate: o.fps, sync: true })}`;
-  return { kind: 'file', pipeline, onEos: o.loop ? 'restart' : 'stop', display };
-}
-
-/** /dev/video0, /dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920_ABC-video-index0, /dev/v4l/by-path/pci-0000:00:14.0-usb-0:1:1.0-video-index0 */
-const DEVICE_RE = /^\/dev\/[A-Za-z0-9_.:+@-]+(\/[A-Za-z0-9_.:+@-]+)*$/;
-
-function v4l2Source(p: Problems, base: string, o: Options, display: string): CameraSource | undefined {
-  const device = base.startsWith('/dev/') ? base : base.slice('v4l2://'.length);
-  if (!DEVICE_RE.test(device) || device.split('/').includes('..')) {
-    p.add('uri', `expected a device path such as v4l2:///dev/video0 or v4l2:///dev/v4l/by-id/... (got ${show(base)})`);
-    return undefined;
-  }
-  const format = o.format ?? 'auto';
-  const fields = capsFields(o, true);
-  let head: string;
-  if (format === 'mjpeg') head = `image/jpeg${fields} ! jpegdec`;
-  else if (format === 'auto') head = `${fields ? `video/x-raw${fields};image/jpeg${fields} ! ` : ''}decodebin`;
-  else head = `video/x-raw,format=${V4L2_RAW[format]}${fields}`;
-  const pipeline = `v4l2src name=${SOURCE_NAME} device=${quote(device)} ! ${head} ! ${tail({ sync: false })}`;
-  return { kind: 'v4l2', pipeline, onEos: 'reconnect', display };
-}
-
-function csiSource(p: Problems, base: string, o: Options, display: string): CameraSource | undefined {
-  const id = base.slice('csi://'.length).replace(/\/$/, '') || '0';
-  if (!/^\d{1,2}$/.test(id) || Number(id) > 15) {
-    p.add('uri', `expected a sensor number, csi://0 to csi://15 (got ${show(base)})`);
-    return undefined;
-  }
-  // Argus delivers NVMM (GPU) memory; nvvidconv converts to RGBA in hardware on the way out.
-  const pipeline =
-    `nvarguscamerasrc name=${SOURCE_NAME} sensor-id=${Number(id)} ! video/x-raw(memory:NVMM)${capsFields(o, true)} ! ` +
-    `nvvidconv ! video/x-raw,format=RGBA ! appsink name=${SINK_NAME} sync=false`;
-  const hint = 'csi:// needs NVIDIA Argus (nvarguscamerasrc, nvvidconv: JetPack\'s nvidia-l4t-gstreamer package)';
-  return { kind: 'csi', pipeline, onEos: 'reconnect', display, hint };
-}
-
-function rtspSource(p: Problems, base: string, o: Options, display: string, rest: string[]): CameraSource | undefined {
-  let url: URL;
-  try {
-    url = new URL(base);
-  } catch {
-    url = undefined as unknown as URL;
-  }
-  if (!url || !url.hostname) {
-    p.add('uri', `expected rtsp://[user:password@]host[:port]/path (got ${show(base)})`);
-    return undefined;
-  }
-  const location = rest.length ? `${base}?${rest.join('&')}` : base;
-  const protocols = o.transport === 'tcp' ? ' protocols=tcp' : o.transport === 'udp' ? ' protocols=udp' : '';
-  // drop-on-latency: a late packet is dropped rather than delaying every frame after it.
-  const pipeline =
-    `rtspsrc name=${SOURCE_NAME} location=${quote(location)} latency=${o.latencyMs ?? RTSP_DEFAULT_LATENCY_MS}${protocols} drop-on-latency=true ! ` +
-    `decodebin ! ${tail({ scale: o, rate: o.fps, sync: false })}`;
-  return { kind: 'rtsp', pipeline, onEos: 'reconnect', display };
-}
-
-type Builder = (p: Problems, base: string, o: Options, display: string, rest: string[]) => CameraSource | undefined;
-const BUILDERS: Record<Exclude<CameraKind, 'images' | 'gst'>, Builder> = {
-  test: testSource,
-  file: fileSource,
-  v4l2: v4l2Source,
-  csi: csiSource,
-  rtsp: rtspSource,
-};
-
-function gstSource(p: Problems, cfg: CameraConfig): { source?: CameraSource; problems: string[] } {
-  const pipeline = cfg.uri.slice('gst://'.length).trim();
-  const opts: Options = {};
-  mergeConfig(p, 'gst', cfg, opts);
-  if (!new RegExp(`\\bappsink\\b[^!]*\\bname\\s*=\\s*"?${SINK_NAME}"?(\\s|$)`).test(pipeline)) {
-    p.add('uri', `a gst:// pipeline must end in "appsink name=${SINK_NAME}" (got ${JSON.stringify(pipeline.slice(-60))})`);
-  }
-  if (p.list.length) return { problems: p.list };
-  return { source: { kind: 'gst', pipeline, onEos: 'reconnect', display: cfg.uri }, problems: [] };
 }

@@ -3,11 +3,10 @@ import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { DaemonError } from '../errors.js';
-import { demoModelDir, demoSamplesDir } from '../paths.js';
-import { defaultJournalPath } from '../journal/paths.js';
+import { defaultJournalPath, demoModelDir, demoSamplesDir } from '../paths.js';
 import { applyEnvOverrides } from './env.js';
+import { parseCameraUri } from './camera-uri.js';
 import { formatIssues } from './format.js';
-import { resolveCameraSource } from '../capture/uri.js';
 import { type Config, cameraSchema, configSchema, NAME_RE } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/edge-inferd/config.yaml';
@@ -126,7 +125,7 @@ function checkResolved(c: Config): string[] {
     problems.push('mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both');
   }
   for (const [name, cam] of Object.entries(c.cameras)) {
-    problems.push(...resolveCameraSource(name, cam).problems);
+    problems.push(...parseCameraUri(name, cam).problems);
     if (cam.reconnect.maxMs < cam.reconnect.initialMs) {
       problems.push(`cameras.${name}.reconnect.maxMs: must be >= initialMs (${cam.reconnect.initialMs}) (got ${cam.reconnect.maxMs})`);
     }

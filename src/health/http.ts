@@ -1,12 +1,12 @@
 import type { Frame } from '../capture/frame.js';
 import type { Config } from '../config/schema.js';
 import type { Inference } from '../inference/types.js';
-import { resultsRoute } from '../journal/http.js';
 import type { Journal } from '../journal/journal.js';
 import type { Logger } from '../log.js';
-import { inferRoute } from './infer-route.js';
+import { inferRoute } from './routes/infer.js';
 import type { Metrics } from './metrics.js';
-import { registerOpsRoutes } from './routes.js';
+import { registerOpsRoutes } from './routes/ops.js';
+import { resultsRoute } from './routes/results.js';
 import { type HealthSource, HealthServer } from './server.js';
 
 /**

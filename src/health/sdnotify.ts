@@ -4,8 +4,21 @@
  * Without $NOTIFY_SOCKET (not started by systemd with Type=notify) it does nothing and returns false.
  */
 import { constants } from 'node:os';
-import { loadNotifyAddon } from '../capture/native.js';
 import { DaemonError } from '../errors.js';
+import { type Loaded, loadAddon } from '../native/addon.js';
+
+export interface NotifyAddon {
+  /** Sends one datagram; returns 0 or an errno. */
+  notify(socketPath: string, state: string): number;
+  strerror(errno: number): string;
+}
+
+let notifyAddon: Loaded<NotifyAddon> | undefined;
+/** The sd_notify addon (edge_notify.node), or why it is unavailable. Cached after the first call. */
+export function loadNotifyAddon(): Loaded<NotifyAddon> {
+  notifyAddon ??= loadAddon<NotifyAddon>('edge_notify');
+  return notifyAddon;
+}
 
 export type SdNotifyResult =
   | { sent: true }

@@ -9,6 +9,7 @@ import {
   type Db,
   type HistoryEntry,
   type HistoryQuery,
+  migrateSchema,
   PENDING,
   queryHistory,
   SCHEMA_SQL,
@@ -35,6 +36,11 @@ export interface NewMessage {
   kind: string;
   /** MQTT 5 message expiry. */
   expirySec?: number;
+  /**
+   * The `seq` the payload carries (results and events count per camera and kind), stored in its own
+   * column so lastPayloadSeq never parses payloads. Omitted (or not a positive integer): none.
+   */
+  payloadSeq?: number;
 }
 
 export interface JournalRow extends NewMessage {
@@ -94,6 +100,7 @@ interface RawRow {
   retain: number;
   expiry_sec: number | null;
   payload: string;
+  payload_seq: number | null;
 }
 
 export class Journal {
@@ -154,8 +161,16 @@ export class Journal {
         db.close();
         throw new DaemonError('JOURNAL_VERSION', `journal.path: ${path} was written by a newer edge-inferd (schema ${version}, this one reads ${SCHEMA_VERSION})`);
       }
-      db.exec(SCHEMA_SQL);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      // Schema, upgrade of an older file and the new version number: all or nothing.
+      const backfilled = db.transaction(() => {
+        db.exec(SCHEMA_SQL);
+        const n = migrateSchema(db);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        return n;
+      })();
+      if (backfilled !== undefined && version > 0) {
+        this.opts.log.info({ path, fromVersion: version, toVersion: SCHEMA_VERSION, backfilled }, 'journal schema upgraded');
+      }
     } catch (err) {
       this.lock.release();
       if (err instanceof DaemonError) throw err;
@@ -188,12 +203,12 @@ export class Journal {
   private prepare(db: Db) {
     return {
       insert: db.prepare(
-        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload, payload_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       markSent: db.prepare('UPDATE messages SET state = 1, sent_ms = ? WHERE seq = ? AND state = 0'),
       markRejected: db.prepare('UPDATE messages SET state = 2, sent_ms = ? WHERE seq = ? AND state = 0'),
       pendingAfter: db.prepare(
-        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
+        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
       ),
       oldestDone: db.prepare(`SELECT seq, bytes FROM messages WHERE state != 0 ORDER BY seq LIMIT ${EVICT_CHUNK}`),
       oldestPending: db.prepare(`SELECT seq, bytes FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ${EVICT_CHUNK}`),
@@ -201,6 +216,8 @@ export class Journal {
       deletePendingUpTo: db.prepare('DELETE FROM messages WHERE state = 0 AND seq > ? AND seq <= ?'),
       expiredCount: db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM messages WHERE state != 0 AND created_ms < ?'),
       deleteExpired: db.prepare('DELETE FROM messages WHERE state != 0 AND created_ms < ?'),
+      // Answered from the messages_payload_seq index (camera, kind, payload_seq).
+      lastPayloadSeq: db.prepare('SELECT MAX(payload_seq) AS s FROM messages WHERE camera = ? AND kind = ?'),
     };
   }
 
@@ -224,7 +241,8 @@ export class Journal {
       for (const m of msgs) {
         const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
         const state = m.qos === 0 ? SENT : PENDING;
-        const r = s.insert.run(createdMs, state, m.camera, m.kind, m.topic, m.qos, m.retain ? 1 : 0, m.expirySec ?? null, bytes, m.payload);
+        const payloadSeq = m.payloadSeq !== undefined && Number.isSafeInteger(m.payloadSeq) && m.payloadSeq > 0 ? m.payloadSeq : null;
+        const r = s.insert.run(createdMs, state, m.camera, m.kind, m.topic, m.qos, m.retain ? 1 : 0, m.expirySec ?? null, bytes, m.payload, payloadSeq);
         out.push({ ...m, seq: Number(r.lastInsertRowid), createdMs });
         this.rows++;
         this.bytes += bytes;
@@ -264,24 +282,18 @@ export class Journal {
       retain: r.retain === 1,
       ...(r.expiry_sec !== null ? { expirySec: r.expiry_sec } : {}),
       payload: r.payload,
+      ...(r.payload_seq !== null ? { payloadSeq: r.payload_seq } : {}),
     }));
   }
 
   /**
-   * The payload `seq` of the newest journaled message of this camera and kind (0 if none), so a
-   * restarted daemon continues the per-camera counter instead of reusing numbers that drained
-   * messages from before the crash still carry.
+   * The highest payload `seq` journaled for this camera and kind (0 if none), so a restarted daemon
+   * continues the per-camera counter instead of reusing numbers that drained messages from before
+   * the crash still carry. Read from the payload_seq column (given by the writer, see NewMessage).
    */
   lastPayloadSeq(camera: string, kind: string): number {
-    if (!this.db) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
-    const row = this.db.prepare('SELECT payload FROM messages WHERE camera = ? AND kind = ? ORDER BY seq DESC LIMIT 1').get(camera, kind) as { payload: string } | undefined;
-    if (!row) return 0;
-    try {
-      const seq = (JSON.parse(row.payload) as { seq?: unknown }).seq;
-      return typeof seq === 'number' && Number.isSafeInteger(seq) && seq > 0 ? seq : 0;
-    } catch {
-      return 0;
-    }
+    const row = this.s.lastPayloadSeq.get(camera, kind) as { s: number | null };
+    return row.s ?? 0;
   }
 
   history(q: HistoryQuery): HistoryEntry[] {

@@ -8,7 +8,10 @@ import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
 
-export const SCHEMA_VERSION = 1;
+/** 1: the messages table; 2: + payload_seq and its index (added to a version-1 file by migrateSchema). */
+export const SCHEMA_VERSION = 2;
+/** The oldest schema a reader (`edge-inferd history`) understands; it never migrates, the daemon does. */
+export const MIN_READ_VERSION = 1;
 
 /** state: 0 pending (not acknowledged yet), 1 sent (acknowledged, or QoS 0 handed over), 2 rejected by the broker. */
 export const PENDING = 0;
@@ -30,12 +33,37 @@ CREATE TABLE IF NOT EXISTS messages (
   retain     INTEGER NOT NULL,
   expiry_sec INTEGER,
   bytes      INTEGER NOT NULL,
-  payload    TEXT NOT NULL
+  payload    TEXT NOT NULL,
+  payload_seq INTEGER -- the payload's own seq (per camera and kind), given by the writer; NULL when it has none
 );
 CREATE INDEX IF NOT EXISTS messages_pending ON messages(seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);
 CREATE INDEX IF NOT EXISTS messages_camera ON messages(camera, created_ms);
 `;
+
+/** Created after migrateSchema: a version-1 table has no payload_seq until then. */
+const PAYLOAD_SEQ_INDEX_SQL = 'CREATE INDEX IF NOT EXISTS messages_payload_seq ON messages(camera, kind, payload_seq)';
+
+/**
+ * Brings a messages table up to the current schema; run inside the transaction that opens the
+ * journal, after SCHEMA_SQL. A version-1 table gets its payload_seq column, filled once from each
+ * payload's JSON `seq` (a positive integer; anything else stays NULL). Returns the number of rows
+ * backfilled, or undefined when the table had the column already.
+ */
+export function migrateSchema(db: Db): number | undefined {
+  const columns = db.prepare("SELECT name FROM pragma_table_info('messages')").all() as { name: string }[];
+  let backfilled: number | undefined;
+  if (!columns.some((c) => c.name === 'payload_seq')) {
+    db.exec('ALTER TABLE messages ADD COLUMN payload_seq INTEGER');
+    // CASE is evaluated lazily, so json_type never sees a payload that is not JSON.
+    db.exec(`UPDATE messages SET payload_seq = CASE WHEN json_valid(payload) THEN
+      CASE WHEN json_type(payload, '$.seq') = 'integer' AND json_extract(payload, '$.seq') BETWEEN 1 AND ${Number.MAX_SAFE_INTEGER}
+        THEN json_extract(payload, '$.seq') END END`);
+    backfilled = (db.prepare('SELECT count(*) AS n FROM messages WHERE payload_seq IS NOT NULL').get() as { n: number }).n;
+  }
+  db.exec(PAYLOAD_SEQ_INDEX_SQL);
+  return backfilled;
+}
 
 export interface HistoryQuery {
   /** Message kind (the topic's last level): result, event... */
@@ -103,14 +131,18 @@ export function countRows(db: Db): StoreCounts {
   return { rows: all.n, bytes: all.b, pending: pending.n };
 }
 
-/** Opens an existing journal read-only (for `edge-inferd history`); throws if it is missing or not a journal. */
+/**
+ * Opens an existing journal read-only (for `edge-inferd history`); throws if it is missing or not a
+ * journal. Never migrates: an older file is read as it is.
+ */
 export function openReadOnly(path: string): Db {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
   const version = db.pragma('user_version', { simple: true }) as number;
-  if (version !== SCHEMA_VERSION) {
+  // queryHistory reads only version-1 columns: a file the daemon has not upgraded yet reads the same.
+  if (version < MIN_READ_VERSION || version > SCHEMA_VERSION) {
     db.close();
-    throw new Error(`${path} is not an edge-inferd journal (schema version ${version}, expected ${SCHEMA_VERSION})`);
+    throw new Error(`${path} is not an edge-inferd journal (schema version ${version}, expected ${MIN_READ_VERSION} to ${SCHEMA_VERSION})`);
   }
   return db;
 }

@@ -36,6 +36,8 @@ export interface OutboxMessage {
   /** result, event, stats...: default the topic's last level. Used by the history queries. */
   kind?: string;
   expirySec?: number;
+  /** The `seq` in the payload (results, events): journaled in its own column for Journal.lastPayloadSeq. */
+  payloadSeq?: number;
 }
 
 export interface OutboxStats {
@@ -112,6 +114,7 @@ export class Outbox {
       camera: m.camera ?? '',
       kind: m.kind ?? m.topic.slice(m.topic.lastIndexOf('/') + 1),
       ...(m.expirySec !== undefined ? { expirySec: m.expirySec } : {}),
+      ...(m.payloadSeq !== undefined ? { payloadSeq: m.payloadSeq } : {}),
     });
     this.schedule();
   }

@@ -56,6 +56,7 @@ export class JournalSink implements ResultSink, LiveReloadable<SinkSlice> {
       retain: t.retain,
       camera,
       kind,
+      payloadSeq: payload.seq,
       ...(kind === 'result' && this.cfg.resultExpirySec !== undefined ? { expirySec: this.cfg.resultExpirySec } : {}),
     });
   }

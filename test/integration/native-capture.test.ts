@@ -11,10 +11,10 @@ import { describe, expect, it } from 'vitest';
 import {
   CaptureError,
   NativeCapture,
-  addonPath,
   captureAvailable,
   type NativeFrame,
 } from '../../src/capture/native.js';
+import { addonPath } from '../../src/native/addon.js';
 import { packageRoot } from '../../src/paths.js';
 import { frozenLoopBoundMs, percentile, timerLateness } from '../helpers/lag.js';
 import { IN_CI } from '../helpers/tools.js';

@@ -6,6 +6,7 @@ import { Journal } from '../../src/journal/journal.js';
 import { EmbeddedBroker } from '../../src/publish/broker.js';
 import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
 import { Outbox } from '../../src/publish/outbox.js';
+import { type V1Row, writeV1Journal } from '../helpers/journal-v1.js';
 import { captureLog } from '../helpers/log.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { subscribe, type Subscriber } from '../helpers/mqtt.js';
@@ -27,10 +28,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function rig(url: string, over: Partial<MqttOptions> & { window?: number; maxRows?: number } = {}): Promise<Rig> {
+async function rig(url: string, over: Partial<MqttOptions> & { window?: number; maxRows?: number; journalPath?: string } = {}): Promise<Rig> {
   const { log, lines } = captureLog();
   const journal = new Journal({
-    path: join(mkdtempSync(join(tmpdir(), 'outbox-')), 'journal.sqlite'),
+    path: over.journalPath ?? join(mkdtempSync(join(tmpdir(), 'outbox-')), 'journal.sqlite'),
     maxRows: over.maxRows ?? 100_000,
     maxBytes: 64 << 20,
     retentionMs: 3_600_000,
@@ -71,6 +72,7 @@ const result = (camera: string, seq: number) => ({
   payload: JSON.stringify({ id: `${camera}-${seq}`, camera, seq }),
   qos: 1 as const,
   camera,
+  payloadSeq: seq,
 });
 
 describe('outbox against Mosquitto', () => {
@@ -168,6 +170,40 @@ describe('outbox against Mosquitto', () => {
     expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => 151 + i));
     const warn = r.lines.find((l) => l.level === 40 && String(l.msg).startsWith('journal full'));
     expect(warn).toMatchObject({ evictedPending: expect.any(Number) });
+  });
+
+  it('a journal file of the old schema (1) is upgraded at start: its pending messages drain in order, the seq counter goes on', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const journalPath = join(mkdtempSync(join(tmpdir(), 'outbox-v1-')), 'journal.sqlite');
+    const fixture: V1Row[] = [];
+    const old = (camera: string, seq: number, state: V1Row['state']): V1Row => {
+      const { topic, payload } = result(camera, seq);
+      return { camera, kind: 'result', topic, payload, state, createdMs: Date.now() };
+    };
+    let b = 0;
+    for (let i = 1; i <= 30; i++) {
+      fixture.push(old('a', i, i <= 10 ? 'sent' : 'pending'));
+      if (i % 3 === 0) fixture.push(old('b', ++b, 'pending'));
+    }
+    writeV1Journal(journalPath, fixture);
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false });
+    cleanups.push(() => sub.close());
+
+    const r = await rig(mosq.url, { journalPath });
+    expect(r.lines.find((l) => l.msg === 'journal schema upgraded')).toMatchObject({ fromVersion: 1, backfilled: fixture.length });
+    const pending = fixture.filter((f) => f.state === 'pending').length;
+    await until(() => sub.messages.length >= pending, 20_000, 'old pending messages');
+    await until(() => r.journal.stats().pending === 0, 5000, 'journal drained');
+    const by = seqsByCamera(sub.messages);
+    expectComplete(by.get('a'), 30, 11);
+    expectComplete(by.get('b'), b);
+
+    expect(r.journal.lastPayloadSeq('a', 'result')).toBe(30);
+    expect(r.journal.lastPayloadSeq('b', 'result')).toBe(b);
+    r.outbox.enqueue(result('a', r.journal.lastPayloadSeq('a', 'result') + 1));
+    await sub.waitFor((m) => m.json?.camera === 'a' && m.json?.seq === 31);
+    await until(() => r.journal.lastPayloadSeq('a', 'result') === 31, 5000, 'seq 31 journaled');
+    expectComplete(seqsByCamera(sub.messages).get('a'), 31, 11);
   });
 });
 

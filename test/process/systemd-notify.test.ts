@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadNotifyAddon } from '../../src/capture/native.js';
+import { loadNotifyAddon } from '../../src/health/sdnotify.js';
 import { copySamples, waitUntil } from '../helpers/app.js';
 import { spawnDaemon } from '../helpers/daemon.js';
 import { type NotifySocket, startNotifySocket } from '../helpers/notify.js';

@@ -1,12 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runHistory } from '../../src/journal/history-cli.js';
 import { Journal, type JournalOptions, type NewMessage } from '../../src/journal/journal.js';
 import { parseHistoryQuery, parseSince } from '../../src/journal/query.js';
-import { openReadOnly, queryHistory } from '../../src/journal/store.js';
+import { openReadOnly, queryHistory, SCHEMA_VERSION } from '../../src/journal/store.js';
+import { type V1Row, writeV1Journal } from '../helpers/journal-v1.js';
 import { captureLog } from '../helpers/log.js';
 
 /** The journal on a real SQLite file: order, mark-sent, eviction, retention, reopen after a crash. */
@@ -35,6 +37,7 @@ const msg = (camera: string, n: number, over: Partial<NewMessage> = {}): NewMess
   retain: false,
   camera,
   kind: 'result',
+  payloadSeq: n,
   ...over,
 });
 
@@ -200,6 +203,129 @@ describe('journal', () => {
     // new messages get higher seqs than everything before the crash
     const { rows } = j.append([msg('a', 11)]);
     expect(rows[0].seq).toBeGreaterThan(10);
+  });
+});
+
+describe('journal: payload seq column', () => {
+  it('lastPayloadSeq is the highest payload seq stored per camera and kind, read from its column and index', () => {
+    const { j } = journal();
+    const msgs: NewMessage[] = [];
+    for (let i = 1; i <= 7; i++) msgs.push(msg('a', i));
+    for (let i = 1; i <= 3; i++) msgs.push(msg('b', i));
+    for (let i = 1; i <= 4; i++) msgs.push(msg('a', i, { kind: 'event', topic: 'edge-inferd/dev/a/event' }));
+    // The column, never the payload: a payload claiming another seq does not count.
+    msgs.push(msg('b', 4, { payload: JSON.stringify({ camera: 'b', seq: 1000 }) }));
+    // No seq, or one that is not a positive integer: stored as none.
+    msgs.push(msg('', 0, { kind: 'stats', topic: 'edge-inferd/dev/stats', payloadSeq: undefined }));
+    msgs.push(msg('c', 0, { payloadSeq: -3 }), msg('c', 0, { payloadSeq: 1.5 }));
+    j.append(msgs.slice(0, 5));
+    j.append(msgs.slice(5));
+
+    const expected = new Map<string, number>();
+    for (const m of msgs) {
+      const k = `${m.camera}/${m.kind}`;
+      const v = m.payloadSeq !== undefined && Number.isSafeInteger(m.payloadSeq) && m.payloadSeq > 0 ? m.payloadSeq : 0;
+      expected.set(k, Math.max(expected.get(k) ?? 0, v));
+    }
+    const answers = () => new Map([...expected.keys()].map((k) => [k, j.lastPayloadSeq(k.split('/')[0], k.split('/')[1])]));
+    expect(answers()).toEqual(expected);
+    expect(expected.get('b/result')).toBe(4);
+    expect(j.lastPayloadSeq('nobody', 'result')).toBe(0);
+    // pending rows carry it back to the outbox
+    expect(j.pendingAfter(0, 100).filter((r) => r.camera === 'a' && r.kind === 'result').map((r) => r.payloadSeq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+
+    const ro = openReadOnly(j.path);
+    try {
+      const plan = ro.prepare('EXPLAIN QUERY PLAN SELECT MAX(payload_seq) AS s FROM messages WHERE camera = ? AND kind = ?').all('a', 'result') as { detail: string }[];
+      expect(plan.map((p) => p.detail).join('\n')).toContain('messages_payload_seq');
+    } finally {
+      ro.close();
+    }
+  });
+
+  it('opens a version-1 journal file: adds the column, fills it from the payloads once, pending rows still drain in order', () => {
+    const path = tmpPath();
+    mkdirSync(dirname(path), { recursive: true });
+    const t0 = 7_000_000;
+    const fixture: V1Row[] = [];
+    const result = (camera: string, seq: number, state: V1Row['state']): V1Row => ({
+      camera,
+      kind: 'result',
+      topic: `edge-inferd/dev/${camera}/result`,
+      payload: JSON.stringify({ id: `${camera}-${seq}`, camera, seq, label: 'glass', score: 0.5 }),
+      state,
+      createdMs: t0 + fixture.length,
+    });
+    for (let i = 1; i <= 6; i++) fixture.push(result('a', i, i <= 3 ? 'sent' : 'pending'));
+    for (let i = 1; i <= 2; i++) fixture.push(result('b', i, 'pending'));
+    for (let i = 1; i <= 2; i++) {
+      fixture.push({ camera: 'a', kind: 'event', topic: 'edge-inferd/dev/a/event', payload: JSON.stringify({ camera: 'a', seq: i }), state: 'sent', createdMs: t0 + fixture.length });
+    }
+    fixture.push({ camera: '', kind: 'stats', topic: 'edge-inferd/dev/stats', payload: '{"uptime":5}', state: 'sent', createdMs: t0 + fixture.length, qos: 0 });
+    fixture.push({ ...result('c', 0, 'pending'), payload: 'not json' });
+    fixture.push({ ...result('c', 0, 'pending'), payload: '{"seq":"7"}' });
+    fixture.push({ ...result('c', 0, 'pending'), payload: '{"seq":2.5}' });
+    const journalSeqs = writeV1Journal(path, fixture);
+
+    // What the payloads say, computed here the way the old journal read them.
+    const payloadSeq = (r: V1Row): number | undefined => {
+      try {
+        const v = (JSON.parse(r.payload) as { seq?: unknown }).seq;
+        return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    const lastSeq = (camera: string, kind: string) =>
+      Math.max(0, ...fixture.filter((r) => r.camera === camera && r.kind === kind).map((r) => payloadSeq(r) ?? 0));
+    const pendingRows = fixture.map((r, i) => ({ r, seq: journalSeqs[i] })).filter(({ r }) => r.state === 'pending');
+    const history = () => {
+      const out: string[] = [];
+      const errs: string[] = [];
+      const code = runHistory({ journalPath: path, json: true }, (x) => out.push(x), (x) => errs.push(x), t0 + 60_000);
+      return { code, lines: out.join('').split('\n').filter(Boolean), errs };
+    };
+    const resultPayloads = fixture.filter((r) => r.kind === 'result').map((r) => r.payload);
+
+    // `edge-inferd history` reads the old file as it is (read-only, no upgrade).
+    expect(history()).toEqual({ code: 0, lines: resultPayloads, errs: [] });
+
+    const { log, lines } = captureLog();
+    const opts = { path, maxRows: 1000, maxBytes: 1 << 24, retentionMs: 3_600_000_000, synchronous: 'normal' as const, log, now: () => t0 + 60_000 };
+    let j = new Journal(opts);
+    j.start();
+    open.push(j);
+    expect(lines.filter((l) => l.msg === 'journal schema upgraded')).toEqual([
+      expect.objectContaining({ fromVersion: 1, toVersion: SCHEMA_VERSION, backfilled: fixture.filter((r) => payloadSeq(r) !== undefined).length }),
+    ]);
+    for (const [camera, kind] of [['a', 'result'], ['b', 'result'], ['a', 'event'], ['c', 'result'], ['', 'stats']]) {
+      expect(j.lastPayloadSeq(camera, kind), `${camera}/${kind}`).toBe(lastSeq(camera, kind));
+    }
+    expect(lastSeq('a', 'result')).toBe(6);
+    expect(j.stats()).toMatchObject({ rows: fixture.length, pending: pendingRows.length });
+
+    // The pending rows come out as they were written, in journal order, now with their payload seq.
+    const pending = j.pendingAfter(0, 100);
+    expect(pending.map((p) => ({ seq: p.seq, payload: p.payload, payloadSeq: p.payloadSeq }))).toEqual(
+      pendingRows.map(({ r, seq }) => ({ seq, payload: r.payload, payloadSeq: payloadSeq(r) })),
+    );
+    j.markSent(pending.map((p) => p.seq));
+    expect(j.stats().pending).toBe(0);
+    expect(j.pendingAfter(0, 100)).toEqual([]);
+
+    // New messages go on from there; the upgrade happened once.
+    j.append([msg('a', 7)]);
+    expect(j.lastPayloadSeq('a', 'result')).toBe(7);
+    j.stop();
+    j = new Journal(opts);
+    j.start();
+    open.push(j);
+    expect(lines.filter((l) => l.msg === 'journal schema upgraded')).toHaveLength(1);
+    expect(j.lastPayloadSeq('a', 'result')).toBe(7);
+    const ro = openReadOnly(path);
+    expect(ro.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    ro.close();
+    expect(history()).toEqual({ code: 0, lines: [...resultPayloads, msg('a', 7).payload], errs: [] });
   });
 });
 

@@ -7,8 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadNotifyAddon } from '../../src/capture/native.js';
-import { sdNotify, sdNotifyDetailed } from '../../src/health/sdnotify.js';
+import { loadNotifyAddon, sdNotify, sdNotifyDetailed } from '../../src/health/sdnotify.js';
 import { IN_CI } from '../helpers/tools.js';
 
 const addon = loadNotifyAddon();

@@ -1,7 +1,7 @@
-import { NAME_RE } from '../config/schema.js';
-import type { Metrics } from './metrics.js';
-import { STATUS_PAGE } from './page.js';
-import { type HealthServer, send } from './server.js';
+import { NAME_RE } from '../../config/schema.js';
+import type { Metrics } from '../metrics.js';
+import { STATUS_PAGE } from '../page.js';
+import { type HealthServer, send } from '../server.js';
 
 /** The operations endpoints beyond /healthz, /readyz and /status: the page, /metrics, /snapshot.jpg. */
 export interface OpsRoutesSource {

@@ -1,14 +1,19 @@
-import { type Route, send } from '../health/server.js';
-import type { Journal } from './journal.js';
-import { parseHistoryQuery } from './query.js';
+import { parseHistoryQuery } from '../../journal/query.js';
+import type { HistoryEntry, HistoryQuery } from '../../journal/store.js';
+import { type Route, send } from '../server.js';
 
 const PARAMS = ['camera', 'since', 'limit'];
+
+/** What /results reads: the journal's history (src/journal/journal.ts `Journal` is one). */
+export interface ResultsSource {
+  history(query: HistoryQuery): HistoryEntry[];
+}
 
 /**
  * GET /results?camera=&since=&limit=: the newest journaled results (oldest first), the payloads
  * exactly as published. Bad parameters are a 400 naming each problem.
  */
-export function resultsRoute(journal: Journal, now: () => number = Date.now): Route {
+export function resultsRoute(source: ResultsSource, now: () => number = Date.now): Route {
   return {
     method: 'GET',
     path: '/results',
@@ -24,7 +29,7 @@ export function resultsRoute(journal: Journal, now: () => number = Date.now): Ro
       if ('problems' in parsed) problems.push(...parsed.problems);
       if (problems.length || 'problems' in parsed) return send(res, 400, { error: problems.join('; '), problems });
       const { query, capped } = parsed;
-      const entries = journal.history({ ...query, kind: 'result' });
+      const entries = source.history({ ...query, kind: 'result' });
       send(res, 200, {
         camera: query.camera ?? null,
         since: query.sinceMs !== undefined ? new Date(query.sinceMs).toISOString() : null,

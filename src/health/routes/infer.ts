@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Frame } from '../capture/frame.js';
-import { errorCode, errorMessage } from '../errors.js';
-import { decodeImage } from '../inference/image.js';
-import type { Inference } from '../inference/types.js';
-import type { Logger } from '../log.js';
-import { type Route, send } from './server.js';
+import type { Frame } from '../../capture/frame.js';
+import { errorCode, errorMessage } from '../../errors.js';
+import { decodeImage } from '../../inference/image.js';
+import type { Inference } from '../../inference/types.js';
+import type { Logger } from '../../log.js';
+import { type Route, send } from '../server.js';
 
 /**
  * `POST /infer`: the request body is one image (JPEG, PNG or WebP, recognised by its bytes); the
