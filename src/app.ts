@@ -1,4 +1,5 @@
 import { createCamera } from './capture/index.js';
+import { systemClock } from './clock.js';
 import type { Frame } from './capture/frame.js';
 import { frameToJpeg } from './capture/jpeg.js';
 import { ConfigError } from './config/load.js';
@@ -286,7 +287,7 @@ export class App implements HealthSource {
   }
 
   private newDecider(publish: Config['cameras'][string]['publish']): CameraDecider {
-    return new CameraDecider(publish, this.deps.monotonicNow ?? (() => performance.now()));
+    return new CameraDecider(publish, this.deps.monotonicNow ? { clock: { ...systemClock, monotonic: this.deps.monotonicNow } } : {});
   }
 
   private get engine(): InferenceEngine | undefined {
