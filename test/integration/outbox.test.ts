@@ -6,6 +6,7 @@ import { Journal } from '../../src/journal/journal.js';
 import { EmbeddedBroker } from '../../src/publish/broker.js';
 import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
 import { Outbox } from '../../src/publish/outbox.js';
+import { ManualClock } from '../helpers/clock.js';
 import { captureLog } from '../helpers/log.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { subscribe, type Subscriber } from '../helpers/mqtt.js';
@@ -27,7 +28,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function rig(url: string, over: Partial<MqttOptions> & { window?: number; maxRows?: number } = {}): Promise<Rig> {
+/** `outboxClock` drives the outbox's timers (stop's grace); the connection keeps real time for the real broker. */
+async function rig(url: string, over: Partial<MqttOptions> & { window?: number; maxRows?: number; outboxClock?: ManualClock } = {}): Promise<Rig> {
   const { log, lines } = captureLog();
   const journal = new Journal({
     path: join(mkdtempSync(join(tmpdir(), 'outbox-')), 'journal.sqlite'),
@@ -54,7 +56,7 @@ async function rig(url: string, over: Partial<MqttOptions> & { window?: number; 
     reconnectMaxMs: 500,
     ...over,
   });
-  const outbox = new Outbox({ journal, transport: mqtt, window: over.window ?? 16, log });
+  const outbox = new Outbox({ journal, transport: mqtt, window: over.window ?? 16, log, clock: over.outboxClock });
   outbox.start();
   await mqtt.start();
   const stop = async () => {
@@ -114,7 +116,7 @@ describe('outbox against Mosquitto', () => {
     for (let i = 51; i <= 350; i++) {
       r.outbox.enqueue(result('a', i));
       if (i % 3 === 0) r.outbox.enqueue(result('b', ++b));
-      if (i % 50 === 0) await new Promise((res) => setTimeout(res, 10));
+      if (i % 50 === 0) await new Promise((res) => setImmediate(res)); // the outbox journals each batch in its own transaction
     }
     await until(() => r.journal.stats().pending >= 300 + 100, 5000, 'journaled while offline');
     await mosq.start();
@@ -163,7 +165,10 @@ describe('outbox against Mosquitto', () => {
     await until(() => r.journal.stats().evicted.pending === 150, 5000, 'eviction');
     await mosq.start();
     await until(() => new Set(seqsByCamera(sub.messages).get('a')).size >= 100, 20_000, 'drain');
-    await new Promise((res) => setTimeout(res, 300));
+    // A marker after them: the outbox sends in journal order, so once it is in, an evicted message
+    // resent by mistake would be in too.
+    r.outbox.enqueue(result('marker', 1));
+    await sub.waitFor((m) => m.json?.camera === 'marker', 10_000);
     const seqs = [...new Set(seqsByCamera(sub.messages).get('a'))];
     expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => 151 + i));
     const warn = r.lines.find((l) => l.level === 40 && String(l.msg).startsWith('journal full'));
@@ -193,6 +198,38 @@ describe('a message the broker refuses', () => {
     const err = r.lines.find((l) => l.msg === 'broker refused a message; kept in the history as rejected');
     expect(err).toMatchObject({ topic: 'test/dev/b/result', err: 'broker refused the message on test/dev/b/result: Publish error: Not authorized (reason code 0x87)' });
     expect(sub.messages.some((m) => m.topic === 'test/dev/b/result')).toBe(false);
+  });
+});
+
+describe('stop()', () => {
+  it('returns when the broker has acknowledged what was in flight, not after a time; a broker that answers nothing gets graceMs on the clock', async (ctx) => {
+    const mosq = await startMosquitto();
+    if (!mosq) return ctx.skip();
+    cleanups.push(() => mosq.stop());
+    // The clock never moves in the first half: stop() can only return on the acknowledgements.
+    const clock = new ManualClock();
+    const r = await rig(mosq.url, { outboxClock: clock });
+    for (let i = 1; i <= 200; i++) r.outbox.enqueue(result('a', i));
+    await r.outbox.stop(60_000);
+    expect(r.journal.stats().pending).toBe(0);
+    expect(r.outbox.stats()).toMatchObject({ published: 200, acknowledged: 200, inflight: 0 });
+
+    // A broker that is connected but paused (SIGSTOP) acknowledges nothing: stop() waits graceMs of the clock, no more.
+    const clock2 = new ManualClock();
+    const r2 = await rig(mosq.url, { outboxClock: clock2 });
+    const pid = mosq.pid()!;
+    process.kill(pid, 'SIGSTOP');
+    cleanups.push(async () => void process.kill(pid, 'SIGCONT'));
+    for (let i = 1; i <= 5; i++) r2.outbox.enqueue(result('b', i));
+    let stopped = false;
+    const stopping = r2.outbox.stop(500).then(() => (stopped = true));
+    await clock2.advance(499);
+    expect(stopped).toBe(false);
+    expect(r2.outbox.stats().inflight).toBe(5);
+    await clock2.advance(1);
+    await stopping;
+    expect(r2.journal.stats().pending).toBe(5); // left for the next start
+    process.kill(pid, 'SIGCONT');
   });
 });
 
