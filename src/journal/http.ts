@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '../clock.js';
 import { type Route, send } from '../health/server.js';
 import type { Journal } from './journal.js';
 import { parseHistoryQuery } from './query.js';
@@ -8,7 +9,8 @@ const PARAMS = ['camera', 'since', 'limit'];
  * GET /results?camera=&since=&limit=: the newest journaled results (oldest first), the payloads
  * exactly as published. Bad parameters are a 400 naming each problem.
  */
-export function resultsRoute(journal: Journal, now: () => number = Date.now): Route {
+/** `clock`: the wall time a `since` duration counts back from. */
+export function resultsRoute(journal: Journal, clock: Clock = systemClock): Route {
   return {
     method: 'GET',
     path: '/results',
@@ -20,7 +22,7 @@ export function resultsRoute(journal: Journal, now: () => number = Date.now): Ro
         else if (k in raw) problems.push(`${k}: given more than once`);
         else raw[k] = v;
       }
-      const parsed = parseHistoryQuery(raw, now());
+      const parsed = parseHistoryQuery(raw, clock.now());
       if ('problems' in parsed) problems.push(...parsed.problems);
       if (problems.length || 'problems' in parsed) return send(res, 400, { error: problems.join('; '), problems });
       const { query, capped } = parsed;
