@@ -68,6 +68,12 @@ async function rig(url: string, over: Partial<MqttOptions> & { window?: number; 
   return { journal, mqtt, outbox, lines, stop };
 }
 
+/** The connection's own events, not polling. */
+const connected = (m: MqttConnection) => new Promise<void>((resolve) => (m.connected ? resolve() : m.onConnect(resolve)));
+const disconnected = (m: MqttConnection) => new Promise<void>((resolve) => (m.connected ? m.onDisconnect(resolve) : resolve()));
+/** The outbox journals what was enqueued on the next turn of the event loop. */
+const journaled = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const result = (camera: string, seq: number) => ({
   topic: `test/dev/${camera}/result`,
   payload: JSON.stringify({ id: `${camera}-${seq}`, camera, seq }),
@@ -91,7 +97,7 @@ describe('outbox against Mosquitto', () => {
       r.outbox.enqueue(result('a', i));
       if (i % 2 === 0) r.outbox.enqueue(result('b', i / 2));
     }
-    await until(() => sub.messages.length >= 600, 20_000, '600 messages');
+    await sub.waitFor(() => sub.messages.length >= 600, 20_000);
     const by = seqsByCamera(sub.messages);
     expectComplete(by.get('a'), 400);
     expectComplete(by.get('b'), 200);
@@ -110,19 +116,20 @@ describe('outbox against Mosquitto', () => {
       r.outbox.enqueue(result('a', i));
       if (i % 3 === 0) r.outbox.enqueue(result('b', ++b));
     }
-    await until(() => sub.messages.length >= 50 + b);
+    await sub.waitFor(() => sub.messages.length >= 50 + b);
     await mosq.stop();
-    await until(() => !r.mqtt.connected, 5000, 'disconnect');
+    await disconnected(r.mqtt);
     for (let i = 51; i <= 350; i++) {
       r.outbox.enqueue(result('a', i));
       if (i % 3 === 0) r.outbox.enqueue(result('b', ++b));
       if (i % 50 === 0) await new Promise((res) => setImmediate(res)); // the outbox journals each batch in its own transaction
     }
-    await until(() => r.journal.stats().pending >= 300 + 100, 5000, 'journaled while offline');
+    await journaled();
+    expect(r.journal.stats().pending).toBeGreaterThanOrEqual(300 + 100);
     await mosq.start();
     // Unique seqs: the broker itself may redeliver to this subscriber what it had in flight when it stopped.
     const unique = (cam: string) => new Set(seqsByCamera(sub.messages).get(cam)).size;
-    await until(() => unique('a') >= 350 && unique('b') >= 116, 30_000, 'drain');
+    await sub.waitFor(() => unique('a') >= 350 && unique('b') >= 116, 30_000);
     const by = seqsByCamera(sub.messages);
     expectComplete(by.get('a'), 350);
     expectComplete(by.get('b'), 116);
@@ -146,7 +153,7 @@ describe('outbox against Mosquitto', () => {
     const r = await rig(mosq.url);
     r.outbox.enqueue({ ...result('a', 1), expirySec: 120 });
     r.outbox.enqueue(result('b', 1));
-    await until(() => got.length >= 2);
+    await sub.waitFor(() => sub.messages.length >= 2);
     const a = got.find((g) => g.topic.includes('/a/'))!;
     expect(a.expiry).toBeGreaterThan(100);
     expect(a.expiry).toBeLessThanOrEqual(120);
@@ -158,13 +165,14 @@ describe('outbox against Mosquitto', () => {
     const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false, clientId: 'outbox-sub-2', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url, { maxRows: 100 });
-    await until(() => r.mqtt.connected);
+    await connected(r.mqtt);
     await mosq.stop();
-    await until(() => !r.mqtt.connected, 5000, 'disconnect');
+    await disconnected(r.mqtt);
     for (let i = 1; i <= 250; i++) r.outbox.enqueue(result('a', i));
-    await until(() => r.journal.stats().evicted.pending === 150, 5000, 'eviction');
+    await journaled();
+    expect(r.journal.stats().evicted.pending).toBe(150);
     await mosq.start();
-    await until(() => new Set(seqsByCamera(sub.messages).get('a')).size >= 100, 20_000, 'drain');
+    await sub.waitFor(() => new Set(seqsByCamera(sub.messages).get('a')).size >= 100, 20_000);
     // A marker after them: the outbox sends in journal order, so once it is in, an evicted message
     // resent by mistake would be in too.
     r.outbox.enqueue(result('marker', 1));
@@ -241,7 +249,7 @@ describe('protocol fallback', () => {
     cleanups.push(() => broker.stop());
     let sub: Subscriber | undefined;
     const r = await rig(broker.url, { fallbackTo4: true, reconnectMinMs: 100 });
-    await until(() => r.mqtt.connected, 10_000, 'connect after fallback');
+    await connected(r.mqtt);
     expect(r.mqtt.state().protocolVersion).toBe(4);
     expect(r.lines.find((l) => String(l.msg).startsWith('the broker refused MQTT 5'))).toBeTruthy();
     sub = await subscribe(broker.url, 'test/dev/+/result', { validate: false, protocolVersion: 4 });
