@@ -19,7 +19,7 @@ function time(fn: (i: number) => void, n: number): number {
 
 const rows: [string, string][] = [];
 for (const [policy, n] of [['every', 5], ['change', 5], ['stable', 5], ['stable', 30], ['interval', 5]] as [PolicyName, number][]) {
-  const d = new CameraDecider({ policy, intervalSec: 1, stable: { k: Math.ceil(n * 0.6), n, minScore: 0.5 } }, () => performance.now());
+  const d = new CameraDecider({ policy, intervalSec: 1, stable: { k: Math.ceil(n * 0.6), n, minScore: 0.5 } });
   // labels in runs of 7 frames with a stray frame now and then: changes, stable and cleared all happen
   const us = time((i) => d.observe({ label: i % 23 === 0 ? 'trash' : LABELS[Math.floor(i / 7) % 6], score: 0.6 + (i % 5) * 0.08, atMs: i * 33 }), 200_000);
   rows.push([`decide, policy ${policy}, window n=${n}`, `${us.toFixed(3)} µs/frame`]);

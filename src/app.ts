@@ -69,11 +69,11 @@ export class App {
 
     const detector = new StallDetector({ clock, stallAfterMs: c.health.stallAfterSec * 1000, engineBuildLimitMs: c.health.engineBuildTimeoutSec * 1000 });
     const snapshots = new SnapshotStore({ clock });
-    const device = new DeviceSampler({ intervalMs: c.health.deviceSampleSec * 1000, log: child('device') });
-    const journal = new Journal({ path: c.journal.path, maxRows: c.journal.maxRows, maxBytes: c.journal.maxBytes, retentionMs: c.journal.retentionHours * 3_600_000, synchronous: c.journal.synchronous, log: child('journal') });
+    const device = new DeviceSampler({ intervalMs: c.health.deviceSampleSec * 1000, log: child('device'), clock });
+    const journal = new Journal({ path: c.journal.path, maxRows: c.journal.maxRows, maxBytes: c.journal.maxBytes, retentionMs: c.journal.retentionHours * 3_600_000, synchronous: c.journal.synchronous, log: child('journal'), clock });
     const messaging = new Messaging({ config: c.mqtt, deviceId: c.deviceId, topics, journal, status: (state) => status.message(state), clock, log });
     const events = { buildStarted: (what: string) => detector.buildStarted(what), buildEnded: () => detector.buildEnded(), swapped: () => control.publishStatus() };
-    const model = new ModelService({ config: c.model, log: child('model'), load: deps.loadModel, listener: events });
+    const model = new ModelService({ config: c.model, log: child('model'), load: deps.loadModel, listener: events, clock });
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
       .map(([name, cam]) => {
@@ -88,7 +88,7 @@ export class App {
         return new CameraChannel(name, cam, { deviceId: c.deviceId, clock, log, infer, model: () => model.info, sink: messaging.sink, keep: (f) => snapshots.keep(f), listener: { state, inferred } });
       });
     for (const ch of channels) detector.watch(ch.name, c.cameras[ch.name].fps ?? 0, 'connecting');
-    const notifier = new SystemdNotifier({ send: deps.notify ?? sendNotify, env: deps.env, check: () => monitor.health(), statusLine: () => status.line(), log: child('systemd') });
+    const notifier = new SystemdNotifier({ send: deps.notify ?? sendNotify, env: deps.env, check: () => monitor.health(), statusLine: () => status.line(), log: child('systemd'), clock });
     const monitor = (this.monitor = new HealthMonitor({ detector, source: { model, cameras: channels, messaging, journal } }));
     const status: StatusReporter = (this.statusReporter = new StatusReporter({
       deviceId: c.deviceId,
@@ -125,7 +125,7 @@ export class App {
     const started = () => channels.filter((ch) => ch.started).map((ch) => ch.name);
     const toPayload = (frame: Frame, inf: Inference) => resultPayload({ deviceId: c.deviceId, seq: frame.seq, frame, inference: inf, model: inf.model, nowMs: clock.now() });
     const source = { health: () => monitor.health(), ready: () => monitor.ready(), status: () => status.status() };
-    const http = (this.http = c.http.enabled ? createHttpServer({ config: c.http, inferMaxBytes: c.model.inferMaxBytes, source, metrics, cameras: started, snapshot: (cam) => snapshots.annotated(cam), journal, infer: (f) => model.infer(f), toPayload, log }) : undefined);
+    const http = (this.http = c.http.enabled ? createHttpServer({ config: c.http, inferMaxBytes: c.model.inferMaxBytes, source, metrics, cameras: started, snapshot: (cam) => snapshots.annotated(cam), journal, infer: (f) => model.infer(f), toPayload, clock, log }) : undefined);
 
     const logLevel: LiveReloadable<Config['log']['level']> = { name: 'log', liveKeys: ['log.level'], slice: (n) => n.log.level, apply: (level) => void (log.level = level) };
     const reloads = (this.reloads = new ReloadController({

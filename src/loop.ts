@@ -1,4 +1,5 @@
 import type { Camera, Frame } from './capture/frame.js';
+import { type Clock, sleep, sleepUnless, systemClock } from './clock.js';
 import { errorCode, errorMessage } from './errors.js';
 import type { InferHooks } from './inference/engine.js';
 import type { Inference } from './inference/types.js';
@@ -29,6 +30,7 @@ export class CameraLoop {
   private readonly keep: (frame: Frame) => Frame;
   private readonly onResult: (frame: Frame, inf: Inference) => void;
   private readonly log: Logger;
+  private readonly clock: Clock;
   private running: Promise<void> | undefined;
   private stopping = false;
   /** Set while paused; the loop waits on it before taking the next frame. */
@@ -53,8 +55,11 @@ export class CameraLoop {
     keep?: (frame: Frame) => Frame;
     /** Read the next frame half-way through the current inference (default), or as soon as it starts. */
     pace?: boolean;
+    /** Wall time for lastResultAtMs/resumedAtMs, monotonic time for the inference durations, timers for the waits. */
+    clock?: Clock;
   }) {
     this.pace = opts.pace ?? true;
+    this.clock = opts.clock ?? systemClock;
     this.camera = opts.camera;
     this.infer = opts.infer;
     this.keep = opts.keep ?? ((f) => f);
@@ -88,7 +93,7 @@ export class CameraLoop {
       } catch (err) {
         if (this.stopping || errorCode(err) === 'CAMERA_STOPPED') return;
         this.log.error({ camera: this.camera.name, err: errorMessage(err) }, 'camera read failed');
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(this.clock, 500);
         continue;
       }
       if (this.gate) continue; // paused while waiting for this frame: it is not inferred
@@ -101,9 +106,7 @@ export class CameraLoop {
       await Promise.race([handedOver, done]);
       const wait = this.pace && this.busyMs !== undefined ? this.busyMs / 2 - 1 : 0;
       if (wait >= 1 && this.busyMs! >= 4) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([new Promise((r) => (timer = setTimeout(r, wait))), done]);
-        clearTimeout(timer);
+        await sleepUnless(this.clock, wait, done);
       }
     }
   }
@@ -112,17 +115,17 @@ export class CameraLoop {
   private async process(frame: Frame, onStart: () => void): Promise<void> {
     let startedAt: number | undefined;
     const started = () => {
-      startedAt = performance.now();
+      startedAt = this.clock.monotonic();
       onStart();
     };
     try {
       const inf = await this.infer(frame, { onStart: started });
       if (startedAt !== undefined) {
-        const ms = performance.now() - startedAt;
+        const ms = this.clock.monotonic() - startedAt;
         this.busyMs = this.busyMs === undefined ? ms : this.busyMs + 0.2 * (ms - this.busyMs);
       }
       this.stats.inferred++;
-      this.stats.lastResultAtMs = Date.now();
+      this.stats.lastResultAtMs = this.clock.now();
       this.onResult(frame, inf);
     } catch (err) {
       this.stats.failures++;
@@ -151,7 +154,7 @@ export class CameraLoop {
     if (!gate) return;
     this.gate = undefined;
     this.stats.paused = false;
-    this.stats.resumedAtMs = Date.now();
+    this.stats.resumedAtMs = this.clock.now();
     gate.open();
   }
 

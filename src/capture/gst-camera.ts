@@ -1,3 +1,4 @@
+import { type Clock, systemClock, type Timer } from '../clock.js';
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { ReconnectConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -18,18 +19,6 @@ import { type EosPolicy, SINK_NAME } from './uri.js';
  * ready for one, so a slow model never builds a queue (superseded frames count as dropped).
  */
 
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const realClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
 export interface GstCameraOptions {
   name: string;
   /** Pipeline ending in `appsink name=sink` (src/capture/uri.ts builds it). */
@@ -41,6 +30,7 @@ export interface GstCameraOptions {
   hint?: string;
   reconnect: ReconnectConfig;
   log?: Logger;
+  /** Backoff and stall timers; wall time for errors and retry times, monotonic for how long it was down. */
   clock?: Clock;
   /** [0, 1): jitter source; tests pass a constant. */
   random?: () => number;
@@ -73,19 +63,21 @@ export class GstCamera implements Camera {
   private open = false;
   /** Frames read since the pipeline was last opened. */
   private framesThisOpen = 0;
-  private retryTimer: unknown;
+  private retryTimer: Timer | undefined;
   private waiters: (() => void)[] = [];
   private reading = false;
   private errorsSeen = 0;
   private lastLogged: { message: string; repeats: number } | undefined;
-  private downSinceMs: number | undefined;
-  /** CLOCK_MONOTONIC (ns) -> epoch (ms), measured once: the two clocks do not drift apart within a run. */
-  private readonly epochMinusMonoMs = Date.now() - Number(process.hrtime.bigint()) / 1e6;
+  /** Monotonic. */
+  private downSince: number | undefined;
+  /** CLOCK_MONOTONIC (ns) of the native frames -> the clock's wall time (ms), measured once: the two do not drift apart within a run. */
+  private readonly epochMinusMonoMs: number;
 
   constructor(opts: GstCameraOptions) {
     this.name = opts.name;
     this.opts = opts;
-    this.clock = opts.clock ?? realClock;
+    this.clock = opts.clock ?? systemClock;
+    this.epochMinusMonoMs = this.clock.now() - Number(process.hrtime.bigint()) / 1e6;
     this.random = opts.random ?? Math.random;
     this.log = opts.log;
     this.st = { name: opts.name, uri: opts.display, state: 'stopped', received: 0, dropped: 0, errors: 0, attempts: 0, reconnects: 0 };
@@ -150,7 +142,7 @@ export class GstCamera implements Camera {
 
   /** The next native frame, or a CAMERA_STALLED rejection after `ms` without one. */
   private readWithin(ms: number): Promise<NativeFrame> {
-    let timer: unknown;
+    let timer: Timer | undefined;
     const stall = new Promise<never>((_, reject) => {
       timer = this.clock.setTimeout(() => {
         const what = this.framesThisOpen === 0 ? 'no first frame' : 'no frame';
@@ -162,16 +154,16 @@ export class GstCamera implements Camera {
   }
 
   private streaming(): void {
-    const back = this.downSinceMs !== undefined;
+    const back = this.downSince !== undefined;
     this.setState('streaming');
     this.st.attempts = 0;
     delete this.st.retryAtMs;
     if (back) this.st.reconnects = (this.st.reconnects ?? 0) + 1;
     this.log?.info(
-      { camera: this.name, uri: this.opts.display, ...(back ? { downMs: this.clock.now() - (this.downSinceMs ?? 0) } : {}) },
+      { camera: this.name, uri: this.opts.display, ...(back ? { downMs: Math.round(this.clock.monotonic() - (this.downSince ?? 0)) } : {}) },
       back ? 'camera streaming again' : 'camera streaming',
     );
-    this.downSinceMs = undefined;
+    this.downSince = undefined;
     this.lastLogged = undefined;
   }
 
@@ -218,7 +210,7 @@ export class GstCamera implements Camera {
     const now = this.clock.now();
     this.errorsSeen++;
     this.st.lastError = { code, message, atMs: now };
-    this.downSinceMs ??= now;
+    this.downSince ??= this.clock.monotonic();
     const failures = (this.st.attempts ?? 0) + 1;
     this.st.attempts = failures;
     const delay = backoffDelayMs(failures, this.opts.reconnect, this.random);
@@ -261,7 +253,7 @@ export class GstCamera implements Camera {
   }
 
   private stopWith(reason: 'eos' | 'stop'): void {
-    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.close();
     this.setState('stopped');

@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
+import { type Clock, systemClock } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
 import type { Camera, CameraState, CameraStatus, Frame } from './frame.js';
 
@@ -10,8 +11,8 @@ export interface ImagesCameraOptions {
   name: string;
   dir: string;
   fps: number;
-  /** Injected clock (ms) so tests can run the real pacing logic. */
-  now?: () => number;
+  /** Frames fall due on its monotonic time and its timers; capture times are its wall time. */
+  clock?: Clock;
   /** Called on every state change, after the status reflects it (health listens). */
   onState?: (state: CameraState) => void;
 }
@@ -26,8 +27,9 @@ export class ImagesCamera implements Camera {
   readonly name: string;
   private readonly dir: string;
   private readonly periodMs: number;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private files: string[] = [];
+  /** Monotonic. */
   private startedAt = 0;
   /** Index of the last frame handed out; -1 before the first. */
   private lastIndex = -1;
@@ -42,7 +44,7 @@ export class ImagesCamera implements Camera {
     this.dir = opts.dir;
     this.periodMs = 1000 / opts.fps;
     this.onState = opts.onState;
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.st = { name: opts.name, uri: `images://${opts.dir}`, state: 'stopped', received: 0, dropped: 0, errors: 0 };
   }
 
@@ -61,7 +63,7 @@ export class ImagesCamera implements Camera {
       this.setState('stopped');
       throw new DaemonError('CAMERA_OPEN', `camera ${this.name}: no images (${[...IMAGE_EXTS].join(' ')}) in ${this.dir}`);
     }
-    this.startedAt = this.now();
+    this.startedAt = this.clock.monotonic();
     this.lastIndex = -1;
     this.setState('streaming');
   }
@@ -69,7 +71,7 @@ export class ImagesCamera implements Camera {
   async read(): Promise<Frame> {
     for (;;) {
       if (this.st.state === 'stopped') throw new DaemonError('CAMERA_STOPPED', `camera ${this.name} is stopped`);
-      const due = Math.floor((this.now() - this.startedAt) / this.periodMs);
+      const due = Math.floor((this.clock.monotonic() - this.startedAt) / this.periodMs);
       if (due > this.lastIndex) {
         const skipped = due - this.lastIndex - 1;
         this.st.dropped += skipped;
@@ -79,7 +81,7 @@ export class ImagesCamera implements Camera {
         for (let tries = 0; tries < this.files.length; tries++) {
           const frame = await this.decode(due).catch((err: unknown) => {
             this.st.errors++;
-            this.st.lastError = { code: 'IMAGE_DECODE', message: errorMessage(err), atMs: Date.now() };
+            this.st.lastError = { code: 'IMAGE_DECODE', message: errorMessage(err), atMs: this.clock.now() };
             this.skipped++;
             return undefined;
           });
@@ -87,10 +89,10 @@ export class ImagesCamera implements Camera {
         }
         continue; // every file failed: wait for the next frame time
       }
-      const waitMs = Math.max(1, (this.lastIndex + 1) * this.periodMs - (this.now() - this.startedAt));
+      const waitMs = Math.max(1, (this.lastIndex + 1) * this.periodMs - (this.clock.monotonic() - this.startedAt));
       await new Promise<void>((res) => {
-        const t = setTimeout(() => ((this.stopping = undefined), res()), waitMs);
-        this.stopping = () => (clearTimeout(t), res());
+        const t = this.clock.setTimeout(() => ((this.stopping = undefined), res()), waitMs);
+        this.stopping = () => (this.clock.clearTimeout(t), res());
       });
     }
   }
@@ -98,7 +100,7 @@ export class ImagesCamera implements Camera {
   private async decode(index: number): Promise<Frame> {
     const file = this.files[(index + this.skipped) % this.files.length];
     const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    const now = Date.now();
+    const now = this.clock.now();
     this.st.lastFrameAtMs = now;
     return {
       camera: this.name,

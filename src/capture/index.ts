@@ -1,7 +1,8 @@
 import type { CameraConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Camera, CameraState } from './frame.js';
-import { type Clock, GstCamera } from './gst-camera.js';
+import type { Clock } from '../clock.js';
+import { GstCamera } from './gst-camera.js';
 import { ImagesCamera } from './images.js';
 import { cameraSource } from './uri.js';
 
@@ -21,6 +22,6 @@ export interface CameraDeps {
  */
 export function createCamera(name: string, cfg: CameraConfig, deps: CameraDeps = {}): Camera {
   const src = cameraSource(name, cfg);
-  if (src.kind === 'images') return new ImagesCamera({ name, dir: src.dir, fps: src.fps, onState: deps.onState });
+  if (src.kind === 'images') return new ImagesCamera({ name, dir: src.dir, fps: src.fps, clock: deps.clock, onState: deps.onState });
   return new GstCamera({ name, pipeline: src.pipeline, display: src.display, onEos: src.onEos, hint: src.hint, reconnect: cfg.reconnect, ...deps });
 }

@@ -68,13 +68,14 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     this.deps = deps;
     this.publish = config.publish;
     this.decider = this.newDecider();
-    this.camera = deps.camera ?? createCamera(name, config, { log: deps.log.child({ component: 'camera' }), onState: (s) => this.cameraState(s) });
+    this.camera = deps.camera ?? createCamera(name, config, { log: deps.log.child({ component: 'camera' }), clock: deps.clock, onState: (s) => this.cameraState(s) });
     this.loop = new CameraLoop({
       camera: this.camera,
       infer: deps.infer,
       keep: deps.keep,
       onResult: (frame, inf) => this.onInference(frame, inf),
       log: deps.log.child({ component: 'loop', camera: name }),
+      clock: deps.clock,
     });
   }
 
@@ -143,8 +144,7 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
   }
 
   private newDecider(): CameraDecider {
-    const clock = this.deps.clock;
-    return new CameraDecider(this.publish, () => clock.monotonic());
+    return new CameraDecider(this.publish, { clock: this.deps.clock });
   }
 
   private cameraState(_state: CameraState): void {

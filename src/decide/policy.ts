@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '../clock.js';
 import { ChangeTracker, StabilityTracker } from './stability.js';
 import type { Decision, Observation, StableRule, StableState } from './types.js';
 
@@ -6,7 +7,7 @@ import type { Decision, Observation, StableRule, StableState } from './types.js'
  * - every: each result;
  * - change: a result whose top-1 label differs from the previous frame's (the first one too);
  * - stable: the result of the frame on which a label becomes stable (once per stable episode);
- * - interval: at most one per `intervalSec`, measured on the injected monotonic clock.
+ * - interval: at most one per `intervalSec`, measured on the clock's monotonic time.
  * A held-back result is still counted (inferred, heldBack, labels), and events are decided on
  * every frame whatever the policy.
  */
@@ -36,18 +37,18 @@ export interface DecideCounters {
   labels: Record<string, number>;
 }
 
-/** One camera's decide stage. `now` is a monotonic clock in ms (performance.now in the app). */
+/** One camera's decide stage. */
 export class CameraDecider {
   readonly config: PolicyConfig;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly change = new ChangeTracker();
   private readonly stability: StabilityTracker;
   private lastPublishMs: number | undefined;
   private readonly c: DecideCounters = { inferred: 0, published: 0, heldBack: 0, events: { change: 0, stable: 0, cleared: 0 }, labels: {} };
 
-  constructor(config: PolicyConfig, now: () => number) {
+  constructor(config: PolicyConfig, opts: { clock?: Clock } = {}) {
     this.config = config;
-    this.now = now;
+    this.clock = opts.clock ?? systemClock;
     this.stability = new StabilityTracker(config.stable);
   }
 
@@ -90,7 +91,7 @@ export class CameraDecider {
       case 'stable':
         return becameStable;
       case 'interval': {
-        const now = this.now();
+        const now = this.clock.monotonic();
         const last = this.lastPublishMs;
         if (last !== undefined && now >= last && now - last < this.config.intervalSec * 1000) return false;
         this.lastPublishMs = now;

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import si from 'systeminformation';
+import { type Clock, systemClock, type Timer } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -66,7 +67,7 @@ export async function readThermal(root = THERMAL_ROOT): Promise<Omit<DeviceReadi
   return { temperatures, cooling };
 }
 
-export async function sampleDevice(root = THERMAL_ROOT, now = Date.now): Promise<DeviceReading> {
+export async function sampleDevice(root = THERMAL_ROOT, now = () => systemClock.now()): Promise<DeviceReading> {
   const t = await readThermal(root);
   if (t.temperatures.length === 0) {
     const cpu = await si.cpuTemperature().catch(() => undefined);
@@ -76,13 +77,17 @@ export async function sampleDevice(root = THERMAL_ROOT, now = Date.now): Promise
 }
 
 export class DeviceSampler implements LiveReloadable<number> {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private current: DeviceReading | undefined;
   private opts: { intervalMs: number; root?: string; log: Logger };
+  private readonly clock: Clock;
   private failing = false;
 
-  constructor(opts: { intervalMs: number; root?: string; log: Logger }) {
-    this.opts = opts;
+  /** `clock`: the sampling interval and the readings' times. */
+  constructor(opts: { intervalMs: number; root?: string; log: Logger; clock?: Clock }) {
+    const { clock, ...rest } = opts;
+    this.opts = rest;
+    this.clock = clock ?? systemClock;
   }
 
   get latest(): DeviceReading | undefined {
@@ -92,13 +97,12 @@ export class DeviceSampler implements LiveReloadable<number> {
   /** Takes one sample at once, then one per interval. */
   async start(): Promise<void> {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.sample(), this.opts.intervalMs);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => void this.sample(), this.opts.intervalMs);
     await this.sample();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.clock.clearInterval(this.timer);
     this.timer = undefined;
   }
 
@@ -124,7 +128,7 @@ export class DeviceSampler implements LiveReloadable<number> {
 
   private async sample(): Promise<void> {
     try {
-      this.current = await sampleDevice(this.opts.root);
+      this.current = await sampleDevice(this.opts.root, () => this.clock.now());
       this.failing = false;
     } catch (err) {
       if (!this.failing) this.opts.log.warn({ err: errorMessage(err) }, 'device sensors could not be read');

@@ -1,4 +1,5 @@
 import type { Frame } from '../capture/frame.js';
+import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import type { Inference } from '../inference/types.js';
 import type { Journal } from '../journal/journal.js';
@@ -24,12 +25,13 @@ export function createHttpServer(opts: {
   journal: Journal;
   infer: (frame: Frame) => Promise<Inference>;
   toPayload: (frame: Frame, inf: Inference) => unknown;
+  clock: Clock;
   log: Logger;
 }): HealthServer {
   const { config: h, log } = opts;
   const http = new HealthServer({ host: h.host, port: h.port, token: h.token, source: opts.source, log: log.child({ component: 'http' }) });
   registerOpsRoutes(http, { metrics: opts.metrics, cameras: opts.cameras, snapshot: opts.snapshot });
-  http.addRoute(resultsRoute(opts.journal));
-  http.addRoute(inferRoute({ maxBytes: opts.inferMaxBytes, infer: opts.infer, toPayload: opts.toPayload, log: log.child({ component: 'infer' }) }));
+  http.addRoute(resultsRoute(opts.journal, opts.clock));
+  http.addRoute(inferRoute({ maxBytes: opts.inferMaxBytes, infer: opts.infer, toPayload: opts.toPayload, clock: opts.clock, log: log.child({ component: 'infer' }) }));
   return http;
 }

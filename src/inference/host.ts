@@ -1,4 +1,5 @@
 import type { Frame } from '../capture/frame.js';
+import { type Clock, systemClock } from '../clock.js';
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { InferenceEngine, InferHooks } from './engine.js';
@@ -26,14 +27,17 @@ export interface ReloadResult {
 export class ModelHost {
   private readonly loadEngine: EngineLoader;
   private readonly log: Logger;
+  private readonly clock: Clock;
   private current: { engine: InferenceEngine; dir: string } | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   lastReload: ReloadResult | undefined;
 
-  constructor(opts: { load: EngineLoader; log: Logger }) {
+  /** `clock`: wall time of a reload (atMs) and its duration (monotonic). */
+  constructor(opts: { load: EngineLoader; log: Logger; clock?: Clock }) {
     this.loadEngine = opts.load;
     this.log = opts.log;
+    this.clock = opts.clock ?? systemClock;
   }
 
   get engine(): InferenceEngine | undefined {
@@ -72,9 +76,9 @@ export class ModelHost {
   reload(dir?: string): Promise<ReloadResult> {
     const run = async (): Promise<ReloadResult> => {
       const target = dir ?? this.current?.dir;
-      const t0 = performance.now();
+      const t0 = this.clock.monotonic();
       const previous = this.current?.engine.info;
-      const atMs = Date.now();
+      const atMs = this.clock.now();
       if (!target) return { ok: false, dir: '', atMs, ms: 0, error: { code: 'MODEL_NOT_LOADED', message: 'no model to reload' } };
       let result: ReloadResult;
       try {
@@ -86,7 +90,7 @@ export class ModelHost {
         }
         const old = this.current?.engine;
         this.current = { engine: next, dir: target };
-        result = { ok: true, dir: target, atMs, ms: performance.now() - t0, model: next.info, previous };
+        result = { ok: true, dir: target, atMs, ms: this.clock.monotonic() - t0, model: next.info, previous };
         this.log.info({ model: next.info, previous, dir: target, ms: Math.round(result.ms) }, 'model swapped');
         // The old engine finishes the frames it accepted, then unloads; the swap does not wait for it.
         void old?.close().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'closing the previous model failed'));
@@ -96,7 +100,7 @@ export class ModelHost {
           ok: false,
           dir: target,
           atMs,
-          ms: performance.now() - t0,
+          ms: this.clock.monotonic() - t0,
           previous,
           error: { code: errorCode(err) ?? 'MODEL_LOAD', message: errorMessage(err), ...(problems ? { problems } : {}) },
         };

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import type { Frame } from '../capture/frame.js';
+import { systemClock } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
 
 /**
@@ -43,7 +44,7 @@ export async function decodeImage(bytes: Uint8Array, meta: { camera: string; seq
     stride: info.width * info.channels,
     format: info.channels === 1 ? 'GRAY8' : 'RGB',
     data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    capturedAtMs: meta.nowMs ?? Date.now(),
+    capturedAtMs: meta.nowMs ?? systemClock.now(),
     ...(meta.name ? { name: meta.name } : {}),
     imageType: type,
   };

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Frame } from '../capture/frame.js';
+import type { Clock } from '../clock.js';
 import type { LiveReloadable, ReloadRefusal } from '../component.js';
 import type { ConfigChange } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
@@ -51,14 +52,14 @@ export class ModelService implements LiveReloadable<ModelConfig> {
   private readonly log: Logger;
   private readonly listener: ModelListener;
 
-  constructor(opts: { config: ModelConfig; log: Logger; listener: ModelListener; load?: ConfiguredLoader }) {
+  constructor(opts: { config: ModelConfig; log: Logger; listener: ModelListener; load?: ConfiguredLoader; clock?: Clock }) {
     this.cfg = opts.config;
     this.log = opts.log;
     this.listener = opts.listener;
     const load = opts.load ?? defaultLoader;
     // Reads this.cfg at each load, so a reload with new providers/threads uses them.
     const hostLoad: EngineLoader = (dir, hooks) => load(dir, this.cfg, { ...hooks, onEvent: (e) => this.onEngineEvent(e) });
-    this.host = new ModelHost({ load: hostLoad, log: opts.log });
+    this.host = new ModelHost({ load: hostLoad, log: opts.log, clock: opts.clock });
   }
 
   /** Loads the configured package; throws if it cannot (there is nothing to fall back to). */

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { type Clock, systemClock, type Timer } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { JournalLock } from './lock.js';
@@ -62,7 +63,8 @@ export interface JournalOptions {
   retentionMs: number;
   synchronous: 'normal' | 'full';
   log: Logger;
-  now?: () => number;
+  /** Wall time for the rows and the retention, the timer for the sweep. */
+  clock?: Clock;
   /** How often the retention sweep runs. */
   sweepEveryMs?: number;
 }
@@ -105,11 +107,11 @@ interface RawRow {
 
 export class Journal {
   private readonly opts: JournalOptions;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly lock: JournalLock;
   private db: Db | undefined;
   private stmts: ReturnType<Journal['prepare']> | undefined;
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: Timer | undefined;
   private rows = 0;
   private bytes = 0;
   private pending = 0;
@@ -119,13 +121,14 @@ export class Journal {
   private lastEvictionAtMs: number | undefined;
   /** Evictions not yet logged (the log is rate-limited, the counters are not). */
   private unlogged = { sent: 0, pending: 0, sinceMs: 0 };
+  /** Monotonic. */
   private loggedAtMs = -Infinity;
   /** Trimming sent history at the bound is the steady state once full: said once at info, then at debug. */
   private trimAnnounced = false;
 
   constructor(opts: JournalOptions) {
     this.opts = opts;
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.lock = new JournalLock(opts.path);
   }
 
@@ -183,14 +186,13 @@ export class Journal {
     this.bytes = c.bytes;
     this.pending = c.pending;
     this.sweep();
-    this.sweepTimer = setInterval(() => this.sweepLogged(), this.opts.sweepEveryMs ?? 60_000);
-    this.sweepTimer.unref();
+    this.sweepTimer = this.clock.setInterval(() => this.sweepLogged(), this.opts.sweepEveryMs ?? 60_000);
     this.opts.log.info({ path, rows: this.rows, pending: this.pending, synchronous: this.opts.synchronous }, 'journal open');
   }
 
   /** Closes the file and releases the lock. Idempotent. */
   stop(): void {
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.clock.clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     const db = this.db;
     this.db = undefined;
@@ -234,7 +236,7 @@ export class Journal {
    */
   append(msgs: readonly NewMessage[], inFlightUpTo = 0): { rows: JournalRow[]; evicted: Evicted } {
     const s = this.s;
-    const createdMs = this.now();
+    const createdMs = this.clock.now();
     const out: JournalRow[] = [];
     let evicted: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
     this.db!.transaction(() => {
@@ -257,7 +259,7 @@ export class Journal {
   markSent(seqs: readonly number[]): void {
     if (!seqs.length) return;
     const s = this.s;
-    const now = this.now();
+    const now = this.clock.now();
     this.db!.transaction(() => {
       for (const seq of seqs) this.pending -= s.markSent.run(now, seq).changes;
     })();
@@ -265,7 +267,7 @@ export class Journal {
 
   /** A message the broker refused (MQTT 5 reason code >= 0x80): kept as history, never resent. */
   markRejected(seq: number): void {
-    const n = this.s.markRejected.run(this.now(), seq).changes;
+    const n = this.s.markRejected.run(this.clock.now(), seq).changes;
     this.pending -= n;
     this.rejected += n;
   }
@@ -317,7 +319,7 @@ export class Journal {
     if (out.sent || out.pending) {
       this.evicted.sent += out.sent;
       this.evicted.pending += out.pending;
-      this.lastEvictionAtMs = this.now();
+      this.lastEvictionAtMs = this.clock.now();
       if (!this.unlogged.sent && !this.unlogged.pending) this.unlogged.sinceMs = this.lastEvictionAtMs;
       this.unlogged.sent += out.sent;
       this.unlogged.pending += out.pending;
@@ -362,7 +364,7 @@ export class Journal {
   private flushEvictionLog(force: boolean): void {
     const u = this.unlogged;
     if (!u.sent && !u.pending) return;
-    const now = this.now();
+    const now = this.clock.monotonic();
     if (!force && now - this.loggedAtMs < LOG_EVERY_MS) return;
     this.loggedAtMs = now;
     const fields = {
@@ -384,7 +386,7 @@ export class Journal {
   /** Deletes sent messages older than the retention. Returns how many went. */
   sweep(): number {
     const s = this.s;
-    const cutoff = this.now() - this.opts.retentionMs;
+    const cutoff = this.clock.now() - this.opts.retentionMs;
     const n = this.db!.transaction(() => {
       const c = s.expiredCount.get(cutoff) as { n: number; b: number };
       if (c.n) {

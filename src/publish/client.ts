@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import { type Clock, sleepUnless, systemClock } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
 import type { OutboxTransport, PublishOptions } from './outbox.js';
 
@@ -41,8 +42,15 @@ export interface MqttOptions {
   birth: () => string;
   will: string;
   log: Logger;
+  /**
+   * The wait before the next reconnect attempt after `failedAttempts` failures, in ms: the
+   * backoff doubles from reconnectMinMs up to reconnectMaxMs. mqtt.js schedules the attempt itself
+   * (its reconnectPeriod, on its own timer); we only give it the next period after each attempt.
+   */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /** Wall time for lastErrorAtMs, timers for stop()'s time limits. */
+  clock?: Clock;
 }
 
 export interface MqttState {
@@ -81,9 +89,12 @@ export class MqttConnection implements OutboxTransport {
   private st: MqttState;
   private readonly subs = new Map<string, { qos: 0 | 1 | 2; handler: MessageHandler }>();
   private readonly connectListeners: (() => void)[] = [];
+  private readonly disconnectListeners: (() => void)[] = [];
+  private readonly clock: Clock;
 
   constructor(opts: MqttOptions) {
     this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
     this.st = {
       connected: false,
       url: redactUrl(opts.url),
@@ -98,6 +109,11 @@ export class MqttConnection implements OutboxTransport {
   /** Called after every (re)connect, after the birth message and the subscriptions. */
   onConnect(listener: () => void): void {
     this.connectListeners.push(listener);
+  }
+
+  /** Called when an established connection drops. */
+  onDisconnect(listener: () => void): void {
+    this.disconnectListeners.push(listener);
   }
 
   /** Starts connecting. Resolves at the first connect, or on the first failure (reconnects carry on). */
@@ -157,8 +173,10 @@ export class MqttConnection implements OutboxTransport {
       }
     });
     client.on('close', () => {
-      if (this.st.connected && this.client) o.log.warn({ url: this.st.url }, 'mqtt disconnected; reconnecting');
+      const was = this.st.connected;
+      if (was && this.client) o.log.warn({ url: this.st.url }, 'mqtt disconnected; reconnecting');
       this.st.connected = false;
+      if (was) this.notify(this.disconnectListeners, 'mqtt disconnect listener failed');
     });
     client.on('error', (err) => this.onError(client, err));
     client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
@@ -198,7 +216,7 @@ export class MqttConnection implements OutboxTransport {
     if (message !== this.st.lastError) this.opts.log.error({ url: this.st.url, code, err: message }, 'mqtt error');
     this.st.lastError = message;
     this.st.lastErrorCode = code;
-    this.st.lastErrorAtMs = Date.now();
+    this.st.lastErrorAtMs = this.clock.now();
   }
 
   get connected(): boolean {
@@ -245,11 +263,15 @@ export class MqttConnection implements OutboxTransport {
 
   private afterConnect(client: MqttClient): void {
     for (const [filter, s] of this.subs) this.sendSubscribe(client, filter, s.qos);
-    for (const l of this.connectListeners) {
+    this.notify(this.connectListeners, 'mqtt connect listener failed');
+  }
+
+  private notify(listeners: (() => void)[], failed: string): void {
+    for (const l of listeners) {
       try {
         l();
       } catch (err) {
-        this.opts.log.error({ err: errorMessage(err) }, 'mqtt connect listener failed');
+        this.opts.log.error({ err: errorMessage(err) }, failed);
       }
     }
   }
@@ -278,12 +300,13 @@ export class MqttConnection implements OutboxTransport {
     if (!client) return;
     this.client = undefined;
     if (finalStatus !== undefined && this.st.connected) {
-      await withTimeout(
-        new Promise<void>((resolve) => client.publish(this.opts.statusTopic, finalStatus, { qos: 1, retain: true }, () => resolve())),
+      await sleepUnless(
+        this.clock,
         timeoutMs,
+        new Promise<void>((resolve) => client.publish(this.opts.statusTopic, finalStatus, { qos: 1, retain: true }, () => resolve())),
       );
     }
-    await withTimeout(new Promise<void>((resolve) => client.end(false, {}, () => resolve())), timeoutMs).catch(() => undefined);
+    await sleepUnless(this.clock, timeoutMs, new Promise<void>((resolve) => client.end(false, {}, () => resolve())));
     if (!client.disconnected) client.end(true);
     this.st.connected = false;
   }
@@ -333,10 +356,6 @@ const TLS_TRUST_CODES = new Set([
   'CERT_SIGNATURE_FAILURE',
   'CERT_UNTRUSTED',
 ]);
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  return Promise.race([p, new Promise<undefined>((r) => { setTimeout(() => r(undefined), ms).unref(); })]);
-}
 
 function isTlsUrl(url: string): boolean {
   return /^(mqtts|wss|tls):/.test(url);

@@ -46,8 +46,9 @@ export class Messaging {
       birth: () => JSON.stringify(opts.status('online')),
       will: JSON.stringify(statusPayload('offline', deviceId, {}, opts.clock.now())),
       log: log.child({ component: 'mqtt' }),
+      clock: opts.clock,
     });
-    this.outbox = new Outbox({ journal, transport: this.mqtt, window: m.inflight, log: log.child({ component: 'outbox' }) });
+    this.outbox = new Outbox({ journal, transport: this.mqtt, window: m.inflight, log: log.child({ component: 'outbox' }), clock: opts.clock });
     this.sink = new JournalSink({ config: { topics: m.topics, resultExpirySec: m.resultExpirySec }, outbox: this.outbox, topics, lastSeq: (cam, kind) => journal.lastPayloadSeq(cam, kind) });
     const { broker, mqtt, outbox } = this;
     const stopped = () => JSON.stringify(opts.status('stopped'));

@@ -1,3 +1,4 @@
+import { type Clock, sleepUnless, systemClock } from '../clock.js';
 import { errorCode, errorMessage } from '../errors.js';
 import type { Evicted, Journal, JournalRow, NewMessage } from '../journal/journal.js';
 import type { Logger } from '../log.js';
@@ -24,6 +25,8 @@ export interface OutboxTransport {
   /** Resolves on PUBACK/PUBCOMP (QoS >= 1) or once written (QoS 0); rejects with code MQTT_PUBLISH_REFUSED when the broker refuses it. */
   publish(topic: string, payload: string, opts: PublishOptions): Promise<void>;
   onConnect(listener: () => void): void;
+  /** Called when the connection drops (stop() stops waiting for acknowledgements then). */
+  onDisconnect?(listener: () => void): void;
 }
 
 export interface OutboxMessage {
@@ -80,15 +83,20 @@ export class Outbox {
   private started = false;
   private stopped = false;
   private journalAccepting = true;
-  private drain: { startedMs: number; pending: number } | undefined;
+  private drain: { startedMono: number; pending: number } | undefined;
+  /** Set while stop() waits for the queue and the window to empty (or the connection to drop). */
+  private idleWaiters: (() => void)[] = [];
+  private readonly clock: Clock;
   private readonly st = { published: 0, acknowledged: 0, rejected: 0, qos0Dropped: 0, journalFailures: 0, lastJournalError: undefined as string | undefined };
 
-  constructor(opts: { journal: Journal; transport: OutboxTransport; log: Logger; window: number }) {
+  constructor(opts: { journal: Journal; transport: OutboxTransport; log: Logger; window: number; clock?: Clock }) {
     this.journal = opts.journal;
     this.transport = opts.transport;
     this.log = opts.log;
     this.window = opts.window;
+    this.clock = opts.clock ?? systemClock;
     this.transport.onConnect(() => this.onConnect());
+    this.transport.onDisconnect?.(() => this.checkIdle());
   }
 
   /** The journal must be open. Starts draining what it holds as soon as the connection is up. Idempotent. */
@@ -198,6 +206,11 @@ export class Outbox {
   }
 
   private pump(): void {
+    this.fill();
+    this.checkIdle();
+  }
+
+  private fill(): void {
     if (this.stopped || !this.started || !this.transport.connected) return;
     const window = this.effectiveWindow;
     while (this.inflight < window) {
@@ -207,6 +220,16 @@ export class Outbox {
       this.send(row);
     }
     if (this.queue.length < PAGE / 2) this.refill();
+  }
+
+  /** Nothing left to wait for in stop(): the queue and the window are empty, or the connection is down. */
+  private get idle(): boolean {
+    return !this.transport.connected || (this.inflight === 0 && this.queue.length === 0);
+  }
+
+  private checkIdle(): void {
+    if (!this.idleWaiters.length || !this.idle) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private send(row: JournalRow): void {
@@ -286,7 +309,7 @@ export class Outbox {
     if (this.stopped || !this.started) return;
     const pending = this.journal.stats().pending;
     if (pending > 0 && !this.drain) {
-      this.drain = { startedMs: Date.now(), pending };
+      this.drain = { startedMono: this.clock.monotonic(), pending };
       this.log.info({ pending }, 'draining journaled messages');
     }
     this.pump();
@@ -295,23 +318,25 @@ export class Outbox {
   private checkDrained(): void {
     if (!this.drain) return;
     if (this.journal.stats().pending > 0) return;
-    const ms = Date.now() - this.drain.startedMs;
+    const ms = Math.round(this.clock.monotonic() - this.drain.startedMono);
     this.log.info({ messages: this.drain.pending, ms }, 'journal drained');
     this.drain = undefined;
   }
 
   /**
-   * Stops taking new work: writes what was enqueued, gives the broker up to `graceMs` to
-   * acknowledge what is queued or in flight, and records those acknowledgements. Whatever is not
-   * acknowledged stays pending in the journal for the next start. Idempotent.
+   * Stops taking new work: writes what was enqueued, gives the broker up to `graceMs` (on the
+   * clock) to acknowledge what is queued or in flight, and records those acknowledgements. It
+   * returns as soon as the last one is in or the connection drops. Whatever is not acknowledged
+   * stays pending in the journal for the next start. Idempotent.
    */
   async stop(graceMs = 1000): Promise<void> {
     if (!this.started || this.stopped) return;
     this.flush();
-    const end = Date.now() + graceMs;
-    while (this.transport.connected && (this.inflight > 0 || this.queue.length > 0) && Date.now() < end) {
-      await new Promise((r) => setTimeout(r, 10));
-      this.flush();
+    if (!this.idle) {
+      let resolve!: () => void;
+      const idle = new Promise<void>((r) => this.idleWaiters.push((resolve = r)));
+      await sleepUnless(this.clock, graceMs, idle);
+      this.idleWaiters = this.idleWaiters.filter((w) => w !== resolve);
     }
     this.stopped = true;
     this.started = false;

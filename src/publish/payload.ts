@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Frame } from '../capture/frame.js';
+import { systemClock } from '../clock.js';
 import type { Decision, StableRule, StableState } from '../decide/types.js';
 import type { PolicyName } from '../decide/policy.js';
 import type { Inference, ModelInfo } from '../inference/types.js';
@@ -120,13 +121,13 @@ export function eventPayload(args: {
   }
 }
 
-export function statusPayload(state: StatusPayload['state'], deviceId: string, extra: Omit<StatusPayload, 'v' | 'id' | 'state' | 'deviceId' | 'ts' | 'tsMs'> = {}, nowMs = Date.now()): StatusPayload {
+export function statusPayload(state: StatusPayload['state'], deviceId: string, extra: Omit<StatusPayload, 'v' | 'id' | 'state' | 'deviceId' | 'ts' | 'tsMs'> = {}, nowMs = systemClock.now()): StatusPayload {
   return { v: PAYLOAD_VERSION, id: randomUUID(), state, deviceId, ts: iso(nowMs), tsMs: nowMs, ...extra };
 }
 
 type ResponseBody = { command: string; ok: true; result: unknown } | { command: string; ok: false; error: { code: string; message: string; problems?: string[] } };
 
 /** A command response; `body` is checked against the response schema by the tests, not here. */
-export function commandResponse(deviceId: string, requestId: string | number | null, body: ResponseBody, nowMs = Date.now()): CommandResponse {
+export function commandResponse(deviceId: string, requestId: string | number | null, body: ResponseBody, nowMs = systemClock.now()): CommandResponse {
   return { v: PAYLOAD_VERSION, id: randomUUID(), requestId, deviceId, ts: iso(nowMs), tsMs: nowMs, ...body } as CommandResponse;
 }

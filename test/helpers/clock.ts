@@ -3,8 +3,17 @@ import type { Clock, Timer } from '../../src/clock.js';
 interface Pending {
   id: number;
   at: number;
+  /** The delay it was set with. */
+  ms: number;
   every?: number;
   fn: () => void;
+}
+
+/** A timer as `waitForTimer` reports it: the delay it was set with and when it is due (monotonic ms). */
+export interface TimerInfo {
+  ms: number;
+  at: number;
+  repeating: boolean;
 }
 
 /**
@@ -20,6 +29,7 @@ export class ManualClock implements Clock {
   private readonly wallStart: number;
   private seq = 0;
   private readonly timers = new Map<number, Pending>();
+  private watchers: { pred: (t: TimerInfo) => boolean; resolve: (t: TimerInfo) => void }[] = [];
 
   constructor(startMs = Date.UTC(2026, 0, 1)) {
     this.wallStart = startMs;
@@ -61,6 +71,19 @@ export class ManualClock implements Clock {
     return at;
   }
 
+  /**
+   * Resolves with the first timer matching `pred` that is pending now or set from now on: the event
+   * a test waits for when the code under test reacts to real I/O by arming a timer (a backoff
+   * after a failed open, say), so the test neither sleeps nor polls.
+   */
+  waitForTimer(pred: (t: TimerInfo) => boolean = () => true): Promise<TimerInfo> {
+    for (const t of [...this.timers.values()].sort((a, b) => a.at - b.at || a.id - b.id)) {
+      const info = infoOf(t);
+      if (pred(info)) return Promise.resolve(info);
+    }
+    return new Promise((resolve) => this.watchers.push({ pred, resolve }));
+  }
+
   /** Moves time on by `ms`, firing each timer due on the way at its own time. */
   async advance(ms: number): Promise<void> {
     const end = this.mono + ms;
@@ -93,9 +116,20 @@ export class ManualClock implements Clock {
 
   private add(fn: () => void, ms: number, every?: number): Timer {
     const id = ++this.seq;
-    this.timers.set(id, { id, at: this.mono + Math.max(0, ms), every, fn });
+    const t: Pending = { id, at: this.mono + Math.max(0, ms), ms, every, fn };
+    this.timers.set(id, t);
+    if (this.watchers.length) {
+      const info = infoOf(t);
+      const hit = this.watchers.filter((w) => w.pred(info));
+      this.watchers = this.watchers.filter((w) => !hit.includes(w));
+      for (const w of hit) w.resolve(info);
+    }
     return id as unknown as Timer;
   }
+}
+
+function infoOf(t: Pending): TimerInfo {
+  return { ms: t.ms, at: t.at, repeating: t.every !== undefined };
 }
 
 /** Lets pending promise callbacks (and the ones they queue) run. */

@@ -16,6 +16,8 @@ export interface Mosquitto {
   /** Starts it again on the same port (after stop()); does nothing while it runs. */
   start(): Promise<void>;
   log(): string;
+  /** The running broker's process id (to pause it with SIGSTOP: connected, but answering nothing). */
+  pid(): number | undefined;
 }
 
 export const mosquittoPath = (): string | undefined => needTool('mosquitto', 'mosquitto', ['/usr/sbin/mosquitto']);
@@ -61,6 +63,7 @@ export async function startMosquitto(opts: { extraConf?: string; port?: number; 
     dir,
     start,
     log: () => output,
+    pid: () => (proc && proc.exitCode === null && proc.signalCode === null ? proc.pid : undefined),
     stop: async () => {
       const p = proc;
       if (!p || p.exitCode !== null) return;

@@ -6,13 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Camera, Frame } from '../../src/capture/frame.js';
-import type { Clock } from '../../src/capture/gst-camera.js';
+import type { Clock } from '../../src/clock.js';
 import { createCamera } from '../../src/capture/index.js';
 import { captureAvailable } from '../../src/capture/native.js';
 import { cameraSchema } from '../../src/config/schema.js';
 import { jpegSequence, mjpegAvi, rgbHex as hex } from '../helpers/gst-media.js';
 import { freePort } from '../helpers/ports.js';
 import { IN_CI } from '../helpers/tools.js';
+import { ManualClock, type TimerInfo } from '../helpers/clock.js';
 import { frozenLoopBoundMs, percentile, timerLateness } from '../helpers/lag.js';
 
 const available = captureAvailable();
@@ -26,9 +27,13 @@ const threadCount = () => readdirSync('/proc/self/task').length;
 const PLASTIC = [0x1a, 0x4d, 0xd9] as const;
 const GLASS = [0x33, 0x99, 0x4d] as const;
 
+/** The backoff tests' stallMs: its timers are not the backoff's. */
+const STALL_MS = 5000;
+const backoffTimer = (t: TimerInfo) => t.ms !== STALL_MS;
+
 const cameras: Camera[] = [];
 function camera(uri: string, extra: Record<string, unknown> = {}, deps: { clock?: Clock } = {}): Camera {
-  const cfg = cameraSchema.parse({ uri, reconnect: { initialMs: 50, maxMs: 200, stallMs: 5000 }, ...extra });
+  const cfg = cameraSchema.parse({ uri, reconnect: { initialMs: 50, maxMs: 200, stallMs: STALL_MS }, ...extra });
   const cam = createCamera('cam', cfg, { random: () => 0, ...deps });
   cameras.push(cam);
   return cam;
@@ -36,16 +41,6 @@ function camera(uri: string, extra: Record<string, unknown> = {}, deps: { clock?
 afterAll(async () => {
   await Promise.all(cameras.map((c) => c.stop()));
 });
-
-async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** Every pixel of the frame, as [r, g, b] strings, counted. */
 function colours(f: Frame): Map<string, number> {
@@ -149,24 +144,32 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
   });
 
   it('a live source that ends is reopened with backoff and resumes; backoff resets on the first frame', async () => {
-    const delays: number[] = [];
-    const clock: Clock = {
-      now: Date.now,
-      setTimeout: (fn, ms) => (ms !== 5000 && delays.push(ms), setTimeout(fn, ms)),
-      clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-    };
+    const clock = new ManualClock();
     const cam = camera('gst://videotestsrc num-buffers=4 ! video/x-raw,format=RGB,width=64,height=48 ! appsink name=sink', {}, { clock });
     await cam.start();
     let frames = 0;
-    while ((cam.status().reconnects ?? 0) < 3) {
-      await cam.read();
+    let backThrice!: () => void;
+    const reconnected = new Promise<void>((r) => (backThrice = r));
+    const reader = readUntilStopped(cam, () => {
       frames++;
+      if ((cam.status().reconnects ?? 0) >= 3) backThrice();
+    });
+    // Each end of stream arms the backoff timer (the event waited on); the clock then runs it out.
+    const delays: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t = await clock.waitForTimer(backoffTimer);
+      delays.push(t.ms);
+      expect(cam.status()).toMatchObject({ state: 'backoff', retryAtMs: clock.now() + t.ms });
+      await clock.advance(t.ms);
     }
+    await reconnected;
     const st = cam.status();
     expect(frames).toBeGreaterThanOrEqual(4);
     expect(st.lastError).toMatchObject({ code: 'EOS', message: expect.stringContaining('the stream ended') });
     // Each end of stream came after frames, so each wait is the first one again.
-    expect(delays.slice(0, 3)).toEqual([50, 50, 50]);
+    expect(delays).toEqual([50, 50, 50]);
+    await cam.stop();
+    await expect(reader).resolves.toMatchObject({ code: 'CAMERA_STOPPED' });
   });
 
   describe('errors: GStreamer\'s text in status, backoff growing 50 -> 100 -> 200 ms (cap), the camera keeps trying', () => {
@@ -183,37 +186,45 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
     ];
     for (const [name, uriOf, code, text] of cases) {
       it(name, async () => {
-        const delays: number[] = [];
-        const clock: Clock = {
-          now: Date.now,
-          setTimeout: (fn, ms) => (ms !== 5000 && delays.push(ms), setTimeout(fn, ms)),
-          clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-        };
+        const clock = new ManualClock();
         const cam = camera(await uriOf(), {}, { clock });
         await cam.start();
         const reading = cam.read();
-        const st = await until('4 failed attempts', () => {
-          const s = cam.status();
-          return (s.attempts ?? 0) >= 4 && s;
-        });
-        expect(st).toMatchObject({ state: expect.stringMatching(/backoff|connecting/), lastError: { code } });
-        expect(st.lastError?.message).toMatch(text);
-        expect(delays.slice(0, 4)).toEqual([50, 100, 200, 200]);
+        // Each failure arms the backoff timer (the event waited on): 4 attempts, 3 waits run out on the clock.
+        const delays: number[] = [];
+        for (let attempt = 1; attempt <= 4; attempt++) {
+          const t = await clock.waitForTimer(backoffTimer);
+          delays.push(t.ms);
+          expect(cam.status()).toMatchObject({ state: 'backoff', attempts: attempt, retryAtMs: clock.now() + t.ms, lastError: { code } });
+          if (attempt < 4) await clock.advance(t.ms);
+        }
+        expect(cam.status().lastError?.message).toMatch(text);
+        expect(delays).toEqual([50, 100, 200, 200]);
         await cam.stop();
         await expect(reading).rejects.toMatchObject({ code: 'CAMERA_STOPPED' });
         expect(cam.status()).toMatchObject({ state: 'stopped', reason: 'stop' });
+        expect(clock.pending).toBe(0);
       });
     }
   });
 
-  it('a source that hangs without an error counts as failed after stallMs', async () => {
-    const cam = camera('gst://videotestsrc is-live=true ! video/x-raw,format=RGB,width=32,height=24 ! valve drop=true ! appsink name=sink', {
-      reconnect: { initialMs: 50, maxMs: 200, stallMs: 300 },
-    });
+  it('a source that hangs without an error counts as failed after stallMs (on the clock)', async () => {
+    const clock = new ManualClock();
+    const cam = camera(
+      'gst://videotestsrc is-live=true ! video/x-raw,format=RGB,width=32,height=24 ! valve drop=true ! appsink name=sink',
+      { reconnect: { initialMs: 50, maxMs: 200, stallMs: 300 } },
+      { clock },
+    );
     await cam.start();
     const reading = cam.read();
-    const st = await until('a stall', () => cam.status().lastError && cam.status());
-    expect(st.lastError).toMatchObject({ code: 'CAMERA_STALLED', message: expect.stringContaining('no first frame for 0.3 s') });
+    await clock.waitForTimer((t) => t.ms === 300);
+    await clock.advance(299);
+    expect(cam.status()).toMatchObject({ state: 'connecting', errors: 0 });
+    await clock.advance(1);
+    expect(cam.status()).toMatchObject({
+      state: 'backoff',
+      lastError: { code: 'CAMERA_STALLED', message: expect.stringContaining('no first frame for 0.3 s') },
+    });
     await cam.stop();
     await expect(reading).rejects.toMatchObject({ code: 'CAMERA_STOPPED' });
   });

@@ -6,6 +6,7 @@ import { Journal } from '../../src/journal/journal.js';
 import { EmbeddedBroker } from '../../src/publish/broker.js';
 import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
 import { Outbox } from '../../src/publish/outbox.js';
+import { ManualClock } from '../helpers/clock.js';
 import { type V1Row, writeV1Journal } from '../helpers/journal-v1.js';
 import { captureLog } from '../helpers/log.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
@@ -28,7 +29,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function rig(url: string, over: Partial<MqttOptions> & { window?: number; maxRows?: number; journalPath?: string } = {}): Promise<Rig> {
+/** `outboxClock` drives the outbox's timers (stop's grace); the connection keeps real time for the real broker. */
+async function rig(url: string, over: Partial<MqttOptions> & { window?: number; maxRows?: number; journalPath?: string; outboxClock?: ManualClock } = {}): Promise<Rig> {
   const { log, lines } = captureLog();
   const journal = new Journal({
     path: over.journalPath ?? join(mkdtempSync(join(tmpdir(), 'outbox-')), 'journal.sqlite'),
@@ -55,7 +57,7 @@ async function rig(url: string, over: Partial<MqttOptions> & { window?: number; 
     reconnectMaxMs: 500,
     ...over,
   });
-  const outbox = new Outbox({ journal, transport: mqtt, window: over.window ?? 16, log });
+  const outbox = new Outbox({ journal, transport: mqtt, window: over.window ?? 16, log, clock: over.outboxClock });
   outbox.start();
   await mqtt.start();
   const stop = async () => {
@@ -66,6 +68,12 @@ async function rig(url: string, over: Partial<MqttOptions> & { window?: number; 
   cleanups.push(stop);
   return { journal, mqtt, outbox, lines, stop };
 }
+
+/** The connection's own events, not polling. */
+const connected = (m: MqttConnection) => new Promise<void>((resolve) => (m.connected ? resolve() : m.onConnect(resolve)));
+const disconnected = (m: MqttConnection) => new Promise<void>((resolve) => (m.connected ? m.onDisconnect(resolve) : resolve()));
+/** The outbox journals what was enqueued on the next turn of the event loop. */
+const journaled = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const result = (camera: string, seq: number) => ({
   topic: `test/dev/${camera}/result`,
@@ -91,7 +99,7 @@ describe('outbox against Mosquitto', () => {
       r.outbox.enqueue(result('a', i));
       if (i % 2 === 0) r.outbox.enqueue(result('b', i / 2));
     }
-    await until(() => sub.messages.length >= 600, 20_000, '600 messages');
+    await sub.waitFor(() => sub.messages.length >= 600, 20_000);
     const by = seqsByCamera(sub.messages);
     expectComplete(by.get('a'), 400);
     expectComplete(by.get('b'), 200);
@@ -110,19 +118,20 @@ describe('outbox against Mosquitto', () => {
       r.outbox.enqueue(result('a', i));
       if (i % 3 === 0) r.outbox.enqueue(result('b', ++b));
     }
-    await until(() => sub.messages.length >= 50 + b);
+    await sub.waitFor(() => sub.messages.length >= 50 + b);
     await mosq.stop();
-    await until(() => !r.mqtt.connected, 5000, 'disconnect');
+    await disconnected(r.mqtt);
     for (let i = 51; i <= 350; i++) {
       r.outbox.enqueue(result('a', i));
       if (i % 3 === 0) r.outbox.enqueue(result('b', ++b));
-      if (i % 50 === 0) await new Promise((res) => setTimeout(res, 10));
+      if (i % 50 === 0) await new Promise((res) => setImmediate(res)); // the outbox journals each batch in its own transaction
     }
-    await until(() => r.journal.stats().pending >= 300 + 100, 5000, 'journaled while offline');
+    await journaled();
+    expect(r.journal.stats().pending).toBeGreaterThanOrEqual(300 + 100);
     await mosq.start();
     // Unique seqs: the broker itself may redeliver to this subscriber what it had in flight when it stopped.
     const unique = (cam: string) => new Set(seqsByCamera(sub.messages).get(cam)).size;
-    await until(() => unique('a') >= 350 && unique('b') >= 116, 30_000, 'drain');
+    await sub.waitFor(() => unique('a') >= 350 && unique('b') >= 116, 30_000);
     const by = seqsByCamera(sub.messages);
     expectComplete(by.get('a'), 350);
     expectComplete(by.get('b'), 116);
@@ -146,7 +155,7 @@ describe('outbox against Mosquitto', () => {
     const r = await rig(mosq.url);
     r.outbox.enqueue({ ...result('a', 1), expirySec: 120 });
     r.outbox.enqueue(result('b', 1));
-    await until(() => got.length >= 2);
+    await sub.waitFor(() => sub.messages.length >= 2);
     const a = got.find((g) => g.topic.includes('/a/'))!;
     expect(a.expiry).toBeGreaterThan(100);
     expect(a.expiry).toBeLessThanOrEqual(120);
@@ -158,14 +167,18 @@ describe('outbox against Mosquitto', () => {
     const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false, clientId: 'outbox-sub-2', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url, { maxRows: 100 });
-    await until(() => r.mqtt.connected);
+    await connected(r.mqtt);
     await mosq.stop();
-    await until(() => !r.mqtt.connected, 5000, 'disconnect');
+    await disconnected(r.mqtt);
     for (let i = 1; i <= 250; i++) r.outbox.enqueue(result('a', i));
-    await until(() => r.journal.stats().evicted.pending === 150, 5000, 'eviction');
+    await journaled();
+    expect(r.journal.stats().evicted.pending).toBe(150);
     await mosq.start();
-    await until(() => new Set(seqsByCamera(sub.messages).get('a')).size >= 100, 20_000, 'drain');
-    await new Promise((res) => setTimeout(res, 300));
+    await sub.waitFor(() => new Set(seqsByCamera(sub.messages).get('a')).size >= 100, 20_000);
+    // A marker after them: the outbox sends in journal order, so once it is in, an evicted message
+    // resent by mistake would be in too.
+    r.outbox.enqueue(result('marker', 1));
+    await sub.waitFor((m) => m.json?.camera === 'marker', 10_000);
     const seqs = [...new Set(seqsByCamera(sub.messages).get('a'))];
     expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => 151 + i));
     const warn = r.lines.find((l) => l.level === 40 && String(l.msg).startsWith('journal full'));
@@ -232,6 +245,38 @@ describe('a message the broker refuses', () => {
   });
 });
 
+describe('stop()', () => {
+  it('returns when the broker has acknowledged what was in flight, not after a time; a broker that answers nothing gets graceMs on the clock', async (ctx) => {
+    const mosq = await startMosquitto();
+    if (!mosq) return ctx.skip();
+    cleanups.push(() => mosq.stop());
+    // The clock never moves in the first half: stop() can only return on the acknowledgements.
+    const clock = new ManualClock();
+    const r = await rig(mosq.url, { outboxClock: clock });
+    for (let i = 1; i <= 200; i++) r.outbox.enqueue(result('a', i));
+    await r.outbox.stop(60_000);
+    expect(r.journal.stats().pending).toBe(0);
+    expect(r.outbox.stats()).toMatchObject({ published: 200, acknowledged: 200, inflight: 0 });
+
+    // A broker that is connected but paused (SIGSTOP) acknowledges nothing: stop() waits graceMs of the clock, no more.
+    const clock2 = new ManualClock();
+    const r2 = await rig(mosq.url, { outboxClock: clock2 });
+    const pid = mosq.pid()!;
+    process.kill(pid, 'SIGSTOP');
+    cleanups.push(async () => void process.kill(pid, 'SIGCONT'));
+    for (let i = 1; i <= 5; i++) r2.outbox.enqueue(result('b', i));
+    let stopped = false;
+    const stopping = r2.outbox.stop(500).then(() => (stopped = true));
+    await clock2.advance(499);
+    expect(stopped).toBe(false);
+    expect(r2.outbox.stats().inflight).toBe(5);
+    await clock2.advance(1);
+    await stopping;
+    expect(r2.journal.stats().pending).toBe(5); // left for the next start
+    process.kill(pid, 'SIGCONT');
+  });
+});
+
 describe('protocol fallback', () => {
   it('a broker that refuses MQTT 5 (the embedded aedes) gets 3.1.1, and publishing works', async () => {
     const port = await freePort();
@@ -240,7 +285,7 @@ describe('protocol fallback', () => {
     cleanups.push(() => broker.stop());
     let sub: Subscriber | undefined;
     const r = await rig(broker.url, { fallbackTo4: true, reconnectMinMs: 100 });
-    await until(() => r.mqtt.connected, 10_000, 'connect after fallback');
+    await connected(r.mqtt);
     expect(r.mqtt.state().protocolVersion).toBe(4);
     expect(r.lines.find((l) => String(l.msg).startsWith('the broker refused MQTT 5'))).toBeTruthy();
     sub = await subscribe(broker.url, 'test/dev/+/result', { validate: false, protocolVersion: 4 });

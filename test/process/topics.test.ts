@@ -84,7 +84,7 @@ describe('topic contract, policies and events on the demo samples', () => {
     // A frame's events are published right after its result: all of them are in by the next result.
     const r = results('all').slice(0, -1);
     const e = events('all');
-    const replay = new CameraDecider({ policy: 'every', intervalSec: 1, stable: rule }, () => 0);
+    const replay = new CameraDecider({ policy: 'every', intervalSec: 1, stable: rule });
     const expected = r.flatMap((x) => replay.observe({ label: x.label, score: x.score, atMs: x.capturedAtMs }).events.map((ev) => ({ ...ev, frameSeq: x.frame.seq })));
     const seen = e.filter((x) => x.frame && x.frame.seq <= r[r.length - 1].frame.seq);
     expect(seen.map((x) => ({ type: x.type, label: x.label, atMs: x.atMs, sinceMs: x.sinceMs, frames: x.frames, frameSeq: x.frame.seq }))).toEqual(

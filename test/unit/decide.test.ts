@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CameraDecider, type PolicyConfig } from '../../src/decide/policy.js';
 import { ChangeTracker, StabilityTracker } from '../../src/decide/stability.js';
 import type { Decision, Observation } from '../../src/decide/types.js';
+import { ManualClock } from '../helpers/clock.js';
 
 /** Sequences whose right answers are worked out by hand in the comments. Frame i is captured at i*100 ms. */
 
@@ -95,18 +96,18 @@ const eventsSeq = seq(['A', 0.9], ['A', 0.8], ['B', 0.7], ['A', 0.7], ['B', 0.9]
 
 describe('publish policies', () => {
   it('every: all 8 published', () => {
-    const d = new CameraDecider(policy({ policy: 'every' }), () => 0);
+    const d = new CameraDecider(policy({ policy: 'every' }), { clock: new ManualClock() });
     expect(eventsSeq.map((o) => d.observe(o).publish)).toEqual([true, true, true, true, true, true, true, true]);
   });
 
   it('change: the frames whose label differs from the previous frame (0, 2, 3, 4, 6); the rest counted as held back', () => {
-    const d = new CameraDecider(policy({ policy: 'change' }), () => 0);
+    const d = new CameraDecider(policy({ policy: 'change' }), { clock: new ManualClock() });
     expect(eventsSeq.map((o) => d.observe(o).publish)).toEqual([true, false, true, true, true, false, true, false]);
     expect(d.counters()).toEqual({ inferred: 8, published: 5, heldBack: 3, events: { change: 5, stable: 2, cleared: 2 }, labels: { A: 3, B: 3, C: 2 } });
   });
 
   it('stable: the frames on which a label becomes stable (3 and 5)', () => {
-    const d = new CameraDecider(policy({ policy: 'stable' }), () => 0);
+    const d = new CameraDecider(policy({ policy: 'stable' }), { clock: new ManualClock() });
     const out = eventsSeq.map((o) => d.observe(o));
     expect(out.map((r) => r.publish)).toEqual([false, false, false, true, false, true, false, false]);
     expect(out[4].stable).toMatchObject({ label: 'A', frames: 3, window: 5, becameMs: 300 });
@@ -116,18 +117,23 @@ describe('publish policies', () => {
     expect(out[6].events.map((e) => `${e.type} ${e.label}`)).toEqual(['change C']);
   });
 
-  it('interval: at most one per intervalSec on the injected clock; a clock that goes back publishes and restarts the interval', () => {
-    const times = [0, 400, 999, 1000, 1500, 2100, 500, 1400, 1500];
-    let i = 0;
-    const d = new CameraDecider(policy({ policy: 'interval', intervalSec: 1 }), () => times[i]);
+  it('interval: at most one per intervalSec on the clock\'s monotonic time', async () => {
+    // published at 0; 400 and 999 are within 1 s of it; 1000 is not (published); 1500 is within;
+    // 2100 (published); 2500 and 3099 within; 3100 published
+    const times = [0, 400, 999, 1000, 1500, 2100, 2500, 3099, 3100];
+    const clock = new ManualClock();
+    const d = new CameraDecider(policy({ policy: 'interval', intervalSec: 1 }), { clock });
     const out: boolean[] = [];
-    for (i = 0; i < times.length; i++) out.push(d.observe({ label: 'A', score: 1, atMs: times[i] }).publish);
-    expect(out).toEqual([true, false, false, true, false, true, true, false, true]);
-    expect(d.counters()).toMatchObject({ inferred: 9, published: 5, heldBack: 4, labels: { A: 9 } });
+    for (const t of times) {
+      await clock.advance(t - clock.monotonic());
+      out.push(d.observe({ label: 'A', score: 1, atMs: clock.now() }).publish);
+    }
+    expect(out).toEqual([true, false, false, true, false, true, false, false, true]);
+    expect(d.counters()).toMatchObject({ inferred: 9, published: 4, heldBack: 5, labels: { A: 9 } });
   });
 
   it('a pause clears a stable label (reason paused), and the next frame is a change from nothing', () => {
-    const d = new CameraDecider(policy({ policy: 'change', stable: rule(2, 2, 0.5) }), () => 0);
+    const d = new CameraDecider(policy({ policy: 'change', stable: rule(2, 2, 0.5) }), { clock: new ManualClock() });
     d.observe({ label: 'A', score: 0.9, atMs: 0 });
     d.observe({ label: 'A', score: 0.9, atMs: 100 });
     expect(d.reset(150, 'paused')).toEqual([{ type: 'cleared', label: 'A', score: 0.9, atMs: 150, sinceMs: 100, frames: 1, reason: 'paused' }]);

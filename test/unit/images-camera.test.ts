@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { ImagesCamera } from '../../src/capture/images.js';
+import { ManualClock } from '../helpers/clock.js';
 
 async function folder(colours: [number, number, number][]): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'imgs-'));
@@ -17,15 +18,22 @@ describe('images:// camera', () => {
   it('cycles through the files in name order at the configured rate; a late reader gets the newest, the rest count as dropped', async () => {
     const dir = await folder([[255, 0, 0], [0, 255, 0], [0, 0, 255]]);
     writeFileSync(join(dir, 'notes.txt'), 'not an image');
-    let now = 1000;
-    const cam = new ImagesCamera({ name: 'c', dir, fps: 10, now: () => now });
+    const clock = new ManualClock();
+    const cam = new ImagesCamera({ name: 'c', dir, fps: 10, clock });
     await cam.start();
     const f0 = await cam.read();
     expect([f0.name, f0.width, f0.height, f0.stride, f0.format, f0.seq]).toEqual(['img-0.png', 6, 4, 18, 'RGB', 0]);
     expect(Array.from(f0.data.slice(0, 3))).toEqual([255, 0, 0]);
-    now += 100;
-    expect((await cam.read()).name).toBe('img-1.png');
-    now += 350; // frames 2, 3 and 4 fell due; the reader gets 4 (= img-1 again), 2 and 3 were dropped
+    expect(f0.capturedAtMs).toBe(clock.now());
+    // An early reader waits on the clock for frame 1, due at 100 ms, and gets it then.
+    let got: string | undefined;
+    const reading = cam.read().then((f) => (got = f.name));
+    await clock.advance(99);
+    expect(got).toBeUndefined();
+    await clock.advance(1);
+    await reading;
+    expect(got).toBe('img-1.png');
+    await clock.advance(350); // frames 2, 3 and 4 fell due; the reader gets 4 (= img-1 again), 2 and 3 were dropped
     const f4 = await cam.read();
     expect([f4.seq, f4.name]).toEqual([4, 'img-1.png']);
     expect(cam.status()).toMatchObject({ state: 'streaming', received: 5, dropped: 2, errors: 0 });
@@ -34,13 +42,17 @@ describe('images:// camera', () => {
     await expect(cam.read()).rejects.toMatchObject({ code: 'CAMERA_STOPPED' });
   });
 
-  it('a read waiting for the next frame is released by stop()', async () => {
-    const cam = new ImagesCamera({ name: 'c', dir: await folder([[1, 2, 3]]), fps: 0.01 });
+  it('a read waiting for the next frame is released by stop(), and its timer cleared', async () => {
+    const clock = new ManualClock();
+    const cam = new ImagesCamera({ name: 'c', dir: await folder([[1, 2, 3]]), fps: 0.01, clock });
     await cam.start();
     await cam.read();
     const pending = cam.read();
+    await clock.advance(0);
+    expect(clock.pending).toBe(1);
     await cam.stop();
     await expect(pending).rejects.toMatchObject({ code: 'CAMERA_STOPPED' });
+    expect(clock.pending).toBe(0);
   });
 
   it('a folder with no images, or no folder, is a clear error', async () => {
@@ -53,14 +65,13 @@ describe('images:// camera', () => {
   it('an unreadable image is skipped and counted, not fatal', async () => {
     const dir = await folder([[9, 9, 9]]);
     writeFileSync(join(dir, 'broken.png'), 'not really a png');
-    let now = 0;
-    const cam = new ImagesCamera({ name: 'c', dir, fps: 1, now: () => now });
+    const clock = new ManualClock();
+    const cam = new ImagesCamera({ name: 'c', dir, fps: 1, clock });
     await cam.start();
     const first = await cam.read(); // broken.png sorts first and fails; img-0 is next
     expect(first.name).toBe('img-0.png');
     expect(cam.status().errors).toBe(1);
-    expect(cam.status().lastError?.code).toBe('IMAGE_DECODE');
-    now = 5000;
+    expect(cam.status().lastError).toMatchObject({ code: 'IMAGE_DECODE', atMs: clock.now() });
     await cam.stop();
   });
 });

@@ -8,6 +8,7 @@ import { runHistory } from '../../src/journal/history-cli.js';
 import { Journal, type JournalOptions, type NewMessage } from '../../src/journal/journal.js';
 import { parseHistoryQuery, parseSince } from '../../src/journal/query.js';
 import { openReadOnly, queryHistory, SCHEMA_VERSION } from '../../src/journal/store.js';
+import { ManualClock } from '../helpers/clock.js';
 import { type V1Row, writeV1Journal } from '../helpers/journal-v1.js';
 import { captureLog } from '../helpers/log.js';
 
@@ -129,25 +130,34 @@ describe('journal', () => {
     expect(st.evicted.pending).toBe(100 - kept.length);
   });
 
-  it('retention deletes sent messages older than it, never pending ones', () => {
-    let now = 1_000_000;
-    const { j } = journal({ retentionMs: 60_000, now: () => now });
-    const old = j.append([msg('a', 1), msg('a', 2)]).rows;
+  it('retention: the sweep, on the clock, deletes sent messages older than it, never pending ones', async () => {
+    const clock = new ManualClock(1_000_000);
+    const { j } = journal({ retentionMs: 60_000, sweepEveryMs: 10_000, clock });
+    const old = j.append([msg('a', 1), msg('a', 2)]).rows; // at 0 s
     j.markSent([old[0].seq]);
-    now += 30_000;
-    j.append([msg('a', 3, { qos: 0 })]);
-    now += 40_000; // 1 and 2 are 70 s old, 3 is 40 s old
-    expect(j.sweep()).toBe(1);
+    await clock.advance(30_000);
+    j.append([msg('a', 3, { qos: 0 })]); // at 30 s, sent at once (QoS 0)
+    // 1 is more than 60 s old from 60 s on: the sweep every 10 s takes it at 70 s, not before
+    await clock.advance(39_999);
+    expect(j.stats()).toMatchObject({ rows: 3, expired: 0 });
+    await clock.advance(1);
     expect(j.history({ limit: 10 }).map((e) => seqOf(e.payload))).toEqual([2, 3]);
     expect(j.stats()).toMatchObject({ rows: 2, pending: 1, expired: 1 });
+    // 3 goes at the sweep at 100 s; 2 is pending and stays
+    await clock.advance(30_000);
+    expect(j.history({ limit: 10 }).map((e) => seqOf(e.payload))).toEqual([2]);
+    expect(j.stats()).toMatchObject({ rows: 1, pending: 1, expired: 2 });
+    // stop() clears the sweep timer
+    j.stop();
+    expect(clock.pending).toBe(0);
   });
 
-  it('answers history queries: newest `limit`, oldest first, by kind, camera and time', () => {
-    let now = 5_000_000;
-    const { j } = journal({ now: () => now });
+  it('answers history queries: newest `limit`, oldest first, by kind, camera and time', async () => {
+    const clock = new ManualClock(5_000_000);
+    const { j } = journal({ clock });
     for (let i = 1; i <= 10; i++) {
       j.append([msg(i % 2 ? 'a' : 'b', i), msg('a', 100 + i, { kind: 'event', topic: 'edge-inferd/dev/a/event' })]);
-      now += 1000;
+      await clock.advance(1000);
     }
     const seqs = (q: Parameters<Journal['history']>[0]) => j.history(q).map((e) => seqOf(e.payload));
     expect(seqs({ kind: 'result', limit: 3 })).toEqual([8, 9, 10]);

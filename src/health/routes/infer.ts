@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Frame } from '../../capture/frame.js';
+import { type Clock, systemClock } from '../../clock.js';
 import { errorCode, errorMessage } from '../../errors.js';
 import { decodeImage } from '../../inference/image.js';
 import type { Inference } from '../../inference/types.js';
@@ -17,6 +18,8 @@ export interface InferRouteOptions {
   infer: (frame: Frame) => Promise<Inference>;
   toPayload: (frame: Frame, inf: Inference) => unknown;
   log: Logger;
+  /** Wall time stamped on the uploaded image as its capture time. */
+  clock?: Clock;
 }
 
 export const INFER_CAMERA = 'infer';
@@ -65,10 +68,10 @@ export function inferRoute(opts: InferRouteOptions): Route {
     handler: async (req, res, url) => {
       const body = await readBody(req, res, opts.maxBytes);
       if (!body) return;
-      const t0 = Date.now();
+      const atMs = (opts.clock ?? systemClock).now();
       let frame: Frame;
       try {
-        frame = await decodeImage(body, { camera: INFER_CAMERA, seq: ++seq, name: url.searchParams.get('name') ?? undefined, nowMs: t0 });
+        frame = await decodeImage(body, { camera: INFER_CAMERA, seq: ++seq, name: url.searchParams.get('name') ?? undefined, nowMs: atMs });
       } catch (err) {
         const code = errorCode(err) ?? 'IMAGE_DECODE';
         return send(res, STATUS[code] ?? 400, { error: errorMessage(err), code });

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '../../clock.js';
 import { parseHistoryQuery } from '../../journal/query.js';
 import type { HistoryEntry, HistoryQuery } from '../../journal/store.js';
 import { type Route, send } from '../server.js';
@@ -13,7 +14,8 @@ export interface ResultsSource {
  * GET /results?camera=&since=&limit=: the newest journaled results (oldest first), the payloads
  * exactly as published. Bad parameters are a 400 naming each problem.
  */
-export function resultsRoute(source: ResultsSource, now: () => number = Date.now): Route {
+/** `clock`: the wall time a `since` duration counts back from. */
+export function resultsRoute(source: ResultsSource, clock: Clock = systemClock): Route {
   return {
     method: 'GET',
     path: '/results',
@@ -25,7 +27,7 @@ export function resultsRoute(source: ResultsSource, now: () => number = Date.now
         else if (k in raw) problems.push(`${k}: given more than once`);
         else raw[k] = v;
       }
-      const parsed = parseHistoryQuery(raw, now());
+      const parsed = parseHistoryQuery(raw, clock.now());
       if ('problems' in parsed) problems.push(...parsed.problems);
       if (problems.length || 'problems' in parsed) return send(res, 400, { error: problems.join('; '), problems });
       const { query, capped } = parsed;
