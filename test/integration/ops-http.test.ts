@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { HealthServer } from '../../src/health/server.js';
 import { colourOf } from '../../src/health/snapshot.js';
 import { demoSamplesDir } from '../../src/paths.js';
 import { startTestApp, type TestApp, waitUntil } from '../helpers/app.js';
+import { captureLog } from '../helpers/log.js';
 import { needTool } from '../helpers/tools.js';
 
 /** Every operations endpoint on the real HTTP server of a real App (images camera, demo model, embedded broker). */
@@ -259,6 +261,44 @@ describe('bearer token', () => {
     } finally {
       await t.stop();
       rmSync(tokenFileDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bearer token on a loopback bind', () => {
+  it('a HealthServer on 127.0.0.1 with a token enforces it: no header 401, a wrong token 401, the right one 200', async () => {
+    const token = 'loopback-token-0123456789';
+    const healthy = { ok: true };
+    const server = new HealthServer({
+      host: '127.0.0.1',
+      port: 0,
+      token,
+      log: captureLog().log,
+      source: { health: () => healthy, ready: () => ({ ok: true, checks: {} }), status: () => ({ state: 'running' }) },
+    });
+    await server.start();
+    try {
+      const base = `http://127.0.0.1:${server.port}`;
+      for (const path of ['/healthz', '/readyz', '/status']) {
+        const none = await get(`${base}${path}`);
+        expect(none.status, path).toBe(401);
+        expect(none.headers.get('www-authenticate')).toBe('Bearer realm="edge-inferd"');
+        expect((await get(`${base}${path}`, { Authorization: `Bearer ${token}x` })).status, path).toBe(401);
+        expect((await get(`${base}${path}`, { Authorization: `Bearer ${token}` })).status, path).toBe(200);
+      }
+      expect((await get(`${base}/healthz`, { Authorization: `Bearer ${token}` })).json).toEqual(healthy);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a token given with the default loopback host is kept by the config, not dropped as unneeded', () => {
+    const file = join(process.env.TMPDIR ?? '/tmp', `edge-inferd-loop-token-${process.pid}.yaml`);
+    writeFileSync(file, 'http:\n  token: loopback-token-0123456789\n');
+    try {
+      expect(loadConfig({ file, env: {} }).http).toMatchObject({ host: '127.0.0.1', token: 'loopback-token-0123456789' });
+    } finally {
+      rmSync(file, { force: true });
     }
   });
 });

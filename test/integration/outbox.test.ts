@@ -2,10 +2,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DaemonError } from '../../src/errors.js';
 import { Journal } from '../../src/journal/journal.js';
 import { EmbeddedBroker } from '../../src/publish/broker.js';
 import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
-import { Outbox } from '../../src/publish/outbox.js';
+import { Outbox, type OutboxTransport, type PublishOptions } from '../../src/publish/outbox.js';
 import { ManualClock } from '../helpers/clock.js';
 import { type V1Row, writeV1Journal } from '../helpers/journal-v1.js';
 import { captureLog } from '../helpers/log.js';
@@ -303,5 +304,180 @@ describe('protocol fallback', () => {
     await until(() => r.mqtt.state().lastErrorCode === 'MQTT_PROTOCOL', 10_000, 'protocol error');
     expect(r.mqtt.state().lastError).toBe('the broker refused MQTT 5; set mqtt.protocolVersion to 4');
     expect(r.mqtt.connected).toBe(false);
+  });
+});
+
+/** One publish handed to a HandTransport, settled by the test. */
+interface HandCall {
+  topic: string;
+  payload: string;
+  seq: number;
+  /** The broker acknowledges it; returns once the outbox has seen the acknowledgement. */
+  ack(): Promise<void>;
+  /** The publish fails (not a refusal); returns once the outbox has seen the failure. */
+  fail(err: Error): Promise<void>;
+}
+
+/**
+ * A transport whose publishes stay in flight until the test settles them one by one, counting how
+ * many are in flight at once. The outbox attaches its handlers when publish() returns, so by the
+ * time ack()/fail() return, the outbox has reacted (it registered first).
+ */
+class HandTransport implements OutboxTransport {
+  connected = true;
+  receiveMaximum: number | undefined;
+  readonly calls: HandCall[] = [];
+  inflight = 0;
+  maxInflight = 0;
+  private waiters: { n: number; resolve: () => void }[] = [];
+
+  constructor(receiveMaximum?: number) {
+    this.receiveMaximum = receiveMaximum;
+  }
+
+  publish(topic: string, payload: string, _opts: PublishOptions): Promise<void> {
+    let settle!: { resolve: () => void; reject: (e: Error) => void };
+    const promise = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    this.inflight++;
+    this.maxInflight = Math.max(this.maxInflight, this.inflight);
+    const done = () => void this.inflight--;
+    promise.then(done, done);
+    this.calls.push({
+      topic,
+      payload,
+      seq: (JSON.parse(payload) as { seq: number }).seq,
+      ack: async () => {
+        settle.resolve();
+        await promise;
+      },
+      fail: async (err) => {
+        settle.reject(err);
+        await promise.catch(() => undefined);
+      },
+    });
+    for (const w of this.waiters.filter((x) => this.calls.length >= x.n)) w.resolve();
+    this.waiters = this.waiters.filter((x) => this.calls.length < x.n);
+    return promise;
+  }
+
+  onConnect(_listener: () => void): void {}
+
+  /** The i-th publish (0-based), once the outbox has made it. */
+  async call(i: number): Promise<HandCall> {
+    if (this.calls.length <= i) await new Promise<void>((resolve) => this.waiters.push({ n: i + 1, resolve }));
+    return this.calls[i];
+  }
+}
+
+function handJournal(path = join(mkdtempSync(join(tmpdir(), 'outbox-hand-')), 'journal.sqlite')): Journal {
+  const journal = new Journal({ path, maxRows: 10_000, maxBytes: 64 << 20, retentionMs: 3_600_000, synchronous: 'normal', log: captureLog().log });
+  journal.start();
+  return journal;
+}
+
+function handOutbox(journal: Journal, transport: HandTransport, window: number): Outbox {
+  const outbox = new Outbox({ journal, transport, window, log: captureLog().log });
+  outbox.start();
+  cleanups.push(async () => {
+    transport.connected = false; // stop() gives up on what is in flight at once
+    await outbox.stop(0);
+  });
+  return outbox;
+}
+
+describe('outbox window and order (a hand-settled transport and a real journal)', () => {
+  const ten = Array.from({ length: 10 }, (_, i) => i + 1);
+
+  it('a publish that fails (not a refusal) keeps its place: window 2, 1 and 2 fail, then everything arrives as 1..5', async () => {
+    const journal = handJournal();
+    cleanups.push(async () => journal.stop());
+    const t = new HandTransport();
+    const outbox = handOutbox(journal, t, 2);
+    const sent = [1, 2, 3, 4, 5];
+    for (const i of sent) outbox.enqueue(result('a', i));
+    const first = [await t.call(0), await t.call(1)];
+    expect(first.map((c) => c.seq)).toEqual(sent.slice(0, 2));
+    for (const c of first) await c.fail(new DaemonError('MQTT_PUBLISH_FAILED', `publish on ${c.topic} failed: connection lost`));
+    // From now on every publish succeeds; record the order the broker receives them in.
+    const delivered: number[] = [];
+    for (let i = first.length; delivered.length < sent.length; i++) {
+      const c = await t.call(i);
+      await c.ack();
+      delivered.push(c.seq);
+    }
+    expect(delivered).toEqual(sent);
+    outbox.flush();
+    expect(journal.stats().pending).toBe(0);
+    expect(journal.history({ limit: 10 }).map((e) => e.state)).toEqual(sent.map(() => 'sent'));
+  });
+
+  it('never more than the receive maximum in flight: 4 of 10 published while none is acknowledged, a 5th once one is', async () => {
+    const journal = handJournal();
+    cleanups.push(async () => journal.stop());
+    const receiveMaximum = 4;
+    const t = new HandTransport(receiveMaximum);
+    const outbox = handOutbox(journal, t, 16);
+    for (const i of ten) outbox.enqueue(result('a', i));
+    await t.call(receiveMaximum - 1);
+    outbox.flush(); // whatever the outbox would still hand over, it does now
+    expect(t.calls.map((c) => c.seq)).toEqual(ten.slice(0, receiveMaximum));
+    await t.calls[0].ack();
+    outbox.flush();
+    expect(t.calls.map((c) => c.seq)).toEqual(ten.slice(0, receiveMaximum + 1));
+    expect(t.inflight).toBe(receiveMaximum);
+  });
+
+  it('the window is capped by the broker receive maximum: window 16, receive maximum 3, at most 3 in flight through a drain of 10', async () => {
+    const journal = handJournal();
+    cleanups.push(async () => journal.stop());
+    const receiveMaximum = 3;
+    const t = new HandTransport(receiveMaximum);
+    const outbox = handOutbox(journal, t, 16);
+    for (const i of ten) outbox.enqueue(result('a', i));
+    await t.call(receiveMaximum - 1);
+    outbox.flush();
+    expect(t.calls).toHaveLength(receiveMaximum);
+    // Acknowledge in order, letting the outbox refill after each: the in-flight count never passes the broker's limit.
+    for (let i = 0; i < ten.length; i++) {
+      await (await t.call(i)).ack();
+      outbox.flush();
+      expect(t.inflight, `after ack ${i + 1}`).toBeLessThanOrEqual(receiveMaximum);
+    }
+    expect(t.calls.map((c) => c.seq)).toEqual(ten);
+    expect(t.maxInflight).toBe(receiveMaximum);
+    expect(journal.stats().pending).toBe(0);
+  });
+
+  it('a message is marked sent on the acknowledgement, not at hand-over: unacknowledged it stays pending and is resent after a restart', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'outbox-hand-')), 'journal.sqlite');
+    const journal = handJournal(path);
+    cleanups.push(async () => journal.stop());
+    const t1 = new HandTransport();
+    const first = handOutbox(journal, t1, 4);
+    const m = result('a', 1);
+    first.enqueue(m);
+    const handed = await t1.call(0);
+    expect(handed.payload).toBe(m.payload);
+    first.flush(); // records whatever acknowledgements the outbox has collected: none
+    expect(journal.stats().pending).toBe(1);
+    expect(journal.history({ limit: 10 }).map((e) => e.state)).toEqual(['pending']);
+
+    // The process stops before the broker acknowledges it; the next start (journal reopened) publishes it again, same bytes.
+    t1.connected = false;
+    await first.stop(0);
+    journal.stop();
+    const reopened = handJournal(path);
+    cleanups.push(async () => reopened.stop());
+    const t2 = new HandTransport();
+    const second = handOutbox(reopened, t2, 4);
+    const resent = await t2.call(0);
+    expect([resent.topic, resent.payload]).toEqual([m.topic, m.payload]);
+    second.flush();
+    expect(reopened.stats().pending).toBe(1);
+
+    await resent.ack();
+    second.flush();
+    expect(reopened.stats().pending).toBe(0);
+    expect(reopened.history({ limit: 10 }).map((e) => e.state)).toEqual(['sent']);
   });
 });

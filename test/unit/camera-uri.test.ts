@@ -207,3 +207,14 @@ describe('reconnect backoff', () => {
     expect(backoffDelayMs(3, { ...r, jitter: 0 }, () => 0.7)).toBe(4000);
   });
 });
+
+describe('camera URIs: a single quote is refused like a double quote', () => {
+  it('rtsp://h/x\'y, and a file path that decodes to one', () => {
+    const rtsp = 'rtsp://h/x\'y';
+    const problem = `cameras.c.uri: must not contain a quote; percent-encode it in URLs (got ${JSON.stringify(rtsp)})`;
+    expect(problemsOf(rtsp)).toEqual([problem]);
+    expect(() => cameraSource('c', cam(rtsp))).toThrow(expect.objectContaining({ code: 'CAMERA_URI', message: problem }));
+    // %27 gets past the URI check; the decoded path is checked again before it reaches the pipeline
+    expect(problemsOf('file:///tmp/a%27b.mp4')).toEqual([`cameras.c.uri: the path contains a quote (got "file:///tmp/a%27b.mp4")`]);
+  });
+});

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { closest, editDistance } from '../../src/config/format.js';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { configJsonSchema } from '../../src/config/schema.js';
 import { demoModelDir, demoSamplesDir } from '../../src/paths.js';
@@ -150,5 +151,37 @@ describe('edge-inferd check-config', () => {
     const r = spawnSync(process.execPath, [CLI, 'check-config', p], { encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(`${p}: 2 problems\n  mqtt.prefx: unknown key (did you mean "prefix"?)\n  http.port: must be >= 1 (got -5)\n`);
+  });
+});
+
+describe('config: a camera defined only through the environment', () => {
+  it('EDGE_INFERD_CAMERAS__DOOR__URI makes a camera "door" (the name lowercased), with no file entry to take the spelling from', () => {
+    const c = loadConfig({ file: file('{}\n'), env: { EDGE_INFERD_CAMERAS__DOOR__URI: 'test://ball', EDGE_INFERD_CAMERAS__FRONT_DOOR__URI: 'test://snow' } });
+    expect(Object.keys(c.cameras).sort()).toEqual(['door', 'front_door']);
+    expect(c.cameras.door.uri).toBe('test://ball');
+    expect(c.cameras.front_door.uri).toBe('test://snow');
+  });
+});
+
+describe('config: "did you mean" only for a plausible typo', () => {
+  it('log.lvl (2 edits from "level", more than a third of its length) lists the valid keys instead of guessing', () => {
+    // The suggestion is allowed up to floor(len/3) edits of the key it names: 1 for "level".
+    expect(editDistance('lvl', 'level')).toBe(2);
+    expect(editDistance('lvl', 'level')).toBeGreaterThan(Math.floor('level'.length / 3));
+    expect(closest('lvl', ['level', 'format'])).toBeUndefined();
+    expect(problems('log:\n  lvl: debug\n')).toEqual(['log.lvl: unknown key (valid keys: level, format)']);
+    expect(problems('{}\n', { EDGE_INFERD_LOG__LVL: 'debug' })).toEqual(['EDGE_INFERD_LOG__LVL: no config key "log.lvl"']);
+    // one edit away is a typo worth naming
+    expect(problems('log:\n  levl: debug\n')).toEqual(['log.levl: unknown key (did you mean "level"?)']);
+  });
+});
+
+describe('config: http.host on every IPv6 interface', () => {
+  it('"::" without a token is refused like 0.0.0.0; with a token it is accepted', () => {
+    expect(problems('http:\n  host: "::"\n')).toEqual([
+      'http.token: required when http.host is not a loopback address (got http.host "::"); set http.token or http.tokenFile, or listen on 127.0.0.1 and use an SSH tunnel',
+    ]);
+    const c = loadConfig({ file: file('http:\n  host: "::"\n'), env: { EDGE_INFERD_HTTP__TOKEN: 'a-long-enough-token' } });
+    expect(c.http).toMatchObject({ host: '::', token: 'a-long-enough-token' });
   });
 });

@@ -144,3 +144,35 @@ describe('publish policies', () => {
     expect(d.counters().events).toEqual({ change: 2, stable: 1, cleared: 1 });
   });
 });
+
+describe('stable: the mean of the label frames, not the best one', () => {
+  it('k=2 n=3 minScore .6: A .2 then A .9 is no event (mean .55 < .6, though .9 alone would pass)', () => {
+    const frames = seq(['A', 0.2], ['A', 0.9]);
+    const r = rule(2, 3, 0.6);
+    const mean = frames.reduce((s, o) => s + o.score, 0) / frames.length;
+    expect(mean).toBeLessThan(r.minScore);
+    expect(Math.max(...frames.map((o) => o.score))).toBeGreaterThanOrEqual(r.minScore);
+    expect(runStability(r, frames)).toEqual([]);
+    // one more A .9 brings the mean of the three to 2/3: now stable, with that mean as its score
+    const out = runStability(r, seq(['A', 0.2], ['A', 0.9], ['A', 0.9]));
+    expect(out.map(([i, d]) => [i, d.type, d.label])).toEqual([[2, 'stable', 'A']]);
+    expect(out[0][1].score).toBeCloseTo((0.2 + 0.9 + 0.9) / 3, 12);
+  });
+});
+
+describe('a repeat of the label counts whatever its score', () => {
+  it('change: A .9, A .3, A .1, B .8 is one run of A (3 frames), then B', () => {
+    const t = new ChangeTracker();
+    const frames = seq(['A', 0.9], ['A', 0.3], ['A', 0.1], ['B', 0.8]);
+    const out = frames.map((o) => t.push(o));
+    expect(out.map((d) => d?.label)).toEqual(['A', undefined, undefined, 'B']);
+    expect(out[3]?.previous).toEqual({ label: 'A', sinceMs: frames[0].atMs, frames: 3 });
+  });
+
+  it('stable: k=3 n=3 minScore .4: A .9, A .3, A .45 is three frames of A (mean .55), so A is stable at the third', () => {
+    const frames = seq(['A', 0.9], ['A', 0.3], ['A', 0.45]);
+    const out = runStability(rule(3, 3, 0.4), frames);
+    expect(out.map(([i, d]) => [i, d.type, d.label, d.frames])).toEqual([[2, 'stable', 'A', 3]]);
+    expect(out[0][1].score).toBeCloseTo((0.9 + 0.3 + 0.45) / 3, 12);
+  });
+});

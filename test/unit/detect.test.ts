@@ -50,3 +50,23 @@ describe('NMS', () => {
     expect(nms(cands, 0.5, 2, true).map((c) => c.score)).toEqual([0.9, 0.8]);
   });
 });
+
+describe('NMS at an IoU exactly the threshold', () => {
+  it('two boxes whose IoU equals the threshold are both kept; any lower threshold suppresses the weaker', () => {
+    // Two w x h boxes, the second shifted right by w/3: overlap (w - s) * h, union (w + s) * h, so IoU = 2s / 4s = 1/2 exactly.
+    const w = 30;
+    const h = 10;
+    const s = w / 3;
+    const a = { x1: 0, y1: 0, x2: w, y2: h, score: 0.9, cls: 0 };
+    const b = { x1: s, y1: 0, x2: s + w, y2: h, score: 0.8, cls: 0 };
+    const inter = (w - s) * h;
+    const threshold = inter / (2 * w * h - inter);
+    expect(threshold).toBe(1 / 2);
+    expect(iou(a, b)).toBe(threshold);
+    for (const classAware of [true, false]) {
+      expect(nms([a, b], threshold, 10, classAware), `classAware ${classAware}`).toEqual([a, b]);
+      expect(nms([b, a], threshold, 10, classAware), `classAware ${classAware}, input order swapped`).toEqual([a, b]);
+      expect(nms([a, b], threshold - Number.EPSILON, 10, classAware), `classAware ${classAware}`).toEqual([a]);
+    }
+  });
+});
