@@ -12,8 +12,9 @@ export interface Clock {
   now(): number;
   /** Monotonic time in ms from an arbitrary origin; only differences mean anything. */
   monotonic(): number;
-  /** Timers never keep the process alive on their own: the servers and the camera threads do. */
+  /** A one-off wait keeps the process alive, as Node's does (a camera waiting to reconnect). */
   setTimeout(fn: () => void, ms: number): Timer;
+  /** Periodic background work (stats, sweeps, sampling) never keeps the process alive on its own. */
   setInterval(fn: () => void, ms: number): Timer;
   clearTimeout(timer: Timer | undefined): void;
   clearInterval(timer: Timer | undefined): void;
@@ -31,7 +32,7 @@ const fromTimer = (t: Timer | undefined): Native | undefined => t as unknown as 
 export const systemClock: Clock = {
   now: () => Date.now(),
   monotonic: () => performance.now(),
-  setTimeout: (fn, ms) => toTimer(setTimeout(fn, ms).unref()),
+  setTimeout: (fn, ms) => toTimer(setTimeout(fn, ms)),
   setInterval: (fn, ms) => toTimer(setInterval(fn, ms).unref()),
   clearTimeout: (t) => clearTimeout(fromTimer(t)),
   clearInterval: (t) => clearInterval(fromTimer(t)),

@@ -10,6 +10,7 @@ import { colourOf } from '../../src/health/snapshot.js';
 import { demoSamplesDir } from '../../src/paths.js';
 import { startTestApp, type TestApp, waitUntil } from '../helpers/app.js';
 import { captureLog } from '../helpers/log.js';
+import { assertValid, schemaErrors } from '../helpers/schemas.js';
 import { needTool } from '../helpers/tools.js';
 
 /** Every operations endpoint on the real HTTP server of a real App (images camera, demo model, embedded broker). */
@@ -84,9 +85,12 @@ describe('operations endpoints', () => {
     expect(h.json).toMatchObject({ ok: true, verdict: 'progressing', cameras: { tray: { verdict: 'progressing', state: 'streaming', limitMs: 10_000 } } });
     const r = await get(`${t.base}/readyz`);
     expect(r.status).toBe(200);
-    expect(r.json.checks).toMatchObject({ model: { ok: true }, 'camera:tray': { ok: true, detail: 'streaming' }, mqtt: { ok: true } });
+    expect(r.json.checks).toMatchObject({ model: { ok: true }, 'camera:tray': { ok: true, detail: 'streaming' }, mqtt: { ok: true }, journal: { ok: true, detail: expect.stringMatching(/^accepting \(\d+ queued\)$/) } });
     const s = await get(`${t.base}/status`);
     expect(s.json).toMatchObject({ deviceId: 'ops-test', state: 'running', model: { provider: 'cpu' }, health: { ok: true }, reload: null, cameras: { tray: { lastResult: { label: 'paper' } } } });
+    // The document is what its shipped schema says, to the last field.
+    assertValid('daemon-status.schema.json', s.json);
+    expect(schemaErrors('daemon-status.schema.json', { ...s.json, surprise: 1 }).length).toBeGreaterThan(0);
   });
 
   it('/metrics is valid Prometheus text with the pipeline figures (strict parser)', async () => {

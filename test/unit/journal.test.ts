@@ -301,7 +301,7 @@ describe('journal: payload seq column', () => {
     expect(history()).toEqual({ code: 0, lines: resultPayloads, errs: [] });
 
     const { log, lines } = captureLog();
-    const opts = { path, maxRows: 1000, maxBytes: 1 << 24, retentionMs: 3_600_000_000, synchronous: 'normal' as const, log, now: () => t0 + 60_000 };
+    const opts = { path, maxRows: 1000, maxBytes: 1 << 24, retentionMs: 3_600_000_000, synchronous: 'normal' as const, log, clock: new ManualClock(t0 + 60_000) };
     let j = new Journal(opts);
     j.start();
     open.push(j);

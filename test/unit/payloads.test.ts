@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { renderSchemas, schemasDir } from '../../scripts/make-schemas.js';
+import { App } from '../../src/app.js';
 import type { Frame } from '../../src/capture/frame.js';
+import { loadConfig } from '../../src/config/load.js';
 import { topicMatches } from '../../src/publish/client.js';
 import { CommandHandler, type CommandHandlers } from '../../src/publish/commands.js';
 import { HomeAssistantDiscovery } from '../../src/publish/homeassistant.js';
@@ -110,6 +112,9 @@ describe('topic filters', () => {
 
 describe('command handler: every input gets one response, nothing throws', () => {
   const topics = new Topics('p', 'd');
+  // The status of a real App, built on the demo config and not started.
+  const config = loadConfig({ env: {}, defaultPath: '/nonexistent/config.yaml' });
+  const app = new App({ ...config, deviceId: 'd' }, pino({ level: 'silent' }), { notify: () => false });
   function harness(overrides: Partial<CommandHandlers> = {}) {
     const sent: { topic: string; json: any }[] = [];
     const handlers: CommandHandlers = {
@@ -117,7 +122,7 @@ describe('command handler: every input gets one response, nothing throws', () =>
       reload: () => Promise.resolve({ ok: false, changed: [], problems: ['http.port: must be <= 65535 (got 70000)'] }),
       pause: (camera) => Promise.resolve({ changed: camera ? [camera] : [], paused: camera ? [camera] : [] }),
       resume: () => Promise.resolve({ changed: [], paused: [] }),
-      status: () => ({ deviceId: 'd', state: 'running' }),
+      status: () => app.status(),
       ...overrides,
     };
     const h = new CommandHandler({ topics, deviceId: 'd', maxBytes: 256, handlers, publish: async (topic, payload) => void sent.push({ topic, json: JSON.parse(payload) }), log: pino({ level: 'silent' }) });
