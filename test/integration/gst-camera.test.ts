@@ -14,6 +14,7 @@ import { jpegSequence, mjpegAvi, rgbHex as hex } from '../helpers/gst-media.js';
 import { freePort } from '../helpers/ports.js';
 import { IN_CI } from '../helpers/tools.js';
 import { frozenLoopBoundMs, percentile, timerLateness } from '../helpers/lag.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const available = captureAvailable();
 if (!available.ok && !IN_CI) console.warn(`\n*** gst-camera tests SKIPPED (not CI): ${available.reason}\n`);
@@ -36,16 +37,6 @@ function camera(uri: string, extra: Record<string, unknown> = {}, deps: { clock?
 afterAll(async () => {
   await Promise.all(cameras.map((c) => c.stop()));
 });
-
-async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** Every pixel of the frame, as [r, g, b] strings, counted. */
 function colours(f: Frame): Map<string, number> {
@@ -192,10 +183,10 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
         const cam = camera(await uriOf(), {}, { clock });
         await cam.start();
         const reading = cam.read();
-        const st = await until('4 failed attempts', () => {
+        const st = await waitUntil(() => {
           const s = cam.status();
           return (s.attempts ?? 0) >= 4 && s;
-        });
+        }, 15_000, '4 failed attempts');
         expect(st).toMatchObject({ state: expect.stringMatching(/backoff|connecting/), lastError: { code } });
         expect(st.lastError?.message).toMatch(text);
         expect(delays.slice(0, 4)).toEqual([50, 100, 200, 200]);
@@ -212,7 +203,7 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
     });
     await cam.start();
     const reading = cam.read();
-    const st = await until('a stall', () => cam.status().lastError && cam.status());
+    const st = await waitUntil(() => cam.status().lastError && cam.status(), 15_000, 'a stall');
     expect(st.lastError).toMatchObject({ code: 'CAMERA_STALLED', message: expect.stringContaining('no first frame for 0.3 s') });
     await cam.stop();
     await expect(reading).rejects.toMatchObject({ code: 'CAMERA_STOPPED' });

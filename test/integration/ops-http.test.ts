@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { colourOf } from '../../src/health/snapshot.js';
 import { demoSamplesDir } from '../../src/paths.js';
-import { startTestApp, type TestApp, waitUntil } from '../helpers/app.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
 import { needTool } from '../helpers/tools.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** Every operations endpoint on the real HTTP server of a real App (images camera, demo model, embedded broker). */
 

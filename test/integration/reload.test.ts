@@ -1,7 +1,8 @@
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyDemoModel, startTestApp, type TestApp, waitUntil } from '../helpers/app.js';
+import { copyDemoModel, startTestApp, type TestApp } from '../helpers/app.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** SIGHUP reload semantics on a running App: valid live changes, invalid configs, restart-required keys, model swap. */
 

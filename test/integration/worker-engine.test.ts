@@ -19,6 +19,7 @@ import { demoModelDir, demoSamplesDir } from '../../src/paths.js';
 import { IN_CI } from '../helpers/tools.js';
 import { RED, drawFrame } from '../helpers/draw.js';
 import { standinPackage } from '../helpers/standin-model.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** The hot path in a worker thread: real ORT sessions, real frames, the main thread left free. */
 
@@ -196,9 +197,7 @@ describe('hot swap (ModelHost.reload)', () => {
       // Kill the worker thread from outside, as a native crash in ORT would.
       await (first as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
       await expect(first.infer(samples[0].frame)).rejects.toMatchObject({ code: 'ENGINE_CRASHED' });
-      const end = Date.now() + 15_000;
-      while (host.engine === first && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      expect(host.engine).not.toBe(first);
+      await waitUntil(() => host.engine !== first, 15_000, 'the host to replace the crashed engine');
       expect(host.lastReload).toMatchObject({ ok: true, dir: demoModelDir });
       const inf = await host.infer(samples[2].frame);
       if (inf.task === 'classify') expect(inf.top[0].label).toBe(samples[2].label);

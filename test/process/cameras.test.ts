@@ -15,6 +15,7 @@ import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
 import { startRtspServer } from '../helpers/rtsp-server.js';
 import { IN_CI } from '../helpers/tools.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const run = captureAvailable().ok || IN_CI;
 
@@ -30,16 +31,18 @@ async function status(port: number): Promise<any> {
   return r.json();
 }
 
-/** Polls /status until `pred` holds for it; returns that status. */
+/** /status once `pred` holds for it (a fetch that fails while the daemon starts is "not yet"). */
 async function statusUntil(port: number, what: string, pred: (s: any) => boolean, timeoutMs = 20_000): Promise<any> {
-  const end = Date.now() + timeoutMs;
   let last: unknown;
-  for (;;) {
-    last = await status(port).catch((e: unknown) => String(e));
-    if (typeof last === 'object' && pred(last)) return last;
-    if (Date.now() > end) throw new Error(`/status never showed ${what}; last: ${JSON.stringify(last)}`);
-    await sleep(100);
-  }
+  return waitUntil(
+    async () => {
+      last = await status(port).catch((e: unknown) => String(e));
+      return typeof last === 'object' && pred(last) ? last : undefined;
+    },
+    timeoutMs,
+    () => `/status showing ${what}; last: ${JSON.stringify(last)}`,
+    100,
+  );
 }
 
 describe.runIf(run)('GStreamer cameras in the daemon', () => {
