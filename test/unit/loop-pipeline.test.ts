@@ -136,12 +136,16 @@ describe('CameraLoop pipelining', () => {
     await new Promise((r) => setTimeout(r, 1000));
     requests[0].finish();
     requests[1].hooks.onStart?.();
-    // Now an inference takes ~1 s: frame 3 is not read when 2 is taken, but about 0.5 s later.
+    const takenAt = Date.now();
+    // Now an inference takes ~1 s: frame 3 is not read when 2 is taken, but about 0.5 s later:
+    // half-way through frame 2's inference, well before it would end.
     await new Promise((r) => setTimeout(r, 100));
     expect(camera.reads).toBe(2);
-    const end = Date.now() + 5000;
-    while (camera.reads < 3 && Date.now() < end) await tick();
-    expect(camera.reads).toBe(3);
+    while (camera.reads < 3 && Date.now() - takenAt < 1000) await tick();
+    const readAfterMs = Date.now() - takenAt;
+    expect(camera.reads, `frame 3 read ${readAfterMs} ms after frame 2 was taken`).toBe(3);
+    expect(readAfterMs).toBeGreaterThanOrEqual(400);
+    expect(readAfterMs).toBeLessThan(1000);
     requests[1].finish();
     requests[2]?.finish();
     await loop.stop();
