@@ -10,7 +10,8 @@ import type { Clock } from '../../src/capture/gst-camera.js';
 import { createCamera } from '../../src/capture/index.js';
 import { captureAvailable } from '../../src/capture/native.js';
 import { cameraSchema } from '../../src/config/schema.js';
-import { jpegSequence, mjpegAvi, rgbHex as hex } from '../helpers/gst-media.js';
+import { prototypeRgb } from '../helpers/demo.js';
+import { jpegSequence, mjpegAvi, rgbHex as hex, rowStride } from '../helpers/gst-media.js';
 import { freePort } from '../helpers/ports.js';
 import { IN_CI } from '../helpers/tools.js';
 import { frozenLoopBoundMs, percentile, timerLateness } from '../helpers/lag.js';
@@ -24,8 +25,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const threadCount = () => readdirSync('/proc/self/task').length;
 
 /** The recycling demo's prototype colours (scripts/make-demo-model.ts) as RGB bytes. */
-const PLASTIC = [0x1a, 0x4d, 0xd9] as const;
-const GLASS = [0x33, 0x99, 0x4d] as const;
+const PLASTIC = prototypeRgb('plastic');
+const GLASS = prototypeRgb('glass');
 
 const cameras: Camera[] = [];
 function camera(uri: string, extra: Record<string, unknown> = {}, deps: { clock?: Clock } = {}): Camera {
@@ -82,8 +83,9 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
     await cam.start();
     expect(cam.status().state).toBe('connecting');
     const a = await cam.read();
-    expect(a).toMatchObject({ camera: 'cam', width: 321, height: 240, stride: 964, format: 'RGB' });
-    expect(a.data.length).toBe(964 * 240);
+    const stride = rowStride(321, 3);
+    expect(a).toMatchObject({ camera: 'cam', width: 321, height: 240, stride, format: 'RGB' });
+    expect(a.data.length).toBe(stride * 240);
     expect(colours(a)).toEqual(new Map([[PLASTIC.join(','), 321 * 240]]));
     const b = await cam.read();
     expect(b.seq).toBeGreaterThan(a.seq);

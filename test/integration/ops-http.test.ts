@@ -9,6 +9,7 @@ import { colourOf } from '../../src/health/snapshot.js';
 import { demoSamplesDir } from '../../src/paths.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { needTool } from '../helpers/tools.js';
+import { labelIndex } from '../helpers/demo.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /** Every operations endpoint on the real HTTP server of a real App (images camera, demo model, embedded broker). */
@@ -157,9 +158,9 @@ describe('operations endpoints', () => {
     const { data, info } = await sharp(r.buf).raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height, info.format]).toEqual([320, 240, 'raw']);
     const px = (x: number, y: number) => [...data.subarray((y * info.width + x) * info.channels, (y * info.width + x) * info.channels + 3)];
-    // Right end of the banner (the text sits on the left): the colour of class index 3, "paper".
-    const banner = hex(colourOf(last.top[0].index));
-    expect(last.top[0].index).toBe(3);
+    // Right end of the banner (the text sits on the left): the colour of paper's class index.
+    expect(last.top[0].index).toBe(labelIndex('paper'));
+    const banner = hex(colourOf(labelIndex('paper')));
     expect(near(px(310, 8), banner, 30), `banner pixel ${px(310, 8)} vs ${banner}`).toBe(true);
     // Below the banner the frame itself shows through: the same pixel as the source image.
     const src = await sharp(join(demoSamplesDir, 'paper-1.png')).removeAlpha().raw().toBuffer({ resolveWithObject: true });

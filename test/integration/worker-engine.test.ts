@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BENCH_MODELS, benchModelsDir, benchPackage } from '../../scripts/bench-models.js';
+import { SAMPLE_HEIGHT, SAMPLE_WIDTH } from '../../scripts/make-demo-model.js';
 import type { Frame } from '../../src/capture/frame.js';
 import { errorCode } from '../../src/errors.js';
 import { ModelHost } from '../../src/inference/host.js';
@@ -71,7 +72,7 @@ describe('WorkerEngine', () => {
       expect(inf.model.sha256).toBe(engine.info.sha256);
     }
     // The frame's pixels were copied into a shared slot, not moved: the camera's buffer is intact.
-    expect(samples[0].frame.data.byteLength).toBe(320 * 240 * 3);
+    expect(samples[0].frame.data.byteLength).toBe(SAMPLE_WIDTH * SAMPLE_HEIGHT * 3);
   });
 
   it('serves cameras round-robin: a busy camera cannot starve another', async () => {

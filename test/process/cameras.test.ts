@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { captureAvailable } from '../../src/capture/native.js';
 import { type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
+import { prototypeRgb } from '../helpers/demo.js';
 import { fakeV4l2 } from '../helpers/fake-v4l2.js';
 import { mjpegAvi, rgbHex } from '../helpers/gst-media.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
@@ -20,8 +21,8 @@ import { waitUntil } from '../helpers/wait.js';
 const run = captureAvailable().ok || IN_CI;
 
 /** Prototype colours of the demo model (scripts/make-demo-model.ts): a solid frame of one is classified as it. */
-const PLASTIC = [0x1a, 0x4d, 0xd9];
-const GLASS = [0x33, 0x99, 0x4d];
+const PLASTIC = prototypeRgb('plastic');
+const GLASS = prototypeRgb('glass');
 const FAST_RECONNECT = { initialMs: 100, maxMs: 400 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -161,6 +162,7 @@ describe.runIf(run)('GStreamer cameras in the daemon', () => {
         LD_PRELOAD: lib,
         FAKE_V4L2_DEVICE: '/dev/video-fake0',
         FAKE_V4L2_FORMAT: format,
+        FAKE_V4L2_COLOR: rgbHex(PLASTIC),
         FAKE_V4L2_FPS: '20',
         ...(format === 'mjpeg' ? { FAKE_V4L2_UNPLUG_AFTER: '30', FAKE_V4L2_UNPLUG_OPENS: '1' } : {}),
       };
