@@ -15,10 +15,11 @@ import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
 import { startRtspServer } from '../helpers/rtsp-server.js';
-import { IN_CI } from '../helpers/tools.js';
+import { runOrSkipLoudly } from '../helpers/tools.js';
 import { waitUntil } from '../helpers/wait.js';
 
-const run = captureAvailable().ok || IN_CI;
+const available = captureAvailable();
+const run = runOrSkipLoudly('the daemon camera tests (GStreamer capture)', available);
 
 /** Prototype colours of the demo model (scripts/make-demo-model.ts): a solid frame of one is classified as it. */
 const PLASTIC = prototypeRgb('plastic');
@@ -47,6 +48,10 @@ async function statusUntil(port: number, what: string, pred: (s: any) => boolean
 }
 
 describe.runIf(run)('GStreamer cameras in the daemon', () => {
+  it('GStreamer capture is available (must hold in CI)', () => {
+    expect(available).toEqual({ ok: true });
+  });
+
   let mosq: Mosquitto | undefined;
   const daemons: DaemonProcess[] = [];
   const subs: Subscriber[] = [];
