@@ -233,8 +233,8 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
     const before = threadCount();
     while ((cam.status().reconnects ?? 0) < 63) await cam.read();
     await cam.stop();
-    await sleep(100);
-    const after = threadCount();
+    // The capture threads end on their own after stop(): wait for them (up to 5 s), then check.
+    const after = await waitUntil(() => threadCount() <= before + 2 && threadCount(), 5000, () => `threads back to ${before} + 2 (now ${threadCount()})`).catch(() => threadCount());
     console.log(`threads: ${before} before, ${after} after 60 reconnects`);
     expect(after).toBeLessThanOrEqual(before + 2);
   });

@@ -19,6 +19,7 @@ import { packageRoot } from '../../src/paths.js';
 import { rgbHex, rowStride } from '../helpers/gst-media.js';
 import { frozenLoopBoundMs, percentile, timerLateness } from '../helpers/lag.js';
 import { IN_CI } from '../helpers/tools.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const available = captureAvailable();
 if (!available.ok && !IN_CI) {
@@ -333,8 +334,8 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     await sleep(50);
     const before = threadCount();
     for (let i = 0; i < 20; i++) await cycle();
-    await sleep(50);
-    const after = threadCount();
+    // close() lets the pull threads end on their own: wait for them (up to 5 s), then check.
+    const after = await waitUntil(() => threadCount() <= before + 2 && threadCount(), 5000).catch(() => threadCount());
     console.log(`threads: ${before} before, ${after} after 20 open/close cycles`);
     expect(after).toBeLessThanOrEqual(before + 2);
   });
@@ -407,8 +408,7 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     expect(msg.seqs).toHaveLength(10);
     for (let i = 1; i < 10; i++) expect(msg.seqs![i]).toBeGreaterThan(msg.seqs![i - 1]!);
     await w.terminate();
-    await sleep(100);
-    const after = threadCount();
+    const after = await waitUntil(() => threadCount() <= before + 2 && threadCount(), 5000).catch(() => threadCount());
     console.log(`threads: ${before} before the worker, ${after} after terminate()`);
     expect(after).toBeLessThanOrEqual(before + 2);
   });
