@@ -73,12 +73,5 @@ export async function startTestApp(opts: { samples: string[]; fps?: number; extr
   };
 }
 
-export async function waitUntil<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000, what = 'condition'): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await Promise.resolve(fn()).catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what} not met in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** The shared polling helper (test/helpers/wait.ts), still importable from here. */
+export { waitUntil } from './wait.js';

@@ -33,3 +33,6 @@ export function jpegSequence(dir: string, o: { rgb: readonly number[]; frames: n
   const ok = launch(`${solid(o.rgb, o.frames)} ! video/x-raw,width=${o.width},height=${o.height} ! jpegenc quality=95 ! multifilesink location=${seq}/%03d.jpg`);
   return ok ? seq : undefined;
 }
+
+/** GStreamer's default row stride for a packed format: width * bytes per pixel, padded to 4 bytes. */
+export const rowStride = (width: number, bytesPerPixel: number): number => Math.ceil((width * bytesPerPixel) / 4) * 4;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { needTool } from './tools.js';
+import { waitUntil } from './wait.js';
 
 /** A real Mosquitto on a free loopback port, started by the test. */
 export interface Mosquitto {
@@ -76,17 +77,18 @@ export async function startMosquitto(opts: { extraConf?: string; port?: number; 
 }
 
 export async function waitForPort(port: number, timeoutMs: number, failed?: () => string | undefined): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const why = failed?.();
-    if (why) throw new Error(why);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection({ port, host: '127.0.0.1' });
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitUntil(
+    async () => {
+      const why = failed?.();
+      if (why) throw new Error(why);
+      return new Promise<boolean>((resolve) => {
+        const s = createConnection({ port, host: '127.0.0.1' });
+        s.once('connect', () => (s.destroy(), resolve(true)));
+        s.once('error', () => resolve(false));
+      });
+    },
+    timeoutMs,
+    `something listening on 127.0.0.1:${port}`,
+    50,
+  );
 }

@@ -45,13 +45,8 @@ export function expectSameIdOnRepeat(msgs: Received[]): number {
   return repeats;
 }
 
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`${what}: not met in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** The shared polling helper (test/helpers/wait.ts) under its older name here. */
+export { waitUntil as until } from './wait.js';
 
 export async function getJson(url: string): Promise<{ status: number; body: any }> {
   const r = await fetch(url);

@@ -25,3 +25,14 @@ export function needTool(name: string, aptPackage: string, candidates: string[] 
   console.warn(`\n*** SKIPPING: ${msg} ***\n`);
   return undefined;
 }
+
+/**
+ * Whether tests that need a capability (the capture addon, sd_notify) should run: where it is
+ * there, and always in CI, where they must then fail rather than skip (pair this with a test that
+ * asserts `available.ok`). Elsewhere the skip is announced loudly, naming the reason.
+ */
+export function runOrSkipLoudly(what: string, available: { ok: true } | { ok: false; reason: string }): boolean {
+  if (available.ok || IN_CI) return true;
+  console.warn(`\n*** SKIPPING ${what} (not CI): ${available.reason} ***\n`);
+  return false;
+}

@@ -16,8 +16,10 @@ import {
 } from '../../src/capture/native.js';
 import { addonPath } from '../../src/native/addon.js';
 import { packageRoot } from '../../src/paths.js';
+import { rgbHex, rowStride } from '../helpers/gst-media.js';
 import { frozenLoopBoundMs, percentile, timerLateness } from '../helpers/lag.js';
 import { IN_CI } from '../helpers/tools.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const available = captureAvailable();
 if (!available.ok && !IN_CI) {
@@ -34,10 +36,14 @@ function testsrc(caps: string, src = '', sink = ''): string {
   return `videotestsrc ${src} ! ${caps} ! appsink name=sink ${sink}`;
 }
 
-const SOLID = testsrc(
-  'video/x-raw,format=RGB,width=321,height=240,framerate=30/1',
-  'pattern=solid-color foreground-color=0xff336699 num-buffers=30',
-);
+/** The solid colour of the test streams, and the frame size chosen so RGB rows need padding. */
+const RGB = [0x33, 0x66, 0x99] as const;
+const BGR = [...RGB].reverse();
+const SOLID_SRC = `pattern=solid-color foreground-color=0xff${rgbHex(RGB)}`;
+const W = 321;
+const H = 240;
+const SOLID_FRAMES = 30;
+const SOLID = testsrc(`video/x-raw,format=RGB,width=${W},height=${H},framerate=30/1`, `${SOLID_SRC} num-buffers=${SOLID_FRAMES}`);
 const NOT_NEGOTIATED =
   'videotestsrc num-buffers=3 ! video/x-raw,format=RGB,width=320,height=240 ! pngenc ! pngdec ! ' +
   'video/x-raw,format=GRAY8 ! appsink name=sink';
@@ -128,19 +134,20 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     cap.open(SOLID);
     let checked = 0;
     const { seqs, end } = await readAll(cap, (f) => {
-      expect(f.width).toBe(321);
-      expect(f.height).toBe(240);
+      const stride = rowStride(W, 3); // rows padded to 4 bytes
+      expect(f.width).toBe(W);
+      expect(f.height).toBe(H);
       expect(f.format).toBe('RGB');
-      expect(f.stride).toBe(964); // 321 * 3 = 963, rows padded to 4 bytes
-      expect(f.planes).toEqual([{ offset: 0, stride: 964 }]);
-      expect(f.data.length).toBe(964 * 240);
+      expect(f.stride).toBe(stride);
+      expect(f.planes).toEqual([{ offset: 0, stride }]);
+      expect(f.data.length).toBe(stride * H);
       expect(typeof f.capturedAtNs).toBe('number');
       expect(f.ptsNs).not.toBeNull();
       for (let y = 0; y < f.height; y++) {
         const row = f.data.subarray(y * f.stride, y * f.stride + f.width * 3);
         for (let x = 0; x < row.length; x += 3) {
-          if (row[x] !== 0x33 || row[x + 1] !== 0x66 || row[x + 2] !== 0x99) {
-            throw new Error(`pixel (${x / 3},${y}) = ${row[x]},${row[x + 1]},${row[x + 2]}, want 0x33,0x66,0x99`);
+          if (row[x] !== RGB[0] || row[x + 1] !== RGB[1] || row[x + 2] !== RGB[2]) {
+            throw new Error(`pixel (${x / 3},${y}) = ${row[x]},${row[x + 1]},${row[x + 2]}, want ${RGB}`);
           }
         }
       }
@@ -149,12 +156,12 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     const stats = cap.stats();
     expect(end).toBeInstanceOf(CaptureError);
     expect(end.code).toBe('EOS');
-    expect(stats.received).toBe(30);
+    expect(stats.received).toBe(SOLID_FRAMES);
     expect(stats.delivered).toBe(seqs.length);
-    expect(seqs.length + stats.dropped).toBe(30);
+    expect(seqs.length + stats.dropped).toBe(SOLID_FRAMES);
     // 30 fps against a reader that waits: no drops on a quiet machine, more under CPU load. How
     // many is speed, not behaviour: print it (the count identity above is the behaviour).
-    console.log(`solid-colour stream: ${seqs.length} of 30 frames delivered, ${stats.dropped} superseded`);
+    console.log(`solid-colour stream: ${seqs.length} of ${SOLID_FRAMES} frames delivered, ${stats.dropped} superseded`);
     expect(seqs.length).toBeGreaterThanOrEqual(1);
     expect(checked).toBe(seqs.length);
     for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);
@@ -163,24 +170,25 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     await expectCaptureError(cap.read(), 'CLOSED');
   });
 
+  // GStreamer's default layout for W x H: every row padded to 4 bytes; 4:2:0 chroma planes have
+  // half the rows and half the width, rounded up (NV12's one chroma plane interleaves U and V).
+  const y = rowStride(W, 1);
+  const cw = Math.ceil(W / 2);
+  const ch = Math.ceil(H / 2);
+  const c = rowStride(cw, 1);
+  const uv = rowStride(cw, 2);
   it.each([
-    // format, planes [offset, stride] for 321x240 (GStreamer's default layout: rows padded to 4 bytes)
-    ['RGB', [[0, 964]], 964 * 240],
-    ['BGR', [[0, 964]], 964 * 240],
-    ['RGBA', [[0, 1284]], 1284 * 240],
-    ['BGRx', [[0, 1284]], 1284 * 240],
-    ['GRAY8', [[0, 324]], 324 * 240],
-    ['I420', [[0, 324], [324 * 240, 164], [324 * 240 + 164 * 120, 164]], 324 * 240 + 2 * 164 * 120],
-    ['NV12', [[0, 324], [324 * 240, 324]], 324 * 240 + 324 * 120],
-  ] as const)('copies the planes of %s', async (format, planes, size) => {
+    // format, planes [offset, stride], size, bytes of visible data per row of each plane
+    ['RGB', [[0, rowStride(W, 3)]], rowStride(W, 3) * H, [W * 3]],
+    ['BGR', [[0, rowStride(W, 3)]], rowStride(W, 3) * H, [W * 3]],
+    ['RGBA', [[0, rowStride(W, 4)]], rowStride(W, 4) * H, [W * 4]],
+    ['BGRx', [[0, rowStride(W, 4)]], rowStride(W, 4) * H, [W * 4]],
+    ['GRAY8', [[0, y]], y * H, [W]],
+    ['I420', [[0, y], [y * H, c], [y * H + c * ch, c]], y * H + 2 * c * ch, [W, cw, cw]],
+    ['NV12', [[0, y], [y * H, uv]], y * H + uv * ch, [W, cw * 2]],
+  ] as const)('copies the planes of %s', async (format, planes, size, visible) => {
     const cap = new NativeCapture();
-    cap.open(
-      testsrc(
-        `video/x-raw,format=${format},width=321,height=240`,
-        'pattern=solid-color foreground-color=0xff336699 num-buffers=2',
-        'sync=false',
-      ),
-    );
+    cap.open(testsrc(`video/x-raw,format=${format},width=${W},height=${H}`, `${SOLID_SRC} num-buffers=2`, 'sync=false'));
     const f = await cap.read();
     cap.close();
     expect(f.format).toBe(format);
@@ -188,16 +196,13 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     expect(f.stride).toBe(planes[0][1]);
     expect(f.data.length).toBe(size);
     const px = f.data.subarray(0, 4);
-    if (format === 'RGB') expect([...px.subarray(0, 3)]).toEqual([0x33, 0x66, 0x99]);
-    if (format === 'BGR') expect([...px.subarray(0, 3)]).toEqual([0x99, 0x66, 0x33]);
-    if (format === 'RGBA') expect([...px]).toEqual([0x33, 0x66, 0x99, 0xff]);
-    if (format === 'BGRx') expect([...px.subarray(0, 3)]).toEqual([0x99, 0x66, 0x33]);
+    if (format === 'RGB') expect([...px.subarray(0, 3)]).toEqual(RGB);
+    if (format === 'BGR') expect([...px.subarray(0, 3)]).toEqual(BGR);
+    if (format === 'RGBA') expect([...px]).toEqual([...RGB, 0xff]);
+    if (format === 'BGRx') expect([...px.subarray(0, 3)]).toEqual(BGR);
     // Every plane is uniform over its visible area (a solid colour): checks plane offsets/strides.
-    const rowsOf = (i: number) => (i === 0 ? 240 : 120);
-    const bytesOf = (i: number) =>
-      ({ RGB: 963, BGR: 963, RGBA: 1284, BGRx: 1284, GRAY8: 321, I420: i === 0 ? 321 : 161, NV12: i === 0 ? 321 : 322 })[
-        format
-      ];
+    const rowsOf = (i: number) => (i === 0 ? H : ch);
+    const bytesOf = (i: number) => visible[i];
     f.planes.forEach((p, i) => {
       const first = f.data.subarray(p.offset, p.offset + bytesOf(i));
       for (let y = 1; y < rowsOf(i); y++) {
@@ -210,16 +215,17 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
   it('zero-copy mode hands out GStreamer memory that stays valid after later reads', async () => {
     const cap = new NativeCapture();
     cap.open(
-      testsrc('video/x-raw,format=RGB,width=321,height=240', 'pattern=solid-color foreground-color=0xff336699', 'sync=false'),
+      testsrc(`video/x-raw,format=RGB,width=${W},height=${H}`, SOLID_SRC, 'sync=false'),
       { copy: false },
     );
     const a = await cap.read();
     const b = await cap.read();
     expect(a.data).not.toBe(b.data);
-    expect(a.stride).toBe(964);
-    expect([...a.data.subarray(0, 3)]).toEqual([0x33, 0x66, 0x99]);
+    expect(a.stride).toBe(rowStride(W, 3));
+    expect([...a.data.subarray(0, 3)]).toEqual(RGB);
     cap.close();
-    expect([...a.data.subarray(964 * 239, 964 * 239 + 3)]).toEqual([0x33, 0x66, 0x99]); // after close too
+    const lastRow = a.stride * (H - 1);
+    expect([...a.data.subarray(lastRow, lastRow + 3)]).toEqual(RGB); // after close too
   });
 
   it('copy mode reuses one buffer: predictable memory', async () => {
@@ -233,18 +239,19 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
 
   it('latest frame wins: a slow reader gets increasing seqs and the skipped frames are counted', async () => {
     const cap = new NativeCapture();
-    cap.open(testsrc('video/x-raw,format=RGB,width=160,height=120', 'is-live=false num-buffers=300', 'sync=false'));
+    const frames = 300;
+    cap.open(testsrc('video/x-raw,format=RGB,width=160,height=120', `is-live=false num-buffers=${frames}`, 'sync=false'));
     const { seqs, end } = await readAll(cap, () => sleep(20));
     const s = cap.stats();
     cap.close();
     expect(end.code).toBe('EOS');
-    expect(s.received).toBe(300);
+    expect(s.received).toBe(frames);
     expect(s.dropped).toBeGreaterThan(0);
     expect(s.delivered).toBe(seqs.length);
-    expect(s.delivered + s.dropped).toBe(300);
-    expect(seqs.length).toBeLessThan(300);
+    expect(s.delivered + s.dropped).toBe(frames);
+    expect(seqs.length).toBeLessThan(frames);
     for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);
-    expect(seqs.at(-1)).toBe(300); // the last frame is never lost
+    expect(seqs.at(-1)).toBe(frames); // the last frame is never lost
   });
 
   it('a missing element fails open() with PIPELINE_PARSE, GStreamer\'s text and the call-site stack', async () => {
@@ -297,7 +304,7 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     cap.close();
     // ...and the same object opens again.
     cap.open(SOLID);
-    expect((await cap.read()).width).toBe(321);
+    expect((await cap.read()).width).toBe(W);
     cap.close();
   });
 
@@ -327,8 +334,8 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     await sleep(50);
     const before = threadCount();
     for (let i = 0; i < 20; i++) await cycle();
-    await sleep(50);
-    const after = threadCount();
+    // close() lets the pull threads end on their own: wait for them (up to 5 s), then check.
+    const after = await waitUntil(() => threadCount() <= before + 2 && threadCount(), 5000).catch(() => threadCount());
     console.log(`threads: ${before} before, ${after} after 20 open/close cycles`);
     expect(after).toBeLessThanOrEqual(before + 2);
   });
@@ -401,8 +408,7 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     expect(msg.seqs).toHaveLength(10);
     for (let i = 1; i < 10; i++) expect(msg.seqs![i]).toBeGreaterThan(msg.seqs![i - 1]!);
     await w.terminate();
-    await sleep(100);
-    const after = threadCount();
+    const after = await waitUntil(() => threadCount() <= before + 2 && threadCount(), 5000).catch(() => threadCount());
     console.log(`threads: ${before} before the worker, ${after} after terminate()`);
     expect(after).toBeLessThanOrEqual(before + 2);
   });

@@ -8,10 +8,12 @@ import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { HealthServer } from '../../src/health/server.js';
 import { colourOf } from '../../src/health/snapshot.js';
 import { demoSamplesDir } from '../../src/paths.js';
-import { startTestApp, type TestApp, waitUntil } from '../helpers/app.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
 import { captureLog } from '../helpers/log.js';
 import { assertValid, schemaErrors } from '../helpers/schemas.js';
 import { needTool } from '../helpers/tools.js';
+import { labelIndex } from '../helpers/demo.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** Every operations endpoint on the real HTTP server of a real App (images camera, demo model, embedded broker). */
 
@@ -94,7 +96,16 @@ describe('operations endpoints', () => {
   });
 
   it('/metrics is valid Prometheus text with the pipeline figures (strict parser)', async () => {
+    // Make the reader late on purpose so there are drops to count: with the event loop blocked for
+    // 3.5 frame periods, the images camera replaces the frames that fell due meanwhile (>= 2).
+    const tray = () => t.app.status().cameras.tray;
+    const droppedBefore = tray().dropped;
+    for (const end = Date.now() + 350; Date.now() < end; );
+    const statusBefore = await waitUntil(() => tray().dropped >= droppedBefore + 2 && tray().dropped, 10_000, 'the late read to count its drops');
+    // ...and its result to be acknowledged, so the journal is as empty as below.
+    await waitUntil(() => t.app.status().journal?.pending === 0, 10_000, 'the journal drained');
     const m = await get(`${t.base}/metrics`);
+    const statusAfter = tray().dropped;
     expect(m.status).toBe(200);
     expect(m.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const fams = strictParse(m.text);
@@ -103,7 +114,15 @@ describe('operations endpoints', () => {
     expect(fams.get('edge_inferd_frames_captured_total')?.type).toBe('counter');
     expect(one('edge_inferd_frames_captured_total', 'camera="tray"')).toBeGreaterThanOrEqual(3);
     expect(one('edge_inferd_frames_inferred_total', 'camera="tray"')).toBeGreaterThanOrEqual(3);
-    expect(one('edge_inferd_frames_dropped_total', 'camera="tray"')).toBeGreaterThanOrEqual(0);
+    // The camera's own count at scrape time: between what its status said just before and just after,
+    const dropped = one('edge_inferd_frames_dropped_total', 'camera="tray"')!;
+    expect(dropped).toBeGreaterThanOrEqual(statusBefore);
+    expect(dropped).toBeLessThanOrEqual(statusAfter);
+    // and, in the same scrape, consistent with the other counters: captured = dropped + inferred +
+    // the frames in flight (at most one being inferred and one read behind it).
+    const inFlight = one('edge_inferd_frames_captured_total', 'camera="tray"')! - one('edge_inferd_frames_inferred_total', 'camera="tray"')! - dropped;
+    expect(inFlight).toBeGreaterThanOrEqual(0);
+    expect(inFlight).toBeLessThanOrEqual(2);
     expect(one('edge_inferd_provider_info', 'provider="cpu"')).toBe(1);
     expect(one('edge_inferd_mqtt_connected')).toBe(1);
     expect(one('edge_inferd_journal_depth')).toBe(0);
@@ -145,9 +164,9 @@ describe('operations endpoints', () => {
     const { data, info } = await sharp(r.buf).raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height, info.format]).toEqual([320, 240, 'raw']);
     const px = (x: number, y: number) => [...data.subarray((y * info.width + x) * info.channels, (y * info.width + x) * info.channels + 3)];
-    // Right end of the banner (the text sits on the left): the colour of class index 3, "paper".
-    const banner = hex(colourOf(last.top[0].index));
-    expect(last.top[0].index).toBe(3);
+    // Right end of the banner (the text sits on the left): the colour of paper's class index.
+    expect(last.top[0].index).toBe(labelIndex('paper'));
+    const banner = hex(colourOf(labelIndex('paper')));
     expect(near(px(310, 8), banner, 30), `banner pixel ${px(310, 8)} vs ${banner}`).toBe(true);
     // Below the banner the frame itself shows through: the same pixel as the source image.
     const src = await sharp(join(demoSamplesDir, 'paper-1.png')).removeAlpha().raw().toBuffer({ resolveWithObject: true });

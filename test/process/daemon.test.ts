@@ -5,6 +5,7 @@ import { spawnDaemon } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** The real daemon, spawned from the built bin, end to end: demo images -> ONNX -> MQTT -> health. */
 
@@ -14,16 +15,6 @@ const expectedLabel = (name: string) => name.split('-')[0];
 async function getJson(url: string): Promise<{ status: number; body: any }> {
   const r = await fetch(url);
   return { status: r.status, body: await r.json() };
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function demoConfig(deviceId: string, httpPort: number, mqtt: Record<string, unknown>) {
@@ -63,10 +54,10 @@ describe('daemon against a real Mosquitto', () => {
       expect(results[0].top).toHaveLength(3);
       expect(results[0].score).toBe(results[0].top[0].score);
 
-      const ready = await waitFor(async () => {
+      const ready = await waitUntil(async () => {
         const r = await getJson(`http://127.0.0.1:${httpPort}/readyz`);
         return r.status === 200 ? r : undefined;
-      });
+      }, 10_000, '/readyz 200');
       expect(ready.body.checks).toMatchObject({ model: { ok: true }, 'camera:tray': { ok: true }, mqtt: { ok: true } });
       const health = await getJson(`http://127.0.0.1:${httpPort}/healthz`);
       expect(health.status).toBe(200);
@@ -120,7 +111,7 @@ describe('daemon against a real Mosquitto', () => {
       expect((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.mqtt.connected).toBe(false);
       late = await startMosquitto({ port });
       await d.waitForLog((l) => l.msg === 'mqtt connected', 15_000);
-      await waitFor(async () => ((await getJson(`http://127.0.0.1:${httpPort}/readyz`)).status === 200 ? true : undefined));
+      await waitUntil(async () => (await getJson(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 10_000, '/readyz 200');
     } finally {
       await d.kill('SIGKILL');
       await late?.stop();
@@ -144,7 +135,7 @@ describe('daemon with the embedded broker', () => {
         return samples.every((s) => seen.has(s));
       }, 20_000);
       for (const s of samples) expect(seen.get(s), s).toBe(expectedLabel(s));
-      await waitFor(async () => ((await getJson(`http://127.0.0.1:${httpPort}/readyz`)).status === 200 ? true : undefined));
+      await waitUntil(async () => (await getJson(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 10_000, '/readyz 200');
       const exit = await d.kill('SIGTERM');
       expect(exit.code).toBe(0);
       await sub.waitFor((m) => m.topic === 'edge-inferd/e2e-emb/status' && m.json?.state === 'stopped', 3000);

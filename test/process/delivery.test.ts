@@ -6,7 +6,8 @@ import { CLI, spawnDaemon } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { subscribe, type Subscriber } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
-import { expectComplete, expectSameIdOnRepeat, getJson, seqsByCamera, until } from '../helpers/results.js';
+import { expectComplete, expectSameIdOnRepeat, getJson, seqsByCamera } from '../helpers/results.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /**
  * The real daemon, demo model on an images:// camera at 30 fps, against a real Mosquitto that
@@ -49,7 +50,7 @@ describe('delivery through the journal', () => {
     const httpPort = await freePort();
     const d = spawnDaemon(config('dl-out', httpPort, mosq.url));
     try {
-      await until(() => results(sub).length >= 20, 20_000, 'first results');
+      await waitUntil(() => results(sub).length >= 20, 20_000, 'first results');
       await mosq.stop();
       await new Promise((r) => setTimeout(r, 10_000));
       const during = await getJson(`http://127.0.0.1:${httpPort}/status`);
@@ -59,7 +60,7 @@ describe('delivery through the journal', () => {
       await mosq.start();
       await d.waitForLog((l) => l.msg === 'journal drained', 30_000);
       const lastSeq = (await getJson(`http://127.0.0.1:${httpPort}/status`)).body.cameras.tray.lastResult.seq as number;
-      await until(() => new Set(seqsByCamera(sub.messages).get('tray')).size >= lastSeq, 20_000, `results up to seq ${lastSeq}`);
+      await waitUntil(() => new Set(seqsByCamera(sub.messages).get('tray')).size >= lastSeq, 20_000, `results up to seq ${lastSeq}`);
       const seqs = seqsByCamera(sub.messages).get('tray')!;
       const max = Math.max(...seqs);
       expectComplete(seqs, max);
@@ -82,9 +83,9 @@ describe('delivery through the journal', () => {
     const d1 = spawnDaemon(cfg);
     let d2: ReturnType<typeof spawnDaemon> | undefined;
     try {
-      await until(() => results(sub).length >= 10, 20_000, 'first results');
+      await waitUntil(() => results(sub).length >= 10, 20_000, 'first results');
       await mosq.stop();
-      await until(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.journal.pending as number) >= 30, 20_000, 'results journaled offline');
+      await waitUntil(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.journal.pending as number) >= 30, 20_000, 'results journaled offline');
       await d1.kill('SIGKILL');
 
       // What run 1 journaled, read from the file it left behind.
@@ -101,8 +102,8 @@ describe('delivery through the journal', () => {
       await d2.waitForLog((l) => l.msg === 'running');
       await mosq.start();
       const run1Ids = new Set(run1.map((r) => r.id));
-      await until(() => run1.every((r) => sub.messages.some((m) => m.json?.id === r.id)), 30_000, 'every run-1 result');
-      await until(() => results(sub).some((m) => !run1Ids.has(m.json.id)), 20_000, 'run-2 results');
+      await waitUntil(() => run1.every((r) => sub.messages.some((m) => m.json?.id === r.id)), 30_000, 'every run-1 result');
+      await waitUntil(() => results(sub).some((m) => !run1Ids.has(m.json.id)), 20_000, 'run-2 results');
       const got = results(sub);
       const firstNew = got.findIndex((m) => !run1Ids.has(m.json.id));
       const lastOld = got.map((m) => run1Ids.has(m.json.id)).lastIndexOf(true);
@@ -132,13 +133,13 @@ describe('delivery through the journal', () => {
       const warn = await d.waitForLog((l) => String(l.msg).startsWith('journal full'), 30_000);
       expect(warn).toMatchObject({ level: 40, component: 'journal', maxRows: 100 });
       expect(warn.evictedPending).toBeGreaterThan(0);
-      await until(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.journal.evicted.pending as number) >= 20, 20_000, 'evictions');
+      await waitUntil(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.journal.evicted.pending as number) >= 20, 20_000, 'evictions');
       await mosq.start();
       await d.waitForLog((l) => l.msg === 'journal drained', 30_000);
       const st = (await getJson(`http://127.0.0.1:${httpPort}/status`)).body;
       const evicted: number = st.journal.evicted.pending;
       expect(st.journal.rows).toBeLessThanOrEqual(100);
-      await until(() => results(sub).length >= 100, 20_000, 'drained results');
+      await waitUntil(() => results(sub).length >= 100, 20_000, 'drained results');
       const seqs = seqsByCamera(sub.messages).get('tray')!;
       // What is missing is what was evicted, oldest first, and what arrives comes in order. Two
       // slack cases: a message already handed to the MQTT client can arrive although its row was
@@ -165,7 +166,7 @@ describe('delivery through the journal', () => {
     const d = spawnDaemon(config('dl-hist', httpPort, mosq.url));
     const base = `http://127.0.0.1:${httpPort}`;
     try {
-      await until(() => results(sub).length >= 20, 20_000, 'results');
+      await waitUntil(() => results(sub).length >= 20, 20_000, 'results');
       const byId = new Map(results(sub).map((m) => [m.json.id as string, m.json]));
 
       const r = await getJson(`${base}/results?camera=tray&limit=5&since=1h`);
@@ -201,7 +202,7 @@ describe('delivery through the journal', () => {
       const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; seq: number; camera: string });
       expect(lines).toHaveLength(5);
       expect(lines.every((l) => l.camera === 'tray')).toBe(true);
-      await until(() => lines.every((l) => sub.messages.some((m) => m.json?.id === l.id)), 10_000, 'the CLI results published');
+      await waitUntil(() => lines.every((l) => sub.messages.some((m) => m.json?.id === l.id)), 10_000, 'the CLI results published');
       const since = history(['--config', d.configPath, '--since', '10m', '--limit', '3'], env);
       expect(since.stdout.trim().split('\n')).toHaveLength(4); // header + 3
       const badCli = history(['--config', d.configPath, '--since', 'yesterday'], env);

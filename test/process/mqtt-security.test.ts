@@ -8,7 +8,8 @@ import { type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
-import { getJson, until } from '../helpers/results.js';
+import { getJson } from '../helpers/results.js';
+import { waitUntil } from '../helpers/wait.js';
 import { needTool } from '../helpers/tools.js';
 
 /** Credentials and TLS against a real Mosquitto; certificates are made here with openssl. */
@@ -56,7 +57,7 @@ describe('credentials', () => {
       const expected = `the broker refused user "kiosk" (not authorized): a wrong user name or password, or a client the broker does not allow; check mqtt.username and mqtt.passwordFile (${pwFile})`;
       expect(err).toMatchObject({ level: 50, code: 'MQTT_AUTH', err: expected });
       await d.waitForLog((l) => l.msg === 'running');
-      await until(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.mqtt.failedAttempts as number) >= 3, 20_000, 'retries');
+      await waitUntil(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.mqtt.failedAttempts as number) >= 3, 20_000, 'retries');
       const st = (await getJson(`http://127.0.0.1:${httpPort}/status`)).body;
       expect(st.state).toBe('running');
       expect(st.mqtt).toMatchObject({ connected: false, lastErrorCode: 'MQTT_AUTH', lastError: expected });

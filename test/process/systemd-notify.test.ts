@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadNotifyAddon } from '../../src/health/sdnotify.js';
-import { copySamples, waitUntil } from '../helpers/app.js';
+import { copySamples } from '../helpers/app.js';
 import { spawnDaemon } from '../helpers/daemon.js';
 import { type NotifySocket, startNotifySocket } from '../helpers/notify.js';
 import { freePort } from '../helpers/ports.js';
 import { IN_CI } from '../helpers/tools.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /**
  * The spawned daemon under a fake systemd: $NOTIFY_SOCKET is a real AF_UNIX datagram socket (the

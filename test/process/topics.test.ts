@@ -68,14 +68,22 @@ describe('topic contract, policies and events on the demo samples', () => {
 
   it('policy every: every inference published, seq from 1 without a gap, each id unique, each label right', (ctx) => {
     if (!mosq) return ctx.skip();
-    const r = results('all');
+    const received = sub.messages.filter((m) => m.topic === `${base}/all/result`);
+    const r = received.map((m) => m.json);
+    expect(r.length).toBeGreaterThanOrEqual(14); // beforeAll waited for seq 14
     expect(r.map((x) => x.seq)).toEqual(r.map((_, i) => i + 1));
     expect(new Set(r.map((x) => x.id)).size).toBe(r.length);
-    for (const x of r) {
+    for (const [i, x] of r.entries()) {
       expect(x.label).toBe(labelOf(x.frame.name));
       expect(x.policy).toBe('every');
       expect(x.model.sha256).toMatch(/^[0-9a-f]{64}$/);
-      expect(x.latencyMs.total).toBeGreaterThanOrEqual(0);
+      // total is capture -> publish: the payload's own two timestamps apart, so at least the three
+      // stages it spans (both timestamps are whole-ms wall clock: 1 ms of truncation), and no more
+      // than capture -> arrival at this subscriber.
+      const { preprocess, inference, postprocess, total } = x.latencyMs;
+      expect(total, `seq ${x.seq}`).toBeCloseTo(x.tsMs - x.capturedAtMs, 2);
+      expect(total + 1, `seq ${x.seq}: total vs its stages`).toBeGreaterThanOrEqual(preprocess + inference + postprocess);
+      expect(total, `seq ${x.seq}: total vs arrival`).toBeLessThanOrEqual(received[i].atMs - x.capturedAtMs);
     }
   });
 
