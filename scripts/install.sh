@@ -71,7 +71,7 @@ fi
 echo "# 2. program files in $PREFIX (each part swapped in whole)"
 DEST="${ROOT}$PREFIX"
 run install -d -m 0755 "$DEST" "$DEST/bin" "$DEST/native/build/Release"
-for part in dist node_modules models systemd scripts package.json README.md; do
+for part in dist node_modules models schemas systemd scripts docs package.json README.md; do
   [ -e "$SOURCE/$part" ] || continue
   run rm -rf "$DEST/$part.new"
   run cp -a "$SOURCE/$part" "$DEST/$part.new"

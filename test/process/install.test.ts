@@ -106,7 +106,7 @@ describe('install.sh / uninstall.sh', () => {
 
   it('installs into a staging root, idempotently, keeps an edited config, and uninstalls', () => {
     const src = temp('edge-inferd-src-');
-    for (const part of ['dist', 'node_modules', 'models', 'systemd', 'scripts', 'package.json', 'README.md', 'native']) symlinkSync(join(ROOT, part), join(src, part));
+    for (const part of ['dist', 'node_modules', 'models', 'schemas', 'systemd', 'scripts', 'docs', 'package.json', 'README.md', 'native']) symlinkSync(join(ROOT, part), join(src, part));
     const root = temp('edge-inferd-root-');
     const first = sh('bash', [INSTALL, '--root', root, '--source', src]);
     expect(first.code, first.err).toBe(0);
@@ -117,6 +117,8 @@ describe('install.sh / uninstall.sh', () => {
     expect(readFileSync(join(root, 'etc/edge-inferd/config.yaml'), 'utf8')).toBe(readFileSync(join(ROOT, 'systemd/config.example.yaml'), 'utf8'));
     expect(lstatSync(join(root, 'etc/edge-inferd/config.yaml')).mode & 0o777).toBe(0o640);
     expect(readFileSync(join(root, 'etc/systemd/system/edge-inferd.service'), 'utf8')).toBe(readFileSync(UNIT, 'utf8'));
+    // The README's links into docs/ and the payload schemas it names are installed with it.
+    for (const f of ['README.md', 'docs/architecture.md', 'docs/reference.md', 'schemas/daemon-status.schema.json']) expect(readFileSync(join(root, 'opt/edge-inferd', f), 'utf8')).toBe(readFileSync(join(ROOT, f), 'utf8'));
     // The staged launcher runs the program and accepts the installed config.
     expect(sh(launcher, ['--version']).out.trim()).toMatch(/^\d+\.\d+\.\d+/);
     const check = sh(launcher, ['check-config', join(root, 'etc/edge-inferd/config.yaml')]);
