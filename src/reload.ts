@@ -88,10 +88,13 @@ export class ReloadController {
     }
     const changes = diffConfig(this.running, next);
     const restart = changes.filter((ch) => !this.isLive(ch.path));
+    // Each component sees the running config with only the live changes in it: a key in its
+    // slice that waits for a restart keeps its running value.
+    const candidate = { ...mergeLive(this.running, changes.filter((ch) => this.isLive(ch.path))), source: next.source };
     const refused = new Set<ConfigChange>();
     const errors: string[] = [];
     for (const c of this.components) {
-      const refusal = await c.apply(c.slice(next), changes.filter((ch) => owns(c, ch.path)));
+      const refusal = await c.apply(c.slice(candidate), changes.filter((ch) => owns(c, ch.path)));
       if (!refusal) continue;
       errors.push(refusal.error);
       for (const ch of refusal.refused) refused.add(ch);

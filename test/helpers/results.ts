@@ -45,9 +45,6 @@ export function expectSameIdOnRepeat(msgs: Received[]): number {
   return repeats;
 }
 
-/** The shared polling helper (test/helpers/wait.ts) under its older name here. */
-export { waitUntil as until } from './wait.js';
-
 export async function getJson(url: string): Promise<{ status: number; body: any }> {
   const r = await fetch(url);
   return { status: r.status, body: await r.json() };

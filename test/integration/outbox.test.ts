@@ -13,7 +13,8 @@ import { captureLog } from '../helpers/log.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { subscribe, type Subscriber } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
-import { expectComplete, expectSameIdOnRepeat, seqsByCamera, until } from '../helpers/results.js';
+import { expectComplete, expectSameIdOnRepeat, seqsByCamera } from '../helpers/results.js';
+import { waitUntil as until } from '../helpers/wait.js';
 
 /** Journal + outbox + MQTT connection against a real Mosquitto (and the embedded aedes broker). */
 

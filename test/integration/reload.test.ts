@@ -43,7 +43,7 @@ describe('reload', () => {
     expect(t.app.health().cameras.tray.limitMs).toBe(30_000);
     // The new policy runs on a fresh decider: with one image the label never changes, so the first
     // result after the reload (a change from nothing) is the only one published, the rest held back.
-    const decide = () => (t.app.status().cameras.tray as any).decide as { policy: string; inferred: number; published: number; heldBack: number };
+    const decide = () => t.app.status().cameras.tray.decide;
     expect(decide().policy).toBe('change');
     await moreResults(3);
     const d = decide();
@@ -54,7 +54,7 @@ describe('reload', () => {
     await moreResults(1);
     const warn = t.logs.find((l) => l.msg?.startsWith('reload: restart required'));
     expect(warn).toMatchObject({ level: 40, keys: ['cameras.tray.fps', 'mqtt.prefix'] });
-    expect((t.app.status() as { reload: unknown }).reload).toMatchObject({ ok: true, restartRequired: report.restartRequired });
+    expect(t.app.status().reload).toMatchObject({ ok: true, restartRequired: report.restartRequired });
   });
 
   it('an invalid config changes nothing, logs every problem, and keeps the pending restart list', async () => {
