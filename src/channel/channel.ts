@@ -1,14 +1,15 @@
-import type { Camera, CameraState, CameraStatus, Frame } from '../capture/frame.js';
+import type { Camera, CameraStatus, Frame } from '../capture/frame.js';
 import { createCamera } from '../capture/index.js';
 import type { Clock } from '../clock.js';
 import type { LiveReloadable } from '../component.js';
+import type { ConfigChange } from '../config/reload.js';
 import type { CameraConfig, Config, PublishConfig } from '../config/schema.js';
 import { CameraDecider, type DecideCounters } from '../decide/policy.js';
 import type { Decision, StableState } from '../decide/types.js';
 import type { InferHooks } from '../inference/engine.js';
 import { type Inference, type ModelInfo, NOTHING_LABEL, primaryOf } from '../inference/types.js';
 import type { Logger } from '../log.js';
-import { CameraLoop, type LoopStats } from '../loop.js';
+import { CameraLoop, type LoopStats } from './loop.js';
 import { eventPayload, resultPayload } from '../publish/payload.js';
 import type { ResultSink } from '../publish/result-sink.js';
 import type { CameraStateName, ResultPayload } from '../publish/schemas.js';
@@ -68,7 +69,7 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     this.deps = deps;
     this.publish = config.publish;
     this.decider = this.newDecider();
-    this.camera = deps.camera ?? createCamera(name, config, { log: deps.log.child({ component: 'camera' }), clock: deps.clock, onState: (s) => this.cameraState(s) });
+    this.camera = deps.camera ?? createCamera(name, config, { log: deps.log.child({ component: 'camera' }), clock: deps.clock, onState: () => this.deps.listener.state(this.name, this.state) });
     this.loop = new CameraLoop({
       camera: this.camera,
       infer: deps.infer,
@@ -101,7 +102,7 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     return config.cameras[this.name]?.publish ?? this.publish;
   }
 
-  apply(publish: PublishConfig, changes: unknown[]): void {
+  apply(publish: PublishConfig, changes: ConfigChange[]): void {
     if (!changes.length) return;
     this.publish = publish;
     this.decider = this.newDecider();
@@ -145,10 +146,6 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
 
   private newDecider(): CameraDecider {
     return new CameraDecider(this.publish, { clock: this.deps.clock });
-  }
-
-  private cameraState(_state: CameraState): void {
-    this.deps.listener.state(this.name, this.state);
   }
 
   /** Every inference goes through the decide stage: the policy lets the result out or holds it back; events go out regardless. */

@@ -68,6 +68,7 @@ export class SnapshotStore {
 
   /** The `snapshot` command: the latest inferred frame as a JPEG, base64. */
   async command(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
+    this.wantedUntilMs = this.clock.monotonic() + INTEREST_MS;
     const frame = this.latest.get(camera)?.frame;
     if (!frame) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
     const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {

@@ -3,7 +3,7 @@ import type { Camera, CameraStatus, Frame } from '../../src/capture/frame.js';
 import type { InferHooks } from '../../src/inference/engine.js';
 import type { Inference } from '../../src/inference/types.js';
 import { sleep } from '../../src/clock.js';
-import { CameraLoop } from '../../src/loop.js';
+import { CameraLoop } from '../../src/channel/loop.js';
 import { ManualClock } from '../helpers/clock.js';
 import { captureLog } from '../helpers/log.js';
 

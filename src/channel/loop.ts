@@ -1,9 +1,9 @@
-import type { Camera, Frame } from './capture/frame.js';
-import { type Clock, sleep, sleepUnless, systemClock } from './clock.js';
-import { errorCode, errorMessage } from './errors.js';
-import type { InferHooks } from './inference/engine.js';
-import type { Inference } from './inference/types.js';
-import type { Logger } from './log.js';
+import type { Camera, Frame } from '../capture/frame.js';
+import { type Clock, sleep, sleepUnless, systemClock } from '../clock.js';
+import { errorCode, errorMessage } from '../errors.js';
+import type { InferHooks } from '../inference/engine.js';
+import type { Inference } from '../inference/types.js';
+import type { Logger } from '../log.js';
 
 /**
  * One camera's frame loop, pipelined one deep: frame N+1 is read (and handed to the engine, which
