@@ -218,8 +218,9 @@ export class Journal {
       deletePendingUpTo: db.prepare('DELETE FROM messages WHERE state = 0 AND seq > ? AND seq <= ?'),
       expiredCount: db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM messages WHERE state != 0 AND created_ms < ?'),
       deleteExpired: db.prepare('DELETE FROM messages WHERE state != 0 AND created_ms < ?'),
-      // Answered from the messages_payload_seq index (camera, kind, payload_seq).
-      lastPayloadSeq: db.prepare('SELECT MAX(payload_seq) AS s FROM messages WHERE camera = ? AND kind = ?'),
+      // The newest row of the camera and kind that has one: payload seqs only grow per camera and
+      // kind, so that is the highest. Walks back from the newest row; runs once per camera at start.
+      lastPayloadSeq: db.prepare('SELECT payload_seq AS s FROM messages WHERE camera = ? AND kind = ? AND payload_seq IS NOT NULL ORDER BY seq DESC LIMIT 1'),
     };
   }
 
@@ -289,13 +290,14 @@ export class Journal {
   }
 
   /**
-   * The highest payload `seq` journaled for this camera and kind (0 if none), so a restarted daemon
+   * The payload `seq` of the newest journaled message of this camera and kind that has one (the
+   * highest, as they only grow; 0 if none), so a restarted daemon
    * continues the per-camera counter instead of reusing numbers that drained messages from before
    * the crash still carry. Read from the payload_seq column (given by the writer, see NewMessage).
    */
   lastPayloadSeq(camera: string, kind: string): number {
-    const row = this.s.lastPayloadSeq.get(camera, kind) as { s: number | null };
-    return row.s ?? 0;
+    const row = this.s.lastPayloadSeq.get(camera, kind) as { s: number } | undefined;
+    return row?.s ?? 0;
   }
 
   history(q: HistoryQuery): HistoryEntry[] {

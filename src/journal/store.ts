@@ -41,8 +41,6 @@ CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);
 CREATE INDEX IF NOT EXISTS messages_camera ON messages(camera, created_ms);
 `;
 
-/** Created after migrateSchema: a version-1 table has no payload_seq until then. */
-const PAYLOAD_SEQ_INDEX_SQL = 'CREATE INDEX IF NOT EXISTS messages_payload_seq ON messages(camera, kind, payload_seq)';
 
 /**
  * Brings a messages table up to the current schema; run inside the transaction that opens the
@@ -61,7 +59,9 @@ export function migrateSchema(db: Db): number | undefined {
         THEN json_extract(payload, '$.seq') END END`);
     backfilled = (db.prepare('SELECT count(*) AS n FROM messages WHERE payload_seq IS NOT NULL').get() as { n: number }).n;
   }
-  db.exec(PAYLOAD_SEQ_INDEX_SQL);
+  // payload_seq is read once per camera at start, from the newest rows: an index on it would cost
+  // every insert and delete on the hot path for nothing. (An early version-2 file may have one.)
+  db.exec('DROP INDEX IF EXISTS messages_payload_seq');
   return backfilled;
 }
 
