@@ -14,7 +14,7 @@ import { StallDetector } from './health/stall.js';
 import { StatusReporter } from './health/status.js';
 import { SystemdNotifier } from './health/systemd.js';
 import type { InferHooks } from './inference/engine.js';
-import { type ConfiguredLoader, ModelService } from './inference/model-service.js';
+import { ModelService } from './inference/model-service.js';
 import type { Inference } from './inference/types.js';
 import { Journal } from './journal/journal.js';
 import { Lifecycle } from './lifecycle.js';
@@ -40,8 +40,6 @@ export interface AppDeps {
   notify?: (state: string) => boolean;
   /** Where WATCHDOG_USEC/WATCHDOG_PID are read; default process.env. */
   env?: NodeJS.ProcessEnv;
-  /** How a model package becomes an engine; default: a worker thread with ONNX Runtime. */
-  loadModel?: ConfiguredLoader;
 }
 
 /** Names an object with start/stop as a Component. */
@@ -73,7 +71,7 @@ export class App {
     const journal = new Journal({ path: c.journal.path, maxRows: c.journal.maxRows, maxBytes: c.journal.maxBytes, retentionMs: c.journal.retentionHours * 3_600_000, synchronous: c.journal.synchronous, log: child('journal'), clock });
     const messaging = new Messaging({ config: c.mqtt, deviceId: c.deviceId, topics, journal, status: (state) => status.message(state), clock, log });
     const events = { buildStarted: (what: string) => detector.buildStarted(what), buildEnded: () => detector.buildEnded(), swapped: () => control.publishStatus() };
-    const model = new ModelService({ config: c.model, log: child('model'), load: deps.loadModel, listener: events, clock });
+    const model = new ModelService({ config: c.model, log: child('model'), listener: events, clock });
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
       .map(([name, cam]) => {
@@ -99,7 +97,10 @@ export class App {
       cameras: () => channels.filter((ch) => ch.started).map((ch) => ({ ...ch.status(), status: ch.camera.status() })),
       model: () => model.info,
       mqttConnected: () => messaging.mqtt.connected,
-      journal: () => (journal.isOpen ? { depth: journal.stats().pending, evictions: journal.stats().evicted.sent + journal.stats().evicted.pending } : undefined),
+      journal: () => {
+        const j = journal.isOpen ? journal.stats() : undefined;
+        return j && { depth: j.pending, evictions: j.evicted.sent + j.evicted.pending };
+      },
       publishFailures: () => messaging.publishFailures(),
       healthy: () => monitor.health().ok,
       device: () => device.latest,

@@ -9,18 +9,13 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { EngineCachePlan } from './engine-cache.js';
-import type { InferenceEngine, InferHooks } from './engine.js';
+import type { InferHooks } from './engine.js';
 import { type EngineLoader, ModelHost, type ReloadResult } from './host.js';
 import { loadEngine, logEngineEvent, sessionOptions } from './load.js';
 import type { EngineEvent, ProviderAttempt } from './providers.js';
 import type { Inference, ModelInfo } from './types.js';
 
 export type ModelConfig = Config['model'];
-
-/** Loads an engine for a package with the model settings in force; the daemon's is `loadEngine`. */
-export type ConfiguredLoader = (dir: string, config: ModelConfig, hooks: { onCrash: (err: Error) => void; onEvent: (e: EngineEvent) => void }) => Promise<InferenceEngine>;
-
-export const defaultLoader: ConfiguredLoader = (dir, config, hooks) => loadEngine(dir, { ...sessionOptions(config), nice: config.workerNice, ...hooks });
 
 export interface ModelStatus extends ModelInfo {
   dir: string;
@@ -52,13 +47,13 @@ export class ModelService implements LiveReloadable<ModelConfig> {
   private readonly log: Logger;
   private readonly listener: ModelListener;
 
-  constructor(opts: { config: ModelConfig; log: Logger; listener: ModelListener; load?: ConfiguredLoader; clock?: Clock }) {
+  constructor(opts: { config: ModelConfig; log: Logger; listener: ModelListener; clock?: Clock }) {
     this.cfg = opts.config;
     this.log = opts.log;
     this.listener = opts.listener;
-    const load = opts.load ?? defaultLoader;
     // Reads this.cfg at each load, so a reload with new providers/threads uses them.
-    const hostLoad: EngineLoader = (dir, hooks) => load(dir, this.cfg, { ...hooks, onEvent: (e) => this.onEngineEvent(e) });
+    const hostLoad: EngineLoader = (dir, hooks) =>
+      loadEngine(dir, { ...sessionOptions(this.cfg), nice: this.cfg.workerNice, ...hooks, onEvent: (e) => this.onEngineEvent(e) });
     this.host = new ModelHost({ load: hostLoad, log: opts.log, clock: opts.clock });
   }
 
@@ -70,10 +65,6 @@ export class ModelService implements LiveReloadable<ModelConfig> {
 
   async stop(): Promise<void> {
     await this.host.stop().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'model stop failed'));
-  }
-
-  get engine(): InferenceEngine | undefined {
-    return this.host.engine;
   }
 
   get info(): ModelInfo | undefined {
