@@ -47,10 +47,18 @@ export function fpsFraction(fps: number): string {
   return `${n}/${d}`;
 }
 
+/** Above any camera's rate: the top of the range a camera is asked for when `fps` caps it. */
+const MAX_CAMERA_FPS = 1000;
+
+/**
+ * A camera's caps fields. `fps` is a cap, never a mode: the camera is asked for any rate it has at
+ * or above it (a camera whose only mode is 30 fps still negotiates with fps 10), and the tail's
+ * videorate drops down to it.
+ */
 function capsFields(o: CameraUriOptions, withRate: boolean): string {
   let s = '';
   if (o.width !== undefined && o.height !== undefined) s += `,width=${o.width},height=${o.height}`;
-  if (withRate && o.fps !== undefined) s += `,framerate=${fpsFraction(o.fps)}`;
+  if (withRate && o.fps !== undefined) s += `,framerate=[${fpsFraction(o.fps)},${MAX_CAMERA_FPS}/1]`;
   return s;
 }
 
@@ -117,14 +125,14 @@ function sourceOf(u: CameraUri): CameraSource {
       if (format === 'mjpeg') head = `image/jpeg${fields} ! jpegdec`;
       else if (format === 'auto') head = `${fields ? `video/x-raw${fields};image/jpeg${fields} ! ` : ''}decodebin`;
       else head = `video/x-raw,format=${V4L2_RAW[format]}${fields}`;
-      const pipeline = `v4l2src name=${SOURCE_NAME} device=${quote(u.device)} ! ${head} ! ${tail({ sync: false })}`;
+      const pipeline = `v4l2src name=${SOURCE_NAME} device=${quote(u.device)} ! ${head} ! ${tail({ rate: o.fps, sync: false })}`;
       return { kind: 'v4l2', pipeline, onEos: 'reconnect', display: u.display };
     }
     case 'csi': {
       // Argus delivers NVMM (GPU) memory; nvvidconv converts to RGBA in hardware on the way out.
       const pipeline =
         `nvarguscamerasrc name=${SOURCE_NAME} sensor-id=${u.sensorId} ! video/x-raw(memory:NVMM)${capsFields(u.opts, true)} ! ` +
-        `nvvidconv ! video/x-raw,format=RGBA ! appsink name=${SINK_NAME} sync=false`;
+        `nvvidconv ! video/x-raw,format=RGBA ! ${u.opts.fps !== undefined ? `videorate drop-only=true ! video/x-raw,framerate=${fpsFraction(u.opts.fps)} ! ` : ''}appsink name=${SINK_NAME} sync=false`;
       const hint = 'csi:// needs NVIDIA Argus (nvarguscamerasrc, nvvidconv: JetPack\'s nvidia-l4t-gstreamer package)';
       return { kind: 'csi', pipeline, onEos: 'reconnect', display: u.display, hint };
     }

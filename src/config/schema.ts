@@ -44,7 +44,7 @@ export const publishSchema = z
 
 export const cameraSchema = z.strictObject({
   uri: z.string().min(1).describe('Camera URI: images:///dir, test://ball, file:///video.mp4, v4l2:///dev/video0, csi://0, rtsp://..., gst://...'),
-  fps: z.number().positive().max(1000).optional().describe('Frames per second (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi: the camera mode; file/rtsp: a cap)'),
+  fps: z.number().positive().max(1000).optional().describe('Frames per second (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi/file/rtsp: a cap: the camera runs at a rate it has at or above it, frames are dropped down to it)'),
   enabled: z.boolean().default(true),
   width: z.int().min(16).max(8192).optional().describe('Frame width (v4l2/csi: the camera mode; test://: the pattern; file/rtsp: scaled to); set with height'),
   height: z.int().min(16).max(8192).optional().describe('Frame height; set with width'),

@@ -90,6 +90,22 @@ describe.runIf(run)('fake V4L2 device', () => {
     expect(out.status.lastError.message).toContain('Failed to allocate a buffer');
   });
 
+  // fps is a cap: a camera whose only mode is 30 fps is asked for a rate it has (>= fps), and
+  // videorate drops to fps. It used to put framerate=10/1 into the camera caps: not-negotiated for ever.
+  it('fps below the only mode the camera has (30): streams, capped at fps by dropping', async (ctx) => {
+    const out = await child(`v4l2://${DEVICE}?format=yuyv&fps=10`, { FAKE_V4L2_FORMAT: 'yuyv', FAKE_V4L2_FPS: '30' }, `
+      const t = [];
+      const reads = (async () => { while (t.length < 7) t.push((await cam.read()).capturedAtMs); })();
+      reads.catch(() => {});
+      await Promise.race([reads, new Promise((r) => setTimeout(r, 5000).unref())]);
+      console.log(JSON.stringify({ t, status: cam.status() }));`);
+    if (!out) return ctx.skip();
+    expect(out.status).toMatchObject({ state: 'streaming', errors: 0 });
+    expect(out.t).toHaveLength(7);
+    // Six intervals: 600 ms at 10 fps, 200 ms at 30 fps (delivery may bunch frames, never speed the source up).
+    expect(out.t[6] - out.t[0]).toBeGreaterThanOrEqual(450);
+  });
+
   it('a mode the camera does not have: not-negotiated, with GStreamer\'s reason', async (ctx) => {
     const out = await child(`v4l2://${DEVICE}?format=yuyv&width=640&height=480`, { FAKE_V4L2_FORMAT: 'yuyv' }, `
       cam.read().catch(() => {});

@@ -55,7 +55,8 @@ describe('camera URIs -> pipelines', () => {
   it('v4l2:// (and a bare /dev path): MJPEG through jpegdec, raw formats, auto through decodebin', () => {
     expect(pipelineOf('v4l2:///dev/video0')).toBe(`v4l2src name=source device="/dev/video0" ! decodebin ! ${TAIL} sync=false`);
     expect(pipelineOf('v4l2:///dev/video0?format=mjpeg&width=1280&height=720&fps=30')).toBe(
-      `v4l2src name=source device="/dev/video0" ! image/jpeg,width=1280,height=720,framerate=30/1 ! jpegdec ! ${TAIL} sync=false`,
+      'v4l2src name=source device="/dev/video0" ! image/jpeg,width=1280,height=720,framerate=[30/1,1000/1] ! jpegdec ! ' +
+        `videorate drop-only=true ! video/x-raw,framerate=30/1 ! ${TAIL} sync=false`,
     );
     expect(pipelineOf('/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920_8A1B-video-index0', { format: 'yuyv', width: 640, height: 480 })).toBe(
       'v4l2src name=source device="/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920_8A1B-video-index0" ! ' +
@@ -71,8 +72,8 @@ describe('camera URIs -> pipelines', () => {
 
   it('csi:// uses Argus and converts in hardware', () => {
     expect(pipelineOf('csi://1?width=1920&height=1080&fps=30')).toBe(
-      'nvarguscamerasrc name=source sensor-id=1 ! video/x-raw(memory:NVMM),width=1920,height=1080,framerate=30/1 ! ' +
-        'nvvidconv ! video/x-raw,format=RGBA ! appsink name=sink sync=false',
+      'nvarguscamerasrc name=source sensor-id=1 ! video/x-raw(memory:NVMM),width=1920,height=1080,framerate=[30/1,1000/1] ! ' +
+        'nvvidconv ! video/x-raw,format=RGBA ! videorate drop-only=true ! video/x-raw,framerate=30/1 ! appsink name=sink sync=false',
     );
   });
 
