@@ -1,5 +1,6 @@
-# Two addons:
+# Three addons:
 #   edge_notify  - sd_notify only; no dependency but libc, always built.
+#   edge_tensor  - frame -> model input tensor; no dependency but libc, always built.
 #   edge_capture - GStreamer appsink capture; built only when the GStreamer dev files are present.
 # `with_gstreamer` defaults to what pkg-config finds; scripts/build-native.mjs passes it explicitly
 # (-Dwith_gstreamer=0|1). The pkg-config calls below sit inside the condition, so gyp never runs
@@ -30,6 +31,13 @@
     {
       'target_name': 'edge_notify',
       'sources': ['src/notify.cc'],
+    },
+    {
+      # Frame -> model input tensor (no dependency but libc). No fused multiply-add: its results
+      # must be the TypeScript reference's bit for bit.
+      'target_name': 'edge_tensor',
+      'sources': ['src/tensor.cc'],
+      'cflags_cc': ['-O3', '-ffp-contract=off'],
     },
   ],
   'conditions': [

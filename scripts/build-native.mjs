@@ -2,8 +2,9 @@
 // Builds the native addons in native/ (run by `npm install` through the "install" script).
 //
 // - GStreamer dev files present (pkg-config gstreamer-app-1.0 gstreamer-video-1.0): build both
-//   edge_capture.node (camera capture) and edge_notify.node (sd_notify).
-// - Missing: build edge_notify.node only and warn, naming the apt packages. The install succeeds:
+//   edge_capture.node (camera capture), edge_notify.node (sd_notify) and edge_tensor.node (frame ->
+//   model input tensor).
+// - Missing: build edge_notify.node and edge_tensor.node only and warn, naming the apt packages. The install succeeds:
 //   the daemon still runs (images:// cameras, systemd notify); using a GStreamer camera then fails
 //   with an error naming the same packages.
 // - CI=true: missing GStreamer dev files or a failed build exit 1, so CI never silently skips.
@@ -63,11 +64,11 @@ function nodedirArgs() {
 function build(withGStreamer) {
   const [cmd, pre] = findNodeGyp();
   const args = [...pre, 'rebuild', `--directory=${nativeDir}`, '--jobs=max', ...nodedirArgs(), '--', `-Dwith_gstreamer=${withGStreamer ? 1 : 0}`];
-  log(`${withGStreamer ? 'building edge_capture + edge_notify' : 'building edge_notify only'}: ${[cmd, ...args].join(' ')}`);
+  log(`${withGStreamer ? 'building edge_capture + edge_notify + edge_tensor' : 'building edge_notify + edge_tensor only'}: ${[cmd, ...args].join(' ')}`);
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env });
   if (r.error) return { ok: false, why: `cannot run node-gyp (${r.error.message})` };
   if (r.status !== 0) return { ok: false, why: `node-gyp exited with ${r.status ?? r.signal}` };
-  const want = withGStreamer ? ['edge_capture', 'edge_notify'] : ['edge_notify'];
+  const want = withGStreamer ? ['edge_capture', 'edge_notify', 'edge_tensor'] : ['edge_notify', 'edge_tensor'];
   const missing = want.filter((n) => !existsSync(join(nativeDir, 'build', 'Release', `${n}.node`)));
   if (missing.length) return { ok: false, why: `node-gyp succeeded but ${missing.join(', ')}.node is missing` };
   return { ok: true };
@@ -93,7 +94,7 @@ if (!gst.ok) {
 
 const r = build(true);
 if (r.ok) {
-  log('done: native/build/Release/edge_capture.node, edge_notify.node');
+  log('done: native/build/Release/edge_capture.node, edge_notify.node, edge_tensor.node');
   process.exit(0);
 }
 if (CI) fail(`the native build failed: ${r.why}`);

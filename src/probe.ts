@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import si from 'systeminformation';
-import { captureAvailable } from './capture/native.js';
+import { captureAvailable, scalerElement } from './capture/native.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { errorMessage } from './errors.js';
 import { readThermal } from './health/device.js';
@@ -17,7 +17,7 @@ import { AUTO_CHAIN, providerLibraryProblem } from './inference/providers.js';
  */
 
 export interface ProbeReport {
-  gstreamer: { capture: boolean; detail: string; version?: string; elements: Record<string, boolean> };
+  gstreamer: { capture: boolean; detail: string; version?: string; elements: Record<string, boolean>; scaler?: 'videoscale' | 'nvvidconv' };
   cameras: { byId: { path: string; device: string }[]; video: string[] };
   onnxruntime: { version?: string; providers: { provider: string; available: boolean; detail?: string }[] };
   gpu: { controllers: { vendor: string; model: string; vramMb?: number }[]; jetson?: string; nvidiaDevices: string[] };
@@ -34,7 +34,7 @@ export interface ProbeOptions {
 }
 
 /** Camera-related GStreamer elements: where they are missing, that kind of camera cannot work. */
-const ELEMENTS = ['v4l2src', 'nvarguscamerasrc', 'rtspsrc', 'filesrc', 'jpegdec', 'avdec_h264', 'nvv4l2decoder', 'videoconvert', 'appsink'];
+const ELEMENTS = ['v4l2src', 'nvarguscamerasrc', 'rtspsrc', 'filesrc', 'jpegdec', 'avdec_h264', 'nvv4l2decoder', 'videoconvert', 'videoscale', 'nvvidconv', 'appsink'];
 
 const run = promisify(execFile);
 
@@ -56,7 +56,8 @@ async function gstreamer(): Promise<ProbeReport['gstreamer']> {
   } catch {
     // gst-inspect-1.0 (gstreamer1.0-tools) is not installed: the element list stays empty.
   }
-  return { capture: cap.ok, detail: cap.ok ? 'the capture addon loads and GStreamer initialises' : cap.reason, ...(version ? { version } : {}), elements };
+  // Which element scales frames to the model's input (nvvidconv: a Jetson's VIC hardware).
+  return { capture: cap.ok, detail: cap.ok ? 'the capture addon loads and GStreamer initialises' : cap.reason, ...(version ? { version } : {}), elements, ...(cap.ok ? { scaler: scalerElement() } : {}) };
 }
 
 function listDir(dir: string): string[] {
@@ -142,6 +143,7 @@ export function formatProbe(r: ProbeReport): string {
   lines.push(`  ${mark(r.gstreamer.capture)}capture: ${r.gstreamer.detail}${r.gstreamer.version ? ` (GStreamer ${r.gstreamer.version})` : ''}`);
   const els = Object.entries(r.gstreamer.elements);
   if (els.length) lines.push(`      elements: ${els.map(([e, ok]) => `${e} ${ok ? 'yes' : 'no'}`).join(', ')}`);
+  if (r.gstreamer.scaler) lines.push(`      frames are scaled to the model by: ${r.gstreamer.scaler}`);
   else lines.push('      elements: unknown (gst-inspect-1.0 is not installed: apt-get install gstreamer1.0-tools)');
   lines.push('Cameras');
   if (!r.cameras.byId.length && !r.cameras.video.length) lines.push('  NO  no camera found under /dev/v4l/by-id or /dev/video*');

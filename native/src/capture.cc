@@ -2,8 +2,10 @@
 //
 // JS API (the TS wrapper src/capture/native.ts validates every argument before calling):
 //   new Capture()
-//   capture.open(pipeline: string, sinkName: string, copy: boolean, pullTimeoutMs: number): void
-//   capture.read(): Promise<frame>
+//   capture.open(pipeline: string, sinkName: string, copy: boolean, pullTimeoutMs: number,
+//                full: { sink: string, valve: string, tee: string } | null): void
+//   capture.read(): Promise<frame>   (frame.full: the full-resolution frame of the same instant, while setFull(true))
+//   capture.setFull(on: boolean): void
 //   capture.close(): void
 //   capture.stats(): { received, delivered, dropped, errors }
 //   probe(elementNames: string[]): { ok, version, error?, missing: string[] }
@@ -242,18 +244,22 @@ Napi::Function Capture::Define(Napi::Env env) {
                          InstanceMethod<&Capture::Guarded<&Capture::Read>>("read"),
                          InstanceMethod<&Capture::Guarded<&Capture::Close>>("close"),
                          InstanceMethod<&Capture::Guarded<&Capture::Stats>>("stats"),
+                         InstanceMethod<&Capture::Guarded<&Capture::SetFull>>("setFull"),
                      });
 }
 
 Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(info) {
-  gst_video_info_init(&info_);
+  gst_video_info_init(&view_.info);
+  gst_video_info_init(&fullView_.info);
 }
 
 Capture::~Capture() {
   // Normally close() (or the env cleanup hook) already did this: while open, the threadsafe
   // function holds a strong reference to this object, so GC cannot get here with a live thread.
   StopNative();
-  if (infoCaps_ != nullptr) gst_caps_unref(infoCaps_);
+  if (view_.caps != nullptr) gst_caps_unref(view_.caps);
+  if (fullView_.caps != nullptr) gst_caps_unref(fullView_.caps);
+  if (teeCaps_ != nullptr) gst_caps_unref(teeCaps_);
 }
 
 Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
@@ -263,6 +269,13 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
   const std::string sinkName = info[1].As<Napi::String>().Utf8Value();
   const bool copy = info[2].As<Napi::Boolean>().Value();
   const int64_t timeoutMs = info[3].As<Napi::Number>().Int64Value();
+  std::string fullSinkName, valveName, teeName;
+  if (info[4].IsObject()) {
+    Napi::Object full = info[4].As<Napi::Object>();
+    fullSinkName = full.Get("sink").As<Napi::String>().Utf8Value();
+    valveName = full.Get("valve").As<Napi::String>().Utf8Value();
+    teeName = full.Get("tee").As<Napi::String>().Utf8Value();
+  }
 
   EnsureGst();
   if (!gInitOk) throw ToJs(env, Simple("GST_INIT", "GStreamer failed to initialise: " + gInitError));
@@ -317,6 +330,43 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
   g_object_set(sinkEl, "max-buffers", 1u, "drop", FALSE, "emit-signals", FALSE, "enable-last-sample", FALSE,
                nullptr);
 
+  // The full-resolution branch: its samples are taken on the streaming thread (a callback), kept
+  // in a small ring, and matched to frames by timestamp.
+  GstElement* fullEl = nullptr;
+  GstElement* valveEl = nullptr;
+  GstPad* teePad = nullptr;
+  if (!fullSinkName.empty()) {
+    fullEl = gst_bin_get_by_name(GST_BIN(pipeline), fullSinkName.c_str());
+    valveEl = gst_bin_get_by_name(GST_BIN(pipeline), valveName.c_str());
+    GstElement* teeEl = gst_bin_get_by_name(GST_BIN(pipeline), teeName.c_str());
+    if (teeEl != nullptr) {
+      teePad = gst_element_get_static_pad(teeEl, "sink");
+      gst_object_unref(teeEl);
+    }
+    if (fullEl == nullptr || !GST_IS_APP_SINK(fullEl) || valveEl == nullptr || teePad == nullptr) {
+      if (fullEl != nullptr) gst_object_unref(fullEl);
+      if (valveEl != nullptr) gst_object_unref(valveEl);
+      if (teePad != nullptr) gst_object_unref(teePad);
+      gst_object_unref(sinkEl);
+      gst_object_unref(pipeline);
+      throw fail(Simple("NO_APPSINK", "the pipeline has no full-resolution branch \"" + teeName + "\" -> valve \"" +
+                                          valveName + "\" -> appsink \"" + fullSinkName + "\""));
+    }
+    g_object_set(fullEl, "max-buffers", 2u, "drop", FALSE, "emit-signals", FALSE, "enable-last-sample", FALSE,
+                 nullptr);
+    GstAppSinkCallbacks cb = {};
+    cb.new_sample = &Capture::FullSampleCb;
+    gst_app_sink_set_callbacks(GST_APP_SINK(fullEl), &cb, this, nullptr);
+    g_object_set(valveEl, "drop", TRUE, nullptr);
+  }
+  fullSink_ = fullEl != nullptr ? GST_APP_SINK(fullEl) : nullptr;
+  valve_ = valveEl;
+  teePad_ = teePad;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fullOn_ = false;
+  }
+
   GstBus* bus = gst_element_get_bus(pipeline);
   if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     ErrorInfo e = Simple("STATE_CHANGE", "the pipeline could not be started");
@@ -329,6 +379,7 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
     gst_element_set_state(pipeline, GST_STATE_NULL);
     gst_object_unref(bus);
     gst_object_unref(sinkEl);
+    ReleaseFull();
     gst_object_unref(pipeline);
     throw fail(e);
   }
@@ -420,6 +471,92 @@ void Capture::PullLoop() {
   }
 }
 
+GstFlowReturn Capture::FullSampleCb(GstAppSink* /*sink*/, gpointer self) {
+  static_cast<Capture*>(self)->OnFullSample();
+  return GST_FLOW_OK;
+}
+
+void Capture::OnFullSample() {
+  GstSample* s = gst_app_sink_try_pull_sample(fullSink_, 0);
+  if (s == nullptr) return;
+  std::lock_guard<std::mutex> lk(mu_);
+  full_.push_back(s);
+  if (full_.size() > kFullRing) {
+    gst_sample_unref(full_.front());
+    full_.erase(full_.begin());
+  }
+  if (readPending_ && latest_ != nullptr) QueueWakeLocked();
+}
+
+namespace {
+GstClockTime PtsOf(GstSample* s) {
+  GstBuffer* b = gst_sample_get_buffer(s);
+  return b != nullptr ? GST_BUFFER_PTS(b) : GST_CLOCK_TIME_NONE;
+}
+}  // namespace
+
+GstSample* Capture::TakeFullLocked(GstSample* frame, bool* wait) {
+  *wait = false;
+  const GstClockTime pts = PtsOf(frame);
+  if (!GST_CLOCK_TIME_IS_VALID(pts)) return nullptr;
+  // Older samples can never match a later frame; a newer one means this frame's twin is gone.
+  while (!full_.empty()) {
+    GstSample* f = full_.front();
+    const GstClockTime fp = PtsOf(f);
+    if (GST_CLOCK_TIME_IS_VALID(fp) && fp >= pts) {
+      if (fp != pts) return nullptr;
+      full_.erase(full_.begin());
+      return f;
+    }
+    gst_sample_unref(f);
+    full_.erase(full_.begin());
+  }
+  *wait = true;  // the slower branch has not delivered it yet
+  return nullptr;
+}
+
+void Capture::ReleaseFull() {
+  if (fullSink_ != nullptr) gst_object_unref(fullSink_);
+  if (valve_ != nullptr) gst_object_unref(valve_);
+  if (teePad_ != nullptr) gst_object_unref(teePad_);
+  fullSink_ = nullptr;
+  valve_ = nullptr;
+  teePad_ = nullptr;
+}
+
+Napi::Value Capture::SetFull(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const bool on = info[0].As<Napi::Boolean>().Value();
+  if (!open_ || valve_ == nullptr) return env.Undefined();
+  g_object_set(valve_, "drop", on ? FALSE : TRUE, nullptr);
+  std::lock_guard<std::mutex> lk(mu_);
+  fullOn_ = on;
+  if (!on) {
+    for (GstSample* f : full_) gst_sample_unref(f);
+    full_.clear();
+    if (readPending_ && latest_ != nullptr) QueueWakeLocked();  // a frame waiting for its twin goes now
+  }
+  return env.Undefined();
+}
+
+void Capture::SourceSize(int* width, int* height) {
+  if (teePad_ != nullptr) {
+    GstCaps* caps = gst_pad_get_current_caps(teePad_);
+    if (caps != nullptr && caps != teeCaps_) {
+      GstVideoInfo vi;
+      gst_video_info_init(&vi);
+      if (gst_video_info_from_caps(&vi, caps)) {
+        sourceWidth_ = GST_VIDEO_INFO_WIDTH(&vi);
+        sourceHeight_ = GST_VIDEO_INFO_HEIGHT(&vi);
+      }
+      gst_caps_replace(&teeCaps_, caps);
+    }
+    if (caps != nullptr) gst_caps_unref(caps);
+  }
+  *width = sourceWidth_;
+  *height = sourceHeight_;
+}
+
 void Capture::QueueWakeLocked() {
   if (wakeQueued_) return;
   if (tsfn_.NonBlockingCall() == napi_ok) wakeQueued_ = true;
@@ -468,6 +605,7 @@ Napi::Value Capture::Read(const Napi::CallbackInfo& info) {
 
 void Capture::Wake(Napi::Env env) {
   GstSample* sample = nullptr;
+  GstSample* full = nullptr;
   uint64_t seq = 0, at = 0;
   ErrorInfo err;
   {
@@ -475,6 +613,11 @@ void Capture::Wake(Napi::Env env) {
     wakeQueued_ = false;
     if (!readPending_) return;
     if (latest_ != nullptr) {
+      if (fullOn_) {
+        bool wait = false;
+        full = TakeFullLocked(latest_, &wait);
+        if (wait && !terminalSet_) return;  // its full-resolution twin is on the way: wake again then
+      }
       sample = latest_;
       latest_ = nullptr;
       seq = latestSeq_;
@@ -496,15 +639,35 @@ void Capture::Wake(Napi::Env env) {
   }
   try {
     Napi::Value out;
-    const bool ok = MakeFrame(env, sample, seq, at, &out);
+    bool ok = MakeFrame(env, &view_, sample, seq, at, &out);
     gst_sample_unref(sample);
+    sample = nullptr;
+    if (ok && teePad_ != nullptr) {
+      int w = 0, h = 0;
+      SourceSize(&w, &h);
+      out.As<Napi::Object>().Set("sourceWidth", w);
+      out.As<Napi::Object>().Set("sourceHeight", h);
+    }
+    if (ok && full != nullptr) {
+      Napi::Value fullOut;
+      ok = MakeFrame(env, &fullView_, full, seq, at, &fullOut);
+      gst_sample_unref(full);
+      full = nullptr;
+      if (ok) {
+        out.As<Napi::Object>().Set("full", fullOut);
+      } else {
+        out = fullOut;
+      }
+    }
+    if (full != nullptr) gst_sample_unref(full);
     if (ok) {
       d->Resolve(out);
     } else {
       d->Reject(out);
     }
   } catch (const Napi::Error& e) {
-    gst_sample_unref(sample);
+    if (sample != nullptr) gst_sample_unref(sample);
+    if (full != nullptr) gst_sample_unref(full);
     d->Reject(e.Value());
   }
 }
@@ -512,7 +675,9 @@ void Capture::Wake(Napi::Env env) {
 // Sets *out to the frame object and returns true, or sets *out to a JS Error and returns false when
 // the sample cannot be turned into a frame (caps that are not raw video, a buffer that cannot be
 // mapped). Such a sample fails only this read(); the stream goes on.
-bool Capture::MakeFrame(Napi::Env env, GstSample* sample, uint64_t seq, uint64_t capturedAtNs, Napi::Value* out) {
+bool Capture::MakeFrame(Napi::Env env, View* view, GstSample* sample, uint64_t seq, uint64_t capturedAtNs,
+                        Napi::Value* out) {
+  GstVideoInfo& info_ = view->info;
   auto failure = [&](ErrorInfo e) -> bool {
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -524,8 +689,8 @@ bool Capture::MakeFrame(Napi::Env env, GstSample* sample, uint64_t seq, uint64_t
 
   GstCaps* caps = gst_sample_get_caps(sample);
   if (caps == nullptr) return failure(Simple("UNSUPPORTED_CAPS", "a sample arrived without caps"));
-  if (caps != infoCaps_) {
-    if (infoCaps_ == nullptr || !gst_caps_is_equal(caps, infoCaps_)) {
+  if (caps != view->caps) {
+    if (view->caps == nullptr || !gst_caps_is_equal(caps, view->caps)) {
       GstVideoInfo vi;
       gst_video_info_init(&vi);
       if (!gst_video_info_from_caps(&vi, caps)) {
@@ -536,7 +701,7 @@ bool Capture::MakeFrame(Napi::Env env, GstSample* sample, uint64_t seq, uint64_t
       }
       info_ = vi;
     }
-    gst_caps_replace(&infoCaps_, caps);
+    gst_caps_replace(&view->caps, caps);
   }
   GstBuffer* buf = gst_sample_get_buffer(sample);
   if (buf == nullptr) return failure(Simple("MAP", "a sample arrived without a buffer"));
@@ -570,11 +735,11 @@ bool Capture::MakeFrame(Napi::Env env, GstSample* sample, uint64_t seq, uint64_t
     }
     const size_t size = GST_VIDEO_INFO_SIZE(&info_);
     if (copy_) {  // one reused buffer: valid until the next read() settles
-      if (reuse_.IsEmpty() || reuseSize_ != size) {
-        reuse_ = Napi::Reference<Napi::Buffer<uint8_t>>::New(Napi::Buffer<uint8_t>::New(env, size), 1);
-        reuseSize_ = size;
+      if (view->reuse.IsEmpty() || view->reuseSize != size) {
+        view->reuse = Napi::Reference<Napi::Buffer<uint8_t>>::New(Napi::Buffer<uint8_t>::New(env, size), 1);
+        view->reuseSize = size;
       }
-      data = reuse_.Value();
+      data = view->reuse.Value();
     } else {  // zero-copy was asked for but the buffer spans several memories: a fresh copy
       data = Napi::Buffer<uint8_t>::New(env, size);
     }
@@ -645,6 +810,7 @@ void Capture::StopNative() {
   if (thread_.joinable()) thread_.join();
   gst_object_unref(sink_);
   gst_object_unref(bus_);
+  ReleaseFull();
   gst_object_unref(pipeline_);
   sink_ = nullptr;
   bus_ = nullptr;
@@ -654,6 +820,9 @@ void Capture::StopNative() {
     gst_sample_unref(latest_);
     latest_ = nullptr;
   }
+  for (GstSample* f : full_) gst_sample_unref(f);
+  full_.clear();
+  fullOn_ = false;
 }
 
 void Capture::CleanupHook(void* arg) {

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace edge {
 
@@ -49,19 +50,37 @@ class Capture : public Napi::ObjectWrap<Capture> {
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value SetFull(const Napi::CallbackInfo& info);
 
   void PullLoop();                       // the pull thread
   void StopNative();                     // stop the thread, free GStreamer objects; no JS; idempotent
   void Wake(Napi::Env env);              // settle the pending read if there is something to settle
   void QueueWakeLocked();                // mu_ held: ask the JS thread to run Wake() (once)
   void SetTerminalLocked(ErrorInfo err);  // mu_ held: the stream is over (error or EOS)
-  bool MakeFrame(Napi::Env env, GstSample* sample, uint64_t seq, uint64_t capturedAtNs, Napi::Value* out);
+  // What a sink's frames look like, and the buffer copy mode reuses for them (one per sink).
+  struct View {
+    GstCaps* caps = nullptr;  // caps `info` was parsed from (ref held)
+    GstVideoInfo info;
+    Napi::Reference<Napi::Buffer<uint8_t>> reuse;
+    size_t reuseSize = 0;
+  };
+  bool MakeFrame(Napi::Env env, View* view, GstSample* sample, uint64_t seq, uint64_t capturedAtNs, Napi::Value* out);
+  void OnFullSample();                   // a streaming thread: the full-resolution sink has a sample
+  static GstFlowReturn FullSampleCb(GstAppSink* sink, gpointer self);
+  GstSample* TakeFullLocked(GstSample* frame, bool* wait);  // mu_ held: the full sample matching `frame`
+  void SourceSize(int* width, int* height);
+  void ReleaseFull();  // unref the full-resolution branch's elements (JS thread, pull thread stopped)  // JS thread: the caps entering the tee (the camera's size)
   static void CleanupHook(void* arg);    // env teardown (worker exit, process exit) without close()
 
   // Owned while open; touched by the JS thread only in Open/StopNative (the pull thread is not
   // running then) and by the pull thread in between.
   GstElement* pipeline_ = nullptr;
   GstAppSink* sink_ = nullptr;
+  // The optional full-resolution branch: an appsink, the valve that opens it, and the tee whose
+  // input caps are the camera's own size.
+  GstAppSink* fullSink_ = nullptr;
+  GstElement* valve_ = nullptr;
+  GstPad* teePad_ = nullptr;
   GstBus* bus_ = nullptr;
   std::thread thread_;
   std::mutex lifeMu_;  // serialises StopNative (JS thread vs. the exit() safety net)
@@ -75,16 +94,20 @@ class Capture : public Napi::ObjectWrap<Capture> {
   napi_env env_ = nullptr;  // for the cleanup hook registration
   Tsfn tsfn_;
   std::unique_ptr<Napi::Promise::Deferred> deferred_;  // the pending read
-  Napi::Reference<Napi::Buffer<uint8_t>> reuse_;       // copy mode: the buffer every read copies into
-  size_t reuseSize_ = 0;
-  GstCaps* infoCaps_ = nullptr;  // caps `info_` was parsed from (ref held)
-  GstVideoInfo info_;
+  View view_;      // the main sink's frames
+  View fullView_;  // the full-resolution sink's frames
+  GstCaps* teeCaps_ = nullptr;  // last caps seen entering the tee (ref held)
+  int sourceWidth_ = 0, sourceHeight_ = 0;
 
   // Shared between the pull thread and the JS thread.
   std::mutex mu_;
   GstSample* latest_ = nullptr;  // newest sample nobody has read yet (ref held)
   uint64_t latestSeq_ = 0;
   uint64_t latestAtNs_ = 0;
+  // Full-resolution samples not yet matched to a frame, oldest first (at most kFullRing).
+  static constexpr size_t kFullRing = 4;
+  std::vector<GstSample*> full_;
+  bool fullOn_ = false;  // the valve is open: frames wait for their full-resolution twin
   bool readPending_ = false;  // a read() waits for latest_ or terminal_
   bool wakeQueued_ = false;   // a CallJs is queued; don't queue another
   bool terminalSet_ = false;

@@ -20,6 +20,17 @@ export interface Frame {
   capturedAtMs: number;
   /** What the frame shows, when the source knows (an image file name). */
   name?: string;
+  /**
+   * Set when the capture pipeline scaled the camera's frames (to the model's input): the camera's
+   * own size. Results are in these coordinates (full-resolution pixels), whatever size `data` has.
+   */
+  sourceWidth?: number;
+  sourceHeight?: number;
+  /**
+   * The full-resolution frame of the same instant, while the camera was asked for it
+   * (`Camera.wantFull`): snapshots, crops for a second model. Valid as long as `data`.
+   */
+  full?: Frame;
 }
 
 export const channelsOf = (f: PixelFormat): number => (f === 'GRAY8' ? 1 : f === 'RGB' || f === 'BGR' ? 3 : 4);
@@ -58,4 +69,6 @@ export interface Camera {
   read(): Promise<Frame>;
   stop(): Promise<void>;
   status(): CameraStatus;
+  /** Ask for (or stop asking for) `Frame.full` on the frames read from now on; sources without a scaled pipeline ignore it. */
+  wantFull?(on: boolean): void;
 }

@@ -3,8 +3,8 @@ import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { ReconnectConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Camera, CameraState, CameraStatus, Frame, PixelFormat } from './frame.js';
-import { NativeCapture, type NativeFrame } from './native.js';
-import { type EosPolicy, SINK_NAME } from './uri.js';
+import { NativeCapture, type NativeFrame, scalerElement } from './native.js';
+import { type EosPolicy, FULL_BRANCH, type ScaleTarget, SINK_NAME, type SplitSource, scaledPipeline } from './uri.js';
 
 /**
  * A Camera over one GStreamer pipeline (the native addon), that reconnects by itself.
@@ -23,6 +23,13 @@ export interface GstCameraOptions {
   name: string;
   /** Pipeline ending in `appsink name=sink` (src/capture/uri.ts builds it). */
   pipeline: string;
+  /** The same source, split for scaling to a model (src/capture/uri.ts scaledPipeline). */
+  split?: SplitSource;
+  /**
+   * What to scale to, asked at each (re)open: the model's input. Undefined: frames at the camera's
+   * own size, as `pipeline` says.
+   */
+  target?: () => ScaleTarget | undefined;
   /** The URI as shown in logs and /status (password redacted). */
   display: string;
   onEos: EosPolicy;
@@ -66,6 +73,9 @@ export class GstCamera implements Camera {
   private retryTimer: Timer | undefined;
   private waiters: (() => void)[] = [];
   private reading = false;
+  /** Full-resolution frames asked for (wantFull), and whether the open pipeline has that branch. */
+  private fullWanted = false;
+  private hasFull = false;
   private errorsSeen = 0;
   private lastLogged: { message: string; repeats: number } | undefined;
   /** Monotonic. */
@@ -106,6 +116,16 @@ export class GstCamera implements Camera {
     } finally {
       this.reading = false;
     }
+  }
+
+  /**
+   * Whether frames should carry their full-resolution twin (`Frame.full`): snapshots while someone
+   * looks, crops for a second model. Only a scaled pipeline has them; cheap to call every frame.
+   */
+  wantFull(on: boolean): void {
+    if (on === this.fullWanted) return;
+    this.fullWanted = on;
+    if (this.open && this.hasFull) this.cap.setFull(on);
   }
 
   status(): CameraStatus {
@@ -173,8 +193,15 @@ export class GstCamera implements Camera {
     this.setState('connecting');
     delete this.st.retryAtMs;
     this.framesThisOpen = 0;
+    const target = this.opts.split ? this.opts.target?.() : undefined;
+    this.hasFull = target !== undefined;
     try {
-      this.cap.open(this.opts.pipeline, { sinkName: SINK_NAME });
+      if (target && this.opts.split) {
+        this.cap.open(scaledPipeline(this.opts.split, target, scalerElement()), { sinkName: SINK_NAME, full: { ...FULL_BRANCH } });
+        if (this.fullWanted) this.cap.setFull(true);
+      } else {
+        this.cap.open(this.opts.pipeline, { sinkName: SINK_NAME });
+      }
     } catch (err) {
       this.fail(err);
       return;
@@ -280,7 +307,7 @@ export class GstCamera implements Camera {
       );
       return undefined;
     }
-    return {
+    const frame: Frame = {
       camera: this.name,
       seq: nf.seq,
       width: nf.width,
@@ -292,5 +319,15 @@ export class GstCamera implements Camera {
       data: new Uint8Array(nf.data.buffer, nf.data.byteOffset, nf.data.byteLength),
       capturedAtMs: Math.round(this.epochMinusMonoMs + nf.capturedAtNs / 1e6),
     };
+    if (nf.sourceWidth && nf.sourceHeight && (nf.sourceWidth !== nf.width || nf.sourceHeight !== nf.height)) {
+      frame.sourceWidth = nf.sourceWidth;
+      frame.sourceHeight = nf.sourceHeight;
+    }
+    if (nf.full) {
+      const full = this.toFrame(nf.full);
+      if (!full) return undefined;
+      frame.full = full;
+    }
+    return frame;
   }
 }

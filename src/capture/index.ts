@@ -4,7 +4,7 @@ import type { Camera, CameraState } from './frame.js';
 import type { Clock } from '../clock.js';
 import { GstCamera } from './gst-camera.js';
 import { ImagesCamera } from './images.js';
-import { cameraSource } from './uri.js';
+import { cameraSource, type ScaleTarget } from './uri.js';
 
 export interface CameraDeps {
   /** Where the camera reports failures and recoveries. */
@@ -13,6 +13,8 @@ export interface CameraDeps {
   random?: () => number;
   /** Every state change of the camera (connecting, streaming, backoff, stopped). */
   onState?: (state: CameraState) => void;
+  /** What GStreamer should scale frames to (the model's input), asked at each open. */
+  target?: () => ScaleTarget | undefined;
 }
 
 /**
@@ -23,5 +25,5 @@ export interface CameraDeps {
 export function createCamera(name: string, cfg: CameraConfig, deps: CameraDeps = {}): Camera {
   const src = cameraSource(name, cfg);
   if (src.kind === 'images') return new ImagesCamera({ name, dir: src.dir, fps: src.fps, clock: deps.clock, onState: deps.onState });
-  return new GstCamera({ name, pipeline: src.pipeline, display: src.display, onEos: src.onEos, hint: src.hint, reconnect: cfg.reconnect, ...deps });
+  return new GstCamera({ name, pipeline: src.pipeline, split: src.split, display: src.display, onEos: src.onEos, hint: src.hint, reconnect: cfg.reconnect, ...deps });
 }

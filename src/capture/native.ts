@@ -148,7 +148,8 @@ function captureSite(fn: Function): { stack?: string } {
 // Loading
 
 interface NativeCaptureHandle {
-  open(pipeline: string, sinkName: string, copy: boolean, pullTimeoutMs: number): void;
+  open(pipeline: string, sinkName: string, copy: boolean, pullTimeoutMs: number, full: FullBranch | null): void;
+  setFull(on: boolean): void;
   read(): Promise<NativeFrame>;
   close(): void;
   stats(): CaptureStats;
@@ -160,6 +161,18 @@ interface CaptureAddon {
 }
 
 let captureAddon: Loaded<CaptureAddon> | undefined;
+let scaler: 'videoscale' | 'nvvidconv' | undefined;
+
+/**
+ * The element that scales frames to the model: nvvidconv (a Jetson's VIC hardware) when GStreamer
+ * has it, else videoscale. Asked once; `edge-inferd probe` shows the answer.
+ */
+export function scalerElement(): 'videoscale' | 'nvvidconv' {
+  if (scaler) return scaler;
+  const loaded = getCaptureAddon();
+  scaler = loaded.ok && loaded.addon.probe(['nvvidconv']).missing.length === 0 ? 'nvvidconv' : 'videoscale';
+  return scaler;
+}
 let availability: { ok: true } | { ok: false; reason: string } | undefined;
 
 function getCaptureAddon(): Loaded<CaptureAddon> {
@@ -225,6 +238,22 @@ export interface NativeFrame {
   ptsNs: number | null;
   /** When the pull thread got the frame: CLOCK_MONOTONIC ns, the clock of process.hrtime.bigint(). */
   capturedAtNs: number;
+  /** With a full-resolution branch: the size of the frames entering its tee (the camera's own size). */
+  sourceWidth?: number;
+  sourceHeight?: number;
+  /** While setFull(true): the full-resolution frame of the same instant (same timestamp), its own reused buffer. */
+  full?: NativeFrame;
+}
+
+/**
+ * Elements of a pipeline's full-resolution branch: `tee name=<tee>` before the scaling, and on its
+ * second output `valve name=<valve> drop=true ! ... ! appsink name=<sink>`. The valve stays closed
+ * (nothing converted) until setFull(true).
+ */
+export interface FullBranch {
+  sink: string;
+  valve: string;
+  tee: string;
 }
 
 export interface CaptureStats {
@@ -245,12 +274,14 @@ export interface CaptureOptions {
   pullTimeoutMs?: number;
   /** Name of the appsink to pull from (default 'sink': end the pipeline with `appsink name=sink`). */
   sinkName?: string;
+  /** The pipeline's full-resolution branch, if it has one. */
+  full?: FullBranch;
 }
 
 export const DEFAULT_SINK_NAME = 'sink';
 const SINK_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
-function validateOpen(pipeline: unknown, opts: unknown): { pipeline: string; copy: boolean; timeout: number; sink: string } {
+function validateOpen(pipeline: unknown, opts: unknown): { pipeline: string; copy: boolean; timeout: number; sink: string; full: FullBranch | null } {
   if (typeof pipeline !== 'string' || pipeline.trim() === '') {
     throw new CaptureError('BAD_OPTIONS', 'pipeline: expected a non-empty string');
   }
@@ -258,8 +289,8 @@ function validateOpen(pipeline: unknown, opts: unknown): { pipeline: string; cop
   if (opts === null || typeof opts !== 'object') throw new CaptureError('BAD_OPTIONS', 'options: expected an object');
   const o = opts as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (key !== 'copy' && key !== 'pullTimeoutMs' && key !== 'sinkName') {
-      throw new CaptureError('BAD_OPTIONS', `options.${key}: unknown option (known: copy, pullTimeoutMs, sinkName)`);
+    if (key !== 'copy' && key !== 'pullTimeoutMs' && key !== 'sinkName' && key !== 'full') {
+      throw new CaptureError('BAD_OPTIONS', `options.${key}: unknown option (known: copy, pullTimeoutMs, sinkName, full)`);
     }
   }
   const copy = o.copy ?? true;
@@ -272,7 +303,18 @@ function validateOpen(pipeline: unknown, opts: unknown): { pipeline: string; cop
   if (typeof sink !== 'string' || !SINK_NAME_RE.test(sink)) {
     throw new CaptureError('BAD_OPTIONS', 'options.sinkName: expected an element name like "sink"');
   }
-  return { pipeline, copy, timeout, sink };
+  let full: FullBranch | null = null;
+  if (o.full !== undefined) {
+    const f = o.full as Record<string, unknown> | null;
+    if (f === null || typeof f !== 'object') throw new CaptureError('BAD_OPTIONS', 'options.full: expected { sink, valve, tee }');
+    for (const k of ['sink', 'valve', 'tee'] as const) {
+      if (typeof f[k] !== 'string' || !SINK_NAME_RE.test(f[k] as string)) {
+        throw new CaptureError('BAD_OPTIONS', `options.full.${k}: expected an element name like "full"`);
+      }
+    }
+    full = { sink: f.sink as string, valve: f.valve as string, tee: f.tee as string };
+  }
+  return { pipeline, copy, timeout, sink, full };
 }
 
 /**
@@ -307,7 +349,7 @@ export class NativeCapture {
       this.#handle = new loaded.addon.Capture();
     }
     try {
-      this.#handle.open(v.pipeline, v.sink, v.copy, v.timeout);
+      this.#handle.open(v.pipeline, v.sink, v.copy, v.timeout, v.full);
     } catch (raw) {
       throw fromNative(raw, site);
     }
@@ -342,6 +384,16 @@ export class NativeCapture {
   close(): void {
     this.#open = false;
     this.#handle?.close();
+  }
+
+  /**
+   * Opens (true) or closes the full-resolution branch's valve. While open, each frame read carries
+   * `full`, its full-resolution twin (a read waits for it); closed, nothing is converted there.
+   * No effect without a full branch or while closed.
+   */
+  setFull(on: boolean): void {
+    if (typeof on !== 'boolean') throw new CaptureError('BAD_OPTIONS', 'setFull: expected a boolean');
+    if (this.#open) this.#handle?.setFull(on);
   }
 
   get isOpen(): boolean {

@@ -25,7 +25,39 @@ export type EosPolicy = 'stop' | 'restart' | 'reconnect';
 
 export type CameraSource =
   | { kind: 'images'; dir: string; fps: number; display: string }
-  | { kind: Exclude<CameraUri['kind'], 'images'>; pipeline: string; onEos: EosPolicy; display: string; hint?: string };
+  | {
+      kind: Exclude<CameraUri['kind'], 'images'>;
+      /** The pipeline at the camera's own size (no model to scale to). */
+      pipeline: string;
+      /**
+       * The same source scaled for a model (see scaledPipeline); absent for gst:// (the expert's
+       * pipeline is used as written) and csi:// (Argus scales in hardware already).
+       */
+      split?: SplitSource;
+      onEos: EosPolicy;
+      display: string;
+      hint?: string;
+    };
+
+/** A source pipeline cut where the model branch and the full-resolution branch part. */
+export interface SplitSource {
+  /** Everything up to the tee: the source, its caps, the user's own scaling and the rate cap. */
+  head: string;
+  sync: boolean;
+}
+
+/** What the capture pipeline scales frames to: the model's input and its resize mode. */
+export interface ScaleTarget {
+  width: number;
+  height: number;
+  resize: 'stretch' | 'letterbox' | 'center-crop';
+}
+
+/** The element that scales: GStreamer's own, or a Jetson's VIC hardware through nvvidconv. */
+export type Scaler = 'videoscale' | 'nvvidconv';
+
+/** Names of the full-resolution branch's elements (src/capture/native.ts FullBranch). */
+export const FULL_BRANCH = { sink: 'full', valve: 'fullvalve', tee: 'split' } as const;
 
 const V4L2_RAW: Record<Exclude<V4l2Format, 'auto' | 'mjpeg'>, string> = { yuyv: 'YUY2', nv12: 'NV12', i420: 'I420', gray8: 'GRAY8' };
 
@@ -63,17 +95,55 @@ function capsFields(o: CameraUriOptions, withRate: boolean): string {
 }
 
 /**
- * The common end of a pipeline: cap the rate (dropping, never duplicating), scale while still in
- * the source's pixel format (cheaper than after conversion), convert to RGB, hand to the appsink.
+ * A source pipeline up to where it goes on at full resolution (`head`: cap the rate, dropping and
+ * never duplicating; the user's own scaling, in the source's pixel format, cheaper than after
+ * conversion), and that pipeline ended as today: converted to RGB into the appsink.
  */
-function tail(o: { scale?: CameraUriOptions; rate?: number; sync: boolean }): string {
-  const parts: string[] = [];
+function splittable(source: string, o: { scale?: CameraUriOptions; rate?: number; sync: boolean }): { pipeline: string; split: SplitSource } {
+  const parts = [source];
   if (o.rate !== undefined) parts.push(`videorate drop-only=true`, `video/x-raw,framerate=${fpsFraction(o.rate)}`);
   if (o.scale?.width !== undefined && o.scale.height !== undefined) {
     parts.push('videoscale', `video/x-raw,width=${o.scale.width},height=${o.scale.height},pixel-aspect-ratio=1/1`);
   }
-  parts.push('videoconvert', 'video/x-raw,format=RGB', `appsink name=${SINK_NAME} sync=${o.sync}`);
-  return parts.join(' ! ');
+  const head = parts.join(' ! ');
+  return { pipeline: `${head} ! videoconvert ! video/x-raw,format=RGB ! appsink name=${SINK_NAME} sync=${o.sync}`, split: { head, sync: o.sync } };
+}
+
+/**
+ * The model's caps after the scaler: stretch fills the input exactly; letterbox fits inside it
+ * keeping the aspect ratio (GStreamer picks the largest size within the ranges with square pixels;
+ * preprocessing pads the rest with the model's pad value); center-crop scales the height to the
+ * input's (landscape cameras then cover the input; preprocessing crops the middle).
+ */
+function modelCaps(t: ScaleTarget): string {
+  if (t.resize === 'stretch') return `width=${t.width},height=${t.height}`;
+  if (t.resize === 'letterbox') return `width=[1,${t.width}],height=[1,${t.height}],pixel-aspect-ratio=1/1`;
+  return `height=${t.height},pixel-aspect-ratio=1/1`;
+}
+
+/**
+ * The source split by a tee: one branch scaled to the model's input before the conversion to RGB
+ * (a 224x224 model converts 50 k pixels per frame instead of the camera's 300 k), into
+ * `appsink name=sink`; the other at full resolution behind a closed valve, into `appsink name=full`,
+ * opened only while full frames are wanted (snapshots, crops). Both branches see the same buffers,
+ * so the addon pairs them by timestamp. The full sink does not preroll (async=false): with its valve
+ * closed it never gets a buffer.
+ *
+ * With nvvidconv (a Jetson), the VIC hardware scales and converts to RGBA in one step.
+ */
+export function scaledPipeline(split: SplitSource, target: ScaleTarget, scaler: Scaler = 'videoscale'): string {
+  const { sink, valve, tee } = FULL_BRANCH;
+  const sync = `sync=${split.sync}`;
+  const model =
+    scaler === 'nvvidconv'
+      ? `nvvidconv ! video/x-raw,format=RGBA,${modelCaps(target)}`
+      : `videoscale add-borders=false ! video/x-raw,${modelCaps(target)} ! videoconvert ! video/x-raw,format=RGB`;
+  const full = scaler === 'nvvidconv' ? 'nvvidconv ! video/x-raw,format=RGBA' : 'videoconvert ! video/x-raw,format=RGB';
+  return (
+    `${split.head} ! tee name=${tee} ` +
+    `${tee}. ! queue max-size-buffers=2 ! ${model} ! appsink name=${SINK_NAME} ${sync} ` +
+    `${tee}. ! valve name=${valve} drop=true ! queue max-size-buffers=2 ! ${full} ! appsink name=${sink} ${sync} async=false`
+  );
 }
 
 /**
@@ -106,16 +176,14 @@ function sourceOf(u: CameraUri): CameraSource {
       const fps = o.fps ?? TEST_DEFAULTS.fps;
       const color = u.pattern === 'solid-color' ? ` foreground-color=0x${(o.color ?? 0xff000000).toString(16).padStart(8, '0')}` : '';
       // RGB straight from the source: solid colours arrive exactly as asked for.
-      const pipeline =
-        `videotestsrc name=${SOURCE_NAME} is-live=true pattern=${u.pattern}${color} ! ` +
-        `video/x-raw,format=RGB,width=${w},height=${h},framerate=${fpsFraction(fps)} ! ${tail({ sync: false })}`;
-      return { kind: 'test', pipeline, onEos: 'reconnect', display: u.display };
+      const head = `videotestsrc name=${SOURCE_NAME} is-live=true pattern=${u.pattern}${color} ! video/x-raw,format=RGB,width=${w},height=${h},framerate=${fpsFraction(fps)}`;
+      return { kind: 'test', ...splittable(head, { sync: false }), onEos: 'reconnect', display: u.display };
     }
     case 'file': {
       const o = u.opts;
       // sync=true: a file plays at its own frame rate, like a camera would deliver it.
-      const pipeline = `uridecodebin name=${SOURCE_NAME} uri=${quote(u.fileUri)} ! ${tail({ scale: o, rate: o.fps, sync: true })}`;
-      return { kind: 'file', pipeline, onEos: o.loop ? 'restart' : 'stop', display: u.display };
+      const built = splittable(`uridecodebin name=${SOURCE_NAME} uri=${quote(u.fileUri)}`, { scale: o, rate: o.fps, sync: true });
+      return { kind: 'file', ...built, onEos: o.loop ? 'restart' : 'stop', display: u.display };
     }
     case 'v4l2': {
       const o = u.opts;
@@ -125,8 +193,8 @@ function sourceOf(u: CameraUri): CameraSource {
       if (format === 'mjpeg') head = `image/jpeg${fields} ! jpegdec`;
       else if (format === 'auto') head = `${fields ? `video/x-raw${fields};image/jpeg${fields} ! ` : ''}decodebin`;
       else head = `video/x-raw,format=${V4L2_RAW[format]}${fields}`;
-      const pipeline = `v4l2src name=${SOURCE_NAME} device=${quote(u.device)} ! ${head} ! ${tail({ rate: o.fps, sync: false })}`;
-      return { kind: 'v4l2', pipeline, onEos: 'reconnect', display: u.display };
+      const built = splittable(`v4l2src name=${SOURCE_NAME} device=${quote(u.device)} ! ${head}`, { rate: o.fps, sync: false });
+      return { kind: 'v4l2', ...built, onEos: 'reconnect', display: u.display };
     }
     case 'csi': {
       // Argus delivers NVMM (GPU) memory; nvvidconv converts to RGBA in hardware on the way out.
@@ -140,10 +208,11 @@ function sourceOf(u: CameraUri): CameraSource {
       const o = u.opts;
       const protocols = o.transport === 'tcp' ? ' protocols=tcp' : o.transport === 'udp' ? ' protocols=udp' : '';
       // drop-on-latency: a late packet is dropped rather than delaying every frame after it.
-      const pipeline =
-        `rtspsrc name=${SOURCE_NAME} location=${quote(u.location)} latency=${o.latencyMs ?? RTSP_DEFAULT_LATENCY_MS}${protocols} drop-on-latency=true ! ` +
-        `decodebin ! ${tail({ scale: o, rate: o.fps, sync: false })}`;
-      return { kind: 'rtsp', pipeline, onEos: 'reconnect', display: u.display };
+      const built = splittable(
+        `rtspsrc name=${SOURCE_NAME} location=${quote(u.location)} latency=${o.latencyMs ?? RTSP_DEFAULT_LATENCY_MS}${protocols} drop-on-latency=true ! decodebin`,
+        { scale: o, rate: o.fps, sync: false },
+      );
+      return { kind: 'rtsp', ...built, onEos: 'reconnect', display: u.display };
     }
   }
 }

@@ -8,7 +8,7 @@ export const inputSchema = z.strictObject({
   width: z.int().min(1).max(8192),
   height: z.int().min(1).max(8192),
   colour: z.enum(['RGB', 'BGR']).default('RGB'),
-  dtype: z.enum(['float32', 'uint8']).default('float32'),
+  dtype: z.enum(['float32', 'float16', 'uint8']).default('float32'),
   /** Applied first: x = pixel * scale; then (x - mean) / std per channel. */
   scale: z.number().positive().default(1 / 255),
   mean: z.tuple([z.number(), z.number(), z.number()]).default([0, 0, 0]),

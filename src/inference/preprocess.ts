@@ -5,6 +5,11 @@ import type { InputSpec } from './manifest.js';
  * Frame -> model input tensor in one pass: bilinear resize (stretch | letterbox | center-crop),
  * colour order, scale/mean/std and layout. Output arrays and the per-column sampling tables are
  * reused between frames of the same size, so the steady state allocates nothing.
+ *
+ * This is the reference: the daemon writes tensors with the native edge_tensor addon
+ * (src/inference/tensorize.ts), which uses the same sampling tables and the same arithmetic and is
+ * tested against this on every layout and dtype. TF.js models and machines without the addon use
+ * this one.
  */
 
 /** Maps model-input pixels back to source pixels: src = (dst - offset) / scale. */
@@ -17,14 +22,17 @@ export interface Geometry {
   srcHeight: number;
 }
 
+/** A tensor's elements: float16 travels as its IEEE bits. */
+export type TensorData = Float32Array | Uint16Array | Uint8Array;
+
 export interface Preprocessed {
-  data: Float32Array | Uint8Array;
+  data: TensorData;
   dims: number[];
   geometry: Geometry;
 }
 
 /** YOLO-style grey for letterbox padding. */
-const PAD = 114;
+export const PAD = 114;
 
 export function geometryFor(spec: Pick<InputSpec, 'width' | 'height' | 'resize'>, srcW: number, srcH: number): Geometry {
   const { width: W, height: H } = spec;
@@ -33,12 +41,23 @@ export function geometryFor(spec: Pick<InputSpec, 'width' | 'height' | 'resize'>
   return { scaleX: s, scaleY: s, offsetX: (W - srcW * s) / 2, offsetY: (H - srcH * s) / 2, srcWidth: srcW, srcHeight: srcH };
 }
 
+/**
+ * The geometry in the camera's full-resolution pixels: a frame that capture scaled (Frame.sourceWidth)
+ * was sampled at its own size, and its coordinates stretch back to the source's.
+ */
+export function toSourceGeometry(g: Geometry, frame: Pick<Frame, 'width' | 'height' | 'sourceWidth' | 'sourceHeight'>): Geometry {
+  if (!frame.sourceWidth || !frame.sourceHeight) return g;
+  const sx = frame.width / frame.sourceWidth;
+  const sy = frame.height / frame.sourceHeight;
+  return { scaleX: g.scaleX * sx, scaleY: g.scaleY * sy, offsetX: g.offsetX, offsetY: g.offsetY, srcWidth: frame.sourceWidth, srcHeight: frame.sourceHeight };
+}
+
 /** Model-input box (x, y, w, h) -> source pixels. */
 export function toSource(g: Geometry, x: number, y: number, w: number, h: number): [number, number, number, number] {
   return [(x - g.offsetX) / g.scaleX, (y - g.offsetY) / g.scaleY, w / g.scaleX, h / g.scaleY];
 }
 
-interface Axis {
+export interface Axis {
   i0: Int32Array;
   i1: Int32Array;
   w1: Float32Array;
@@ -47,7 +66,7 @@ interface Axis {
   hi: number;
 }
 
-function axis(dst: number, src: number, scale: number, offset: number, bytesPerStep: number): Axis {
+export function axis(dst: number, src: number, scale: number, offset: number, bytesPerStep: number): Axis {
   const a: Axis = { i0: new Int32Array(dst), i1: new Int32Array(dst), w1: new Float32Array(dst), lo: dst, hi: 0 };
   for (let d = 0; d < dst; d++) {
     const s = (d + 0.5 - offset) / scale - 0.5;
@@ -67,14 +86,56 @@ function axis(dst: number, src: number, scale: number, offset: number, bytesPerS
 }
 
 /** Which source byte holds each model channel (R,G,B or B,G,R order). */
-function channelMap(format: Frame['format'], colour: InputSpec['colour']): [number, number, number] {
+export function channelMap(format: Frame['format'], colour: InputSpec['colour']): [number, number, number] {
   const rgb: [number, number, number] = format === 'BGR' || format === 'BGRA' ? [2, 1, 0] : format === 'GRAY8' ? [0, 0, 0] : [0, 1, 2];
   return colour === 'RGB' ? rgb : [rgb[2], rgb[1], rgb[0]];
 }
 
+/** out = v * mul + add per channel: (v * scale - mean) / std for float, v + 0.5 (rounding) for uint8. */
+export function affineOf(spec: InputSpec): { mul: Float32Array; add: Float32Array } {
+  if (spec.dtype === 'uint8') return { mul: Float32Array.of(1, 1, 1), add: Float32Array.of(0.5, 0.5, 0.5) };
+  return { mul: Float32Array.from(spec.std, (s) => spec.scale / s), add: Float32Array.from(spec.mean, (m, i) => -m / spec.std[i]) };
+}
+
+/** Whether the x axis samples whole source pixels one after another (scale 1): no blend needed. */
+export function unitAxis(a: Axis, bpp: number): boolean {
+  for (let x = a.lo; x < a.hi; x++) if (a.w1[x] !== 0 || (x > a.lo && a.i0[x] - a.i0[x - 1] !== bpp)) return false;
+  return true;
+}
+
+/** IEEE binary32 -> binary16 bits, round to nearest even (native/src/tensor.cc HalfOf is the same function). */
+export function f16bits(f: number): number {
+  F32[0] = f;
+  const x = U32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+
 export class Preprocessor {
   private readonly spec: InputSpec;
+  /** float16: the float32 values, converted into `half` at the end. */
   private readonly out: Float32Array | Uint8Array;
+  private readonly half?: Uint16Array;
   private key = '';
   private ax!: Axis;
   private ay!: Axis;
@@ -91,10 +152,10 @@ export class Preprocessor {
   constructor(spec: InputSpec) {
     this.spec = spec;
     const n = spec.width * spec.height * 3;
-    const float = spec.dtype === 'float32';
+    const float = spec.dtype !== 'uint8';
     this.out = float ? new Float32Array(n) : new Uint8Array(n);
-    this.mul = float ? Float32Array.from(spec.std, (s) => spec.scale / s) : Float32Array.of(1, 1, 1);
-    this.add = float ? Float32Array.from(spec.mean, (m, i) => -m / spec.std[i]) : Float32Array.of(0.5, 0.5, 0.5);
+    if (spec.dtype === 'float16') this.half = new Uint16Array(n);
+    ({ mul: this.mul, add: this.add } = affineOf(spec));
     this.lut = float ? new Float32Array(768) : new Uint8Array(768);
   }
 
@@ -110,9 +171,7 @@ export class Preprocessor {
     this.ax = axis(W, frame.width, this.geometry.scaleX, this.geometry.offsetX, channelsOf(frame.format));
     this.ay = axis(H, frame.height, this.geometry.scaleY, this.geometry.offsetY, frame.stride);
     this.bpp = channelsOf(frame.format);
-    const { i0, w1, lo, hi } = this.ax;
-    this.unitX = true;
-    for (let x = lo; x < hi; x++) if (w1[x] !== 0 || (x > lo && i0[x] - i0[x - 1] !== this.bpp)) this.unitX = false;
+    this.unitX = unitAxis(this.ax, this.bpp);
     const plane = W * H;
     for (let c = 0; c < 3; c++) {
       const v = this.out instanceof Float32Array ? PAD * this.mul[c] + this.add[c] : PAD;
@@ -177,7 +236,13 @@ export class Preprocessor {
         out[o + 2 * cs] = (top + (bot - top) * wy) * m2 + a2;
       }
     }
-    return { data: out, dims: this.dims, geometry: this.geometry };
+    const geometry = toSourceGeometry(this.geometry, frame);
+    if (this.half) {
+      const h = this.half;
+      for (let i = 0; i < h.length; i++) h[i] = f16bits(out[i]);
+      return { data: h, dims: this.dims, geometry };
+    }
+    return { data: out, dims: this.dims, geometry };
   }
 
   /** The output value of byte v in model channel c at lut[c * 256 + v]: the same v * mul + add the blend computes. */

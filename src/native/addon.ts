@@ -1,14 +1,15 @@
 /**
  * Finds and loads our native addons (native/build/Release/*.node, built by `npm install` through
  * scripts/build-native.mjs). Knows nothing about what an addon does: the typed wrappers live with
- * their users (src/capture/native.ts for edge_capture, src/health/sdnotify.ts for edge_notify).
+ * their users (src/capture/native.ts for edge_capture, src/health/sdnotify.ts for edge_notify,
+ * src/inference/tensorize.ts for edge_tensor).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from '../paths.js';
 
-export type AddonName = 'edge_capture' | 'edge_notify';
+export type AddonName = 'edge_capture' | 'edge_notify' | 'edge_tensor';
 
 /** A loaded addon, or why it is unavailable (not built, or does not load). */
 export type Loaded<T> = { ok: true; addon: T } | { ok: false; reason: string };

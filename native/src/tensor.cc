@@ -1,0 +1,188 @@
+// edge_tensor: a camera frame -> a model's input tensor, written straight into the caller's memory
+// (the inference worker's SharedArrayBuffer slot). No GStreamer, no policy, no logging: the TS side
+// (src/inference/tensorize.ts) builds the sampling plan and checks every size before calling.
+//
+//   tensor(src: Uint8Array, dst: Float32Array | Uint16Array | Uint8Array, ints: Int32Array, floats: Float32Array): void
+//
+// The plan, in two typed arrays (built once per frame size by the TS side):
+//   ints   = [W, H, layout (0 NCHW, 1 NHWC), dtype (0 float32, 1 float16, 2 uint8), bpp, k0, k1, k2,
+//             xlo, xhi, ylo, yhi, unitX, i0x[W], i1x[W], i0y[H], i1y[H]]
+//   floats = [mul0, mul1, mul2, add0, add1, add2, pad0, pad1, pad2, w1x[W], w1y[H]]
+// i0/i1 are byte offsets of the two source columns (x: column * bpp) or rows (y: row * stride) to
+// blend, w1 the weight of the second; k the source byte of each model channel; out = v * mul + add
+// (uint8: mul 1, add 0.5, truncated: rounding). Destination pixels outside [xlo, xhi) x [ylo, yhi)
+// get pad (letterbox).
+//
+// The arithmetic is the reference's (src/inference/preprocess.ts) operation for operation, in double
+// precision, rounded once to the output type, so both give the same bits (see
+// test/unit/tensorize.test.ts). Built with -ffp-contract=off: no fused multiply-add.
+
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+enum Layout { kNchw = 0, kNhwc = 1 };
+enum Dtype { kF32 = 0, kF16 = 1, kU8 = 2 };
+
+// IEEE binary32 -> binary16, round to nearest even (the same function as f16bits() in preprocess.ts).
+uint16_t HalfOf(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t exp = (x >> 23) & 0xffu;
+  uint32_t mant = x & 0x7fffffu;
+  if (exp == 0xffu) return static_cast<uint16_t>(sign | 0x7c00u | (mant != 0 ? 0x200u : 0u));  // Inf, NaN
+  const int e = static_cast<int>(exp) - 127 + 15;
+  if (e >= 31) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> Inf
+  if (e <= 0) {                                                // subnormal half (or zero)
+    if (e < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000u;
+    const int shift = 14 - e;
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1u);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1u))) h++;
+    return static_cast<uint16_t>(sign | h);
+  }
+  uint32_t h = (static_cast<uint32_t>(e) << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;  // may carry into the exponent: still right
+  return static_cast<uint16_t>(sign | h);
+}
+
+template <Dtype D>
+struct Out;
+template <>
+struct Out<kF32> {
+  using T = float;
+  static T Of(double v) { return static_cast<float>(v); }
+};
+template <>
+struct Out<kF16> {
+  using T = uint16_t;
+  static T Of(double v) { return HalfOf(static_cast<float>(v)); }
+};
+template <>
+struct Out<kU8> {
+  using T = uint8_t;
+  static T Of(double v) { return static_cast<uint8_t>(static_cast<int>(v)); }  // v in [0.5, 255.5]: truncation rounds
+};
+
+struct Plan {
+  int W, H, layout, bpp, k[3], xlo, xhi, ylo, yhi, unitX;
+  const int32_t *i0x, *i1x, *i0y, *i1y;
+  double mul[3], add[3], pad[3];
+  const float *w1x, *w1y;
+};
+
+template <Dtype D>
+void Run(const uint8_t* src, typename Out<D>::T* out, const Plan& p) {
+  using O = Out<D>;
+  const size_t plane = static_cast<size_t>(p.W) * p.H;
+  const bool nchw = p.layout == kNchw;
+  const size_t cs = nchw ? plane : 1;  // channel step
+  const size_t ps = nchw ? 1 : 3;      // pixel step
+  typename O::T padv[3], lut[3][256];
+  for (int c = 0; c < 3; c++) {
+    padv[c] = O::Of(p.pad[c]);
+    for (int v = 0; v < 256; v++) lut[c][v] = O::Of(v * p.mul[c] + p.add[c]);
+  }
+  auto padPixel = [&](size_t o) {
+    out[o] = padv[0];
+    out[o + cs] = padv[1];
+    out[o + 2 * cs] = padv[2];
+  };
+  for (int y = 0; y < p.H; y++) {
+    size_t o = static_cast<size_t>(y) * p.W * ps;
+    if (y < p.ylo || y >= p.yhi) {
+      for (int x = 0; x < p.W; x++, o += ps) padPixel(o);
+      continue;
+    }
+    for (int x = 0; x < p.xlo; x++, o += ps) padPixel(o);
+    const uint8_t* r0 = src + p.i0y[y];
+    const uint8_t* r1 = src + p.i1y[y];
+    const double wy = p.w1y[y];
+    if (wy == 0 && p.unitX) {  // whole source pixels one after another: a table look-up per byte
+      const uint8_t* t = r0 + p.i0x[p.xlo];
+      for (int x = p.xlo; x < p.xhi; x++, o += ps, t += p.bpp) {
+        out[o] = lut[0][t[p.k[0]]];
+        out[o + cs] = lut[1][t[p.k[1]]];
+        out[o + 2 * cs] = lut[2][t[p.k[2]]];
+      }
+    } else {
+      for (int x = p.xlo; x < p.xhi; x++, o += ps) {
+        const uint8_t* t0 = r0 + p.i0x[x];
+        const uint8_t* t1 = r0 + p.i1x[x];
+        const uint8_t* b0 = r1 + p.i0x[x];
+        const uint8_t* b1 = r1 + p.i1x[x];
+        const double wx = p.w1x[x];
+        for (int c = 0; c < 3; c++) {
+          const int k = p.k[c];
+          const double top = t0[k] + (static_cast<double>(t1[k]) - t0[k]) * wx;
+          const double bot = b0[k] + (static_cast<double>(b1[k]) - b0[k]) * wx;
+          out[o + c * cs] = O::Of((top + (bot - top) * wy) * p.mul[c] + p.add[c]);
+        }
+      }
+    }
+    for (int x = p.xhi; x < p.W; x++, o += ps) padPixel(o);
+  }
+}
+
+// The bytes a typed array views (its offset applied). napi_get_typedarray_info, not
+// TypedArray::ArrayBuffer(): the destination lives in a SharedArrayBuffer, which is no ArrayBuffer.
+void* DataOf(napi_env env, napi_value v) {
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, v, nullptr, nullptr, &data, nullptr, nullptr) != napi_ok) {
+    throw Napi::Error::New(env, "expected a typed array");
+  }
+  return data;
+}
+
+Napi::Value Tensor(const Napi::CallbackInfo& info) {
+  // The TS wrapper checked the types, the plan's layout and that src and dst are large enough.
+  napi_env env = info.Env();
+  const auto* srcData = static_cast<const uint8_t*>(DataOf(env, info[0]));
+  auto* base = static_cast<uint8_t*>(DataOf(env, info[1]));
+  const auto* n = static_cast<const int32_t*>(DataOf(env, info[2]));
+  const auto* f = static_cast<const float*>(DataOf(env, info[3]));
+  Plan p;
+  p.W = n[0];
+  p.H = n[1];
+  p.layout = n[2];
+  const int dtype = n[3];
+  p.bpp = n[4];
+  for (int c = 0; c < 3; c++) p.k[c] = n[5 + c];
+  p.xlo = n[8];
+  p.xhi = n[9];
+  p.ylo = n[10];
+  p.yhi = n[11];
+  p.unitX = n[12];
+  p.i0x = n + 13;
+  p.i1x = p.i0x + p.W;
+  p.i0y = p.i1x + p.W;
+  p.i1y = p.i0y + p.H;
+  for (int c = 0; c < 3; c++) {
+    p.mul[c] = f[c];
+    p.add[c] = f[3 + c];
+    p.pad[c] = f[6 + c];
+  }
+  p.w1x = f + 9;
+  p.w1y = p.w1x + p.W;
+  if (dtype == kF32) Run<kF32>(srcData, reinterpret_cast<float*>(base), p);
+  else if (dtype == kF16) Run<kF16>(srcData, reinterpret_cast<uint16_t*>(base), p);
+  else Run<kU8>(srcData, base, p);
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("tensor", Napi::Function::New(env, Tensor, "tensor"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(edge_tensor, Init)
