@@ -6,7 +6,7 @@ import { classify } from './classify.js';
 import { Detector, type OutputTensor } from './detect.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import { type ModelPackage, ModelError } from './package.js';
-import { type Geometry, Preprocessor } from './preprocess.js';
+import { type Geometry, Preprocessor, type TensorData } from './preprocess.js';
 import { createSession, type ProviderAttempt, type SessionOptions } from './providers.js';
 import { Segmenter } from './segment.js';
 import type { Inference, ModelInfo, TaskResult } from './types.js';
@@ -137,14 +137,32 @@ export class Engine implements InferenceEngine {
 
   private async inferNow(frame: Frame): Promise<Inference> {
     const t0 = performance.now();
-    const { data, dims, geometry } = this.pre.run(frame);
-    const input = new ort.Tensor(data instanceof Float32Array ? 'float32' : 'uint8', data, dims);
+    const { data, geometry } = this.pre.run(frame);
+    return this.inferTensor(data, geometry, performance.now() - t0);
+  }
+
+  /**
+   * A tensor written elsewhere (the main thread's native tensor writer, into the worker's shared
+   * slot) -> Inference: session.run, then postprocessing. `preprocessMs`: what writing it took.
+   */
+  async inferTensor(data: TensorData, geometry: Geometry, preprocessMs: number): Promise<Inference> {
     const t1 = performance.now();
-    const out = await this.session.run({ [this.pkg.manifest.input.name]: input }, this.post.fetches);
+    const out = await this.runSession(data);
     const t2 = performance.now();
-    const result = this.post.run(out as Record<string, OutputTensor>, geometry);
+    const result = this.post.run(out, geometry);
     const t3 = performance.now();
-    return { ...result, model: this.info, latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 } } as Inference;
+    return { ...result, model: this.info, latencyMs: { preprocess: preprocessMs, inference: t2 - t1, postprocess: t3 - t2 } } as Inference;
+  }
+
+  /** session.run on a prepared input tensor (the model's input size, dtype and layout): the outputs by name. */
+  async runSession(data: TensorData, dims: readonly number[] = this.inputDims): Promise<Record<string, OutputTensor>> {
+    const input = new ort.Tensor(this.pkg.manifest.input.dtype, data, dims);
+    return (await this.session.run({ [this.pkg.manifest.input.name]: input }, this.post.fetches)) as Record<string, OutputTensor>;
+  }
+
+  /** The model input's dims, batch 1. */
+  get inputDims(): number[] {
+    return this.pre.dims;
   }
 
   /** Runs one synthetic frame so the first real frame does not pay for ORT's lazy set-up. */

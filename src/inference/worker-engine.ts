@@ -6,14 +6,17 @@ import { DaemonError } from '../errors.js';
 import type { InferenceEngine, InferHooks } from './engine.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { ModelPackage } from './package.js';
+import { Tensorizer } from './tensorize.js';
 import type { EngineEvent, ProviderAttempt, SessionOptions } from './providers.js';
 import type { Inference, ModelInfo } from './types.js';
 import type { FromWorker, ToWorker, WireError } from './worker-protocol.js';
 
 /**
- * The main thread's side of an inference worker. infer(frame) copies the frame's pixels once into a
- * SharedArrayBuffer slot (no structured clone of big buffers, and the camera keeps its own buffer)
- * and resolves with the worker's small result object.
+ * The main thread's side of an inference worker. infer(frame) writes the model's input tensor
+ * straight into a SharedArrayBuffer slot with the native tensor writer (tensorize.ts: no per-pixel
+ * JS, no copy of the frame; the camera keeps its own buffer), so the worker only runs the session
+ * and postprocesses; it resolves with the worker's small result object. TF.js models get the
+ * frame's pixels copied into the slot instead and preprocess in the worker.
  *
  * Scheduling is ours, not the worker's: requests wait in one queue per camera and are posted
  * round-robin, at most `maxInFlight` at a time. Two in flight keep the worker busy while a result
@@ -55,6 +58,23 @@ export function fromWire(e: WireError): DaemonError {
   return err;
 }
 
+/**
+ * Input tensors' buffers: transferred to the worker with each request and back with its answer
+ * (zero-copy both ways), so a few buffers serve every frame.
+ */
+class TensorBuffers {
+  private readonly free: ArrayBuffer[] = [];
+  constructor(private readonly bytes: number) {}
+
+  acquire(): ArrayBuffer {
+    return this.free.pop() ?? new ArrayBuffer(this.bytes);
+  }
+
+  release(buf: ArrayBuffer | undefined): void {
+    if (buf && buf.byteLength === this.bytes && this.free.length < 4) this.free.push(buf);
+  }
+}
+
 /** Reused SharedArrayBuffers, one per frame in flight, grown when a bigger frame arrives. */
 class FrameSlots {
   private readonly bufs: SharedArrayBuffer[] = [];
@@ -88,6 +108,7 @@ export class WorkerEngine implements InferenceEngine {
   readonly attempts: readonly ProviderAttempt[];
   readonly engineCache?: EngineCachePlan;
   readonly warmupMs: number;
+  readonly input: ModelPackage['manifest']['input'];
   private readonly worker: Worker;
   private readonly opts: WorkerEngineOptions;
   private readonly maxInFlight: number;
@@ -96,13 +117,19 @@ export class WorkerEngine implements InferenceEngine {
   private lastServed: string | undefined;
   private readonly inFlight = new Map<number, Job>();
   private readonly slots = new FrameSlots();
+  /** ONNX models: the main thread writes their input tensors. */
+  private readonly tensorizer: Tensorizer | undefined;
+  private readonly tensors: TensorBuffers | undefined;
   private nextId = 1;
   private closing: Promise<void> | undefined;
   private dead: Error | undefined;
   private drained: (() => void) | undefined;
 
-  private constructor(worker: Worker, loaded: Extract<FromWorker, { type: 'loaded' }>, opts: WorkerEngineOptions) {
+  private constructor(worker: Worker, loaded: Extract<FromWorker, { type: 'loaded' }>, opts: WorkerEngineOptions, pkg: ModelPackage) {
     this.worker = worker;
+    this.tensorizer = pkg.format === 'onnx' ? new Tensorizer(pkg.manifest.input) : undefined;
+    this.tensors = this.tensorizer && new TensorBuffers(this.tensorizer.byteLength);
+    this.input = pkg.manifest.input;
     this.opts = opts;
     this.info = loaded.info;
     this.attempts = loaded.attempts;
@@ -138,7 +165,7 @@ export class WorkerEngine implements InferenceEngine {
       await worker.terminate();
       throw err;
     });
-    const engine = new WorkerEngine(worker, loaded, opts);
+    const engine = new WorkerEngine(worker, loaded, opts, pkg);
     if (onEvent) worker.on('message', (m: FromWorker) => m.type === 'event' && onEvent(m.event));
     return engine;
   }
@@ -183,17 +210,37 @@ export class WorkerEngine implements InferenceEngine {
     while (this.inFlight.size < this.maxInFlight) {
       const job = this.nextJob();
       if (!job) break;
-      const { data, ...meta } = job.frame;
-      const slot = this.slots.acquire(data.byteLength);
-      const buf = this.slots.buffer(slot);
-      new Uint8Array(buf, 0, data.byteLength).set(data);
-      job.slot = slot;
       const id = this.nextId++;
+      let msg: ToWorker;
+      try {
+        msg = this.prepare(job, id);
+      } catch (err) {
+        // A frame the writer refuses (sizes that do not add up) fails alone; the next one goes on.
+        if (job.slot !== undefined) this.slots.release(job.slot);
+        job.reject(err as Error);
+        continue;
+      }
       this.inFlight.set(id, job);
-      this.worker.postMessage({ type: 'infer', id, frame: { ...meta, byteLength: data.byteLength }, buf } satisfies ToWorker);
+      this.worker.postMessage(msg, msg.type === 'infer-tensor' ? [msg.buf] : []);
       if (this.inFlight.size === 1) this.started(job);
     }
     if (this.pending === 0) this.drained?.();
+  }
+
+  /** Puts the job's input into a slot: the model's tensor (ONNX), or the frame's pixels (TF.js). */
+  private prepare(job: Job, id: number): ToWorker {
+    const t = this.tensorizer;
+    if (t && this.tensors) {
+      const buf = this.tensors.acquire();
+      const t0 = performance.now();
+      const geometry = t.write(job.frame, buf);
+      return { type: 'infer-tensor', id, geometry, preprocessMs: performance.now() - t0, buf };
+    }
+    const { data, full: _full, ...meta } = job.frame;
+    const slot = (job.slot = this.slots.acquire(data.byteLength));
+    const buf = this.slots.buffer(slot);
+    new Uint8Array(buf, 0, data.byteLength).set(data);
+    return { type: 'infer', id, frame: { ...meta, byteLength: data.byteLength }, buf };
   }
 
   private onMessage(m: FromWorker): void {
@@ -201,7 +248,8 @@ export class WorkerEngine implements InferenceEngine {
     const job = this.inFlight.get(m.id);
     if (!job) return;
     this.inFlight.delete(m.id);
-    this.slots.release(job.slot!);
+    if (job.slot !== undefined) this.slots.release(job.slot);
+    this.tensors?.release(m.buf);
     // The worker handles requests in order: the oldest one left is the one it turns to now.
     const next = this.inFlight.values().next();
     if (!next.done) this.started(next.value);

@@ -1,6 +1,7 @@
 import type { Frame } from '../capture/frame.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { ModelPackage } from './package.js';
+import type { Geometry } from './preprocess.js';
 import type { EngineEvent, ProviderAttempt, SessionOptions } from './providers.js';
 import type { Inference, ModelInfo } from './types.js';
 
@@ -12,6 +13,11 @@ export type FrameMeta = Omit<Frame, 'data'> & { byteLength: number };
 export type ToWorker =
   | { type: 'load'; pkg: ModelPackage; options: Omit<SessionOptions, 'onEvent'>; nice: number }
   | { type: 'infer'; id: number; frame: FrameMeta; buf: SharedArrayBuffer }
+  /**
+   * The model's input tensor, already written into `buf` by the main thread (src/inference/tensorize.ts).
+   * `buf` is transferred, not shared (ORT takes no SharedArrayBuffer), and comes back with the answer.
+   */
+  | { type: 'infer-tensor'; id: number; geometry: Geometry; preprocessMs: number; buf: ArrayBuffer }
   | { type: 'close' };
 
 export interface WireError {
@@ -24,6 +30,6 @@ export type FromWorker =
   | { type: 'event'; event: EngineEvent }
   | { type: 'loaded'; info: ModelInfo; attempts: ProviderAttempt[]; engineCache?: EngineCachePlan; warmupMs: number }
   | { type: 'load-failed'; error: WireError }
-  | { type: 'result'; id: number; inference: Inference }
-  | { type: 'failed'; id: number; error: WireError }
+  | { type: 'result'; id: number; inference: Inference; buf?: ArrayBuffer }
+  | { type: 'failed'; id: number; error: WireError; buf?: ArrayBuffer }
   | { type: 'closed' };

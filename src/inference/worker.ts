@@ -2,12 +2,15 @@ import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { errorCode, errorMessage } from '../errors.js';
 import { Engine } from './engine.js';
+import { tensorView } from './tensorize.js';
 import { TfjsEngine } from './tfjs.js';
 import type { FromWorker, ToWorker, WireError } from './worker-protocol.js';
 
 /**
- * The inference worker: one ORT session, frame -> preprocess -> infer -> postprocess, entirely off
- * the main thread (session.run blocks the thread it runs on). Messages are handled strictly in
+ * The inference worker: one ORT session; session.run blocks the thread it runs on, so it runs here,
+ * off the main thread. An ONNX model gets its input tensor ready-made in the shared slot (the main
+ * thread writes it natively while the previous frame infers): this thread runs the session and the
+ * postprocessing. TF.js models get the frame and preprocess here. Messages are handled strictly in
  * order; the main thread decides what to send and when (worker-engine.ts).
  */
 
@@ -64,6 +67,18 @@ async function handle(msg: ToWorker): Promise<void> {
         post({ type: 'result', id: msg.id, inference }, transfer);
       } catch (err) {
         post({ type: 'failed', id: msg.id, error: wire(err) });
+      }
+      return;
+    }
+    case 'infer-tensor': {
+      try {
+        if (!(engine instanceof Engine)) throw new Error('no ONNX model loaded in this worker');
+        const data = tensorView(engine.pkg.manifest.input.dtype, msg.buf, engine.inputDims.reduce((a, b) => a * b, 1));
+        const inference = await engine.inferTensor(data, msg.geometry, msg.preprocessMs);
+        const transfer = inference.task === 'segment' && inference.maskPng ? [inference.maskPng.buffer as ArrayBuffer, msg.buf] : [msg.buf];
+        post({ type: 'result', id: msg.id, inference, buf: msg.buf }, transfer);
+      } catch (err) {
+        post({ type: 'failed', id: msg.id, error: wire(err), buf: msg.buf }, [msg.buf]);
       }
       return;
     }
