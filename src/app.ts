@@ -83,7 +83,8 @@ export class App {
         };
         const state = (camera: string, st: CameraStateName) => (detector.state(camera, st), control.cameraStateChanged());
         const infer = (frame: Frame, hooks: InferHooks) => model.infer(frame, hooks);
-        return new CameraChannel(name, cam, { deviceId: c.deviceId, clock, log, infer, model: () => model.info, sink: messaging.sink, keep: (f) => snapshots.keep(f), listener: { state, inferred } });
+        const scaling = { target: () => model.scaleTarget, wantFull: () => snapshots.wanted };
+        return new CameraChannel(name, cam, { deviceId: c.deviceId, clock, log, infer, model: () => model.info, sink: messaging.sink, keep: (f) => snapshots.keep(f), listener: { state, inferred }, ...scaling });
       });
     for (const ch of channels) detector.watch(ch.name, c.cameras[ch.name].fps ?? 0, 'connecting');
     const notifier = new SystemdNotifier({ send: deps.notify ?? sendNotify, env: deps.env, check: () => monitor.health(), statusLine: () => status.line(), log: child('systemd'), clock });

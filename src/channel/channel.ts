@@ -1,5 +1,6 @@
 import type { Camera, CameraStatus, Frame } from '../capture/frame.js';
 import { createCamera } from '../capture/index.js';
+import type { ScaleTarget } from '../capture/uri.js';
 import type { Clock } from '../clock.js';
 import type { LiveReloadable } from '../component.js';
 import type { ConfigChange } from '../config/reload.js';
@@ -35,6 +36,10 @@ export interface ChannelDeps {
   keep?: (frame: Frame) => Frame;
   /** Tests and benchmarks may pass a camera; otherwise it is made from the config. */
   camera?: Camera;
+  /** What capture scales frames to (the model's input), asked at each camera open. */
+  target?: () => ScaleTarget | undefined;
+  /** Whether frames should carry their full-resolution twin now (snapshots being looked at, crops). */
+  wantFull?: () => boolean;
 }
 
 export interface ChannelStatus extends CameraStatus, LoopStats {
@@ -69,11 +74,17 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     this.deps = deps;
     this.publish = config.publish;
     this.decider = this.newDecider();
-    this.camera = deps.camera ?? createCamera(name, config, { log: deps.log.child({ component: 'camera' }), clock: deps.clock, onState: () => this.deps.listener.state(this.name, this.state) });
+    this.camera = deps.camera ?? createCamera(name, config, { log: deps.log.child({ component: 'camera' }), clock: deps.clock, target: deps.target, onState: () => this.deps.listener.state(this.name, this.state) });
+    const camera = this.camera;
+    const { keep, wantFull } = deps;
     this.loop = new CameraLoop({
-      camera: this.camera,
+      camera,
       infer: deps.infer,
-      keep: deps.keep,
+      // Each frame read says whether the next ones should come with their full-resolution twin.
+      keep: (f) => {
+        camera.wantFull?.(wantFull?.() ?? false);
+        return keep ? keep(f) : f;
+      },
       onResult: (frame, inf) => this.onInference(frame, inf),
       log: deps.log.child({ component: 'loop', camera: name }),
       clock: deps.clock,

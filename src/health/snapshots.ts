@@ -11,6 +11,12 @@ import { renderSnapshot } from './snapshot.js';
 const INTEREST_MS = 60_000;
 /** Per camera: the frame inferred, the one waiting, the one shown, and one spare. */
 const FRAME_COPIES = 4;
+/**
+ * A camera that scales frames for its model sends full-resolution ones only while snapshots are
+ * wanted: the first request after a quiet minute waits this long for one before it makes do with
+ * the scaled frame.
+ */
+const FULL_WAIT_MS = 2000;
 
 /**
  * The latest inferred frame of each camera with its inference: /snapshot.jpg (annotated) and the
@@ -22,15 +28,29 @@ export class SnapshotStore {
   private readonly clock: Clock;
   private readonly latest = new Map<string, { frame: Frame; inf: Inference; atMs: number; jpeg?: Promise<Buffer> }>();
   private readonly copies = new Map<string, { bufs: Uint8Array[]; next: number }>();
+  private readonly fullWaiters = new Map<string, (() => void)[]>();
   private wantedUntilMs = -Infinity;
 
   constructor(opts: { clock: Clock }) {
     this.clock = opts.clock;
   }
 
-  /** The frame to keep: a copy while someone asked for a snapshot lately, else the frame as it is. */
+  /** Whether someone asked for a snapshot lately: cameras then send full-resolution frames too. */
+  get wanted(): boolean {
+    return this.clock.monotonic() <= this.wantedUntilMs;
+  }
+
+  /**
+   * The frame to keep: while someone asked for a snapshot lately, a copy of what a snapshot shows
+   * (the full-resolution twin when the frame has one, else the frame); otherwise the frame as it is.
+   */
   keep(frame: Frame): Frame {
-    if (this.clock.monotonic() > this.wantedUntilMs) return frame;
+    if (!this.wanted) return frame;
+    if (frame.full) return { ...frame, full: { ...frame.full, data: this.copy(frame.full) } };
+    return { ...frame, data: this.copy(frame) };
+  }
+
+  private copy(frame: Frame): Uint8Array {
     let ring = this.copies.get(frame.camera);
     if (!ring) this.copies.set(frame.camera, (ring = { bufs: [], next: 0 }));
     const i = ring.next;
@@ -38,28 +58,49 @@ export class SnapshotStore {
     let copy = ring.bufs[i];
     if (copy?.byteLength !== frame.data.byteLength) copy = ring.bufs[i] = new Uint8Array(frame.data.byteLength);
     copy.set(frame.data);
-    return { ...frame, data: copy };
+    return copy;
   }
 
   /** A camera's latest inferred frame. */
   record(frame: Frame, inf: Inference): void {
     this.latest.set(frame.camera, { frame, inf, atMs: this.clock.now() });
+    if (frame.full) {
+      const waiters = this.fullWaiters.get(frame.camera);
+      this.fullWaiters.delete(frame.camera);
+      for (const w of waiters ?? []) w();
+    }
+  }
+
+  /** The latest entry, after waiting (a little) for one at full resolution if the camera scales its frames. */
+  private async latestFull(camera: string): Promise<{ frame: Frame; inf: Inference; atMs: number; jpeg?: Promise<Buffer> } | undefined> {
+    const e = this.latest.get(camera);
+    if (!e || e.frame.full || e.frame.sourceWidth === undefined) return e;
+    await new Promise<void>((resolve) => {
+      const timer = this.clock.setTimeout(resolve, FULL_WAIT_MS);
+      const list = this.fullWaiters.get(camera) ?? [];
+      list.push(() => (this.clock.clearTimeout(timer), resolve()));
+      this.fullWaiters.set(camera, list);
+    });
+    return this.latest.get(camera);
   }
 
   /** The latest frame of a camera with its result drawn on it; rendered once per result. */
-  annotated(camera: string): Promise<Buffer | undefined> {
+  async annotated(camera: string): Promise<Buffer | undefined> {
     this.wantedUntilMs = this.clock.monotonic() + INTEREST_MS;
-    const entry = this.latest.get(camera);
-    if (!entry) return Promise.resolve(undefined);
+    const entry = await this.latestFull(camera);
+    if (!entry) return undefined;
     if (!entry.jpeg) {
       const { inf, frame } = entry;
       const best = primaryOf(inf);
+      // Boxes are in the camera's pixels; a scaled frame (no full-resolution twin came) is smaller.
+      const shown = frame.full ?? frame;
+      const k = shown.width / (frame.sourceWidth ?? frame.width);
       // renderSnapshot reads the pixels synchronously, so the kept copy may be reused afterwards.
-      entry.jpeg = renderSnapshot(frame, {
+      entry.jpeg = renderSnapshot(shown, {
         label: best?.label,
         score: best?.score,
         index: best?.index ?? 0,
-        boxes: inf.task === 'detect' ? inf.detections.map((d) => ({ x: d.box.x, y: d.box.y, width: d.box.w, height: d.box.h, label: d.label, score: d.score, index: d.index })) : undefined,
+        boxes: inf.task === 'detect' ? inf.detections.map((d) => ({ x: d.box.x * k, y: d.box.y * k, width: d.box.w * k, height: d.box.h * k, label: d.label, score: d.score, index: d.index })) : undefined,
         caption: `${camera} #${frame.seq} ${new Date(entry.atMs).toISOString()}`,
       });
     }
@@ -69,9 +110,9 @@ export class SnapshotStore {
   /** The `snapshot` command: the latest inferred frame as a JPEG, base64. */
   async command(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
     this.wantedUntilMs = this.clock.monotonic() + INTEREST_MS;
-    const frame = this.latest.get(camera)?.frame;
+    const frame = (await this.latestFull(camera))?.frame;
     if (!frame) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
-    const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
+    const { jpeg, width, height } = await frameToJpeg(frame.full ?? frame, { quality, maxWidth }).catch((err: unknown) => {
       throw new CommandError('FAILED', `camera ${camera}: JPEG encoding failed: ${errorMessage(err)}`);
     });
     return {

@@ -5,6 +5,7 @@ import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
 import { classify } from './classify.js';
 import { Detector, type OutputTensor } from './detect.js';
 import type { EngineCachePlan } from './engine-cache.js';
+import type { InputSpec } from './manifest.js';
 import { type ModelPackage, ModelError } from './package.js';
 import { type Geometry, Preprocessor, type TensorData } from './preprocess.js';
 import { createSession, type ProviderAttempt, type SessionOptions } from './providers.js';
@@ -27,6 +28,8 @@ export interface InferenceEngine {
   readonly attempts: readonly ProviderAttempt[];
   /** The TensorRT EP-context cache entry in use, if TensorRT was tried with a cache folder. */
   readonly engineCache?: EngineCachePlan;
+  /** The model's input (capture scales frames to it). */
+  readonly input?: InputSpec;
   infer(frame: Frame, hooks?: InferHooks): Promise<Inference>;
   /** Finishes what it accepted, then releases the model. Idempotent. */
   close(): Promise<void>;
@@ -113,6 +116,10 @@ export class Engine implements InferenceEngine {
       throw new ModelError('MODEL_MISMATCH', `${pkg.dir}/manifest.yaml`, problems);
     }
     return new Engine(pkg, r.session, r, outputs);
+  }
+
+  get input(): InputSpec {
+    return this.pkg.manifest.input;
   }
 
   get info(): ModelInfo {

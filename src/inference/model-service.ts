@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Frame } from '../capture/frame.js';
+import type { ScaleTarget } from '../capture/uri.js';
 import type { Clock } from '../clock.js';
 import type { LiveReloadable, ReloadRefusal } from '../component.js';
 import type { ConfigChange } from '../config/reload.js';
@@ -69,6 +70,12 @@ export class ModelService implements LiveReloadable<ModelConfig> {
 
   get info(): ModelInfo | undefined {
     return this.host.engine?.info;
+  }
+
+  /** What capture scales frames to: the loaded model's input size and resize mode. */
+  get scaleTarget(): ScaleTarget | undefined {
+    const i = this.host.engine?.input;
+    return i && { width: i.width, height: i.height, resize: i.resize };
   }
 
   infer(frame: Frame, hooks?: InferHooks): Promise<Inference> {

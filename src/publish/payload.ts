@@ -41,7 +41,8 @@ export function resultPayload(args: {
     capturedAtMs: frame.capturedAtMs,
     model: modelRef(model),
     provider: model.provider,
-    frame: { seq: frame.seq, width: frame.width, height: frame.height, ...(frame.name ? { name: frame.name } : {}) },
+    // The camera's own size: results are in its pixels even when capture scaled the frame for the model.
+    frame: { seq: frame.seq, width: frame.sourceWidth ?? frame.width, height: frame.sourceHeight ?? frame.height, ...(frame.name ? { name: frame.name } : {}) },
     latencyMs: {
       preprocess: r3(inf.latencyMs.preprocess),
       inference: r3(inf.latencyMs.inference),
