@@ -236,21 +236,35 @@ export class Journal {
    * are not evicted: they are most likely delivered already, and counting them lost would be wrong.
    */
   append(msgs: readonly NewMessage[], inFlightUpTo = 0): { rows: JournalRow[]; evicted: Evicted } {
+    return this.write([], msgs, inFlightUpTo);
+  }
+
+  /**
+   * One event-loop tick's writes in one transaction: acknowledgements (marked sent) and new
+   * messages (appended, as append() says). All or nothing: if it throws, neither happened.
+   */
+  write(acks: readonly number[], msgs: readonly NewMessage[], inFlightUpTo = 0): { rows: JournalRow[]; evicted: Evicted } {
     const s = this.s;
     const createdMs = this.clock.now();
     const out: JournalRow[] = [];
     let evicted: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
+    let pending = this.pending;
+    let rows = this.rows;
+    let bytesTotal = this.bytes;
     this.db!.transaction(() => {
+      for (const seq of acks) pending -= s.markSent.run(createdMs, seq).changes;
       for (const m of msgs) {
         const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
         const state = m.qos === 0 ? SENT : PENDING;
         const payloadSeq = m.payloadSeq !== undefined && Number.isSafeInteger(m.payloadSeq) && m.payloadSeq > 0 ? m.payloadSeq : null;
         const r = s.insert.run(createdMs, state, m.camera, m.kind, m.topic, m.qos, m.retain ? 1 : 0, m.expirySec ?? null, bytes, m.payload, payloadSeq);
         out.push({ ...m, seq: Number(r.lastInsertRowid), createdMs });
-        this.rows++;
-        this.bytes += bytes;
-        if (state === PENDING) this.pending++;
+        rows++;
+        bytesTotal += bytes;
+        if (state === PENDING) pending++;
       }
+      // The counters follow the file only once the transaction holds (eviction reads them).
+      [this.rows, this.bytes, this.pending] = [rows, bytesTotal, pending];
       if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
     })();
     return { rows: out, evicted };
@@ -258,12 +272,7 @@ export class Journal {
 
   /** Marks acknowledged messages sent, in one transaction. Already evicted or marked ones are skipped. */
   markSent(seqs: readonly number[]): void {
-    if (!seqs.length) return;
-    const s = this.s;
-    const now = this.clock.now();
-    this.db!.transaction(() => {
-      for (const seq of seqs) this.pending -= s.markSent.run(now, seq).changes;
-    })();
+    if (seqs.length) this.write(seqs, []);
   }
 
   /** A message the broker refused (MQTT 5 reason code >= 0x80): kept as history, never resent. */

@@ -136,31 +136,27 @@ export class Outbox {
     });
   }
 
-  /** Writes what this tick collected (acknowledgements first, then new messages) and fills the window. */
+  /**
+   * Writes what this tick collected, acknowledgements and new messages, in one transaction, and
+   * fills the window.
+   */
   flush(): void {
-    if (this.acks.length) {
+    if (this.acks.length || this.appends.length) {
       const acks = this.acks;
-      this.acks = [];
-      try {
-        this.journal.markSent(acks);
-      } catch (err) {
-        // They stay pending in the file: resent after a restart, with the same id.
-        this.journalFailed(err, 'marking messages sent');
-      }
-    }
-    if (this.appends.length) {
       const msgs = this.appends;
+      this.acks = [];
       this.appends = [];
-      let appended: { rows: JournalRow[]; evicted: Evicted } | undefined;
+      let written: { rows: JournalRow[]; evicted: Evicted } | undefined;
       try {
-        appended = this.journal.append(msgs, this.handedUpTo);
-        this.journalAccepting = true;
+        written = this.journal.write(acks, msgs, this.handedUpTo);
+        if (msgs.length) this.journalAccepting = true;
       } catch (err) {
-        this.journalAccepting = false;
-        this.journalFailed(err, 'writing messages');
+        // Acknowledged messages stay pending in the file: resent after a restart, with the same id.
+        this.journalFailed(err, msgs.length ? 'writing messages' : 'marking messages sent');
+        if (msgs.length) this.journalAccepting = false;
         for (const m of msgs) this.sendUnjournaled(m);
       }
-      if (appended) this.accept(appended.rows, appended.evicted);
+      if (written && msgs.length) this.accept(written.rows, written.evicted);
     }
     this.pump();
     this.checkDrained();

@@ -87,6 +87,18 @@ describe('journal', () => {
     expect(h.map((e) => e.state)).toEqual(['sent', 'rejected', 'sent', 'sent']);
   });
 
+  it('a tick\'s acknowledgements and new messages go in one transaction: all or nothing', () => {
+    const { j } = journal();
+    const { rows } = j.append([msg('a', 1), msg('a', 2)]);
+    const w = j.write([rows[0].seq], [msg('a', 3)]);
+    expect(w.rows.map((r) => seqOf(r.payload))).toEqual([3]);
+    expect(j.stats()).toMatchObject({ pending: 2, rows: 3 });
+    // A message SQLite cannot bind fails the write: the acknowledgement in it is not recorded either.
+    expect(() => j.write([rows[1].seq], [msg('a', 4), { ...msg('a', 5), payload: {} as unknown as string }])).toThrow();
+    expect(j.stats()).toMatchObject({ pending: 2, rows: 3 });
+    expect(j.pendingAfter(0, 10).map((r) => seqOf(r.payload))).toEqual([2, 3]);
+  });
+
   it('past maxRows evicts the oldest sent messages first, then the oldest pending, counts and logs it', () => {
     const { j, lines } = journal({ maxRows: 100 });
     const first = j.append(Array.from({ length: 60 }, (_, i) => msg('a', i + 1))).rows;
