@@ -3,6 +3,7 @@ import type { Frame } from '../../src/capture/frame.js';
 import { classify, softmax, topK } from '../../src/inference/classify.js';
 import { type InputSpec } from '../../src/inference/manifest.js';
 import { geometryFor, Preprocessor, toSource } from '../../src/inference/preprocess.js';
+import { mulberry32 } from '../../scripts/make-demo-model.js';
 
 const spec = (over: Partial<InputSpec>): InputSpec => ({
   name: 'x', layout: 'NCHW', width: 4, height: 4, colour: 'RGB', dtype: 'float32', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], resize: 'stretch', ...over,
@@ -90,5 +91,16 @@ describe('classification postprocessing', () => {
       { index: 2, label: 'c', score: 0.2 },
     ]);
     expect(classify([0, 10, 0], ['a', 'b', 'c'], { outputs: 'logits', topK: 1 })[0].label).toBe('b');
+  });
+
+  it('top-k is the head of the full sort (score down, index up on ties), with many ties and k beyond the length', () => {
+    const rand = mulberry32(7);
+    for (let t = 0; t < 500; t++) {
+      const n = 1 + Math.floor(rand() * 40);
+      const k = 1 + Math.floor(rand() * 8);
+      const scores = Array.from({ length: n }, () => Math.floor(rand() * 5) / 4);
+      const sorted = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
+      expect(topK(scores, [], k).map((c) => c.index), JSON.stringify({ scores, k })).toEqual(sorted.slice(0, k));
+    }
   });
 });
