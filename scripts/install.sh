@@ -86,8 +86,9 @@ echo "# 3. launcher $PREFIX/bin/edge-inferd (node: $NODE)"
 LAUNCHER=$(cat <<EOF
 #!/bin/sh
 # Written by scripts/install.sh. exec keeps the PID, so systemd's NotifyAccess=main accepts sd_notify.
+# A 4 MB young generation: about 30 MB less resident memory, no measurable cost (docs/performance.md).
 here=\$(dirname "\$(readlink -f "\$0")")
-exec $NODE "\$here/../dist/src/cli.js" "\$@"
+exec $NODE --max-semi-space-size=4 "\$here/../dist/src/cli.js" "\$@"
 EOF
 )
 if [ "$DRY" = 1 ]; then
