@@ -39,6 +39,7 @@ export class Messaging {
       passwordFile: m.passwordFile,
       tls: m.tls,
       keepaliveSec: m.keepaliveSec,
+      reconnectMinMs: m.reconnectMinSec * 1000,
       reconnectMaxMs: m.reconnectMaxSec * 1000,
       persistentSession: m.persistentSession,
       sessionExpirySec: m.sessionExpirySec,
