@@ -119,6 +119,7 @@ export const mqttSchema = z.strictObject({
   keepaliveSec: z.int().min(5).max(3600).default(30),
   reconnectMinSec: z.number().min(0.05).max(3600).default(1).describe('first reconnect wait cap; each wait is random in [0, min(reconnectMaxSec, reconnectMinSec * 2^failures)] (full jitter)'),
   reconnectMaxSec: z.number().min(0.1).max(3600).default(15).describe('largest reconnect wait cap (see reconnectMinSec)'),
+  statusIntervalSec: z.number().min(0).max(86400).default(60).describe('republish the retained status (uptime, journal depth, last error) this often; 0: only on connect and changes'),
   persistentSession: z.boolean().default(true).describe('clean: false, so the broker keeps subscriptions and queued commands while the device is offline'),
   sessionExpirySec: z.int().min(0).max(4294967295).default(86400).describe('MQTT 5 session expiry: how long the broker keeps the session after a disconnect'),
   inflight: z.int().min(1).max(65535).default(64).describe('publish window: QoS>=1 messages in flight at once (capped by the broker\'s receive maximum)'),
