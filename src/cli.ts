@@ -7,6 +7,7 @@ import { configJsonSchema } from './config/schema.js';
 import { errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { runHistory } from './journal/history-cli.js';
+import { runFleet } from './publish/fleet-cli.js';
 import { runDaemon } from './main.js';
 import { formatProbe, probe } from './probe.js';
 import { buildEngine, inferImages } from './oneshot.js';
@@ -28,6 +29,10 @@ Usage:
   edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--journal FILE]
                                         recent results from the journal (works while the daemon runs);
                                         --since 2024-05-01T08:00:00Z or 15m, 2h, 7d; --limit default 20
+  edge-inferd fleet [--broker URL] [--prefix P] [--json]
+                                        every device's retained status on the broker (<prefix>/+/status):
+                                        state, version, model, provider, uptime, journal depth, last error;
+                                        broker, prefix and credentials default to the config's mqtt keys
   edge-inferd --version | --help
 
 Config: --config FILE, else ${DEFAULT_CONFIG_PATH} if it exists, else the demo.
@@ -49,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       json: { type: 'boolean' },
       journal: { type: 'string' },
+      broker: { type: 'string' },
+      prefix: { type: 'string' },
     },
   });
   if (values.help) return (process.stdout.write(HELP), 0);
@@ -99,6 +106,24 @@ async function main(argv: string[]): Promise<number> {
       }
       const write = (s: string) => process.stdout.write(s);
       return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true }, write, (s) => process.stderr.write(s));
+    }
+    case 'fleet': {
+      let m;
+      try {
+        m = loadConfig({ file: values.config }).mqtt;
+      } catch (err) {
+        if (!(err instanceof ConfigError) || values.broker === undefined) throw err;
+        m = undefined; // --broker given: the config is only for credentials
+      }
+      const configured = m && (typeof m.url === 'string' ? m.url : m.url[0]);
+      const broker = values.broker ?? (configured === 'embedded' && m ? `mqtt://${m.embedded.host}:${m.embedded.port}` : configured);
+      if (!broker) return (process.stderr.write('edge-inferd fleet: give --broker URL\n'), 2);
+      const write = (t: string) => process.stdout.write(t);
+      return runFleet(
+        { broker, prefix: values.prefix ?? m?.prefix ?? 'edge-inferd', json: values.json === true, username: m?.username, password: m?.password, passwordFile: m?.passwordFile, tls: m?.tls },
+        write,
+        (t) => process.stderr.write(t),
+      );
     }
     case 'config-schema':
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
