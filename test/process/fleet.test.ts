@@ -6,6 +6,7 @@ import { VERSION } from '../../src/version.js';
 import { CLI, type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { subscribe, type Subscriber } from '../helpers/mqtt.js';
+import { freePort } from '../helpers/ports.js';
 import { expectComplete, seqsByCamera } from '../helpers/results.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -61,6 +62,17 @@ describe('a fleet of three daemons on one broker', () => {
       const seqs = seqsByCamera(results(id)).get('tray')!;
       expectComplete(seqs, Math.max(...seqs));
     }
+  });
+
+  it('edge-inferd fleet: a broker that cannot be reached is named, exit 1; an empty prefix says so', { timeout: 30_000 }, async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const port = await freePort();
+    const down = fleet(['--broker', `mqtt://127.0.0.1:${port}`]);
+    expect(down.status).toBe(1);
+    expect(down.stderr).toMatch(new RegExp(`^edge-inferd fleet: cannot read edge-inferd/\\+/status from mqtt://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+    const none = fleet(['--broker', mosq.url, '--prefix', 'nobody-here']);
+    expect(none.status, none.stderr).toBe(0);
+    expect(none.stdout).toBe('no device status under nobody-here/+/status\n');
   });
 
   it('edge-inferd fleet lists every device from its retained status, as a table or JSON; a stray message is skipped', { timeout: 60_000 }, async (ctx) => {
