@@ -69,7 +69,7 @@ async function main(argv: string[]): Promise<number> {
       const file = rest[0] ?? values.config;
       try {
         const c = loadConfig({ file });
-        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${c.mqtt.url})\n`);
+        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`);
         return 0;
       } catch (err) {
         if (err instanceof ConfigError) {
