@@ -60,7 +60,7 @@ export interface MqttOptions {
 
 export interface MqttState {
   connected: boolean;
-  /** The broker connected to, or being tried (redacted). */
+  /** The broker connected to (while reconnecting: the last one, or the first of the list), redacted. */
   url: string;
   clientId: string;
   /** The protocol in use (or being tried). */
@@ -105,8 +105,7 @@ export class MqttConnection implements OutboxTransport {
     this.clock = opts.clock ?? systemClock;
     this.urls = typeof opts.url === 'string' ? [opts.url] : opts.url;
     if (this.urls.length === 0) throw new DaemonError('MQTT_URL', 'mqtt.url: the list of brokers is empty');
-    const minMs = opts.reconnectMinMs ?? 1000;
-    this.reconnects = new ReconnectScheduler({ minMs, maxMs: opts.reconnectMaxMs ?? 15_000, clock: this.clock, random: opts.random });
+    this.reconnects = new ReconnectScheduler({ minMs: opts.reconnectMinMs ?? 1000, maxMs: opts.reconnectMaxMs ?? 15_000, clock: this.clock, random: opts.random });
     this.st = {
       connected: false,
       url: redactUrl(this.urls[0]),
