@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
+import './ort-telemetry.js';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';

@@ -1,3 +1,5 @@
+// First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
+import '../ort-telemetry.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
