@@ -134,6 +134,8 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
     const lines = out.split('\n').filter(Boolean);
     const parsed = lines.map((l) => JSON.parse(l) as { level: number; msg: string; time: number });
     expect(parsed.map((l) => l.msg)).toContain('running');
+    // ONNX Runtime's telemetry would keep its device id in the service user's home, /var/lib/edge-inferd.
+    expect(await c.sh('find /var/lib/edge-inferd /root -name .onnxruntime')).toBe('');
     for (const l of parsed) expect(l).toMatchObject({ level: expect.any(Number), msg: expect.any(String), time: expect.any(Number) });
   });
 
