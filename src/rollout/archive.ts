@@ -165,6 +165,11 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
       const rawName = pax.path ?? longName ?? (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100));
       longName = undefined;
       pax = {};
+      // `tar -C dir .` starts with a "./" folder entry: the root itself, nothing to make.
+      if (type === '5' && /^(\.\/?)+$/.test(rawName)) {
+        if (padded) for await (const _ of reader.pieces(padded));
+        continue;
+      }
       const path = safeEntryPath(rawName);
       if (entries.length >= limits.maxEntries) throw new ArchiveError(`more than ${limits.maxEntries} entries`);
       if (type === '5') {
