@@ -106,6 +106,7 @@ export class RolloutService implements ModelCommands {
       const store = this.d.store;
       const folder = PackageStore.folderName(a.name, a.version, a.sha256);
       let dir = store.packageDir(folder);
+      let fetched: Pick<RolloutState, 'bytes' | 'totalBytes' | 'resumedFrom'> = {};
       const kept = existsSync(join(dir, 'manifest.yaml'));
       const staging = join(store.stagingDir, a.sha256);
       if (!kept) {
@@ -124,7 +125,8 @@ export class RolloutService implements ModelCommands {
           signal: this.abort.signal,
           onProgress: (bytes, total) => this.progress(bytes, total),
         });
-        this.set({ phase: 'verifying', request, bytes: got.bytes, totalBytes: got.bytes, resumedFrom: got.resumedFrom });
+        fetched = { bytes: got.bytes, totalBytes: got.bytes, resumedFrom: got.resumedFrom };
+        this.set({ phase: 'verifying', request, ...fetched });
         const actual = await sha256Of(part);
         if (actual !== a.sha256) {
           await rm(staging, { recursive: true, force: true });
@@ -152,14 +154,14 @@ export class RolloutService implements ModelCommands {
       const pkg = await loadModelPackage(dir);
       let report: SelfTestReport | undefined;
       const check = async (engine: InferenceEngine) => {
-        this.set({ phase: 'selftest', request });
+        this.set({ phase: 'selftest', request, ...fetched });
         report = await selfTest(engine, dir, { frames: c.selftestFrames, width: pkg.manifest.input.width, height: pkg.manifest.input.height });
       };
-      this.set({ phase: 'loading', request });
+      this.set({ phase: 'loading', request, ...fetched });
       if (!a.activate) {
         await this.trial(dir, check, folder, kept);
         await store.staged(folder);
-        return { phase: 'staged', request, ...(report ? { selftest: report } : {}) };
+        return { phase: 'staged', request, ...fetched, ...(report ? { selftest: report } : {}) };
       }
       const r = await this.d.model.swap(dir, check);
       if (!r.ok) {
@@ -168,7 +170,7 @@ export class RolloutService implements ModelCommands {
       }
       await store.activated(folder, this.d.model.configuredPath);
       this.d.log.info({ model: r.model, selftest: report }, 'model installed over MQTT and active');
-      return { phase: 'active', request, ...(report ? { selftest: report } : {}) };
+      return { phase: 'active', request, ...fetched, ...(report ? { selftest: report } : {}) };
     });
   }
 
