@@ -222,9 +222,11 @@ export class RolloutService implements ModelCommands {
   }
 
   private progress(bytes: number, total: number | null): void {
+    const first = !this.st.bytes;
     this.st = { ...this.st, bytes, totalBytes: total };
     const now = this.d.clock.monotonic();
-    if (now - this.lastProgressMs < PROGRESS_EVERY_MS) return;
+    // The first bytes at once (the download is under way), then at most once a second.
+    if (!first && now - this.lastProgressMs < PROGRESS_EVERY_MS) return;
     this.lastProgressMs = now;
     void this.publish();
   }
