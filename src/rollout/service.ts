@@ -54,6 +54,9 @@ export interface RolloutDeps {
   log: Logger;
 }
 
+/** Download failures whose part file is kept, so the same install sent again continues it. */
+const RESUMABLE = new Set(['DOWNLOAD_FAILED', 'DOWNLOAD_ABORTED']);
+
 /** The least time between two progress messages on model/state while downloading. */
 const PROGRESS_EVERY_MS = 1000;
 
@@ -79,7 +82,7 @@ export class RolloutService implements ModelCommands {
     const leftovers = await readdir(this.d.store.stagingDir).catch(() => [] as string[]);
     if (leftovers.length) {
       const meta = await readFile(join(this.d.store.stagingDir, leftovers[0], 'request.json'), 'utf8').then((t) => JSON.parse(t) as RolloutState['request'], () => null);
-      this.set({ phase: 'interrupted', request: meta, error: { code: 'INTERRUPTED', message: 'a restart interrupted this install; the running model stayed. Send the install again to resume the download' } });
+      this.set({ phase: 'interrupted', request: meta, error: { code: 'INTERRUPTED', message: 'this download did not finish (a restart or a lost connection); the running model stayed. Send the install again to resume it' } });
       this.d.log.warn({ staging: leftovers }, 'a model download was interrupted by a restart; it is kept for a resume and was not activated');
     } else await this.publish();
   }
@@ -124,6 +127,10 @@ export class RolloutService implements ModelCommands {
           idleTimeoutMs: c.idleTimeoutSec * 1000,
           signal: this.abort.signal,
           onProgress: (bytes, total) => this.progress(bytes, total),
+        }).catch(async (err: unknown) => {
+          // A dropped connection or a stop keeps the part file for a resume; a refusal does not.
+          if (!RESUMABLE.has(errorCode(err) ?? '')) await rm(staging, { recursive: true, force: true });
+          throw err;
         });
         fetched = { bytes: got.bytes, totalBytes: got.bytes, resumedFrom: got.resumedFrom };
         this.set({ phase: 'verifying', request, ...fetched });

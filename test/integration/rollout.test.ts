@@ -178,6 +178,8 @@ describe('remote model rollout', () => {
     await nextResultOf('2.0.0');
     expect(existsSync(join(t.dir, '..', 'evil.txt'))).toBe(false);
     expect(readdirSync(join(t.dir, 'models', 'packages'))).toEqual([expect.stringMatching(/^tray-colours-2\.0\.0-/)]);
+    // A refused package leaves nothing behind to resume.
+    expect(readdirSync(join(t.dir, 'models', 'staging'))).toEqual([]);
   });
 
   it('keeps model.keep packages, rolls back to the previous one, and answers one model command at a time', async () => {
