@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -81,7 +81,12 @@ export class PackageStore {
     if (this.st.basePath !== configured) {
       this.log.warn({ installed: cur, configured }, 'model.path changed in the config since the model was installed over MQTT; the config wins');
       this.st = { ...this.st, current: null, previous: [cur, ...this.st.previous.filter((p) => p !== cur)], basePath: null };
-      void this.write().catch(() => undefined);
+      // Synchronously: the model service is about to load the configured package.
+      try {
+        this.writeSync();
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'cannot write the model rollout state');
+      }
       return configured;
     }
     const dir = this.packageDir(cur);
@@ -188,6 +193,19 @@ export class PackageStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ path: this.statePath, err: errorMessage(err) }, 'cannot read the model rollout state; using model.path');
       return { ...EMPTY, previous: [] };
     }
+  }
+
+  private writeSync(): void {
+    mkdirSync(this.root, { recursive: true });
+    const tmp = `${this.statePath}.tmp`;
+    const fd = openSync(tmp, 'w', 0o644);
+    try {
+      writeSync(fd, JSON.stringify(this.st, null, 2) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.statePath);
   }
 
   private async write(): Promise<void> {
