@@ -214,6 +214,7 @@ export class RolloutService implements ModelCommands {
     this.busy = `${request.command}${request.requestId !== null ? ` ${request.requestId}` : ''}`;
     try {
       const done = await run();
+      this.packages = await this.d.store.list();
       this.set(done);
       return this.status();
     } catch (err) {

@@ -65,6 +65,7 @@ function serve(server: https.Server) {
       return write();
     }
     if (path === '/announced.tgz') return res.writeHead(200, { 'content-length': String(MAX * 2) }).end();
+    if (path === '/downgrade.tgz') return res.writeHead(302, { location: 'http://127.0.0.1:9/v2.tgz' }).end();
     const body = files.get(path);
     if (!body) return res.writeHead(404).end();
     res.writeHead(200, { 'content-length': body.length }).end(body);
@@ -164,6 +165,7 @@ describe('remote model rollout', () => {
     ['a symlink', async () => offer('/link.tgz', rawTar([{ name: 'model.onnx', type: '2', link: '/etc/passwd' }]), 'm', '0.0.1'), /MODEL_ARCHIVE: entry "model\.onnx": a symbolic link/],
     ['an archive announced over model.rollout.maxBytes', async () => ({ url: `https://127.0.0.1:${(trusted.address() as AddressInfo).port}/announced.tgz`, sha256: 'ab'.repeat(32), name: 'm', version: '0.0.1' }), /DOWNLOAD_TOO_LARGE: the package is 400000 bytes, over model\.rollout\.maxBytes \(200000\)/],
     ['an archive that grows over model.rollout.maxBytes', async () => ({ url: `https://127.0.0.1:${(trusted.address() as AddressInfo).port}/endless.tgz`, sha256: 'ab'.repeat(32), name: 'm', version: '0.0.1' }), /DOWNLOAD_TOO_LARGE: the package grew over model\.rollout\.maxBytes \(200000\)/],
+    ['a redirect from https to http', async () => ({ url: `https://127.0.0.1:${(trusted.address() as AddressInfo).port}/downgrade.tgz`, sha256: 'ab'.repeat(32), name: 'm', version: '0.0.1' }), /DOWNLOAD_URL: a redirect from https to http: is refused/],
     ['a self-check that fails (labels swapped)', async () => offer('/swapped.tgz', tarFolder(await writePackage(join(work, 'swapped'), { name: 'm', version: '0.0.1', labels: ['green', 'red', 'blue'], selftest: [{ label: 'red', colour: 'red' }] }), join(work, 'swapped.tgz')), 'm', '0.0.1'), /MODEL_SELFTEST: self-check failed: selftest\/red\/red\.png: expected "red", the model answered "green"/],
     ['an HTTPS server whose certificate is not trusted', async () => offer('/tls.tgz', tarFolder(await writePackage(join(work, 'tls'), { name: 'm', version: '0.0.1', labels: labels('x') }), join(work, 'tls.tgz')), 'm', '0.0.1', `https://127.0.0.1:${(untrusted.address() as AddressInfo).port}`), /DOWNLOAD_TLS: the server's certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\)/],
   ])('refuses %s, keeps the running model and says why', async (_what, make, why) => {
@@ -209,5 +211,20 @@ describe('remote model rollout', () => {
     const state = JSON.parse(readFileSync(join(t.dir, 'models', 'state.json'), 'utf8')) as { current: string; previous: string[] };
     expect(state.current).toMatch(/^tray-colours-3\.0\.0-/);
     expect(state.previous).toEqual([expect.stringMatching(/^tray-colours-4\.0\.0-/)]);
+  });
+
+  it('activate: false verifies and keeps a package without switching; activating it later downloads nothing', async () => {
+    if (!t) return;
+    const v6 = tarFolder(await writePackage(join(work, 'v6'), { name: 'tray-colours', version: '6.0.0', labels: labels('v6'), selftest: [{ label: 'v6-green', colour: 'green' }] }), join(work, 'v6.tgz'));
+    const args = offer('/v6.tgz', v6, 'tray-colours', '6.0.0');
+    const staged = await command('install', { ...args, activate: false });
+    expect(staged.result).toMatchObject({ phase: 'staged', current: { version: '3.0.0' }, selftest: { mode: 'images', checked: 1 }, bytes: v6.length });
+    expect(staged.result.packages.map((p: { version: string; role: string }) => [p.version, p.role])).toEqual([['3.0.0', 'current'], ['4.0.0', 'previous'], ['6.0.0', 'staged']]);
+    await nextResultOf('3.0.0');
+    files.delete('/v6.tgz');
+    const active = await command('install', args);
+    expect(active.result).toMatchObject({ phase: 'active', current: { version: '6.0.0' } });
+    expect(active.result.bytes).toBeUndefined();
+    expect((await nextResultOf('6.0.0')).json.label).toBe(labels('v6')[sampleClass]);
   });
 });
