@@ -75,12 +75,14 @@ async function partSize(file: string): Promise<number> {
 }
 
 async function copyFile(path: string, o: DownloadOptions): Promise<Downloaded> {
-  const size = await stat(path).then(
-    (s) => (s.isFile() ? s.size : Promise.reject(new Error('not a regular file'))),
-    (err: unknown) => Promise.reject(err),
-  ).catch((err: unknown) => {
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error('not a regular file');
+    size = st.size;
+  } catch (err) {
     throw new DownloadError('DOWNLOAD_FAILED', `url: cannot read ${path}: ${errorMessage(err)}`, { cause: err });
-  });
+  }
   if (size > o.maxBytes) throw new DownloadError('DOWNLOAD_TOO_LARGE', `the package is ${size} bytes, over model.rollout.maxBytes (${o.maxBytes})`);
   const out = await open(o.file, 'w');
   let bytes = 0;
