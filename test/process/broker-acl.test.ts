@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoSamplesDir } from '../../src/paths.js';
+import { demoSamplesDir, packageRoot } from '../../src/paths.js';
 import { type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
@@ -15,18 +15,18 @@ import { needTool } from '../helpers/tools.js';
  * The broker ACL the README gives for a fleet (username = deviceId), on a real Mosquitto with a
  * password file, and the real daemon as kiosk B: kiosk A's credentials can neither command B (the
  * model commands included) nor read B's results, nor publish as B; the operators' account can.
+ * The ACL is read from the documentation, so what users copy is what was tested.
  */
 
-/** The README's ACL, verbatim. */
-export const FLEET_ACL = `# operators, dashboards, pipelines: read everything, command any kiosk
-user fleet-ops
-topic read edge-inferd/#
-topic write edge-inferd/+/cmd/#
-
-# every kiosk (MQTT username = deviceId): its own subtree, commands only from others
-pattern write edge-inferd/%u/#
-pattern read edge-inferd/%u/cmd/#
-`;
+/** The ACL as docs/rollout.md gives it (the ```conf block with `pattern` lines), which must be the README's too, comments aside. */
+function documentedAcl(file: string): string {
+  const blocks = [...readFileSync(join(packageRoot, file), 'utf8').matchAll(/```conf\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const acl = blocks.find((b) => /^pattern /m.test(b));
+  if (!acl) throw new Error(`${file}: no \`\`\`conf block with pattern lines`);
+  return acl;
+}
+const rules = (acl: string) => acl.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+const FLEET_ACL = documentedAcl('docs/rollout.md');
 
 const PASSWORDS = { 'kiosk-a': 'pw-a', 'kiosk-b': 'pw-b', 'fleet-ops': 'pw-ops' };
 
@@ -65,6 +65,11 @@ describe('the fleet ACL on a real Mosquitto', () => {
     await a?.endAsync();
     await ops?.close();
     await mosq?.stop();
+  });
+
+  it('is the ACL the README shows', () => {
+    expect(rules(documentedAcl('README.md'))).toEqual(rules(FLEET_ACL));
+    expect(rules(FLEET_ACL)).toContain('pattern write edge-inferd/%u/#');
   });
 
   it('kiosk A can neither command kiosk B nor read its results; the operators can', async () => {
