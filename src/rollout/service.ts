@@ -84,7 +84,7 @@ export class RolloutService implements ModelCommands {
       const meta = await readFile(join(this.d.store.stagingDir, leftovers[0], 'request.json'), 'utf8').then((t) => JSON.parse(t) as RolloutState['request'], () => null);
       this.set({ phase: 'interrupted', request: meta, error: { code: 'INTERRUPTED', message: 'this download did not finish (a restart or a lost connection); the running model stayed. Send the install again to resume it' } });
       this.d.log.warn({ staging: leftovers }, 'a model download was interrupted by a restart; it is kept for a resume and was not activated');
-    } else await this.publish();
+    } else void this.publish(); // not awaited: a QoS 1 publish waits for a broker that may be down
   }
 
   async stop(): Promise<void> {
