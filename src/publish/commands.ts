@@ -151,7 +151,7 @@ export class CommandHandler {
         return h.status();
       case 'model/install':
       case 'model/rollback': {
-        if (!h.model) throw new CommandError('UNAVAILABLE', 'model rollout is not available in this process');
+        if (!h.model) throw new CommandError('UNAVAILABLE', 'model rollout is off (model.rollout.enabled: false)');
         return name === 'model/install' ? h.model.install(parsed.data as Args<'model/install'>, requestId) : h.model.rollback(requestId);
       }
     }

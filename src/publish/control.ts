@@ -92,7 +92,8 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
       });
       // Registered now, subscribed at every connect: the first connect already has it.
       deps.mqtt.subscribe(deps.topics.commandFilter, commands.onMessage, { qos: 1 });
-      if (deps.model) deps.mqtt.subscribe(deps.topics.modelCommandFilter, commands.onMessage, { qos: 1 });
+      // Also without a rollout: a model command then gets UNAVAILABLE rather than silence.
+      deps.mqtt.subscribe(deps.topics.modelCommandFilter, commands.onMessage, { qos: 1 });
     }
   }
 
