@@ -34,6 +34,7 @@ export { PackageStore };
 type RolloutConfig = Config['model']['rollout'] & { keep: number };
 type InstallArgs = Parameters<ModelCommands['install']>[0];
 type RequestId = string | number | null;
+type Fetched = Pick<RolloutState, 'bytes' | 'totalBytes' | 'resumedFrom'>;
 
 /** What the rollout needs of the model service. */
 export interface RolloutModel {
@@ -108,58 +109,10 @@ export class RolloutService implements ModelCommands {
       const c = this.d.config;
       const store = this.d.store;
       const folder = PackageStore.folderName(a.name, a.version, a.sha256);
-      let dir = store.packageDir(folder);
-      let fetched: Pick<RolloutState, 'bytes' | 'totalBytes' | 'resumedFrom'> = {};
+      const dir = store.packageDir(folder);
+      // Kept already (staged, or an earlier one installed again): nothing to download.
       const kept = existsSync(join(dir, 'manifest.yaml'));
-      const staging = join(store.stagingDir, a.sha256);
-      if (!kept) {
-        // Other installs' leftovers go; this one's part file is resumed.
-        for (const other of await readdir(store.stagingDir).catch(() => [] as string[])) if (other !== a.sha256) await rm(join(store.stagingDir, other), { recursive: true, force: true });
-        await mkdir(staging, { recursive: true });
-        await writeFile(join(staging, 'request.json'), JSON.stringify(request));
-        const part = join(staging, 'archive.part');
-        this.set({ phase: 'downloading', request, bytes: 0, totalBytes: null });
-        const got = await download({
-          url: a.url,
-          file: part,
-          maxBytes: c.maxBytes,
-          ca: c.caFile ? await readFile(c.caFile, 'utf8') : undefined,
-          idleTimeoutMs: c.idleTimeoutSec * 1000,
-          signal: this.abort.signal,
-          onProgress: (bytes, total) => this.progress(bytes, total),
-        }).catch(async (err: unknown) => {
-          // A dropped connection or a stop keeps the part file for a resume; a refusal does not.
-          if (!RESUMABLE.has(errorCode(err) ?? '') || a.url.startsWith('file:')) await rm(staging, { recursive: true, force: true });
-          throw err;
-        });
-        fetched = { bytes: got.bytes, totalBytes: got.bytes, resumedFrom: got.resumedFrom };
-        this.set({ phase: 'verifying', request, ...fetched });
-        const actual = await sha256Of(part);
-        if (actual !== a.sha256) {
-          await rm(staging, { recursive: true, force: true });
-          // The actual hash stays in the local log: echoed, it would be an oracle on any file a file:// URL can name.
-          this.d.log.warn({ expected: a.sha256, actual, bytes: fetched.bytes }, 'downloaded archive has another sha256');
-          throw new DaemonError('MODEL_SHA256', `the sha256 of the downloaded archive (${fetched.bytes} bytes) is not the command's ${a.sha256}; nothing was installed`);
-        }
-        const unpacked = join(staging, 'unpacked');
-        await rm(unpacked, { recursive: true, force: true });
-        await mkdir(unpacked);
-        const entries = await extractArchive(part, unpacked, { maxBytes: c.maxBytes, maxEntries: 1000 }).catch(async (err: unknown) => {
-          await rm(staging, { recursive: true, force: true });
-          throw err;
-        });
-        const root = packageRoot(unpacked, entries);
-        const pkg = await loadModelPackage(root).catch(async (err: unknown) => {
-          await rm(staging, { recursive: true, force: true });
-          throw err;
-        });
-        if (pkg.manifest.name !== a.name || pkg.manifest.version !== a.version) {
-          await rm(staging, { recursive: true, force: true });
-          throw new DaemonError('MODEL_MANIFEST', `the manifest names ${pkg.manifest.name} ${pkg.manifest.version}, the command ${a.name} ${a.version}`);
-        }
-        dir = await store.commit(root, folder);
-        await rm(staging, { recursive: true, force: true });
-      }
+      const fetched = kept ? {} : await this.fetch(a, request, folder);
       const pkg = await loadModelPackage(dir);
       let report: SelfTestReport | undefined;
       const check = async (engine: InferenceEngine) => {
@@ -181,6 +134,55 @@ export class RolloutService implements ModelCommands {
       this.d.log.info({ model: r.model, selftest: report }, 'model installed over MQTT and active');
       return { phase: 'active', request, ...fetched, ...(report ? { selftest: report } : {}) };
     });
+  }
+
+  /** Download (resumable), sha256, strict unpacking, manifest: a verified package under packages/, or nothing left behind. */
+  private async fetch(a: InstallArgs, request: NonNullable<RolloutState['request']>, folder: string): Promise<Fetched> {
+    const c = this.d.config;
+    const store = this.d.store;
+    const staging = join(store.stagingDir, a.sha256);
+    // Other installs' leftovers go; this one's part file is resumed.
+    for (const other of await readdir(store.stagingDir).catch(() => [] as string[])) if (other !== a.sha256) await rm(join(store.stagingDir, other), { recursive: true, force: true });
+    await mkdir(staging, { recursive: true });
+    await writeFile(join(staging, 'request.json'), JSON.stringify(request));
+    const part = join(staging, 'archive.part');
+    this.set({ phase: 'downloading', request, bytes: 0, totalBytes: null });
+    const got = await download({
+      url: a.url,
+      file: part,
+      maxBytes: c.maxBytes,
+      ca: c.caFile ? await readFile(c.caFile, 'utf8') : undefined,
+      idleTimeoutMs: c.idleTimeoutSec * 1000,
+      signal: this.abort.signal,
+      onProgress: (bytes, total) => this.progress(bytes, total),
+    }).catch(async (err: unknown) => {
+      // A dropped connection or a stop keeps the part file for a resume; a refusal does not.
+      if (!RESUMABLE.has(errorCode(err) ?? '') || a.url.startsWith('file:')) await rm(staging, { recursive: true, force: true });
+      throw err;
+    });
+    const fetched = { bytes: got.bytes, totalBytes: got.bytes, resumedFrom: got.resumedFrom };
+    this.set({ phase: 'verifying', request, ...fetched });
+    try {
+      const actual = await sha256Of(part);
+      if (actual !== a.sha256) {
+        // The actual hash stays in the local log: echoed, it would be an oracle on any file a file:// URL can name.
+        this.d.log.warn({ expected: a.sha256, actual, bytes: got.bytes }, 'downloaded archive has another sha256');
+        throw new DaemonError('MODEL_SHA256', `the sha256 of the downloaded archive (${got.bytes} bytes) is not the command's ${a.sha256}; nothing was installed`);
+      }
+      const unpacked = join(staging, 'unpacked');
+      await rm(unpacked, { recursive: true, force: true });
+      await mkdir(unpacked);
+      const root = packageRoot(unpacked, await extractArchive(part, unpacked, { maxBytes: c.maxBytes, maxEntries: 1000 }));
+      const pkg = await loadModelPackage(root);
+      if (pkg.manifest.name !== a.name || pkg.manifest.version !== a.version) {
+        throw new DaemonError('MODEL_MANIFEST', `the manifest names ${pkg.manifest.name} ${pkg.manifest.version}, the command ${a.name} ${a.version}`);
+      }
+      await store.commit(root, folder);
+    } finally {
+      // Verified and moved, or refused: either way the staging folder has served.
+      await rm(staging, { recursive: true, force: true });
+    }
+    return fetched;
   }
 
   async rollback(requestId: RequestId): Promise<RolloutState> {
