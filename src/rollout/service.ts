@@ -67,6 +67,8 @@ export class RolloutService implements ModelCommands {
   private st: Omit<RolloutState, 'current' | 'packages'>;
   private packages: RolloutState['packages'] = [];
   private busy: string | undefined;
+  /** The install or rollback running now (settled: never rejects). */
+  private job: Promise<unknown> = Promise.resolve();
   private abort = new AbortController();
   private lastProgressMs = 0;
   private running = false;
@@ -88,9 +90,11 @@ export class RolloutService implements ModelCommands {
     } else void this.publish(); // not awaited: a QoS 1 publish waits for a broker that may be down
   }
 
+  /** Stops a download at once; waits for the command to be answered (a load in progress finishes first). */
   async stop(): Promise<void> {
     this.running = false;
     this.abort.abort();
+    await this.job;
   }
 
   /** For /status. */
@@ -216,6 +220,12 @@ export class RolloutService implements ModelCommands {
     if (!this.running) throw new CommandError('UNAVAILABLE', 'the daemon is not running');
     if (this.busy) throw new CommandError('BUSY', `another model command is running (${this.busy})`);
     this.busy = `${request.command}${request.requestId !== null ? ` ${request.requestId}` : ''}`;
+    const job = this.settle(request, run);
+    this.job = job.catch(() => undefined);
+    return job;
+  }
+
+  private async settle(request: NonNullable<RolloutState['request']>, run: () => Promise<Omit<RolloutState, 'current' | 'packages' | 'changedAtMs'>>): Promise<RolloutState> {
     try {
       const done = await run();
       this.packages = await this.d.store.list();

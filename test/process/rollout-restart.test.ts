@@ -98,5 +98,26 @@ describe('a restart during a model download', () => {
     const v5 = await sub.waitFor((m) => m.topic === `${base}/tray/result` && m.json.model.version === '5.0.0');
     expect(v5.json.label).toMatch(/^v5-/);
     expect(existsSync(join(stateDir, 'models', 'staging', install.sha256))).toBe(false);
+    await d.kill();
   }, 90_000);
+
+  it('a stop (SIGTERM) during a download exits cleanly, answers the install, and keeps the part file', async () => {
+    if (!mosq) return;
+    const config = { deviceId: 'kiosk-term', http: { port: await freePort() }, mqtt: { url: mosq.url }, cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 5 } } };
+    const term = `edge-inferd/kiosk-term`;
+    const s2 = await subscribe(mosq.url, [`${term}/model/state`, `${term}/cmd/+/+/response`]);
+    try {
+      d = spawnDaemon(config);
+      await d.waitForLog((l) => l.msg === 'running');
+      const install = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkg.tgz`, sha256: sha256(archive), name: 'tray-colours', version: '5.0.0' };
+      await pub.publishAsync(`${term}/cmd/model/install`, JSON.stringify({ id: 'term', ...install }), { qos: 1 });
+      await s2.waitFor((m) => m.topic === `${term}/model/state` && m.json.phase === 'downloading' && m.json.bytes === archive.length >> 1);
+      expect(await d.kill('SIGTERM')).toEqual({ code: 0, signal: null });
+      const res = (await s2.waitFor((m) => m.topic === `${term}/cmd/model/install/response`)).json;
+      expect(res).toMatchObject({ requestId: 'term', ok: false, error: { code: 'MODEL_REJECTED', message: expect.stringMatching(/^DOWNLOAD_ABORTED: /) } });
+      expect(readFileSync(join(d.dir, 'models', 'staging', install.sha256, 'archive.part')).length).toBe(archive.length >> 1);
+    } finally {
+      await s2.close();
+    }
+  }, 60_000);
 });
