@@ -1,3 +1,5 @@
+// First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
+import '../ort-telemetry.js';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -12,11 +14,12 @@ import type { Inference, ModelInfo } from './types.js';
 import type { FromWorker, ToWorker, WireError } from './worker-protocol.js';
 
 /**
- * The main thread's side of an inference worker. infer(frame) writes the model's input tensor
- * straight into a SharedArrayBuffer slot with the native tensor writer (tensorize.ts: no per-pixel
- * JS, no copy of the frame; the camera keeps its own buffer), so the worker only runs the session
- * and postprocesses; it resolves with the worker's small result object. TF.js models get the
- * frame's pixels copied into the slot instead and preprocess in the worker.
+ * The main thread's side of an inference worker. infer(frame) writes the model's input tensor with
+ * the native tensor writer (tensorize.ts: no per-pixel JS, no copy of the frame; the camera keeps
+ * its own buffer) straight into a buffer that is transferred to the worker and back, so the worker
+ * only runs the session and postprocesses; it resolves with the worker's small result object.
+ * TF.js models get the frame's pixels copied into a SharedArrayBuffer slot instead and preprocess
+ * in the worker.
  *
  * Scheduling is ours, not the worker's: requests wait in one queue per camera and are posted
  * round-robin, at most `maxInFlight` at a time. Two in flight keep the worker busy while a result
