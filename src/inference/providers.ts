@@ -181,10 +181,13 @@ export async function createSession(model: ModelIdentity, opts: SessionOptions):
   // The cause worth reading first is what ONNX Runtime said of the model (a truncated or foreign
   // file fails the same way on every provider); providers that are merely not installed go last, short.
   const tried = attempts.filter((a) => !notInstalled.includes(a.provider as ProviderName));
+  if (!tried.length) {
+    throw new DaemonError('MODEL_LOAD', `${model.path}: no execution provider could load the model: ${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}`);
+  }
   const causes = tried.map((a) => (tried.length > 1 ? `${a.provider}: ${a.error}` : a.error)).join('; ');
   throw new DaemonError(
     'MODEL_LOAD',
-    `${model.path}: ONNX Runtime cannot load the model: ${causes || 'no execution provider is installed'}${notInstalled.length ? ` (not installed, not tried: ${notInstalled.join(', ')})` : ''}`,
+    `${model.path}: ONNX Runtime cannot load the model: ${causes}${notInstalled.length ? ` (not installed, not tried: ${notInstalled.join(', ')})` : ''}`,
   );
 }
 
