@@ -27,10 +27,7 @@ export function parseYaml(text: string, file: string): YamlResult {
       firstAlias ??= node.range?.[0];
     },
     Scalar(_key, node, path) {
-      if (node.value !== 0 || typeof node.source !== 'string') return;
-      // A literal with a non-zero digit in its mantissa that reads as 0 has underflowed.
-      const mantissa = node.source.trim().split(/[eE]/)[0];
-      if (/^[-+]?(\d|\.\d)/.test(mantissa) && /[1-9]/.test(mantissa)) {
+      if (typeof node.source === 'string' && underflows(node.source, node.value)) {
         problems.push(`${keyPath([...path, node])}: ${node.source.trim()} is too close to 0 for a number here (it would read as 0); write 0 or a larger value (${file}:${lineOf(node.range?.[0])})`);
       }
     },
@@ -44,6 +41,13 @@ export function parseYaml(text: string, file: string): YamlResult {
     return { ok: false, problems: [`${file}:${lineOf(firstAlias)}: YAML: aliases expand past ${MAX_ALIAS_COUNT} nodes (an alias bomb?), first alias on this line: ${why}`] };
   }
   return problems.length ? { ok: false, problems } : { ok: true, value };
+}
+
+/** A number literal with a non-zero digit in its mantissa that reads as 0 (`1e-400`) has underflowed. */
+export function underflows(source: string, value: unknown): boolean {
+  if (value !== 0) return false;
+  const mantissa = source.trim().split(/[eE]/)[0];
+  return /^[-+]?(\d|\.\d)/.test(mantissa) && /[1-9]/.test(mantissa);
 }
 
 /** `a.b[2].c` from the nodes above a scalar (a key that is not a plain scalar shows as `?`). */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { formatIssues } from '../config/format.js';
 import { parseYaml } from '../config/yaml-file.js';
 import { DaemonError, errorMessage } from '../errors.js';
@@ -75,6 +75,11 @@ export async function loadModelPackage(dirIn: string): Promise<ModelPackage> {
     if (!st.isFile()) throw new Error('not a file');
   } catch (err) {
     throw new ModelError('MODEL_FILE', manifestPath, [`model: cannot read ${modelPath}: ${errorMessage(err)}`], { cause: err });
+  }
+  if (modelPath.endsWith('.json')) {
+    // A TF.js model.json names its weight files: they must be inside the package too.
+    const weights = await tfjsWeightFiles(modelPath).catch(() => [] as string[]);
+    for (const w of weights) await insidePackage(dir, relative(dir, w), 'model (a weights file of model.json)', manifestPath);
   }
   let actual: string;
   try {

@@ -85,6 +85,7 @@ export class Outbox {
   private started = false;
   private stopped = false;
   private journalAccepting = true;
+  private lossLog = { atMono: -Infinity, unlogged: 0 };
   private drain: { startedMono: number; pending: number } | undefined;
   /** Set while stop() waits for the queue and the window to empty (or the connection to drop). */
   private idleWaiters: (() => void)[] = [];
@@ -290,19 +291,25 @@ export class Outbox {
   /** The journal failed: publish anyway when connected (mqtt.js holds QoS >= 1 until acknowledged), else the message is lost. */
   private sendUnjournaled(m: NewMessage): void {
     if (m.qos === 0) return this.sendQos0(m);
-    if (!this.transport.connected) {
-      this.st.lost++;
-      this.log.error({ topic: m.topic, lost: this.st.lost }, 'message lost: the journal cannot be written and the broker is unreachable');
-      return;
-    }
+    if (!this.transport.connected) return this.lose(m.topic, 'message lost: the journal cannot be written and the broker is unreachable');
     this.st.published++;
     this.transport.publish(m.topic, m.payload, { qos: m.qos, retain: m.retain, expirySec: m.expirySec }).then(
       () => this.st.acknowledged++,
-      (err: unknown) => {
-        this.st.lost++;
-        this.log.error({ topic: m.topic, err: errorMessage(err), lost: this.st.lost }, 'unjournaled message not delivered: lost');
-      },
+      (err: unknown) => this.lose(m.topic, `unjournaled message not delivered: lost (${errorMessage(err)})`),
     );
+  }
+
+  /**
+   * Counts a lost message at once (/status, metrics); the error line is said at the first loss and
+   * then at most every 10 s with the count since, not once per message at camera rates.
+   */
+  private lose(topic: string, msg: string): void {
+    this.st.lost++;
+    this.lossLog.unlogged++;
+    const now = this.clock.monotonic();
+    if (now - this.lossLog.atMono < 10_000) return;
+    this.log.error({ topic, lostSinceLastLine: this.lossLog.unlogged, lost: this.st.lost }, msg);
+    this.lossLog = { atMono: now, unlogged: 0 };
   }
 
   private journalFailed(err: unknown, doing: string): void {

@@ -59,6 +59,24 @@ describe('row 14: numbers are finite and within their documented ranges', () => 
     expect(problems(text)).toEqual([expected]);
   });
 
+  it('the same from an environment override: 1e-400 is refused naming the variable, .inf naming the key and the variable', () => {
+    const envProblems = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig({ file: file('deviceId: env\n'), env });
+      } catch (err) {
+        if (err instanceof ConfigError) return err.problems;
+        throw err;
+      }
+      throw new Error('config was accepted');
+    };
+    expect(envProblems({ EDGE_INFERD_STATS__INTERVAL_SEC: '1e-400' })).toEqual([
+      'EDGE_INFERD_STATS__INTERVAL_SEC: 1e-400 is too close to 0 for a number here (it would read as 0); write 0 or a larger value',
+    ]);
+    expect(envProblems({ EDGE_INFERD_MQTT__KEEPALIVE_SEC: '.inf' })).toEqual([
+      'mqtt.keepaliveSec: must be a finite number (got .inf; a literal like 1e400 is past the largest number) [from EDGE_INFERD_MQTT__KEEPALIVE_SEC]',
+    ]);
+  });
+
   it('0 written as 0 (or 0.0, 0e5) is still 0: stats off', () => {
     for (const zero of ['0', '0.0', '0e5']) expect(loadConfig({ file: file(`stats:\n  intervalSec: ${zero}\n`), env: {} }).stats.intervalSec).toBe(0);
   });
