@@ -137,7 +137,7 @@ function slowSessionModel(nodes: number): string {
 
 describe('row 1: stopping while ONNX Runtime builds the session', () => {
   it('SIGTERM, then a second signal while the session is being created: the process ends by the signal, never an abort', async () => {
-    const pkg = slowSessionModel(8000);
+    const pkg = slowSessionModel(12_000);
     const d = spawnDaemon({
       deviceId: 'term-in-session',
       log: { level: 'debug' },
