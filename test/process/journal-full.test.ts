@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -79,6 +81,36 @@ describe('row 2: a journal that cannot be written', () => {
     } finally {
       await d.kill('SIGKILL');
       await broker?.stop();
+    }
+  });
+
+  it('row 4: a journal that is not a database: moved aside, said loudly, counted in /status, a fresh one taken; the daemon runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'journal-corrupt-'));
+    const journalPath = join(dir, 'journal.sqlite');
+    writeFileSync(journalPath, Buffer.alloc(64 * 1024, 0x5a));
+    const httpPort = await freePort();
+    const d = spawnDaemon(
+      {
+        deviceId: 'journal-corrupt',
+        http: { port: httpPort },
+        mqtt: { url: 'embedded', embedded: { port: await freePort() } },
+        model: { intraOpThreads: 1 },
+        journal: { path: journalPath },
+        cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 5 } },
+      },
+      { dir },
+    );
+    try {
+      const said = await d.waitForLog((l) => l.level === 50 && typeof l.movedTo === 'string', 30_000);
+      const aside = readdirSync(dir).filter((f) => f.startsWith('journal.sqlite.corrupt-'));
+      expect(aside).toHaveLength(1);
+      expect(said).toMatchObject({ component: 'journal', path: journalPath, movedTo: join(dir, aside[0]) });
+      await d.waitForLog((l) => l.msg === 'running', 30_000);
+      const st = (await json(`http://127.0.0.1:${httpPort}/status`)).body;
+      expect(st.journal.corrupt).toMatchObject({ movedAside: 1, lastMovedTo: join(dir, aside[0]), lastError: expect.stringMatching(/not a database/) });
+      await waitUntil(() => fileCounts(journalPath).rows > 0, 15_000, 'results in the fresh journal');
+    } finally {
+      await d.kill('SIGKILL');
     }
   });
 });
