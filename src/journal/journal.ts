@@ -519,8 +519,14 @@ export class Journal {
     try {
       out = fn();
     } catch (err) {
-      Object.assign(this, { rows: before.rows, bytes: before.bytes, pending: before.pending, rejected: before.rejected, expired: before.expired, lastEvictionAtMs: before.lastEvictionAtMs });
-      Object.assign(this.evicted, before.evicted);
+      this.rows = before.rows;
+      this.bytes = before.bytes;
+      this.pending = before.pending;
+      this.rejected = before.rejected;
+      this.expired = before.expired;
+      this.lastEvictionAtMs = before.lastEvictionAtMs;
+      this.evicted.sent = before.evicted.sent;
+      this.evicted.pending = before.evicted.pending;
       this.unlogged = before.unlogged;
       this.writeFailures++;
       const code = (err as { code?: unknown }).code;
