@@ -102,7 +102,7 @@ export class App {
       mqttConnected: () => messaging.mqtt.connected,
       journal: () => {
         const j = journal.isOpen ? journal.stats() : undefined;
-        return j && { depth: j.pending, evictions: j.evicted.sent + j.evicted.pending };
+        return j && { depth: j.pending, evictions: j.evicted.sent + j.evicted.pending, writable: j.writable, writeFailures: j.writeFailures, lost: messaging.outboxStats()?.lost ?? 0, corruptMovedAside: j.corrupt.movedAside };
       },
       publishFailures: () => messaging.publishFailures(),
       healthy: () => monitor.health().ok,

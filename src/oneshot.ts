@@ -27,7 +27,14 @@ export async function inferImages(config: Config, files: readonly string[], log:
     out.stderr('edge-inferd infer: name at least one image file\n');
     return 2;
   }
-  const engine = await loadEngine(config.model.path, { ...sessionOptions(config.model), onEvent: (e) => logEngineEvent(log, e) });
+  let engine: Awaited<ReturnType<typeof loadEngine>>;
+  try {
+    engine = await loadEngine(config.model.path, { ...sessionOptions(config.model), onEvent: (e) => logEngineEvent(log, e) });
+  } catch (err) {
+    // A model that does not load is a failure (1), as the README's exit codes say; 2 is for usage.
+    out.stderr(`edge-inferd infer: ${errorMessage(err)}${errorCode(err) ? ` (${errorCode(err)})` : ''}\n`);
+    return 1;
+  }
   let failed = 0;
   try {
     for (const [i, file] of files.entries()) {

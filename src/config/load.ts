@@ -1,12 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { DaemonError } from '../errors.js';
 import { defaultJournalPath, demoModelDir, demoSamplesDir } from '../paths.js';
 import { applyEnvOverrides } from './env.js';
 import { parseCameraUri } from './camera-uri.js';
 import { formatIssues } from './format.js';
+import { parseYaml } from './yaml-file.js';
 import { type Config, cameraSchema, configSchema, NAME_RE } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/edge-inferd/config.yaml';
@@ -96,11 +96,9 @@ function readYamlFile(file: string): Record<string, unknown> {
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(err);
     throw new ConfigError(file, [`${file}: cannot read config: ${why}`]);
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length) {
-    throw new ConfigError(file, doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? '?'}: YAML: ${e.message.split('\n')[0]}`));
-  }
-  const value = doc.toJS() as unknown;
+  const parsed = parseYaml(text, file);
+  if (!parsed.ok) throw new ConfigError(file, parsed.problems);
+  const value = parsed.value;
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(file, [`(root): expected a mapping of settings (got ${Array.isArray(value) ? 'a list' : typeof value})`]);

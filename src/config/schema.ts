@@ -44,7 +44,7 @@ export const publishSchema = z
 
 export const cameraSchema = z.strictObject({
   uri: z.string().min(1).describe('Camera URI: images:///dir, test://ball, file:///video.mp4, v4l2:///dev/video0, csi://0, rtsp://..., gst://...'),
-  fps: z.number().positive().max(1000).optional().describe('Frames per second (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi: the camera mode; file/rtsp: a cap)'),
+  fps: z.number().min(0.01).max(1000).optional().describe('Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi: the camera mode; file/rtsp: a cap)'),
   enabled: z.boolean().default(true),
   width: z.int().min(16).max(8192).optional().describe('Frame width (v4l2/csi: the camera mode; test://: the pattern; file/rtsp: scaled to); set with height'),
   height: z.int().min(16).max(8192).optional().describe('Frame height; set with width'),
@@ -163,7 +163,7 @@ export const journalSchema = z.strictObject({
     .describe('SQLite file; default $STATE_DIRECTORY/journal.sqlite under systemd, else ~/.local/state/edge-inferd/journal.sqlite'),
   maxBytes: z.int().min(65536).default(64 * 1024 * 1024).describe('bound on the journaled topic+payload bytes; oldest are evicted past it'),
   maxRows: z.int().min(100).default(200_000).describe('bound on journaled messages; oldest are evicted past it'),
-  retentionHours: z.number().positive().default(168).describe('sent messages older than this are deleted (history window)'),
+  retentionHours: z.number().positive().max(87_600).default(168).describe('sent messages older than this are deleted (history window)'),
   synchronous: z
     .enum(['normal', 'full'])
     .default('normal')

@@ -20,8 +20,8 @@ export interface MetricsSource {
   cameras(): CameraCounts[];
   model(): { name: string; version: string; provider: string } | undefined;
   mqttConnected(): boolean | undefined;
-  /** The journal's outbox depth and evictions so far; undefined while there is no journal. */
-  journal(): { depth: number; evictions: number } | undefined;
+  /** The journal's outbox depth, evictions, write health and losses so far; undefined while there is no journal. */
+  journal(): { depth: number; evictions: number; writable: boolean; writeFailures: number; lost: number; corruptMovedAside: number } | undefined;
   publishFailures(): number;
   /** 1 while the stall detector says the pipeline progresses or waits on purpose. */
   healthy(): boolean;
@@ -124,6 +124,41 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(source.journal()?.evictions ?? 0);
+      },
+    });
+    new Gauge({
+      name: `${P}journal_writable`,
+      help: '0 while journal writes fail (disk full, I/O error; /status journal.lastWriteError says why), else 1',
+      registers: [r],
+      collect() {
+        this.set(source.journal()?.writable === false ? 0 : 1);
+      },
+    });
+    new Counter({
+      name: `${P}journal_write_failures_total`,
+      help: 'Journal writes that failed (each rolled back whole)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(source.journal()?.writeFailures ?? 0);
+      },
+    });
+    new Counter({
+      name: `${P}messages_lost_total`,
+      help: 'QoS >= 1 messages neither journaled nor acknowledged by the broker',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(source.journal()?.lost ?? 0);
+      },
+    });
+    new Counter({
+      name: `${P}journal_corrupt_moved_aside_total`,
+      help: 'Unreadable journal files moved aside at start (<path>.corrupt-<time>)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(source.journal()?.corruptMovedAside ?? 0);
       },
     });
     new Gauge({

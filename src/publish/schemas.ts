@@ -369,6 +369,7 @@ export const daemonStatusSchema = z
             journalFailures: count,
             lastJournalError: z.string().optional(),
             journalAccepting: z.boolean(),
+            lost: count.describe('QoS >= 1 messages neither journaled nor acknowledged by the broker (journal write failed while offline)'),
           })
           .nullable(),
       })
@@ -387,6 +388,13 @@ export const daemonStatusSchema = z
         expired: count,
         rejected: count,
         lastEvictionAtMs: epochMs.optional(),
+        writable: z.boolean().describe('false while writes fail (disk full, I/O error): /readyz is 503 then'),
+        writeFailures: count,
+        lastWriteError: z.string().optional().describe('why writes fail, while they do'),
+        lastWriteErrorAtMs: epochMs.optional().describe('when the current run of failures began'),
+        corrupt: z
+          .strictObject({ movedAside: count, lastMovedTo: z.string().optional(), lastError: z.string().optional() })
+          .describe('unreadable journals found at start and moved aside (<path>.corrupt-<time>)'),
       })
       .nullable(),
     cameras: z.record(name, channelStatus),
