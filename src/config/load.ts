@@ -7,6 +7,7 @@ import { defaultJournalPath, demoModelDir, demoSamplesDir } from '../paths.js';
 import { applyEnvOverrides } from './env.js';
 import { parseCameraUri } from './camera-uri.js';
 import { formatIssues } from './format.js';
+import { checkPipelines } from './pipeline.js';
 import { type Config, cameraSchema, configSchema, NAME_RE } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/edge-inferd/config.yaml';
@@ -71,7 +72,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     journal: { ...c.journal, path: c.journal.path ? resolve(baseDir, c.journal.path) : defaultJournalPath(env) },
     source: label,
   };
-  const late = [...checkResolved(config), ...resolveHttpToken(config)];
+  const late = [...checkResolved(config), ...checkPipelines(config.pipelines, config.cameras, baseDir), ...resolveHttpToken(config)];
   if (late.length) throw new ConfigError(label, late);
   return config;
 }

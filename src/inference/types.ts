@@ -14,11 +14,21 @@ export interface Box {
   h: number;
 }
 
+/** A named point of a detection (YOLOv8-pose), source-frame pixels; score: the model's visibility/confidence. */
+export interface Keypoint {
+  name: string;
+  x: number;
+  y: number;
+  score: number;
+}
+
 export interface Detection {
   index: number;
   label: string;
   score: number;
   box: Box;
+  /** The manifest's detect.keypoints, in its order (yolov8-pose detectors only). */
+  keypoints?: Keypoint[];
 }
 
 export interface SegmentClass {
