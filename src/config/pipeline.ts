@@ -16,6 +16,7 @@ const STAGE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 export const regionSchema = z.strictObject({
   keypoint: z.string().min(1).describe("a keypoint of the `from` stage's detector (its manifest's detect.keypoints)"),
   size: z.number().positive().max(4).default(0.35).describe('side of the square crop centred on the keypoint, relative to the detected box width'),
+  minScore: z.number().min(0).max(1).default(0.5).describe("the keypoint's visibility below which the region counts as not detected"),
 });
 
 export const qualitySchema = z.strictObject({

@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { Frame } from '../capture/frame.js';
 import { DaemonError } from '../errors.js';
 import type { InferenceEngine, InferHooks } from './engine.js';
+import type { CropRequest, CropsInference } from './crop.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { ModelPackage } from './package.js';
 import type { EngineEvent, ProviderAttempt, SessionOptions } from './providers.js';
@@ -34,7 +35,9 @@ export interface WorkerEngineOptions extends Omit<SessionOptions, 'onEvent'> {
 
 interface Job {
   frame: Frame;
-  resolve: (inf: Inference) => void;
+  /** Set for a pipeline's crop stage. */
+  crops?: CropRequest;
+  resolve: (inf: Inference & CropsInference) => void;
   reject: (err: Error) => void;
   onStart?: () => void;
   slot?: number;
@@ -151,6 +154,15 @@ export class WorkerEngine implements InferenceEngine {
   }
 
   infer(frame: Frame, hooks: InferHooks = {}): Promise<Inference> {
+    return this.enqueue(frame, hooks);
+  }
+
+  /** A pipeline's second stage: the crops of `frame` through this model, queued with the camera's frames. */
+  inferCrops(frame: Frame, request: CropRequest): Promise<CropsInference> {
+    return this.enqueue(frame, {}, request);
+  }
+
+  private enqueue(frame: Frame, hooks: InferHooks, crops?: CropRequest): Promise<Inference & CropsInference> {
     if (this.dead) return Promise.reject(this.dead);
     if (this.closing) return Promise.reject(new DaemonError('ENGINE_CLOSED', `model ${this.info.name} ${this.info.version} is unloading`));
     return new Promise((resolve, reject) => {
@@ -160,7 +172,7 @@ export class WorkerEngine implements InferenceEngine {
         this.queues.set(frame.camera, q);
         this.rr.push(frame.camera);
       }
-      q.push({ frame, resolve, reject, onStart: hooks.onStart });
+      q.push({ frame, crops, resolve, reject, onStart: hooks.onStart });
       this.pump();
     });
   }
@@ -190,7 +202,8 @@ export class WorkerEngine implements InferenceEngine {
       job.slot = slot;
       const id = this.nextId++;
       this.inFlight.set(id, job);
-      this.worker.postMessage({ type: 'infer', id, frame: { ...meta, byteLength: data.byteLength }, buf } satisfies ToWorker);
+      const wire = { ...meta, byteLength: data.byteLength };
+      this.worker.postMessage((job.crops ? { type: 'crops', id, frame: wire, buf, request: job.crops } : { type: 'infer', id, frame: wire, buf }) satisfies ToWorker);
       if (this.inFlight.size === 1) this.started(job);
     }
     if (this.pending === 0) this.drained?.();
@@ -205,7 +218,7 @@ export class WorkerEngine implements InferenceEngine {
     // The worker handles requests in order: the oldest one left is the one it turns to now.
     const next = this.inFlight.values().next();
     if (!next.done) this.started(next.value);
-    if (m.type === 'result') job.resolve(m.inference);
+    if (m.type === 'result') job.resolve(m.inference as Inference & CropsInference);
     else job.reject(fromWire(m.error));
     this.pump();
   }
