@@ -45,7 +45,7 @@ export const aggregateSchema = z.strictObject({
   window: z.int().min(1).max(1000).default(15).describe('frames of a tracked object averaged per region'),
   minFrames: z.int().min(1).max(1000).default(5).describe('good frames (passed the quality gate) a region needs before the assessment'),
   method: z.enum(['mean']).default('mean').describe('how the window is combined: mean of the class scores'),
-  iou: z.number().min(0.01).max(1).default(0.3).describe('the tracker: a detection continues a track when their boxes overlap at least this much (IoU)'),
+  iou: z.number().min(0.01).max(1).default(0.2).describe('the tracker: a detection continues a track when their boxes overlap at least this much (IoU)'),
   maxMissed: z.int().min(0).max(1000).default(5).describe('frames a track may go unseen before it is dropped (`cleared`)'),
 });
 
