@@ -21,8 +21,9 @@ Usage:
   edge-inferd probe [--config FILE] [--json]
                                         what this machine offers: GStreamer, cameras, ONNX Runtime
                                         providers, GPU, memory; and the config checked (exit 1 if invalid)
-  edge-inferd infer [--model DIR] IMAGE...
-                                        run the model on image files; one result JSON per line
+  edge-inferd infer [--model DIR | --camera NAME] IMAGE...
+                                        run the model (or that camera's whole pipeline) on image
+                                        files; one result JSON per line
   edge-inferd build-engine [--model DIR]
                                         build (or find) the TensorRT engine in the cache folder
   edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--journal FILE]
@@ -84,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
       // Results go to stdout; the log (provider fallbacks, engine builds) to stderr.
       const log = createLogger({ level: cmd === 'infer' ? 'error' : 'info', format: 'json', destination: pino.destination({ fd: 2, sync: true }) });
       const out = { stdout: (t: string) => process.stdout.write(t), stderr: (t: string) => process.stderr.write(t) };
-      return cmd === 'infer' ? inferImages(config, rest, log, out) : buildEngine(config, log, out);
+      return cmd === 'infer' ? inferImages(config, rest, log, out, values.camera) : buildEngine(config, log, out);
     }
     case 'history': {
       let journalPath = values.journal;

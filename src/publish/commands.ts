@@ -39,7 +39,7 @@ export interface CommandHandlers {
   status(): unknown;
 }
 
-export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED';
+export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'SNAPSHOTS_OFF' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED';
 
 export class CommandError extends Error {
   readonly code: CommandErrorCode;
