@@ -26,6 +26,7 @@ import {
   MAX_FACE_SIZE,
   MIN_FACE_SIZE,
   checkFrameSpec,
+  drawFace,
   faceGeometry,
   makeEyesDemo,
   renderFrame,
@@ -231,14 +232,21 @@ describe('eyes demo models (models/demo-eyes)', () => {
       }
     });
 
-    it('sees no face in the letterbox padding of another frame size, and stays within a pixel there', async () => {
-      // 640x360 (16:9) into 320x240: 30 rows of padding above and below; the scale is still 0.5.
-      const rgb = new Uint8Array(640 * 360 * 3);
-      for (let i = 0; i < rgb.length; i++) rgb[i] = COLOURS.backdrop[i % 3];
-      const { drawFace } = await import('../../scripts/make-eyes-demo.js');
-      const face: FaceSpec = { x: 301, y: 51, size: 161, leftClass: 'healthy', rightClass: 'stye' };
-      drawFace(rgb, 640, face);
-      expectFaces(await detect(rgb, 640, 360), [face], 1, '640x360');
+    it('sees no face in letterbox padding; other frame sizes: exact at scale 0.5, within 1 px at 1280x720', async () => {
+      // 640x360 into 320x240: scale 0.5 again, 30 rows of padding above and below. 1280x720: scale
+      // 0.25, the resize samples instead of averaging, so edges are known to a pixel.
+      const cases = [
+        { width: 640, height: 360, face: { x: 301, y: 51, size: 161 }, tolerance: 0.05 },
+        { width: 1280, height: 720, face: { x: 603, y: 97, size: 317 }, tolerance: 1.001 },
+        { width: 1280, height: 720, face: { x: 42, y: 281, size: 150 }, tolerance: 1.001 },
+      ];
+      for (const { width, height, face: at, tolerance } of cases) {
+        const rgb = new Uint8Array(width * height * 3);
+        for (let i = 0; i < rgb.length; i++) rgb[i] = COLOURS.backdrop[i % 3];
+        const face: FaceSpec = { ...at, leftClass: 'healthy', rightClass: 'stye' };
+        drawFace(rgb, width, face);
+        expectFaces(await detect(rgb, width, height), [face], tolerance, `${width}x${height}`);
+      }
     });
 
     it('detects each committed sample frame as answers.json says', async () => {
