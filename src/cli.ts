@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
 import { configJsonSchema } from './config/schema.js';
+import { DEMOS, type DemoName } from './config/demo.js';
 import { errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { runHistory } from './journal/history-cli.js';
@@ -16,6 +17,7 @@ const HELP = `edge-inferd ${VERSION}: camera -> ONNX model -> MQTT, for edge dev
 
 Usage:
   edge-inferd [run] [--config FILE]     run the daemon (no config at all: the built-in demo)
+  edge-inferd run --demo eyes           the eyes kiosk demo: face -> eyes pipeline, assessments
   edge-inferd check-config [FILE]       validate a config file; exit 0 if valid, 1 with every problem
   edge-inferd config-schema             print the config's JSON Schema
   edge-inferd probe [--config FILE] [--json]
@@ -50,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       json: { type: 'boolean' },
       journal: { type: 'string' },
+      demo: { type: 'string' },
     },
   });
   if (values.help) return (process.stdout.write(HELP), 0);
@@ -57,7 +60,11 @@ async function main(argv: string[]): Promise<number> {
   const [cmd = 'run', ...rest] = positionals;
   switch (cmd) {
     case 'run':
-      await runDaemon({ configFile: values.config });
+      if (values.demo !== undefined && !(DEMOS as readonly string[]).includes(values.demo)) {
+        process.stderr.write(`edge-inferd: --demo: no demo "${values.demo}" (demos: ${DEMOS.join(', ')})\n`);
+        return 2;
+      }
+      await runDaemon({ configFile: values.config, demo: values.demo as DemoName | undefined });
       return -1; // keeps running; exits from its signal handlers
     case 'check-config': {
       const file = rest[0] ?? values.config;

@@ -18,6 +18,8 @@ import type { Inference, ModelInfo } from './types.js';
  * removing a pipeline or a stage needs a restart.
  */
 
+type InferFn = (frame: Frame, hooks: InferHooks) => Promise<Inference>;
+
 export type SnapshotPrivacy = 'redact' | 'on' | 'off';
 
 export interface StageStatus extends ModelStatus {
@@ -53,13 +55,30 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     await Promise.all([...this.services.values()].flat().map((s) => s.stop()));
   }
 
-  /** A camera's frame -> Inference: its pipeline's runner, or `single` (the one model) without a pipeline. */
-  inferFor(cam: Pick<CameraConfig, 'pipeline' | 'mirror' | 'privacy'>, single: (frame: Frame, hooks: InferHooks) => Promise<Inference>): (frame: Frame, hooks: InferHooks) => Promise<Inference> {
+  private readonly infers = new Map<string, InferFn>();
+
+  /** A camera's frame -> Inference: its pipeline's runner, or `single` (the one model) without a pipeline. Kept for inferOf. */
+  inferFor(camera: string, cam: Pick<CameraConfig, 'pipeline' | 'mirror' | 'privacy'>, single: InferFn): InferFn {
     const name = cam.pipeline;
-    if (name === undefined) return single;
-    const [first, second] = this.services.get(name)!;
-    const runner = new PipelineRunner({ name, stages: () => this.pipelines[name], models: [first, second], mirror: cam.mirror, includeCrops: cam.privacy.includeCrops });
-    return (frame, hooks) => runner.infer(frame, hooks);
+    let fn = single;
+    if (name !== undefined) {
+      const [first, second] = this.services.get(name)!;
+      const runner = new PipelineRunner({ name, stages: () => this.pipelines[name], models: [first, second], mirror: cam.mirror, includeCrops: cam.privacy.includeCrops });
+      fn = (frame, hooks) => runner.infer(frame, hooks);
+    }
+    this.infers.set(camera, fn);
+    return fn;
+  }
+
+  /** What inferFor gave this camera (POST /infer?camera=). */
+  inferOf(camera: string): InferFn | undefined {
+    return this.infers.get(camera);
+  }
+
+  /** What a pipeline camera's channel needs to track and assess (undefined for a one-model camera). */
+  pipelineOf(cam: Pick<CameraConfig, 'pipeline' | 'aggregate'>): { name: string; aggregate: CameraConfig['aggregate']; models: () => { detector?: ModelInfo; crops?: ModelInfo } } | undefined {
+    const name = cam.pipeline;
+    return name === undefined ? undefined : { name, aggregate: cam.aggregate, models: () => this.models(name) };
   }
 
   /** The models of a pipeline's stages now. */
