@@ -59,7 +59,7 @@ async function pipelineEngine(config: Config, camera: string, load: (dir: string
   const stages = config.pipelines[cam.pipeline!];
   const engines = await Promise.all(stages.map((st) => load(st.model)));
   const model = (e: InferenceEngine): StageModel => ({ info: e.info, infer: (f, h) => e.infer(f, h), inferCrops: (f, r) => e.inferCrops!(f, r) });
-  const runner = new PipelineRunner({ name: cam.pipeline!, stages: () => stages, models: [model(engines[0]), model(engines[1])], mirror: cam.mirror, includeCrops: cam.privacy.includeCrops });
+  const runner = new PipelineRunner({ name: cam.pipeline!, stages: () => stages, models: [model(engines[0]), model(engines[1])], mirror: cam.mirror ?? false, includeCrops: cam.privacy?.includeCrops ?? false });
   return { infer: (f) => runner.infer(f), close: async () => void (await Promise.all(engines.map((e) => e.close()))) };
 }
 

@@ -56,9 +56,9 @@ export const cameraSchema = z.strictObject({
   reconnect: reconnectSchema.prefault({}),
   publish: publishSchema.prefault({}),
   pipeline: z.string().min(1).optional().describe('run this named pipeline (pipelines.<name>) instead of the one model'),
-  aggregate: aggregateSchema.prefault({}).describe('pipeline cameras: tracking and per-region averaging over frames'),
-  mirror: z.boolean().default(false).describe('the camera shows a mirror image (a selfie view): left and right keypoints are swapped back to the subject\'s'),
-  privacy: privacySchema.prefault({}),
+  aggregate: aggregateSchema.optional().describe('pipeline cameras: tracking and per-region averaging over frames (defaults: window 15, minFrames 5)'),
+  mirror: z.boolean().optional().describe('the camera shows a mirror image (a selfie view): left and right keypoints are swapped back to the subject\'s'),
+  privacy: privacySchema.optional().describe('what of this camera may leave the device: snapshots (redact | on | off) and crops'),
 });
 
 export const providerName = z.enum(['tensorrt', 'cuda', 'cpu']);

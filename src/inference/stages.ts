@@ -1,7 +1,7 @@
 import type { Frame } from '../capture/frame.js';
 import type { Clock } from '../clock.js';
 import type { LiveReloadable, ReloadRefusal } from '../component.js';
-import { findsPeople, type PipelineConfig } from '../config/pipeline.js';
+import { type AggregateConfig, aggregateSchema, findsPeople, type PipelineConfig } from '../config/pipeline.js';
 import type { ConfigChange } from '../config/reload.js';
 import type { CameraConfig, Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -63,7 +63,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     let fn = single;
     if (name !== undefined) {
       const [first, second] = this.services.get(name)!;
-      const runner = new PipelineRunner({ name, stages: () => this.pipelines[name], models: [first, second], mirror: cam.mirror, includeCrops: cam.privacy.includeCrops });
+      const runner = new PipelineRunner({ name, stages: () => this.pipelines[name], models: [first, second], mirror: cam.mirror ?? false, includeCrops: cam.privacy?.includeCrops ?? false });
       fn = (frame, hooks) => runner.infer(frame, hooks);
     }
     this.infers.set(camera, fn);
@@ -76,9 +76,9 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
   }
 
   /** What a pipeline camera's channel needs to track and assess (undefined for a one-model camera). */
-  pipelineOf(cam: Pick<CameraConfig, 'pipeline' | 'aggregate'>): { name: string; aggregate: CameraConfig['aggregate']; models: () => { detector?: ModelInfo; crops?: ModelInfo } } | undefined {
+  pipelineOf(cam: Pick<CameraConfig, 'pipeline' | 'aggregate'>): { name: string; aggregate: AggregateConfig; models: () => { detector?: ModelInfo; crops?: ModelInfo } } | undefined {
     const name = cam.pipeline;
-    return name === undefined ? undefined : { name, aggregate: cam.aggregate, models: () => this.models(name) };
+    return name === undefined ? undefined : { name, aggregate: cam.aggregate ?? aggregateSchema.parse({}), models: () => this.models(name) };
   }
 
   /** The models of a pipeline's stages now. */
@@ -89,7 +89,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
 
   /** snapshots: the camera's choice, else redact when a stage of its pipeline finds people (manifest privacy: person). */
   snapshotPrivacy(cam: Pick<CameraConfig, 'pipeline' | 'privacy'>): SnapshotPrivacy {
-    if (cam.privacy.snapshots) return cam.privacy.snapshots;
+    if (cam.privacy?.snapshots) return cam.privacy.snapshots;
     const stages = cam.pipeline ? this.pipelines[cam.pipeline] : undefined;
     return stages?.some((st) => findsPeople(st)) ? 'redact' : 'on';
   }
