@@ -28,8 +28,8 @@ Usage:
                                         files; one result JSON per line
   edge-inferd build-engine [--model DIR]
                                         build (or find) the TensorRT engine in the cache folder
-  edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--journal FILE]
-                                        recent results from the journal (works while the daemon runs);
+  edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--events] [--journal FILE]
+                                        recent results (--events: events, assessments) from the journal (works while the daemon runs);
                                         --since 2024-05-01T08:00:00Z or 15m, 2h, 7d; --limit default 20
   edge-inferd --version | --help
 
@@ -53,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       journal: { type: 'string' },
       demo: { type: 'string' },
+      events: { type: 'boolean' },
     },
   });
   if (values.help) return (process.stdout.write(HELP), 0);
@@ -106,7 +107,7 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       const write = (s: string) => process.stdout.write(s);
-      return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true }, write, (s) => process.stderr.write(s));
+      return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true, events: values.events === true }, write, (s) => process.stderr.write(s));
     }
     case 'config-schema':
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');

@@ -130,7 +130,7 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     if (this.loop.paused) return false;
     await this.loop.pause();
     this.deps.listener.state(this.name, this.state);
-    for (const e of this.decider.reset(this.deps.clock.now(), 'paused')) this.sendEvent(e);
+    for (const e of this.decider.reset(this.deps.clock.now(), 'paused')) if (!this.tracks) this.sendEvent(e);
     for (const d of this.tracks?.reset(this.deps.clock.now()) ?? []) this.sendTrackEvent(d);
     // What came before the pause goes to the connection before the caller answers anyone.
     this.deps.sink.flush();
@@ -164,7 +164,8 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     const best = primaryOf(inf) ?? { label: NOTHING_LABEL, score: 1 };
     const d = this.decider.observe({ label: best.label, score: best.score, atMs: frame.capturedAtMs });
     if (d.publish) this.sendResult(frame, inf, d.stable);
-    for (const e of d.events) this.sendEvent(e, frame);
+    // A pipeline camera's events are about its tracks; the top label's change/stable/cleared would only say "face" or "none".
+    if (!this.tracks) for (const e of d.events) this.sendEvent(e, frame);
     for (const t of tracked) this.sendTrackEvent(t, frame);
   }
 
