@@ -66,7 +66,12 @@ export class SnapshotStore {
     if (!entry) return Promise.resolve(undefined);
     if (!entry.jpeg) {
       const { inf } = entry;
-      const frame = this.shown(camera, entry.frame, inf);
+      let frame: Frame;
+      try {
+        frame = this.shown(camera, entry.frame, inf);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
       const best = primaryOf(inf);
       // renderSnapshot reads the pixels synchronously, so the kept copy may be reused afterwards.
       entry.jpeg = renderSnapshot(frame, {

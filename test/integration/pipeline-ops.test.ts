@@ -8,6 +8,7 @@ import { demoConfig } from '../../src/config/demo.js';
 import { eyesDemoDir } from '../../src/paths.js';
 import { startTestApp, type TestApp, waitUntil } from '../helpers/app.js';
 import { CLI } from '../helpers/daemon.js';
+import { assertValid } from '../helpers/schemas.js';
 
 /**
  * A pipeline camera in a running App: POST /infer?camera= and `edge-inferd infer --camera` run the
@@ -85,6 +86,21 @@ describe('pipeline camera operations', () => {
     const snap = await fetch(`${t.base}/snapshot.jpg?camera=open`);
     expect(snap.status).toBe(403);
     expect(((await snap.json()) as { code: string }).code).toBe('SNAPSHOTS_OFF');
+  });
+
+  it('/status (schema-valid) shows the stage models and the pipeline counters; /metrics the per-stage latency, crops and skips', async () => {
+    await waitUntil(() => (t.app.status().cameras.kiosk?.pipeline?.assessments ?? 0) > 0 || undefined, 20_000, 'an assessment on kiosk');
+    const status = (await (await fetch(`${t.base}/status`)).json()) as Record<string, any>;
+    assertValid('daemon-status.schema.json', status);
+    expect(status.cameras.kiosk.pipeline).toMatchObject({ name: 'eyes', tracks: 3, assessments: 3, qualitySkipped: { small: 0, blurred: 0 } });
+    expect(status.cameras.kiosk.lastResult.objects.map((o: { track: number }) => o.track).sort()).toEqual([1, 2, 3]);
+    const metrics = await (await fetch(`${t.base}/metrics`)).text();
+    expect(metrics).toMatch(/edge_inferd_pipeline_stage_seconds_count\{camera="kiosk",pipeline_stage="eye"\} [1-9]/);
+    // Five crops a frame: three faces, one covered eye.
+    const crops = threeFaces.faces.length * 2 - threeFaces.faces.filter((f) => f.leftEye.covered || f.rightEye.covered).length;
+    const count = Number(/edge_inferd_pipeline_crops_per_frame_count\{camera="kiosk"\} (\d+)/.exec(metrics)![1]);
+    const sum = Number(/edge_inferd_pipeline_crops_per_frame_sum\{camera="kiosk"\} (\d+)/.exec(metrics)![1]);
+    expect(sum).toBe(count * crops);
   });
 
   it('a reload swaps only the stage whose package changed, and applies thresholds live', async () => {
