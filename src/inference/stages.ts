@@ -14,8 +14,8 @@ import type { Inference, ModelInfo } from './types.js';
  * The models of the pipelines the enabled cameras run: one ModelService per stage (each its own
  * inference worker, loaded and hot-swapped on its own), and one PipelineRunner per camera. Live
  * on `pipelines.*`: a stage whose model folder changed, or whose package on disk changed, swaps
- * (the others keep running); thresholds, regions and quality apply from the next frame. Adding or
- * removing a pipeline or a stage needs a restart.
+ * (the others keep running); thresholds, regions and quality apply from the next frame. Removing a
+ * running pipeline, or adding or removing a stage, is refused (restart).
  */
 
 type InferFn = (frame: Frame, hooks: InferHooks) => Promise<Inference>;
@@ -114,7 +114,9 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
       const name = ch.path.split('.')[1];
       const before = this.pipelines[name];
       const after = next[name];
-      if (!before || !after || before.length !== after.length || before.some((st, i) => st.name !== after[i].name)) {
+      // A pipeline no enabled camera runs has nothing loaded: its change takes effect with the camera's (a restart).
+      if (!before) continue;
+      if (!after || before.length !== after.length || before.some((st, i) => st.name !== after[i].name)) {
         refused.push(ch);
         errors.push(`${ch.path}: adding or removing a pipeline or stage needs a restart`);
       }
