@@ -48,17 +48,22 @@ export class PipelineRunner {
     // The crops are taken after the detector has answered, by which time the camera may have
     // reused its buffer for the next frame: this frame's pixels are kept for the crop stage.
     const frame: Frame = { ...frameIn, data: frameIn.data.slice() };
+    // Crops come from the full-resolution twin when capture scaled the frame for the detector
+    // (`full`, `sourceWidth`: set by a scaling capture), else from the frame itself.
+    const scaled = frameIn as Frame & { full?: Frame; sourceWidth?: number };
+    const source = scaled.full ? { ...scaled.full, data: scaled.full.data.slice() } : frame;
+    const scale = source.width / (scaled.sourceWidth ?? frameIn.width);
     const det = await this.opts.models[0].infer(frame, hooks);
     if (det.task !== 'detect') throw new DaemonError('STAGE_TASK', `pipeline ${this.name}: stage ${first.name} must be a detector (task detect); ${det.model.name} is ${det.task}`);
     const detections = this.select(det.detections, first);
     const plans = detections.map((d) => planRegions(d, second));
     const rects = plans.flat().flatMap((p) => (p.rect ? [p.rect] : []));
-    const crops = rects.length ? await this.opts.models[1].inferCrops(frame, { rects, quality: second.quality, batch: this.opts.batch }) : undefined;
+    const crops = rects.length ? await this.opts.models[1].inferCrops(source, { rects, scale, quality: second.quality, batch: this.opts.batch }) : undefined;
     let k = 0;
     const objects: PipelineObject[] = [];
     for (const [i, d] of detections.entries()) {
       const regions: RegionResult[] = [];
-      for (const p of plans[i]) regions.push(p.rect ? await this.region(p.name, crops!.crops[k++], frame) : { name: p.name, notDetected: true });
+      for (const p of plans[i]) regions.push(p.rect ? await this.region(p.name, crops!.crops[k++], source, scale) : { name: p.name, notDetected: true });
       objects.push({ ...d, regions });
     }
     const cropStage = this.opts.models[1].info;
@@ -79,16 +84,16 @@ export class PipelineRunner {
     return this.opts.mirror ? dets.map((d) => (d.keypoints ? { ...d, keypoints: unmirror(d.keypoints) } : d)) : dets;
   }
 
-  private async region(name: string, c: CropResult, frame: Frame): Promise<RegionResult> {
+  private async region(name: string, c: CropResult, source: Frame, scale: number): Promise<RegionResult> {
     const r: RegionResult = { name, box: c.box, sidePx: c.sidePx, sharpness: Math.round(c.sharpness * 10) / 10, ...(c.skipped ? { skipped: c.skipped } : {}), ...(c.scores ? { scores: c.scores } : {}) };
-    if (this.opts.includeCrops && !c.skipped) r.cropPng = await cropPng(frame, c);
+    if (this.opts.includeCrops && !c.skipped) r.cropPng = await cropPng(source, c, scale);
     return r;
   }
 }
 
 /** The crop's pixels as PNG (privacy.includeCrops only). */
-async function cropPng(frame: Frame, c: CropResult): Promise<Uint8Array> {
-  const view = cropView(frame, c.box)!;
+async function cropPng(frame: Frame, c: CropResult, scale: number): Promise<Uint8Array> {
+  const view = cropView(frame, c.box, scale)!;
   const ch = channelsOf(view.format);
   const row = view.width * ch;
   const raw = Buffer.alloc(row * view.height);

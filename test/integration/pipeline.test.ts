@@ -133,6 +133,20 @@ describe('pipeline: face -> eyes on generated frames', () => {
     expect(batched.labels).toEqual([...EYE_LABELS]);
   });
 
+  it('crops from a larger frame of the same instant (scale): boxes stay in the detector frame\'s pixels, the classes agree', async () => {
+    const small = renderFaces(512, 384, [F1, F2]);
+    const big = renderFaces(1024, 768, [F1, F2].map((f) => ({ ...f, x: 2 * f.x, y: 2 * f.y, w: 2 * f.w, h: 2 * f.h })));
+    const rects = [F1, F2].flatMap((f) => Object.values(eyeCentres(f)).slice(0, 2).map((c) => ({ x: (c as { x: number }).x - 20, y: (c as { y: number }).y - 20, w: 40, h: 40 })));
+    const quality = { minSidePx: 8, minSharpness: 0 };
+    const a = await eye.inferCrops!(small, { rects, quality });
+    const b = await eye.inferCrops!(big, { rects, quality, scale: 2 });
+    expect(b.crops.map((c) => c.box)).toEqual(a.crops.map((c) => c.box));
+    expect(b.crops.map((c) => c.sidePx)).toEqual(a.crops.map((c) => 2 * c.sidePx));
+    const best = (c: { scores?: number[] }) => labelOf([...EYE_LABELS], c.scores);
+    expect(b.crops.map(best)).toEqual(a.crops.map(best));
+    expect(a.crops.map(best)).toEqual([F1.left, F1.right, F2.left, F2.right]);
+  });
+
   it('aggregates per track and eye: an assessment once each eye has minFrames good frames, notDetected for a covered one', async () => {
     const agg = new PipelineAggregator(aggregateSchema.parse({ window: 6, minFrames: 3 }));
     const r = runner();
