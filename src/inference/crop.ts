@@ -53,8 +53,11 @@ export interface CropsInference {
   latencyMs: LatencyMs;
 }
 
-/** The part of `frame` under `rect` (frame pixels times `scale`), as a frame sharing its memory; undefined if empty. */
-export function cropView(frame: Frame, rect: Box, scale = 1): Frame | undefined {
+/**
+ * The part of `frame` under `rect` (frame pixels times `scale`), as a frame sharing its memory, with
+ * its top-left corner in source pixels; undefined if empty.
+ */
+export function cropView(frame: Frame, rect: Box, scale = 1): { view: Frame; x0: number; y0: number } | undefined {
   const x0 = Math.max(0, Math.round(rect.x * scale));
   const y0 = Math.max(0, Math.round(rect.y * scale));
   const x1 = Math.min(frame.width, Math.round((rect.x + rect.w) * scale));
@@ -63,7 +66,7 @@ export function cropView(frame: Frame, rect: Box, scale = 1): Frame | undefined 
   const ch = channelsOf(frame.format);
   const start = y0 * frame.stride + x0 * ch;
   const end = (y1 - 1) * frame.stride + x1 * ch;
-  return { ...frame, width: x1 - x0, height: y1 - y0, data: frame.data.subarray(start, end), name: undefined, x0, y0 } as Frame & { x0: number; y0: number };
+  return { view: { ...frame, width: x1 - x0, height: y1 - y0, data: frame.data.subarray(start, end), name: undefined }, x0, y0 };
 }
 
 /**
@@ -124,12 +127,13 @@ export class CropClassifier {
     const inputs: (Float32Array | Uint8Array)[] = [];
     const which: number[] = [];
     for (const rect of req.rects) {
-      const view = cropView(source, rect, scale) as (Frame & { x0: number; y0: number }) | undefined;
-      if (!view) {
+      const cut = cropView(source, rect, scale);
+      if (!cut) {
         crops.push({ box: { x: rect.x, y: rect.y, w: 0, h: 0 }, sidePx: 0, sharpness: 0, skipped: 'small' });
         continue;
       }
-      const box = { x: view.x0 / scale, y: view.y0 / scale, w: view.width / scale, h: view.height / scale };
+      const { view } = cut;
+      const box = { x: cut.x0 / scale, y: cut.y0 / scale, w: view.width / scale, h: view.height / scale };
       const sidePx = Math.min(view.width, view.height);
       const sharp = sharpness(view);
       const skipped = sidePx < minSidePx ? 'small' : minSharpness > 0 && sharp < minSharpness ? 'blurred' : undefined;

@@ -93,7 +93,7 @@ export class PipelineRunner {
 
 /** The crop's pixels as PNG (privacy.includeCrops only). */
 async function cropPng(frame: Frame, c: CropResult, scale: number): Promise<Uint8Array> {
-  const view = cropView(frame, c.box, scale)!;
+  const { view } = cropView(frame, c.box, scale)!;
   const ch = channelsOf(view.format);
   const row = view.width * ch;
   const raw = Buffer.alloc(row * view.height);

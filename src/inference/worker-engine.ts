@@ -37,7 +37,7 @@ interface Job {
   frame: Frame;
   /** Set for a pipeline's crop stage. */
   crops?: CropRequest;
-  resolve: (inf: Inference & CropsInference) => void;
+  resolve: (result: Inference | CropsInference) => void;
   reject: (err: Error) => void;
   onStart?: () => void;
   slot?: number;
@@ -154,25 +154,26 @@ export class WorkerEngine implements InferenceEngine {
   }
 
   infer(frame: Frame, hooks: InferHooks = {}): Promise<Inference> {
-    return this.enqueue(frame, hooks);
+    return this.enqueue<Inference>(frame, hooks);
   }
 
   /** A pipeline's second stage: the crops of `frame` through this model, queued with the camera's frames. */
   inferCrops(frame: Frame, request: CropRequest): Promise<CropsInference> {
-    return this.enqueue(frame, {}, request);
+    return this.enqueue<CropsInference>(frame, {}, request);
   }
 
-  private enqueue(frame: Frame, hooks: InferHooks, crops?: CropRequest): Promise<Inference & CropsInference> {
+  /** The worker answers an `infer` with an Inference and a `crops` with a CropsInference. */
+  private enqueue<T extends Inference | CropsInference>(frame: Frame, hooks: InferHooks, crops?: CropRequest): Promise<T> {
     if (this.dead) return Promise.reject(this.dead);
     if (this.closing) return Promise.reject(new DaemonError('ENGINE_CLOSED', `model ${this.info.name} ${this.info.version} is unloading`));
-    return new Promise((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       let q = this.queues.get(frame.camera);
       if (!q) {
         q = [];
         this.queues.set(frame.camera, q);
         this.rr.push(frame.camera);
       }
-      q.push({ frame, crops, resolve, reject, onStart: hooks.onStart });
+      q.push({ frame, crops, resolve: resolve as (result: Inference | CropsInference) => void, reject, onStart: hooks.onStart });
       this.pump();
     });
   }
@@ -218,7 +219,7 @@ export class WorkerEngine implements InferenceEngine {
     // The worker handles requests in order: the oldest one left is the one it turns to now.
     const next = this.inFlight.values().next();
     if (!next.done) this.started(next.value);
-    if (m.type === 'result') job.resolve(m.inference as Inference & CropsInference);
+    if (m.type === 'result') job.resolve(m.inference);
     else job.reject(fromWire(m.error));
     this.pump();
   }
