@@ -71,7 +71,8 @@ async function main(argv: string[]): Promise<number> {
       const file = rest[0] ?? values.config;
       try {
         const c = loadConfig({ file });
-        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${c.mqtt.url})\n`);
+        const pipelines = Object.keys(c.pipelines).length ? `, pipelines: ${Object.keys(c.pipelines).join(', ')}` : '';
+        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}${pipelines}, mqtt: ${c.mqtt.url})\n`);
         return 0;
       } catch (err) {
         if (err instanceof ConfigError) {
