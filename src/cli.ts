@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
+import './ort-telemetry.js';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -9,6 +11,7 @@ import { errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { runHistory } from './journal/history-cli.js';
 import { runDaemon } from './main.js';
+import { formatSelftest, gpuSelftest } from './gpu-selftest.js';
 import { formatProbe, probe } from './probe.js';
 import { buildEngine, inferImages } from './oneshot.js';
 import { VERSION } from './version.js';
@@ -23,6 +26,10 @@ Usage:
   edge-inferd probe [--config FILE] [--json]
                                         what this machine offers: GStreamer, cameras, ONNX Runtime
                                         providers, GPU, memory; and the config checked (exit 1 if invalid)
+  edge-inferd probe --gpu-selftest [--model DIR] [--frames N] [--json]
+                                        load the model on TensorRT (build, then cache hit) and CUDA, run
+                                        N frames (20) on GPU and CPU, compare; exit 0 pass, 1 fail,
+                                        3 no NVIDIA GPU on this machine
   edge-inferd infer [--model DIR | --camera NAME] IMAGE...
                                         run the model (or that camera's whole pipeline) on image
                                         files; one result JSON per line
@@ -54,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       journal: { type: 'string' },
       demo: { type: 'string' },
       events: { type: 'boolean' },
+      'gpu-selftest': { type: 'boolean' },
+      frames: { type: 'string' },
     },
   });
   if (values.help) return (process.stdout.write(HELP), 0);
@@ -83,6 +92,17 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'probe': {
+      if (values['gpu-selftest']) {
+        const config = loadConfig({ file: rest[0] ?? values.config });
+        const frames = values.frames === undefined ? undefined : Number(values.frames);
+        if (frames !== undefined && !(Number.isInteger(frames) && frames >= 1 && frames <= 10_000)) {
+          process.stderr.write(`edge-inferd probe: --frames must be a whole number from 1 to 10000 (got "${values.frames}")\n`);
+          return 2;
+        }
+        const r = await gpuSelftest({ modelDir: values.model ? resolve(values.model) : config.model.path, frames, deviceId: config.model.gpuId, intraOpThreads: config.model.intraOpThreads });
+        process.stdout.write(values.json ? JSON.stringify(r, null, 2) + '\n' : formatSelftest(r));
+        return r.exitCode;
+      }
       const report = await probe({ configFile: rest[0] ?? values.config });
       process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatProbe(report));
       return report.config.ok ? 0 : 1;
