@@ -122,5 +122,10 @@ describe('pipeline camera operations', () => {
     const r = await post('?camera=kiosk');
     const regions = r.body.objects.flatMap((o: any) => Object.values(o.regions)) as { skipped?: string; notDetected?: boolean }[];
     expect(regions.filter((x) => !x.notDetected).every((x) => x.skipped === 'small')).toBe(true);
+    // A renamed stage is a new pipeline shape: refused, the running one stays.
+    const renamed = await t.app.reload(t.writeConfig((c) => (c.pipelines.eyes[1].name = 'iris')));
+    expect(renamed.ok).toBe(false);
+    expect(renamed.errors).toEqual(['pipelines.eyes: adding or removing a pipeline or stage needs a restart']);
+    expect(t.app.status().stages!.map((s) => s.stage)).toEqual(['face', 'eye']);
   });
 });
