@@ -27,6 +27,7 @@ import { resultPayload } from './publish/payload.js';
 import type { CameraStateName, DaemonStatus } from './publish/schemas.js';
 import { Topics } from './publish/topics.js';
 import { type ReloadReport, ReloadController } from './reload.js';
+import { PackageStore, RolloutService } from './rollout/service.js';
 import { VERSION } from './version.js';
 
 export type { ReloadReport };
@@ -72,7 +73,9 @@ export class App {
     const journal = new Journal({ path: c.journal.path, maxRows: c.journal.maxRows, maxBytes: c.journal.maxBytes, retentionMs: c.journal.retentionHours * 3_600_000, synchronous: c.journal.synchronous, log: child('journal'), clock });
     const messaging = new Messaging({ config: c.mqtt, deviceId: c.deviceId, topics, journal, status: (state) => status.message(state), clock, log });
     const events = { buildStarted: (what: string) => detector.buildStarted(what), buildEnded: () => detector.buildEnded(), swapped: () => control.publishStatus() };
-    const model = new ModelService({ config: c.model, log: child('model'), listener: events, clock });
+    const store = c.model.rollout.enabled ? new PackageStore({ dir: c.model.rollout.dir, keep: c.model.keep, log: child('rollout') }) : undefined;
+    const model = new ModelService({ config: c.model, log: child('model'), listener: events, clock, resolve: store && ((p) => store.effectivePath(p)) });
+    const rollout = store && new RolloutService({ config: { ...c.model.rollout, keep: c.model.keep }, store, model, deviceId: c.deviceId, publish: (p) => messaging.mqtt.publish(topics.modelState, p, { qos: 1, retain: true }), clock, log: child('rollout') });
     const stages = new StageModels({ config: c, log: child('pipelines'), listener: events, clock });
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
@@ -80,13 +83,11 @@ export class App {
         const inferred = (frame: Frame, inf: Inference) => {
           detector.progress(frame.camera);
           snapshots.record(frame, inf);
-          metrics.observe(frame.camera, { ...inf.latencyMs, total: Math.max(0, clock.now() - frame.capturedAtMs) });
-          metrics.observePipeline(frame.camera, inf.task === 'detect' ? inf.pipeline : undefined);
+          metrics.observe(frame.camera, { ...inf.latencyMs, total: Math.max(0, clock.now() - frame.capturedAtMs) }, inf.task === 'detect' ? inf.pipeline : undefined);
           control.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
         };
         const state = (camera: string, st: CameraStateName) => (detector.state(camera, st), control.cameraStateChanged());
-        const infer = stages.inferFor(name, cam, (frame, hooks) => model.infer(frame, hooks));
-        const pipeline = stages.pipelineOf(cam);
+        const { infer, pipeline } = stages.forCamera(name, cam, (frame, hooks) => model.infer(frame, hooks));
         return new CameraChannel(name, cam, { deviceId: c.deviceId, clock, log, infer, model: () => pipeline?.models().detector ?? model.info, sink: messaging.sink, keep: (f) => snapshots.keep(f), listener: { state, inferred }, pipeline });
       });
     for (const ch of channels) detector.watch(ch.name, c.cameras[ch.name].fps ?? 0, 'connecting');
@@ -95,7 +96,7 @@ export class App {
     const status: StatusReporter = (this.statusReporter = new StatusReporter({
       deviceId: c.deviceId,
       clock,
-      sources: { lifecycle: { get phase() { return lifecycle.phase; } }, reloads: { get config() { return reloads.config; }, get last() { return reloads.last; } }, model, stages, messaging, journal, cameras: channels, health: () => monitor.health(), systemd: notifier },
+      sources: { lifecycle: { get phase() { return lifecycle.phase; } }, reloads: { get config() { return reloads.config; }, get last() { return reloads.last; } }, model, stages, messaging, journal, cameras: channels, health: () => monitor.health(), systemd: notifier, rollout },
     }));
     const metrics = new Metrics({
       cameras: () => channels.filter((ch) => ch.started).map((ch) => ({ ...ch.status(), status: ch.camera.status() })),
@@ -114,15 +115,14 @@ export class App {
       mqtt: messaging.mqtt,
       topics,
       cameras: channels,
-      clock,
-      log,
-      ready: running,
+      clock, log, ready: running,
       snapshot: (camera, quality, maxWidth) => snapshots.command(camera, quality, maxWidth),
       reload: async () => {
         if (!deps.reloader) throw new CommandError('UNAVAILABLE', 'reload is not available in this process');
         return deps.reloader.reload();
       },
       status: () => status.status(),
+      model: rollout,
       statusMessage: () => status.message('online'),
       modelName: () => (model.info ? `${model.info.name} ${model.info.version}` : 'edge-inferd'),
       publishFailures: () => messaging.publishFailures(),
@@ -143,7 +143,7 @@ export class App {
     const lifecycle = (this.lifecycle = new Lifecycle({
       log,
       // The notifier ticks from the start, so an engine build during start-up can extend systemd's start timeout.
-      components: [part('systemd', notifier), ...(http ? [part('http', http)] : []), part('device', device), part('journal', journal), ...messaging.brokerComponents, model, part('pipelines', stages), ...messaging.connectionComponents, ...channels, control],
+      components: [part('systemd', notifier), ...(http ? [part('http', http)] : []), part('device', device), part('journal', journal), ...messaging.brokerComponents, model, part('pipelines', stages), ...messaging.connectionComponents, ...channels, control, ...(rollout ? [part('rollout', rollout)] : [])],
       onPhase: (phase) => {
         monitor.setPhase(phase);
         if (phase === 'starting') log.info({ config: c.source, deviceId: c.deviceId, version: VERSION }, 'starting');

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { DaemonError } from '../errors.js';
 import { defaultJournalPath, demoModelDir, demoSamplesDir } from '../paths.js';
@@ -57,11 +57,22 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const deviceId = c.deviceId ?? safeHostname();
   const cameras = c.cameras ?? { demo: cameraSchema.parse({ uri: `images://${demoSamplesDir}`, fps: 2 }) };
   for (const cam of Object.values(cameras)) cam.uri = resolvePathUri(cam.uri, baseDir);
+  const journalPath = c.journal.path ? resolve(baseDir, c.journal.path) : defaultJournalPath(env);
   const config: Config = {
     ...c,
     deviceId,
     cameras,
-    model: { ...c.model, path: c.model.path ? resolve(baseDir, c.model.path) : demoModelDir, cacheDir: c.model.cacheDir ? resolve(baseDir, c.model.cacheDir) : undefined },
+    model: {
+      ...c.model,
+      path: c.model.path ? resolve(baseDir, c.model.path) : demoModelDir,
+      cacheDir: c.model.cacheDir ? resolve(baseDir, c.model.cacheDir) : undefined,
+      rollout: {
+        ...c.model.rollout,
+        // Beside the journal: the state directory under systemd (StateDirectory=), owned by the daemon.
+        dir: c.model.rollout.dir ? resolve(baseDir, c.model.rollout.dir) : join(dirname(journalPath), 'models'),
+        caFile: c.model.rollout.caFile && resolve(baseDir, c.model.rollout.caFile),
+      },
+    },
     mqtt: {
       ...c.mqtt,
       passwordFile: c.mqtt.passwordFile ? resolve(baseDir, c.mqtt.passwordFile) : undefined,
@@ -73,7 +84,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       },
     },
     http: { ...c.http, tokenFile: c.http.tokenFile ? resolve(baseDir, c.http.tokenFile) : undefined },
-    journal: { ...c.journal, path: c.journal.path ? resolve(baseDir, c.journal.path) : defaultJournalPath(env) },
+    journal: { ...c.journal, path: journalPath },
     source: label,
   };
   const late = [...checkResolved(config), ...checkPipelines(config.pipelines, config.cameras, baseDir), ...resolveHttpToken(config)];

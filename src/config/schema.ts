@@ -84,6 +84,22 @@ export const modelSchema = z.strictObject({
     .max(256 * 1024 * 1024)
     .default(10 * 1024 * 1024)
     .describe('POST /infer: the largest image body accepted, in bytes'),
+  keep: z.int().min(1).max(10).default(2).describe('model packages installed over MQTT kept on disk (the running one included), for cmd/model/rollback'),
+  rollout: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe('accept cmd/model/install and cmd/model/rollback'),
+      dir: z.string().min(1).optional().describe('where installed packages, downloads and state.json live; default: models/ beside the journal (the state directory)'),
+      maxBytes: z
+        .int()
+        .min(1024)
+        .max(8 * 1024 * 1024 * 1024)
+        .default(512 * 1024 * 1024)
+        .describe('largest package archive downloaded, and largest total unpacked, in bytes'),
+      caFile: z.string().min(1).optional().describe('PEM file of an extra CA trusted for https package URLs (beside the system roots); verification cannot be switched off'),
+      selftestFrames: z.int().min(1).max(100).default(3).describe('a package without selftest/ must infer this many frames without an error'),
+      idleTimeoutSec: z.number().min(1).max(3600).default(60).describe('a download with no byte for this long fails'),
+    })
+    .prefault({}),
 });
 
 const qos = z.union([z.literal(0), z.literal(1), z.literal(2)]);
@@ -220,7 +236,7 @@ export type ProviderName = z.output<typeof providerName>;
 export interface Config extends Omit<ParsedConfig, 'deviceId' | 'cameras' | 'model' | 'journal'> {
   deviceId: string;
   cameras: Record<string, CameraConfig>;
-  model: ParsedConfig['model'] & { path: string };
+  model: ParsedConfig['model'] & { path: string; rollout: ParsedConfig['model']['rollout'] & { dir: string } };
   journal: ParsedConfig['journal'] & { path: string };
   /** Where the config came from: a file path, or "built-in demo". */
   source: string;

@@ -171,13 +171,13 @@ export class Metrics {
     });
   }
 
-  observe(camera: string, ms: Record<Stage, number>): void {
+  /** A frame's latencies; for a pipeline camera also each stage's, its crops and the crops the quality gate skipped. */
+  observe(camera: string, ms: Record<Stage, number>, pipeline?: PipelineRun): void {
     for (const stage of Object.keys(ms) as Stage[]) this.latency.observe({ camera, stage }, ms[stage] / 1000);
+    if (pipeline) this.observePipeline(camera, pipeline);
   }
 
-  /** A pipeline camera's frame: per stage latency, crops taken, crops the quality gate skipped. */
-  observePipeline(camera: string, p: PipelineRun | undefined): void {
-    if (!p) return;
+  private observePipeline(camera: string, p: PipelineRun): void {
     for (const st of p.stages) this.stageLatency.observe({ camera, pipeline_stage: st.name }, (st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess) / 1000);
     this.cropsPerFrame.observe({ camera }, p.stages[1]?.crops ?? 0);
     for (const o of p.objects) for (const r of o.regions) if (r.skipped) this.qualitySkipped.inc({ camera, reason: r.skipped });

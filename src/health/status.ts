@@ -7,7 +7,7 @@ import type { Phase } from '../lifecycle.js';
 import type { MqttState } from '../publish/client.js';
 import type { OutboxStats } from '../publish/outbox.js';
 import { statusPayload } from '../publish/payload.js';
-import type { CameraStateName, DaemonStatus, StatusPayload } from '../publish/schemas.js';
+import type { CameraStateName, DaemonStatus, RolloutState, StatusPayload } from '../publish/schemas.js';
 import type { ReloadReport } from '../reload.js';
 import { VERSION } from '../version.js';
 import type { StallReport } from './stall.js';
@@ -25,6 +25,8 @@ export interface StatusSources {
   cameras: readonly { readonly name: string; readonly started: boolean; readonly state: CameraStateName; status(): ChannelStatus }[];
   health(): StallReport;
   systemd: { readonly watchdogUsec: number | undefined; readonly counts: { watchdog: number; withheld: number; extended: number } };
+  /** The model rollout (cmd/model/*), when enabled. */
+  rollout?: { status(): RolloutState };
 }
 
 /**
@@ -65,6 +67,7 @@ export class StatusReporter {
       health: s.health(),
       reload: s.reloads.last ?? null,
       systemd: { watchdogUsec: s.systemd.watchdogUsec ?? null, ...s.systemd.counts },
+      rollout: s.rollout?.status() ?? null,
     };
   }
 

@@ -75,6 +75,11 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     return this.infers.get(camera);
   }
 
+  /** A camera's infer function (inferFor) and, for a pipeline camera, what its channel needs to track and assess. */
+  forCamera(camera: string, cam: CameraConfig, single: InferFn): { infer: InferFn; pipeline: ReturnType<StageModels['pipelineOf']> } {
+    return { infer: this.inferFor(camera, cam, single), pipeline: this.pipelineOf(cam) };
+  }
+
   /** What a pipeline camera's channel needs to track and assess (undefined for a one-model camera). */
   pipelineOf(cam: Pick<CameraConfig, 'pipeline' | 'aggregate'>): { name: string; aggregate: AggregateConfig; models: () => { detector?: ModelInfo; crops?: ModelInfo } } | undefined {
     const name = cam.pipeline;

@@ -4,7 +4,7 @@ import { errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MessageHandler } from './client.js';
 import { commandResponse } from './payload.js';
-import { COMMAND_NAMES, type CommandName, commandRequestSchemas, type ReloadOutcome, type SnapshotResult } from './schemas.js';
+import { COMMAND_NAMES, type CommandName, commandRequestSchemas, type ReloadOutcome, type RolloutState, type SnapshotResult } from './schemas.js';
 import type { Topics } from './topics.js';
 
 /**
@@ -37,9 +37,16 @@ export interface CommandHandlers {
   pause(camera: string | undefined): Promise<PauseResult>;
   resume(camera: string | undefined): Promise<PauseResult>;
   status(): unknown;
+  /** cmd/model/*: the model rollout (src/rollout/); without it these answer UNAVAILABLE. */
+  model?: ModelCommands;
 }
 
-export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'SNAPSHOTS_OFF' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED';
+export interface ModelCommands {
+  install(args: Args<'model/install'>, requestId: string | number | null): Promise<RolloutState>;
+  rollback(requestId: string | number | null): Promise<RolloutState>;
+}
+
+export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'SNAPSHOTS_OFF' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED' | 'BUSY' | 'MODEL_REJECTED';
 
 export class CommandError extends Error {
   readonly code: CommandErrorCode;
@@ -79,7 +86,13 @@ export class CommandHandler {
 
   /** Resolves when the response has been handed to the MQTT client. */
   async handle(topic: string, payload: Buffer, retain = false): Promise<void> {
-    const name = topic.slice(topic.lastIndexOf('/') + 1);
+    // The command is what follows this device's own `<prefix>/<deviceId>/cmd/`: nothing else is ever taken.
+    const own = this.o.topics.command('');
+    if (!topic.startsWith(own)) {
+      this.o.log.warn({ topic }, 'message outside this device\'s cmd/ topics ignored');
+      return;
+    }
+    const name = topic.slice(own.length);
     if (retain) {
       this.o.log.warn({ topic }, 'retained command ignored; clear it with an empty retained message');
       return;
@@ -103,7 +116,7 @@ export class CommandHandler {
       requestId = readId(body);
       if (!isCommand(name)) throw new CommandError('UNKNOWN_COMMAND', `unknown command "${name}" (commands: ${COMMAND_NAMES.join(', ')})`);
       await this.o.ready;
-      const result = await this.run(name, body);
+      const result = await this.run(name, body, requestId);
       this.o.log.info({ command: name, requestId }, 'command done');
       await this.respond(name, requestId, { command: name, ok: true, result });
     } catch (err) {
@@ -114,7 +127,7 @@ export class CommandHandler {
     }
   }
 
-  private async run(name: CommandName, body: unknown): Promise<unknown> {
+  private async run(name: CommandName, body: unknown, requestId: RequestId): Promise<unknown> {
     const schema = commandRequestSchemas[name];
     const parsed = schema.safeParse(body);
     if (!parsed.success) {
@@ -136,6 +149,11 @@ export class CommandHandler {
         return h.resume((parsed.data as Args<'resume'>).camera);
       case 'status':
         return h.status();
+      case 'model/install':
+      case 'model/rollback': {
+        if (!h.model) throw new CommandError('UNAVAILABLE', 'model rollout is off (model.rollout.enabled: false)');
+        return name === 'model/install' ? h.model.install(parsed.data as Args<'model/install'>, requestId) : h.model.rollback(requestId);
+      }
     }
   }
 
