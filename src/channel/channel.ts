@@ -146,11 +146,13 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
 
   status(): ChannelStatus {
     const pipeline = this.tracks?.counters();
-    return { ...this.camera.status(), ...this.loop.stats, decide: { policy: this.publish.policy, ...this.decider.counters() }, lastResult: this.lastResult, ...(pipeline ? { pipeline } : {}) };
+    return { ...this.camera.status(), ...this.loop.stats, decide: { policy: this.publish.policy, ...this.counters() }, lastResult: this.lastResult, ...(pipeline ? { pipeline } : {}) };
   }
 
+  /** The decide counters; a pipeline camera's events are its tracks' (its label events are not sent): cleared counts tracks cleared. */
   counters(): DecideCounters {
-    return this.decider.counters();
+    const c = this.decider.counters();
+    return this.tracks ? { ...c, events: { change: 0, stable: 0, cleared: this.tracks.counters().cleared } } : c;
   }
 
   private newDecider(): CameraDecider {
