@@ -10,6 +10,7 @@ import { DEMOS, type DemoName } from './config/demo.js';
 import { errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { runHistory } from './journal/history-cli.js';
+import { runFleet } from './publish/fleet-cli.js';
 import { runDaemon } from './main.js';
 import { formatSelftest, gpuSelftest } from './gpu-selftest.js';
 import { formatProbe, probe } from './probe.js';
@@ -38,6 +39,10 @@ Usage:
   edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--events] [--journal FILE]
                                         recent results (--events: events, assessments) from the journal (works while the daemon runs);
                                         --since 2024-05-01T08:00:00Z or 15m, 2h, 7d; --limit default 20
+  edge-inferd fleet [--broker URL] [--prefix P] [--json]
+                                        every device's retained status on the broker (<prefix>/+/status):
+                                        state, version, model, provider, uptime, journal depth, last error;
+                                        broker, prefix and credentials default to the config's mqtt keys
   edge-inferd --version | --help
 
 Config: --config FILE, else ${DEFAULT_CONFIG_PATH} if it exists, else the demo.
@@ -61,6 +66,8 @@ async function main(argv: string[]): Promise<number> {
       journal: { type: 'string' },
       demo: { type: 'string' },
       events: { type: 'boolean' },
+      broker: { type: 'string' },
+      prefix: { type: 'string' },
       'gpu-selftest': { type: 'boolean' },
       frames: { type: 'string' },
     },
@@ -81,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
       try {
         const c = loadConfig({ file });
         const pipelines = Object.keys(c.pipelines).length ? `, pipelines: ${Object.keys(c.pipelines).join(', ')}` : '';
-        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}${pipelines}, mqtt: ${c.mqtt.url})\n`);
+        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`);
         return 0;
       } catch (err) {
         if (err instanceof ConfigError) {
@@ -129,6 +136,24 @@ async function main(argv: string[]): Promise<number> {
       }
       const write = (s: string) => process.stdout.write(s);
       return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true, events: values.events === true }, write, (s) => process.stderr.write(s));
+    }
+    case 'fleet': {
+      let m;
+      try {
+        m = loadConfig({ file: values.config }).mqtt;
+      } catch (err) {
+        if (!(err instanceof ConfigError) || values.broker === undefined) throw err;
+        m = undefined; // --broker given: the config is only for credentials
+      }
+      const configured = m && (typeof m.url === 'string' ? m.url : m.url[0]);
+      const broker = values.broker ?? (configured === 'embedded' && m ? `mqtt://${m.embedded.host}:${m.embedded.port}` : configured);
+      if (!broker) return (process.stderr.write('edge-inferd fleet: give --broker URL\n'), 2);
+      const write = (t: string) => process.stdout.write(t);
+      return runFleet(
+        { broker, prefix: values.prefix ?? m?.prefix ?? 'edge-inferd', json: values.json === true, username: m?.username, password: m?.password, passwordFile: m?.passwordFile, tls: m?.tls },
+        write,
+        (t) => process.stderr.write(t),
+      );
     }
     case 'config-schema':
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');

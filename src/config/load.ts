@@ -126,12 +126,22 @@ function checkResolved(c: Config): string[] {
   const problems: string[] = [];
   if (Object.keys(c.cameras).length === 0) problems.push('cameras: at least one camera is needed (got none)');
   if (!NAME_RE.test(c.deviceId)) problems.push(`deviceId: the hostname "${c.deviceId}" is not a valid topic level; set deviceId`);
-  if (c.mqtt.url !== 'embedded' && !/^(mqtts?|wss?|tcp|tls):\/\/[^\s/]+/.test(c.mqtt.url)) {
-    problems.push(`mqtt.url: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(c.mqtt.url)})`);
+  const urls = typeof c.mqtt.url === 'string' ? [c.mqtt.url] : c.mqtt.url;
+  urls.forEach((url, i) => {
+    const where = typeof c.mqtt.url === 'string' ? 'mqtt.url' : `mqtt.url[${i}]`;
+    if (url === 'embedded' && typeof c.mqtt.url !== 'string') problems.push(`${where}: "embedded" cannot be part of a list of brokers`);
+    else if (url !== 'embedded' && !/^(mqtts?|wss?|tcp|tls):\/\/[^\s/]+/.test(url)) {
+      problems.push(`${where}: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(url)})`);
+    }
+  });
+  if (c.mqtt.reconnectMinSec > c.mqtt.reconnectMaxSec) {
+    problems.push(`mqtt.reconnectMinSec: ${c.mqtt.reconnectMinSec} is more than mqtt.reconnectMaxSec (${c.mqtt.reconnectMaxSec})`);
   }
   const tls = c.mqtt.tls;
-  if (tls && c.mqtt.url !== 'embedded' && !/^(mqtts|wss|tls):/.test(c.mqtt.url)) {
-    problems.push(`mqtt.tls: set, but mqtt.url is not a TLS URL; use mqtts://host:8883 (got ${JSON.stringify(c.mqtt.url)})`);
+  for (const url of urls) {
+    if (tls && url !== 'embedded' && !/^(mqtts|wss|tls):/.test(url)) {
+      problems.push(`mqtt.tls: set, but mqtt.url is not a TLS URL; use mqtts://host:8883 (got ${JSON.stringify(url)})`);
+    }
   }
   if (tls && c.mqtt.url === 'embedded') problems.push('mqtt.tls: the embedded broker speaks plain MQTT on 127.0.0.1; remove mqtt.tls or set mqtt.url');
   if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {

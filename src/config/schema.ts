@@ -124,10 +124,9 @@ export const mqttTlsSchema = z.strictObject({
 
 export const mqttSchema = z.strictObject({
   url: z
-    .string()
-    .min(1)
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)])
     .default('embedded')
-    .describe('"embedded" (start a broker in the daemon) or mqtt://host:port, mqtts://host:port'),
+    .describe('"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker URLs tried in turn (failover: each attempt goes to the next)'),
   prefix: z.string().regex(NAME_RE, nameMessage).default('edge-inferd'),
   clientId: z.string().min(1).max(128).optional().describe('default: edge-inferd-<deviceId>; stable, so the broker keeps the session'),
   protocolVersion: z
@@ -139,7 +138,9 @@ export const mqttSchema = z.strictObject({
   passwordFile: z.string().optional().describe('file holding the password (read again at every reconnect)'),
   tls: mqttTlsSchema.optional().describe('TLS options for mqtts:// (server verification is on unless rejectUnauthorized is false)'),
   keepaliveSec: z.int().min(5).max(3600).default(30),
-  reconnectMaxSec: z.number().min(1).max(3600).default(15).describe('reconnect delay starts at 1 s and doubles up to this'),
+  reconnectMinSec: z.number().min(0.05).max(3600).default(1).describe('first reconnect wait cap; each wait is random in [0, min(reconnectMaxSec, reconnectMinSec * 2^failures)] (full jitter)'),
+  reconnectMaxSec: z.number().min(0.1).max(3600).default(15).describe('largest reconnect wait cap (see reconnectMinSec)'),
+  statusIntervalSec: z.number().min(0).max(86400).default(60).describe('republish the retained status (uptime, journal depth, last error) this often; 0: only on connect and changes'),
   persistentSession: z.boolean().default(true).describe('clean: false, so the broker keeps subscriptions and queued commands while the device is offline'),
   sessionExpirySec: z.int().min(0).max(4294967295).default(86400).describe('MQTT 5 session expiry: how long the broker keeps the session after a disconnect'),
   inflight: z.int().min(1).max(65535).default(64).describe('publish window: QoS>=1 messages in flight at once (capped by the broker\'s receive maximum)'),

@@ -35,8 +35,30 @@ export const statusSchema = z
     provider: z.string().optional().describe('execution provider in use'),
     cameras: z.array(name).optional().describe('enabled cameras'),
     cameraState: z.record(name, cameraStateName).optional().describe('each camera: its capture state, or paused'),
+    uptimeSec: count.optional().describe('seconds since the daemon started'),
+    journal: z
+      .strictObject({
+        pending: count.describe('messages journaled and not yet acknowledged by the broker'),
+        oldestPendingAgeSec: z.number().min(0).nullable().describe('age of the oldest of them, s (null when none waits)'),
+      })
+      .optional()
+      .describe('the journal between the cameras and the broker'),
+    lastError: z
+      .strictObject({
+        where: z.string().describe('"camera <name>" or "journal"'),
+        code: z.string(),
+        message: z.string(),
+        atMs: epochMs.optional(),
+      })
+      .nullable()
+      .optional()
+      .describe('the newest error a camera or the journal reports now (null: none)'),
   })
-  .meta({ title: 'edge-inferd status', description: 'Topic <prefix>/<deviceId>/status, retained. Birth on connect, last will on a lost connection, stopped on a clean exit; republished when a camera state changes.' });
+  .meta({
+    title: 'edge-inferd status',
+    description:
+      'Topic <prefix>/<deviceId>/status, retained. Birth on connect, last will on a lost connection, stopped on a clean exit; republished when a camera state changes and every mqtt.statusIntervalSec. `edge-inferd fleet` lists these.',
+  });
 
 export const stableRef = z
   .strictObject({
