@@ -3,6 +3,7 @@ import { App } from './app.js';
 import { systemClock } from './clock.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
+import type { DemoName } from './config/demo.js';
 import type { Reloader } from './publish/commands.js';
 import { errorCode, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
@@ -12,6 +13,8 @@ export const EXIT_CONFIG = 78;
 
 export interface RunOptions {
   configFile?: string;
+  /** Without a config file: the built-in demo to run (`run --demo eyes`). */
+  demo?: DemoName;
   /** Graceful stop budget before the process exits anyway. */
   stopTimeoutMs?: number;
 }
@@ -20,7 +23,7 @@ export interface RunOptions {
 export async function runDaemon(opts: RunOptions): Promise<void> {
   let config;
   try {
-    config = loadConfig({ file: opts.configFile });
+    config = loadConfig({ file: opts.configFile, demo: opts.demo });
   } catch (err) {
     process.stderr.write(`edge-inferd: ${errorMessage(err)}\n`);
     process.exit(err instanceof ConfigError ? EXIT_CONFIG : 1);
@@ -33,7 +36,7 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
     process.exit(EXIT_CONFIG);
   }
   const log = createLogger(config.log);
-  const load = () => loadConfig({ file: opts.configFile });
+  const load = () => loadConfig({ file: opts.configFile, demo: opts.demo });
   const clock = systemClock;
   const app: App = new App(config, log, { clock, reloader: commandReloader(() => app, load) });
   const stopTimeoutMs = opts.stopTimeoutMs ?? 4500;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { aggregateSchema, pipelineSchema, privacySchema } from './pipeline.js';
 
 /**
  * The one config schema: the TypeScript type, the validator and the JSON Schema
@@ -54,6 +55,10 @@ export const cameraSchema = z.strictObject({
   loop: z.boolean().optional().describe('file://: start again at the end (default false: the camera stops with reason "eos")'),
   reconnect: reconnectSchema.prefault({}),
   publish: publishSchema.prefault({}),
+  pipeline: z.string().min(1).optional().describe('run this named pipeline (pipelines.<name>) instead of the one model'),
+  aggregate: aggregateSchema.optional().describe('pipeline cameras: tracking and per-region averaging over frames (defaults: window 15, minFrames 5)'),
+  mirror: z.boolean().optional().describe('the camera shows a mirror image (a selfie view): left and right keypoints are swapped back to the subject\'s'),
+  privacy: privacySchema.optional().describe('what of this camera may leave the device: snapshots (redact | on | off) and crops'),
 });
 
 export const providerName = z.enum(['tensorrt', 'cuda', 'cpu']);
@@ -210,6 +215,7 @@ export const configSchema = z.strictObject({
     .optional()
     .describe('Cameras by name; default: one camera "demo" on the demo samples'),
   model: modelSchema.prefault({}),
+  pipelines: z.record(z.string().regex(NAME_RE, 'pipeline name ' + nameMessage), pipelineSchema).default({}).describe('Named pipelines of stages a camera can run (cameras.<name>.pipeline)'),
   mqtt: mqttSchema.prefault({}),
   http: httpSchema.prefault({}),
   health: healthSchema.prefault({}),

@@ -5,7 +5,9 @@ import { errorMessage } from '../errors.js';
 import { type Inference, primaryOf } from '../inference/types.js';
 import { CommandError } from '../publish/commands.js';
 import type { SnapshotResult } from '../publish/schemas.js';
+import { redactFrame } from './redact.js';
 import { renderSnapshot } from './snapshot.js';
+import type { SnapshotPrivacy } from '../inference/stages.js';
 
 /** Snapshots keep a copy of each inferred frame while someone looked within this long. */
 const INTEREST_MS = 60_000;
@@ -24,8 +26,19 @@ export class SnapshotStore {
   private readonly copies = new Map<string, { bufs: Uint8Array[]; next: number }>();
   private wantedUntilMs = -Infinity;
 
-  constructor(opts: { clock: Clock }) {
+  private readonly privacy: (camera: string) => SnapshotPrivacy;
+
+  /** `privacy`: per camera, `redact` (detected boxes blacked out), `on`, or `off` (no snapshots). Default on. */
+  constructor(opts: { clock: Clock; privacy?: (camera: string) => SnapshotPrivacy }) {
     this.clock = opts.clock;
+    this.privacy = opts.privacy ?? (() => 'on');
+  }
+
+  /** The frame as it may leave the device: redacted, as is, or refused (SNAPSHOTS_OFF). */
+  private shown(camera: string, frame: Frame, inf: Inference): Frame {
+    const mode = this.privacy(camera);
+    if (mode === 'off') throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
+    return mode === 'redact' && inf.task === 'detect' ? redactFrame(frame, inf.detections.map((d) => d.box)) : frame;
   }
 
   /** The frame to keep: a copy while someone asked for a snapshot lately, else the frame as it is. */
@@ -52,7 +65,13 @@ export class SnapshotStore {
     const entry = this.latest.get(camera);
     if (!entry) return Promise.resolve(undefined);
     if (!entry.jpeg) {
-      const { inf, frame } = entry;
+      const { inf } = entry;
+      let frame: Frame;
+      try {
+        frame = this.shown(camera, entry.frame, inf);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
       const best = primaryOf(inf);
       // renderSnapshot reads the pixels synchronously, so the kept copy may be reused afterwards.
       entry.jpeg = renderSnapshot(frame, {
@@ -69,8 +88,9 @@ export class SnapshotStore {
   /** The `snapshot` command: the latest inferred frame as a JPEG, base64. */
   async command(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
     this.wantedUntilMs = this.clock.monotonic() + INTEREST_MS;
-    const frame = this.latest.get(camera)?.frame;
-    if (!frame) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
+    const entry = this.latest.get(camera);
+    if (!entry) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
+    const frame = this.shown(camera, entry.frame, entry.inf);
     const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
       throw new CommandError('FAILED', `camera ${camera}: JPEG encoding failed: ${errorMessage(err)}`);
     });

@@ -2,6 +2,7 @@ import type { Frame } from '../capture/frame.js';
 import { type Clock, systemClock } from '../clock.js';
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { CropRequest, CropsInference } from './crop.js';
 import type { InferenceEngine, InferHooks } from './engine.js';
 import type { Inference, ModelInfo } from './types.js';
 
@@ -60,6 +61,13 @@ export class ModelHost {
   infer(frame: Frame, hooks?: InferHooks): Promise<Inference> {
     if (!this.current) return Promise.reject(new DaemonError('MODEL_NOT_LOADED', 'no model loaded'));
     return this.current.engine.infer(frame, hooks);
+  }
+
+  inferCrops(frame: Frame, request: CropRequest): Promise<CropsInference> {
+    const engine = this.current?.engine;
+    if (!engine) return Promise.reject(new DaemonError('MODEL_NOT_LOADED', 'no model loaded'));
+    if (!engine.inferCrops) return Promise.reject(new DaemonError('STAGE_UNSUPPORTED', `model ${engine.info.name} cannot run as a crop stage (ONNX classify models only)`));
+    return engine.inferCrops(frame, request);
   }
 
   private load(dir: string): Promise<InferenceEngine> {

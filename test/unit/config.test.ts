@@ -59,7 +59,7 @@ describe('config: bad configs give exact `path: problem (got X)` messages', () =
     expect(problems('http:\n  port: 0\nlog:\n  level: x\nfoo: 1\n')).toEqual([
       'http.port: must be >= 1 (got 0)',
       'log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace" (got "x")',
-      'foo: unknown key (valid keys: deviceId, cameras, model, mqtt, http, health, log, stats, commands, homeassistant, journal)',
+      'foo: unknown key (valid keys: deviceId, cameras, model, pipelines, mqtt, http, health, log, stats, commands, homeassistant, journal)',
     ]);
   });
 
@@ -136,7 +136,7 @@ describe('config: defaults, paths and environment overrides', () => {
 
   it('the JSON Schema comes from the same schema', () => {
     const s = configJsonSchema() as { properties: Record<string, any>; additionalProperties: boolean };
-    expect(Object.keys(s.properties)).toEqual(['deviceId', 'cameras', 'model', 'mqtt', 'http', 'health', 'log', 'stats', 'commands', 'homeassistant', 'journal']);
+    expect(Object.keys(s.properties)).toEqual(['deviceId', 'cameras', 'model', 'pipelines', 'mqtt', 'http', 'health', 'log', 'stats', 'commands', 'homeassistant', 'journal']);
     expect(s.additionalProperties).toBe(false);
     expect(s.properties.http.properties.port).toMatchObject({ type: 'integer', maximum: 65535, default: 8321 });
   });
