@@ -23,7 +23,7 @@ export function createHttpServer(opts: {
   cameras: () => string[];
   snapshot: (camera: string) => Promise<Buffer | undefined>;
   journal: Journal;
-  infer: (frame: Frame) => Promise<Inference>;
+  infer: (frame: Frame, camera?: string) => Promise<Inference>;
   toPayload: (frame: Frame, inf: Inference) => unknown;
   clock: Clock;
   log: Logger;
@@ -32,6 +32,6 @@ export function createHttpServer(opts: {
   const http = new HealthServer({ host: h.host, port: h.port, token: h.token, source: opts.source, log: log.child({ component: 'http' }) });
   registerOpsRoutes(http, { metrics: opts.metrics, cameras: opts.cameras, snapshot: opts.snapshot });
   http.addRoute(resultsRoute(opts.journal, opts.clock));
-  http.addRoute(inferRoute({ maxBytes: opts.inferMaxBytes, infer: opts.infer, toPayload: opts.toPayload, clock: opts.clock, log: log.child({ component: 'infer' }) }));
+  http.addRoute(inferRoute({ maxBytes: opts.inferMaxBytes, infer: opts.infer, cameras: opts.cameras, toPayload: opts.toPayload, clock: opts.clock, log: log.child({ component: 'infer' }) }));
   return http;
 }

@@ -5,7 +5,9 @@ import { errorMessage } from '../errors.js';
 import { type Inference, primaryOf } from '../inference/types.js';
 import { CommandError } from '../publish/commands.js';
 import type { SnapshotResult } from '../publish/schemas.js';
+import { redactFrame } from './redact.js';
 import { renderSnapshot } from './snapshot.js';
+import type { SnapshotPrivacy } from '../inference/stages.js';
 
 /** Snapshots keep a copy of each inferred frame while someone looked within this long. */
 const INTEREST_MS = 60_000;
@@ -31,8 +33,24 @@ export class SnapshotStore {
   private readonly fullWaiters = new Map<string, (() => void)[]>();
   private wantedUntilMs = -Infinity;
 
-  constructor(opts: { clock: Clock }) {
+  private readonly privacy: (camera: string) => SnapshotPrivacy;
+
+  /** `privacy`: per camera, `redact` (detected boxes blacked out), `on`, or `off` (no snapshots). Default on. */
+  constructor(opts: { clock: Clock; privacy?: (camera: string) => SnapshotPrivacy }) {
     this.clock = opts.clock;
+    this.privacy = opts.privacy ?? (() => 'on');
+  }
+
+  /** The frame as it may leave the device: redacted, as is, or refused (SNAPSHOTS_OFF). */
+  private shown(camera: string, frame: Frame, inf: Inference): { frame: Frame; k: number } {
+    const mode = this.privacy(camera);
+    if (mode === 'off') throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
+    // The picture is the full-resolution twin when there is one; results are in the camera's pixels,
+    // so on a scaled frame (no twin came) boxes shrink by k.
+    const pic = frame.full ?? frame;
+    const k = pic.width / (frame.sourceWidth ?? frame.width);
+    if (mode !== 'redact' || inf.task !== 'detect') return { frame: pic, k };
+    return { frame: redactFrame(pic, inf.detections.map((d) => ({ x: d.box.x * k, y: d.box.y * k, w: d.box.w * k, h: d.box.h * k }))), k };
   }
 
   /** Whether someone asked for a snapshot lately: cameras then send full-resolution frames too. */
@@ -90,18 +108,16 @@ export class SnapshotStore {
     const entry = await this.latestFull(camera);
     if (!entry) return undefined;
     if (!entry.jpeg) {
-      const { inf, frame } = entry;
+      const { inf, frame: inferred } = entry;
+      const { frame, k } = this.shown(camera, inferred, inf);
       const best = primaryOf(inf);
-      // Boxes are in the camera's pixels; a scaled frame (no full-resolution twin came) is smaller.
-      const shown = frame.full ?? frame;
-      const k = shown.width / (frame.sourceWidth ?? frame.width);
       // renderSnapshot reads the pixels synchronously, so the kept copy may be reused afterwards.
-      entry.jpeg = renderSnapshot(shown, {
+      entry.jpeg = renderSnapshot(frame, {
         label: best?.label,
         score: best?.score,
         index: best?.index ?? 0,
         boxes: inf.task === 'detect' ? inf.detections.map((d) => ({ x: d.box.x * k, y: d.box.y * k, width: d.box.w * k, height: d.box.h * k, label: d.label, score: d.score, index: d.index })) : undefined,
-        caption: `${camera} #${frame.seq} ${new Date(entry.atMs).toISOString()}`,
+        caption: `${camera} #${inferred.seq} ${new Date(entry.atMs).toISOString()}`,
       });
     }
     return entry.jpeg;
@@ -110,9 +126,10 @@ export class SnapshotStore {
   /** The `snapshot` command: the latest inferred frame as a JPEG, base64. */
   async command(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
     this.wantedUntilMs = this.clock.monotonic() + INTEREST_MS;
-    const frame = (await this.latestFull(camera))?.frame;
-    if (!frame) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
-    const { jpeg, width, height } = await frameToJpeg(frame.full ?? frame, { quality, maxWidth }).catch((err: unknown) => {
+    const entry = await this.latestFull(camera);
+    if (!entry) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
+    const { frame } = this.shown(camera, entry.frame, entry.inf);
+    const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
       throw new CommandError('FAILED', `camera ${camera}: JPEG encoding failed: ${errorMessage(err)}`);
     });
     return {

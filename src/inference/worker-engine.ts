@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { Frame } from '../capture/frame.js';
 import { DaemonError } from '../errors.js';
 import type { InferenceEngine, InferHooks } from './engine.js';
+import type { CropRequest, CropsInference } from './crop.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { ModelPackage } from './package.js';
 import { Tensorizer } from './tensorize.js';
@@ -40,7 +41,9 @@ export interface WorkerEngineOptions extends Omit<SessionOptions, 'onEvent'> {
 
 interface Job {
   frame: Frame;
-  resolve: (inf: Inference) => void;
+  /** Set for a pipeline's crop stage. */
+  crops?: CropRequest;
+  resolve: (result: Inference | CropsInference) => void;
   reject: (err: Error) => void;
   onStart?: () => void;
   slot?: number;
@@ -181,16 +184,26 @@ export class WorkerEngine implements InferenceEngine {
   }
 
   infer(frame: Frame, hooks: InferHooks = {}): Promise<Inference> {
+    return this.enqueue<Inference>(frame, hooks);
+  }
+
+  /** A pipeline's second stage: the crops of `frame` through this model, queued with the camera's frames. */
+  inferCrops(frame: Frame, request: CropRequest): Promise<CropsInference> {
+    return this.enqueue<CropsInference>(frame, {}, request);
+  }
+
+  /** The worker answers an `infer` with an Inference and a `crops` with a CropsInference. */
+  private enqueue<T extends Inference | CropsInference>(frame: Frame, hooks: InferHooks, crops?: CropRequest): Promise<T> {
     if (this.dead) return Promise.reject(this.dead);
     if (this.closing) return Promise.reject(new DaemonError('ENGINE_CLOSED', `model ${this.info.name} ${this.info.version} is unloading`));
-    return new Promise((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       let q = this.queues.get(frame.camera);
       if (!q) {
         q = [];
         this.queues.set(frame.camera, q);
         this.rr.push(frame.camera);
       }
-      q.push({ frame, resolve, reject, onStart: hooks.onStart });
+      q.push({ frame, crops, resolve: resolve as (result: Inference | CropsInference) => void, reject, onStart: hooks.onStart });
       this.pump();
     });
   }
@@ -230,10 +243,13 @@ export class WorkerEngine implements InferenceEngine {
     if (this.pending === 0) this.drained?.();
   }
 
-  /** Puts the job's input into a slot: the model's tensor (ONNX), or the frame's pixels (TF.js). */
+  /**
+   * Puts the job's input into a slot: the model's tensor (ONNX frames), or the frame's pixels (TF.js
+   * frames, and a crop stage's source frame, which the worker cuts and resizes itself).
+   */
   private prepare(job: Job, id: number): ToWorker {
     const t = this.tensorizer;
-    if (t && this.tensors) {
+    if (t && this.tensors && !job.crops) {
       const buf = this.tensors.acquire();
       const t0 = performance.now();
       const geometry = t.write(job.frame, buf);
@@ -243,7 +259,8 @@ export class WorkerEngine implements InferenceEngine {
     const slot = (job.slot = this.slots.acquire(data.byteLength));
     const buf = this.slots.buffer(slot);
     new Uint8Array(buf, 0, data.byteLength).set(data);
-    return { type: 'infer', id, frame: { ...meta, byteLength: data.byteLength }, buf };
+    const wire = { ...meta, byteLength: data.byteLength };
+    return job.crops ? { type: 'crops', id, frame: wire, buf, request: job.crops } : { type: 'infer', id, frame: wire, buf };
   }
 
   private onMessage(m: FromWorker): void {

@@ -1,4 +1,5 @@
 import type { Frame } from '../capture/frame.js';
+import type { CropRequest, CropsInference } from './crop.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { ModelPackage } from './package.js';
 import type { Geometry } from './preprocess.js';
@@ -18,6 +19,8 @@ export type ToWorker =
    * `buf` is transferred, not shared (ORT takes no SharedArrayBuffer), and comes back with the answer.
    */
   | { type: 'infer-tensor'; id: number; geometry: Geometry; preprocessMs: number; buf: ArrayBuffer }
+  /** A pipeline's second stage: crops of this frame through the (classify) model. */
+  | { type: 'crops'; id: number; frame: FrameMeta; buf: SharedArrayBuffer; request: CropRequest }
   | { type: 'close' };
 
 export interface WireError {
@@ -30,6 +33,6 @@ export type FromWorker =
   | { type: 'event'; event: EngineEvent }
   | { type: 'loaded'; info: ModelInfo; attempts: ProviderAttempt[]; engineCache?: EngineCachePlan; warmupMs: number }
   | { type: 'load-failed'; error: WireError }
-  | { type: 'result'; id: number; inference: Inference; buf?: ArrayBuffer }
+  | { type: 'result'; id: number; inference: Inference | CropsInference; buf?: ArrayBuffer }
   | { type: 'failed'; id: number; error: WireError; buf?: ArrayBuffer }
   | { type: 'closed' };

@@ -46,7 +46,7 @@ export interface ModelCommands {
   rollback(requestId: string | number | null): Promise<RolloutState>;
 }
 
-export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED' | 'BUSY' | 'MODEL_REJECTED';
+export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'SNAPSHOTS_OFF' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED' | 'BUSY' | 'MODEL_REJECTED';
 
 export class CommandError extends Error {
   readonly code: CommandErrorCode;
