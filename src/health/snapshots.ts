@@ -11,6 +11,17 @@ import { renderSnapshot } from './snapshot.js';
 const INTEREST_MS = 60_000;
 /** Per camera: the frame inferred, the one waiting, the one shown, and one spare. */
 const FRAME_COPIES = 4;
+/**
+ * Different JPEG encodings (frame, quality, width) running at once for the `snapshot` command;
+ * one more is answered BUSY. Requests for an encoding already running or just done share it, so a
+ * flood of identical requests costs one encoding per frame.
+ */
+export const MAX_ENCODES = 2;
+
+interface Encoded {
+  key: string;
+  result: Promise<SnapshotResult>;
+}
 
 /**
  * The latest inferred frame of each camera with its inference: /snapshot.jpg (annotated) and the
@@ -23,6 +34,11 @@ export class SnapshotStore {
   private readonly latest = new Map<string, { frame: Frame; inf: Inference; atMs: number; jpeg?: Promise<Buffer> }>();
   private readonly copies = new Map<string, { bufs: Uint8Array[]; next: number }>();
   private wantedUntilMs = -Infinity;
+  /** Encodings running, and the last one done per camera (until its next frame), by key. */
+  private readonly encoding = new Map<string, Promise<SnapshotResult>>();
+  private readonly lastEncoded = new Map<string, Encoded>();
+  /** JPEG encodings made for the `snapshot` command so far. */
+  encodes = 0;
 
   constructor(opts: { clock: Clock }) {
     this.clock = opts.clock;
@@ -67,10 +83,26 @@ export class SnapshotStore {
   }
 
   /** The `snapshot` command: the latest inferred frame as a JPEG, base64. */
-  async command(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
+  command(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
     this.wantedUntilMs = this.clock.monotonic() + INTEREST_MS;
     const frame = this.latest.get(camera)?.frame;
-    if (!frame) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
+    if (!frame) return Promise.reject(new CommandError('NO_FRAME', `camera ${camera} has no frame yet`));
+    const key = `${camera}\0${frame.seq}\0${frame.capturedAtMs}\0${quality}\0${maxWidth ?? ''}`;
+    const last = this.lastEncoded.get(camera);
+    if (last?.key === key) return last.result;
+    const running = this.encoding.get(key);
+    if (running) return running;
+    if (this.encoding.size >= MAX_ENCODES) return Promise.reject(new CommandError('BUSY', `${MAX_ENCODES} snapshots are being encoded; try again`));
+    this.encodes++;
+    const result = this.encode(camera, frame, quality, maxWidth);
+    this.encoding.set(key, result);
+    // Kept for the requests that come before the camera's next frame (one JPEG per camera).
+    const done = () => (this.encoding.delete(key), this.lastEncoded.set(camera, { key, result }));
+    result.then(done, () => this.encoding.delete(key));
+    return result;
+  }
+
+  private async encode(camera: string, frame: Frame, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
     const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
       throw new CommandError('FAILED', `camera ${camera}: JPEG encoding failed: ${errorMessage(err)}`);
     });

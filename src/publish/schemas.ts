@@ -369,7 +369,7 @@ export const commandResponseSchema = z
       command: z.string().describe('the topic level after cmd/, also for unknown commands'),
       ok: z.literal(false),
       error: z.strictObject({
-        code: z.enum(['BAD_JSON', 'BAD_REQUEST', 'TOO_LARGE', 'UNKNOWN_COMMAND', 'UNKNOWN_CAMERA', 'NO_FRAME', 'RELOAD_REJECTED', 'UNAVAILABLE', 'FAILED']),
+        code: z.enum(['BAD_JSON', 'BAD_REQUEST', 'TOO_LARGE', 'UNKNOWN_COMMAND', 'UNKNOWN_CAMERA', 'NO_FRAME', 'RELOAD_REJECTED', 'UNAVAILABLE', 'BUSY', 'FAILED']),
         message: z.string(),
         problems: z.array(z.string()).optional().describe('one `path: problem` line each'),
       }),
