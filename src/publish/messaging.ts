@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Clock } from '../clock.js';
 import type { Component } from '../component.js';
 import type { Config } from '../config/schema.js';
@@ -10,6 +11,9 @@ import { statusPayload } from './payload.js';
 import { JournalSink } from './result-sink.js';
 import type { StatusPayload } from './schemas.js';
 import type { Topics } from './topics.js';
+
+/** Room in the MQTT 5 maximum packet size beyond commands.maxBytes: fixed header, topic, properties. */
+const PACKET_HEADROOM = 4096;
 
 /**
  * The way out to the broker, built from the `mqtt` config slice: the embedded broker when
@@ -25,10 +29,23 @@ export class Messaging {
   readonly sink: JournalSink;
   private readonly journal: Journal;
 
-  constructor(opts: { config: Config['mqtt']; deviceId: string; topics: Topics; journal: Journal; status: (state: 'online' | 'stopped') => StatusPayload; clock: Clock; log: Logger }) {
+  constructor(opts: {
+    config: Config['mqtt'];
+    deviceId: string;
+    topics: Topics;
+    journal: Journal;
+    status: (state: 'online' | 'stopped') => StatusPayload;
+    /** The largest command payload taken (`commands.maxBytes`): sets the MQTT 5 maximum packet size. */
+    commandMaxBytes?: number;
+    clock: Clock;
+    log: Logger;
+  }) {
     const { config: m, deviceId, topics, journal, log } = opts;
     this.journal = journal;
-    this.broker = m.url === 'embedded' ? new EmbeddedBroker(m.embedded) : undefined;
+    // The embedded broker asks its clients for the daemon's own credentials, when it has some.
+    const password = m.password !== undefined ? () => m.password! : m.passwordFile ? () => readFileSync(m.passwordFile!, 'utf8').replace(/\r?\n$/, '') : undefined;
+    const credentials = m.username !== undefined && password ? { username: m.username, password } : undefined;
+    this.broker = m.url === 'embedded' ? new EmbeddedBroker({ ...m.embedded, credentials }) : undefined;
     this.mqtt = new MqttConnection({
       url: this.broker?.url ?? m.url,
       clientId: m.clientId ?? `edge-inferd-${deviceId}`,
@@ -42,6 +59,8 @@ export class Messaging {
       reconnectMaxMs: m.reconnectMaxSec * 1000,
       persistentSession: m.persistentSession,
       sessionExpirySec: m.sessionExpirySec,
+      // The command payload, the topic (a few hundred bytes at most) and MQTT 5 properties.
+      maximumPacketSize: opts.commandMaxBytes !== undefined ? opts.commandMaxBytes + PACKET_HEADROOM : undefined,
       statusTopic: topics.status,
       birth: () => JSON.stringify(opts.status('online')),
       will: JSON.stringify(statusPayload('offline', deviceId, {}, opts.clock.now())),
@@ -54,7 +73,18 @@ export class Messaging {
     const stopped = () => JSON.stringify(opts.status('stopped'));
     const brokerLog = log.child({ component: 'broker' });
     this.brokerComponents = broker
-      ? [{ name: 'broker', start: async () => (await broker.start(), brokerLog.info({ url: broker.url }, 'embedded mqtt broker listening')), stop: () => broker.stop() }]
+      ? [
+          {
+            name: 'broker',
+            start: async () => {
+              await broker.start();
+              brokerLog.info({ url: broker.url, authenticated: broker.authenticated }, 'embedded mqtt broker listening');
+              // Loopback only (the config refuses anything else without credentials), but any local process may still send commands.
+              if (!broker.authenticated) brokerLog.warn({ url: broker.url }, 'the embedded mqtt broker accepts anonymous clients');
+            },
+            stop: () => broker.stop(),
+          },
+        ]
       : [];
     this.connectionComponents = [
       { name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop(stopped()) },
