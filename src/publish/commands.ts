@@ -43,7 +43,7 @@ export interface CommandHandlers {
 export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'BUSY' | 'FAILED';
 
 /** Commands accepted at once (waiting for start-up, running, or their response being sent); more get BUSY. */
-export const MAX_IN_FLIGHT = 32;
+export const MAX_IN_FLIGHT = 8;
 /** An error response lists at most this many problems, then "and N more". */
 export const MAX_PROBLEMS = 10;
 /** Each listed problem is cut to this many characters. */

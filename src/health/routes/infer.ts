@@ -84,7 +84,8 @@ export function inferRoute(opts: InferRouteOptions): Route {
         res.setHeader('Retry-After', '1');
         res.setHeader('Connection', 'close');
         send(res, 503, { error: `busy: ${max} images are being inferred; try again`, code: 'BUSY' });
-        req.resume();
+        // The body is not read at all: the connection closes once the answer is out.
+        res.once('finish', () => req.socket.destroy());
         return;
       }
       active++;
