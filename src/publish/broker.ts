@@ -2,6 +2,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { Aedes } from 'aedes';
 import { DaemonError } from '../errors.js';
+import { PublishSizeGuard } from './packet-guard.js';
 
 /**
  * The embedded broker (aedes): the zero-config default, so the demo runs with nothing installed.
@@ -14,6 +15,10 @@ export interface EmbeddedBrokerOptions {
   port: number;
   /** When set, every client must connect with this user name and password (the daemon does). */
   credentials?: { username: string; password: () => string };
+  /** The largest PUBLISH packet taken on a topic (Infinity: any); a client sending a larger one is closed before it is whole. */
+  publishLimit?: (topic: string) => number;
+  /** Told when a client was closed for an oversize PUBLISH. */
+  refused?: (why: string, client: string | undefined) => void;
 }
 
 /**
@@ -34,11 +39,13 @@ export class EmbeddedBroker {
   readonly host: string;
   readonly port: number;
   private readonly credentials: EmbeddedBrokerOptions['credentials'];
+  private readonly opts: EmbeddedBrokerOptions;
 
   constructor(opts: EmbeddedBrokerOptions) {
     this.host = opts.host;
     this.port = opts.port;
     this.credentials = opts.credentials;
+    this.opts = opts;
   }
 
   get url(): string {
@@ -64,7 +71,22 @@ export class EmbeddedBroker {
         done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }), false);
       };
     }
-    const server = createServer(broker.handle);
+    const { publishLimit, refused } = this.opts;
+    const server = createServer((socket) => {
+      if (publishLimit) {
+        // Sees each chunk as aedes reads it ('readable' keeps the flow), before aedes parses it.
+        const guard = new PublishSizeGuard(publishLimit);
+        const watch = (chunk: Buffer) => {
+          const why = guard.feed(chunk);
+          if (!why) return;
+          socket.off('data', watch);
+          refused?.(why, socket.remoteAddress);
+          socket.destroy();
+        };
+        socket.on('data', watch);
+      }
+      broker.handle(socket);
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

@@ -45,7 +45,19 @@ export class Messaging {
     // The embedded broker asks its clients for the daemon's own credentials, when it has some.
     const password = m.password !== undefined ? () => m.password! : m.passwordFile ? () => readFileSync(m.passwordFile!, 'utf8').replace(/\r?\n$/, '') : undefined;
     const credentials = m.username !== undefined && password ? { username: m.username, password } : undefined;
-    this.broker = m.url === 'embedded' ? new EmbeddedBroker({ ...m.embedded, credentials }) : undefined;
+    const brokerLog = log.child({ component: 'broker' });
+    // Commands to this device are bounded on the embedded broker as MQTT 5 bounds them elsewhere.
+    const commandTopics = topics.command('');
+    const maxCommand = opts.commandMaxBytes !== undefined ? opts.commandMaxBytes + PACKET_HEADROOM : undefined;
+    this.broker =
+      m.url === 'embedded'
+        ? new EmbeddedBroker({
+            ...m.embedded,
+            credentials,
+            publishLimit: maxCommand === undefined ? undefined : (topic) => (topic.startsWith(commandTopics) && !topic.endsWith('/response') ? maxCommand : Infinity),
+            refused: (why, client) => brokerLog.warn({ client, err: why }, 'embedded broker closed a client: oversize message'),
+          })
+        : undefined;
     this.mqtt = new MqttConnection({
       url: this.broker?.url ?? m.url,
       clientId: m.clientId ?? `edge-inferd-${deviceId}`,
@@ -71,7 +83,6 @@ export class Messaging {
     this.sink = new JournalSink({ config: { topics: m.topics, resultExpirySec: m.resultExpirySec }, outbox: this.outbox, topics, lastSeq: (cam, kind) => journal.lastPayloadSeq(cam, kind) });
     const { broker, mqtt, outbox } = this;
     const stopped = () => JSON.stringify(opts.status('stopped'));
-    const brokerLog = log.child({ component: 'broker' });
     this.brokerComponents = broker
       ? [
           {

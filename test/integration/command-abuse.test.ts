@@ -3,6 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { type Received, type Subscriber, subscribe } from '../helpers/mqtt.js';
+import { waitUntil as waitFor } from '../helpers/wait.js';
 
 /**
  * Commands under abuse (issue 13, rows 5, 7 and 10), against the real App on its embedded broker
@@ -60,6 +61,23 @@ describe('command abuse on the embedded broker', () => {
     expect(problems[problems.length - 1]).toMatch(/^and 14\d\d more$/);
     const line = t.logs.find((l) => l.msg === 'command failed' && l.requestId === r.json.requestId);
     expect(JSON.stringify(line).length).toBeLessThan(4096);
+  });
+
+  it('row 8: on the embedded broker (3.1.1, no packet size to announce) a 5 MB command closes its sender before it is whole; one slightly over the limit is still answered TOO_LARGE', async () => {
+    const url = `mqtt://127.0.0.1:${t.app.config.mqtt.embedded.port}`;
+    const over = await request('pause', { pad: 'x'.repeat(17_000) });
+    expect(over.json).toMatchObject({ ok: false, error: { code: 'TOO_LARGE' } });
+    const bad = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0 });
+    const closed = new Promise<void>((r) => bad.once('close', () => r()));
+    bad.publish(`${base}/cmd/pause`, Buffer.concat([Buffer.from('{"id":"huge","pad":"'), Buffer.alloc(5_000_000, 0x78), Buffer.from('"}')]), { qos: 1 });
+    await closed;
+    bad.end(true);
+    const warned = await waitFor(() => t.logs.find((l) => l.msg === 'embedded broker closed a client: oversize message'));
+    expect(warned.err).toMatch(/^a PUBLISH of 5000\d{3} bytes on edge-inferd\/ops-test\/cmd\/pause is over its limit of 20480 bytes$/);
+    // The daemon never saw it, and kept its connection.
+    expect((await request('status', {})).json).toMatchObject({ ok: true });
+    expect(sub.messages.filter((m) => m.json?.requestId === 'huge')).toEqual([]);
+    expect(t.logs.filter((l) => l.msg === 'mqtt disconnected; reconnecting')).toEqual([]);
   });
 
   it('row 7: 1,000 snapshot requests in a burst are all answered at once; a few get the JPEG, the rest BUSY', async () => {

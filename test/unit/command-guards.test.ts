@@ -4,6 +4,7 @@ import type { Frame } from '../../src/capture/frame.js';
 import { SnapshotStore, MAX_ENCODES } from '../../src/health/snapshots.js';
 import type { Inference } from '../../src/inference/types.js';
 import { forwardable } from '../../src/publish/broker.js';
+import { PublishSizeGuard } from '../../src/publish/packet-guard.js';
 import { boundProblems, CommandError, CommandHandler, type CommandHandlers } from '../../src/publish/commands.js';
 import { Topics } from '../../src/publish/topics.js';
 import { ManualClock } from '../helpers/clock.js';
@@ -126,5 +127,49 @@ describe('the embedded broker forwards nothing that would make aedes drop a pers
     expect(forwardable('p/d/cmd/', 0, false)).toBe(true);
     expect(forwardable('p/d/cmd/', 1, true)).toBe(true);
     expect(forwardable('p/d/cmd/status', 1, false)).toBe(true);
+  });
+});
+
+describe('the embedded broker\'s publish size guard', () => {
+  /** An MQTT PUBLISH packet as a client sends it (QoS 1: a packet id after the topic). */
+  function publishPacket(topic: string, payload: Buffer): Buffer {
+    const t = Buffer.from(topic);
+    const body = Buffer.concat([Buffer.from([t.length >> 8, t.length & 0xff]), t, Buffer.from([0, 1]), payload]);
+    const len: number[] = [];
+    let n = body.length;
+    do {
+      let b = n % 128;
+      n = Math.floor(n / 128);
+      if (n > 0) b |= 0x80;
+      len.push(b);
+    } while (n > 0);
+    return Buffer.concat([Buffer.from([0x32, ...len]), body]);
+  }
+  const pingreq = Buffer.from([0xc0, 0x00]);
+  const limit = (topic: string) => (topic.startsWith('p/d/cmd/') ? 1000 : Infinity);
+
+  /** Feeds the stream in chunks of `size` bytes; the reason it stopped at, with the byte offset. */
+  function run(stream: Buffer, size: number): { why?: string; at: number } {
+    const g = new PublishSizeGuard(limit);
+    for (let at = 0; at < stream.length; at += size) {
+      const why = g.feed(stream.subarray(at, at + size));
+      if (why) return { why, at };
+    }
+    return { at: stream.length };
+  }
+
+  it('passes small publishes and other packets, in any chunking; stops at the header of an oversize one', () => {
+    const small = publishPacket('p/d/cmd/pause', Buffer.alloc(900));
+    const big = publishPacket('p/d/cmd/pause', Buffer.alloc(2_000_000));
+    const other = publishPacket('p/d/tray/result', Buffer.alloc(30_000));
+    const ok = Buffer.concat([pingreq, small, other, pingreq, small]);
+    for (const size of [1, 2, 3, 7, 64, 4096, ok.length]) expect(run(ok, size), `chunks of ${size}`).toEqual({ at: ok.length });
+    const stream = Buffer.concat([small, other, big, small]);
+    for (const size of [1, 5, 1024, 65_536]) {
+      const r = run(stream, size);
+      expect(r.why).toBe(`a PUBLISH of ${big.length - 4} bytes on p/d/cmd/pause is over its limit of 1000 bytes`);
+      // Decided within the chunk that completes the topic: the payload is never waited for.
+      expect(r.at).toBeLessThan(small.length + other.length + 4 + 2 + 13 + size);
+    }
   });
 });
