@@ -71,6 +71,31 @@ describe('commands at once are bounded', () => {
   });
 });
 
+describe('commands queued for the persistent session while the daemon was down', () => {
+  it('100 requests before start-up: 8 wait for it, the rest are answered BUSY at once; the 8 run once it is up', async () => {
+    let up!: () => void;
+    const ready = new Promise<void>((r) => (up = r));
+    const { log } = captureLog('info');
+    const published: any[] = [];
+    const h = new CommandHandler({
+      topics,
+      deviceId: 'dev',
+      maxBytes: 16_384,
+      log,
+      ready,
+      publish: async (_t, payload) => void published.push(JSON.parse(payload)),
+      handlers: { snapshot: () => Promise.reject(new Error('unused')), reload: () => Promise.reject(new Error('unused')), pause: async () => ({ changed: [], paused: [] }), resume: async () => ({ changed: [], paused: [] }), status: () => ({ fine: true }) },
+    });
+    const all = Array.from({ length: 100 }, (_, i) => h.handle('edge-inferd/dev/cmd/status', Buffer.from(JSON.stringify({ id: i }))));
+    await Promise.all(all.slice(8));
+    expect(published).toHaveLength(92);
+    expect(published.every((p) => p.ok === false && p.error.code === 'BUSY')).toBe(true);
+    up();
+    await Promise.all(all);
+    expect(published.slice(92).map((p) => [p.requestId, p.ok])).toEqual(Array.from({ length: 8 }, (_, i) => [i, true]));
+  });
+});
+
 describe('problems are bounded', () => {
   it('lists the first ten, then "and N more", each cut to 200 characters', () => {
     const many = Array.from({ length: 25 }, (_, i) => `k${i}: unknown key`);
