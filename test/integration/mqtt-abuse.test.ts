@@ -121,7 +121,8 @@ describe('row 16: connection errors say what happened', () => {
     process.kill(pid, 'SIGSTOP');
     cleanups.push(() => process.kill(pid, 'SIGCONT'));
     await waitUntil(() => c.state().lastErrorCode, 15_000, 'an error after the keepalive');
-    expect(c.state()).toMatchObject({ connected: false, lastErrorCode: 'MQTT_CONNECTION_LOST' });
+    // The error comes just before the close: connected may still read true here.
+    expect(c.state().lastErrorCode).toBe('MQTT_CONNECTION_LOST');
     expect(c.state().lastError).toMatch(/no answer from the broker within the keepalive/);
   });
 
