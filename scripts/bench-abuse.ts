@@ -28,6 +28,9 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '4000' },
+    /** Comma-separated phase names to run (idle, slow-bodies, snapshots, big-commands, bad-images, all); default every one. */
+    phases: { type: 'string' },
+    'infer-concurrent': { type: 'string', default: '2' },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -178,7 +181,7 @@ async function main(): Promise<void> {
     deviceId,
     cameras: { cam: { uri: 'test://smpte', width: 1920, height: 1080, fps: 15 } },
     mqtt: { url: mqttUrl },
-    http: { port: httpPort },
+    http: { port: httpPort, limits: { inferConcurrent: Number(values['infer-concurrent']) } },
     log: { level: 'warn', format: 'json' },
     journal: { path: path.join(work, 'journal.sqlite') },
     stats: { intervalSec: 0 },
@@ -300,12 +303,16 @@ async function main(): Promise<void> {
 
   const results: PhaseResult[] = [];
   try {
-    results.push(await runPhase('idle', []));
-    results.push(await runPhase('slow-bodies (row 6)', [slowBodies]));
-    results.push(await runPhase('snapshots (row 7)', [snapshots]));
-    results.push(await runPhase('big-commands (row 8)', [bigCommands]));
-    results.push(await runPhase('bad-images (row 9)', [badImages]));
-    results.push(await runPhase('all at once', [slowBodies, snapshots, bigCommands, badImages]));
+    const want = values.phases?.split(',');
+    const phases: [string, string, (() => { stop(): void; note(): string })[]][] = [
+      ['idle', 'idle', []],
+      ['slow-bodies', 'slow-bodies (row 6)', [slowBodies]],
+      ['snapshots', 'snapshots (row 7)', [snapshots]],
+      ['big-commands', 'big-commands (row 8)', [bigCommands]],
+      ['bad-images', 'bad-images (row 9)', [badImages]],
+      ['all', 'all at once', [slowBodies, snapshots, bigCommands, badImages]],
+    ];
+    for (const [key, label, attacks] of phases) if (!want || want.includes(key)) results.push(await runPhase(label, attacks));
   } finally {
     const hwm = memOf(pid).hwm;
     const status = await new Promise<string>((resolve) => {

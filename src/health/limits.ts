@@ -23,6 +23,8 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = { connections: 128, perClient: 16
 const REFUSED_BODY = '{"error":"too many connections","code":"BUSY"}\n';
 const REFUSED = `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: ${REFUSED_BODY.length}\r\n\r\n${REFUSED_BODY}`;
 
+const LOCAL = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
 /** Counts open connections in all and per client address; refuses (503, closed) beyond either. */
 export class ConnectionGuard {
   private total = 0;
@@ -36,7 +38,10 @@ export class ConnectionGuard {
   admit(socket: Socket): void {
     const client = socket.remoteAddress ?? '?';
     const mine = this.perClient.get(client) ?? 0;
-    const reason = this.total >= this.limits.connections ? 'too many connections' : mine >= this.limits.perClient ? 'too many connections from this client' : undefined;
+    // The device itself (a prober, systemd, an SSH tunnel) is held only to perClient: connections
+    // from the LAN, however many addresses they come from, cannot keep it out.
+    const full = this.total >= this.limits.connections && !LOCAL.has(client);
+    const reason = full ? 'too many connections' : mine >= this.limits.perClient ? 'too many connections from this client' : undefined;
     if (reason) {
       this.refused(socket, reason);
       // Errors on a socket we are closing anyway (a reset by the client) are not ours to report.

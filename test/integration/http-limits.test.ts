@@ -102,10 +102,11 @@ describe('connection limits', () => {
     for (const s of held) s.destroy();
   });
 
-  it('beyond the total limit new connections are refused, whoever they come from', async () => {
+  it('beyond the total limit new connections are refused, whoever they come from, but the device itself (127.0.0.1) still gets in', async () => {
     const { server } = await startServer({ connections: 4, perClient: 4 });
     for (let i = 0; i < 4; i++) await rawConnect(server.port, `127.0.0.${10 + i}`);
     expect(await readUntilClose(await rawConnect(server.port, '127.0.0.20'))).toMatch(/^HTTP\/1\.1 503 /);
+    expect((await fetch(`http://127.0.0.1:${server.port}/healthz`)).status).toBe(200);
   });
 
   it('a body that never ends is cut off after bodyTimeoutSec (408), and frees its /infer slot', async () => {
