@@ -5,7 +5,8 @@ import type { LiveReloadable } from '../component.js';
 import type { Config } from '../config/schema.js';
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import { ConnectionGuard, DEFAULT_HTTP_LIMITS, type HttpLimits, RefusalLog } from './limits.js';
+import { RefusalLog } from '../refusal-log.js';
+import { ConnectionGuard, DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 
 export type { HttpLimits };
 

@@ -1,8 +1,10 @@
 import type { z } from 'zod';
 import { formatIssues } from '../config/format.js';
+import type { Clock } from '../clock.js';
 import { NAME_RE } from '../config/schema.js';
 import { errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { RefusalLog } from '../refusal-log.js';
 import type { MessageHandler } from './client.js';
 import { commandResponse } from './payload.js';
 import { COMMAND_NAMES, type CommandName, commandRequestSchemas, type ReloadOutcome, type SnapshotResult } from './schemas.js';
@@ -71,6 +73,8 @@ export interface CommandOptions {
   ready?: Promise<void>;
   /** Commands at once before BUSY (default MAX_IN_FLIGHT). */
   maxInFlight?: number;
+  /** Paces the BUSY log lines. */
+  clock?: Clock;
 }
 
 type RequestId = string | number | null;
@@ -78,9 +82,12 @@ type RequestId = string | number | null;
 export class CommandHandler {
   private readonly o: CommandOptions;
   private inFlight = 0;
+  /** A flood answered BUSY is logged like refused HTTP requests: a few lines a second, then a count. */
+  private readonly busyLog: RefusalLog;
 
   constructor(opts: CommandOptions) {
     this.o = opts;
+    this.busyLog = new RefusalLog(opts.log, opts.clock, 10, 'command refused');
   }
 
   /** For MqttConnection.subscribe(topics.commandFilter, ...). */
@@ -134,7 +141,8 @@ export class CommandHandler {
       // Every handler's problems, bounded here once (new commands get it too).
       const problems = err instanceof CommandError && err.problems ? boundProblems(err.problems) : undefined;
       const message = clip(errorMessage(err), 1000);
-      this.o.log.warn({ command: name, requestId, code, err: message, ...(errorCode(err) && !(err instanceof CommandError) ? { cause: errorCode(err) } : {}) }, 'command failed');
+      if (code === 'BUSY') this.busyLog.note('BUSY', { command: name, requestId });
+      else this.o.log.warn({ command: name, requestId, code, err: message, ...(errorCode(err) && !(err instanceof CommandError) ? { cause: errorCode(err) } : {}) }, 'command failed');
       await this.respond(name, requestId, { command: name, ok: false, error: { code, message, ...(problems?.length ? { problems } : {}) } });
     } finally {
       if (!busy) this.inFlight--;
