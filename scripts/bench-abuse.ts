@@ -6,7 +6,7 @@
 //   snapshots     bursts of 1,000 cmd/snapshot at QoS 0 and 200 at QoS 1 (row 7)
 //   big-commands  5 x 50 MB command payloads per second (row 8)
 //   bad-images    100 parallel POST /infer of a 293-byte truncated JPEG that says 7000x7000, and
-//                 of a real 4000x3000 JPEG (row 9)
+//                 of a real JPEG just under the pixel limit (row 9)
 // Throughout, a probe on 127.0.0.1 asks /healthz every 50 ms (latency, failures) and the daemon's
 // RSS is read from /proc every 100 ms. Targets: RSS < 600 MB, /healthz p99 < 100 ms.
 //
@@ -22,6 +22,7 @@ import { Worker } from 'node:worker_threads';
 import mqtt from 'mqtt';
 import sharp from 'sharp';
 import { stringify } from 'yaml';
+import { MAX_PIXELS } from '../src/capture/decode-guards.js';
 import { packageRoot } from '../src/paths.js';
 
 const { values } = parseArgs({
@@ -30,7 +31,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '4000' },
     /** Comma-separated phase names to run (idle, slow-bodies, snapshots, big-commands, bad-images, all); default every one. */
     phases: { type: 'string' },
-    'infer-concurrent': { type: 'string', default: '2' },
+    'infer-concurrent': { type: 'string', default: '1' },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -212,7 +213,9 @@ async function main(): Promise<void> {
     const whole = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#808080' } }).jpeg({ quality: 50 }).toBuffer();
     return Buffer.concat([whole.subarray(0, 291), Buffer.from([0xff, 0xd9])]);
   })();
-  const bigJpeg = await sharp({ create: { width: 4000, height: 3000, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 30 } } }).jpeg({ quality: 85 }).toBuffer();
+  // A square just under the pixel limit: the largest image the daemon will decode.
+  const side = Math.floor(Math.sqrt(MAX_PIXELS));
+  const bigJpeg = await sharp({ create: { width: side, height: side, channels: 3, background: '#4080c0' } }).jpeg({ quality: 85 }).toBuffer();
   const bigCommand = Buffer.alloc(50 * 1024 * 1024, 0x20);
   bigCommand.write('{"id":"big","pad":"');
   bigCommand.write('"}', bigCommand.length - 2);

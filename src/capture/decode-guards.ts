@@ -1,5 +1,9 @@
-/** The largest image decoded from outside (uploads, image folders): 50 megapixels, 150 MB as RGB. */
-export const MAX_PIXELS = 50_000_000;
+/**
+ * The largest image decoded from outside (uploads, image folders): 25 megapixels, 75 MB as RGB. A
+ * decode at the limit peaks at about 220 MB of RSS (bench:abuse), so one at a time keeps the
+ * daemon under 600 MB (docs/performance.md).
+ */
+export const MAX_PIXELS = 25_000_000;
 
 /**
  * The sharp options of every decode of an image from outside: a pixel limit, so a small file

@@ -16,7 +16,7 @@ export interface HttpLimits {
   inferConcurrent: number;
 }
 
-export const DEFAULT_HTTP_LIMITS: HttpLimits = { connections: 128, perClient: 16, bodyTimeoutSec: 30, inferConcurrent: 2 };
+export const DEFAULT_HTTP_LIMITS: HttpLimits = { connections: 128, perClient: 16, bodyTimeoutSec: 30, inferConcurrent: 1 };
 
 const REFUSED_BODY = '{"error":"too many connections","code":"BUSY"}\n';
 const REFUSED = `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: ${REFUSED_BODY.length}\r\n\r\n${REFUSED_BODY}`;

@@ -164,6 +164,17 @@ describe('POST /infer under load', () => {
   });
 });
 
+describe('the pixel limit', () => {
+  it('an image over 25 megapixels is a 400 naming the limit, never decoded', async () => {
+    const { base, held } = await startServer();
+    const png = await sharp({ create: { width: 6000, height: 4200, channels: 3, background: '#123456' } }).png({ compressionLevel: 1 }).toBuffer();
+    const r = await fetch(`${base}/infer`, { method: 'POST', body: png });
+    expect(r.status).toBe(400);
+    expect(await r.json()).toMatchObject({ code: 'IMAGE_DECODE', error: expect.stringContaining('pixel limit') });
+    expect(held).toHaveLength(0);
+  });
+});
+
 describe('images camera decodes with the same guards', () => {
   it('a truncated JPEG in the folder counts as an error and is skipped, not turned into a frame', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trunc-'));
