@@ -1,9 +1,9 @@
 /**
- * The largest image decoded from outside (uploads, image folders): 25 megapixels, 75 MB as RGB. A
- * decode at the limit peaks at about 220 MB of RSS (bench:abuse), so one at a time keeps the
- * daemon under 600 MB (docs/performance.md).
+ * The largest image decoded from outside (uploads, image folders): 4096 x 4096 pixels (a 12 MP
+ * photo, a 4K frame), 50 MB as RGB. A decode at the limit costs about 150 MB of RSS at its peak
+ * (bench:abuse), so one at a time keeps the daemon under 600 MB (docs/performance.md).
  */
-export const MAX_PIXELS = 25_000_000;
+export const MAX_PIXELS = 4096 * 4096;
 
 /**
  * The sharp options of every decode of an image from outside: a pixel limit, so a small file

@@ -164,7 +164,7 @@ export const httpSchema = z.strictObject({
       connections: z.int().min(4).max(65_536).default(128).describe('open connections in all; more are answered 503 and closed'),
       perClient: z.int().min(1).max(65_536).default(16).describe('open connections from one address; more are answered 503 and closed'),
       bodyTimeoutSec: z.int().min(1).max(3600).default(30).describe('a request (headers and body) must arrive within this, else 408'),
-      inferConcurrent: z.int().min(1).max(64).default(1).describe('POST /infer requests at once (upload, decode, inference); more get 503 BUSY. Each at the pixel limit peaks at about 220 MB'),
+      inferConcurrent: z.int().min(1).max(64).default(1).describe('POST /infer requests at once (upload, decode, inference); more get 503 BUSY. Each at the pixel limit costs about 150 MB at its peak'),
     })
     .prefault({})
     .describe('What the HTTP endpoint takes at once, so a flood cannot starve the cameras or /healthz'),
