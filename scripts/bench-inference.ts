@@ -6,6 +6,8 @@
 // Prints medians (ms) as a table. The three are measured in interleaved blocks of 10 runs.
 //
 //   npx tsx scripts/bench-inference.ts [--runs N] [--models DIR]
+// First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
+import '../src/ort-telemetry.js';
 import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';

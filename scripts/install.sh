@@ -86,6 +86,9 @@ echo "# 3. launcher $PREFIX/bin/edge-inferd (node: $NODE)"
 LAUNCHER=$(cat <<EOF
 #!/bin/sh
 # Written by scripts/install.sh. exec keeps the PID, so systemd's NotifyAccess=main accepts sd_notify.
+# ONNX Runtime's telemetry off unless the caller set ORT_DISABLE_TELEMETRY (=0 opts in).
+: "\${ORT_DISABLE_TELEMETRY:=1}"
+export ORT_DISABLE_TELEMETRY
 here=\$(dirname "\$(readlink -f "\$0")")
 exec $NODE "\$here/../dist/src/cli.js" "\$@"
 EOF

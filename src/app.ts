@@ -26,6 +26,7 @@ import { resultPayload } from './publish/payload.js';
 import type { CameraStateName, DaemonStatus } from './publish/schemas.js';
 import { Topics } from './publish/topics.js';
 import { type ReloadReport, ReloadController } from './reload.js';
+import { PackageStore, RolloutService } from './rollout/service.js';
 import { VERSION } from './version.js';
 
 export type { ReloadReport };
@@ -71,7 +72,9 @@ export class App {
     const journal = new Journal({ path: c.journal.path, maxRows: c.journal.maxRows, maxBytes: c.journal.maxBytes, retentionMs: c.journal.retentionHours * 3_600_000, synchronous: c.journal.synchronous, log: child('journal'), clock });
     const messaging = new Messaging({ config: c.mqtt, deviceId: c.deviceId, topics, journal, status: (state) => status.message(state), commandMaxBytes: c.commands.enabled ? c.commands.maxBytes : undefined, clock, log });
     const events = { buildStarted: (what: string) => detector.buildStarted(what), buildEnded: () => detector.buildEnded(), swapped: () => control.publishStatus() };
-    const model = new ModelService({ config: c.model, log: child('model'), listener: events, clock });
+    const store = c.model.rollout.enabled ? new PackageStore({ dir: c.model.rollout.dir, keep: c.model.keep, log: child('rollout') }) : undefined;
+    const model = new ModelService({ config: c.model, log: child('model'), listener: events, clock, resolve: store && ((p) => store.effectivePath(p)) });
+    const rollout = store && new RolloutService({ config: { ...c.model.rollout, keep: c.model.keep }, store, model, deviceId: c.deviceId, publish: (p) => messaging.mqtt.publish(topics.modelState, p, { qos: 1, retain: true }), clock, log: child('rollout') });
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
       .map(([name, cam]) => {
@@ -91,7 +94,7 @@ export class App {
     const status: StatusReporter = (this.statusReporter = new StatusReporter({
       deviceId: c.deviceId,
       clock,
-      sources: { lifecycle: { get phase() { return lifecycle.phase; } }, reloads: { get config() { return reloads.config; }, get last() { return reloads.last; } }, model, messaging, journal, cameras: channels, health: () => monitor.health(), systemd: notifier },
+      sources: { lifecycle: { get phase() { return lifecycle.phase; } }, reloads: { get config() { return reloads.config; }, get last() { return reloads.last; } }, model, messaging, journal, cameras: channels, health: () => monitor.health(), systemd: notifier, rollout },
     }));
     const metrics = new Metrics({
       cameras: () => channels.filter((ch) => ch.started).map((ch) => ({ ...ch.status(), status: ch.camera.status() })),
@@ -119,6 +122,7 @@ export class App {
         return deps.reloader.reload();
       },
       status: () => status.status(),
+      model: rollout,
       statusMessage: () => status.message('online'),
       modelName: () => (model.info ? `${model.info.name} ${model.info.version}` : 'edge-inferd'),
       publishFailures: () => messaging.publishFailures(),
@@ -139,7 +143,7 @@ export class App {
     const lifecycle = (this.lifecycle = new Lifecycle({
       log,
       // The notifier ticks from the start, so an engine build during start-up can extend systemd's start timeout.
-      components: [part('systemd', notifier), ...(http ? [part('http', http)] : []), part('device', device), part('journal', journal), ...messaging.brokerComponents, model, ...messaging.connectionComponents, ...channels, control],
+      components: [part('systemd', notifier), ...(http ? [part('http', http)] : []), part('device', device), part('journal', journal), ...messaging.brokerComponents, model, ...messaging.connectionComponents, ...channels, control, ...(rollout ? [part('rollout', rollout)] : [])],
       onPhase: (phase) => {
         monitor.setPhase(phase);
         if (phase === 'starting') log.info({ config: c.source, deviceId: c.deviceId, version: VERSION }, 'starting');

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
+import './ort-telemetry.js';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -7,7 +9,9 @@ import { configJsonSchema } from './config/schema.js';
 import { errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { runHistory } from './journal/history-cli.js';
+import { runFleet } from './publish/fleet-cli.js';
 import { runDaemon } from './main.js';
+import { formatSelftest, gpuSelftest } from './gpu-selftest.js';
 import { formatProbe, probe } from './probe.js';
 import { buildEngine, inferImages } from './oneshot.js';
 import { VERSION } from './version.js';
@@ -21,6 +25,10 @@ Usage:
   edge-inferd probe [--config FILE] [--json]
                                         what this machine offers: GStreamer, cameras, ONNX Runtime
                                         providers, GPU, memory; and the config checked (exit 1 if invalid)
+  edge-inferd probe --gpu-selftest [--model DIR] [--frames N] [--json]
+                                        load the model on TensorRT (build, then cache hit) and CUDA, run
+                                        N frames (20) on GPU and CPU, compare; exit 0 pass, 1 fail,
+                                        3 no NVIDIA GPU on this machine
   edge-inferd infer [--model DIR] IMAGE...
                                         run the model on image files; one result JSON per line
   edge-inferd build-engine [--model DIR]
@@ -28,6 +36,10 @@ Usage:
   edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--journal FILE]
                                         recent results from the journal (works while the daemon runs);
                                         --since 2024-05-01T08:00:00Z or 15m, 2h, 7d; --limit default 20
+  edge-inferd fleet [--broker URL] [--prefix P] [--json]
+                                        every device's retained status on the broker (<prefix>/+/status):
+                                        state, version, model, provider, uptime, journal depth, last error;
+                                        broker, prefix and credentials default to the config's mqtt keys
   edge-inferd --version | --help
 
 Config: --config FILE, else ${DEFAULT_CONFIG_PATH} if it exists, else the demo.
@@ -49,6 +61,10 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       json: { type: 'boolean' },
       journal: { type: 'string' },
+      broker: { type: 'string' },
+      prefix: { type: 'string' },
+      'gpu-selftest': { type: 'boolean' },
+      frames: { type: 'string' },
     },
   });
   if (values.help) return (process.stdout.write(HELP), 0);
@@ -62,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
       const file = rest[0] ?? values.config;
       try {
         const c = loadConfig({ file });
-        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${c.mqtt.url})\n`);
+        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`);
         return 0;
       } catch (err) {
         if (err instanceof ConfigError) {
@@ -73,6 +89,17 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'probe': {
+      if (values['gpu-selftest']) {
+        const config = loadConfig({ file: rest[0] ?? values.config });
+        const frames = values.frames === undefined ? undefined : Number(values.frames);
+        if (frames !== undefined && !(Number.isInteger(frames) && frames >= 1 && frames <= 10_000)) {
+          process.stderr.write(`edge-inferd probe: --frames must be a whole number from 1 to 10000 (got "${values.frames}")\n`);
+          return 2;
+        }
+        const r = await gpuSelftest({ modelDir: values.model ? resolve(values.model) : config.model.path, frames, deviceId: config.model.gpuId, intraOpThreads: config.model.intraOpThreads });
+        process.stdout.write(values.json ? JSON.stringify(r, null, 2) + '\n' : formatSelftest(r));
+        return r.exitCode;
+      }
       const report = await probe({ configFile: rest[0] ?? values.config });
       process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatProbe(report));
       return report.config.ok ? 0 : 1;
@@ -99,6 +126,24 @@ async function main(argv: string[]): Promise<number> {
       }
       const write = (s: string) => process.stdout.write(s);
       return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true }, write, (s) => process.stderr.write(s));
+    }
+    case 'fleet': {
+      let m;
+      try {
+        m = loadConfig({ file: values.config }).mqtt;
+      } catch (err) {
+        if (!(err instanceof ConfigError) || values.broker === undefined) throw err;
+        m = undefined; // --broker given: the config is only for credentials
+      }
+      const configured = m && (typeof m.url === 'string' ? m.url : m.url[0]);
+      const broker = values.broker ?? (configured === 'embedded' && m ? `mqtt://${m.embedded.host}:${m.embedded.port}` : configured);
+      if (!broker) return (process.stderr.write('edge-inferd fleet: give --broker URL\n'), 2);
+      const write = (t: string) => process.stdout.write(t);
+      return runFleet(
+        { broker, prefix: values.prefix ?? m?.prefix ?? 'edge-inferd', json: values.json === true, username: m?.username, password: m?.password, passwordFile: m?.passwordFile, tls: m?.tls },
+        write,
+        (t) => process.stderr.write(t),
+      );
     }
     case 'config-schema':
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { DaemonError } from '../errors.js';
 import { defaultJournalPath, demoModelDir, demoSamplesDir } from '../paths.js';
@@ -52,11 +52,22 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const deviceId = c.deviceId ?? safeHostname();
   const cameras = c.cameras ?? { demo: cameraSchema.parse({ uri: `images://${demoSamplesDir}`, fps: 2 }) };
   for (const cam of Object.values(cameras)) cam.uri = resolvePathUri(cam.uri, baseDir);
+  const journalPath = c.journal.path ? resolve(baseDir, c.journal.path) : defaultJournalPath(env);
   const config: Config = {
     ...c,
     deviceId,
     cameras,
-    model: { ...c.model, path: c.model.path ? resolve(baseDir, c.model.path) : demoModelDir, cacheDir: c.model.cacheDir ? resolve(baseDir, c.model.cacheDir) : undefined },
+    model: {
+      ...c.model,
+      path: c.model.path ? resolve(baseDir, c.model.path) : demoModelDir,
+      cacheDir: c.model.cacheDir ? resolve(baseDir, c.model.cacheDir) : undefined,
+      rollout: {
+        ...c.model.rollout,
+        // Beside the journal: the state directory under systemd (StateDirectory=), owned by the daemon.
+        dir: c.model.rollout.dir ? resolve(baseDir, c.model.rollout.dir) : join(dirname(journalPath), 'models'),
+        caFile: c.model.rollout.caFile && resolve(baseDir, c.model.rollout.caFile),
+      },
+    },
     mqtt: {
       ...c.mqtt,
       passwordFile: c.mqtt.passwordFile ? resolve(baseDir, c.mqtt.passwordFile) : undefined,
@@ -68,7 +79,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       },
     },
     http: { ...c.http, tokenFile: c.http.tokenFile ? resolve(baseDir, c.http.tokenFile) : undefined },
-    journal: { ...c.journal, path: c.journal.path ? resolve(baseDir, c.journal.path) : defaultJournalPath(env) },
+    journal: { ...c.journal, path: journalPath },
     source: label,
   };
   const late = [...checkResolved(config), ...resolveHttpToken(config)];
@@ -110,12 +121,22 @@ function checkResolved(c: Config): string[] {
   const problems: string[] = [];
   if (Object.keys(c.cameras).length === 0) problems.push('cameras: at least one camera is needed (got none)');
   if (!NAME_RE.test(c.deviceId)) problems.push(`deviceId: the hostname "${c.deviceId}" is not a valid topic level; set deviceId`);
-  if (c.mqtt.url !== 'embedded' && !/^(mqtts?|wss?|tcp|tls):\/\/[^\s/]+/.test(c.mqtt.url)) {
-    problems.push(`mqtt.url: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(c.mqtt.url)})`);
+  const urls = typeof c.mqtt.url === 'string' ? [c.mqtt.url] : c.mqtt.url;
+  urls.forEach((url, i) => {
+    const where = typeof c.mqtt.url === 'string' ? 'mqtt.url' : `mqtt.url[${i}]`;
+    if (url === 'embedded' && typeof c.mqtt.url !== 'string') problems.push(`${where}: "embedded" cannot be part of a list of brokers`);
+    else if (url !== 'embedded' && !/^(mqtts?|wss?|tcp|tls):\/\/[^\s/]+/.test(url)) {
+      problems.push(`${where}: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got ${JSON.stringify(url)})`);
+    }
+  });
+  if (c.mqtt.reconnectMinSec > c.mqtt.reconnectMaxSec) {
+    problems.push(`mqtt.reconnectMinSec: ${c.mqtt.reconnectMinSec} is more than mqtt.reconnectMaxSec (${c.mqtt.reconnectMaxSec})`);
   }
   const tls = c.mqtt.tls;
-  if (tls && c.mqtt.url !== 'embedded' && !/^(mqtts|wss|tls):/.test(c.mqtt.url)) {
-    problems.push(`mqtt.tls: set, but mqtt.url is not a TLS URL; use mqtts://host:8883 (got ${JSON.stringify(c.mqtt.url)})`);
+  for (const url of urls) {
+    if (tls && url !== 'embedded' && !/^(mqtts|wss|tls):/.test(url)) {
+      problems.push(`mqtt.tls: set, but mqtt.url is not a TLS URL; use mqtts://host:8883 (got ${JSON.stringify(url)})`);
+    }
   }
   if (tls && c.mqtt.url === 'embedded') problems.push('mqtt.tls: the embedded broker speaks plain MQTT on 127.0.0.1; remove mqtt.tls or set mqtt.url');
   if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {

@@ -79,6 +79,22 @@ export const modelSchema = z.strictObject({
     .max(256 * 1024 * 1024)
     .default(10 * 1024 * 1024)
     .describe('POST /infer: the largest image body accepted, in bytes'),
+  keep: z.int().min(1).max(10).default(2).describe('model packages installed over MQTT kept on disk (the running one included), for cmd/model/rollback'),
+  rollout: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe('accept cmd/model/install and cmd/model/rollback'),
+      dir: z.string().min(1).optional().describe('where installed packages, downloads and state.json live; default: models/ beside the journal (the state directory)'),
+      maxBytes: z
+        .int()
+        .min(1024)
+        .max(8 * 1024 * 1024 * 1024)
+        .default(512 * 1024 * 1024)
+        .describe('largest package archive downloaded, and largest total unpacked, in bytes'),
+      caFile: z.string().min(1).optional().describe('PEM file of an extra CA trusted for https package URLs (beside the system roots); verification cannot be switched off'),
+      selftestFrames: z.int().min(1).max(100).default(3).describe('a package without selftest/ must infer this many frames without an error'),
+      idleTimeoutSec: z.number().min(1).max(3600).default(60).describe('a download with no byte for this long fails'),
+    })
+    .prefault({}),
 });
 
 const qos = z.union([z.literal(0), z.literal(1), z.literal(2)]);
@@ -103,10 +119,9 @@ export const mqttTlsSchema = z.strictObject({
 
 export const mqttSchema = z.strictObject({
   url: z
-    .string()
-    .min(1)
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)])
     .default('embedded')
-    .describe('"embedded" (start a broker in the daemon) or mqtt://host:port, mqtts://host:port'),
+    .describe('"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker URLs tried in turn (failover: each attempt goes to the next)'),
   prefix: z.string().regex(NAME_RE, nameMessage).default('edge-inferd'),
   clientId: z.string().min(1).max(128).optional().describe('default: edge-inferd-<deviceId>; stable, so the broker keeps the session'),
   protocolVersion: z
@@ -118,7 +133,9 @@ export const mqttSchema = z.strictObject({
   passwordFile: z.string().optional().describe('file holding the password (read again at every reconnect)'),
   tls: mqttTlsSchema.optional().describe('TLS options for mqtts:// (server verification is on unless rejectUnauthorized is false)'),
   keepaliveSec: z.int().min(5).max(3600).default(30),
-  reconnectMaxSec: z.number().min(1).max(3600).default(15).describe('reconnect delay starts at 1 s and doubles up to this'),
+  reconnectMinSec: z.number().min(0.05).max(3600).default(1).describe('first reconnect wait cap; each wait is random in [0, min(reconnectMaxSec, reconnectMinSec * 2^failures)] (full jitter)'),
+  reconnectMaxSec: z.number().min(0.1).max(3600).default(15).describe('largest reconnect wait cap (see reconnectMinSec)'),
+  statusIntervalSec: z.number().min(0).max(86400).default(60).describe('republish the retained status (uptime, journal depth, last error) this often; 0: only on connect and changes'),
   persistentSession: z.boolean().default(true).describe('clean: false, so the broker keeps subscriptions and queued commands while the device is offline'),
   sessionExpirySec: z.int().min(0).max(4294967295).default(86400).describe('MQTT 5 session expiry: how long the broker keeps the session after a disconnect'),
   inflight: z.int().min(1).max(65535).default(64).describe('publish window: QoS>=1 messages in flight at once (capped by the broker\'s receive maximum)'),
@@ -223,7 +240,7 @@ export type ProviderName = z.output<typeof providerName>;
 export interface Config extends Omit<ParsedConfig, 'deviceId' | 'cameras' | 'model' | 'journal'> {
   deviceId: string;
   cameras: Record<string, CameraConfig>;
-  model: ParsedConfig['model'] & { path: string };
+  model: ParsedConfig['model'] & { path: string; rollout: ParsedConfig['model']['rollout'] & { dir: string } };
   journal: ParsedConfig['journal'] & { path: string };
   /** Where the config came from: a file path, or "built-in demo". */
   source: string;

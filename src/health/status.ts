@@ -6,7 +6,7 @@ import type { Phase } from '../lifecycle.js';
 import type { MqttState } from '../publish/client.js';
 import type { OutboxStats } from '../publish/outbox.js';
 import { statusPayload } from '../publish/payload.js';
-import type { CameraStateName, DaemonStatus, StatusPayload } from '../publish/schemas.js';
+import type { CameraStateName, DaemonStatus, RolloutState, StatusPayload } from '../publish/schemas.js';
 import type { ReloadReport } from '../reload.js';
 import { VERSION } from '../version.js';
 import type { StallReport } from './stall.js';
@@ -17,11 +17,13 @@ export interface StatusSources {
   reloads: { readonly config: { source: string }; readonly last: ReloadReport | undefined };
   model: { status(): ModelStatus | null };
   messaging: { state(): MqttState; outboxStats(): OutboxStats | undefined };
-  journal: { readonly isOpen: boolean; stats(): JournalStats };
+  journal: { readonly isOpen: boolean; stats(): JournalStats; oldestPendingMs(): number | undefined };
   /** Every enabled camera's channel; only started ones have a state worth showing. */
   cameras: readonly { readonly name: string; readonly started: boolean; readonly state: CameraStateName; status(): ChannelStatus }[];
   health(): StallReport;
   systemd: { readonly watchdogUsec: number | undefined; readonly counts: { watchdog: number; withheld: number; extended: number } };
+  /** The model rollout (cmd/model/*), when enabled. */
+  rollout?: { status(): RolloutState };
 }
 
 /**
@@ -61,13 +63,18 @@ export class StatusReporter {
       health: s.health(),
       reload: s.reloads.last ?? null,
       systemd: { watchdogUsec: s.systemd.watchdogUsec ?? null, ...s.systemd.counts },
+      rollout: s.rollout?.status() ?? null,
     };
   }
 
-  /** The retained status message: online (birth, and on changes) or stopped (clean exit). */
+  /**
+   * The retained status message: online (birth, on changes, and every mqtt.statusIntervalSec) or
+   * stopped (clean exit). What a fleet view needs of each device: `edge-inferd fleet` reads it.
+   */
   message(state: 'online' | 'stopped'): StatusPayload {
     const info = this.src.model.status();
     const cameras = this.started();
+    const now = this.clock.now();
     return statusPayload(
       state,
       this.deviceId,
@@ -76,9 +83,29 @@ export class StatusReporter {
         ...(info ? { model: { name: info.name, version: info.version, sha256: info.sha256 }, provider: info.provider } : {}),
         cameras: this.src.cameras.map((c) => c.name),
         cameraState: Object.fromEntries(cameras.map((c) => [c.name, c.state])),
+        uptimeSec: Math.max(0, Math.round((now - this.startedAtMs) / 1000)),
+        ...(this.src.journal.isOpen ? { journal: this.journalDepth(now) } : {}),
+        lastError: this.lastError(),
       },
-      this.clock.now(),
+      now,
     );
+  }
+
+  private journalDepth(now: number): NonNullable<StatusPayload['journal']> {
+    const j = this.src.journal;
+    const oldest = j.oldestPendingMs();
+    return { pending: j.stats().pending, oldestPendingAgeSec: oldest === undefined ? null : Math.max(0, Math.round((now - oldest) / 100) / 10) };
+  }
+
+  /** The newest error a started camera reports, else the journal's write failure, else null. */
+  private lastError(): StatusPayload['lastError'] {
+    let newest: NonNullable<StatusPayload['lastError']> | null = null;
+    for (const c of this.started()) {
+      const e = c.status().lastError;
+      if (e && (!newest || e.atMs > (newest.atMs ?? 0))) newest = { where: `camera ${c.name}`, code: e.code, message: e.message, atMs: e.atMs };
+    }
+    const journalError = this.src.messaging.outboxStats()?.lastJournalError;
+    return newest ?? (journalError ? { where: 'journal', code: 'JOURNAL_WRITE', message: journalError } : null);
   }
 
   private started() {

@@ -72,8 +72,12 @@ export class ModelHost {
     return this.loadEngine(dir, { onCrash }).then((e) => (engine = e));
   }
 
-  /** Loads `dir` (default: the current package again), warms it up, swaps. Never throws; reloads run one at a time. */
-  reload(dir?: string): Promise<ReloadResult> {
+  /**
+   * Loads `dir` (default: the current package again), warms it up, swaps. Never throws; reloads run
+   * one at a time. `check` runs on the new engine before it takes over (a rollout's self-check): if
+   * it throws, the new engine is closed and the old one keeps running.
+   */
+  reload(dir?: string, check?: (engine: InferenceEngine) => Promise<unknown>): Promise<ReloadResult> {
     const run = async (): Promise<ReloadResult> => {
       const target = dir ?? this.current?.dir;
       const t0 = this.clock.monotonic();
@@ -84,6 +88,7 @@ export class ModelHost {
       try {
         if (this.stopped) throw new DaemonError('MODEL_STOPPED', 'the model host is stopped');
         const next = await this.load(target);
+        if (check) await check(next).catch(async (err: unknown) => (await next.close().catch(() => undefined), Promise.reject(err)));
         if (this.stopped) {
           await next.close();
           throw new DaemonError('MODEL_STOPPED', 'the model host stopped during the reload');
@@ -111,6 +116,22 @@ export class ModelHost {
     };
     const p = this.queue.then(run, run);
     this.queue = p;
+    return p;
+  }
+
+  /** Loads `dir` beside the running model, runs `check` on it, unloads it; nothing is swapped. Queued with reloads. */
+  trial<T>(dir: string, check: (engine: InferenceEngine) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.stopped) throw new DaemonError('MODEL_STOPPED', 'the model host is stopped');
+      const engine = await this.loadEngine(dir, { onCrash: () => undefined });
+      try {
+        return await check(engine);
+      } finally {
+        await engine.close().catch(() => undefined);
+      }
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => undefined);
     return p;
   }
 

@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { EngineCachePlan } from './engine-cache.js';
-import type { InferHooks } from './engine.js';
+import type { InferenceEngine, InferHooks } from './engine.js';
 import { type EngineLoader, ModelHost, type ReloadResult } from './host.js';
 import { loadEngine, logEngineEvent, sessionOptions } from './load.js';
 import type { EngineEvent, ProviderAttempt } from './providers.js';
@@ -47,8 +47,15 @@ export class ModelService implements LiveReloadable<ModelConfig> {
   private readonly log: Logger;
   private readonly listener: ModelListener;
 
-  constructor(opts: { config: ModelConfig; log: Logger; listener: ModelListener; clock?: Clock }) {
+  private readonly resolve: (configured: string) => string;
+
+  /**
+   * `resolve`: the package folder to use for the configured `model.path` (a model installed over
+   * MQTT overrides it, see src/rollout/store.ts); default the configured path itself.
+   */
+  constructor(opts: { config: ModelConfig; log: Logger; listener: ModelListener; clock?: Clock; resolve?: (configured: string) => string }) {
     this.cfg = opts.config;
+    this.resolve = opts.resolve ?? ((p) => p);
     this.log = opts.log;
     this.listener = opts.listener;
     // Reads this.cfg at each load, so a reload with new providers/threads uses them.
@@ -59,8 +66,9 @@ export class ModelService implements LiveReloadable<ModelConfig> {
 
   /** Loads the configured package; throws if it cannot (there is nothing to fall back to). */
   async start(): Promise<void> {
-    const engine = await this.host.start(this.cfg.path);
-    this.log.info({ model: engine.info, dir: this.cfg.path }, 'model loaded');
+    const dir = this.resolve(this.cfg.path);
+    const engine = await this.host.start(dir);
+    this.log.info({ model: engine.info, dir }, 'model loaded');
   }
 
   async stop(): Promise<void> {
@@ -87,23 +95,37 @@ export class ModelService implements LiveReloadable<ModelConfig> {
   }
 
   async apply(next: ModelConfig, changes: ConfigChange[]): Promise<ReloadRefusal | undefined> {
-    const packageChanged = !changes.length && (await packageDiffers(next.path, this.info));
-    if (packageChanged) this.log.info({ dir: next.path }, 'reload: the model package on disk changed');
+    const dir = this.resolve(next.path);
+    const packageChanged = !changes.length && (await packageDiffers(dir, this.info));
+    if (packageChanged) this.log.info({ dir }, 'reload: the model package on disk changed');
     if (!changes.length && !packageChanged) return undefined;
     const previous = this.cfg;
     this.cfg = next;
-    const r = await this.swap(next.path);
+    const r = await this.swap(dir);
     if (r.ok) return undefined;
     this.cfg = previous;
     this.log.error({ err: r.error?.message }, 'reload: the new model failed to load; keeping the running one');
     return { refused: changes, error: `model: ${r.error?.message ?? 'model reload failed'}; keeping ${this.info?.name ?? 'the previous model'}` };
   }
 
-  /** Hot swap: load `dir` (default: the current package again), warm it up, switch; on failure keep the old one. */
-  async swap(dir?: string): Promise<ReloadResult> {
-    const r = await this.host.reload(dir);
+  /** The configured `model.path` (what a rollback to the operator's model returns to). */
+  get configuredPath(): string {
+    return this.cfg.path;
+  }
+
+  /**
+   * Hot swap: load `dir` (default: the current package again), warm it up, run `check` on it (a
+   * rollout's self-check), switch; on any failure keep the old one.
+   */
+  async swap(dir?: string, check?: (engine: InferenceEngine) => Promise<unknown>): Promise<ReloadResult> {
+    const r = await this.host.reload(dir, check);
     if (r.ok && r.model) this.listener.swapped(r.model);
     return r;
+  }
+
+  /** Loads `dir` beside the running model, runs `check`, unloads it: a package verified without switching to it. */
+  trial<T>(dir: string, check: (engine: InferenceEngine) => Promise<T>): Promise<T> {
+    return this.host.trial(dir, check);
   }
 
   private onEngineEvent(e: EngineEvent): void {

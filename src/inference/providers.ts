@@ -1,3 +1,5 @@
+// First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
+import '../ort-telemetry.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -72,8 +74,9 @@ export interface ModelIdentity {
 
 /**
  * onnxruntime-node loads GPU providers from shared libraries beside its binding; they are absent
- * unless installed with ONNXRUNTIME_NODE_INSTALL=cuda12 (or built from source on Jetson). Checking
- * the file first gives a reason a technician can act on instead of ORT's stderr noise.
+ * unless its install script ran with ONNXRUNTIME_NODE_INSTALL=cuda12 (docs/gpu.md; on a Jetson,
+ * built from source). Checking the file first gives a reason a technician can act on instead of
+ * ORT's stderr noise.
  */
 export function providerLibraryProblem(provider: ProviderName): string | undefined {
   if (provider === 'cpu') return undefined;
@@ -87,7 +90,7 @@ export function providerLibraryProblem(provider: ProviderName): string | undefin
   }
   const lib = join(bindingDir, `libonnxruntime_providers_${provider}.so`);
   if (process.platform === 'linux' && !existsSync(lib)) {
-    return `${lib} is not installed (x86_64: ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci; Jetson: build onnxruntime-node from source with TensorRT)`;
+    return `${lib} is not installed (x86_64: ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.js in node_modules/onnxruntime-node, see docs/gpu.md; Jetson: build onnxruntime-node from source with TensorRT)`;
   }
   return undefined;
 }

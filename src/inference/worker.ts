@@ -1,3 +1,6 @@
+// ORT reads the real process environment, which the spawning thread has already set (worker-engine.ts);
+// here it keeps this thread's copy of process.env saying the same (src/ort-telemetry.ts).
+import '../ort-telemetry.js';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { errorCode, errorMessage } from '../errors.js';

@@ -218,6 +218,8 @@ export class Journal {
       deletePendingUpTo: db.prepare('DELETE FROM messages WHERE state = 0 AND seq > ? AND seq <= ?'),
       expiredCount: db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM messages WHERE state != 0 AND created_ms < ?'),
       deleteExpired: db.prepare('DELETE FROM messages WHERE state != 0 AND created_ms < ?'),
+      // The pending index (seq WHERE state = 0) finds it at once.
+      oldestPendingMs: db.prepare('SELECT created_ms AS ms FROM messages WHERE state = 0 ORDER BY seq LIMIT 1'),
       // The newest row of the camera and kind that has one: payload seqs only grow per camera and
       // kind, so that is the highest. Walks back from the newest row; runs once per camera at start.
       lastPayloadSeq: db.prepare('SELECT payload_seq AS s FROM messages WHERE camera = ? AND kind = ? AND payload_seq IS NOT NULL ORDER BY seq DESC LIMIT 1'),
@@ -271,6 +273,12 @@ export class Journal {
     const n = this.s.markRejected.run(this.clock.now(), seq).changes;
     this.pending -= n;
     this.rejected += n;
+  }
+
+  /** When the oldest message still waiting for the broker was journaled (epoch ms), or undefined when none waits. */
+  oldestPendingMs(): number | undefined {
+    if (this.pending === 0) return undefined;
+    return (this.s.oldestPendingMs.get() as { ms: number } | undefined)?.ms;
   }
 
   /** Pending messages after `afterSeq`, in journal order. */

@@ -4,11 +4,13 @@ import type { Logger } from 'pino';
 import { type Clock, sleepUnless, systemClock } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
 import type { OutboxTransport, PublishOptions } from './outbox.js';
+import { type RandomSource, ReconnectScheduler } from './reconnect.js';
 
 /**
  * The MQTT connection: birth/last will on the retained status topic, QoS-acknowledged publishes,
  * a stable client id with a persistent session, TLS, credentials, and reconnects forever with a
- * backoff. MQTT 5 unless told otherwise; a broker that refuses 5 gets 3.1.1 on the next attempt.
+ * jittered backoff (reconnect.ts), trying the brokers of a list in turn. MQTT 5 unless told
+ * otherwise; a broker that refuses 5 gets 3.1.1 on the next attempt.
  * mqtt.js keeps QoS >= 1 messages that were in flight at a disconnect and resends them first
  * after reconnecting; the outbox above keeps everything else.
  */
@@ -22,7 +24,8 @@ export interface MqttTlsOptions {
 }
 
 export interface MqttOptions {
-  url: string;
+  /** One broker, or several tried in turn (failover): each attempt goes to the next one. */
+  url: string | readonly string[];
   clientId: string;
   /** The protocol to try first. */
   protocolVersion: 4 | 5;
@@ -43,13 +46,15 @@ export interface MqttOptions {
   will: string;
   log: Logger;
   /**
-   * The wait before the next reconnect attempt after `failedAttempts` failures, in ms: the
-   * backoff doubles from reconnectMinMs up to reconnectMaxMs. mqtt.js schedules the attempt itself
-   * (its reconnectPeriod, on its own timer); we only give it the next period after each attempt.
+   * The wait before each reconnect attempt is drawn uniformly in [0, min(reconnectMaxMs,
+   * reconnectMinMs * 2^failures)] ("full jitter", reconnect.ts) on `clock`'s timers; mqtt.js's own
+   * fixed reconnectPeriod is off.
    */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
-  /** Wall time for lastErrorAtMs, timers for stop()'s time limits. */
+  /** The jitter's random numbers in [0, 1) (default Math.random). */
+  random?: RandomSource;
+  /** Wall time for lastErrorAtMs, timers for stop()'s time limits and the reconnect waits. */
   clock?: Clock;
   /**
    * MQTT 5: the largest packet we take, told to the broker at connect; a conforming broker drops
@@ -60,6 +65,7 @@ export interface MqttOptions {
 
 export interface MqttState {
   connected: boolean;
+  /** The broker connected to (while reconnecting: the last one, or the first of the list), redacted. */
   url: string;
   clientId: string;
   /** The protocol in use (or being tried). */
@@ -98,16 +104,21 @@ export class MqttConnection implements OutboxTransport {
   private readonly connectListeners: (() => void)[] = [];
   private readonly disconnectListeners: (() => void)[] = [];
   private readonly clock: Clock;
+  private readonly urls: readonly string[];
+  private readonly reconnects: ReconnectScheduler;
 
   constructor(opts: MqttOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
+    this.urls = typeof opts.url === 'string' ? [opts.url] : opts.url;
+    if (this.urls.length === 0) throw new DaemonError('MQTT_URL', 'mqtt.url: the list of brokers is empty');
+    this.reconnects = new ReconnectScheduler({ minMs: opts.reconnectMinMs ?? 1000, maxMs: opts.reconnectMaxMs ?? 15_000, clock: this.clock, random: opts.random });
     this.st = {
       connected: false,
-      url: redactUrl(opts.url),
+      url: redactUrl(this.urls[0]),
       clientId: opts.clientId,
       protocolVersion: opts.protocolVersion,
-      tls: isTlsUrl(opts.url),
+      tls: isTlsUrl(this.urls[0]),
       connects: 0,
       failedAttempts: 0,
     };
@@ -127,14 +138,13 @@ export class MqttConnection implements OutboxTransport {
   async start(): Promise<void> {
     if (this.client) return;
     const o = this.opts;
-    const minMs = o.reconnectMinMs ?? 1000;
-    const maxMs = Math.max(minMs, o.reconnectMaxMs ?? 15_000);
     const options: IClientOptions = {
       clientId: o.clientId,
       protocolVersion: o.protocolVersion,
       keepalive: o.keepaliveSec,
-      reconnectPeriod: minMs,
-      reconnectOnConnackError: true,
+      // Reconnects are ours (scheduleReconnect): jittered, on the injected clock.
+      reconnectPeriod: 0,
+      ...(this.urls.length > 1 ? { servers: this.urls.map(serverOf) } : {}),
       connectTimeout: 10_000,
       clean: !o.persistentSession,
       ...(o.protocolVersion === 5 ? { properties: this.v5ConnectProperties() } : {}),
@@ -149,9 +159,11 @@ export class MqttConnection implements OutboxTransport {
         'mqtt.tls.rejectUnauthorized is false: the broker certificate is NOT verified, so anyone on the network path can pose as the broker; set it to true and give mqtt.tls.ca',
       );
     }
-    const client = mqtt.connect(o.url, options);
+    const client = mqtt.connect(this.urls[0], options);
     this.client = client;
     client.on('connect', (connack) => {
+      this.reconnects.connected();
+      this.st.url = this.currentUrl(client);
       this.st.connected = true;
       this.st.connects++;
       this.st.failedAttempts = 0;
@@ -159,7 +171,6 @@ export class MqttConnection implements OutboxTransport {
       this.st.lastErrorCode = undefined;
       this.st.sessionPresent = connack.sessionPresent;
       this.st.receiveMaximum = connack.properties?.receiveMaximum;
-      client.options.reconnectPeriod = minMs;
       o.log.info(
         { url: this.st.url, clientId: o.clientId, protocolVersion: this.st.protocolVersion, sessionPresent: connack.sessionPresent, tls: this.st.tls },
         'mqtt connected',
@@ -168,9 +179,7 @@ export class MqttConnection implements OutboxTransport {
       this.afterConnect(client);
     });
     client.on('reconnect', () => {
-      // The delay before the attempt after this one: 1 s, 2 s, 4 s ... up to reconnectMaxMs.
       this.st.failedAttempts++;
-      client.options.reconnectPeriod = Math.min(maxMs, minMs * 2 ** Math.min(this.st.failedAttempts, 20));
       if (o.passwordFile) {
         try {
           client.options.password = readPasswordFile(o.passwordFile);
@@ -184,6 +193,9 @@ export class MqttConnection implements OutboxTransport {
       if (was && this.client) o.log.warn({ url: this.st.url }, 'mqtt disconnected; reconnecting');
       this.st.connected = false;
       if (was) this.notify(this.disconnectListeners, 'mqtt disconnect listener failed');
+      // Every lost connection and every failed attempt ends here (a refused CONNACK, a timeout and a
+      // dropped keepalive close the socket too).
+      if (this.client === client) this.scheduleReconnect(client);
     });
     client.on('error', (err) => this.onError(client, err));
     client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
@@ -191,13 +203,33 @@ export class MqttConnection implements OutboxTransport {
       const done = () => {
         client.off('connect', done);
         client.off('error', done);
-        client.off('offline', done);
+        client.off('close', done);
         resolve();
       };
       client.once('connect', done);
       client.once('error', done);
-      client.once('offline', done);
+      client.once('close', done);
     });
+  }
+
+  private scheduleReconnect(client: MqttClient): void {
+    const waitMs = this.reconnects.schedule(() => {
+      if (this.client !== client) return;
+      // The same stores: QoS >= 1 messages in flight at the loss are resent first.
+      client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
+    });
+    if (waitMs !== undefined) this.opts.log.debug({ waitMs, attempt: this.reconnects.attempts }, 'mqtt reconnect scheduled');
+  }
+
+  /** The broker of the list that mqtt.js is on (it moves to the next one at every attempt). */
+  private currentUrl(client: MqttClient): string {
+    if (this.urls.length === 1) return this.st.url;
+    const { host, port } = client.options;
+    const hit = this.urls.find((u) => {
+      const s = serverOf(u);
+      return s.host === host && s.port === port;
+    });
+    return redactUrl(hit ?? this.urls[0]);
   }
 
   private v5ConnectProperties(): IClientOptions['properties'] {
@@ -307,6 +339,7 @@ export class MqttConnection implements OutboxTransport {
     const client = this.client;
     if (!client) return;
     this.client = undefined;
+    this.reconnects.cancel();
     if (finalStatus !== undefined && this.st.connected) {
       await sleepUnless(
         this.clock,
@@ -372,6 +405,17 @@ const TLS_TRUST_CODES = new Set([
   'CERT_SIGNATURE_FAILURE',
   'CERT_UNTRUSTED',
 ]);
+
+const DEFAULT_PORTS: Record<string, number> = { mqtt: 1883, tcp: 1883, mqtts: 8883, tls: 8883, ws: 80, wss: 443 };
+
+/** One broker of a failover list, as mqtt.js's `servers` takes it. */
+type Server = NonNullable<IClientOptions['servers']>[number];
+function serverOf(url: string): Server & { port: number } {
+  const u = new URL(url);
+  const scheme = u.protocol.replace(/:$/, '');
+  const protocol = (scheme === 'tcp' ? 'mqtt' : scheme === 'tls' ? 'mqtts' : scheme) as Server['protocol'];
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : (DEFAULT_PORTS[scheme] ?? 1883), protocol };
+}
 
 function isTlsUrl(url: string): boolean {
   return /^(mqtts|wss|tls):/.test(url);

@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { RefusalLog } from '../refusal-log.js';
 import type { MessageHandler } from './client.js';
 import { commandResponse } from './payload.js';
-import { COMMAND_NAMES, type CommandName, commandRequestSchemas, type ReloadOutcome, type SnapshotResult } from './schemas.js';
+import { COMMAND_NAMES, type CommandName, commandRequestSchemas, type ReloadOutcome, type RolloutState, type SnapshotResult } from './schemas.js';
 import type { Topics } from './topics.js';
 
 /**
@@ -40,9 +40,16 @@ export interface CommandHandlers {
   pause(camera: string | undefined): Promise<PauseResult>;
   resume(camera: string | undefined): Promise<PauseResult>;
   status(): unknown;
+  /** cmd/model/*: the model rollout (src/rollout/); without it these answer UNAVAILABLE. */
+  model?: ModelCommands;
 }
 
-export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'BUSY' | 'FAILED';
+export interface ModelCommands {
+  install(args: Args<'model/install'>, requestId: string | number | null): Promise<RolloutState>;
+  rollback(requestId: string | number | null): Promise<RolloutState>;
+}
+
+export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED' | 'BUSY' | 'MODEL_REJECTED';
 
 /** Commands accepted at once (waiting for start-up, running, or their response being sent); more get BUSY. */
 export const MAX_IN_FLIGHT = 8;
@@ -97,10 +104,16 @@ export class CommandHandler {
 
   /** Resolves when the response has been handed to the MQTT client. */
   async handle(topic: string, payload: Buffer, retain = false): Promise<void> {
-    const name = topic.slice(topic.lastIndexOf('/') + 1);
+    // The command is what follows this device's own `<prefix>/<deviceId>/cmd/`: nothing else is ever taken.
+    const own = this.o.topics.command('');
+    if (!topic.startsWith(own)) {
+      this.o.log.warn({ topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic }, 'message outside this device\'s cmd/ topics ignored');
+      return;
+    }
+    const name = topic.slice(own.length);
     // Checked before anything is published: the response topic is built from the name, and a name
-    // that is empty or not a topic level (cmd/, a wildcard, an over-long one) has no valid one.
-    if (!NAME_RE.test(name) || topic !== this.o.topics.command(name)) {
+    // with an empty level (cmd/, cmd/model/), a wildcard or an over-long level has no valid one.
+    if (!name.split('/').every((level) => NAME_RE.test(level))) {
       this.o.log.warn({ topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic }, 'command ignored: not a command topic');
       return;
     }
@@ -133,7 +146,7 @@ export class CommandHandler {
       requestId = readId(body);
       if (!isCommand(name)) throw new CommandError('UNKNOWN_COMMAND', `unknown command "${name}" (commands: ${COMMAND_NAMES.join(', ')})`);
       await this.o.ready;
-      const result = await this.run(name, body);
+      const result = await this.run(name, body, requestId);
       this.o.log.info({ command: name, requestId }, 'command done');
       await this.respond(name, requestId, { command: name, ok: true, result });
     } catch (err) {
@@ -149,7 +162,7 @@ export class CommandHandler {
     }
   }
 
-  private async run(name: CommandName, body: unknown): Promise<unknown> {
+  private async run(name: CommandName, body: unknown, requestId: RequestId): Promise<unknown> {
     const schema = commandRequestSchemas[name];
     const parsed = schema.safeParse(body);
     if (!parsed.success) {
@@ -171,6 +184,11 @@ export class CommandHandler {
         return h.resume((parsed.data as Args<'resume'>).camera);
       case 'status':
         return h.status();
+      case 'model/install':
+      case 'model/rollback': {
+        if (!h.model) throw new CommandError('UNAVAILABLE', 'model rollout is off (model.rollout.enabled: false)');
+        return name === 'model/install' ? h.model.install(parsed.data as Args<'model/install'>, requestId) : h.model.rollback(requestId);
+      }
     }
   }
 

@@ -41,6 +41,8 @@ export interface ControlDeps {
   ready: Promise<void>;
   snapshot(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult>;
   reload: CommandHandlers['reload'];
+  /** cmd/model/* (the model rollout); absent: those commands answer UNAVAILABLE. */
+  model?: CommandHandlers['model'];
   status(): unknown;
   /** The retained status message, as published at birth. */
   statusMessage(): StatusPayload;
@@ -86,10 +88,13 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
           pause: (camera) => this.setPaused(camera, true),
           resume: (camera) => this.setPaused(camera, false),
           status: () => deps.status(),
+          model: deps.model,
         },
       });
       // Registered now, subscribed at every connect: the first connect already has it.
       deps.mqtt.subscribe(deps.topics.commandFilter, commands.onMessage, { qos: 1 });
+      // Also without a rollout: a model command then gets UNAVAILABLE rather than silence.
+      deps.mqtt.subscribe(deps.topics.modelCommandFilter, commands.onMessage, { qos: 1 });
     }
   }
 

@@ -9,6 +9,7 @@ import { MqttConnection, type MqttState } from './client.js';
 import { Outbox, type OutboxStats } from './outbox.js';
 import { statusPayload } from './payload.js';
 import { JournalSink } from './result-sink.js';
+import { StatusRefresher } from './status-refresh.js';
 import type { StatusPayload } from './schemas.js';
 import type { Topics } from './topics.js';
 
@@ -68,6 +69,7 @@ export class Messaging {
       passwordFile: m.passwordFile,
       tls: m.tls,
       keepaliveSec: m.keepaliveSec,
+      reconnectMinMs: m.reconnectMinSec * 1000,
       reconnectMaxMs: m.reconnectMaxSec * 1000,
       persistentSession: m.persistentSession,
       sessionExpirySec: m.sessionExpirySec,
@@ -97,15 +99,17 @@ export class Messaging {
           },
         ]
       : [];
+    const refresh = new StatusRefresher({ intervalMs: m.statusIntervalSec * 1000, topic: topics.status, message: () => JSON.stringify(opts.status('online')), transport: mqtt, clock: opts.clock });
     this.connectionComponents = [
       { name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop(stopped()) },
       { name: 'outbox', start: () => outbox.start(), stop: () => outbox.stop() },
+      refresh,
     ];
   }
 
   /** The embedded broker, if any: started early, so a taken port fails the start at once. */
   readonly brokerComponents: readonly Component[];
-  /** The connection, then the outbox that drains the journal through it. */
+  /** The connection, then the outbox that drains the journal through it, then the status refresh. */
   readonly connectionComponents: readonly Component[];
 
   state(): MqttState {

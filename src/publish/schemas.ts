@@ -35,8 +35,30 @@ export const statusSchema = z
     provider: z.string().optional().describe('execution provider in use'),
     cameras: z.array(name).optional().describe('enabled cameras'),
     cameraState: z.record(name, cameraStateName).optional().describe('each camera: its capture state, or paused'),
+    uptimeSec: count.optional().describe('seconds since the daemon started'),
+    journal: z
+      .strictObject({
+        pending: count.describe('messages journaled and not yet acknowledged by the broker'),
+        oldestPendingAgeSec: z.number().min(0).nullable().describe('age of the oldest of them, s (null when none waits)'),
+      })
+      .optional()
+      .describe('the journal between the cameras and the broker'),
+    lastError: z
+      .strictObject({
+        where: z.string().describe('"camera <name>" or "journal"'),
+        code: z.string(),
+        message: z.string(),
+        atMs: epochMs.optional(),
+      })
+      .nullable()
+      .optional()
+      .describe('the newest error a camera or the journal reports now (null: none)'),
   })
-  .meta({ title: 'edge-inferd status', description: 'Topic <prefix>/<deviceId>/status, retained. Birth on connect, last will on a lost connection, stopped on a clean exit; republished when a camera state changes.' });
+  .meta({
+    title: 'edge-inferd status',
+    description:
+      'Topic <prefix>/<deviceId>/status, retained. Birth on connect, last will on a lost connection, stopped on a clean exit; republished when a camera state changes and every mqtt.statusIntervalSec. `edge-inferd fleet` lists these.',
+  });
 
 export const stableRef = z
   .strictObject({
@@ -189,9 +211,50 @@ export const commandRequestSchemas = {
     .strictObject({ id: requestId.optional(), camera: cameraArg.optional().describe('omitted: every camera') })
     .meta({ title: 'edge-inferd command resume', description: 'Topic cmd/resume: infer again on a paused camera.' }),
   status: z.strictObject({ id: requestId.optional() }).meta({ title: 'edge-inferd command status', description: 'Topic cmd/status: the same JSON as GET /status.' }),
+  'model/install': z
+    .strictObject({
+      id: requestId.optional(),
+      url: z.string().min(1).max(4096).describe('https://, http:// or file:/// URL of the package archive (.tar or .tar.gz)'),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').describe('sha256 of the archive file'),
+      name: z.string().min(1).max(128).describe("must equal the manifest's name"),
+      version: z.string().min(1).max(64).describe("must equal the manifest's version"),
+      activate: z.boolean().default(true).describe('false: download, verify and self-check, keep it, do not switch'),
+    })
+    .meta({ title: 'edge-inferd command model/install', description: 'Topic cmd/model/install: download a model package, verify it (sha256, manifest), load and self-check it beside the running model, then switch to it. Answered when done.' }),
+  'model/rollback': z
+    .strictObject({ id: requestId.optional() })
+    .meta({ title: 'edge-inferd command model/rollback', description: 'Topic cmd/model/rollback: switch back to the package active before (or to model.path from the config).' }),
 };
 export type CommandName = keyof typeof commandRequestSchemas;
 export const COMMAND_NAMES = Object.keys(commandRequestSchemas) as CommandName[];
+
+// ---- Model rollout: <prefix>/<deviceId>/model/state (retained), /status `rollout`, model/* command results ----
+
+export const rolloutPhase = z.enum(['idle', 'downloading', 'verifying', 'loading', 'selftest', 'active', 'staged', 'failed', 'interrupted', 'rolledback']);
+const rolloutRequest = z.strictObject({
+  requestId: requestId.nullable(),
+  command: z.enum(['model/install', 'model/rollback']),
+  url: z.string().optional().describe('without credentials or query (a presigned token is a secret)'),
+  sha256: z.string().optional(),
+  name: z.string().optional(),
+  version: z.string().optional(),
+  activate: z.boolean().optional(),
+});
+export const rolloutStateSchema = z.strictObject({
+  phase: rolloutPhase.describe('idle; an install in progress (downloading, verifying, loading, selftest); or how the last one ended'),
+  request: rolloutRequest.nullable().describe('the command this phase belongs to'),
+  bytes: count.optional().describe('downloaded so far'),
+  totalBytes: count.nullable().optional().describe('announced size, null when the server did not say'),
+  resumedFrom: count.optional().describe('bytes continued from an interrupted download'),
+  selftest: z.strictObject({ mode: z.enum(['images', 'frames']), checked: count }).optional(),
+  error: z.strictObject({ code: z.string(), message: z.string(), problems: z.array(z.string()).optional() }).optional().describe('why the last install or rollback failed; the running model stayed'),
+  current: modelRef.nullable().describe('the model running now'),
+  packages: z.array(z.strictObject({ dir: z.string(), name: z.string(), version: z.string(), sha256: z.string(), role: z.enum(['current', 'previous', 'staged']) })).describe('packages kept in the store (model.keep)'),
+  changedAtMs: epochMs,
+});
+export const modelStateSchema = z
+  .strictObject({ v, id, deviceId: name, ...stamp, ...rolloutStateSchema.shape })
+  .meta({ title: 'edge-inferd model state', description: 'Topic <prefix>/<deviceId>/model/state, retained: the model rollout (install progress, the last outcome, kept packages).' });
 
 // ---- The daemon status: GET /status and the `status` command's result ----
 
@@ -330,6 +393,7 @@ export const daemonStatusSchema = z
     health: healthReportSchema,
     reload: configReload.nullable().describe('the last SIGHUP / reload command'),
     systemd: z.strictObject({ watchdogUsec: count.nullable(), watchdog: count, withheld: count, extended: count }),
+    rollout: rolloutStateSchema.nullable().optional().describe('model rollout over MQTT (cmd/model/*)'),
   })
   .meta({ title: 'edge-inferd daemon status', description: 'GET /status, and the result of the `status` command: everything the daemon knows about itself.' });
 
@@ -364,12 +428,13 @@ export const commandResponseSchema = z
     z.strictObject({ ...responseBase, command: z.literal('reload'), ok: z.literal(true), result: reloadOutcomeSchema }),
     z.strictObject({ ...responseBase, command: z.enum(['pause', 'resume']), ok: z.literal(true), result: pauseResultSchema }),
     z.strictObject({ ...responseBase, command: z.literal('status'), ok: z.literal(true), result: daemonStatusSchema }),
+    z.strictObject({ ...responseBase, command: z.enum(['model/install', 'model/rollback']), ok: z.literal(true), result: rolloutStateSchema }),
     z.strictObject({
       ...responseBase,
       command: z.string().describe('the topic level after cmd/, also for unknown commands'),
       ok: z.literal(false),
       error: z.strictObject({
-        code: z.enum(['BAD_JSON', 'BAD_REQUEST', 'TOO_LARGE', 'UNKNOWN_COMMAND', 'UNKNOWN_CAMERA', 'NO_FRAME', 'RELOAD_REJECTED', 'UNAVAILABLE', 'BUSY', 'FAILED']),
+        code: z.enum(['BAD_JSON', 'BAD_REQUEST', 'TOO_LARGE', 'UNKNOWN_COMMAND', 'UNKNOWN_CAMERA', 'NO_FRAME', 'RELOAD_REJECTED', 'UNAVAILABLE', 'FAILED', 'BUSY', 'MODEL_REJECTED']),
         message: z.string(),
         problems: z.array(z.string()).optional().describe('one `path: problem` line each'),
       }),
@@ -410,6 +475,8 @@ export type ReloadOutcome = z.output<typeof reloadOutcomeSchema>;
 export type SnapshotResult = z.output<typeof snapshotResultSchema>;
 export type HaDiscoveryConfig = z.output<typeof haDiscoverySchema>;
 export type CameraStateName = z.output<typeof cameraStateName>;
+export type RolloutState = z.output<typeof rolloutStateSchema>;
+export type ModelStatePayload = z.output<typeof modelStateSchema>;
 
 /** The shipped schema files: schemas/<file>. */
 export const PAYLOAD_SCHEMAS: Record<string, z.ZodType> = {
@@ -418,7 +485,8 @@ export const PAYLOAD_SCHEMAS: Record<string, z.ZodType> = {
   'event.schema.json': eventSchema,
   'stats.schema.json': statsSchema,
   'daemon-status.schema.json': daemonStatusSchema,
-  ...Object.fromEntries(COMMAND_NAMES.map((n) => [`command-${n}.schema.json`, commandRequestSchemas[n]])),
+  'model-state.schema.json': modelStateSchema,
+  ...Object.fromEntries(COMMAND_NAMES.map((n) => [`command-${n.replace('/', '-')}.schema.json`, commandRequestSchemas[n]])),
   'command-response.schema.json': commandResponseSchema,
   'homeassistant-discovery.schema.json': haDiscoverySchema,
 };

@@ -23,6 +23,14 @@ export class Topics {
   get commandFilter(): string {
     return `${this.base}/cmd/+`;
   }
+  /** The model rollout's commands (cmd/model/install, cmd/model/rollback). */
+  get modelCommandFilter(): string {
+    return `${this.base}/cmd/model/+`;
+  }
+  /** Retained: the model rollout's state (src/rollout/). */
+  get modelState(): string {
+    return `${this.base}/model/state`;
+  }
   commandResponse(name: string): string {
     return `${this.base}/cmd/${name}/response`;
   }

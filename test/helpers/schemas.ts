@@ -40,5 +40,7 @@ export function schemaForTopic(topic: string, payload: string, haPrefix = 'homea
   if (p.length === 4 && p[3] === 'result') return 'result.schema.json';
   if (p.length === 4 && p[3] === 'event') return 'event.schema.json';
   if (p.length === 5 && p[2] === 'cmd' && p[4] === 'response') return 'command-response.schema.json';
+  if (p.length === 6 && p[2] === 'cmd' && p[5] === 'response') return 'command-response.schema.json';
+  if (p.length === 4 && p[2] === 'model' && p[3] === 'state' && payload !== '') return 'model-state.schema.json';
   return undefined;
 }

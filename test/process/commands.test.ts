@@ -168,7 +168,7 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
     expect(notJson.json).toMatchObject({ command: 'status', ok: false, requestId: null, error: { code: 'BAD_JSON' } });
 
     const unknown = await send('selfdestruct', { id: 'u1' }, 'u1');
-    expect(unknown.json).toMatchObject({ command: 'selfdestruct', ok: false, error: { code: 'UNKNOWN_COMMAND', message: 'unknown command "selfdestruct" (commands: snapshot, reload, pause, resume, status)' } });
+    expect(unknown.json).toMatchObject({ command: 'selfdestruct', ok: false, error: { code: 'UNKNOWN_COMMAND', message: 'unknown command "selfdestruct" (commands: snapshot, reload, pause, resume, status, model/install, model/rollback)' } });
 
     const invalid = await send('pause', { id: 'i1', camera: 'tray', forever: true }, 'i1');
     expect(invalid.json).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', problems: ['forever: unknown key (valid keys: id, camera)'] } });

@@ -113,6 +113,8 @@ describe('install.sh / uninstall.sh', () => {
     expect(first.out).toContain('+ (skipped under --root) systemctl enable edge-inferd.service');
     const launcher = join(root, 'opt/edge-inferd/bin/edge-inferd');
     expect(lstatSync(launcher).mode & 0o777).toBe(0o755);
+    // ONNX Runtime's telemetry off for every command run through the launcher, unless the caller opted in.
+    expect(readFileSync(launcher, 'utf8')).toContain('\n: "${ORT_DISABLE_TELEMETRY:=1}"\nexport ORT_DISABLE_TELEMETRY\n');
     expect(readlinkSync(join(root, 'usr/local/bin/edge-inferd'))).toBe('/opt/edge-inferd/bin/edge-inferd');
     expect(readFileSync(join(root, 'etc/edge-inferd/config.yaml'), 'utf8')).toBe(readFileSync(join(ROOT, 'systemd/config.example.yaml'), 'utf8'));
     expect(lstatSync(join(root, 'etc/edge-inferd/config.yaml')).mode & 0o777).toBe(0o640);
@@ -172,7 +174,7 @@ describe('systemd unit', () => {
       'WatchdogSec=30s',
       'Restart=on-failure',
       'RestartSec=5s',
-      'ExecReload=/bin/kill -HUP $MAINPID',
+      `ExecReload=/bin/sh -c 'kill -HUP "$MAINPID"'`,
       'TimeoutStartSec=120s',
       'User=edge-inferd',
       'SupplementaryGroups=video render',
@@ -188,6 +190,8 @@ describe('systemd unit', () => {
       'DeviceAllow=char-nvidia* rw',
       'DeviceAllow=char-nvhost* rw',
       'MemoryMax=2G',
+      'Environment=ORT_DISABLE_TELEMETRY=1',
+      'BindPaths=-/tmp/argus_socket',
       'RestartPreventExitStatus=78',
     ]) {
       expect(unit.split('\n'), line).toContain(line);

@@ -40,6 +40,8 @@ describe('config: bad configs give exact `path: problem (got X)` messages', () =
     ['negative fps', 'cameras:\n  tray:\n    uri: images:///tmp\n    fps: -1\n', ['cameras.tray.fps: must be > 0 (got -1)']],
     ['bad provider in list', 'model:\n  providers: [tensorrt, gpu]\n', ['model.providers: must be "auto" or a list of "tensorrt", "cuda", "cpu" (got ["tensorrt","gpu"])']],
     ['bad mqtt url', 'mqtt:\n  url: broker.local\n', ['mqtt.url: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got "broker.local")']],
+    ['a list of brokers with a bad one', 'mqtt:\n  url: [mqtt://a:1883, embedded, b:1883]\n', ['mqtt.url[1]: "embedded" cannot be part of a list of brokers', 'mqtt.url[2]: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got "b:1883")']],
+    ['reconnect caps the wrong way round', 'mqtt:\n  reconnectMinSec: 20\n  reconnectMaxSec: 5\n', ['mqtt.reconnectMinSec: 20 is more than mqtt.reconnectMaxSec (5)']],
     ['password and passwordFile', 'mqtt:\n  url: mqtt://b:1883\n  password: x\n  passwordFile: /p\n', ['mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both']],
     ['topic-unsafe prefix', 'mqtt:\n  prefix: "a/b"\n', ['mqtt.prefix: must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "a/b")']],
     ['a list at the root', '- a\n- b\n', ['(root): expected a mapping of settings (got a list)']],

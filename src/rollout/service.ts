@@ -1,0 +1,273 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/schema.js';
+import { DaemonError, errorCode, errorMessage } from '../errors.js';
+import type { InferenceEngine } from '../inference/engine.js';
+import type { ReloadResult } from '../inference/host.js';
+import { loadModelPackage } from '../inference/package.js';
+import { selfTest, type SelfTestReport } from '../inference/selftest.js';
+import type { ModelInfo } from '../inference/types.js';
+import type { Logger } from '../log.js';
+import { CommandError, type ModelCommands } from '../publish/commands.js';
+import { PAYLOAD_VERSION, type ModelStatePayload, type RolloutState } from '../publish/schemas.js';
+import { extractArchive, packageRoot } from './archive.js';
+import { checkUrl, download, redactUrl, sha256Of } from './download.js';
+import { PackageStore } from './store.js';
+
+export { PackageStore };
+
+/**
+ * Remote model rollout (cmd/model/install, cmd/model/rollback): download a package archive to the
+ * staging folder, check its sha256, unpack it strictly, check its manifest (and that it names the
+ * model the command named), load and warm it beside the running model, self-check it, then switch
+ * (the model service's hot swap) and remember it (PackageStore). Any failure leaves the running
+ * model in place and says why: in the command's response and on the retained
+ * `<prefix>/<deviceId>/model/state`, which also carries the download's progress (as does /status).
+ *
+ * It sits above publish (it answers commands and publishes its state) and below health (the status
+ * reporter reads it): its own folder, src/rollout/.
+ */
+
+type RolloutConfig = Config['model']['rollout'] & { keep: number };
+type InstallArgs = Parameters<ModelCommands['install']>[0];
+type RequestId = string | number | null;
+type Fetched = Pick<RolloutState, 'bytes' | 'totalBytes' | 'resumedFrom'>;
+
+/** What the rollout needs of the model service. */
+export interface RolloutModel {
+  readonly info: ModelInfo | undefined;
+  readonly configuredPath: string;
+  swap(dir: string, check: (engine: InferenceEngine) => Promise<unknown>): Promise<ReloadResult>;
+  trial<T>(dir: string, check: (engine: InferenceEngine) => Promise<T>): Promise<T>;
+}
+
+export interface RolloutDeps {
+  config: RolloutConfig;
+  store: PackageStore;
+  model: RolloutModel;
+  deviceId: string;
+  /** Publishes the retained model/state message (QoS 1). */
+  publish: (payload: string) => Promise<void>;
+  clock: Clock;
+  log: Logger;
+}
+
+/** Download failures whose part file is kept, so the same install sent again continues it. */
+const RESUMABLE = new Set(['DOWNLOAD_FAILED', 'DOWNLOAD_ABORTED']);
+
+/** The least time between two progress messages on model/state while downloading. */
+const PROGRESS_EVERY_MS = 1000;
+
+export class RolloutService implements ModelCommands {
+  readonly name = 'rollout';
+  private readonly d: RolloutDeps;
+  private st: Omit<RolloutState, 'current' | 'packages'>;
+  private packages: RolloutState['packages'] = [];
+  private busy: string | undefined;
+  /** The install or rollback running now (settled: never rejects). */
+  private job: Promise<unknown> = Promise.resolve();
+  private abort = new AbortController();
+  private lastProgressMs = 0;
+  private running = false;
+
+  constructor(deps: RolloutDeps) {
+    this.d = deps;
+    this.st = { phase: 'idle', request: null, changedAtMs: deps.clock.now() };
+  }
+
+  /** Finds a download a restart interrupted (never loaded: it is kept for a resume) and publishes the state. */
+  async start(): Promise<void> {
+    this.running = true;
+    this.abort = new AbortController();
+    const leftovers = await readdir(this.d.store.stagingDir).catch(() => [] as string[]);
+    if (leftovers.length) {
+      const meta = await readFile(join(this.d.store.stagingDir, leftovers[0], 'request.json'), 'utf8').then((t) => JSON.parse(t) as RolloutState['request'], () => null);
+      this.set({ phase: 'interrupted', request: meta, error: { code: 'INTERRUPTED', message: 'this download did not finish (a restart or a lost connection); the running model stayed. Send the install again to resume it' } });
+      this.d.log.warn({ staging: leftovers }, 'a model download was interrupted by a restart; it is kept for a resume and was not activated');
+    } else void this.publish(); // not awaited: a QoS 1 publish waits for a broker that may be down
+  }
+
+  /** Stops a download at once; waits for the command to be answered (a load in progress finishes first). */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    await this.job;
+  }
+
+  /** For /status. */
+  status(): RolloutState {
+    return { ...this.st, current: this.current(), packages: this.packages };
+  }
+
+  async install(a: InstallArgs, requestId: RequestId): Promise<RolloutState> {
+    const request: NonNullable<RolloutState['request']> = { requestId, command: 'model/install', url: redactUrl(a.url), sha256: a.sha256, name: a.name, version: a.version, activate: a.activate };
+    try {
+      checkUrl(a.url);
+    } catch (err) {
+      throw new CommandError('BAD_REQUEST', errorMessage(err), [errorMessage(err)]);
+    }
+    return this.exclusive(request, async () => {
+      const c = this.d.config;
+      const store = this.d.store;
+      const folder = PackageStore.folderName(a.name, a.version, a.sha256);
+      const dir = store.packageDir(folder);
+      // Kept already (staged, or an earlier one installed again): nothing to download.
+      const kept = existsSync(join(dir, 'manifest.yaml'));
+      const fetched = kept ? {} : await this.fetch(a, request, folder);
+      const pkg = await loadModelPackage(dir);
+      let report: SelfTestReport | undefined;
+      const check = async (engine: InferenceEngine) => {
+        this.set({ phase: 'selftest', request, ...fetched });
+        report = await selfTest(engine, dir, { frames: c.selftestFrames, width: pkg.manifest.input.width, height: pkg.manifest.input.height });
+      };
+      this.set({ phase: 'loading', request, ...fetched });
+      if (!a.activate) {
+        await this.trial(dir, check, folder, kept);
+        await store.staged(folder);
+        return { phase: 'staged', request, ...fetched, ...(report ? { selftest: report } : {}) };
+      }
+      const r = await this.d.model.swap(dir, check);
+      if (!r.ok) {
+        if (!kept) await rm(dir, { recursive: true, force: true });
+        throw Object.assign(new DaemonError(r.error?.code ?? 'MODEL_LOAD', r.error?.message ?? 'the package did not load'), { problems: r.error?.problems });
+      }
+      await store.activated(folder, this.d.model.configuredPath);
+      this.d.log.info({ model: r.model, selftest: report }, 'model installed over MQTT and active');
+      return { phase: 'active', request, ...fetched, ...(report ? { selftest: report } : {}) };
+    });
+  }
+
+  /** Download (resumable), sha256, strict unpacking, manifest: a verified package under packages/, or nothing left behind. */
+  private async fetch(a: InstallArgs, request: NonNullable<RolloutState['request']>, folder: string): Promise<Fetched> {
+    const c = this.d.config;
+    const store = this.d.store;
+    const staging = join(store.stagingDir, a.sha256);
+    // Other installs' leftovers go; this one's part file is resumed.
+    for (const other of await readdir(store.stagingDir).catch(() => [] as string[])) if (other !== a.sha256) await rm(join(store.stagingDir, other), { recursive: true, force: true });
+    await mkdir(staging, { recursive: true });
+    await writeFile(join(staging, 'request.json'), JSON.stringify(request));
+    const part = join(staging, 'archive.part');
+    this.set({ phase: 'downloading', request, bytes: 0, totalBytes: null });
+    const got = await download({
+      url: a.url,
+      file: part,
+      maxBytes: c.maxBytes,
+      ca: c.caFile ? await readFile(c.caFile, 'utf8') : undefined,
+      idleTimeoutMs: c.idleTimeoutSec * 1000,
+      signal: this.abort.signal,
+      onProgress: (bytes, total) => this.progress(bytes, total),
+    }).catch(async (err: unknown) => {
+      // A dropped connection or a stop keeps the part file for a resume; a refusal does not.
+      if (!RESUMABLE.has(errorCode(err) ?? '') || a.url.startsWith('file:')) await rm(staging, { recursive: true, force: true });
+      throw err;
+    });
+    const fetched = { bytes: got.bytes, totalBytes: got.bytes, resumedFrom: got.resumedFrom };
+    this.set({ phase: 'verifying', request, ...fetched });
+    try {
+      const actual = await sha256Of(part);
+      if (actual !== a.sha256) {
+        // The actual hash stays in the local log: echoed, it would be an oracle on any file a file:// URL can name.
+        this.d.log.warn({ expected: a.sha256, actual, bytes: got.bytes }, 'downloaded archive has another sha256');
+        throw new DaemonError('MODEL_SHA256', `the sha256 of the downloaded archive (${got.bytes} bytes) is not the command's ${a.sha256}; nothing was installed`);
+      }
+      const unpacked = join(staging, 'unpacked');
+      await rm(unpacked, { recursive: true, force: true });
+      await mkdir(unpacked);
+      const root = packageRoot(unpacked, await extractArchive(part, unpacked, { maxBytes: c.maxBytes, maxEntries: 1000 }));
+      const pkg = await loadModelPackage(root);
+      if (pkg.manifest.name !== a.name || pkg.manifest.version !== a.version) {
+        throw new DaemonError('MODEL_MANIFEST', `the manifest names ${pkg.manifest.name} ${pkg.manifest.version}, the command ${a.name} ${a.version}`);
+      }
+      await store.commit(root, folder);
+    } finally {
+      // Verified and moved, or refused: either way the staging folder has served.
+      await rm(staging, { recursive: true, force: true });
+    }
+    return fetched;
+  }
+
+  async rollback(requestId: RequestId): Promise<RolloutState> {
+    const request: NonNullable<RolloutState['request']> = { requestId, command: 'model/rollback' };
+    return this.exclusive(request, async () => {
+      const store = this.d.store;
+      const target = store.rollbackTarget();
+      if (target === undefined) throw new DaemonError('NOTHING_TO_ROLL_BACK', 'no earlier model to roll back to: nothing was installed over MQTT');
+      const dir = target === null ? this.d.model.configuredPath : store.packageDir(target);
+      this.set({ phase: 'loading', request });
+      const c = this.d.config;
+      const pkg = await loadModelPackage(dir);
+      const r = await this.d.model.swap(dir, (engine) => selfTest(engine, dir, { frames: c.selftestFrames, width: pkg.manifest.input.width, height: pkg.manifest.input.height }));
+      if (!r.ok) throw new DaemonError(r.error?.code ?? 'MODEL_LOAD', r.error?.message ?? 'the package did not load');
+      await store.rolledBack(target, this.d.model.configuredPath);
+      this.d.log.info({ model: r.model, to: target ?? 'model.path' }, 'model rolled back');
+      return { phase: 'rolledback', request };
+    });
+  }
+
+  /** activate: false: load beside, self-check, unload; the running model is untouched. */
+  private async trial(dir: string, check: (e: InferenceEngine) => Promise<unknown>, folder: string, kept: boolean): Promise<void> {
+    await this.d.model.trial(dir, check).catch(async (err: unknown) => {
+      if (!kept) await rm(this.d.store.packageDir(folder), { recursive: true, force: true });
+      throw err;
+    });
+  }
+
+  /** One install or rollback at a time; the outcome goes to model/state and the response. */
+  private async exclusive(request: NonNullable<RolloutState['request']>, run: () => Promise<Omit<RolloutState, 'current' | 'packages' | 'changedAtMs'>>): Promise<RolloutState> {
+    if (!this.running) throw new CommandError('UNAVAILABLE', 'the daemon is not running');
+    if (this.busy) throw new CommandError('BUSY', `another model command is running (${this.busy})`);
+    this.busy = `${request.command}${request.requestId !== null ? ` ${request.requestId}` : ''}`;
+    const job = this.settle(request, run);
+    this.job = job.catch(() => undefined);
+    return job;
+  }
+
+  private async settle(request: NonNullable<RolloutState['request']>, run: () => Promise<Omit<RolloutState, 'current' | 'packages' | 'changedAtMs'>>): Promise<RolloutState> {
+    try {
+      const done = await run();
+      this.packages = await this.d.store.list();
+      this.set(done);
+      return this.status();
+    } catch (err) {
+      if (err instanceof CommandError) throw err;
+      const problems = (err as { problems?: string[] }).problems;
+      const error = { code: errorCode(err) ?? 'FAILED', message: errorMessage(err), ...(problems?.length ? { problems } : {}) };
+      this.d.log.error({ command: request.command, requestId: request.requestId, code: error.code, err: error.message, keeping: this.d.model.info }, 'model rollout failed; the running model stays');
+      this.set({ phase: 'failed', request, error });
+      throw new CommandError('MODEL_REJECTED', `${error.code}: ${error.message}`, problems);
+    } finally {
+      this.busy = undefined;
+    }
+  }
+
+  private progress(bytes: number, total: number | null): void {
+    const first = !this.st.bytes;
+    this.st = { ...this.st, bytes, totalBytes: total };
+    const now = this.d.clock.monotonic();
+    // The first bytes at once (the download is under way), then at most once a second.
+    if (!first && now - this.lastProgressMs < PROGRESS_EVERY_MS) return;
+    this.lastProgressMs = now;
+    void this.publish();
+  }
+
+  private set(next: Omit<RolloutState, 'current' | 'packages' | 'changedAtMs'>): void {
+    this.st = { ...next, changedAtMs: this.d.clock.now() };
+    this.lastProgressMs = this.d.clock.monotonic();
+    void this.publish();
+  }
+
+  private current(): RolloutState['current'] {
+    const i = this.d.model.info;
+    return i ? { name: i.name, version: i.version, sha256: i.sha256 } : null;
+  }
+
+  private async publish(): Promise<void> {
+    this.packages = await this.d.store.list();
+    const nowMs = this.d.clock.now();
+    const payload: ModelStatePayload = { v: PAYLOAD_VERSION, id: randomUUID(), deviceId: this.d.deviceId, ts: new Date(nowMs).toISOString(), tsMs: nowMs, ...this.status() };
+    await this.d.publish(JSON.stringify(payload)).catch((err: unknown) => this.d.log.debug({ err: errorMessage(err) }, 'model/state publish failed (sent again at the next change)'));
+  }
+}

@@ -1,0 +1,102 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { CommandHandler } from '../../src/publish/commands.js';
+import { Topics } from '../../src/publish/topics.js';
+import { PackageStore } from '../../src/rollout/store.js';
+
+/** The package store's bookkeeping (which model runs after a restart, what is kept) and the command topic check, on real files. */
+
+function logs() {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, log: createLogger({ level: 'debug', format: 'json', destination: { write: (s: string) => void lines.push(JSON.parse(s)) } }) };
+}
+
+function fakePackage(store: PackageStore, name: string): string {
+  const dir = join(store.root, 'unpacked-' + name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'manifest.yaml'), `name: ${name}\nversion: "1"\nsha256: ${'a'.repeat(64)}\n`);
+  return dir;
+}
+
+describe('PackageStore', () => {
+  it('resolves model.path to the installed package across a restart, until the config moves on', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'store-'));
+    const { log, lines } = logs();
+    const s1 = new PackageStore({ dir: root, keep: 2, log });
+    expect(s1.effectivePath('/etc/model')).toBe('/etc/model');
+    const dir = await s1.commit(fakePackage(s1, 'a'), 'a');
+    await s1.activated('a', '/etc/model');
+    // A new process reads state.json: the installed package wins over the same model.path...
+    expect(new PackageStore({ dir: root, keep: 2, log }).effectivePath('/etc/model')).toBe(dir);
+    // ...and an operator's new model.path wins over the package (which stays as a rollback target).
+    const s2 = new PackageStore({ dir: root, keep: 2, log });
+    expect(s2.effectivePath('/etc/other-model')).toBe('/etc/other-model');
+    expect(lines.some((l) => String(l.msg).includes('the config wins'))).toBe(true);
+    expect(s2.state).toMatchObject({ current: null, previous: ['a'] });
+    expect(s2.rollbackTarget()).toBe('a');
+    expect(new PackageStore({ dir: root, keep: 2, log }).effectivePath('/etc/model')).toBe('/etc/model');
+  });
+
+  it('keeps model.keep packages (the current one counted), and a rollback swaps current and previous', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'store-'));
+    const s = new PackageStore({ dir: root, keep: 2, log: logs().log });
+    for (const n of ['a', 'b', 'c']) {
+      await s.commit(fakePackage(s, n), n);
+      await s.activated(n, '/m');
+    }
+    expect(readdirSync(s.packagesDir).sort()).toEqual(['b', 'c']);
+    expect(s.state).toMatchObject({ current: 'c', previous: ['b'] });
+    expect(s.rollbackTarget()).toBe('b');
+    await s.rolledBack('b', '/m');
+    expect(s.state).toMatchObject({ current: 'b', previous: ['c'] });
+    expect(JSON.parse(readFileSync(join(root, 'state.json'), 'utf8'))).toMatchObject({ current: 'b', previous: ['c'], basePath: '/m' });
+    expect((await s.list()).map((p) => [p.dir, p.role])).toEqual([['b', 'current'], ['c', 'previous']]);
+  });
+
+  it('falls back to model.path when the installed package is gone or state.json is damaged', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'store-'));
+    const { log, lines } = logs();
+    writeFileSync(join(root, 'state.json'), JSON.stringify({ v: 1, current: 'gone', previous: [], staged: null, basePath: '/m' }));
+    expect(new PackageStore({ dir: root, keep: 2, log }).effectivePath('/m')).toBe('/m');
+    expect(lines.some((l) => l.msg === 'the installed model package is missing; using model.path')).toBe(true);
+    writeFileSync(join(root, 'state.json'), '{"current": "../../etc"');
+    expect(new PackageStore({ dir: root, keep: 2, log }).effectivePath('/m')).toBe('/m');
+    writeFileSync(join(root, 'state.json'), JSON.stringify({ current: '../../etc', basePath: '/m' }));
+    expect(new PackageStore({ dir: root, keep: 2, log }).state.current).toBe(null);
+  });
+});
+
+describe('commands come only from the device\'s own topic', () => {
+  it('ignores a model command on another device\'s cmd/ topic, and answers its own', async () => {
+    const { log, lines } = logs();
+    const published: string[] = [];
+    const installs: unknown[] = [];
+    const h = new CommandHandler({
+      topics: new Topics('edge-inferd', 'kiosk-a'),
+      deviceId: 'kiosk-a',
+      maxBytes: 4096,
+      publish: async (topic) => void published.push(topic),
+      log,
+      handlers: {
+        snapshot: () => Promise.reject(new Error('unused')),
+        reload: () => Promise.reject(new Error('unused')),
+        pause: () => Promise.reject(new Error('unused')),
+        resume: () => Promise.reject(new Error('unused')),
+        status: () => ({}),
+        model: { install: async (a) => (installs.push(a), { phase: 'active', request: null, current: null, packages: [], changedAtMs: 0 }), rollback: () => Promise.reject(new Error('unused')) },
+      },
+    });
+    const body = Buffer.from(JSON.stringify({ id: 1, url: 'file:///x.tgz', sha256: 'a'.repeat(64), name: 'm', version: '1' }));
+    await h.handle('edge-inferd/kiosk-b/cmd/model/install', body);
+    await h.handle('edge-inferd/kiosk-a-evil/cmd/model/install', body);
+    expect(installs).toEqual([]);
+    expect(published).toEqual([]);
+    expect(lines.filter((l) => l.msg === "message outside this device's cmd/ topics ignored").length).toBe(2);
+    await h.handle('edge-inferd/kiosk-a/cmd/model/install', body);
+    expect(installs).toHaveLength(1);
+    expect(published).toEqual(['edge-inferd/kiosk-a/cmd/model/install/response']);
+  });
+});
