@@ -44,12 +44,13 @@ describe('command names are checked before any publish', () => {
   it('cmd/ (empty), a wildcard, an over-long name or another device\'s topic: ignored with one warning, nothing published', async () => {
     const { h, lines, published } = handler();
     const body = Buffer.from('{"id":"x"}');
-    for (const topic of ['edge-inferd/dev/cmd/', 'edge-inferd/dev/cmd/+', `edge-inferd/dev/cmd/${'a'.repeat(65)}`, 'edge-inferd/other/cmd/status', 'edge-inferd/dev/cmd/a b']) {
+    for (const topic of ['edge-inferd/dev/cmd/', 'edge-inferd/dev/cmd/model/', 'edge-inferd/dev/cmd/+', `edge-inferd/dev/cmd/${'a'.repeat(65)}`, 'edge-inferd/dev/cmd/a b', 'edge-inferd/other/cmd/status']) {
       await h.handle(topic, body);
     }
     expect(published).toEqual([]);
     const warned = lines.filter((l) => l.msg === 'command ignored: not a command topic');
-    expect(warned.map((l) => l.topic)).toEqual(['edge-inferd/dev/cmd/', 'edge-inferd/dev/cmd/+', `edge-inferd/dev/cmd/${'a'.repeat(65)}`, 'edge-inferd/other/cmd/status', 'edge-inferd/dev/cmd/a b']);
+    expect(warned.map((l) => l.topic)).toEqual(['edge-inferd/dev/cmd/', 'edge-inferd/dev/cmd/model/', 'edge-inferd/dev/cmd/+', `edge-inferd/dev/cmd/${'a'.repeat(65)}`, 'edge-inferd/dev/cmd/a b']);
+    expect(lines.filter((l) => l.msg === "message outside this device's cmd/ topics ignored").map((l) => l.topic)).toEqual(['edge-inferd/other/cmd/status']);
     // A valid unknown name is still answered on its own response topic.
     await h.handle('edge-inferd/dev/cmd/selfdestruct', body);
     expect(published.map((p) => [p.topic, p.payload.error.code])).toEqual([['edge-inferd/dev/cmd/selfdestruct/response', 'UNKNOWN_COMMAND']]);
