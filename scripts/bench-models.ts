@@ -1,8 +1,9 @@
 // Model packages for the random-weight speed fixtures in ../shared/bench-models (see their README):
 // the ONNX files carry no manifest, so these describe them (input contract, output format,
-// placeholder labels) and assemble a package folder beside a symlink to each file.
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+// placeholder labels) and assemble a package folder holding each file (a hard link where the
+// filesystem allows, else a copy: a package's files must be inside its folder, symlinks resolved).
+import { constants, existsSync } from 'node:fs';
+import { copyFile, link, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,12 +44,13 @@ export function benchModelsDir(): string | undefined {
   return undefined;
 }
 
-/** A package folder for one bench model (symlinked ONNX + manifest with its sha256). */
+/** A package folder for one bench model (the ONNX file, linked or copied in, + manifest with its sha256). */
 export async function benchPackage(m: BenchModel, modelsDir: string, into?: string): Promise<string> {
   const onnx = path.join(modelsDir, m.file);
   const dir = into ?? (await mkdtemp(path.join(os.tmpdir(), `bench-${m.task}-`)));
   await mkdir(dir, { recursive: true });
-  if (!existsSync(path.join(dir, 'model.onnx'))) await symlink(onnx, path.join(dir, 'model.onnx'));
+  const dest = path.join(dir, 'model.onnx');
+  if (!existsSync(dest)) await link(onnx, dest).catch(() => copyFile(onnx, dest, constants.COPYFILE_FICLONE));
   const labels = Array.from({ length: m.classes }, (_, i) => `class_${i}`).join('\n') + '\n';
   await writeFile(path.join(dir, 'labels.txt'), labels);
   await writeFile(

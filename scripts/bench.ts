@@ -26,6 +26,7 @@ import { createLogger } from '../src/log.js';
 import { demoModelDir } from '../src/paths.js';
 import { loadModelPackage } from '../src/inference/package.js';
 import { BENCH_MODELS, benchModelsDir, benchPackage } from './bench-models.js';
+import { benchPipeline, formatPipelineRows, type PipelineBenchRow } from './bench-pipeline.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -455,6 +456,10 @@ async function main(): Promise<void> {
       }
       results.models = per;
       printTable(per);
+      // The two-stage pipeline row (scripts/bench-pipeline.ts).
+      console.error('eyes demo: two-stage pipeline, 1 and 2 subjects');
+      results.twoStage = await benchPipeline({ seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS });
+      console.log('\n' + formatPipelineRows(results.twoStage as PipelineBenchRow[]));
     }
   } finally {
     const file = path.join(values.out, `${stamp}.json`);

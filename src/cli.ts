@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config/load.js';
 import { configJsonSchema } from './config/schema.js';
+import { DEMOS, type DemoName } from './config/demo.js';
 import { errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { runHistory } from './journal/history-cli.js';
@@ -20,6 +21,7 @@ const HELP = `edge-inferd ${VERSION}: camera -> ONNX model -> MQTT, for edge dev
 
 Usage:
   edge-inferd [run] [--config FILE]     run the daemon (no config at all: the built-in demo)
+  edge-inferd run --demo eyes           the eyes kiosk demo: face -> eyes pipeline, assessments
   edge-inferd check-config [FILE]       validate a config file; exit 0 if valid, 1 with every problem
   edge-inferd config-schema             print the config's JSON Schema
   edge-inferd probe [--config FILE] [--json]
@@ -29,12 +31,13 @@ Usage:
                                         load the model on TensorRT (build, then cache hit) and CUDA, run
                                         N frames (20) on GPU and CPU, compare; exit 0 pass, 1 fail,
                                         3 no NVIDIA GPU on this machine
-  edge-inferd infer [--model DIR] IMAGE...
-                                        run the model on image files; one result JSON per line
+  edge-inferd infer [--model DIR | --camera NAME] IMAGE...
+                                        run the model (or that camera's whole pipeline) on image
+                                        files; one result JSON per line
   edge-inferd build-engine [--model DIR]
                                         build (or find) the TensorRT engine in the cache folder
-  edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--journal FILE]
-                                        recent results from the journal (works while the daemon runs);
+  edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--events] [--journal FILE]
+                                        recent results (--events: events, assessments) from the journal (works while the daemon runs);
                                         --since 2024-05-01T08:00:00Z or 15m, 2h, 7d; --limit default 20
   edge-inferd fleet [--broker URL] [--prefix P] [--json]
                                         every device's retained status on the broker (<prefix>/+/status):
@@ -61,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       json: { type: 'boolean' },
       journal: { type: 'string' },
+      demo: { type: 'string' },
+      events: { type: 'boolean' },
       broker: { type: 'string' },
       prefix: { type: 'string' },
       'gpu-selftest': { type: 'boolean' },
@@ -72,13 +77,18 @@ async function main(argv: string[]): Promise<number> {
   const [cmd = 'run', ...rest] = positionals;
   switch (cmd) {
     case 'run':
-      await runDaemon({ configFile: values.config });
+      if (values.demo !== undefined && !(DEMOS as readonly string[]).includes(values.demo)) {
+        process.stderr.write(`edge-inferd: --demo: no demo "${values.demo}" (demos: ${DEMOS.join(', ')})\n`);
+        return 2;
+      }
+      await runDaemon({ configFile: values.config, demo: values.demo as DemoName | undefined });
       return -1; // keeps running; exits from its signal handlers
     case 'check-config': {
       const file = rest[0] ?? values.config;
       try {
         const c = loadConfig({ file });
-        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`);
+        const pipelines = Object.keys(c.pipelines).length ? `, pipelines: ${Object.keys(c.pipelines).join(', ')}` : '';
+        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`);
         return 0;
       } catch (err) {
         if (err instanceof ConfigError) {
@@ -111,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
       // Results go to stdout; the log (provider fallbacks, engine builds) to stderr.
       const log = createLogger({ level: cmd === 'infer' ? 'error' : 'info', format: 'json', destination: pino.destination({ fd: 2, sync: true }) });
       const out = { stdout: (t: string) => process.stdout.write(t), stderr: (t: string) => process.stderr.write(t) };
-      return cmd === 'infer' ? inferImages(config, rest, log, out) : buildEngine(config, log, out);
+      return cmd === 'infer' ? inferImages(config, rest, log, out, values.camera) : buildEngine(config, log, out);
     }
     case 'history': {
       let journalPath = values.journal;
@@ -125,7 +135,7 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       const write = (s: string) => process.stdout.write(s);
-      return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true }, write, (s) => process.stderr.write(s));
+      return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true, events: values.events === true }, write, (s) => process.stderr.write(s));
     }
     case 'fleet': {
       let m;

@@ -3,7 +3,8 @@ import { basename } from 'node:path';
 import type { Config } from './config/schema.js';
 import { errorCode, errorMessage } from './errors.js';
 import { INFER_CAMERA } from './health/routes/infer.js';
-import { Engine } from './inference/engine.js';
+import { Engine, type InferenceEngine } from './inference/engine.js';
+import { PipelineRunner, type StageModel } from './inference/pipeline.js';
 import { decodeImage } from './inference/image.js';
 import { loadEngine, logEngineEvent, sessionOptions } from './inference/load.js';
 import { loadModelPackage } from './inference/package.js';
@@ -22,12 +23,25 @@ export interface Out {
 }
 
 /** Exit code 0 when every image was inferred, 1 when any failed (each failure on stderr). */
-export async function inferImages(config: Config, files: readonly string[], log: Logger, out: Out): Promise<number> {
+export async function inferImages(config: Config, files: readonly string[], log: Logger, out: Out, camera?: string): Promise<number> {
   if (files.length === 0) {
     out.stderr('edge-inferd infer: name at least one image file\n');
     return 2;
   }
-  const engine = await loadEngine(config.model.path, { ...sessionOptions(config.model), onEvent: (e) => logEngineEvent(log, e) });
+  const cam = camera === undefined ? undefined : config.cameras[camera];
+  if (camera !== undefined && !cam) {
+    out.stderr(`edge-inferd infer: no camera "${camera}" in ${config.source} (cameras: ${Object.keys(config.cameras).join(', ')})\n`);
+    return 2;
+  }
+  const load = (dir: string) => loadEngine(dir, { ...sessionOptions(config.model), onEvent: (e) => logEngineEvent(log, e) });
+  let engine: Pick<InferenceEngine, 'infer' | 'close'>;
+  try {
+    engine = cam?.pipeline ? await pipelineEngine(config, camera!, load) : await load(config.model.path);
+  } catch (err) {
+    // A model that does not load is a failure (1), as the README's exit codes say; 2 is for usage.
+    out.stderr(`edge-inferd infer: ${errorMessage(err)}${errorCode(err) ? ` (${errorCode(err)})` : ''}\n`);
+    return 1;
+  }
   let failed = 0;
   try {
     for (const [i, file] of files.entries()) {
@@ -44,6 +58,16 @@ export async function inferImages(config: Config, files: readonly string[], log:
     await engine.close();
   }
   return failed ? 1 : 0;
+}
+
+/** A camera's whole pipeline as one engine: its stages loaded, the runner in front (no tracking: each image stands alone). */
+async function pipelineEngine(config: Config, camera: string, load: (dir: string) => Promise<InferenceEngine>): Promise<Pick<InferenceEngine, 'infer' | 'close'>> {
+  const cam = config.cameras[camera];
+  const stages = config.pipelines[cam.pipeline!];
+  const engines = await Promise.all(stages.map((st) => load(st.model)));
+  const model = (e: InferenceEngine): StageModel => ({ info: e.info, infer: (f, h) => e.infer(f, h), inferCrops: (f, r) => e.inferCrops!(f, r) });
+  const runner = new PipelineRunner({ name: cam.pipeline!, stages: () => stages, models: [model(engines[0]), model(engines[1])], mirror: cam.mirror ?? false, includeCrops: cam.privacy?.includeCrops ?? false });
+  return { infer: (f) => runner.infer(f), close: async () => void (await Promise.all(engines.map((e) => e.close()))) };
 }
 
 /** Loads the model with TensorRT only, so its engine is built (or found) in the cache folder. */

@@ -16,6 +16,8 @@ export const packageRoot: string = (() => {
 
 export const demoModelDir = join(packageRoot, 'models', 'demo');
 export const demoSamplesDir = join(demoModelDir, 'samples');
+/** The eyes demo (`run --demo eyes`): face detector, eye classifier, sample frames. */
+export const eyesDemoDir = join(packageRoot, 'models', 'demo-eyes');
 
 /**
  * Where the journal lives when journal.path is not set: systemd's StateDirectory= (it exports

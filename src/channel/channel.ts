@@ -10,6 +10,8 @@ import type { InferHooks } from '../inference/engine.js';
 import { type Inference, type ModelInfo, NOTHING_LABEL, primaryOf } from '../inference/types.js';
 import type { Logger } from '../log.js';
 import { CameraLoop, type LoopStats } from './loop.js';
+import { type ChannelPipeline, TrackEvents } from './tracks.js';
+import type { TrackDecision } from '../decide/aggregate.js';
 import { eventPayload, resultPayload } from '../publish/payload.js';
 import type { ResultSink } from '../publish/result-sink.js';
 import type { CameraStateName, ResultPayload } from '../publish/schemas.js';
@@ -35,11 +37,14 @@ export interface ChannelDeps {
   keep?: (frame: Frame) => Frame;
   /** Tests and benchmarks may pass a camera; otherwise it is made from the config. */
   camera?: Camera;
+  /** Set for a camera that runs a pipeline: tracks, per-region aggregation, assessment events. */
+  pipeline?: ChannelPipeline;
 }
 
 export interface ChannelStatus extends CameraStatus, LoopStats {
   decide: { policy: PublishConfig['policy'] } & DecideCounters;
   lastResult: ResultPayload | null;
+  pipeline?: ReturnType<TrackEvents['counters']>;
 }
 
 /**
@@ -57,6 +62,7 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
   private readonly loop: CameraLoop;
   private publish: PublishConfig;
   private decider: CameraDecider;
+  private readonly tracks: TrackEvents | undefined;
   private resultSeq = 0;
   private eventSeq = 0;
   private lastResult: ResultPayload | null = null;
@@ -69,6 +75,7 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     this.deps = deps;
     this.publish = config.publish;
     this.decider = this.newDecider();
+    this.tracks = deps.pipeline && new TrackEvents(deps.pipeline);
     this.camera = deps.camera ?? createCamera(name, config, { log: deps.log.child({ component: 'camera' }), clock: deps.clock, onState: () => this.deps.listener.state(this.name, this.state) });
     this.loop = new CameraLoop({
       camera: this.camera,
@@ -123,7 +130,8 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     if (this.loop.paused) return false;
     await this.loop.pause();
     this.deps.listener.state(this.name, this.state);
-    for (const e of this.decider.reset(this.deps.clock.now(), 'paused')) this.sendEvent(e);
+    for (const e of this.decider.reset(this.deps.clock.now(), 'paused')) if (!this.tracks) this.sendEvent(e);
+    for (const d of this.tracks?.reset(this.deps.clock.now()) ?? []) this.sendTrackEvent(d);
     // What came before the pause goes to the connection before the caller answers anyone.
     this.deps.sink.flush();
     return true;
@@ -137,11 +145,14 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
   }
 
   status(): ChannelStatus {
-    return { ...this.camera.status(), ...this.loop.stats, decide: { policy: this.publish.policy, ...this.decider.counters() }, lastResult: this.lastResult };
+    const pipeline = this.tracks?.counters();
+    return { ...this.camera.status(), ...this.loop.stats, decide: { policy: this.publish.policy, ...this.counters() }, lastResult: this.lastResult, ...(pipeline ? { pipeline } : {}) };
   }
 
+  /** The decide counters; a pipeline camera's events are its tracks' (its label events are not sent): cleared counts tracks cleared. */
   counters(): DecideCounters {
-    return this.decider.counters();
+    const c = this.decider.counters();
+    return this.tracks ? { ...c, events: { change: 0, stable: 0, cleared: this.tracks.counters().cleared } } : c;
   }
 
   private newDecider(): CameraDecider {
@@ -150,11 +161,22 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
 
   /** Every inference goes through the decide stage: the policy lets the result out or holds it back; events go out regardless. */
   private onInference(frame: Frame, inf: Inference): void {
+    const tracked = this.tracks?.observe(frame, inf) ?? [];
     this.deps.listener.inferred(frame, inf);
     const best = primaryOf(inf) ?? { label: NOTHING_LABEL, score: 1 };
     const d = this.decider.observe({ label: best.label, score: best.score, atMs: frame.capturedAtMs });
     if (d.publish) this.sendResult(frame, inf, d.stable);
-    for (const e of d.events) this.sendEvent(e, frame);
+    // A pipeline camera's events are about its tracks; the top label's change/stable/cleared would only say "face" or "none".
+    if (!this.tracks) for (const e of d.events) this.sendEvent(e, frame);
+    for (const t of tracked) this.sendTrackEvent(t, frame);
+  }
+
+  private sendTrackEvent(decision: TrackDecision, frame?: Frame): void {
+    if (!this.publish.events || !this.tracks) return;
+    const payload = this.tracks.payload({ deviceId: this.deps.deviceId, camera: this.name, seq: this.eventSeq + 1, decision, frame, nowMs: this.deps.clock.now() });
+    if (!payload) return;
+    this.eventSeq++;
+    this.deps.sink.send('event', this.name, payload);
   }
 
   private sendResult(frame: Frame, inf: Inference, stable: StableState | undefined): void {

@@ -1,4 +1,5 @@
 import { parse as parseYamlScalar } from 'yaml';
+import { underflows } from './yaml-file.js';
 import type { z } from 'zod';
 import { closest } from './format.js';
 import { isRecordAt, keysAt } from './walk.js';
@@ -56,7 +57,12 @@ export function applyEnvOverrides(
       break;
     }
     if (!ok) continue;
-    setPath(target, path, parseValue(raw));
+    const value = parseValue(raw);
+    if (underflows(raw, value)) {
+      problems.push(`${name}: ${raw.trim()} is too close to 0 for a number here (it would read as 0); write 0 or a larger value`);
+      continue;
+    }
+    setPath(target, path, value);
     sources.set(path.join('.'), name);
   }
   return { problems, sources };

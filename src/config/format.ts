@@ -14,6 +14,8 @@ export function formatPath(path: readonly PropertyKey[]): string {
 
 export function showValue(v: unknown): string {
   if (v === undefined) return 'nothing';
+  // JSON would print null for these: say what the file said (YAML's .inf/.nan, or a literal past the double range).
+  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? '.nan' : v > 0 ? '.inf' : '-.inf';
   const s = JSON.stringify(v);
   if (s === undefined) return String(v);
   return s.length > 60 ? s.slice(0, 57) + '...' : s;
@@ -58,6 +60,7 @@ function describeIssue(issue: z.core.$ZodIssue, got: unknown, schema: z.ZodType)
   switch (issue.code) {
     case 'invalid_type':
       if (got === undefined) return `is required (expected ${issue.expected})`;
+      if (typeof got === 'number' && !Number.isFinite(got)) return `must be a finite number (got ${showValue(got)}; a literal like 1e400 is past the largest number)`;
       return `expected ${issue.expected} (got ${showValue(got)})`;
     case 'too_big': {
       const what = issue.origin === 'string' ? 'be at most' : issue.origin === 'array' ? 'have at most' : 'be <=';

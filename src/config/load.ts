@@ -1,12 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { DaemonError } from '../errors.js';
 import { defaultJournalPath, demoModelDir, demoSamplesDir } from '../paths.js';
 import { applyEnvOverrides } from './env.js';
 import { parseCameraUri } from './camera-uri.js';
 import { formatIssues } from './format.js';
+import { parseYaml } from './yaml-file.js';
+import { checkPipelines } from './pipeline.js';
+import { type DemoName, demoConfig } from './demo.js';
 import { type Config, cameraSchema, configSchema, NAME_RE } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/edge-inferd/config.yaml';
@@ -29,17 +31,20 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** For tests: the path tried when no file is given. */
   defaultPath?: string;
+  /** Without a config file: which built-in demo (default recycling). */
+  demo?: DemoName;
 }
 
 /** Reads, env-overrides, validates and resolves the config. Throws ConfigError listing every problem. */
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
   const explicit = opts.file ?? env.EDGE_INFERD_CONFIG;
-  const file = explicit ?? (existsSync(opts.defaultPath ?? DEFAULT_CONFIG_PATH) ? (opts.defaultPath ?? DEFAULT_CONFIG_PATH) : undefined);
+  // An explicit demo does not pick up the installed config file.
+  const file = explicit ?? (!opts.demo && existsSync(opts.defaultPath ?? DEFAULT_CONFIG_PATH) ? (opts.defaultPath ?? DEFAULT_CONFIG_PATH) : undefined);
 
-  let raw: Record<string, unknown> = {};
+  let raw: Record<string, unknown> = demoConfig(opts.demo ?? 'recycling');
   if (file !== undefined) raw = readYamlFile(file);
-  const label = file ?? 'built-in demo';
+  const label = file ?? (opts.demo && opts.demo !== 'recycling' ? `built-in ${opts.demo} demo` : 'built-in demo');
 
   const overrides = applyEnvOverrides(configSchema, raw, env);
   const parsed = configSchema.safeParse(raw);
@@ -82,7 +87,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     journal: { ...c.journal, path: journalPath },
     source: label,
   };
-  const late = [...checkResolved(config), ...resolveHttpToken(config)];
+  const late = [...checkResolved(config), ...checkPipelines(config.pipelines, config.cameras, baseDir), ...resolveHttpToken(config)];
   if (late.length) throw new ConfigError(label, late);
   return config;
 }
@@ -96,11 +101,9 @@ function readYamlFile(file: string): Record<string, unknown> {
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(err);
     throw new ConfigError(file, [`${file}: cannot read config: ${why}`]);
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length) {
-    throw new ConfigError(file, doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? '?'}: YAML: ${e.message.split('\n')[0]}`));
-  }
-  const value = doc.toJS() as unknown;
+  const parsed = parseYaml(text, file);
+  if (!parsed.ok) throw new ConfigError(file, parsed.problems);
+  const value = parsed.value;
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(file, [`(root): expected a mapping of settings (got ${Array.isArray(value) ? 'a list' : typeof value})`]);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { aggregateSchema, pipelineSchema, privacySchema } from './pipeline.js';
 
 /**
  * The one config schema: the TypeScript type, the validator and the JSON Schema
@@ -44,7 +45,7 @@ export const publishSchema = z
 
 export const cameraSchema = z.strictObject({
   uri: z.string().min(1).describe('Camera URI: images:///dir, test://ball, file:///video.mp4, v4l2:///dev/video0, csi://0, rtsp://..., gst://...'),
-  fps: z.number().positive().max(1000).optional().describe('Frames per second (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi: the camera mode; file/rtsp: a cap)'),
+  fps: z.number().min(0.01).max(1000).optional().describe('Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi: the camera mode; file/rtsp: a cap)'),
   enabled: z.boolean().default(true),
   width: z.int().min(16).max(8192).optional().describe('Frame width (v4l2/csi: the camera mode; test://: the pattern; file/rtsp: scaled to); set with height'),
   height: z.int().min(16).max(8192).optional().describe('Frame height; set with width'),
@@ -54,6 +55,10 @@ export const cameraSchema = z.strictObject({
   loop: z.boolean().optional().describe('file://: start again at the end (default false: the camera stops with reason "eos")'),
   reconnect: reconnectSchema.prefault({}),
   publish: publishSchema.prefault({}),
+  pipeline: z.string().min(1).optional().describe('run this named pipeline (pipelines.<name>) instead of the one model'),
+  aggregate: aggregateSchema.optional().describe('pipeline cameras: tracking and per-region averaging over frames (defaults: window 15, minFrames 5)'),
+  mirror: z.boolean().optional().describe('the camera shows a mirror image (a selfie view): left and right keypoints are swapped back to the subject\'s'),
+  privacy: privacySchema.optional().describe('what of this camera may leave the device: snapshots (redact | on | off) and crops'),
 });
 
 export const providerName = z.enum(['tensorrt', 'cuda', 'cpu']);
@@ -163,7 +168,7 @@ export const journalSchema = z.strictObject({
     .describe('SQLite file; default $STATE_DIRECTORY/journal.sqlite under systemd, else ~/.local/state/edge-inferd/journal.sqlite'),
   maxBytes: z.int().min(65536).default(64 * 1024 * 1024).describe('bound on the journaled topic+payload bytes; oldest are evicted past it'),
   maxRows: z.int().min(100).default(200_000).describe('bound on journaled messages; oldest are evicted past it'),
-  retentionHours: z.number().positive().default(168).describe('sent messages older than this are deleted (history window)'),
+  retentionHours: z.number().positive().max(87_600).default(168).describe('sent messages older than this are deleted (history window)'),
   synchronous: z
     .enum(['normal', 'full'])
     .default('normal')
@@ -219,6 +224,7 @@ export const configSchema = z.strictObject({
     .optional()
     .describe('Cameras by name; default: one camera "demo" on the demo samples'),
   model: modelSchema.prefault({}),
+  pipelines: z.record(z.string().regex(NAME_RE, 'pipeline name ' + nameMessage), pipelineSchema).default({}).describe('Named pipelines of stages a camera can run (cameras.<name>.pipeline)'),
   mqtt: mqttSchema.prefault({}),
   http: httpSchema.prefault({}),
   health: healthSchema.prefault({}),

@@ -23,7 +23,7 @@ export function createHttpServer(opts: {
   cameras: () => string[];
   snapshot: (camera: string) => Promise<Buffer | undefined>;
   journal: Journal;
-  infer: (frame: Frame) => Promise<Inference>;
+  infer: (frame: Frame, camera?: string) => Promise<Inference>;
   toPayload: (frame: Frame, inf: Inference) => unknown;
   clock: Clock;
   log: Logger;
@@ -38,6 +38,7 @@ export function createHttpServer(opts: {
       maxConcurrent: h.limits.inferConcurrent,
       refused: (reason, fields) => http.refusals.note(reason, fields),
       infer: opts.infer,
+      cameras: opts.cameras,
       toPayload: opts.toPayload,
       clock: opts.clock,
       log: log.child({ component: 'infer' }),

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CameraStatus } from '../capture/frame.js';
+import type { PipelineRun } from '../inference/types.js';
 import type { DeviceReading } from './device.js';
 
 /**
@@ -20,8 +21,8 @@ export interface MetricsSource {
   cameras(): CameraCounts[];
   model(): { name: string; version: string; provider: string } | undefined;
   mqttConnected(): boolean | undefined;
-  /** The journal's outbox depth and evictions so far; undefined while there is no journal. */
-  journal(): { depth: number; evictions: number } | undefined;
+  /** The journal's outbox depth, evictions, write health and losses so far; undefined while there is no journal. */
+  journal(): { depth: number; evictions: number; writable: boolean; writeFailures: number; lost: number; corruptMovedAside: number } | undefined;
   publishFailures(): number;
   /** 1 while the stall detector says the pipeline progresses or waits on purpose. */
   healthy(): boolean;
@@ -49,6 +50,9 @@ function mirroredCounter(registry: Registry, name: string, help: string, values:
 export class Metrics {
   readonly registry = new Registry();
   private readonly latency: Histogram<'camera' | 'stage'>;
+  private readonly stageLatency: Histogram<'camera' | 'pipeline_stage'>;
+  private readonly cropsPerFrame: Histogram<'camera'>;
+  private readonly qualitySkipped: Counter<'camera' | 'reason'>;
 
   constructor(source: MetricsSource) {
     const r = this.registry;
@@ -79,6 +83,16 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [r],
     });
+
+    this.stageLatency = new Histogram({
+      name: `${P}pipeline_stage_seconds`,
+      help: 'Pipeline cameras: preprocess + inference + postprocess per pipeline stage and frame',
+      labelNames: ['camera', 'pipeline_stage'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [r],
+    });
+    this.cropsPerFrame = new Histogram({ name: `${P}pipeline_crops_per_frame`, help: 'Pipeline cameras: regions cropped per frame', labelNames: ['camera'], buckets: [0, 1, 2, 3, 4, 6, 8, 16], registers: [r] });
+    this.qualitySkipped = new Counter({ name: `${P}pipeline_quality_skipped_total`, help: "Pipeline cameras: crops the quality gate skipped (small, blurred)", labelNames: ['camera', 'reason'], registers: [r] });
 
     new Gauge({
       name: `${P}provider_info`,
@@ -127,6 +141,41 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: `${P}journal_writable`,
+      help: '0 while journal writes fail (disk full, I/O error; /status journal.lastWriteError says why), else 1',
+      registers: [r],
+      collect() {
+        this.set(source.journal()?.writable === false ? 0 : 1);
+      },
+    });
+    new Counter({
+      name: `${P}journal_write_failures_total`,
+      help: 'Journal writes that failed (each rolled back whole)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(source.journal()?.writeFailures ?? 0);
+      },
+    });
+    new Counter({
+      name: `${P}messages_lost_total`,
+      help: 'QoS >= 1 messages neither journaled nor acknowledged by the broker',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(source.journal()?.lost ?? 0);
+      },
+    });
+    new Counter({
+      name: `${P}journal_corrupt_moved_aside_total`,
+      help: 'Unreadable journal files moved aside at start (<path>.corrupt-<time>)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(source.journal()?.corruptMovedAside ?? 0);
+      },
+    });
+    new Gauge({
       name: `${P}healthy`,
       help: '1 while the pipeline makes progress or waits on purpose (what /healthz and the watchdog use)',
       registers: [r],
@@ -157,8 +206,16 @@ export class Metrics {
     });
   }
 
-  observe(camera: string, ms: Record<Stage, number>): void {
+  /** A frame's latencies; for a pipeline camera also each stage's, its crops and the crops the quality gate skipped. */
+  observe(camera: string, ms: Record<Stage, number>, pipeline?: PipelineRun): void {
     for (const stage of Object.keys(ms) as Stage[]) this.latency.observe({ camera, stage }, ms[stage] / 1000);
+    if (pipeline) this.observePipeline(camera, pipeline);
+  }
+
+  private observePipeline(camera: string, p: PipelineRun): void {
+    for (const st of p.stages) this.stageLatency.observe({ camera, pipeline_stage: st.name }, (st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess) / 1000);
+    this.cropsPerFrame.observe({ camera }, p.stages[1]?.crops ?? 0);
+    for (const o of p.objects) for (const r of o.regions) if (r.skipped) this.qualitySkipped.inc({ camera, reason: r.skipped });
   }
 
   get contentType(): string {

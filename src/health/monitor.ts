@@ -10,7 +10,7 @@ export interface ReadinessSource {
   /** Every enabled camera's channel. */
   cameras: readonly { readonly name: string; readonly started: boolean; readonly camera: { status(): { state: string } } }[];
   messaging: { state(): { connected: boolean; url: string; lastError?: string }; outboxStats(): { journalAccepting: boolean; lastJournalError?: string } | undefined };
-  journal: { readonly isOpen: boolean; stats(): { pending: number } };
+  journal: { readonly isOpen: boolean; stats(): { pending: number; writable: boolean; lastWriteError?: string } };
 }
 
 /**
@@ -64,7 +64,9 @@ export class HealthMonitor implements LiveReloadable<Config['health']> {
     }
     const mq = src.messaging.state();
     const outbox = src.messaging.outboxStats();
-    const journal = src.journal.isOpen && outbox ? { accepting: outbox.journalAccepting, depth: src.journal.stats().pending, lastError: outbox.lastJournalError } : undefined;
+    const js = src.journal.isOpen ? src.journal.stats() : undefined;
+    // Not accepting while its writes fail, whichever write failed last (an acknowledgement may fit where a result does not).
+    const journal = js && outbox ? { accepting: outbox.journalAccepting && js.writable, depth: js.pending, lastError: js.lastWriteError ?? outbox.lastJournalError } : undefined;
     checks.journal = !journal
       ? { ok: false, detail: 'not open' }
       : journal.accepting

@@ -99,6 +99,7 @@ async function tick() {
       ['model', m.name ? esc(m.name + ' ' + m.version) : '<span class="reason">not loaded</span>'],
       ['provider', m.provider ? '<b>' + esc(m.provider) + '</b>' + (m.providerAttempts || []).filter((a) => !a.ok).map((a) => '<div class="mute">' + esc(a.provider) + ': ' + esc(a.error) + '</div>').join('') : ''],
       ['mqtt', s.mqtt ? (s.mqtt.connected ? 'connected to ' : '<span class="reason">not connected</span> to ') + esc(s.mqtt.url) : ''],
+      ['stages', (s.stages || []).map((st) => esc(st.pipeline + '/' + st.stage + ': ' + st.name + ' ' + st.version + ' on ' + st.provider)).join('<br>')],
       ['config', esc(s.config)],
       ['last reload', reload.atMs ? (reload.ok ? 'ok' : '<span class="reason">failed</span>') + ' ' + ago(reload.atMs) : ''],
       ['restart required', (reload.restartRequired || []).length ? '<span class="reason">' + esc(reload.restartRequired.join(', ')) + '</span>' : ''],
@@ -115,8 +116,11 @@ async function tick() {
         ['results/s', rate === undefined ? '…' : rate.toFixed(1)],
         ['frames', c.received + ' captured, ' + c.dropped + ' dropped, ' + c.inferred + ' inferred'],
         ['errors', c.errors || c.failures ? c.errors + ' camera, ' + c.failures + ' inference' + (c.lastError ? '<div class="mute">' + esc(c.lastError.message || c.lastError) + '</div>' : '') : ''],
-        ['last result', r ? '<b>' + esc(r.label) + '</b> ' + (r.score * 100).toFixed(1) + ' % · ' + ago(r.tsMs) : 'none yet'],
+        ['last result', r ? (r.label === undefined ? 'nothing detected' : '<b>' + esc(r.label) + '</b> ' + (r.score * 100).toFixed(1) + ' %') + ' · ' + ago(r.tsMs) : 'none yet'],
         ['latency', r ? r.latencyMs.inference.toFixed(1) + ' ms inference, ' + r.latencyMs.total.toFixed(1) + ' ms total' : ''],
+        ['pipeline', c.pipeline ? esc(c.pipeline.name) + (r && r.pipeline ? ': ' + r.pipeline.stages.map((st) => esc(st.name) + ' ' + (st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess).toFixed(1) + ' ms' + (st.crops !== undefined ? ' (' + st.crops + ' crops, ' + st.skipped + ' skipped)' : '')).join(' → ') : '') : ''],
+        ['tracks', c.pipeline ? c.pipeline.tracks + ' seen, ' + c.pipeline.assessments + ' assessed · quality skipped ' + c.pipeline.qualitySkipped.small + ' small, ' + c.pipeline.qualitySkipped.blurred + ' blurred' : ''],
+        ['objects', r && r.objects ? r.objects.map((o) => '#' + esc(o.track || '?') + ' ' + Object.entries(o.regions).map((e) => esc(e[0]) + ': ' + esc(e[1].notDetected ? 'not detected' : e[1].skipped ? 'skipped (' + e[1].skipped + ')' : e[1].label)).join(', ')).join('<br>') || 'none' : ''],
       ]);
       refreshSnapshot(name, el.querySelector('img'));
     }

@@ -5,7 +5,9 @@ import { errorMessage } from '../errors.js';
 import { type Inference, primaryOf } from '../inference/types.js';
 import { CommandError } from '../publish/commands.js';
 import type { SnapshotResult } from '../publish/schemas.js';
+import { redactFrame } from './redact.js';
 import { renderSnapshot } from './snapshot.js';
+import type { SnapshotPrivacy } from '../inference/stages.js';
 
 /** Snapshots keep a copy of each inferred frame while someone looked within this long. */
 const INTEREST_MS = 60_000;
@@ -40,8 +42,19 @@ export class SnapshotStore {
   /** JPEG encodings made for the `snapshot` command so far. */
   encodes = 0;
 
-  constructor(opts: { clock: Clock }) {
+  private readonly privacy: (camera: string) => SnapshotPrivacy;
+
+  /** `privacy`: per camera, `redact` (detected boxes blacked out), `on`, or `off` (no snapshots). Default on. */
+  constructor(opts: { clock: Clock; privacy?: (camera: string) => SnapshotPrivacy }) {
     this.clock = opts.clock;
+    this.privacy = opts.privacy ?? (() => 'on');
+  }
+
+  /** The frame as it may leave the device: redacted, as is, or refused (SNAPSHOTS_OFF). */
+  private shown(camera: string, frame: Frame, inf: Inference): Frame {
+    const mode = this.privacy(camera);
+    if (mode === 'off') throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
+    return mode === 'redact' && inf.task === 'detect' ? redactFrame(frame, inf.detections.map((d) => d.box)) : frame;
   }
 
   /** The frame to keep: a copy while someone asked for a snapshot lately, else the frame as it is. */
@@ -68,7 +81,13 @@ export class SnapshotStore {
     const entry = this.latest.get(camera);
     if (!entry) return Promise.resolve(undefined);
     if (!entry.jpeg) {
-      const { inf, frame } = entry;
+      const { inf } = entry;
+      let frame: Frame;
+      try {
+        frame = this.shown(camera, entry.frame, inf);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
       const best = primaryOf(inf);
       // renderSnapshot reads the pixels synchronously, so the kept copy may be reused afterwards.
       entry.jpeg = renderSnapshot(frame, {
@@ -85,16 +104,20 @@ export class SnapshotStore {
   /** The `snapshot` command: the latest inferred frame as a JPEG, base64. */
   command(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
     this.wantedUntilMs = this.clock.monotonic() + INTEREST_MS;
-    const frame = this.latest.get(camera)?.frame;
-    if (!frame) return Promise.reject(new CommandError('NO_FRAME', `camera ${camera} has no frame yet`));
-    const key = `${camera}\0${frame.seq}\0${frame.capturedAtMs}\0${quality}\0${maxWidth ?? ''}`;
+    const entry = this.latest.get(camera);
+    if (!entry) return Promise.reject(new CommandError('NO_FRAME', `camera ${camera} has no frame yet`));
+    // Privacy first, and in the key: a reload that turns snapshots off or to redact never gets an old JPEG.
+    const mode = this.privacy(camera);
+    if (mode === 'off') return Promise.reject(new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`));
+    const { frame, inf } = entry;
+    const key = `${camera}\0${frame.seq}\0${frame.capturedAtMs}\0${quality}\0${maxWidth ?? ''}\0${mode}`;
     const last = this.lastEncoded.get(camera);
     if (last?.key === key) return last.result;
     const running = this.encoding.get(key);
     if (running) return running;
     if (this.encoding.size >= MAX_ENCODES) return Promise.reject(new CommandError('BUSY', `${MAX_ENCODES} snapshots are being encoded; try again`));
     this.encodes++;
-    const result = this.encode(camera, frame, quality, maxWidth);
+    const result = this.encode(camera, frame, inf, quality, maxWidth);
     this.encoding.set(key, result);
     // Kept for the requests that come before the camera's next frame (one JPEG per camera).
     const done = () => (this.encoding.delete(key), this.lastEncoded.set(camera, { key, result }));
@@ -102,7 +125,8 @@ export class SnapshotStore {
     return result;
   }
 
-  private async encode(camera: string, frame: Frame, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
+  private async encode(camera: string, entryFrame: Frame, inf: Inference, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
+    const frame = this.shown(camera, entryFrame, inf);
     const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
       throw new CommandError('FAILED', `camera ${camera}: JPEG encoding failed: ${errorMessage(err)}`);
     });

@@ -1,6 +1,7 @@
 import type { ChannelStatus } from '../channel/channel.js';
 import type { Clock } from '../clock.js';
 import type { ModelStatus } from '../inference/model-service.js';
+import type { StageStatus } from '../inference/stages.js';
 import type { JournalStats } from '../journal/journal.js';
 import type { Phase } from '../lifecycle.js';
 import type { MqttState } from '../publish/client.js';
@@ -16,6 +17,8 @@ export interface StatusSources {
   lifecycle: { readonly phase: Phase };
   reloads: { readonly config: { source: string }; readonly last: ReloadReport | undefined };
   model: { status(): ModelStatus | null };
+  /** Pipeline stage models, when some camera runs a pipeline. */
+  stages?: { status(): StageStatus[] };
   messaging: { state(): MqttState; outboxStats(): OutboxStats | undefined };
   journal: { readonly isOpen: boolean; stats(): JournalStats; oldestPendingMs(): number | undefined };
   /** Every enabled camera's channel; only started ones have a state worth showing. */
@@ -57,6 +60,7 @@ export class StatusReporter {
       uptimeSec: Math.max(0, Math.round((this.clock.now() - this.startedAtMs) / 1000)),
       config: s.reloads.config.source,
       model: model && { ...model, engineCache: cache ? { ...cache, parts: { ...cache.parts, gpu: { ...cache.parts.gpu } } } : null },
+      ...(s.stages?.status().length ? { stages: s.stages.status() } : {}),
       mqtt: { ...s.messaging.state(), outbox: s.messaging.outboxStats() ?? null },
       journal: s.journal.isOpen ? s.journal.stats() : null,
       cameras: Object.fromEntries(this.started().map((c) => [c.name, c.status()])),

@@ -69,13 +69,15 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
       outputs.main = o.name;
       floatOut('output.name', o);
       const v8 = m.detect.format === 'yolov8';
-      const per = v8 ? 4 + L : 5 + L;
+      const K = v8 ? (m.detect.keypoints?.length ?? 0) : 0;
+      const per = v8 ? 4 + L + 3 * K : 5 + L;
       const axis = v8 ? 1 : 2;
-      if (rank('output.name', o, 3, v8 ? '[1, 4+classes, anchors]' : '[1, anchors, 5+classes]') && !dimIs(o, axis, per)) {
+      if (rank('output.name', o, 3, v8 ? `[1, 4+classes${K ? '+3*keypoints' : ''}, anchors]` : '[1, anchors, 5+classes]') && !dimIs(o, axis, per)) {
         const other = v8 ? o.shape![2] : o.shape![1];
         const hint = other === per ? ' (it looks transposed: check detect.format)' : '';
+        const what = v8 ? (K ? `4 box + classes + 3 x ${K} keypoints` : '4 box + classes') : '4 box + objectness + classes';
         problems.push(
-          `labels: ${L} labels need ${per} values per box in ${m.detect.format} format (${v8 ? '4 box + classes' : '4 box + objectness + classes'}), the model's output "${o.name}" has ${o.shape![axis]} (shape ${fmt(o.shape)})${hint}`,
+          `${K ? 'detect.keypoints' : 'labels'}: ${L} labels${K ? ` and ${K} keypoints` : ''} need ${per} values per box in ${m.detect.format} format (${what}), the model's output "${o.name}" has ${o.shape![axis]} (shape ${fmt(o.shape)})${hint}`,
         );
       }
     }

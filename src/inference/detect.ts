@@ -1,6 +1,6 @@
 import type { DetectSpec } from './manifest.js';
 import { type Geometry, toSource } from './preprocess.js';
-import type { Detection } from './types.js';
+import type { Detection, Keypoint } from './types.js';
 
 /**
  * Detection postprocessing: decode the model's output format into candidate boxes (model-input
@@ -20,6 +20,8 @@ export interface Candidate {
   y2: number;
   score: number;
   cls: number;
+  /** yolov8: the anchor it came from (its keypoints are read from there after NMS). */
+  anchor?: number;
 }
 
 export function iou(a: Candidate, b: Candidate): number {
@@ -105,7 +107,7 @@ export class Detector {
       for (let n = 0; n < N; n++) {
         if (best[n] < thr) continue;
         const [x1, y1, x2, y2] = corners('cxcywh', data[n] * sx, data[N + n] * sy, data[2 * N + n] * sx, data[3 * N + n] * sy);
-        out.push({ x1, y1, x2, y2, score: best[n], cls: bestCls[n] });
+        out.push({ x1, y1, x2, y2, score: best[n], cls: bestCls[n], anchor: n });
       }
     } else if (format === 'yolov5') {
       const { data, dims } = outputs.main!;
@@ -148,7 +150,31 @@ export class Detector {
 
   run(outputs: { main?: OutputTensor; boxes?: OutputTensor; scores?: OutputTensor }, labels: readonly string[], g: Geometry, inputW: number, inputH: number): Detection[] {
     const kept = nms(this.candidates(outputs, inputW, inputH), this.spec.iouThreshold, this.spec.maxDetections, this.spec.classAware);
-    return kept.map((c) => ({ index: c.cls, label: labels[c.cls] ?? `class_${c.cls}`, score: c.score, box: sourceBox(g, c) }));
+    const names = this.spec.format === 'yolov8' ? this.spec.keypoints : undefined;
+    return kept.map((c) => ({
+      index: c.cls,
+      label: labels[c.cls] ?? `class_${c.cls}`,
+      score: c.score,
+      box: sourceBox(g, c),
+      ...(names && c.anchor !== undefined ? { keypoints: this.keypoints(outputs.main!, c.anchor, names, g, inputW, inputH) } : {}),
+    }));
+  }
+
+  /**
+   * YOLOv8-pose: after the 4 box rows and C class rows come x, y, visibility rows per keypoint, in
+   * the box's units; inverted through the letterbox like the box (not clipped: a point may lie
+   * outside the frame, and the crop code clips what it takes).
+   */
+  private keypoints(main: OutputTensor, n: number, names: readonly string[], g: Geometry, inputW: number, inputH: number): Keypoint[] {
+    const { data, dims } = main;
+    const N = dims[2];
+    const sx = this.spec.normalized ? inputW : 1;
+    const sy = this.spec.normalized ? inputH : 1;
+    const first = 4 + this.classes;
+    return names.map((name, k) => {
+      const row = (first + 3 * k) * N;
+      return { name, x: (data[row + n] * sx - g.offsetX) / g.scaleX, y: (data[row + N + n] * sy - g.offsetY) / g.scaleY, score: data[row + 2 * N + n] };
+    });
   }
 }
 

@@ -5,6 +5,7 @@ import type { Frame } from '../capture/frame.js';
 import type { ProviderName } from '../config/schema.js';
 import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
 import { classify } from './classify.js';
+import { CropClassifier, type CropRequest, type CropsInference } from './crop.js';
 import { Detector, type OutputTensor } from './detect.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import { type ModelPackage, ModelError } from './package.js';
@@ -30,6 +31,8 @@ export interface InferenceEngine {
   /** The TensorRT EP-context cache entry in use, if TensorRT was tried with a cache folder. */
   readonly engineCache?: EngineCachePlan;
   infer(frame: Frame, hooks?: InferHooks): Promise<Inference>;
+  /** A pipeline's second stage (classify models in an ONNX worker). */
+  inferCrops?(frame: Frame, request: CropRequest): Promise<CropsInference>;
   /** Finishes what it accepted, then releases the model. Idempotent. */
   close(): Promise<void>;
 }
@@ -136,6 +139,18 @@ export class Engine implements InferenceEngine {
   }
 
   private queue: Promise<unknown> = Promise.resolve();
+  private crops: CropClassifier | undefined;
+
+  /** A pipeline's second stage: crops of `source` through this (classify) model, queued like frames. */
+  inferCrops(source: Frame, req: CropRequest): Promise<CropsInference> {
+    const run = this.queue.then(() => {
+      if (this.pkg.manifest.task !== 'classify') throw new ModelError('STAGE_TASK', this.pkg.dir, [`a crop stage needs a classify model; this one is ${this.pkg.manifest.task}`]);
+      this.crops ??= new CropClassifier(this.pkg, this.session, this.post.fetches[0]);
+      return this.crops.run(source, req);
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
 
   private async inferNow(frame: Frame): Promise<Inference> {
     const t0 = performance.now();

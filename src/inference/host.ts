@@ -2,6 +2,7 @@ import type { Frame } from '../capture/frame.js';
 import { type Clock, systemClock } from '../clock.js';
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { CropRequest, CropsInference } from './crop.js';
 import type { InferenceEngine, InferHooks } from './engine.js';
 import type { Inference, ModelInfo } from './types.js';
 
@@ -62,6 +63,13 @@ export class ModelHost {
     return this.current.engine.infer(frame, hooks);
   }
 
+  inferCrops(frame: Frame, request: CropRequest): Promise<CropsInference> {
+    const engine = this.current?.engine;
+    if (!engine) return Promise.reject(new DaemonError('MODEL_NOT_LOADED', 'no model loaded'));
+    if (!engine.inferCrops) return Promise.reject(new DaemonError('STAGE_UNSUPPORTED', `model ${engine.info.name} cannot run as a crop stage (ONNX classify models only)`));
+    return engine.inferCrops(frame, request);
+  }
+
   private load(dir: string): Promise<InferenceEngine> {
     let engine: InferenceEngine | undefined;
     const onCrash = (err: Error) => {
@@ -98,7 +106,7 @@ export class ModelHost {
         result = { ok: true, dir: target, atMs, ms: this.clock.monotonic() - t0, model: next.info, previous };
         this.log.info({ model: next.info, previous, dir: target, ms: Math.round(result.ms) }, 'model swapped');
         // The old engine finishes the frames it accepted, then unloads; the swap does not wait for it.
-        void old?.close().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'closing the previous model failed'));
+        if (old) this.retire(old);
       } catch (err) {
         const problems = (err as { problems?: string[] }).problems;
         result = {
@@ -135,11 +143,26 @@ export class ModelHost {
     return p;
   }
 
+  /** Engines swapped out and still finishing their frames: stop() waits for them too. */
+  private readonly retiring = new Set<Promise<void>>();
+
+  private retire(old: InferenceEngine): void {
+    const closing = old
+      .close()
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'closing the previous model failed'))
+      .finally(() => this.retiring.delete(closing));
+    this.retiring.add(closing);
+  }
+
+  /**
+   * Stops after the reload under way and closes every engine, the retiring ones included: the
+   * process must not exit while a worker is still inside ONNX Runtime (see main.ts, dieBy).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     await this.queue.catch(() => undefined);
     const cur = this.current;
     this.current = undefined;
-    await cur?.engine.close();
+    await Promise.all([cur?.engine.close(), ...this.retiring]);
   }
 }

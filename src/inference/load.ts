@@ -27,6 +27,9 @@ export async function loadEngine(dir: string, opts: Omit<SessionOptions, 'onEven
 /** One log line per engine event: provider fallbacks as warnings, engine builds with their duration. */
 export function logEngineEvent(log: Logger, e: EngineEvent): void {
   switch (e.type) {
+    case 'session-create-start':
+      log.debug({ provider: e.provider }, 'creating the ONNX Runtime session');
+      return;
     case 'provider-attempt': {
       const a = e.attempt;
       if (a.ok) log.info({ provider: a.provider, ms: Math.round(a.ms) }, 'execution provider loaded');

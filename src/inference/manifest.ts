@@ -39,6 +39,11 @@ export const detectSchema = z.strictObject({
   maxDetections: z.int().min(1).max(10_000).default(100),
   /** true: NMS only between boxes of the same class; false: any two boxes. */
   classAware: z.boolean().default(true),
+  /**
+   * yolov8 only (YOLOv8-pose layout): K named keypoints after the class scores, the output being
+   * [1, 4 + C + 3K, N] with x, y, visibility per keypoint, in the same units as the box.
+   */
+  keypoints: z.array(z.string().min(1)).min(1).max(64).optional(),
 });
 
 export const segmentSchema = z.strictObject({
@@ -61,6 +66,15 @@ export const manifestSchema = z.strictObject({
   classify: classifySchema.prefault({}),
   detect: detectSchema.prefault({}),
   segment: segmentSchema.prefault({}),
+  /**
+   * person: the model finds people (faces, bodies): a camera running it redacts those boxes in
+   * snapshots by default, and its crops never leave the device unless asked for.
+   */
+  privacy: z.enum(['none', 'person']).default('none'),
+}).superRefine((m, ctx) => {
+  const k = m.detect.keypoints;
+  if (k && m.detect.format !== 'yolov8') ctx.addIssue({ code: 'custom', path: ['detect', 'keypoints'], input: k, message: `keypoints are read from the yolov8 (pose) layout only; detect.format is ${m.detect.format}` });
+  if (k && new Set(k).size !== k.length) ctx.addIssue({ code: 'custom', path: ['detect', 'keypoints'], input: k, message: 'keypoint names must be unique' });
 });
 
 export type Manifest = z.output<typeof manifestSchema>;

@@ -8,6 +8,7 @@ import type { ConfigChange } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { CropRequest, CropsInference } from './crop.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { InferenceEngine, InferHooks } from './engine.js';
 import { type EngineLoader, ModelHost, type ReloadResult } from './host.js';
@@ -81,6 +82,10 @@ export class ModelService implements LiveReloadable<ModelConfig> {
 
   infer(frame: Frame, hooks?: InferHooks): Promise<Inference> {
     return this.host.infer(frame, hooks);
+  }
+
+  inferCrops(frame: Frame, request: CropRequest): Promise<CropsInference> {
+    return this.host.inferCrops(frame, request);
   }
 
   /** For /status: the model in use, where it came from, how its provider was chosen, the last swap. */

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { formatIssues } from '../config/format.js';
+import { parseYaml } from '../config/yaml-file.js';
 import { DaemonError, errorMessage } from '../errors.js';
 import { type Manifest, manifestSchema } from './manifest.js';
 
@@ -61,20 +61,25 @@ export async function loadModelPackage(dirIn: string): Promise<ModelPackage> {
   } catch (err) {
     throw new ModelError('MODEL_MANIFEST', manifestPath, [`cannot read the model manifest: ${errorMessage(err)}`], { cause: err });
   }
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length) throw new ModelError('MODEL_MANIFEST', manifestPath, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
-  const raw = doc.toJS() as unknown;
+  const yaml = parseYaml(text, manifestPath);
+  if (!yaml.ok) throw new ModelError('MODEL_MANIFEST', manifestPath, yaml.problems);
+  const raw = yaml.value;
   const parsed = manifestSchema.safeParse(raw ?? {});
   if (!parsed.success) throw new ModelError('MODEL_MANIFEST', manifestPath, formatIssues(manifestSchema, raw, parsed.error.issues));
   const manifest = parsed.data;
 
-  const labels = Array.isArray(manifest.labels) ? manifest.labels : await readLabels(join(dir, manifest.labels), manifestPath);
-  const modelPath = join(dir, manifest.model);
+  const labels = Array.isArray(manifest.labels) ? manifest.labels : await readLabels(await insidePackage(dir, manifest.labels, 'labels', manifestPath), manifestPath);
+  const modelPath = await insidePackage(dir, manifest.model, 'model', manifestPath);
   try {
     const st = await stat(modelPath);
     if (!st.isFile()) throw new Error('not a file');
   } catch (err) {
     throw new ModelError('MODEL_FILE', manifestPath, [`model: cannot read ${modelPath}: ${errorMessage(err)}`], { cause: err });
+  }
+  if (modelPath.endsWith('.json')) {
+    // A TF.js model.json names its weight files: they must be inside the package too.
+    const weights = await tfjsWeightFiles(modelPath).catch(() => [] as string[]);
+    for (const w of weights) await insidePackage(dir, relative(dir, w), 'model (a weights file of model.json)', manifestPath);
   }
   let actual: string;
   try {
@@ -88,6 +93,25 @@ export async function loadModelPackage(dirIn: string): Promise<ModelPackage> {
     ]);
   }
   return { dir, manifest, labels, modelPath, format: modelPath.endsWith('.json') ? 'tfjs' : 'onnx' };
+}
+
+/**
+ * `rel` (a manifest path) joined to the package folder, refused unless it stays inside it once
+ * `..` and symlinks are resolved: a package must not make the daemon read (and hash, and print
+ * the hash of) files elsewhere. A path that does not exist is returned as it is, for the reader's
+ * own "cannot read" error.
+ */
+async function insidePackage(dir: string, rel: string, key: string, manifestPath: string): Promise<string> {
+  const path = resolve(dir, rel);
+  const realDir = await realpath(dir);
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch {
+    real = path;
+  }
+  if (real !== realDir && real.startsWith(realDir + sep)) return path;
+  throw new ModelError('MODEL_MANIFEST', manifestPath, [`${key}: ${JSON.stringify(rel)} resolves to ${real}, outside the package folder ${realDir}; a package's files must be inside its folder`]);
 }
 
 async function readLabels(file: string, manifestPath: string): Promise<string[]> {

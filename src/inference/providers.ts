@@ -38,6 +38,8 @@ export interface ProviderAttempt {
 
 /** What the engine reports while it loads; health/systemd code uses the build events to extend timeouts. */
 export type EngineEvent =
+  /** ONNX Runtime starts building a session (a synchronous call in the worker: seconds for a large model). */
+  | { type: 'session-create-start'; provider: ProviderName }
   | { type: 'provider-attempt'; attempt: ProviderAttempt }
   | { type: 'engine-build-start'; provider: 'tensorrt'; model: string; key: string; ctxPath: string; reason: string }
   | { type: 'engine-build-end'; provider: 'tensorrt'; model: string; key: string; ctxPath: string; ok: boolean; ms: number; cached: boolean; error?: string }
@@ -150,6 +152,7 @@ async function tensorrtSession(model: ModelIdentity, opts: SessionOptions, gpu: 
 
 export async function createSession(model: ModelIdentity, opts: SessionOptions): Promise<SessionResult> {
   const attempts: ProviderAttempt[] = [];
+  const notInstalled: ProviderName[] = [];
   const record = (a: ProviderAttempt) => {
     attempts.push(a);
     opts.onEvent?.({ type: 'provider-attempt', attempt: a });
@@ -158,9 +161,11 @@ export async function createSession(model: ModelIdentity, opts: SessionOptions):
     const t0 = performance.now();
     const missing = providerLibraryProblem(provider);
     if (missing) {
+      notInstalled.push(provider);
       record({ provider, ok: false, error: missing, ms: 0 });
       continue;
     }
+    opts.onEvent?.({ type: 'session-create-start', provider });
     try {
       let session: ort.InferenceSession;
       let engineCache: EngineCachePlan | undefined;
@@ -176,6 +181,16 @@ export async function createSession(model: ModelIdentity, opts: SessionOptions):
       record({ provider, ok: false, error: errorMessage(err).split('\n')[0], ms: performance.now() - t0 });
     }
   }
-  throw new DaemonError('MODEL_LOAD', `${model.path}: no execution provider could load the model: ${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}`);
+  // The cause worth reading first is what ONNX Runtime said of the model (a truncated or foreign
+  // file fails the same way on every provider); providers that are merely not installed go last, short.
+  const tried = attempts.filter((a) => !notInstalled.includes(a.provider as ProviderName));
+  if (!tried.length) {
+    throw new DaemonError('MODEL_LOAD', `${model.path}: no execution provider could load the model: ${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}`);
+  }
+  const causes = tried.map((a) => (tried.length > 1 ? `${a.provider}: ${a.error}` : a.error)).join('; ');
+  throw new DaemonError(
+    'MODEL_LOAD',
+    `${model.path}: ONNX Runtime cannot load the model: ${causes}${notInstalled.length ? ` (not installed, not tried: ${notInstalled.join(', ')})` : ''}`,
+  );
 }
 

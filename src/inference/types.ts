@@ -14,11 +14,21 @@ export interface Box {
   h: number;
 }
 
+/** A named point of a detection (YOLOv8-pose), source-frame pixels; score: the model's visibility/confidence. */
+export interface Keypoint {
+  name: string;
+  x: number;
+  y: number;
+  score: number;
+}
+
 export interface Detection {
   index: number;
   label: string;
   score: number;
   box: Box;
+  /** The manifest's detect.keypoints, in its order (yolov8-pose detectors only). */
+  keypoints?: Keypoint[];
 }
 
 export interface SegmentClass {
@@ -56,10 +66,56 @@ export interface ClassifyInference extends InferenceBase {
   top: Classification[];
 }
 
+/** One region of a detected object through a pipeline's second stage (an eye of a face, an item's box). */
+export interface RegionResult {
+  name: string;
+  /** The keypoint it is centred on was not found (absent, or below the region's minScore). */
+  notDetected?: true;
+  /** The crop taken, clipped to the frame, source pixels. */
+  box?: Box;
+  /** Its shorter side in source pixels, and the variance of its Laplacian (the blur gate). */
+  sidePx?: number;
+  sharpness?: number;
+  /** Not classified: too small or too blurred for the stage's quality gate. */
+  skipped?: 'small' | 'blurred';
+  /** Class probabilities in the stage's label order (absent when not classified). */
+  scores?: number[];
+  /** The crop as PNG, only when the camera's privacy.includeCrops is true. */
+  cropPng?: Uint8Array;
+}
+
+/** A first-stage detection with its regions; `track` is given by the decide stage's tracker. */
+export interface PipelineObject extends Detection {
+  track?: number;
+  regions: RegionResult[];
+}
+
+/** One stage's part of a pipeline frame. */
+export interface StageRun {
+  name: string;
+  model: ModelInfo;
+  latencyMs: LatencyMs;
+  /** Second stage: crops taken, classified, skipped by the quality gate, session runs. */
+  crops?: number;
+  classified?: number;
+  skipped?: number;
+  runs?: number;
+}
+
+export interface PipelineRun {
+  name: string;
+  /** The second stage's labels (the order of RegionResult.scores). */
+  labels: string[];
+  objects: PipelineObject[];
+  stages: StageRun[];
+}
+
 export interface DetectInference extends InferenceBase {
   task: 'detect';
   /** Best score first, after the score threshold and NMS. */
   detections: Detection[];
+  /** Set when a camera's pipeline produced it: the objects with their regions, per stage timings. */
+  pipeline?: PipelineRun;
 }
 
 export interface SegmentInference extends InferenceBase {

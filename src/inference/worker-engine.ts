@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { Frame } from '../capture/frame.js';
 import { DaemonError } from '../errors.js';
 import type { InferenceEngine, InferHooks } from './engine.js';
+import type { CropRequest, CropsInference } from './crop.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { ModelPackage } from './package.js';
 import type { EngineEvent, ProviderAttempt, SessionOptions } from './providers.js';
@@ -36,7 +37,9 @@ export interface WorkerEngineOptions extends Omit<SessionOptions, 'onEvent'> {
 
 interface Job {
   frame: Frame;
-  resolve: (inf: Inference) => void;
+  /** Set for a pipeline's crop stage. */
+  crops?: CropRequest;
+  resolve: (result: Inference | CropsInference) => void;
   reject: (err: Error) => void;
   onStart?: () => void;
   slot?: number;
@@ -153,16 +156,26 @@ export class WorkerEngine implements InferenceEngine {
   }
 
   infer(frame: Frame, hooks: InferHooks = {}): Promise<Inference> {
+    return this.enqueue<Inference>(frame, hooks);
+  }
+
+  /** A pipeline's second stage: the crops of `frame` through this model, queued with the camera's frames. */
+  inferCrops(frame: Frame, request: CropRequest): Promise<CropsInference> {
+    return this.enqueue<CropsInference>(frame, {}, request);
+  }
+
+  /** The worker answers an `infer` with an Inference and a `crops` with a CropsInference. */
+  private enqueue<T extends Inference | CropsInference>(frame: Frame, hooks: InferHooks, crops?: CropRequest): Promise<T> {
     if (this.dead) return Promise.reject(this.dead);
     if (this.closing) return Promise.reject(new DaemonError('ENGINE_CLOSED', `model ${this.info.name} ${this.info.version} is unloading`));
-    return new Promise((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       let q = this.queues.get(frame.camera);
       if (!q) {
         q = [];
         this.queues.set(frame.camera, q);
         this.rr.push(frame.camera);
       }
-      q.push({ frame, resolve, reject, onStart: hooks.onStart });
+      q.push({ frame, crops, resolve: resolve as (result: Inference | CropsInference) => void, reject, onStart: hooks.onStart });
       this.pump();
     });
   }
@@ -192,7 +205,8 @@ export class WorkerEngine implements InferenceEngine {
       job.slot = slot;
       const id = this.nextId++;
       this.inFlight.set(id, job);
-      this.worker.postMessage({ type: 'infer', id, frame: { ...meta, byteLength: data.byteLength }, buf } satisfies ToWorker);
+      const wire = { ...meta, byteLength: data.byteLength };
+      this.worker.postMessage((job.crops ? { type: 'crops', id, frame: wire, buf, request: job.crops } : { type: 'infer', id, frame: wire, buf }) satisfies ToWorker);
       if (this.inFlight.size === 1) this.started(job);
     }
     if (this.pending === 0) this.drained?.();

@@ -1,4 +1,5 @@
 import type { Frame } from '../capture/frame.js';
+import type { CropRequest, CropsInference } from './crop.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { ModelPackage } from './package.js';
 import type { EngineEvent, ProviderAttempt, SessionOptions } from './providers.js';
@@ -12,6 +13,8 @@ export type FrameMeta = Omit<Frame, 'data'> & { byteLength: number };
 export type ToWorker =
   | { type: 'load'; pkg: ModelPackage; options: Omit<SessionOptions, 'onEvent'>; nice: number }
   | { type: 'infer'; id: number; frame: FrameMeta; buf: SharedArrayBuffer }
+  /** A pipeline's second stage: crops of this frame through the (classify) model. */
+  | { type: 'crops'; id: number; frame: FrameMeta; buf: SharedArrayBuffer; request: CropRequest }
   | { type: 'close' };
 
 export interface WireError {
@@ -24,6 +27,6 @@ export type FromWorker =
   | { type: 'event'; event: EngineEvent }
   | { type: 'loaded'; info: ModelInfo; attempts: ProviderAttempt[]; engineCache?: EngineCachePlan; warmupMs: number }
   | { type: 'load-failed'; error: WireError }
-  | { type: 'result'; id: number; inference: Inference }
+  | { type: 'result'; id: number; inference: Inference | CropsInference }
   | { type: 'failed'; id: number; error: WireError }
   | { type: 'closed' };

@@ -70,6 +70,16 @@ async function handle(msg: ToWorker): Promise<void> {
       }
       return;
     }
+    case 'crops': {
+      try {
+        if (!(engine instanceof Engine)) throw new Error('crop stages run on ONNX models only');
+        const { byteLength, ...meta } = msg.frame;
+        post({ type: 'result', id: msg.id, inference: await engine.inferCrops({ ...meta, data: new Uint8Array(msg.buf, 0, byteLength) }, msg.request) });
+      } catch (err) {
+        post({ type: 'failed', id: msg.id, error: wire(err) });
+      }
+      return;
+    }
     case 'close': {
       await engine?.close().catch(() => undefined);
       engine = undefined;

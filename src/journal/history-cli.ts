@@ -14,6 +14,8 @@ export interface HistoryArgs {
   since?: string;
   limit?: string;
   json: boolean;
+  /** Events (change, stable, cleared, assessment) instead of results. */
+  events?: boolean;
 }
 
 const CLI_DEFAULT_LIMIT = '20';
@@ -35,7 +37,7 @@ export function runHistory(a: HistoryArgs, out: (s: string) => void, err: (s: st
   try {
     const db = openReadOnly(a.journalPath);
     try {
-      entries = queryHistory(db, { ...parsed.query, kind: 'result' });
+      entries = queryHistory(db, { ...parsed.query, kind: a.events ? 'event' : 'result' });
     } finally {
       db.close();
     }
@@ -47,12 +49,21 @@ export function runHistory(a: HistoryArgs, out: (s: string) => void, err: (s: st
     for (const e of entries) out(`${e.payload}\n`);
     return 0;
   }
-  out(formatTable(entries));
+  out(formatTable(entries, a.events === true));
   return 0;
 }
 
-function formatTable(entries: HistoryEntry[]): string {
-  const rows = [['TIME', 'CAMERA', 'SEQ', 'LABEL', 'SCORE', 'STATE', 'ID']];
+/** An assessment in one cell: each region's label and score, or "not detected". */
+function regionsCell(p: Record<string, unknown>): string {
+  const regions = p.regions as Record<string, { notDetected?: boolean; label?: string; score?: number }> | undefined;
+  if (!regions) return '';
+  return Object.entries(regions)
+    .map(([name, r]) => `${name}=${r.notDetected ? 'not detected' : `${r.label} ${r.score?.toFixed(2)}`}`)
+    .join(' ');
+}
+
+function formatTable(entries: HistoryEntry[], events: boolean): string {
+  const rows = events ? [['TIME', 'CAMERA', 'SEQ', 'TYPE', 'TRACK', 'LABEL', 'SCORE', 'REGIONS', 'STATE', 'ID']] : [['TIME', 'CAMERA', 'SEQ', 'LABEL', 'SCORE', 'STATE', 'ID']];
   for (const e of entries) {
     let p: Record<string, unknown> = {};
     try {
@@ -61,10 +72,12 @@ function formatTable(entries: HistoryEntry[]): string {
       // shown with what the row itself says
     }
     const score = typeof p.score === 'number' ? p.score.toFixed(3) : '-';
-    rows.push([new Date(e.createdMs).toISOString(), e.camera || '-', String(p.seq ?? '-'), String(p.label ?? '-'), score, e.state, String(p.id ?? '-')]);
+    const time = new Date(e.createdMs).toISOString();
+    if (events) rows.push([time, e.camera || '-', String(p.seq ?? '-'), String(p.type ?? '-'), String(p.track ?? '-'), String(p.label ?? '-'), score, regionsCell(p) || '-', e.state, String(p.id ?? '-')]);
+    else rows.push([time, e.camera || '-', String(p.seq ?? '-'), String(p.label ?? '-'), score, e.state, String(p.id ?? '-')]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const lines = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
-  if (entries.length === 0) lines.push('(no results)');
+  if (entries.length === 0) lines.push(events ? '(no events)' : '(no results)');
   return lines.join('\n') + '\n';
 }

@@ -5,6 +5,7 @@ import { type Clock, systemClock, type Timer } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { JournalLock } from './lock.js';
+import { checkIsFile, isCorruption, JournalCorrupt, moveAside } from './recovery.js';
 import {
   countRows,
   type Db,
@@ -85,6 +86,14 @@ export interface JournalStats {
   expired: number;
   rejected: number;
   lastEvictionAtMs?: number;
+  /** False while writes fail (from the first failure to the next append that succeeds). */
+  writable: boolean;
+  /** Since start: writes that failed (each rolled back whole: the counters above are the file's). */
+  writeFailures: number;
+  lastWriteError?: string;
+  lastWriteErrorAtMs?: number;
+  /** Unreadable journals moved aside at start, the last one's new name and what was wrong with it. */
+  corrupt: { movedAside: number; lastMovedTo?: string; lastError?: string };
 }
 
 /** Per-row bookkeeping overhead counted in `bytes` besides topic and payload. */
@@ -125,6 +134,14 @@ export class Journal {
   private loggedAtMs = -Infinity;
   /** Trimming sent history at the bound is the steady state once full: said once at info, then at debug. */
   private trimAnnounced = false;
+  /** Journals found unreadable at start and moved aside (recovery.ts). */
+  private corrupt: { movedAside: number; lastMovedTo?: string; lastError?: string } = { movedAside: 0 };
+  /**
+   * Set when a write fails (disk full, I/O error, a read-only or immutable file) and cleared by the
+   * next append that succeeds: new messages are then in the file again. /readyz reads it.
+   */
+  private writeError: { message: string; code?: string; sinceMs: number } | undefined;
+  private writeFailures = 0;
 
   constructor(opts: JournalOptions) {
     this.opts = opts;
@@ -141,7 +158,10 @@ export class Journal {
     return this.db !== undefined;
   }
 
-  /** Opens (creating the folder and file), takes the lock, counts what is there. Idempotent. */
+  /**
+   * Opens (creating the folder and file), takes the lock, counts what is there. A journal SQLite
+   * cannot read is moved aside and a fresh one started (recovery.ts). Idempotent.
+   */
   start(): void {
     if (this.db) return;
     const { path } = this.opts;
@@ -153,7 +173,33 @@ export class Journal {
     this.lock.acquire();
     let db: Db;
     try {
-      db = new Database(path);
+      try {
+        db = this.openFile();
+      } catch (err) {
+        if (!isCorruption(err)) throw err;
+        this.moveCorruptAside(err);
+        db = this.openFile();
+      }
+    } catch (err) {
+      this.lock.release();
+      if (err instanceof DaemonError) throw err;
+      throw new DaemonError('JOURNAL_OPEN', `journal.path: cannot open ${path} as an SQLite journal: ${errorMessage(err)}`, { cause: err });
+    }
+    this.db = db;
+    this.stmts = this.prepare(db);
+    this.recount();
+    this.writeError = undefined;
+    this.sweep();
+    this.sweepTimer = this.clock.setInterval(() => this.sweepLogged(), this.opts.sweepEveryMs ?? 60_000);
+    this.opts.log.info({ path, rows: this.rows, pending: this.pending, synchronous: this.opts.synchronous }, 'journal open');
+  }
+
+  /** Opens the file, checks it is a readable journal (quick_check), brings its schema up to date. */
+  private openFile(): Db {
+    const { path } = this.opts;
+    checkIsFile(path);
+    const db = new Database(path);
+    try {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('busy_timeout = 5000');
@@ -161,9 +207,11 @@ export class Journal {
       db.pragma('journal_size_limit = 16777216');
       const version = db.pragma('user_version', { simple: true }) as number;
       if (version > SCHEMA_VERSION) {
-        db.close();
         throw new DaemonError('JOURNAL_VERSION', `journal.path: ${path} was written by a newer edge-inferd (schema ${version}, this one reads ${SCHEMA_VERSION})`);
       }
+      // Damaged pages in the middle of the file show only when read: look at every page once now.
+      const check = db.pragma('quick_check', { simple: true }) as string;
+      if (check !== 'ok') throw new JournalCorrupt(`quick_check: ${check}`);
       // Schema, upgrade of an older file and the new version number: all or nothing.
       const backfilled = db.transaction(() => {
         db.exec(SCHEMA_SQL);
@@ -174,20 +222,27 @@ export class Journal {
       if (backfilled !== undefined && version > 0) {
         this.opts.log.info({ path, fromVersion: version, toVersion: SCHEMA_VERSION, backfilled }, 'journal schema upgraded');
       }
+      return db;
     } catch (err) {
-      this.lock.release();
-      if (err instanceof DaemonError) throw err;
-      throw new DaemonError('JOURNAL_OPEN', `journal.path: cannot open ${path} as an SQLite journal: ${errorMessage(err)}`, { cause: err });
+      db.close();
+      throw err;
     }
-    this.db = db;
-    this.stmts = this.prepare(db);
-    const c = countRows(db);
-    this.rows = c.rows;
-    this.bytes = c.bytes;
-    this.pending = c.pending;
-    this.sweep();
-    this.sweepTimer = this.clock.setInterval(() => this.sweepLogged(), this.opts.sweepEveryMs ?? 60_000);
-    this.opts.log.info({ path, rows: this.rows, pending: this.pending, synchronous: this.opts.synchronous }, 'journal open');
+  }
+
+  private moveCorruptAside(err: unknown): void {
+    const { path } = this.opts;
+    const why = errorMessage(err);
+    let aside: string;
+    try {
+      aside = moveAside(path, this.clock.now());
+    } catch (e) {
+      throw new DaemonError('JOURNAL_CORRUPT', `journal.path: ${path} is not a readable journal (${why}) and cannot be moved aside: ${errorMessage(e)}`, { cause: err });
+    }
+    this.corrupt = { movedAside: this.corrupt.movedAside + 1, lastMovedTo: aside, lastError: why };
+    this.opts.log.error(
+      { path, movedTo: aside, err: why },
+      `journal ${path} is corrupt (${why}): moved aside to ${aside}; starting with a fresh journal. Unsent messages in it are not published; try: sqlite3 ${aside} .recover`,
+    );
   }
 
   /** Closes the file and releases the lock. Idempotent. */
@@ -242,7 +297,7 @@ export class Journal {
     const createdMs = this.clock.now();
     const out: JournalRow[] = [];
     let evicted: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
-    this.db!.transaction(() => {
+    this.write(() => this.db!.transaction(() => {
       for (const m of msgs) {
         const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
         const state = m.qos === 0 ? SENT : PENDING;
@@ -254,7 +309,7 @@ export class Journal {
         if (state === PENDING) this.pending++;
       }
       if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
-    })();
+    })(), true);
     return { rows: out, evicted };
   }
 
@@ -263,16 +318,18 @@ export class Journal {
     if (!seqs.length) return;
     const s = this.s;
     const now = this.clock.now();
-    this.db!.transaction(() => {
+    this.write(() => this.db!.transaction(() => {
       for (const seq of seqs) this.pending -= s.markSent.run(now, seq).changes;
-    })();
+    })(), false);
   }
 
   /** A message the broker refused (MQTT 5 reason code >= 0x80): kept as history, never resent. */
   markRejected(seq: number): void {
-    const n = this.s.markRejected.run(this.clock.now(), seq).changes;
-    this.pending -= n;
-    this.rejected += n;
+    this.write(() => {
+      const n = this.s.markRejected.run(this.clock.now(), seq).changes;
+      this.pending -= n;
+      this.rejected += n;
+    }, false);
   }
 
   /** When the oldest message still waiting for the broker was journaled (epoch ms), or undefined when none waits. */
@@ -397,7 +454,7 @@ export class Journal {
   sweep(): number {
     const s = this.s;
     const cutoff = this.clock.now() - this.opts.retentionMs;
-    const n = this.db!.transaction(() => {
+    const n = this.write(() => this.db!.transaction(() => {
       const c = s.expiredCount.get(cutoff) as { n: number; b: number };
       if (c.n) {
         s.deleteExpired.run(cutoff);
@@ -405,7 +462,7 @@ export class Journal {
         this.bytes -= c.b;
       }
       return c.n;
-    })();
+    })(), false);
     this.expired += n;
     // Evictions since the last rate-limited log line still get logged even when traffic stops.
     this.flushEvictionLog(false);
@@ -435,7 +492,62 @@ export class Journal {
       expired: this.expired,
       rejected: this.rejected,
       ...(this.lastEvictionAtMs !== undefined ? { lastEvictionAtMs: this.lastEvictionAtMs } : {}),
+      writable: this.writeError === undefined,
+      writeFailures: this.writeFailures,
+      ...(this.writeError ? { lastWriteError: this.writeError.message, lastWriteErrorAtMs: this.writeError.sinceMs } : {}),
+      corrupt: { ...this.corrupt },
     };
+  }
+
+  private recount(): void {
+    const c = countRows(this.db!);
+    this.rows = c.rows;
+    this.bytes = c.bytes;
+    this.pending = c.pending;
+  }
+
+  /**
+   * Runs one write transaction. If it fails, SQLite has rolled it back whole, so the counters go
+   * back to what they were before it (they must never claim rows the file does not hold) and the
+   * journal is marked not writable. An append that succeeds after failures ends that: the counters
+   * are re-read from the file.
+   */
+  private write<T>(fn: () => T, isAppend: boolean): T {
+    const before = {
+      rows: this.rows,
+      bytes: this.bytes,
+      pending: this.pending,
+      evicted: { ...this.evicted },
+      rejected: this.rejected,
+      expired: this.expired,
+      lastEvictionAtMs: this.lastEvictionAtMs,
+      unlogged: { ...this.unlogged },
+    };
+    let out: T;
+    try {
+      out = fn();
+    } catch (err) {
+      this.rows = before.rows;
+      this.bytes = before.bytes;
+      this.pending = before.pending;
+      this.rejected = before.rejected;
+      this.expired = before.expired;
+      this.lastEvictionAtMs = before.lastEvictionAtMs;
+      this.evicted.sent = before.evicted.sent;
+      this.evicted.pending = before.evicted.pending;
+      this.unlogged = before.unlogged;
+      this.writeFailures++;
+      const code = (err as { code?: unknown }).code;
+      this.writeError ??= { message: errorMessage(err), ...(typeof code === 'string' ? { code } : {}), sinceMs: this.clock.now() };
+      throw err;
+    }
+    if (isAppend && this.writeError) {
+      const failedForMs = this.clock.now() - this.writeError.sinceMs;
+      this.writeError = undefined;
+      this.recount();
+      this.opts.log.info({ path: this.opts.path, rows: this.rows, pending: this.pending, failedForMs, writeFailures: this.writeFailures }, 'journal writable again; counts re-read from the file');
+    }
+    return out;
   }
 }
 

@@ -1,53 +1,68 @@
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { DaemonError } from '../errors.js';
+import { readFileSync, statSync, unlinkSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { DaemonError, errorMessage } from '../errors.js';
 
 /**
- * One daemon per journal file: two would both drain the same unsent messages. SQLite's own locks
- * cannot say that (readers such as `edge-inferd history` must stay possible), so a `<file>.lock`
- * holds the owner's pid. A lock left by a killed daemon names a dead pid and is taken over.
+ * One daemon per journal file: two would both drain the same unsent messages. The journal itself
+ * cannot carry the lock (readers such as `edge-inferd history` must stay possible), so a small
+ * SQLite file beside it, `<journal>.lock`, is held by a connection in exclusive locking mode:
+ * SQLite takes an fcntl (POSIX) write lock on it and keeps it until the connection closes. The
+ * kernel drops that lock when the process ends, however it ends, so a killed daemon never leaves a
+ * stale lock, and no pid is compared (a pid reused by another process after a reboot used to lock
+ * the journal for as long as that process lived). SQLite also tracks its locks per file inside the
+ * process, so a second Journal on the same path in one process is refused the same way.
+ *
+ * Why SQLite and not flock(2) in our addon: better-sqlite3 is already loaded, its locks are the
+ * fcntl locks SQLite has used safely for decades, and no native code of ours is needed.
  */
 export class JournalLock {
   private readonly lockPath: string;
-  private held = false;
+  private readonly journalPath: string;
+  private db: Database.Database | undefined;
 
   constructor(journalPath: string) {
+    this.journalPath = journalPath;
     this.lockPath = `${journalPath}.lock`;
   }
 
   acquire(): void {
-    if (this.held) return;
+    if (this.db) return;
+    dropLegacyPidFile(this.lockPath);
+    let db: Database.Database;
     try {
-      writeFileSync(this.lockPath, `${process.pid}\n`, { flag: 'wx' });
+      db = new Database(this.lockPath, { timeout: 0 });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number.parseInt(readFileSync(this.lockPath, 'utf8'), 10);
-      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
-        throw new DaemonError(
-          'JOURNAL_LOCKED',
-          `journal.path: ${this.lockPath.slice(0, -5)} is in use by process ${owner} (another edge-inferd?); give each daemon its own journal.path`,
-        );
-      }
-      writeFileSync(this.lockPath, `${process.pid}\n`);
+      throw new DaemonError('JOURNAL_OPEN', `journal.path: cannot create the lock file ${this.lockPath}: ${errorMessage(err)}`, { cause: err });
     }
-    this.held = true;
+    try {
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = MEMORY');
+      // A write takes the exclusive lock; in exclusive locking mode it is kept until close().
+      db.exec(`CREATE TABLE IF NOT EXISTS owner (pid INTEGER); DELETE FROM owner; INSERT INTO owner VALUES (${process.pid})`);
+    } catch (err) {
+      db.close();
+      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
+        throw new DaemonError('JOURNAL_LOCKED', `journal.path: ${this.journalPath} is in use by another process (another edge-inferd?); give each daemon its own journal.path`);
+      }
+      throw new DaemonError('JOURNAL_OPEN', `journal.path: cannot lock ${this.lockPath}: ${errorMessage(err)}`, { cause: err });
+    }
+    this.db = db;
   }
 
   release(): void {
-    if (!this.held) return;
-    this.held = false;
-    try {
-      if (Number.parseInt(readFileSync(this.lockPath, 'utf8'), 10) === process.pid) unlinkSync(this.lockPath);
-    } catch {
-      // already gone: nothing to release
-    }
+    const db = this.db;
+    this.db = undefined;
+    // Closing drops the lock; the file stays (removing it could race a daemon that opened it already).
+    db?.close();
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Earlier versions kept a text file holding a pid at this path: it is replaced (the old daemon is gone after an upgrade). */
+function dropLegacyPidFile(path: string): void {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if (statSync(path).size > 32) return;
+    if (/^\d+\s*$/.test(readFileSync(path, 'utf8'))) unlinkSync(path);
+  } catch {
+    // no file: nothing to replace
   }
 }

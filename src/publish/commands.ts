@@ -49,7 +49,7 @@ export interface ModelCommands {
   rollback(requestId: string | number | null): Promise<RolloutState>;
 }
 
-export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED' | 'BUSY' | 'MODEL_REJECTED';
+export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'SNAPSHOTS_OFF' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED' | 'BUSY' | 'MODEL_REJECTED';
 
 /** Commands accepted at once (waiting for start-up, running, or their response being sent); more get BUSY. */
 export const MAX_IN_FLIGHT = 8;

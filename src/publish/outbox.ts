@@ -58,6 +58,8 @@ export interface OutboxStats {
   lastJournalError?: string;
   /** Whether the last write of new messages to the journal succeeded (/readyz's journal check). */
   journalAccepting: boolean;
+  /** QoS >= 1 messages lost: the journal could not take them and the broker did not acknowledge them. */
+  lost: number;
 }
 
 /** Rows kept in memory ahead of the window; the rest wait in the journal. */
@@ -83,11 +85,12 @@ export class Outbox {
   private started = false;
   private stopped = false;
   private journalAccepting = true;
+  private lossLog = { atMono: -Infinity, unlogged: 0 };
   private drain: { startedMono: number; pending: number } | undefined;
   /** Set while stop() waits for the queue and the window to empty (or the connection to drop). */
   private idleWaiters: (() => void)[] = [];
   private readonly clock: Clock;
-  private readonly st = { published: 0, acknowledged: 0, rejected: 0, qos0Dropped: 0, journalFailures: 0, lastJournalError: undefined as string | undefined };
+  private readonly st = { published: 0, acknowledged: 0, rejected: 0, qos0Dropped: 0, journalFailures: 0, lost: 0, lastJournalError: undefined as string | undefined };
 
   constructor(opts: { journal: Journal; transport: OutboxTransport; log: Logger; window: number; clock?: Clock }) {
     this.journal = opts.journal;
@@ -154,6 +157,7 @@ export class Outbox {
       let appended: { rows: JournalRow[]; evicted: Evicted } | undefined;
       try {
         appended = this.journal.append(msgs, this.handedUpTo);
+        if (!this.journalAccepting) this.journalRecovered();
         this.journalAccepting = true;
       } catch (err) {
         this.journalAccepting = false;
@@ -287,15 +291,25 @@ export class Outbox {
   /** The journal failed: publish anyway when connected (mqtt.js holds QoS >= 1 until acknowledged), else the message is lost. */
   private sendUnjournaled(m: NewMessage): void {
     if (m.qos === 0) return this.sendQos0(m);
-    if (!this.transport.connected) {
-      this.log.error({ topic: m.topic }, 'message lost: the journal cannot be written and the broker is unreachable');
-      return;
-    }
+    if (!this.transport.connected) return this.lose(m.topic, 'message lost: the journal cannot be written and the broker is unreachable');
     this.st.published++;
     this.transport.publish(m.topic, m.payload, { qos: m.qos, retain: m.retain, expirySec: m.expirySec }).then(
       () => this.st.acknowledged++,
-      (err: unknown) => this.log.error({ topic: m.topic, err: errorMessage(err) }, 'unjournaled message not delivered'),
+      (err: unknown) => this.lose(m.topic, `unjournaled message not delivered: lost (${errorMessage(err)})`),
     );
+  }
+
+  /**
+   * Counts a lost message at once (/status, metrics); the error line is said at the first loss and
+   * then at most every 10 s with the count since, not once per message at camera rates.
+   */
+  private lose(topic: string, msg: string): void {
+    this.st.lost++;
+    this.lossLog.unlogged++;
+    const now = this.clock.monotonic();
+    if (now - this.lossLog.atMono < 10_000) return;
+    this.log.error({ topic, lostSinceLastLine: this.lossLog.unlogged, lost: this.st.lost }, msg);
+    this.lossLog = { atMono: now, unlogged: 0 };
   }
 
   private journalFailed(err: unknown, doing: string): void {
@@ -303,6 +317,16 @@ export class Outbox {
     const msg = `journal: ${doing} failed: ${errorMessage(err)}`;
     if (msg !== this.st.lastJournalError) this.log.error({ code: errorCode(err), path: this.journal.path }, msg);
     this.st.lastJournalError = msg;
+  }
+
+  /**
+   * The journal takes messages again: what it holds pending (its counts re-read from the file) is
+   * read from the file again and drains as after a reconnect.
+   */
+  private journalRecovered(): void {
+    this.backlog = true;
+    this.log.info({ pending: this.journal.stats().pending, lost: this.st.lost }, 'journal accepting messages again');
+    if (this.transport.connected) this.onConnect();
   }
 
   private onConnect(): void {

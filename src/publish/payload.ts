@@ -3,8 +3,9 @@ import type { Frame } from '../capture/frame.js';
 import { systemClock } from '../clock.js';
 import type { Decision, StableRule, StableState } from '../decide/types.js';
 import type { PolicyName } from '../decide/policy.js';
-import type { Inference, ModelInfo } from '../inference/types.js';
-import { type CommandResponse, type EventPayload, PAYLOAD_VERSION, type ResultPayload, type StatusPayload } from './schemas.js';
+import type { TrackDecision } from '../decide/aggregate.js';
+import type { Box, Inference, Keypoint, ModelInfo, PipelineRun, RegionResult } from '../inference/types.js';
+import { type CommandResponse, type DetectResultPayload, type EventPayload, PAYLOAD_VERSION, type ResultPayload, type StatusPayload } from './schemas.js';
 
 /** Builders of the versioned JSON payloads; their schemas (and types) are in schemas.ts. */
 export { PAYLOAD_VERSION };
@@ -62,7 +63,8 @@ export function resultPayload(args: {
         ...base,
         task: 'detect',
         ...(best ? { label: best.label, score: clamp01(best.score) } : {}),
-        detections: inf.detections.map((d) => ({ label: d.label, index: d.index, score: clamp01(d.score), box: { x: r2(d.box.x), y: r2(d.box.y), w: r2(d.box.w), h: r2(d.box.h) } })),
+        detections: inf.detections.map((d) => ({ label: d.label, index: d.index, score: clamp01(d.score), box: box2(d.box), ...(d.keypoints ? { keypoints: keypoints2(d.keypoints) } : {}) })),
+        ...(inf.pipeline ? pipelinePart(inf.pipeline) : {}),
       };
     }
     case 'segment': {
@@ -76,6 +78,97 @@ export function resultPayload(args: {
       };
     }
   }
+}
+
+const box2 = (b: Box) => ({ x: r2(b.x), y: r2(b.y), w: r2(b.w), h: r2(b.h) });
+const keypoints2 = (k: readonly Keypoint[]) => k.map((p) => ({ name: p.name, x: r2(p.x), y: r2(p.y), score: r3(p.score) }));
+const byLabel = (labels: readonly string[], scores: readonly number[]) => Object.fromEntries(scores.map((x, i) => [labels[i] ?? `class_${i}`, r3(clamp01(x))]));
+
+/** A pipeline frame's objects (with track ids once the decide stage has set them) and stage timings. */
+function pipelinePart(p: PipelineRun): Pick<DetectResultPayload, 'objects' | 'pipeline'> {
+  const region = (r: RegionResult) => {
+    let best = -1;
+    if (r.scores) for (let i = 0; i < r.scores.length; i++) if (best < 0 || r.scores[i] > r.scores[best]) best = i;
+    return [
+      r.name,
+      {
+        ...(r.notDetected ? { notDetected: true as const } : {}),
+        ...(r.box ? { box: box2(r.box), sidePx: r.sidePx, sharpness: r.sharpness } : {}),
+        ...(r.skipped ? { skipped: r.skipped } : {}),
+        ...(r.scores && best >= 0 ? { label: p.labels[best] ?? `class_${best}`, score: r3(clamp01(r.scores[best])), scores: byLabel(p.labels, r.scores) } : {}),
+        ...(r.cropPng ? { crop: Buffer.from(r.cropPng.buffer, r.cropPng.byteOffset, r.cropPng.byteLength).toString('base64') } : {}),
+      },
+    ];
+  };
+  return {
+    objects: p.objects.map((o) => ({
+      ...(o.track ? { track: o.track } : {}),
+      label: o.label,
+      index: o.index,
+      score: clamp01(o.score),
+      box: box2(o.box),
+      ...(o.keypoints ? { keypoints: keypoints2(o.keypoints) } : {}),
+      regions: Object.fromEntries(o.regions.map(region)),
+    })),
+    pipeline: {
+      name: p.name,
+      stages: p.stages.map((st) => ({
+        name: st.name,
+        model: modelRef(st.model),
+        latencyMs: { preprocess: r3(st.latencyMs.preprocess), inference: r3(st.latencyMs.inference), postprocess: r3(st.latencyMs.postprocess) },
+        ...(st.crops !== undefined ? { crops: st.crops, classified: st.classified, skipped: st.skipped, runs: st.runs } : {}),
+      })),
+    },
+  };
+}
+
+/** `assessment` and the track's `cleared` on <camera>/event (pipeline cameras). */
+export function trackEventPayload(args: {
+  deviceId: string;
+  camera: string;
+  seq: number;
+  pipeline: string;
+  decision: TrackDecision;
+  frame?: Pick<Frame, 'seq' | 'name'>;
+  model: ModelInfo;
+  stageModel?: ModelInfo;
+  nowMs: number;
+}): EventPayload {
+  const d = args.decision;
+  const base = {
+    v: PAYLOAD_VERSION,
+    id: randomUUID(),
+    deviceId: args.deviceId,
+    camera: args.camera,
+    seq: args.seq,
+    ts: iso(args.nowMs),
+    tsMs: args.nowMs,
+    pipeline: args.pipeline,
+    track: d.track,
+    label: d.label,
+    at: iso(d.atMs),
+    atMs: d.atMs,
+    since: iso(d.sinceMs),
+    sinceMs: d.sinceMs,
+    frames: d.frames,
+    model: modelRef(args.model),
+  };
+  if (d.type === 'cleared') return { ...base, type: 'cleared', reason: d.reason, assessed: d.assessed };
+  const regions = Object.fromEntries(
+    d.regions.map((r) => [
+      r.name,
+      {
+        notDetected: r.notDetected,
+        ...(r.label !== undefined ? { label: r.label, score: r3(clamp01(r.score!)) } : {}),
+        ...(r.scores ? { scores: byLabel(d.labels, r.scores) } : {}),
+        frames: r.frames,
+        seen: r.seen,
+        skipped: { ...r.skipped },
+      },
+    ]),
+  );
+  const frame = args.frame ? { seq: args.frame.seq, ...(args.frame.name ? { name: args.frame.name } : {}) } : { seq: 0 };
+  return { ...base, type: 'assessment', score: clamp01(d.score), frame, box: box2(d.box), stageModel: modelRef(args.stageModel ?? args.model), regions };
 }
 
 export function eventPayload(args: {

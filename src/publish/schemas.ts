@@ -96,6 +96,47 @@ const resultBase = {
 };
 
 const box = z.strictObject({ x: z.number(), y: z.number(), w: z.number().min(0), h: z.number().min(0) }).describe('source pixels, top-left corner and size');
+const keypoints = z
+  .array(z.strictObject({ name: z.string(), x: z.number(), y: z.number(), score: z.number().describe("the model's visibility / confidence") }))
+  .describe("named points (the manifest's detect.keypoints), source pixels");
+const qualitySkip = z.enum(['small', 'blurred']).describe("the crop stage's quality gate: too small (minSidePx) or too blurred (minSharpness)");
+const regionResult = z.strictObject({
+  notDetected: z.literal(true).optional().describe('the keypoint the region is centred on was not found'),
+  box: box.optional().describe('the crop taken (clipped to the frame), source pixels'),
+  sidePx: z.number().min(0).optional(),
+  sharpness: z.number().min(0).optional().describe('variance of the Laplacian of the crop (grey 0..255)'),
+  skipped: qualitySkip.optional(),
+  label: z.string().optional().describe('best class of this crop'),
+  score: score.optional(),
+  scores: z.record(z.string(), score).optional().describe('probability per class of the crop stage'),
+  crop: z.string().optional().describe('the crop as PNG, base64: only with privacy.includeCrops: true'),
+});
+const pipelineObject = z.strictObject({
+  track: z.int().min(1).optional().describe('tracker id, stable while the object stays in view'),
+  label: z.string(),
+  index: count,
+  score,
+  box,
+  keypoints: keypoints.optional(),
+  regions: z.record(z.string(), regionResult).describe('per region (e.g. left and right eye, or box) the crop stage\'s answer'),
+});
+const stageLatency = z.strictObject({ preprocess: z.number().min(0), inference: z.number().min(0), postprocess: z.number().min(0) });
+const pipelineInfo = z
+  .strictObject({
+    name: z.string(),
+    stages: z.array(
+      z.strictObject({
+        name: z.string(),
+        model: modelRef,
+        latencyMs: stageLatency,
+        crops: count.optional().describe('crops taken'),
+        classified: count.optional(),
+        skipped: count.optional().describe('crops the quality gate skipped'),
+        runs: count.optional().describe('session runs (1 when batched)'),
+      }),
+    ),
+  })
+  .describe('the camera\'s pipeline and what each stage did on this frame');
 
 export const resultSchema = z
   .discriminatedUnion('task', [
@@ -111,7 +152,9 @@ export const resultSchema = z
       task: z.literal('detect'),
       label: z.string().optional().describe('the best box\'s label; absent when nothing was detected'),
       score: score.optional(),
-      detections: z.array(z.strictObject({ label: z.string(), index: count, score, box })).describe('best first, after NMS'),
+      detections: z.array(z.strictObject({ label: z.string(), index: count, score, box, keypoints: keypoints.optional() })).describe('best first, after NMS'),
+      objects: z.array(pipelineObject).optional().describe('pipeline cameras: the detections with their track ids and per-region results'),
+      pipeline: pipelineInfo.optional(),
     }),
     z.strictObject({
       ...resultBase,
@@ -143,8 +186,36 @@ const eventBase = {
 };
 const rule = z.strictObject({ k: z.int().min(1), n: z.int().min(1), minScore: score });
 
+const regionAssessment = z.strictObject({
+  notDetected: z.boolean().describe('true: fewer than minFrames good frames of this region (not found, or skipped by the quality gate)'),
+  label: z.string().optional().describe('the best class of the averaged scores'),
+  score: score.optional(),
+  scores: z.record(z.string(), score).optional().describe('mean probability per class over the good frames'),
+  frames: count.describe('good frames averaged'),
+  seen: count.describe('frames of the window in which the region was found'),
+  skipped: z.strictObject({ small: count, blurred: count }).describe('frames of the window the quality gate skipped'),
+});
+const trackBase = {
+  v,
+  id,
+  deviceId: name,
+  camera: name,
+  seq: eventBase.seq,
+  ...stamp,
+  pipeline: z.string().describe("the camera's pipeline"),
+  track: z.int().min(1).describe('tracker id of the subject or item'),
+  label: z.string().describe("the detector's label of the object"),
+  at: iso,
+  atMs: epochMs,
+  since: iso.describe('when the track was first seen'),
+  sinceMs: epochMs,
+  frames: count.describe('frames the track was seen in'),
+  model: modelRef.describe('the detector stage'),
+};
+
 export const eventSchema = z
-  .discriminatedUnion('type', [
+  .union([
+    z.discriminatedUnion('type', [
     z
       .strictObject({
         ...eventBase,
@@ -158,6 +229,21 @@ export const eventSchema = z
     z
       .strictObject({ ...eventBase, type: z.literal('cleared'), rule, reason: z.enum(['evidence', 'paused']) })
       .describe('the stable label stopped meeting the rule (evidence) or the camera was paused; since = when it became stable, frames = frames it stayed stable'),
+    ]),
+    z
+      .strictObject({
+        ...trackBase,
+        type: z.literal('assessment'),
+        score: score.describe("the detector's mean score over the track"),
+        frame: z.strictObject({ seq: count, name: z.string().optional() }).describe('the frame that completed it'),
+        box: box.describe('the object on that frame'),
+        stageModel: modelRef.describe('the crop stage'),
+        regions: z.record(z.string(), regionAssessment),
+      })
+      .describe('pipeline cameras: once per track, when every region has minFrames good frames or the track has been seen for the window'),
+    z
+      .strictObject({ ...trackBase, type: z.literal('cleared'), reason: z.enum(['left', 'paused']), assessed: z.boolean().describe('whether the track had its assessment') })
+      .describe('pipeline cameras: the track ended (left: unseen for more than maxMissed frames; paused); at = when it was last seen'),
   ])
   .meta({ title: 'edge-inferd event', description: 'Topic <prefix>/<deviceId>/<camera>/event: decisions of the decide stage, whatever the publish policy.' });
 
@@ -323,7 +409,28 @@ const channelStatus = z.strictObject({
     labels: z.record(z.string(), count),
   }),
   lastResult: resultSchema.nullable(),
+  pipeline: z
+    .strictObject({
+      name: z.string(),
+      tracks: count.describe('tracks started'),
+      assessments: count,
+      cleared: count,
+      crops: count.describe('regions found and cropped'),
+      qualitySkipped: z.strictObject({ small: count, blurred: count }).describe('crops the quality gate skipped'),
+    })
+    .optional()
+    .describe('pipeline cameras: the tracker and aggregation counters since start'),
 });
+const modelStatus = modelInfo.extend({
+  dir: z.string(),
+  providerAttempts: z.array(z.strictObject({ provider: z.string(), ok: z.boolean(), error: z.string().optional(), ms })),
+  engineCache: z
+    .strictObject({ key: z.string(), parts: z.strictObject({ modelSha256: z.string(), provider: z.literal('tensorrt'), providerOptions: z.record(z.string(), z.unknown()), gpu: z.strictObject({ name: z.string(), driver: z.string(), tensorrt: z.string() }), ort: z.string() }), dir: z.string(), ctxPath: z.string(), metaPath: z.string(), reuse: z.boolean(), reason: z.string().optional() })
+    .nullable()
+    .describe('the TensorRT engine cache entry, when TensorRT was tried'),
+  lastReload: modelReload.nullable(),
+});
+
 export const daemonStatusSchema = z
   .strictObject({
     v,
@@ -332,17 +439,8 @@ export const daemonStatusSchema = z
     state: z.enum(['starting', 'running', 'stopping', 'stopped']),
     uptimeSec: count,
     config: z.string().describe('the config file, or "built-in demo"'),
-    model: modelInfo
-      .extend({
-        dir: z.string(),
-        providerAttempts: z.array(z.strictObject({ provider: z.string(), ok: z.boolean(), error: z.string().optional(), ms })),
-        engineCache: z
-          .strictObject({ key: z.string(), parts: z.strictObject({ modelSha256: z.string(), provider: z.literal('tensorrt'), providerOptions: z.record(z.string(), z.unknown()), gpu: z.strictObject({ name: z.string(), driver: z.string(), tensorrt: z.string() }), ort: z.string() }), dir: z.string(), ctxPath: z.string(), metaPath: z.string(), reuse: z.boolean(), reason: z.string().optional() })
-          .nullable()
-          .describe('the TensorRT engine cache entry, when TensorRT was tried'),
-        lastReload: modelReload.nullable(),
-      })
-      .nullable(),
+    model: modelStatus.nullable(),
+    stages: z.array(modelStatus.extend({ pipeline: z.string(), stage: z.string() })).optional().describe('pipeline cameras: the model of each stage (each hot-swapped on its own)'),
     mqtt: z
       .strictObject({
         connected: z.boolean(),
@@ -369,6 +467,7 @@ export const daemonStatusSchema = z
             journalFailures: count,
             lastJournalError: z.string().optional(),
             journalAccepting: z.boolean(),
+            lost: count.describe('QoS >= 1 messages neither journaled nor acknowledged by the broker (journal write failed while offline)'),
           })
           .nullable(),
       })
@@ -387,6 +486,13 @@ export const daemonStatusSchema = z
         expired: count,
         rejected: count,
         lastEvictionAtMs: epochMs.optional(),
+        writable: z.boolean().describe('false while writes fail (disk full, I/O error): /readyz is 503 then'),
+        writeFailures: count,
+        lastWriteError: z.string().optional().describe('why writes fail, while they do'),
+        lastWriteErrorAtMs: epochMs.optional().describe('when the current run of failures began'),
+        corrupt: z
+          .strictObject({ movedAside: count, lastMovedTo: z.string().optional(), lastError: z.string().optional() })
+          .describe('unreadable journals found at start and moved aside (<path>.corrupt-<time>)'),
       })
       .nullable(),
     cameras: z.record(name, channelStatus),
@@ -434,7 +540,7 @@ export const commandResponseSchema = z
       command: z.string().describe('the topic level after cmd/, also for unknown commands'),
       ok: z.literal(false),
       error: z.strictObject({
-        code: z.enum(['BAD_JSON', 'BAD_REQUEST', 'TOO_LARGE', 'UNKNOWN_COMMAND', 'UNKNOWN_CAMERA', 'NO_FRAME', 'RELOAD_REJECTED', 'UNAVAILABLE', 'FAILED', 'BUSY', 'MODEL_REJECTED']),
+        code: z.enum(['BAD_JSON', 'BAD_REQUEST', 'TOO_LARGE', 'UNKNOWN_COMMAND', 'UNKNOWN_CAMERA', 'NO_FRAME', 'SNAPSHOTS_OFF', 'RELOAD_REJECTED', 'UNAVAILABLE', 'FAILED', 'BUSY', 'MODEL_REJECTED']),
         message: z.string(),
         problems: z.array(z.string()).optional().describe('one `path: problem` line each'),
       }),

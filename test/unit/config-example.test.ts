@@ -5,6 +5,7 @@ import { parse, stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { configJsonSchema } from '../../src/config/schema.js';
+import { eyesDemoDir } from '../../src/paths.js';
 
 /**
  * systemd/config.example.yaml is what install.sh writes to /etc/edge-inferd/config.yaml: it must
@@ -23,13 +24,13 @@ function schemaPaths(s: JsonSchema, prefix = ''): string[] {
   return [prefix];
 }
 
-/** Every leaf key path written in the example, switched on or off; names under `cameras` become '*'. */
+/** Every leaf key path written in the example, switched on or off; names under `cameras` and `pipelines` become '*'. */
 function examplePaths(text: string): string[] {
   const all = parse(text.replace(/^(\s*)#(?=[A-Za-z_][\w-]*:(\s|$))/gm, '$1')) as Record<string, unknown>;
   const out: string[] = [];
   const walk = (v: unknown, path: string[]) => {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
-      for (const [k, c] of Object.entries(v)) walk(c, [...path, path.length === 1 && path[0] === 'cameras' ? '*' : k]);
+      for (const [k, c] of Object.entries(v)) walk(c, [...path, path.length === 1 && (path[0] === 'cameras' || path[0] === 'pipelines') ? '*' : k]);
     } else out.push(path.join('.'));
   };
   walk(all, []);
@@ -62,12 +63,14 @@ describe('systemd/config.example.yaml', () => {
     delete all.http.tokenFile;
     all.mqtt.passwordFile = EXAMPLE;
     delete all.model.path; // a folder that only exists on a device
+    all.pipelines.eyes[0].model = join(eyesDemoDir, 'face'); // the same shapes as the example's models
+    all.pipelines.eyes[1].model = join(eyesDemoDir, 'eye-condition');
     const dir = mkdtempSync(join(tmpdir(), 'example-'));
     const file = join(dir, 'all-on.yaml');
     writeFileSync(file, stringify(all));
     try {
       const c = loadConfig({ file, env: {} });
-      expect(Object.keys(c.cameras)).toEqual(['tray', 'door', 'replay']);
+      expect(Object.keys(c.cameras)).toEqual(['tray', 'door', 'replay', 'kiosk']);
       expect(c.deviceId).toBe('kiosk-7');
     } finally {
       rmSync(dir, { recursive: true, force: true });

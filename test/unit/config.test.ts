@@ -37,7 +37,7 @@ describe('config: bad configs give exact `path: problem (got X)` messages', () =
     ['enum', 'log:\n  level: loud\n', ['log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace" (got "loud")']],
     ['bad camera name', 'cameras:\n  "front door":\n    uri: images:///tmp\n', ['cameras.front door: camera name must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "front door")']],
     ['camera without uri', 'cameras:\n  tray:\n    fps: 5\n', ['cameras.tray.uri: is required (expected string)']],
-    ['negative fps', 'cameras:\n  tray:\n    uri: images:///tmp\n    fps: -1\n', ['cameras.tray.fps: must be > 0 (got -1)']],
+    ['negative fps', 'cameras:\n  tray:\n    uri: images:///tmp\n    fps: -1\n', ['cameras.tray.fps: must be >= 0.01 (got -1)']],
     ['bad provider in list', 'model:\n  providers: [tensorrt, gpu]\n', ['model.providers: must be "auto" or a list of "tensorrt", "cuda", "cpu" (got ["tensorrt","gpu"])']],
     ['bad mqtt url', 'mqtt:\n  url: broker.local\n', ['mqtt.url: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got "broker.local")']],
     ['a list of brokers with a bad one', 'mqtt:\n  url: [mqtt://a:1883, embedded, b:1883]\n', ['mqtt.url[1]: "embedded" cannot be part of a list of brokers', 'mqtt.url[2]: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got "b:1883")']],
@@ -59,7 +59,7 @@ describe('config: bad configs give exact `path: problem (got X)` messages', () =
     expect(problems('http:\n  port: 0\nlog:\n  level: x\nfoo: 1\n')).toEqual([
       'http.port: must be >= 1 (got 0)',
       'log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace" (got "x")',
-      'foo: unknown key (valid keys: deviceId, cameras, model, mqtt, http, health, log, stats, commands, homeassistant, journal)',
+      'foo: unknown key (valid keys: deviceId, cameras, model, pipelines, mqtt, http, health, log, stats, commands, homeassistant, journal)',
     ]);
   });
 
@@ -136,7 +136,7 @@ describe('config: defaults, paths and environment overrides', () => {
 
   it('the JSON Schema comes from the same schema', () => {
     const s = configJsonSchema() as { properties: Record<string, any>; additionalProperties: boolean };
-    expect(Object.keys(s.properties)).toEqual(['deviceId', 'cameras', 'model', 'mqtt', 'http', 'health', 'log', 'stats', 'commands', 'homeassistant', 'journal']);
+    expect(Object.keys(s.properties)).toEqual(['deviceId', 'cameras', 'model', 'pipelines', 'mqtt', 'http', 'health', 'log', 'stats', 'commands', 'homeassistant', 'journal']);
     expect(s.additionalProperties).toBe(false);
     expect(s.properties.http.properties.port).toMatchObject({ type: 'integer', maximum: 65535, default: 8321 });
   });

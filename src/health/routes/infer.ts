@@ -15,7 +15,10 @@ import { type Route, send } from '../server.js';
 
 export interface InferRouteOptions {
   maxBytes: number;
-  infer: (frame: Frame) => Promise<Inference>;
+  /** `camera`: run that camera's way (its pipeline, if it has one); undefined: the one model. */
+  infer: (frame: Frame, camera?: string) => Promise<Inference>;
+  /** Cameras `?camera=` may name. */
+  cameras?: () => string[];
   toPayload: (frame: Frame, inf: Inference) => unknown;
   log: Logger;
   /** Wall time stamped on the uploaded image as its capture time. */
@@ -98,6 +101,12 @@ export function inferRoute(opts: InferRouteOptions): Route {
   };
 
   async function serve(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const camera = url.searchParams.get('camera') ?? undefined;
+    const cameras = opts.cameras?.() ?? [];
+    if (camera !== undefined && !cameras.includes(camera)) {
+      req.resume();
+      return send(res, 404, { error: `no enabled camera "${camera}"`, code: 'UNKNOWN_CAMERA', cameras });
+    }
     const body = await readBody(req, res, opts.maxBytes);
     if (!body) {
       if (!res.headersSent && !req.complete) opts.refused?.('body not received', { path: '/infer', client: req.socket?.remoteAddress });
@@ -112,7 +121,7 @@ export function inferRoute(opts: InferRouteOptions): Route {
       return send(res, STATUS[code] ?? 400, { error: errorMessage(err), code });
     }
     try {
-      const inf = await opts.infer(frame);
+      const inf = await opts.infer(frame, camera);
       send(res, 200, opts.toPayload(frame, inf));
     } catch (err) {
       opts.log.warn({ err: errorMessage(err) }, 'one-shot inference failed');

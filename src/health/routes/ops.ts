@@ -1,3 +1,4 @@
+import { errorCode, errorMessage } from '../../errors.js';
 import { NAME_RE } from '../../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import { STATUS_PAGE } from '../page.js';
@@ -52,7 +53,13 @@ export function registerOpsRoutes(server: HealthServer, src: OpsRoutesSource): v
       if (name === undefined) return send(res, 404, { error: 'no camera is enabled' });
       if (!NAME_RE.test(name)) return send(res, 400, { error: 'camera: must be a camera name (letters, digits, "_" or "-")', cameras });
       if (!cameras.includes(name)) return send(res, 404, { error: `no enabled camera "${name}"`, cameras });
-      const jpeg = await src.snapshot(name);
+      let jpeg: Buffer | undefined;
+      try {
+        jpeg = await src.snapshot(name);
+      } catch (err) {
+        if (errorCode(err) === 'SNAPSHOTS_OFF') return send(res, 403, { error: errorMessage(err), code: 'SNAPSHOTS_OFF' });
+        throw err;
+      }
       if (!jpeg) return send(res, 503, { error: `camera ${name} has no result yet` });
       res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Cache-Control': 'no-store', 'Content-Length': jpeg.length });
       res.end(res.req.method === 'HEAD' ? undefined : jpeg);

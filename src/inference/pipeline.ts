@@ -1,0 +1,103 @@
+import sharp from 'sharp';
+import { channelsOf, type Frame } from '../capture/frame.js';
+import type { PipelineConfig, StageConfig } from '../config/pipeline.js';
+import { DaemonError } from '../errors.js';
+import { type CropRequest, type CropResult, type CropsInference, cropView } from './crop.js';
+import type { InferHooks } from './engine.js';
+import { planRegions, unmirror } from './regions.js';
+import type { DetectInference, Detection, Inference, ModelInfo, PipelineObject, RegionResult } from './types.js';
+
+/**
+ * One camera's pipeline: the detector on the whole frame, then the crop stage on the regions of
+ * each detection (boxes or keypoint squares), taken from the same full-resolution frame. The
+ * result is the detector's Inference with the objects and per-stage timings added; tracking and
+ * aggregation over frames are the decide stage's.
+ */
+
+/** A stage's model as the runner uses it (a ModelService: hot-swappable). */
+export interface StageModel {
+  readonly info: ModelInfo | undefined;
+  infer(frame: Frame, hooks?: InferHooks): Promise<Inference>;
+  inferCrops(frame: Frame, request: CropRequest): Promise<CropsInference>;
+}
+
+export interface PipelineRunnerOptions {
+  name: string;
+  /** The stage settings, read at every frame (a reload may change thresholds and regions). */
+  stages: () => PipelineConfig;
+  models: readonly [StageModel, StageModel];
+  /** The camera shows a mirror image: left/right keypoints are swapped back to the subject's. */
+  mirror?: boolean;
+  /** Attach each classified crop as PNG (privacy.includeCrops). */
+  includeCrops?: boolean;
+  /** Tests: force one session.run per crop. */
+  batch?: CropRequest['batch'];
+}
+
+export class PipelineRunner {
+  readonly name: string;
+  private readonly opts: PipelineRunnerOptions;
+
+  constructor(opts: PipelineRunnerOptions) {
+    this.name = opts.name;
+    this.opts = opts;
+  }
+
+  async infer(frameIn: Frame, hooks: InferHooks = {}): Promise<Inference> {
+    const [first, second] = this.opts.stages();
+    // The crops are taken after the detector has answered, by which time the camera may have
+    // reused its buffer for the next frame: this frame's pixels are kept for the crop stage.
+    const frame: Frame = { ...frameIn, data: frameIn.data.slice() };
+    // Crops come from the full-resolution twin when capture scaled the frame for the detector
+    // (`full`, `sourceWidth`: set by a scaling capture), else from the frame itself.
+    const scaled = frameIn as Frame & { full?: Frame; sourceWidth?: number };
+    const source = scaled.full ? { ...scaled.full, data: scaled.full.data.slice() } : frame;
+    const scale = source.width / (scaled.sourceWidth ?? frameIn.width);
+    const det = await this.opts.models[0].infer(frame, hooks);
+    if (det.task !== 'detect') throw new DaemonError('STAGE_TASK', `pipeline ${this.name}: stage ${first.name} must be a detector (task detect); ${det.model.name} is ${det.task}`);
+    const detections = this.select(det.detections, first);
+    const plans = detections.map((d) => planRegions(d, second));
+    const rects = plans.flat().flatMap((p) => (p.rect ? [p.rect] : []));
+    const crops = rects.length ? await this.opts.models[1].inferCrops(source, { rects, scale, quality: second.quality, batch: this.opts.batch }) : undefined;
+    let k = 0;
+    const objects: PipelineObject[] = [];
+    for (const [i, d] of detections.entries()) {
+      const regions: RegionResult[] = [];
+      for (const p of plans[i]) regions.push(p.rect ? await this.region(p.name, crops!.crops[k++], source, scale) : { name: p.name, notDetected: true });
+      objects.push({ ...d, regions });
+    }
+    const cropStage = this.opts.models[1].info;
+    const skipped = crops?.crops.filter((c) => c.skipped).length ?? 0;
+    const lat = crops?.latencyMs ?? { preprocess: 0, inference: 0, postprocess: 0 };
+    const stages = [
+      { name: first.name, model: det.model, latencyMs: det.latencyMs },
+      ...(cropStage ? [{ name: second.name, model: cropStage, latencyMs: lat, crops: rects.length, classified: rects.length - skipped, skipped, runs: crops?.runs ?? 0 }] : []),
+    ];
+    const latencyMs = { preprocess: det.latencyMs.preprocess + lat.preprocess, inference: det.latencyMs.inference + lat.inference, postprocess: det.latencyMs.postprocess + lat.postprocess };
+    const out: DetectInference = { ...det, detections, latencyMs, pipeline: { name: this.name, labels: crops?.labels ?? [], objects, stages } };
+    return out;
+  }
+
+  private select(all: Detection[], stage: StageConfig): Detection[] {
+    let dets = stage.minScore === undefined ? all : all.filter((d) => d.score >= stage.minScore!);
+    if (stage.maxObjects !== undefined) dets = dets.slice(0, stage.maxObjects);
+    return this.opts.mirror ? dets.map((d) => (d.keypoints ? { ...d, keypoints: unmirror(d.keypoints) } : d)) : dets;
+  }
+
+  private async region(name: string, c: CropResult, source: Frame, scale: number): Promise<RegionResult> {
+    const r: RegionResult = { name, box: c.box, sidePx: c.sidePx, sharpness: Math.round(c.sharpness * 10) / 10, ...(c.skipped ? { skipped: c.skipped } : {}), ...(c.scores ? { scores: c.scores } : {}) };
+    if (this.opts.includeCrops && !c.skipped) r.cropPng = await cropPng(source, c, scale);
+    return r;
+  }
+}
+
+/** The crop's pixels as PNG (privacy.includeCrops only). */
+async function cropPng(frame: Frame, c: CropResult, scale: number): Promise<Uint8Array> {
+  const { view } = cropView(frame, c.box, scale)!;
+  const ch = channelsOf(view.format);
+  const row = view.width * ch;
+  const raw = Buffer.alloc(row * view.height);
+  for (let y = 0; y < view.height; y++) raw.set(view.data.subarray(y * view.stride, y * view.stride + row), y * row);
+  const png = await sharp(raw, { raw: { width: view.width, height: view.height, channels: ch as 1 | 3 | 4 } }).png().toBuffer();
+  return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
+}

@@ -1,0 +1,147 @@
+import type { Frame } from '../capture/frame.js';
+import type { Clock } from '../clock.js';
+import type { LiveReloadable, ReloadRefusal } from '../component.js';
+import { type AggregateConfig, aggregateSchema, findsPeople, type PipelineConfig } from '../config/pipeline.js';
+import type { ConfigChange } from '../config/reload.js';
+import type { CameraConfig, Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { InferHooks } from './engine.js';
+import { type ModelListener, ModelService, type ModelStatus } from './model-service.js';
+import { PipelineRunner } from './pipeline.js';
+import type { Inference, ModelInfo } from './types.js';
+
+/**
+ * The models of the pipelines the enabled cameras run: one ModelService per stage (each its own
+ * inference worker, loaded and hot-swapped on its own), and one PipelineRunner per camera. Live
+ * on `pipelines.*`: a stage whose model folder changed, or whose package on disk changed, swaps
+ * (the others keep running); thresholds, regions and quality apply from the next frame. Removing a
+ * running pipeline, or adding or removing a stage, is refused (restart).
+ */
+
+type InferFn = (frame: Frame, hooks: InferHooks) => Promise<Inference>;
+
+export type SnapshotPrivacy = 'redact' | 'on' | 'off';
+
+export interface StageStatus extends ModelStatus {
+  pipeline: string;
+  stage: string;
+}
+
+export class StageModels implements LiveReloadable<Record<string, PipelineConfig>> {
+  readonly name = 'pipelines';
+  readonly liveKeys = ['pipelines.*'];
+  private pipelines: Record<string, PipelineConfig>;
+  private readonly services = new Map<string, ModelService[]>();
+  private readonly model: Config['model'];
+  private readonly log: Logger;
+
+  constructor(opts: { config: Config; log: Logger; listener: ModelListener; clock?: Clock }) {
+    const c = opts.config;
+    this.model = c.model;
+    this.log = opts.log;
+    const used = new Set(Object.values(c.cameras).flatMap((cam) => (cam.enabled && cam.pipeline ? [cam.pipeline] : [])));
+    this.pipelines = Object.fromEntries(Object.entries(c.pipelines).filter(([name]) => used.has(name)));
+    for (const [name, stages] of Object.entries(this.pipelines)) {
+      const svcs = stages.map((st) => new ModelService({ config: { ...c.model, path: st.model }, log: opts.log.child({ pipeline: name, stage: st.name }), listener: opts.listener, clock: opts.clock }));
+      this.services.set(name, svcs);
+    }
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([...this.services.values()].flat().map((s) => s.start()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.services.values()].flat().map((s) => s.stop()));
+  }
+
+  private readonly infers = new Map<string, InferFn>();
+
+  /** A camera's frame -> Inference: its pipeline's runner, or `single` (the one model) without a pipeline. Kept for inferOf. */
+  inferFor(camera: string, cam: Pick<CameraConfig, 'pipeline' | 'mirror' | 'privacy'>, single: InferFn): InferFn {
+    const name = cam.pipeline;
+    let fn = single;
+    if (name !== undefined) {
+      const [first, second] = this.services.get(name)!;
+      const runner = new PipelineRunner({ name, stages: () => this.pipelines[name], models: [first, second], mirror: cam.mirror ?? false, includeCrops: cam.privacy?.includeCrops ?? false });
+      fn = (frame, hooks) => runner.infer(frame, hooks);
+    }
+    this.infers.set(camera, fn);
+    return fn;
+  }
+
+  /** What inferFor gave this camera (POST /infer?camera=). */
+  inferOf(camera: string): InferFn | undefined {
+    return this.infers.get(camera);
+  }
+
+  /** A camera's infer function (inferFor) and, for a pipeline camera, what its channel needs to track and assess. */
+  forCamera(camera: string, cam: CameraConfig, single: InferFn): { infer: InferFn; pipeline: ReturnType<StageModels['pipelineOf']> } {
+    return { infer: this.inferFor(camera, cam, single), pipeline: this.pipelineOf(cam) };
+  }
+
+  /** What a pipeline camera's channel needs to track and assess (undefined for a one-model camera). */
+  pipelineOf(cam: Pick<CameraConfig, 'pipeline' | 'aggregate'>): { name: string; aggregate: AggregateConfig; models: () => { detector?: ModelInfo; crops?: ModelInfo } } | undefined {
+    const name = cam.pipeline;
+    return name === undefined ? undefined : { name, aggregate: cam.aggregate ?? aggregateSchema.parse({}), models: () => this.models(name) };
+  }
+
+  /** The models of a pipeline's stages now. */
+  models(name: string): { detector?: ModelInfo; crops?: ModelInfo } {
+    const [first, second] = this.services.get(name) ?? [];
+    return { detector: first?.info, crops: second?.info };
+  }
+
+  /** snapshots: the camera's choice, else redact when a stage of its pipeline finds people (manifest privacy: person). */
+  snapshotPrivacy(cam: Pick<CameraConfig, 'pipeline' | 'privacy'>): SnapshotPrivacy {
+    if (cam.privacy?.snapshots) return cam.privacy.snapshots;
+    const stages = cam.pipeline ? this.pipelines[cam.pipeline] : undefined;
+    return stages?.some((st) => findsPeople(st)) ? 'redact' : 'on';
+  }
+
+  status(): StageStatus[] {
+    return Object.entries(this.pipelines).flatMap(([name, stages]) =>
+      stages.flatMap((st, i) => {
+        const s = this.services.get(name)![i].status();
+        return s ? [{ pipeline: name, stage: st.name, ...s }] : [];
+      }),
+    );
+  }
+
+  slice(config: Config): Record<string, PipelineConfig> {
+    return config.pipelines;
+  }
+
+  async apply(next: Record<string, PipelineConfig>, changes: ConfigChange[]): Promise<ReloadRefusal | undefined> {
+    const refused: ConfigChange[] = [];
+    const errors: string[] = [];
+    for (const ch of changes) {
+      const name = ch.path.split('.')[1];
+      const before = this.pipelines[name];
+      const after = next[name];
+      // A pipeline no enabled camera runs has nothing loaded: its change takes effect with the camera's (a restart).
+      if (!before) continue;
+      if (!after || before.length !== after.length || before.some((st, i) => st.name !== after[i].name)) {
+        refused.push(ch);
+        errors.push(`${ch.path}: adding or removing a pipeline or stage needs a restart`);
+      }
+    }
+    for (const [name, stages] of Object.entries(this.pipelines)) {
+      const after = next[name];
+      if (!after || refused.some((ch) => ch.path === `pipelines.${name}`)) continue;
+      const svcs = this.services.get(name)!;
+      for (const [i, st] of after.entries()) {
+        const moved = st.model !== stages[i].model;
+        const r = await svcs[i].apply({ ...this.model, path: st.model }, moved ? [{ path: `pipelines.${name}[${i}].model`, from: stages[i].model, to: st.model }] : []);
+        if (r) {
+          refused.push(...changes.filter((ch) => ch.path === `pipelines.${name}`));
+          errors.push(r.error);
+        }
+      }
+      if (!refused.some((ch) => ch.path === `pipelines.${name}`)) this.pipelines[name] = after;
+    }
+    if (!errors.length) return undefined;
+    this.log.error({ errors }, 'reload: pipeline changes refused');
+    return { refused, error: errors.join('; ') };
+  }
+}
