@@ -71,7 +71,7 @@ export class App {
     const snapshots = new SnapshotStore({ clock, privacy: (cam) => stages.snapshotPrivacy(c.cameras[cam]) });
     const device = new DeviceSampler({ intervalMs: c.health.deviceSampleSec * 1000, log: child('device'), clock });
     const journal = new Journal({ path: c.journal.path, maxRows: c.journal.maxRows, maxBytes: c.journal.maxBytes, retentionMs: c.journal.retentionHours * 3_600_000, synchronous: c.journal.synchronous, log: child('journal'), clock });
-    const messaging = new Messaging({ config: c.mqtt, deviceId: c.deviceId, topics, journal, status: (state) => status.message(state), clock, log });
+    const messaging = new Messaging({ config: c.mqtt, deviceId: c.deviceId, topics, journal, status: (state) => status.message(state), commandMaxBytes: c.commands.enabled ? c.commands.maxBytes : undefined, clock, log });
     const events = { buildStarted: (what: string) => detector.buildStarted(what), buildEnded: () => detector.buildEnded(), swapped: () => control.publishStatus() };
     const store = c.model.rollout.enabled ? new PackageStore({ dir: c.model.rollout.dir, keep: c.model.keep, log: child('rollout') }) : undefined;
     const model = new ModelService({ config: c.model, log: child('model'), listener: events, clock, resolve: store && ((p) => store.effectivePath(p)) });

@@ -3,6 +3,7 @@ import { extname, join } from 'node:path';
 import sharp from 'sharp';
 import { type Clock, systemClock } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
+import { DECODE_GUARDS } from './decode-guards.js';
 import type { Camera, CameraState, CameraStatus, Frame } from './frame.js';
 
 const IMAGE_EXTS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif']);
@@ -99,7 +100,7 @@ export class ImagesCamera implements Camera {
 
   private async decode(index: number): Promise<Frame> {
     const file = this.files[(index + this.skipped) % this.files.length];
-    const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(file, DECODE_GUARDS).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     const now = this.clock.now();
     this.st.lastFrameAtMs = now;
     return {

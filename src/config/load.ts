@@ -148,6 +148,13 @@ function checkResolved(c: Config): string[] {
   if (c.mqtt.password !== undefined && c.mqtt.passwordFile !== undefined) {
     problems.push('mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both');
   }
+  const e = c.mqtt.embedded;
+  if (c.mqtt.url === 'embedded' && !isLoopback(e.host) && (c.mqtt.username === undefined || (c.mqtt.password === undefined && c.mqtt.passwordFile === undefined))) {
+    // Like HTTP: commands reach the cameras (a snapshot is a camera image), so the LAN needs a login.
+    problems.push(
+      `mqtt.embedded.host: listening beyond loopback (got ${JSON.stringify(e.host)}) needs authentication; set mqtt.username and mqtt.passwordFile (clients of the embedded broker must then log in with them), or listen on 127.0.0.1`,
+    );
+  }
   for (const [name, cam] of Object.entries(c.cameras)) {
     problems.push(...parseCameraUri(name, cam).problems);
     if (cam.reconnect.maxMs < cam.reconnect.initialMs) {

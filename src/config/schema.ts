@@ -181,6 +181,15 @@ export const httpSchema = z.strictObject({
   port: port.default(8321),
   token: z.string().min(16, 'must be at least 16 characters').optional().describe('Bearer token required on every endpoint but the status page; prefer tokenFile or EDGE_INFERD_HTTP__TOKEN'),
   tokenFile: z.string().min(1).optional().describe('File holding the bearer token (first line)'),
+  limits: z
+    .strictObject({
+      connections: z.int().min(4).max(65_536).default(128).describe('open connections in all; more are answered 503 and closed'),
+      perClient: z.int().min(1).max(65_536).default(16).describe('open connections from one address; more are answered 503 and closed'),
+      bodyTimeoutSec: z.int().min(1).max(3600).default(30).describe('a request (headers and body) must arrive within this, else 408'),
+      inferConcurrent: z.int().min(1).max(64).default(1).describe('POST /infer requests at once (upload, decode, inference); more get 503 BUSY. Each at the pixel limit costs about 150 MB at its peak'),
+    })
+    .prefault({})
+    .describe('What the HTTP endpoint takes at once, so a flood cannot starve the cameras or /healthz'),
 });
 
 export const healthSchema = z.strictObject({

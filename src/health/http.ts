@@ -29,9 +29,20 @@ export function createHttpServer(opts: {
   log: Logger;
 }): HealthServer {
   const { config: h, log } = opts;
-  const http = new HealthServer({ host: h.host, port: h.port, token: h.token, source: opts.source, log: log.child({ component: 'http' }) });
+  const http = new HealthServer({ host: h.host, port: h.port, token: h.token, limits: h.limits, source: opts.source, log: log.child({ component: 'http' }) });
   registerOpsRoutes(http, { metrics: opts.metrics, cameras: opts.cameras, snapshot: opts.snapshot });
   http.addRoute(resultsRoute(opts.journal, opts.clock));
-  http.addRoute(inferRoute({ maxBytes: opts.inferMaxBytes, infer: opts.infer, cameras: opts.cameras, toPayload: opts.toPayload, clock: opts.clock, log: log.child({ component: 'infer' }) }));
+  http.addRoute(
+    inferRoute({
+      maxBytes: opts.inferMaxBytes,
+      maxConcurrent: h.limits.inferConcurrent,
+      refused: (reason, fields) => http.refusals.note(reason, fields),
+      infer: opts.infer,
+      cameras: opts.cameras,
+      toPayload: opts.toPayload,
+      clock: opts.clock,
+      log: log.child({ component: 'infer' }),
+    }),
+  );
   return http;
 }

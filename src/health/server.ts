@@ -1,10 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { LiveReloadable } from '../component.js';
 import type { Config } from '../config/schema.js';
-import { DaemonError } from '../errors.js';
+import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { RefusalLog } from '../refusal-log.js';
+import { ConnectionGuard, DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
+
+export type { HttpLimits };
 
 /** What the HTTP endpoints report; the app computes it, this file only serves it. */
 export interface HealthReport {
@@ -22,6 +26,8 @@ export interface HealthSource {
 }
 
 const MAX_URL = 2048;
+/** The paths HealthServer answers itself (GET and HEAD). */
+const BUILT_IN = ['/healthz', '/readyz', '/status'];
 
 /**
  * An extra endpoint registered by another component (history, one-shot inference, metrics...).
@@ -43,15 +49,22 @@ export interface HealthServerOptions {
   log: Logger;
   /** When set, every request but public routes needs `Authorization: Bearer <token>`. */
   token?: string;
+  /** Connections in all and per client, and the time a request may take to arrive (`http.limits`). */
+  limits?: HttpLimits;
 }
 
 export class HealthServer implements LiveReloadable<string | undefined> {
   private server: Server | undefined;
   private readonly routes: Route[] = [];
   private opts: HealthServerOptions;
+  /** One line per refused request, no stack (a flood is summarised, see RefusalLog). */
+  readonly refusals: RefusalLog;
+  private readonly limits: HttpLimits;
 
   constructor(opts: HealthServerOptions) {
     this.opts = opts;
+    this.limits = opts.limits ?? DEFAULT_HTTP_LIMITS;
+    this.refusals = new RefusalLog(opts.log);
   }
 
   readonly name = 'http';
@@ -77,9 +90,15 @@ export class HealthServer implements LiveReloadable<string | undefined> {
 
   async start(): Promise<void> {
     if (this.server) return;
-    const server = createServer((req, res) => this.handle(req, res));
+    const requestMs = this.limits.bodyTimeoutSec * 1000;
+    // Node checks request and header deadlines on this interval: a body that never ends is cut off
+    // within a second of its deadline (408), not up to 30 s late.
+    const server = createServer({ requestTimeout: requestMs, headersTimeout: Math.min(10_000, requestMs), connectionsCheckingInterval: Math.min(1000, requestMs) }, (req, res) => this.handle(req, res));
     server.keepAliveTimeout = 5000;
-    server.headersTimeout = 10_000;
+    // Connections beyond the limits are answered 503 and closed at accept, before any parsing, so
+    // one client cannot use up the file descriptors the cameras and the journal need.
+    const guard = new ConnectionGuard(this.limits, (socket: Socket, reason: string) => this.refusals.note(reason, { client: socket.remoteAddress }));
+    server.on('connection', (socket: Socket) => guard.admit(socket));
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -114,15 +133,22 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     }
     if (route) {
       Promise.resolve(route.handler(req, res, url)).catch((err: unknown) => {
-        this.opts.log.error({ err, path }, 'http handler failed');
+        this.opts.log.error({ err: errorMessage(err), code: errorCode(err), path }, 'http handler failed');
         if (!res.headersSent) send(res, 500, { error: 'internal error' });
         else res.destroy();
       });
       return;
     }
+    const others = this.routes.filter((r) => r.path === path).map((r) => r.method);
+    const builtIn = BUILT_IN.includes(path);
+    if (others.length || (builtIn && method !== 'GET')) {
+      // The path exists, with other methods: 405 naming them (GET routes also answer HEAD).
+      const allowed = [...(builtIn ? ['GET'] : []), ...others].flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m]));
+      res.setHeader('Allow', [...new Set(allowed)].join(', '));
+      return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+    }
     if (method !== 'GET') {
-      const allowed = this.routes.filter((r) => r.path === path).map((r) => r.method);
-      res.setHeader('Allow', [...new Set(['GET', 'HEAD', ...allowed])].join(', '));
+      res.setHeader('Allow', 'GET, HEAD');
       return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
     }
     const src = this.opts.source;
@@ -142,7 +168,7 @@ export class HealthServer implements LiveReloadable<string | undefined> {
           return send(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/status', ...this.routes.map((r) => r.path)] });
       }
     } catch (err) {
-      this.opts.log.error({ err, path }, 'http handler failed');
+      this.opts.log.error({ err: errorMessage(err), code: errorCode(err), path }, 'http handler failed');
       return send(res, 500, { error: 'internal error' });
     }
   }

@@ -21,6 +21,18 @@ const FRAME_COPIES = 4;
 const FULL_WAIT_MS = 2000;
 
 /**
+ * Different JPEG encodings (frame, quality, width) running at once for the `snapshot` command;
+ * one more is answered BUSY. Requests for an encoding already running or just done share it, so a
+ * flood of identical requests costs one encoding per frame.
+ */
+export const MAX_ENCODES = 2;
+
+interface Encoded {
+  key: string;
+  result: Promise<SnapshotResult>;
+}
+
+/**
  * The latest inferred frame of each camera with its inference: /snapshot.jpg (annotated) and the
  * `snapshot` command (plain JPEG). A capture source's frame is valid until its next read, and the
  * loop reads the next one while this one is inferred: while snapshots are wanted, each frame is
@@ -32,6 +44,11 @@ export class SnapshotStore {
   private readonly copies = new Map<string, { bufs: Uint8Array[]; next: number }>();
   private readonly fullWaiters = new Map<string, (() => void)[]>();
   private wantedUntilMs = -Infinity;
+  /** Encodings running, and the last one done per camera (until its next frame), by key. */
+  private readonly encoding = new Map<string, Promise<SnapshotResult>>();
+  private readonly lastEncoded = new Map<string, Encoded>();
+  /** JPEG encodings made for the `snapshot` command so far. */
+  encodes = 0;
 
   private readonly privacy: (camera: string) => SnapshotPrivacy;
 
@@ -126,9 +143,30 @@ export class SnapshotStore {
   /** The `snapshot` command: the latest inferred frame as a JPEG, base64. */
   async command(camera: string, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
     this.wantedUntilMs = this.clock.monotonic() + INTEREST_MS;
-    const entry = await this.latestFull(camera);
-    if (!entry) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
-    const { frame } = this.shown(camera, entry.frame, entry.inf);
+    if (!this.latest.has(camera)) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
+    // Privacy first, and in the key: a reload that turns snapshots off or to redact never gets an old JPEG.
+    const mode = this.privacy(camera);
+    if (mode === 'off') throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
+    // A camera that scales for its model: wait (a little) for a frame with its full-resolution twin.
+    const entry = (await this.latestFull(camera))!;
+    const { frame, inf } = entry;
+    const key = `${camera}\0${frame.seq}\0${frame.capturedAtMs}\0${quality}\0${maxWidth ?? ''}\0${mode}`;
+    const last = this.lastEncoded.get(camera);
+    if (last?.key === key) return last.result;
+    const running = this.encoding.get(key);
+    if (running) return running;
+    if (this.encoding.size >= MAX_ENCODES) throw new CommandError('BUSY', `${MAX_ENCODES} snapshots are being encoded; try again`);
+    this.encodes++;
+    const result = this.encode(camera, frame, inf, quality, maxWidth);
+    this.encoding.set(key, result);
+    // Kept for the requests that come before the camera's next frame (one JPEG per camera).
+    const done = () => (this.encoding.delete(key), this.lastEncoded.set(camera, { key, result }));
+    result.then(done, () => this.encoding.delete(key));
+    return result;
+  }
+
+  private async encode(camera: string, entryFrame: Frame, inf: Inference, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
+    const { frame } = this.shown(camera, entryFrame, inf);
     const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
       throw new CommandError('FAILED', `camera ${camera}: JPEG encoding failed: ${errorMessage(err)}`);
     });

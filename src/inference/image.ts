@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { DECODE_GUARDS, MAX_PIXELS } from '../capture/decode-guards.js';
 import type { Frame } from '../capture/frame.js';
 import { systemClock } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
@@ -11,7 +12,7 @@ import { DaemonError, errorMessage } from '../errors.js';
 
 export type ImageType = 'jpeg' | 'png' | 'webp';
 
-export const MAX_PIXELS = 50_000_000;
+export { MAX_PIXELS };
 
 export function sniffImageType(b: Uint8Array): ImageType | undefined {
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
@@ -27,7 +28,7 @@ export async function decodeImage(bytes: Uint8Array, meta: { camera: string; seq
   if (bytes.length === 0) throw new DaemonError('IMAGE_EMPTY', 'the image is empty (0 bytes)');
   const type = sniffImageType(bytes);
   if (!type) throw new DaemonError('IMAGE_TYPE', `not a JPEG, PNG or WebP image (first bytes: ${hexHead(bytes)})`);
-  const { data, info } = await sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: 'error' })
+  const { data, info } = await sharp(bytes, DECODE_GUARDS)
     .rotate()
     .removeAlpha()
     .toColourspace('srgb')

@@ -56,6 +56,11 @@ export interface MqttOptions {
   random?: RandomSource;
   /** Wall time for lastErrorAtMs, timers for stop()'s time limits and the reconnect waits. */
   clock?: Clock;
+  /**
+   * MQTT 5: the largest packet we take, told to the broker at connect; a conforming broker drops
+   * larger messages for us instead of sending them (we would hold each whole before refusing it).
+   */
+  maximumPacketSize?: number;
 }
 
 export interface MqttState {
@@ -70,7 +75,7 @@ export interface MqttState {
   sessionPresent?: boolean;
   receiveMaximum?: number;
   lastError?: string;
-  /** Stable: MQTT_AUTH, MQTT_TLS, MQTT_UNREACHABLE, MQTT_CONNECTION_LOST, MQTT_PROTOCOL, MQTT_REFUSED, MQTT_ERROR. */
+  /** Stable: MQTT_AUTH, MQTT_CLIENT_ID, MQTT_TLS, MQTT_UNREACHABLE, MQTT_CONNECTION_LOST, MQTT_PROTOCOL, MQTT_REFUSED, MQTT_ERROR. */
   lastErrorCode?: string;
   lastErrorAtMs?: number;
   connects: number;
@@ -85,7 +90,9 @@ export type MessageHandler = (topic: string, payload: Buffer, meta: { retain: bo
 const V5_BAD_CREDENTIALS = 0x86;
 const V5_NOT_AUTHORIZED = 0x87;
 const V5_UNSUPPORTED_PROTOCOL = 0x84;
+const V5_CLIENT_ID_INVALID = 0x85;
 const V3_UNACCEPTABLE_PROTOCOL = 1;
+const V3_CLIENT_ID_REJECTED = 2;
 const V3_BAD_CREDENTIALS = 4;
 const V3_NOT_AUTHORIZED = 5;
 
@@ -226,7 +233,8 @@ export class MqttConnection implements OutboxTransport {
   }
 
   private v5ConnectProperties(): IClientOptions['properties'] {
-    return this.opts.persistentSession ? { sessionExpiryInterval: this.opts.sessionExpirySec } : {};
+    const max = this.opts.maximumPacketSize;
+    return { ...(this.opts.persistentSession ? { sessionExpiryInterval: this.opts.sessionExpirySec } : {}), ...(max !== undefined ? { maximumPacketSize: max } : {}) };
   }
 
   private onError(client: MqttClient, err: Error & { code?: string | number }): void {
@@ -355,8 +363,12 @@ function explain(err: Error & { code?: string | number }, o: MqttOptions, v: 4 |
       return ['MQTT_AUTH', `the broker refused the credentials of ${who} (bad user name or password); check mqtt.username and ${pw}`];
     }
     if ((v === 5 && code === V5_NOT_AUTHORIZED) || (v === 4 && code === V3_NOT_AUTHORIZED)) {
-      // Mosquitto answers a wrong password with this too.
-      return ['MQTT_AUTH', `the broker refused ${who} (not authorized): a wrong user name or password, or a client the broker does not allow; check mqtt.username and ${pw}`];
+      // Mosquitto answers a wrong password with this too, and a client id its clientid_prefixes refuse.
+      const creds = o.username !== undefined ? `a wrong user name or password (check mqtt.username and ${pw})` : 'a broker that wants a user name (set mqtt.username and mqtt.passwordFile)';
+      return ['MQTT_AUTH', `the broker refused ${who} with client id "${o.clientId}" (not authorized): ${creds}, or a client id the broker does not allow (set mqtt.clientId)`];
+    }
+    if ((v === 5 && code === V5_CLIENT_ID_INVALID) || (v === 4 && code === V3_CLIENT_ID_REJECTED)) {
+      return ['MQTT_CLIENT_ID', `the broker rejected the client id "${o.clientId}"; set mqtt.clientId to one it allows`];
     }
     if (code === V3_UNACCEPTABLE_PROTOCOL || code === V5_UNSUPPORTED_PROTOCOL) {
       return ['MQTT_PROTOCOL', `the broker refused MQTT ${v === 5 ? '5' : '3.1.1'}; set mqtt.protocolVersion to ${v === 5 ? 4 : 5}`];
@@ -376,6 +388,10 @@ function explain(err: Error & { code?: string | number }, o: MqttOptions, v: 4 |
       return ['MQTT_UNREACHABLE', `cannot reach the broker: ${err.message}`];
     }
     if (code === 'ECONNRESET' || code === 'EPIPE') return ['MQTT_CONNECTION_LOST', `the connection to the broker was lost (${code})`];
+  }
+  // mqtt.js gives a lost keepalive no code, only this message.
+  if (err.message === 'Keepalive timeout') {
+    return ['MQTT_CONNECTION_LOST', `the connection to the broker was lost: no answer from the broker within the keepalive (${o.keepaliveSec} s x 1.5)`];
   }
   return ['MQTT_ERROR', err.message];
 }

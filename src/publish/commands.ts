@@ -1,7 +1,10 @@
 import type { z } from 'zod';
 import { formatIssues } from '../config/format.js';
+import type { Clock } from '../clock.js';
+import { NAME_RE } from '../config/schema.js';
 import { errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { RefusalLog } from '../refusal-log.js';
 import type { MessageHandler } from './client.js';
 import { commandResponse } from './payload.js';
 import { COMMAND_NAMES, type CommandName, commandRequestSchemas, type ReloadOutcome, type RolloutState, type SnapshotResult } from './schemas.js';
@@ -48,6 +51,13 @@ export interface ModelCommands {
 
 export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'SNAPSHOTS_OFF' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED' | 'BUSY' | 'MODEL_REJECTED';
 
+/** Commands accepted at once (waiting for start-up, running, or their response being sent); more get BUSY. */
+export const MAX_IN_FLIGHT = 8;
+/** An error response lists at most this many problems, then "and N more". */
+export const MAX_PROBLEMS = 10;
+/** Each listed problem is cut to this many characters. */
+const MAX_PROBLEM_CHARS = 200;
+
 export class CommandError extends Error {
   readonly code: CommandErrorCode;
   readonly problems?: string[];
@@ -68,15 +78,23 @@ export interface CommandOptions {
   log: Logger;
   /** Requests wait for it (the app's start-up) before they run. */
   ready?: Promise<void>;
+  /** Commands at once before BUSY (default MAX_IN_FLIGHT). */
+  maxInFlight?: number;
+  /** Paces the BUSY log lines. */
+  clock?: Clock;
 }
 
 type RequestId = string | number | null;
 
 export class CommandHandler {
   private readonly o: CommandOptions;
+  private inFlight = 0;
+  /** A flood answered BUSY is logged like refused HTTP requests: a few lines a second, then a count. */
+  private readonly busyLog: RefusalLog;
 
   constructor(opts: CommandOptions) {
     this.o = opts;
+    this.busyLog = new RefusalLog(opts.log, opts.clock, 10, 'command refused');
   }
 
   /** For MqttConnection.subscribe(topics.commandFilter, ...). */
@@ -89,10 +107,16 @@ export class CommandHandler {
     // The command is what follows this device's own `<prefix>/<deviceId>/cmd/`: nothing else is ever taken.
     const own = this.o.topics.command('');
     if (!topic.startsWith(own)) {
-      this.o.log.warn({ topic }, 'message outside this device\'s cmd/ topics ignored');
+      this.o.log.warn({ topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic }, 'message outside this device\'s cmd/ topics ignored');
       return;
     }
     const name = topic.slice(own.length);
+    // Checked before anything is published: the response topic is built from the name, and a name
+    // with an empty level (cmd/, cmd/model/), a wildcard or an over-long level has no valid one.
+    if (!name.split('/').every((level) => NAME_RE.test(level))) {
+      this.o.log.warn({ topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic }, 'command ignored: not a command topic');
+      return;
+    }
     if (retain) {
       this.o.log.warn({ topic }, 'retained command ignored; clear it with an empty retained message');
       return;
@@ -102,7 +126,13 @@ export class CommandHandler {
       return;
     }
     let requestId: RequestId = null;
+    const busy = this.inFlight >= (this.o.maxInFlight ?? MAX_IN_FLIGHT);
+    if (!busy) this.inFlight++;
     try {
+      if (busy) {
+        requestId = sniffId(payload);
+        throw new CommandError('BUSY', `${this.o.maxInFlight ?? MAX_IN_FLIGHT} commands are being handled; try again`);
+      }
       if (payload.length > this.o.maxBytes) {
         requestId = sniffId(payload);
         throw new CommandError('TOO_LARGE', `payload of ${payload.length} bytes is over commands.maxBytes (${this.o.maxBytes})`);
@@ -121,9 +151,14 @@ export class CommandHandler {
       await this.respond(name, requestId, { command: name, ok: true, result });
     } catch (err) {
       const code: CommandErrorCode = err instanceof CommandError ? err.code : 'FAILED';
-      const problems = err instanceof CommandError ? err.problems : undefined;
-      this.o.log.warn({ command: name, requestId, code, err: errorMessage(err), ...(errorCode(err) && !(err instanceof CommandError) ? { cause: errorCode(err) } : {}) }, 'command failed');
-      await this.respond(name, requestId, { command: name, ok: false, error: { code, message: errorMessage(err), ...(problems?.length ? { problems } : {}) } });
+      // Every handler's problems, bounded here once (new commands get it too).
+      const problems = err instanceof CommandError && err.problems ? boundProblems(err.problems) : undefined;
+      const message = clip(errorMessage(err), 1000);
+      if (code === 'BUSY') this.busyLog.note('BUSY', { command: name, requestId });
+      else this.o.log.warn({ command: name, requestId, code, err: message, ...(errorCode(err) && !(err instanceof CommandError) ? { cause: errorCode(err) } : {}) }, 'command failed');
+      await this.respond(name, requestId, { command: name, ok: false, error: { code, message, ...(problems?.length ? { problems } : {}) } });
+    } finally {
+      if (!busy) this.inFlight--;
     }
   }
 
@@ -132,7 +167,7 @@ export class CommandHandler {
     const parsed = schema.safeParse(body);
     if (!parsed.success) {
       const problems = formatIssues(schema, body, parsed.error.issues);
-      throw new CommandError('BAD_REQUEST', `invalid ${name} request: ${problems.join('; ')}`, problems);
+      throw new CommandError('BAD_REQUEST', `invalid ${name} request: ${boundProblems(problems).join('; ')}`, problems);
     }
     const h = this.o.handlers;
     switch (name) {
@@ -189,4 +224,15 @@ function sniffId(payload: Buffer): RequestId {
   } catch {
     return null;
   }
+}
+
+const clip = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max - 3)}...` : s);
+
+/**
+ * An answer is never much larger than the request allows: a request with a thousand unknown keys
+ * gets the first few named, then "and N more" (the response and the log line stay small).
+ */
+export function boundProblems(problems: string[], max = MAX_PROBLEMS): string[] {
+  const shown = problems.slice(0, max).map((p) => clip(p, MAX_PROBLEM_CHARS));
+  return problems.length > max ? [...shown, `and ${problems.length - max} more`] : shown;
 }

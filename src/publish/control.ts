@@ -81,6 +81,7 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
         publish: (topic, payload) => deps.mqtt.publish(topic, payload, { qos: 1, retain: false }),
         log: deps.log.child({ component: 'commands' }),
         ready: deps.ready,
+        clock: deps.clock,
         handlers: {
           snapshot: (a) => deps.snapshot(this.one(a.camera), a.quality, a.maxWidth),
           reload: () => deps.reload(),

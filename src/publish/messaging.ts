@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Clock } from '../clock.js';
 import type { Component } from '../component.js';
 import type { Config } from '../config/schema.js';
@@ -11,6 +12,9 @@ import { JournalSink } from './result-sink.js';
 import { StatusRefresher } from './status-refresh.js';
 import type { StatusPayload } from './schemas.js';
 import type { Topics } from './topics.js';
+
+/** Room in the MQTT 5 maximum packet size beyond commands.maxBytes: fixed header, topic, properties. */
+const PACKET_HEADROOM = 4096;
 
 /**
  * The way out to the broker, built from the `mqtt` config slice: the embedded broker when
@@ -26,10 +30,35 @@ export class Messaging {
   readonly sink: JournalSink;
   private readonly journal: Journal;
 
-  constructor(opts: { config: Config['mqtt']; deviceId: string; topics: Topics; journal: Journal; status: (state: 'online' | 'stopped') => StatusPayload; clock: Clock; log: Logger }) {
+  constructor(opts: {
+    config: Config['mqtt'];
+    deviceId: string;
+    topics: Topics;
+    journal: Journal;
+    status: (state: 'online' | 'stopped') => StatusPayload;
+    /** The largest command payload taken (`commands.maxBytes`): sets the MQTT 5 maximum packet size. */
+    commandMaxBytes?: number;
+    clock: Clock;
+    log: Logger;
+  }) {
     const { config: m, deviceId, topics, journal, log } = opts;
     this.journal = journal;
-    this.broker = m.url === 'embedded' ? new EmbeddedBroker(m.embedded) : undefined;
+    // The embedded broker asks its clients for the daemon's own credentials, when it has some.
+    const password = m.password !== undefined ? () => m.password! : m.passwordFile ? () => readFileSync(m.passwordFile!, 'utf8').replace(/\r?\n$/, '') : undefined;
+    const credentials = m.username !== undefined && password ? { username: m.username, password } : undefined;
+    const brokerLog = log.child({ component: 'broker' });
+    // Commands to this device are bounded on the embedded broker as MQTT 5 bounds them elsewhere.
+    const commandTopics = topics.command('');
+    const maxCommand = opts.commandMaxBytes !== undefined ? opts.commandMaxBytes + PACKET_HEADROOM : undefined;
+    this.broker =
+      m.url === 'embedded'
+        ? new EmbeddedBroker({
+            ...m.embedded,
+            credentials,
+            publishLimit: maxCommand === undefined ? undefined : (topic) => (topic.startsWith(commandTopics) && !topic.endsWith('/response') ? maxCommand : Infinity),
+            refused: (why, client) => brokerLog.warn({ client, err: why }, 'embedded broker closed a client: oversize message'),
+          })
+        : undefined;
     this.mqtt = new MqttConnection({
       url: this.broker?.url ?? m.url,
       clientId: m.clientId ?? `edge-inferd-${deviceId}`,
@@ -44,6 +73,8 @@ export class Messaging {
       reconnectMaxMs: m.reconnectMaxSec * 1000,
       persistentSession: m.persistentSession,
       sessionExpirySec: m.sessionExpirySec,
+      // The command payload, the topic (a few hundred bytes at most) and MQTT 5 properties.
+      maximumPacketSize: opts.commandMaxBytes !== undefined ? opts.commandMaxBytes + PACKET_HEADROOM : undefined,
       statusTopic: topics.status,
       birth: () => JSON.stringify(opts.status('online')),
       will: JSON.stringify(statusPayload('offline', deviceId, {}, opts.clock.now())),
@@ -54,9 +85,19 @@ export class Messaging {
     this.sink = new JournalSink({ config: { topics: m.topics, resultExpirySec: m.resultExpirySec }, outbox: this.outbox, topics, lastSeq: (cam, kind) => journal.lastPayloadSeq(cam, kind) });
     const { broker, mqtt, outbox } = this;
     const stopped = () => JSON.stringify(opts.status('stopped'));
-    const brokerLog = log.child({ component: 'broker' });
     this.brokerComponents = broker
-      ? [{ name: 'broker', start: async () => (await broker.start(), brokerLog.info({ url: broker.url }, 'embedded mqtt broker listening')), stop: () => broker.stop() }]
+      ? [
+          {
+            name: 'broker',
+            start: async () => {
+              await broker.start();
+              brokerLog.info({ url: broker.url, authenticated: broker.authenticated }, 'embedded mqtt broker listening');
+              // Loopback only (the config refuses anything else without credentials), but any local process may still send commands.
+              if (!broker.authenticated) brokerLog.warn({ url: broker.url }, 'the embedded mqtt broker accepts anonymous clients');
+            },
+            stop: () => broker.stop(),
+          },
+        ]
       : [];
     const refresh = new StatusRefresher({ intervalMs: m.statusIntervalSec * 1000, topic: topics.status, message: () => JSON.stringify(opts.status('online')), transport: mqtt, clock: opts.clock });
     this.connectionComponents = [

@@ -47,7 +47,7 @@ describe('lifecycle of the real daemon', () => {
       const msgs = d.logs.map((l) => l.msg);
       // The load that was under way completes, then start() goes no further and everything stops.
       expect(msgs.indexOf('model loaded')).toBeGreaterThan(msgs.indexOf('stopping'));
-      expect(d.logs.find((l) => l.msg === 'stop requested during start: not starting the rest')).toMatchObject({ next: 'mqtt' });
+      expect(d.logs.find((l) => l.msg === 'stop requested during start: not starting the rest')).toMatchObject({ next: 'pipelines' }); // the component after the model
       expect(msgs).not.toContain('running');
       expect(msgs).not.toContain('mqtt connected');
       expect(msgs.at(-1)).toBe('stopped');

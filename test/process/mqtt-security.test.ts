@@ -54,7 +54,7 @@ describe('credentials', () => {
     const d = spawnDaemon(config('auth-1', httpPort, { url: mosq.url, username: 'kiosk', passwordFile: pwFile }), { dir });
     try {
       const err = await d.waitForLog((l) => l.msg === 'mqtt error');
-      const expected = `the broker refused user "kiosk" (not authorized): a wrong user name or password, or a client the broker does not allow; check mqtt.username and mqtt.passwordFile (${pwFile})`;
+      const expected = `the broker refused user "kiosk" with client id "edge-inferd-auth-1" (not authorized): a wrong user name or password (check mqtt.username and mqtt.passwordFile (${pwFile})), or a client id the broker does not allow (set mqtt.clientId)`;
       expect(err).toMatchObject({ level: 50, code: 'MQTT_AUTH', err: expected });
       await d.waitForLog((l) => l.msg === 'running');
       await waitUntil(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.mqtt.failedAttempts as number) >= 3, 20_000, 'retries');

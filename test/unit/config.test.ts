@@ -96,7 +96,7 @@ describe('config: defaults, paths and environment overrides', () => {
     expect(c.homeassistant).toEqual({ enabled: false, prefix: 'homeassistant' });
     expect(c.model.path).toBe(demoModelDir);
     expect(c.mqtt.url).toBe('embedded');
-    expect(c.http).toEqual({ enabled: true, host: '127.0.0.1', port: 8321 });
+    expect(c.http).toEqual({ enabled: true, host: '127.0.0.1', port: 8321, limits: { connections: 128, perClient: 16, bodyTimeoutSec: 30, inferConcurrent: 1 } });
     expect(c.deviceId).toBe(hostname().split('.')[0].replace(/[^A-Za-z0-9_-]/g, '-'));
   });
 

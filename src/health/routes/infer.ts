@@ -23,6 +23,10 @@ export interface InferRouteOptions {
   log: Logger;
   /** Wall time stamped on the uploaded image as its capture time. */
   clock?: Clock;
+  /** Requests at once, body upload included; the next one gets 503 BUSY (`http.limits.inferConcurrent`). */
+  maxConcurrent?: number;
+  /** Where a refused or abandoned request is noted (one line, no stack). */
+  refused?: (reason: string, fields: Record<string, unknown>) => void;
 }
 
 export const INFER_CAMERA = 'infer';
@@ -34,7 +38,10 @@ function tooLarge(res: ServerResponse, max: number, got: string): void {
   send(res, 413, { error: `image too large: the limit is ${max} bytes (got ${got}); set model.inferMaxBytes`, code: 'IMAGE_TOO_LARGE' });
 }
 
-/** Reads the body up to `max` bytes; undefined (after answering 413) when it is longer. */
+/**
+ * Reads the body up to `max` bytes; undefined (after answering 413) when it is longer, or when the
+ * client went away (or the server cut it off at the request timeout) before its end.
+ */
 function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer | undefined> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > max) {
@@ -59,39 +66,66 @@ function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promi
       chunks.push(c);
     });
     req.on('end', () => over || resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+    // A body cut short (the client left, or the request timeout closed the socket) is nobody's fault here.
+    req.on('close', () => req.complete || ((chunks.length = 0), resolve(undefined)));
+    req.on('error', () => resolve(undefined));
   });
 }
 
 export function inferRoute(opts: InferRouteOptions): Route {
   let seq = 0;
+  let active = 0;
+  const max = opts.maxConcurrent ?? Infinity;
   return {
     method: 'POST',
     path: '/infer',
     handler: async (req, res, url) => {
-      const camera = url.searchParams.get('camera') ?? undefined;
-      const cameras = opts.cameras?.() ?? [];
-      if (camera !== undefined && !cameras.includes(camera)) {
-        req.resume();
-        return send(res, 404, { error: `no enabled camera "${camera}"`, code: 'UNKNOWN_CAMERA', cameras });
+      // Counted from the first byte of the body: slow uploads hold a slot too, so at most `max`
+      // images are buffered and decoded at once, whatever the number of clients.
+      if (active >= max) {
+        opts.refused?.('BUSY', { path: '/infer', client: req.socket.remoteAddress });
+        res.setHeader('Retry-After', '1');
+        res.setHeader('Connection', 'close');
+        send(res, 503, { error: `busy: ${max} images are being inferred; try again`, code: 'BUSY' });
+        // The body is not read at all: the connection closes once the answer is out.
+        res.once('finish', () => req.socket.destroy());
+        return;
       }
-      const body = await readBody(req, res, opts.maxBytes);
-      if (!body) return;
-      const atMs = (opts.clock ?? systemClock).now();
-      let frame: Frame;
+      active++;
       try {
-        frame = await decodeImage(body, { camera: INFER_CAMERA, seq: ++seq, name: url.searchParams.get('name') ?? undefined, nowMs: atMs });
-      } catch (err) {
-        const code = errorCode(err) ?? 'IMAGE_DECODE';
-        return send(res, STATUS[code] ?? 400, { error: errorMessage(err), code });
-      }
-      try {
-        const inf = await opts.infer(frame, camera);
-        send(res, 200, opts.toPayload(frame, inf));
-      } catch (err) {
-        opts.log.warn({ err: errorMessage(err) }, 'one-shot inference failed');
-        send(res, 503, { error: `inference failed: ${errorMessage(err)}`, code: errorCode(err) ?? 'INFERENCE_FAILED' });
+        await serve(req, res, url);
+      } finally {
+        active--;
       }
     },
   };
+
+  async function serve(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const camera = url.searchParams.get('camera') ?? undefined;
+    const cameras = opts.cameras?.() ?? [];
+    if (camera !== undefined && !cameras.includes(camera)) {
+      req.resume();
+      return send(res, 404, { error: `no enabled camera "${camera}"`, code: 'UNKNOWN_CAMERA', cameras });
+    }
+    const body = await readBody(req, res, opts.maxBytes);
+    if (!body) {
+      if (!res.headersSent && !req.complete) opts.refused?.('body not received', { path: '/infer', client: req.socket?.remoteAddress });
+      return;
+    }
+    const atMs = (opts.clock ?? systemClock).now();
+    let frame: Frame;
+    try {
+      frame = await decodeImage(body, { camera: INFER_CAMERA, seq: ++seq, name: url.searchParams.get('name') ?? undefined, nowMs: atMs });
+    } catch (err) {
+      const code = errorCode(err) ?? 'IMAGE_DECODE';
+      return send(res, STATUS[code] ?? 400, { error: errorMessage(err), code });
+    }
+    try {
+      const inf = await opts.infer(frame, camera);
+      send(res, 200, opts.toPayload(frame, inf));
+    } catch (err) {
+      opts.log.warn({ err: errorMessage(err) }, 'one-shot inference failed');
+      send(res, 503, { error: `inference failed: ${errorMessage(err)}`, code: errorCode(err) ?? 'INFERENCE_FAILED' });
+    }
+  }
 }

@@ -1,0 +1,351 @@
+// Memory and responsiveness under attack (issue 13, rows 6-9): the built daemon (dist/src/cli.js)
+// runs a 1080p test:// camera on the demo model, publishing to a local Mosquitto (MQTT 5), while
+// this process attacks it, one phase at a time and then all at once:
+//   slow-bodies   thousands of POST /infer connections from 127.0.0.2-.9 that send headers and
+//                 then a byte now and then (row 6)
+//   snapshots     bursts of 1,000 cmd/snapshot at QoS 0 and 200 at QoS 1 (row 7)
+//   big-commands  5 x 50 MB command payloads per second (row 8)
+//   bad-images    100 parallel POST /infer of a 293-byte truncated JPEG that says 7000x7000, and
+//                 of a real JPEG just under the pixel limit (row 9)
+// Throughout, a probe on 127.0.0.1 asks /healthz every 50 ms (latency, failures) and the daemon's
+// RSS is read from /proc every 100 ms. Targets: RSS < 600 MB, /healthz p99 < 100 ms.
+//
+//   npm run bench:abuse [-- --seconds 10] [--connections 4000]
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { type Socket, connect, createConnection } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import mqtt from 'mqtt';
+import sharp from 'sharp';
+import { stringify } from 'yaml';
+import { MAX_PIXELS } from '../src/capture/decode-guards.js';
+import { packageRoot } from '../src/paths.js';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '4000' },
+    /** Comma-separated phase names to run (idle, slow-bodies, snapshots, big-commands, bad-images, all); default every one. */
+    phases: { type: 'string' },
+    'infer-concurrent': { type: 'string', default: '1' },
+  },
+});
+const SECONDS = Number(values.seconds);
+const CONNECTIONS = Number(values.connections);
+const RSS_TARGET_MB = 600;
+const P99_TARGET_MS = 100;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN);
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitPort(port: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = createConnection(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), r(true)));
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on ${port} after ${ms} ms`);
+}
+
+async function stopProc(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  await exited;
+}
+
+/** RSS and its high-water mark of a process, in MB. */
+function memOf(pid: number): { rss: number; hwm: number } {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+/**
+ * The /healthz prober runs in its own thread, so the attack's work in this process does not
+ * delay it: GET /healthz every 50 ms on a fresh connection (as a prober would), latency in ms,
+ * -1 for a failure. Started and stopped per phase.
+ */
+const PROBER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { request } = require('node:http');
+let stop = false;
+parentPort.on('message', () => (stop = true));
+const out = [];
+(async () => {
+  while (!stop) {
+    const t0 = performance.now();
+    out.push(await new Promise((resolve) => {
+      const req = request({ host: '127.0.0.1', port: workerData.port, path: '/healthz', agent: false, timeout: 5000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode === 200 ? performance.now() - t0 : -1));
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(-1));
+      req.end();
+    }));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  parentPort.postMessage(out);
+})();
+`;
+
+function startProber(port: number): () => Promise<number[]> {
+  const w = new Worker(PROBER, { eval: true, workerData: { port } });
+  return () =>
+    new Promise((resolve) => {
+      w.once('message', (xs: number[]) => (void w.terminate(), resolve(xs)));
+      w.postMessage('stop');
+    });
+}
+
+/** GET a path from this thread; the body, or '' on failure. */
+function getText(port: number, p: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: p, agent: false, timeout: 10_000 }, (res) => {
+      let t = '';
+      res.on('data', (d: Buffer) => (t += d.toString()));
+      res.on('end', () => resolve(t));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(''));
+    req.end();
+  });
+}
+
+/** The daemon's own event-loop lag (prom-client resets it at every scrape): p99 and max in ms. */
+async function loopLag(port: number): Promise<{ p99: number; max: number }> {
+  const text = await getText(port, '/metrics');
+  const v = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+  return { p99: v('nodejs_eventloop_lag_p99_seconds'), max: v('nodejs_eventloop_lag_max_seconds') };
+}
+
+/** One GET /healthz from this thread (for the start-up wait). */
+function probe(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/healthz', agent: false, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200 ? 0 : undefined));
+    });
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+}
+
+interface PhaseResult {
+  phase: string;
+  peakRssMb: number;
+  p50: number;
+  p99: number;
+  maxMs: number;
+  probes: number;
+  failed: number;
+  lagP99: number;
+  lagMax: number;
+  note: string;
+}
+
+async function main(): Promise<void> {
+  const cli = path.join(packageRoot, 'dist/src/cli.js');
+  if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: npm run build first');
+  const work = mkdtempSync(path.join(os.tmpdir(), 'bench-abuse-'));
+  const mport = await freePort();
+  const bin = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
+  if (!bin) throw new Error('mosquitto not found (apt-get install mosquitto)');
+  writeFileSync(path.join(work, 'mosquitto.conf'), [`listener ${mport} 127.0.0.1`, 'allow_anonymous true', 'persistence false', process.getuid?.() === 0 ? 'user root' : '', 'max_queued_messages 100000'].filter(Boolean).join('\n') + '\n');
+  const broker = spawn(bin, ['-c', path.join(work, 'mosquitto.conf')], { stdio: 'ignore' });
+  await waitPort(mport, 5000);
+  const mqttUrl = `mqtt://127.0.0.1:${mport}`;
+
+  const httpPort = await freePort();
+  const deviceId = 'abuse';
+  const config = {
+    deviceId,
+    cameras: { cam: { uri: 'test://smpte', width: 1920, height: 1080, fps: 15 } },
+    mqtt: { url: mqttUrl },
+    http: { port: httpPort, limits: { inferConcurrent: Number(values['infer-concurrent']) } },
+    log: { level: 'warn', format: 'json' },
+    journal: { path: path.join(work, 'journal.sqlite') },
+    stats: { intervalSec: 0 },
+  };
+  writeFileSync(path.join(work, 'config.yaml'), stringify(config));
+  let logLines = 0;
+  const daemon = spawn(process.execPath, [cli, 'run', '--config', path.join(work, 'config.yaml')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } });
+  daemon.stdout!.on('data', (d: Buffer) => (logLines += d.toString().split('\n').length - 1));
+  daemon.stderr!.on('data', () => undefined);
+  const pid = daemon.pid!;
+  await waitPort(httpPort, 60_000);
+  for (let i = 0; i < 300 && (await probe(httpPort)) === undefined; i++) await sleep(200);
+
+  const base = `edge-inferd/${deviceId}`;
+  const pub = await mqtt.connectAsync(mqttUrl, { protocolVersion: 5 });
+  // Someone has to read the responses, or the broker queues them; count them as they come.
+  const sub = await mqtt.connectAsync(mqttUrl, { protocolVersion: 5 });
+  const answers = { ok: 0, busy: 0, other: 0 };
+  sub.on('message', (_t, p) => {
+    const j = JSON.parse(p.toString()) as { ok: boolean; error?: { code: string } };
+    if (j.ok) answers.ok++;
+    else if (j.error?.code === 'BUSY') answers.busy++;
+    else answers.other++;
+  });
+  await sub.subscribeAsync(`${base}/cmd/+/response`, { qos: 0 });
+
+  const truncated = await (async () => {
+    const whole = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#808080' } }).jpeg({ quality: 50 }).toBuffer();
+    return Buffer.concat([whole.subarray(0, 291), Buffer.from([0xff, 0xd9])]);
+  })();
+  // A square just under the pixel limit: the largest image the daemon will decode.
+  const side = Math.floor(Math.sqrt(MAX_PIXELS));
+  const bigJpeg = await sharp({ create: { width: side, height: side, channels: 3, background: '#4080c0' } }).jpeg({ quality: 85 }).toBuffer();
+  const bigCommand = Buffer.alloc(50 * 1024 * 1024, 0x20);
+  bigCommand.write('{"id":"big","pad":"');
+  bigCommand.write('"}', bigCommand.length - 2);
+
+  // --- attacks: each returns a stop function ---
+  const slowBodies = () => {
+    const open = new Set<Socket>();
+    let stopped = false;
+    let opened = 0;
+    const one = (i: number) => {
+      if (stopped) return;
+      const s = connect({ host: '127.0.0.1', port: httpPort, localAddress: `127.0.0.${2 + (i % 8)}` });
+      opened++;
+      open.add(s);
+      s.on('connect', () => s.write('POST /infer HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n\xff\xd8\xff'));
+      s.on('error', () => undefined);
+      s.on('data', () => undefined);
+      // Refused or timed out: come back a second later, as a retrying client would.
+      s.on('close', () => (open.delete(s), setTimeout(() => one(i), 1000)));
+    };
+    for (let i = 0; i < CONNECTIONS; i++) one(i);
+    const drip = setInterval(() => {
+      for (const s of open) if (s.writable) s.write('x');
+    }, 1000);
+    return { stop: () => ((stopped = true), clearInterval(drip), open.forEach((s) => s.destroy())), note: () => `${opened} connections opened` };
+  };
+
+  const snapshots = () => {
+    let bursts = 0;
+    const burst = () => {
+      bursts++;
+      for (let i = 0; i < 1000; i++) pub.publish(`${base}/cmd/snapshot`, JSON.stringify({ id: `s${bursts}-${i}` }), { qos: 0 });
+      for (let i = 0; i < 200; i++) pub.publish(`${base}/cmd/snapshot`, JSON.stringify({ id: `q${bursts}-${i}` }), { qos: 1 });
+    };
+    burst();
+    const t = setInterval(burst, 1000);
+    return { stop: () => clearInterval(t), note: () => `${bursts * 1200} requests sent; answered ${answers.ok} ok, ${answers.busy} BUSY, ${answers.other} other` };
+  };
+
+  const bigCommands = () => {
+    let sent = 0;
+    const t = setInterval(() => {
+      for (let i = 0; i < 5; i++) (sent++, pub.publish(`${base}/cmd/pause`, bigCommand, { qos: 1 }));
+    }, 1000);
+    return { stop: () => clearInterval(t), note: () => `${sent} x 50 MB sent` };
+  };
+
+  const badImages = () => {
+    let stopped = false;
+    const codes: Record<string, number> = {};
+    const worker = async (body: Buffer) => {
+      while (!stopped) {
+        const status = await new Promise<number>((resolve) => {
+          const req = request({ host: '127.0.0.1', port: httpPort, path: '/infer', method: 'POST', agent: false, localAddress: '127.0.0.10', headers: { 'Content-Length': body.length } }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          });
+          req.on('error', () => resolve(0));
+          req.end(body);
+        });
+        codes[status] = (codes[status] ?? 0) + 1;
+        if (status === 0 || status === 503) await sleep(20);
+      }
+    };
+    for (let i = 0; i < 100; i++) void worker(i % 2 ? truncated : bigJpeg);
+    return { stop: () => void (stopped = true), note: () => Object.entries(codes).map(([k, v]) => `${v} x ${k === '0' ? 'refused' : k}`).join(', ') };
+  };
+
+  const runPhase = async (phase: string, attacks: (() => { stop(): void; note(): string })[]): Promise<PhaseResult> => {
+    await loopLag(httpPort); // resets the daemon's lag histogram
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, memOf(pid).rss)), 100);
+    const stopProber = startProber(httpPort);
+    const running = attacks.map((a) => a());
+    await sleep(SECONDS * 1000);
+    const all = await stopProber();
+    const lat = all.filter((x) => x >= 0);
+    const failed = all.length - lat.length;
+    const note = running.map((r) => r.note()).join('; ');
+    running.forEach((r) => r.stop());
+    const lag = await loopLag(httpPort);
+    clearInterval(sampler);
+    peak = Math.max(peak, memOf(pid).rss);
+    // Let it settle before the next phase.
+    await sleep(2000);
+    return { phase, peakRssMb: peak, p50: pct(lat, 50), p99: pct(lat, 99), maxMs: Math.max(...lat), probes: lat.length + failed, failed, lagP99: lag.p99, lagMax: lag.max, note };
+  };
+
+  const results: PhaseResult[] = [];
+  try {
+    const want = values.phases?.split(',');
+    const phases: [string, string, (() => { stop(): void; note(): string })[]][] = [
+      ['idle', 'idle', []],
+      ['slow-bodies', 'slow-bodies (row 6)', [slowBodies]],
+      ['snapshots', 'snapshots (row 7)', [snapshots]],
+      ['big-commands', 'big-commands (row 8)', [bigCommands]],
+      ['bad-images', 'bad-images (row 9)', [badImages]],
+      ['all', 'all at once', [slowBodies, snapshots, bigCommands, badImages]],
+    ];
+    for (const [key, label, attacks] of phases) if (!want || want.includes(key)) results.push(await runPhase(label, attacks));
+  } finally {
+    const hwm = memOf(pid).hwm;
+    const status = await new Promise<string>((resolve) => {
+      request({ host: '127.0.0.1', port: httpPort, path: '/status', agent: false }, (res) => {
+        let t = '';
+        res.on('data', (d: Buffer) => (t += d.toString()));
+        res.on('end', () => resolve(t));
+      })
+        .on('error', () => resolve('{}'))
+        .end();
+    });
+    const cam = (JSON.parse(status || '{}') as { cameras?: Record<string, { state: string; inferred: number; errors: number; lastError?: unknown }> }).cameras;
+    await pub.endAsync(true);
+    await sub.endAsync(true);
+    await stopProc(daemon);
+    await stopProc(broker);
+    rmSync(work, { recursive: true, force: true });
+
+    const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+    console.log(`\nbench:abuse: ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? '?'}, node ${process.version}; ${SECONDS} s per phase; 1080p test:// camera at 15 fps, demo model, Mosquitto (MQTT 5)\n`);
+    console.log('| phase | peak RSS MB | /healthz p50 / p99 / max ms | probes failed | daemon loop lag p99 / max ms | what the attack did |');
+    console.log('| --- | --- | --- | --- | --- | --- |');
+    for (const r of results) console.log(`| ${r.phase} | ${f(r.peakRssMb)} | ${f(r.p50)} / ${f(r.p99)} / ${f(r.maxMs)} | ${r.failed} of ${r.probes} | ${f(r.lagP99)} / ${f(r.lagMax)} | ${r.note || '-'} |`);
+    const worstRss = Math.max(hwm, ...results.map((r) => r.peakRssMb));
+    const worstP99 = Math.max(...results.map((r) => r.p99));
+    console.log(`\npeak RSS (VmHWM) ${f(hwm)} MB (target < ${RSS_TARGET_MB}): ${worstRss < RSS_TARGET_MB ? 'holds' : 'MISSED'}`);
+    console.log(`worst /healthz p99 ${f(worstP99)} ms (target < ${P99_TARGET_MS}): ${worstP99 < P99_TARGET_MS ? 'holds' : 'MISSED'}`);
+    const c = cam?.cam;
+    console.log(`camera at the end: ${c ? `${c.state}, ${c.inferred} inferred, ${c.errors} errors, lastError ${c.lastError ? JSON.stringify(c.lastError) : 'none'}` : '?'}; daemon log lines: ${logLines}; machine load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  }
+}
+
+await main();
