@@ -3,7 +3,7 @@
 // JS API (the TS wrapper src/capture/native.ts validates every argument before calling):
 //   new Capture()
 //   capture.open(pipeline: string, sinkName: string, copy: boolean, pullTimeoutMs: number,
-//                full: { sink: string, valve: string, tee: string } | null): void
+//                full: { sink: string, valve: string, tee: string, gate?: string } | null): void
 //   capture.read(): Promise<frame>   (frame.full: the full-resolution frame of the same instant, while setFull(true))
 //   capture.setFull(on: boolean): void
 //   capture.close(): void
@@ -269,12 +269,13 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
   const std::string sinkName = info[1].As<Napi::String>().Utf8Value();
   const bool copy = info[2].As<Napi::Boolean>().Value();
   const int64_t timeoutMs = info[3].As<Napi::Number>().Int64Value();
-  std::string fullSinkName, valveName, teeName;
+  std::string fullSinkName, valveName, teeName, gateName;
   if (info[4].IsObject()) {
     Napi::Object full = info[4].As<Napi::Object>();
     fullSinkName = full.Get("sink").As<Napi::String>().Utf8Value();
     valveName = full.Get("valve").As<Napi::String>().Utf8Value();
     teeName = full.Get("tee").As<Napi::String>().Utf8Value();
+    if (full.Get("gate").IsString()) gateName = full.Get("gate").As<Napi::String>().Utf8Value();
   }
 
   EnsureGst();
@@ -362,6 +363,8 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
   fullSink_ = fullEl != nullptr ? GST_APP_SINK(fullEl) : nullptr;
   valve_ = valveEl;
   teePad_ = teePad;
+  gate_ = gateName.empty() ? nullptr : gst_bin_get_by_name(GST_BIN(pipeline), gateName.c_str());
+  gateOpen_ = true;  // until the first frame: the pipeline must preroll
   {
     std::lock_guard<std::mutex> lk(mu_);
     fullOn_ = false;
@@ -448,6 +451,7 @@ void Capture::PullLoop() {
       latestSeq_ = seq_;
       latestAtNs_ = at;
       if (readPending_) QueueWakeLocked();
+      GateLocked();
     }
     // Drain the bus every turn: an ERROR ends the stream; everything else is discarded so the bus
     // queue never grows (nobody runs a GLib main loop here).
@@ -515,7 +519,17 @@ GstSample* Capture::TakeFullLocked(GstSample* frame, bool* wait) {
   return nullptr;
 }
 
+void Capture::GateLocked() {
+  if (gate_ == nullptr) return;
+  const bool open = readPending_ && latest_ == nullptr;
+  if (open == gateOpen_) return;
+  gateOpen_ = open;
+  g_object_set(gate_, "drop", open ? FALSE : TRUE, nullptr);
+}
+
 void Capture::ReleaseFull() {
+  if (gate_ != nullptr) gst_object_unref(gate_);
+  gate_ = nullptr;
   if (fullSink_ != nullptr) gst_object_unref(fullSink_);
   if (valve_ != nullptr) gst_object_unref(valve_);
   if (teePad_ != nullptr) gst_object_unref(teePad_);
@@ -595,6 +609,7 @@ Napi::Value Capture::Read(const Napi::CallbackInfo& info) {
     return p;
   }
   readPending_ = true;
+  GateLocked();
   deferred_ = std::make_unique<Napi::Promise::Deferred>(d);
   tsfn_.Ref(env);
   // Even when a frame is ready now, settle through the threadsafe function: the promise is then
@@ -629,6 +644,7 @@ void Capture::Wake(Napi::Env env) {
       return;  // spurious: nothing to hand over yet
     }
     readPending_ = false;
+    GateLocked();
   }
   std::unique_ptr<Napi::Promise::Deferred> d = std::move(deferred_);
   tsfn_.Unref(env);

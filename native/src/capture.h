@@ -56,6 +56,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   void StopNative();                     // stop the thread, free GStreamer objects; no JS; idempotent
   void Wake(Napi::Env env);              // settle the pending read if there is something to settle
   void QueueWakeLocked();                // mu_ held: ask the JS thread to run Wake() (once)
+  void GateLocked();                     // mu_ held: open the gate iff a read waits and no frame does
   void SetTerminalLocked(ErrorInfo err);  // mu_ held: the stream is over (error or EOS)
   // What a sink's frames look like, and the buffer copy mode reuses for them (one per sink).
   struct View {
@@ -81,6 +82,10 @@ class Capture : public Napi::ObjectWrap<Capture> {
   GstAppSink* fullSink_ = nullptr;
   GstElement* valve_ = nullptr;
   GstPad* teePad_ = nullptr;
+  // Optional: a valve in front of the scaler, open only while a read() waits for a frame, so
+  // frames nobody will read are not scaled (the branch's queue holds what passed meanwhile).
+  GstElement* gate_ = nullptr;
+  bool gateOpen_ = true;
   GstBus* bus_ = nullptr;
   std::thread thread_;
   std::mutex lifeMu_;  // serialises StopNative (JS thread vs. the exit() safety net)

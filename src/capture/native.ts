@@ -254,6 +254,8 @@ export interface FullBranch {
   sink: string;
   valve: string;
   tee: string;
+  /** A `valve` in front of the model branch's scaler: open only while a read() waits for a frame. */
+  gate?: string;
 }
 
 export interface CaptureStats {
@@ -307,12 +309,13 @@ function validateOpen(pipeline: unknown, opts: unknown): { pipeline: string; cop
   if (o.full !== undefined) {
     const f = o.full as Record<string, unknown> | null;
     if (f === null || typeof f !== 'object') throw new CaptureError('BAD_OPTIONS', 'options.full: expected { sink, valve, tee }');
-    for (const k of ['sink', 'valve', 'tee'] as const) {
+    for (const k of ['sink', 'valve', 'tee', 'gate'] as const) {
+      if (k === 'gate' && f[k] === undefined) continue;
       if (typeof f[k] !== 'string' || !SINK_NAME_RE.test(f[k] as string)) {
         throw new CaptureError('BAD_OPTIONS', `options.full.${k}: expected an element name like "full"`);
       }
     }
-    full = { sink: f.sink as string, valve: f.valve as string, tee: f.tee as string };
+    full = { sink: f.sink as string, valve: f.valve as string, tee: f.tee as string, ...(f.gate !== undefined ? { gate: f.gate as string } : {}) };
   }
   return { pipeline, copy, timeout, sink, full };
 }

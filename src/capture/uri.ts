@@ -57,7 +57,7 @@ export interface ScaleTarget {
 export type Scaler = 'videoscale' | 'nvvidconv';
 
 /** Names of the full-resolution branch's elements (src/capture/native.ts FullBranch). */
-export const FULL_BRANCH = { sink: 'full', valve: 'fullvalve', tee: 'split' } as const;
+export const FULL_BRANCH = { sink: 'full', valve: 'fullvalve', tee: 'split', gate: 'gate' } as const;
 
 const V4L2_RAW: Record<Exclude<V4l2Format, 'auto' | 'mjpeg'>, string> = { yuyv: 'YUY2', nv12: 'NV12', i420: 'I420', gray8: 'GRAY8' };
 
@@ -127,12 +127,13 @@ function modelCaps(t: ScaleTarget): string {
  * `appsink name=sink`; the other at full resolution behind a closed valve, into `appsink name=full`,
  * opened only while full frames are wanted (snapshots, crops). Both branches see the same buffers,
  * so the addon pairs them by timestamp. The full sink does not preroll (async=false): with its valve
- * closed it never gets a buffer.
+ * closed it never gets a buffer. The model branch has a valve too, the gate: the addon opens it only
+ * while a read() waits for a frame, so the frames that would be dropped unread are not scaled.
  *
  * With nvvidconv (a Jetson), the VIC hardware scales and converts to RGBA in one step.
  */
 export function scaledPipeline(split: SplitSource, target: ScaleTarget, scaler: Scaler = 'videoscale'): string {
-  const { sink, valve, tee } = FULL_BRANCH;
+  const { sink, valve, tee, gate } = FULL_BRANCH;
   const sync = `sync=${split.sync}`;
   const model =
     scaler === 'nvvidconv'
@@ -141,7 +142,7 @@ export function scaledPipeline(split: SplitSource, target: ScaleTarget, scaler: 
   const full = scaler === 'nvvidconv' ? 'nvvidconv ! video/x-raw,format=RGBA' : 'videoconvert ! video/x-raw,format=RGB';
   return (
     `${split.head} ! tee name=${tee} ` +
-    `${tee}. ! queue max-size-buffers=2 ! ${model} ! appsink name=${SINK_NAME} ${sync} ` +
+    `${tee}. ! valve name=${gate} drop=false ! queue max-size-buffers=2 ! ${model} ! appsink name=${SINK_NAME} ${sync} ` +
     `${tee}. ! valve name=${valve} drop=true ! queue max-size-buffers=2 ! ${full} ! appsink name=${sink} ${sync} async=false`
   );
 }

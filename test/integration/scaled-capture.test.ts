@@ -60,6 +60,25 @@ describe.runIf(run)('capture scaled to the model, full resolution on demand', ()
     }
   });
 
+  it('frames nobody reads are not scaled (the gate), and the frame read after a pause is fresh', async () => {
+    const cap = new NativeCapture();
+    cap.open(scaledPipeline(split('test://ball?width=640&height=480&fps=30'), { width: 224, height: 224, resize: 'stretch' }), { full: { ...FULL_BRANCH } });
+    try {
+      const a = await cap.read();
+      const before = cap.stats().received;
+      // The condition under test is time without a read: 300 ms is 9 frames of the 30 fps source.
+      await new Promise((r) => setTimeout(r, 300));
+      const b = await cap.read();
+      // At most the frames already past the gate (its queue holds 2) reached the scaler meanwhile.
+      expect(cap.stats().received - before).toBeLessThanOrEqual(3);
+      expect(b.seq - a.seq).toBeLessThanOrEqual(3);
+      // Yet the frame is one of the last ones drawn, not one from before the pause.
+      expect((b.ptsNs! - a.ptsNs!) / 1e6).toBeGreaterThanOrEqual(250);
+    } finally {
+      cap.close();
+    }
+  });
+
   it('the scaled frame and its full-resolution twin show the same instant (a moving ball)', async () => {
     const cap = new NativeCapture();
     cap.open(scaledPipeline(split('test://ball?width=320&height=240&fps=30'), { width: 320, height: 240, resize: 'stretch' }), { full: { ...FULL_BRANCH } });
