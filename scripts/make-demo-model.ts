@@ -4,11 +4,10 @@
 //
 //   npx tsx scripts/make-demo-model.ts [outDir]     (default: <repo>/models/demo)
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { type GeneratedFile, runGenerator, writeChanged } from './generated-files.js';
 import { GraphBuilder, int, float } from './onnx/builder.js';
 
 export const LABELS = ['cardboard', 'glass', 'metal', 'paper', 'plastic', 'trash'] as const;
@@ -188,34 +187,10 @@ function assertPrototypesSeparated(): void {
   }
 }
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
-
-async function readOrNull(file: string): Promise<Buffer | null> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
-/**
- * PNGs count as unchanged when they decode to the same pixels: another zlib build may compress
- * differently, and that must not churn the committed samples.
- */
-async function samePng(existing: Buffer, pixels: Uint8Array): Promise<boolean> {
-  try {
-    const { data, info } = await sharp(existing).raw().toBuffer({ resolveWithObject: true });
-    return info.width === SAMPLE_WIDTH && info.height === SAMPLE_HEIGHT && info.channels === 3 && sameBytes(data, pixels);
-  } catch {
-    return false;
-  }
-}
-
 export async function makeDemoModel(outDir: string): Promise<{ files: string[]; written: string[] }> {
   assertPrototypesSeparated();
   // Build and check everything in memory first, so a failed check leaves the package untouched.
-  const outputs: Array<{ rel: string; bytes: Uint8Array; pixels?: Uint8Array }> = [];
+  const outputs: GeneratedFile[] = [];
   const model = buildDemoOnnx();
   const sha = createHash('sha256').update(model).digest('hex');
   outputs.push({ rel: 'model.onnx', bytes: model });
@@ -232,41 +207,12 @@ export async function makeDemoModel(outDir: string): Promise<{ files: string[]; 
       assertNearest(rel, label, pixels);
       const small = await sharp(png).resize(INPUT_SIZE, INPUT_SIZE, { fit: 'fill' }).raw().toBuffer();
       assertNearest(`${rel} (${INPUT_SIZE}x${INPUT_SIZE})`, label, small);
-      outputs.push({ rel, bytes: png, pixels });
+      outputs.push({ rel, bytes: png, pixels, width: SAMPLE_WIDTH, height: SAMPLE_HEIGHT });
     }
   }
 
-  const written: string[] = [];
-  for (const { rel, bytes, pixels } of outputs) {
-    const file = path.join(outDir, rel);
-    const existing = await readOrNull(file);
-    if (existing && (sameBytes(existing, bytes) || (pixels && (await samePng(existing, pixels))))) continue;
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, bytes);
-    written.push(rel);
-  }
+  const written = await writeChanged(outDir, outputs);
   return { files: outputs.map((o) => o.rel), written };
 }
 
-async function main(): Promise<void> {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const outDir = path.resolve(process.argv[2] ?? path.join(repoRoot, 'models/demo'));
-  const { files, written } = await makeDemoModel(outDir);
-  for (const f of written) console.log(`wrote ${path.join(outDir, f)}`);
-  console.log(`${written.length} written, ${files.length - written.length} unchanged in ${outDir}`);
-}
-
-function invokedDirectly(): boolean {
-  try {
-    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false; // imported from somewhere without a file path (e.g. a test runner)
-  }
-}
-
-if (invokedDirectly()) {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runGenerator(import.meta.url, path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'models', 'demo'), makeDemoModel);

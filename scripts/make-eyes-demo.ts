@@ -53,11 +53,10 @@
 // keypoint 1 px off, at the smallest face. Only element-wise ops and per-item reductions: a batch
 // of N crops gives exactly the scores of N single runs.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { type GeneratedFile, runGenerator, writeChanged } from './generated-files.js';
 import { GraphBuilder, int, ints, float } from './onnx/builder.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -584,31 +583,10 @@ export function sampleAnswers(frames: FrameSpec[]): unknown {
 // ---------------------------------------------------------------------------------------------
 // Writing the package.
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
-
-async function readOrNull(file: string): Promise<Buffer | null> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
-/** PNGs count as unchanged when they decode to the same pixels (another zlib may compress differently). */
-async function samePng(existing: Buffer, pixels: Uint8Array): Promise<boolean> {
-  try {
-    const { data, info } = await sharp(existing).raw().toBuffer({ resolveWithObject: true });
-    return info.width === FRAME_WIDTH && info.height === FRAME_HEIGHT && info.channels === 3 && sameBytes(data, pixels);
-  } catch {
-    return false;
-  }
-}
-
 export async function makeEyesDemo(outDir: string): Promise<{ files: string[]; written: string[] }> {
   assertInsideColours();
   assertPrototypesSeparated();
-  const outputs: Array<{ rel: string; bytes: Uint8Array; pixels?: Uint8Array }> = [];
+  const outputs: GeneratedFile[] = [];
   const text = (s: string): Uint8Array => new TextEncoder().encode(s);
   const face = buildFaceOnnx();
   const eye = buildEyeOnnx();
@@ -621,41 +599,12 @@ export async function makeEyesDemo(outDir: string): Promise<{ files: string[]; w
   for (const [n, spec] of frames.entries()) {
     const pixels = renderFrame(spec);
     const png = await sharp(pixels, { raw: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3 } }).png({ compressionLevel: 9 }).toBuffer();
-    outputs.push({ rel: `samples/${sampleName(n)}`, bytes: png, pixels });
+    outputs.push({ rel: `samples/${sampleName(n)}`, bytes: png, pixels, width: FRAME_WIDTH, height: FRAME_HEIGHT });
   }
   outputs.push({ rel: 'samples/answers.json', bytes: text(`${JSON.stringify(sampleAnswers(frames), null, 1)}\n`) });
 
-  const written: string[] = [];
-  for (const { rel, bytes, pixels } of outputs) {
-    const file = path.join(outDir, rel);
-    const existing = await readOrNull(file);
-    if (existing && (sameBytes(existing, bytes) || (pixels && (await samePng(existing, pixels))))) continue;
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, bytes);
-    written.push(rel);
-  }
+  const written = await writeChanged(outDir, outputs);
   return { files: outputs.map((o) => o.rel), written };
 }
 
-async function main(): Promise<void> {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const outDir = path.resolve(process.argv[2] ?? path.join(repoRoot, 'models/demo-eyes'));
-  const { files, written } = await makeEyesDemo(outDir);
-  for (const f of written) console.log(`wrote ${path.join(outDir, f)}`);
-  console.log(`${written.length} written, ${files.length - written.length} unchanged in ${outDir}`);
-}
-
-function invokedDirectly(): boolean {
-  try {
-    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runGenerator(import.meta.url, path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'models', 'demo-eyes'), makeEyesDemo);

@@ -5,10 +5,9 @@
 //
 //   npx tsx scripts/make-fixture-models.ts [outDir]     (default: <repo>/test/fixtures/models)
 import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runGenerator, writeChanged } from './generated-files.js';
 import { float, GraphBuilder, int, ints } from './onnx/builder.js';
 
 type Rgb = readonly [number, number, number];
@@ -242,37 +241,9 @@ export function fixtureFiles(): Map<string, Uint8Array> {
 }
 
 export async function makeFixtureModels(outDir: string): Promise<{ files: string[]; written: string[] }> {
-  const written: string[] = [];
   const files = fixtureFiles();
-  for (const [rel, bytes] of files) {
-    const file = path.join(outDir, rel);
-    const existing = await readFile(file).catch(() => null);
-    if (existing && Buffer.from(bytes).equals(existing)) continue;
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, bytes);
-    written.push(rel);
-  }
+  const written = await writeChanged(outDir, [...files].map(([rel, bytes]) => ({ rel, bytes })));
   return { files: [...files.keys()], written };
 }
 
-function invokedDirectly(): boolean {
-  try {
-    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  const outDir = path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures', 'models'));
-  makeFixtureModels(outDir).then(
-    ({ files, written }) => {
-      for (const f of written) console.log(`wrote ${path.join(outDir, f)}`);
-      console.log(`${written.length} written, ${files.length - written.length} unchanged in ${outDir}`);
-    },
-    (err: unknown) => {
-      console.error(err);
-      process.exitCode = 1;
-    },
-  );
-}
+runGenerator(import.meta.url, path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures', 'models'), makeFixtureModels);
