@@ -7,7 +7,7 @@ import { spawnDaemon } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { subscribe, type Subscriber } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
-import { expectComplete, seqsByCamera } from '../helpers/results.js';
+import { expectComplete, expectCompleteAllowingEarly, seqsByCamera } from '../helpers/results.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -96,12 +96,15 @@ describe('a kiosk-local Mosquitto bridged to a central one', () => {
       const kiosk = seqsByCamera(atKiosk.messages).get(cam)!;
       const centreSeqs = seqsByCamera(centre.messages).get(cam)!;
       expectComplete(kiosk, Math.max(...kiosk));
-      expectComplete(centreSeqs, Math.max(...centreSeqs));
+      // Mosquitto 2.0's bridge may send a result published during its reconnect handshake ahead
+      // of the queue (docs/integrations.md); everything else keeps its order.
+      const early = expectCompleteAllowingEarly(centreSeqs, Math.max(...centreSeqs), 2);
+      if (early.length) console.log(`bridge: ${cam} results ${early.join(', ')} reached the centre early (bridge reconnect)`);
       expect(Math.max(...centreSeqs)).toBeGreaterThanOrEqual(max);
     }
     // No loop: the centre saw the command once and its response once.
     expect(centre.messages.filter((m) => m.topic === 'edge-inferd/kiosk-01/cmd/status').length).toBe(1);
     expect(centre.messages.filter((m) => m.topic === 'edge-inferd/kiosk-01/cmd/status/response' && m.json?.requestId === 'via-bridge').length).toBe(1);
-    console.log(`bridge cut 10 s: ${queued} results queued at the kiosk broker; the centre got ${[...last].map(([c, m]) => `${c} 1..${m}`).join(', ')} complete, in order`);
+    console.log(`bridge cut 10 s: ${queued} results queued at the kiosk broker; the centre got ${[...last].map(([c, m]) => `${c} 1..${m}`).join(', ')} complete, in order but for results sent early across the reconnect`);
   });
 });
