@@ -71,6 +71,16 @@ std::string DomainName(GQuark q) {
   return s != nullptr ? s : "";
 }
 
+// A closed valve drops events too by default, the end of stream included: a file that ends while
+// nobody reads would then never end (a bin posts EOS only once every sink has it). GStreamer 1.20+
+// can forward sticky events (EOS, caps, segment) while dropping buffers; older ones (JetPack 5's
+// 1.16) have no drop-mode, and there the valve keeps its old behaviour.
+static void ForwardStickyEvents(GstElement* valve) {
+  if (g_object_class_find_property(G_OBJECT_GET_CLASS(valve), "drop-mode") != nullptr) {
+    gst_util_set_object_arg(G_OBJECT(valve), "drop-mode", "forward-sticky-events");
+  }
+}
+
 ErrorInfo Simple(const char* code, std::string message) {
   ErrorInfo e;
   e.code = code;
@@ -359,11 +369,21 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
     cb.new_sample = &Capture::FullSampleCb;
     gst_app_sink_set_callbacks(GST_APP_SINK(fullEl), &cb, this, nullptr);
     g_object_set(valveEl, "drop", TRUE, nullptr);
+    ForwardStickyEvents(valveEl);
   }
   fullSink_ = fullEl != nullptr ? GST_APP_SINK(fullEl) : nullptr;
   valve_ = valveEl;
   teePad_ = teePad;
   gate_ = gateName.empty() ? nullptr : gst_bin_get_by_name(GST_BIN(pipeline), gateName.c_str());
+  if (gate_ != nullptr) {
+    ForwardStickyEvents(gate_);
+    GstPad* in = gst_element_get_static_pad(gate_, "sink");
+    GstPad* out = gst_element_get_static_pad(gate_, "src");
+    if (in != nullptr) gst_pad_add_probe(in, GST_PAD_PROBE_TYPE_BUFFER, &Capture::GateInProbe, this, nullptr);
+    if (out != nullptr) gst_pad_add_probe(out, GST_PAD_PROBE_TYPE_BUFFER, &Capture::GateOutProbe, this, nullptr);
+    if (in != nullptr) gst_object_unref(in);
+    if (out != nullptr) gst_object_unref(out);
+  }
   gateOpen_ = true;  // until the first frame: the pipeline must preroll
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -441,7 +461,10 @@ void Capture::PullLoop() {
     if (s != nullptr) {
       const uint64_t at = MonotonicNs();
       std::lock_guard<std::mutex> lk(mu_);
-      seq_++;
+      // The source's frame count: what reached this sink plus what the gate dropped on the way, so
+      // a gap in seq is a dropped frame wherever it was dropped.
+      pulled_++;
+      seq_ = std::max(seq_ + 1, pulled_ + GatedLocked());  // never repeats, whatever GatedLocked's moment
       received_++;
       if (latest_ != nullptr) {  // nobody read the previous one: latest frame wins
         dropped_++;
@@ -517,6 +540,24 @@ GstSample* Capture::TakeFullLocked(GstSample* frame, bool* wait) {
   }
   *wait = true;  // the slower branch has not delivered it yet
   return nullptr;
+}
+
+GstPadProbeReturn Capture::GateInProbe(GstPad* /*pad*/, GstPadProbeInfo* /*info*/, gpointer self) {
+  static_cast<Capture*>(self)->gateIn_.fetch_add(1, std::memory_order_relaxed);
+  return GST_PAD_PROBE_OK;
+}
+
+GstPadProbeReturn Capture::GateOutProbe(GstPad* /*pad*/, GstPadProbeInfo* /*info*/, gpointer self) {
+  static_cast<Capture*>(self)->gateOut_.fetch_add(1, std::memory_order_relaxed);
+  return GST_PAD_PROBE_OK;
+}
+
+uint64_t Capture::GatedLocked() const {
+  // Out before in, so in >= out. A buffer inside the valve at this moment counts as dropped until
+  // it comes out: at most one, and only for this reading.
+  const uint64_t out = gateOut_.load(std::memory_order_acquire);
+  const uint64_t in = gateIn_.load(std::memory_order_acquire);
+  return in - out;
 }
 
 void Capture::GateLocked() {
@@ -856,9 +897,11 @@ Napi::Value Capture::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   std::lock_guard<std::mutex> lk(mu_);
-  o.Set("received", static_cast<double>(received_));
+  const uint64_t gated = GatedLocked();
+  o.Set("received", static_cast<double>(received_ + gated));
   o.Set("delivered", static_cast<double>(delivered_));
-  o.Set("dropped", static_cast<double>(dropped_));
+  o.Set("dropped", static_cast<double>(dropped_ + gated));
+  o.Set("gated", static_cast<double>(gated));
   o.Set("errors", static_cast<double>(errors_));
   return o;
 }

@@ -68,6 +68,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
   bool MakeFrame(Napi::Env env, View* view, GstSample* sample, uint64_t seq, uint64_t capturedAtNs, Napi::Value* out);
   void OnFullSample();                   // a streaming thread: the full-resolution sink has a sample
   static GstFlowReturn FullSampleCb(GstAppSink* sink, gpointer self);
+  // The gate drops frames nobody waits for before they reach the sink; these probes count what
+  // arrives at it and what passes, so those frames are still counted as received and dropped.
+  static GstPadProbeReturn GateInProbe(GstPad* pad, GstPadProbeInfo* info, gpointer self);
+  static GstPadProbeReturn GateOutProbe(GstPad* pad, GstPadProbeInfo* info, gpointer self);
+  uint64_t GatedLocked() const;  // frames the gate dropped so far
   GstSample* TakeFullLocked(GstSample* frame, bool* wait);  // mu_ held: the full sample matching `frame`
   void SourceSize(int* width, int* height);
   void ReleaseFull();  // unref the full-resolution branch's elements (JS thread, pull thread stopped)  // JS thread: the caps entering the tee (the camera's size)
@@ -123,6 +128,9 @@ class Capture : public Napi::ObjectWrap<Capture> {
   uint64_t delivered_ = 0;
   uint64_t dropped_ = 0;
   uint64_t errors_ = 0;
+  std::atomic<uint64_t> gateIn_{0};   // buffers that reached the gate (streaming thread)
+  std::atomic<uint64_t> gateOut_{0};  // buffers it let through
+  uint64_t pulled_ = 0;               // samples taken from the model sink
 };
 
 }  // namespace edge

@@ -259,12 +259,14 @@ export interface FullBranch {
 }
 
 export interface CaptureStats {
-  /** Frames the appsink produced. */
+  /** Frames the source produced (those the gate kept from the scaler included). */
   received: number;
   /** Frames handed to read(). */
   delivered: number;
-  /** Frames replaced by a newer one before anybody read them (latest frame wins). */
+  /** Frames nobody read: replaced by a newer one (latest frame wins) or dropped at the gate. */
   dropped: number;
+  /** Of those, the frames the gate dropped before the scaler because no read() waited. */
+  gated: number;
   /** Errors: failed opens, stream errors, frames that could not be mapped. */
   errors: number;
 }
@@ -405,6 +407,6 @@ export class NativeCapture {
 
   /** Counters over this object's lifetime (all opens). */
   stats(): CaptureStats {
-    return this.#handle ? this.#handle.stats() : { received: 0, delivered: 0, dropped: 0, errors: 0 };
+    return this.#handle ? this.#handle.stats() : { received: 0, delivered: 0, dropped: 0, gated: 0, errors: 0 };
   }
 }

@@ -1,6 +1,9 @@
 // GStreamer scales frames to the model's input; full-resolution frames come from a second appsink
 // on a tee, behind a valve, paired with the scaled frame of the same instant. Real pipelines, the
 // real addon, the real App with the colour-box detector (its right answer is where we put colour).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +13,7 @@ import { captureAvailable, NativeCapture, type NativeFrame } from '../../src/cap
 import { cameraSource, FULL_BRANCH, scaledPipeline } from '../../src/capture/uri.js';
 import { cameraSchema } from '../../src/config/schema.js';
 import { startTestApp, waitUntil } from '../helpers/app.js';
+import { mjpegAvi } from '../helpers/gst-media.js';
 import { runOrSkipLoudly } from '../helpers/tools.js';
 
 const available = captureAvailable();
@@ -65,17 +69,41 @@ describe.runIf(run)('capture scaled to the model, full resolution on demand', ()
     cap.open(scaledPipeline(split('test://ball?width=640&height=480&fps=30'), { width: 224, height: 224, resize: 'stretch' }), { full: { ...FULL_BRANCH } });
     try {
       const a = await cap.read();
-      const before = cap.stats().received;
+      const before = cap.stats();
       // The condition under test is time without a read: 300 ms is 9 frames of the 30 fps source.
       await new Promise((r) => setTimeout(r, 300));
       const b = await cap.read();
+      const after = cap.stats();
       // At most the frames already past the gate (its queue holds 2) reached the scaler meanwhile.
-      expect(cap.stats().received - before).toBeLessThanOrEqual(3);
-      expect(b.seq - a.seq).toBeLessThanOrEqual(3);
+      expect(after.received - after.gated - (before.received - before.gated)).toBeLessThanOrEqual(3);
+      // The others are still counted: received and dropped, and seq moved on by the source's frames.
+      expect(after.gated - before.gated).toBeGreaterThanOrEqual(3);
+      expect(after.dropped - before.dropped).toBeGreaterThanOrEqual(after.gated - before.gated);
+      expect(b.seq - a.seq).toBeGreaterThanOrEqual(after.gated - before.gated);
       // Yet the frame is one of the last ones drawn, not one from before the pause.
       expect((b.ptsNs! - a.ptsNs!) / 1e6).toBeGreaterThanOrEqual(250);
     } finally {
       cap.close();
+    }
+  });
+
+  it('a file that ends while nobody reads still ends (EOS passes both closed valves)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scaled-eos-'));
+    const avi = mjpegAvi(dir, { rgb: [200, 40, 40], frames: 10, width: 160, height: 120, fps: 10 });
+    expect(avi, 'gst-launch-1.0 made the test video').toBeDefined();
+    const cap = new NativeCapture();
+    cap.open(scaledPipeline(split(`file://${avi}`), { width: 64, height: 64, resize: 'stretch' }), { full: { ...FULL_BRANCH } });
+    try {
+      await cap.read();
+      // No read() waits now: the gate and the full valve are closed while the 1 s file plays out.
+      // There is no event for "the end passed a closed valve"; waiting out the file is the condition.
+      await new Promise((r) => setTimeout(r, 1_500));
+      let err: unknown;
+      for (let i = 0; i < 20 && !err; i++) await cap.read().catch((e: unknown) => (err = e));
+      expect(err).toMatchObject({ code: 'EOS' });
+    } finally {
+      cap.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
