@@ -1,5 +1,6 @@
 import sharp from 'sharp';
-import { channelsOf, type Frame } from '../capture/frame.js';
+import type { Frame } from '../capture/frame.js';
+import { packedRgb } from '../capture/pixels.js';
 import type { PipelineConfig, StageConfig } from '../config/pipeline.js';
 import { DaemonError } from '../errors.js';
 import { type CropRequest, type CropResult, type CropsInference, cropView } from './crop.js';
@@ -94,10 +95,7 @@ export class PipelineRunner {
 /** The crop's pixels as PNG (privacy.includeCrops only). */
 async function cropPng(frame: Frame, c: CropResult, scale: number): Promise<Uint8Array> {
   const { view } = cropView(frame, c.box, scale)!;
-  const ch = channelsOf(view.format);
-  const row = view.width * ch;
-  const raw = Buffer.alloc(row * view.height);
-  for (let y = 0; y < view.height; y++) raw.set(view.data.subarray(y * view.stride, y * view.stride + row), y * row);
-  const png = await sharp(raw, { raw: { width: view.width, height: view.height, channels: ch as 1 | 3 | 4 } }).png().toBuffer();
+  const { data, channels } = packedRgb(view);
+  const png = await sharp(data, { raw: { width: view.width, height: view.height, channels } }).png().toBuffer();
   return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
 }

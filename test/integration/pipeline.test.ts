@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelineSchema } from '../../src/config/pipeline.js';
 import { PipelineAggregator } from '../../src/decide/aggregate.js';
@@ -9,7 +10,7 @@ import { loadEngine } from '../../src/inference/load.js';
 import { PipelineRunner, type StageModel } from '../../src/inference/pipeline.js';
 import type { DetectInference, PipelineRun } from '../../src/inference/types.js';
 import { aggregateSchema } from '../../src/config/pipeline.js';
-import { blurRegion, EYE_LABELS, eyeCentres, type FaceSpec, renderFaces, writePipelineModels } from '../helpers/pipeline-models.js';
+import { blurRegion, EYE_LABELS, eyeCentres, type FaceSpec, IRIS, renderFaces, writePipelineModels } from '../helpers/pipeline-models.js';
 
 /**
  * A face -> eye pipeline on real ORT sessions in real workers, over generated frames whose faces,
@@ -177,5 +178,22 @@ describe('pipeline: face -> eyes on generated frames', () => {
       ['cleared', 1, 'left'],
       ['cleared', 2, 'left'],
     ]);
+  });
+});
+
+describe('pipeline: includeCrops', () => {
+  it('a crop from a BGR camera is an RGB PNG: its centre is the iris colour we drew', async () => {
+    const stages = eyesPipeline();
+    const r = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stageModel(face), stageModel(eye)], includeCrops: true });
+    const frame = renderFaces(512, 384, [F1], 'kiosk', 1);
+    for (let i = 0; i < frame.data.length; i += 3) [frame.data[i], frame.data[i + 2]] = [frame.data[i + 2], frame.data[i]];
+    const p = (await r.infer({ ...frame, format: 'BGR' }) as DetectInference).pipeline!;
+    const regions = p.objects[0].regions;
+    for (const side of ['left', 'right'] as const) {
+      const png = regions.find((g) => g.name === side)!.cropPng!;
+      const { data, info } = await sharp(Buffer.from(png)).raw().toBuffer({ resolveWithObject: true });
+      const at = (Math.floor(info.height / 2) * info.width + Math.floor(info.width / 2)) * info.channels;
+      expect([...data.subarray(at, at + 3)], side).toEqual(IRIS[F1[side]!].map((v) => Math.round(v * 255)));
+    }
   });
 });
