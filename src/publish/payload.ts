@@ -123,6 +123,25 @@ function pipelinePart(p: PipelineRun): Pick<DetectResultPayload, 'objects' | 'pi
   };
 }
 
+/** What every event on <camera>/event starts with: the message envelope and the episode's times. */
+function eventEnvelope(a: { deviceId: string; camera: string; seq: number; nowMs: number }, d: { label: string; atMs: number; sinceMs: number; frames: number }) {
+  return {
+    v: PAYLOAD_VERSION,
+    id: randomUUID(),
+    deviceId: a.deviceId,
+    camera: a.camera,
+    seq: a.seq,
+    ts: iso(a.nowMs),
+    tsMs: a.nowMs,
+    label: d.label,
+    at: iso(d.atMs),
+    atMs: d.atMs,
+    since: iso(d.sinceMs),
+    sinceMs: d.sinceMs,
+    frames: d.frames,
+  };
+}
+
 /** `assessment` and the track's `cleared` on <camera>/event (pipeline cameras). */
 export function trackEventPayload(args: {
   deviceId: string;
@@ -136,24 +155,7 @@ export function trackEventPayload(args: {
   nowMs: number;
 }): EventPayload {
   const d = args.decision;
-  const base = {
-    v: PAYLOAD_VERSION,
-    id: randomUUID(),
-    deviceId: args.deviceId,
-    camera: args.camera,
-    seq: args.seq,
-    ts: iso(args.nowMs),
-    tsMs: args.nowMs,
-    pipeline: args.pipeline,
-    track: d.track,
-    label: d.label,
-    at: iso(d.atMs),
-    atMs: d.atMs,
-    since: iso(d.sinceMs),
-    sinceMs: d.sinceMs,
-    frames: d.frames,
-    model: modelRef(args.model),
-  };
+  const base = { ...eventEnvelope(args, d), pipeline: args.pipeline, track: d.track, model: modelRef(args.model) };
   if (d.type === 'cleared') return { ...base, type: 'cleared', reason: d.reason, assessed: d.assessed };
   const regions = Object.fromEntries(
     d.regions.map((r) => [
@@ -185,20 +187,8 @@ export function eventPayload(args: {
 }): EventPayload {
   const d = args.decision;
   const base = {
-    v: PAYLOAD_VERSION,
-    id: randomUUID(),
-    deviceId: args.deviceId,
-    camera: args.camera,
-    seq: args.seq,
-    ts: iso(args.nowMs),
-    tsMs: args.nowMs,
-    label: d.label,
+    ...eventEnvelope(args, d),
     score: clamp01(d.score),
-    at: iso(d.atMs),
-    atMs: d.atMs,
-    since: iso(d.sinceMs),
-    sinceMs: d.sinceMs,
-    frames: d.frames,
     frame: args.frame ? { seq: args.frame.seq, ...(args.frame.name ? { name: args.frame.name } : {}) } : null,
     model: modelRef(args.model),
   };
