@@ -11,10 +11,10 @@
 // RSS is read from /proc every 100 ms. Targets: RSS < 600 MB, /healthz p99 < 100 ms.
 //
 //   npm run bench:abuse [-- --seconds 10] [--connections 4000]
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { type Socket, connect, createConnection } from 'node:net';
+import { type Socket, connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,6 +24,7 @@ import sharp from 'sharp';
 import { stringify } from 'yaml';
 import { MAX_PIXELS } from '../src/capture/decode-guards.js';
 import { packageRoot } from '../src/paths.js';
+import { freePort, startMosquitto, stopProc, waitPort } from './bench-processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,38 +41,6 @@ const RSS_TARGET_MB = 600;
 const P99_TARGET_MS = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN);
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitPort(port: number, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = createConnection(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), r(true)));
-      s.once('error', () => r(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${port} after ${ms} ms`);
-}
-
-async function stopProc(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  await exited;
-}
 
 /** RSS and its high-water mark of a process, in MB. */
 function memOf(pid: number): { rss: number; hwm: number } {
@@ -168,13 +137,8 @@ async function main(): Promise<void> {
   const cli = path.join(packageRoot, 'dist/src/cli.js');
   if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: npm run build first');
   const work = mkdtempSync(path.join(os.tmpdir(), 'bench-abuse-'));
-  const mport = await freePort();
-  const bin = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
-  if (!bin) throw new Error('mosquitto not found (apt-get install mosquitto)');
-  writeFileSync(path.join(work, 'mosquitto.conf'), [`listener ${mport} 127.0.0.1`, 'allow_anonymous true', 'persistence false', process.getuid?.() === 0 ? 'user root' : '', 'max_queued_messages 100000'].filter(Boolean).join('\n') + '\n');
-  const broker = spawn(bin, ['-c', path.join(work, 'mosquitto.conf')], { stdio: 'ignore' });
-  await waitPort(mport, 5000);
-  const mqttUrl = `mqtt://127.0.0.1:${mport}`;
+  const broker = await startMosquitto(work);
+  const mqttUrl = broker.url;
 
   const httpPort = await freePort();
   const deviceId = 'abuse';
@@ -331,7 +295,7 @@ async function main(): Promise<void> {
     await pub.endAsync(true);
     await sub.endAsync(true);
     await stopProc(daemon);
-    await stopProc(broker);
+    await broker.stop();
     rmSync(work, { recursive: true, force: true });
 
     const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');

@@ -6,9 +6,7 @@
 //
 //   npm run build && node dist/scripts/bench-memory.js [--seconds 20] [--fps 100] [model.onnx|package-dir]
 //   npx tsx scripts/bench-memory.ts ...      (from the sources: tsx's loader adds to both heaps)
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,6 +16,7 @@ import { App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import { BENCH_MODELS, benchModelsDir, benchPackage } from './bench-models.js';
+import { startMosquitto } from './bench-processes.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -52,25 +51,6 @@ function classify(name: string): string {
   if (/\.so/.test(name) || /\.node$/.test(name)) return 'other shared libraries and addons';
   if (/\[stack/.test(name)) return 'stacks';
   return `other (${name.replace(/^.*\//, '')})`;
-}
-
-async function startMosquitto(dir: string): Promise<{ url: string; proc: ChildProcess }> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n${process.getuid?.() === 0 ? 'user root\n' : ''}`);
-  const bin = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
-  if (!bin) throw new Error('mosquitto not found (apt-get install mosquitto)');
-  const proc = spawn(bin, ['-c', conf], { stdio: 'ignore' });
-  for (let i = 0; i < 50; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = createConnection(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), r(true)));
-      s.once('error', () => r(false));
-    });
-    if (ok) break;
-    await sleep(100);
-  }
-  return { url: `mqtt://127.0.0.1:${port}`, proc };
 }
 
 async function main(): Promise<void> {
@@ -114,7 +94,7 @@ async function main(): Promise<void> {
   const heap = getHeapStatistics();
   const inferred = Object.values(app.status().cameras).reduce((a, c) => a + ((c as { inferred?: number }).inferred ?? 0), 0);
   await app.stop();
-  broker.proc.kill('SIGTERM');
+  await broker.stop();
   rmSync(work, { recursive: true, force: true });
   const mb = (b: number) => (b / 2 ** 20).toFixed(1);
   console.log(`RSS ${mb(samples.at(-1)!)} MB after ${values.seconds} s, ${inferred} frames (max ${mb(Math.max(...samples))} MB; ${mb(before)} MB before the daemon started)`);

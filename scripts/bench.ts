@@ -12,8 +12,7 @@
 //   npm run bench [-- --seconds 10] [--threads 2] [model.onnx|package-dir ...]
 //   npm run bench -- --soak 100000          RSS growth over that many frames after warm-up
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, realpathSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { mkdirSync, realpathSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -25,6 +24,7 @@ import { createLogger } from '../src/log.js';
 import { demoModelDir } from '../src/paths.js';
 import { loadModelPackage } from '../src/inference/package.js';
 import { BENCH_MODELS, benchModelsDir, benchPackage } from './bench-models.js';
+import { type Broker, startMosquitto, stopProc } from './bench-processes.js';
 import { benchPipeline, formatPipelineRows, type PipelineBenchRow } from './bench-pipeline.js';
 
 /**
@@ -206,38 +206,6 @@ async function bare(m: Model): Promise<BareResult> {
 }
 
 // ---------- the daemon path ----------
-
-interface Broker {
-  url: string;
-  port: number;
-  stop(): Promise<void>;
-}
-
-async function startMosquitto(dir: string): Promise<Broker> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', process.getuid?.() === 0 ? 'user root' : '', 'max_queued_messages 100000'].filter(Boolean).join('\n') + '\n');
-  const bin = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
-  if (!bin) throw new Error('mosquitto not found (apt-get install mosquitto)');
-  const proc = spawn(bin, ['-c', conf], { stdio: 'ignore' });
-  for (let i = 0; i < 50; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = createConnection(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), r(true)));
-      s.once('error', () => r(false));
-    });
-    if (ok) break;
-    await sleep(100);
-  }
-  return { url: `mqtt://127.0.0.1:${port}`, port, stop: () => stopProc(proc) };
-}
-
-async function stopProc(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  await exited;
-}
 
 /** A mosquitto_sub writing "<receipt unix time> <payload>" lines to a file: timing outside our process. */
 function subscribe(port: number, file: string): ChildProcess {
