@@ -49,6 +49,30 @@ function colourDistance(g: GraphBuilder, image: string, colours: readonly Rgb[],
   return g.op('ReduceSum', [sq, g.int64Init('axis_2', [1], [2])], { keepdims: int(0) });
 }
 
+/**
+ * One box per colour: the colour's mask (squared distance below `threshold`), and its first and
+ * last column/row (ArgMax with and without select_last_index over the mask's column/row
+ * profiles) as x1/x2/y1/y2, exact in model-input pixels; cx/cy its centre. Also used by the
+ * pipeline tests' face detector.
+ */
+export function colourBoxEdges(g: GraphBuilder, image: string, colours: readonly Rgb[], size: number, threshold: number) {
+  const d2 = colourDistance(g, image, colours, size);
+  const mask = g.op('Cast', [g.op('Less', [d2, g.floatInit('threshold', [], [threshold])])], { to: int(1) }); // [1,K,S,S]
+  const cols = g.op('ReduceMax', [mask], { axes: ints([2]), keepdims: int(0) }); // [1,K,S] by x
+  const rows = g.op('ReduceMax', [mask], { axes: ints([3]), keepdims: int(0) }); // [1,K,S] by y
+  const edge = (profile: string, last: boolean) =>
+    g.op('Cast', [g.op('ArgMax', [profile], { axis: int(2), keepdims: int(0), select_last_index: int(last ? 1 : 0) })], { to: int(1) }); // [1,K]
+  const one = g.floatInit('one', [], [1]);
+  const half = g.floatInit('half', [], [0.5]);
+  const x1 = edge(cols, false);
+  const x2 = g.op('Add', [edge(cols, true), one]);
+  const y1 = edge(rows, false);
+  const y2 = g.op('Add', [edge(rows, true), one]);
+  const cx = g.op('Mul', [g.op('Add', [x1, x2]), half]);
+  const cy = g.op('Mul', [g.op('Add', [y1, y2]), half]);
+  return { mask, cols, rows, one, x1, x2, y1, y2, cx, cy };
+}
+
 interface DetectorParts {
   /** [1,4,2K] cx, cy, w, h (K real anchors, then K decoys). */
   cxcywh: string;
@@ -69,20 +93,7 @@ interface DetectorParts {
  */
 function detectorParts(g: GraphBuilder, image: string): DetectorParts {
   const S = DETECT_SIZE;
-  const d2 = colourDistance(g, image, DETECT_LABELS.map((l) => DETECT_COLOURS[l]), S);
-  const mask = g.op('Cast', [g.op('Less', [d2, g.floatInit('threshold', [], [DETECT_THRESHOLD])])], { to: int(1) }); // [1,K,S,S]
-  const cols = g.op('ReduceMax', [mask], { axes: ints([2]), keepdims: int(0) }); // [1,K,S] by x
-  const rows = g.op('ReduceMax', [mask], { axes: ints([3]), keepdims: int(0) }); // [1,K,S] by y
-  const edge = (profile: string, last: boolean) =>
-    g.op('Cast', [g.op('ArgMax', [profile], { axis: int(2), keepdims: int(0), select_last_index: int(last ? 1 : 0) })], { to: int(1) }); // [1,K]
-  const one = g.floatInit('one', [], [1]);
-  const half = g.floatInit('half', [], [0.5]);
-  const x1 = edge(cols, false);
-  const x2 = g.op('Add', [edge(cols, true), one]);
-  const y1 = edge(rows, false);
-  const y2 = g.op('Add', [edge(rows, true), one]);
-  const cx = g.op('Mul', [g.op('Add', [x1, x2]), half]);
-  const cy = g.op('Mul', [g.op('Add', [y1, y2]), half]);
+  const { cols, x1, x2, y1, y2, cx, cy } = colourBoxEdges(g, image, DETECT_LABELS.map((l) => DETECT_COLOURS[l]), S, DETECT_THRESHOLD);
   const w = g.op('Sub', [x2, x1]);
   const h = g.op('Sub', [y2, y1]);
   const present = g.op('ReduceMax', [cols], { axes: ints([2]), keepdims: int(0) }); // [1,K]

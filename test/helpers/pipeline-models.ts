@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Frame } from '../../src/capture/frame.js';
 import { GraphBuilder, int, ints } from '../../scripts/onnx/builder.js';
+import { colourBoxEdges } from '../../scripts/make-fixture-models.js';
 
 /**
  * Pipeline test models built from real ONNX ops, with answers a test can compute:
@@ -29,21 +30,7 @@ export function buildFaceDetector(): Uint8Array {
   const S = FACE_SIZE;
   const g = new GraphBuilder('pipeline_face_detector');
   const image = g.input('images', [1, 3, S, S], 'float32', 'RGB, NCHW, [0,1]');
-  const x5 = g.op('Reshape', [image, g.int64Init('shape5', [5], [1, 1, 3, S, S])]);
-  const diff = g.op('Sub', [x5, g.floatInit('faces', [1, K, 3, 1, 1], Object.values(FACE_COLOURS).flat())]);
-  const d2 = g.op('ReduceSum', [g.op('Mul', [diff, diff]), g.int64Init('axis2', [1], [2])], { keepdims: int(0) }); // [1,K,S,S]
-  const mask = g.op('Cast', [g.op('Less', [d2, g.floatInit('thr', [], [0.25])])], { to: int(1) });
-  const cols = g.op('ReduceMax', [mask], { axes: ints([2]), keepdims: int(0) }); // [1,K,S]
-  const rows = g.op('ReduceMax', [mask], { axes: ints([3]), keepdims: int(0) });
-  const edge = (p: string, last: boolean) => g.op('Cast', [g.op('ArgMax', [p], { axis: int(2), keepdims: int(0), select_last_index: int(last ? 1 : 0) })], { to: int(1) }); // [1,K]
-  const one = g.floatInit('one', [], [1]);
-  const half = g.floatInit('half', [], [0.5]);
-  const x1 = edge(cols, false);
-  const x2 = g.op('Add', [edge(cols, true), one]);
-  const y1 = edge(rows, false);
-  const y2 = g.op('Add', [edge(rows, true), one]);
-  const cx = g.op('Mul', [g.op('Add', [x1, x2]), half]);
-  const cy = g.op('Mul', [g.op('Add', [y1, y2]), half]);
+  const { mask, cols, one, x1, x2, y1, y2, cx, cy } = colourBoxEdges(g, image, Object.values(FACE_COLOURS), S, 0.25);
   const present = g.op('ReduceMax', [cols], { axes: ints([2]), keepdims: int(0) }); // [1,K]
   const score = g.op('Mul', [present, g.floatInit('score', [], [0.9])]);
   // Pixel centres as coordinates: xs [1,1,1,S], ys [1,1,S,1]; per-face edges as [1,K,1,1].
