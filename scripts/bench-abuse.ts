@@ -40,7 +40,8 @@ const CONNECTIONS = Number(values.connections);
 const RSS_TARGET_MB = 600;
 const P99_TARGET_MS = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN);
+const pct = (xs: number[], p: number) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN;
 
 /** RSS and its high-water mark of a process, in MB. */
 function memOf(pid: number): { rss: number; hwm: number } {
@@ -153,7 +154,10 @@ async function main(): Promise<void> {
   };
   writeFileSync(path.join(work, 'config.yaml'), stringify(config));
   let logLines = 0;
-  const daemon = spawn(process.execPath, [cli, 'run', '--config', path.join(work, 'config.yaml')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } });
+  const daemon = spawn(process.execPath, [cli, 'run', '--config', path.join(work, 'config.yaml')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NOTIFY_SOCKET: '' },
+  });
   daemon.stdout!.on('data', (d: Buffer) => (logLines += d.toString().split('\n').length - 1));
   daemon.stderr!.on('data', () => undefined);
   const pid = daemon.pid!;
@@ -174,12 +178,16 @@ async function main(): Promise<void> {
   await sub.subscribeAsync(`${base}/cmd/+/response`, { qos: 0 });
 
   const truncated = await (async () => {
-    const whole = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#808080' } }).jpeg({ quality: 50 }).toBuffer();
+    const whole = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#808080' } })
+      .jpeg({ quality: 50 })
+      .toBuffer();
     return Buffer.concat([whole.subarray(0, 291), Buffer.from([0xff, 0xd9])]);
   })();
   // A square just under the pixel limit: the largest image the daemon will decode.
   const side = Math.floor(Math.sqrt(MAX_PIXELS));
-  const bigJpeg = await sharp({ create: { width: side, height: side, channels: 3, background: '#4080c0' } }).jpeg({ quality: 85 }).toBuffer();
+  const bigJpeg = await sharp({ create: { width: side, height: side, channels: 3, background: '#4080c0' } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
   const bigCommand = Buffer.alloc(50 * 1024 * 1024, 0x20);
   bigCommand.write('{"id":"big","pad":"');
   bigCommand.write('"}', bigCommand.length - 2);
@@ -194,7 +202,9 @@ async function main(): Promise<void> {
       const s = connect({ host: '127.0.0.1', port: httpPort, localAddress: `127.0.0.${2 + (i % 8)}` });
       opened++;
       open.add(s);
-      s.on('connect', () => s.write('POST /infer HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n\xff\xd8\xff'));
+      s.on('connect', () =>
+        s.write('POST /infer HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n\xff\xd8\xff'),
+      );
       s.on('error', () => undefined);
       s.on('data', () => undefined);
       // Refused or timed out: come back a second later, as a retrying client would.
@@ -204,7 +214,10 @@ async function main(): Promise<void> {
     const drip = setInterval(() => {
       for (const s of open) if (s.writable) s.write('x');
     }, 1000);
-    return { stop: () => ((stopped = true), clearInterval(drip), open.forEach((s) => s.destroy())), note: () => `${opened} connections opened` };
+    return {
+      stop: () => ((stopped = true), clearInterval(drip), open.forEach((s) => s.destroy())),
+      note: () => `${opened} connections opened`,
+    };
   };
 
   const snapshots = () => {
@@ -216,13 +229,16 @@ async function main(): Promise<void> {
     };
     burst();
     const t = setInterval(burst, 1000);
-    return { stop: () => clearInterval(t), note: () => `${bursts * 1200} requests sent; answered ${answers.ok} ok, ${answers.busy} BUSY, ${answers.other} other` };
+    return {
+      stop: () => clearInterval(t),
+      note: () => `${bursts * 1200} requests sent; answered ${answers.ok} ok, ${answers.busy} BUSY, ${answers.other} other`,
+    };
   };
 
   const bigCommands = () => {
     let sent = 0;
     const t = setInterval(() => {
-      for (let i = 0; i < 5; i++) (sent++, pub.publish(`${base}/cmd/pause`, bigCommand, { qos: 1 }));
+      for (let i = 0; i < 5; i++) sent++, pub.publish(`${base}/cmd/pause`, bigCommand, { qos: 1 });
     }, 1000);
     return { stop: () => clearInterval(t), note: () => `${sent} x 50 MB sent` };
   };
@@ -233,10 +249,21 @@ async function main(): Promise<void> {
     const worker = async (body: Buffer) => {
       while (!stopped) {
         const status = await new Promise<number>((resolve) => {
-          const req = request({ host: '127.0.0.1', port: httpPort, path: '/infer', method: 'POST', agent: false, localAddress: '127.0.0.10', headers: { 'Content-Length': body.length } }, (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          });
+          const req = request(
+            {
+              host: '127.0.0.1',
+              port: httpPort,
+              path: '/infer',
+              method: 'POST',
+              agent: false,
+              localAddress: '127.0.0.10',
+              headers: { 'Content-Length': body.length },
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            },
+          );
           req.on('error', () => resolve(0));
           req.end(body);
         });
@@ -245,7 +272,13 @@ async function main(): Promise<void> {
       }
     };
     for (let i = 0; i < 100; i++) void worker(i % 2 ? truncated : bigJpeg);
-    return { stop: () => void (stopped = true), note: () => Object.entries(codes).map(([k, v]) => `${v} x ${k === '0' ? 'refused' : k}`).join(', ') };
+    return {
+      stop: () => void (stopped = true),
+      note: () =>
+        Object.entries(codes)
+          .map(([k, v]) => `${v} x ${k === '0' ? 'refused' : k}`)
+          .join(', '),
+    };
   };
 
   const runPhase = async (phase: string, attacks: (() => { stop(): void; note(): string })[]): Promise<PhaseResult> => {
@@ -265,7 +298,18 @@ async function main(): Promise<void> {
     peak = Math.max(peak, memOf(pid).rss);
     // Let it settle before the next phase.
     await sleep(2000);
-    return { phase, peakRssMb: peak, p50: pct(lat, 50), p99: pct(lat, 99), maxMs: Math.max(...lat), probes: lat.length + failed, failed, lagP99: lag.p99, lagMax: lag.max, note };
+    return {
+      phase,
+      peakRssMb: peak,
+      p50: pct(lat, 50),
+      p99: pct(lat, 99),
+      maxMs: Math.max(...lat),
+      probes: lat.length + failed,
+      failed,
+      lagP99: lag.p99,
+      lagMax: lag.max,
+      note,
+    };
   };
 
   const results: PhaseResult[] = [];
@@ -291,7 +335,9 @@ async function main(): Promise<void> {
         .on('error', () => resolve('{}'))
         .end();
     });
-    const cam = (JSON.parse(status || '{}') as { cameras?: Record<string, { state: string; inferred: number; errors: number; lastError?: unknown }> }).cameras;
+    const cam = (
+      JSON.parse(status || '{}') as { cameras?: Record<string, { state: string; inferred: number; errors: number; lastError?: unknown }> }
+    ).cameras;
     await pub.endAsync(true);
     await sub.endAsync(true);
     await stopProc(daemon);
@@ -299,16 +345,28 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
 
     const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
-    console.log(`\nbench:abuse: ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? '?'}, node ${process.version}; ${SECONDS} s per phase; 1080p test:// camera at 15 fps, demo model, Mosquitto (MQTT 5)\n`);
-    console.log('| phase | peak RSS MB | /healthz p50 / p99 / max ms | probes failed | daemon loop lag p99 / max ms | what the attack did |');
+    console.log(
+      `\nbench:abuse: ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? '?'}, node ${process.version}; ${SECONDS} s per phase; 1080p test:// camera at 15 fps, demo model, Mosquitto (MQTT 5)\n`,
+    );
+    console.log(
+      '| phase | peak RSS MB | /healthz p50 / p99 / max ms | probes failed | daemon loop lag p99 / max ms | what the attack did |',
+    );
     console.log('| --- | --- | --- | --- | --- | --- |');
-    for (const r of results) console.log(`| ${r.phase} | ${f(r.peakRssMb)} | ${f(r.p50)} / ${f(r.p99)} / ${f(r.maxMs)} | ${r.failed} of ${r.probes} | ${f(r.lagP99)} / ${f(r.lagMax)} | ${r.note || '-'} |`);
+    for (const r of results)
+      console.log(
+        `| ${r.phase} | ${f(r.peakRssMb)} | ${f(r.p50)} / ${f(r.p99)} / ${f(r.maxMs)} | ${r.failed} of ${r.probes} | ${f(r.lagP99)} / ${f(r.lagMax)} | ${r.note || '-'} |`,
+      );
     const worstRss = Math.max(hwm, ...results.map((r) => r.peakRssMb));
     const worstP99 = Math.max(...results.map((r) => r.p99));
     console.log(`\npeak RSS (VmHWM) ${f(hwm)} MB (target < ${RSS_TARGET_MB}): ${worstRss < RSS_TARGET_MB ? 'holds' : 'MISSED'}`);
     console.log(`worst /healthz p99 ${f(worstP99)} ms (target < ${P99_TARGET_MS}): ${worstP99 < P99_TARGET_MS ? 'holds' : 'MISSED'}`);
     const c = cam?.cam;
-    console.log(`camera at the end: ${c ? `${c.state}, ${c.inferred} inferred, ${c.errors} errors, lastError ${c.lastError ? JSON.stringify(c.lastError) : 'none'}` : '?'}; daemon log lines: ${logLines}; machine load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(
+      `camera at the end: ${c ? `${c.state}, ${c.inferred} inferred, ${c.errors} errors, lastError ${c.lastError ? JSON.stringify(c.lastError) : 'none'}` : '?'}; daemon log lines: ${logLines}; machine load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
   }
 }
 

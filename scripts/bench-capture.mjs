@@ -52,7 +52,12 @@ async function loadCapture() {
     available: { ok: true },
     make: () => {
       const c = new raw.Capture();
-      return { open: (p, o = {}) => c.open(p, 'sink', o.copy ?? true, 100), read: () => c.read(), close: () => c.close(), stats: () => c.stats() };
+      return {
+        open: (p, o = {}) => c.open(p, 'sink', o.copy ?? true, 100),
+        read: () => c.read(),
+        close: () => c.close(),
+        stats: () => c.stats(),
+      };
     },
   };
 }
@@ -196,7 +201,15 @@ if (existsSync(gstCameraFile)) {
 }
 
 const header = ['pipeline', 'frames/s', 'CPU ms/frame', 'extra vs gst-launch', 'lag p99 (5 ms timer)', 'frames read', 'superseded'];
-const fmt = (r) => [r[0], r[1].toFixed(0), r[2].toFixed(3), r[0].startsWith('gst') ? '—' : `${r[3] >= 0 ? '+' : ''}${r[3].toFixed(3)} ms`, r[4] === null ? '—' : `${r[4].toFixed(2)} ms`, String(r[5]), String(r[6])];
+const fmt = (r) => [
+  r[0],
+  r[1].toFixed(0),
+  r[2].toFixed(3),
+  r[0].startsWith('gst') ? '—' : `${r[3] >= 0 ? '+' : ''}${r[3].toFixed(3)} ms`,
+  r[4] === null ? '—' : `${r[4].toFixed(2)} ms`,
+  String(r[5]),
+  String(r[6]),
+];
 const table = [header, ...rows.map(fmt)];
 const widths = header.map((_, i) => Math.max(...table.map((r) => r[i].length)));
 for (const [i, r] of table.entries()) {

@@ -56,7 +56,12 @@ sub.on('message', (_t, payload) => {
 sub.on('connect', () => void sub.subscribe('edge-inferd/+/+/result', { qos: 0 }));
 await sub.subscribeAsync('edge-inferd/+/+/result', { qos: 0 });
 
-const report: Record<string, unknown> = { daemons: K, fps: FPS, outageSec: OUTAGE_S, reconnect: { minSec: Number(values['reconnect-min']), maxSec: Number(values['reconnect-max']) } };
+const report: Record<string, unknown> = {
+  daemons: K,
+  fps: FPS,
+  outageSec: OUTAGE_S,
+  reconnect: { minSec: Number(values['reconnect-min']), maxSec: Number(values['reconnect-max']) },
+};
 try {
   const t0 = Date.now();
   for (const id of ids) {
@@ -80,9 +85,15 @@ try {
   const s0 = Date.now();
   await sleep(SECONDS * 1000);
   const secs = (Date.now() - s0) / 1000;
-  const steady = { messagesPerSec: Math.round(((count - c0) / secs) * 10) / 10, bytesPerSec: Math.round((bytes - b0) / secs), meanResultBytes: Math.round((bytes - b0) / Math.max(1, count - c0)) };
+  const steady = {
+    messagesPerSec: Math.round(((count - c0) / secs) * 10) / 10,
+    bytesPerSec: Math.round((bytes - b0) / secs),
+    meanResultBytes: Math.round((bytes - b0) / Math.max(1, count - c0)),
+  };
   report.steady = steady;
-  console.log(`steady: ${steady.messagesPerSec} results/s through the broker (${K} x ${FPS} fps), ${(steady.bytesPerSec / 1024).toFixed(1)} KiB/s, ${steady.meanResultBytes} B per result`);
+  console.log(
+    `steady: ${steady.messagesPerSec} results/s through the broker (${K} x ${FPS} fps), ${(steady.bytesPerSec / 1024).toFixed(1)} KiB/s, ${steady.meanResultBytes} B per result`,
+  );
 
   // Outage.
   const logMark = daemons.map((d) => d.logs.length);
@@ -92,7 +103,9 @@ try {
   await sleep(OUTAGE_S * 1000);
   const upWall = Date.now();
   await mosq.start();
-  const drained = await Promise.all(daemons.map((d, i) => d.waitForLog((l) => l.msg === 'journal drained' && d.logs.indexOf(l) >= logMark[i], 300_000)));
+  const drained = await Promise.all(
+    daemons.map((d, i) => d.waitForLog((l) => l.msg === 'journal drained' && d.logs.indexOf(l) >= logMark[i], 300_000)),
+  );
   const lastDrainWall = Math.max(...drained.map((l) => l.time as number));
   const connects = daemons.map((d, i) => d.logs.find((l, j) => j >= logMark[i] && l.msg === 'mqtt connected')!.time as number);
   const lastConnect = performance.now() - (Date.now() - Math.max(...connects));
@@ -107,8 +120,20 @@ try {
     reconnectAfterRestartSec: { min: Math.min(...backAfter), median: q(backAfter, 0.5), max: Math.max(...backAfter) },
     drainMs: { min: Math.min(...drainMs), median: q(drainMs, 0.5), max: Math.max(...drainMs) },
     allDrainedAfterRestartSec: Math.round((lastDrainWall - upWall) / 100) / 10,
-    drainRatePerDaemon: Math.round(q(drainMsgs.map((m, i) => (m / Math.max(1, drainMs[i])) * 1000), 0.5)),
-    attemptsPer100ms: { attempts: attempts.attempts, windowSec: Math.round((lastConnect - stopAt) / 100) / 10, busiest: attempts.busiest, mean: attempts.mean, ratio: attempts.ratio, busiestAny100ms: attempts.sliding },
+    drainRatePerDaemon: Math.round(
+      q(
+        drainMsgs.map((m, i) => (m / Math.max(1, drainMs[i])) * 1000),
+        0.5,
+      ),
+    ),
+    attemptsPer100ms: {
+      attempts: attempts.attempts,
+      windowSec: Math.round((lastConnect - stopAt) / 100) / 10,
+      busiest: attempts.busiest,
+      mean: attempts.mean,
+      ratio: attempts.ratio,
+      busiestAny100ms: attempts.sliding,
+    },
     attemptsPerSecond: { busiest: perSecond.busiest, mean: perSecond.mean, ratio: perSecond.ratio },
     outageWallSec: Math.round((upWall - stopWall) / 100) / 10,
   };
@@ -120,7 +145,10 @@ try {
   );
   console.log(
     `connection attempts from the stop to the last reconnect: ${attempts.attempts} in ${outage.attemptsPer100ms.windowSec} s; busiest 100 ms ${attempts.busiest} (any 100 ms: ${attempts.sliding}), mean ${attempts.mean}, ratio ${attempts.ratio}; busiest second ${perSecond.busiest}, mean ${perSecond.mean}, ratio ${perSecond.ratio}; ` +
-      `after the restart the daemons came back at ${backAfter.map((b) => b.toFixed(1)).sort((x, y) => Number(x) - Number(y)).join(', ')} s`,
+      `after the restart the daemons came back at ${backAfter
+        .map((b) => b.toFixed(1))
+        .sort((x, y) => Number(x) - Number(y))
+        .join(', ')} s`,
   );
   mkdirSync(values.out, { recursive: true });
   const file = path.join(values.out, `fleet-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

@@ -55,7 +55,12 @@ async function main(): Promise<void> {
     const pkg = await loadModelPackage(pkgDir);
     for (const threads of [1, 2]) {
       const opts = { providers: ['cpu'] as const, intraOpThreads: threads, interOpThreads: 1 };
-      const session = await ort.InferenceSession.create(pkg.modelPath, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1 });
+      const session = await ort.InferenceSession.create(pkg.modelPath, {
+        executionProviders: ['cpu'],
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+      });
       const input = new ort.Tensor('float32', new Float32Array(3 * m.size * m.size).fill(0.5), [1, 3, m.size, m.size]);
       const engine = await Engine.load(pkg, opts);
       const worker = await WorkerEngine.load(pkg, { ...opts, maxInFlight: 1 });
@@ -86,7 +91,15 @@ async function main(): Promise<void> {
       await worker.close();
 
       const f = (x: number) => x.toFixed(2);
-      rows.push([m.file, String(threads), f(bare), f(full), `${f(median(parts.pre))} / ${f(median(parts.inf))} / ${f(median(parts.post))}`, f(viaWorker), `${f(((full - bare) / bare) * 100)}%`]);
+      rows.push([
+        m.file,
+        String(threads),
+        f(bare),
+        f(full),
+        `${f(median(parts.pre))} / ${f(median(parts.inf))} / ${f(median(parts.post))}`,
+        f(viaWorker),
+        `${f(((full - bare) / bare) * 100)}%`,
+      ]);
       console.error(`done: ${m.file}, ${threads} thread(s)`);
     }
     await rm(pkgDir, { recursive: true, force: true });
@@ -94,7 +107,9 @@ async function main(): Promise<void> {
   const head = ['model', 'threads', 'bare run', 'engine.infer', 'pre / infer / post', 'worker.infer', 'engine vs bare'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  console.log(`CPU provider, 640x480 RGB noise frame, median of ${Math.ceil(RUNS / BLOCK) * BLOCK} runs each (interleaved blocks of ${BLOCK}) after ${WARMUP} warm-up runs (ms)\n`);
+  console.log(
+    `CPU provider, 640x480 RGB noise frame, median of ${Math.ceil(RUNS / BLOCK) * BLOCK} runs each (interleaved blocks of ${BLOCK}) after ${WARMUP} warm-up runs (ms)\n`,
+  );
   console.log(line(head));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line(r));

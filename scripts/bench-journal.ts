@@ -76,7 +76,14 @@ const msg = (camera: string, seq: number): NewMessage => ({
 });
 
 function openJournal(name: string, sync: 'normal' | 'full' = SYNC): Journal {
-  const j = new Journal({ path: join(dir, name), maxRows: 10_000_000, maxBytes: 8 * 1024 ** 3, retentionMs: 86_400_000, synchronous: sync, log });
+  const j = new Journal({
+    path: join(dir, name),
+    maxRows: 10_000_000,
+    maxBytes: 8 * 1024 ** 3,
+    retentionMs: 86_400_000,
+    synchronous: sync,
+    log,
+  });
   j.start();
   return j;
 }
@@ -146,7 +153,15 @@ async function startBroker(): Promise<Broker> {
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(
     conf,
-    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', `persistence true`, `persistence_location ${dir}/`, 'max_queued_messages 0', process.getuid?.() === 0 ? 'user root' : '', 'log_type error']
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      `persistence true`,
+      `persistence_location ${dir}/`,
+      'max_queued_messages 0',
+      process.getuid?.() === 0 ? 'user root' : '',
+      'log_type error',
+    ]
       .filter(Boolean)
       .join('\n') + '\n',
   );
@@ -195,7 +210,13 @@ async function rig(url: string, name: string): Promise<Rig> {
 }
 
 async function counter(url: string, id: string): Promise<{ count: () => number; close: () => Promise<void> }> {
-  const c = await mqtt.connectAsync(url, { clientId: id, clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 100 });
+  const c = await mqtt.connectAsync(url, {
+    clientId: id,
+    clean: false,
+    protocolVersion: 5,
+    properties: { sessionExpiryInterval: 600 },
+    reconnectPeriod: 100,
+  });
   let n = 0;
   c.on('message', () => n++);
   await c.subscribeAsync('edge-inferd/bench/+/result', { qos: 1 });
@@ -272,7 +293,10 @@ async function main(): Promise<void> {
     [100, 'full'],
   ] as const) {
     const c = journalCost(batch, sync);
-    rows.push([`journal append+mark-sent, ${batch}/transaction, synchronous=${sync}`, `${c.usPerMsg.toFixed(1)} µs CPU/msg (${c.wallUsPerMsg.toFixed(1)} µs wall)`]);
+    rows.push([
+      `journal append+mark-sent, ${batch}/transaction, synchronous=${sync}`,
+      `${c.usPerMsg.toFixed(1)} µs CPU/msg (${c.wallUsPerMsg.toFixed(1)} µs wall)`,
+    ]);
   }
   const b = await startBroker();
   try {
@@ -282,7 +306,10 @@ async function main(): Promise<void> {
     if (s.received !== undefined) rows.push(['  received by a QoS 1 subscriber', `${Math.round(s.received)} msg/s`]);
     const o = await outage(b);
     rows.push([`backlog after a ${OUTAGE_SEC} s outage at ${RATE} msg/s`, `${o.backlog} msgs (journal file ${o.fileMB.toFixed(1)} MB)`]);
-    rows.push(['drain after the outage (production continuing)', `${o.drainSec.toFixed(1)} s = ${Math.round(o.drainRate)} msg/s of backlog`]);
+    rows.push([
+      'drain after the outage (production continuing)',
+      `${o.drainSec.toFixed(1)} s = ${Math.round(o.drainRate)} msg/s of backlog`,
+    ]);
   } finally {
     await b.stop();
     rmSync(dir, { recursive: true, force: true });

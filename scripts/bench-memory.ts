@@ -20,7 +20,11 @@ import { startMosquitto } from './bench-processes.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { seconds: { type: 'string', default: '20' }, fps: { type: 'string', default: '100' }, threads: { type: 'string', default: '2' } },
+  options: {
+    seconds: { type: 'string', default: '20' },
+    fps: { type: 'string', default: '100' },
+    threads: { type: 'string', default: '2' },
+  },
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -42,7 +46,7 @@ export function residentByMapping(): Map<string, number> {
 
 function classify(name: string): string {
   if (name === '') return 'anonymous (V8 heaps, malloc arenas of every thread: ORT tensors, GStreamer buffers, SQLite cache)';
-  if (name === '[heap]') return '[heap] (the main thread\'s malloc)';
+  if (name === '[heap]') return "[heap] (the main thread's malloc)";
   if (/onnxruntime/.test(name)) return 'ONNX Runtime libraries (code, data)';
   if (/gst|glib|gobject|orc/.test(name)) return 'GStreamer / GLib libraries';
   if (/better_sqlite3|sqlite/.test(name)) return 'SQLite (better-sqlite3 addon)';
@@ -97,8 +101,12 @@ async function main(): Promise<void> {
   await broker.stop();
   rmSync(work, { recursive: true, force: true });
   const mb = (b: number) => (b / 2 ** 20).toFixed(1);
-  console.log(`RSS ${mb(samples.at(-1)!)} MB after ${values.seconds} s, ${inferred} frames (max ${mb(Math.max(...samples))} MB; ${mb(before)} MB before the daemon started)`);
-  console.log(`main thread V8: heap used ${mb(mu.heapUsed)} MB of ${mb(mu.heapTotal)} MB (V8's own limit ${mb(heap.heap_size_limit)} MB); external ${mb(mu.external)} MB, ArrayBuffers ${mb(mu.arrayBuffers)} MB`);
+  console.log(
+    `RSS ${mb(samples.at(-1)!)} MB after ${values.seconds} s, ${inferred} frames (max ${mb(Math.max(...samples))} MB; ${mb(before)} MB before the daemon started)`,
+  );
+  console.log(
+    `main thread V8: heap used ${mb(mu.heapUsed)} MB of ${mb(mu.heapTotal)} MB (V8's own limit ${mb(heap.heap_size_limit)} MB); external ${mb(mu.external)} MB, ArrayBuffers ${mb(mu.arrayBuffers)} MB`,
+  );
   console.log('resident by mapping (MB):');
   for (const [k, v] of [...groups].sort((a, b) => b[1] - a[1])) console.log(`  ${(v / 1024).toFixed(1).padStart(6)}  ${k}`);
 }

@@ -23,7 +23,14 @@ export interface BenchModel {
 const IMAGENET = 'mean: [0.485, 0.456, 0.406]\n  std: [0.229, 0.224, 0.225]';
 
 export const BENCH_MODELS: BenchModel[] = [
-  { file: 'mobilenet_v2-224.onnx', task: 'classify', size: 224, classes: 1000, output: 'logits', manifestTail: `classify:\n  outputs: logits\n  topK: 5\n` },
+  {
+    file: 'mobilenet_v2-224.onnx',
+    task: 'classify',
+    size: 224,
+    classes: 1000,
+    output: 'logits',
+    manifestTail: `classify:\n  outputs: logits\n  topK: 5\n`,
+  },
   {
     file: 'yolo-format-640.onnx',
     task: 'detect',
@@ -32,7 +39,14 @@ export const BENCH_MODELS: BenchModel[] = [
     output: 'output0',
     manifestTail: `detect:\n  format: yolov8\n  scoreThreshold: 0.25\n  iouThreshold: 0.45\n  maxDetections: 100\n  classAware: true\n`,
   },
-  { file: 'seg-lraspp-256.onnx', task: 'segment', size: 256, classes: 21, output: 'logits', manifestTail: `segment:\n  output: scores\n  maskPng: false\n` },
+  {
+    file: 'seg-lraspp-256.onnx',
+    task: 'segment',
+    size: 256,
+    classes: 21,
+    output: 'logits',
+    manifestTail: `segment:\n  output: scores\n  maskPng: false\n`,
+  },
 ];
 
 /** Where the bench models are: $EDGE_INFERD_BENCH_MODELS, else ../shared/bench-models beside the repository. */

@@ -34,7 +34,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 export async function benchPipeline(opts: { seconds: number; warmupS?: number; threads: number }): Promise<PipelineBenchRow[]> {
   const stages = pipelineSchema.parse((demoConfig('eyes') as { pipelines: { eyes: unknown } }).pipelines.eyes);
-  const engines: InferenceEngine[] = await Promise.all(stages.map((s) => loadEngine(s.model, { providers: ['cpu'], intraOpThreads: opts.threads })));
+  const engines: InferenceEngine[] = await Promise.all(
+    stages.map((s) => loadEngine(s.model, { providers: ['cpu'], intraOpThreads: opts.threads })),
+  );
   try {
     const m = (e: InferenceEngine) => ({ info: e.info, infer: e.infer.bind(e), inferCrops: e.inferCrops!.bind(e) });
     const runner = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [m(engines[0]), m(engines[1])] });
@@ -42,7 +44,16 @@ export async function benchPipeline(opts: { seconds: number; warmupS?: number; t
     for (const n of [1, 2]) {
       const data = renderFrame({ faces: SUBJECTS.slice(0, n) });
       const agg = new PipelineAggregator(aggregateSchema.parse({}));
-      const frame = (seq: number) => ({ camera: 'bench', seq, width: FRAME_WIDTH, height: FRAME_HEIGHT, stride: FRAME_WIDTH * 3, format: 'RGB' as const, data, capturedAtMs: Date.now() });
+      const frame = (seq: number) => ({
+        camera: 'bench',
+        seq,
+        width: FRAME_WIDTH,
+        height: FRAME_HEIGHT,
+        stride: FRAME_WIDTH * 3,
+        format: 'RGB' as const,
+        data,
+        capturedAtMs: Date.now(),
+      });
       let seq = 0;
       const once = async () => {
         const inf = (await runner.infer(frame(++seq))) as DetectInference;
@@ -60,7 +71,8 @@ export async function benchPipeline(opts: { seconds: number; warmupS?: number; t
         const p = await once();
         frames++;
         crops += p.stages[1]?.crops ?? 0;
-        for (const st of p.stages) (stageMs[st.name] ??= []).push(st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess);
+        for (const st of p.stages)
+          (stageMs[st.name] ??= []).push(st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess);
       }
       const wallMs = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
@@ -82,8 +94,12 @@ export async function benchPipeline(opts: { seconds: number; warmupS?: number; t
 export function formatPipelineRows(rows: PipelineBenchRow[]): string {
   const lines = ['two-stage (eyes demo: face -> 2 eye crops per subject, batched), 640x480, frames back to back:'];
   for (const r of rows) {
-    const st = Object.entries(r.stageP50Ms).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
-    lines.push(`  ${r.subjects} subject${r.subjects === 1 ? ' ' : 's'}: ${r.fps.toFixed(1)} frames/s, CPU ${r.cpuMsPerFrame.toFixed(2)} ms/frame, ${r.cropsPerFrame.toFixed(1)} crops/frame, stage p50 ms: ${st}`);
+    const st = Object.entries(r.stageP50Ms)
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(', ');
+    lines.push(
+      `  ${r.subjects} subject${r.subjects === 1 ? ' ' : 's'}: ${r.fps.toFixed(1)} frames/s, CPU ${r.cpuMsPerFrame.toFixed(2)} ms/frame, ${r.cropsPerFrame.toFixed(1)} crops/frame, stage p50 ms: ${st}`,
+    );
   }
   return lines.join('\n');
 }

@@ -50,7 +50,18 @@ export async function stopProc(p: ChildProcess): Promise<void> {
 export async function startMosquitto(dir: string): Promise<Broker> {
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', process.getuid?.() === 0 ? 'user root' : '', 'max_queued_messages 100000'].filter(Boolean).join('\n') + '\n');
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      process.getuid?.() === 0 ? 'user root' : '',
+      'max_queued_messages 100000',
+    ]
+      .filter(Boolean)
+      .join('\n') + '\n',
+  );
   const bin = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
   if (!bin) throw new Error('mosquitto not found (apt-get install mosquitto)');
   const proc = spawn(bin, ['-c', conf], { stdio: 'ignore' });

@@ -96,7 +96,12 @@ function threadCpu(): Map<string, number> {
   return out;
 }
 const diffThreads = (a: Map<string, number>, b: Map<string, number>) =>
-  Object.fromEntries([...b].map(([k, v]) => [k, Math.round(v - (a.get(k) ?? 0))]).filter(([, v]) => (v as number) > 0).sort((x, y) => (y[1] as number) - (x[1] as number)));
+  Object.fromEntries(
+    [...b]
+      .map(([k, v]) => [k, Math.round(v - (a.get(k) ?? 0))])
+      .filter(([, v]) => (v as number) > 0)
+      .sort((x, y) => (y[1] as number) - (x[1] as number)),
+  );
 
 interface Model {
   name: string;
@@ -190,8 +195,20 @@ interface BareResult {
 
 async function bare(m: Model): Promise<BareResult> {
   const ortPath = path.join(process.cwd(), 'node_modules/onnxruntime-node');
-  const workerData = { ort: ortPath, onnx: m.onnx, input: m.input, threads: THREADS, nice: NICE, seconds: SECONDS, warmupS: WARMUP_S, spinning: SPINNING };
-  const child = spawn(process.execPath, ['-e', BARE_WORKER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, BARE_WORKER_DATA: JSON.stringify(workerData) } });
+  const workerData = {
+    ort: ortPath,
+    onnx: m.onnx,
+    input: m.input,
+    threads: THREADS,
+    nice: NICE,
+    seconds: SECONDS,
+    warmupS: WARMUP_S,
+    spinning: SPINNING,
+  };
+  const child = spawn(process.execPath, ['-e', BARE_WORKER], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, BARE_WORKER_DATA: JSON.stringify(workerData) },
+  });
   const r = await new Promise<{ ms: number[]; wallMs: number; cpu: number }>((resolve, reject) => {
     child.on('message', (msg: { type: string; ms?: number[]; wallMs?: number; cpu?: number; message?: string }) => {
       if (msg.type === 'start') child.send('go');
@@ -202,7 +219,13 @@ async function bare(m: Model): Promise<BareResult> {
     child.on('exit', (code) => reject(new Error(`inference-only loop exited with ${code}`)));
   });
   await stopProc(child);
-  return { fps: (r.ms.length / r.wallMs) * 1000, p50: pct(r.ms, 50), p99: pct(r.ms, 99), cpuMsPerRun: r.cpu / r.ms.length, runs: r.ms.length };
+  return {
+    fps: (r.ms.length / r.wallMs) * 1000,
+    p50: pct(r.ms, 50),
+    p99: pct(r.ms, 99),
+    cpuMsPerRun: r.cpu / r.ms.length,
+    runs: r.ms.length,
+  };
 }
 
 // ---------- the daemon path ----------
@@ -210,7 +233,9 @@ async function bare(m: Model): Promise<BareResult> {
 /** A mosquitto_sub writing "<receipt unix time> <payload>" lines to a file: timing outside our process. */
 function subscribe(port: number, file: string): ChildProcess {
   const out = openSync(file, 'w');
-  return spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-t', 'bench/+/+/result', '-F', '%U %p', '-q', '0'], { stdio: ['ignore', out, 'inherit'] });
+  return spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-t', 'bench/+/+/result', '-F', '%U %p', '-q', '0'], {
+    stdio: ['ignore', out, 'inherit'],
+  });
 }
 
 interface Sample {
@@ -235,7 +260,14 @@ function readSamples(file: string, fromMs: number, toMs: number): Sample[] {
       continue;
     }
     if (p.capturedAtMs < fromMs || p.capturedAtMs >= toMs) continue;
-    out.push({ camera: p.camera, latencyMs: at - p.capturedAtMs, inference: p.latencyMs.inference, preprocess: p.latencyMs.preprocess, postprocess: p.latencyMs.postprocess, capturedAtMs: p.capturedAtMs });
+    out.push({
+      camera: p.camera,
+      latencyMs: at - p.capturedAtMs,
+      inference: p.latencyMs.inference,
+      preprocess: p.latencyMs.preprocess,
+      postprocess: p.latencyMs.postprocess,
+      capturedAtMs: p.capturedAtMs,
+    });
   }
   return out;
 }
@@ -263,7 +295,14 @@ interface PipelineResult {
   wallS: number;
 }
 
-async function runApp(m: Model, work: string, broker: Broker, cams: number, fps: number, tag: string): Promise<{ app: App; sub: ChildProcess; subFile: string; names: string[] }> {
+async function runApp(
+  m: Model,
+  work: string,
+  broker: Broker,
+  cams: number,
+  fps: number,
+  tag: string,
+): Promise<{ app: App; sub: ChildProcess; subFile: string; names: string[] }> {
   const names = Array.from({ length: cams }, (_, i) => `cam${i + 1}`);
   const raw = {
     deviceId: 'dev',
@@ -289,7 +328,12 @@ async function runApp(m: Model, work: string, broker: Broker, cams: number, fps:
 
 function inferredOf(app: App): Record<string, { inferred: number; dropped: number }> {
   const s = app.status();
-  return Object.fromEntries(Object.entries(s.cameras).map(([n, c]) => [n, { inferred: (c as { inferred: number }).inferred, dropped: (c as { dropped: number }).dropped }]));
+  return Object.fromEntries(
+    Object.entries(s.cameras).map(([n, c]) => [
+      n,
+      { inferred: (c as { inferred: number }).inferred, dropped: (c as { dropped: number }).dropped },
+    ]),
+  );
 }
 
 async function pipeline(m: Model, work: string, broker: Broker, cams: number, fps: number, tag: string): Promise<PipelineResult> {
@@ -323,7 +367,10 @@ async function pipeline(m: Model, work: string, broker: Broker, cams: number, fp
   // Main-thread CPU per frame above the idle baseline (the baseline run itself reports it raw).
   const main = Math.max(0, (threads.main ?? 0) - BASE_MAIN_MS_PER_S * wall) / frames;
   // GStreamer's threads: the source's streaming thread and the addon's pull thread (anything not "node" or main).
-  const capture = Object.entries(threads).filter(([k]) => k !== 'main' && k !== 'node').reduce((a, [, v]) => a + (v as number), 0) / frames;
+  const capture =
+    Object.entries(threads)
+      .filter(([k]) => k !== 'main' && k !== 'node')
+      .reduce((a, [, v]) => a + (v as number), 0) / frames;
   const pre = mean(samples.map((s) => s.preprocess));
   const post = mean(samples.map((s) => s.postprocess));
   return {
@@ -335,8 +382,14 @@ async function pipeline(m: Model, work: string, broker: Broker, cams: number, fp
     latencyP99: pct(lat, 99),
     inferenceP50: pct(inf, 50),
     inferenceP99: pct(inf, 99),
-    preprocessP50: pct(samples.map((s) => s.preprocess), 50),
-    postprocessP50: pct(samples.map((s) => s.postprocess), 50),
+    preprocessP50: pct(
+      samples.map((s) => s.preprocess),
+      50,
+    ),
+    postprocessP50: pct(
+      samples.map((s) => s.postprocess),
+      50,
+    ),
     cpuMsPerFrame: cpu / frames,
     outsideMsPerFrame: { total: main + capture + pre + post, main, capture, preprocess: pre, postprocess: post },
     inferenceMsPerFrame: inf.reduce((a, b) => a + b, 0) / Math.max(1, inf.length),
@@ -376,7 +429,16 @@ async function soak(m: Model, work: string, broker: Broker, frames: number): Pro
   // Growth after warm-up: the mean of the last tenth of the samples against the baseline, so one GC does not decide it.
   const tail = samples.slice(-Math.max(1, Math.floor(samples.length / 10)));
   const tailRss = tail.reduce((a, s) => a + s.rssMb, 0) / tail.length;
-  return { model: m.name, warmupFrames: warm, frames: end.frames - base.frames, baseRssMb: base.rssMb, endRssMb: end.rssMb, growthPct: ((tailRss - base.rssMb) / base.rssMb) * 100, maxRssMb: Math.max(...samples.map((s) => s.rssMb)), samples };
+  return {
+    model: m.name,
+    warmupFrames: warm,
+    frames: end.frames - base.frames,
+    baseRssMb: base.rssMb,
+    endRssMb: end.rssMb,
+    growthPct: ((tailRss - base.rssMb) / base.rssMb) * 100,
+    maxRssMb: Math.max(...samples.map((s) => s.rssMb)),
+    samples,
+  };
 }
 
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
@@ -399,14 +461,28 @@ async function main(): Promise<void> {
   const broker = await startMosquitto(work);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   mkdirSync(values.out, { recursive: true });
-  const results: Record<string, unknown> = { machine: machine(), settings: { seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS, nice: NICE, spinning: SPINNING, source: `test://smpte ${W}x${H} RGB`, broker: 'mosquitto (local, started by the bench)', nodeFlags: DAEMON_NODE_FLAGS } };
+  const results: Record<string, unknown> = {
+    machine: machine(),
+    settings: {
+      seconds: SECONDS,
+      warmupS: WARMUP_S,
+      threads: THREADS,
+      nice: NICE,
+      spinning: SPINNING,
+      source: `test://smpte ${W}x${H} RGB`,
+      broker: 'mosquitto (local, started by the bench)',
+      nodeFlags: DAEMON_NODE_FLAGS,
+    },
+  };
   try {
     if (values.soak) {
       const m = models[0];
       console.error(`soak: ${m.name}, ${values.soak} frames after warm-up`);
       results.soak = await soak(m, work, broker, Number(values.soak));
       const s = results.soak as { frames: number; baseRssMb: number; endRssMb: number; growthPct: number; maxRssMb: number };
-      console.log(`soak ${m.name}: ${s.frames} frames, RSS ${f1(s.baseRssMb)} MB after warm-up -> ${f1(s.endRssMb)} MB (max ${f1(s.maxRssMb)}), growth ${f2(s.growthPct)}%`);
+      console.log(
+        `soak ${m.name}: ${s.frames} frames, RSS ${f1(s.baseRssMb)} MB after warm-up -> ${f1(s.endRssMb)} MB (max ${f1(s.maxRssMb)}), growth ${f2(s.growthPct)}%`,
+      );
     } else {
       const per: Record<string, unknown>[] = [];
       // The main thread's CPU that does not depend on frames (timers, MQTT keep-alive, the device
@@ -430,12 +506,26 @@ async function main(): Promise<void> {
         const one = await pipeline(m, work, broker, 1, fast, `${m.name}-1`);
         console.error(`${m.name}: inference-only again`);
         const b1 = await bare(m);
-        const b: BareResult = { fps: (b0.fps + b1.fps) / 2, p50: (b0.p50 + b1.p50) / 2, p99: Math.max(b0.p99, b1.p99), cpuMsPerRun: (b0.cpuMsPerRun + b1.cpuMsPerRun) / 2, runs: b0.runs + b1.runs };
+        const b: BareResult = {
+          fps: (b0.fps + b1.fps) / 2,
+          p50: (b0.p50 + b1.p50) / 2,
+          p99: Math.max(b0.p99, b1.p99),
+          cpuMsPerRun: (b0.cpuMsPerRun + b1.cpuMsPerRun) / 2,
+          runs: b0.runs + b1.runs,
+        };
         console.error(`${m.name}: pipeline, 1 camera at 15 fps`);
         const slow = await pipeline(m, work, broker, 1, 15, `${m.name}-15`);
         console.error(`${m.name}: pipeline, 2 cameras at ${fast} fps each`);
         const two = await pipeline(m, work, broker, 2, fast, `${m.name}-2`);
-        per.push({ model: m.name, inferenceOnly: b, inferenceOnlyRuns: [b0, b1], single: one, at15fps: slow, twoCameras: two, cpuMsOutsideInference: { single: one.cpuMsPerFrame - b.cpuMsPerRun, two: two.cpuMsPerFrame - b.cpuMsPerRun } });
+        per.push({
+          model: m.name,
+          inferenceOnly: b,
+          inferenceOnlyRuns: [b0, b1],
+          single: one,
+          at15fps: slow,
+          twoCameras: two,
+          cpuMsOutsideInference: { single: one.cpuMsPerFrame - b.cpuMsPerRun, two: two.cpuMsPerFrame - b.cpuMsPerRun },
+        });
       }
       results.models = per;
       printTable(per);
@@ -456,7 +546,9 @@ async function main(): Promise<void> {
 
 function printTable(per: Record<string, any>[]): void {
   const mc = machine();
-  console.log(`\n${mc.nproc} cores, ${mc.cpu}, Node ${mc.node}, CPU provider, ${THREADS} intra-op threads (spinning ${SPINNING ? 'on' : 'off'}), worker nice ${NICE}; main-thread idle baseline ${f1(BASE_MAIN_MS_PER_S)} ms/s subtracted; ${SECONDS} s windows after ${WARMUP_S} s warm-up; load avg ${mc.loadavg.join(' ')}\n`);
+  console.log(
+    `\n${mc.nproc} cores, ${mc.cpu}, Node ${mc.node}, CPU provider, ${THREADS} intra-op threads (spinning ${SPINNING ? 'on' : 'off'}), worker nice ${NICE}; main-thread idle baseline ${f1(BASE_MAIN_MS_PER_S)} ms/s subtracted; ${SECONDS} s windows after ${WARMUP_S} s warm-up; load avg ${mc.loadavg.join(' ')}\n`,
+  );
   const rows = per.map((r) => {
     const b = r.inferenceOnly as BareResult;
     const one = r.single as PipelineResult;
@@ -478,7 +570,18 @@ function printTable(per: Record<string, any>[]): void {
   });
   console.log(
     table(
-      ['model', 'inference-only fps', 'pipeline fps (ratio)', 'pre / post p50 ms', 'CPU ms/frame outside inference (main + capture + pre + post)', '15 fps: latency p50 / p99 vs inference p99 (ms)', 'loop lag p99 ms', 'RSS MB', '2 cams: fps each', '2 cams total (ratio)'],
+      [
+        'model',
+        'inference-only fps',
+        'pipeline fps (ratio)',
+        'pre / post p50 ms',
+        'CPU ms/frame outside inference (main + capture + pre + post)',
+        '15 fps: latency p50 / p99 vs inference p99 (ms)',
+        'loop lag p99 ms',
+        'RSS MB',
+        '2 cams: fps each',
+        '2 cams total (ratio)',
+      ],
       rows,
     ),
   );

@@ -63,8 +63,18 @@ function nodedirArgs() {
 
 function build(withGStreamer) {
   const [cmd, pre] = findNodeGyp();
-  const args = [...pre, 'rebuild', `--directory=${nativeDir}`, '--jobs=max', ...nodedirArgs(), '--', `-Dwith_gstreamer=${withGStreamer ? 1 : 0}`];
-  log(`${withGStreamer ? 'building edge_capture + edge_notify + edge_tensor' : 'building edge_notify + edge_tensor only'}: ${[cmd, ...args].join(' ')}`);
+  const args = [
+    ...pre,
+    'rebuild',
+    `--directory=${nativeDir}`,
+    '--jobs=max',
+    ...nodedirArgs(),
+    '--',
+    `-Dwith_gstreamer=${withGStreamer ? 1 : 0}`,
+  ];
+  log(
+    `${withGStreamer ? 'building edge_capture + edge_notify + edge_tensor' : 'building edge_notify + edge_tensor only'}: ${[cmd, ...args].join(' ')}`,
+  );
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env });
   if (r.error) return { ok: false, why: `cannot run node-gyp (${r.error.message})` };
   if (r.status !== 0) return { ok: false, why: `node-gyp exited with ${r.status ?? r.signal}` };
@@ -87,7 +97,9 @@ if (!gst.ok) {
   rmSync(join(nativeDir, 'build'), { recursive: true, force: true });
   const r = build(false);
   if (!r.ok) {
-    warn(`the sd_notify addon did not build either (${r.why}); systemd notify will be a no-op. A C++ toolchain is needed: sudo apt-get install build-essential python3`);
+    warn(
+      `the sd_notify addon did not build either (${r.why}); systemd notify will be a no-op. A C++ toolchain is needed: sudo apt-get install build-essential python3`,
+    );
   }
   process.exit(0);
 }

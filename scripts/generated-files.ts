@@ -65,7 +65,11 @@ export function invokedDirectly(metaUrl: string): boolean {
 }
 
 /** The command-line entry of a generator: `npx tsx scripts/<generator>.ts [outDir]`. */
-export function runGenerator(metaUrl: string, defaultOutDir: string, make: (outDir: string) => Promise<{ files: string[]; written: string[] }>): void {
+export function runGenerator(
+  metaUrl: string,
+  defaultOutDir: string,
+  make: (outDir: string) => Promise<{ files: string[]; written: string[] }>,
+): void {
   if (!invokedDirectly(metaUrl)) return;
   const outDir = path.resolve(process.argv[2] ?? defaultOutDir);
   make(outDir).then(

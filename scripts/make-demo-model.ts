@@ -142,7 +142,7 @@ export function renderSample(label: Label, n: number): Uint8Array {
       let rgb: number[];
       if (inItem(x, y)) {
         // Light from the top-left: brighter there, darker bottom-right, plus per-pixel noise.
-        const shade = 1.06 - 0.14 * ((x - x0) / (x1 - x0) + (y - y0) / (y1 - y0)) / 2;
+        const shade = 1.06 - (0.14 * ((x - x0) / (x1 - x0) + (y - y0) / (y1 - y0))) / 2;
         const grain = grainLevel(0.02);
         rgb = tint.map((c) => c * shade + grain);
       } else {

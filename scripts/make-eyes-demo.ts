@@ -189,7 +189,8 @@ export function checkFrameSpec(spec: FrameSpec, width = FRAME_WIDTH, height = FR
     for (let j = i + 1; j < boxes.length; j++) {
       const a = boxes[i];
       const b = boxes[j];
-      const apart = a.x + a.w + FACE_GAP <= b.x || b.x + b.w + FACE_GAP <= a.x || a.y + a.h + FACE_GAP <= b.y || b.y + b.h + FACE_GAP <= a.y;
+      const apart =
+        a.x + a.w + FACE_GAP <= b.x || b.x + b.w + FACE_GAP <= a.x || a.y + a.h + FACE_GAP <= b.y || b.y + b.h + FACE_GAP <= a.y;
       if (!apart) throw new Error(`faces ${i} and ${j} must be at least ${FACE_GAP} px apart`);
     }
   }
@@ -329,7 +330,13 @@ export function buildFaceOnnx(): Uint8Array {
 
   // Neighbours, with outside-the-image counted as backdrop.
   const slice = (x: string, starts: number[], ends: number[], axes: number[], steps?: number[]): string =>
-    g.op('Slice', [x, i64(uniq('starts'), starts), i64(uniq('ends'), ends), i64(uniq('axes'), axes), ...(steps ? [i64(uniq('steps'), steps)] : [])]);
+    g.op('Slice', [
+      x,
+      i64(uniq('starts'), starts),
+      i64(uniq('ends'), ends),
+      i64(uniq('axes'), axes),
+      ...(steps ? [i64(uniq('steps'), steps)] : []),
+    ]);
   const pad = (x: string, pads: number[]): string => g.op('Pad', [x, i64(uniq('pads'), pads), zero]);
   const prevX = slice(pad(I, [0, 0, 0, 1, 0, 0, 0, 0]), [0], [W], [3]);
   const nextX = slice(pad(I, [0, 0, 0, 0, 0, 0, 0, 1]), [1], [W + 1], [3]);
@@ -340,8 +347,16 @@ export function buildFaceOnnx(): Uint8Array {
   const endX = g.op('Mul', [I, notI(nextX)]);
   const startY = g.op('Mul', [I, notI(prevY)]);
   const endY = g.op('Mul', [I, notI(nextY)]);
-  const xs = f('x_coord', [1, 1, 1, W], Array.from({ length: W }, (_, i) => i));
-  const ys = f('y_coord', [1, 1, H, 1], Array.from({ length: H }, (_, i) => i));
+  const xs = f(
+    'x_coord',
+    [1, 1, 1, W],
+    Array.from({ length: W }, (_, i) => i),
+  );
+  const ys = f(
+    'y_coord',
+    [1, 1, H, 1],
+    Array.from({ length: H }, (_, i) => i),
+  );
   const BIG = 1000;
   const big = scalar('big', BIG);
   // Edge positions, encoded so that the nearest edge is the largest value in a window:
@@ -367,10 +382,26 @@ export function buildFaceOnnx(): Uint8Array {
   const cx = g.op('Mul', [g.op('Add', [left, right]), half]);
   const cy = g.op('Mul', [g.op('Add', [top, bottom]), half]);
   const tol = 0.01;
-  const cellX0 = f('cell_x0', [1, 1, 1, AW], Array.from({ length: AW }, (_, j) => STRIDE * j - tol));
-  const cellX1 = f('cell_x1', [1, 1, 1, AW], Array.from({ length: AW }, (_, j) => STRIDE * (j + 1) + tol));
-  const cellY0 = f('cell_y0', [1, 1, AH, 1], Array.from({ length: AH }, (_, i) => STRIDE * i - tol));
-  const cellY1 = f('cell_y1', [1, 1, AH, 1], Array.from({ length: AH }, (_, i) => STRIDE * (i + 1) + tol));
+  const cellX0 = f(
+    'cell_x0',
+    [1, 1, 1, AW],
+    Array.from({ length: AW }, (_, j) => STRIDE * j - tol),
+  );
+  const cellX1 = f(
+    'cell_x1',
+    [1, 1, 1, AW],
+    Array.from({ length: AW }, (_, j) => STRIDE * (j + 1) + tol),
+  );
+  const cellY0 = f(
+    'cell_y0',
+    [1, 1, AH, 1],
+    Array.from({ length: AH }, (_, i) => STRIDE * i - tol),
+  );
+  const cellY1 = f(
+    'cell_y1',
+    [1, 1, AH, 1],
+    Array.from({ length: AH }, (_, i) => STRIDE * (i + 1) + tol),
+  );
   const anchorInside = slice(I, [c, c], [H, W], [2, 3], [STRIDE, STRIDE]);
   const minSide = scalar('min_side', MIN_SIDE);
   const maxSide = scalar('max_side', MAX_SIDE);
@@ -388,7 +419,10 @@ export function buildFaceOnnx(): Uint8Array {
 
   // Keypoints from the face template; visibility from the sclera beside each eye centre.
   const white = g.op('Clip', [
-    g.op('Mul', [g.op('Sub', [g.op('ReduceMin', [image], { axes: ints([1]), keepdims: int(1) }), scalar('white_from', WHITE_FROM)]), scalar('white_gain', 20)]),
+    g.op('Mul', [
+      g.op('Sub', [g.op('ReduceMin', [image], { axes: ints([1]), keepdims: int(1) }), scalar('white_from', WHITE_FROM)]),
+      scalar('white_gain', 20),
+    ]),
     zero,
     one,
   ]);
@@ -409,7 +443,12 @@ export function buildFaceOnnx(): Uint8Array {
   const rows = [cx, cy, w, h, score, ...keypoint(EYE_X[0]), ...keypoint(EYE_X[1])];
   const all = g.op('Concat', rows, { axis: int(1) }); // [1, 11, AH, AW]
   g.op('Reshape', [all, i64('out_shape', [1, rows.length, N])], {}, 'output0');
-  g.output('output0', [1, rows.length, N], 'float32', 'YOLOv8-pose: cx, cy, w, h, face, then x, y, visibility of left_eye, right_eye; model-input pixels');
+  g.output(
+    'output0',
+    [1, rows.length, N],
+    'float32',
+    'YOLOv8-pose: cx, cy, w, h, face, then x, y, visibility of left_eye, right_eye; model-input pixels',
+  );
   return g.build({
     doc: 'Demo: face detector with two eye keypoints for synthetic faces (see scripts/make-eyes-demo.ts).',
     metadata: {
@@ -430,7 +469,12 @@ export function buildEyeOnnx(): Uint8Array {
   const image = g.input('image', ['batch', 3, S, S], 'float32', 'RGB, NCHW, values in [0,1] (pixel / 255)');
   const i64 = (name: string, data: number[]): string => g.int64Init(name, [data.length], data);
   const lo = (S - CENTRE) / 2;
-  const centre = g.op('Slice', [image, i64('centre_starts', [lo, lo]), i64('centre_ends', [lo + CENTRE, lo + CENTRE]), i64('centre_axes', [2, 3])]);
+  const centre = g.op('Slice', [
+    image,
+    i64('centre_starts', [lo, lo]),
+    i64('centre_ends', [lo + CENTRE, lo + CENTRE]),
+    i64('centre_axes', [2, 3]),
+  ]);
   const x = g.op('Unsqueeze', [centre, i64('proto_axis', [1])]); // [N,1,3,c,c]
   const protos = g.floatInit('prototypes', [1, K, 3, 1, 1], PROTOTYPES.flatMap(unit));
   const diff = g.op('Sub', [x, protos]);
@@ -516,7 +560,7 @@ classify:
 // The sample sequence.
 
 /** A small deterministic sway: integer offsets in -amp..amp, period 8 frames. */
-const sway = (n: number, amp: number, phase = 0): number => [0, 1, 2, 1, 0, -1, -2, -1][(n + phase) % 8] * amp / 2;
+const sway = (n: number, amp: number, phase = 0): number => ([0, 1, 2, 1, 0, -1, -2, -1][(n + phase) % 8] * amp) / 2;
 
 /**
  * The sample frames, in playback order (SAMPLE_FPS): one subject for 20 frames, swaying a few
@@ -529,14 +573,33 @@ export function sampleSequence(): FrameSpec[] {
     for (let i = 0; i < k; i++) frames.push({ faces: [] });
   };
   for (let n = 0; n < 20; n++) {
-    frames.push({ faces: [{ x: 240 + sway(n, 6), y: 110 + sway(n, 4, 2), size: 160 + Math.round(sway(n, 2)), leftClass: 'cataract', rightClass: 'healthy', subject: 1 }] });
+    frames.push({
+      faces: [
+        {
+          x: 240 + sway(n, 6),
+          y: 110 + sway(n, 4, 2),
+          size: 160 + Math.round(sway(n, 2)),
+          leftClass: 'cataract',
+          rightClass: 'healthy',
+          subject: 1,
+        },
+      ],
+    });
   }
   empty(3);
   for (let n = 0; n < 20; n++) {
     frames.push({
       faces: [
         { x: 90 + sway(n, 4), y: 130 + sway(n, 2, 4), size: 150, leftClass: 'healthy', rightClass: 'conjunctivitis', subject: 2 },
-        { x: 400 + sway(n, 4, 3), y: 160 + sway(n, 4, 1), size: 110, leftClass: 'stye', rightClass: 'healthy', covered: 'right', subject: 3 },
+        {
+          x: 400 + sway(n, 4, 3),
+          y: 160 + sway(n, 4, 1),
+          size: 110,
+          leftClass: 'stye',
+          rightClass: 'healthy',
+          covered: 'right',
+          subject: 3,
+        },
       ],
     });
   }
@@ -559,7 +622,8 @@ export const sampleName = (n: number): string => `frame-${String(n).padStart(3, 
 /** answers.json: per frame, each face's subject number, box, eye centres and classes (frame pixels). */
 export function sampleAnswers(frames: FrameSpec[]): unknown {
   return {
-    description: 'Known answers for the eyes demo samples (frame pixels; box x, y = top-left corner). Generated by scripts/make-eyes-demo.ts.',
+    description:
+      'Known answers for the eyes demo samples (frame pixels; box x, y = top-left corner). Generated by scripts/make-eyes-demo.ts.',
     fps: SAMPLE_FPS,
     width: FRAME_WIDTH,
     height: FRAME_HEIGHT,
@@ -598,7 +662,9 @@ export async function makeEyesDemo(outDir: string): Promise<{ files: string[]; w
   const frames = sampleSequence();
   for (const [n, spec] of frames.entries()) {
     const pixels = renderFrame(spec);
-    const png = await sharp(pixels, { raw: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3 } }).png({ compressionLevel: 9 }).toBuffer();
+    const png = await sharp(pixels, { raw: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3 } })
+      .png({ compressionLevel: 9 })
+      .toBuffer();
     outputs.push({ rel: `samples/${sampleName(n)}`, bytes: png, pixels, width: FRAME_WIDTH, height: FRAME_HEIGHT });
   }
   outputs.push({ rel: 'samples/answers.json', bytes: text(`${JSON.stringify(sampleAnswers(frames), null, 1)}\n`) });

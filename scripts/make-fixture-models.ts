@@ -93,14 +93,25 @@ interface DetectorParts {
  */
 function detectorParts(g: GraphBuilder, image: string): DetectorParts {
   const S = DETECT_SIZE;
-  const { cols, x1, x2, y1, y2, cx, cy } = colourBoxEdges(g, image, DETECT_LABELS.map((l) => DETECT_COLOURS[l]), S, DETECT_THRESHOLD);
+  const { cols, x1, x2, y1, y2, cx, cy } = colourBoxEdges(
+    g,
+    image,
+    DETECT_LABELS.map((l) => DETECT_COLOURS[l]),
+    S,
+    DETECT_THRESHOLD,
+  );
   const w = g.op('Sub', [x2, x1]);
   const h = g.op('Sub', [y2, y1]);
   const present = g.op('ReduceMax', [cols], { axes: ints([2]), keepdims: int(0) }); // [1,K]
   const obj = g.op('Mul', [present, g.floatInit('class_scores', [1, K], DETECT_SCORES)]); // [1,K]
 
   const axis1 = g.int64Init('axis_1', [1], [1]);
-  const rowsOf = (parts: string[]) => g.op('Concat', parts.map((p) => g.op('Unsqueeze', [p, axis1])), { axis: int(1) }); // [1,n,K]
+  const rowsOf = (parts: string[]) =>
+    g.op(
+      'Concat',
+      parts.map((p) => g.op('Unsqueeze', [p, axis1])),
+      { axis: int(1) },
+    ); // [1,n,K]
   const grow = g.floatInit('decoy_grow', [], [DECOY_GROW]);
   const halfGrow = g.floatInit('decoy_half_grow', [], [DECOY_GROW / 2]);
   const both = (real: string, decoy: string) => g.op('Concat', [real, decoy], { axis: int(2) }); // [1,n,2K]
@@ -112,7 +123,11 @@ function detectorParts(g: GraphBuilder, image: string): DetectorParts {
   const objRow = g.op('Unsqueeze', [obj, axis1]); // [1,1,K]
   const objectness = both(objRow, g.op('Mul', [objRow, g.floatInit('decoy_factor', [], [DECOY_FACTOR])]));
   const eye = Array.from({ length: K * K }, (_, i) => (Math.floor(i / K) === i % K ? 1 : 0));
-  const onehot = g.floatInit('onehot', [1, K, 2 * K], Array.from({ length: K * 2 * K }, (_, i) => eye[Math.floor(i / (2 * K)) * K + (i % (2 * K)) % K]));
+  const onehot = g.floatInit(
+    'onehot',
+    [1, K, 2 * K],
+    Array.from({ length: K * 2 * K }, (_, i) => eye[Math.floor(i / (2 * K)) * K + ((i % (2 * K)) % K)]),
+  );
   const scores = g.op('Mul', [objectness, onehot]);
   return { cxcywh, xyxy, objectness, onehot, scores };
 }
@@ -253,8 +268,15 @@ export function fixtureFiles(): Map<string, Uint8Array> {
 
 export async function makeFixtureModels(outDir: string): Promise<{ files: string[]; written: string[] }> {
   const files = fixtureFiles();
-  const written = await writeChanged(outDir, [...files].map(([rel, bytes]) => ({ rel, bytes })));
+  const written = await writeChanged(
+    outDir,
+    [...files].map(([rel, bytes]) => ({ rel, bytes })),
+  );
   return { files: [...files.keys()], written };
 }
 
-runGenerator(import.meta.url, path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures', 'models'), makeFixtureModels);
+runGenerator(
+  import.meta.url,
+  path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures', 'models'),
+  makeFixtureModels,
+);

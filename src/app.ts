@@ -45,7 +45,11 @@ export interface AppDeps {
 }
 
 /** Names an object with start/stop as a Component. */
-const part = (name: string, o: { start(): unknown; stop(): unknown }): Component => ({ name, start: async () => void (await o.start()), stop: async () => void (await o.stop()) });
+const part = (name: string, o: { start(): unknown; stop(): unknown }): Component => ({
+  name,
+  start: async () => void (await o.start()),
+  stop: async () => void (await o.stop()),
+});
 
 /**
  * The composition root: builds every component with its config slice and the one clock, starts them
@@ -67,15 +71,58 @@ export class App {
     let markRunning!: () => void;
     const running = new Promise<void>((r) => (markRunning = r));
 
-    const detector = new StallDetector({ clock, stallAfterMs: c.health.stallAfterSec * 1000, engineBuildLimitMs: c.health.engineBuildTimeoutSec * 1000 });
+    const detector = new StallDetector({
+      clock,
+      stallAfterMs: c.health.stallAfterSec * 1000,
+      engineBuildLimitMs: c.health.engineBuildTimeoutSec * 1000,
+    });
     const snapshots = new SnapshotStore({ clock, privacy: (cam) => stages.snapshotPrivacy(c.cameras[cam]) });
     const device = new DeviceSampler({ intervalMs: c.health.deviceSampleSec * 1000, log: child('device'), clock });
-    const journal = new Journal({ path: c.journal.path, maxRows: c.journal.maxRows, maxBytes: c.journal.maxBytes, retentionMs: c.journal.retentionHours * 3_600_000, synchronous: c.journal.synchronous, log: child('journal'), clock });
-    const messaging = new Messaging({ config: c.mqtt, deviceId: c.deviceId, topics, journal, status: (state) => status.message(state), commandMaxBytes: c.commands.enabled ? c.commands.maxBytes : undefined, clock, log });
-    const events = { buildStarted: (what: string) => detector.buildStarted(what), buildEnded: () => detector.buildEnded(), swapped: () => control.publishStatus() };
-    const store = c.model.rollout.enabled ? new PackageStore({ dir: c.model.rollout.dir, keep: c.model.keep, log: child('rollout') }) : undefined;
-    const model = new ModelService({ config: c.model, log: child('model'), listener: events, clock, resolve: store && ((p) => store.effectivePath(p)) });
-    const rollout = store && new RolloutService({ config: { ...c.model.rollout, keep: c.model.keep }, store, model, deviceId: c.deviceId, publish: (p) => messaging.mqtt.publish(topics.modelState, p, { qos: 1, retain: true }), clock, log: child('rollout') });
+    const journal = new Journal({
+      path: c.journal.path,
+      maxRows: c.journal.maxRows,
+      maxBytes: c.journal.maxBytes,
+      retentionMs: c.journal.retentionHours * 3_600_000,
+      synchronous: c.journal.synchronous,
+      log: child('journal'),
+      clock,
+    });
+    const messaging = new Messaging({
+      config: c.mqtt,
+      deviceId: c.deviceId,
+      topics,
+      journal,
+      status: (state) => status.message(state),
+      commandMaxBytes: c.commands.enabled ? c.commands.maxBytes : undefined,
+      clock,
+      log,
+    });
+    const events = {
+      buildStarted: (what: string) => detector.buildStarted(what),
+      buildEnded: () => detector.buildEnded(),
+      swapped: () => control.publishStatus(),
+    };
+    const store = c.model.rollout.enabled
+      ? new PackageStore({ dir: c.model.rollout.dir, keep: c.model.keep, log: child('rollout') })
+      : undefined;
+    const model = new ModelService({
+      config: c.model,
+      log: child('model'),
+      listener: events,
+      clock,
+      resolve: store && ((p) => store.effectivePath(p)),
+    });
+    const rollout =
+      store &&
+      new RolloutService({
+        config: { ...c.model.rollout, keep: c.model.keep },
+        store,
+        model,
+        deviceId: c.deviceId,
+        publish: (p) => messaging.mqtt.publish(topics.modelState, p, { qos: 1, retain: true }),
+        clock,
+        log: child('rollout'),
+      });
     const stages = new StageModels({ config: c, log: child('pipelines'), listener: events, clock });
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
@@ -83,20 +130,70 @@ export class App {
         const inferred = (frame: Frame, inf: Inference) => {
           detector.progress(frame.camera);
           snapshots.record(frame, inf);
-          metrics.observe(frame.camera, { ...inf.latencyMs, total: Math.max(0, clock.now() - frame.capturedAtMs) }, inf.task === 'detect' ? inf.pipeline : undefined);
+          metrics.observe(
+            frame.camera,
+            { ...inf.latencyMs, total: Math.max(0, clock.now() - frame.capturedAtMs) },
+            inf.task === 'detect' ? inf.pipeline : undefined,
+          );
           control.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
         };
         const state = (camera: string, st: CameraStateName) => (detector.state(camera, st), control.cameraStateChanged());
-        const { infer, pipeline, target } = stages.forCamera(name, cam, (frame, hooks) => model.infer(frame, hooks), () => model.scaleTarget);
-        return new CameraChannel(name, cam, { deviceId: c.deviceId, clock, log, infer, model: () => pipeline?.models().detector ?? model.info, sink: messaging.sink, keep: (f) => snapshots.keep(f), listener: { state, inferred }, pipeline, target, wantFull: () => pipeline !== undefined || snapshots.wanted });
+        const { infer, pipeline, target } = stages.forCamera(
+          name,
+          cam,
+          (frame, hooks) => model.infer(frame, hooks),
+          () => model.scaleTarget,
+        );
+        return new CameraChannel(name, cam, {
+          deviceId: c.deviceId,
+          clock,
+          log,
+          infer,
+          model: () => pipeline?.models().detector ?? model.info,
+          sink: messaging.sink,
+          keep: (f) => snapshots.keep(f),
+          listener: { state, inferred },
+          pipeline,
+          target,
+          wantFull: () => pipeline !== undefined || snapshots.wanted,
+        });
       });
     for (const ch of channels) detector.watch(ch.name, c.cameras[ch.name].fps ?? 0, 'connecting');
-    const notifier = new SystemdNotifier({ send: deps.notify ?? sendNotify, env: deps.env, check: () => monitor.health(), statusLine: () => status.line(), log: child('systemd'), clock });
+    const notifier = new SystemdNotifier({
+      send: deps.notify ?? sendNotify,
+      env: deps.env,
+      check: () => monitor.health(),
+      statusLine: () => status.line(),
+      log: child('systemd'),
+      clock,
+    });
     const monitor = (this.monitor = new HealthMonitor({ detector, source: { model, cameras: channels, messaging, journal } }));
     const status: StatusReporter = (this.statusReporter = new StatusReporter({
       deviceId: c.deviceId,
       clock,
-      sources: { lifecycle: { get phase() { return lifecycle.phase; } }, reloads: { get config() { return reloads.config; }, get last() { return reloads.last; } }, model, stages, messaging, journal, cameras: channels, health: () => monitor.health(), systemd: notifier, rollout },
+      sources: {
+        lifecycle: {
+          get phase() {
+            return lifecycle.phase;
+          },
+        },
+        reloads: {
+          get config() {
+            return reloads.config;
+          },
+          get last() {
+            return reloads.last;
+          },
+        },
+        model,
+        stages,
+        messaging,
+        journal,
+        cameras: channels,
+        health: () => monitor.health(),
+        systemd: notifier,
+        rollout,
+      },
     }));
     const metrics = new Metrics({
       cameras: () => channels.filter((ch) => ch.started).map((ch) => ({ ...ch.status(), status: ch.camera.status() })),
@@ -104,18 +201,35 @@ export class App {
       mqttConnected: () => messaging.mqtt.connected,
       journal: () => {
         const j = journal.isOpen ? journal.stats() : undefined;
-        return j && { depth: j.pending, evictions: j.evicted.sent + j.evicted.pending, writable: j.writable, writeFailures: j.writeFailures, lost: messaging.outboxStats()?.lost ?? 0, corruptMovedAside: j.corrupt.movedAside };
+        return (
+          j && {
+            depth: j.pending,
+            evictions: j.evicted.sent + j.evicted.pending,
+            writable: j.writable,
+            writeFailures: j.writeFailures,
+            lost: messaging.outboxStats()?.lost ?? 0,
+            corruptMovedAside: j.corrupt.movedAside,
+          }
+        );
       },
       publishFailures: () => messaging.publishFailures(),
       healthy: () => monitor.health().ok,
       device: () => device.latest,
     });
     const control: MqttControl = new MqttControl({
-      config: { deviceId: c.deviceId, commands: c.commands, homeassistant: c.homeassistant, stats: c.stats, statsTopic: c.mqtt.topics.stats },
+      config: {
+        deviceId: c.deviceId,
+        commands: c.commands,
+        homeassistant: c.homeassistant,
+        stats: c.stats,
+        statsTopic: c.mqtt.topics.stats,
+      },
       mqtt: messaging.mqtt,
       topics,
       cameras: channels,
-      clock, log, ready: running,
+      clock,
+      log,
+      ready: running,
       snapshot: (camera, quality, maxWidth) => snapshots.command(camera, quality, maxWidth),
       reload: async () => {
         if (!deps.reloader) throw new CommandError('UNAVAILABLE', 'reload is not available in this process');
@@ -128,26 +242,62 @@ export class App {
       publishFailures: () => messaging.publishFailures(),
     });
     const started = () => channels.filter((ch) => ch.started).map((ch) => ch.name);
-    const toPayload = (frame: Frame, inf: Inference) => resultPayload({ deviceId: c.deviceId, seq: frame.seq, frame, inference: inf, model: inf.model, nowMs: clock.now() });
+    const toPayload = (frame: Frame, inf: Inference) =>
+      resultPayload({ deviceId: c.deviceId, seq: frame.seq, frame, inference: inf, model: inf.model, nowMs: clock.now() });
     const source = { health: () => monitor.health(), ready: () => monitor.ready(), status: () => status.status() };
-    const http = (this.http = c.http.enabled ? createHttpServer({ config: c.http, inferMaxBytes: c.model.inferMaxBytes, source, metrics, cameras: started, snapshot: (cam) => snapshots.annotated(cam), journal, infer: (f, cam) => (cam ? stages.inferOf(cam)!(f, {}) : model.infer(f)), toPayload, clock, log }) : undefined);
+    const http = (this.http = c.http.enabled
+      ? createHttpServer({
+          config: c.http,
+          inferMaxBytes: c.model.inferMaxBytes,
+          source,
+          metrics,
+          cameras: started,
+          snapshot: (cam) => snapshots.annotated(cam),
+          journal,
+          infer: (f, cam) => (cam ? stages.inferOf(cam)!(f, {}) : model.infer(f)),
+          toPayload,
+          clock,
+          log,
+        })
+      : undefined);
 
-    const logLevel: LiveReloadable<Config['log']['level']> = { name: 'log', liveKeys: ['log.level'], slice: (n) => n.log.level, apply: (level) => void (log.level = level) };
+    const logLevel: LiveReloadable<Config['log']['level']> = {
+      name: 'log',
+      liveKeys: ['log.level'],
+      slice: (n) => n.log.level,
+      apply: (level) => void (log.level = level),
+    };
     const reloads = (this.reloads = new ReloadController({
       config,
       components: [logLevel, ...(http ? [http] : []), monitor, device, model, stages, messaging.sink, control, ...channels],
-      hooks: { running: () => lifecycle.phase === 'running', begin: () => notifier.reloading(), end: (line) => notifier.reloaded(line ?? status.line()) },
+      hooks: {
+        running: () => lifecycle.phase === 'running',
+        begin: () => notifier.reloading(),
+        end: (line) => notifier.reloaded(line ?? status.line()),
+      },
       clock,
       log,
     }));
     const lifecycle = (this.lifecycle = new Lifecycle({
       log,
       // The notifier ticks from the start, so an engine build during start-up can extend systemd's start timeout.
-      components: [part('systemd', notifier), ...(http ? [part('http', http)] : []), part('device', device), part('journal', journal), ...messaging.brokerComponents, model, part('pipelines', stages), ...messaging.connectionComponents, ...channels, control, ...(rollout ? [part('rollout', rollout)] : [])],
+      components: [
+        part('systemd', notifier),
+        ...(http ? [part('http', http)] : []),
+        part('device', device),
+        part('journal', journal),
+        ...messaging.brokerComponents,
+        model,
+        part('pipelines', stages),
+        ...messaging.connectionComponents,
+        ...channels,
+        control,
+        ...(rollout ? [part('rollout', rollout)] : []),
+      ],
       onPhase: (phase) => {
         monitor.setPhase(phase);
         if (phase === 'starting') log.info({ config: c.source, deviceId: c.deviceId, version: VERSION }, 'starting');
-        if (phase === 'stopping') (notifier.stoppingNow(), log.info('stopping'));
+        if (phase === 'stopping') notifier.stoppingNow(), log.info('stopping');
         if (phase === 'stopped') log.info('stopped');
         if (phase !== 'running') return;
         markRunning();

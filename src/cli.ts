@@ -88,11 +88,15 @@ async function main(argv: string[]): Promise<number> {
       try {
         const c = loadConfig({ file });
         const pipelines = Object.keys(c.pipelines).length ? `, pipelines: ${Object.keys(c.pipelines).join(', ')}` : '';
-        process.stdout.write(`${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`);
+        process.stdout.write(
+          `${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`,
+        );
         return 0;
       } catch (err) {
         if (err instanceof ConfigError) {
-          process.stderr.write(`${err.file}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
+          process.stderr.write(
+            `${err.file}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}\n${err.problems.map((p) => `  ${p}\n`).join('')}`,
+          );
           return 1;
         }
         throw err;
@@ -106,7 +110,12 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write(`edge-inferd probe: --frames must be a whole number from 1 to 10000 (got "${values.frames}")\n`);
           return 2;
         }
-        const r = await gpuSelftest({ modelDir: values.model ? resolve(values.model) : config.model.path, frames, deviceId: config.model.gpuId, intraOpThreads: config.model.intraOpThreads });
+        const r = await gpuSelftest({
+          modelDir: values.model ? resolve(values.model) : config.model.path,
+          frames,
+          deviceId: config.model.gpuId,
+          intraOpThreads: config.model.intraOpThreads,
+        });
         process.stdout.write(values.json ? JSON.stringify(r, null, 2) + '\n' : formatSelftest(r));
         return r.exitCode;
       }
@@ -119,7 +128,11 @@ async function main(argv: string[]): Promise<number> {
       const config = loadConfig({ file: values.config });
       if (values.model) config.model.path = resolve(values.model);
       // Results go to stdout; the log (provider fallbacks, engine builds) to stderr.
-      const log = createLogger({ level: cmd === 'infer' ? 'error' : 'info', format: 'json', destination: pino.destination({ fd: 2, sync: true }) });
+      const log = createLogger({
+        level: cmd === 'infer' ? 'error' : 'info',
+        format: 'json',
+        destination: pino.destination({ fd: 2, sync: true }),
+      });
       const out = { stdout: (t: string) => process.stdout.write(t), stderr: (t: string) => process.stderr.write(t) };
       return cmd === 'infer' ? inferImages(config, rest, log, out, values.camera) : buildEngine(config, log, out);
     }
@@ -135,7 +148,18 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       const write = (s: string) => process.stdout.write(s);
-      return runHistory({ journalPath, camera: values.camera, since: values.since, limit: values.limit, json: values.json === true, events: values.events === true }, write, (s) => process.stderr.write(s));
+      return runHistory(
+        {
+          journalPath,
+          camera: values.camera,
+          since: values.since,
+          limit: values.limit,
+          json: values.json === true,
+          events: values.events === true,
+        },
+        write,
+        (s) => process.stderr.write(s),
+      );
     }
     case 'fleet': {
       let m;
@@ -150,7 +174,15 @@ async function main(argv: string[]): Promise<number> {
       if (!broker) return (process.stderr.write('edge-inferd fleet: give --broker URL\n'), 2);
       const write = (t: string) => process.stdout.write(t);
       return runFleet(
-        { broker, prefix: values.prefix ?? m?.prefix ?? 'edge-inferd', json: values.json === true, username: m?.username, password: m?.password, passwordFile: m?.passwordFile, tls: m?.tls },
+        {
+          broker,
+          prefix: values.prefix ?? m?.prefix ?? 'edge-inferd',
+          json: values.json === true,
+          username: m?.username,
+          password: m?.password,
+          passwordFile: m?.passwordFile,
+          tls: m?.tls,
+        },
         write,
         (t) => process.stderr.write(t),
       );

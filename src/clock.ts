@@ -47,7 +47,13 @@ export function sleep(clock: Clock, ms: number): Promise<void> {
 export async function sleepUnless(clock: Clock, ms: number, other: Promise<unknown>): Promise<void> {
   let timer: Timer | undefined;
   try {
-    await Promise.race([new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, ms))), other.then(() => undefined, () => undefined)]);
+    await Promise.race([
+      new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, ms))),
+      other.then(
+        () => undefined,
+        () => undefined,
+      ),
+    ]);
   } finally {
     clock.clearTimeout(timer);
   }

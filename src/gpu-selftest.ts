@@ -75,7 +75,10 @@ const GPU_NODE = /^(nvidia\d+|nvidiactl|nvmap|nvhost-.*)$/;
 /** NVIDIA device nodes: /dev/nvidia0 and nvidiactl on a PC, /dev/nvmap and nvhost-* on a Jetson. */
 export function nvidiaDevices(devDir = '/dev'): string[] {
   try {
-    return readdirSync(devDir).filter((n) => GPU_NODE.test(n)).sort().map((n) => join(devDir, n));
+    return readdirSync(devDir)
+      .filter((n) => GPU_NODE.test(n))
+      .sort()
+      .map((n) => join(devDir, n));
   } catch {
     return [];
   }
@@ -110,7 +113,11 @@ export function frameTensor(input: Manifest['input'], i: number): ort.Tensor {
 }
 
 /** Largest |got - want| over both arrays, and whether every element is within atol + rtol*|want|. */
-export function compareOutputs(want: ArrayLike<number>, got: ArrayLike<number>, tol: { atol: number; rtol: number } = TOLERANCE): { maxAbsDiff: number; within: boolean } {
+export function compareOutputs(
+  want: ArrayLike<number>,
+  got: ArrayLike<number>,
+  tol: { atol: number; rtol: number } = TOLERANCE,
+): { maxAbsDiff: number; within: boolean } {
   if (want.length !== got.length) return { maxAbsDiff: Infinity, within: false };
   let maxAbsDiff = 0;
   let within = true;
@@ -125,7 +132,11 @@ export function compareOutputs(want: ArrayLike<number>, got: ArrayLike<number>, 
 type Outputs = Record<string, Float64Array>;
 
 /** Runs the frames; returns each frame's outputs (as numbers) and the mean time per frame. */
-async function runFrames(session: ort.InferenceSession, input: Manifest['input'], frames: number): Promise<{ outputs: Outputs[]; msPerFrame: number }> {
+async function runFrames(
+  session: ort.InferenceSession,
+  input: Manifest['input'],
+  frames: number,
+): Promise<{ outputs: Outputs[]; msPerFrame: number }> {
   const outputs: Outputs[] = [];
   let total = 0;
   for (let i = 0; i < frames; i++) {
@@ -176,7 +187,13 @@ export async function gpuSelftest(opts: SelftestOptions): Promise<SelftestReport
     const run = await runFrames(session, pkg.manifest.input, frames);
     await session.release();
     reference = run.outputs;
-    reports.push({ provider: 'cpu', verdict: 'pass', detail: `loaded in ${ms(loadMs)}, ${run.msPerFrame.toFixed(2)} ms/frame (the reference)`, loadMs, msPerFrame: run.msPerFrame });
+    reports.push({
+      provider: 'cpu',
+      verdict: 'pass',
+      detail: `loaded in ${ms(loadMs)}, ${run.msPerFrame.toFixed(2)} ms/frame (the reference)`,
+      loadMs,
+      msPerFrame: run.msPerFrame,
+    });
   } catch (err) {
     reports.push({ provider: 'cpu', verdict: 'fail', detail: firstLine(err) });
   }
@@ -184,7 +201,11 @@ export async function gpuSelftest(opts: SelftestOptions): Promise<SelftestReport
   for (const provider of opts.gpuProviders ?? (['tensorrt', 'cuda'] as const)) {
     const missing = provider === 'cpu' ? undefined : providerLibraryProblem(provider);
     if (!gpuDevices.length) {
-      reports.push({ provider, verdict: 'absent', detail: `no NVIDIA GPU on this machine (no /dev/nvidia*, /dev/nvmap or /dev/nvhost-*)${missing ? `; and ${missing}` : ''}` });
+      reports.push({
+        provider,
+        verdict: 'absent',
+        detail: `no NVIDIA GPU on this machine (no /dev/nvidia*, /dev/nvmap or /dev/nvhost-*)${missing ? `; and ${missing}` : ''}`,
+      });
       continue;
     }
     if (missing) {
@@ -198,7 +219,15 @@ export async function gpuSelftest(opts: SelftestOptions): Promise<SelftestReport
   let verdict: SelftestReport['verdict'];
   if (!gpuDevices.length) verdict = reports[0].verdict === 'fail' ? 'fail' : 'no-gpu';
   else verdict = reports.some((r) => r.verdict === 'fail') || !reports.slice(1).some((r) => r.verdict === 'pass') ? 'fail' : 'pass';
-  return { model, frames, tolerance: TOLERANCE, gpuDevices, providers: reports, verdict, exitCode: verdict === 'pass' ? 0 : verdict === 'no-gpu' ? EXIT_NO_GPU : 1 };
+  return {
+    model,
+    frames,
+    tolerance: TOLERANCE,
+    gpuDevices,
+    providers: reports,
+    verdict,
+    exitCode: verdict === 'pass' ? 0 : verdict === 'no-gpu' ? EXIT_NO_GPU : 1,
+  };
 }
 
 async function checkProvider(
@@ -235,7 +264,9 @@ async function checkProvider(
       ({ session } = await createSession(identity, opts));
       r.reloadMs = performance.now() - t0;
       r.cacheHit = events.some((e) => e.type === 'engine-cache-hit');
-      parts.push(r.cacheHit ? `reloaded from the engine cache in ${ms(r.reloadMs)}` : `reload did NOT hit the engine cache (${ms(r.reloadMs)})`);
+      parts.push(
+        r.cacheHit ? `reloaded from the engine cache in ${ms(r.reloadMs)}` : `reload did NOT hit the engine cache (${ms(r.reloadMs)})`,
+      );
     }
     const run = await runFrames(session, input, frames);
     await session.release();

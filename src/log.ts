@@ -16,6 +16,7 @@ export interface LogOptions {
 export function createLogger(opts: LogOptions): Logger {
   const usePretty = opts.format === 'pretty' || (opts.format === 'auto' && !opts.destination && process.stdout.isTTY === true);
   const base = { level: opts.level, base: undefined, redact: { paths: REDACT, censor: '***' } };
-  if (usePretty) return pino(base, pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', destination: opts.destination as never }));
+  if (usePretty)
+    return pino(base, pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', destination: opts.destination as never }));
   return pino(base, opts.destination ?? pino.destination({ fd: 1, sync: false }));
 }

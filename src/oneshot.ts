@@ -48,7 +48,11 @@ export async function inferImages(config: Config, files: readonly string[], log:
       try {
         const frame = await decodeImage(await readFile(file), { camera: INFER_CAMERA, seq: i + 1, name: basename(file) });
         const inf = await engine.infer(frame);
-        out.stdout(JSON.stringify(resultPayload({ deviceId: config.deviceId, seq: i + 1, frame, inference: inf, model: inf.model, nowMs: Date.now() })) + '\n');
+        out.stdout(
+          JSON.stringify(
+            resultPayload({ deviceId: config.deviceId, seq: i + 1, frame, inference: inf, model: inf.model, nowMs: Date.now() }),
+          ) + '\n',
+        );
       } catch (err) {
         failed++;
         out.stderr(`${file}: ${errorMessage(err)}${errorCode(err) ? ` (${errorCode(err)})` : ''}\n`);
@@ -61,19 +65,37 @@ export async function inferImages(config: Config, files: readonly string[], log:
 }
 
 /** A camera's whole pipeline as one engine: its stages loaded, the runner in front (no tracking: each image stands alone). */
-async function pipelineEngine(config: Config, camera: string, load: (dir: string) => Promise<InferenceEngine>): Promise<Pick<InferenceEngine, 'infer' | 'close'>> {
+async function pipelineEngine(
+  config: Config,
+  camera: string,
+  load: (dir: string) => Promise<InferenceEngine>,
+): Promise<Pick<InferenceEngine, 'infer' | 'close'>> {
   const cam = config.cameras[camera];
   const stages = config.pipelines[cam.pipeline!];
   const engines = await Promise.all(stages.map((st) => load(st.model)));
-  const model = (e: InferenceEngine): StageModel => ({ info: e.info, infer: (f, h) => e.infer(f, h), inferCrops: (f, r) => e.inferCrops!(f, r) });
-  const runner = new PipelineRunner({ name: cam.pipeline!, stages: () => stages, models: [model(engines[0]), model(engines[1])], mirror: cam.mirror ?? false, includeCrops: cam.privacy?.includeCrops ?? false });
+  const model = (e: InferenceEngine): StageModel => ({
+    info: e.info,
+    infer: (f, h) => e.infer(f, h),
+    inferCrops: (f, r) => e.inferCrops!(f, r),
+  });
+  const runner = new PipelineRunner({
+    name: cam.pipeline!,
+    stages: () => stages,
+    models: [model(engines[0]), model(engines[1])],
+    mirror: cam.mirror ?? false,
+    includeCrops: cam.privacy?.includeCrops ?? false,
+  });
   return { infer: (f) => runner.infer(f), close: async () => void (await Promise.all(engines.map((e) => e.close()))) };
 }
 
 /** Loads the model with TensorRT only, so its engine is built (or found) in the cache folder. */
 export async function buildEngine(config: Config, log: Logger, out: Out): Promise<number> {
   const pkg = await loadModelPackage(config.model.path);
-  const opts = { ...sessionOptions(config.model), providers: ['tensorrt'] as const, onEvent: (e: Parameters<typeof logEngineEvent>[1]) => logEngineEvent(log, e) };
+  const opts = {
+    ...sessionOptions(config.model),
+    providers: ['tensorrt'] as const,
+    onEvent: (e: Parameters<typeof logEngineEvent>[1]) => logEngineEvent(log, e),
+  };
   let engine: Engine;
   try {
     engine = await Engine.load(pkg, opts);
@@ -84,7 +106,18 @@ export async function buildEngine(config: Config, log: Logger, out: Out): Promis
   const cache = engine.engineCache;
   await engine.close();
   out.stdout(
-    JSON.stringify({ model: engine.info, cacheDir: opts.cacheDir, ctxPath: cache?.ctxPath, key: cache?.key, reused: cache?.reuse ?? false, keyParts: cache?.parts }, null, 2) + '\n',
+    JSON.stringify(
+      {
+        model: engine.info,
+        cacheDir: opts.cacheDir,
+        ctxPath: cache?.ctxPath,
+        key: cache?.key,
+        reused: cache?.reuse ?? false,
+        keyParts: cache?.parts,
+      },
+      null,
+      2,
+    ) + '\n',
   );
   return 0;
 }

@@ -34,7 +34,19 @@ export interface ProbeOptions {
 }
 
 /** Camera-related GStreamer elements: where they are missing, that kind of camera cannot work. */
-const ELEMENTS = ['v4l2src', 'nvarguscamerasrc', 'rtspsrc', 'filesrc', 'jpegdec', 'avdec_h264', 'nvv4l2decoder', 'videoconvert', 'videoscale', 'nvvidconv', 'appsink'];
+const ELEMENTS = [
+  'v4l2src',
+  'nvarguscamerasrc',
+  'rtspsrc',
+  'filesrc',
+  'jpegdec',
+  'avdec_h264',
+  'nvv4l2decoder',
+  'videoconvert',
+  'videoscale',
+  'nvvidconv',
+  'appsink',
+];
 
 const run = promisify(execFile);
 
@@ -57,7 +69,13 @@ async function gstreamer(): Promise<ProbeReport['gstreamer']> {
     // gst-inspect-1.0 (gstreamer1.0-tools) is not installed: the element list stays empty.
   }
   // Which element scales frames to the model's input (nvvidconv: a Jetson's VIC hardware).
-  return { capture: cap.ok, detail: cap.ok ? 'the capture addon loads and GStreamer initialises' : cap.reason, ...(version ? { version } : {}), elements, ...(cap.ok ? { scaler: scalerElement() } : {}) };
+  return {
+    capture: cap.ok,
+    detail: cap.ok ? 'the capture addon loads and GStreamer initialises' : cap.reason,
+    ...(version ? { version } : {}),
+    elements,
+    ...(cap.ok ? { scaler: scalerElement() } : {}),
+  };
 }
 
 function listDir(dir: string): string[] {
@@ -81,7 +99,12 @@ function cameras(opts: ProbeOptions): ProbeReport['cameras'] {
     }
     return { path, device };
   });
-  return { byId, video: listDir(devDir).filter((n) => /^video\d+$/.test(n)).map((n) => join(devDir, n)) };
+  return {
+    byId,
+    video: listDir(devDir)
+      .filter((n) => /^video\d+$/.test(n))
+      .map((n) => join(devDir, n)),
+  };
 }
 
 function onnxruntime(): ProbeReport['onnxruntime'] {
@@ -101,16 +124,24 @@ function onnxruntime(): ProbeReport['onnxruntime'] {
 async function gpu(opts: ProbeOptions): Promise<ProbeReport['gpu']> {
   const g = await si.graphics().catch(() => ({ controllers: [] as si.Systeminformation.GraphicsControllerData[] }));
   const controllers = g.controllers.map((c) => ({ vendor: c.vendor, model: c.model, ...(c.vram ? { vramMb: c.vram } : {}) }));
-  const tegra = existsSync('/etc/nv_tegra_release') ? readFileSync('/etc/nv_tegra_release', 'utf8').split('\n')[0].replace(/^#\s*/, '') : undefined;
+  const tegra = existsSync('/etc/nv_tegra_release')
+    ? readFileSync('/etc/nv_tegra_release', 'utf8').split('\n')[0].replace(/^#\s*/, '')
+    : undefined;
   const devDir = opts.devDir ?? '/dev';
-  const nvidiaDevices = listDir(devDir).filter((n) => /^(nvidia\d+|nvidiactl|nvidia-uvm|nvmap|nvhost-.*)$/.test(n)).map((n) => join(devDir, n));
+  const nvidiaDevices = listDir(devDir)
+    .filter((n) => /^(nvidia\d+|nvidiactl|nvidia-uvm|nvmap|nvhost-.*)$/.test(n))
+    .map((n) => join(devDir, n));
   return { controllers, ...(tegra ? { jetson: tegra } : {}), nvidiaDevices };
 }
 
 function config(file: string | undefined): ProbeReport['config'] {
   try {
     const c = loadConfig({ file });
-    return { ok: true, source: c.source, summary: `device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${c.mqtt.url}, http: ${c.http.host}:${c.http.port}` };
+    return {
+      ok: true,
+      source: c.source,
+      summary: `device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${c.mqtt.url}, http: ${c.http.host}:${c.http.port}`,
+    };
   } catch (err) {
     if (err instanceof ConfigError) return { ok: false, source: err.file, problems: err.problems };
     return { ok: false, problems: [errorMessage(err)] };
@@ -140,7 +171,9 @@ export function formatProbe(r: ProbeReport): string {
   const mark = (ok: boolean) => (ok ? 'ok  ' : 'NO  ');
   const lines: string[] = [];
   lines.push('GStreamer');
-  lines.push(`  ${mark(r.gstreamer.capture)}capture: ${r.gstreamer.detail}${r.gstreamer.version ? ` (GStreamer ${r.gstreamer.version})` : ''}`);
+  lines.push(
+    `  ${mark(r.gstreamer.capture)}capture: ${r.gstreamer.detail}${r.gstreamer.version ? ` (GStreamer ${r.gstreamer.version})` : ''}`,
+  );
   const els = Object.entries(r.gstreamer.elements);
   if (els.length) lines.push(`      elements: ${els.map(([e, ok]) => `${e} ${ok ? 'yes' : 'no'}`).join(', ')}`);
   if (r.gstreamer.scaler) lines.push(`      frames are scaled to the model by: ${r.gstreamer.scaler}`);
@@ -157,7 +190,9 @@ export function formatProbe(r: ProbeReport): string {
   lines.push(`      NVIDIA device nodes: ${r.gpu.nvidiaDevices.length ? r.gpu.nvidiaDevices.join(', ') : 'none'}`);
   lines.push('Memory and temperature');
   lines.push(`      ${r.memory.availableMb} MB available of ${r.memory.totalMb} MB`);
-  lines.push(`      ${r.temperatures.length ? r.temperatures.map((t) => `${t.type} ${t.celsius.toFixed(1)} °C`).join(', ') : 'no temperature sensors readable'}`);
+  lines.push(
+    `      ${r.temperatures.length ? r.temperatures.map((t) => `${t.type} ${t.celsius.toFixed(1)} °C`).join(', ') : 'no temperature sensors readable'}`,
+  );
   lines.push(`Config${r.config.source ? ` (${r.config.source})` : ''}`);
   if (r.config.ok) lines.push(`  ok  ${r.config.summary}`);
   for (const p of r.config.problems ?? []) lines.push(`  NO  ${p}`);

@@ -82,7 +82,15 @@ export class ReloadController {
       for (const problem of errors) this.log.error({ problem }, 'reload rejected: invalid config');
       this.log.error({ problems: errors.length }, 'reload rejected; still running on the previous config');
       const last = this.last;
-      this.last = { atMs, ok: false, applied: [], restartRequired: last?.restartRequired ?? [], errors, appliedKeys: [], restartRequiredKeys: last?.restartRequiredKeys ?? [] };
+      this.last = {
+        atMs,
+        ok: false,
+        applied: [],
+        restartRequired: last?.restartRequired ?? [],
+        errors,
+        appliedKeys: [],
+        restartRequiredKeys: last?.restartRequiredKeys ?? [],
+      };
       this.hooks.end(`reload rejected (${errors.length} problem${errors.length === 1 ? '' : 's'}); running on the previous config`);
       return this.last;
     }
@@ -90,11 +98,20 @@ export class ReloadController {
     const restart = changes.filter((ch) => !this.isLive(ch.path));
     // Each component sees the running config with only the live changes in it: a key in its
     // slice that waits for a restart keeps its running value.
-    const candidate = { ...mergeLive(this.running, changes.filter((ch) => this.isLive(ch.path))), source: next.source };
+    const candidate = {
+      ...mergeLive(
+        this.running,
+        changes.filter((ch) => this.isLive(ch.path)),
+      ),
+      source: next.source,
+    };
     const refused = new Set<ConfigChange>();
     const errors: string[] = [];
     for (const c of this.components) {
-      const refusal = await c.apply(c.slice(candidate), changes.filter((ch) => owns(c, ch.path)));
+      const refusal = await c.apply(
+        c.slice(candidate),
+        changes.filter((ch) => owns(c, ch.path)),
+      );
       if (!refusal) continue;
       errors.push(refusal.error);
       for (const ch of refusal.refused) refused.add(ch);
@@ -112,7 +129,11 @@ export class ReloadController {
     };
     this.last = report;
     if (applied.length) this.log.info({ changes: report.applied }, 'reload applied');
-    if (restart.length) this.log.warn({ keys: report.restartRequiredKeys, changes: report.restartRequired }, 'reload: restart required for these changes (systemctl restart edge-inferd)');
+    if (restart.length)
+      this.log.warn(
+        { keys: report.restartRequiredKeys, changes: report.restartRequired },
+        'reload: restart required for these changes (systemctl restart edge-inferd)',
+      );
     if (!changes.length) this.log.info('reload: no changes');
     this.hooks.end(undefined);
     return report;

@@ -107,12 +107,24 @@ const ATTR_TYPE = { float: 1, int: 2, string: 3, tensor: 4, floats: 6, ints: 7 }
 function writeAttribute(w: ProtoWriter, name: string, a: AttributeValue): void {
   w.string(1, name);
   switch (a.type) {
-    case 'float': w.float(2, a.value); break;
-    case 'int': w.int(3, a.value); break;
-    case 'string': w.string(4, a.value); break;
-    case 'tensor': w.message(5, (t) => writeTensor(t, a.value)); break;
-    case 'floats': for (const v of a.value) w.float(7, v); break;
-    case 'ints': for (const v of a.value) w.int(8, v); break;
+    case 'float':
+      w.float(2, a.value);
+      break;
+    case 'int':
+      w.int(3, a.value);
+      break;
+    case 'string':
+      w.string(4, a.value);
+      break;
+    case 'tensor':
+      w.message(5, (t) => writeTensor(t, a.value));
+      break;
+    case 'floats':
+      for (const v of a.value) w.float(7, v);
+      break;
+    case 'ints':
+      for (const v of a.value) w.int(8, v);
+      break;
   }
   w.int(20, ATTR_TYPE[a.type]);
 }

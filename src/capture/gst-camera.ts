@@ -52,7 +52,13 @@ export function backoffDelayMs(failures: number, r: Pick<ReconnectConfig, 'initi
 }
 
 const FORMATS: Record<string, PixelFormat> = {
-  RGB: 'RGB', BGR: 'BGR', RGBA: 'RGBA', BGRA: 'BGRA', RGBx: 'RGBA', BGRx: 'BGRA', GRAY8: 'GRAY8',
+  RGB: 'RGB',
+  BGR: 'BGR',
+  RGBA: 'RGBA',
+  BGRA: 'BGRA',
+  RGBx: 'RGBA',
+  BGRx: 'BGRA',
+  GRAY8: 'GRAY8',
 };
 
 /** Repeats of the same error are logged once in this many (every change is logged). */
@@ -166,7 +172,9 @@ export class GstCamera implements Camera {
     const stall = new Promise<never>((_, reject) => {
       timer = this.clock.setTimeout(() => {
         const what = this.framesThisOpen === 0 ? 'no first frame' : 'no frame';
-        reject(new DaemonError('CAMERA_STALLED', `${what} for ${ms / 1000} s (reconnect.stallMs); the source hangs without reporting an error`));
+        reject(
+          new DaemonError('CAMERA_STALLED', `${what} for ${ms / 1000} s (reconnect.stallMs); the source hangs without reporting an error`),
+        );
       }, ms);
     });
     // race() subscribes to the native read too, so its CLOSED rejection after a stall is handled.
@@ -180,7 +188,11 @@ export class GstCamera implements Camera {
     delete this.st.retryAtMs;
     if (back) this.st.reconnects = (this.st.reconnects ?? 0) + 1;
     this.log?.info(
-      { camera: this.name, uri: this.opts.display, ...(back ? { downMs: Math.round(this.clock.monotonic() - (this.downSince ?? 0)) } : {}) },
+      {
+        camera: this.name,
+        uri: this.opts.display,
+        ...(back ? { downMs: Math.round(this.clock.monotonic() - (this.downSince ?? 0)) } : {}),
+      },
       back ? 'camera streaming again' : 'camera streaming',
     );
     this.downSince = undefined;

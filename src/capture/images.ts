@@ -57,9 +57,14 @@ export class ImagesCamera implements Camera {
       entries = await readdir(this.dir);
     } catch (err) {
       this.setState('stopped');
-      throw new DaemonError('CAMERA_OPEN', `camera ${this.name}: cannot read image folder ${this.dir}: ${errorMessage(err)}`, { cause: err });
+      throw new DaemonError('CAMERA_OPEN', `camera ${this.name}: cannot read image folder ${this.dir}: ${errorMessage(err)}`, {
+        cause: err,
+      });
     }
-    this.files = entries.filter((f) => IMAGE_EXTS.has(extname(f).toLowerCase())).sort().map((f) => join(this.dir, f));
+    this.files = entries
+      .filter((f) => IMAGE_EXTS.has(extname(f).toLowerCase()))
+      .sort()
+      .map((f) => join(this.dir, f));
     if (this.files.length === 0) {
       this.setState('stopped');
       throw new DaemonError('CAMERA_OPEN', `camera ${this.name}: no images (${[...IMAGE_EXTS].join(' ')}) in ${this.dir}`);

@@ -25,5 +25,14 @@ export interface CameraDeps {
 export function createCamera(name: string, cfg: CameraConfig, deps: CameraDeps = {}): Camera {
   const src = cameraSource(name, cfg);
   if (src.kind === 'images') return new ImagesCamera({ name, dir: src.dir, fps: src.fps, clock: deps.clock, onState: deps.onState });
-  return new GstCamera({ name, pipeline: src.pipeline, split: src.split, display: src.display, onEos: src.onEos, hint: src.hint, reconnect: cfg.reconnect, ...deps });
+  return new GstCamera({
+    name,
+    pipeline: src.pipeline,
+    split: src.split,
+    display: src.display,
+    onEos: src.onEos,
+    hint: src.hint,
+    reconnect: cfg.reconnect,
+    ...deps,
+  });
 }

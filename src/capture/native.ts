@@ -10,8 +10,7 @@ import { DaemonError } from '../errors.js';
 import { type Loaded, loadAddon } from '../native/addon.js';
 
 /** The Debian/Ubuntu packages that make `npm install` build the capture addon and let it run. */
-export const GST_APT_PACKAGES =
-  'libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good';
+export const GST_APT_PACKAGES = 'libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good';
 const GST_HINT =
   `install them with: sudo apt-get install ${GST_APT_PACKAGES} ` +
   `(and a C++ toolchain: build-essential python3), then run: npm rebuild edge-inferd ` +
@@ -89,14 +88,28 @@ interface RawNativeError {
 }
 
 const NATIVE_CODES: ReadonlySet<string> = new Set<CaptureErrorCode>([
-  'GST_INIT', 'PIPELINE_PARSE', 'NO_APPSINK', 'STATE_CHANGE', 'STREAM_ERROR', 'EOS', 'CLOSED', 'NOT_OPEN',
-  'ALREADY_OPEN', 'READ_PENDING', 'UNSUPPORTED_CAPS', 'MAP', 'THREAD',
+  'GST_INIT',
+  'PIPELINE_PARSE',
+  'NO_APPSINK',
+  'STATE_CHANGE',
+  'STREAM_ERROR',
+  'EOS',
+  'CLOSED',
+  'NOT_OPEN',
+  'ALREADY_OPEN',
+  'READ_PENDING',
+  'UNSUPPORTED_CAPS',
+  'MAP',
+  'THREAD',
 ]);
 
 /** The last line of GStreamer's debug text is the useful part ("streaming stopped, reason not-negotiated (-4)"). */
 function debugReason(debug: string | undefined): string | undefined {
   if (!debug) return undefined;
-  const lines = debug.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = debug
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines[lines.length - 1];
 }
 
@@ -285,7 +298,10 @@ export interface CaptureOptions {
 export const DEFAULT_SINK_NAME = 'sink';
 const SINK_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
-function validateOpen(pipeline: unknown, opts: unknown): { pipeline: string; copy: boolean; timeout: number; sink: string; full: FullBranch | null } {
+function validateOpen(
+  pipeline: unknown,
+  opts: unknown,
+): { pipeline: string; copy: boolean; timeout: number; sink: string; full: FullBranch | null } {
   if (typeof pipeline !== 'string' || pipeline.trim() === '') {
     throw new CaptureError('BAD_OPTIONS', 'pipeline: expected a non-empty string');
   }
@@ -317,7 +333,12 @@ function validateOpen(pipeline: unknown, opts: unknown): { pipeline: string; cop
         throw new CaptureError('BAD_OPTIONS', `options.full.${k}: expected an element name like "full"`);
       }
     }
-    full = { sink: f.sink as string, valve: f.valve as string, tee: f.tee as string, ...(f.gate !== undefined ? { gate: f.gate as string } : {}) };
+    full = {
+      sink: f.sink as string,
+      valve: f.valve as string,
+      tee: f.tee as string,
+      ...(f.gate !== undefined ? { gate: f.gate as string } : {}),
+    };
   }
   return { pipeline, copy, timeout, sink, full };
 }
@@ -369,7 +390,9 @@ export class NativeCapture {
   read(): Promise<NativeFrame> {
     const site = captureSite(this.read);
     if (this.#reading) {
-      return Promise.reject(fromNative({ code: 'READ_PENDING', message: 'read() called while another read() is pending; await it first' }, site));
+      return Promise.reject(
+        fromNative({ code: 'READ_PENDING', message: 'read() called while another read() is pending; await it first' }, site),
+      );
     }
     if (!this.#handle) return Promise.reject(fromNative({ code: 'NOT_OPEN', message: 'capture is not open' }, site));
     this.#reading = true;

@@ -99,14 +99,20 @@ function capsFields(o: CameraUriOptions, withRate: boolean): string {
  * never duplicating; the user's own scaling, in the source's pixel format, cheaper than after
  * conversion), and that pipeline ended as today: converted to RGB into the appsink.
  */
-function splittable(source: string, o: { scale?: CameraUriOptions; rate?: number; sync: boolean }): { pipeline: string; split: SplitSource } {
+function splittable(
+  source: string,
+  o: { scale?: CameraUriOptions; rate?: number; sync: boolean },
+): { pipeline: string; split: SplitSource } {
   const parts = [source];
   if (o.rate !== undefined) parts.push(`videorate drop-only=true`, `video/x-raw,framerate=${fpsFraction(o.rate)}`);
   if (o.scale?.width !== undefined && o.scale.height !== undefined) {
     parts.push('videoscale', `video/x-raw,width=${o.scale.width},height=${o.scale.height},pixel-aspect-ratio=1/1`);
   }
   const head = parts.join(' ! ');
-  return { pipeline: `${head} ! videoconvert ! video/x-raw,format=RGB ! appsink name=${SINK_NAME} sync=${o.sync}`, split: { head, sync: o.sync } };
+  return {
+    pipeline: `${head} ! videoconvert ! video/x-raw,format=RGB ! appsink name=${SINK_NAME} sync=${o.sync}`,
+    split: { head, sync: o.sync },
+  };
 }
 
 /**
@@ -202,7 +208,7 @@ function sourceOf(u: CameraUri): CameraSource {
       const pipeline =
         `nvarguscamerasrc name=${SOURCE_NAME} sensor-id=${u.sensorId} ! video/x-raw(memory:NVMM)${capsFields(u.opts, true)} ! ` +
         `nvvidconv ! video/x-raw,format=RGBA ! ${u.opts.fps !== undefined ? `videorate drop-only=true ! video/x-raw,framerate=${fpsFraction(u.opts.fps)} ! ` : ''}appsink name=${SINK_NAME} sync=false`;
-      const hint = 'csi:// needs NVIDIA Argus (nvarguscamerasrc, nvvidconv: JetPack\'s nvidia-l4t-gstreamer package)';
+      const hint = "csi:// needs NVIDIA Argus (nvarguscamerasrc, nvvidconv: JetPack's nvidia-l4t-gstreamer package)";
       return { kind: 'csi', pipeline, onEos: 'reconnect', display: u.display, hint };
     }
     case 'rtsp': {

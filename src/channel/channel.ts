@@ -81,7 +81,14 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     this.publish = config.publish;
     this.decider = this.newDecider();
     this.tracks = deps.pipeline && new TrackEvents(deps.pipeline);
-    this.camera = deps.camera ?? createCamera(name, config, { log: deps.log.child({ component: 'camera' }), clock: deps.clock, target: deps.target, onState: () => this.deps.listener.state(this.name, this.state) });
+    this.camera =
+      deps.camera ??
+      createCamera(name, config, {
+        log: deps.log.child({ component: 'camera' }),
+        clock: deps.clock,
+        target: deps.target,
+        onState: () => this.deps.listener.state(this.name, this.state),
+      });
     const camera = this.camera;
     const { keep, wantFull } = deps;
     this.loop = new CameraLoop({
@@ -157,7 +164,13 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
 
   status(): ChannelStatus {
     const pipeline = this.tracks?.counters();
-    return { ...this.camera.status(), ...this.loop.stats, decide: { policy: this.publish.policy, ...this.counters() }, lastResult: this.lastResult, ...(pipeline ? { pipeline } : {}) };
+    return {
+      ...this.camera.status(),
+      ...this.loop.stats,
+      decide: { policy: this.publish.policy, ...this.counters() },
+      lastResult: this.lastResult,
+      ...(pipeline ? { pipeline } : {}),
+    };
   }
 
   /** The decide counters; a pipeline camera's events are its tracks' (its label events are not sent): cleared counts tracks cleared. */
@@ -184,7 +197,14 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
 
   private sendTrackEvent(decision: TrackDecision, frame?: Frame): void {
     if (!this.publish.events || !this.tracks) return;
-    const payload = this.tracks.payload({ deviceId: this.deps.deviceId, camera: this.name, seq: this.eventSeq + 1, decision, frame, nowMs: this.deps.clock.now() });
+    const payload = this.tracks.payload({
+      deviceId: this.deps.deviceId,
+      camera: this.name,
+      seq: this.eventSeq + 1,
+      decision,
+      frame,
+      nowMs: this.deps.clock.now(),
+    });
     if (!payload) return;
     this.eventSeq++;
     this.deps.sink.send('event', this.name, payload);
@@ -192,7 +212,16 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
 
   private sendResult(frame: Frame, inf: Inference, stable: StableState | undefined): void {
     // The model that computed it, which after a hot swap may not be the one loaded now.
-    const payload = resultPayload({ deviceId: this.deps.deviceId, seq: ++this.resultSeq, frame, inference: inf, model: inf.model, nowMs: this.deps.clock.now(), policy: this.publish.policy, stable });
+    const payload = resultPayload({
+      deviceId: this.deps.deviceId,
+      seq: ++this.resultSeq,
+      frame,
+      inference: inf,
+      model: inf.model,
+      nowMs: this.deps.clock.now(),
+      policy: this.publish.policy,
+      stable,
+    });
     this.lastResult = payload;
     this.deps.sink.send('result', this.name, payload);
   }
@@ -200,7 +229,16 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
   private sendEvent(decision: Decision, frame?: Frame): void {
     const model = this.deps.model();
     if (!model || !this.publish.events) return;
-    const payload = eventPayload({ deviceId: this.deps.deviceId, camera: this.name, seq: ++this.eventSeq, decision, frame, model, rule: this.publish.stable, nowMs: this.deps.clock.now() });
+    const payload = eventPayload({
+      deviceId: this.deps.deviceId,
+      camera: this.name,
+      seq: ++this.eventSeq,
+      decision,
+      frame,
+      model,
+      rule: this.publish.stable,
+      nowMs: this.deps.clock.now(),
+    });
     this.deps.sink.send('event', this.name, payload);
   }
 }

@@ -42,7 +42,14 @@ export class TrackEvents {
     return { name: this.pipeline.name, ...this.aggregator.counters() };
   }
 
-  payload(args: { deviceId: string; camera: string; seq: number; decision: TrackDecision; frame?: Frame; nowMs: number }): EventPayload | undefined {
+  payload(args: {
+    deviceId: string;
+    camera: string;
+    seq: number;
+    decision: TrackDecision;
+    frame?: Frame;
+    nowMs: number;
+  }): EventPayload | undefined {
     const { detector, crops } = this.pipeline.models();
     if (!detector) return undefined;
     return trackEventPayload({ ...args, pipeline: this.pipeline.name, model: detector, stageModel: crops });

@@ -25,9 +25,32 @@ export const V4L2_FORMATS = ['auto', 'mjpeg', 'yuyv', 'nv12', 'i420', 'gray8'] a
 export type V4l2Format = (typeof V4L2_FORMATS)[number];
 
 export const TEST_PATTERNS = [
-  'smpte', 'snow', 'black', 'white', 'red', 'green', 'blue', 'checkers-1', 'checkers-2', 'checkers-4', 'checkers-8',
-  'circular', 'blink', 'smpte75', 'zone-plate', 'gamut', 'chroma-zone-plate', 'solid-color', 'ball', 'smpte100', 'bar',
-  'pinwheel', 'spokes', 'gradient', 'colors', 'smpte-rp-219',
+  'smpte',
+  'snow',
+  'black',
+  'white',
+  'red',
+  'green',
+  'blue',
+  'checkers-1',
+  'checkers-2',
+  'checkers-4',
+  'checkers-8',
+  'circular',
+  'blink',
+  'smpte75',
+  'zone-plate',
+  'gamut',
+  'chroma-zone-plate',
+  'solid-color',
+  'ball',
+  'smpte100',
+  'bar',
+  'pinwheel',
+  'spokes',
+  'gradient',
+  'colors',
+  'smpte-rp-219',
 ] as const;
 export type TestPattern = (typeof TEST_PATTERNS)[number];
 

@@ -24,6 +24,8 @@ export function demoConfig(name: DemoName): Record<string, unknown> {
         },
       ],
     },
-    cameras: { kiosk: { uri: `images://${join(eyesDemoDir, 'samples')}`, fps: 5, pipeline: 'eyes', aggregate: { window: 10, minFrames: 3 } } },
+    cameras: {
+      kiosk: { uri: `images://${join(eyesDemoDir, 'samples')}`, fps: 5, pipeline: 'eyes', aggregate: { window: 10, minFrames: 3 } },
+    },
   };
 }

@@ -24,14 +24,12 @@ export interface EnvOverrides {
 
 const norm = (s: string) => s.replace(/_/g, '').toLowerCase();
 
-export function applyEnvOverrides(
-  schema: z.ZodType,
-  target: Record<string, unknown>,
-  env: NodeJS.ProcessEnv,
-): EnvOverrides {
+export function applyEnvOverrides(schema: z.ZodType, target: Record<string, unknown>, env: NodeJS.ProcessEnv): EnvOverrides {
   const problems: string[] = [];
   const sources = new Map<string, string>();
-  const names = Object.keys(env).filter((k) => k.startsWith(ENV_PREFIX) && !RESERVED.has(k)).sort();
+  const names = Object.keys(env)
+    .filter((k) => k.startsWith(ENV_PREFIX) && !RESERVED.has(k))
+    .sort();
   for (const name of names) {
     const raw = env[name] ?? '';
     const segments = name.slice(ENV_PREFIX.length).split('__');
@@ -50,7 +48,10 @@ export function applyEnvOverrides(
         path.push(existing ?? seg.toLowerCase());
         continue;
       }
-      const guess = closest(seg, keys.map((k) => k.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()));
+      const guess = closest(
+        seg,
+        keys.map((k) => k.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()),
+      );
       const hint = guess ? ` (did you mean ${ENV_PREFIX}${[...path.map(envSeg), guess].join('__')}?)` : '';
       problems.push(`${name}: no config key "${[...path, seg.toLowerCase()].join('.')}"${hint}`);
       ok = false;

@@ -60,7 +60,8 @@ function describeIssue(issue: z.core.$ZodIssue, got: unknown, schema: z.ZodType)
   switch (issue.code) {
     case 'invalid_type':
       if (got === undefined) return `is required (expected ${issue.expected})`;
-      if (typeof got === 'number' && !Number.isFinite(got)) return `must be a finite number (got ${showValue(got)}; a literal like 1e400 is past the largest number)`;
+      if (typeof got === 'number' && !Number.isFinite(got))
+        return `must be a finite number (got ${showValue(got)}; a literal like 1e400 is past the largest number)`;
       return `expected ${issue.expected} (got ${showValue(got)})`;
     case 'too_big': {
       const what = issue.origin === 'string' ? 'be at most' : issue.origin === 'array' ? 'have at most' : 'be <=';
@@ -69,7 +70,8 @@ function describeIssue(issue: z.core.$ZodIssue, got: unknown, schema: z.ZodType)
     }
     case 'too_small': {
       if (issue.origin === 'string' && issue.minimum === 1) return `must not be empty (got ${showValue(got)})`;
-      const what = issue.origin === 'string' ? 'be at least' : issue.origin === 'array' ? 'have at least' : issue.inclusive ? 'be >=' : 'be >';
+      const what =
+        issue.origin === 'string' ? 'be at least' : issue.origin === 'array' ? 'have at least' : issue.inclusive ? 'be >=' : 'be >';
       const unit = issue.origin === 'string' ? ' characters' : issue.origin === 'array' ? ' items' : '';
       return `must ${what} ${String(issue.minimum)}${unit} (got ${showValue(got)})`;
     }
@@ -79,7 +81,8 @@ function describeIssue(issue: z.core.$ZodIssue, got: unknown, schema: z.ZodType)
       if (issue.message && !issue.message.startsWith('Invalid input')) return `${issue.message} (got ${showValue(got)})`;
       // Report the alternatives' expectations in one line rather than zod's nested dump.
       const parts = new Set<string>();
-      for (const alt of issue.errors) for (const sub of alt) parts.add(describeIssue(sub, valueAt(got, sub.path), schema).replace(/ \(got .*\)$/, ''));
+      for (const alt of issue.errors)
+        for (const sub of alt) parts.add(describeIssue(sub, valueAt(got, sub.path), schema).replace(/ \(got .*\)$/, ''));
       return `${[...parts].join(', or ')} (got ${showValue(got)})`;
     }
     case 'invalid_format':

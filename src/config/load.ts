@@ -40,7 +40,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
   const explicit = opts.file ?? env.EDGE_INFERD_CONFIG;
   // An explicit demo does not pick up the installed config file.
-  const file = explicit ?? (!opts.demo && existsSync(opts.defaultPath ?? DEFAULT_CONFIG_PATH) ? (opts.defaultPath ?? DEFAULT_CONFIG_PATH) : undefined);
+  const file =
+    explicit ?? (!opts.demo && existsSync(opts.defaultPath ?? DEFAULT_CONFIG_PATH) ? (opts.defaultPath ?? DEFAULT_CONFIG_PATH) : undefined);
 
   let raw: Record<string, unknown> = demoConfig(opts.demo ?? 'recycling');
   if (file !== undefined) raw = readYamlFile(file);
@@ -141,7 +142,8 @@ function checkResolved(c: Config): string[] {
       problems.push(`mqtt.tls: set, but mqtt.url is not a TLS URL; use mqtts://host:8883 (got ${JSON.stringify(url)})`);
     }
   }
-  if (tls && c.mqtt.url === 'embedded') problems.push('mqtt.tls: the embedded broker speaks plain MQTT on 127.0.0.1; remove mqtt.tls or set mqtt.url');
+  if (tls && c.mqtt.url === 'embedded')
+    problems.push('mqtt.tls: the embedded broker speaks plain MQTT on 127.0.0.1; remove mqtt.tls or set mqtt.url');
   if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
     problems.push(`mqtt.tls.${tls.cert === undefined ? 'cert' : 'key'}: a client certificate needs both mqtt.tls.cert and mqtt.tls.key`);
   }
@@ -149,7 +151,11 @@ function checkResolved(c: Config): string[] {
     problems.push('mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both');
   }
   const e = c.mqtt.embedded;
-  if (c.mqtt.url === 'embedded' && !isLoopback(e.host) && (c.mqtt.username === undefined || (c.mqtt.password === undefined && c.mqtt.passwordFile === undefined))) {
+  if (
+    c.mqtt.url === 'embedded' &&
+    !isLoopback(e.host) &&
+    (c.mqtt.username === undefined || (c.mqtt.password === undefined && c.mqtt.passwordFile === undefined))
+  ) {
     // Like HTTP: commands reach the cameras (a snapshot is a camera image), so the LAN needs a login.
     problems.push(
       `mqtt.embedded.host: listening beyond loopback (got ${JSON.stringify(e.host)}) needs authentication; set mqtt.username and mqtt.passwordFile (clients of the embedded broker must then log in with them), or listen on 127.0.0.1`,
@@ -179,18 +185,24 @@ function resolveHttpToken(c: Config): string[] {
       token = readFileSync(h.tokenFile, 'utf8').split(/\r?\n/)[0].trim();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      return [`http.tokenFile: cannot read ${h.tokenFile}: ${code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(err)}`];
+      return [
+        `http.tokenFile: cannot read ${h.tokenFile}: ${code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(err)}`,
+      ];
     }
     if (token.length < 16) return [`http.tokenFile: the token in ${h.tokenFile} must be at least 16 characters (got ${token.length})`];
     h.token = token;
   }
   if (h.enabled && !isLoopback(h.host) && h.token === undefined) {
-    return [`http.token: required when http.host is not a loopback address (got http.host ${JSON.stringify(h.host)}); set http.token or http.tokenFile, or listen on 127.0.0.1 and use an SSH tunnel`];
+    return [
+      `http.token: required when http.host is not a loopback address (got http.host ${JSON.stringify(h.host)}); set http.token or http.tokenFile, or listen on 127.0.0.1 and use an SSH tunnel`,
+    ];
   }
   return [];
 }
 
 function safeHostname(): string {
-  const h = hostname().split('.')[0].replace(/[^A-Za-z0-9_-]/g, '-');
+  const h = hostname()
+    .split('.')[0]
+    .replace(/[^A-Za-z0-9_-]/g, '-');
   return h || 'edge-inferd';
 }

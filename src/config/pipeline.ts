@@ -15,20 +15,39 @@ const STAGE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 export const regionSchema = z.strictObject({
   keypoint: z.string().min(1).describe("a keypoint of the `from` stage's detector (its manifest's detect.keypoints)"),
-  size: z.number().positive().max(4).default(0.35).describe('side of the square crop centred on the keypoint, relative to the detected box width'),
+  size: z
+    .number()
+    .positive()
+    .max(4)
+    .default(0.35)
+    .describe('side of the square crop centred on the keypoint, relative to the detected box width'),
   minScore: z.number().min(0).max(1).default(0.5).describe("the keypoint's visibility below which the region counts as not detected"),
 });
 
 export const qualitySchema = z.strictObject({
-  minSidePx: z.int().min(1).max(8192).default(24).describe('a crop whose shorter side (in full-resolution frame pixels) is below this is skipped'),
-  minSharpness: z.number().min(0).default(0).describe('a crop whose variance of the Laplacian (grey 0..255) is below this is skipped as blurred; 0: no blur gate'),
+  minSidePx: z
+    .int()
+    .min(1)
+    .max(8192)
+    .default(24)
+    .describe('a crop whose shorter side (in full-resolution frame pixels) is below this is skipped'),
+  minSharpness: z
+    .number()
+    .min(0)
+    .default(0)
+    .describe('a crop whose variance of the Laplacian (grey 0..255) is below this is skipped as blurred; 0: no blur gate'),
 });
 
 export const stageSchema = z.strictObject({
   name: z.string().regex(STAGE_RE, 'must be 1-64 letters, digits, "_" or "-"'),
   model: z.string().min(1).describe('model package folder (manifest.yaml + model.onnx)'),
   from: z.string().min(1).optional().describe('the earlier stage whose detections this stage crops; absent for the first stage'),
-  minScore: z.number().min(0).max(1).optional().describe("detector stage: detections below this are dropped (default: the manifest's scoreThreshold)"),
+  minScore: z
+    .number()
+    .min(0)
+    .max(1)
+    .optional()
+    .describe("detector stage: detections below this are dropped (default: the manifest's scoreThreshold)"),
   maxObjects: z.int().min(1).max(100).optional().describe('detector stage: keep at most this many detections, best first'),
   regions: z
     .union([z.literal('box'), z.record(z.string().regex(STAGE_RE, 'region names must be 1-64 letters, digits, "_" or "-"'), regionSchema)])
@@ -45,7 +64,12 @@ export const aggregateSchema = z.strictObject({
   window: z.int().min(1).max(1000).default(15).describe('frames of a tracked object averaged per region'),
   minFrames: z.int().min(1).max(1000).default(5).describe('good frames (passed the quality gate) a region needs before the assessment'),
   method: z.enum(['mean']).default('mean').describe('how the window is combined: mean of the class scores'),
-  iou: z.number().min(0.01).max(1).default(0.2).describe('the tracker: a detection continues a track when their boxes overlap at least this much (IoU)'),
+  iou: z
+    .number()
+    .min(0.01)
+    .max(1)
+    .default(0.2)
+    .describe('the tracker: a detection continues a track when their boxes overlap at least this much (IoU)'),
   maxMissed: z.int().min(0).max(1000).default(5).describe('frames a track may go unseen before it is dropped (`cleared`)'),
 });
 
@@ -53,8 +77,13 @@ export const privacySchema = z.strictObject({
   snapshots: z
     .enum(['redact', 'on', 'off'])
     .optional()
-    .describe('redact: boxes of person-finding stages are blacked out; on: as seen; off: no snapshots. Default: redact when a stage finds people, else on'),
-  includeCrops: z.boolean().default(false).describe('put the crops (PNG, base64) in the per-frame result; crops never leave the device otherwise'),
+    .describe(
+      'redact: boxes of person-finding stages are blacked out; on: as seen; off: no snapshots. Default: redact when a stage finds people, else on',
+    ),
+  includeCrops: z
+    .boolean()
+    .default(false)
+    .describe('put the crops (PNG, base64) in the per-frame result; crops never leave the device otherwise'),
 });
 
 export type StageConfig = z.output<typeof stageSchema>;
@@ -75,14 +104,22 @@ function readManifest(dir: string): ManifestFacts | string {
   try {
     const m = parseYaml(readFileSync(file, 'utf8')) as { task?: unknown; detect?: { keypoints?: unknown }; privacy?: unknown } | null;
     const kp = m?.detect?.keypoints;
-    return { task: typeof m?.task === 'string' ? m.task : undefined, keypoints: Array.isArray(kp) ? kp.map(String) : undefined, privacy: typeof m?.privacy === 'string' ? m.privacy : undefined };
+    return {
+      task: typeof m?.task === 'string' ? m.task : undefined,
+      keypoints: Array.isArray(kp) ? kp.map(String) : undefined,
+      privacy: typeof m?.privacy === 'string' ? m.privacy : undefined,
+    };
   } catch (err) {
     return `${file}: ${(err as Error).message.split('\n')[0]}`;
   }
 }
 
 /** Resolves stage model paths against the config folder; returns every problem as `path: problem`. */
-export function checkPipelines(pipelines: Record<string, PipelineConfig>, cameras: Record<string, { pipeline?: string }>, baseDir: string): string[] {
+export function checkPipelines(
+  pipelines: Record<string, PipelineConfig>,
+  cameras: Record<string, { pipeline?: string }>,
+  baseDir: string,
+): string[] {
   const problems: string[] = [];
   for (const [name, stages] of Object.entries(pipelines)) {
     const seen = new Map<string, ManifestFacts | undefined>();
@@ -92,17 +129,25 @@ export function checkPipelines(pipelines: Record<string, PipelineConfig>, camera
       const facts = readManifest(st.model);
       if (typeof facts === 'string') problems.push(`${at}.model: ${facts}`);
       if (seen.has(st.name)) problems.push(`${at}.name: "${st.name}" is used by an earlier stage of this pipeline`);
-      if (i === 0 && st.from !== undefined) problems.push(`${at}.from: the first stage sees the whole frame; remove from (got ${JSON.stringify(st.from)})`);
-      if (i === 0 && typeof facts !== 'string' && facts.task !== undefined && facts.task !== 'detect') problems.push(`${at}.model: the first stage must be a detector (task detect); ${st.model} is ${facts.task}`);
+      if (i === 0 && st.from !== undefined)
+        problems.push(`${at}.from: the first stage sees the whole frame; remove from (got ${JSON.stringify(st.from)})`);
+      if (i === 0 && typeof facts !== 'string' && facts.task !== undefined && facts.task !== 'detect')
+        problems.push(`${at}.model: the first stage must be a detector (task detect); ${st.model} is ${facts.task}`);
       if (i > 0) {
-        if (st.from === undefined) problems.push(`${at}.from: required: the stage whose detections this stage crops (${[...seen.keys()].join(', ')})`);
-        else if (!seen.has(st.from)) problems.push(`${at}.from: no earlier stage "${st.from}" in pipeline ${name} (stages before it: ${[...seen.keys()].join(', ') || 'none'})`);
+        if (st.from === undefined)
+          problems.push(`${at}.from: required: the stage whose detections this stage crops (${[...seen.keys()].join(', ')})`);
+        else if (!seen.has(st.from))
+          problems.push(
+            `${at}.from: no earlier stage "${st.from}" in pipeline ${name} (stages before it: ${[...seen.keys()].join(', ') || 'none'})`,
+          );
         else if (st.regions !== 'box') {
           const src = seen.get(st.from);
           const have = src?.keypoints ?? [];
           for (const [region, r] of Object.entries(st.regions)) {
             if (src && !have.includes(r.keypoint)) {
-              problems.push(`${at}.regions.${region}.keypoint: stage "${st.from}" has no keypoint "${r.keypoint}" (its manifest names ${have.length ? have.join(', ') : 'no keypoints'})`);
+              problems.push(
+                `${at}.regions.${region}.keypoint: stage "${st.from}" has no keypoint "${r.keypoint}" (its manifest names ${have.length ? have.join(', ') : 'no keypoints'})`,
+              );
             }
           }
         }
@@ -113,7 +158,9 @@ export function checkPipelines(pipelines: Record<string, PipelineConfig>, camera
   for (const [cam, c] of Object.entries(cameras)) {
     if (c.pipeline !== undefined && !(c.pipeline in pipelines)) {
       const known = Object.keys(pipelines);
-      problems.push(`cameras.${cam}.pipeline: no pipeline "${c.pipeline}" (${known.length ? `pipelines: ${known.join(', ')}` : 'no pipelines are configured'})`);
+      problems.push(
+        `cameras.${cam}.pipeline: no pipeline "${c.pipeline}" (${known.length ? `pipelines: ${known.join(', ')}` : 'no pipelines are configured'})`,
+      );
     }
   }
   return problems;

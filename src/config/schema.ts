@@ -17,8 +17,18 @@ const host = z.string().min(1);
 export const reconnectSchema = z.strictObject({
   initialMs: z.int().min(10).max(600_000).default(1000).describe('First wait after a camera fails; doubles after each failed attempt'),
   maxMs: z.int().min(10).max(3_600_000).default(30_000).describe('Longest wait between attempts'),
-  jitter: z.number().min(0).max(1).default(0.2).describe('Each wait is shortened by a random fraction up to this, so cameras do not retry in step'),
-  stallMs: z.int().min(100).max(600_000).default(10_000).describe('No frame for this long counts as a failure (a source that hangs without an error)'),
+  jitter: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.2)
+    .describe('Each wait is shortened by a random fraction up to this, so cameras do not retry in step'),
+  stallMs: z
+    .int()
+    .min(100)
+    .max(600_000)
+    .default(10_000)
+    .describe('No frame for this long counts as a failure (a source that hangs without an error)'),
 });
 
 /** Which results of a camera are published, and the stable rule that events (and the `stable` policy) use. */
@@ -44,20 +54,43 @@ export const publishSchema = z
   .describe('Publish policy of this camera');
 
 export const cameraSchema = z.strictObject({
-  uri: z.string().min(1).describe('Camera URI: images:///dir, test://ball, file:///video.mp4, v4l2:///dev/video0, csi://0, rtsp://..., gst://...'),
-  fps: z.number().min(0.01).max(1000).optional().describe('Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi/file/rtsp: a cap: the camera runs at a rate it has at or above it, frames are dropped down to it)'),
+  uri: z
+    .string()
+    .min(1)
+    .describe('Camera URI: images:///dir, test://ball, file:///video.mp4, v4l2:///dev/video0, csi://0, rtsp://..., gst://...'),
+  fps: z
+    .number()
+    .min(0.01)
+    .max(1000)
+    .optional()
+    .describe(
+      'Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi/file/rtsp: a cap: the camera runs at a rate it has at or above it, frames are dropped down to it)',
+    ),
   enabled: z.boolean().default(true),
-  width: z.int().min(16).max(8192).optional().describe('Frame width (v4l2/csi: the camera mode; test://: the pattern; file/rtsp: scaled to); set with height'),
+  width: z
+    .int()
+    .min(16)
+    .max(8192)
+    .optional()
+    .describe('Frame width (v4l2/csi: the camera mode; test://: the pattern; file/rtsp: scaled to); set with height'),
   height: z.int().min(16).max(8192).optional().describe('Frame height; set with width'),
-  format: z.enum(['auto', 'mjpeg', 'yuyv', 'nv12', 'i420', 'gray8']).optional().describe('v4l2 pixel format asked of the camera (default auto: GStreamer picks)'),
+  format: z
+    .enum(['auto', 'mjpeg', 'yuyv', 'nv12', 'i420', 'gray8'])
+    .optional()
+    .describe('v4l2 pixel format asked of the camera (default auto: GStreamer picks)'),
   latencyMs: z.int().min(0).max(60_000).optional().describe('rtsp jitter buffer, ms (default 200)'),
   transport: z.enum(['auto', 'tcp', 'udp']).optional().describe('rtsp transport (default auto: UDP, then TCP)'),
   loop: z.boolean().optional().describe('file://: start again at the end (default false: the camera stops with reason "eos")'),
   reconnect: reconnectSchema.prefault({}),
   publish: publishSchema.prefault({}),
   pipeline: z.string().min(1).optional().describe('run this named pipeline (pipelines.<name>) instead of the one model'),
-  aggregate: aggregateSchema.optional().describe('pipeline cameras: tracking and per-region averaging over frames (defaults: window 15, minFrames 5)'),
-  mirror: z.boolean().optional().describe('the camera shows a mirror image (a selfie view): left and right keypoints are swapped back to the subject\'s'),
+  aggregate: aggregateSchema
+    .optional()
+    .describe('pipeline cameras: tracking and per-region averaging over frames (defaults: window 15, minFrames 5)'),
+  mirror: z
+    .boolean()
+    .optional()
+    .describe("the camera shows a mirror image (a selfie view): left and right keypoints are swapped back to the subject's"),
   privacy: privacySchema.optional().describe('what of this camera may leave the device: snapshots (redact | on | off) and crops'),
 });
 
@@ -74,29 +107,58 @@ export const modelSchema = z.strictObject({
   intraOpSpinning: z
     .boolean()
     .default(false)
-    .describe('Let ORT intra-op threads spin-wait between work items (ORT default); off, they sleep and leave the cores to capture and the main thread'),
-  workerNice: z.int().min(0).max(19).default(5).describe('How many nice steps below the main thread the inference worker runs (Linux; 0: same priority)'),
+    .describe(
+      'Let ORT intra-op threads spin-wait between work items (ORT default); off, they sleep and leave the cores to capture and the main thread',
+    ),
+  workerNice: z
+    .int()
+    .min(0)
+    .max(19)
+    .default(5)
+    .describe('How many nice steps below the main thread the inference worker runs (Linux; 0: same priority)'),
   gpuId: z.int().min(0).max(63).default(0).describe('GPU used by the TensorRT and CUDA providers'),
-  cacheDir: z.string().min(1).optional().describe('TensorRT engine cache folder; default $CACHE_DIRECTORY (systemd) or ~/.cache/edge-inferd'),
+  cacheDir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('TensorRT engine cache folder; default $CACHE_DIRECTORY (systemd) or ~/.cache/edge-inferd'),
   inferMaxBytes: z
     .int()
     .min(1024)
     .max(256 * 1024 * 1024)
     .default(10 * 1024 * 1024)
     .describe('POST /infer: the largest image body accepted, in bytes'),
-  keep: z.int().min(1).max(10).default(2).describe('model packages installed over MQTT kept on disk (the running one included), for cmd/model/rollback'),
+  keep: z
+    .int()
+    .min(1)
+    .max(10)
+    .default(2)
+    .describe('model packages installed over MQTT kept on disk (the running one included), for cmd/model/rollback'),
   rollout: z
     .strictObject({
       enabled: z.boolean().default(true).describe('accept cmd/model/install and cmd/model/rollback'),
-      dir: z.string().min(1).optional().describe('where installed packages, downloads and state.json live; default: models/ beside the journal (the state directory)'),
+      dir: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('where installed packages, downloads and state.json live; default: models/ beside the journal (the state directory)'),
       maxBytes: z
         .int()
         .min(1024)
         .max(8 * 1024 * 1024 * 1024)
         .default(512 * 1024 * 1024)
         .describe('largest package archive downloaded, and largest total unpacked, in bytes'),
-      caFile: z.string().min(1).optional().describe('PEM file of an extra CA trusted for https package URLs (beside the system roots); verification cannot be switched off'),
-      selftestFrames: z.int().min(1).max(100).default(3).describe('a package without selftest/ must infer this many frames without an error'),
+      caFile: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('PEM file of an extra CA trusted for https package URLs (beside the system roots); verification cannot be switched off'),
+      selftestFrames: z
+        .int()
+        .min(1)
+        .max(100)
+        .default(3)
+        .describe('a package without selftest/ must infer this many frames without an error'),
       idleTimeoutSec: z.number().min(1).max(3600).default(60).describe('a download with no byte for this long fails'),
     })
     .prefault({}),
@@ -126,24 +188,51 @@ export const mqttSchema = z.strictObject({
   url: z
     .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)])
     .default('embedded')
-    .describe('"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker URLs tried in turn (failover: each attempt goes to the next)'),
+    .describe(
+      '"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker URLs tried in turn (failover: each attempt goes to the next)',
+    ),
   prefix: z.string().regex(NAME_RE, nameMessage).default('edge-inferd'),
   clientId: z.string().min(1).max(128).optional().describe('default: edge-inferd-<deviceId>; stable, so the broker keeps the session'),
   protocolVersion: z
     .union([z.literal(4), z.literal(5)])
     .optional()
-    .describe('5 (MQTT 5) or 4 (3.1.1); unset: 5 against external brokers with a fall back to 4 when the broker refuses 5, and 4 for the embedded one'),
+    .describe(
+      '5 (MQTT 5) or 4 (3.1.1); unset: 5 against external brokers with a fall back to 4 when the broker refuses 5, and 4 for the embedded one',
+    ),
   username: z.string().optional(),
   password: z.string().optional().describe('prefer passwordFile or the EDGE_INFERD_MQTT__PASSWORD environment variable'),
   passwordFile: z.string().optional().describe('file holding the password (read again at every reconnect)'),
   tls: mqttTlsSchema.optional().describe('TLS options for mqtts:// (server verification is on unless rejectUnauthorized is false)'),
   keepaliveSec: z.int().min(5).max(3600).default(30),
-  reconnectMinSec: z.number().min(0.05).max(3600).default(1).describe('first reconnect wait cap; each wait is random in [0, min(reconnectMaxSec, reconnectMinSec * 2^failures)] (full jitter)'),
+  reconnectMinSec: z
+    .number()
+    .min(0.05)
+    .max(3600)
+    .default(1)
+    .describe('first reconnect wait cap; each wait is random in [0, min(reconnectMaxSec, reconnectMinSec * 2^failures)] (full jitter)'),
   reconnectMaxSec: z.number().min(0.1).max(3600).default(15).describe('largest reconnect wait cap (see reconnectMinSec)'),
-  statusIntervalSec: z.number().min(0).max(86400).default(60).describe('republish the retained status (uptime, journal depth, last error) this often; 0: only on connect and changes'),
-  persistentSession: z.boolean().default(true).describe('clean: false, so the broker keeps subscriptions and queued commands while the device is offline'),
-  sessionExpirySec: z.int().min(0).max(4294967295).default(86400).describe('MQTT 5 session expiry: how long the broker keeps the session after a disconnect'),
-  inflight: z.int().min(1).max(65535).default(64).describe('publish window: QoS>=1 messages in flight at once (capped by the broker\'s receive maximum)'),
+  statusIntervalSec: z
+    .number()
+    .min(0)
+    .max(86400)
+    .default(60)
+    .describe('republish the retained status (uptime, journal depth, last error) this often; 0: only on connect and changes'),
+  persistentSession: z
+    .boolean()
+    .default(true)
+    .describe('clean: false, so the broker keeps subscriptions and queued commands while the device is offline'),
+  sessionExpirySec: z
+    .int()
+    .min(0)
+    .max(4294967295)
+    .default(86400)
+    .describe('MQTT 5 session expiry: how long the broker keeps the session after a disconnect'),
+  inflight: z
+    .int()
+    .min(1)
+    .max(65535)
+    .default(64)
+    .describe("publish window: QoS>=1 messages in flight at once (capped by the broker's receive maximum)"),
   resultExpirySec: z.int().min(1).max(4294967295).optional().describe('MQTT 5 message expiry of results (default: none)'),
   topics: z
     .strictObject({
@@ -166,7 +255,11 @@ export const journalSchema = z.strictObject({
     .min(1)
     .optional()
     .describe('SQLite file; default $STATE_DIRECTORY/journal.sqlite under systemd, else ~/.local/state/edge-inferd/journal.sqlite'),
-  maxBytes: z.int().min(65536).default(64 * 1024 * 1024).describe('bound on the journaled topic+payload bytes; oldest are evicted past it'),
+  maxBytes: z
+    .int()
+    .min(65536)
+    .default(64 * 1024 * 1024)
+    .describe('bound on the journaled topic+payload bytes; oldest are evicted past it'),
   maxRows: z.int().min(100).default(200_000).describe('bound on journaled messages; oldest are evicted past it'),
   retentionHours: z.number().positive().max(87_600).default(168).describe('sent messages older than this are deleted (history window)'),
   synchronous: z
@@ -179,21 +272,37 @@ export const httpSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: host.default('127.0.0.1').describe('Listen address; anything but loopback requires token or tokenFile'),
   port: port.default(8321),
-  token: z.string().min(16, 'must be at least 16 characters').optional().describe('Bearer token required on every endpoint but the status page; prefer tokenFile or EDGE_INFERD_HTTP__TOKEN'),
+  token: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .describe('Bearer token required on every endpoint but the status page; prefer tokenFile or EDGE_INFERD_HTTP__TOKEN'),
   tokenFile: z.string().min(1).optional().describe('File holding the bearer token (first line)'),
   limits: z
     .strictObject({
       connections: z.int().min(4).max(65_536).default(128).describe('open connections in all; more are answered 503 and closed'),
       perClient: z.int().min(1).max(65_536).default(16).describe('open connections from one address; more are answered 503 and closed'),
       bodyTimeoutSec: z.int().min(1).max(3600).default(30).describe('a request (headers and body) must arrive within this, else 408'),
-      inferConcurrent: z.int().min(1).max(64).default(1).describe('POST /infer requests at once (upload, decode, inference); more get 503 BUSY. Each at the pixel limit costs about 150 MB at its peak'),
+      inferConcurrent: z
+        .int()
+        .min(1)
+        .max(64)
+        .default(1)
+        .describe(
+          'POST /infer requests at once (upload, decode, inference); more get 503 BUSY. Each at the pixel limit costs about 150 MB at its peak',
+        ),
     })
     .prefault({})
     .describe('What the HTTP endpoint takes at once, so a flood cannot starve the cameras or /healthz'),
 });
 
 export const healthSchema = z.strictObject({
-  stallAfterSec: z.number().positive().max(3600).default(10).describe('A streaming camera with no result for max(this, 5 frame periods) is a stall: /healthz 503, watchdog pings stop'),
+  stallAfterSec: z
+    .number()
+    .positive()
+    .max(3600)
+    .default(10)
+    .describe('A streaming camera with no result for max(this, 5 frame periods) is a stall: /healthz 503, watchdog pings stop'),
   engineBuildTimeoutSec: z.int().min(10).max(86_400).default(1800).describe('An engine (TensorRT) build longer than this counts as hung'),
   deviceSampleSec: z.number().min(1).max(3600).default(15).describe('How often device temperature and throttling are read for /metrics'),
 });
@@ -224,7 +333,10 @@ export const configSchema = z.strictObject({
     .optional()
     .describe('Cameras by name; default: one camera "demo" on the demo samples'),
   model: modelSchema.prefault({}),
-  pipelines: z.record(z.string().regex(NAME_RE, 'pipeline name ' + nameMessage), pipelineSchema).default({}).describe('Named pipelines of stages a camera can run (cameras.<name>.pipeline)'),
+  pipelines: z
+    .record(z.string().regex(NAME_RE, 'pipeline name ' + nameMessage), pipelineSchema)
+    .default({})
+    .describe('Named pipelines of stages a camera can run (cameras.<name>.pipeline)'),
   mqtt: mqttSchema.prefault({}),
   http: httpSchema.prefault({}),
   health: healthSchema.prefault({}),

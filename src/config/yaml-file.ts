@@ -28,7 +28,9 @@ export function parseYaml(text: string, file: string): YamlResult {
     },
     Scalar(_key, node, path) {
       if (typeof node.source === 'string' && underflows(node.source, node.value)) {
-        problems.push(`${keyPath([...path, node])}: ${node.source.trim()} is too close to 0 for a number here (it would read as 0); write 0 or a larger value (${file}:${lineOf(node.range?.[0])})`);
+        problems.push(
+          `${keyPath([...path, node])}: ${node.source.trim()} is too close to 0 for a number here (it would read as 0); write 0 or a larger value (${file}:${lineOf(node.range?.[0])})`,
+        );
       }
     },
   });
@@ -38,7 +40,12 @@ export function parseYaml(text: string, file: string): YamlResult {
   } catch (err) {
     // The yaml library's only throw here is its alias budget ("Excessive alias count...").
     const why = err instanceof Error ? err.message : String(err);
-    return { ok: false, problems: [`${file}:${lineOf(firstAlias)}: YAML: aliases expand past ${MAX_ALIAS_COUNT} nodes (an alias bomb?), first alias on this line: ${why}`] };
+    return {
+      ok: false,
+      problems: [
+        `${file}:${lineOf(firstAlias)}: YAML: aliases expand past ${MAX_ALIAS_COUNT} nodes (an alias bomb?), first alias on this line: ${why}`,
+      ],
+    };
   }
   return problems.length ? { ok: false, problems } : { ok: true, value };
 }

@@ -26,8 +26,28 @@ export interface RegionAssessment {
 }
 
 export type TrackDecision =
-  | { type: 'assessment'; track: number; label: string; score: number; atMs: number; sinceMs: number; frames: number; box: Box; labels: string[]; regions: RegionAssessment[] }
-  | { type: 'cleared'; track: number; label: string; atMs: number; sinceMs: number; frames: number; assessed: boolean; reason: 'left' | 'paused' };
+  | {
+      type: 'assessment';
+      track: number;
+      label: string;
+      score: number;
+      atMs: number;
+      sinceMs: number;
+      frames: number;
+      box: Box;
+      labels: string[];
+      regions: RegionAssessment[];
+    }
+  | {
+      type: 'cleared';
+      track: number;
+      label: string;
+      atMs: number;
+      sinceMs: number;
+      frames: number;
+      assessed: boolean;
+      reason: 'left' | 'paused';
+    };
 
 export interface AggregateCounters {
   tracks: number;
@@ -95,7 +115,18 @@ export class PipelineAggregator {
       if (regions.every((r) => !r.notDetected) || st.frames >= this.cfg.window) {
         st.assessed = true;
         this.c.assessments++;
-        out.push({ type: 'assessment', track: st.id, label: st.label, score: st.scoreSum / st.frames, atMs, sinceMs: st.sinceMs, frames: st.frames, box: obj.box, labels: run.labels, regions });
+        out.push({
+          type: 'assessment',
+          track: st.id,
+          label: st.label,
+          score: st.scoreSum / st.frames,
+          atMs,
+          sinceMs: st.sinceMs,
+          frames: st.frames,
+          box: obj.box,
+          labels: run.labels,
+          regions,
+        });
       }
     }
     return out;
@@ -114,12 +145,24 @@ export class PipelineAggregator {
     const st = this.states.get(id)!;
     this.states.delete(id);
     this.c.cleared++;
-    return { type: 'cleared', track: id, label: st.label, atMs: reason === 'left' ? st.lastMs : atMs, sinceMs: st.sinceMs, frames: st.frames, assessed: st.assessed, reason };
+    return {
+      type: 'cleared',
+      track: id,
+      label: st.label,
+      atMs: reason === 'left' ? st.lastMs : atMs,
+      sinceMs: st.sinceMs,
+      frames: st.frames,
+      assessed: st.assessed,
+      reason,
+    };
   }
 
   private assess(name: string, list: readonly Entry[], labels: readonly string[]): RegionAssessment {
     const good = list.filter((e) => e.scores);
-    const skipped = { small: list.filter((e) => e.skipped === 'small').length, blurred: list.filter((e) => e.skipped === 'blurred').length };
+    const skipped = {
+      small: list.filter((e) => e.skipped === 'small').length,
+      blurred: list.filter((e) => e.skipped === 'blurred').length,
+    };
     const seen = list.filter((e) => !e.notDetected).length;
     if (good.length < this.cfg.minFrames) return { name, notDetected: true, frames: good.length, seen, skipped };
     const L = good[0].scores!.length;
@@ -127,6 +170,15 @@ export class PipelineAggregator {
     for (const e of good) for (let i = 0; i < L; i++) mean[i] += e.scores![i] / good.length;
     let best = 0;
     for (let i = 1; i < L; i++) if (mean[i] > mean[best]) best = i;
-    return { name, notDetected: false, label: labels[best] ?? `class_${best}`, score: mean[best], scores: mean, frames: good.length, seen, skipped };
+    return {
+      name,
+      notDetected: false,
+      label: labels[best] ?? `class_${best}`,
+      score: mean[best],
+      scores: mean,
+      frames: good.length,
+      seen,
+      skipped,
+    };
   }
 }

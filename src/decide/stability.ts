@@ -74,7 +74,14 @@ export class StabilityTracker {
       }
     }
     if (best) {
-      this.current = { label: best.label, score: best.mean, frames: best.count, window: this.window.length, becameMs: o.atMs, stableFrames: 1 };
+      this.current = {
+        label: best.label,
+        score: best.mean,
+        frames: best.count,
+        window: this.window.length,
+        becameMs: o.atMs,
+        stableFrames: 1,
+      };
       out.push({ type: 'stable', label: best.label, score: best.mean, atMs: o.atMs, sinceMs: best.firstMs, frames: best.count });
     }
     return out;
@@ -90,7 +97,15 @@ export class StabilityTracker {
 
   private clearedDecision(atMs: number, reason: 'evidence' | 'paused', t: { count: number; sum: number } | undefined): Decision {
     const cur = this.current!;
-    return { type: 'cleared', label: cur.label, score: t ? t.sum / t.count : 0, atMs, sinceMs: cur.becameMs, frames: cur.stableFrames, reason };
+    return {
+      type: 'cleared',
+      label: cur.label,
+      score: t ? t.sum / t.count : 0,
+      atMs,
+      sinceMs: cur.becameMs,
+      frames: cur.stableFrames,
+      reason,
+    };
   }
 
   private holds(t: { count: number; sum: number }): boolean {
@@ -102,7 +117,7 @@ export class StabilityTracker {
     const m = new Map<string, { count: number; sum: number; firstMs: number }>();
     for (const o of this.window) {
       const t = m.get(o.label);
-      if (t) (t.count++, (t.sum += o.score));
+      if (t) t.count++, (t.sum += o.score);
       else m.set(o.label, { count: 1, sum: o.score, firstMs: o.atMs });
     }
     return m;

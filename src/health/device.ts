@@ -56,9 +56,14 @@ export async function readThermal(root = THERMAL_ROOT): Promise<Omit<DeviceReadi
     if (e.startsWith('thermal_zone')) {
       const [type, temp] = await Promise.all([readText(join(root, e, 'type')), readText(join(root, e, 'temp'))]);
       const milli = Number(temp);
-      if (temp !== undefined && temp !== '' && Number.isFinite(milli)) temperatures.push({ zone: e, type: type ?? e, celsius: milli / 1000 });
+      if (temp !== undefined && temp !== '' && Number.isFinite(milli))
+        temperatures.push({ zone: e, type: type ?? e, celsius: milli / 1000 });
     } else if (e.startsWith('cooling_device')) {
-      const [type, cur, max] = await Promise.all([readText(join(root, e, 'type')), readText(join(root, e, 'cur_state')), readText(join(root, e, 'max_state'))]);
+      const [type, cur, max] = await Promise.all([
+        readText(join(root, e, 'type')),
+        readText(join(root, e, 'cur_state')),
+        readText(join(root, e, 'max_state')),
+      ]);
       const state = Number(cur);
       const maxState = Number(max);
       if (cur && max && Number.isFinite(state) && Number.isFinite(maxState)) cooling.push({ device: e, type: type ?? e, state, maxState });
@@ -71,7 +76,8 @@ export async function sampleDevice(root = THERMAL_ROOT, now = () => systemClock.
   const t = await readThermal(root);
   if (t.temperatures.length === 0) {
     const cpu = await si.cpuTemperature().catch(() => undefined);
-    if (cpu && typeof cpu.main === 'number' && Number.isFinite(cpu.main)) t.temperatures.push({ zone: 'cpu', type: 'cpu', celsius: cpu.main });
+    if (cpu && typeof cpu.main === 'number' && Number.isFinite(cpu.main))
+      t.temperatures.push({ zone: 'cpu', type: 'cpu', celsius: cpu.main });
   }
   return { ...t, sampledAtMs: now() };
 }

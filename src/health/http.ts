@@ -29,7 +29,14 @@ export function createHttpServer(opts: {
   log: Logger;
 }): HealthServer {
   const { config: h, log } = opts;
-  const http = new HealthServer({ host: h.host, port: h.port, token: h.token, limits: h.limits, source: opts.source, log: log.child({ component: 'http' }) });
+  const http = new HealthServer({
+    host: h.host,
+    port: h.port,
+    token: h.token,
+    limits: h.limits,
+    source: opts.source,
+    log: log.child({ component: 'http' }),
+  });
   registerOpsRoutes(http, { metrics: opts.metrics, cameras: opts.cameras, snapshot: opts.snapshot });
   http.addRoute(resultsRoute(opts.journal, opts.clock));
   http.addRoute(

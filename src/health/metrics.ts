@@ -22,7 +22,9 @@ export interface MetricsSource {
   model(): { name: string; version: string; provider: string } | undefined;
   mqttConnected(): boolean | undefined;
   /** The journal's outbox depth, evictions, write health and losses so far; undefined while there is no journal. */
-  journal(): { depth: number; evictions: number; writable: boolean; writeFailures: number; lost: number; corruptMovedAside: number } | undefined;
+  journal():
+    | { depth: number; evictions: number; writable: boolean; writeFailures: number; lost: number; corruptMovedAside: number }
+    | undefined;
   publishFailures(): number;
   /** 1 while the stall detector says the pipeline progresses or waits on purpose. */
   healthy(): boolean;
@@ -58,12 +60,38 @@ export class Metrics {
     const r = this.registry;
     collectDefaultMetrics({ register: r, eventLoopMonitoringPrecision: 10 });
 
-    const perCamera = (pick: (c: CameraCounts) => number) => () => source.cameras().map((c): [Record<string, string>, number] => [{ camera: c.name }, pick(c)]);
-    mirroredCounter(r, `${P}frames_captured_total`, 'Frames the camera source produced', perCamera((c) => c.status.received));
-    mirroredCounter(r, `${P}frames_dropped_total`, 'Frames replaced by a newer one before inference took them (latest frame wins)', perCamera((c) => c.status.dropped));
-    mirroredCounter(r, `${P}frames_inferred_total`, 'Frames that went through the model', perCamera((c) => c.inferred));
-    mirroredCounter(r, `${P}inference_failures_total`, 'Frames on which inference failed', perCamera((c) => c.failures));
-    mirroredCounter(r, `${P}camera_errors_total`, 'Camera errors (unreadable frames, disconnects)', perCamera((c) => c.status.errors));
+    const perCamera = (pick: (c: CameraCounts) => number) => () =>
+      source.cameras().map((c): [Record<string, string>, number] => [{ camera: c.name }, pick(c)]);
+    mirroredCounter(
+      r,
+      `${P}frames_captured_total`,
+      'Frames the camera source produced',
+      perCamera((c) => c.status.received),
+    );
+    mirroredCounter(
+      r,
+      `${P}frames_dropped_total`,
+      'Frames replaced by a newer one before inference took them (latest frame wins)',
+      perCamera((c) => c.status.dropped),
+    );
+    mirroredCounter(
+      r,
+      `${P}frames_inferred_total`,
+      'Frames that went through the model',
+      perCamera((c) => c.inferred),
+    );
+    mirroredCounter(
+      r,
+      `${P}inference_failures_total`,
+      'Frames on which inference failed',
+      perCamera((c) => c.failures),
+    );
+    mirroredCounter(
+      r,
+      `${P}camera_errors_total`,
+      'Camera errors (unreadable frames, disconnects)',
+      perCamera((c) => c.status.errors),
+    );
 
     new Gauge({
       name: `${P}camera_streaming`,
@@ -91,8 +119,19 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [r],
     });
-    this.cropsPerFrame = new Histogram({ name: `${P}pipeline_crops_per_frame`, help: 'Pipeline cameras: regions cropped per frame', labelNames: ['camera'], buckets: [0, 1, 2, 3, 4, 6, 8, 16], registers: [r] });
-    this.qualitySkipped = new Counter({ name: `${P}pipeline_quality_skipped_total`, help: "Pipeline cameras: crops the quality gate skipped (small, blurred)", labelNames: ['camera', 'reason'], registers: [r] });
+    this.cropsPerFrame = new Histogram({
+      name: `${P}pipeline_crops_per_frame`,
+      help: 'Pipeline cameras: regions cropped per frame',
+      labelNames: ['camera'],
+      buckets: [0, 1, 2, 3, 4, 6, 8, 16],
+      registers: [r],
+    });
+    this.qualitySkipped = new Counter({
+      name: `${P}pipeline_quality_skipped_total`,
+      help: 'Pipeline cameras: crops the quality gate skipped (small, blurred)',
+      labelNames: ['camera', 'reason'],
+      registers: [r],
+    });
 
     new Gauge({
       name: `${P}provider_info`,
@@ -201,7 +240,8 @@ export class Metrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const c of source.device()?.cooling ?? []) this.set({ device: c.device, type: c.type }, c.maxState > 0 ? c.state / c.maxState : 0);
+        for (const c of source.device()?.cooling ?? [])
+          this.set({ device: c.device, type: c.type }, c.maxState > 0 ? c.state / c.maxState : 0);
       },
     });
   }
@@ -213,7 +253,11 @@ export class Metrics {
   }
 
   private observePipeline(camera: string, p: PipelineRun): void {
-    for (const st of p.stages) this.stageLatency.observe({ camera, pipeline_stage: st.name }, (st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess) / 1000);
+    for (const st of p.stages)
+      this.stageLatency.observe(
+        { camera, pipeline_stage: st.name },
+        (st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess) / 1000,
+      );
     this.cropsPerFrame.observe({ camera }, p.stages[1]?.crops ?? 0);
     for (const o of p.objects) for (const r of o.regions) if (r.skipped) this.qualitySkipped.inc({ camera, reason: r.skipped });
   }

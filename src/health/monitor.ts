@@ -9,7 +9,10 @@ export interface ReadinessSource {
   model: { readonly info: { name: string; version: string; provider: string } | undefined };
   /** Every enabled camera's channel. */
   cameras: readonly { readonly name: string; readonly started: boolean; readonly camera: { status(): { state: string } } }[];
-  messaging: { state(): { connected: boolean; url: string; lastError?: string }; outboxStats(): { journalAccepting: boolean; lastJournalError?: string } | undefined };
+  messaging: {
+    state(): { connected: boolean; url: string; lastError?: string };
+    outboxStats(): { journalAccepting: boolean; lastJournalError?: string } | undefined;
+  };
   journal: { readonly isOpen: boolean; stats(): { pending: number; writable: boolean; lastWriteError?: string } };
 }
 
@@ -49,7 +52,8 @@ export class HealthMonitor implements LiveReloadable<Config['health']> {
   health(): StallReport & HealthReport {
     const report = this.detector.report();
     if (this.phase === 'running') return report;
-    if (this.phase === 'starting' && report.ok) return { ...report, verdict: 'waiting', reason: report.reason ? `starting: ${report.reason}` : 'starting' };
+    if (this.phase === 'starting' && report.ok)
+      return { ...report, verdict: 'waiting', reason: report.reason ? `starting: ${report.reason}` : 'starting' };
     return { ...report, ok: false, verdict: 'stalled', reason: report.reason && this.phase === 'starting' ? report.reason : this.phase };
   }
 
@@ -66,15 +70,22 @@ export class HealthMonitor implements LiveReloadable<Config['health']> {
     const outbox = src.messaging.outboxStats();
     const js = src.journal.isOpen ? src.journal.stats() : undefined;
     // Not accepting while its writes fail, whichever write failed last (an acknowledgement may fit where a result does not).
-    const journal = js && outbox ? { accepting: outbox.journalAccepting && js.writable, depth: js.pending, lastError: js.lastWriteError ?? outbox.lastJournalError } : undefined;
+    const journal =
+      js && outbox
+        ? { accepting: outbox.journalAccepting && js.writable, depth: js.pending, lastError: js.lastWriteError ?? outbox.lastJournalError }
+        : undefined;
     checks.journal = !journal
       ? { ok: false, detail: 'not open' }
       : journal.accepting
         ? { ok: true, detail: `accepting (${journal.depth} queued)` }
         : { ok: false, detail: `not accepting results: ${journal.lastError ?? 'the last write failed'}` };
-    checks.mqtt = { ok: mq.connected, detail: mq.connected ? `connected to ${mq.url}` : `not connected to ${mq.url}${mq.lastError ? `: ${mq.lastError}` : ''}` };
+    checks.mqtt = {
+      ok: mq.connected,
+      detail: mq.connected ? `connected to ${mq.url}` : `not connected to ${mq.url}${mq.lastError ? `: ${mq.lastError}` : ''}`,
+    };
     // Results still go somewhere safe while the broker is away, if the journal takes them.
-    if (!checks.mqtt.ok && journal?.accepting) checks.mqtt = { ok: true, detail: `${checks.mqtt.detail}; the journal holds results (${journal.depth} queued)` };
+    if (!checks.mqtt.ok && journal?.accepting)
+      checks.mqtt = { ok: true, detail: `${checks.mqtt.detail}; the journal holds results (${journal.depth} queued)` };
     return { ok: this.phase === 'running' && Object.values(checks).every((c) => c.ok), checks };
   }
 }

@@ -48,8 +48,17 @@ export function sdNotifyDetailed(state: string, env: NodeJS.ProcessEnv = process
   if (!socketPath) return { sent: false, reason: 'no-socket', message: 'NOTIFY_SOCKET is not set' };
   const isAbstract = socketPath.startsWith('@');
   const bytes = Buffer.byteLength(socketPath);
-  if ((!isAbstract && !socketPath.startsWith('/')) || socketPath.includes('\0') || bytes > (isAbstract ? SUN_PATH_MAX : SUN_PATH_MAX - 1) || bytes < 2) {
-    return { sent: false, reason: 'unsupported-socket', message: `NOTIFY_SOCKET=${JSON.stringify(socketPath)} is not a usable AF_UNIX socket address` };
+  if (
+    (!isAbstract && !socketPath.startsWith('/')) ||
+    socketPath.includes('\0') ||
+    bytes > (isAbstract ? SUN_PATH_MAX : SUN_PATH_MAX - 1) ||
+    bytes < 2
+  ) {
+    return {
+      sent: false,
+      reason: 'unsupported-socket',
+      message: `NOTIFY_SOCKET=${JSON.stringify(socketPath)} is not a usable AF_UNIX socket address`,
+    };
   }
   const loaded = loadNotifyAddon();
   if (!loaded.ok) return { sent: false, reason: 'no-addon', message: `sd_notify unavailable: ${loaded.reason}` };

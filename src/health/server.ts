@@ -93,11 +93,16 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     const requestMs = this.limits.bodyTimeoutSec * 1000;
     // Node checks request and header deadlines on this interval: a body that never ends is cut off
     // within a second of its deadline (408), not up to 30 s late.
-    const server = createServer({ requestTimeout: requestMs, headersTimeout: Math.min(10_000, requestMs), connectionsCheckingInterval: Math.min(1000, requestMs) }, (req, res) => this.handle(req, res));
+    const server = createServer(
+      { requestTimeout: requestMs, headersTimeout: Math.min(10_000, requestMs), connectionsCheckingInterval: Math.min(1000, requestMs) },
+      (req, res) => this.handle(req, res),
+    );
     server.keepAliveTimeout = 5000;
     // Connections beyond the limits are answered 503 and closed at accept, before any parsing, so
     // one client cannot use up the file descriptors the cameras and the journal need.
-    const guard = new ConnectionGuard(this.limits, (socket: Socket, reason: string) => this.refusals.note(reason, { client: socket.remoteAddress }));
+    const guard = new ConnectionGuard(this.limits, (socket: Socket, reason: string) =>
+      this.refusals.note(reason, { client: socket.remoteAddress }),
+    );
     server.on('connection', (socket: Socket) => guard.admit(socket));
     try {
       await new Promise<void>((resolve, reject) => {
@@ -109,7 +114,10 @@ export class HealthServer implements LiveReloadable<string | undefined> {
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'EADDRINUSE' ? `port ${this.opts.port} on ${this.opts.host} is already in use` : `cannot listen on ${this.opts.host}:${this.opts.port}: ${String(err)}`;
+      const why =
+        code === 'EADDRINUSE'
+          ? `port ${this.opts.port} on ${this.opts.host} is already in use`
+          : `cannot listen on ${this.opts.host}:${this.opts.port}: ${String(err)}`;
       throw new DaemonError('HTTP_LISTEN', `http.port: ${why}; set http.port`, { cause: err });
     }
     this.server = server;
@@ -189,6 +197,10 @@ export class HealthServer implements LiveReloadable<string | undefined> {
 
 export function send(res: ServerResponse, code: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n';
-  res.writeHead(code, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(code, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(text),
+  });
   res.end(res.req.method === 'HEAD' ? undefined : text);
 }

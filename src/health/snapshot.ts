@@ -30,7 +30,18 @@ export interface Overlay {
 }
 
 /** Distinct colours, one per class index (cycled). */
-export const PALETTE = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#bfef45', '#ffe119', '#469990'] as const;
+export const PALETTE = [
+  '#e6194b',
+  '#3cb44b',
+  '#4363d8',
+  '#f58231',
+  '#911eb4',
+  '#42d4f4',
+  '#f032e6',
+  '#bfef45',
+  '#ffe119',
+  '#469990',
+] as const;
 export const colourOf = (index: number): string => PALETTE[((index % PALETTE.length) + PALETTE.length) % PALETTE.length];
 
 /** The banner's height for a frame of this height (the test looks for the colour inside it). */
@@ -47,14 +58,20 @@ export function overlaySvg(width: number, height: number, o: Overlay): string {
   const sw = strokeWidth(width, height);
   for (const b of o.boxes ?? []) {
     const c = colourOf(b.index);
-    parts.push(`<rect x="${b.x + sw / 2}" y="${b.y + sw / 2}" width="${Math.max(0, b.width - sw)}" height="${Math.max(0, b.height - sw)}" fill="none" stroke="${c}" stroke-width="${sw}"/>`);
+    parts.push(
+      `<rect x="${b.x + sw / 2}" y="${b.y + sw / 2}" width="${Math.max(0, b.width - sw)}" height="${Math.max(0, b.height - sw)}" fill="none" stroke="${c}" stroke-width="${sw}"/>`,
+    );
     const ty = b.y > bh ? b.y - 3 : b.y + font;
-    parts.push(`<text x="${b.x + sw}" y="${ty}" font-family="sans-serif" font-size="${Math.round(font * 0.8)}" fill="${c}" stroke="#000" stroke-width="0.6">${esc(`${b.label} ${b.score.toFixed(2)}`)}</text>`);
+    parts.push(
+      `<text x="${b.x + sw}" y="${ty}" font-family="sans-serif" font-size="${Math.round(font * 0.8)}" fill="${c}" stroke="#000" stroke-width="0.6">${esc(`${b.label} ${b.score.toFixed(2)}`)}</text>`,
+    );
   }
   if (o.label !== undefined) {
     parts.push(`<rect x="0" y="0" width="${width}" height="${bh}" fill="${colourOf(o.index ?? 0)}"/>`);
     const text = o.score === undefined ? o.label : `${o.label} ${o.score.toFixed(2)}`;
-    parts.push(`<text x="${Math.round(bh * 0.3)}" y="${Math.round(bh * 0.75)}" font-family="sans-serif" font-weight="bold" font-size="${font}" fill="#fff" stroke="#000" stroke-width="0.8">${esc(text)}</text>`);
+    parts.push(
+      `<text x="${Math.round(bh * 0.3)}" y="${Math.round(bh * 0.75)}" font-family="sans-serif" font-weight="bold" font-size="${font}" fill="#fff" stroke="#000" stroke-width="0.8">${esc(text)}</text>`,
+    );
   }
   if (o.caption) {
     const size = Math.max(9, Math.round(font * 0.6));

@@ -61,13 +61,20 @@ export class SnapshotStore {
   /** The frame as it may leave the device: redacted, as is, or refused (SNAPSHOTS_OFF). */
   private shown(camera: string, frame: Frame, inf: Inference): { frame: Frame; k: number } {
     const mode = this.privacy(camera);
-    if (mode === 'off') throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
+    if (mode === 'off')
+      throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
     // The picture is the full-resolution twin when there is one; results are in the camera's pixels,
     // so on a scaled frame (no twin came) boxes shrink by k.
     const pic = frame.full ?? frame;
     const k = pic.width / (frame.sourceWidth ?? frame.width);
     if (mode !== 'redact' || inf.task !== 'detect') return { frame: pic, k };
-    return { frame: redactFrame(pic, inf.detections.map((d) => ({ x: d.box.x * k, y: d.box.y * k, w: d.box.w * k, h: d.box.h * k }))), k };
+    return {
+      frame: redactFrame(
+        pic,
+        inf.detections.map((d) => ({ x: d.box.x * k, y: d.box.y * k, w: d.box.w * k, h: d.box.h * k })),
+      ),
+      k,
+    };
   }
 
   /** Whether someone asked for a snapshot lately: cameras then send full-resolution frames too. */
@@ -133,7 +140,18 @@ export class SnapshotStore {
         label: best?.label,
         score: best?.score,
         index: best?.index ?? 0,
-        boxes: inf.task === 'detect' ? inf.detections.map((d) => ({ x: d.box.x * k, y: d.box.y * k, width: d.box.w * k, height: d.box.h * k, label: d.label, score: d.score, index: d.index })) : undefined,
+        boxes:
+          inf.task === 'detect'
+            ? inf.detections.map((d) => ({
+                x: d.box.x * k,
+                y: d.box.y * k,
+                width: d.box.w * k,
+                height: d.box.h * k,
+                label: d.label,
+                score: d.score,
+                index: d.index,
+              }))
+            : undefined,
         caption: `${camera} #${inferred.seq} ${new Date(entry.atMs).toISOString()}`,
       });
     }
@@ -146,7 +164,8 @@ export class SnapshotStore {
     if (!this.latest.has(camera)) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
     // Privacy first, and in the key: a reload that turns snapshots off or to redact never gets an old JPEG.
     const mode = this.privacy(camera);
-    if (mode === 'off') throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
+    if (mode === 'off')
+      throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
     // A camera that scales for its model: wait (a little) for a frame with its full-resolution twin.
     const entry = (await this.latestFull(camera))!;
     const { frame, inf } = entry;
@@ -165,7 +184,13 @@ export class SnapshotStore {
     return result;
   }
 
-  private async encode(camera: string, entryFrame: Frame, inf: Inference, quality: number, maxWidth: number | undefined): Promise<SnapshotResult> {
+  private async encode(
+    camera: string,
+    entryFrame: Frame,
+    inf: Inference,
+    quality: number,
+    maxWidth: number | undefined,
+  ): Promise<SnapshotResult> {
     const { frame } = this.shown(camera, entryFrame, inf);
     const { jpeg, width, height } = await frameToJpeg(frame, { quality, maxWidth }).catch((err: unknown) => {
       throw new CommandError('FAILED', `camera ${camera}: JPEG encoding failed: ${errorMessage(err)}`);
@@ -178,7 +203,12 @@ export class SnapshotStore {
       bytes: jpeg.length,
       width,
       height,
-      frame: { seq: frame.seq, capturedAt: new Date(frame.capturedAtMs).toISOString(), capturedAtMs: frame.capturedAtMs, ...(frame.name ? { name: frame.name } : {}) },
+      frame: {
+        seq: frame.seq,
+        capturedAt: new Date(frame.capturedAtMs).toISOString(),
+        capturedAtMs: frame.capturedAtMs,
+        ...(frame.name ? { name: frame.name } : {}),
+      },
     };
   }
 }

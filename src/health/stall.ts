@@ -125,7 +125,8 @@ export class StallDetector {
     const stalled = Object.entries(cameras).filter(([, v]) => v.verdict === 'stalled');
     const waiting = Object.entries(cameras).filter(([, v]) => v.verdict === 'waiting');
     const reasons: string[] = [];
-    if (buildVerdict === 'stalled' && build) reasons.push(`engine build (${build.what}) running for ${sec(build.runningMs)}, over its limit of ${sec(build.limitMs)}`);
+    if (buildVerdict === 'stalled' && build)
+      reasons.push(`engine build (${build.what}) running for ${sec(build.runningMs)}, over its limit of ${sec(build.limitMs)}`);
     for (const [name, v] of stalled) reasons.push(`camera ${name}: ${v.reason}`);
     let verdict: Verdict = 'progressing';
     if (reasons.length) verdict = 'stalled';
@@ -134,7 +135,13 @@ export class StallDetector {
       for (const [name, v] of waiting) if (v.reason) reasons.push(`camera ${name}: ${v.reason}`);
       if (reasons.length) verdict = 'waiting';
     }
-    return { ok: verdict !== 'stalled', verdict, ...(reasons.length ? { reason: reasons.join('; ') } : {}), cameras, ...(build ? { engineBuild: build } : {}) };
+    return {
+      ok: verdict !== 'stalled',
+      verdict,
+      ...(reasons.length ? { reason: reasons.join('; ') } : {}),
+      cameras,
+      ...(build ? { engineBuild: build } : {}),
+    };
   }
 
   private judge(state: ProgressState, idleMs: number, limitMs: number, building: boolean): CameraVerdict {

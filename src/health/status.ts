@@ -98,7 +98,10 @@ export class StatusReporter {
   private journalDepth(now: number): NonNullable<StatusPayload['journal']> {
     const j = this.src.journal;
     const oldest = j.oldestPendingMs();
-    return { pending: j.stats().pending, oldestPendingAgeSec: oldest === undefined ? null : Math.max(0, Math.round((now - oldest) / 100) / 10) };
+    return {
+      pending: j.stats().pending,
+      oldestPendingAgeSec: oldest === undefined ? null : Math.max(0, Math.round((now - oldest) / 100) / 10),
+    };
   }
 
   /** The newest error a started camera reports, else the journal's write failure, else null. */
@@ -106,7 +109,8 @@ export class StatusReporter {
     let newest: NonNullable<StatusPayload['lastError']> | null = null;
     for (const c of this.started()) {
       const e = c.status().lastError;
-      if (e && (!newest || e.atMs > (newest.atMs ?? 0))) newest = { where: `camera ${c.name}`, code: e.code, message: e.message, atMs: e.atMs };
+      if (e && (!newest || e.atMs > (newest.atMs ?? 0)))
+        newest = { where: `camera ${c.name}`, code: e.code, message: e.message, atMs: e.atMs };
     }
     const journalError = this.src.messaging.outboxStats()?.lastJournalError;
     return newest ?? (journalError ? { where: 'journal', code: 'JOURNAL_WRITE', message: journalError } : null);

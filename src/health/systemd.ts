@@ -116,7 +116,10 @@ export class SystemdNotifier {
       this.lastStatus = status;
     } else {
       if (report.reason !== this.stalledReason) {
-        this.opts.log.error({ reason: report.reason, watchdog: this.watchdogUsec !== undefined }, 'pipeline stalled; withholding watchdog pings');
+        this.opts.log.error(
+          { reason: report.reason, watchdog: this.watchdogUsec !== undefined },
+          'pipeline stalled; withholding watchdog pings',
+        );
         lines.push(`STATUS=stalled: ${report.reason}`);
         this.lastStatus = `stalled: ${report.reason}`;
       }

@@ -45,12 +45,15 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
     return undefined;
   };
   const floatOut = (field: string, o: IoMeta) => {
-    if (o.type !== undefined && o.type !== 'float32') problems.push(`${field}: the model's output "${o.name}" is ${o.type}; expected float32 scores`);
+    if (o.type !== undefined && o.type !== 'float32')
+      problems.push(`${field}: the model's output "${o.name}" is ${o.type}; expected float32 scores`);
   };
   const rank = (field: string, o: IoMeta, want: number, what: string): boolean => {
     if (!o.shape) return false;
     if (o.shape.length === want) return true;
-    problems.push(`${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`);
+    problems.push(
+      `${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`,
+    );
     return false;
   };
   const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape![i] !== 'number' || o.shape![i] === want;
@@ -61,7 +64,10 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
       outputs.main = o.name;
       floatOut('output.name', o);
       const classes = o.shape?.[o.shape.length - 1];
-      if (typeof classes === 'number' && classes !== L) problems.push(`labels: the manifest has ${L} labels, the model's output "${o.name}" has ${classes} classes (shape ${fmt(o.shape)})`);
+      if (typeof classes === 'number' && classes !== L)
+        problems.push(
+          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${classes} classes (shape ${fmt(o.shape)})`,
+        );
     }
   } else if (m.task === 'detect' && m.detect.format !== 'boxes-scores') {
     const o = find('output.name', m.output?.name);
@@ -72,7 +78,10 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
       const K = v8 ? (m.detect.keypoints?.length ?? 0) : 0;
       const per = v8 ? 4 + L + 3 * K : 5 + L;
       const axis = v8 ? 1 : 2;
-      if (rank('output.name', o, 3, v8 ? `[1, 4+classes${K ? '+3*keypoints' : ''}, anchors]` : '[1, anchors, 5+classes]') && !dimIs(o, axis, per)) {
+      if (
+        rank('output.name', o, 3, v8 ? `[1, 4+classes${K ? '+3*keypoints' : ''}, anchors]` : '[1, anchors, 5+classes]') &&
+        !dimIs(o, axis, per)
+      ) {
         const other = v8 ? o.shape![2] : o.shape![1];
         const hint = other === per ? ' (it looks transposed: check detect.format)' : '';
         const what = v8 ? (K ? `4 box + classes + 3 x ${K} keypoints` : '4 box + classes') : '4 box + objectness + classes';
@@ -93,8 +102,12 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
       outputs[key] = o.name;
       floatOut(`detect.${key}`, o);
       if (!rank(`detect.${key}`, o, 3, key === 'boxes' ? '[1, N, 4]' : '[1, N, classes]')) continue;
-      if (key === 'boxes' && !dimIs(o, 2, 4)) problems.push(`detect.boxes: the model's output "${o.name}" has ${o.shape![2]} values per box (shape ${fmt(o.shape)}); expected 4`);
-      if (key === 'scores' && !dimIs(o, 2, L)) problems.push(`labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![2]} classes (shape ${fmt(o.shape)})`);
+      if (key === 'boxes' && !dimIs(o, 2, 4))
+        problems.push(`detect.boxes: the model's output "${o.name}" has ${o.shape![2]} values per box (shape ${fmt(o.shape)}); expected 4`);
+      if (key === 'scores' && !dimIs(o, 2, L))
+        problems.push(
+          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![2]} classes (shape ${fmt(o.shape)})`,
+        );
     }
   } else {
     const o = find('output.name', m.output?.name);
@@ -103,13 +116,16 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
       if (m.segment.output === 'scores') {
         floatOut('output.name', o);
         if (rank('output.name', o, 4, 'scores [1, classes, H, W] (segment.output: scores)') && !dimIs(o, 1, L)) {
-          problems.push(`labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![1]} classes (shape ${fmt(o.shape)})`);
+          problems.push(
+            `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![1]} classes (shape ${fmt(o.shape)})`,
+          );
         }
       } else {
         rank('output.name', o, 3, 'class ids [1, H, W] (segment.output: classes)');
       }
     }
-    if (m.segment.maskPng && L > 256) problems.push(`segment.maskPng: the mask PNG holds one byte per pixel, so at most 256 classes (the manifest has ${L})`);
+    if (m.segment.maskPng && L > 256)
+      problems.push(`segment.maskPng: the mask PNG holds one byte per pixel, so at most 256 classes (the manifest has ${L})`);
   }
   return { problems, outputs };
 }
@@ -121,8 +137,10 @@ export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: s
     problems.push(`input.name: the model has no input "${spec.name}" (model inputs: ${names(io.inputs)})`);
     return;
   }
-  if (io.inputs.length > 1) problems.push(`input: the model has ${io.inputs.length} inputs (${names(io.inputs)}); only single-input image models are supported`);
-  if (input.type !== undefined && input.type !== spec.dtype) problems.push(`input.dtype: manifest says ${spec.dtype}, the model's input "${input.name}" is ${input.type}`);
+  if (io.inputs.length > 1)
+    problems.push(`input: the model has ${io.inputs.length} inputs (${names(io.inputs)}); only single-input image models are supported`);
+  if (input.type !== undefined && input.type !== spec.dtype)
+    problems.push(`input.dtype: manifest says ${spec.dtype}, the model's input "${input.name}" is ${input.type}`);
   const shape = input.shape;
   if (!shape) return;
   if (shape.length !== 4) {
@@ -131,13 +149,22 @@ export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: s
   }
   const nchw = spec.layout === 'NCHW';
   const [b, c, h, w] = nchw ? [shape[0], shape[1], shape[2], shape[3]] : [shape[0], shape[3], shape[1], shape[2]];
-  if (typeof b === 'number' && b !== 1) problems.push(`input: the model's input "${input.name}" has batch size ${b} (shape ${fmt(shape)}); only batch 1 is supported`);
+  if (typeof b === 'number' && b !== 1)
+    problems.push(`input: the model's input "${input.name}" has batch size ${b} (shape ${fmt(shape)}); only batch 1 is supported`);
   if (typeof c === 'number' && c !== 3) {
     const other = nchw ? shape[3] : shape[1];
     const hint = other === 3 ? ` (it looks ${nchw ? 'NHWC' : 'NCHW'})` : '';
-    problems.push(`input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input "${input.name}" has shape ${fmt(shape)}${hint}`);
+    problems.push(
+      `input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input "${input.name}" has shape ${fmt(shape)}${hint}`,
+    );
     return; // width/height would be read from the wrong dims
   }
-  if (typeof w === 'number' && w !== spec.width) problems.push(`input.width: manifest says ${spec.width}, the model's input "${input.name}" has width ${w} (shape ${fmt(shape)}, ${spec.layout})`);
-  if (typeof h === 'number' && h !== spec.height) problems.push(`input.height: manifest says ${spec.height}, the model's input "${input.name}" has height ${h} (shape ${fmt(shape)}, ${spec.layout})`);
+  if (typeof w === 'number' && w !== spec.width)
+    problems.push(
+      `input.width: manifest says ${spec.width}, the model's input "${input.name}" has width ${w} (shape ${fmt(shape)}, ${spec.layout})`,
+    );
+  if (typeof h === 'number' && h !== spec.height)
+    problems.push(
+      `input.height: manifest says ${spec.height}, the model's input "${input.name}" has height ${h} (shape ${fmt(shape)}, ${spec.layout})`,
+    );
 }

@@ -33,6 +33,10 @@ export function topK(scores: ArrayLike<number>, labels: readonly string[], k: nu
   return best.map((i) => ({ index: i, label: labels[i] ?? `class_${i}`, score: scores[i] }));
 }
 
-export function classify(output: ArrayLike<number>, labels: readonly string[], opts: { outputs: 'logits' | 'probabilities'; topK: number }): Classification[] {
+export function classify(
+  output: ArrayLike<number>,
+  labels: readonly string[],
+  opts: { outputs: 'logits' | 'probabilities'; topK: number },
+): Classification[] {
   return topK(opts.outputs === 'logits' ? softmax(output) : output, labels, opts.topK);
 }

@@ -80,7 +80,8 @@ export function sharpness(view: Frame): number {
   const [r, g, b] = format === 'BGR' || format === 'BGRA' ? [2, 1, 0] : [0, 1, 2];
   const grey = new Float32Array(W * H);
   for (let y = 0; y < H; y++) {
-    for (let x = 0, o = y * stride; x < W; x++, o += ch) grey[y * W + x] = ch === 1 ? data[o] : 0.299 * data[o + r] + 0.587 * data[o + g] + 0.114 * data[o + b];
+    for (let x = 0, o = y * stride; x < W; x++, o += ch)
+      grey[y * W + x] = ch === 1 ? data[o] : 0.299 * data[o + r] + 0.587 * data[o + g] + 0.114 * data[o + b];
   }
   let sum = 0;
   let sq = 0;
@@ -157,7 +158,12 @@ export class CropClassifier {
       for (let i = 0; i < n; i++) outputs.push(scores.slice(i * L, (i + 1) * L));
     };
     if (inputs.length && this.batched && req.batch !== 'one-by-one') {
-      const all = type === 'float32' ? new Float32Array(per * inputs.length) : type === 'float16' ? new Uint16Array(per * inputs.length) : new Uint8Array(per * inputs.length);
+      const all =
+        type === 'float32'
+          ? new Float32Array(per * inputs.length)
+          : type === 'float16'
+            ? new Uint16Array(per * inputs.length)
+            : new Uint8Array(per * inputs.length);
       inputs.forEach((d, i) => all.set(d, i * per));
       await runOne(all, inputs.length);
     } else {
@@ -169,6 +175,12 @@ export class CropClassifier {
       crops[ci].scores = Array.from(m.classify.outputs === 'logits' ? softmax(raw) : raw);
     });
     const t3 = performance.now();
-    return { task: 'crops', crops, labels: this.pkg.labels, runs, latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 } };
+    return {
+      task: 'crops',
+      crops,
+      labels: this.pkg.labels,
+      runs,
+      latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 },
+    };
   }
 }

@@ -148,7 +148,13 @@ export class Detector {
     return out;
   }
 
-  run(outputs: { main?: OutputTensor; boxes?: OutputTensor; scores?: OutputTensor }, labels: readonly string[], g: Geometry, inputW: number, inputH: number): Detection[] {
+  run(
+    outputs: { main?: OutputTensor; boxes?: OutputTensor; scores?: OutputTensor },
+    labels: readonly string[],
+    g: Geometry,
+    inputW: number,
+    inputH: number,
+  ): Detection[] {
     const kept = nms(this.candidates(outputs, inputW, inputH), this.spec.iouThreshold, this.spec.maxDetections, this.spec.classAware);
     const names = this.spec.format === 'yolov8' ? this.spec.keypoints : undefined;
     return kept.map((c) => ({
@@ -173,7 +179,12 @@ export class Detector {
     const first = 4 + this.classes;
     return names.map((name, k) => {
       const row = (first + 3 * k) * N;
-      return { name, x: (data[row + n] * sx - g.offsetX) / g.scaleX, y: (data[row + N + n] * sy - g.offsetY) / g.scaleY, score: data[row + 2 * N + n] };
+      return {
+        name,
+        x: (data[row + n] * sx - g.offsetX) / g.scaleX,
+        y: (data[row + N + n] * sy - g.offsetY) / g.scaleY,
+        score: data[row + 2 * N + n],
+      };
     });
   }
 }

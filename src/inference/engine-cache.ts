@@ -54,7 +54,11 @@ export function tensorrtVersion(dirs: readonly string[] = LIB_DIRS): string {
 /** GPU name and driver from nvidia-smi (or the Jetson L4T release); 'unknown' where unreadable. */
 export async function readGpuInfo(): Promise<GpuInfo> {
   const smi = await run('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader']);
-  let [name, driver] = smi?.split('\n')[0].split(',').map((s) => s.trim()) ?? [];
+  let [name, driver] =
+    smi
+      ?.split('\n')[0]
+      .split(',')
+      .map((s) => s.trim()) ?? [];
   if (!name && existsSync('/etc/nv_tegra_release')) {
     // Jetson: no nvidia-smi on older JetPacks; the L4T release pins the GPU driver.
     name = 'jetson';
@@ -96,7 +100,10 @@ export interface EngineCachePlan {
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }

@@ -48,7 +48,16 @@ export function sessionIo(session: ort.InferenceSession): ModelIo {
 /** A mid-grey frame of the model's input size: enough to make ORT allocate and tune everything once. */
 export function warmupFrame(pkg: ModelPackage): Frame {
   const { width, height } = pkg.manifest.input;
-  return { camera: 'warmup', seq: 0, width, height, stride: width * 3, format: 'RGB', data: new Uint8Array(width * height * 3).fill(114), capturedAtMs: Date.now() };
+  return {
+    camera: 'warmup',
+    seq: 0,
+    width,
+    height,
+    stride: width * 3,
+    format: 'RGB',
+    data: new Uint8Array(width * height * 3).fill(114),
+    capturedAtMs: Date.now(),
+  };
 }
 
 /**
@@ -79,7 +88,11 @@ export class Postprocessor {
     const main = this.names.main ? out[this.names.main] : undefined;
     if (m.task === 'classify') return { task: 'classify', top: classify(main!.data, labels, m.classify) };
     if (m.task === 'detect') {
-      const outputs = { main, boxes: this.names.boxes ? out[this.names.boxes] : undefined, scores: this.names.scores ? out[this.names.scores] : undefined };
+      const outputs = {
+        main,
+        boxes: this.names.boxes ? out[this.names.boxes] : undefined,
+        scores: this.names.scores ? out[this.names.scores] : undefined,
+      };
       return { task: 'detect', detections: this.detector!.run(outputs, labels, geometry, m.input.width, m.input.height) };
     }
     const seg = this.segmenter!.run(main!, labels, geometry, m.input.width, m.input.height);
@@ -97,7 +110,12 @@ export class Engine implements InferenceEngine {
   private readonly pre: Preprocessor;
   private readonly post: Postprocessor;
 
-  private constructor(pkg: ModelPackage, session: ort.InferenceSession, r: { provider: ProviderName; attempts: ProviderAttempt[]; engineCache?: EngineCachePlan }, names: OutputNames) {
+  private constructor(
+    pkg: ModelPackage,
+    session: ort.InferenceSession,
+    r: { provider: ProviderName; attempts: ProviderAttempt[]; engineCache?: EngineCachePlan },
+    names: OutputNames,
+  ) {
     this.pkg = pkg;
     this.session = session;
     this.provider = r.provider;
@@ -151,7 +169,8 @@ export class Engine implements InferenceEngine {
   /** A pipeline's second stage: crops of `source` through this (classify) model, queued like frames. */
   inferCrops(source: Frame, req: CropRequest): Promise<CropsInference> {
     const run = this.queue.then(() => {
-      if (this.pkg.manifest.task !== 'classify') throw new ModelError('STAGE_TASK', this.pkg.dir, [`a crop stage needs a classify model; this one is ${this.pkg.manifest.task}`]);
+      if (this.pkg.manifest.task !== 'classify')
+        throw new ModelError('STAGE_TASK', this.pkg.dir, [`a crop stage needs a classify model; this one is ${this.pkg.manifest.task}`]);
       this.crops ??= new CropClassifier(this.pkg, this.session, this.post.fetches[0]);
       return this.crops.run(source, req);
     });

@@ -66,7 +66,10 @@ export class ModelHost {
   inferCrops(frame: Frame, request: CropRequest): Promise<CropsInference> {
     const engine = this.current?.engine;
     if (!engine) return Promise.reject(new DaemonError('MODEL_NOT_LOADED', 'no model loaded'));
-    if (!engine.inferCrops) return Promise.reject(new DaemonError('STAGE_UNSUPPORTED', `model ${engine.info.name} cannot run as a crop stage (ONNX classify models only)`));
+    if (!engine.inferCrops)
+      return Promise.reject(
+        new DaemonError('STAGE_UNSUPPORTED', `model ${engine.info.name} cannot run as a crop stage (ONNX classify models only)`),
+      );
     return engine.inferCrops(frame, request);
   }
 
@@ -117,7 +120,10 @@ export class ModelHost {
           previous,
           error: { code: errorCode(err) ?? 'MODEL_LOAD', message: errorMessage(err), ...(problems ? { problems } : {}) },
         };
-        this.log.error({ dir: target, code: result.error!.code, err: result.error!.message, keeping: previous }, 'model reload failed; keeping the current model');
+        this.log.error(
+          { dir: target, code: result.error!.code, err: result.error!.message, keeping: previous },
+          'model reload failed; keeping the current model',
+        );
       }
       this.lastReload = result;
       return result;

@@ -19,7 +19,10 @@ export function sessionOptions(model: Config['model'], env: NodeJS.ProcessEnv = 
 }
 
 /** Reads and checks the package at `dir`, then loads it into a new inference worker (warmed up). */
-export async function loadEngine(dir: string, opts: Omit<SessionOptions, 'onEvent'> & { onEvent?: (e: EngineEvent) => void; onCrash?: (err: Error) => void; nice?: number }): Promise<InferenceEngine> {
+export async function loadEngine(
+  dir: string,
+  opts: Omit<SessionOptions, 'onEvent'> & { onEvent?: (e: EngineEvent) => void; onCrash?: (err: Error) => void; nice?: number },
+): Promise<InferenceEngine> {
   const pkg = await loadModelPackage(dir);
   return WorkerEngine.load(pkg, opts);
 }
@@ -37,7 +40,10 @@ export function logEngineEvent(log: Logger, e: EngineEvent): void {
       return;
     }
     case 'engine-build-start':
-      log.warn({ model: e.model, ctxPath: e.ctxPath, key: e.key, reason: e.reason }, 'building the TensorRT engine (this can take minutes)');
+      log.warn(
+        { model: e.model, ctxPath: e.ctxPath, key: e.key, reason: e.reason },
+        'building the TensorRT engine (this can take minutes)',
+      );
       return;
     case 'engine-build-end':
       if (e.ok) log.info({ model: e.model, ctxPath: e.ctxPath, ms: Math.round(e.ms), cached: e.cached }, 'TensorRT engine built');

@@ -10,7 +10,10 @@ export const inputSchema = z.strictObject({
   colour: z.enum(['RGB', 'BGR']).default('RGB'),
   dtype: z.enum(['float32', 'float16', 'uint8']).default('float32'),
   /** Applied first: x = pixel * scale; then (x - mean) / std per channel. */
-  scale: z.number().positive().default(1 / 255),
+  scale: z
+    .number()
+    .positive()
+    .default(1 / 255),
   mean: z.tuple([z.number(), z.number(), z.number()]).default([0, 0, 0]),
   std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([1, 1, 1]),
   resize: z.enum(['stretch', 'letterbox', 'center-crop']).default('stretch'),
@@ -53,29 +56,38 @@ export const segmentSchema = z.strictObject({
   maskPng: z.boolean().default(false),
 });
 
-export const manifestSchema = z.strictObject({
-  name: z.string().min(1),
-  version: z.string().min(1),
-  description: z.string().optional(),
-  task: z.enum(['classify', 'detect', 'segment']),
-  model: z.string().min(1).default('model.onnx'),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
-  input: inputSchema,
-  output: z.strictObject({ name: z.string().min(1) }).optional(),
-  labels: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).describe('inline list, or a file with one label per line'),
-  classify: classifySchema.prefault({}),
-  detect: detectSchema.prefault({}),
-  segment: segmentSchema.prefault({}),
-  /**
-   * person: the model finds people (faces, bodies): a camera running it redacts those boxes in
-   * snapshots by default, and its crops never leave the device unless asked for.
-   */
-  privacy: z.enum(['none', 'person']).default('none'),
-}).superRefine((m, ctx) => {
-  const k = m.detect.keypoints;
-  if (k && m.detect.format !== 'yolov8') ctx.addIssue({ code: 'custom', path: ['detect', 'keypoints'], input: k, message: `keypoints are read from the yolov8 (pose) layout only; detect.format is ${m.detect.format}` });
-  if (k && new Set(k).size !== k.length) ctx.addIssue({ code: 'custom', path: ['detect', 'keypoints'], input: k, message: 'keypoint names must be unique' });
-});
+export const manifestSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    version: z.string().min(1),
+    description: z.string().optional(),
+    task: z.enum(['classify', 'detect', 'segment']),
+    model: z.string().min(1).default('model.onnx'),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+    input: inputSchema,
+    output: z.strictObject({ name: z.string().min(1) }).optional(),
+    labels: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).describe('inline list, or a file with one label per line'),
+    classify: classifySchema.prefault({}),
+    detect: detectSchema.prefault({}),
+    segment: segmentSchema.prefault({}),
+    /**
+     * person: the model finds people (faces, bodies): a camera running it redacts those boxes in
+     * snapshots by default, and its crops never leave the device unless asked for.
+     */
+    privacy: z.enum(['none', 'person']).default('none'),
+  })
+  .superRefine((m, ctx) => {
+    const k = m.detect.keypoints;
+    if (k && m.detect.format !== 'yolov8')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['detect', 'keypoints'],
+        input: k,
+        message: `keypoints are read from the yolov8 (pose) layout only; detect.format is ${m.detect.format}`,
+      });
+    if (k && new Set(k).size !== k.length)
+      ctx.addIssue({ code: 'custom', path: ['detect', 'keypoints'], input: k, message: 'keypoint names must be unique' });
+  });
 
 export type Manifest = z.output<typeof manifestSchema>;
 export type InputSpec = Manifest['input'];

@@ -43,7 +43,16 @@ export interface ModelListener {
  */
 export class ModelService implements LiveReloadable<ModelConfig> {
   readonly name = 'model';
-  readonly liveKeys = ['model.path', 'model.providers', 'model.intraOpThreads', 'model.interOpThreads', 'model.intraOpSpinning', 'model.workerNice', 'model.gpuId', 'model.cacheDir'];
+  readonly liveKeys = [
+    'model.path',
+    'model.providers',
+    'model.intraOpThreads',
+    'model.interOpThreads',
+    'model.intraOpSpinning',
+    'model.workerNice',
+    'model.gpuId',
+    'model.cacheDir',
+  ];
   private cfg: ModelConfig;
   private readonly host: ModelHost;
   private readonly log: Logger;
@@ -55,7 +64,13 @@ export class ModelService implements LiveReloadable<ModelConfig> {
    * `resolve`: the package folder to use for the configured `model.path` (a model installed over
    * MQTT overrides it, see src/rollout/store.ts); default the configured path itself.
    */
-  constructor(opts: { config: ModelConfig; log: Logger; listener: ModelListener; clock?: Clock; resolve?: (configured: string) => string }) {
+  constructor(opts: {
+    config: ModelConfig;
+    log: Logger;
+    listener: ModelListener;
+    clock?: Clock;
+    resolve?: (configured: string) => string;
+  }) {
     this.cfg = opts.config;
     this.resolve = opts.resolve ?? ((p) => p);
     this.log = opts.log;
@@ -99,7 +114,13 @@ export class ModelService implements LiveReloadable<ModelConfig> {
   status(): ModelStatus | null {
     const engine = this.host.engine;
     if (!engine) return null;
-    return { ...engine.info, dir: this.host.dir ?? this.cfg.path, providerAttempts: [...engine.attempts], engineCache: engine.engineCache ?? null, lastReload: this.host.lastReload ?? null };
+    return {
+      ...engine.info,
+      dir: this.host.dir ?? this.cfg.path,
+      providerAttempts: [...engine.attempts],
+      engineCache: engine.engineCache ?? null,
+      lastReload: this.host.lastReload ?? null,
+    };
   }
 
   slice(config: Config): ModelConfig {
@@ -117,7 +138,10 @@ export class ModelService implements LiveReloadable<ModelConfig> {
     if (r.ok) return undefined;
     this.cfg = previous;
     this.log.error({ err: r.error?.message }, 'reload: the new model failed to load; keeping the running one');
-    return { refused: changes, error: `model: ${r.error?.message ?? 'model reload failed'}; keeping ${this.info?.name ?? 'the previous model'}` };
+    return {
+      refused: changes,
+      error: `model: ${r.error?.message ?? 'model reload failed'}; keeping ${this.info?.name ?? 'the previous model'}`,
+    };
   }
 
   /** The configured `model.path` (what a rollback to the operator's model returns to). */

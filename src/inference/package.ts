@@ -68,7 +68,9 @@ export async function loadModelPackage(dirIn: string): Promise<ModelPackage> {
   if (!parsed.success) throw new ModelError('MODEL_MANIFEST', manifestPath, formatIssues(manifestSchema, raw, parsed.error.issues));
   const manifest = parsed.data;
 
-  const labels = Array.isArray(manifest.labels) ? manifest.labels : await readLabels(await insidePackage(dir, manifest.labels, 'labels', manifestPath), manifestPath);
+  const labels = Array.isArray(manifest.labels)
+    ? manifest.labels
+    : await readLabels(await insidePackage(dir, manifest.labels, 'labels', manifestPath), manifestPath);
   const modelPath = await insidePackage(dir, manifest.model, 'model', manifestPath);
   try {
     const st = await stat(modelPath);
@@ -85,7 +87,9 @@ export async function loadModelPackage(dirIn: string): Promise<ModelPackage> {
   try {
     actual = await modelSha256(modelPath);
   } catch (err) {
-    throw new ModelError('MODEL_FILE', manifestPath, [`model: cannot read ${modelPath} and its weights: ${errorMessage(err)}`], { cause: err });
+    throw new ModelError('MODEL_FILE', manifestPath, [`model: cannot read ${modelPath} and its weights: ${errorMessage(err)}`], {
+      cause: err,
+    });
   }
   if (actual !== manifest.sha256) {
     throw new ModelError('MODEL_SHA256', manifestPath, [
@@ -111,7 +115,9 @@ async function insidePackage(dir: string, rel: string, key: string, manifestPath
     real = path;
   }
   if (real !== realDir && real.startsWith(realDir + sep)) return path;
-  throw new ModelError('MODEL_MANIFEST', manifestPath, [`${key}: ${JSON.stringify(rel)} resolves to ${real}, outside the package folder ${realDir}; a package's files must be inside its folder`]);
+  throw new ModelError('MODEL_MANIFEST', manifestPath, [
+    `${key}: ${JSON.stringify(rel)} resolves to ${real}, outside the package folder ${realDir}; a package's files must be inside its folder`,
+  ]);
 }
 
 async function readLabels(file: string, manifestPath: string): Promise<string[]> {
@@ -121,7 +127,10 @@ async function readLabels(file: string, manifestPath: string): Promise<string[]>
   } catch (err) {
     throw new ModelError('MODEL_MANIFEST', manifestPath, [`labels: cannot read labels file ${file}: ${errorMessage(err)}`], { cause: err });
   }
-  const labels = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  const labels = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   if (labels.length === 0) throw new ModelError('MODEL_MANIFEST', manifestPath, [`labels: ${file} has no labels`]);
   return labels;
 }

@@ -55,16 +55,23 @@ export class PipelineRunner {
     const source = scaled.full ? { ...scaled.full, data: scaled.full.data.slice() } : frame;
     const scale = source.width / (scaled.sourceWidth ?? frameIn.width);
     const det = await this.opts.models[0].infer(frame, hooks);
-    if (det.task !== 'detect') throw new DaemonError('STAGE_TASK', `pipeline ${this.name}: stage ${first.name} must be a detector (task detect); ${det.model.name} is ${det.task}`);
+    if (det.task !== 'detect')
+      throw new DaemonError(
+        'STAGE_TASK',
+        `pipeline ${this.name}: stage ${first.name} must be a detector (task detect); ${det.model.name} is ${det.task}`,
+      );
     const detections = this.select(det.detections, first);
     const plans = detections.map((d) => planRegions(d, second));
     const rects = plans.flat().flatMap((p) => (p.rect ? [p.rect] : []));
-    const crops = rects.length ? await this.opts.models[1].inferCrops(source, { rects, scale, quality: second.quality, batch: this.opts.batch }) : undefined;
+    const crops = rects.length
+      ? await this.opts.models[1].inferCrops(source, { rects, scale, quality: second.quality, batch: this.opts.batch })
+      : undefined;
     let k = 0;
     const objects: PipelineObject[] = [];
     for (const [i, d] of detections.entries()) {
       const regions: RegionResult[] = [];
-      for (const p of plans[i]) regions.push(p.rect ? await this.region(p.name, crops!.crops[k++], source, scale) : { name: p.name, notDetected: true });
+      for (const p of plans[i])
+        regions.push(p.rect ? await this.region(p.name, crops!.crops[k++], source, scale) : { name: p.name, notDetected: true });
       objects.push({ ...d, regions });
     }
     const cropStage = this.opts.models[1].info;
@@ -72,10 +79,31 @@ export class PipelineRunner {
     const lat = crops?.latencyMs ?? { preprocess: 0, inference: 0, postprocess: 0 };
     const stages = [
       { name: first.name, model: det.model, latencyMs: det.latencyMs },
-      ...(cropStage ? [{ name: second.name, model: cropStage, latencyMs: lat, crops: rects.length, classified: rects.length - skipped, skipped, runs: crops?.runs ?? 0 }] : []),
+      ...(cropStage
+        ? [
+            {
+              name: second.name,
+              model: cropStage,
+              latencyMs: lat,
+              crops: rects.length,
+              classified: rects.length - skipped,
+              skipped,
+              runs: crops?.runs ?? 0,
+            },
+          ]
+        : []),
     ];
-    const latencyMs = { preprocess: det.latencyMs.preprocess + lat.preprocess, inference: det.latencyMs.inference + lat.inference, postprocess: det.latencyMs.postprocess + lat.postprocess };
-    const out: DetectInference = { ...det, detections, latencyMs, pipeline: { name: this.name, labels: crops?.labels ?? [], objects, stages } };
+    const latencyMs = {
+      preprocess: det.latencyMs.preprocess + lat.preprocess,
+      inference: det.latencyMs.inference + lat.inference,
+      postprocess: det.latencyMs.postprocess + lat.postprocess,
+    };
+    const out: DetectInference = {
+      ...det,
+      detections,
+      latencyMs,
+      pipeline: { name: this.name, labels: crops?.labels ?? [], objects, stages },
+    };
     return out;
   }
 
@@ -86,7 +114,14 @@ export class PipelineRunner {
   }
 
   private async region(name: string, c: CropResult, source: Frame, scale: number): Promise<RegionResult> {
-    const r: RegionResult = { name, box: c.box, sidePx: c.sidePx, sharpness: Math.round(c.sharpness * 10) / 10, ...(c.skipped ? { skipped: c.skipped } : {}), ...(c.scores ? { scores: c.scores } : {}) };
+    const r: RegionResult = {
+      name,
+      box: c.box,
+      sidePx: c.sidePx,
+      sharpness: Math.round(c.sharpness * 10) / 10,
+      ...(c.skipped ? { skipped: c.skipped } : {}),
+      ...(c.scores ? { scores: c.scores } : {}),
+    };
     if (this.opts.includeCrops && !c.skipped) r.cropPng = await cropPng(source, c, scale);
     return r;
   }
@@ -96,6 +131,8 @@ export class PipelineRunner {
 async function cropPng(frame: Frame, c: CropResult, scale: number): Promise<Uint8Array> {
   const { view } = cropView(frame, c.box, scale)!;
   const { data, channels } = packedRgb(view);
-  const png = await sharp(data, { raw: { width: view.width, height: view.height, channels } }).png().toBuffer();
+  const png = await sharp(data, { raw: { width: view.width, height: view.height, channels } })
+    .png()
+    .toBuffer();
   return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
 }

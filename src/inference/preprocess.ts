@@ -49,7 +49,14 @@ export function toSourceGeometry(g: Geometry, frame: Pick<Frame, 'width' | 'heig
   if (!frame.sourceWidth || !frame.sourceHeight) return g;
   const sx = frame.width / frame.sourceWidth;
   const sy = frame.height / frame.sourceHeight;
-  return { scaleX: g.scaleX * sx, scaleY: g.scaleY * sy, offsetX: g.offsetX, offsetY: g.offsetY, srcWidth: frame.sourceWidth, srcHeight: frame.sourceHeight };
+  return {
+    scaleX: g.scaleX * sx,
+    scaleY: g.scaleY * sy,
+    offsetX: g.offsetX,
+    offsetY: g.offsetY,
+    srcWidth: frame.sourceWidth,
+    srcHeight: frame.sourceHeight,
+  };
 }
 
 /** Model-input box (x, y, w, h) -> source pixels. */

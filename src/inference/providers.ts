@@ -42,7 +42,17 @@ export type EngineEvent =
   | { type: 'session-create-start'; provider: ProviderName }
   | { type: 'provider-attempt'; attempt: ProviderAttempt }
   | { type: 'engine-build-start'; provider: 'tensorrt'; model: string; key: string; ctxPath: string; reason: string }
-  | { type: 'engine-build-end'; provider: 'tensorrt'; model: string; key: string; ctxPath: string; ok: boolean; ms: number; cached: boolean; error?: string }
+  | {
+      type: 'engine-build-end';
+      provider: 'tensorrt';
+      model: string;
+      key: string;
+      ctxPath: string;
+      ok: boolean;
+      ms: number;
+      cached: boolean;
+      error?: string;
+    }
   | { type: 'engine-cache-hit'; provider: 'tensorrt'; model: string; key: string; ctxPath: string }
   | { type: 'engine-cache-invalid'; provider: 'tensorrt'; model: string; ctxPath: string; error: string };
 
@@ -114,14 +124,28 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
 const NO_SPINNING = { session: { intra_op: { allow_spinning: '0' } } };
 
 /** TensorRT through the EP-context cache: load the cached engine, or build it and record it. */
-async function tensorrtSession(model: ModelIdentity, opts: SessionOptions, gpu: GpuInfo): Promise<{ session: ort.InferenceSession; plan?: EngineCachePlan }> {
+async function tensorrtSession(
+  model: ModelIdentity,
+  opts: SessionOptions,
+  gpu: GpuInfo,
+): Promise<{ session: ort.InferenceSession; plan?: EngineCachePlan }> {
   const deviceId = opts.deviceId ?? 0;
   const ep = { name: 'tensorrt', deviceId };
   const create = (path: string, extra: Record<string, unknown>) =>
-    ort.InferenceSession.create(path, { ...baseOptions(opts), executionProviders: [ep], ...(Object.keys(extra).length ? { extra: { ...baseOptions(opts).extra, ...extra } } : {}) });
+    ort.InferenceSession.create(path, {
+      ...baseOptions(opts),
+      executionProviders: [ep],
+      ...(Object.keys(extra).length ? { extra: { ...baseOptions(opts).extra, ...extra } } : {}),
+    });
   if (!opts.cacheDir) return { session: await create(model.path, {}) };
 
-  let plan = planEngineCache(opts.cacheDir, model.name, { modelSha256: model.sha256, provider: 'tensorrt', providerOptions: { deviceId }, gpu, ort: ortVersion() });
+  let plan = planEngineCache(opts.cacheDir, model.name, {
+    modelSha256: model.sha256,
+    provider: 'tensorrt',
+    providerOptions: { deviceId },
+    gpu,
+    ort: ortVersion(),
+  });
   const base = { provider: 'tensorrt' as const, model: model.name, key: plan.key, ctxPath: plan.ctxPath };
   if (plan.reuse) {
     try {
@@ -129,7 +153,13 @@ async function tensorrtSession(model: ModelIdentity, opts: SessionOptions, gpu: 
       opts.onEvent?.({ type: 'engine-cache-hit', ...base });
       return { session, plan };
     } catch (err) {
-      opts.onEvent?.({ type: 'engine-cache-invalid', provider: 'tensorrt', model: model.name, ctxPath: plan.ctxPath, error: errorMessage(err).split('\n')[0] });
+      opts.onEvent?.({
+        type: 'engine-cache-invalid',
+        provider: 'tensorrt',
+        model: model.name,
+        ctxPath: plan.ctxPath,
+        error: errorMessage(err).split('\n')[0],
+      });
       plan = { ...plan, reuse: false, reason: `the cached engine failed to load: ${errorMessage(err).split('\n')[0]}` };
     }
   }
@@ -145,7 +175,14 @@ async function tensorrtSession(model: ModelIdentity, opts: SessionOptions, gpu: 
     return { session, plan };
   } catch (err) {
     await discardCache(plan);
-    opts.onEvent?.({ type: 'engine-build-end', ...base, ok: false, ms: performance.now() - t0, cached: false, error: errorMessage(err).split('\n')[0] });
+    opts.onEvent?.({
+      type: 'engine-build-end',
+      ...base,
+      ok: false,
+      ms: performance.now() - t0,
+      cached: false,
+      error: errorMessage(err).split('\n')[0],
+    });
     throw err;
   }
 }
@@ -185,7 +222,10 @@ export async function createSession(model: ModelIdentity, opts: SessionOptions):
   // file fails the same way on every provider); providers that are merely not installed go last, short.
   const tried = attempts.filter((a) => !notInstalled.includes(a.provider as ProviderName));
   if (!tried.length) {
-    throw new DaemonError('MODEL_LOAD', `${model.path}: no execution provider could load the model: ${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}`);
+    throw new DaemonError(
+      'MODEL_LOAD',
+      `${model.path}: no execution provider could load the model: ${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}`,
+    );
   }
   const causes = tried.map((a) => (tried.length > 1 ? `${a.provider}: ${a.error}` : a.error)).join('; ');
   throw new DaemonError(
@@ -193,4 +233,3 @@ export async function createSession(model: ModelIdentity, opts: SessionOptions):
     `${model.path}: ONNX Runtime cannot load the model: ${causes}${notInstalled.length ? ` (not installed, not tried: ${notInstalled.join(', ')})` : ''}`,
   );
 }
-

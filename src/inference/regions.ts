@@ -40,6 +40,10 @@ export function planRegions(det: Detection, stage: Pick<StageConfig, 'regions' |
  * whose names say left or right are swapped back, so regions are always the subject's.
  */
 export function unmirror(keypoints: readonly Keypoint[]): Keypoint[] {
-  const swap = (n: string) => n.replace(/left|right|Left|Right|LEFT|RIGHT/g, (w) => ({ left: 'right', right: 'left', Left: 'Right', Right: 'Left', LEFT: 'RIGHT', RIGHT: 'LEFT' })[w]!);
+  const swap = (n: string) =>
+    n.replace(
+      /left|right|Left|Right|LEFT|RIGHT/g,
+      (w) => ({ left: 'right', right: 'left', Left: 'Right', Right: 'Left', LEFT: 'RIGHT', RIGHT: 'LEFT' })[w]!,
+    );
   return keypoints.map((k) => ({ ...k, name: swap(k.name) }));
 }

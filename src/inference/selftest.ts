@@ -23,22 +23,41 @@ export interface SelfTestReport {
 export class SelfTestError extends DaemonError {
   readonly problems: string[];
   constructor(problems: string[]) {
-    super('MODEL_SELFTEST', `self-check failed: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`);
+    super(
+      'MODEL_SELFTEST',
+      `self-check failed: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`,
+    );
     this.name = 'SelfTestError';
     this.problems = problems;
   }
 }
 
 async function isDir(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isDirectory(), () => false);
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
-export async function selfTest(engine: InferenceEngine, dir: string, opts: { frames: number; width: number; height: number }): Promise<SelfTestReport> {
+export async function selfTest(
+  engine: InferenceEngine,
+  dir: string,
+  opts: { frames: number; width: number; height: number },
+): Promise<SelfTestReport> {
   const root = join(dir, 'selftest');
   if (!(await isDir(root))) {
     const { width, height } = opts;
     for (let i = 0; i < opts.frames; i++) {
-      const frame = { camera: 'selftest', seq: i, width, height, stride: width * 3, format: 'RGB' as const, data: new Uint8Array(width * height * 3).fill(114), capturedAtMs: Date.now() };
+      const frame = {
+        camera: 'selftest',
+        seq: i,
+        width,
+        height,
+        stride: width * 3,
+        format: 'RGB' as const,
+        data: new Uint8Array(width * height * 3).fill(114),
+        capturedAtMs: Date.now(),
+      };
       await engine.infer(frame).catch((err: unknown) => {
         throw new SelfTestError([`frame ${i + 1} of ${opts.frames}: ${errorMessage(err)}`]);
       });
@@ -48,10 +67,12 @@ export async function selfTest(engine: InferenceEngine, dir: string, opts: { fra
   const cases: { label: string; file: string }[] = [];
   for (const label of (await readdir(root)).sort()) {
     if (!(await isDir(join(root, label)))) continue;
-    for (const f of (await readdir(join(root, label))).sort()) if (IMAGE_RE.test(f)) cases.push({ label, file: join('selftest', label, f) });
+    for (const f of (await readdir(join(root, label))).sort())
+      if (IMAGE_RE.test(f)) cases.push({ label, file: join('selftest', label, f) });
   }
   if (!cases.length) throw new SelfTestError(['selftest/ holds no <label>/<image> (PNG, JPEG or WebP)']);
-  if (cases.length > SELFTEST_MAX_IMAGES) throw new SelfTestError([`selftest/ holds ${cases.length} images, more than ${SELFTEST_MAX_IMAGES}`]);
+  if (cases.length > SELFTEST_MAX_IMAGES)
+    throw new SelfTestError([`selftest/ holds ${cases.length} images, more than ${SELFTEST_MAX_IMAGES}`]);
   const problems: string[] = [];
   let seq = 0;
   for (const c of cases) {
@@ -64,7 +85,8 @@ export async function selfTest(engine: InferenceEngine, dir: string, opts: { fra
       continue;
     }
     const got = primaryOf(inf)?.label;
-    if (got !== c.label) problems.push(`${c.file}: expected "${c.label}", the model answered ${got === undefined ? 'nothing' : `"${got}"`}`);
+    if (got !== c.label)
+      problems.push(`${c.file}: expected "${c.label}", the model answered ${got === undefined ? 'nothing' : `"${got}"`}`);
   }
   if (problems.length) throw new SelfTestError(problems);
   return { mode: 'images', checked: cases.length };

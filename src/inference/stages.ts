@@ -43,7 +43,15 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     const used = new Set(Object.values(c.cameras).flatMap((cam) => (cam.enabled && cam.pipeline ? [cam.pipeline] : [])));
     this.pipelines = Object.fromEntries(Object.entries(c.pipelines).filter(([name]) => used.has(name)));
     for (const [name, stages] of Object.entries(this.pipelines)) {
-      const svcs = stages.map((st) => new ModelService({ config: { ...c.model, path: st.model }, log: opts.log.child({ pipeline: name, stage: st.name }), listener: opts.listener, clock: opts.clock }));
+      const svcs = stages.map(
+        (st) =>
+          new ModelService({
+            config: { ...c.model, path: st.model },
+            log: opts.log.child({ pipeline: name, stage: st.name }),
+            listener: opts.listener,
+            clock: opts.clock,
+          }),
+      );
       this.services.set(name, svcs);
     }
   }
@@ -64,7 +72,13 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     let fn = single;
     if (name !== undefined) {
       const [first, second] = this.services.get(name)!;
-      const runner = new PipelineRunner({ name, stages: () => this.pipelines[name], models: [first, second], mirror: cam.mirror ?? false, includeCrops: cam.privacy?.includeCrops ?? false });
+      const runner = new PipelineRunner({
+        name,
+        stages: () => this.pipelines[name],
+        models: [first, second],
+        mirror: cam.mirror ?? false,
+        includeCrops: cam.privacy?.includeCrops ?? false,
+      });
       fn = (frame, hooks) => runner.infer(frame, hooks);
     }
     this.infers.set(camera, fn);
@@ -81,15 +95,28 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
    * input, else `singleTarget`: the one model's) and, for a pipeline camera, what its channel needs
    * to track and assess.
    */
-  forCamera(camera: string, cam: CameraConfig, single: InferFn, singleTarget: () => ScaleTarget | undefined): { infer: InferFn; pipeline: ReturnType<StageModels['pipelineOf']>; target: () => ScaleTarget | undefined } {
+  forCamera(
+    camera: string,
+    cam: CameraConfig,
+    single: InferFn,
+    singleTarget: () => ScaleTarget | undefined,
+  ): { infer: InferFn; pipeline: ReturnType<StageModels['pipelineOf']>; target: () => ScaleTarget | undefined } {
     const first = cam.pipeline === undefined ? undefined : this.services.get(cam.pipeline)?.[0];
-    return { infer: this.inferFor(camera, cam, single), pipeline: this.pipelineOf(cam), target: first ? () => first.scaleTarget : singleTarget };
+    return {
+      infer: this.inferFor(camera, cam, single),
+      pipeline: this.pipelineOf(cam),
+      target: first ? () => first.scaleTarget : singleTarget,
+    };
   }
 
   /** What a pipeline camera's channel needs to track and assess (undefined for a one-model camera). */
-  pipelineOf(cam: Pick<CameraConfig, 'pipeline' | 'aggregate'>): { name: string; aggregate: AggregateConfig; models: () => { detector?: ModelInfo; crops?: ModelInfo } } | undefined {
+  pipelineOf(
+    cam: Pick<CameraConfig, 'pipeline' | 'aggregate'>,
+  ): { name: string; aggregate: AggregateConfig; models: () => { detector?: ModelInfo; crops?: ModelInfo } } | undefined {
     const name = cam.pipeline;
-    return name === undefined ? undefined : { name, aggregate: cam.aggregate ?? aggregateSchema.parse({}), models: () => this.models(name) };
+    return name === undefined
+      ? undefined
+      : { name, aggregate: cam.aggregate ?? aggregateSchema.parse({}), models: () => this.models(name) };
   }
 
   /** The models of a pipeline's stages now. */
@@ -138,7 +165,10 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
       const svcs = this.services.get(name)!;
       for (const [i, st] of after.entries()) {
         const moved = st.model !== stages[i].model;
-        const r = await svcs[i].apply({ ...this.model, path: st.model }, moved ? [{ path: `pipelines.${name}[${i}].model`, from: stages[i].model, to: st.model }] : []);
+        const r = await svcs[i].apply(
+          { ...this.model, path: st.model },
+          moved ? [{ path: `pipelines.${name}[${i}].model`, from: stages[i].model, to: st.model }] : [],
+        );
         if (r) {
           refused.push(...changes.filter((ch) => ch.path === `pipelines.${name}`));
           errors.push(r.error);

@@ -2,7 +2,18 @@ import { channelsOf, type Frame } from '../capture/frame.js';
 import { DaemonError } from '../errors.js';
 import { type Loaded, loadAddon } from '../native/addon.js';
 import type { InputSpec } from './manifest.js';
-import { affineOf, axis, channelMap, type Geometry, geometryFor, PAD, Preprocessor, type TensorData, toSourceGeometry, unitAxis } from './preprocess.js';
+import {
+  affineOf,
+  axis,
+  channelMap,
+  type Geometry,
+  geometryFor,
+  PAD,
+  Preprocessor,
+  type TensorData,
+  toSourceGeometry,
+  unitAxis,
+} from './preprocess.js';
 
 /**
  * Frame -> model input tensor, written straight into memory the caller gives (the inference
@@ -86,7 +97,10 @@ export class Tensorizer {
     const key = `${frame.width}x${frame.height}/${frame.stride}/${frame.format}`;
     if (key !== this.key) this.plan(frame, key);
     if (frame.data.byteLength < this.minBytes) {
-      throw new DaemonError('FRAME_SIZE', `camera ${frame.camera}: frame #${frame.seq} has ${frame.data.byteLength} bytes; ${frame.width}x${frame.height} ${frame.format} with stride ${frame.stride} needs ${this.minBytes}`);
+      throw new DaemonError(
+        'FRAME_SIZE',
+        `camera ${frame.camera}: frame #${frame.seq} has ${frame.data.byteLength} bytes; ${frame.width}x${frame.height} ${frame.format} with stride ${frame.stride} needs ${this.minBytes}`,
+      );
     }
     this.native.tensor(frame.data, view, this.ints, this.floats);
     return toSourceGeometry(this.geometry, frame);
@@ -97,7 +111,10 @@ export class Tensorizer {
     const { width: W, height: H, layout } = this.spec;
     const bpp = channelsOf(frame.format);
     if (frame.stride < frame.width * bpp) {
-      throw new DaemonError('FRAME_SIZE', `camera ${frame.camera}: stride ${frame.stride} is less than ${frame.width} pixels of ${bpp} bytes`);
+      throw new DaemonError(
+        'FRAME_SIZE',
+        `camera ${frame.camera}: stride ${frame.stride} is less than ${frame.width} pixels of ${bpp} bytes`,
+      );
     }
     const g = geometryFor(this.spec, frame.width, frame.height);
     const ax = axis(W, frame.width, g.scaleX, g.offsetX, bpp);
@@ -106,7 +123,21 @@ export class Tensorizer {
     const { mul, add } = affineOf(this.spec);
     const float = this.spec.dtype !== 'uint8';
     const ints = new Int32Array(13 + 2 * W + 2 * H);
-    ints.set([W, H, layout === 'NCHW' ? 0 : 1, DTYPE_CODE[this.spec.dtype], bpp, k0, k1, k2, ax.lo, ax.hi, ay.lo, ay.hi, unitAxis(ax, bpp) ? 1 : 0]);
+    ints.set([
+      W,
+      H,
+      layout === 'NCHW' ? 0 : 1,
+      DTYPE_CODE[this.spec.dtype],
+      bpp,
+      k0,
+      k1,
+      k2,
+      ax.lo,
+      ax.hi,
+      ay.lo,
+      ay.hi,
+      unitAxis(ax, bpp) ? 1 : 0,
+    ]);
     ints.set(ax.i0, 13);
     ints.set(ax.i1, 13 + W);
     ints.set(ay.i0, 13 + 2 * W);

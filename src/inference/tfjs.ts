@@ -52,7 +52,10 @@ interface Tf {
   tensor(values: Float32Array | Int32Array, shape: number[], dtype: 'float32' | 'int32'): TfTensor;
   loadGraphModel(h: IoHandler): Promise<GraphModel>;
   loadLayersModel(h: IoHandler): Promise<LayersModel>;
-  io: { getModelArtifactsForJSON(json: unknown, load: (m: unknown) => Promise<[unknown[], ArrayBuffer]>): Promise<unknown>; getWeightSpecs(m: unknown): unknown[] };
+  io: {
+    getModelArtifactsForJSON(json: unknown, load: (m: unknown) => Promise<[unknown[], ArrayBuffer]>): Promise<unknown>;
+    getWeightSpecs(m: unknown): unknown[];
+  };
   getBackend(): string;
 }
 
@@ -74,12 +77,19 @@ export function loadTf(): Promise<{ tf: Tf; backend: TfjsBackend; attempts: Prov
         return { tf, backend, attempts };
       } catch (err) {
         const missing = (err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND';
-        attempts.push({ provider: backend, ok: false, ms: performance.now() - t0, error: missing ? `@tensorflow/${backend} is not installed` : errorMessage(err).split('\n')[0] });
+        attempts.push({
+          provider: backend,
+          ok: false,
+          ms: performance.now() - t0,
+          error: missing ? `@tensorflow/${backend} is not installed` : errorMessage(err).split('\n')[0],
+        });
       }
     }
     const t0 = performance.now();
     try {
-      const [core, converter, layers, wasm] = await Promise.all(['tfjs-core', 'tfjs-converter', 'tfjs-layers', 'tfjs-backend-wasm'].map((p) => importAny(`@tensorflow/${p}`)));
+      const [core, converter, layers, wasm] = await Promise.all(
+        ['tfjs-core', 'tfjs-converter', 'tfjs-layers', 'tfjs-backend-wasm'].map((p) => importAny(`@tensorflow/${p}`)),
+      );
       // The .wasm files sit beside the backend's bundle; Node reads them from disk.
       const wasmFile = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm');
       (wasm.setWasmPaths as (p: string) => void)(dirname(wasmFile) + '/');
@@ -91,7 +101,12 @@ export function loadTf(): Promise<{ tf: Tf; backend: TfjsBackend; attempts: Prov
     } catch (err) {
       attempts.push({ provider: 'tfjs-wasm', ok: false, ms: performance.now() - t0, error: errorMessage(err).split('\n')[0] });
       const why = attempts.map((a) => `${a.provider}: ${a.error}`).join('; ');
-      throw Object.assign(new Error(`no TensorFlow.js backend could be loaded (${why}); npm install @tensorflow/tfjs-core @tensorflow/tfjs-converter @tensorflow/tfjs-layers @tensorflow/tfjs-backend-wasm`), { code: 'TFJS_UNAVAILABLE' });
+      throw Object.assign(
+        new Error(
+          `no TensorFlow.js backend could be loaded (${why}); npm install @tensorflow/tfjs-core @tensorflow/tfjs-converter @tensorflow/tfjs-layers @tensorflow/tfjs-backend-wasm`,
+        ),
+        { code: 'TFJS_UNAVAILABLE' },
+      );
     }
   })();
   loaded.catch(() => (loaded = undefined));
@@ -125,7 +140,13 @@ export class TfjsEngine implements InferenceEngine {
   private post!: Postprocessor;
   private outputNames: string[];
 
-  private constructor(pkg: ModelPackage, tf: Tf, backend: TfjsBackend, attempts: ProviderAttempt[], model: { graph?: GraphModel; layers?: LayersModel }) {
+  private constructor(
+    pkg: ModelPackage,
+    tf: Tf,
+    backend: TfjsBackend,
+    attempts: ProviderAttempt[],
+    model: { graph?: GraphModel; layers?: LayersModel },
+  ) {
     this.pkg = pkg;
     this.tf = tf;
     this.attempts = attempts;
@@ -149,7 +170,9 @@ export class TfjsEngine implements InferenceEngine {
       const model = isGraph ? { graph: await tf.loadGraphModel(handler) } : { layers: await tf.loadLayersModel(handler) };
       engine = new TfjsEngine(pkg, tf, backend, attempts, model);
     } catch (err) {
-      throw new ModelError('MODEL_LOAD', pkg.modelPath, [`TensorFlow.js cannot load the model: ${errorMessage(err).split('\n')[0]}`], { cause: err });
+      throw new ModelError('MODEL_LOAD', pkg.modelPath, [`TensorFlow.js cannot load the model: ${errorMessage(err).split('\n')[0]}`], {
+        cause: err,
+      });
     }
     // Graph models rarely declare output shapes: check the input, run once, check what comes out.
     const inputProblems: string[] = [];
@@ -160,7 +183,12 @@ export class TfjsEngine implements InferenceEngine {
     }
     const io = await engine.observeIo().catch(async (err: unknown) => {
       await engine.close();
-      throw new ModelError('MODEL_MISMATCH', `${pkg.dir}/manifest.yaml`, [`input: the model does not run on a ${engine.pre.dims.join('x')} input: ${errorMessage(err).split('\n')[0]}`], { cause: err });
+      throw new ModelError(
+        'MODEL_MISMATCH',
+        `${pkg.dir}/manifest.yaml`,
+        [`input: the model does not run on a ${engine.pre.dims.join('x')} input: ${errorMessage(err).split('\n')[0]}`],
+        { cause: err },
+      );
     });
     const { problems, outputs } = checkModelIo(pkg.manifest, pkg.labels, io);
     if (problems.length) {
@@ -180,10 +208,20 @@ export class TfjsEngine implements InferenceEngine {
   private async observeIo(): Promise<ModelIo> {
     const inputs = this.inputInfo();
     const out = await this.run(warmupFrame(this.pkg), this.outputNames);
-    return { inputs, outputs: Object.entries(out.tensors).map(([name, t]) => ({ name, type: t.data instanceof Float32Array ? 'float32' : 'int32', shape: t.dims })) };
+    return {
+      inputs,
+      outputs: Object.entries(out.tensors).map(([name, t]) => ({
+        name,
+        type: t.data instanceof Float32Array ? 'float32' : 'int32',
+        shape: t.dims,
+      })),
+    };
   }
 
-  private async run(frame: Frame, fetches: string[]): Promise<{ tensors: Record<string, OutputTensor>; geometry: ReturnType<Preprocessor['run']>['geometry']; t1: number }> {
+  private async run(
+    frame: Frame,
+    fetches: string[],
+  ): Promise<{ tensors: Record<string, OutputTensor>; geometry: ReturnType<Preprocessor['run']>['geometry']; t1: number }> {
     const { data, dims, geometry } = this.pre.run(frame);
     const x = data instanceof Float32Array ? this.tf.tensor(data, dims, 'float32') : this.tf.tensor(Int32Array.from(data), dims, 'int32');
     const t1 = performance.now();

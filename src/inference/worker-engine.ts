@@ -55,7 +55,9 @@ function spawnWorker(): Worker {
   if (!here.endsWith('.ts')) return new Worker(new URL('./worker.js', here));
   const tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api')).href.replace(/\.cjs$/, '.mjs');
   const entry = new URL('./worker.ts', here).href;
-  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`, { eval: true });
+  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`, {
+    eval: true,
+  });
 }
 
 export function fromWire(e: WireError): DaemonError {
@@ -159,8 +161,12 @@ export class WorkerEngine implements InferenceEngine {
         else if (m.type === 'loaded') done(() => resolve(m));
         else if (m.type === 'load-failed') done(() => reject(fromWire(m.error)));
       };
-      const onError = (err: Error) => done(() => reject(new DaemonError('ENGINE_CRASHED', `inference worker failed while loading ${pkg.dir}: ${err.message}`, { cause: err })));
-      const onExit = (code: number) => done(() => reject(new DaemonError('ENGINE_CRASHED', `inference worker exited (code ${code}) while loading ${pkg.dir}`)));
+      const onError = (err: Error) =>
+        done(() =>
+          reject(new DaemonError('ENGINE_CRASHED', `inference worker failed while loading ${pkg.dir}: ${err.message}`, { cause: err })),
+        );
+      const onExit = (code: number) =>
+        done(() => reject(new DaemonError('ENGINE_CRASHED', `inference worker exited (code ${code}) while loading ${pkg.dir}`)));
       const done = (fn: () => void) => {
         worker.off('message', onMessage).off('error', onError).off('exit', onExit);
         fn();

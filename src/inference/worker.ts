@@ -53,7 +53,13 @@ async function handle(msg: ToWorker): Promise<void> {
             : await Engine.load(msg.pkg, { ...msg.options, onEvent: (event) => post({ type: 'event', event }) });
         const t0 = performance.now();
         await engine.warmup();
-        post({ type: 'loaded', info: engine.info, attempts: [...engine.attempts], engineCache: engine instanceof Engine ? engine.engineCache : undefined, warmupMs: performance.now() - t0 });
+        post({
+          type: 'loaded',
+          info: engine.info,
+          attempts: [...engine.attempts],
+          engineCache: engine instanceof Engine ? engine.engineCache : undefined,
+          warmupMs: performance.now() - t0,
+        });
       } catch (err) {
         await engine?.close().catch(() => undefined);
         engine = undefined;
@@ -76,7 +82,11 @@ async function handle(msg: ToWorker): Promise<void> {
     case 'infer-tensor': {
       try {
         if (!(engine instanceof Engine)) throw new Error('no ONNX model loaded in this worker');
-        const data = tensorView(engine.pkg.manifest.input.dtype, msg.buf, engine.inputDims.reduce((a, b) => a * b, 1));
+        const data = tensorView(
+          engine.pkg.manifest.input.dtype,
+          msg.buf,
+          engine.inputDims.reduce((a, b) => a * b, 1),
+        );
         const inference = await engine.inferTensor(data, msg.geometry, msg.preprocessMs);
         const transfer = inference.task === 'segment' && inference.maskPng ? [inference.maskPng.buffer as ArrayBuffer, msg.buf] : [msg.buf];
         post({ type: 'result', id: msg.id, inference, buf: msg.buf }, transfer);
@@ -89,7 +99,11 @@ async function handle(msg: ToWorker): Promise<void> {
       try {
         if (!(engine instanceof Engine)) throw new Error('crop stages run on ONNX models only');
         const { byteLength, ...meta } = msg.frame;
-        post({ type: 'result', id: msg.id, inference: await engine.inferCrops({ ...meta, data: new Uint8Array(msg.buf, 0, byteLength) }, msg.request) });
+        post({
+          type: 'result',
+          id: msg.id,
+          inference: await engine.inferCrops({ ...meta, data: new Uint8Array(msg.buf, 0, byteLength) }, msg.request),
+        });
       } catch (err) {
         post({ type: 'failed', id: msg.id, error: wire(err) });
       }

@@ -63,7 +63,9 @@ function regionsCell(p: Record<string, unknown>): string {
 }
 
 function formatTable(entries: HistoryEntry[], events: boolean): string {
-  const rows = events ? [['TIME', 'CAMERA', 'SEQ', 'TYPE', 'TRACK', 'LABEL', 'SCORE', 'REGIONS', 'STATE', 'ID']] : [['TIME', 'CAMERA', 'SEQ', 'LABEL', 'SCORE', 'STATE', 'ID']];
+  const rows = events
+    ? [['TIME', 'CAMERA', 'SEQ', 'TYPE', 'TRACK', 'LABEL', 'SCORE', 'REGIONS', 'STATE', 'ID']]
+    : [['TIME', 'CAMERA', 'SEQ', 'LABEL', 'SCORE', 'STATE', 'ID']];
   for (const e of entries) {
     let p: Record<string, unknown> = {};
     try {
@@ -73,7 +75,19 @@ function formatTable(entries: HistoryEntry[], events: boolean): string {
     }
     const score = typeof p.score === 'number' ? p.score.toFixed(3) : '-';
     const time = new Date(e.createdMs).toISOString();
-    if (events) rows.push([time, e.camera || '-', String(p.seq ?? '-'), String(p.type ?? '-'), String(p.track ?? '-'), String(p.label ?? '-'), score, regionsCell(p) || '-', e.state, String(p.id ?? '-')]);
+    if (events)
+      rows.push([
+        time,
+        e.camera || '-',
+        String(p.seq ?? '-'),
+        String(p.type ?? '-'),
+        String(p.track ?? '-'),
+        String(p.label ?? '-'),
+        score,
+        regionsCell(p) || '-',
+        e.state,
+        String(p.id ?? '-'),
+      ]);
     else rows.push([time, e.camera || '-', String(p.seq ?? '-'), String(p.label ?? '-'), score, e.state, String(p.id ?? '-')]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

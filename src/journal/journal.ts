@@ -207,7 +207,10 @@ export class Journal {
       db.pragma('journal_size_limit = 16777216');
       const version = db.pragma('user_version', { simple: true }) as number;
       if (version > SCHEMA_VERSION) {
-        throw new DaemonError('JOURNAL_VERSION', `journal.path: ${path} was written by a newer edge-inferd (schema ${version}, this one reads ${SCHEMA_VERSION})`);
+        throw new DaemonError(
+          'JOURNAL_VERSION',
+          `journal.path: ${path} was written by a newer edge-inferd (schema ${version}, this one reads ${SCHEMA_VERSION})`,
+        );
       }
       // Damaged pages in the middle of the file show only when read: look at every page once now.
       const check = db.pragma('quick_check', { simple: true }) as string;
@@ -236,7 +239,11 @@ export class Journal {
     try {
       aside = moveAside(path, this.clock.now());
     } catch (e) {
-      throw new DaemonError('JOURNAL_CORRUPT', `journal.path: ${path} is not a readable journal (${why}) and cannot be moved aside: ${errorMessage(e)}`, { cause: err });
+      throw new DaemonError(
+        'JOURNAL_CORRUPT',
+        `journal.path: ${path} is not a readable journal (${why}) and cannot be moved aside: ${errorMessage(e)}`,
+        { cause: err },
+      );
     }
     this.corrupt = { movedAside: this.corrupt.movedAside + 1, lastMovedTo: aside, lastError: why };
     this.opts.log.error(
@@ -277,7 +284,9 @@ export class Journal {
       oldestPendingMs: db.prepare('SELECT created_ms AS ms FROM messages WHERE state = 0 ORDER BY seq LIMIT 1'),
       // The newest row of the camera and kind that has one: payload seqs only grow per camera and
       // kind, so that is the highest. Walks back from the newest row; runs once per camera at start.
-      lastPayloadSeq: db.prepare('SELECT payload_seq AS s FROM messages WHERE camera = ? AND kind = ? AND payload_seq IS NOT NULL ORDER BY seq DESC LIMIT 1'),
+      lastPayloadSeq: db.prepare(
+        'SELECT payload_seq AS s FROM messages WHERE camera = ? AND kind = ? AND payload_seq IS NOT NULL ORDER BY seq DESC LIMIT 1',
+      ),
     };
   }
 
@@ -306,20 +315,36 @@ export class Journal {
     const createdMs = this.clock.now();
     const out: JournalRow[] = [];
     let evicted: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
-    this.write(() => this.db!.transaction(() => {
-      for (const seq of acks) this.pending -= s.markSent.run(createdMs, seq).changes;
-      for (const m of msgs) {
-        const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
-        const state = m.qos === 0 ? SENT : PENDING;
-        const payloadSeq = m.payloadSeq !== undefined && Number.isSafeInteger(m.payloadSeq) && m.payloadSeq > 0 ? m.payloadSeq : null;
-        const r = s.insert.run(createdMs, state, m.camera, m.kind, m.topic, m.qos, m.retain ? 1 : 0, m.expirySec ?? null, bytes, m.payload, payloadSeq);
-        out.push({ ...m, seq: Number(r.lastInsertRowid), createdMs });
-        this.rows++;
-        this.bytes += bytes;
-        if (state === PENDING) this.pending++;
-      }
-      if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
-    })(), msgs.length > 0);
+    this.write(
+      () =>
+        this.db!.transaction(() => {
+          for (const seq of acks) this.pending -= s.markSent.run(createdMs, seq).changes;
+          for (const m of msgs) {
+            const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
+            const state = m.qos === 0 ? SENT : PENDING;
+            const payloadSeq = m.payloadSeq !== undefined && Number.isSafeInteger(m.payloadSeq) && m.payloadSeq > 0 ? m.payloadSeq : null;
+            const r = s.insert.run(
+              createdMs,
+              state,
+              m.camera,
+              m.kind,
+              m.topic,
+              m.qos,
+              m.retain ? 1 : 0,
+              m.expirySec ?? null,
+              bytes,
+              m.payload,
+              payloadSeq,
+            );
+            out.push({ ...m, seq: Number(r.lastInsertRowid), createdMs });
+            this.rows++;
+            this.bytes += bytes;
+            if (state === PENDING) this.pending++;
+          }
+          if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
+        })(),
+      msgs.length > 0,
+    );
     return { rows: out, evicted };
   }
 
@@ -448,8 +473,13 @@ export class Journal {
       maxBytes: this.opts.maxBytes,
       totalEvicted: { ...this.evicted },
     };
-    if (u.pending) this.opts.log.warn(fields, `journal full: dropped the ${u.pending} oldest unsent message(s); raise journal.maxBytes/maxRows or fix the broker connection`);
-    else if (!this.trimAnnounced) this.opts.log.info(fields, 'journal bound reached: from now on the oldest sent messages leave the history as new ones come');
+    if (u.pending)
+      this.opts.log.warn(
+        fields,
+        `journal full: dropped the ${u.pending} oldest unsent message(s); raise journal.maxBytes/maxRows or fix the broker connection`,
+      );
+    else if (!this.trimAnnounced)
+      this.opts.log.info(fields, 'journal bound reached: from now on the oldest sent messages leave the history as new ones come');
     else this.opts.log.debug(fields, 'journal history trimmed');
     if (!u.pending) this.trimAnnounced = true;
     this.unlogged = { sent: 0, pending: 0, sinceMs: 0 };
@@ -459,15 +489,19 @@ export class Journal {
   sweep(): number {
     const s = this.s;
     const cutoff = this.clock.now() - this.opts.retentionMs;
-    const n = this.write(() => this.db!.transaction(() => {
-      const c = s.expiredCount.get(cutoff) as { n: number; b: number };
-      if (c.n) {
-        s.deleteExpired.run(cutoff);
-        this.rows -= c.n;
-        this.bytes -= c.b;
-      }
-      return c.n;
-    })(), false);
+    const n = this.write(
+      () =>
+        this.db!.transaction(() => {
+          const c = s.expiredCount.get(cutoff) as { n: number; b: number };
+          if (c.n) {
+            s.deleteExpired.run(cutoff);
+            this.rows -= c.n;
+            this.bytes -= c.b;
+          }
+          return c.n;
+        })(),
+      false,
+    );
     this.expired += n;
     // Evictions since the last rate-limited log line still get logged even when traffic stops.
     this.flushEvictionLog(false);
@@ -550,9 +584,11 @@ export class Journal {
       const failedForMs = this.clock.now() - this.writeError.sinceMs;
       this.writeError = undefined;
       this.recount();
-      this.opts.log.info({ path: this.opts.path, rows: this.rows, pending: this.pending, failedForMs, writeFailures: this.writeFailures }, 'journal writable again; counts re-read from the file');
+      this.opts.log.info(
+        { path: this.opts.path, rows: this.rows, pending: this.pending, failedForMs, writeFailures: this.writeFailures },
+        'journal writable again; counts re-read from the file',
+      );
     }
     return out;
   }
 }
-

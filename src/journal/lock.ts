@@ -32,7 +32,9 @@ export class JournalLock {
     try {
       db = new Database(this.lockPath, { timeout: 0 });
     } catch (err) {
-      throw new DaemonError('JOURNAL_OPEN', `journal.path: cannot create the lock file ${this.lockPath}: ${errorMessage(err)}`, { cause: err });
+      throw new DaemonError('JOURNAL_OPEN', `journal.path: cannot create the lock file ${this.lockPath}: ${errorMessage(err)}`, {
+        cause: err,
+      });
     }
     try {
       db.pragma('locking_mode = EXCLUSIVE');
@@ -42,7 +44,10 @@ export class JournalLock {
     } catch (err) {
       db.close();
       if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
-        throw new DaemonError('JOURNAL_LOCKED', `journal.path: ${this.journalPath} is in use by another process (another edge-inferd?); give each daemon its own journal.path`);
+        throw new DaemonError(
+          'JOURNAL_LOCKED',
+          `journal.path: ${this.journalPath} is in use by another process (another edge-inferd?); give each daemon its own journal.path`,
+        );
       }
       throw new DaemonError('JOURNAL_OPEN', `journal.path: cannot lock ${this.lockPath}: ${errorMessage(err)}`, { cause: err });
     }

@@ -41,7 +41,6 @@ CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);
 CREATE INDEX IF NOT EXISTS messages_camera ON messages(camera, created_ms);
 `;
 
-
 /**
  * Brings a messages table up to the current schema; run inside the transaction that opens the
  * journal, after SCHEMA_SQL. A version-1 table gets its payload_seq column, filled once from each
@@ -99,9 +98,9 @@ interface HistoryRow {
 export function queryHistory(db: Db, q: HistoryQuery): HistoryEntry[] {
   const where: string[] = [];
   const args: (string | number)[] = [];
-  if (q.kind !== undefined) (where.push('kind = ?'), args.push(q.kind));
-  if (q.camera !== undefined) (where.push('camera = ?'), args.push(q.camera));
-  if (q.sinceMs !== undefined) (where.push('created_ms >= ?'), args.push(q.sinceMs));
+  if (q.kind !== undefined) where.push('kind = ?'), args.push(q.kind);
+  if (q.camera !== undefined) where.push('camera = ?'), args.push(q.camera);
+  if (q.sinceMs !== undefined) where.push('created_ms >= ?'), args.push(q.sinceMs);
   const sql =
     'SELECT seq, created_ms, state, sent_ms, camera, kind, topic, payload FROM messages' +
     (where.length ? ` WHERE ${where.join(' AND ')}` : '') +

@@ -112,7 +112,12 @@ export class MqttConnection implements OutboxTransport {
     this.clock = opts.clock ?? systemClock;
     this.urls = typeof opts.url === 'string' ? [opts.url] : opts.url;
     if (this.urls.length === 0) throw new DaemonError('MQTT_URL', 'mqtt.url: the list of brokers is empty');
-    this.reconnects = new ReconnectScheduler({ minMs: opts.reconnectMinMs ?? 1000, maxMs: opts.reconnectMaxMs ?? 15_000, clock: this.clock, random: opts.random });
+    this.reconnects = new ReconnectScheduler({
+      minMs: opts.reconnectMinMs ?? 1000,
+      maxMs: opts.reconnectMaxMs ?? 15_000,
+      clock: this.clock,
+      random: opts.random,
+    });
     this.st = {
       connected: false,
       url: redactUrl(this.urls[0]),
@@ -172,7 +177,13 @@ export class MqttConnection implements OutboxTransport {
       this.st.sessionPresent = connack.sessionPresent;
       this.st.receiveMaximum = connack.properties?.receiveMaximum;
       o.log.info(
-        { url: this.st.url, clientId: o.clientId, protocolVersion: this.st.protocolVersion, sessionPresent: connack.sessionPresent, tls: this.st.tls },
+        {
+          url: this.st.url,
+          clientId: o.clientId,
+          protocolVersion: this.st.protocolVersion,
+          sessionPresent: connack.sessionPresent,
+          tls: this.st.tls,
+        },
         'mqtt connected',
       );
       client.publish(o.statusTopic, o.birth(), { qos: 1, retain: true });
@@ -234,14 +245,22 @@ export class MqttConnection implements OutboxTransport {
 
   private v5ConnectProperties(): IClientOptions['properties'] {
     const max = this.opts.maximumPacketSize;
-    return { ...(this.opts.persistentSession ? { sessionExpiryInterval: this.opts.sessionExpirySec } : {}), ...(max !== undefined ? { maximumPacketSize: max } : {}) };
+    return {
+      ...(this.opts.persistentSession ? { sessionExpiryInterval: this.opts.sessionExpirySec } : {}),
+      ...(max !== undefined ? { maximumPacketSize: max } : {}),
+    };
   }
 
   private onError(client: MqttClient, err: Error & { code?: string | number }): void {
     const o = this.opts;
     const code = err.code;
     const v = this.st.protocolVersion;
-    if (typeof code === 'number' && ((v === 5 && code === V5_UNSUPPORTED_PROTOCOL) || code === V3_UNACCEPTABLE_PROTOCOL) && v === 5 && o.fallbackTo4) {
+    if (
+      typeof code === 'number' &&
+      ((v === 5 && code === V5_UNSUPPORTED_PROTOCOL) || code === V3_UNACCEPTABLE_PROTOCOL) &&
+      v === 5 &&
+      o.fallbackTo4
+    ) {
       o.log.warn({ url: this.st.url }, 'the broker refused MQTT 5; using MQTT 3.1.1 (set mqtt.protocolVersion: 4 to skip this)');
       this.st.protocolVersion = 4;
       client.options.protocolVersion = 4;
@@ -285,7 +304,13 @@ export class MqttConnection implements OutboxTransport {
         if (!err) return resolve();
         const code = (err as { code?: unknown }).code;
         if (typeof code === 'number' && code >= 0x80) {
-          reject(new DaemonError('MQTT_PUBLISH_REFUSED', `broker refused the message on ${topic}: ${err.message} (reason code 0x${code.toString(16)})`, { cause: err }));
+          reject(
+            new DaemonError(
+              'MQTT_PUBLISH_REFUSED',
+              `broker refused the message on ${topic}: ${err.message} (reason code 0x${code.toString(16)})`,
+              { cause: err },
+            ),
+          );
         } else reject(new DaemonError('MQTT_PUBLISH_FAILED', `publish on ${topic} failed: ${err.message}`, { cause: err }));
       });
     });
@@ -319,7 +344,8 @@ export class MqttConnection implements OutboxTransport {
   private sendSubscribe(client: MqttClient, filter: string, qos: 0 | 1 | 2): void {
     client.subscribe(filter, { qos }, (err, granted) => {
       const refused = granted?.find((g) => g.qos > 2);
-      if (err || refused) this.opts.log.error({ filter, err: err ? errorMessage(err) : `broker refused (reason ${refused?.qos})` }, 'mqtt subscribe failed');
+      if (err || refused)
+        this.opts.log.error({ filter, err: err ? errorMessage(err) : `broker refused (reason ${refused?.qos})` }, 'mqtt subscribe failed');
     });
   }
 
@@ -364,8 +390,14 @@ function explain(err: Error & { code?: string | number }, o: MqttOptions, v: 4 |
     }
     if ((v === 5 && code === V5_NOT_AUTHORIZED) || (v === 4 && code === V3_NOT_AUTHORIZED)) {
       // Mosquitto answers a wrong password with this too, and a client id its clientid_prefixes refuse.
-      const creds = o.username !== undefined ? `a wrong user name or password (check mqtt.username and ${pw})` : 'a broker that wants a user name (set mqtt.username and mqtt.passwordFile)';
-      return ['MQTT_AUTH', `the broker refused ${who} with client id "${o.clientId}" (not authorized): ${creds}, or a client id the broker does not allow (set mqtt.clientId)`];
+      const creds =
+        o.username !== undefined
+          ? `a wrong user name or password (check mqtt.username and ${pw})`
+          : 'a broker that wants a user name (set mqtt.username and mqtt.passwordFile)';
+      return [
+        'MQTT_AUTH',
+        `the broker refused ${who} with client id "${o.clientId}" (not authorized): ${creds}, or a client id the broker does not allow (set mqtt.clientId)`,
+      ];
     }
     if ((v === 5 && code === V5_CLIENT_ID_INVALID) || (v === 4 && code === V3_CLIENT_ID_REJECTED)) {
       return ['MQTT_CLIENT_ID', `the broker rejected the client id "${o.clientId}"; set mqtt.clientId to one it allows`];
@@ -377,21 +409,38 @@ function explain(err: Error & { code?: string | number }, o: MqttOptions, v: 4 |
   }
   if (typeof code === 'string') {
     if (TLS_TRUST_CODES.has(code)) {
-      return ['MQTT_TLS', `TLS: the broker certificate is not trusted (${code}: ${err.message}); give the CA that signed it in mqtt.tls.ca`];
+      return [
+        'MQTT_TLS',
+        `TLS: the broker certificate is not trusted (${code}: ${err.message}); give the CA that signed it in mqtt.tls.ca`,
+      ];
     }
     if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-      return ['MQTT_TLS', `TLS: the broker certificate is not for this host (${err.message}); connect with the name in the certificate or fix the certificate`];
+      return [
+        'MQTT_TLS',
+        `TLS: the broker certificate is not for this host (${err.message}); connect with the name in the certificate or fix the certificate`,
+      ];
     }
-    if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return ['MQTT_TLS', `TLS: the broker certificate is not valid now (${code})`];
+    if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
+      return ['MQTT_TLS', `TLS: the broker certificate is not valid now (${code})`];
     if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) return ['MQTT_TLS', `TLS: ${err.message} (${code})`];
-    if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === 'EAI_AGAIN') {
+    if (
+      code === 'ECONNREFUSED' ||
+      code === 'EHOSTUNREACH' ||
+      code === 'ENETUNREACH' ||
+      code === 'ENOTFOUND' ||
+      code === 'ETIMEDOUT' ||
+      code === 'EAI_AGAIN'
+    ) {
       return ['MQTT_UNREACHABLE', `cannot reach the broker: ${err.message}`];
     }
     if (code === 'ECONNRESET' || code === 'EPIPE') return ['MQTT_CONNECTION_LOST', `the connection to the broker was lost (${code})`];
   }
   // mqtt.js gives a lost keepalive no code, only this message.
   if (err.message === 'Keepalive timeout') {
-    return ['MQTT_CONNECTION_LOST', `the connection to the broker was lost: no answer from the broker within the keepalive (${o.keepaliveSec} s x 1.5)`];
+    return [
+      'MQTT_CONNECTION_LOST',
+      `the connection to the broker was lost: no answer from the broker within the keepalive (${o.keepaliveSec} s x 1.5)`,
+    ];
   }
   return ['MQTT_ERROR', err.message];
 }

@@ -7,7 +7,14 @@ import type { Logger } from '../log.js';
 import { RefusalLog } from '../refusal-log.js';
 import type { MessageHandler } from './client.js';
 import { commandResponse } from './payload.js';
-import { COMMAND_NAMES, type CommandName, commandRequestSchemas, type ReloadOutcome, type RolloutState, type SnapshotResult } from './schemas.js';
+import {
+  COMMAND_NAMES,
+  type CommandName,
+  commandRequestSchemas,
+  type ReloadOutcome,
+  type RolloutState,
+  type SnapshotResult,
+} from './schemas.js';
 import type { Topics } from './topics.js';
 
 /**
@@ -49,7 +56,19 @@ export interface ModelCommands {
   rollback(requestId: string | number | null): Promise<RolloutState>;
 }
 
-export type CommandErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'TOO_LARGE' | 'UNKNOWN_COMMAND' | 'UNKNOWN_CAMERA' | 'NO_FRAME' | 'SNAPSHOTS_OFF' | 'RELOAD_REJECTED' | 'UNAVAILABLE' | 'FAILED' | 'BUSY' | 'MODEL_REJECTED';
+export type CommandErrorCode =
+  | 'BAD_JSON'
+  | 'BAD_REQUEST'
+  | 'TOO_LARGE'
+  | 'UNKNOWN_COMMAND'
+  | 'UNKNOWN_CAMERA'
+  | 'NO_FRAME'
+  | 'SNAPSHOTS_OFF'
+  | 'RELOAD_REJECTED'
+  | 'UNAVAILABLE'
+  | 'FAILED'
+  | 'BUSY'
+  | 'MODEL_REJECTED';
 
 /** Commands accepted at once (waiting for start-up, running, or their response being sent); more get BUSY. */
 export const MAX_IN_FLIGHT = 8;
@@ -107,7 +126,10 @@ export class CommandHandler {
     // The command is what follows this device's own `<prefix>/<deviceId>/cmd/`: nothing else is ever taken.
     const own = this.o.topics.command('');
     if (!topic.startsWith(own)) {
-      this.o.log.warn({ topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic }, 'message outside this device\'s cmd/ topics ignored');
+      this.o.log.warn(
+        { topic: topic.length > 200 ? `${topic.slice(0, 200)}...` : topic },
+        "message outside this device's cmd/ topics ignored",
+      );
       return;
     }
     const name = topic.slice(own.length);
@@ -155,8 +177,22 @@ export class CommandHandler {
       const problems = err instanceof CommandError && err.problems ? boundProblems(err.problems) : undefined;
       const message = clip(errorMessage(err), 1000);
       if (code === 'BUSY') this.busyLog.note('BUSY', { command: name, requestId });
-      else this.o.log.warn({ command: name, requestId, code, err: message, ...(errorCode(err) && !(err instanceof CommandError) ? { cause: errorCode(err) } : {}) }, 'command failed');
-      await this.respond(name, requestId, { command: name, ok: false, error: { code, message, ...(problems?.length ? { problems } : {}) } });
+      else
+        this.o.log.warn(
+          {
+            command: name,
+            requestId,
+            code,
+            err: message,
+            ...(errorCode(err) && !(err instanceof CommandError) ? { cause: errorCode(err) } : {}),
+          },
+          'command failed',
+        );
+      await this.respond(name, requestId, {
+        command: name,
+        ok: false,
+        error: { code, message, ...(problems?.length ? { problems } : {}) },
+      });
     } finally {
       if (!busy) this.inFlight--;
     }
@@ -175,7 +211,8 @@ export class CommandHandler {
         return h.snapshot(parsed.data as Args<'snapshot'>);
       case 'reload': {
         const outcome = await h.reload();
-        if (!outcome.ok) throw new CommandError('RELOAD_REJECTED', 'the new config was rejected; the running config stays', outcome.problems);
+        if (!outcome.ok)
+          throw new CommandError('RELOAD_REJECTED', 'the new config was rejected; the running config stays', outcome.problems);
         return outcome;
       }
       case 'pause':

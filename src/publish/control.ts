@@ -112,7 +112,10 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
         model: () => this.d.modelName(),
         log: this.d.log.child({ component: 'homeassistant' }),
       });
-      ha.attach(mqtt, this.d.cameras.map((cam) => cam.name));
+      ha.attach(
+        mqtt,
+        this.d.cameras.map((cam) => cam.name),
+      );
     }
     if (c.stats.intervalSec > 0) {
       this.stats = new StatsReporter({ deviceId: c.deviceId, intervalSec: c.stats.intervalSec });
@@ -169,7 +172,14 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
       }),
     );
     const mq = this.d.mqtt.state();
-    const payload = this.stats.build({ cameras, mqtt: { connected: mq.connected, connects: mq.connects, publishFailures: this.d.publishFailures() }, startedAtMs: this.startedAtMs }, this.d.clock.now());
+    const payload = this.stats.build(
+      {
+        cameras,
+        mqtt: { connected: mq.connected, connects: mq.connects, publishFailures: this.d.publishFailures() },
+        startedAtMs: this.startedAtMs,
+      },
+      this.d.clock.now(),
+    );
     this.d.mqtt.publish(this.d.topics.stats, JSON.stringify(payload), this.statsTopic).catch(() => undefined);
   }
 
@@ -184,7 +194,10 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
   /** The one camera a snapshot is of: named, or the only one. */
   private one(camera: string | undefined): string {
     const names = this.pick(camera).map((c) => c.name);
-    if (names.length !== 1) throw new CommandError('BAD_REQUEST', `camera: name one of ${names.join(', ')}`, [`camera: required with more than one camera (cameras: ${names.join(', ')})`]);
+    if (names.length !== 1)
+      throw new CommandError('BAD_REQUEST', `camera: name one of ${names.join(', ')}`, [
+        `camera: required with more than one camera (cameras: ${names.join(', ')})`,
+      ]);
     return names[0];
   }
 

@@ -67,7 +67,9 @@ export async function readFleet(o: FleetOptions): Promise<{ devices: FleetDevice
       }
       const r = statusSchema.safeParse(parsed);
       if (!r.success) {
-        invalid.push(`${topic}: not an edge-inferd status (${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')})`);
+        invalid.push(
+          `${topic}: not an edge-inferd status (${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')})`,
+        );
         return;
       }
       byDevice.set(r.data.deviceId, { deviceId: r.data.deviceId, topic, status: r.data });
@@ -83,11 +85,33 @@ export async function readFleet(o: FleetOptions): Promise<{ devices: FleetDevice
   return { devices: [...byDevice.values()].sort((a, b) => a.deviceId.localeCompare(b.deviceId)), invalid };
 }
 
-const ago = (ms: number) => (ms < 0 ? '0s' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : ms < 3_600_000 ? `${Math.round(ms / 60_000)}m` : ms < 86_400_000 ? `${(ms / 3_600_000).toFixed(1)}h` : `${(ms / 86_400_000).toFixed(1)}d`);
+const ago = (ms: number) =>
+  ms < 0
+    ? '0s'
+    : ms < 60_000
+      ? `${Math.round(ms / 1000)}s`
+      : ms < 3_600_000
+        ? `${Math.round(ms / 60_000)}m`
+        : ms < 86_400_000
+          ? `${(ms / 3_600_000).toFixed(1)}h`
+          : `${(ms / 86_400_000).toFixed(1)}d`;
 
 /** One row per device, columns padded; the last error is cut to keep a row on a terminal line. */
 export function fleetTable(devices: FleetDevice[], nowMs: number): string {
-  const head = ['DEVICE', 'STATE', 'SEEN', 'VERSION', 'MODEL', 'SHA256', 'PROVIDER', 'UPTIME', 'PENDING', 'OLDEST', 'CAMERAS', 'LAST ERROR'];
+  const head = [
+    'DEVICE',
+    'STATE',
+    'SEEN',
+    'VERSION',
+    'MODEL',
+    'SHA256',
+    'PROVIDER',
+    'UPTIME',
+    'PENDING',
+    'OLDEST',
+    'CAMERAS',
+    'LAST ERROR',
+  ];
   const rows = devices.map(({ status: s }) => {
     const cams = s.cameraState ? Object.entries(s.cameraState) : [];
     const streaming = cams.filter(([, st]) => st === 'streaming').length;
@@ -121,7 +145,14 @@ export async function runFleet(o: FleetOptions, out: (s: string) => void, err: (
     return 1;
   }
   for (const i of fleet.invalid) err(`edge-inferd fleet: skipped ${i}\n`);
-  if (o.json) out(JSON.stringify(fleet.devices.map((d) => d.status), null, 2) + '\n');
+  if (o.json)
+    out(
+      JSON.stringify(
+        fleet.devices.map((d) => d.status),
+        null,
+        2,
+      ) + '\n',
+    );
   else if (fleet.devices.length === 0) out(`no device status under ${o.prefix}/+/status\n`);
   else out(fleetTable(fleet.devices, o.nowMs ?? Date.now()));
   return 0;

@@ -46,8 +46,21 @@ export class HomeAssistantDiscovery {
     const { prefix, deviceId, topics, version } = this.o;
     const status = topics.status;
     const common = {
-      availability: [{ topic: status, value_template: "{{ 'online' if value_json.state == 'online' else 'offline' }}", payload_available: 'online' as const, payload_not_available: 'offline' as const }],
-      device: { identifiers: [`edge-inferd_${deviceId}`], name: deviceId, manufacturer: 'edge-inferd', model: this.o.model(), sw_version: version },
+      availability: [
+        {
+          topic: status,
+          value_template: "{{ 'online' if value_json.state == 'online' else 'offline' }}",
+          payload_available: 'online' as const,
+          payload_not_available: 'offline' as const,
+        },
+      ],
+      device: {
+        identifiers: [`edge-inferd_${deviceId}`],
+        name: deviceId,
+        manufacturer: 'edge-inferd',
+        model: this.o.model(),
+        sw_version: version,
+      },
       origin: { name: 'edge-inferd' as const, sw_version: version },
       qos: 1 as const,
     };

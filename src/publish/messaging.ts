@@ -44,7 +44,12 @@ export class Messaging {
     const { config: m, deviceId, topics, journal, log } = opts;
     this.journal = journal;
     // The embedded broker asks its clients for the daemon's own credentials, when it has some.
-    const password = m.password !== undefined ? () => m.password! : m.passwordFile ? () => readFileSync(m.passwordFile!, 'utf8').replace(/\r?\n$/, '') : undefined;
+    const password =
+      m.password !== undefined
+        ? () => m.password!
+        : m.passwordFile
+          ? () => readFileSync(m.passwordFile!, 'utf8').replace(/\r?\n$/, '')
+          : undefined;
     const credentials = m.username !== undefined && password ? { username: m.username, password } : undefined;
     const brokerLog = log.child({ component: 'broker' });
     // Commands to this device are bounded on the embedded broker as MQTT 5 bounds them elsewhere.
@@ -55,7 +60,10 @@ export class Messaging {
         ? new EmbeddedBroker({
             ...m.embedded,
             credentials,
-            publishLimit: maxCommand === undefined ? undefined : (topic) => (topic.startsWith(commandTopics) && !topic.endsWith('/response') ? maxCommand : Infinity),
+            publishLimit:
+              maxCommand === undefined
+                ? undefined
+                : (topic) => (topic.startsWith(commandTopics) && !topic.endsWith('/response') ? maxCommand : Infinity),
             refused: (why, client) => brokerLog.warn({ client, err: why }, 'embedded broker closed a client: oversize message'),
           })
         : undefined;
@@ -81,8 +89,19 @@ export class Messaging {
       log: log.child({ component: 'mqtt' }),
       clock: opts.clock,
     });
-    this.outbox = new Outbox({ journal, transport: this.mqtt, window: m.inflight, log: log.child({ component: 'outbox' }), clock: opts.clock });
-    this.sink = new JournalSink({ config: { topics: m.topics, resultExpirySec: m.resultExpirySec }, outbox: this.outbox, topics, lastSeq: (cam, kind) => journal.lastPayloadSeq(cam, kind) });
+    this.outbox = new Outbox({
+      journal,
+      transport: this.mqtt,
+      window: m.inflight,
+      log: log.child({ component: 'outbox' }),
+      clock: opts.clock,
+    });
+    this.sink = new JournalSink({
+      config: { topics: m.topics, resultExpirySec: m.resultExpirySec },
+      outbox: this.outbox,
+      topics,
+      lastSeq: (cam, kind) => journal.lastPayloadSeq(cam, kind),
+    });
     const { broker, mqtt, outbox } = this;
     const stopped = () => JSON.stringify(opts.status('stopped'));
     this.brokerComponents = broker
@@ -99,7 +118,13 @@ export class Messaging {
           },
         ]
       : [];
-    const refresh = new StatusRefresher({ intervalMs: m.statusIntervalSec * 1000, topic: topics.status, message: () => JSON.stringify(opts.status('online')), transport: mqtt, clock: opts.clock });
+    const refresh = new StatusRefresher({
+      intervalMs: m.statusIntervalSec * 1000,
+      topic: topics.status,
+      message: () => JSON.stringify(opts.status('online')),
+      transport: mqtt,
+      clock: opts.clock,
+    });
     this.connectionComponents = [
       { name: 'mqtt', start: () => mqtt.start(), stop: () => mqtt.stop(stopped()) },
       { name: 'outbox', start: () => outbox.start(), stop: () => outbox.stop() },

@@ -90,7 +90,15 @@ export class Outbox {
   /** Set while stop() waits for the queue and the window to empty (or the connection to drop). */
   private idleWaiters: (() => void)[] = [];
   private readonly clock: Clock;
-  private readonly st = { published: 0, acknowledged: 0, rejected: 0, qos0Dropped: 0, journalFailures: 0, lost: 0, lastJournalError: undefined as string | undefined };
+  private readonly st = {
+    published: 0,
+    acknowledged: 0,
+    rejected: 0,
+    qos0Dropped: 0,
+    journalFailures: 0,
+    lost: 0,
+    lastJournalError: undefined as string | undefined,
+  };
 
   constructor(opts: { journal: Journal; transport: OutboxTransport; log: Logger; window: number; clock?: Clock }) {
     this.journal = opts.journal;
@@ -252,7 +260,10 @@ export class Outbox {
         if (errorCode(err) === 'MQTT_PUBLISH_REFUSED') {
           // A refusal is final (not authorised, too large...): resending would block the queue forever.
           this.st.rejected++;
-          this.log.error({ topic: row.topic, camera: row.camera, seq: row.seq, err: errorMessage(err) }, 'broker refused a message; kept in the history as rejected');
+          this.log.error(
+            { topic: row.topic, camera: row.camera, seq: row.seq, err: errorMessage(err) },
+            'broker refused a message; kept in the history as rejected',
+          );
           try {
             this.journal.markRejected(row.seq);
           } catch (e) {
@@ -377,4 +388,3 @@ export class Outbox {
     };
   }
 }
-

@@ -5,7 +5,14 @@ import type { Decision, StableRule, StableState } from '../decide/types.js';
 import type { PolicyName } from '../decide/policy.js';
 import type { TrackDecision } from '../decide/aggregate.js';
 import type { Box, Inference, Keypoint, ModelInfo, PipelineRun, RegionResult } from '../inference/types.js';
-import { type CommandResponse, type DetectResultPayload, type EventPayload, PAYLOAD_VERSION, type ResultPayload, type StatusPayload } from './schemas.js';
+import {
+  type CommandResponse,
+  type DetectResultPayload,
+  type EventPayload,
+  PAYLOAD_VERSION,
+  type ResultPayload,
+  type StatusPayload,
+} from './schemas.js';
 
 /** Builders of the versioned JSON payloads; their schemas (and types) are in schemas.ts. */
 export { PAYLOAD_VERSION };
@@ -43,7 +50,12 @@ export function resultPayload(args: {
     model: modelRef(model),
     provider: model.provider,
     // The camera's own size: results are in its pixels even when capture scaled the frame for the model.
-    frame: { seq: frame.seq, width: frame.sourceWidth ?? frame.width, height: frame.sourceHeight ?? frame.height, ...(frame.name ? { name: frame.name } : {}) },
+    frame: {
+      seq: frame.seq,
+      width: frame.sourceWidth ?? frame.width,
+      height: frame.sourceHeight ?? frame.height,
+      ...(frame.name ? { name: frame.name } : {}),
+    },
     latencyMs: {
       preprocess: r3(inf.latencyMs.preprocess),
       inference: r3(inf.latencyMs.inference),
@@ -51,12 +63,27 @@ export function resultPayload(args: {
       total: r3(Math.max(0, nowMs - frame.capturedAtMs)),
     },
     policy: args.policy ?? 'every',
-    stable: stable ? { label: stable.label, score: clamp01(stable.score), frames: stable.frames, window: stable.window, since: iso(stable.becameMs), sinceMs: stable.becameMs } : null,
+    stable: stable
+      ? {
+          label: stable.label,
+          score: clamp01(stable.score),
+          frames: stable.frames,
+          window: stable.window,
+          since: iso(stable.becameMs),
+          sinceMs: stable.becameMs,
+        }
+      : null,
   };
   switch (inf.task) {
     case 'classify': {
       const best = inf.top[0];
-      return { ...base, task: 'classify', label: best.label, score: clamp01(best.score), top: inf.top.map((t) => ({ label: t.label, score: clamp01(t.score), index: t.index })) };
+      return {
+        ...base,
+        task: 'classify',
+        label: best.label,
+        score: clamp01(best.score),
+        top: inf.top.map((t) => ({ label: t.label, score: clamp01(t.score), index: t.index })),
+      };
     }
     case 'detect': {
       const best = inf.detections[0];
@@ -64,7 +91,13 @@ export function resultPayload(args: {
         ...base,
         task: 'detect',
         ...(best ? { label: best.label, score: clamp01(best.score) } : {}),
-        detections: inf.detections.map((d) => ({ label: d.label, index: d.index, score: clamp01(d.score), box: box2(d.box), ...(d.keypoints ? { keypoints: keypoints2(d.keypoints) } : {}) })),
+        detections: inf.detections.map((d) => ({
+          label: d.label,
+          index: d.index,
+          score: clamp01(d.score),
+          box: box2(d.box),
+          ...(d.keypoints ? { keypoints: keypoints2(d.keypoints) } : {}),
+        })),
         ...(inf.pipeline ? pipelinePart(inf.pipeline) : {}),
       };
     }
@@ -75,7 +108,9 @@ export function resultPayload(args: {
         task: 'segment',
         ...(best ? { label: best.label, score: best.fraction } : {}),
         segments: inf.classes.map((c) => ({ label: c.label, index: c.index, fraction: c.fraction })),
-        ...(inf.maskPng ? { maskPng: Buffer.from(inf.maskPng.buffer, inf.maskPng.byteOffset, inf.maskPng.byteLength).toString('base64') } : {}),
+        ...(inf.maskPng
+          ? { maskPng: Buffer.from(inf.maskPng.buffer, inf.maskPng.byteOffset, inf.maskPng.byteLength).toString('base64') }
+          : {}),
       };
     }
   }
@@ -83,7 +118,8 @@ export function resultPayload(args: {
 
 const box2 = (b: Box) => ({ x: r2(b.x), y: r2(b.y), w: r2(b.w), h: r2(b.h) });
 const keypoints2 = (k: readonly Keypoint[]) => k.map((p) => ({ name: p.name, x: r2(p.x), y: r2(p.y), score: r3(p.score) }));
-const byLabel = (labels: readonly string[], scores: readonly number[]) => Object.fromEntries(scores.map((x, i) => [labels[i] ?? `class_${i}`, r3(clamp01(x))]));
+const byLabel = (labels: readonly string[], scores: readonly number[]) =>
+  Object.fromEntries(scores.map((x, i) => [labels[i] ?? `class_${i}`, r3(clamp01(x))]));
 
 /** A pipeline frame's objects (with track ids once the decide stage has set them) and stage timings. */
 function pipelinePart(p: PipelineRun): Pick<DetectResultPayload, 'objects' | 'pipeline'> {
@@ -96,7 +132,9 @@ function pipelinePart(p: PipelineRun): Pick<DetectResultPayload, 'objects' | 'pi
         ...(r.notDetected ? { notDetected: true as const } : {}),
         ...(r.box ? { box: box2(r.box), sidePx: r.sidePx, sharpness: r.sharpness } : {}),
         ...(r.skipped ? { skipped: r.skipped } : {}),
-        ...(r.scores && best >= 0 ? { label: p.labels[best] ?? `class_${best}`, score: r3(clamp01(r.scores[best])), scores: byLabel(p.labels, r.scores) } : {}),
+        ...(r.scores && best >= 0
+          ? { label: p.labels[best] ?? `class_${best}`, score: r3(clamp01(r.scores[best])), scores: byLabel(p.labels, r.scores) }
+          : {}),
         ...(r.cropPng ? { crop: Buffer.from(r.cropPng.buffer, r.cropPng.byteOffset, r.cropPng.byteLength).toString('base64') } : {}),
       },
     ];
@@ -116,7 +154,11 @@ function pipelinePart(p: PipelineRun): Pick<DetectResultPayload, 'objects' | 'pi
       stages: p.stages.map((st) => ({
         name: st.name,
         model: modelRef(st.model),
-        latencyMs: { preprocess: r3(st.latencyMs.preprocess), inference: r3(st.latencyMs.inference), postprocess: r3(st.latencyMs.postprocess) },
+        latencyMs: {
+          preprocess: r3(st.latencyMs.preprocess),
+          inference: r3(st.latencyMs.inference),
+          postprocess: r3(st.latencyMs.postprocess),
+        },
         ...(st.crops !== undefined ? { crops: st.crops, classified: st.classified, skipped: st.skipped, runs: st.runs } : {}),
       })),
     },
@@ -124,7 +166,10 @@ function pipelinePart(p: PipelineRun): Pick<DetectResultPayload, 'objects' | 'pi
 }
 
 /** What every event on <camera>/event starts with: the message envelope and the episode's times. */
-function eventEnvelope(a: { deviceId: string; camera: string; seq: number; nowMs: number }, d: { label: string; atMs: number; sinceMs: number; frames: number }) {
+function eventEnvelope(
+  a: { deviceId: string; camera: string; seq: number; nowMs: number },
+  d: { label: string; atMs: number; sinceMs: number; frames: number },
+) {
   return {
     v: PAYLOAD_VERSION,
     id: randomUUID(),
@@ -171,7 +216,15 @@ export function trackEventPayload(args: {
     ]),
   );
   const frame = args.frame ? { seq: args.frame.seq, ...(args.frame.name ? { name: args.frame.name } : {}) } : { seq: 0 };
-  return { ...base, type: 'assessment', score: clamp01(d.score), frame, box: box2(d.box), stageModel: modelRef(args.stageModel ?? args.model), regions };
+  return {
+    ...base,
+    type: 'assessment',
+    score: clamp01(d.score),
+    frame,
+    box: box2(d.box),
+    stageModel: modelRef(args.stageModel ?? args.model),
+    regions,
+  };
 }
 
 export function eventPayload(args: {
@@ -196,7 +249,11 @@ export function eventPayload(args: {
   switch (d.type) {
     case 'change': {
       const p = d.previous;
-      return { ...base, type: 'change', previous: p ? { label: p.label, since: iso(p.sinceMs), sinceMs: p.sinceMs, frames: p.frames } : null };
+      return {
+        ...base,
+        type: 'change',
+        previous: p ? { label: p.label, since: iso(p.sinceMs), sinceMs: p.sinceMs, frames: p.frames } : null,
+      };
     }
     case 'stable':
       return { ...base, type: 'stable', rule };
@@ -205,13 +262,25 @@ export function eventPayload(args: {
   }
 }
 
-export function statusPayload(state: StatusPayload['state'], deviceId: string, extra: Omit<StatusPayload, 'v' | 'id' | 'state' | 'deviceId' | 'ts' | 'tsMs'> = {}, nowMs = systemClock.now()): StatusPayload {
+export function statusPayload(
+  state: StatusPayload['state'],
+  deviceId: string,
+  extra: Omit<StatusPayload, 'v' | 'id' | 'state' | 'deviceId' | 'ts' | 'tsMs'> = {},
+  nowMs = systemClock.now(),
+): StatusPayload {
   return { v: PAYLOAD_VERSION, id: randomUUID(), state, deviceId, ts: iso(nowMs), tsMs: nowMs, ...extra };
 }
 
-type ResponseBody = { command: string; ok: true; result: unknown } | { command: string; ok: false; error: { code: string; message: string; problems?: string[] } };
+type ResponseBody =
+  | { command: string; ok: true; result: unknown }
+  | { command: string; ok: false; error: { code: string; message: string; problems?: string[] } };
 
 /** A command response; `body` is checked against the response schema by the tests, not here. */
-export function commandResponse(deviceId: string, requestId: string | number | null, body: ResponseBody, nowMs = systemClock.now()): CommandResponse {
+export function commandResponse(
+  deviceId: string,
+  requestId: string | number | null,
+  body: ResponseBody,
+  nowMs = systemClock.now(),
+): CommandResponse {
   return { v: PAYLOAD_VERSION, id: randomUUID(), requestId, deviceId, ts: iso(nowMs), tsMs: nowMs, ...body } as CommandResponse;
 }

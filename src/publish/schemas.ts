@@ -76,7 +76,10 @@ const resultBase = {
   id,
   deviceId: name,
   camera: name.or(z.literal('infer')).describe('the camera, or "infer" for POST /infer and `edge-inferd infer`'),
-  seq: z.int().min(1).describe('per-camera counter of published results, from 1, continued across restarts from the journal: a gap means a lost message'),
+  seq: z
+    .int()
+    .min(1)
+    .describe('per-camera counter of published results, from 1, continued across restarts from the journal: a gap means a lost message'),
   ...stamp,
   capturedAt: iso,
   capturedAtMs: epochMs,
@@ -95,11 +98,17 @@ const resultBase = {
   stable: stableRef.nullable().optional(),
 };
 
-const box = z.strictObject({ x: z.number(), y: z.number(), w: z.number().min(0), h: z.number().min(0) }).describe('source pixels, top-left corner and size');
+const box = z
+  .strictObject({ x: z.number(), y: z.number(), w: z.number().min(0), h: z.number().min(0) })
+  .describe('source pixels, top-left corner and size');
 const keypoints = z
-  .array(z.strictObject({ name: z.string(), x: z.number(), y: z.number(), score: z.number().describe("the model's visibility / confidence") }))
+  .array(
+    z.strictObject({ name: z.string(), x: z.number(), y: z.number(), score: z.number().describe("the model's visibility / confidence") }),
+  )
   .describe("named points (the manifest's detect.keypoints), source pixels");
-const qualitySkip = z.enum(['small', 'blurred']).describe("the crop stage's quality gate: too small (minSidePx) or too blurred (minSharpness)");
+const qualitySkip = z
+  .enum(['small', 'blurred'])
+  .describe("the crop stage's quality gate: too small (minSidePx) or too blurred (minSharpness)");
 const regionResult = z.strictObject({
   notDetected: z.literal(true).optional().describe('the keypoint the region is centred on was not found'),
   box: box.optional().describe('the crop taken (clipped to the frame), source pixels'),
@@ -118,7 +127,7 @@ const pipelineObject = z.strictObject({
   score,
   box,
   keypoints: keypoints.optional(),
-  regions: z.record(z.string(), regionResult).describe('per region (e.g. left and right eye, or box) the crop stage\'s answer'),
+  regions: z.record(z.string(), regionResult).describe("per region (e.g. left and right eye, or box) the crop stage's answer"),
 });
 const stageLatency = z.strictObject({ preprocess: z.number().min(0), inference: z.number().min(0), postprocess: z.number().min(0) });
 const pipelineInfo = z
@@ -136,7 +145,7 @@ const pipelineInfo = z
       }),
     ),
   })
-  .describe('the camera\'s pipeline and what each stage did on this frame');
+  .describe("the camera's pipeline and what each stage did on this frame");
 
 export const resultSchema = z
   .discriminatedUnion('task', [
@@ -150,9 +159,11 @@ export const resultSchema = z
     z.strictObject({
       ...resultBase,
       task: z.literal('detect'),
-      label: z.string().optional().describe('the best box\'s label; absent when nothing was detected'),
+      label: z.string().optional().describe("the best box's label; absent when nothing was detected"),
       score: score.optional(),
-      detections: z.array(z.strictObject({ label: z.string(), index: count, score, box, keypoints: keypoints.optional() })).describe('best first, after NMS'),
+      detections: z
+        .array(z.strictObject({ label: z.string(), index: count, score, box, keypoints: keypoints.optional() }))
+        .describe('best first, after NMS'),
       objects: z.array(pipelineObject).optional().describe('pipeline cameras: the detections with their track ids and per-region results'),
       pipeline: pipelineInfo.optional(),
     }),
@@ -165,7 +176,10 @@ export const resultSchema = z
       maskPng: z.string().optional().describe('class index per source pixel, greyscale PNG, base64 (when the manifest asks)'),
     }),
   ])
-  .meta({ title: 'edge-inferd result', description: 'Topic <prefix>/<deviceId>/<camera>/result: one inference, as let out by the publish policy.' });
+  .meta({
+    title: 'edge-inferd result',
+    description: 'Topic <prefix>/<deviceId>/<camera>/result: one inference, as let out by the publish policy.',
+  });
 
 const eventBase = {
   v,
@@ -216,19 +230,24 @@ const trackBase = {
 export const eventSchema = z
   .union([
     z.discriminatedUnion('type', [
-    z
-      .strictObject({
-        ...eventBase,
-        type: z.literal('change'),
-        previous: z.strictObject({ label: z.string(), since: iso, sinceMs: epochMs, frames: count }).nullable().describe('the run that ended; null at the first frame'),
-      })
-      .describe('the top-1 label differs from the previous frame; since = this frame, frames = 1'),
-    z
-      .strictObject({ ...eventBase, type: z.literal('stable'), rule })
-      .describe('a label became stable; score = its mean in the window, since = its oldest frame there, frames = its frames there'),
-    z
-      .strictObject({ ...eventBase, type: z.literal('cleared'), rule, reason: z.enum(['evidence', 'paused']) })
-      .describe('the stable label stopped meeting the rule (evidence) or the camera was paused; since = when it became stable, frames = frames it stayed stable'),
+      z
+        .strictObject({
+          ...eventBase,
+          type: z.literal('change'),
+          previous: z
+            .strictObject({ label: z.string(), since: iso, sinceMs: epochMs, frames: count })
+            .nullable()
+            .describe('the run that ended; null at the first frame'),
+        })
+        .describe('the top-1 label differs from the previous frame; since = this frame, frames = 1'),
+      z
+        .strictObject({ ...eventBase, type: z.literal('stable'), rule })
+        .describe('a label became stable; score = its mean in the window, since = its oldest frame there, frames = its frames there'),
+      z
+        .strictObject({ ...eventBase, type: z.literal('cleared'), rule, reason: z.enum(['evidence', 'paused']) })
+        .describe(
+          'the stable label stopped meeting the rule (evidence) or the camera was paused; since = when it became stable, frames = frames it stayed stable',
+        ),
     ]),
     z
       .strictObject({
@@ -242,10 +261,18 @@ export const eventSchema = z
       })
       .describe('pipeline cameras: once per track, when every region has minFrames good frames or the track has been seen for the window'),
     z
-      .strictObject({ ...trackBase, type: z.literal('cleared'), reason: z.enum(['left', 'paused']), assessed: z.boolean().describe('whether the track had its assessment') })
+      .strictObject({
+        ...trackBase,
+        type: z.literal('cleared'),
+        reason: z.enum(['left', 'paused']),
+        assessed: z.boolean().describe('whether the track had its assessment'),
+      })
       .describe('pipeline cameras: the track ended (left: unseen for more than maxMissed frames; paused); at = when it was last seen'),
   ])
-  .meta({ title: 'edge-inferd event', description: 'Topic <prefix>/<deviceId>/<camera>/event: decisions of the decide stage, whatever the publish policy.' });
+  .meta({
+    title: 'edge-inferd event',
+    description: 'Topic <prefix>/<deviceId>/<camera>/event: decisions of the decide stage, whatever the publish policy.',
+  });
 
 export const statsSchema = z
   .strictObject({
@@ -268,7 +295,10 @@ export const statsSchema = z
         events: z.strictObject({ change: count, stable: count, cleared: count }),
         labels: z.record(z.string(), count).describe('top-1 label counts since start, held back or not'),
         fps: z.number().min(0).describe('inferences per second over the last period'),
-        latencyMs: z.strictObject({ mean: z.number().min(0), max: z.number().min(0) }).nullable().describe('preprocess + inference + postprocess over the last period; null without results'),
+        latencyMs: z
+          .strictObject({ mean: z.number().min(0), max: z.number().min(0) })
+          .nullable()
+          .describe('preprocess + inference + postprocess over the last period; null without results'),
       }),
     ),
     mqtt: z.strictObject({ connected: z.boolean(), connects: count, publishFailures: count }),
@@ -288,35 +318,62 @@ export const commandRequestSchemas = {
       quality: z.int().min(1).max(100).default(80).describe('JPEG quality'),
       maxWidth: z.int().min(16).max(8192).optional().describe('scale down (keeping the aspect) to at most this width'),
     })
-    .meta({ title: 'edge-inferd command snapshot', description: 'Topic cmd/snapshot: a JPEG of the latest frame inferred, base64 in the response.' }),
-  reload: z.strictObject({ id: requestId.optional() }).meta({ title: 'edge-inferd command reload', description: 'Topic cmd/reload: re-read the config file and apply it (as SIGHUP does).' }),
-  pause: z
-    .strictObject({ id: requestId.optional(), camera: cameraArg.optional().describe('omitted: every camera') })
-    .meta({ title: 'edge-inferd command pause', description: 'Topic cmd/pause: stop inferring on a camera (the camera keeps capturing, nothing is published for it).' }),
+    .meta({
+      title: 'edge-inferd command snapshot',
+      description: 'Topic cmd/snapshot: a JPEG of the latest frame inferred, base64 in the response.',
+    }),
+  reload: z
+    .strictObject({ id: requestId.optional() })
+    .meta({ title: 'edge-inferd command reload', description: 'Topic cmd/reload: re-read the config file and apply it (as SIGHUP does).' }),
+  pause: z.strictObject({ id: requestId.optional(), camera: cameraArg.optional().describe('omitted: every camera') }).meta({
+    title: 'edge-inferd command pause',
+    description: 'Topic cmd/pause: stop inferring on a camera (the camera keeps capturing, nothing is published for it).',
+  }),
   resume: z
     .strictObject({ id: requestId.optional(), camera: cameraArg.optional().describe('omitted: every camera') })
     .meta({ title: 'edge-inferd command resume', description: 'Topic cmd/resume: infer again on a paused camera.' }),
-  status: z.strictObject({ id: requestId.optional() }).meta({ title: 'edge-inferd command status', description: 'Topic cmd/status: the same JSON as GET /status.' }),
+  status: z
+    .strictObject({ id: requestId.optional() })
+    .meta({ title: 'edge-inferd command status', description: 'Topic cmd/status: the same JSON as GET /status.' }),
   'model/install': z
     .strictObject({
       id: requestId.optional(),
       url: z.string().min(1).max(4096).describe('https://, http:// or file:/// URL of the package archive (.tar or .tar.gz)'),
-      sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').describe('sha256 of the archive file'),
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
+        .describe('sha256 of the archive file'),
       name: z.string().min(1).max(128).describe("must equal the manifest's name"),
       version: z.string().min(1).max(64).describe("must equal the manifest's version"),
       activate: z.boolean().default(true).describe('false: download, verify and self-check, keep it, do not switch'),
     })
-    .meta({ title: 'edge-inferd command model/install', description: 'Topic cmd/model/install: download a model package, verify it (sha256, manifest), load and self-check it beside the running model, then switch to it. Answered when done.' }),
-  'model/rollback': z
-    .strictObject({ id: requestId.optional() })
-    .meta({ title: 'edge-inferd command model/rollback', description: 'Topic cmd/model/rollback: switch back to the package active before (or to model.path from the config).' }),
+    .meta({
+      title: 'edge-inferd command model/install',
+      description:
+        'Topic cmd/model/install: download a model package, verify it (sha256, manifest), load and self-check it beside the running model, then switch to it. Answered when done.',
+    }),
+  'model/rollback': z.strictObject({ id: requestId.optional() }).meta({
+    title: 'edge-inferd command model/rollback',
+    description: 'Topic cmd/model/rollback: switch back to the package active before (or to model.path from the config).',
+  }),
 };
 export type CommandName = keyof typeof commandRequestSchemas;
 export const COMMAND_NAMES = Object.keys(commandRequestSchemas) as CommandName[];
 
 // ---- Model rollout: <prefix>/<deviceId>/model/state (retained), /status `rollout`, model/* command results ----
 
-export const rolloutPhase = z.enum(['idle', 'downloading', 'verifying', 'loading', 'selftest', 'active', 'staged', 'failed', 'interrupted', 'rolledback']);
+export const rolloutPhase = z.enum([
+  'idle',
+  'downloading',
+  'verifying',
+  'loading',
+  'selftest',
+  'active',
+  'staged',
+  'failed',
+  'interrupted',
+  'rolledback',
+]);
 const rolloutRequest = z.strictObject({
   requestId: requestId.nullable(),
   command: z.enum(['model/install', 'model/rollback']),
@@ -333,14 +390,28 @@ export const rolloutStateSchema = z.strictObject({
   totalBytes: count.nullable().optional().describe('announced size, null when the server did not say'),
   resumedFrom: count.optional().describe('bytes continued from an interrupted download'),
   selftest: z.strictObject({ mode: z.enum(['images', 'frames']), checked: count }).optional(),
-  error: z.strictObject({ code: z.string(), message: z.string(), problems: z.array(z.string()).optional() }).optional().describe('why the last install or rollback failed; the running model stayed'),
+  error: z
+    .strictObject({ code: z.string(), message: z.string(), problems: z.array(z.string()).optional() })
+    .optional()
+    .describe('why the last install or rollback failed; the running model stayed'),
   current: modelRef.nullable().describe('the model running now'),
-  packages: z.array(z.strictObject({ dir: z.string(), name: z.string(), version: z.string(), sha256: z.string(), role: z.enum(['current', 'previous', 'staged']) })).describe('packages kept in the store (model.keep)'),
+  packages: z
+    .array(
+      z.strictObject({
+        dir: z.string(),
+        name: z.string(),
+        version: z.string(),
+        sha256: z.string(),
+        role: z.enum(['current', 'previous', 'staged']),
+      }),
+    )
+    .describe('packages kept in the store (model.keep)'),
   changedAtMs: epochMs,
 });
-export const modelStateSchema = z
-  .strictObject({ v, id, deviceId: name, ...stamp, ...rolloutStateSchema.shape })
-  .meta({ title: 'edge-inferd model state', description: 'Topic <prefix>/<deviceId>/model/state, retained: the model rollout (install progress, the last outcome, kept packages).' });
+export const modelStateSchema = z.strictObject({ v, id, deviceId: name, ...stamp, ...rolloutStateSchema.shape }).meta({
+  title: 'edge-inferd model state',
+  description: 'Topic <prefix>/<deviceId>/model/state, retained: the model rollout (install progress, the last outcome, kept packages).',
+});
 
 // ---- The daemon status: GET /status and the `status` command's result ----
 
@@ -425,7 +496,21 @@ const modelStatus = modelInfo.extend({
   dir: z.string(),
   providerAttempts: z.array(z.strictObject({ provider: z.string(), ok: z.boolean(), error: z.string().optional(), ms })),
   engineCache: z
-    .strictObject({ key: z.string(), parts: z.strictObject({ modelSha256: z.string(), provider: z.literal('tensorrt'), providerOptions: z.record(z.string(), z.unknown()), gpu: z.strictObject({ name: z.string(), driver: z.string(), tensorrt: z.string() }), ort: z.string() }), dir: z.string(), ctxPath: z.string(), metaPath: z.string(), reuse: z.boolean(), reason: z.string().optional() })
+    .strictObject({
+      key: z.string(),
+      parts: z.strictObject({
+        modelSha256: z.string(),
+        provider: z.literal('tensorrt'),
+        providerOptions: z.record(z.string(), z.unknown()),
+        gpu: z.strictObject({ name: z.string(), driver: z.string(), tensorrt: z.string() }),
+        ort: z.string(),
+      }),
+      dir: z.string(),
+      ctxPath: z.string(),
+      metaPath: z.string(),
+      reuse: z.boolean(),
+      reason: z.string().optional(),
+    })
     .nullable()
     .describe('the TensorRT engine cache entry, when TensorRT was tried'),
   lastReload: modelReload.nullable(),
@@ -440,7 +525,10 @@ export const daemonStatusSchema = z
     uptimeSec: count,
     config: z.string().describe('the config file, or "built-in demo"'),
     model: modelStatus.nullable(),
-    stages: z.array(modelStatus.extend({ pipeline: z.string(), stage: z.string() })).optional().describe('pipeline cameras: the model of each stage (each hot-swapped on its own)'),
+    stages: z
+      .array(modelStatus.extend({ pipeline: z.string(), stage: z.string() }))
+      .optional()
+      .describe('pipeline cameras: the model of each stage (each hot-swapped on its own)'),
     mqtt: z
       .strictObject({
         connected: z.boolean(),
@@ -501,7 +589,10 @@ export const daemonStatusSchema = z
     systemd: z.strictObject({ watchdogUsec: count.nullable(), watchdog: count, withheld: count, extended: count }),
     rollout: rolloutStateSchema.nullable().optional().describe('model rollout over MQTT (cmd/model/*)'),
   })
-  .meta({ title: 'edge-inferd daemon status', description: 'GET /status, and the result of the `status` command: everything the daemon knows about itself.' });
+  .meta({
+    title: 'edge-inferd daemon status',
+    description: 'GET /status, and the result of the `status` command: everything the daemon knows about itself.',
+  });
 
 export const snapshotResultSchema = z.strictObject({
   camera: name,
@@ -534,39 +625,87 @@ export const commandResponseSchema = z
     z.strictObject({ ...responseBase, command: z.literal('reload'), ok: z.literal(true), result: reloadOutcomeSchema }),
     z.strictObject({ ...responseBase, command: z.enum(['pause', 'resume']), ok: z.literal(true), result: pauseResultSchema }),
     z.strictObject({ ...responseBase, command: z.literal('status'), ok: z.literal(true), result: daemonStatusSchema }),
-    z.strictObject({ ...responseBase, command: z.enum(['model/install', 'model/rollback']), ok: z.literal(true), result: rolloutStateSchema }),
+    z.strictObject({
+      ...responseBase,
+      command: z.enum(['model/install', 'model/rollback']),
+      ok: z.literal(true),
+      result: rolloutStateSchema,
+    }),
     z.strictObject({
       ...responseBase,
       command: z.string().describe('the topic level after cmd/, also for unknown commands'),
       ok: z.literal(false),
       error: z.strictObject({
-        code: z.enum(['BAD_JSON', 'BAD_REQUEST', 'TOO_LARGE', 'UNKNOWN_COMMAND', 'UNKNOWN_CAMERA', 'NO_FRAME', 'SNAPSHOTS_OFF', 'RELOAD_REJECTED', 'UNAVAILABLE', 'FAILED', 'BUSY', 'MODEL_REJECTED']),
+        code: z.enum([
+          'BAD_JSON',
+          'BAD_REQUEST',
+          'TOO_LARGE',
+          'UNKNOWN_COMMAND',
+          'UNKNOWN_CAMERA',
+          'NO_FRAME',
+          'SNAPSHOTS_OFF',
+          'RELOAD_REJECTED',
+          'UNAVAILABLE',
+          'FAILED',
+          'BUSY',
+          'MODEL_REJECTED',
+        ]),
         message: z.string(),
         problems: z.array(z.string()).optional().describe('one `path: problem` line each'),
       }),
     }),
   ])
-  .meta({ title: 'edge-inferd command response', description: 'Topic <prefix>/<deviceId>/cmd/<name>/response: one per request, with its id as requestId (null when it could not be read).' });
+  .meta({
+    title: 'edge-inferd command response',
+    description:
+      'Topic <prefix>/<deviceId>/cmd/<name>/response: one per request, with its id as requestId (null when it could not be read).',
+  });
 
 // ---- Home Assistant MQTT discovery (homeassistant.enabled) ----
 
-const haAvailability = z.strictObject({ topic: z.string(), value_template: z.string(), payload_available: z.literal('online'), payload_not_available: z.literal('offline') });
+const haAvailability = z.strictObject({
+  topic: z.string(),
+  value_template: z.string(),
+  payload_available: z.literal('online'),
+  payload_not_available: z.literal('offline'),
+});
 const haBase = {
   name: z.string(),
   unique_id: z.string(),
   state_topic: z.string(),
   value_template: z.string(),
   availability: z.array(haAvailability).length(1),
-  device: z.strictObject({ identifiers: z.array(z.string()).min(1), name: z.string(), manufacturer: z.string(), model: z.string(), sw_version: z.string() }),
+  device: z.strictObject({
+    identifiers: z.array(z.string()).min(1),
+    name: z.string(),
+    manufacturer: z.string(),
+    model: z.string(),
+    sw_version: z.string(),
+  }),
   origin: z.strictObject({ name: z.literal('edge-inferd'), sw_version: z.string() }),
   qos: z.union([z.literal(0), z.literal(1), z.literal(2)]),
 };
 export const haDiscoverySchema = z
   .union([
-    z.strictObject({ ...haBase, platform: z.literal('sensor'), icon: z.string(), json_attributes_topic: z.string(), json_attributes_template: z.string() }),
-    z.strictObject({ ...haBase, platform: z.literal('binary_sensor'), device_class: z.literal('connectivity'), payload_on: z.literal('ON'), payload_off: z.literal('OFF') }),
+    z.strictObject({
+      ...haBase,
+      platform: z.literal('sensor'),
+      icon: z.string(),
+      json_attributes_topic: z.string(),
+      json_attributes_template: z.string(),
+    }),
+    z.strictObject({
+      ...haBase,
+      platform: z.literal('binary_sensor'),
+      device_class: z.literal('connectivity'),
+      payload_on: z.literal('ON'),
+      payload_off: z.literal('OFF'),
+    }),
   ])
-  .meta({ title: 'edge-inferd Home Assistant discovery config', description: 'Topic <haPrefix>/<sensor|binary_sensor>/<deviceId>/<camera>_<label|online>/config, retained; empty retained to remove.' });
+  .meta({
+    title: 'edge-inferd Home Assistant discovery config',
+    description: 'Topic <haPrefix>/<sensor|binary_sensor>/<deviceId>/<camera>_<label|online>/config, retained; empty retained to remove.',
+  });
 
 export type StatusPayload = z.output<typeof statusSchema>;
 export type DaemonStatus = z.output<typeof daemonStatusSchema>;

@@ -12,7 +12,15 @@ export class StatusRefresher implements Component {
   readonly name = 'status-refresh';
   private timer: Timer | undefined;
 
-  constructor(private readonly opts: { intervalMs: number; topic: string; message: () => string; transport: Pick<OutboxTransport, 'connected' | 'publish'>; clock: Clock }) {}
+  constructor(
+    private readonly opts: {
+      intervalMs: number;
+      topic: string;
+      message: () => string;
+      transport: Pick<OutboxTransport, 'connected' | 'publish'>;
+      clock: Clock;
+    },
+  ) {}
 
   start(): void {
     if (this.opts.intervalMs <= 0 || this.timer) return;

@@ -93,7 +93,8 @@ export function safeEntryPath(raw: string): string {
   if (!name) throw new ArchiveError(`entry "${raw}": empty name`);
   if (name.startsWith('/')) throw new ArchiveError(`entry "${raw}": absolute paths are not accepted`);
   // eslint-disable-next-line no-control-regex
-  if (/[\\\u0000-\u001f\u007f]/.test(name)) throw new ArchiveError(`entry ${JSON.stringify(raw)}: backslashes and control characters are not accepted`);
+  if (/[\\\u0000-\u001f\u007f]/.test(name))
+    throw new ArchiveError(`entry ${JSON.stringify(raw)}: backslashes and control characters are not accepted`);
   const parts = name.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw new ArchiveError(`entry "${raw}": ".." is not accepted (it would leave the package folder)`);
   if (!parts.length) throw new ArchiveError(`entry "${raw}": empty name`);
@@ -179,7 +180,9 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
         continue;
       }
       if (type !== '0' && type !== '7') {
-        const what = { '1': 'a hard link', '2': 'a symbolic link', '3': 'a character device', '4': 'a block device', '6': 'a FIFO' }[type] ?? `an entry of type "${type}"`;
+        const what =
+          { '1': 'a hard link', '2': 'a symbolic link', '3': 'a character device', '4': 'a block device', '6': 'a FIFO' }[type] ??
+          `an entry of type "${type}"`;
         throw new ArchiveError(`entry "${path}": ${what}; only regular files and folders are accepted`);
       }
       total += size;
@@ -188,7 +191,9 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
       await mkdir(join(dest, posix.dirname(path)), { recursive: true });
       // 'wx': a name given twice (or a folder and a file of one name) refuses the archive.
       const out = await open(file, 'wx', 0o644).catch((err: NodeJS.ErrnoException) => {
-        throw new ArchiveError(`entry "${path}": cannot create it (${err.code === 'EEXIST' ? 'the archive names it twice' : err.code ?? err.message})`);
+        throw new ArchiveError(
+          `entry "${path}": cannot create it (${err.code === 'EEXIST' ? 'the archive names it twice' : (err.code ?? err.message)})`,
+        );
       });
       try {
         for await (const piece of reader.pieces(size)) await out.write(piece);

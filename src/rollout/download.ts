@@ -36,7 +36,11 @@ export interface Downloaded {
 }
 
 export class DownloadError extends DaemonError {
-  constructor(code: 'DOWNLOAD_FAILED' | 'DOWNLOAD_TOO_LARGE' | 'DOWNLOAD_TLS' | 'DOWNLOAD_URL' | 'DOWNLOAD_ABORTED', message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: 'DOWNLOAD_FAILED' | 'DOWNLOAD_TOO_LARGE' | 'DOWNLOAD_TLS' | 'DOWNLOAD_URL' | 'DOWNLOAD_ABORTED',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
     this.name = 'DownloadError';
   }
@@ -59,7 +63,8 @@ export function checkUrl(url: string): URL {
   } catch {
     throw new DownloadError('DOWNLOAD_URL', `url: not a URL`);
   }
-  if (!['http:', 'https:', 'file:'].includes(u.protocol)) throw new DownloadError('DOWNLOAD_URL', `url: scheme ${u.protocol} not accepted (http, https or file)`);
+  if (!['http:', 'https:', 'file:'].includes(u.protocol))
+    throw new DownloadError('DOWNLOAD_URL', `url: scheme ${u.protocol} not accepted (http, https or file)`);
   if (u.protocol === 'file:' && u.host) throw new DownloadError('DOWNLOAD_URL', 'url: a file URL names a local path (file:///...)');
   return u;
 }
@@ -71,7 +76,10 @@ export async function download(o: DownloadOptions): Promise<Downloaded> {
 }
 
 async function partSize(file: string): Promise<number> {
-  return stat(file).then((s) => s.size, () => 0);
+  return stat(file).then(
+    (s) => s.size,
+    () => 0,
+  );
 }
 
 async function copyFile(path: string, o: DownloadOptions): Promise<Downloaded> {
@@ -83,13 +91,15 @@ async function copyFile(path: string, o: DownloadOptions): Promise<Downloaded> {
   } catch (err) {
     throw new DownloadError('DOWNLOAD_FAILED', `url: cannot read ${path}: ${errorMessage(err)}`, { cause: err });
   }
-  if (size > o.maxBytes) throw new DownloadError('DOWNLOAD_TOO_LARGE', `the package is ${size} bytes, over model.rollout.maxBytes (${o.maxBytes})`);
+  if (size > o.maxBytes)
+    throw new DownloadError('DOWNLOAD_TOO_LARGE', `the package is ${size} bytes, over model.rollout.maxBytes (${o.maxBytes})`);
   const out = await open(o.file, 'w');
   let bytes = 0;
   try {
     for await (const chunk of createReadStream(path, { signal: o.signal })) {
       bytes += (chunk as Buffer).length;
-      if (bytes > o.maxBytes) throw new DownloadError('DOWNLOAD_TOO_LARGE', `the package grew over model.rollout.maxBytes (${o.maxBytes}) while read`);
+      if (bytes > o.maxBytes)
+        throw new DownloadError('DOWNLOAD_TOO_LARGE', `the package grew over model.rollout.maxBytes (${o.maxBytes}) while read`);
       await out.write(chunk as Buffer);
       o.onProgress?.(bytes, size);
     }
@@ -119,31 +129,44 @@ function fetchHttp(u: URL, o: DownloadOptions, redirects: number): Promise<Downl
           } catch {
             return reject(new DownloadError('DOWNLOAD_FAILED', 'a redirect to an invalid URL'));
           }
-          if (secure && next.protocol !== 'https:') return reject(new DownloadError('DOWNLOAD_URL', `a redirect from https to ${next.protocol} is refused`));
-          if (next.protocol !== 'http:' && next.protocol !== 'https:') return reject(new DownloadError('DOWNLOAD_URL', `a redirect to ${next.protocol} is refused`));
+          if (secure && next.protocol !== 'https:')
+            return reject(new DownloadError('DOWNLOAD_URL', `a redirect from https to ${next.protocol} is refused`));
+          if (next.protocol !== 'http:' && next.protocol !== 'https:')
+            return reject(new DownloadError('DOWNLOAD_URL', `a redirect to ${next.protocol} is refused`));
           return resolve(fetchHttp(next, o, redirects + 1));
         }
         if (status === 416 && have > 0) {
           // The part file is at least as long as the resource: start again.
           res.resume();
-          return void open(o.file, 'w').then((f) => f.close()).then(() => resolve(fetchHttp(u, o, redirects)), reject);
+          return void open(o.file, 'w')
+            .then((f) => f.close())
+            .then(() => resolve(fetchHttp(u, o, redirects)), reject);
         }
-        if (status !== 200 && status !== 206) return fail(new DownloadError('DOWNLOAD_FAILED', `the server answered HTTP ${status} for ${redactUrl(u.href)}`));
+        if (status !== 200 && status !== 206)
+          return fail(new DownloadError('DOWNLOAD_FAILED', `the server answered HTTP ${status} for ${redactUrl(u.href)}`));
         const resumed = status === 206 ? have : 0;
         const length = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : null;
         const total = length !== null && Number.isFinite(length) ? resumed + length : null;
-        if (total !== null && total > o.maxBytes) return fail(new DownloadError('DOWNLOAD_TOO_LARGE', `the package is ${total} bytes, over model.rollout.maxBytes (${o.maxBytes})`));
+        if (total !== null && total > o.maxBytes)
+          return fail(
+            new DownloadError('DOWNLOAD_TOO_LARGE', `the package is ${total} bytes, over model.rollout.maxBytes (${o.maxBytes})`),
+          );
         void (async () => {
           const out = await open(o.file, resumed ? 'a' : 'w');
           let bytes = resumed;
           try {
             for await (const chunk of res) {
               bytes += (chunk as Buffer).length;
-              if (bytes > o.maxBytes) throw new DownloadError('DOWNLOAD_TOO_LARGE', `the package grew over model.rollout.maxBytes (${o.maxBytes}) while downloading`);
+              if (bytes > o.maxBytes)
+                throw new DownloadError(
+                  'DOWNLOAD_TOO_LARGE',
+                  `the package grew over model.rollout.maxBytes (${o.maxBytes}) while downloading`,
+                );
               await out.write(chunk as Buffer);
               o.onProgress?.(bytes, total);
             }
-            if (total !== null && bytes !== total) throw new DownloadError('DOWNLOAD_FAILED', `the connection closed after ${bytes} of ${total} bytes`);
+            if (total !== null && bytes !== total)
+              throw new DownloadError('DOWNLOAD_FAILED', `the connection closed after ${bytes} of ${total} bytes`);
             await out.sync();
           } finally {
             await out.close();
@@ -154,20 +177,33 @@ function fetchHttp(u: URL, o: DownloadOptions, redirects: number): Promise<Downl
           reject(wrap(err, o.signal));
         });
       });
-      req.on('timeout', () => req.destroy(new DownloadError('DOWNLOAD_FAILED', `no data for ${Math.round(o.idleTimeoutMs / 1000)} s from ${redactUrl(u.href)}`)));
+      req.on('timeout', () =>
+        req.destroy(new DownloadError('DOWNLOAD_FAILED', `no data for ${Math.round(o.idleTimeoutMs / 1000)} s from ${redactUrl(u.href)}`)),
+      );
       req.on('error', (err) => reject(wrap(err, o.signal)));
       req.end();
     }, reject);
   });
 }
 
-const TLS_CODES = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED']);
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_UNTRUSTED',
+]);
 
 function wrap(err: unknown, signal?: AbortSignal): DaemonError {
   if (err instanceof DaemonError) return err;
   if (signal?.aborted) return new DownloadError('DOWNLOAD_ABORTED', 'the download was stopped (the daemon is stopping)', { cause: err });
   const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (TLS_CODES.has(code)) return new DownloadError('DOWNLOAD_TLS', `the server's certificate is not trusted (${code}); add its CA with model.rollout.caFile`, { cause: err });
+  if (TLS_CODES.has(code))
+    return new DownloadError('DOWNLOAD_TLS', `the server's certificate is not trusted (${code}); add its CA with model.rollout.caFile`, {
+      cause: err,
+    });
   return new DownloadError('DOWNLOAD_FAILED', `download failed: ${errorMessage(err)}`, { cause: err });
 }
 

@@ -84,9 +84,23 @@ export class RolloutService implements ModelCommands {
     this.abort = new AbortController();
     const leftovers = await readdir(this.d.store.stagingDir).catch(() => [] as string[]);
     if (leftovers.length) {
-      const meta = await readFile(join(this.d.store.stagingDir, leftovers[0], 'request.json'), 'utf8').then((t) => JSON.parse(t) as RolloutState['request'], () => null);
-      this.set({ phase: 'interrupted', request: meta, error: { code: 'INTERRUPTED', message: 'this download did not finish (a restart or a lost connection); the running model stayed. Send the install again to resume it' } });
-      this.d.log.warn({ staging: leftovers }, 'a model download was interrupted by a restart; it is kept for a resume and was not activated');
+      const meta = await readFile(join(this.d.store.stagingDir, leftovers[0], 'request.json'), 'utf8').then(
+        (t) => JSON.parse(t) as RolloutState['request'],
+        () => null,
+      );
+      this.set({
+        phase: 'interrupted',
+        request: meta,
+        error: {
+          code: 'INTERRUPTED',
+          message:
+            'this download did not finish (a restart or a lost connection); the running model stayed. Send the install again to resume it',
+        },
+      });
+      this.d.log.warn(
+        { staging: leftovers },
+        'a model download was interrupted by a restart; it is kept for a resume and was not activated',
+      );
     } else void this.publish(); // not awaited: a QoS 1 publish waits for a broker that may be down
   }
 
@@ -103,7 +117,15 @@ export class RolloutService implements ModelCommands {
   }
 
   async install(a: InstallArgs, requestId: RequestId): Promise<RolloutState> {
-    const request: NonNullable<RolloutState['request']> = { requestId, command: 'model/install', url: redactUrl(a.url), sha256: a.sha256, name: a.name, version: a.version, activate: a.activate };
+    const request: NonNullable<RolloutState['request']> = {
+      requestId,
+      command: 'model/install',
+      url: redactUrl(a.url),
+      sha256: a.sha256,
+      name: a.name,
+      version: a.version,
+      activate: a.activate,
+    };
     try {
       checkUrl(a.url);
     } catch (err) {
@@ -121,7 +143,11 @@ export class RolloutService implements ModelCommands {
       let report: SelfTestReport | undefined;
       const check = async (engine: InferenceEngine) => {
         this.set({ phase: 'selftest', request, ...fetched });
-        report = await selfTest(engine, dir, { frames: c.selftestFrames, width: pkg.manifest.input.width, height: pkg.manifest.input.height });
+        report = await selfTest(engine, dir, {
+          frames: c.selftestFrames,
+          width: pkg.manifest.input.width,
+          height: pkg.manifest.input.height,
+        });
       };
       this.set({ phase: 'loading', request, ...fetched });
       if (!a.activate) {
@@ -132,7 +158,9 @@ export class RolloutService implements ModelCommands {
       const r = await this.d.model.swap(dir, check);
       if (!r.ok) {
         if (!kept) await rm(dir, { recursive: true, force: true });
-        throw Object.assign(new DaemonError(r.error?.code ?? 'MODEL_LOAD', r.error?.message ?? 'the package did not load'), { problems: r.error?.problems });
+        throw Object.assign(new DaemonError(r.error?.code ?? 'MODEL_LOAD', r.error?.message ?? 'the package did not load'), {
+          problems: r.error?.problems,
+        });
       }
       await store.activated(folder, this.d.model.configuredPath);
       this.d.log.info({ model: r.model, selftest: report }, 'model installed over MQTT and active');
@@ -146,7 +174,8 @@ export class RolloutService implements ModelCommands {
     const store = this.d.store;
     const staging = join(store.stagingDir, a.sha256);
     // Other installs' leftovers go; this one's part file is resumed.
-    for (const other of await readdir(store.stagingDir).catch(() => [] as string[])) if (other !== a.sha256) await rm(join(store.stagingDir, other), { recursive: true, force: true });
+    for (const other of await readdir(store.stagingDir).catch(() => [] as string[]))
+      if (other !== a.sha256) await rm(join(store.stagingDir, other), { recursive: true, force: true });
     await mkdir(staging, { recursive: true });
     await writeFile(join(staging, 'request.json'), JSON.stringify(request));
     const part = join(staging, 'archive.part');
@@ -171,7 +200,10 @@ export class RolloutService implements ModelCommands {
       if (actual !== a.sha256) {
         // The actual hash stays in the local log: echoed, it would be an oracle on any file a file:// URL can name.
         this.d.log.warn({ expected: a.sha256, actual, bytes: got.bytes }, 'downloaded archive has another sha256');
-        throw new DaemonError('MODEL_SHA256', `the sha256 of the downloaded archive (${got.bytes} bytes) is not the command's ${a.sha256}; nothing was installed`);
+        throw new DaemonError(
+          'MODEL_SHA256',
+          `the sha256 of the downloaded archive (${got.bytes} bytes) is not the command's ${a.sha256}; nothing was installed`,
+        );
       }
       const unpacked = join(staging, 'unpacked');
       await rm(unpacked, { recursive: true, force: true });
@@ -179,7 +211,10 @@ export class RolloutService implements ModelCommands {
       const root = packageRoot(unpacked, await extractArchive(part, unpacked, { maxBytes: c.maxBytes, maxEntries: 1000 }));
       const pkg = await loadModelPackage(root);
       if (pkg.manifest.name !== a.name || pkg.manifest.version !== a.version) {
-        throw new DaemonError('MODEL_MANIFEST', `the manifest names ${pkg.manifest.name} ${pkg.manifest.version}, the command ${a.name} ${a.version}`);
+        throw new DaemonError(
+          'MODEL_MANIFEST',
+          `the manifest names ${pkg.manifest.name} ${pkg.manifest.version}, the command ${a.name} ${a.version}`,
+        );
       }
       await store.commit(root, folder);
     } finally {
@@ -194,12 +229,15 @@ export class RolloutService implements ModelCommands {
     return this.exclusive(request, async () => {
       const store = this.d.store;
       const target = store.rollbackTarget();
-      if (target === undefined) throw new DaemonError('NOTHING_TO_ROLL_BACK', 'no earlier model to roll back to: nothing was installed over MQTT');
+      if (target === undefined)
+        throw new DaemonError('NOTHING_TO_ROLL_BACK', 'no earlier model to roll back to: nothing was installed over MQTT');
       const dir = target === null ? this.d.model.configuredPath : store.packageDir(target);
       this.set({ phase: 'loading', request });
       const c = this.d.config;
       const pkg = await loadModelPackage(dir);
-      const r = await this.d.model.swap(dir, (engine) => selfTest(engine, dir, { frames: c.selftestFrames, width: pkg.manifest.input.width, height: pkg.manifest.input.height }));
+      const r = await this.d.model.swap(dir, (engine) =>
+        selfTest(engine, dir, { frames: c.selftestFrames, width: pkg.manifest.input.width, height: pkg.manifest.input.height }),
+      );
       if (!r.ok) throw new DaemonError(r.error?.code ?? 'MODEL_LOAD', r.error?.message ?? 'the package did not load');
       await store.rolledBack(target, this.d.model.configuredPath);
       this.d.log.info({ model: r.model, to: target ?? 'model.path' }, 'model rolled back');
@@ -216,7 +254,10 @@ export class RolloutService implements ModelCommands {
   }
 
   /** One install or rollback at a time; the outcome goes to model/state and the response. */
-  private async exclusive(request: NonNullable<RolloutState['request']>, run: () => Promise<Omit<RolloutState, 'current' | 'packages' | 'changedAtMs'>>): Promise<RolloutState> {
+  private async exclusive(
+    request: NonNullable<RolloutState['request']>,
+    run: () => Promise<Omit<RolloutState, 'current' | 'packages' | 'changedAtMs'>>,
+  ): Promise<RolloutState> {
     if (!this.running) throw new CommandError('UNAVAILABLE', 'the daemon is not running');
     if (this.busy) throw new CommandError('BUSY', `another model command is running (${this.busy})`);
     this.busy = `${request.command}${request.requestId !== null ? ` ${request.requestId}` : ''}`;
@@ -225,7 +266,10 @@ export class RolloutService implements ModelCommands {
     return job;
   }
 
-  private async settle(request: NonNullable<RolloutState['request']>, run: () => Promise<Omit<RolloutState, 'current' | 'packages' | 'changedAtMs'>>): Promise<RolloutState> {
+  private async settle(
+    request: NonNullable<RolloutState['request']>,
+    run: () => Promise<Omit<RolloutState, 'current' | 'packages' | 'changedAtMs'>>,
+  ): Promise<RolloutState> {
     try {
       const done = await run();
       this.packages = await this.d.store.list();
@@ -235,7 +279,10 @@ export class RolloutService implements ModelCommands {
       if (err instanceof CommandError) throw err;
       const problems = (err as { problems?: string[] }).problems;
       const error = { code: errorCode(err) ?? 'FAILED', message: errorMessage(err), ...(problems?.length ? { problems } : {}) };
-      this.d.log.error({ command: request.command, requestId: request.requestId, code: error.code, err: error.message, keeping: this.d.model.info }, 'model rollout failed; the running model stays');
+      this.d.log.error(
+        { command: request.command, requestId: request.requestId, code: error.code, err: error.message, keeping: this.d.model.info },
+        'model rollout failed; the running model stays',
+      );
       this.set({ phase: 'failed', request, error });
       throw new CommandError('MODEL_REJECTED', `${error.code}: ${error.message}`, problems);
     } finally {
@@ -267,7 +314,16 @@ export class RolloutService implements ModelCommands {
   private async publish(): Promise<void> {
     this.packages = await this.d.store.list();
     const nowMs = this.d.clock.now();
-    const payload: ModelStatePayload = { v: PAYLOAD_VERSION, id: randomUUID(), deviceId: this.d.deviceId, ts: new Date(nowMs).toISOString(), tsMs: nowMs, ...this.status() };
-    await this.d.publish(JSON.stringify(payload)).catch((err: unknown) => this.d.log.debug({ err: errorMessage(err) }, 'model/state publish failed (sent again at the next change)'));
+    const payload: ModelStatePayload = {
+      v: PAYLOAD_VERSION,
+      id: randomUUID(),
+      deviceId: this.d.deviceId,
+      ts: new Date(nowMs).toISOString(),
+      tsMs: nowMs,
+      ...this.status(),
+    };
+    await this.d
+      .publish(JSON.stringify(payload))
+      .catch((err: unknown) => this.d.log.debug({ err: errorMessage(err) }, 'model/state publish failed (sent again at the next change)'));
   }
 }

@@ -79,7 +79,10 @@ export class PackageStore {
     const cur = this.st.current;
     if (!cur) return configured;
     if (this.st.basePath !== configured) {
-      this.log.warn({ installed: cur, configured }, 'model.path changed in the config since the model was installed over MQTT; the config wins');
+      this.log.warn(
+        { installed: cur, configured },
+        'model.path changed in the config since the model was installed over MQTT; the config wins',
+      );
       this.st = { ...this.st, current: null, previous: [cur, ...this.st.previous.filter((p) => p !== cur)], basePath: null };
       // Synchronously: the model service is about to load the configured package.
       try {
@@ -113,7 +116,16 @@ export class PackageStore {
   /** `name` now runs (over `basePath` from the config). */
   async activated(name: string, basePath: string): Promise<void> {
     const prev = this.st.current;
-    this.st = { v: 1, current: name, previous: prev && prev !== name ? [prev, ...this.st.previous.filter((p) => p !== name && p !== prev)] : this.st.previous.filter((p) => p !== name), staged: this.st.staged === name ? null : this.st.staged, basePath };
+    this.st = {
+      v: 1,
+      current: name,
+      previous:
+        prev && prev !== name
+          ? [prev, ...this.st.previous.filter((p) => p !== name && p !== prev)]
+          : this.st.previous.filter((p) => p !== name),
+      staged: this.st.staged === name ? null : this.st.staged,
+      basePath,
+    };
     await this.write();
     await this.prune();
   }
@@ -135,7 +147,12 @@ export class PackageStore {
   async rolledBack(target: string | null, basePath: string): Promise<void> {
     const cur = this.st.current;
     const rest = this.st.previous.filter((p) => p !== target);
-    this.st = { ...this.st, current: target, previous: cur ? [cur, ...rest.filter((p) => p !== cur)] : rest, basePath: target ? basePath : null };
+    this.st = {
+      ...this.st,
+      current: target,
+      previous: cur ? [cur, ...rest.filter((p) => p !== cur)] : rest,
+      basePath: target ? basePath : null,
+    };
     await this.write();
     await this.prune();
   }
@@ -150,7 +167,11 @@ export class PackageStore {
     const out: KeptPackage[] = [];
     for (const [dir, role] of roles) {
       try {
-        const m = parseYaml(await readFile(join(this.packageDir(dir), 'manifest.yaml'), 'utf8')) as { name?: unknown; version?: unknown; sha256?: unknown };
+        const m = parseYaml(await readFile(join(this.packageDir(dir), 'manifest.yaml'), 'utf8')) as {
+          name?: unknown;
+          version?: unknown;
+          sha256?: unknown;
+        };
         out.push({ dir, name: String(m.name), version: String(m.version), sha256: String(m.sha256), role });
       } catch {
         // a package removed by hand: not listed
@@ -190,7 +211,8 @@ export class PackageStore {
         basePath: typeof raw.basePath === 'string' ? raw.basePath : null,
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ path: this.statePath, err: errorMessage(err) }, 'cannot read the model rollout state; using model.path');
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log.error({ path: this.statePath, err: errorMessage(err) }, 'cannot read the model rollout state; using model.path');
       return { ...EMPTY, previous: [] };
     }
   }

@@ -36,7 +36,12 @@ export function copyDemoModel(dir: string): string {
   return dir;
 }
 
-export async function startTestApp(opts: { samples: string[]; fps?: number; extra?: Record<string, any>; app?: AppDeps }): Promise<TestApp> {
+export async function startTestApp(opts: {
+  samples: string[];
+  fps?: number;
+  extra?: Record<string, any>;
+  app?: AppDeps;
+}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'edge-inferd-app-'));
   const imagesDir = join(dir, 'images');
   copySamples(imagesDir, opts.samples);

@@ -32,7 +32,10 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
 
 /** The cached rootfs for SUITE + PACKAGES, made with debootstrap when absent (built aside, then renamed in). */
 export async function ensureRootfs(): Promise<{ dir: string; builtMs?: number }> {
-  const key = createHash('sha256').update(`debootstrap --variant=minbase --include=${PACKAGES.join(',')} ${SUITE}`).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(`debootstrap --variant=minbase --include=${PACKAGES.join(',')} ${SUITE}`)
+    .digest('hex')
+    .slice(0, 16);
   const dir = join(rootfsCacheDir(), `rootfs-${SUITE}-${key}`);
   if (existsSync(join(dir, '.complete'))) return { dir };
   mkdirSync(rootfsCacheDir(), { recursive: true });
@@ -94,11 +97,16 @@ export async function bootContainer(rootfs: string, binds: [string, string, 'ro'
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   let gone = false;
   void exited.then(() => (gone = true));
-  const initPid = await waitUntil(() => {
-    if (gone) throw new Error(`systemd-nspawn exited:\n${out}`);
-    return findInit(proc.pid!);
-  }, timeoutMs, () => `the container's systemd to start; console:\n${out}`);
-  const exec: Container['exec'] = (cmd, t = 60_000) => run('nsenter', ['-t', String(initPid), '-m', '-u', '-i', '-n', '-p', '--', ...cmd], t);
+  const initPid = await waitUntil(
+    () => {
+      if (gone) throw new Error(`systemd-nspawn exited:\n${out}`);
+      return findInit(proc.pid!);
+    },
+    timeoutMs,
+    () => `the container's systemd to start; console:\n${out}`,
+  );
+  const exec: Container['exec'] = (cmd, t = 60_000) =>
+    run('nsenter', ['-t', String(initPid), '-m', '-u', '-i', '-n', '-p', '--', ...cmd], t);
   const c: Container = {
     initPid,
     exec,
@@ -118,7 +126,12 @@ export async function bootContainer(rootfs: string, binds: [string, string, 'ro'
   };
   // PID 1 answers systemctl once its private bus socket exists; it is up when is-system-running
   // says running (or degraded: a unit of the minimal image failed).
-  await waitUntil(async () => (await exec(['test', '-S', '/run/systemd/private'])).code === 0, timeoutMs, () => `the container's /run/systemd/private; console:\n${out}`, 100);
+  await waitUntil(
+    async () => (await exec(['test', '-S', '/run/systemd/private'])).code === 0,
+    timeoutMs,
+    () => `the container's /run/systemd/private; console:\n${out}`,
+    100,
+  );
   const state = await exec(['systemctl', 'is-system-running', '--wait'], timeoutMs);
   if (!/^(running|degraded)\s*$/.test(state.out)) {
     await c.stop();

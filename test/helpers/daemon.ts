@@ -21,7 +21,10 @@ export interface DaemonProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnDaemon(config: Record<string, unknown> | undefined, opts: { env?: NodeJS.ProcessEnv; args?: string[]; dir?: string } = {}): DaemonProcess {
+export function spawnDaemon(
+  config: Record<string, unknown> | undefined,
+  opts: { env?: NodeJS.ProcessEnv; args?: string[]; dir?: string } = {},
+): DaemonProcess {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'edge-inferd-'));
   const configPath = join(dir, 'config.yaml');
   if (config) writeFileSync(configPath, stringify(config));
@@ -49,12 +52,14 @@ export function spawnDaemon(config: Record<string, unknown> | undefined, opts: {
         obj = { raw: line };
       }
       logs.push(obj);
-      for (const w of [...waiters]) if (w.pred(obj)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(obj));
+      for (const w of [...waiters]) if (w.pred(obj)) waiters.splice(waiters.indexOf(w), 1), w.resolve(obj);
     }
   });
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   // 'close', not 'exit': resolves once the output is read to the end, so tests see every log line.
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('close', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    proc.once('close', (code, signal) => r({ code, signal })),
+  );
   return {
     proc,
     dir,
@@ -66,7 +71,13 @@ export function spawnDaemon(config: Record<string, unknown> | undefined, opts: {
       const hit = logs.find(pred);
       if (hit) return Promise.resolve(hit);
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`log line not seen in ${timeoutMs} ms; logs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${err}`)), timeoutMs);
+        const t = setTimeout(
+          () =>
+            reject(
+              new Error(`log line not seen in ${timeoutMs} ms; logs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${err}`),
+            ),
+          timeoutMs,
+        );
         waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) });
         void exited.then(() => {
           clearTimeout(t);

@@ -14,10 +14,14 @@ function launch(desc: string): boolean {
   return true;
 }
 
-const solid = (rgb: readonly number[], frames: number) => `videotestsrc num-buffers=${frames} pattern=solid-color foreground-color=0xff${rgbHex(rgb)}`;
+const solid = (rgb: readonly number[], frames: number) =>
+  `videotestsrc num-buffers=${frames} pattern=solid-color foreground-color=0xff${rgbHex(rgb)}`;
 
 /** An MJPEG AVI of `frames` frames of one colour; its path, or undefined without gst-launch-1.0 (after a loud warning). */
-export function mjpegAvi(dir: string, o: { rgb: readonly number[]; frames: number; width: number; height: number; fps: number }): string | undefined {
+export function mjpegAvi(
+  dir: string,
+  o: { rgb: readonly number[]; frames: number; width: number; height: number; fps: number },
+): string | undefined {
   const file = join(dir, `solid-${rgbHex(o.rgb)}-${o.frames}.avi`);
   const ok = launch(
     `${solid(o.rgb, o.frames)} ! video/x-raw,format=I420,width=${o.width},height=${o.height},framerate=${o.fps}/1 ! ` +
@@ -27,10 +31,15 @@ export function mjpegAvi(dir: string, o: { rgb: readonly number[]; frames: numbe
 }
 
 /** A folder of JPEGs 000.jpg, 001.jpg ... of one colour; its path, or undefined without gst-launch-1.0. */
-export function jpegSequence(dir: string, o: { rgb: readonly number[]; frames: number; width: number; height: number }): string | undefined {
+export function jpegSequence(
+  dir: string,
+  o: { rgb: readonly number[]; frames: number; width: number; height: number },
+): string | undefined {
   const seq = join(dir, `seq-${rgbHex(o.rgb)}`);
   mkdirSync(seq, { recursive: true });
-  const ok = launch(`${solid(o.rgb, o.frames)} ! video/x-raw,width=${o.width},height=${o.height} ! jpegenc quality=95 ! multifilesink location=${seq}/%03d.jpg`);
+  const ok = launch(
+    `${solid(o.rgb, o.frames)} ! video/x-raw,width=${o.width},height=${o.height} ! jpegenc quality=95 ! multifilesink location=${seq}/%03d.jpg`,
+  );
   return ok ? seq : undefined;
 }
 

@@ -51,7 +51,17 @@ export function writeV1Journal(path: string, rows: readonly V1Row[]): number[] {
       for (const r of rows) {
         const bytes = Buffer.byteLength(r.payload) + Buffer.byteLength(r.topic) + 48;
         const sent = r.state === 'sent';
-        const info = insert.run(r.createdMs, sent ? 1 : 0, sent ? r.createdMs : null, r.camera, r.kind, r.topic, r.qos ?? 1, bytes, r.payload);
+        const info = insert.run(
+          r.createdMs,
+          sent ? 1 : 0,
+          sent ? r.createdMs : null,
+          r.camera,
+          r.kind,
+          r.topic,
+          r.qos ?? 1,
+          bytes,
+          r.payload,
+        );
         seqs.push(Number(info.lastInsertRowid));
       }
     })();

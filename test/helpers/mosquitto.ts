@@ -28,7 +28,9 @@ export const mosquittoPath = (): string | undefined => needTool('mosquitto', 'mo
  * `persistence`: sessions and queued messages survive stop()/start() (saved at SIGTERM), as on a
  * production broker, so a persistent-session subscriber misses nothing across a broker restart.
  */
-export async function startMosquitto(opts: { extraConf?: string; port?: number; persistence?: boolean } = {}): Promise<Mosquitto | undefined> {
+export async function startMosquitto(
+  opts: { extraConf?: string; port?: number; persistence?: boolean } = {},
+): Promise<Mosquitto | undefined> {
   const bin = mosquittoPath();
   if (!bin) return undefined;
   const port = opts.port ?? (await freePort());
@@ -55,7 +57,7 @@ export async function startMosquitto(opts: { extraConf?: string; port?: number; 
     proc = spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    await waitForPort(port, 5000, () => proc?.exitCode !== null ? `mosquitto exited: ${output}` : undefined);
+    await waitForPort(port, 5000, () => (proc?.exitCode !== null ? `mosquitto exited: ${output}` : undefined));
   };
   await start();
   return {

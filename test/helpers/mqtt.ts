@@ -58,7 +58,7 @@ export async function subscribe(url: string, topics: string | string[], opts: Su
     }
     const m: Received = { topic, payload: text, json, retain: packet.retain, atMs: Date.now() };
     messages.push(m);
-    for (const w of [...waiters]) if (w.pred(m)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(m));
+    for (const w of [...waiters]) if (w.pred(m)) waiters.splice(waiters.indexOf(w), 1), w.resolve(m);
   });
   await client.subscribeAsync(topics, { qos: 1 });
   return {
@@ -70,7 +70,18 @@ export async function subscribe(url: string, topics: string | string[], opts: Su
       const hit = messages.find(pred);
       if (hit) return Promise.resolve(hit);
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`message not seen in ${timeoutMs} ms; got ${messages.length}: ${messages.slice(-5).map((m) => `${m.topic} ${m.payload.slice(0, 120)}`).join(' | ')}`)), timeoutMs);
+        const t = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `message not seen in ${timeoutMs} ms; got ${messages.length}: ${messages
+                  .slice(-5)
+                  .map((m) => `${m.topic} ${m.payload.slice(0, 120)}`)
+                  .join(' | ')}`,
+              ),
+            ),
+          timeoutMs,
+        );
         waiters.push({ pred, resolve: (m) => (clearTimeout(t), resolve(m)), reject: (e) => (clearTimeout(t), reject(e)) });
       });
     },

@@ -46,10 +46,15 @@ export async function startNotifySocket(path = `@edge-inferd-test-${randomBytes(
           res();
           continue;
         }
-        const fields = Object.fromEntries(line.msg.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+        const fields = Object.fromEntries(
+          line.msg
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+        );
         const m = { ms: line.ms, msg: line.msg, fields };
         messages.push(m);
-        for (const w of [...waiters]) if (w.pred(m)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(m));
+        for (const w of [...waiters]) if (w.pred(m)) waiters.splice(waiters.indexOf(w), 1), w.resolve(m);
       }
     });
   });
@@ -61,7 +66,10 @@ export async function startNotifySocket(path = `@edge-inferd-test-${randomBytes(
       const hit = messages.slice(after).find(pred);
       if (hit) return Promise.resolve(hit);
       return new Promise((res, rej) => {
-        const t = setTimeout(() => rej(new Error(`notification not seen in ${timeoutMs} ms; got:\n${messages.map((m) => JSON.stringify(m.msg)).join('\n')}`)), timeoutMs);
+        const t = setTimeout(
+          () => rej(new Error(`notification not seen in ${timeoutMs} ms; got:\n${messages.map((m) => JSON.stringify(m.msg)).join('\n')}`)),
+          timeoutMs,
+        );
         waiters.push({ pred, resolve: (m) => (clearTimeout(t), res(m)) });
       });
     },

@@ -21,7 +21,12 @@ type Rgb = readonly [number, number, number];
 export const FACE_COLOURS: Record<'red' | 'green' | 'blue', Rgb> = { red: [1, 0, 0], green: [0, 1, 0], blue: [0, 0, 1] };
 export const EYE_LABELS = ['cataract', 'conjunctivitis', 'healthy', 'stye'] as const;
 export type EyeLabel = (typeof EYE_LABELS)[number];
-export const IRIS: Record<EyeLabel, Rgb> = { cataract: [0.9, 0.9, 0.9], conjunctivitis: [1, 0.5, 0.7], healthy: [0.5, 0.3, 0.1], stye: [1, 1, 0] };
+export const IRIS: Record<EyeLabel, Rgb> = {
+  cataract: [0.9, 0.9, 0.9],
+  conjunctivitis: [1, 0.5, 0.7],
+  healthy: [0.5, 0.3, 0.1],
+  stye: [1, 1, 0],
+};
 export const FACE_SIZE = 256;
 export const EYE_SIZE = 32;
 const K = 3;
@@ -64,10 +69,22 @@ export function buildEyeClassifier(dynamic = true): Uint8Array {
   const S = EYE_SIZE;
   const g = new GraphBuilder('pipeline_eye_classifier');
   const image = g.input('images', [dynamic ? 'batch' : 1, 3, S, S], 'float32', 'RGB, NCHW, [0,1]');
-  const centre = g.op('Slice', [image, g.int64Init('starts', [2], [12, 12]), g.int64Init('ends', [2], [20, 20]), g.int64Init('axes', [2], [2, 3])]);
+  const centre = g.op('Slice', [
+    image,
+    g.int64Init('starts', [2], [12, 12]),
+    g.int64Init('ends', [2], [20, 20]),
+    g.int64Init('axes', [2], [2, 3]),
+  ]);
   const mean = g.op('ReduceMean', [centre], { axes: ints([2, 3]), keepdims: int(0) }); // [N,3]
   const m3 = g.op('Unsqueeze', [mean, g.int64Init('axis1', [1], [1])]); // [N,1,3]
-  const diff = g.op('Sub', [m3, g.floatInit('iris', [1, 4, 3], EYE_LABELS.flatMap((l) => IRIS[l]))]);
+  const diff = g.op('Sub', [
+    m3,
+    g.floatInit(
+      'iris',
+      [1, 4, 3],
+      EYE_LABELS.flatMap((l) => IRIS[l]),
+    ),
+  ]);
   const d2 = g.op('ReduceSum', [g.op('Mul', [diff, diff]), g.int64Init('axis2', [1], [2])], { keepdims: int(0) }); // [N,4]
   g.op('Mul', [d2, g.floatInit('k', [], [-10])], {}, 'logits');
   g.output('logits', [dynamic ? 'batch' : 1, 4]);
@@ -77,7 +94,10 @@ export function buildEyeClassifier(dynamic = true): Uint8Array {
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** Writes both packages under `dir` (face/, eye/ or eye-fixed/); returns their folders. */
-export async function writePipelineModels(dir: string, opts: { dynamic?: boolean; privacy?: 'person' | 'none' } = {}): Promise<{ face: string; eye: string }> {
+export async function writePipelineModels(
+  dir: string,
+  opts: { dynamic?: boolean; privacy?: 'person' | 'none' } = {},
+): Promise<{ face: string; eye: string }> {
   const face = path.join(dir, 'face');
   const eye = path.join(dir, opts.dynamic === false ? 'eye-fixed' : 'eye');
   await mkdir(face, { recursive: true });
@@ -91,7 +111,10 @@ export async function writePipelineModels(dir: string, opts: { dynamic?: boolean
   );
   const em = buildEyeClassifier(opts.dynamic !== false);
   await writeFile(path.join(eye, 'model.onnx'), em);
-  await writeFile(path.join(eye, 'manifest.yaml'), `name: test-eye\nversion: 1.0.0\ntask: classify\nsha256: ${sha256(em)}\n${input(EYE_SIZE, 'stretch')}labels: [${EYE_LABELS.join(', ')}]\nclassify:\n  outputs: logits\n  topK: 4\n`);
+  await writeFile(
+    path.join(eye, 'manifest.yaml'),
+    `name: test-eye\nversion: 1.0.0\ntask: classify\nsha256: ${sha256(em)}\n${input(EYE_SIZE, 'stretch')}labels: [${EYE_LABELS.join(', ')}]\nclassify:\n  outputs: logits\n  topK: 4\n`,
+  );
   return { face, eye };
 }
 
@@ -107,8 +130,16 @@ export interface FaceSpec {
 }
 
 /** Eye centres of a face: the subject's left eye at the larger x. Eye squares are 0.2 of the face width. */
-export function eyeCentres(f: Pick<FaceSpec, 'x' | 'y' | 'w' | 'h'>): { left: { x: number; y: number }; right: { x: number; y: number }; side: number } {
-  return { left: { x: f.x + 0.7 * f.w, y: f.y + 0.4 * f.h }, right: { x: f.x + 0.3 * f.w, y: f.y + 0.4 * f.h }, side: Math.round(0.2 * f.w) };
+export function eyeCentres(f: Pick<FaceSpec, 'x' | 'y' | 'w' | 'h'>): {
+  left: { x: number; y: number };
+  right: { x: number; y: number };
+  side: number;
+} {
+  return {
+    left: { x: f.x + 0.7 * f.w, y: f.y + 0.4 * f.h },
+    right: { x: f.x + 0.3 * f.w, y: f.y + 0.4 * f.h },
+    side: Math.round(0.2 * f.w),
+  };
 }
 
 /** An RGB frame (stride = width * 3) with the faces drawn on black. */
@@ -116,7 +147,11 @@ export function renderFaces(width: number, height: number, faces: readonly FaceS
   const data = new Uint8Array(width * height * 3);
   const fill = (x0: number, y0: number, w: number, h: number, c: Rgb) => {
     for (let y = Math.max(0, y0); y < Math.min(height, y0 + h); y++) {
-      for (let x = Math.max(0, x0); x < Math.min(width, x0 + w); x++) data.set(c.map((v) => Math.round(v * 255)), (y * width + x) * 3);
+      for (let x = Math.max(0, x0); x < Math.min(width, x0 + w); x++)
+        data.set(
+          c.map((v) => Math.round(v * 255)),
+          (y * width + x) * 3,
+        );
     }
   };
   for (const f of faces) {

@@ -46,7 +46,12 @@ export async function startRabbitCluster(size = 2): Promise<RabbitCluster | unde
   writeFileSync(join(dir, 'enabled_plugins'), '[rabbitmq_mqtt].\n');
   const epmdPort = await freePort();
   const tag = Math.random().toString(36).slice(2, 8);
-  const common = { HOME: dir, ERL_EPMD_PORT: String(epmdPort), RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'), LANG: 'C.UTF-8' };
+  const common = {
+    HOME: dir,
+    ERL_EPMD_PORT: String(epmdPort),
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
+    LANG: 'C.UTF-8',
+  };
 
   const nodes: (RabbitNode & { env: NodeJS.ProcessEnv; start(): Promise<void> })[] = [];
   for (let i = 0; i < size; i++) {
@@ -93,7 +98,9 @@ export async function startRabbitCluster(size = 2): Promise<RabbitCluster | unde
         proc = spawn(server, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
         proc.stdout?.on('data', (d: Buffer) => (output += d.toString()));
         proc.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-        await waitForPort(mqttPort, 60_000, () => (proc?.exitCode !== null ? `rabbitmq ${name} exited: ${output.slice(-3000)}` : undefined));
+        await waitForPort(mqttPort, 60_000, () =>
+          proc?.exitCode !== null ? `rabbitmq ${name} exited: ${output.slice(-3000)}` : undefined,
+        );
       },
       async stop() {
         const p = proc;
@@ -113,7 +120,14 @@ export async function startRabbitCluster(size = 2): Promise<RabbitCluster | unde
       ),
     );
   const epmd = (arg: string) =>
-    new Promise<string>((r) => execFile(findTool('epmd', ['/usr/lib/erlang/bin/epmd']) ?? 'epmd', [arg], { env: { ...process.env, ERL_EPMD_PORT: String(epmdPort) } }, (_e, out) => r(out ?? '')));
+    new Promise<string>((r) =>
+      execFile(
+        findTool('epmd', ['/usr/lib/erlang/bin/epmd']) ?? 'epmd',
+        [arg],
+        { env: { ...process.env, ERL_EPMD_PORT: String(epmdPort) } },
+        (_e, out) => r(out ?? ''),
+      ),
+    );
   const stopAll = async () => {
     for (const n of nodes) await n.stop();
     // The epmd the first node started on our private port: it refuses -kill while a node is

@@ -25,10 +25,16 @@ export function channelClassifier(): Uint8Array {
   return g.build();
 }
 
-export const RGB: Record<'red' | 'green' | 'blue', [number, number, number]> = { red: [220, 20, 20], green: [20, 220, 20], blue: [20, 20, 220] };
+export const RGB: Record<'red' | 'green' | 'blue', [number, number, number]> = {
+  red: [220, 20, 20],
+  green: [20, 220, 20],
+  blue: [20, 20, 220],
+};
 
 export async function solidPng(rgb: [number, number, number], size = 16): Promise<Buffer> {
-  return sharp({ create: { width: size, height: size, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).png().toBuffer();
+  return sharp({ create: { width: size, height: size, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
+    .png()
+    .toBuffer();
 }
 
 export interface PackageSpec {

@@ -19,13 +19,18 @@ export function schemaErrors(file: string, payload: unknown): string[] {
   const validate = validators.get(file);
   if (!validate) throw new Error(`no schema schemas/${file}`);
   if (validate(payload)) return [];
-  return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${e.params ? JSON.stringify(e.params) : ''}`.trim());
+  return (validate.errors ?? []).map((e) =>
+    `${e.instancePath || '/'} ${e.message ?? ''} ${e.params ? JSON.stringify(e.params) : ''}`.trim(),
+  );
 }
 
 /** Throws naming the schema and every violation. */
 export function assertValid(file: string, payload: unknown, where = ''): void {
   const errors = schemaErrors(file, payload);
-  if (errors.length) throw new Error(`${where ? where + ': ' : ''}payload does not match schemas/${file}:\n  ${errors.join('\n  ')}\npayload: ${JSON.stringify(payload).slice(0, 2000)}`);
+  if (errors.length)
+    throw new Error(
+      `${where ? where + ': ' : ''}payload does not match schemas/${file}:\n  ${errors.join('\n  ')}\npayload: ${JSON.stringify(payload).slice(0, 2000)}`,
+    );
 }
 
 /**

@@ -66,7 +66,21 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
  * Arrivals per `binMs` over [fromMs, toMs]: the busiest bin, the mean over the window, and their
  * ratio (1 = perfectly even; N clients in step = N / mean).
  */
-export function spread(arrivals: number[], fromMs: number, toMs: number, binMs = 100): { attempts: number; bins: number; busiest: number; mean: number; ratio: number; sliding: number; slidingRatio: number; counts: number[] } {
+export function spread(
+  arrivals: number[],
+  fromMs: number,
+  toMs: number,
+  binMs = 100,
+): {
+  attempts: number;
+  bins: number;
+  busiest: number;
+  mean: number;
+  ratio: number;
+  sliding: number;
+  slidingRatio: number;
+  counts: number[];
+} {
   const bins = Math.max(1, Math.ceil((toMs - fromMs) / binMs));
   const counts = new Array<number>(bins).fill(0);
   let attempts = 0;
@@ -84,5 +98,14 @@ export function spread(arrivals: number[], fromMs: number, toMs: number, binMs =
     sliding = Math.max(sliding, i - j + 1);
   }
   const mean = attempts / bins;
-  return { attempts, bins, busiest, mean: Math.round(mean * 100) / 100, ratio: Math.round((busiest / mean) * 100) / 100, sliding, slidingRatio: Math.round((sliding / mean) * 100) / 100, counts };
+  return {
+    attempts,
+    bins,
+    busiest,
+    mean: Math.round(mean * 100) / 100,
+    ratio: Math.round((busiest / mean) * 100) / 100,
+    sliding,
+    slidingRatio: Math.round((sliding / mean) * 100) / 100,
+    counts,
+  };
 }

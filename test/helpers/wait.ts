@@ -24,7 +24,9 @@ export async function waitUntil<T>(
     try {
       v = await fn();
     } catch (err) {
-      throw new Error(`waiting for ${describe()}: the condition threw: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new Error(`waiting for ${describe()}: the condition threw: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     }
     if (v !== undefined && v !== null && v !== false) return v;
     if (Date.now() > end) throw new Error(`${describe()}: not met in ${timeoutMs} ms`);

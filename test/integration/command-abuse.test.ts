@@ -69,7 +69,11 @@ describe('command abuse on the embedded broker', () => {
     expect(over.json).toMatchObject({ ok: false, error: { code: 'TOO_LARGE' } });
     const bad = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0 });
     const closed = new Promise<void>((r) => bad.once('close', () => r()));
-    bad.publish(`${base}/cmd/pause`, Buffer.concat([Buffer.from('{"id":"huge","pad":"'), Buffer.alloc(5_000_000, 0x78), Buffer.from('"}')]), { qos: 1 });
+    bad.publish(
+      `${base}/cmd/pause`,
+      Buffer.concat([Buffer.from('{"id":"huge","pad":"'), Buffer.alloc(5_000_000, 0x78), Buffer.from('"}')]),
+      { qos: 1 },
+    );
     await closed;
     bad.end(true);
     const warned = await waitFor(() => t.logs.find((l) => l.msg === 'embedded broker closed a client: oversize message'));

@@ -30,7 +30,10 @@ function listeningAddresses(port: number): string[] {
       // The address is printed as 32-bit words in host (little-endian) byte order.
       const bytes: number[] = [];
       for (let i = 0; i < addrHex.length; i += 8) {
-        const word = addrHex.slice(i, i + 8).match(/../g)!.map((h) => parseInt(h, 16));
+        const word = addrHex
+          .slice(i, i + 8)
+          .match(/../g)!
+          .map((h) => parseInt(h, 16));
         bytes.push(...word.reverse());
       }
       if (!v6) out.push(bytes.join('.'));
@@ -54,7 +57,10 @@ describe('embedded broker with the default config', () => {
   it('listens on loopback only (127.0.0.1), never on every interface', async () => {
     const port = await freePort();
     // No config file at all: the built-in demo, only the port moved off 1883.
-    const c = loadConfig({ env: { EDGE_INFERD_MQTT__EMBEDDED__PORT: String(port) }, defaultPath: join(tmpdir(), `no-such-config-${process.pid}.yaml`) });
+    const c = loadConfig({
+      env: { EDGE_INFERD_MQTT__EMBEDDED__PORT: String(port) },
+      defaultPath: join(tmpdir(), `no-such-config-${process.pid}.yaml`),
+    });
     expect(c.mqtt.url).toBe('embedded');
     const broker = new EmbeddedBroker(c.mqtt.embedded);
     await broker.start();

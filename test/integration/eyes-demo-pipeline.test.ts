@@ -21,8 +21,18 @@ import { blurRegion } from '../helpers/pipeline-models.js';
  * moving 30 % of its size per frame, a newcomer.
  */
 
-interface Eye { x: number; y: number; class: string; covered: boolean }
-interface Face { subject: number; box: { x: number; y: number; w: number; h: number }; leftEye: Eye; rightEye: Eye }
+interface Eye {
+  x: number;
+  y: number;
+  class: string;
+  covered: boolean;
+}
+interface Face {
+  subject: number;
+  box: { x: number; y: number; w: number; h: number };
+  leftEye: Eye;
+  rightEye: Eye;
+}
 const samples = join(eyesDemoDir, 'samples');
 const answers = JSON.parse(readFileSync(join(samples, 'answers.json'), 'utf8')) as { frames: { file: string; faces: Face[] }[] };
 const stages = pipelineSchema.parse((demoConfig('eyes') as { pipelines: { eyes: unknown } }).pipelines.eyes);
@@ -36,7 +46,16 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => void (await Promise.all(engines.map((e) => e.close()))));
 
-const frameOf = (data: Uint8Array, seq = 1): Frame => ({ camera: 'kiosk', seq, width: FRAME_WIDTH, height: FRAME_HEIGHT, stride: FRAME_WIDTH * 3, format: 'RGB', data, capturedAtMs: 1_700_000_000_000 + seq * 200 });
+const frameOf = (data: Uint8Array, seq = 1): Frame => ({
+  camera: 'kiosk',
+  seq,
+  width: FRAME_WIDTH,
+  height: FRAME_HEIGHT,
+  stride: FRAME_WIDTH * 3,
+  format: 'RGB',
+  data,
+  capturedAtMs: 1_700_000_000_000 + seq * 200,
+});
 const run = async (frame: Frame): Promise<PipelineRun> => ((await runner.infer(frame)) as DetectInference).pipeline!;
 const best = (p: PipelineRun, scores: number[] | undefined) => scores && p.labels[scores.indexOf(Math.max(...scores))];
 
@@ -53,7 +72,10 @@ describe('eyes demo: known answers', () => {
         expect(o, `${fr.file} subject ${f.subject}`).toBeDefined();
         expect(Math.abs(o!.box.w - f.box.w)).toBeLessThanOrEqual(1);
         expect(Math.abs(o!.box.h - f.box.h)).toBeLessThanOrEqual(1);
-        for (const [region, eye] of [['left', f.leftEye], ['right', f.rightEye]] as const) {
+        for (const [region, eye] of [
+          ['left', f.leftEye],
+          ['right', f.rightEye],
+        ] as const) {
           const kp = o!.keypoints!.find((k) => k.name === `${region}_eye`)!;
           const r = o!.regions.find((x) => x.name === region)!;
           if (eye.covered) {
@@ -87,7 +109,13 @@ describe('eyes demo: known answers', () => {
     const decisions = [];
     const ids: number[][] = [];
     for (let i = 0; i < 6; i++) {
-      const walker: FaceSpec = { x: 20 + Math.round(0.3 * size * i), y: 40 + Math.round(0.3 * size * i), size, leftClass: 'conjunctivitis', rightClass: 'cataract' };
+      const walker: FaceSpec = {
+        x: 20 + Math.round(0.3 * size * i),
+        y: 40 + Math.round(0.3 * size * i),
+        size,
+        leftClass: 'conjunctivitis',
+        rightClass: 'cataract',
+      };
       const faces = i >= 3 ? [walker, { x: 500, y: 300, size: 100, leftClass: 'healthy', rightClass: 'stye' } as FaceSpec] : [walker];
       const p = await run(frameOf(renderFrame({ faces }), i + 1));
       decisions.push(...agg.observe(p, i * 200));

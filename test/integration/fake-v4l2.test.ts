@@ -62,12 +62,22 @@ describe.runIf(run)('fake V4L2 device', () => {
   for (const format of ['mjpeg', 'yuyv'] as const) {
     it(`${format}: v4l2:// delivers the fake's frames: size, stride, one solid colour`, async (ctx) => {
       const env = { FAKE_V4L2_FORMAT: format, FAKE_V4L2_COLOR: rgbHex(expected), FAKE_V4L2_WIDTH: '322', FAKE_V4L2_HEIGHT: '240' };
-      const out = await child(`v4l2://${DEVICE}?format=${format}`, env, `
+      const out = await child(
+        `v4l2://${DEVICE}?format=${format}`,
+        env,
+        `
         const f = await cam.read();
         const g = await cam.read();
-        console.log(JSON.stringify({ width: f.width, height: f.height, stride: f.stride, format: f.format, colours: colours(g), seqs: [f.seq, g.seq], status: cam.status() }));`);
+        console.log(JSON.stringify({ width: f.width, height: f.height, stride: f.stride, format: f.format, colours: colours(g), seqs: [f.seq, g.seq], status: cam.status() }));`,
+      );
       if (!out) return ctx.skip();
-      expect(out).toMatchObject({ width: 322, height: 240, stride: rowStride(322, 3), format: 'RGB', status: { state: 'streaming', errors: 0 } });
+      expect(out).toMatchObject({
+        width: 322,
+        height: 240,
+        stride: rowStride(322, 3),
+        format: 'RGB',
+        status: { state: 'streaming', errors: 0 },
+      });
       expect(out.seqs[1]).toBeGreaterThan(out.seqs[0]);
       expect(out.colours).toHaveLength(1);
       const rgb = (out.colours[0] as string).split(',').map(Number);
@@ -76,14 +86,18 @@ describe.runIf(run)('fake V4L2 device', () => {
   }
 
   it('unplugged after 10 frames (DQBUF -> ENODEV): backoff, then the replugged device streams again', async (ctx) => {
-    const out = await child(`v4l2://${DEVICE}`, { FAKE_V4L2_UNPLUG_AFTER: '10', FAKE_V4L2_UNPLUG_OPENS: '1' }, `
+    const out = await child(
+      `v4l2://${DEVICE}`,
+      { FAKE_V4L2_UNPLUG_AFTER: '10', FAKE_V4L2_UNPLUG_OPENS: '1' },
+      `
       let frames = 0, after = 0;
       while (after < 10) {
         await cam.read();
         frames++;
         if ((cam.status().reconnects ?? 0) > 0) after++;
       }
-      console.log(JSON.stringify({ frames, status: cam.status() }));`);
+      console.log(JSON.stringify({ frames, status: cam.status() }));`,
+    );
     if (!out) return ctx.skip();
     expect(out.frames).toBeGreaterThanOrEqual(20);
     expect(out.status).toMatchObject({ state: 'streaming', reconnects: 1, attempts: 0, errors: 1, lastError: { code: 'STREAM_ERROR' } });
@@ -93,12 +107,16 @@ describe.runIf(run)('fake V4L2 device', () => {
   // fps is a cap: a camera whose only mode is 30 fps is asked for a rate it has (>= fps), and
   // videorate drops to fps. It used to put framerate=10/1 into the camera caps: not-negotiated for ever.
   it('fps below the only mode the camera has (30): streams, capped at fps by dropping', async (ctx) => {
-    const out = await child(`v4l2://${DEVICE}?format=yuyv&fps=10`, { FAKE_V4L2_FORMAT: 'yuyv', FAKE_V4L2_FPS: '30' }, `
+    const out = await child(
+      `v4l2://${DEVICE}?format=yuyv&fps=10`,
+      { FAKE_V4L2_FORMAT: 'yuyv', FAKE_V4L2_FPS: '30' },
+      `
       const t = [];
       const reads = (async () => { while (t.length < 7) t.push((await cam.read()).capturedAtMs); })();
       reads.catch(() => {});
       await Promise.race([reads, new Promise((r) => setTimeout(r, 5000).unref())]);
-      console.log(JSON.stringify({ t, status: cam.status() }));`);
+      console.log(JSON.stringify({ t, status: cam.status() }));`,
+    );
     if (!out) return ctx.skip();
     expect(out.status).toMatchObject({ state: 'streaming', errors: 0 });
     expect(out.t).toHaveLength(7);
@@ -106,11 +124,15 @@ describe.runIf(run)('fake V4L2 device', () => {
     expect(out.t[6] - out.t[0]).toBeGreaterThanOrEqual(450);
   });
 
-  it('a mode the camera does not have: not-negotiated, with GStreamer\'s reason', async (ctx) => {
-    const out = await child(`v4l2://${DEVICE}?format=yuyv&width=640&height=480`, { FAKE_V4L2_FORMAT: 'yuyv' }, `
+  it("a mode the camera does not have: not-negotiated, with GStreamer's reason", async (ctx) => {
+    const out = await child(
+      `v4l2://${DEVICE}?format=yuyv&width=640&height=480`,
+      { FAKE_V4L2_FORMAT: 'yuyv' },
+      `
       cam.read().catch(() => {});
       while ((cam.status().attempts ?? 0) < 2) await new Promise((r) => setTimeout(r, 20));
-      console.log(JSON.stringify({ status: cam.status() }));`);
+      console.log(JSON.stringify({ status: cam.status() }));`,
+    );
     if (!out) return ctx.skip();
     expect(out.status).toMatchObject({ state: expect.stringMatching(/backoff|connecting/), lastError: { code: 'NOT_NEGOTIATED' } });
     expect(out.status.lastError.message).toContain('streaming stopped, reason not-negotiated');

@@ -175,17 +175,28 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
     await expect(reader).resolves.toMatchObject({ code: 'CAMERA_STOPPED' });
   });
 
-  describe('errors: GStreamer\'s text in status, backoff growing 50 -> 100 -> 200 ms (cap), the camera keeps trying', () => {
+  describe("errors: GStreamer's text in status, backoff growing 50 -> 100 -> 200 ms (cap), the camera keeps trying", () => {
     const cases: [string, () => Promise<string>, string, RegExp][] = [
-      ['missing element (csi:// without Argus)', async () => 'csi://0', 'PIPELINE_PARSE', /no element "nvarguscamerasrc".*nvidia-l4t-gstreamer/],
+      [
+        'missing element (csi:// without Argus)',
+        async () => 'csi://0',
+        'PIPELINE_PARSE',
+        /no element "nvarguscamerasrc".*nvidia-l4t-gstreamer/,
+      ],
       ['bad device', async () => 'v4l2:///dev/video-nope', 'STATE_CHANGE', /Cannot identify device '\/dev\/video-nope'/],
       [
         'caps that cannot be negotiated',
-        async () => 'gst://videotestsrc ! video/x-raw,format=RGB,width=32,height=24 ! pngenc ! pngdec ! video/x-raw,format=GRAY8 ! appsink name=sink',
+        async () =>
+          'gst://videotestsrc ! video/x-raw,format=RGB,width=32,height=24 ! pngenc ! pngdec ! video/x-raw,format=GRAY8 ! appsink name=sink',
         'NOT_NEGOTIATED',
         /not-negotiated/,
       ],
-      ['unreachable RTSP server', async () => `rtsp://127.0.0.1:${await freePort()}/none?transport=tcp`, 'STREAM_ERROR', /Could not open resource for reading and writing.*Failed to connect/],
+      [
+        'unreachable RTSP server',
+        async () => `rtsp://127.0.0.1:${await freePort()}/none?transport=tcp`,
+        'STREAM_ERROR',
+        /Could not open resource for reading and writing.*Failed to connect/,
+      ],
     ];
     for (const [name, uriOf, code, text] of cases) {
       it(name, async () => {
@@ -255,7 +266,11 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
     while ((cam.status().reconnects ?? 0) < 63) await cam.read();
     await cam.stop();
     // The capture threads end on their own after stop(): wait for them (up to 5 s), then check.
-    const after = await waitUntil(() => threadCount() <= before + 2 && threadCount(), 5000, () => `threads back to ${before} + 2 (now ${threadCount()})`).catch(() => threadCount());
+    const after = await waitUntil(
+      () => threadCount() <= before + 2 && threadCount(),
+      5000,
+      () => `threads back to ${before} + 2 (now ${threadCount()})`,
+    ).catch(() => threadCount());
     console.log(`threads: ${before} before, ${after} after 60 reconnects`);
     expect(after).toBeLessThanOrEqual(before + 2);
   });
@@ -277,7 +292,9 @@ describe.runIf(run)('GstCamera over real GStreamer', () => {
     await reader;
     await cam.stop();
     const p99 = percentile(lateness, 99);
-    console.log(`GstCamera event loop: ${frames} frames in 1.5 s, 5 ms timer lateness p99 ${p99.toFixed(2)} ms (idle p99 ${idleP99.toFixed(2)} ms)`);
+    console.log(
+      `GstCamera event loop: ${frames} frames in 1.5 s, 5 ms timer lateness p99 ${p99.toFixed(2)} ms (idle p99 ${idleP99.toFixed(2)} ms)`,
+    );
     expect(frames).toBeGreaterThan(30);
     expect(p99).toBeLessThan(frozenLoopBoundMs(idleP99));
   });

@@ -52,7 +52,9 @@ async function startServer(limits: Partial<HttpLimits> = {}) {
       refused: (reason, fields) => server.refusals.note(reason, fields),
     }),
   );
-  server.addRoute(resultsRoute({ history: (q) => Array.from({ length: Math.min(q.limit, 3) }, (_, i) => ({ payload: JSON.stringify({ i }) }) as never) }));
+  server.addRoute(
+    resultsRoute({ history: (q) => Array.from({ length: Math.min(q.limit, 3) }, (_, i) => ({ payload: JSON.stringify({ i }) }) as never) }),
+  );
   await server.start();
   cleanups.push(() => server.stop());
   return { server, lines, held, base: `http://127.0.0.1:${server.port}` };
@@ -77,7 +79,12 @@ function readUntilClose(s: Socket): Promise<string> {
   });
 }
 
-const okInference = (): Inference => ({ task: 'classify', top: [{ label: 'x', score: 1, index: 0 }], latencyMs: { preprocess: 0, inference: 0, postprocess: 0 } }) as unknown as Inference;
+const okInference = (): Inference =>
+  ({
+    task: 'classify',
+    top: [{ label: 'x', score: 1, index: 0 }],
+    latencyMs: { preprocess: 0, inference: 0, postprocess: 0 },
+  }) as unknown as Inference;
 
 describe('connection limits', () => {
   it('one client holding its share of connections cannot take the endpoint from another: /healthz stays 200', async () => {
@@ -117,7 +124,9 @@ describe('connection limits', () => {
     const answer = await closed;
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     // The slot is free again: two inferences can be held at once.
-    const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).jpeg().toBuffer();
+    const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } })
+      .jpeg()
+      .toBuffer();
     const both = [0, 1].map(() => fetch(`http://127.0.0.1:${server.port}/infer`, { method: 'POST', body: jpeg }));
     await waitUntil(() => held.length === 2, 10_000, 'two inferences held after the timeout');
     for (const h of held) h.resolve(okInference());
@@ -129,7 +138,9 @@ describe('connection limits', () => {
 describe('POST /infer under load', () => {
   it('at most inferConcurrent requests at once; the next gets 503 BUSY at once, and one log line without a stack', async () => {
     const { base, held, lines } = await startServer();
-    const jpeg = await sharp({ create: { width: 16, height: 12, channels: 3, background: '#0f0' } }).jpeg().toBuffer();
+    const jpeg = await sharp({ create: { width: 16, height: 12, channels: 3, background: '#0f0' } })
+      .jpeg()
+      .toBuffer();
     const first = [fetch(`${base}/infer`, { method: 'POST', body: jpeg }), fetch(`${base}/infer`, { method: 'POST', body: jpeg })];
     await waitUntil(() => held.length === 2, 10_000, 'two inferences held');
     const busy = await fetch(`${base}/infer`, { method: 'POST', body: jpeg });
@@ -153,7 +164,9 @@ describe('POST /infer under load', () => {
     const { base, held } = await startServer();
     // A real 7000x7000 JPEG cut after its first 291 bytes and closed with an end-of-image marker:
     // headers complete, scan data missing; libjpeg only warns and fills the rest with grey.
-    const whole = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#808080' } }).jpeg({ quality: 50 }).toBuffer();
+    const whole = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#808080' } })
+      .jpeg({ quality: 50 })
+      .toBuffer();
     const truncated = Buffer.concat([whole.subarray(0, 291), Buffer.from([0xff, 0xd9])]);
     expect(truncated.length).toBe(293);
     const r = await fetch(`${base}/infer`, { method: 'POST', body: truncated });
@@ -167,7 +180,9 @@ describe('POST /infer under load', () => {
 describe('the pixel limit', () => {
   it('an image over 4096 x 4096 pixels is a 400 naming the limit, never decoded', async () => {
     const { base, held } = await startServer();
-    const png = await sharp({ create: { width: 4100, height: 4100, channels: 3, background: '#123456' } }).png({ compressionLevel: 1 }).toBuffer();
+    const png = await sharp({ create: { width: 4100, height: 4100, channels: 3, background: '#123456' } })
+      .png({ compressionLevel: 1 })
+      .toBuffer();
     const r = await fetch(`${base}/infer`, { method: 'POST', body: png });
     expect(r.status).toBe(400);
     expect(await r.json()).toMatchObject({ code: 'IMAGE_DECODE', error: expect.stringContaining('pixel limit') });
@@ -178,8 +193,12 @@ describe('the pixel limit', () => {
 describe('images camera decodes with the same guards', () => {
   it('a truncated JPEG in the folder counts as an error and is skipped, not turned into a frame', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trunc-'));
-    const good = await sharp({ create: { width: 32, height: 24, channels: 3, background: '#00f' } }).png().toBuffer();
-    const jpeg = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#f00' } }).jpeg().toBuffer();
+    const good = await sharp({ create: { width: 32, height: 24, channels: 3, background: '#00f' } })
+      .png()
+      .toBuffer();
+    const jpeg = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#f00' } })
+      .jpeg()
+      .toBuffer();
     writeFileSync(join(dir, 'a-truncated.jpg'), Buffer.concat([jpeg.subarray(0, Math.floor(jpeg.length / 2)), Buffer.from([0xff, 0xd9])]));
     writeFileSync(join(dir, 'b-good.png'), good);
     const cam = new ImagesCamera({ name: 'c', dir, fps: 100 });

@@ -33,7 +33,10 @@ describe('row 8: the maximum packet size', () => {
     const mosq = await startMosquitto();
     if (!mosq) return ctx.skip();
     cleanups.push(() => mosq.stop());
-    const t = await startTestApp({ samples: ['glass-1.png'], extra: { deviceId: 'big', mqtt: { url: mosq.url }, commands: { maxBytes: 1024 } } });
+    const t = await startTestApp({
+      samples: ['glass-1.png'],
+      extra: { deviceId: 'big', mqtt: { url: mosq.url }, commands: { maxBytes: 1024 } },
+    });
     cleanups.push(() => t.stop());
     const sub = await subscribe(mosq.url, 'edge-inferd/big/cmd/#', { protocolVersion: 5, validate: false });
     cleanups.push(() => sub.close());
@@ -85,7 +88,10 @@ describe('row 11: the embedded broker off loopback', () => {
     const dir = mkdtempSync(join(tmpdir(), 'emb-pw-'));
     writeFileSync(join(dir, 'pw'), `${PASSWORD}\n`);
     const port = await freePort();
-    const t = await startTestApp({ samples: ['glass-1.png'], extra: { mqtt: { url: 'embedded', embedded: { host: '0.0.0.0', port }, username: 'kiosk', passwordFile: join(dir, 'pw') } } });
+    const t = await startTestApp({
+      samples: ['glass-1.png'],
+      extra: { mqtt: { url: 'embedded', embedded: { host: '0.0.0.0', port }, username: 'kiosk', passwordFile: join(dir, 'pw') } },
+    });
     cleanups.push(() => t.stop());
     await waitUntil(() => t.app.status().mqtt?.connected, 10_000, 'daemon connected to its broker');
     const anon = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0 }).then(
@@ -93,7 +99,12 @@ describe('row 11: the embedded broker off loopback', () => {
       (e: Error) => e.message,
     );
     expect(anon).toMatch(/Bad username or password|Not authorized/);
-    const ok = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0, username: 'kiosk', password: PASSWORD });
+    const ok = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      username: 'kiosk',
+      password: PASSWORD,
+    });
     await ok.endAsync();
     expect(t.logs.filter((l) => l.msg?.includes('anonymous'))).toEqual([]);
   });
@@ -113,7 +124,19 @@ describe('row 16: connection errors say what happened', () => {
     if (!mosq) return ctx.skip();
     cleanups.push(() => mosq.stop());
     const { log } = captureLog('info');
-    const c = new MqttConnection({ url: mosq.url, clientId: 'ka-test', protocolVersion: 5, fallbackTo4: false, keepaliveSec: 1, persistentSession: false, sessionExpirySec: 0, statusTopic: 'ka/status', birth: () => 'online', will: 'offline', log });
+    const c = new MqttConnection({
+      url: mosq.url,
+      clientId: 'ka-test',
+      protocolVersion: 5,
+      fallbackTo4: false,
+      keepaliveSec: 1,
+      persistentSession: false,
+      sessionExpirySec: 0,
+      statusTopic: 'ka/status',
+      birth: () => 'online',
+      will: 'offline',
+      log,
+    });
     await c.start();
     cleanups.push(() => c.stop());
     expect(c.connected).toBe(true);
@@ -133,11 +156,28 @@ describe('row 16: connection errors say what happened', () => {
     execFileSync(passwd, ['-c', '-b', join(dir, 'passwd'), 'kiosk', PASSWORD]);
     writeFileSync(join(dir, 'pw'), `${PASSWORD}\n`);
     const port = await freePort();
-    const mosq = await startMosquitto({ port, extraConf: `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${join(dir, 'passwd')}\nclientid_prefixes kiosk-` });
+    const mosq = await startMosquitto({
+      port,
+      extraConf: `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${join(dir, 'passwd')}\nclientid_prefixes kiosk-`,
+    });
     if (!mosq) return ctx.skip();
     cleanups.push(() => mosq.stop());
     const { log } = captureLog('info');
-    const c = new MqttConnection({ url: mosq.url, clientId: 'edge-inferd-dev', username: 'kiosk', passwordFile: join(dir, 'pw'), protocolVersion: 5, fallbackTo4: false, keepaliveSec: 30, persistentSession: false, sessionExpirySec: 0, statusTopic: 'x/status', birth: () => 'online', will: 'offline', log });
+    const c = new MqttConnection({
+      url: mosq.url,
+      clientId: 'edge-inferd-dev',
+      username: 'kiosk',
+      passwordFile: join(dir, 'pw'),
+      protocolVersion: 5,
+      fallbackTo4: false,
+      keepaliveSec: 30,
+      persistentSession: false,
+      sessionExpirySec: 0,
+      statusTopic: 'x/status',
+      birth: () => 'online',
+      will: 'offline',
+      log,
+    });
     await c.start();
     cleanups.push(() => c.stop());
     await waitUntil(() => c.state().lastErrorCode, 10_000, 'the refusal');

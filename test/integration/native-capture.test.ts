@@ -8,12 +8,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import {
-  CaptureError,
-  NativeCapture,
-  captureAvailable,
-  type NativeFrame,
-} from '../../src/capture/native.js';
+import { CaptureError, NativeCapture, captureAvailable, type NativeFrame } from '../../src/capture/native.js';
 import { addonPath } from '../../src/native/addon.js';
 import { packageRoot } from '../../src/paths.js';
 import { rgbHex, rowStride } from '../helpers/gst-media.js';
@@ -81,36 +76,33 @@ async function readAll(cap: NativeCapture, onFrame?: (f: NativeFrame) => Promise
 /** Runs `code` (an ES module body; NativeCapture is imported first) in a child node process. */
 function runChild(code: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000) {
   const body = `const { NativeCapture, CaptureError } = await import(${JSON.stringify(NATIVE_TS)});\n${code}`;
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
-    (resolve, reject) => {
-      const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', body], {
-        cwd: ROOT,
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`child timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-      }, timeoutMs);
-      child.on('error', reject);
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal, stdout, stderr });
-      });
-    },
-  );
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', body], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`child timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
 }
 
 /** An eval'd worker that loads the TS wrapper through tsx's API (workers do not inherit --import). */
 function startWorker(code: string): Worker {
   const require = createRequire(import.meta.url);
   const tsxPkg = require.resolve('tsx/package.json');
-  const apiRel = (require(tsxPkg) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']
-    .import.default;
+  const apiRel = (require(tsxPkg) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api'].import.default;
   const api = pathToFileURL(join(dirname(tsxPkg), apiRel)).href;
   const body = `
     const { parentPort } = require('node:worker_threads');
@@ -184,8 +176,25 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     ['RGBA', [[0, rowStride(W, 4)]], rowStride(W, 4) * H, [W * 4]],
     ['BGRx', [[0, rowStride(W, 4)]], rowStride(W, 4) * H, [W * 4]],
     ['GRAY8', [[0, y]], y * H, [W]],
-    ['I420', [[0, y], [y * H, c], [y * H + c * ch, c]], y * H + 2 * c * ch, [W, cw, cw]],
-    ['NV12', [[0, y], [y * H, uv]], y * H + uv * ch, [W, cw * 2]],
+    [
+      'I420',
+      [
+        [0, y],
+        [y * H, c],
+        [y * H + c * ch, c],
+      ],
+      y * H + 2 * c * ch,
+      [W, cw, cw],
+    ],
+    [
+      'NV12',
+      [
+        [0, y],
+        [y * H, uv],
+      ],
+      y * H + uv * ch,
+      [W, cw * 2],
+    ],
   ] as const)('copies the planes of %s', async (format, planes, size, visible) => {
     const cap = new NativeCapture();
     cap.open(testsrc(`video/x-raw,format=${format},width=${W},height=${H}`, `${SOLID_SRC} num-buffers=2`, 'sync=false'));
@@ -214,10 +223,7 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
 
   it('zero-copy mode hands out GStreamer memory that stays valid after later reads', async () => {
     const cap = new NativeCapture();
-    cap.open(
-      testsrc(`video/x-raw,format=RGB,width=${W},height=${H}`, SOLID_SRC, 'sync=false'),
-      { copy: false },
-    );
+    cap.open(testsrc(`video/x-raw,format=RGB,width=${W},height=${H}`, SOLID_SRC, 'sync=false'), { copy: false });
     const a = await cap.read();
     const b = await cap.read();
     expect(a.data).not.toBe(b.data);
@@ -254,7 +260,7 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     expect(seqs.at(-1)).toBe(frames); // the last frame is never lost
   });
 
-  it('a missing element fails open() with PIPELINE_PARSE, GStreamer\'s text and the call-site stack', async () => {
+  it("a missing element fails open() with PIPELINE_PARSE, GStreamer's text and the call-site stack", async () => {
     const cap = new NativeCapture();
     const err = await expectCaptureError(() => cap.open('videotestsrc ! nosuchelement ! appsink name=sink'), 'PIPELINE_PARSE');
     expect(err.message).toContain('no element "nosuchelement"');
@@ -264,7 +270,7 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     await expectCaptureError(cap.read(), 'NOT_OPEN');
   });
 
-  it('a not-negotiated pipeline rejects read() with NOT_NEGOTIATED and GStreamer\'s debug text', async () => {
+  it("a not-negotiated pipeline rejects read() with NOT_NEGOTIATED and GStreamer's debug text", async () => {
     const cap = new NativeCapture();
     cap.open(NOT_NEGOTIATED);
     const err = await expectCaptureError(cap.read(), 'NOT_NEGOTIATED');
@@ -466,7 +472,9 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     expect(code).toBe(0);
   });
 
-  it('the process exits cleanly with a capture open: close() at exit, process.exit() with a read pending, natural end', { timeout: 60_000 }, async () => {
+  it('the process exits cleanly with a capture open: close() at exit, process.exit() with a read pending, natural end', {
+    timeout: 60_000,
+  }, async () => {
     const open = `
       const cap = new NativeCapture();
       cap.open('videotestsrc is-live=false ! video/x-raw,format=RGB,width=640,height=480 ! appsink name=sink sync=false');

@@ -21,7 +21,13 @@ async function get(url: string, headers: Record<string, string> = {}) {
   const r = await fetch(url, { headers });
   const buf = Buffer.from(await r.arrayBuffer());
   const type = r.headers.get('content-type') ?? '';
-  return { status: r.status, headers: r.headers, buf, text: buf.toString(), json: type.includes('json') ? JSON.parse(buf.toString()) : undefined };
+  return {
+    status: r.status,
+    headers: r.headers,
+    buf,
+    text: buf.toString(),
+    json: type.includes('json') ? JSON.parse(buf.toString()) : undefined,
+  };
 }
 
 /** A request with the path exactly as given (fetch would normalise "/../"). */
@@ -57,7 +63,10 @@ function strictParse(text: string): Map<string, { type: string; samples: { name:
       families.get(m[1])!.type = m[2];
       continue;
     }
-    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*",?)*\})? (-?(?:[0-9.]+(?:e[+-]?[0-9]+)?|NaN|\+Inf|-Inf))$/.exec(line);
+    m =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*",?)*\})? (-?(?:[0-9.]+(?:e[+-]?[0-9]+)?|NaN|\+Inf|-Inf))$/.exec(
+        line,
+      );
     if (!m) throw new Error(`not a valid sample line: ${JSON.stringify(line)}`);
     const fam = families.get(current ?? '');
     const base = m[1].replace(/_(bucket|sum|count)$/, '');
@@ -84,12 +93,28 @@ describe('operations endpoints', () => {
   it('/healthz says progressing, /readyz lists each check, /status tells it all', async () => {
     const h = await get(`${t.base}/healthz`);
     expect(h.status).toBe(200);
-    expect(h.json).toMatchObject({ ok: true, verdict: 'progressing', cameras: { tray: { verdict: 'progressing', state: 'streaming', limitMs: 10_000 } } });
+    expect(h.json).toMatchObject({
+      ok: true,
+      verdict: 'progressing',
+      cameras: { tray: { verdict: 'progressing', state: 'streaming', limitMs: 10_000 } },
+    });
     const r = await get(`${t.base}/readyz`);
     expect(r.status).toBe(200);
-    expect(r.json.checks).toMatchObject({ model: { ok: true }, 'camera:tray': { ok: true, detail: 'streaming' }, mqtt: { ok: true }, journal: { ok: true, detail: expect.stringMatching(/^accepting \(\d+ queued\)$/) } });
+    expect(r.json.checks).toMatchObject({
+      model: { ok: true },
+      'camera:tray': { ok: true, detail: 'streaming' },
+      mqtt: { ok: true },
+      journal: { ok: true, detail: expect.stringMatching(/^accepting \(\d+ queued\)$/) },
+    });
     const s = await get(`${t.base}/status`);
-    expect(s.json).toMatchObject({ deviceId: 'ops-test', state: 'running', model: { provider: 'cpu' }, health: { ok: true }, reload: null, cameras: { tray: { lastResult: { label: 'paper' } } } });
+    expect(s.json).toMatchObject({
+      deviceId: 'ops-test',
+      state: 'running',
+      model: { provider: 'cpu' },
+      health: { ok: true },
+      reload: null,
+      cameras: { tray: { lastResult: { label: 'paper' } } },
+    });
     // The document is what its shipped schema says, to the last field.
     assertValid('daemon-status.schema.json', s.json);
     expect(schemaErrors('daemon-status.schema.json', { ...s.json, surprise: 1 }).length).toBeGreaterThan(0);
@@ -101,7 +126,11 @@ describe('operations endpoints', () => {
     const tray = () => t.app.status().cameras.tray;
     const droppedBefore = tray().dropped;
     for (const end = Date.now() + 350; Date.now() < end; );
-    const statusBefore = await waitUntil(() => tray().dropped >= droppedBefore + 2 && tray().dropped, 10_000, 'the late read to count its drops');
+    const statusBefore = await waitUntil(
+      () => tray().dropped >= droppedBefore + 2 && tray().dropped,
+      10_000,
+      'the late read to count its drops',
+    );
     // ...and its result to be acknowledged, so the journal is as empty as below.
     await waitUntil(() => t.app.status().journal?.pending === 0, 10_000, 'the journal drained');
     const m = await get(`${t.base}/metrics`);
@@ -120,7 +149,8 @@ describe('operations endpoints', () => {
     expect(dropped).toBeLessThanOrEqual(statusAfter);
     // and, in the same scrape, consistent with the other counters: captured = dropped + inferred +
     // the frames in flight (at most one being inferred and one read behind it).
-    const inFlight = one('edge_inferd_frames_captured_total', 'camera="tray"')! - one('edge_inferd_frames_inferred_total', 'camera="tray"')! - dropped;
+    const inFlight =
+      one('edge_inferd_frames_captured_total', 'camera="tray"')! - one('edge_inferd_frames_inferred_total', 'camera="tray"')! - dropped;
     expect(inFlight).toBeGreaterThanOrEqual(0);
     expect(inFlight).toBeLessThanOrEqual(2);
     expect(one('edge_inferd_provider_info', 'provider="cpu"')).toBe(1);
@@ -147,8 +177,15 @@ describe('operations endpoints', () => {
     const all = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
     expect(all.status === 0 || all.status === 3, all.stdout + all.stderr).toBe(true);
     const findings = (all.stdout + all.stderr).split('\n').filter(Boolean);
-    expect(findings.filter((f) => !/^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(f))).toEqual([]);
-    const ours = text.split(/(?=^# HELP )/m).filter((block) => block.startsWith('# HELP edge_inferd_')).join('');
+    expect(
+      findings.filter(
+        (f) => !/^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(f),
+      ),
+    ).toEqual([]);
+    const ours = text
+      .split(/(?=^# HELP )/m)
+      .filter((block) => block.startsWith('# HELP edge_inferd_'))
+      .join('');
     const lint = spawnSync(promtool, ['check', 'metrics'], { input: ours, encoding: 'utf8' });
     expect({ status: lint.status, out: lint.stdout + lint.stderr }).toEqual({ status: 0, out: '' });
   });
@@ -183,7 +220,13 @@ describe('operations endpoints', () => {
     expect((await get(`${t.base}/snapshot.jpg?camera=%2e%2e%2fmodels`)).status).toBe(400);
     expect((await get(`${t.base}/snapshot.jpg?camera=nope`)).json).toEqual({ error: 'no enabled camera "nope"', cameras: ['tray'] });
     expect((await get(`${t.base}/snapshot.jpg?camera=tray&camera=tray`)).status).toBe(400);
-    for (const path of ['/../../etc/passwd', '/snapshot.jpg/../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '//etc/passwd', '/models/demo/model.onnx']) {
+    for (const path of [
+      '/../../etc/passwd',
+      '/snapshot.jpg/../../../etc/passwd',
+      '/%2e%2e/%2e%2e/etc/passwd',
+      '//etc/passwd',
+      '/models/demo/model.onnx',
+    ]) {
       const r = await rawGet(port, path);
       expect(r.status, path).toBe(404);
       expect(r.body).not.toContain('root:');
@@ -214,14 +257,26 @@ describe('a camera that stops delivering', () => {
   afterAll(async () => t?.stop());
 
   it('turns /healthz 503 with the reason once no result came for the limit', async () => {
-    await waitUntil(async () => ((await get(`${t.base}/healthz`)).status === 200 && (t.app.status().cameras.tray?.inferred ?? 0) > 0) || undefined, 20_000, 'first result');
+    await waitUntil(
+      async () => ((await get(`${t.base}/healthz`)).status === 200 && (t.app.status().cameras.tray?.inferred ?? 0) > 0) || undefined,
+      20_000,
+      'first result',
+    );
     // Take the images away: the images camera counts each unreadable file and produces nothing.
     rmSync(t.imagesDir, { recursive: true });
-    const h = await waitUntil(async () => {
-      const r = await get(`${t.base}/healthz`);
-      return r.status === 503 ? r : undefined;
-    }, 20_000, '/healthz 503');
-    expect(h.json).toMatchObject({ ok: false, verdict: 'stalled', cameras: { tray: { verdict: 'stalled', state: 'streaming', limitMs: 2000 } } });
+    const h = await waitUntil(
+      async () => {
+        const r = await get(`${t.base}/healthz`);
+        return r.status === 503 ? r : undefined;
+      },
+      20_000,
+      '/healthz 503',
+    );
+    expect(h.json).toMatchObject({
+      ok: false,
+      verdict: 'stalled',
+      cameras: { tray: { verdict: 'stalled', state: 'streaming', limitMs: 2000 } },
+    });
     expect(h.json.reason).toMatch(/^camera tray: no result for \d+(\.\d)? s \(limit 2\.0 s\)$/);
     const m = await get(`${t.base}/metrics`);
     expect(m.text).toMatch(/^edge_inferd_healthy 0$/m);

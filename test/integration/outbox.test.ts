@@ -32,7 +32,10 @@ afterEach(async () => {
 });
 
 /** `outboxClock` drives the outbox's timers (stop's grace); the connection keeps real time for the real broker. */
-async function rig(url: string, over: Partial<MqttOptions> & { window?: number; maxRows?: number; journalPath?: string; outboxClock?: ManualClock } = {}): Promise<Rig> {
+async function rig(
+  url: string,
+  over: Partial<MqttOptions> & { window?: number; maxRows?: number; journalPath?: string; outboxClock?: ManualClock } = {},
+): Promise<Rig> {
   const { log, lines } = captureLog();
   const journal = new Journal({
     path: over.journalPath ?? join(mkdtempSync(join(tmpdir(), 'outbox-')), 'journal.sqlite'),
@@ -112,7 +115,13 @@ describe('outbox against Mosquitto', () => {
 
   it('keeps what is produced while the broker is down and drains it, oldest first, when it returns', async (ctx) => {
     if (!mosq) return ctx.skip();
-    const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false, clientId: 'outbox-sub-1', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', {
+      validate: false,
+      clientId: 'outbox-sub-1',
+      clean: false,
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 300 },
+    });
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url);
     let b = 0;
@@ -166,7 +175,13 @@ describe('outbox against Mosquitto', () => {
 
   it('past the journal bound while the broker is down, the oldest are evicted and the rest still arrive in order', async (ctx) => {
     if (!mosq) return ctx.skip();
-    const sub = await subscribe(mosq.url, 'test/dev/+/result', { validate: false, clientId: 'outbox-sub-2', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 } });
+    const sub = await subscribe(mosq.url, 'test/dev/+/result', {
+      validate: false,
+      clientId: 'outbox-sub-2',
+      clean: false,
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 300 },
+    });
     cleanups.push(() => sub.close());
     const r = await rig(mosq.url, { maxRows: 100 });
     await connected(r.mqtt);
@@ -242,7 +257,10 @@ describe('a message the broker refuses', () => {
     expect(r.outbox.stats()).toMatchObject({ rejected: 1, acknowledged: 2 });
     expect(r.journal.history({ limit: 10 }).map((e) => `${e.camera}:${e.state}`)).toEqual(['a:sent', 'b:rejected', 'a:sent']);
     const err = r.lines.find((l) => l.msg === 'broker refused a message; kept in the history as rejected');
-    expect(err).toMatchObject({ topic: 'test/dev/b/result', err: 'broker refused the message on test/dev/b/result: Publish error: Not authorized (reason code 0x87)' });
+    expect(err).toMatchObject({
+      topic: 'test/dev/b/result',
+      err: 'broker refused the message on test/dev/b/result: Publish error: Not authorized (reason code 0x87)',
+    });
     expect(sub.messages.some((m) => m.topic === 'test/dev/b/result')).toBe(false);
   });
 });
@@ -371,7 +389,14 @@ class HandTransport implements OutboxTransport {
 }
 
 function handJournal(path = join(mkdtempSync(join(tmpdir(), 'outbox-hand-')), 'journal.sqlite')): Journal {
-  const journal = new Journal({ path, maxRows: 10_000, maxBytes: 64 << 20, retentionMs: 3_600_000, synchronous: 'normal', log: captureLog().log });
+  const journal = new Journal({
+    path,
+    maxRows: 10_000,
+    maxBytes: 64 << 20,
+    retentionMs: 3_600_000,
+    synchronous: 'normal',
+    log: captureLog().log,
+  });
   journal.start();
   return journal;
 }

@@ -16,8 +16,18 @@ import { assertValid } from '../helpers/schemas.js';
  * and applies thresholds live.
  */
 
-interface Eye { x: number; y: number; class: string; covered: boolean }
-interface Face { subject: number; box: { x: number; y: number; w: number; h: number }; leftEye: Eye; rightEye: Eye }
+interface Eye {
+  x: number;
+  y: number;
+  class: string;
+  covered: boolean;
+}
+interface Face {
+  subject: number;
+  box: { x: number; y: number; w: number; h: number };
+  leftEye: Eye;
+  rightEye: Eye;
+}
 const samples = join(eyesDemoDir, 'samples');
 const answers = JSON.parse(readFileSync(join(samples, 'answers.json'), 'utf8')) as { frames: { file: string; faces: Face[] }[] };
 const threeFaces = answers.frames.find((f) => f.faces.length === 3)!;
@@ -54,7 +64,9 @@ describe('pipeline camera operations', () => {
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   };
   const summary = (objects: Record<string, any>[]) =>
-    objects.map((o) => [Math.round(o.box.x), Math.round(o.box.y), o.regions.left.label ?? 'ND', o.regions.right.label ?? 'ND']).sort((a, b) => (a[0] as number) - (b[0] as number));
+    objects
+      .map((o) => [Math.round(o.box.x), Math.round(o.box.y), o.regions.left.label ?? 'ND', o.regions.right.label ?? 'ND'])
+      .sort((a, b) => (a[0] as number) - (b[0] as number));
   const expected = threeFaces.faces
     .map((f) => [f.box.x, f.box.y, f.leftEye.covered ? 'ND' : f.leftEye.class, f.rightEye.covered ? 'ND' : f.rightEye.class])
     .sort((a, b) => (a[0] as number) - (b[0] as number));
@@ -68,7 +80,10 @@ describe('pipeline camera operations', () => {
     expect((await post('?camera=nope')).status).toBe(404);
     expect((await post('')).body.objects).toBeUndefined(); // no camera: the one model, as before
 
-    const cli = spawnSync(process.execPath, [CLI, 'infer', '--config', t.configPath, '--camera', 'kiosk', join(samples, threeFaces.file)], { encoding: 'utf8', env: { ...process.env, EDGE_INFERD_CONFIG: '' } });
+    const cli = spawnSync(process.execPath, [CLI, 'infer', '--config', t.configPath, '--camera', 'kiosk', join(samples, threeFaces.file)], {
+      encoding: 'utf8',
+      env: { ...process.env, EDGE_INFERD_CONFIG: '' },
+    });
     expect(cli.status, cli.stderr).toBe(0);
     const line = JSON.parse(cli.stdout) as Record<string, any>;
     expect(line.objects).toEqual(http.body.objects);
@@ -92,7 +107,12 @@ describe('pipeline camera operations', () => {
     await waitUntil(() => (t.app.status().cameras.kiosk?.pipeline?.assessments ?? 0) > 0 || undefined, 20_000, 'an assessment on kiosk');
     const status = (await (await fetch(`${t.base}/status`)).json()) as Record<string, any>;
     assertValid('daemon-status.schema.json', status);
-    expect(status.cameras.kiosk.pipeline).toMatchObject({ name: 'eyes', tracks: 3, assessments: 3, qualitySkipped: { small: 0, blurred: 0 } });
+    expect(status.cameras.kiosk.pipeline).toMatchObject({
+      name: 'eyes',
+      tracks: 3,
+      assessments: 3,
+      qualitySkipped: { small: 0, blurred: 0 },
+    });
     expect(status.cameras.kiosk.lastResult.objects.map((o: { track: number }) => o.track).sort()).toEqual([1, 2, 3]);
     const metrics = await (await fetch(`${t.base}/metrics`)).text();
     expect(metrics).toMatch(/edge_inferd_pipeline_stage_seconds_count\{camera="kiosk",pipeline_stage="eye"\} [1-9]/);

@@ -40,20 +40,48 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const stageModel = (e: InferenceEngine): StageModel => ({ info: e.info, infer: (f, h) => e.infer(f, h), inferCrops: (f, r) => e.inferCrops!(f, r) });
+const stageModel = (e: InferenceEngine): StageModel => ({
+  info: e.info,
+  infer: (f, h) => e.infer(f, h),
+  inferCrops: (f, r) => e.inferCrops!(f, r),
+});
 
 const eyesPipeline = (quality: { minSidePx?: number; minSharpness?: number } = {}) =>
   pipelineSchema.parse([
     { name: 'face', model: 'face', maxObjects: 5 },
-    { name: 'eye', model: 'eye', from: 'face', regions: { left: { keypoint: 'left_eye', size: 0.35 }, right: { keypoint: 'right_eye', size: 0.35 } }, quality: { minSidePx: 8, ...quality } },
+    {
+      name: 'eye',
+      model: 'eye',
+      from: 'face',
+      regions: { left: { keypoint: 'left_eye', size: 0.35 }, right: { keypoint: 'right_eye', size: 0.35 } },
+      quality: { minSidePx: 8, ...quality },
+    },
   ]);
 
-function runner(opts: { second?: InferenceEngine; mirror?: boolean; batch?: 'auto' | 'one-by-one'; quality?: { minSidePx?: number; minSharpness?: number } } = {}): PipelineRunner {
+function runner(
+  opts: {
+    second?: InferenceEngine;
+    mirror?: boolean;
+    batch?: 'auto' | 'one-by-one';
+    quality?: { minSidePx?: number; minSharpness?: number };
+  } = {},
+): PipelineRunner {
   const stages = eyesPipeline(opts.quality);
-  return new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stageModel(face), stageModel(opts.second ?? eye)], mirror: opts.mirror, batch: opts.batch });
+  return new PipelineRunner({
+    name: 'eyes',
+    stages: () => stages,
+    models: [stageModel(face), stageModel(opts.second ?? eye)],
+    mirror: opts.mirror,
+    batch: opts.batch,
+  });
 }
 
-async function run(r: PipelineRunner, faces: FaceSpec[], seq = 1, edit?: (f: ReturnType<typeof renderFaces>) => void): Promise<PipelineRun> {
+async function run(
+  r: PipelineRunner,
+  faces: FaceSpec[],
+  seq = 1,
+  edit?: (f: ReturnType<typeof renderFaces>) => void,
+): Promise<PipelineRun> {
   const frame = renderFaces(512, 384, faces, 'kiosk', seq);
   edit?.(frame);
   const inf = (await r.infer(frame)) as DetectInference;
@@ -87,11 +115,17 @@ describe('pipeline: face -> eyes on generated frames', () => {
         }
       }
       const eyeStage = p.stages[1];
-      expect(eyeStage).toMatchObject({ name: 'eye', crops: 2 * faces.length, classified: 2 * faces.length, skipped: 0, runs: faces.length ? 1 : 0 });
+      expect(eyeStage).toMatchObject({
+        name: 'eye',
+        crops: 2 * faces.length,
+        classified: 2 * faces.length,
+        skipped: 0,
+        runs: faces.length ? 1 : 0,
+      });
     });
   }
 
-  it('a mirrored camera swaps the eyes back to the subject\'s', async () => {
+  it("a mirrored camera swaps the eyes back to the subject's", async () => {
     const p = await run(runner({ mirror: true }), [F1]);
     const region = (n: string) => p.objects[0].regions.find((r) => r.name === n)!;
     // In a mirror image the eye drawn at the larger x is the subject's right one.
@@ -134,10 +168,18 @@ describe('pipeline: face -> eyes on generated frames', () => {
     expect(batched.labels).toEqual([...EYE_LABELS]);
   });
 
-  it('crops from a larger frame of the same instant (scale): boxes stay in the detector frame\'s pixels, the classes agree', async () => {
+  it("crops from a larger frame of the same instant (scale): boxes stay in the detector frame's pixels, the classes agree", async () => {
     const small = renderFaces(512, 384, [F1, F2]);
-    const big = renderFaces(1024, 768, [F1, F2].map((f) => ({ ...f, x: 2 * f.x, y: 2 * f.y, w: 2 * f.w, h: 2 * f.h })));
-    const rects = [F1, F2].flatMap((f) => Object.values(eyeCentres(f)).slice(0, 2).map((c) => ({ x: (c as { x: number }).x - 20, y: (c as { y: number }).y - 20, w: 40, h: 40 })));
+    const big = renderFaces(
+      1024,
+      768,
+      [F1, F2].map((f) => ({ ...f, x: 2 * f.x, y: 2 * f.y, w: 2 * f.w, h: 2 * f.h })),
+    );
+    const rects = [F1, F2].flatMap((f) =>
+      Object.values(eyeCentres(f))
+        .slice(0, 2)
+        .map((c) => ({ x: (c as { x: number }).x - 20, y: (c as { y: number }).y - 20, w: 40, h: 40 })),
+    );
     const quality = { minSidePx: 8, minSharpness: 0 };
     const a = await eye.inferCrops!(small, { rects, quality });
     const b = await eye.inferCrops!(big, { rects, quality, scale: 2 });
@@ -153,7 +195,14 @@ describe('pipeline: face -> eyes on generated frames', () => {
     const r = runner();
     const decisions = [];
     for (let i = 0; i < 6; i++) {
-      const p = await run(r, [{ ...F1, x: F1.x + 10 * i, right: null }, { ...F2, x: F2.x + 12 * i }], i + 1);
+      const p = await run(
+        r,
+        [
+          { ...F1, x: F1.x + 10 * i, right: null },
+          { ...F2, x: F2.x + 12 * i },
+        ],
+        i + 1,
+      );
       decisions.push(...agg.observe(p, 1000 * i));
       expect(p.objects.map((o) => o.track)).toEqual([1, 2]);
     }
@@ -187,7 +236,7 @@ describe('pipeline: includeCrops', () => {
     const r = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stageModel(face), stageModel(eye)], includeCrops: true });
     const frame = renderFaces(512, 384, [F1], 'kiosk', 1);
     for (let i = 0; i < frame.data.length; i += 3) [frame.data[i], frame.data[i + 2]] = [frame.data[i + 2], frame.data[i]];
-    const p = (await r.infer({ ...frame, format: 'BGR' }) as DetectInference).pipeline!;
+    const p = ((await r.infer({ ...frame, format: 'BGR' })) as DetectInference).pipeline!;
     const regions = p.objects[0].regions;
     for (const side of ['left', 'right'] as const) {
       const png = regions.find((g) => g.name === side)!.cropPng!;

@@ -45,7 +45,9 @@ const connected = (m: MqttConnection) => new Promise<void>((resolve) => (m.conne
 const disconnected = (m: MqttConnection) => new Promise<void>((resolve) => (m.connected ? m.onDisconnect(resolve) : resolve()));
 
 describe('reconnect on the injected clock', () => {
-  it('each wait is the full-jitter draw: r * min(max, min * 2^failures), and nothing reconnects before it', { timeout: 30_000 }, async (ctx) => {
+  it('each wait is the full-jitter draw: r * min(max, min * 2^failures), and nothing reconnects before it', {
+    timeout: 30_000,
+  }, async (ctx) => {
     const mosq = await startMosquitto();
     if (!mosq) return ctx.skip();
     cleanups.push(() => mosq.stop());
@@ -85,7 +87,10 @@ describe('reconnect on the injected clock', () => {
     const a = await startMosquitto();
     const b = await startMosquitto();
     if (!a || !b) return ctx.skip();
-    cleanups.push(() => a.stop(), () => b.stop());
+    cleanups.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
     const m = connection([a.url, b.url], { reconnectMinMs: 50, reconnectMaxMs: 100 });
     await m.start();
     expect(m.state().url).toBe(a.url);
@@ -154,7 +159,9 @@ describe('a broker restart with 50 connections', () => {
     return spread(proxy.arrivals, from, to);
   }
 
-  it('full jitter: the busiest 100 ms holds at most 2x the mean; in step (no jitter) it holds far more', { timeout: 90_000 }, async (ctx) => {
+  it('full jitter: the busiest 100 ms holds at most 2x the mean; in step (no jitter) it holds far more', {
+    timeout: 90_000,
+  }, async (ctx) => {
     // A run in which this process was held up for 60 ms or more (the loop delay says so) counted
     // late timers in one bin, whatever the jitter did: such a run, if over the bound, does not
     // measure the jitter and is measured again, up to 3 runs in all.

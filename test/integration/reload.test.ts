@@ -32,7 +32,12 @@ describe('reload', () => {
     const report = await t.app.reload(load);
     expect(report).toMatchObject({
       ok: true,
-      applied: ['cameras.tray.publish.policy: "every" -> "change"', 'health.stallAfterSec: 10 -> 30', 'log.level: "info" -> "debug"', 'mqtt.topics.result.qos: 1 -> 0'],
+      applied: [
+        'cameras.tray.publish.policy: "every" -> "change"',
+        'health.stallAfterSec: 10 -> 30',
+        'log.level: "info" -> "debug"',
+        'mqtt.topics.result.qos: 1 -> 0',
+      ],
       restartRequired: ['cameras.tray.fps: 10 -> 5', 'mqtt.prefix: "edge-inferd" -> "elsewhere"'],
       errors: [],
     });
@@ -89,7 +94,11 @@ describe('reload', () => {
         c.model = { path: fresh };
       }),
     );
-    expect(report).toMatchObject({ ok: true, errors: [], applied: ['log.level: "debug" -> "info"', `model.path: ${JSON.stringify(oldPath)} -> ${JSON.stringify(fresh)}`] });
+    expect(report).toMatchObject({
+      ok: true,
+      errors: [],
+      applied: ['log.level: "debug" -> "info"', `model.path: ${JSON.stringify(oldPath)} -> ${JSON.stringify(fresh)}`],
+    });
     expect(t.app.status().model).toMatchObject({ dir: fresh, name: 'demo-recycling-colour' });
     expect(t.logs.some((l) => l.msg === 'model swapped')).toBe(true);
     await moreResults(2);

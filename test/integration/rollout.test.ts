@@ -45,9 +45,45 @@ function certs(openssl: string) {
   run('req', '-x509', ...ec, '-keyout', p('ca.key'), '-out', p('ca.crt'), '-days', '2', '-subj', '/CN=model store test CA');
   writeFileSync(p('server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   run('req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1');
-  run('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.crt'), '-days', '2', '-extfile', p('server.ext'));
-  run('req', '-x509', ...ec, '-keyout', p('self.key'), '-out', p('self.crt'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1');
-  return { ca: p('ca.crt'), cert: readFileSync(p('server.crt')), key: readFileSync(p('server.key')), selfCert: readFileSync(p('self.crt')), selfKey: readFileSync(p('self.key')) };
+  run(
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.crt'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('server.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    p('server.ext'),
+  );
+  run(
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    p('self.key'),
+    '-out',
+    p('self.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  );
+  return {
+    ca: p('ca.crt'),
+    cert: readFileSync(p('server.crt')),
+    key: readFileSync(p('server.key')),
+    selfCert: readFileSync(p('self.crt')),
+    selfKey: readFileSync(p('self.key')),
+  };
 }
 
 function serve(server: https.Server) {
@@ -86,7 +122,13 @@ async function command(name: 'install' | 'rollback', args: Record<string, unknow
 }
 
 /** Serves an archive and returns the install arguments for it. */
-function offer(path: string, archive: Buffer, name: string, version: string, origin = `https://127.0.0.1:${(trusted.address() as AddressInfo).port}`) {
+function offer(
+  path: string,
+  archive: Buffer,
+  name: string,
+  version: string,
+  origin = `https://127.0.0.1:${(trusted.address() as AddressInfo).port}`,
+) {
   files.set(path, archive);
   return { url: `${origin}${path}`, sha256: sha256(archive), name, version };
 }
@@ -96,7 +138,10 @@ const labels = (v: string): [string, string, string] => [`${v}-red`, `${v}-green
 /** The next result computed by model `version`. */
 function nextResultOf(version: string) {
   const from = sub.messages.length;
-  return sub.waitFor((m) => sub.messages.indexOf(m) >= from && m.topic.endsWith('/tray/result') && m.json.model.version === version, 20_000);
+  return sub.waitFor(
+    (m) => sub.messages.indexOf(m) >= from && m.topic.endsWith('/tray/result') && m.json.model.version === version,
+    20_000,
+  );
 }
 
 async function runningVersion(): Promise<string> {
@@ -119,7 +164,11 @@ beforeAll(async () => {
   serve(untrusted);
   await listen(trusted);
   await listen(untrusted);
-  t = await startTestApp({ samples: [SAMPLE], fps: 10, extra: { deviceId: 'kiosk-r', model: { keep: 2, rollout: { maxBytes: MAX, caFile: pki.ca } } } });
+  t = await startTestApp({
+    samples: [SAMPLE],
+    fps: 10,
+    extra: { deviceId: 'kiosk-r', model: { keep: 2, rollout: { maxBytes: MAX, caFile: pki.ca } } },
+  });
   const url = `mqtt://127.0.0.1:${t.app.config.mqtt.embedded.port}`;
   base = `edge-inferd/kiosk-r`;
   sub = await subscribe(url, [`${base}/cmd/+/+/response`, `${base}/model/state`, `${base}/+/result`]);
@@ -137,18 +186,34 @@ afterAll(async () => {
 describe('remote model rollout', () => {
   it('installs a package over verified HTTPS, self-checks it and switches: results carry its labels and version', async () => {
     if (!t) return;
-    const before = await nextResultOf((await runningVersion()));
+    const before = await nextResultOf(await runningVersion());
     expect(before.json.label).not.toMatch(/^v2-/);
-    const dir = await writePackage(join(work, 'v2'), { name: 'tray-colours', version: '2.0.0', labels: labels('v2'), selftest: [{ label: 'v2-red', colour: 'red' }, { label: 'v2-blue', colour: 'blue' }] });
+    const dir = await writePackage(join(work, 'v2'), {
+      name: 'tray-colours',
+      version: '2.0.0',
+      labels: labels('v2'),
+      selftest: [
+        { label: 'v2-red', colour: 'red' },
+        { label: 'v2-blue', colour: 'blue' },
+      ],
+    });
     const args = offer('/v2.tgz', tarFolder(dir, join(work, 'v2.tgz')), 'tray-colours', '2.0.0');
     const res = await command('install', args);
     expect(res.ok, JSON.stringify(res)).toBe(true);
-    expect(res.result).toMatchObject({ phase: 'active', current: { name: 'tray-colours', version: '2.0.0' }, selftest: { mode: 'images', checked: 2 } });
+    expect(res.result).toMatchObject({
+      phase: 'active',
+      current: { name: 'tray-colours', version: '2.0.0' },
+      selftest: { mode: 'images', checked: 2 },
+    });
     const after = await nextResultOf('2.0.0');
     expect(after.json.label).toBe(labels('v2')[sampleClass]);
     // Progress and outcome on the retained model/state, and in /status.
-    await sub.waitFor((m) => m.topic === `${base}/model/state` && m.json.phase === 'downloading' && m.json.request.requestId === res.requestId);
-    const state = await sub.waitFor((m) => m.topic === `${base}/model/state` && m.json.phase === 'active' && m.json.request.requestId === res.requestId);
+    await sub.waitFor(
+      (m) => m.topic === `${base}/model/state` && m.json.phase === 'downloading' && m.json.request.requestId === res.requestId,
+    );
+    const state = await sub.waitFor(
+      (m) => m.topic === `${base}/model/state` && m.json.phase === 'active' && m.json.request.requestId === res.requestId,
+    );
     expect(state.json.bytes).toBe(files.get('/v2.tgz')!.length);
     expect(state.json.packages.map((p: { version: string; role: string }) => [p.version, p.role])).toEqual([['2.0.0', 'current']]);
     const st = (await (await fetch(`${t.base}/status`)).json()) as { rollout: { phase: string }; model: { dir: string } };
@@ -157,24 +222,157 @@ describe('remote model rollout', () => {
   });
 
   it.each([
-    ['a wrong sha256', async () => ({ ...offer('/v9.tgz', tarFolder(await writePackage(join(work, 'v9'), { name: 'm', version: '9.9.9', labels: labels('v9') }), join(work, 'v9.tgz')), 'm', '9.9.9'), sha256: 'ab'.repeat(32) }), /MODEL_SHA256: the sha256 of the downloaded archive \(\d+ bytes\) is not the command's (ab){32}; nothing was installed/],
-    ['a manifest with an unknown task', async () => offer('/task.tgz', tarFolder(await writePackage(join(work, 'task'), { name: 'm', version: '0.0.1', labels: labels('x'), manifest: (s) => s.replace('task: classify', 'task: dance') }), join(work, 'task.tgz')), 'm', '0.0.1'), /MODEL_MANIFEST: .*manifest\.yaml: task: /],
-    ['a model file that is not the one the manifest names', async () => offer('/sha.tgz', tarFolder(await writePackage(join(work, 'sha'), { name: 'm', version: '0.0.1', labels: labels('x'), manifest: (s) => s.replace(/sha256: \w+/, `sha256: ${'f'.repeat(64)}`) }), join(work, 'sha.tgz')), 'm', '0.0.1'), /MODEL_SHA256: .*does not match the manifest/],
-    ['a manifest naming another model than the command', async () => offer('/other.tgz', tarFolder(await writePackage(join(work, 'other'), { name: 'm', version: '0.0.1', labels: labels('x') }), join(work, 'other.tgz')), 'm', '0.0.2'), /MODEL_MANIFEST: the manifest names m 0\.0\.1, the command m 0\.0\.2/],
-    ['a path that leaves the package folder', async () => offer('/evil.tgz', rawTar([{ name: 'manifest.yaml', body: Buffer.from('x') }, { name: '../../../evil.txt', body: Buffer.from('owned') }]), 'm', '0.0.1'), /MODEL_ARCHIVE: entry "\.\.\/\.\.\/\.\.\/evil\.txt": "\.\." is not accepted/],
-    ['a symlink', async () => offer('/link.tgz', rawTar([{ name: 'model.onnx', type: '2', link: '/etc/passwd' }]), 'm', '0.0.1'), /MODEL_ARCHIVE: entry "model\.onnx": a symbolic link/],
-    ['an archive announced over model.rollout.maxBytes', async () => ({ url: `https://127.0.0.1:${(trusted.address() as AddressInfo).port}/announced.tgz`, sha256: 'ab'.repeat(32), name: 'm', version: '0.0.1' }), /DOWNLOAD_TOO_LARGE: the package is 400000 bytes, over model\.rollout\.maxBytes \(200000\)/],
-    ['an archive that grows over model.rollout.maxBytes', async () => ({ url: `https://127.0.0.1:${(trusted.address() as AddressInfo).port}/endless.tgz`, sha256: 'ab'.repeat(32), name: 'm', version: '0.0.1' }), /DOWNLOAD_TOO_LARGE: the package grew over model\.rollout\.maxBytes \(200000\)/],
-    ['a redirect from https to http', async () => ({ url: `https://127.0.0.1:${(trusted.address() as AddressInfo).port}/downgrade.tgz`, sha256: 'ab'.repeat(32), name: 'm', version: '0.0.1' }), /DOWNLOAD_URL: a redirect from https to http: is refused/],
-    ['a self-check that fails (labels swapped)', async () => offer('/swapped.tgz', tarFolder(await writePackage(join(work, 'swapped'), { name: 'm', version: '0.0.1', labels: ['green', 'red', 'blue'], selftest: [{ label: 'red', colour: 'red' }] }), join(work, 'swapped.tgz')), 'm', '0.0.1'), /MODEL_SELFTEST: self-check failed: selftest\/red\/red\.png: expected "red", the model answered "green"/],
-    ['an HTTPS server whose certificate is not trusted', async () => offer('/tls.tgz', tarFolder(await writePackage(join(work, 'tls'), { name: 'm', version: '0.0.1', labels: labels('x') }), join(work, 'tls.tgz')), 'm', '0.0.1', `https://127.0.0.1:${(untrusted.address() as AddressInfo).port}`), /DOWNLOAD_TLS: the server's certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\)/],
+    [
+      'a wrong sha256',
+      async () => ({
+        ...offer(
+          '/v9.tgz',
+          tarFolder(await writePackage(join(work, 'v9'), { name: 'm', version: '9.9.9', labels: labels('v9') }), join(work, 'v9.tgz')),
+          'm',
+          '9.9.9',
+        ),
+        sha256: 'ab'.repeat(32),
+      }),
+      /MODEL_SHA256: the sha256 of the downloaded archive \(\d+ bytes\) is not the command's (ab){32}; nothing was installed/,
+    ],
+    [
+      'a manifest with an unknown task',
+      async () =>
+        offer(
+          '/task.tgz',
+          tarFolder(
+            await writePackage(join(work, 'task'), {
+              name: 'm',
+              version: '0.0.1',
+              labels: labels('x'),
+              manifest: (s) => s.replace('task: classify', 'task: dance'),
+            }),
+            join(work, 'task.tgz'),
+          ),
+          'm',
+          '0.0.1',
+        ),
+      /MODEL_MANIFEST: .*manifest\.yaml: task: /,
+    ],
+    [
+      'a model file that is not the one the manifest names',
+      async () =>
+        offer(
+          '/sha.tgz',
+          tarFolder(
+            await writePackage(join(work, 'sha'), {
+              name: 'm',
+              version: '0.0.1',
+              labels: labels('x'),
+              manifest: (s) => s.replace(/sha256: \w+/, `sha256: ${'f'.repeat(64)}`),
+            }),
+            join(work, 'sha.tgz'),
+          ),
+          'm',
+          '0.0.1',
+        ),
+      /MODEL_SHA256: .*does not match the manifest/,
+    ],
+    [
+      'a manifest naming another model than the command',
+      async () =>
+        offer(
+          '/other.tgz',
+          tarFolder(await writePackage(join(work, 'other'), { name: 'm', version: '0.0.1', labels: labels('x') }), join(work, 'other.tgz')),
+          'm',
+          '0.0.2',
+        ),
+      /MODEL_MANIFEST: the manifest names m 0\.0\.1, the command m 0\.0\.2/,
+    ],
+    [
+      'a path that leaves the package folder',
+      async () =>
+        offer(
+          '/evil.tgz',
+          rawTar([
+            { name: 'manifest.yaml', body: Buffer.from('x') },
+            { name: '../../../evil.txt', body: Buffer.from('owned') },
+          ]),
+          'm',
+          '0.0.1',
+        ),
+      /MODEL_ARCHIVE: entry "\.\.\/\.\.\/\.\.\/evil\.txt": "\.\." is not accepted/,
+    ],
+    [
+      'a symlink',
+      async () => offer('/link.tgz', rawTar([{ name: 'model.onnx', type: '2', link: '/etc/passwd' }]), 'm', '0.0.1'),
+      /MODEL_ARCHIVE: entry "model\.onnx": a symbolic link/,
+    ],
+    [
+      'an archive announced over model.rollout.maxBytes',
+      async () => ({
+        url: `https://127.0.0.1:${(trusted.address() as AddressInfo).port}/announced.tgz`,
+        sha256: 'ab'.repeat(32),
+        name: 'm',
+        version: '0.0.1',
+      }),
+      /DOWNLOAD_TOO_LARGE: the package is 400000 bytes, over model\.rollout\.maxBytes \(200000\)/,
+    ],
+    [
+      'an archive that grows over model.rollout.maxBytes',
+      async () => ({
+        url: `https://127.0.0.1:${(trusted.address() as AddressInfo).port}/endless.tgz`,
+        sha256: 'ab'.repeat(32),
+        name: 'm',
+        version: '0.0.1',
+      }),
+      /DOWNLOAD_TOO_LARGE: the package grew over model\.rollout\.maxBytes \(200000\)/,
+    ],
+    [
+      'a redirect from https to http',
+      async () => ({
+        url: `https://127.0.0.1:${(trusted.address() as AddressInfo).port}/downgrade.tgz`,
+        sha256: 'ab'.repeat(32),
+        name: 'm',
+        version: '0.0.1',
+      }),
+      /DOWNLOAD_URL: a redirect from https to http: is refused/,
+    ],
+    [
+      'a self-check that fails (labels swapped)',
+      async () =>
+        offer(
+          '/swapped.tgz',
+          tarFolder(
+            await writePackage(join(work, 'swapped'), {
+              name: 'm',
+              version: '0.0.1',
+              labels: ['green', 'red', 'blue'],
+              selftest: [{ label: 'red', colour: 'red' }],
+            }),
+            join(work, 'swapped.tgz'),
+          ),
+          'm',
+          '0.0.1',
+        ),
+      /MODEL_SELFTEST: self-check failed: selftest\/red\/red\.png: expected "red", the model answered "green"/,
+    ],
+    [
+      'an HTTPS server whose certificate is not trusted',
+      async () =>
+        offer(
+          '/tls.tgz',
+          tarFolder(await writePackage(join(work, 'tls'), { name: 'm', version: '0.0.1', labels: labels('x') }), join(work, 'tls.tgz')),
+          'm',
+          '0.0.1',
+          `https://127.0.0.1:${(untrusted.address() as AddressInfo).port}`,
+        ),
+      /DOWNLOAD_TLS: the server's certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\)/,
+    ],
   ])('refuses %s, keeps the running model and says why', async (_what, make, why) => {
     if (!t) return;
     const res = await command('install', await make());
     expect(res.ok).toBe(false);
     expect(res.error.code).toBe('MODEL_REJECTED');
     expect(res.error.message).toMatch(why);
-    const state = await sub.waitFor((m) => m.topic === `${base}/model/state` && m.json.request?.requestId === res.requestId && m.json.phase === 'failed');
+    const state = await sub.waitFor(
+      (m) => m.topic === `${base}/model/state` && m.json.request?.requestId === res.requestId && m.json.phase === 'failed',
+    );
     expect(`${state.json.error.code}: ${state.json.error.message}`).toMatch(why);
     expect(state.json.current.version).toBe('2.0.0');
     await nextResultOf('2.0.0');
@@ -196,7 +394,12 @@ describe('remote model rollout', () => {
     tarFolder(await writePackage(join(work, 'v4'), { name: 'tray-colours', version: '4.0.0', labels: labels('v4') }), v4);
     // A second command while one runs is refused, not queued.
     const id = 'busy-probe';
-    const installing = command('install', { url: `file://${v4}`, sha256: sha256(readFileSync(v4)), name: 'tray-colours', version: '4.0.0' });
+    const installing = command('install', {
+      url: `file://${v4}`,
+      sha256: sha256(readFileSync(v4)),
+      name: 'tray-colours',
+      version: '4.0.0',
+    });
     await sub.waitFor((m) => m.topic === `${base}/model/state` && m.json.request?.version === '4.0.0');
     await pub.publishAsync(`${base}/cmd/model/rollback`, JSON.stringify({ id }), { qos: 1 });
     const busy = (await sub.waitFor((m) => m.json?.requestId === id)).json;
@@ -204,7 +407,10 @@ describe('remote model rollout', () => {
     expect((await installing).result.phase).toBe('active');
     expect((await nextResultOf('4.0.0')).json.label).toBe(labels('v4')[sampleClass]);
     // keep: 2 -> v4 (current) and v3 (previous); v2 was removed.
-    expect(readdirSync(join(t.dir, 'models', 'packages')).sort()).toEqual([expect.stringMatching(/^tray-colours-3\.0\.0-/), expect.stringMatching(/^tray-colours-4\.0\.0-/)]);
+    expect(readdirSync(join(t.dir, 'models', 'packages')).sort()).toEqual([
+      expect.stringMatching(/^tray-colours-3\.0\.0-/),
+      expect.stringMatching(/^tray-colours-4\.0\.0-/),
+    ]);
     const back = await command('rollback');
     expect(back.result).toMatchObject({ phase: 'rolledback', current: { version: '3.0.0' } });
     expect((await nextResultOf('3.0.0')).json.label).toBe(labels('v3')[sampleClass]);
@@ -215,11 +421,28 @@ describe('remote model rollout', () => {
 
   it('activate: false verifies and keeps a package without switching; activating it later downloads nothing', async () => {
     if (!t) return;
-    const v6 = tarFolder(await writePackage(join(work, 'v6'), { name: 'tray-colours', version: '6.0.0', labels: labels('v6'), selftest: [{ label: 'v6-green', colour: 'green' }] }), join(work, 'v6.tgz'));
+    const v6 = tarFolder(
+      await writePackage(join(work, 'v6'), {
+        name: 'tray-colours',
+        version: '6.0.0',
+        labels: labels('v6'),
+        selftest: [{ label: 'v6-green', colour: 'green' }],
+      }),
+      join(work, 'v6.tgz'),
+    );
     const args = offer('/v6.tgz', v6, 'tray-colours', '6.0.0');
     const staged = await command('install', { ...args, activate: false });
-    expect(staged.result).toMatchObject({ phase: 'staged', current: { version: '3.0.0' }, selftest: { mode: 'images', checked: 1 }, bytes: v6.length });
-    expect(staged.result.packages.map((p: { version: string; role: string }) => [p.version, p.role])).toEqual([['3.0.0', 'current'], ['4.0.0', 'previous'], ['6.0.0', 'staged']]);
+    expect(staged.result).toMatchObject({
+      phase: 'staged',
+      current: { version: '3.0.0' },
+      selftest: { mode: 'images', checked: 1 },
+      bytes: v6.length,
+    });
+    expect(staged.result.packages.map((p: { version: string; role: string }) => [p.version, p.role])).toEqual([
+      ['3.0.0', 'current'],
+      ['4.0.0', 'previous'],
+      ['6.0.0', 'staged'],
+    ]);
     await nextResultOf('3.0.0');
     files.delete('/v6.tgz');
     const active = await command('install', args);

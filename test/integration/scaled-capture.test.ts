@@ -36,10 +36,18 @@ describe.runIf(run)('capture scaled to the model, full resolution on demand', ()
     for (const { resize, size } of cases) {
       const cap = new NativeCapture();
       // is-live: frames at 30 fps, as a camera delivers them.
-      cap.open(scaledPipeline(split('test://ball?width=640&height=480'), { width: 224, height: 224, resize }), { full: { ...FULL_BRANCH } });
+      cap.open(scaledPipeline(split('test://ball?width=640&height=480'), { width: 224, height: 224, resize }), {
+        full: { ...FULL_BRANCH },
+      });
       try {
         const plain = await cap.read();
-        expect([plain.width, plain.height, plain.format, plain.sourceWidth, plain.sourceHeight, plain.full]).toEqual([...size, 'RGB', 640, 480, undefined]);
+        expect([plain.width, plain.height, plain.format, plain.sourceWidth, plain.sourceHeight, plain.full]).toEqual([
+          ...size,
+          'RGB',
+          640,
+          480,
+          undefined,
+        ]);
         cap.setFull(true);
         const paired: NativeFrame[] = [];
         while (paired.length < 5) {
@@ -66,7 +74,9 @@ describe.runIf(run)('capture scaled to the model, full resolution on demand', ()
 
   it('frames nobody reads are not scaled (the gate), and the frame read after a pause is fresh', async () => {
     const cap = new NativeCapture();
-    cap.open(scaledPipeline(split('test://ball?width=640&height=480&fps=30'), { width: 224, height: 224, resize: 'stretch' }), { full: { ...FULL_BRANCH } });
+    cap.open(scaledPipeline(split('test://ball?width=640&height=480&fps=30'), { width: 224, height: 224, resize: 'stretch' }), {
+      full: { ...FULL_BRANCH },
+    });
     try {
       const a = await cap.read();
       const before = cap.stats();
@@ -109,7 +119,9 @@ describe.runIf(run)('capture scaled to the model, full resolution on demand', ()
 
   it('the scaled frame and its full-resolution twin show the same instant (a moving ball)', async () => {
     const cap = new NativeCapture();
-    cap.open(scaledPipeline(split('test://ball?width=320&height=240&fps=30'), { width: 320, height: 240, resize: 'stretch' }), { full: { ...FULL_BRANCH } });
+    cap.open(scaledPipeline(split('test://ball?width=320&height=240&fps=30'), { width: 320, height: 240, resize: 'stretch' }), {
+      full: { ...FULL_BRANCH },
+    });
     try {
       cap.setFull(true);
       let checked = 0;
@@ -144,11 +156,14 @@ describe.runIf(run)('capture scaled to the model, full resolution on demand', ()
     }
   });
 
-  it('the daemon end to end: boxes and the result frame in the camera\'s pixels, /snapshot.jpg at full resolution', async () => {
+  it("the daemon end to end: boxes and the result frame in the camera's pixels, /snapshot.jpg at full resolution", async () => {
     // A red 640x480 picture: the colour-box detector (256x256 letterbox) finds one red box, the whole frame.
     const t = await startTestApp({
       samples: [],
-      extra: { cameras: { tray: { uri: 'test://solid?color=ff0000&width=640&height=480&fps=10' } }, model: { path: detectorDir, providers: ['cpu'], intraOpThreads: 1 } },
+      extra: {
+        cameras: { tray: { uri: 'test://solid?color=ff0000&width=640&height=480&fps=10' } },
+        model: { path: detectorDir, providers: ['cpu'], intraOpThreads: 1 },
+      },
     });
     try {
       await waitUntil(() => t.app.status().cameras.tray?.lastResult ?? undefined, 20_000, 'a result');
@@ -157,7 +172,13 @@ describe.runIf(run)('capture scaled to the model, full resolution on demand', ()
       expect(last.detections).toHaveLength(1);
       const d = last.detections[0];
       expect(d.label).toBe('red');
-      for (const [got, want] of [[d.box.x, 0], [d.box.y, 0], [d.box.w, 640], [d.box.h, 480]]) expect(Math.abs(got - want), JSON.stringify(d.box)).toBeLessThanOrEqual(4);
+      for (const [got, want] of [
+        [d.box.x, 0],
+        [d.box.y, 0],
+        [d.box.w, 640],
+        [d.box.h, 480],
+      ])
+        expect(Math.abs(got - want), JSON.stringify(d.box)).toBeLessThanOrEqual(4);
       const res = await fetch(`${t.base}/snapshot.jpg?camera=tray`);
       expect(res.status).toBe(200);
       const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();

@@ -50,9 +50,16 @@ describe('input tensors written on the main thread, inferred in the worker', () 
   for (const dtype of ['float32', 'float16', 'uint8'] as const) {
     for (const layout of ['NCHW', 'NHWC'] as const) {
       it(`${dtype} ${layout}: the brightest channel of a solid frame wins`, async () => {
-        const engine = await WorkerEngine.load(await loadModelPackage(await brightestChannel(dtype, layout)), { providers: ['cpu'], intraOpThreads: 1 });
+        const engine = await WorkerEngine.load(await loadModelPackage(await brightestChannel(dtype, layout)), {
+          providers: ['cpu'],
+          intraOpThreads: 1,
+        });
         try {
-          for (const [rgb, label] of [[[200, 40, 10], 'red'], [[5, 180, 90], 'green'], [[60, 20, 250], 'blue']] as const) {
+          for (const [rgb, label] of [
+            [[200, 40, 10], 'red'],
+            [[5, 180, 90], 'green'],
+            [[60, 20, 250], 'blue'],
+          ] as const) {
             const inf = await engine.infer(solid([...rgb]));
             if (inf.task !== 'classify') throw new Error('not a classification');
             expect(inf.top[0].label).toBe(label);
@@ -63,7 +70,8 @@ describe('input tensors written on the main thread, inferred in the worker', () 
             const e = means.map((m) => Math.exp(m - Math.max(...means)));
             const want = e.map((v) => v / e.reduce((a, b) => a + b, 0));
             const got = [0, 1, 2].map((i) => inf.top.find((t) => t.index === i)!.score);
-            for (let i = 0; i < 3; i++) expect(Math.abs(got[i] - want[i]), `${label} ${got} vs ${want}`).toBeLessThan(dtype === 'float16' ? 2e-3 : 1e-4);
+            for (let i = 0; i < 3; i++)
+              expect(Math.abs(got[i] - want[i]), `${label} ${got} vs ${want}`).toBeLessThan(dtype === 'float16' ? 2e-3 : 1e-4);
           }
         } finally {
           await engine.close();

@@ -33,7 +33,8 @@ async function writePackage(modelJson: object, weights: Uint8Array, manifestPatc
   dirs.push(dir);
   await writeFile(path.join(dir, 'model.json'), JSON.stringify(modelJson));
   await writeFile(path.join(dir, 'weights.bin'), weights);
-  const manifest = `name: tfjs-colour\nversion: 1.0.0\ntask: classify\nmodel: model.json\nsha256: ${await modelSha256(path.join(dir, 'model.json'))}\n` +
+  const manifest =
+    `name: tfjs-colour\nversion: 1.0.0\ntask: classify\nmodel: model.json\nsha256: ${await modelSha256(path.join(dir, 'model.json'))}\n` +
     `input:\n  name: image\n  layout: NHWC\n  width: 64\n  height: 64\n  resize: stretch\noutput:\n  name: probs\nlabels: [${LABELS.join(', ')}]\nclassify:\n  outputs: probabilities\n  topK: 3\n`;
   await writeFile(path.join(dir, 'manifest.yaml'), manifestPatch(manifest));
   return dir;
@@ -53,7 +54,13 @@ async function layersPackage(patch?: (m: string) => string): Promise<string> {
   let weights = new Uint8Array();
   await model.save(
     core.io.withSaveHandler(async (a) => {
-      json = { modelTopology: a.modelTopology, format: a.format, generatedBy: a.generatedBy, convertedBy: a.convertedBy, weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }] };
+      json = {
+        modelTopology: a.modelTopology,
+        format: a.format,
+        generatedBy: a.generatedBy,
+        convertedBy: a.convertedBy,
+        weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }],
+      };
       weights = new Uint8Array(a.weightData as ArrayBuffer);
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
@@ -65,7 +72,11 @@ async function layersPackage(patch?: (m: string) => string): Promise<string> {
 async function graphPackage(): Promise<string> {
   const f = { type: 'DT_FLOAT' };
   const dims = (...d: number[]) => ({ dim: d.map((size) => ({ size: String(size) })) });
-  const konst = (name: string, dtype: string, shape: number[]) => ({ name, op: 'Const', attr: { dtype: { type: dtype }, value: { tensor: { dtype, tensorShape: dims(...shape) } } } });
+  const konst = (name: string, dtype: string, shape: number[]) => ({
+    name,
+    op: 'Const',
+    attr: { dtype: { type: dtype }, value: { tensor: { dtype, tensorShape: dims(...shape) } } },
+  });
   const topology = {
     node: [
       { name: 'image', op: 'Placeholder', attr: { dtype: f, shape: { shape: dims(-1, 64, 64, 3) } } },
@@ -86,7 +97,16 @@ async function graphPackage(): Promise<string> {
     { name: 'kernel', shape: [3, K], dtype: 'float32' },
     { name: 'bias', shape: [K], dtype: 'float32' },
   ];
-  return writePackage({ format: 'graph-model', generatedBy: 'test', convertedBy: 'test', modelTopology: topology, weightsManifest: [{ paths: ['weights.bin'], weights: spec }] }, weights);
+  return writePackage(
+    {
+      format: 'graph-model',
+      generatedBy: 'test',
+      convertedBy: 'test',
+      modelTopology: topology,
+      weightsManifest: [{ paths: ['weights.bin'], weights: spec }],
+    },
+    weights,
+  );
 }
 
 let samples: { frame: Frame; label: string }[];
@@ -96,7 +116,20 @@ beforeAll(async () => {
   samples = await Promise.all(
     names.map(async (name) => {
       const { data, info } = await sharp(path.join(demoSamplesDir, name)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-      return { frame: { camera: 't', seq: 0, width: info.width, height: info.height, stride: info.width * 3, format: 'RGB' as const, data: new Uint8Array(data), capturedAtMs: 0, name }, label: name.split('-')[0] };
+      return {
+        frame: {
+          camera: 't',
+          seq: 0,
+          width: info.width,
+          height: info.height,
+          stride: info.width * 3,
+          format: 'RGB' as const,
+          data: new Uint8Array(data),
+          capturedAtMs: 0,
+          name,
+        },
+        label: name.split('-')[0],
+      };
     }),
   );
   onnx = await Engine.load(await loadModelPackage(demoModelDir), { providers: ['cpu'] });
@@ -104,7 +137,10 @@ beforeAll(async () => {
 afterAll(async () => onnx?.close());
 
 describe('TensorFlow.js engine (WASM backend, in the inference worker)', () => {
-  for (const [kind, make] of [['layers', layersPackage], ['graph', graphPackage]] as const) {
+  for (const [kind, make] of [
+    ['layers', layersPackage],
+    ['graph', graphPackage],
+  ] as const) {
     it(`${kind} model: classifies every demo sample like the ONNX demo model`, async () => {
       const pkg = await loadModelPackage(await make());
       expect(pkg.format).toBe('tfjs');
@@ -138,7 +174,9 @@ describe('TensorFlow.js engine (WASM backend, in the inference worker)', () => {
     const nchw = await layersPackage((m) => m.replace('layout: NHWC', 'layout: NCHW'));
     const err = (await WorkerEngine.load(await loadModelPackage(nchw)).catch((e: unknown) => e)) as { code: string; problems: string[] };
     expect(err.code).toBe('MODEL_MISMATCH');
-    expect(err.problems[0]).toBe('input.layout: manifest says NCHW (3 channels at dim 1), the model\'s input "image" has shape [N,64,64,3] (it looks NHWC)');
+    expect(err.problems[0]).toBe(
+      'input.layout: manifest says NCHW (3 channels at dim 1), the model\'s input "image" has shape [N,64,64,3] (it looks NHWC)',
+    );
   });
 
   it('the sha256 covers the weight files: changed weights refuse the model', async () => {

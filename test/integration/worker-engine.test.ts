@@ -33,7 +33,17 @@ async function sampleFrames(): Promise<{ frame: Frame; label: string }[]> {
   return Promise.all(
     names.map(async (name, i) => {
       const { data, info } = await sharp(path.join(demoSamplesDir, name)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-      const frame: Frame = { camera: 'tray', seq: i, width: info.width, height: info.height, stride: info.width * 3, format: 'RGB', data: new Uint8Array(data), capturedAtMs: Date.now(), name };
+      const frame: Frame = {
+        camera: 'tray',
+        seq: i,
+        width: info.width,
+        height: info.height,
+        stride: info.width * 3,
+        format: 'RGB',
+        data: new Uint8Array(data),
+        capturedAtMs: Date.now(),
+        name,
+      };
       return { frame, label: name.split('-')[0] };
     }),
   );
@@ -84,7 +94,7 @@ describe('WorkerEngine', () => {
     expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
   });
 
-  it('runs below the main thread\'s priority (Linux nice is per thread; ORT\'s threads inherit it)', async () => {
+  it("runs below the main thread's priority (Linux nice is per thread; ORT's threads inherit it)", async () => {
     const niceOf = (task: string) => {
       const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
       return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
@@ -111,7 +121,10 @@ describe('WorkerEngine', () => {
       const m = await readFile(path.join(dir, 'manifest.yaml'), 'utf8');
       await writeFile(path.join(dir, 'manifest.yaml'), m.replace('width: 64', 'width: 96'));
       const err = await WorkerEngine.load(await loadModelPackage(dir), cpu1).catch((e: unknown) => e);
-      expect(err).toMatchObject({ code: 'MODEL_MISMATCH', problems: ['input.width: manifest says 96, the model\'s input "image" has width 64 (shape [1,3,64,64], NCHW)'] });
+      expect(err).toMatchObject({
+        code: 'MODEL_MISMATCH',
+        problems: ['input.width: manifest says 96, the model\'s input "image" has width 64 (shape [1,3,64,64], NCHW)'],
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -125,7 +138,9 @@ describe('off the main thread', () => {
     if (benchDir) dir = await benchPackage(BENCH_MODELS[0], benchDir);
     else {
       // Not a skip: a generated conv stack of the same compute stands in, and says so.
-      console.warn(`\n*** ../shared/bench-models not found${IN_CI ? ' (CI)' : ''}: using a generated 0.6 GFLOP conv stack instead of mobilenet_v2-224 ***\n`);
+      console.warn(
+        `\n*** ../shared/bench-models not found${IN_CI ? ' (CI)' : ''}: using a generated 0.6 GFLOP conv stack instead of mobilenet_v2-224 ***\n`,
+      );
       dir = await standinPackage();
     }
     const engine = await WorkerEngine.load(await loadModelPackage(dir), { providers: ['cpu'], intraOpThreads: 1 });
@@ -143,7 +158,9 @@ describe('off the main thread', () => {
       }
       h.disable();
       const p99 = h.percentile(99) / 1e6;
-      console.log(`${engine.info.name}: ${n} inferences in 3 s (mean inference ${(infMs / n).toFixed(1)} ms); event-loop lag p50 ${(h.percentile(50) / 1e6).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${(h.max / 1e6).toFixed(2)} ms`);
+      console.log(
+        `${engine.info.name}: ${n} inferences in 3 s (mean inference ${(infMs / n).toFixed(1)} ms); event-loop lag p50 ${(h.percentile(50) / 1e6).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${(h.max / 1e6).toFixed(2)} ms`,
+      );
       expect(n).toBeGreaterThan(20);
       expect(p99).toBeLessThan(10);
     } finally {
@@ -188,7 +205,8 @@ describe('hot swap (ModelHost.reload)', () => {
       }
     };
     const loops = [loop('left'), loop('right')];
-    const both = (pred: (r: (typeof results)[number]) => boolean) => ['left', 'right'].every((c) => results.filter((r) => r.camera === c && pred(r)).length >= 3);
+    const both = (pred: (r: (typeof results)[number]) => boolean) =>
+      ['left', 'right'].every((c) => results.filter((r) => r.camera === c && pred(r)).length >= 3);
     await waitUntil(() => both(() => true), 15_000, 'three results from each camera before the swap');
     const swap = await host.reload(detectorDir);
     expect(swap).toMatchObject({ ok: true, model: { name: 'fixture-detector-yolov8', task: 'detect' }, previous: { sha256: shaA } });
@@ -252,7 +270,9 @@ describe('hot swap (ModelHost.reload)', () => {
       await writeFile(path.join(dir, 'manifest.yaml'), m.replace('width: 256', 'width: 320'));
       const r2 = await host.reload(dir);
       expect(r2).toMatchObject({ ok: false, error: { code: 'MODEL_MISMATCH' } });
-      expect(r2.error!.problems).toEqual(['input.width: manifest says 320, the model\'s input "images" has width 256 (shape [1,3,256,256], NCHW)']);
+      expect(r2.error!.problems).toEqual([
+        'input.width: manifest says 320, the model\'s input "images" has width 256 (shape [1,3,256,256], NCHW)',
+      ]);
       expect(host.lastReload).toBe(r2);
 
       expect(host.engine).toBe(a);

@@ -35,21 +35,34 @@ describe('a kiosk-local Mosquitto bridged to a central one', () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   });
 
-  it('the link cut for 10 s: every result reaches the centre, each camera in order; commands in, responses out, once each', { timeout: 120_000 }, async (ctx) => {
+  it('the link cut for 10 s: every result reaches the centre, each camera in order; commands in, responses out, once each', {
+    timeout: 120_000,
+  }, async (ctx) => {
     const central = await startMosquitto({ persistence: true, extraConf: 'max_queued_messages 100000' });
     if (!central) return ctx.skip();
     cleanups.push(() => central.stop());
     const link: TcpProxy = await startTcpProxy(central.port);
     cleanups.push(() => link.close());
-    const centre: Subscriber = await subscribe(central.url, 'edge-inferd/kiosk-01/#', { clientId: 'central-consumer', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
+    const centre: Subscriber = await subscribe(central.url, 'edge-inferd/kiosk-01/#', {
+      clientId: 'central-consumer',
+      clean: false,
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 600 },
+    });
     cleanups.push(() => centre.close());
     const localPort = await freePort();
     const local: Mosquitto = (await startMosquitto({ port: localPort, persistence: true, extraConf: bridgeConf(localPort, link.port) }))!;
     cleanups.push(() => local.stop());
-    const bridgeState = (v: string, after = 0) => centre.waitFor((m) => m.topic === 'edge-inferd/kiosk-01/bridge/state' && m.payload === v && m.atMs >= after, 20_000);
+    const bridgeState = (v: string, after = 0) =>
+      centre.waitFor((m) => m.topic === 'edge-inferd/kiosk-01/bridge/state' && m.payload === v && m.atMs >= after, 20_000);
     await bridgeState('1');
     // What the daemon handed to the local broker: the reference for what the centre must get.
-    const atKiosk = await subscribe(local.url, 'edge-inferd/kiosk-01/+/result', { clientId: 'kiosk-consumer', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
+    const atKiosk = await subscribe(local.url, 'edge-inferd/kiosk-01/+/result', {
+      clientId: 'kiosk-consumer',
+      clean: false,
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 600 },
+    });
     cleanups.push(() => atKiosk.close());
 
     const d = spawnDaemon({
@@ -63,7 +76,11 @@ describe('a kiosk-local Mosquitto bridged to a central one', () => {
     });
     cleanups.push(() => d.kill('SIGKILL'));
     const results = (s: Subscriber) => s.messages.filter((m) => m.topic.endsWith('/result'));
-    await waitUntil(() => ['tray', 'door'].every((cam) => (seqsByCamera(centre.messages).get(cam)?.length ?? 0) >= 10), 60_000, '10 results of each camera at the centre');
+    await waitUntil(
+      () => ['tray', 'door'].every((cam) => (seqsByCamera(centre.messages).get(cam)?.length ?? 0) >= 10),
+      60_000,
+      '10 results of each camera at the centre',
+    );
 
     const cutAt = Date.now();
     link.cut();
@@ -81,7 +98,10 @@ describe('a kiosk-local Mosquitto bridged to a central one', () => {
     const commander = await mqtt.connectAsync(central.url);
     await commander.publishAsync('edge-inferd/kiosk-01/cmd/status', JSON.stringify({ id: 'via-bridge' }), { qos: 1 });
     await commander.endAsync();
-    const response = await centre.waitFor((m) => m.topic === 'edge-inferd/kiosk-01/cmd/status/response' && m.json?.requestId === 'via-bridge', 20_000);
+    const response = await centre.waitFor(
+      (m) => m.topic === 'edge-inferd/kiosk-01/cmd/status/response' && m.json?.requestId === 'via-bridge',
+      20_000,
+    );
     expect(response.json).toMatchObject({ ok: true, command: 'status', deviceId: 'kiosk-01' });
 
     await d.kill('SIGTERM');
@@ -89,7 +109,8 @@ describe('a kiosk-local Mosquitto bridged to a central one', () => {
     await waitUntil(
       () => [...last].every(([cam, max]) => new Set(seqsByCamera(centre.messages).get(cam)).size >= max),
       30_000,
-      () => `the centre to have everything the kiosk broker got (${JSON.stringify([...last])}; centre has ${JSON.stringify([...seqsByCamera(centre.messages)].map(([c, s]) => [c, s.length]))})`,
+      () =>
+        `the centre to have everything the kiosk broker got (${JSON.stringify([...last])}; centre has ${JSON.stringify([...seqsByCamera(centre.messages)].map(([c, s]) => [c, s.length]))})`,
     );
     // (Either subscriber may have had a last result or two more by now: each is checked up to its own last.)
     for (const [cam, max] of last) {
@@ -104,7 +125,11 @@ describe('a kiosk-local Mosquitto bridged to a central one', () => {
     }
     // No loop: the centre saw the command once and its response once.
     expect(centre.messages.filter((m) => m.topic === 'edge-inferd/kiosk-01/cmd/status').length).toBe(1);
-    expect(centre.messages.filter((m) => m.topic === 'edge-inferd/kiosk-01/cmd/status/response' && m.json?.requestId === 'via-bridge').length).toBe(1);
-    console.log(`bridge cut 10 s: ${queued} results queued at the kiosk broker; the centre got ${[...last].map(([c, m]) => `${c} 1..${m}`).join(', ')} complete, in order but for results sent early across the reconnect`);
+    expect(
+      centre.messages.filter((m) => m.topic === 'edge-inferd/kiosk-01/cmd/status/response' && m.json?.requestId === 'via-bridge').length,
+    ).toBe(1);
+    console.log(
+      `bridge cut 10 s: ${queued} results queued at the kiosk broker; the centre got ${[...last].map(([c, m]) => `${c} 1..${m}`).join(', ')} complete, in order but for results sent early across the reconnect`,
+    );
   });
 });

@@ -42,13 +42,21 @@ describe('the fleet ACL on a real Mosquitto', () => {
     if (!passwd) return;
     const dir = mkdtempSync(join(tmpdir(), 'acl-'));
     const pwFile = join(dir, 'passwd');
-    for (const [user, pw] of Object.entries(PASSWORDS)) execFileSync(passwd, [...(user === 'kiosk-a' ? ['-c'] : []), '-b', pwFile, user, pw]);
+    for (const [user, pw] of Object.entries(PASSWORDS))
+      execFileSync(passwd, [...(user === 'kiosk-a' ? ['-c'] : []), '-b', pwFile, user, pw]);
     writeFileSync(join(dir, 'acl'), FLEET_ACL);
     writeFileSync(join(dir, 'b.pw'), PASSWORDS['kiosk-b']);
     const port = await freePort();
-    mosq = await startMosquitto({ port, extraConf: `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${pwFile}\nacl_file ${join(dir, 'acl')}` });
+    mosq = await startMosquitto({
+      port,
+      extraConf: `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${pwFile}\nacl_file ${join(dir, 'acl')}`,
+    });
     if (!mosq) return;
-    ops = await subscribe(mosq.url, 'edge-inferd/kiosk-b/#', { username: 'fleet-ops', password: PASSWORDS['fleet-ops'], protocolVersion: 5 });
+    ops = await subscribe(mosq.url, 'edge-inferd/kiosk-b/#', {
+      username: 'fleet-ops',
+      password: PASSWORDS['fleet-ops'],
+      protocolVersion: 5,
+    });
     d = spawnDaemon({
       deviceId: 'kiosk-b',
       http: { port: await freePort() },
@@ -79,12 +87,16 @@ describe('the fleet ACL on a real Mosquitto', () => {
     await ops.waitFor((m) => m.topic === 'edge-inferd/kiosk-b/model/state');
     // A tries: commands on B's topics (the model commands too) and a forged result as B.
     const tries = [
-      ['cmd/model/install', { id: 'from-a-install', url: 'http://127.0.0.1:1/x.tgz', sha256: 'ab'.repeat(32), name: 'x', version: '1.0.0' }],
+      [
+        'cmd/model/install',
+        { id: 'from-a-install', url: 'http://127.0.0.1:1/x.tgz', sha256: 'ab'.repeat(32), name: 'x', version: '1.0.0' },
+      ],
       ['cmd/model/rollback', { id: 'from-a-rollback' }],
       ['cmd/pause', { id: 'from-a-pause' }],
       ['tray/result', { forged: 'by-a' }],
     ] as const;
-    for (const [topic, body] of tries) await a.publishAsync(`edge-inferd/kiosk-b/${topic}`, JSON.stringify(body), { qos: 1 }).catch(() => undefined);
+    for (const [topic, body] of tries)
+      await a.publishAsync(`edge-inferd/kiosk-b/${topic}`, JSON.stringify(body), { qos: 1 }).catch(() => undefined);
     // The operators' command, sent after A's, is answered: B would have answered A's before it.
     await ops.client.publishAsync('edge-inferd/kiosk-b/cmd/status', JSON.stringify({ id: 'from-ops' }), { qos: 1 });
     const res = await ops.waitFor((m) => m.topic === 'edge-inferd/kiosk-b/cmd/status/response' && m.json.requestId === 'from-ops');

@@ -73,7 +73,7 @@ describe.runIf(run)('GStreamer cameras in the daemon', () => {
   }
   const results = (sub: Subscriber, camera: string) => sub.messages.filter((m) => m.topic.endsWith(`/${camera}/result`)).map((m) => m.json);
 
-  it('several cameras, each on its own topic with the right label; failing ones report GStreamer\'s errors and the rest go on', async (ctx) => {
+  it("several cameras, each on its own topic with the right label; failing ones report GStreamer's errors and the rest go on", async (ctx) => {
     const media = mkdtempSync(join(tmpdir(), 'cams-'));
     const avi = mjpegAvi(media, { rgb: GLASS, frames: 10, width: 160, height: 120, fps: 10 });
     const closedPort = await freePort();
@@ -96,8 +96,11 @@ describe.runIf(run)('GStreamer cameras in the daemon', () => {
     for (const r of results(sub, 'tray')) expect(r).toMatchObject({ camera: 'tray', label: 'plastic', frame: { width: 160, height: 120 } });
     for (const r of results(sub, 'door')) expect(r).toMatchObject({ camera: 'door', label: 'glass' });
 
-    const st = await statusUntil(httpPort, 'every failing camera retried', (s) =>
-      ['argus', 'usb', 'ipcam', 'broken'].every((n) => s.cameras[n]?.attempts >= 2) && (!avi || s.cameras.replay?.state === 'stopped'),
+    const st = await statusUntil(
+      httpPort,
+      'every failing camera retried',
+      (s) =>
+        ['argus', 'usb', 'ipcam', 'broken'].every((n) => s.cameras[n]?.attempts >= 2) && (!avi || s.cameras.replay?.state === 'stopped'),
     );
     expect(st.state).toBe('running');
     expect(st.cameras.tray).toMatchObject({ state: 'streaming', errors: 0 });
@@ -149,7 +152,11 @@ describe.runIf(run)('GStreamer cameras in the daemon', () => {
       const before = results(sub, 'ipcam').length;
 
       await server.start();
-      const back = await statusUntil(httpPort, 'the camera streaming again', (s) => s.cameras.ipcam.state === 'streaming' && s.cameras.ipcam.reconnects >= 1);
+      const back = await statusUntil(
+        httpPort,
+        'the camera streaming again',
+        (s) => s.cameras.ipcam.state === 'streaming' && s.cameras.ipcam.reconnects >= 1,
+      );
       expect(back.cameras.ipcam.attempts).toBe(0);
       await sub.waitFor(() => results(sub, 'ipcam').length >= before + 3, 20_000);
       expect(results(sub, 'ipcam').at(-1)).toMatchObject({ label: 'plastic' });
@@ -170,13 +177,21 @@ describe.runIf(run)('GStreamer cameras in the daemon', () => {
         FAKE_V4L2_FPS: '20',
         ...(format === 'mjpeg' ? { FAKE_V4L2_UNPLUG_AFTER: '30', FAKE_V4L2_UNPLUG_OPENS: '1' } : {}),
       };
-      const started = await daemon(`cams-v4l2-${format}`, { usb: { uri: `v4l2:///dev/video-fake0?format=${format}`, reconnect: FAST_RECONNECT } }, env);
+      const started = await daemon(
+        `cams-v4l2-${format}`,
+        { usb: { uri: `v4l2:///dev/video-fake0?format=${format}`, reconnect: FAST_RECONNECT } },
+        env,
+      );
       if (!started) return ctx.skip();
       const { d, sub, httpPort } = started;
       await sub.waitFor(() => results(sub, 'usb').length >= 3, 30_000);
       for (const r of results(sub, 'usb')) expect(r).toMatchObject({ label: 'plastic', frame: { width: 320, height: 240 } });
       if (format === 'mjpeg') {
-        const back = await statusUntil(httpPort, 'a reconnect after the unplug', (s) => s.cameras.usb.reconnects >= 1 && s.cameras.usb.state === 'streaming');
+        const back = await statusUntil(
+          httpPort,
+          'a reconnect after the unplug',
+          (s) => s.cameras.usb.reconnects >= 1 && s.cameras.usb.state === 'streaming',
+        );
         expect(back.cameras.usb.lastError).toMatchObject({ code: 'STREAM_ERROR' });
         await d.waitForLog((l) => l.camera === 'usb' && l.msg === 'camera streaming again');
         const n = results(sub, 'usb').length;

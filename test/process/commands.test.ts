@@ -29,7 +29,9 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
     const payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
     const from = sub.messages.length;
     await pub.publishAsync(`${base}/cmd/${name}`, payload, { qos: 1 });
-    return sub.waitFor((m) => m.topic === `${base}/cmd/${name}/response` && (id === undefined ? sub.messages.indexOf(m) >= from : m.json?.requestId === id));
+    return sub.waitFor(
+      (m) => m.topic === `${base}/cmd/${name}/response` && (id === undefined ? sub.messages.indexOf(m) >= from : m.json?.requestId === id),
+    );
   }
   async function request(name: string, args: Record<string, unknown> = {}): Promise<any> {
     const id = randomUUID();
@@ -72,7 +74,11 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
   it('status: the same JSON as GET /status; `{}` is a request without id; a retained command and the empty message clearing it are ignored', async (ctx) => {
     if (!mosq) return ctx.skip();
     const r = await request('status');
-    expect(r).toMatchObject({ command: 'status', ok: true, result: { deviceId: dev, state: 'running', cameras: { tray: { state: 'streaming', paused: false, decide: { policy: 'every' } } } } });
+    expect(r).toMatchObject({
+      command: 'status',
+      ok: true,
+      result: { deviceId: dev, state: 'running', cameras: { tray: { state: 'streaming', paused: false, decide: { policy: 'every' } } } },
+    });
     const noId = await send('status', '{}');
     expect(noId.json).toMatchObject({ requestId: null, ok: true });
     // the retained pause was not run, and clearing it (an empty retained message, delivered live) runs nothing either
@@ -82,16 +88,20 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
     expect(sub.messages.filter((m) => m.topic === `${base}/cmd/pause/response`)).toEqual([]);
   });
 
-  it('snapshot: a JPEG of the latest frame, base64, whose colour is that frame\'s sample', async (ctx) => {
+  it("snapshot: a JPEG of the latest frame, base64, whose colour is that frame's sample", async (ctx) => {
     if (!mosq) return ctx.skip();
     const r = await request('snapshot', { camera: 'tray', quality: 90 });
-    expect(r).toMatchObject({ ok: true, result: { camera: 'tray', contentType: 'image/jpeg', encoding: 'base64', width: 320, height: 240 } });
+    expect(r).toMatchObject({
+      ok: true,
+      result: { camera: 'tray', contentType: 'image/jpeg', encoding: 'base64', width: 320, height: 240 },
+    });
     const jpeg = Buffer.from(r.result.data, 'base64');
     expect(jpeg.length).toBe(r.result.bytes);
     expect(jpeg.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
     const got = await sharp(jpeg).stats();
     const want = await sharp(join(demoSamplesDir, r.result.frame.name)).stats();
-    for (let c = 0; c < 3; c++) expect(Math.abs(got.channels[c].mean - want.channels[c].mean), `channel ${c} of ${r.result.frame.name}`).toBeLessThan(4);
+    for (let c = 0; c < 3; c++)
+      expect(Math.abs(got.channels[c].mean - want.channels[c].mean), `channel ${c} of ${r.result.frame.name}`).toBeLessThan(4);
 
     const small = await request('snapshot', { camera: 'tray', maxWidth: 64 });
     expect(small.result).toMatchObject({ width: 64, height: 48 });
@@ -101,8 +111,14 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
 
   it('snapshot errors: two cameras and none named, an unknown camera', async (ctx) => {
     if (!mosq) return ctx.skip();
-    expect(await request('snapshot')).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', problems: ['camera: required with more than one camera (cameras: tray, door)'] } });
-    expect(await request('snapshot', { camera: 'porch' })).toMatchObject({ ok: false, error: { code: 'UNKNOWN_CAMERA', message: 'no camera "porch" (cameras: tray, door)' } });
+    expect(await request('snapshot')).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_REQUEST', problems: ['camera: required with more than one camera (cameras: tray, door)'] },
+    });
+    expect(await request('snapshot', { camera: 'porch' })).toMatchObject({
+      ok: false,
+      error: { code: 'UNKNOWN_CAMERA', message: 'no camera "porch" (cameras: tray, door)' },
+    });
   });
 
   it('pause stops the results of one camera (the other goes on), clears its stable label; resume brings them back with seq continuing', async (ctx) => {
@@ -118,7 +134,9 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
       .at(-1)?.json;
     const lastSeq = Math.max(...sub.messages.filter((m) => m.topic === `${base}/tray/result`).map((m) => m.json.seq));
     // k=2 of 3 on pairs of samples: a label is stable most of the time; if so, it is cleared for the pause
-    const status = await sub.waitFor((m, i = sub.messages.indexOf(m)) => i >= pausedAt - 3 && m.topic === `${base}/status` && m.json.cameraState?.tray === 'paused');
+    const status = await sub.waitFor(
+      (m, i = sub.messages.indexOf(m)) => i >= pausedAt - 3 && m.topic === `${base}/status` && m.json.cameraState?.tray === 'paused',
+    );
     expect(status.json.cameraState.door).toBe('streaming');
     // the other camera produces two more results meanwhile, the paused one none
     const doorSeq = Math.max(...sub.messages.filter((m) => m.topic === `${base}/door/result`).map((m) => m.json.seq));
@@ -129,9 +147,13 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
     expect(await request('pause', { camera: 'tray' })).toMatchObject({ ok: true, result: { changed: [], paused: ['tray'] } });
 
     // only the pause's own clearing: an ordinary (evidence) clear may race with the request
-    const cleared = sub.messages.slice(before).filter((m) => m.topic === `${base}/tray/event` && m.json.type === 'cleared' && m.json.reason === 'paused');
+    const cleared = sub.messages
+      .slice(before)
+      .filter((m) => m.topic === `${base}/tray/event` && m.json.type === 'cleared' && m.json.reason === 'paused');
     if (lastDecision?.type === 'stable') {
-      expect(cleared.map((m) => m.json)).toMatchObject([{ reason: 'paused', label: lastDecision.label, frame: null, sinceMs: lastDecision.atMs }]);
+      expect(cleared.map((m) => m.json)).toMatchObject([
+        { reason: 'paused', label: lastDecision.label, frame: null, sinceMs: lastDecision.atMs },
+      ]);
     } else {
       expect(cleared).toEqual([]);
     }
@@ -139,8 +161,16 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
     expect(await request('resume', { camera: 'tray' })).toMatchObject({ ok: true, result: { changed: ['tray'], paused: [] } });
     const next = await sub.waitFor((m) => m.topic === `${base}/tray/result` && m.json.seq === lastSeq + 1);
     // after a pause the first frame is a change from nothing
-    await sub.waitFor((m) => m.topic === `${base}/tray/event` && m.json.type === 'change' && m.json.frame?.seq === next.json.frame.seq && m.json.previous === null);
-    await sub.waitFor((m) => m.topic === `${base}/status` && m.json.cameraState?.tray === 'streaming' && sub.messages.indexOf(m) > pausedAt);
+    await sub.waitFor(
+      (m) =>
+        m.topic === `${base}/tray/event` &&
+        m.json.type === 'change' &&
+        m.json.frame?.seq === next.json.frame.seq &&
+        m.json.previous === null,
+    );
+    await sub.waitFor(
+      (m) => m.topic === `${base}/status` && m.json.cameraState?.tray === 'streaming' && sub.messages.indexOf(m) > pausedAt,
+    );
   });
 
   it('pause and resume without a camera act on every camera', async (ctx) => {
@@ -168,15 +198,28 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
     expect(notJson.json).toMatchObject({ command: 'status', ok: false, requestId: null, error: { code: 'BAD_JSON' } });
 
     const unknown = await send('selfdestruct', { id: 'u1' }, 'u1');
-    expect(unknown.json).toMatchObject({ command: 'selfdestruct', ok: false, error: { code: 'UNKNOWN_COMMAND', message: 'unknown command "selfdestruct" (commands: snapshot, reload, pause, resume, status, model/install, model/rollback)' } });
+    expect(unknown.json).toMatchObject({
+      command: 'selfdestruct',
+      ok: false,
+      error: {
+        code: 'UNKNOWN_COMMAND',
+        message: 'unknown command "selfdestruct" (commands: snapshot, reload, pause, resume, status, model/install, model/rollback)',
+      },
+    });
 
     const invalid = await send('pause', { id: 'i1', camera: 'tray', forever: true }, 'i1');
-    expect(invalid.json).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', problems: ['forever: unknown key (valid keys: id, camera)'] } });
+    expect(invalid.json).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_REQUEST', problems: ['forever: unknown key (valid keys: id, camera)'] },
+    });
     const wrongType = await send('snapshot', { id: 'i2', camera: 'tray', quality: 'best' }, 'i2');
     expect(wrongType.json.error.problems).toEqual(['quality: expected number (got "best")']);
 
     const big = await send('status', JSON.stringify({ id: 'big-1', pad: 'x'.repeat(2000) }), 'big-1');
-    expect(big.json).toMatchObject({ ok: false, error: { code: 'TOO_LARGE', message: 'payload of 2023 bytes is over commands.maxBytes (1024)' } });
+    expect(big.json).toMatchObject({
+      ok: false,
+      error: { code: 'TOO_LARGE', message: 'payload of 2023 bytes is over commands.maxBytes (1024)' },
+    });
     const binary = await send('status', Buffer.alloc(5000, 0xff));
     expect(binary.json).toMatchObject({ ok: false, requestId: null, error: { code: 'TOO_LARGE' } });
 

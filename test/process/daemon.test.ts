@@ -36,7 +36,13 @@ describe('daemon against a real Mosquitto', () => {
     const d = spawnDaemon(demoConfig('e2e-1', httpPort, { url: mosq.url }));
     try {
       const birth = await sub.waitFor((m) => m.topic === 'edge-inferd/e2e-1/status' && m.json?.state === 'online');
-      expect(birth.json).toMatchObject({ v: 1, deviceId: 'e2e-1', model: { name: 'demo-recycling-colour' }, provider: 'cpu', cameras: ['tray'] });
+      expect(birth.json).toMatchObject({
+        v: 1,
+        deviceId: 'e2e-1',
+        model: { name: 'demo-recycling-colour' },
+        provider: 'cpu',
+        cameras: ['tray'],
+      });
 
       const seen = new Map<string, string>();
       await sub.waitFor((m) => {
@@ -50,19 +56,34 @@ describe('daemon against a real Mosquitto', () => {
       const results = sub.messages.filter((m) => m.topic.endsWith('/result')).map((m) => m.json);
       expect(results.map((r) => r.seq)).toEqual(results.map((_, i) => i + 1));
       expect(new Set(results.map((r) => r.id)).size).toBe(results.length);
-      expect(results[0]).toMatchObject({ v: 1, camera: 'tray', deviceId: 'e2e-1', task: 'classify', model: { name: 'demo-recycling-colour', version: '1.0.0' } });
+      expect(results[0]).toMatchObject({
+        v: 1,
+        camera: 'tray',
+        deviceId: 'e2e-1',
+        task: 'classify',
+        model: { name: 'demo-recycling-colour', version: '1.0.0' },
+      });
       expect(results[0].top).toHaveLength(3);
       expect(results[0].score).toBe(results[0].top[0].score);
 
-      const ready = await waitUntil(async () => {
-        const r = await getJson(`http://127.0.0.1:${httpPort}/readyz`);
-        return r.status === 200 ? r : undefined;
-      }, 10_000, '/readyz 200');
+      const ready = await waitUntil(
+        async () => {
+          const r = await getJson(`http://127.0.0.1:${httpPort}/readyz`);
+          return r.status === 200 ? r : undefined;
+        },
+        10_000,
+        '/readyz 200',
+      );
       expect(ready.body.checks).toMatchObject({ model: { ok: true }, 'camera:tray': { ok: true }, mqtt: { ok: true } });
       const health = await getJson(`http://127.0.0.1:${httpPort}/healthz`);
       expect(health.status).toBe(200);
       const status = await getJson(`http://127.0.0.1:${httpPort}/status`);
-      expect(status.body).toMatchObject({ deviceId: 'e2e-1', state: 'running', model: { provider: 'cpu' }, cameras: { tray: { state: 'streaming' } } });
+      expect(status.body).toMatchObject({
+        deviceId: 'e2e-1',
+        state: 'running',
+        model: { provider: 'cpu' },
+        cameras: { tray: { state: 'streaming' } },
+      });
 
       const tStop = Date.now();
       const exit = await d.kill('SIGTERM');
@@ -155,7 +176,9 @@ describe('daemon with the embedded broker', () => {
     blocker.close();
     expect(exit.code).toBe(1);
     const fatal = d.logs.find((l) => l.msg === 'start failed');
-    expect(fatal?.err).toBe(`mqtt.embedded.port: port ${port} on 127.0.0.1 is already in use (another MQTT broker?); set mqtt.embedded.port, or point mqtt.url at that broker`);
+    expect(fatal?.err).toBe(
+      `mqtt.embedded.port: port ${port} on 127.0.0.1 is already in use (another MQTT broker?); set mqtt.embedded.port, or point mqtt.url at that broker`,
+    );
   });
 
   it('an invalid config file exits 78 with every problem on stderr', async () => {

@@ -28,7 +28,12 @@ function config(deviceId: string, httpPort: number, url: string, extra: Record<s
 
 /** A consumer that must not miss anything: persistent MQTT 5 session, QoS 1. */
 function consumer(url: string, deviceId: string): Promise<Subscriber> {
-  return subscribe(url, `edge-inferd/${deviceId}/+/result`, { clientId: `consumer-${deviceId}`, clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
+  return subscribe(url, `edge-inferd/${deviceId}/+/result`, {
+    clientId: `consumer-${deviceId}`,
+    clean: false,
+    protocolVersion: 5,
+    properties: { sessionExpiryInterval: 600 },
+  });
 }
 
 function history(args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -44,7 +49,9 @@ describe('delivery through the journal', () => {
   });
   afterAll(async () => mosq?.stop());
 
-  it('broker down for 10 s at ~30 results/s: afterwards every result arrives, in order, a repeat with the same id', { timeout: 90_000 }, async (ctx) => {
+  it('broker down for 10 s at ~30 results/s: afterwards every result arrives, in order, a repeat with the same id', {
+    timeout: 90_000,
+  }, async (ctx) => {
     if (!mosq) return ctx.skip();
     const sub = await consumer(mosq.url, 'dl-out');
     const httpPort = await freePort();
@@ -75,7 +82,9 @@ describe('delivery through the journal', () => {
     }
   });
 
-  it('SIGKILLed during an outage and restarted: the journal drains everything it had, before anything new', { timeout: 90_000 }, async (ctx) => {
+  it('SIGKILLed during an outage and restarted: the journal drains everything it had, before anything new', {
+    timeout: 90_000,
+  }, async (ctx) => {
     if (!mosq) return ctx.skip();
     const sub = await consumer(mosq.url, 'dl-kill');
     const httpPort = await freePort();
@@ -85,14 +94,21 @@ describe('delivery through the journal', () => {
     try {
       await waitUntil(() => results(sub).length >= 10, 20_000, 'first results');
       await mosq.stop();
-      await waitUntil(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.journal.pending as number) >= 30, 20_000, 'results journaled offline');
+      await waitUntil(
+        async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.journal.pending as number) >= 30,
+        20_000,
+        'results journaled offline',
+      );
       await d1.kill('SIGKILL');
 
       // What run 1 journaled, read from the file it left behind.
       const journalPath = join(d1.dir, 'journal.sqlite');
       const dump = history(['--journal', journalPath, '--json', '--limit', '100000']);
       expect(dump.status, dump.stderr).toBe(0);
-      const run1 = dump.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; seq: number });
+      const run1 = dump.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: string; seq: number });
       expect(run1.map((r) => r.seq)).toEqual(run1.map((_, i) => i + 1));
       const table = history(['--journal', journalPath, '--limit', '5']);
       expect(table.stdout).toMatch(/^TIME\s+CAMERA\s+SEQ\s+LABEL\s+SCORE\s+STATE\s+ID\n/);
@@ -108,7 +124,10 @@ describe('delivery through the journal', () => {
       const firstNew = got.findIndex((m) => !run1Ids.has(m.json.id));
       const lastOld = got.map((m) => run1Ids.has(m.json.id)).lastIndexOf(true);
       expect(lastOld).toBeLessThan(firstNew);
-      expectComplete(got.slice(0, firstNew).map((m) => m.json.seq), run1.length);
+      expectComplete(
+        got.slice(0, firstNew).map((m) => m.json.seq),
+        run1.length,
+      );
       expectSameIdOnRepeat(got.slice(0, firstNew));
       // Run 2 goes on counting where run 1 stopped: no seq is used twice for the camera.
       expect(got[firstNew].json.seq).toBe(Math.max(...run1.map((r) => r.seq)) + 1);
@@ -123,7 +142,9 @@ describe('delivery through the journal', () => {
     }
   });
 
-  it('journal bound reached while offline: the oldest are evicted, counted in /status and logged; the rest arrive', { timeout: 60_000 }, async (ctx) => {
+  it('journal bound reached while offline: the oldest are evicted, counted in /status and logged; the rest arrive', {
+    timeout: 60_000,
+  }, async (ctx) => {
     if (!mosq) return ctx.skip();
     const sub = await consumer(mosq.url, 'dl-bound');
     await mosq.stop();
@@ -133,7 +154,11 @@ describe('delivery through the journal', () => {
       const warn = await d.waitForLog((l) => String(l.msg).startsWith('journal full'), 30_000);
       expect(warn).toMatchObject({ level: 40, component: 'journal', maxRows: 100 });
       expect(warn.evictedPending).toBeGreaterThan(0);
-      await waitUntil(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.journal.evicted.pending as number) >= 20, 20_000, 'evictions');
+      await waitUntil(
+        async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.journal.evicted.pending as number) >= 20,
+        20_000,
+        'evictions',
+      );
       await mosq.start();
       await d.waitForLog((l) => l.msg === 'journal drained', 30_000);
       const st = (await getJson(`http://127.0.0.1:${httpPort}/status`)).body;
@@ -190,7 +215,9 @@ describe('delivery through the journal', () => {
       };
       expect(await bad('limit=0')).toBe('limit: must be a whole number >= 1 (got "0")');
       expect(await bad('limit=ten')).toBe('limit: must be a whole number >= 1 (got "ten")');
-      expect(await bad('since=yesterday')).toBe('since: expected an ISO 8601 time (2024-05-01T08:00:00Z) or a duration back from now (30s, 15m, 2h, 7d) (got "yesterday")');
+      expect(await bad('since=yesterday')).toBe(
+        'since: expected an ISO 8601 time (2024-05-01T08:00:00Z) or a duration back from now (30s, 15m, 2h, 7d) (got "yesterday")',
+      );
       expect(await bad('camera=a%2Fb')).toBe('camera: must be a camera name (letters, digits, "_" or "-") (got "a/b")');
       expect(await bad('cam=tray')).toBe('cam: unknown parameter (valid: camera, since, limit)');
       expect(await bad('limit=1&limit=2')).toBe('limit: given more than once');
@@ -199,7 +226,10 @@ describe('delivery through the journal', () => {
       const env = { STATE_DIRECTORY: d.dir };
       const cli = history(['--config', d.configPath, '--camera', 'tray', '--limit', '5', '--json'], env);
       expect(cli.status, cli.stderr).toBe(0);
-      const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; seq: number; camera: string });
+      const lines = cli.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: string; seq: number; camera: string });
       expect(lines).toHaveLength(5);
       expect(lines.every((l) => l.camera === 'tray')).toBe(true);
       await waitUntil(() => lines.every((l) => sub.messages.some((m) => m.json?.id === l.id)), 10_000, 'the CLI results published');

@@ -17,9 +17,21 @@ import { freePort } from '../helpers/ports.js';
  * (redacted by default: the detector's manifest says privacy: person) has no face pixels.
  */
 
-interface Eye { x: number; y: number; class: string; covered: boolean }
-interface Face { subject: number; box: { x: number; y: number; w: number; h: number }; leftEye: Eye; rightEye: Eye }
-const answers = JSON.parse(readFileSync(join(eyesDemoDir, 'samples', 'answers.json'), 'utf8')) as { frames: { file: string; faces: Face[] }[] };
+interface Eye {
+  x: number;
+  y: number;
+  class: string;
+  covered: boolean;
+}
+interface Face {
+  subject: number;
+  box: { x: number; y: number; w: number; h: number };
+  leftEye: Eye;
+  rightEye: Eye;
+}
+const answers = JSON.parse(readFileSync(join(eyesDemoDir, 'samples', 'answers.json'), 'utf8')) as {
+  frames: { file: string; faces: Face[] }[];
+};
 const facesOf = (file: string) => answers.frames.find((f) => f.file === file)!.faces;
 
 describe('eyes demo end to end', () => {
@@ -35,7 +47,15 @@ describe('eyes demo end to end', () => {
     if (!mosq) return;
     sub = await subscribe(mosq.url, `${base}/#`);
     httpPort = await freePort();
-    d = spawnDaemon(undefined, { args: ['run', '--demo', 'eyes'], env: { EDGE_INFERD_DEVICE_ID: dev, EDGE_INFERD_MQTT__URL: mosq.url, EDGE_INFERD_HTTP__PORT: String(httpPort), EDGE_INFERD_LOG__FORMAT: 'json' } });
+    d = spawnDaemon(undefined, {
+      args: ['run', '--demo', 'eyes'],
+      env: {
+        EDGE_INFERD_DEVICE_ID: dev,
+        EDGE_INFERD_MQTT__URL: mosq.url,
+        EDGE_INFERD_HTTP__PORT: String(httpPort),
+        EDGE_INFERD_LOG__FORMAT: 'json',
+      },
+    });
   });
 
   afterAll(async () => {
@@ -44,7 +64,7 @@ describe('eyes demo end to end', () => {
     await mosq?.stop();
   });
 
-  it('publishes schema-valid assessments with each eye\'s class, and cleared when the subject leaves', async () => {
+  it("publishes schema-valid assessments with each eye's class, and cleared when the subject leaves", async () => {
     if (!mosq) return;
     const first = await sub.waitFor((m) => m.topic === `${base}/kiosk/event` && m.json.type === 'assessment', 30_000);
     const a = first.json;
@@ -52,27 +72,45 @@ describe('eyes demo end to end', () => {
     const face = facesOf(a.frame.name).find((f) => Math.abs(f.box.x - a.box.x) <= 1 && Math.abs(f.box.y - a.box.y) <= 1)!;
     expect(face).toBeDefined();
     expect(a).toMatchObject({ pipeline: 'eyes', track: expect.any(Number), label: 'face' });
-    for (const [region, eye] of [['left', face.leftEye], ['right', face.rightEye]] as const) {
+    for (const [region, eye] of [
+      ['left', face.leftEye],
+      ['right', face.rightEye],
+    ] as const) {
       if (eye.covered) expect(a.regions[region]).toMatchObject({ notDetected: true });
       else expect(a.regions[region]).toMatchObject({ notDetected: false, label: eye.class });
     }
     // The first subject leaves (empty frames follow it): its track is cleared.
-    const cleared = await sub.waitFor((m) => m.topic === `${base}/kiosk/event` && m.json.type === 'cleared' && m.json.track === a.track, 30_000);
+    const cleared = await sub.waitFor(
+      (m) => m.topic === `${base}/kiosk/event` && m.json.type === 'cleared' && m.json.track === a.track,
+      30_000,
+    );
     expect(cleared.json).toMatchObject({ reason: 'left', assessed: true });
     // Results carry the objects with their track ids.
     const result = await sub.waitFor((m) => m.topic === `${base}/kiosk/result` && m.json.objects?.length >= 1, 10_000);
-    expect(result.json.objects[0]).toMatchObject({ track: expect.any(Number), regions: { left: expect.any(Object), right: expect.any(Object) } });
+    expect(result.json.objects[0]).toMatchObject({
+      track: expect.any(Number),
+      regions: { left: expect.any(Object), right: expect.any(Object) },
+    });
     expect(result.json.pipeline.stages.map((s: { name: string }) => s.name)).toEqual(['face', 'eye']);
   });
 
   it('journals the assessments (edge-inferd history --events)', async () => {
     if (!mosq) return;
     const a = await sub.waitFor((m) => m.topic === `${base}/kiosk/event` && m.json.type === 'assessment', 30_000);
-    const r = spawnSync(process.execPath, [CLI, 'history', '--events', '--json', '--limit', '1000', '--journal', join(d.dir, 'journal.sqlite')], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'history', '--events', '--json', '--limit', '1000', '--journal', join(d.dir, 'journal.sqlite')],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
-    const ids = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+    const ids = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id: string }).id);
     expect(ids).toContain(a.json.id);
-    const table = spawnSync(process.execPath, [CLI, 'history', '--events', '--journal', join(d.dir, 'journal.sqlite')], { encoding: 'utf8' });
+    const table = spawnSync(process.execPath, [CLI, 'history', '--events', '--journal', join(d.dir, 'journal.sqlite')], {
+      encoding: 'utf8',
+    });
     expect(table.stdout).toMatch(/assessment\s+\d+\s+face/);
   });
 
@@ -83,12 +121,16 @@ describe('eyes demo end to end', () => {
       await sub.waitFor((m) => m.topic === `${base}/kiosk/result` && m.json.objects?.length >= 1 && m.atMs > Date.now() - 500, 20_000);
       await sub.client.publishAsync(`${base}/cmd/pause`, JSON.stringify({ id: `p${attempt}` }), { qos: 1 });
       await sub.waitFor((m) => m.topic === `${base}/cmd/pause/response` && m.json.requestId === `p${attempt}`, 10_000);
-      const status = (await (await fetch(`http://127.0.0.1:${httpPort}/status`)).json()) as { cameras: { kiosk: { lastResult: { frame: { name: string } } } } };
+      const status = (await (await fetch(`http://127.0.0.1:${httpPort}/status`)).json()) as {
+        cameras: { kiosk: { lastResult: { frame: { name: string } } } };
+      };
       const faces = facesOf(status.cameras.kiosk.lastResult.frame.name);
       if (faces.length) {
         const res = await fetch(`http://127.0.0.1:${httpPort}/snapshot.jpg?camera=kiosk`);
         expect(res.status).toBe(200);
-        const { data, info } = await sharp(Buffer.from(await res.arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
+        const { data, info } = await sharp(Buffer.from(await res.arrayBuffer()))
+          .raw()
+          .toBuffer({ resolveWithObject: true });
         const inset = strokeWidth(info.width, info.height) + 3; // the box outline and JPEG ringing at its edge
         for (const f of faces) {
           let brightest = 0;

@@ -35,7 +35,12 @@ describe('a fleet of three daemons on one broker', () => {
   beforeAll(async () => {
     mosq = await startMosquitto({ persistence: true, extraConf: 'max_queued_messages 100000' });
     if (!mosq) return;
-    sub = await subscribe(mosq.url, ['edge-inferd/+/+/result'], { clientId: 'fleet-consumer', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 600 } });
+    sub = await subscribe(mosq.url, ['edge-inferd/+/+/result'], {
+      clientId: 'fleet-consumer',
+      clean: false,
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 600 },
+    });
     for (const id of IDS) daemons.push(spawnDaemon(config(id, mosq.url)));
     await Promise.all(daemons.map((d) => d.waitForLog((l) => l.msg === 'running', 60_000)));
   }, 90_000);
@@ -58,7 +63,11 @@ describe('a fleet of three daemons on one broker', () => {
     // Every daemon's results, complete and in order, past the outage.
     for (const id of IDS) {
       const drained = daemons[IDS.indexOf(id)].logs.find((l) => l.msg === 'journal drained')!;
-      await waitUntil(() => results(id).length > 0 && Math.max(...results(id).map((m) => m.json.seq)) > (drained.messages as number) + 5, 20_000, `${id}: results after the drain`);
+      await waitUntil(
+        () => results(id).length > 0 && Math.max(...results(id).map((m) => m.json.seq)) > (drained.messages as number) + 5,
+        20_000,
+        `${id}: results after the drain`,
+      );
       const seqs = seqsByCamera(results(id)).get('tray')!;
       expectComplete(seqs, Math.max(...seqs));
     }
@@ -69,13 +78,17 @@ describe('a fleet of three daemons on one broker', () => {
     const port = await freePort();
     const down = fleet(['--broker', `mqtt://127.0.0.1:${port}`]);
     expect(down.status).toBe(1);
-    expect(down.stderr).toMatch(new RegExp(`^edge-inferd fleet: cannot read edge-inferd/\\+/status from mqtt://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+    expect(down.stderr).toMatch(
+      new RegExp(`^edge-inferd fleet: cannot read edge-inferd/\\+/status from mqtt://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`),
+    );
     const none = fleet(['--broker', mosq.url, '--prefix', 'nobody-here']);
     expect(none.status, none.stderr).toBe(0);
     expect(none.stdout).toBe('no device status under nobody-here/+/status\n');
   });
 
-  it('edge-inferd fleet lists every device from its retained status, as a table or JSON; a stray message is skipped', { timeout: 60_000 }, async (ctx) => {
+  it('edge-inferd fleet lists every device from its retained status, as a table or JSON; a stray message is skipped', {
+    timeout: 60_000,
+  }, async (ctx) => {
     if (!mosq) return ctx.skip();
     // Something else retained under the prefix: named on stderr, not listed.
     const other = await mqtt.connectAsync(mosq.url);
@@ -88,17 +101,28 @@ describe('a fleet of three daemons on one broker', () => {
     const list = JSON.parse(json.stdout) as any[];
     expect(list.map((s) => s.deviceId)).toEqual(IDS);
     for (const s of list) {
-      expect(s).toMatchObject({ state: 'online', version: VERSION, provider: 'cpu', cameras: ['tray'], cameraState: { tray: 'streaming' }, lastError: null });
+      expect(s).toMatchObject({
+        state: 'online',
+        version: VERSION,
+        provider: 'cpu',
+        cameras: ['tray'],
+        cameraState: { tray: 'streaming' },
+        lastError: null,
+      });
       expect(s.model.sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(s.uptimeSec).toBeGreaterThanOrEqual(0);
       expect(s.journal.pending).toBeGreaterThanOrEqual(0);
     }
     // The status is refreshed every second (statusIntervalSec: 1): a later listing shows a later uptime.
     const first = list[0].tsMs as number;
-    await waitUntil(() => {
-      const again = JSON.parse(fleet(['--broker', mosq!.url, '--json']).stdout) as any[];
-      return again[0].tsMs > first && again[0].uptimeSec >= list[0].uptimeSec;
-    }, 15_000, 'a refreshed status');
+    await waitUntil(
+      () => {
+        const again = JSON.parse(fleet(['--broker', mosq!.url, '--json']).stdout) as any[];
+        return again[0].tsMs > first && again[0].uptimeSec >= list[0].uptimeSec;
+      },
+      15_000,
+      'a refreshed status',
+    );
 
     // One daemon stops cleanly: its row says so.
     await daemons[2].kill('SIGTERM');
@@ -106,7 +130,9 @@ describe('a fleet of three daemons on one broker', () => {
     expect(table.status, table.stderr).toBe(0);
     console.log(table.stdout);
     const lines = table.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^DEVICE\s+STATE\s+SEEN\s+VERSION\s+MODEL\s+SHA256\s+PROVIDER\s+UPTIME\s+PENDING\s+OLDEST\s+CAMERAS\s+LAST ERROR$/);
+    expect(lines[0]).toMatch(
+      /^DEVICE\s+STATE\s+SEEN\s+VERSION\s+MODEL\s+SHA256\s+PROVIDER\s+UPTIME\s+PENDING\s+OLDEST\s+CAMERAS\s+LAST ERROR$/,
+    );
     expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 2))).toEqual([
       ['kiosk-a', 'online'],
       ['kiosk-b', 'online'],

@@ -35,7 +35,14 @@ describe('GPU self-test', () => {
       return;
     }
     expect(json.status, json.stderr).toBe(EXIT_NO_GPU);
-    expect(r).toMatchObject({ model: { dir: demoModelDir, name: 'demo-recycling-colour' }, frames: 3, tolerance: { atol: 1e-3, rtol: 1e-2 }, gpuDevices: [], verdict: 'no-gpu', exitCode: 3 });
+    expect(r).toMatchObject({
+      model: { dir: demoModelDir, name: 'demo-recycling-colour' },
+      frames: 3,
+      tolerance: { atol: 1e-3, rtol: 1e-2 },
+      gpuDevices: [],
+      verdict: 'no-gpu',
+      exitCode: 3,
+    });
     expect(r.providers.map((p: { provider: string; verdict: string }) => [p.provider, p.verdict])).toEqual([
       ['cpu', 'pass'],
       ['tensorrt', 'absent'],
@@ -44,10 +51,14 @@ describe('GPU self-test', () => {
     expect(r.providers[0].msPerFrame).toBeGreaterThan(0);
     expect(r.providers[1].detail).toMatch(/^no NVIDIA GPU on this machine \(no \/dev\/nvidia\*, \/dev\/nvmap or \/dev\/nvhost-\*\)/);
 
-    const text = spawnSync(process.execPath, [CLI, 'probe', '--gpu-selftest', '--model', demoModelDir, '--frames', '2'], { encoding: 'utf8' });
+    const text = spawnSync(process.execPath, [CLI, 'probe', '--gpu-selftest', '--model', demoModelDir, '--frames', '2'], {
+      encoding: 'utf8',
+    });
     expect(text.status).toBe(EXIT_NO_GPU);
     const lines = text.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe(`GPU self-test: demo-recycling-colour 1.0.0 (${demoModelDir}), 2 frames, tolerance |gpu - cpu| <= 0.001 + 0.01 * |cpu|`);
+    expect(lines[0]).toBe(
+      `GPU self-test: demo-recycling-colour 1.0.0 (${demoModelDir}), 2 frames, tolerance |gpu - cpu| <= 0.001 + 0.01 * |cpu|`,
+    );
     expect(lines[1]).toMatch(/^ {2}PASS {3}cpu: loaded in \d+ ms, \d+\.\d\d ms\/frame \(the reference\)$/);
     expect(lines[2]).toMatch(/^ {2}ABSENT tensorrt: no NVIDIA GPU/);
     expect(lines[3]).toMatch(/^ {2}ABSENT cuda: no NVIDIA GPU/);
@@ -70,7 +81,9 @@ describe('GPU self-test', () => {
       ['tensorrt', 'absent'],
       ['cuda', 'absent'],
     ]);
-    expect(r.providers[1].detail).toMatch(/libonnxruntime_providers_tensorrt\.so is not installed \(x86_64: ONNXRUNTIME_NODE_INSTALL=cuda12 node script\/install\.js/);
+    expect(r.providers[1].detail).toMatch(
+      /libonnxruntime_providers_tensorrt\.so is not installed \(x86_64: ONNXRUNTIME_NODE_INSTALL=cuda12 node script\/install\.js/,
+    );
     expect(r).toMatchObject({ verdict: 'fail', exitCode: 1 });
   });
 

@@ -18,7 +18,10 @@ let n = 0;
 
 function cli(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STATE_DIRECTORY: mkdtempSync(join(dir, 'state-')) } });
+    const p = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, STATE_DIRECTORY: mkdtempSync(join(dir, 'state-')) },
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -27,7 +30,10 @@ function cli(args: string[]): Promise<{ code: number | null; signal: NodeJS.Sign
   });
 }
 
-const BOMB = ['a: &a [x, x, x, x, x, x, x, x, x]', ...['b', 'c', 'd', 'e', 'f'].map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcde'[i]}`).join(', ')}]`)].join('\n');
+const BOMB = [
+  'a: &a [x, x, x, x, x, x, x, x, x]',
+  ...['b', 'c', 'd', 'e', 'f'].map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcde'[i]}`).join(', ')}]`),
+].join('\n');
 
 function modelCopy(): string {
   const pkg = join(dir, `pkg-${n++}`);
@@ -39,7 +45,10 @@ function modelCopy(): string {
 function brokenModel(bytes: Uint8Array): string {
   const pkg = modelCopy();
   writeFileSync(join(pkg, 'model.onnx'), bytes);
-  const manifest = readFileSync(join(pkg, 'manifest.yaml'), 'utf8').replace(/^sha256: .*$/m, `sha256: ${createHash('sha256').update(bytes).digest('hex')}`);
+  const manifest = readFileSync(join(pkg, 'manifest.yaml'), 'utf8').replace(
+    /^sha256: .*$/m,
+    `sha256: ${createHash('sha256').update(bytes).digest('hex')}`,
+  );
   writeFileSync(join(pkg, 'manifest.yaml'), manifest);
   return pkg;
 }
@@ -120,7 +129,8 @@ function readdirFirst(): string {
 function slowSessionModel(nodes: number): string {
   const g = new GraphBuilder('slow_session');
   let x = g.op('Flatten', [g.input('images', [1, 3, 8, 8])], { axis: int(1) });
-  for (let i = 0; i < nodes; i++) x = g.op(i % 2 ? 'Mul' : 'Add', [x, g.floatInit(`w${i}`, [1, 192], new Float32Array(192).fill(i % 2 ? 1 : 0.001))]);
+  for (let i = 0; i < nodes; i++)
+    x = g.op(i % 2 ? 'Mul' : 'Add', [x, g.floatInit(`w${i}`, [1, 192], new Float32Array(192).fill(i % 2 ? 1 : 0.001))]);
   g.op('Gemm', [x, g.floatInit('fc', [6, 192], new Float32Array(6 * 192).fill(0.01))], { transB: int(1) }, 'logits');
   g.output('logits', [1, 6]);
   const bytes = g.build();
@@ -150,7 +160,8 @@ describe('row 1: stopping while ONNX Runtime builds the session', () => {
       // Logged by the worker just before the synchronous CPU session creation starts (without the
       // GPU libraries, as in CI, the cuda provider is refused just before it too).
       const cpuNext = (l: Record<string, unknown>) =>
-        (l.msg === 'creating the ONNX Runtime session' && l.provider === 'cpu') || (l.msg === 'execution provider unavailable, trying the next' && l.provider === 'cuda');
+        (l.msg === 'creating the ONNX Runtime session' && l.provider === 'cpu') ||
+        (l.msg === 'execution provider unavailable, trying the next' && l.provider === 'cuda');
       await d.waitForLog(cpuNext, 30_000);
       d.proc.kill('SIGTERM');
       await d.waitForLog((l) => l.msg === 'stopping');

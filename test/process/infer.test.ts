@@ -57,9 +57,17 @@ describe('POST /infer on the running daemon', () => {
 
   it('answers a PNG, a JPEG and a WebP with the live result payload (camera "infer")', async () => {
     const sample = await png('metal-2.png');
-    const jpeg = await sharp(await png('plastic-1.png')).jpeg({ quality: 90 }).toBuffer();
-    const webp = await sharp(await png('cardboard-1.png')).webp().toBuffer();
-    for (const [bytes, label, name] of [[sample, 'metal', 'metal-2.png'], [jpeg, 'plastic', 'p.jpg'], [webp, 'cardboard', 'c.webp']] as const) {
+    const jpeg = await sharp(await png('plastic-1.png'))
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    const webp = await sharp(await png('cardboard-1.png'))
+      .webp()
+      .toBuffer();
+    for (const [bytes, label, name] of [
+      [sample, 'metal', 'metal-2.png'],
+      [jpeg, 'plastic', 'p.jpg'],
+      [webp, 'cardboard', 'c.webp'],
+    ] as const) {
       const r = await post(port, bytes, { 'Content-Type': 'application/octet-stream' }, `?name=${name}`);
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       expect(r.body).toMatchObject({
@@ -78,7 +86,10 @@ describe('POST /infer on the running daemon', () => {
 
   it('refuses a non-image (415), an empty body (400), a broken image (400) and an oversize body (413)', async () => {
     const text = await post(port, 'hello, this is not an image');
-    expect(text).toEqual({ status: 415, body: { error: 'not a JPEG, PNG or WebP image (first bytes: 68 65 6c 6c 6f 2c 20 74)', code: 'IMAGE_TYPE' } });
+    expect(text).toEqual({
+      status: 415,
+      body: { error: 'not a JPEG, PNG or WebP image (first bytes: 68 65 6c 6c 6f 2c 20 74)', code: 'IMAGE_TYPE' },
+    });
 
     const empty = await post(port, undefined);
     expect(empty).toEqual({ status: 400, body: { error: 'the image is empty (0 bytes)', code: 'IMAGE_EMPTY' } });
@@ -91,7 +102,13 @@ describe('POST /infer on the running daemon', () => {
     const big = Buffer.alloc(MAX + 1, 0xff);
     big.set([0xff, 0xd8, 0xff]);
     const declared = await post(port, big);
-    expect(declared).toEqual({ status: 413, body: { error: `image too large: the limit is ${MAX} bytes (got Content-Length ${MAX + 1}); set model.inferMaxBytes`, code: 'IMAGE_TOO_LARGE' } });
+    expect(declared).toEqual({
+      status: 413,
+      body: {
+        error: `image too large: the limit is ${MAX} bytes (got Content-Length ${MAX + 1}); set model.inferMaxBytes`,
+        code: 'IMAGE_TOO_LARGE',
+      },
+    });
 
     // Chunked, no Content-Length: cut off while streaming.
     const stream = new ReadableStream<Uint8Array>({
@@ -111,7 +128,11 @@ describe('POST /infer on the running daemon', () => {
   it('reports the provider chain in /status', async () => {
     const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as any;
     expect(status.model).toMatchObject({ name: 'demo-recycling-colour', provider: 'cpu', dir: modelDir });
-    expect(status.model.providerAttempts.map((a: { provider: string; ok: boolean }) => [a.provider, a.ok])).toEqual([['tensorrt', false], ['cuda', false], ['cpu', true]]);
+    expect(status.model.providerAttempts.map((a: { provider: string; ok: boolean }) => [a.provider, a.ok])).toEqual([
+      ['tensorrt', false],
+      ['cuda', false],
+      ['cpu', true],
+    ]);
     expect(status.model.providerAttempts[0].error).toContain('libonnxruntime_providers_tensorrt.so is not installed');
   });
 
@@ -138,19 +159,40 @@ describe('edge-inferd infer / build-engine', () => {
   it('prints one result per image and reports the bad ones, exit 1', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'imgs-'));
     try {
-      const red = drawFrame(512, 384, [{ x: 100, y: 60, w: 120, h: 80, rgb: RED }, { x: 300, y: 200, w: 50, h: 100, rgb: BLUE }]);
-      await sharp(red.data, { raw: { width: 512, height: 384, channels: 3 } }).png().toFile(path.join(dir, 'boxes.png'));
+      const red = drawFrame(512, 384, [
+        { x: 100, y: 60, w: 120, h: 80, rgb: RED },
+        { x: 300, y: 200, w: 50, h: 100, rgb: BLUE },
+      ]);
+      await sharp(red.data, { raw: { width: 512, height: 384, channels: 3 } })
+        .png()
+        .toFile(path.join(dir, 'boxes.png'));
       await writeFile(path.join(dir, 'notes.txt'), 'not an image');
-      const r = await cli(['infer', '--model', path.join(fixtures, 'detector-yolov8'), path.join(dir, 'boxes.png'), path.join(dir, 'notes.txt')]);
+      const r = await cli([
+        'infer',
+        '--model',
+        path.join(fixtures, 'detector-yolov8'),
+        path.join(dir, 'boxes.png'),
+        path.join(dir, 'notes.txt'),
+      ]);
       expect(r.code).toBe(1);
-      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const lines = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ camera: 'infer', task: 'detect', label: 'red', frame: { name: 'boxes.png', width: 512, height: 384 } });
+      expect(lines[0]).toMatchObject({
+        camera: 'infer',
+        task: 'detect',
+        label: 'red',
+        frame: { name: 'boxes.png', width: 512, height: 384 },
+      });
       expect(lines[0].detections.map((x: { label: string; box: unknown }) => [x.label, x.box])).toEqual([
         ['red', { x: 100, y: 60, w: 120, h: 80 }],
         ['blue', { x: 300, y: 200, w: 50, h: 100 }],
       ]);
-      expect(r.stderr).toContain(`${path.join(dir, 'notes.txt')}: not a JPEG, PNG or WebP image (first bytes: 6e 6f 74 20 61 6e 20 69) (IMAGE_TYPE)`);
+      expect(r.stderr).toContain(
+        `${path.join(dir, 'notes.txt')}: not a JPEG, PNG or WebP image (first bytes: 6e 6f 74 20 61 6e 20 69) (IMAGE_TYPE)`,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -159,6 +201,8 @@ describe('edge-inferd infer / build-engine', () => {
   it('build-engine without the TensorRT provider says what is missing, exit 1', async () => {
     const r = await cli(['build-engine', '--model', demoModelDir]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/edge-inferd build-engine: .*model\.onnx: no execution provider could load the model: tensorrt: .*libonnxruntime_providers_tensorrt\.so is not installed/);
+    expect(r.stderr).toMatch(
+      /edge-inferd build-engine: .*model\.onnx: no execution provider could load the model: tensorrt: .*libonnxruntime_providers_tensorrt\.so is not installed/,
+    );
   });
 });

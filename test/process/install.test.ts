@@ -56,11 +56,16 @@ afterAll(() => {
 
 describe('install.sh / uninstall.sh', () => {
   it('--dry-run prints every step in order and changes nothing', () => {
-    const before = ['/opt/edge-inferd', '/etc/edge-inferd', '/etc/systemd/system/edge-inferd.service', '/usr/local/bin/edge-inferd'].filter((p) => existsSync(p));
+    const before = ['/opt/edge-inferd', '/etc/edge-inferd', '/etc/systemd/system/edge-inferd.service', '/usr/local/bin/edge-inferd'].filter(
+      (p) => existsSync(p),
+    );
     const r = sh('bash', [INSTALL, '--dry-run']);
     expect(r.err.replace(/install\.sh: warning: .*edge_notify\.node is not built.*\n/, '')).toBe('');
     expect(r.code).toBe(0);
-    const steps = r.out.split('\n').filter((l) => l.startsWith('+ ') || l.startsWith('# ')).map((l) => l.replace(ROOT, '<src>'));
+    const steps = r.out
+      .split('\n')
+      .filter((l) => l.startsWith('+ ') || l.startsWith('# '))
+      .map((l) => l.replace(ROOT, '<src>'));
     const order = [
       /^# edge-inferd: installing <src> to \/opt\/edge-inferd \(dry run: nothing is changed\)$/,
       /^\+ useradd --system --gid edge-inferd .*--home-dir \/var\/lib\/edge-inferd --no-create-home --shell \/usr\/sbin\/nologin .*edge-inferd$|^# user edge-inferd exists$/,
@@ -84,7 +89,9 @@ describe('install.sh / uninstall.sh', () => {
     }
     expect(steps.some((s) => s.includes('systemctl restart'))).toBe(false);
     expect(sh('bash', [INSTALL, '--dry-run', '--now']).out).toContain('+ systemctl restart edge-inferd.service');
-    const after = ['/opt/edge-inferd', '/etc/edge-inferd', '/etc/systemd/system/edge-inferd.service', '/usr/local/bin/edge-inferd'].filter((p) => existsSync(p));
+    const after = ['/opt/edge-inferd', '/etc/edge-inferd', '/etc/systemd/system/edge-inferd.service', '/usr/local/bin/edge-inferd'].filter(
+      (p) => existsSync(p),
+    );
     expect(after).toEqual(before);
 
     const u = sh('bash', [UNINSTALL, '--dry-run']);
@@ -99,14 +106,17 @@ describe('install.sh / uninstall.sh', () => {
     for (const script of [INSTALL, UNINSTALL]) {
       const r = sh(setpriv, ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', script]);
       expect(r.code, r.err).toBe(1);
-      expect(r.err).toMatch(/^(un)?install\.sh: error: must be run as root \(sudo scripts\/(un)?install\.sh\); scripts\/(un)?install\.sh --dry-run shows the steps without root\n$/);
+      expect(r.err).toMatch(
+        /^(un)?install\.sh: error: must be run as root \(sudo scripts\/(un)?install\.sh\); scripts\/(un)?install\.sh --dry-run shows the steps without root\n$/,
+      );
     }
     expect(sh('bash', [INSTALL, '--bogus']).err).toContain('install.sh: error: unknown option --bogus');
   });
 
   it('installs into a staging root, idempotently, keeps an edited config, and uninstalls', () => {
     const src = temp('edge-inferd-src-');
-    for (const part of ['dist', 'node_modules', 'models', 'schemas', 'systemd', 'scripts', 'docs', 'package.json', 'README.md', 'native']) symlinkSync(join(ROOT, part), join(src, part));
+    for (const part of ['dist', 'node_modules', 'models', 'schemas', 'systemd', 'scripts', 'docs', 'package.json', 'README.md', 'native'])
+      symlinkSync(join(ROOT, part), join(src, part));
     const root = temp('edge-inferd-root-');
     const first = sh('bash', [INSTALL, '--root', root, '--source', src]);
     expect(first.code, first.err).toBe(0);
@@ -116,11 +126,14 @@ describe('install.sh / uninstall.sh', () => {
     // ONNX Runtime's telemetry off for every command run through the launcher, unless the caller opted in.
     expect(readFileSync(launcher, 'utf8')).toContain('\n: "${ORT_DISABLE_TELEMETRY:=1}"\nexport ORT_DISABLE_TELEMETRY\n');
     expect(readlinkSync(join(root, 'usr/local/bin/edge-inferd'))).toBe('/opt/edge-inferd/bin/edge-inferd');
-    expect(readFileSync(join(root, 'etc/edge-inferd/config.yaml'), 'utf8')).toBe(readFileSync(join(ROOT, 'systemd/config.example.yaml'), 'utf8'));
+    expect(readFileSync(join(root, 'etc/edge-inferd/config.yaml'), 'utf8')).toBe(
+      readFileSync(join(ROOT, 'systemd/config.example.yaml'), 'utf8'),
+    );
     expect(lstatSync(join(root, 'etc/edge-inferd/config.yaml')).mode & 0o777).toBe(0o640);
     expect(readFileSync(join(root, 'etc/systemd/system/edge-inferd.service'), 'utf8')).toBe(readFileSync(UNIT, 'utf8'));
     // The README's links into docs/ and the payload schemas it names are installed with it.
-    for (const f of ['README.md', 'docs/architecture.md', 'docs/reference.md', 'schemas/daemon-status.schema.json']) expect(readFileSync(join(root, 'opt/edge-inferd', f), 'utf8')).toBe(readFileSync(join(ROOT, f), 'utf8'));
+    for (const f of ['README.md', 'docs/architecture.md', 'docs/reference.md', 'schemas/daemon-status.schema.json'])
+      expect(readFileSync(join(root, 'opt/edge-inferd', f), 'utf8')).toBe(readFileSync(join(ROOT, f), 'utf8'));
     // The staged launcher runs the program and accepts the installed config.
     expect(sh(launcher, ['--version']).out.trim()).toMatch(/^\d+\.\d+\.\d+/);
     const check = sh(launcher, ['check-config', join(root, 'etc/edge-inferd/config.yaml')]);
@@ -138,7 +151,8 @@ describe('install.sh / uninstall.sh', () => {
 
     const u1 = sh('bash', [UNINSTALL, '--root', root]);
     expect(u1.code, u1.err).toBe(0);
-    for (const gone of ['opt/edge-inferd', 'usr/local/bin/edge-inferd', 'etc/systemd/system/edge-inferd.service']) expect(existsSync(join(root, gone)), gone).toBe(false);
+    for (const gone of ['opt/edge-inferd', 'usr/local/bin/edge-inferd', 'etc/systemd/system/edge-inferd.service'])
+      expect(existsSync(join(root, gone)), gone).toBe(false);
     expect(existsSync(join(root, 'etc/edge-inferd/config.yaml'))).toBe(true);
     const u2 = sh('bash', [UNINSTALL, '--root', root]);
     expect(u2.code).toBe(0);
@@ -162,7 +176,12 @@ describe('systemd unit', () => {
     const r = sh(analyze, ['verify', file]);
     expect({ code: r.code, out: r.out, err: r.err }).toEqual({ code: 0, out: '', err: '' });
     // It can fail: a bad value is reported (and the clean run above must report nothing).
-    writeFileSync(file, unit.replace('ExecStart=/opt/edge-inferd/bin/edge-inferd ', `ExecStart=${launcher} `).replace('NoNewPrivileges=yes', 'NoNewPrivileges=maybe'));
+    writeFileSync(
+      file,
+      unit
+        .replace('ExecStart=/opt/edge-inferd/bin/edge-inferd ', `ExecStart=${launcher} `)
+        .replace('NoNewPrivileges=yes', 'NoNewPrivileges=maybe'),
+    );
     expect(sh(analyze, ['verify', file]).err).toContain('Failed to parse boolean value, ignoring: maybe');
   });
 

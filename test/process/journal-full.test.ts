@@ -49,19 +49,30 @@ describe('row 2: a journal that cannot be written', () => {
     let broker: Awaited<ReturnType<typeof startMosquitto>>;
     try {
       await d.waitForLog((l) => l.msg === 'running', 30_000);
-      await waitUntil(async () => (await json(`${base}/status`)).body.journal.pending >= 10, 15_000, 'results journaled while the broker is down');
+      await waitUntil(
+        async () => (await json(`${base}/status`)).body.journal.pending >= 10,
+        15_000,
+        'results journaled while the broker is down',
+      );
 
       limit('1024');
       await d.waitForLog((l) => l.msg === 'message lost: the journal cannot be written and the broker is unreachable');
       const ready = await json(`${base}/readyz`);
       expect(ready.status).toBe(503);
-      expect(ready.body.checks.journal).toMatchObject({ ok: false, detail: expect.stringMatching(/^not accepting results: .*(disk I\/O error|disk is full)/) });
+      expect(ready.body.checks.journal).toMatchObject({
+        ok: false,
+        detail: expect.stringMatching(/^not accepting results: .*(disk I\/O error|disk is full)/),
+      });
       expect(ready.body.checks.mqtt.ok).toBe(false);
       const st = (await json(`${base}/status`)).body;
       // Never more than the file holds.
       const held = fileCounts(journalPath);
       expect({ rows: st.journal.rows, pending: st.journal.pending, bytes: st.journal.bytes }).toEqual(held);
-      expect(st.journal).toMatchObject({ writable: false, lastWriteError: expect.stringMatching(/disk I\/O error|disk is full/), evicted: { pending: 0 } });
+      expect(st.journal).toMatchObject({
+        writable: false,
+        lastWriteError: expect.stringMatching(/disk I\/O error|disk is full/),
+        evicted: { pending: 0 },
+      });
       expect(st.mqtt.outbox.lost).toBeGreaterThan(0);
       expect(st.mqtt.outbox.queued).toBe(held.pending);
       const metrics = await (await fetch(`${base}/metrics`)).text();
@@ -107,7 +118,11 @@ describe('row 2: a journal that cannot be written', () => {
       expect(said).toMatchObject({ component: 'journal', path: journalPath, movedTo: join(dir, aside[0]) });
       await d.waitForLog((l) => l.msg === 'running', 30_000);
       const st = (await json(`http://127.0.0.1:${httpPort}/status`)).body;
-      expect(st.journal.corrupt).toMatchObject({ movedAside: 1, lastMovedTo: join(dir, aside[0]), lastError: expect.stringMatching(/not a database/) });
+      expect(st.journal.corrupt).toMatchObject({
+        movedAside: 1,
+        lastMovedTo: join(dir, aside[0]),
+        lastError: expect.stringMatching(/not a database/),
+      });
       await waitUntil(() => fileCounts(journalPath).rows > 0, 15_000, 'results in the fresh journal');
     } finally {
       await d.kill('SIGKILL');

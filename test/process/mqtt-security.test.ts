@@ -45,7 +45,9 @@ describe('credentials', () => {
   });
   afterAll(async () => mosq?.stop());
 
-  it('wrong password: a clear error in the log and /status, keeps retrying, connects once the password file is fixed; no secret logged', { timeout: 60_000 }, async (ctx) => {
+  it('wrong password: a clear error in the log and /status, keeps retrying, connects once the password file is fixed; no secret logged', {
+    timeout: 60_000,
+  }, async (ctx) => {
     if (!mosq) return ctx.skip();
     const httpPort = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'edge-auth-'));
@@ -57,7 +59,11 @@ describe('credentials', () => {
       const expected = `the broker refused user "kiosk" with client id "edge-inferd-auth-1" (not authorized): a wrong user name or password (check mqtt.username and mqtt.passwordFile (${pwFile})), or a client id the broker does not allow (set mqtt.clientId)`;
       expect(err).toMatchObject({ level: 50, code: 'MQTT_AUTH', err: expected });
       await d.waitForLog((l) => l.msg === 'running');
-      await waitUntil(async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.mqtt.failedAttempts as number) >= 3, 20_000, 'retries');
+      await waitUntil(
+        async () => ((await getJson(`http://127.0.0.1:${httpPort}/status`)).body.mqtt.failedAttempts as number) >= 3,
+        20_000,
+        'retries',
+      );
       const st = (await getJson(`http://127.0.0.1:${httpPort}/status`)).body;
       expect(st.state).toBe('running');
       expect(st.mqtt).toMatchObject({ connected: false, lastErrorCode: 'MQTT_AUTH', lastError: expected });
@@ -127,7 +133,11 @@ describe('TLS', () => {
     try {
       const connected = await d.waitForLog((l) => l.msg === 'mqtt connected');
       expect(connected.tls).toBe(true);
-      const sub = await subscribe(url(), 'edge-inferd/tls-1/tray/result', { ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) });
+      const sub = await subscribe(url(), 'edge-inferd/tls-1/tray/result', {
+        ca: readFileSync(pki.ca),
+        cert: readFileSync(pki.clientCert),
+        key: readFileSync(pki.clientKey),
+      });
       const m = await sub.waitFor(() => true);
       expect(m.json).toMatchObject({ deviceId: 'tls-1', camera: 'tray' });
       await sub.close();
@@ -144,7 +154,9 @@ describe('TLS', () => {
     try {
       const err = await d.waitForLog((l) => l.msg === 'mqtt error');
       expect(err.code).toBe('MQTT_TLS');
-      expect(err.err).toMatch(/^TLS: the broker certificate is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY): .*\); give the CA that signed it in mqtt\.tls\.ca$/);
+      expect(err.err).toMatch(
+        /^TLS: the broker certificate is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY): .*\); give the CA that signed it in mqtt\.tls\.ca$/,
+      );
       await d.waitForLog((l) => l.msg === 'running');
       const st = (await getJson(`http://127.0.0.1:${httpPort}/status`)).body;
       expect(st.mqtt).toMatchObject({ connected: false, tls: true, lastErrorCode: 'MQTT_TLS' });
@@ -154,9 +166,14 @@ describe('TLS', () => {
     }
   });
 
-  it('verification turned off explicitly: connects even to an untrusted broker, with a warning at every start', { timeout: 30_000 }, async (ctx) => {
+  it('verification turned off explicitly: connects even to an untrusted broker, with a warning at every start', {
+    timeout: 30_000,
+  }, async (ctx) => {
     if (!mosq) return ctx.skip();
-    const cfg = config('tls-3', await freePort(), { url: url(), tls: { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey, rejectUnauthorized: false } });
+    const cfg = config('tls-3', await freePort(), {
+      url: url(),
+      tls: { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey, rejectUnauthorized: false },
+    });
     for (let run = 0; run < 2; run++) {
       const d = spawnDaemon(cfg);
       try {
@@ -180,9 +197,48 @@ function makePki(openssl: string): Pki {
   run('req', '-x509', ...ec, '-keyout', p('other-ca.key'), '-out', p('other-ca.crt'), '-days', '2', '-subj', '/CN=some other CA');
   writeFileSync(p('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   run('req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=localhost');
-  run('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.crt'), '-days', '2', '-extfile', p('server.ext'));
+  run(
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.crt'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('server.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    p('server.ext'),
+  );
   writeFileSync(p('client.ext'), 'extendedKeyUsage=clientAuth\n');
   run('req', ...ec, '-keyout', p('client.key'), '-out', p('client.csr'), '-subj', '/CN=kiosk-7');
-  run('x509', '-req', '-in', p('client.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('client.crt'), '-days', '2', '-extfile', p('client.ext'));
-  return { ca: p('ca.crt'), otherCa: p('other-ca.crt'), serverCert: p('server.crt'), serverKey: p('server.key'), clientCert: p('client.crt'), clientKey: p('client.key') };
+  run(
+    'x509',
+    '-req',
+    '-in',
+    p('client.csr'),
+    '-CA',
+    p('ca.crt'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('client.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    p('client.ext'),
+  );
+  return {
+    ca: p('ca.crt'),
+    otherCa: p('other-ca.crt'),
+    serverCert: p('server.crt'),
+    serverKey: p('server.key'),
+    clientCert: p('client.crt'),
+    clientKey: p('client.key'),
+  };
 }

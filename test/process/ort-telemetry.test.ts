@@ -29,7 +29,20 @@ function freshHome(): string {
  * ORT 1.30 keeps its telemetry off by itself on a CI machine: it looks for these variables (the
  * strings are in libonnxruntime.so). A device has none of them, so neither does the daemon here.
  */
-const CI_VARS = ['CI', 'TF_BUILD', 'GITHUB_ACTIONS', 'GITLAB_CI', 'CIRCLECI', 'TRAVIS', 'JENKINS_URL', 'CODEBUILD_BUILD_ID', 'BUILDKITE', 'TEAMCITY_VERSION', 'APPVEYOR', 'BITBUCKET_BUILD_NUMBER'];
+const CI_VARS = [
+  'CI',
+  'TF_BUILD',
+  'GITHUB_ACTIONS',
+  'GITLAB_CI',
+  'CIRCLECI',
+  'TRAVIS',
+  'JENKINS_URL',
+  'CODEBUILD_BUILD_ID',
+  'BUILDKITE',
+  'TEAMCITY_VERSION',
+  'APPVEYOR',
+  'BITBUCKET_BUILD_NUMBER',
+];
 
 /**
  * The environment of a device's new user: this HOME, no XDG cache folder, no CI marker, no
@@ -61,7 +74,12 @@ describe('ONNX Runtime telemetry', () => {
     const home = freshHome();
     const sub = await subscribe(mosq.url, 'edge-inferd/telemetry-1/#');
     const d = spawnDaemon(
-      { deviceId: 'telemetry-1', http: { port: await freePort() }, mqtt: { url: mosq.url }, cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 25 } } },
+      {
+        deviceId: 'telemetry-1',
+        http: { port: await freePort() },
+        mqtt: { url: mosq.url },
+        cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 25 } },
+      },
       { env: cleanEnv(home) },
     );
     try {
@@ -89,7 +107,10 @@ describe('ONNX Runtime telemetry', () => {
 
   it('ORT_DISABLE_TELEMETRY=0 is the opt-in: ORT then keeps its device id in HOME', () => {
     const home = freshHome();
-    const infer = spawnSync(process.execPath, [CLI, 'infer', sample], { encoding: 'utf8', env: cleanEnv(home, { ORT_DISABLE_TELEMETRY: '0' }) });
+    const infer = spawnSync(process.execPath, [CLI, 'infer', sample], {
+      encoding: 'utf8',
+      env: cleanEnv(home, { ORT_DISABLE_TELEMETRY: '0' }),
+    });
     expect(infer.status, infer.stderr).toBe(0);
     expect(tree(home)).toContain('.cache/Microsoft/DeveloperTools/.onnxruntime/deviceid');
   });

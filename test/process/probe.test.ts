@@ -20,13 +20,20 @@ describe('edge-inferd probe', () => {
     for (const n of ['video0', 'video1', 'nvidia0', 'nvidiactl', 'null']) writeFileSync(join(dev, n), '');
     symlinkSync('../../video0', join(byId, 'usb-Logitech_C920_1234-video-index0'));
     const r = await probe({ v4lByIdDir: byId, devDir: dev, configFile: join(dir, 'missing.yaml') });
-    expect(r.cameras).toEqual({ byId: [{ path: join(byId, 'usb-Logitech_C920_1234-video-index0'), device: join(dev, 'video0') }], video: [join(dev, 'video0'), join(dev, 'video1')] });
+    expect(r.cameras).toEqual({
+      byId: [{ path: join(byId, 'usb-Logitech_C920_1234-video-index0'), device: join(dev, 'video0') }],
+      video: [join(dev, 'video0'), join(dev, 'video1')],
+    });
     expect(r.gpu.nvidiaDevices).toEqual([join(dev, 'nvidia0'), join(dev, 'nvidiactl')]);
     expect(r.onnxruntime.providers.map((p) => p.provider)).toEqual(['tensorrt', 'cuda', 'cpu']);
     expect(r.onnxruntime.providers.find((p) => p.provider === 'cpu')).toEqual({ provider: 'cpu', available: true });
     expect(r.gstreamer.capture).toBe(captureAvailable().ok);
     expect(r.memory.totalMb).toBeGreaterThan(0);
-    expect(r.config).toEqual({ ok: false, source: join(dir, 'missing.yaml'), problems: [`${join(dir, 'missing.yaml')}: cannot read config: file not found`] });
+    expect(r.config).toEqual({
+      ok: false,
+      source: join(dir, 'missing.yaml'),
+      problems: [`${join(dir, 'missing.yaml')}: cannot read config: file not found`],
+    });
     const text = formatProbe(r);
     expect(text).toContain(`  ok  v4l2://${join(byId, 'usb-Logitech_C920_1234-video-index0')}  (${join(dev, 'video0')})`);
     expect(text).toContain('  ok  cpu\n');

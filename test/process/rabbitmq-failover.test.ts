@@ -22,10 +22,16 @@ describe('failover between the nodes of a RabbitMQ cluster', () => {
   }, 180_000);
   afterAll(async () => cluster?.stop(), 60_000);
 
-  it('node A stopped: the daemon moves to node B; every result reaches the subscriber on B, in order per camera', { timeout: 120_000 }, async (ctx) => {
+  it('node A stopped: the daemon moves to node B; every result reaches the subscriber on B, in order per camera', {
+    timeout: 120_000,
+  }, async (ctx) => {
     if (!cluster) return ctx.skip();
     const [a, b] = cluster.nodes;
-    const sub: Subscriber = await subscribe(b.url, 'edge-inferd/rmq-kiosk/+/result', { clientId: 'rmq-consumer', clean: false, protocolVersion: 4 });
+    const sub: Subscriber = await subscribe(b.url, 'edge-inferd/rmq-kiosk/+/result', {
+      clientId: 'rmq-consumer',
+      clean: false,
+      protocolVersion: 4,
+    });
     const d = spawnDaemon({
       deviceId: 'rmq-kiosk',
       http: { enabled: false },
@@ -40,16 +46,28 @@ describe('failover between the nodes of a RabbitMQ cluster', () => {
     });
     try {
       await d.waitForLog((l) => l.msg === 'mqtt connected' && l.url === a.url, 60_000);
-      await waitUntil(() => ['tray', 'door'].every((cam) => (seqsByCamera(sub.messages).get(cam)?.length ?? 0) >= 10), 60_000, '10 results of each camera on node B');
+      await waitUntil(
+        () => ['tray', 'door'].every((cam) => (seqsByCamera(sub.messages).get(cam)?.length ?? 0) >= 10),
+        60_000,
+        '10 results of each camera on node B',
+      );
 
       await a.stop();
       await d.waitForLog((l) => l.msg === 'mqtt connected' && l.url === b.url, 30_000);
       const before = seqsByCamera(sub.messages);
-      await waitUntil(() => ['tray', 'door'].every((cam) => (seqsByCamera(sub.messages).get(cam)?.length ?? 0) >= (before.get(cam)?.length ?? 0) + 10), 30_000, '10 more results of each camera after the failover');
+      await waitUntil(
+        () => ['tray', 'door'].every((cam) => (seqsByCamera(sub.messages).get(cam)?.length ?? 0) >= (before.get(cam)?.length ?? 0) + 10),
+        30_000,
+        '10 more results of each camera after the failover',
+      );
       await d.kill('SIGTERM');
 
       // Everything the daemon made, from its journal; all of it must have reached the subscriber.
-      const dump = spawnSync(process.execPath, [CLI, 'history', '--journal', join(d.dir, 'journal.sqlite'), '--json', '--limit', '100000'], { encoding: 'utf8' });
+      const dump = spawnSync(
+        process.execPath,
+        [CLI, 'history', '--journal', join(d.dir, 'journal.sqlite'), '--json', '--limit', '100000'],
+        { encoding: 'utf8' },
+      );
       expect(dump.status, dump.stderr).toBe(0);
       const made = new Map<string, number>();
       for (const line of dump.stdout.trim().split('\n')) {
@@ -57,7 +75,11 @@ describe('failover between the nodes of a RabbitMQ cluster', () => {
         made.set(r.camera, Math.max(made.get(r.camera) ?? 0, r.seq));
       }
       expect([...made.keys()].sort()).toEqual(['door', 'tray']);
-      await waitUntil(() => [...made].every(([cam, max]) => new Set(seqsByCamera(sub.messages).get(cam)).size >= max), 30_000, () => `every result on node B (${JSON.stringify([...made])})`);
+      await waitUntil(
+        () => [...made].every(([cam, max]) => new Set(seqsByCamera(sub.messages).get(cam)).size >= max),
+        30_000,
+        () => `every result on node B (${JSON.stringify([...made])})`,
+      );
       for (const [cam, max] of made) expectComplete(seqsByCamera(sub.messages).get(cam), max);
       console.log(`rabbitmq failover: ${[...made].map(([c, m]) => `${c} 1..${m}`).join(', ')} all on node B, in order`);
     } finally {

@@ -37,7 +37,12 @@ describe('a restart during a model download', () => {
     mosq = await startMosquitto();
     if (!mosq) return;
     const work = mkdtempSync(join(tmpdir(), 'rollout-restart-'));
-    const dir = await writePackage(join(work, 'pkg'), { name: 'tray-colours', version: '5.0.0', labels: ['v5-red', 'v5-green', 'v5-blue'], selftest: [{ label: 'v5-red', colour: 'red' }] });
+    const dir = await writePackage(join(work, 'pkg'), {
+      name: 'tray-colours',
+      version: '5.0.0',
+      labels: ['v5-red', 'v5-green', 'v5-blue'],
+      selftest: [{ label: 'v5-red', colour: 'red' }],
+    });
     archive = tarFolder(dir, join(work, 'pkg.tgz'));
     server = http.createServer((req, res) => {
       ranges.push(req.headers.range);
@@ -50,7 +55,12 @@ describe('a restart during a model download', () => {
         return;
       }
       const from = Number(m[1]);
-      res.writeHead(206, { 'content-length': archive.length - from, 'content-range': `bytes ${from}-${archive.length - 1}/${archive.length}` }).end(archive.subarray(from));
+      res
+        .writeHead(206, {
+          'content-length': archive.length - from,
+          'content-range': `bytes ${from}-${archive.length - 1}/${archive.length}`,
+        })
+        .end(archive.subarray(from));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     pub = await mqtt.connectAsync(mosq.url, { protocolVersion: 5 });
@@ -68,11 +78,21 @@ describe('a restart during a model download', () => {
 
   it('never activates the partial package, and resumes it when asked again', async () => {
     if (!mosq) return;
-    const config = { deviceId: dev, http: { port: await freePort() }, mqtt: { url: mosq.url }, cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 5 } } };
+    const config = {
+      deviceId: dev,
+      http: { port: await freePort() },
+      mqtt: { url: mosq.url },
+      cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 5 } },
+    };
     d = spawnDaemon(config);
     const stateDir = d.dir;
     const demo = (await sub.waitFor((m) => m.topic === `${base}/tray/result`)).json.model;
-    const install = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkg.tgz`, sha256: sha256(archive), name: 'tray-colours', version: '5.0.0' };
+    const install = {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkg.tgz`,
+      sha256: sha256(archive),
+      name: 'tray-colours',
+      version: '5.0.0',
+    };
     await pub.publishAsync(`${base}/cmd/model/install`, JSON.stringify({ id: 'first', ...install }), { qos: 1 });
     const half = archive.length >> 1;
     await sub.waitFor((m) => m.topic === `${base}/model/state` && m.json.phase === 'downloading' && m.json.bytes === half);
@@ -82,8 +102,14 @@ describe('a restart during a model download', () => {
     expect((await d.kill('SIGKILL')).signal).toBe('SIGKILL');
     const from = sub.messages.length;
     d = spawnDaemon(config, { dir: stateDir });
-    const interrupted = await sub.waitFor((m) => sub.messages.indexOf(m) >= from && m.topic === `${base}/model/state` && m.json.phase === 'interrupted');
-    expect(interrupted.json).toMatchObject({ request: { requestId: 'first', version: '5.0.0' }, current: demo, error: { code: 'INTERRUPTED' } });
+    const interrupted = await sub.waitFor(
+      (m) => sub.messages.indexOf(m) >= from && m.topic === `${base}/model/state` && m.json.phase === 'interrupted',
+    );
+    expect(interrupted.json).toMatchObject({
+      request: { requestId: 'first', version: '5.0.0' },
+      current: demo,
+      error: { code: 'INTERRUPTED' },
+    });
     // Up again on the model it had: results keep coming from it, and no package was kept.
     const after = await sub.waitFor((m) => sub.messages.indexOf(m) >= from && m.topic === `${base}/tray/result`);
     expect(after.json.model).toEqual(demo);
@@ -93,7 +119,12 @@ describe('a restart during a model download', () => {
     await pub.publishAsync(`${base}/cmd/model/install`, JSON.stringify({ id: 'again', ...install }), { qos: 1 });
     const res = (await sub.waitFor((m) => m.topic === `${base}/cmd/model/install/response` && m.json.requestId === 'again', 30_000)).json;
     expect(res.ok, JSON.stringify(res)).toBe(true);
-    expect(res.result).toMatchObject({ phase: 'active', resumedFrom: half, bytes: archive.length, current: { name: 'tray-colours', version: '5.0.0' } });
+    expect(res.result).toMatchObject({
+      phase: 'active',
+      resumedFrom: half,
+      bytes: archive.length,
+      current: { name: 'tray-colours', version: '5.0.0' },
+    });
     expect(ranges).toEqual([undefined, `bytes=${half}-`]);
     const v5 = await sub.waitFor((m) => m.topic === `${base}/tray/result` && m.json.model.version === '5.0.0');
     expect(v5.json.label).toMatch(/^v5-/);
@@ -103,18 +134,32 @@ describe('a restart during a model download', () => {
 
   it('a stop (SIGTERM) during a download exits cleanly, answers the install, and keeps the part file', async () => {
     if (!mosq) return;
-    const config = { deviceId: 'kiosk-term', http: { port: await freePort() }, mqtt: { url: mosq.url }, cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 5 } } };
+    const config = {
+      deviceId: 'kiosk-term',
+      http: { port: await freePort() },
+      mqtt: { url: mosq.url },
+      cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 5 } },
+    };
     const term = `edge-inferd/kiosk-term`;
     const s2 = await subscribe(mosq.url, [`${term}/model/state`, `${term}/cmd/+/+/response`]);
     try {
       d = spawnDaemon(config);
       await d.waitForLog((l) => l.msg === 'running');
-      const install = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkg.tgz`, sha256: sha256(archive), name: 'tray-colours', version: '5.0.0' };
+      const install = {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkg.tgz`,
+        sha256: sha256(archive),
+        name: 'tray-colours',
+        version: '5.0.0',
+      };
       await pub.publishAsync(`${term}/cmd/model/install`, JSON.stringify({ id: 'term', ...install }), { qos: 1 });
       await s2.waitFor((m) => m.topic === `${term}/model/state` && m.json.phase === 'downloading' && m.json.bytes === archive.length >> 1);
       expect(await d.kill('SIGTERM')).toEqual({ code: 0, signal: null });
       const res = (await s2.waitFor((m) => m.topic === `${term}/cmd/model/install/response`)).json;
-      expect(res).toMatchObject({ requestId: 'term', ok: false, error: { code: 'MODEL_REJECTED', message: expect.stringMatching(/^DOWNLOAD_ABORTED: /) } });
+      expect(res).toMatchObject({
+        requestId: 'term',
+        ok: false,
+        error: { code: 'MODEL_REJECTED', message: expect.stringMatching(/^DOWNLOAD_ABORTED: /) },
+      });
       expect(readFileSync(join(d.dir, 'models', 'staging', install.sha256, 'archive.part')).length).toBe(archive.length >> 1);
     } finally {
       await s2.close();

@@ -25,13 +25,18 @@ describe('shared subscriptions ($share/<group>/...)', () => {
     const b = await subscribe(mosq.url, filter, { protocolVersion: 5, clientId: 'worker-b' });
     // an ordinary subscriber sees every result: the reference the two workers must add up to
     const watch = await subscribe(mosq.url, [`edge-inferd/${dev}/status`, `edge-inferd/${dev}/+/result`]);
-    const d = spawnDaemon({ deviceId: dev, http: { port: await freePort() }, mqtt: { url: mosq.url }, cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 20 } } });
+    const d = spawnDaemon({
+      deviceId: dev,
+      http: { port: await freePort() },
+      mqtt: { url: mosq.url },
+      cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 20 } },
+    });
     try {
       const total = () => a.messages.length + b.messages.length;
       await new Promise<void>((resolve, reject) => {
         const t = setInterval(() => {
-          if (total() >= 60) (clearInterval(t), resolve());
-          if (d.proc.exitCode !== null) (clearInterval(t), reject(new Error(`daemon exited: ${d.stderr()}`)));
+          if (total() >= 60) clearInterval(t), resolve();
+          if (d.proc.exitCode !== null) clearInterval(t), reject(new Error(`daemon exited: ${d.stderr()}`));
         }, 50);
       });
       expect(await d.kill('SIGTERM')).toEqual({ code: 0, signal: null });

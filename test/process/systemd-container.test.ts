@@ -29,7 +29,11 @@ const SAMPLES = ['cardboard-1.png', 'glass-1.png', 'metal-1.png'];
 
 function missingPrerequisite(): string | undefined {
   if (process.getuid?.() !== 0) return 'must run as root (systemd-nspawn)';
-  for (const [tool, pkg] of [['debootstrap', 'debootstrap'], ['systemd-nspawn', 'systemd-container'], ['nsenter', 'util-linux']]) {
+  for (const [tool, pkg] of [
+    ['debootstrap', 'debootstrap'],
+    ['systemd-nspawn', 'systemd-container'],
+    ['nsenter', 'util-linux'],
+  ]) {
     if (!findTool(tool, [`/usr/sbin/${tool}`, `/usr/bin/${tool}`])) return `${tool} not found: apt-get install ${pkg}`;
   }
   return undefined;
@@ -42,7 +46,12 @@ if (missing) console.warn(`\n*** SKIPPING the systemd container test: ${missing}
 /** `systemctl show` properties as an object. */
 async function show(c: Container, ...props: string[]): Promise<Record<string, string>> {
   const out = await c.sh(`systemctl show ${UNIT} ${props.map((p) => `-p ${p}`).join(' ')}`);
-  return Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 /** PID 1's log lines about the unit since `cursor` (journalctl --cursor), oldest first. */
@@ -74,7 +83,8 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
     // A source tree of links into the bound checkout: install.sh copies the links (cp -a), not 400 MB.
     const stage = join(host, 'stage');
     mkdirSync(stage);
-    for (const part of ['dist', 'node_modules', 'models', 'schemas', 'systemd', 'scripts', 'docs', 'package.json', 'README.md', 'native']) symlinkSync(join(SRC, part), join(stage, part));
+    for (const part of ['dist', 'node_modules', 'models', 'schemas', 'systemd', 'scripts', 'docs', 'package.json', 'README.md', 'native'])
+      symlinkSync(join(SRC, part), join(stage, part));
     copySamples(join(host, 'images'), SAMPLES);
     const binds: [string, string, 'ro' | 'rw'][] = [
       [ROOT, SRC, 'ro'],
@@ -104,7 +114,9 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
       health: { stallAfterSec: 2 },
     });
     await c.sh(`cat > /etc/edge-inferd/config.yaml <<'EOF'\n${stringify(config)}EOF`);
-    await c.sh(`mkdir -p /etc/systemd/system/${UNIT}.d && printf '[Service]\\nWatchdogSec=3s\\nRestartSec=1s\\n' > /etc/systemd/system/${UNIT}.d/50-test.conf && systemctl daemon-reload`);
+    await c.sh(
+      `mkdir -p /etc/systemd/system/${UNIT}.d && printf '[Service]\\nWatchdogSec=3s\\nRestartSec=1s\\n' > /etc/systemd/system/${UNIT}.d/50-test.conf && systemctl daemon-reload`,
+    );
   }, 20 * 60_000);
 
   afterAll(async () => {
@@ -118,7 +130,12 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
     const from = await cursor(c);
     await c.sh(`systemctl start ${UNIT}`, 120_000);
     const s = await show(c, 'ActiveState', 'SubState', 'StatusText', 'MainPID', 'NRestarts');
-    expect(s).toMatchObject({ ActiveState: 'active', SubState: 'running', StatusText: 'running: 1/1 cameras streaming, demo-recycling-colour on cpu, mqtt connected', NRestarts: '0' });
+    expect(s).toMatchObject({
+      ActiveState: 'active',
+      SubState: 'running',
+      StatusText: 'running: 1/1 cameras streaming, demo-recycling-colour on cpu, mqtt connected',
+      NRestarts: '0',
+    });
     const log = await pid1Log(c, from);
     const ready = log.findIndex((l) => /Got notification message from PID \d+ \(READY=1/.test(l));
     const running = log.findIndex((l) => /Changed start -> running/.test(l));
@@ -148,10 +165,26 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
     expect(status).toMatch(/^CapBnd:\s+0+$/m);
     // A shell in the daemon's mount namespace, as its user: what can it write?
     const tryWrite = async (dir: string) =>
-      (await c.exec(['nsenter', '-t', pid, '-m', '--', 'setpriv', '--reuid=edge-inferd', '--regid=edge-inferd', '--init-groups', 'sh', '-c', `echo x > '${dir}/.write-probe' && rm '${dir}/.write-probe'`])).code === 0;
+      (
+        await c.exec([
+          'nsenter',
+          '-t',
+          pid,
+          '-m',
+          '--',
+          'setpriv',
+          '--reuid=edge-inferd',
+          '--regid=edge-inferd',
+          '--init-groups',
+          'sh',
+          '-c',
+          `echo x > '${dir}/.write-probe' && rm '${dir}/.write-probe'`,
+        ])
+      ).code === 0;
     for (const dir of ['/var/lib/edge-inferd', '/var/cache/edge-inferd', '/tmp']) expect(await tryWrite(dir), dir).toBe(true);
     // (/dev/shm stays writable: PrivateDevices is off for the cameras and the GPU, and Argus uses shared memory.)
-    for (const dir of ['/etc/edge-inferd', '/opt/edge-inferd', '/usr/local/bin', '/var/lib', '/etc', '/srv', '/root', '/home']) expect(await tryWrite(dir), dir).toBe(false);
+    for (const dir of ['/etc/edge-inferd', '/opt/edge-inferd', '/usr/local/bin', '/var/lib', '/etc', '/srv', '/root', '/home'])
+      expect(await tryWrite(dir), dir).toBe(false);
     // ProtectKernelTunables, ProtectControlGroups: read-only /proc/sys and cgroup tree in its namespace.
     const mounts = await c.exec(['nsenter', '-t', pid, '-m', '--', 'findmnt', '-n', '-o', 'TARGET,OPTIONS', '/proc/sys']);
     expect(mounts.out).toMatch(/^\/proc\/sys\s+ro,/m);
@@ -166,10 +199,14 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
     await c.sh(`cat > /etc/edge-inferd/config.yaml <<'EOF'\n${stringify(config)}EOF`);
     const from = await cursor(c);
     await c.sh(`systemctl reload ${UNIT}`, 60_000);
-    const status = await waitUntil(async () => {
-      const r = (await (await fetch(`http://127.0.0.1:${httpPort}/status`)).json()) as any;
-      return r.reload?.applied?.length ? r : undefined;
-    }, 20_000, '/status reload');
+    const status = await waitUntil(
+      async () => {
+        const r = (await (await fetch(`http://127.0.0.1:${httpPort}/status`)).json()) as any;
+        return r.reload?.applied?.length ? r : undefined;
+      },
+      20_000,
+      '/status reload',
+    );
     expect(status.reload).toMatchObject({ ok: true, applied: ['log.level: "info" -> "debug"'] });
     // PID 1 must see RELOADING=1, then READY=1, and leave the reload state after that READY. (With
     // systemd 252, ExecReload only sends SIGHUP: when `kill` exits before the daemon's RELOADING=1
@@ -180,10 +217,14 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
       const running = ready < 0 ? -1 : l.findIndex((x, i) => i > ready && /Changed reload -> running/.test(x));
       return { reloading, ready, running };
     };
-    const log = await waitUntil(async () => {
-      const l = await pid1Log(c, from);
-      return order(l).running > 0 ? l : undefined;
-    }, 20_000, 'RELOADING=1, READY=1, then reload -> running in PID 1\'s log');
+    const log = await waitUntil(
+      async () => {
+        const l = await pid1Log(c, from);
+        return order(l).running > 0 ? l : undefined;
+      },
+      20_000,
+      "RELOADING=1, READY=1, then reload -> running in PID 1's log",
+    );
     const { reloading, ready, running } = order(log);
     expect(reloading).toBeGreaterThanOrEqual(0);
     expect(ready).toBeGreaterThan(reloading);
@@ -195,16 +236,24 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
     const before = await show(c, 'MainPID', 'NRestarts');
     const from = await cursor(c);
     for (const f of readdirSync(join(host, 'images'))) rmSync(join(host, 'images', f));
-    const log = await waitUntil(async () => {
-      const l = await pid1Log(c, from);
-      return l.some((x) => /Watchdog timeout/.test(x)) ? l : undefined;
-    }, 30_000, 'a watchdog timeout in PID 1\'s log');
+    const log = await waitUntil(
+      async () => {
+        const l = await pid1Log(c, from);
+        return l.some((x) => /Watchdog timeout/.test(x)) ? l : undefined;
+      },
+      30_000,
+      "a watchdog timeout in PID 1's log",
+    );
     expect(log.join('\n')).toMatch(/edge-inferd\.service: Watchdog timeout \(limit 3s\)!/);
     copySamples(join(host, 'images'), SAMPLES);
-    const after = await waitUntil(async () => {
-      const s = await show(c, 'ActiveState', 'SubState', 'NRestarts', 'MainPID');
-      return s.ActiveState === 'active' && Number(s.NRestarts) > Number(before.NRestarts) ? s : undefined;
-    }, 60_000, 'active again with NRestarts up');
+    const after = await waitUntil(
+      async () => {
+        const s = await show(c, 'ActiveState', 'SubState', 'NRestarts', 'MainPID');
+        return s.ActiveState === 'active' && Number(s.NRestarts) > Number(before.NRestarts) ? s : undefined;
+      },
+      60_000,
+      'active again with NRestarts up',
+    );
     expect(after.MainPID).not.toBe(before.MainPID);
   });
 
@@ -226,7 +275,12 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
     const r = await c.exec(['systemctl', 'start', UNIT], 60_000);
     expect(r.code).not.toBe(0);
     // A failure systemd would restart shows SubState=auto-restart; RestartPreventExitStatus=78 makes it final.
-    expect(await show(c, 'ActiveState', 'SubState', 'Result', 'ExecMainStatus')).toEqual({ ActiveState: 'failed', SubState: 'failed', Result: 'exit-code', ExecMainStatus: '78' });
+    expect(await show(c, 'ActiveState', 'SubState', 'Result', 'ExecMainStatus')).toEqual({
+      ActiveState: 'failed',
+      SubState: 'failed',
+      Result: 'exit-code',
+      ExecMainStatus: '78',
+    });
     const out = await c.sh(`journalctl _SYSTEMD_UNIT=${UNIT} -o cat --no-pager | tail -n 5`);
     expect(out).toContain('cameras.tray.fsp: unknown key');
   });
@@ -234,8 +288,14 @@ describe.skipIf(missing !== undefined)('the unit under a real systemd (systemd-n
   it('what PID 1 could not apply inside this container is reported; MemoryMax where the memory controller exists', async () => {
     const log = await pid1Log(c);
     const problems = [...new Set(log.filter((l) => /Failed to (parse|set|install|apply)|not supported|prohibited|ignoring/i.test(l)))];
-    const memory = await c.exec(['sh', '-c', `cat /sys/fs/cgroup/system.slice/${UNIT}/memory.max /sys/fs/cgroup/memory/system.slice/${UNIT}/memory.limit_in_bytes 2>/dev/null`]);
-    console.log(`PID 1 on the unit inside the container:\n${problems.join('\n')}\nmemory limit in the service's cgroup: ${memory.out.trim() || 'none (no memory controller delegated to the container: MemoryMax does not take effect here)'}`);
+    const memory = await c.exec([
+      'sh',
+      '-c',
+      `cat /sys/fs/cgroup/system.slice/${UNIT}/memory.max /sys/fs/cgroup/memory/system.slice/${UNIT}/memory.limit_in_bytes 2>/dev/null`,
+    ]);
+    console.log(
+      `PID 1 on the unit inside the container:\n${problems.join('\n')}\nmemory limit in the service's cgroup: ${memory.out.trim() || 'none (no memory controller delegated to the container: MemoryMax does not take effect here)'}`,
+    );
     if (memory.out.trim()) expect(memory.out.trim()).toBe(String(2 * 2 ** 30));
     expect((await show(c, 'MemoryMax')).MemoryMax).toBe(String(2 * 2 ** 30));
   });

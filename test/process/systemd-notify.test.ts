@@ -56,9 +56,19 @@ describe('systemd notify protocol', () => {
 
       // Cadence: about every WATCHDOG_USEC/2. The median keeps one slow tick on a busy machine from failing it.
       const from = sock.messages.length;
-      await waitUntil(() => sock!.messages.slice(from).filter((m) => m.fields.WATCHDOG === '1').length >= 6 || undefined, 20_000, 'six pings');
-      const pings = sock.messages.slice(from).filter((m) => m.fields.WATCHDOG === '1').map((m) => m.ms);
-      const gaps = pings.slice(1).map((t, i) => t - pings[i]).sort((a, b) => a - b);
+      await waitUntil(
+        () => sock!.messages.slice(from).filter((m) => m.fields.WATCHDOG === '1').length >= 6 || undefined,
+        20_000,
+        'six pings',
+      );
+      const pings = sock.messages
+        .slice(from)
+        .filter((m) => m.fields.WATCHDOG === '1')
+        .map((m) => m.ms);
+      const gaps = pings
+        .slice(1)
+        .map((t, i) => t - pings[i])
+        .sort((a, b) => a - b);
       const median = gaps[Math.floor(gaps.length / 2)];
       expect(median).toBeGreaterThan(WATCHDOG_USEC / 1000 / 2 / 2);
       expect(median).toBeLessThan(WATCHDOG_USEC / 1000);
@@ -77,7 +87,11 @@ describe('systemd notify protocol', () => {
       const after = await sock.waitFor((m) => m.fields.READY === '1', 15_000, sock.messages.indexOf(reloading) + 1);
       expect(after.ms).toBeGreaterThanOrEqual(reloading.ms);
       let status = await json(`${base}/status`);
-      expect(status.reload).toMatchObject({ ok: true, applied: ['log.level: "info" -> "debug"'], restartRequired: ['mqtt.prefix: "edge-inferd" -> "moved"'] });
+      expect(status.reload).toMatchObject({
+        ok: true,
+        applied: ['log.level: "info" -> "debug"'],
+        restartRequired: ['mqtt.prefix: "edge-inferd" -> "moved"'],
+      });
       await d.waitForLog((l) => l.msg === 'reload: restart required for these changes (systemctl restart edge-inferd)');
 
       // SIGHUP with an invalid file: RELOADING, then READY again with a status that says so.
@@ -103,7 +117,9 @@ describe('systemd notify protocol', () => {
       expect(sock.messages.slice(quietFrom).filter((m) => m.fields.WATCHDOG === '1')).toEqual([]);
       const h = await fetch(`${base}/healthz`);
       expect(h.status).toBe(503);
-      expect((await d.waitForLog((l) => l.msg === 'pipeline stalled; withholding watchdog pings')).reason).toMatch(/^camera tray: no result/);
+      expect((await d.waitForLog((l) => l.msg === 'pipeline stalled; withholding watchdog pings')).reason).toMatch(
+        /^camera tray: no result/,
+      );
 
       mark = sock.messages.length;
       expect(await d.kill('SIGTERM')).toEqual({ code: 0, signal: null });

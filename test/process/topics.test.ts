@@ -31,11 +31,21 @@ describe('topic contract, policies and events on the demo samples', () => {
     mosq = await startMosquitto();
     if (!mosq) return;
     // Left over from an earlier run: the discovery config of a camera that is gone, and someone else's under our node id.
-    const earlier = new HomeAssistantDiscovery({ prefix: 'homeassistant', deviceId: dev, topics: new Topics('edge-inferd', dev), version: '0.0.1', model: () => 'old', log: pino({ level: 'silent' }) });
+    const earlier = new HomeAssistantDiscovery({
+      prefix: 'homeassistant',
+      deviceId: dev,
+      topics: new Topics('edge-inferd', dev),
+      version: '0.0.1',
+      model: () => 'old',
+      log: pino({ level: 'silent' }),
+    });
     const [[goneTopic, gone]] = earlier.configs(['gone']);
     const pub = await mqtt.connectAsync(mosq.url);
     await pub.publishAsync(goneTopic, JSON.stringify(gone), { qos: 1, retain: true });
-    await pub.publishAsync(`homeassistant/sensor/${dev}/theirs/config`, JSON.stringify({ ...gone, unique_id: 'someone-else' }), { qos: 1, retain: true });
+    await pub.publishAsync(`homeassistant/sensor/${dev}/theirs/config`, JSON.stringify({ ...gone, unique_id: 'someone-else' }), {
+      qos: 1,
+      retain: true,
+    });
     await pub.endAsync();
     sub = await subscribe(mosq.url, [`${base}/#`, 'homeassistant/#']);
     d = spawnDaemon({
@@ -93,9 +103,13 @@ describe('topic contract, policies and events on the demo samples', () => {
     const r = results('all').slice(0, -1);
     const e = events('all');
     const replay = new CameraDecider({ policy: 'every', intervalSec: 1, stable: rule });
-    const expected = r.flatMap((x) => replay.observe({ label: x.label, score: x.score, atMs: x.capturedAtMs }).events.map((ev) => ({ ...ev, frameSeq: x.frame.seq })));
+    const expected = r.flatMap((x) =>
+      replay.observe({ label: x.label, score: x.score, atMs: x.capturedAtMs }).events.map((ev) => ({ ...ev, frameSeq: x.frame.seq })),
+    );
     const seen = e.filter((x) => x.frame && x.frame.seq <= r[r.length - 1].frame.seq);
-    expect(seen.map((x) => ({ type: x.type, label: x.label, atMs: x.atMs, sinceMs: x.sinceMs, frames: x.frames, frameSeq: x.frame.seq }))).toEqual(
+    expect(
+      seen.map((x) => ({ type: x.type, label: x.label, atMs: x.atMs, sinceMs: x.sinceMs, frames: x.frames, frameSeq: x.frame.seq })),
+    ).toEqual(
       expected.map((x) => ({ type: x.type, label: x.label, atMs: x.atMs, sinceMs: x.sinceMs, frames: x.frames, frameSeq: x.frameSeq })),
     );
     expect(seen.map((x) => x.seq)).toEqual(seen.map((_, i) => i + 1));
@@ -121,10 +135,16 @@ describe('topic contract, policies and events on the demo samples', () => {
     const firsts = r.filter((x) => x.frame.name.endsWith('-1.png')).length;
     expect(firsts).toBeGreaterThanOrEqual(r.length - 2);
     for (const x of r) expect(LABELS).toContain(x.label);
-    const changes = new Set(events('chg').filter((x) => x.type === 'change').map((x) => x.frame.seq));
+    const changes = new Set(
+      events('chg')
+        .filter((x) => x.type === 'change')
+        .map((x) => x.frame.seq),
+    );
     for (const x of r) expect(changes.has(x.frame.seq), `change event for frame ${x.frame.seq}`).toBe(true);
 
-    const stats = await sub.waitFor((m) => m.topic === `${base}/stats` && m.json.cameras.chg.inferred > m.json.cameras.chg.published && m.json.cameras.chg.published >= 3);
+    const stats = await sub.waitFor(
+      (m) => m.topic === `${base}/stats` && m.json.cameras.chg.inferred > m.json.cameras.chg.published && m.json.cameras.chg.published >= 3,
+    );
     const c = stats.json.cameras.chg;
     expect(c.inferred).toBe(c.published + c.heldBack);
     expect(Object.values(c.labels as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(c.inferred);
@@ -137,7 +157,9 @@ describe('topic contract, policies and events on the demo samples', () => {
 
   it('status is retained with per-camera state; stats come every stats.intervalSec with rising seq', async (ctx) => {
     if (!mosq) return ctx.skip();
-    const st = await sub.waitFor((m) => m.topic === `${base}/status` && m.json.cameraState?.all === 'streaming' && m.json.cameraState?.chg === 'streaming');
+    const st = await sub.waitFor(
+      (m) => m.topic === `${base}/status` && m.json.cameraState?.all === 'streaming' && m.json.cameraState?.chg === 'streaming',
+    );
     expect(st.json).toMatchObject({ state: 'online', cameras: ['all', 'chg'], provider: 'cpu' });
     const late = await subscribe(mosq.url, `${base}/status`);
     const retained = await late.waitFor(() => true);
@@ -154,7 +176,10 @@ describe('topic contract, policies and events on the demo samples', () => {
     if (!mosq) return ctx.skip();
     const ha = await subscribe(mosq.url, 'homeassistant/#');
     try {
-      const want = ['all', 'chg'].flatMap((c) => [`homeassistant/sensor/${dev}/${c}_label/config`, `homeassistant/binary_sensor/${dev}/${c}_online/config`]);
+      const want = ['all', 'chg'].flatMap((c) => [
+        `homeassistant/sensor/${dev}/${c}_label/config`,
+        `homeassistant/binary_sensor/${dev}/${c}_online/config`,
+      ]);
       for (const t of want) await ha.waitFor((m) => m.topic === t && m.retain);
       const sensor = ha.messages.find((m) => m.topic === want[0])!.json;
       expect(sensor).toMatchObject({
@@ -169,7 +194,9 @@ describe('topic contract, policies and events on the demo samples', () => {
       expect(sensor.json_attributes_template).toContain("'score': value_json.score");
       const online = ha.messages.find((m) => m.topic === want[1])!.json;
       expect(online).toMatchObject({ platform: 'binary_sensor', device_class: 'connectivity', state_topic: `${base}/status` });
-      expect(online.value_template).toBe("{{ 'ON' if value_json.state == 'online' and (value_json.cameraState or {}).get('all') == 'streaming' else 'OFF' }}");
+      expect(online.value_template).toBe(
+        "{{ 'ON' if value_json.state == 'online' and (value_json.cameraState or {}).get('all') == 'streaming' else 'OFF' }}",
+      );
       // retained state after start-up: the stale config is gone (no retained message), the foreign one stays
       expect(ha.messages.some((m) => m.topic.endsWith('/gone_label/config'))).toBe(false);
       expect(ha.messages.find((m) => m.topic.endsWith('/theirs/config'))?.json.unique_id).toBe('someone-else');

@@ -31,7 +31,14 @@ describe('pipeline aggregation', () => {
     const [a] = assessments(out);
     expect(out).toHaveLength(1);
     expect(a).toMatchObject({ track: 1, atMs: 1003, sinceMs: 1000, frames: 4, score: 0.8 });
-    expect(a.regions[0]).toMatchObject({ name: 'left', label: 'a', frames: 3, seen: 4, skipped: { small: 1, blurred: 0 }, notDetected: false });
+    expect(a.regions[0]).toMatchObject({
+      name: 'left',
+      label: 'a',
+      frames: 3,
+      seen: 4,
+      skipped: { small: 1, blurred: 0 },
+      notDetected: false,
+    });
     expect(a.regions[0].scores!.map((v) => +v.toFixed(6))).toEqual([0.5, 0.4, 0.1]);
     expect(a.regions[1]).toMatchObject({ name: 'right', label: 'c', frames: 3, seen: 4, skipped: { small: 0, blurred: 1 } });
     expect(agg.counters()).toEqual({ tracks: 1, assessments: 1, cleared: 0, crops: 8, qualitySkipped: { small: 1, blurred: 1 } });
@@ -40,7 +47,13 @@ describe('pipeline aggregation', () => {
   it('after the window, a region with too few good frames is notDetected (never found, or always skipped)', () => {
     const agg = new PipelineAggregator(aggregateSchema.parse({ window: 4, minFrames: 2 }));
     const out: TrackDecision[] = [];
-    for (let i = 0; i < 4; i++) out.push(...agg.observe(run([[region('left', { notDetected: true }), region('right', { skipped: 'blurred' }), region('box', { scores: [0, 1, 0] })]]), i));
+    for (let i = 0; i < 4; i++)
+      out.push(
+        ...agg.observe(
+          run([[region('left', { notDetected: true }), region('right', { skipped: 'blurred' }), region('box', { scores: [0, 1, 0] })]]),
+          i,
+        ),
+      );
     const [a] = assessments(out);
     expect(a.atMs).toBe(3);
     expect(a.regions).toEqual([
@@ -54,8 +67,12 @@ describe('pipeline aggregation', () => {
     const agg = new PipelineAggregator(aggregateSchema.parse({ window: 4, minFrames: 1, maxMissed: 1 }));
     agg.observe(run([[region('box', { scores: [1, 0, 0] })], [region('box', { scores: [0, 1, 0] })]]), 10);
     agg.observe(run([[region('box', { scores: [1, 0, 0] })]]), 20);
-    expect(agg.observe(run([[region('box', { scores: [1, 0, 0] })]]), 30)).toEqual([{ type: 'cleared', track: 2, label: 'face', atMs: 10, sinceMs: 10, frames: 1, assessed: true, reason: 'left' }]);
-    expect(agg.reset(40)).toEqual([{ type: 'cleared', track: 1, label: 'face', atMs: 40, sinceMs: 10, frames: 3, assessed: true, reason: 'paused' }]);
+    expect(agg.observe(run([[region('box', { scores: [1, 0, 0] })]]), 30)).toEqual([
+      { type: 'cleared', track: 2, label: 'face', atMs: 10, sinceMs: 10, frames: 1, assessed: true, reason: 'left' },
+    ]);
+    expect(agg.reset(40)).toEqual([
+      { type: 'cleared', track: 1, label: 'face', atMs: 40, sinceMs: 10, frames: 3, assessed: true, reason: 'paused' },
+    ]);
     expect(agg.observe(run([[region('box', { scores: [1, 0, 0] })]]), 50).map((d) => d.type === 'assessment' && d.track)).toEqual([3]);
   });
 });

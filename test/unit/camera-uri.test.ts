@@ -77,18 +77,24 @@ describe('camera URIs -> pipelines', () => {
     );
   });
 
-  it('rtsp:// keeps the camera\'s own query, takes ours out, and redacts the password for display', () => {
+  it("rtsp:// keeps the camera's own query, takes ours out, and redacts the password for display", () => {
     const s = cameraSource('c', cam('rtsp://admin:s3cr%40t@10.0.0.5:554/cam/realmonitor?channel=1&subtype=0&transport=tcp&latency=50'));
-    expect(s).toMatchObject({ kind: 'rtsp', onEos: 'reconnect', display: 'rtsp://admin:***@10.0.0.5:554/cam/realmonitor?channel=1&subtype=0&transport=tcp&latency=50' });
+    expect(s).toMatchObject({
+      kind: 'rtsp',
+      onEos: 'reconnect',
+      display: 'rtsp://admin:***@10.0.0.5:554/cam/realmonitor?channel=1&subtype=0&transport=tcp&latency=50',
+    });
     expect(s.kind !== 'images' && s.pipeline).toBe(
       'rtspsrc name=source location="rtsp://admin:s3cr%40t@10.0.0.5:554/cam/realmonitor?channel=1&subtype=0" latency=50 protocols=tcp drop-on-latency=true ! ' +
         `decodebin ! ${TAIL} sync=false`,
     );
-    expect(pipelineOf('rtsps://cam.local/live', { latencyMs: 0, transport: 'udp' })).toContain('location="rtsps://cam.local/live" latency=0 protocols=udp');
+    expect(pipelineOf('rtsps://cam.local/live', { latencyMs: 0, transport: 'udp' })).toContain(
+      'location="rtsps://cam.local/live" latency=0 protocols=udp',
+    );
     expect(pipelineOf('rtsp://cam.local/live')).toContain('latency=200 drop-on-latency=true');
   });
 
-  it('gst:// is the expert\'s own pipeline, as written, if it ends in appsink name=sink', () => {
+  it("gst:// is the expert's own pipeline, as written, if it ends in appsink name=sink", () => {
     const p = 'videotestsrc ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink';
     expect(pipelineOf(`gst://${p}`)).toBe(p);
     expect(problemsOf('gst://videotestsrc ! fakesink')).toEqual([
@@ -97,7 +103,12 @@ describe('camera URIs -> pipelines', () => {
   });
 
   it('images:// stays a folder (spaces allowed: sharp reads it, not GStreamer)', () => {
-    expect(cameraSource('c', cam('images:///srv/My Pictures', { fps: 5 }))).toEqual({ kind: 'images', dir: '/srv/My Pictures', fps: 5, display: 'images:///srv/My Pictures' });
+    expect(cameraSource('c', cam('images:///srv/My Pictures', { fps: 5 }))).toEqual({
+      kind: 'images',
+      dir: '/srv/My Pictures',
+      fps: 5,
+      display: 'images:///srv/My Pictures',
+    });
   });
 
   it('fps fractions', () => {
@@ -113,16 +124,37 @@ describe('camera URIs -> pipelines', () => {
 
 describe('camera URIs: injection and mistakes are rejected, naming the config key', () => {
   const rejected: [string, string, Record<string, unknown>?][] = [
-    ['rtsp://h/x ! filesink location=/tmp/pwn', 'cameras.c.uri: must not contain a space; percent-encode it in URLs (got "rtsp://h/x ! filesink location=/tmp/pwn")'],
-    ['rtsp://h/x"!filesink location="/tmp/pwn', 'cameras.c.uri: must not contain a quote; percent-encode it in URLs (got "rtsp://h/x\\"!filesink location=\\"/tmp/pwn")'],
+    [
+      'rtsp://h/x ! filesink location=/tmp/pwn',
+      'cameras.c.uri: must not contain a space; percent-encode it in URLs (got "rtsp://h/x ! filesink location=/tmp/pwn")',
+    ],
+    [
+      'rtsp://h/x"!filesink location="/tmp/pwn',
+      'cameras.c.uri: must not contain a quote; percent-encode it in URLs (got "rtsp://h/x\\"!filesink location=\\"/tmp/pwn")',
+    ],
     ['rtsp://h/x\tfilesink', 'cameras.c.uri: must not contain whitespace; percent-encode it in URLs (got "rtsp://h/x\\tfilesink")'],
     ['rtsp://h/x\\"', 'cameras.c.uri: must not contain a backslash; percent-encode it in URLs (got "rtsp://h/x\\\\\\"")'],
     ['rtsp://u:pw@h/x y', 'cameras.c.uri: must not contain a space; percent-encode it in URLs (got "rtsp://u:***@h/x y")'],
-    ['v4l2:///dev/video0 ! filesink location=/tmp/pwn', 'cameras.c.uri: must not contain a space; percent-encode it in URLs (got "v4l2:///dev/video0 ! filesink location=/tmp/pwn")'],
-    ['v4l2:///dev/video0!filesink', 'cameras.c.uri: expected a device path such as v4l2:///dev/video0 or v4l2:///dev/v4l/by-id/... (got "v4l2:///dev/video0!filesink")'],
-    ['v4l2:///dev/../etc/passwd', 'cameras.c.uri: expected a device path such as v4l2:///dev/video0 or v4l2:///dev/v4l/by-id/... (got "v4l2:///dev/../etc/passwd")'],
-    ['v4l2://video0', 'cameras.c.uri: expected a device path such as v4l2:///dev/video0 or v4l2:///dev/v4l/by-id/... (got "v4l2://video0")'],
-    ['test://smpte!filesink', 'cameras.c.uri: unknown test pattern "smpte!filesink" (known: solid, smpte, snow, black, white, red, green, blue, checkers-1, checkers-2, checkers-4, checkers-8, circular, blink, smpte75, zone-plate, gamut, chroma-zone-plate, solid-color, ball, smpte100, bar, pinwheel, spokes, gradient, colors, smpte-rp-219)'],
+    [
+      'v4l2:///dev/video0 ! filesink location=/tmp/pwn',
+      'cameras.c.uri: must not contain a space; percent-encode it in URLs (got "v4l2:///dev/video0 ! filesink location=/tmp/pwn")',
+    ],
+    [
+      'v4l2:///dev/video0!filesink',
+      'cameras.c.uri: expected a device path such as v4l2:///dev/video0 or v4l2:///dev/v4l/by-id/... (got "v4l2:///dev/video0!filesink")',
+    ],
+    [
+      'v4l2:///dev/../etc/passwd',
+      'cameras.c.uri: expected a device path such as v4l2:///dev/video0 or v4l2:///dev/v4l/by-id/... (got "v4l2:///dev/../etc/passwd")',
+    ],
+    [
+      'v4l2://video0',
+      'cameras.c.uri: expected a device path such as v4l2:///dev/video0 or v4l2:///dev/v4l/by-id/... (got "v4l2://video0")',
+    ],
+    [
+      'test://smpte!filesink',
+      'cameras.c.uri: unknown test pattern "smpte!filesink" (known: solid, smpte, snow, black, white, red, green, blue, checkers-1, checkers-2, checkers-4, checkers-8, circular, blink, smpte75, zone-plate, gamut, chroma-zone-plate, solid-color, ball, smpte100, bar, pinwheel, spokes, gradient, colors, smpte-rp-219)',
+    ],
     ['test://solid?color=ff0000%20!%20filesink', 'cameras.c.uri: ?color= must be RRGGBB or AARRGGBB in hex (got "ff0000 ! filesink")'],
     ['test://ball?width=640,format=GRAY8', 'cameras.c.uri: ?width= must be a whole number from 16 to 8192 (got "640,format=GRAY8")'],
     ['test://ball?fps=30/1', 'cameras.c.uri: ?fps= must be a number above 0 and at most 1000 (got "30/1")'],
@@ -132,7 +164,10 @@ describe('camera URIs: injection and mistakes are rejected, naming the config ke
     ['csi://0;x', 'cameras.c.uri: expected a sensor number, csi://0 to csi://15 (got "csi://0;x")'],
     ['rtsp://', 'cameras.c.uri: expected rtsp://[user:password@]host[:port]/path (got "rtsp://")'],
     ['rtsp://h/x?transport=quic', 'cameras.c.uri: ?transport= must be auto, tcp or udp (got "quic")'],
-    ['http://h/x.mjpg', 'cameras.c.uri: unsupported scheme "http:" (supported: images://, test://, file://, v4l2://, csi://, rtsp://, gst://) (got "http://h/x.mjpg")'],
+    [
+      'http://h/x.mjpg',
+      'cameras.c.uri: unsupported scheme "http:" (supported: images://, test://, file://, v4l2://, csi://, rtsp://, gst://) (got "http://h/x.mjpg")',
+    ],
     ['video0', 'cameras.c.uri: expected a URI such as test://ball, v4l2:///dev/video0 or rtsp://host/path (got "video0")'],
     ['test://ball', 'cameras.c.format: not used by test:// cameras (only by v4l2://)', { format: 'mjpeg' }],
     ['v4l2:///dev/video0', 'cameras.c.loop: not used by v4l2:// cameras (only by file://)', { loop: true }],
@@ -146,7 +181,12 @@ describe('camera URIs: injection and mistakes are rejected, naming the config ke
   }
 
   it('every free string reaches GStreamer inside quotes and without quote characters', () => {
-    const uris = ['rtsp://h:1/a/b?x=1&y=%22', 'file:///tmp/x%20y.avi', 'file:///tmp/a%22b%5C.avi', 'v4l2:///dev/v4l/by-id/usb-x_y-video-index0'];
+    const uris = [
+      'rtsp://h:1/a/b?x=1&y=%22',
+      'file:///tmp/x%20y.avi',
+      'file:///tmp/a%22b%5C.avi',
+      'v4l2:///dev/v4l/by-id/usb-x_y-video-index0',
+    ];
     for (const uri of uris) {
       const p = pipelineOf(uri);
       const quoted = p.match(/"[^"]*"/g) ?? [];
@@ -200,7 +240,9 @@ describe('camera URIs at config load (check-config)', () => {
 describe('reconnect backoff', () => {
   const r = { initialMs: 1000, maxMs: 30_000, jitter: 0.2 };
   it('1 s doubling to a 30 s cap', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 50].map((n) => backoffDelayMs(n, r, () => 0))).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 50].map((n) => backoffDelayMs(n, r, () => 0))).toEqual([
+      1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000,
+    ]);
   });
   it('jitter only shortens a wait, by at most the jitter fraction', () => {
     expect(backoffDelayMs(1, r, () => 0.999999)).toBe(800);
@@ -210,8 +252,8 @@ describe('reconnect backoff', () => {
 });
 
 describe('camera URIs: a single quote is refused like a double quote', () => {
-  it('rtsp://h/x\'y, and a file path that decodes to one', () => {
-    const rtsp = 'rtsp://h/x\'y';
+  it("rtsp://h/x'y, and a file path that decodes to one", () => {
+    const rtsp = "rtsp://h/x'y";
     const problem = `cameras.c.uri: must not contain a quote; percent-encode it in URLs (got ${JSON.stringify(rtsp)})`;
     expect(problemsOf(rtsp)).toEqual([problem]);
     expect(() => cameraSource('c', cam(rtsp))).toThrow(expect.objectContaining({ code: 'CAMERA_URI', message: problem }));

@@ -41,19 +41,36 @@ function handler(opts: { maxInFlight?: number; handlers?: Partial<CommandHandler
 }
 
 describe('command names are checked before any publish', () => {
-  it('cmd/ (empty), a wildcard, an over-long name or another device\'s topic: ignored with one warning, nothing published', async () => {
+  it("cmd/ (empty), a wildcard, an over-long name or another device's topic: ignored with one warning, nothing published", async () => {
     const { h, lines, published } = handler();
     const body = Buffer.from('{"id":"x"}');
-    for (const topic of ['edge-inferd/dev/cmd/', 'edge-inferd/dev/cmd/model/', 'edge-inferd/dev/cmd/+', `edge-inferd/dev/cmd/${'a'.repeat(65)}`, 'edge-inferd/dev/cmd/a b', 'edge-inferd/other/cmd/status']) {
+    for (const topic of [
+      'edge-inferd/dev/cmd/',
+      'edge-inferd/dev/cmd/model/',
+      'edge-inferd/dev/cmd/+',
+      `edge-inferd/dev/cmd/${'a'.repeat(65)}`,
+      'edge-inferd/dev/cmd/a b',
+      'edge-inferd/other/cmd/status',
+    ]) {
       await h.handle(topic, body);
     }
     expect(published).toEqual([]);
     const warned = lines.filter((l) => l.msg === 'command ignored: not a command topic');
-    expect(warned.map((l) => l.topic)).toEqual(['edge-inferd/dev/cmd/', 'edge-inferd/dev/cmd/model/', 'edge-inferd/dev/cmd/+', `edge-inferd/dev/cmd/${'a'.repeat(65)}`, 'edge-inferd/dev/cmd/a b']);
-    expect(lines.filter((l) => l.msg === "message outside this device's cmd/ topics ignored").map((l) => l.topic)).toEqual(['edge-inferd/other/cmd/status']);
+    expect(warned.map((l) => l.topic)).toEqual([
+      'edge-inferd/dev/cmd/',
+      'edge-inferd/dev/cmd/model/',
+      'edge-inferd/dev/cmd/+',
+      `edge-inferd/dev/cmd/${'a'.repeat(65)}`,
+      'edge-inferd/dev/cmd/a b',
+    ]);
+    expect(lines.filter((l) => l.msg === "message outside this device's cmd/ topics ignored").map((l) => l.topic)).toEqual([
+      'edge-inferd/other/cmd/status',
+    ]);
     // A valid unknown name is still answered on its own response topic.
     await h.handle('edge-inferd/dev/cmd/selfdestruct', body);
-    expect(published.map((p) => [p.topic, p.payload.error.code])).toEqual([['edge-inferd/dev/cmd/selfdestruct/response', 'UNKNOWN_COMMAND']]);
+    expect(published.map((p) => [p.topic, p.payload.error.code])).toEqual([
+      ['edge-inferd/dev/cmd/selfdestruct/response', 'UNKNOWN_COMMAND'],
+    ]);
   });
 });
 
@@ -62,13 +79,25 @@ describe('commands at once are bounded', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const { h, published } = handler({ maxInFlight: 2, handlers: { status: () => gate.then(() => ({ fine: true })) } });
-    const running = [h.handle('edge-inferd/dev/cmd/status', Buffer.from('{"id":"a"}')), h.handle('edge-inferd/dev/cmd/status', Buffer.from('{"id":"b"}'))];
+    const running = [
+      h.handle('edge-inferd/dev/cmd/status', Buffer.from('{"id":"a"}')),
+      h.handle('edge-inferd/dev/cmd/status', Buffer.from('{"id":"b"}')),
+    ];
     await h.handle('edge-inferd/dev/cmd/status', Buffer.from('{"id":"c"}'));
-    expect(published).toEqual([expect.objectContaining({ payload: expect.objectContaining({ requestId: 'c', ok: false, error: expect.objectContaining({ code: 'BUSY' }) }) })]);
+    expect(published).toEqual([
+      expect.objectContaining({
+        payload: expect.objectContaining({ requestId: 'c', ok: false, error: expect.objectContaining({ code: 'BUSY' }) }),
+      }),
+    ]);
     release();
     await Promise.all(running);
     await h.handle('edge-inferd/dev/cmd/status', Buffer.from('{"id":"d"}'));
-    expect(published.map((p) => [p.payload.requestId, p.payload.ok])).toEqual([['c', false], ['a', true], ['b', true], ['d', true]]);
+    expect(published.map((p) => [p.payload.requestId, p.payload.ok])).toEqual([
+      ['c', false],
+      ['a', true],
+      ['b', true],
+      ['d', true],
+    ]);
   });
 });
 
@@ -85,7 +114,13 @@ describe('commands queued for the persistent session while the daemon was down',
       log,
       ready,
       publish: async (_t, payload) => void published.push(JSON.parse(payload)),
-      handlers: { snapshot: () => Promise.reject(new Error('unused')), reload: () => Promise.reject(new Error('unused')), pause: async () => ({ changed: [], paused: [] }), resume: async () => ({ changed: [], paused: [] }), status: () => ({ fine: true }) },
+      handlers: {
+        snapshot: () => Promise.reject(new Error('unused')),
+        reload: () => Promise.reject(new Error('unused')),
+        pause: async () => ({ changed: [], paused: [] }),
+        resume: async () => ({ changed: [], paused: [] }),
+        status: () => ({ fine: true }),
+      },
     });
     const all = Array.from({ length: 100 }, (_, i) => h.handle('edge-inferd/dev/cmd/status', Buffer.from(JSON.stringify({ id: i }))));
     await Promise.all(all.slice(8));
@@ -105,7 +140,7 @@ describe('problems are bounded', () => {
     expect(boundProblems(['a', 'b'])).toEqual(['a', 'b']);
   });
 
-  it('a handler\'s own long problem list (a rejected reload) is bounded as well', async () => {
+  it("a handler's own long problem list (a rejected reload) is bounded as well", async () => {
     const problems = Array.from({ length: 300 }, (_, i) => `cameras.c${i}.uri: bad`);
     const { h, published } = handler({ handlers: { reload: async () => ({ ok: false, problems }) as never } });
     await h.handle('edge-inferd/dev/cmd/reload', Buffer.from('{"id":1}'));
@@ -115,7 +150,16 @@ describe('problems are bounded', () => {
 });
 
 describe('snapshot encodings', () => {
-  const frame = (seq: number): Frame => ({ camera: 'c', seq, width: 64, height: 48, stride: 192, format: 'RGB', data: new Uint8Array(64 * 48 * 3).fill(seq * 20), capturedAtMs: 1000 + seq });
+  const frame = (seq: number): Frame => ({
+    camera: 'c',
+    seq,
+    width: 64,
+    height: 48,
+    stride: 192,
+    format: 'RGB',
+    data: new Uint8Array(64 * 48 * 3).fill(seq * 20),
+    capturedAtMs: 1000 + seq,
+  });
   const inf = {} as Inference;
 
   it('requests for the same frame share one encoding; a new frame gets a new one', async () => {
@@ -156,7 +200,7 @@ describe('the embedded broker forwards nothing that would make aedes drop a pers
   });
 });
 
-describe('the embedded broker\'s publish size guard', () => {
+describe("the embedded broker's publish size guard", () => {
   /** An MQTT PUBLISH packet as a client sends it (QoS 1: a packet id after the topic). */
   function publishPacket(topic: string, payload: Buffer): Buffer {
     const t = Buffer.from(topic);

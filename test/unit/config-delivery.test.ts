@@ -39,7 +39,10 @@ describe('config: mqtt delivery keys', () => {
   });
 
   it('TLS file paths resolve against the config folder; verification is on unless turned off', () => {
-    const c = loadConfig({ file: file('mqtt:\n  url: mqtts://b:8883\n  tls:\n    ca: pki/ca.crt\n    cert: /abs/c.crt\n    key: pki/c.key\n'), env: {} });
+    const c = loadConfig({
+      file: file('mqtt:\n  url: mqtts://b:8883\n  tls:\n    ca: pki/ca.crt\n    cert: /abs/c.crt\n    key: pki/c.key\n'),
+      env: {},
+    });
     expect(c.mqtt.tls).toEqual({ ca: join(dir, 'pki/ca.crt'), cert: '/abs/c.crt', key: join(dir, 'pki/c.key'), rejectUnauthorized: true });
   });
 
@@ -47,9 +50,13 @@ describe('config: mqtt delivery keys', () => {
     expect(problems('mqtt:\n  url: mqtt://b:1883\n  tls:\n    ca: ca.crt\n')).toEqual([
       'mqtt.tls: set, but mqtt.url is not a TLS URL; use mqtts://host:8883 (got "mqtt://b:1883")',
     ]);
-    expect(problems('mqtt:\n  url: mqtts://b:8883\n  tls:\n    cert: c.crt\n')).toEqual(['mqtt.tls.key: a client certificate needs both mqtt.tls.cert and mqtt.tls.key']);
+    expect(problems('mqtt:\n  url: mqtts://b:8883\n  tls:\n    cert: c.crt\n')).toEqual([
+      'mqtt.tls.key: a client certificate needs both mqtt.tls.cert and mqtt.tls.key',
+    ]);
     expect(problems('mqtt:\n  topics:\n    result:\n      qos: 3\n')).toHaveLength(1);
-    expect(problems('mqtt:\n  topics:\n    results:\n      qos: 1\n')).toEqual(['mqtt.topics.results: unknown key (did you mean "result"?)']);
+    expect(problems('mqtt:\n  topics:\n    results:\n      qos: 1\n')).toEqual([
+      'mqtt.topics.results: unknown key (did you mean "result"?)',
+    ]);
   });
 });
 
@@ -64,7 +71,13 @@ describe('config: journal', () => {
 
   it('a relative journal.path is relative to the config file; bounds are checked', () => {
     const c = loadConfig({ file: file('journal:\n  path: data/j.sqlite\n  maxRows: 500\n  synchronous: full\n'), env: {} });
-    expect(c.journal).toMatchObject({ path: join(dir, 'data/j.sqlite'), maxRows: 500, synchronous: 'full', maxBytes: 64 * 1024 * 1024, retentionHours: 168 });
+    expect(c.journal).toMatchObject({
+      path: join(dir, 'data/j.sqlite'),
+      maxRows: 500,
+      synchronous: 'full',
+      maxBytes: 64 * 1024 * 1024,
+      retentionHours: 168,
+    });
     expect(problems('journal:\n  maxRows: 10\n  synchronous: off\n')).toEqual([
       'journal.maxRows: must be >= 100 (got 10)',
       'journal.synchronous: must be one of "normal", "full" (got "off")',

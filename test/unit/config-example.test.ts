@@ -15,7 +15,12 @@ import { eyesDemoDir } from '../../src/paths.js';
 
 const EXAMPLE = resolve(import.meta.dirname, '../../systemd/config.example.yaml');
 
-type JsonSchema = { properties?: Record<string, JsonSchema>; additionalProperties?: JsonSchema | boolean; anyOf?: JsonSchema[]; type?: string | string[] };
+type JsonSchema = {
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: JsonSchema | boolean;
+  anyOf?: JsonSchema[];
+  type?: string | string[];
+};
 
 /** Every leaf key path of the JSON Schema; record levels (camera names) become '*'. */
 function schemaPaths(s: JsonSchema, prefix = ''): string[] {
@@ -30,7 +35,8 @@ function examplePaths(text: string): string[] {
   const out: string[] = [];
   const walk = (v: unknown, path: string[]) => {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
-      for (const [k, c] of Object.entries(v)) walk(c, [...path, path.length === 1 && (path[0] === 'cameras' || path[0] === 'pipelines') ? '*' : k]);
+      for (const [k, c] of Object.entries(v))
+        walk(c, [...path, path.length === 1 && (path[0] === 'cameras' || path[0] === 'pipelines') ? '*' : k]);
     } else out.push(path.join('.'));
   };
   walk(all, []);
@@ -52,8 +58,14 @@ describe('systemd/config.example.yaml', () => {
     const have = examplePaths(text).sort();
     expect(want).toContain('cameras.*.uri');
     expect(want).toContain('mqtt.embedded.port');
-    expect(want.filter((p) => !have.includes(p)), 'schema keys missing from the example').toEqual([]);
-    expect(have.filter((p) => !want.includes(p)), 'example keys the schema does not know').toEqual([]);
+    expect(
+      want.filter((p) => !have.includes(p)),
+      'schema keys missing from the example',
+    ).toEqual([]);
+    expect(
+      have.filter((p) => !want.includes(p)),
+      'example keys the schema does not know',
+    ).toEqual([]);
   });
 
   it('with every switched-off key turned on it still validates (no typo hides behind a "#")', () => {

@@ -33,23 +33,74 @@ describe('config: bad configs give exact `path: problem (got X)` messages', () =
     ['non-integer', 'http:\n  port: 80.5\n', ['http.port: expected int (got 80.5)']],
     ['unknown top-level key with suggestion', 'mqqt:\n  url: embedded\n', ['mqqt: unknown key (did you mean "mqtt"?)']],
     ['unknown nested key with suggestion', 'mqtt:\n  prefx: kiosk\n', ['mqtt.prefx: unknown key (did you mean "prefix"?)']],
-    ['unknown key without a close match lists the valid ones', 'log:\n  colour: true\n', ['log.colour: unknown key (valid keys: level, format)']],
+    [
+      'unknown key without a close match lists the valid ones',
+      'log:\n  colour: true\n',
+      ['log.colour: unknown key (valid keys: level, format)'],
+    ],
     ['enum', 'log:\n  level: loud\n', ['log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace" (got "loud")']],
-    ['bad camera name', 'cameras:\n  "front door":\n    uri: images:///tmp\n', ['cameras.front door: camera name must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "front door")']],
+    [
+      'bad camera name',
+      'cameras:\n  "front door":\n    uri: images:///tmp\n',
+      ['cameras.front door: camera name must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "front door")'],
+    ],
     ['camera without uri', 'cameras:\n  tray:\n    fps: 5\n', ['cameras.tray.uri: is required (expected string)']],
     ['negative fps', 'cameras:\n  tray:\n    uri: images:///tmp\n    fps: -1\n', ['cameras.tray.fps: must be >= 0.01 (got -1)']],
-    ['bad provider in list', 'model:\n  providers: [tensorrt, gpu]\n', ['model.providers: must be "auto" or a list of "tensorrt", "cuda", "cpu" (got ["tensorrt","gpu"])']],
-    ['bad mqtt url', 'mqtt:\n  url: broker.local\n', ['mqtt.url: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got "broker.local")']],
-    ['a list of brokers with a bad one', 'mqtt:\n  url: [mqtt://a:1883, embedded, b:1883]\n', ['mqtt.url[1]: "embedded" cannot be part of a list of brokers', 'mqtt.url[2]: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got "b:1883")']],
-    ['reconnect caps the wrong way round', 'mqtt:\n  reconnectMinSec: 20\n  reconnectMaxSec: 5\n', ['mqtt.reconnectMinSec: 20 is more than mqtt.reconnectMaxSec (5)']],
-    ['password and passwordFile', 'mqtt:\n  url: mqtt://b:1883\n  password: x\n  passwordFile: /p\n', ['mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both']],
-    ['topic-unsafe prefix', 'mqtt:\n  prefix: "a/b"\n', ['mqtt.prefix: must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "a/b")']],
+    [
+      'bad provider in list',
+      'model:\n  providers: [tensorrt, gpu]\n',
+      ['model.providers: must be "auto" or a list of "tensorrt", "cuda", "cpu" (got ["tensorrt","gpu"])'],
+    ],
+    [
+      'bad mqtt url',
+      'mqtt:\n  url: broker.local\n',
+      ['mqtt.url: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got "broker.local")'],
+    ],
+    [
+      'a list of brokers with a bad one',
+      'mqtt:\n  url: [mqtt://a:1883, embedded, b:1883]\n',
+      [
+        'mqtt.url[1]: "embedded" cannot be part of a list of brokers',
+        'mqtt.url[2]: must be "embedded" or a broker URL like mqtt://host:1883 or mqtts://host:8883 (got "b:1883")',
+      ],
+    ],
+    [
+      'reconnect caps the wrong way round',
+      'mqtt:\n  reconnectMinSec: 20\n  reconnectMaxSec: 5\n',
+      ['mqtt.reconnectMinSec: 20 is more than mqtt.reconnectMaxSec (5)'],
+    ],
+    [
+      'password and passwordFile',
+      'mqtt:\n  url: mqtt://b:1883\n  password: x\n  passwordFile: /p\n',
+      ['mqtt.passwordFile: set either mqtt.password or mqtt.passwordFile, not both'],
+    ],
+    [
+      'topic-unsafe prefix',
+      'mqtt:\n  prefix: "a/b"\n',
+      ['mqtt.prefix: must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "a/b")'],
+    ],
     ['a list at the root', '- a\n- b\n', ['(root): expected a mapping of settings (got a list)']],
     ['empty cameras', 'cameras: {}\n', ['cameras: at least one camera is needed (got none)']],
-    ['unknown policy', 'cameras:\n  tray:\n    uri: images:///tmp\n    publish:\n      policy: sometimes\n', ['cameras.tray.publish.policy: must be one of "every", "change", "stable", "interval" (got "sometimes")']],
-    ['stable k above n', 'cameras:\n  tray:\n    uri: images:///tmp\n    publish:\n      stable: { k: 6, n: 5 }\n', ['cameras.tray.publish.stable.k: must be <= n (5) (got 6)']],
-    ['a key of publish misspelt', 'cameras:\n  tray:\n    uri: images:///tmp\n    publish:\n      intervalSecs: 2\n', ['cameras.tray.publish.intervalSecs: unknown key (did you mean "intervalSec"?)']],
-    ['home assistant prefix with a slash', 'homeassistant:\n  prefix: ha/x\n', ['homeassistant.prefix: must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "ha/x")']],
+    [
+      'unknown policy',
+      'cameras:\n  tray:\n    uri: images:///tmp\n    publish:\n      policy: sometimes\n',
+      ['cameras.tray.publish.policy: must be one of "every", "change", "stable", "interval" (got "sometimes")'],
+    ],
+    [
+      'stable k above n',
+      'cameras:\n  tray:\n    uri: images:///tmp\n    publish:\n      stable: { k: 6, n: 5 }\n',
+      ['cameras.tray.publish.stable.k: must be <= n (5) (got 6)'],
+    ],
+    [
+      'a key of publish misspelt',
+      'cameras:\n  tray:\n    uri: images:///tmp\n    publish:\n      intervalSecs: 2\n',
+      ['cameras.tray.publish.intervalSecs: unknown key (did you mean "intervalSec"?)'],
+    ],
+    [
+      'home assistant prefix with a slash',
+      'homeassistant:\n  prefix: ha/x\n',
+      ['homeassistant.prefix: must be 1-64 letters, digits, "_" or "-", starting with a letter or digit (got "ha/x")'],
+    ],
   ];
   for (const [name, text, want] of cases) {
     it(name, () => expect(problems(text)).toEqual(want));
@@ -96,8 +147,17 @@ describe('config: defaults, paths and environment overrides', () => {
     expect(c.homeassistant).toEqual({ enabled: false, prefix: 'homeassistant' });
     expect(c.model.path).toBe(demoModelDir);
     expect(c.mqtt.url).toBe('embedded');
-    expect(c.http).toEqual({ enabled: true, host: '127.0.0.1', port: 8321, limits: { connections: 128, perClient: 16, bodyTimeoutSec: 30, inferConcurrent: 1 } });
-    expect(c.deviceId).toBe(hostname().split('.')[0].replace(/[^A-Za-z0-9_-]/g, '-'));
+    expect(c.http).toEqual({
+      enabled: true,
+      host: '127.0.0.1',
+      port: 8321,
+      limits: { connections: 128, perClient: 16, bodyTimeoutSec: 30, inferConcurrent: 1 },
+    });
+    expect(c.deviceId).toBe(
+      hostname()
+        .split('.')[0]
+        .replace(/[^A-Za-z0-9_-]/g, '-'),
+    );
   });
 
   it('relative paths resolve against the config file folder', () => {
@@ -130,13 +190,30 @@ describe('config: defaults, paths and environment overrides', () => {
   });
 
   it('a bad env value names the variable; an unknown variable suggests the right one', () => {
-    expect(problems('{}\n', { EDGE_INFERD_HTTP__PORT: 'abc' })).toEqual(['http.port: expected number (got "abc") [from EDGE_INFERD_HTTP__PORT]']);
-    expect(problems('{}\n', { EDGE_INFERD_MQTT__URLL: 'x' })).toEqual(['EDGE_INFERD_MQTT__URLL: no config key "mqtt.urll" (did you mean EDGE_INFERD_MQTT__URL?)']);
+    expect(problems('{}\n', { EDGE_INFERD_HTTP__PORT: 'abc' })).toEqual([
+      'http.port: expected number (got "abc") [from EDGE_INFERD_HTTP__PORT]',
+    ]);
+    expect(problems('{}\n', { EDGE_INFERD_MQTT__URLL: 'x' })).toEqual([
+      'EDGE_INFERD_MQTT__URLL: no config key "mqtt.urll" (did you mean EDGE_INFERD_MQTT__URL?)',
+    ]);
   });
 
   it('the JSON Schema comes from the same schema', () => {
     const s = configJsonSchema() as { properties: Record<string, any>; additionalProperties: boolean };
-    expect(Object.keys(s.properties)).toEqual(['deviceId', 'cameras', 'model', 'pipelines', 'mqtt', 'http', 'health', 'log', 'stats', 'commands', 'homeassistant', 'journal']);
+    expect(Object.keys(s.properties)).toEqual([
+      'deviceId',
+      'cameras',
+      'model',
+      'pipelines',
+      'mqtt',
+      'http',
+      'health',
+      'log',
+      'stats',
+      'commands',
+      'homeassistant',
+      'journal',
+    ]);
     expect(s.additionalProperties).toBe(false);
     expect(s.properties.http.properties.port).toMatchObject({ type: 'integer', maximum: 65535, default: 8321 });
   });
@@ -144,7 +221,10 @@ describe('config: defaults, paths and environment overrides', () => {
 
 describe('edge-inferd check-config', () => {
   it('exits 0 for a valid file', () => {
-    const r = spawnSync(process.execPath, [CLI, 'check-config', file('deviceId: k1\n')], { encoding: 'utf8', env: { ...process.env, EDGE_INFERD_CONFIG: '' } });
+    const r = spawnSync(process.execPath, [CLI, 'check-config', file('deviceId: k1\n')], {
+      encoding: 'utf8',
+      env: { ...process.env, EDGE_INFERD_CONFIG: '' },
+    });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/: OK \(device k1, cameras: demo/);
   });
@@ -158,7 +238,10 @@ describe('edge-inferd check-config', () => {
 
 describe('config: a camera defined only through the environment', () => {
   it('EDGE_INFERD_CAMERAS__DOOR__URI makes a camera "door" (the name lowercased), with no file entry to take the spelling from', () => {
-    const c = loadConfig({ file: file('{}\n'), env: { EDGE_INFERD_CAMERAS__DOOR__URI: 'test://ball', EDGE_INFERD_CAMERAS__FRONT_DOOR__URI: 'test://snow' } });
+    const c = loadConfig({
+      file: file('{}\n'),
+      env: { EDGE_INFERD_CAMERAS__DOOR__URI: 'test://ball', EDGE_INFERD_CAMERAS__FRONT_DOOR__URI: 'test://snow' },
+    });
     expect(Object.keys(c.cameras).sort()).toEqual(['door', 'front_door']);
     expect(c.cameras.door.uri).toBe('test://ball');
     expect(c.cameras.front_door.uri).toBe('test://snow');

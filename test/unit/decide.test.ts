@@ -20,8 +20,24 @@ describe('change', () => {
     const out = seq(['A', 0.9], ['A', 0.8], ['B', 0.7], ['B', 0.6], ['B', 0.9], ['A', 0.5]).map((o) => t.push(o));
     expect(out.map((d) => d !== undefined)).toEqual([true, false, true, false, false, true]);
     expect(out[0]).toEqual({ type: 'change', label: 'A', score: 0.9, atMs: 0, sinceMs: 0, frames: 1, previous: null });
-    expect(out[2]).toEqual({ type: 'change', label: 'B', score: 0.7, atMs: 200, sinceMs: 200, frames: 1, previous: { label: 'A', sinceMs: 0, frames: 2 } });
-    expect(out[5]).toEqual({ type: 'change', label: 'A', score: 0.5, atMs: 500, sinceMs: 500, frames: 1, previous: { label: 'B', sinceMs: 200, frames: 3 } });
+    expect(out[2]).toEqual({
+      type: 'change',
+      label: 'B',
+      score: 0.7,
+      atMs: 200,
+      sinceMs: 200,
+      frames: 1,
+      previous: { label: 'A', sinceMs: 0, frames: 2 },
+    });
+    expect(out[5]).toEqual({
+      type: 'change',
+      label: 'A',
+      score: 0.5,
+      atMs: 500,
+      sinceMs: 500,
+      frames: 1,
+      previous: { label: 'B', sinceMs: 200, frames: 3 },
+    });
   });
 });
 
@@ -33,7 +49,10 @@ describe('stable: k of the last n frames with mean score >= minScore', () => {
     //          B has 3, mean (.7+.9+.9)/3, oldest at frame 2                   => stable B (since 200)
     // 6 C.99 -> B,A,B,B,C: B 3                                                  => nothing
     // 7 C.99 -> A,B,B,C,C: B 2 (mean .9): cleared B; C has 2 < 3              => nothing more
-    const out = runStability(rule(3, 5, 0.6), seq(['A', 0.9], ['A', 0.8], ['B', 0.7], ['A', 0.7], ['B', 0.9], ['B', 0.9], ['C', 0.99], ['C', 0.99]));
+    const out = runStability(
+      rule(3, 5, 0.6),
+      seq(['A', 0.9], ['A', 0.8], ['B', 0.7], ['A', 0.7], ['B', 0.9], ['B', 0.9], ['C', 0.99], ['C', 0.99]),
+    );
     expect(out.map(([i, d]) => [i, d.type, d.label])).toEqual([
       [3, 'stable', 'A'],
       [5, 'cleared', 'A'],
@@ -63,7 +82,9 @@ describe('stable: k of the last n frames with mean score >= minScore', () => {
 
   it('the incumbent stays while it holds, even when another label qualifies with a higher mean (k <= n/2)', () => {
     // k=2 n=4: A.7 B.9 A.7 -> A stable at 2; B.9 -> A 2 and B 2 both qualify: A stays
-    expect(runStability(rule(2, 4, 0.5), seq(['A', 0.7], ['B', 0.9], ['A', 0.7], ['B', 0.9])).map(([i, d]) => [i, d.type, d.label])).toEqual([[2, 'stable', 'A']]);
+    expect(
+      runStability(rule(2, 4, 0.5), seq(['A', 0.7], ['B', 0.9], ['A', 0.7], ['B', 0.9])).map(([i, d]) => [i, d.type, d.label]),
+    ).toEqual([[2, 'stable', 'A']]);
   });
 
   it('when the incumbent clears and two labels qualify on the same frame, more frames wins, then the higher mean', () => {
@@ -103,7 +124,13 @@ describe('publish policies', () => {
   it('change: the frames whose label differs from the previous frame (0, 2, 3, 4, 6); the rest counted as held back', () => {
     const d = new CameraDecider(policy({ policy: 'change' }), { clock: new ManualClock() });
     expect(eventsSeq.map((o) => d.observe(o).publish)).toEqual([true, false, true, true, true, false, true, false]);
-    expect(d.counters()).toEqual({ inferred: 8, published: 5, heldBack: 3, events: { change: 5, stable: 2, cleared: 2 }, labels: { A: 3, B: 3, C: 2 } });
+    expect(d.counters()).toEqual({
+      inferred: 8,
+      published: 5,
+      heldBack: 3,
+      events: { change: 5, stable: 2, cleared: 2 },
+      labels: { A: 3, B: 3, C: 2 },
+    });
   });
 
   it('stable: the frames on which a label becomes stable (3 and 5)', () => {
@@ -117,7 +144,7 @@ describe('publish policies', () => {
     expect(out[6].events.map((e) => `${e.type} ${e.label}`)).toEqual(['change C']);
   });
 
-  it('interval: at most one per intervalSec on the clock\'s monotonic time', async () => {
+  it("interval: at most one per intervalSec on the clock's monotonic time", async () => {
     // published at 0; 400 and 999 are within 1 s of it; 1000 is not (published); 1500 is within;
     // 2100 (published); 2500 and 3099 within; 3100 published
     const times = [0, 400, 999, 1000, 1500, 2100, 2500, 3099, 3100];
@@ -136,7 +163,9 @@ describe('publish policies', () => {
     const d = new CameraDecider(policy({ policy: 'change', stable: rule(2, 2, 0.5) }), { clock: new ManualClock() });
     d.observe({ label: 'A', score: 0.9, atMs: 0 });
     d.observe({ label: 'A', score: 0.9, atMs: 100 });
-    expect(d.reset(150, 'paused')).toEqual([{ type: 'cleared', label: 'A', score: 0.9, atMs: 150, sinceMs: 100, frames: 1, reason: 'paused' }]);
+    expect(d.reset(150, 'paused')).toEqual([
+      { type: 'cleared', label: 'A', score: 0.9, atMs: 150, sinceMs: 100, frames: 1, reason: 'paused' },
+    ]);
     expect(d.reset(160, 'paused')).toEqual([]);
     const after = d.observe({ label: 'A', score: 0.9, atMs: 200 });
     expect(after.publish).toBe(true);

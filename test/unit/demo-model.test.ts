@@ -68,9 +68,7 @@ describe('demo model package (models/demo)', () => {
     expect(names).toEqual((await readdir(path.join(regenerated, 'samples'))).sort());
     expect(names).toHaveLength(LABELS.length * 2);
     for (const n of names) {
-      const [a, b] = await Promise.all(
-        [committed, regenerated].map(async (dir) => decode(await readFile(path.join(dir, 'samples', n)))),
-      );
+      const [a, b] = await Promise.all([committed, regenerated].map(async (dir) => decode(await readFile(path.join(dir, 'samples', n)))));
       expect(a.info).toMatchObject({ width: 320, height: 240, channels: 3 });
       expect(b.info).toMatchObject({ width: a.info.width, height: a.info.height, channels: a.info.channels });
       expect(a.data.equals(b.data), `${n} pixels differ`).toBe(true);
@@ -79,7 +77,9 @@ describe('demo model package (models/demo)', () => {
 
   it('has a manifest whose sha256 matches model.onnx', async () => {
     const manifest = parse(await readFile(path.join(committed, 'manifest.yaml'), 'utf8'));
-    const sha = createHash('sha256').update(await readFile(path.join(committed, 'model.onnx'))).digest('hex');
+    const sha = createHash('sha256')
+      .update(await readFile(path.join(committed, 'model.onnx')))
+      .digest('hex');
     expect(manifest.sha256).toBe(sha);
     expect(manifest).toMatchObject({
       model: 'model.onnx',

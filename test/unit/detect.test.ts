@@ -12,7 +12,13 @@ describe('detection decoding', () => {
   it('boxes-scores, normalised cx cy w h: back to source pixels through the letterbox', () => {
     const d = new Detector(spec({ format: 'boxes-scores', boxes: 'b', scores: 's', boxFormat: 'cxcywh', normalized: true }), 2);
     // One box centred at (0.5, 0.5) of the 100x100 input, 0.2 x 0.1 of it: input pixels 40..60 x 45..55.
-    const out = d.run({ boxes: { data: [0.5, 0.5, 0.2, 0.1], dims: [1, 1, 4] }, scores: { data: [0.1, 0.8], dims: [1, 1, 2] } }, ['cat', 'dog'], g, 100, 100);
+    const out = d.run(
+      { boxes: { data: [0.5, 0.5, 0.2, 0.1], dims: [1, 1, 4] }, scores: { data: [0.1, 0.8], dims: [1, 1, 2] } },
+      ['cat', 'dog'],
+      g,
+      100,
+      100,
+    );
     expect(out).toEqual([{ index: 1, label: 'dog', score: expect.closeTo(0.8, 6), box: { x: 80, y: 40, w: 40, h: 20 } }]);
   });
 
@@ -23,7 +29,13 @@ describe('detection decoding', () => {
       [20, 50, 10, 10, 0.2, 0.9, 0.9], // objectness below the threshold
       [80, 50, 10, 10, 0.5, 0.5, 0.1], // 0.25 after multiplying: dropped
     ];
-    const out = d.run({ main: { data: rows.flat(), dims: [1, 3, 7] } }, ['a', 'b'], geometryFor({ width: 100, height: 100, resize: 'stretch' }, 100, 100), 100, 100);
+    const out = d.run(
+      { main: { data: rows.flat(), dims: [1, 3, 7] } },
+      ['a', 'b'],
+      geometryFor({ width: 100, height: 100, resize: 'stretch' }, 100, 100),
+      100,
+      100,
+    );
     expect(out.map((o) => [o.label, Number(o.score.toFixed(4)), o.box])).toEqual([['b', 0.45, { x: 45, y: 45, w: 10, h: 10 }]]);
   });
 

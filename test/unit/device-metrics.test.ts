@@ -73,7 +73,14 @@ describe('metrics', () => {
 
   it('mirrors counters owned by components, and two registries do not share anything', async () => {
     const status = { name: 'a', uri: 'images:///x', state: 'streaming' as const, received: 10, dropped: 4, errors: 1 };
-    const m1 = new Metrics(source({ cameras: () => [{ name: 'a', status, inferred: 6, failures: 0 }], model: () => ({ name: 'demo', version: '1', provider: 'cuda' }), mqttConnected: () => true, journal: () => ({ depth: 7, evictions: 2, writable: true, writeFailures: 0, lost: 0, corruptMovedAside: 0 }) }));
+    const m1 = new Metrics(
+      source({
+        cameras: () => [{ name: 'a', status, inferred: 6, failures: 0 }],
+        model: () => ({ name: 'demo', version: '1', provider: 'cuda' }),
+        mqttConnected: () => true,
+        journal: () => ({ depth: 7, evictions: 2, writable: true, writeFailures: 0, lost: 0, corruptMovedAside: 0 }),
+      }),
+    );
     const m2 = new Metrics(source());
     m1.observe('a', { preprocess: 2, inference: 30, postprocess: 1, total: 40 });
     const t1 = await m1.text();

@@ -40,7 +40,14 @@ import {
 const committed = fileURLToPath(new URL('../../models/demo-eyes/', import.meta.url));
 
 const frameOf = (rgb: Uint8Array, width = FRAME_WIDTH, height = FRAME_HEIGHT): Frame => ({
-  camera: 'kiosk', seq: 0, width, height, stride: width * 3, format: 'RGB', data: rgb, capturedAtMs: 0,
+  camera: 'kiosk',
+  seq: 0,
+  width,
+  height,
+  stride: width * 3,
+  format: 'RGB',
+  data: rgb,
+  capturedAtMs: 0,
 });
 
 interface Found {
@@ -79,9 +86,15 @@ function expectFaces(found: Found[], faces: FaceSpec[], tolerance: number, what:
     const want = faceGeometry(f);
     const cx = want.box.x + want.box.w / 2;
     const cy = want.box.y + want.box.h / 2;
-    const got = found.reduce((a, b) => (Math.hypot(b.box.x + b.box.w / 2 - cx, b.box.y + b.box.h / 2 - cy) < Math.hypot(a.box.x + a.box.w / 2 - cx, a.box.y + a.box.h / 2 - cy) ? b : a));
+    const got = found.reduce((a, b) =>
+      Math.hypot(b.box.x + b.box.w / 2 - cx, b.box.y + b.box.h / 2 - cy) <
+      Math.hypot(a.box.x + a.box.w / 2 - cx, a.box.y + a.box.h / 2 - cy)
+        ? b
+        : a,
+    );
     const where = `${what} face ${i} ${JSON.stringify(want.box)}`;
-    for (const k of ['x', 'y', 'w', 'h'] as const) expect(Math.abs(got.box[k] - want.box[k]), `${where}: box ${k} ${got.box[k]}`).toBeLessThan(tolerance);
+    for (const k of ['x', 'y', 'w', 'h'] as const)
+      expect(Math.abs(got.box[k] - want.box[k]), `${where}: box ${k} ${got.box[k]}`).toBeLessThan(tolerance);
     for (const [k, eye] of [want.leftEye, want.rightEye].entries()) {
       expect(Math.abs(got.kp[k].x - eye.x), `${where}: ${KEYPOINTS[k]} x`).toBeLessThan(tolerance);
       expect(Math.abs(got.kp[k].y - eye.y), `${where}: ${KEYPOINTS[k]} y`).toBeLessThan(tolerance);
@@ -97,7 +110,7 @@ function expectFaces(found: Found[], faces: FaceSpec[], tolerance: number, what:
 /** Random frames with 0..3 faces obeying the generator's rules (sizes, border, gaps). */
 function randomFrames(seed: number, count: number): FrameSpec[] {
   const rand = mulberry32(seed);
-  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
   const out: FrameSpec[] = [];
   for (let n = 0; n < count; n++) {
     const want = n % 4;
@@ -138,7 +151,13 @@ describe('eyes demo models (models/demo-eyes)', () => {
   });
 
   it('regenerates byte-identical models, manifests and answers, and pixel-identical samples', async () => {
-    for (const f of ['face/model.onnx', 'face/manifest.yaml', 'eye-condition/model.onnx', 'eye-condition/manifest.yaml', 'samples/answers.json']) {
+    for (const f of [
+      'face/model.onnx',
+      'face/manifest.yaml',
+      'eye-condition/model.onnx',
+      'eye-condition/manifest.yaml',
+      'samples/answers.json',
+    ]) {
       const [a, b] = await Promise.all([readFile(path.join(committed, f)), readFile(path.join(regenerated, f))]);
       expect(a.equals(b), `${f} differs from a fresh generation: run npm run make-demo:eyes`).toBe(true);
     }
@@ -146,7 +165,13 @@ describe('eyes demo models (models/demo-eyes)', () => {
     expect(names).toEqual((await readdir(path.join(regenerated, 'samples'))).filter((n) => n.endsWith('.png')).sort());
     expect(names).toHaveLength(sampleSequence().length);
     for (const n of names) {
-      const [a, b] = await Promise.all([committed, regenerated].map((dir) => sharp(path.join(dir, 'samples', n)).raw().toBuffer({ resolveWithObject: true })));
+      const [a, b] = await Promise.all(
+        [committed, regenerated].map((dir) =>
+          sharp(path.join(dir, 'samples', n))
+            .raw()
+            .toBuffer({ resolveWithObject: true }),
+        ),
+      );
       expect(a.info).toMatchObject({ width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3 });
       expect(a.data.equals(b.data), `${n} pixels differ`).toBe(true);
     }
@@ -155,8 +180,15 @@ describe('eyes demo models (models/demo-eyes)', () => {
   it('has manifests whose sha256 match their models', async () => {
     const face = parse(await readFile(path.join(committed, 'face/manifest.yaml'), 'utf8'));
     const eye = parse(await readFile(path.join(committed, 'eye-condition/manifest.yaml'), 'utf8'));
-    for (const [dir, m] of [['face', face], ['eye-condition', eye]] as const) {
-      expect(m.sha256).toBe(createHash('sha256').update(await readFile(path.join(committed, dir, 'model.onnx'))).digest('hex'));
+    for (const [dir, m] of [
+      ['face', face],
+      ['eye-condition', eye],
+    ] as const) {
+      expect(m.sha256).toBe(
+        createHash('sha256')
+          .update(await readFile(path.join(committed, dir, 'model.onnx')))
+          .digest('hex'),
+      );
     }
     expect(face).toMatchObject({
       task: 'detect',
@@ -258,7 +290,9 @@ describe('eyes demo models (models/demo-eyes)', () => {
         // answers.json agrees with the sequence it was made from ...
         expect(a.faces.map((f: { box: unknown }) => f.box)).toEqual(sequence[n].faces.map((f) => faceGeometry(f).box));
         // ... and the model finds exactly that in the committed PNG.
-        const { data } = await sharp(path.join(committed, 'samples', a.file)).raw().toBuffer({ resolveWithObject: true });
+        const { data } = await sharp(path.join(committed, 'samples', a.file))
+          .raw()
+          .toBuffer({ resolveWithObject: true });
         expectFaces(await detect(new Uint8Array(data)), sequence[n].faces, 0.05, a.file);
       }
     });
@@ -283,7 +317,8 @@ describe('eyes demo models (models/demo-eyes)', () => {
       const x0 = Math.round(centre.x - side / 2);
       const y0 = Math.round(centre.y - side / 2);
       const out = new Uint8Array(side * side * 3);
-      for (let y = 0; y < side; y++) out.set(rgb.subarray(((y0 + y) * FRAME_WIDTH + x0) * 3, ((y0 + y) * FRAME_WIDTH + x0 + side) * 3), y * side * 3);
+      for (let y = 0; y < side; y++)
+        out.set(rgb.subarray(((y0 + y) * FRAME_WIDTH + x0) * 3, ((y0 + y) * FRAME_WIDTH + x0 + side) * 3), y * side * 3);
       return Float32Array.from(pre.run(frameOf(out, side, side)).data);
     }
 
@@ -310,7 +345,15 @@ describe('eyes demo models (models/demo-eyes)', () => {
       for (const f of faces) {
         const g = faceGeometry(f);
         // Keypoints off by up to a pixel must not change the answer.
-        for (const [dx, dy] of [[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [-1, -1]]) {
+        for (const [dx, dy] of [
+          [0, 0],
+          [1, 0],
+          [-1, 0],
+          [0, 1],
+          [0, -1],
+          [1, 1],
+          [-1, -1],
+        ]) {
           crops.push(crop(rgb, { x: g.leftEye.x + dx, y: g.leftEye.y + dy }, g.box.w));
           want.push(f.covered === 'left' ? 'covered' : f.leftClass);
           crops.push(crop(rgb, { x: g.rightEye.x + dx, y: g.rightEye.y + dy }, g.box.w));

@@ -48,7 +48,10 @@ describe('detector fixture (letterbox, 256x256 input)', () => {
       const inf = (await e.infer(drawFrame(512, 384, [red, blue]))) as DetectInference;
       expect(inf.task).toBe('detect');
       // The decoy boxes (4 px larger, half the score) are removed by NMS; green is absent.
-      expect(inf.detections.map((d) => [d.label, d.index])).toEqual([['red', 0], ['blue', 2]]);
+      expect(inf.detections.map((d) => [d.label, d.index])).toEqual([
+        ['red', 0],
+        ['blue', 2],
+      ]);
       expect(inf.detections[0].score).toBeCloseTo(DETECT_SCORES[0], 6);
       expect(inf.detections[1].score).toBeCloseTo(DETECT_SCORES[2], 6);
       expect(inf.detections[0].box).toEqual(box(red));
@@ -57,7 +60,12 @@ describe('detector fixture (letterbox, 256x256 input)', () => {
   }
 
   const within1px = (got: { x: number; y: number; w: number; h: number }, want: Rect) => {
-    for (const [a, b, what] of [[got.x, want.x, 'x1'], [got.y, want.y, 'y1'], [got.x + got.w, want.x + want.w, 'x2'], [got.y + got.h, want.y + want.h, 'y2']] as const) {
+    for (const [a, b, what] of [
+      [got.x, want.x, 'x1'],
+      [got.y, want.y, 'y1'],
+      [got.x + got.w, want.x + want.w, 'x2'],
+      [got.y + got.h, want.y + want.h, 'y2'],
+    ] as const) {
       expect(Math.abs(a - b), `${what}: got ${a}, drew ${b}`).toBeLessThanOrEqual(1);
     }
   };
@@ -107,7 +115,13 @@ describe('detector fixture (letterbox, 256x256 input)', () => {
     const frame = drawFrame(512, 384, [red, blue], [0, 0, 0], 'door');
     const inf = await e.infer(frame);
     const p = resultPayload({ deviceId: 'd1', seq: 7, frame, inference: inf, model: inf.model, nowMs: frame.capturedAtMs + 5 });
-    expect(p).toMatchObject({ task: 'detect', camera: 'door', seq: 7, label: 'red', model: { name: 'fixture-detector-yolov5', version: '1.0.0' } });
+    expect(p).toMatchObject({
+      task: 'detect',
+      camera: 'door',
+      seq: 7,
+      label: 'red',
+      model: { name: 'fixture-detector-yolov5', version: '1.0.0' },
+    });
     if (p.task !== 'detect') throw new Error('not a detect payload');
     expect(p.detections.map((d) => d.box)).toEqual([box(red), box(blue)]);
   });
@@ -129,7 +143,11 @@ describe('segmenter fixture (per-pixel nearest colour, 64x64 input, letterbox)',
     const mask = new Uint8Array(W * H);
     const frame = drawFrame(W, H, rects);
     for (let i = 0; i < W * H; i++) counts[(mask[i] = classOf(Array.from(frame.data.subarray(i * 3, i * 3 + 3))))]++;
-    return { frame, mask, fractions: counts.map((c, index) => ({ index, label: SEGMENT_LABELS[index], fraction: c / (W * H) })).filter((c) => c.fraction > 0) };
+    return {
+      frame,
+      mask,
+      fractions: counts.map((c, index) => ({ index, label: SEGMENT_LABELS[index], fraction: c / (W * H) })).filter((c) => c.fraction > 0),
+    };
   };
 
   for (const name of ['segmenter', 'segmenter-classes']) {

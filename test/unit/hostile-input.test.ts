@@ -28,11 +28,16 @@ function problems(text: string): string[] {
 }
 
 /** Nine aliases per level, six levels: 9^6 nodes once expanded, from 7 lines. */
-const BOMB = ['a: &a [x, x, x, x, x, x, x, x, x]', ...['b', 'c', 'd', 'e', 'f'].map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcde'[i]}`).join(', ')}]`)].join('\n');
+const BOMB = [
+  'a: &a [x, x, x, x, x, x, x, x, x]',
+  ...['b', 'c', 'd', 'e', 'f'].map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcde'[i]}`).join(', ')}]`),
+].join('\n');
 
 describe('row 13: a YAML alias bomb is a config problem with its file and line', () => {
   it('config: a ConfigError (check-config 1, run 78) naming the file and the line of the first alias', () => {
-    expect(problems(`deviceId: x\n${BOMB}\n`)).toEqual([expect.stringMatching(/^FILE:3: YAML: aliases expand past 100 nodes \(an alias bomb\?\)/)]);
+    expect(problems(`deviceId: x\n${BOMB}\n`)).toEqual([
+      expect.stringMatching(/^FILE:3: YAML: aliases expand past 100 nodes \(an alias bomb\?\)/),
+    ]);
   });
 
   it('manifest: a MODEL_MANIFEST error naming manifest.yaml and the line', async () => {
@@ -48,11 +53,26 @@ describe('row 13: a YAML alias bomb is a config problem with its file and line',
 
 describe('row 14: numbers are finite and within their documented ranges', () => {
   it.each([
-    ['mqtt:\n  keepaliveSec: 1e400\n', 'mqtt.keepaliveSec: must be a finite number (got .inf; a literal like 1e400 is past the largest number)'],
-    ['mqtt:\n  reconnectMaxSec: .inf\n', 'mqtt.reconnectMaxSec: must be a finite number (got .inf; a literal like 1e400 is past the largest number)'],
-    ['health:\n  stallAfterSec: -.inf\n', 'health.stallAfterSec: must be a finite number (got -.inf; a literal like 1e400 is past the largest number)'],
-    ['health:\n  stallAfterSec: .nan\n', 'health.stallAfterSec: must be a finite number (got .nan; a literal like 1e400 is past the largest number)'],
-    ['stats:\n  intervalSec: 1e-400\n', 'stats.intervalSec: 1e-400 is too close to 0 for a number here (it would read as 0); write 0 or a larger value (FILE:2)'],
+    [
+      'mqtt:\n  keepaliveSec: 1e400\n',
+      'mqtt.keepaliveSec: must be a finite number (got .inf; a literal like 1e400 is past the largest number)',
+    ],
+    [
+      'mqtt:\n  reconnectMaxSec: .inf\n',
+      'mqtt.reconnectMaxSec: must be a finite number (got .inf; a literal like 1e400 is past the largest number)',
+    ],
+    [
+      'health:\n  stallAfterSec: -.inf\n',
+      'health.stallAfterSec: must be a finite number (got -.inf; a literal like 1e400 is past the largest number)',
+    ],
+    [
+      'health:\n  stallAfterSec: .nan\n',
+      'health.stallAfterSec: must be a finite number (got .nan; a literal like 1e400 is past the largest number)',
+    ],
+    [
+      'stats:\n  intervalSec: 1e-400\n',
+      'stats.intervalSec: 1e-400 is too close to 0 for a number here (it would read as 0); write 0 or a larger value (FILE:2)',
+    ],
     ['cameras:\n  a:\n    uri: test://ball\n    fps: 1e-7\n', 'cameras.a.fps: must be >= 0.01 (got 1e-7)'],
     ['journal:\n  retentionHours: 1e300\n', 'journal.retentionHours: must be <= 87600 (got 1e+300)'],
   ])('%j', (text, expected) => {
@@ -78,7 +98,8 @@ describe('row 14: numbers are finite and within their documented ranges', () => 
   });
 
   it('0 written as 0 (or 0.0, 0e5) is still 0: stats off', () => {
-    for (const zero of ['0', '0.0', '0e5']) expect(loadConfig({ file: file(`stats:\n  intervalSec: ${zero}\n`), env: {} }).stats.intervalSec).toBe(0);
+    for (const zero of ['0', '0.0', '0e5'])
+      expect(loadConfig({ file: file(`stats:\n  intervalSec: ${zero}\n`), env: {} }).stats.intervalSec).toBe(0);
   });
 });
 

@@ -9,14 +9,20 @@ import { ManualClock } from '../helpers/clock.js';
 async function folder(colours: [number, number, number][]): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'imgs-'));
   for (const [i, c] of colours.entries()) {
-    await sharp({ create: { width: 6, height: 4, channels: 3, background: { r: c[0], g: c[1], b: c[2] } } }).png().toFile(join(dir, `img-${i}.png`));
+    await sharp({ create: { width: 6, height: 4, channels: 3, background: { r: c[0], g: c[1], b: c[2] } } })
+      .png()
+      .toFile(join(dir, `img-${i}.png`));
   }
   return dir;
 }
 
 describe('images:// camera', () => {
   it('cycles through the files in name order at the configured rate; a late reader gets the newest, the rest count as dropped', async () => {
-    const dir = await folder([[255, 0, 0], [0, 255, 0], [0, 0, 255]]);
+    const dir = await folder([
+      [255, 0, 0],
+      [0, 255, 0],
+      [0, 0, 255],
+    ]);
     writeFileSync(join(dir, 'notes.txt'), 'not an image');
     const clock = new ManualClock();
     const cam = new ImagesCamera({ name: 'c', dir, fps: 10, clock });
@@ -58,8 +64,12 @@ describe('images:// camera', () => {
   it('a folder with no images, or no folder, is a clear error', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'imgs-empty-'));
     writeFileSync(join(empty, 'readme.txt'), 'x');
-    await expect(new ImagesCamera({ name: 'tray', dir: empty, fps: 1 }).start()).rejects.toThrow(`camera tray: no images (.jpg .jpeg .png .webp .bmp .tif .tiff .gif) in ${empty}`);
-    await expect(new ImagesCamera({ name: 'tray', dir: join(empty, 'nope'), fps: 1 }).start()).rejects.toMatchObject({ code: 'CAMERA_OPEN' });
+    await expect(new ImagesCamera({ name: 'tray', dir: empty, fps: 1 }).start()).rejects.toThrow(
+      `camera tray: no images (.jpg .jpeg .png .webp .bmp .tif .tiff .gif) in ${empty}`,
+    );
+    await expect(new ImagesCamera({ name: 'tray', dir: join(empty, 'nope'), fps: 1 }).start()).rejects.toMatchObject({
+      code: 'CAMERA_OPEN',
+    });
   });
 
   it('an unreadable image is skipped and counted, not fatal', async () => {

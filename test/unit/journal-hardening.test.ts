@@ -86,7 +86,9 @@ describe('row 3: the journal lock is an OS lock that dies with its process', () 
     const path = tmpPath();
     const h = await holder(path);
     try {
-      expect(() => journal(path).start()).toThrow(expect.objectContaining({ code: 'JOURNAL_LOCKED', message: expect.stringContaining(`${path} is in use by another process`) }));
+      expect(() => journal(path).start()).toThrow(
+        expect.objectContaining({ code: 'JOURNAL_LOCKED', message: expect.stringContaining(`${path} is in use by another process`) }),
+      );
     } finally {
       await h.kill();
     }
@@ -190,6 +192,9 @@ describe('row 2: the journal never claims what it does not hold', () => {
     expect(j.stats()).toMatchObject({ pending: 21, writable: true, writeFailures: 5 });
     expect(j.stats().lastWriteError).toBeUndefined();
     expect(file()).toEqual({ rows: j.stats().rows, bytes: j.stats().bytes, pending: 21 });
-    expect(lines.find((l) => l.msg === 'journal writable again; counts re-read from the file')).toMatchObject({ pending: 21, writeFailures: 5 });
+    expect(lines.find((l) => l.msg === 'journal writable again; counts re-read from the file')).toMatchObject({
+      pending: 21,
+      writeFailures: 5,
+    });
   });
 });

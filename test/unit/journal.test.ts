@@ -25,7 +25,15 @@ function tmpPath(): string {
 
 function journal(over: Partial<JournalOptions> = {}) {
   const { log, lines } = captureLog();
-  const j = new Journal({ path: tmpPath(), maxRows: 100_000, maxBytes: 64 << 20, retentionMs: 3_600_000, synchronous: 'normal', log, ...over });
+  const j = new Journal({
+    path: tmpPath(),
+    maxRows: 100_000,
+    maxBytes: 64 << 20,
+    retentionMs: 3_600_000,
+    synchronous: 'normal',
+    log,
+    ...over,
+  });
   j.start();
   open.push(j);
   return { j, lines };
@@ -87,7 +95,7 @@ describe('journal', () => {
     expect(h.map((e) => e.state)).toEqual(['sent', 'rejected', 'sent', 'sent']);
   });
 
-  it('a tick\'s acknowledgements and new messages go in one transaction: all or nothing', () => {
+  it("a tick's acknowledgements and new messages go in one transaction: all or nothing", () => {
     const { j } = journal();
     const { rows } = j.append([msg('a', 1), msg('a', 2)]);
     const w = j.writeTick([rows[0].seq], [msg('a', 3)]);
@@ -124,7 +132,10 @@ describe('journal', () => {
   it('never evicts pending messages that are in flight (handed to the broker, not yet acknowledged)', () => {
     const { j } = journal({ maxRows: 100 });
     const first = j.append(Array.from({ length: 100 }, (_, i) => msg('a', i + 1))).rows;
-    const e = j.append(Array.from({ length: 10 }, (_, i) => msg('a', i + 101)), first[4].seq).evicted; // 1..5 in flight
+    const e = j.append(
+      Array.from({ length: 10 }, (_, i) => msg('a', i + 101)),
+      first[4].seq,
+    ).evicted; // 1..5 in flight
     expect(e).toEqual({ sent: 0, pending: 10, pendingUpTo: first[14].seq });
     const kept = j.pendingAfter(0, 1000).map((r) => seqOf(r.payload));
     expect(kept).toEqual([1, 2, 3, 4, 5, ...Array.from({ length: 95 }, (_, i) => i + 16)]);
@@ -195,7 +206,9 @@ describe('journal', () => {
     const { j } = journal();
     const { log } = captureLog();
     const other = new Journal({ path: j.path, maxRows: 100, maxBytes: 1 << 20, retentionMs: 1, synchronous: 'normal', log });
-    expect(() => other.start()).toThrow(expect.objectContaining({ code: 'JOURNAL_LOCKED', message: expect.stringContaining(`${j.path} is in use by another process`) }));
+    expect(() => other.start()).toThrow(
+      expect.objectContaining({ code: 'JOURNAL_LOCKED', message: expect.stringContaining(`${j.path} is in use by another process`) }),
+    );
   });
 
   it('after a crash (SIGKILL mid-run) reopens with every message it had, pending ones in order', () => {
@@ -254,10 +267,18 @@ describe('journal: payload seq column', () => {
     expect(expected.get('b/result')).toBe(4);
     expect(j.lastPayloadSeq('nobody', 'result')).toBe(0);
     // pending rows carry it back to the outbox
-    expect(j.pendingAfter(0, 100).filter((r) => r.camera === 'a' && r.kind === 'result').map((r) => r.payloadSeq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(
+      j
+        .pendingAfter(0, 100)
+        .filter((r) => r.camera === 'a' && r.kind === 'result')
+        .map((r) => r.payloadSeq),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7]);
 
     // Rows after the last one with a seq (a stats message, another camera) do not hide it.
-    j.append([msg('', 0, { kind: 'stats', topic: 'edge-inferd/dev/stats', payloadSeq: undefined }), msg('b', 0, { payloadSeq: undefined })]);
+    j.append([
+      msg('', 0, { kind: 'stats', topic: 'edge-inferd/dev/stats', payloadSeq: undefined }),
+      msg('b', 0, { payloadSeq: undefined }),
+    ]);
     expect(answers()).toEqual(expected);
 
     // Inserts keep no index on payload_seq: it is read once per camera at start.
@@ -286,9 +307,24 @@ describe('journal: payload seq column', () => {
     for (let i = 1; i <= 6; i++) fixture.push(result('a', i, i <= 3 ? 'sent' : 'pending'));
     for (let i = 1; i <= 2; i++) fixture.push(result('b', i, 'pending'));
     for (let i = 1; i <= 2; i++) {
-      fixture.push({ camera: 'a', kind: 'event', topic: 'edge-inferd/dev/a/event', payload: JSON.stringify({ camera: 'a', seq: i }), state: 'sent', createdMs: t0 + fixture.length });
+      fixture.push({
+        camera: 'a',
+        kind: 'event',
+        topic: 'edge-inferd/dev/a/event',
+        payload: JSON.stringify({ camera: 'a', seq: i }),
+        state: 'sent',
+        createdMs: t0 + fixture.length,
+      });
     }
-    fixture.push({ camera: '', kind: 'stats', topic: 'edge-inferd/dev/stats', payload: '{"uptime":5}', state: 'sent', createdMs: t0 + fixture.length, qos: 0 });
+    fixture.push({
+      camera: '',
+      kind: 'stats',
+      topic: 'edge-inferd/dev/stats',
+      payload: '{"uptime":5}',
+      state: 'sent',
+      createdMs: t0 + fixture.length,
+      qos: 0,
+    });
     fixture.push({ ...result('c', 0, 'pending'), payload: 'not json' });
     fixture.push({ ...result('c', 0, 'pending'), payload: '{"seq":"7"}' });
     fixture.push({ ...result('c', 0, 'pending'), payload: '{"seq":2.5}' });
@@ -309,7 +345,12 @@ describe('journal: payload seq column', () => {
     const history = () => {
       const out: string[] = [];
       const errs: string[] = [];
-      const code = runHistory({ journalPath: path, json: true }, (x) => out.push(x), (x) => errs.push(x), t0 + 60_000);
+      const code = runHistory(
+        { journalPath: path, json: true },
+        (x) => out.push(x),
+        (x) => errs.push(x),
+        t0 + 60_000,
+      );
       return { code, lines: out.join('').split('\n').filter(Boolean), errs };
     };
     const resultPayloads = fixture.filter((r) => r.kind === 'result').map((r) => r.payload);
@@ -318,14 +359,32 @@ describe('journal: payload seq column', () => {
     expect(history()).toEqual({ code: 0, lines: resultPayloads, errs: [] });
 
     const { log, lines } = captureLog();
-    const opts = { path, maxRows: 1000, maxBytes: 1 << 24, retentionMs: 3_600_000_000, synchronous: 'normal' as const, log, clock: new ManualClock(t0 + 60_000) };
+    const opts = {
+      path,
+      maxRows: 1000,
+      maxBytes: 1 << 24,
+      retentionMs: 3_600_000_000,
+      synchronous: 'normal' as const,
+      log,
+      clock: new ManualClock(t0 + 60_000),
+    };
     let j = new Journal(opts);
     j.start();
     open.push(j);
     expect(lines.filter((l) => l.msg === 'journal schema upgraded')).toEqual([
-      expect.objectContaining({ fromVersion: 1, toVersion: SCHEMA_VERSION, backfilled: fixture.filter((r) => payloadSeq(r) !== undefined).length }),
+      expect.objectContaining({
+        fromVersion: 1,
+        toVersion: SCHEMA_VERSION,
+        backfilled: fixture.filter((r) => payloadSeq(r) !== undefined).length,
+      }),
     ]);
-    for (const [camera, kind] of [['a', 'result'], ['b', 'result'], ['a', 'event'], ['c', 'result'], ['', 'stats']]) {
+    for (const [camera, kind] of [
+      ['a', 'result'],
+      ['b', 'result'],
+      ['a', 'event'],
+      ['c', 'result'],
+      ['', 'stats'],
+    ]) {
       expect(j.lastPayloadSeq(camera, kind), `${camera}/${kind}`).toBe(lastSeq(camera, kind));
     }
     expect(lastSeq('a', 'result')).toBe(6);
@@ -363,7 +422,10 @@ describe('history query parameters', () => {
     expect(parseSince('15m', now)).toBe(now - 15 * 60_000);
     expect(parseSince('2h', now)).toBe(now - 2 * 3_600_000);
     expect(parseSince('1.5d', now)).toBe(now - 1.5 * 86_400_000);
-    expect(parseHistoryQuery({ camera: 'tray', since: '30s', limit: '5' }, now)).toEqual({ query: { camera: 'tray', sinceMs: now - 30_000, limit: 5 }, capped: false });
+    expect(parseHistoryQuery({ camera: 'tray', since: '30s', limit: '5' }, now)).toEqual({
+      query: { camera: 'tray', sinceMs: now - 30_000, limit: 5 },
+      capped: false,
+    });
     expect(parseHistoryQuery({}, now)).toEqual({ query: { limit: 100 }, capped: false });
     expect(parseHistoryQuery({ limit: '5000' }, now)).toEqual({ query: { limit: 1000 }, capped: true });
   });
@@ -376,6 +438,8 @@ describe('history query parameters', () => {
       ],
     });
     expect(parseHistoryQuery({ limit: '1e3' }, now)).toEqual({ problems: ['limit: must be a whole number >= 1 (got "1e3")'] });
-    expect(parseHistoryQuery({ since: '2024-13-45T99:00:00Z' }, now)).toMatchObject({ problems: [expect.stringContaining('since: expected an ISO 8601 time')] });
+    expect(parseHistoryQuery({ since: '2024-13-45T99:00:00Z' }, now)).toMatchObject({
+      problems: [expect.stringContaining('since: expected an ISO 8601 time')],
+    });
   });
 });

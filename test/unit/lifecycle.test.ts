@@ -40,7 +40,20 @@ describe('Lifecycle', () => {
     expect(lc.phase).toBe('running');
     await lc.stop();
     await lc.stop();
-    expect(events).toEqual(['start http', 'up http', 'start journal', 'up journal', 'start model', 'up model', 'start mqtt', 'up mqtt', 'stop mqtt', 'stop model', 'stop journal', 'stop http']);
+    expect(events).toEqual([
+      'start http',
+      'up http',
+      'start journal',
+      'up journal',
+      'start model',
+      'up model',
+      'start mqtt',
+      'up mqtt',
+      'stop mqtt',
+      'stop model',
+      'stop journal',
+      'stop http',
+    ]);
     expect(phases).toEqual(['starting', 'running', 'stopping', 'stopped']);
   });
 
@@ -55,14 +68,28 @@ describe('Lifecycle', () => {
     open();
     await starting;
     await stopping;
-    expect(events).toEqual(['start http', 'up http', 'start journal', 'up journal', 'start model', 'up model', 'stop model', 'stop journal', 'stop http']);
+    expect(events).toEqual([
+      'start http',
+      'up http',
+      'start journal',
+      'up journal',
+      'start model',
+      'up model',
+      'stop model',
+      'stop journal',
+      'stop http',
+    ]);
     expect(phases).toEqual(['starting', 'stopping', 'stopped']);
     expect(lines.find((l) => l.msg === 'stop requested during start: not starting the rest')).toMatchObject({ next: 'mqtt' });
   });
 
   it('a component that fails to start: start rejects, and stop() stops only what started', async () => {
     const { events, components } = parts(['http', 'journal']);
-    const broken: Component = { name: 'broker', start: () => Promise.reject(new Error('port taken')), stop: () => void events.push('stop broker') };
+    const broken: Component = {
+      name: 'broker',
+      start: () => Promise.reject(new Error('port taken')),
+      stop: () => void events.push('stop broker'),
+    };
     const { lc } = lifecycle([...components, broken]);
     await expect(lc.start()).rejects.toThrow('port taken');
     await lc.stop();

@@ -70,7 +70,8 @@ describe('CameraLoop pipelining', () => {
         new Promise((resolve) => {
           requests.push({ frame, hooks, finish: () => resolve(inference(frame.seq)) });
         }),
-      onResult: (frame, inf) => results.push({ seq: frame.seq, pixel: frame.data[0], label: inf.task === 'classify' ? inf.top[0].label : '' }),
+      onResult: (frame, inf) =>
+        results.push({ seq: frame.seq, pixel: frame.data[0], label: inf.task === 'classify' ? inf.top[0].label : '' }),
     });
     loop.start();
     await tick();

@@ -53,16 +53,36 @@ const seg = path.join(fixtures, 'segmenter');
 describe('manifest vs model: each mismatch is an error naming the field and both values', () => {
   const cases: [string, string, (m: string) => string, string[]][] = [
     ['input name', demo, (m) => m.replace('name: image', 'name: img'), ['input.name: the model has no input "img" (model inputs: image)']],
-    ['input width', demo, (m) => m.replace('width: 64', 'width: 96'), ['input.width: manifest says 96, the model\'s input "image" has width 64 (shape [1,3,64,64], NCHW)']],
-    ['input height', demo, (m) => m.replace('height: 64', 'height: 48'), ['input.height: manifest says 48, the model\'s input "image" has height 64 (shape [1,3,64,64], NCHW)']],
+    [
+      'input width',
+      demo,
+      (m) => m.replace('width: 64', 'width: 96'),
+      ['input.width: manifest says 96, the model\'s input "image" has width 64 (shape [1,3,64,64], NCHW)'],
+    ],
+    [
+      'input height',
+      demo,
+      (m) => m.replace('height: 64', 'height: 48'),
+      ['input.height: manifest says 48, the model\'s input "image" has height 64 (shape [1,3,64,64], NCHW)'],
+    ],
     [
       'wrong input layout',
       demo,
       (m) => m.replace('layout: NCHW', 'layout: NHWC'),
       ['input.layout: manifest says NHWC (3 channels at dim 3), the model\'s input "image" has shape [1,3,64,64] (it looks NCHW)'],
     ],
-    ['input dtype', demo, (m) => m.replace('dtype: float32', 'dtype: uint8'), ['input.dtype: manifest says uint8, the model\'s input "image" is float32']],
-    ['output name', demo, (m) => m.replace('name: probs', 'name: scores'), ['output.name: the model has no output "scores" (model outputs: probs)']],
+    [
+      'input dtype',
+      demo,
+      (m) => m.replace('dtype: float32', 'dtype: uint8'),
+      ['input.dtype: manifest says uint8, the model\'s input "image" is float32'],
+    ],
+    [
+      'output name',
+      demo,
+      (m) => m.replace('name: probs', 'name: scores'),
+      ['output.name: the model has no output "scores" (model outputs: probs)'],
+    ],
     [
       'classify label count',
       demo,
@@ -73,7 +93,10 @@ describe('manifest vs model: each mismatch is an error naming the field and both
       'two problems at once',
       demo,
       (m) => m.replace('width: 64', 'width: 32').replace('dtype: float32', 'dtype: uint8'),
-      ['input.dtype: manifest says uint8, the model\'s input "image" is float32', 'input.width: manifest says 32, the model\'s input "image" has width 64 (shape [1,3,64,64], NCHW)'],
+      [
+        'input.dtype: manifest says uint8, the model\'s input "image" is float32',
+        'input.width: manifest says 32, the model\'s input "image" has width 64 (shape [1,3,64,64], NCHW)',
+      ],
     ],
     [
       'yolov8 label count',
@@ -85,7 +108,9 @@ describe('manifest vs model: each mismatch is an error naming the field and both
       'yolov5 format on a yolov8 output',
       yolo,
       (m) => m.replace('format: yolov8', 'format: yolov5'),
-      ['labels: 3 labels need 8 values per box in yolov5 format (4 box + objectness + classes), the model\'s output "output0" has 6 (shape [1,7,6])'],
+      [
+        'labels: 3 labels need 8 values per box in yolov5 format (4 box + objectness + classes), the model\'s output "output0" has 6 (shape [1,7,6])',
+      ],
     ],
     [
       'boxes-scores without output names',
@@ -109,7 +134,9 @@ describe('manifest vs model: each mismatch is an error naming the field and both
       'segment class ids expected, scores given',
       seg,
       (m) => m.replace('output: scores', 'output: classes'),
-      ['output.name: the model\'s output "logits" has shape [1,5,64,64] (rank 4); segment expects class ids [1, H, W] (segment.output: classes)'],
+      [
+        'output.name: the model\'s output "logits" has shape [1,5,64,64] (rank 4); segment expects class ids [1, H, W] (segment.output: classes)',
+      ],
     ],
   ];
   for (const [what, base, edit, problems] of cases) {
@@ -127,11 +154,17 @@ describe('broken packages', () => {
     const dir = await variant(demo, (m) => m.replace(/sha256: [0-9a-f]{64}/, `sha256: ${'ab'.repeat(32)}`));
     const err = await loadError(dir);
     expect(err.code).toBe('MODEL_SHA256');
-    expect(err.problems[0]).toMatch(/^sha256: model\.onnx does not match the manifest \(manifest (ab)+, file 22ec69d1[0-9a-f]+\); refusing to load it$/);
+    expect(err.problems[0]).toMatch(
+      /^sha256: model\.onnx does not match the manifest \(manifest (ab)+, file 22ec69d1[0-9a-f]+\); refusing to load it$/,
+    );
   });
 
   it('a truncated model file (with a matching sha256) is a load error naming the file', async () => {
-    const dir = await variant(demo, (m) => m, (b) => b.subarray(0, Math.floor(b.length / 2)));
+    const dir = await variant(
+      demo,
+      (m) => m,
+      (b) => b.subarray(0, Math.floor(b.length / 2)),
+    );
     const err = await loadError(dir);
     expect(err.code).toBe('MODEL_LOAD');
     expect(err.message).toContain(path.join(dir, 'model.onnx'));

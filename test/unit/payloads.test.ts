@@ -15,7 +15,17 @@ import { Topics } from '../../src/publish/topics.js';
 import { assertValid, schemaErrors } from '../helpers/schemas.js';
 
 const model = { name: 'demo', version: '1.0.0', sha256: 'a'.repeat(64), task: 'classify' as const, provider: 'cpu' };
-const frame: Frame = { camera: 'tray', seq: 4, width: 320, height: 240, stride: 960, format: 'RGB', data: new Uint8Array(0), capturedAtMs: 1_700_000_000_000, name: 'glass-1.png' };
+const frame: Frame = {
+  camera: 'tray',
+  seq: 4,
+  width: 320,
+  height: 240,
+  stride: 960,
+  format: 'RGB',
+  data: new Uint8Array(0),
+  capturedAtMs: 1_700_000_000_000,
+  name: 'glass-1.png',
+};
 const inference = {
   task: 'classify' as const,
   model,
@@ -30,7 +40,11 @@ const rule = { k: 3, n: 5, minScore: 0.5 };
 describe('schemas/ are the zod definitions, rendered', () => {
   it('the committed files are current (else: npm run make-schemas)', () => {
     const want = renderSchemas();
-    const have = Object.fromEntries(readdirSync(schemasDir).filter((f) => f.endsWith('.schema.json')).map((f) => [f, readFileSync(join(schemasDir, f), 'utf8')]));
+    const have = Object.fromEntries(
+      readdirSync(schemasDir)
+        .filter((f) => f.endsWith('.schema.json'))
+        .map((f) => [f, readFileSync(join(schemasDir, f), 'utf8')]),
+    );
     expect(Object.keys(have).sort()).toEqual(Object.keys(want).sort());
     for (const f of Object.keys(want)) expect(have[f], `schemas/${f} is stale: run npm run make-schemas`).toBe(want[f]);
   });
@@ -38,12 +52,31 @@ describe('schemas/ are the zod definitions, rendered', () => {
 
 describe('payload builders produce what the shipped schemas accept, and the schemas reject what they must', () => {
   it('result', () => {
-    const r = resultPayload({ deviceId: 'kiosk-1', seq: 1, frame, inference, model, nowMs: frame.capturedAtMs + 5, policy: 'stable', stable: { label: 'glass', score: 0.9, frames: 3, window: 5, becameMs: frame.capturedAtMs } });
+    const r = resultPayload({
+      deviceId: 'kiosk-1',
+      seq: 1,
+      frame,
+      inference,
+      model,
+      nowMs: frame.capturedAtMs + 5,
+      policy: 'stable',
+      stable: { label: 'glass', score: 0.9, frames: 3, window: 5, becameMs: frame.capturedAtMs },
+    });
     assertValid('result.schema.json', r);
-    expect(r).toMatchObject({ label: 'glass', score: 0.97, policy: 'stable', latencyMs: { preprocess: 1.235, total: 5 }, stable: { label: 'glass', frames: 3, since: '2023-11-14T22:13:20.000Z' } });
+    expect(r).toMatchObject({
+      label: 'glass',
+      score: 0.97,
+      policy: 'stable',
+      latencyMs: { preprocess: 1.235, total: 5 },
+      stable: { label: 'glass', frames: 3, since: '2023-11-14T22:13:20.000Z' },
+    });
     // the result schema is a oneOf by task: the classify branch names the stray key
-    expect(schemaErrors('result.schema.json', { ...r, extra: 1 })).toContain('/ must NOT have additional properties {"additionalProperty":"extra"}');
-    expect(schemaErrors('result.schema.json', { ...r, task: 'detect' })).toContain("/ must have required property 'detections' {\"missingProperty\":\"detections\"}");
+    expect(schemaErrors('result.schema.json', { ...r, extra: 1 })).toContain(
+      '/ must NOT have additional properties {"additionalProperty":"extra"}',
+    );
+    expect(schemaErrors('result.schema.json', { ...r, task: 'detect' })).toContain(
+      '/ must have required property \'detections\' {"missingProperty":"detections"}',
+    );
     expect(schemaErrors('result.schema.json', { ...r, score: 1.5 })).toContain('/score must be <= 1 {"comparison":"<=","limit":1}');
     expect(schemaErrors('result.schema.json', { ...r, id: 'not-a-uuid' })[0]).toMatch(/^\/id must match/);
     const { seq: _, ...noSeq } = r;
@@ -52,9 +85,36 @@ describe('payload builders produce what the shipped schemas accept, and the sche
 
   it('events of each type; a change without `previous` is rejected', () => {
     const base = { deviceId: 'kiosk-1', camera: 'tray', seq: 1, model, rule, nowMs: 1_700_000_000_100 };
-    const change = eventPayload({ ...base, frame, decision: { type: 'change', label: 'glass', score: 0.9, atMs: 1_700_000_000_000, sinceMs: 1_700_000_000_000, frames: 1, previous: null } });
-    const stable = eventPayload({ ...base, frame, decision: { type: 'stable', label: 'glass', score: 0.9, atMs: 1_700_000_000_000, sinceMs: 1_699_999_999_800, frames: 3 } });
-    const cleared = eventPayload({ ...base, decision: { type: 'cleared', label: 'glass', score: 0, atMs: 1_700_000_000_000, sinceMs: 1_699_999_999_800, frames: 7, reason: 'paused' } });
+    const change = eventPayload({
+      ...base,
+      frame,
+      decision: {
+        type: 'change',
+        label: 'glass',
+        score: 0.9,
+        atMs: 1_700_000_000_000,
+        sinceMs: 1_700_000_000_000,
+        frames: 1,
+        previous: null,
+      },
+    });
+    const stable = eventPayload({
+      ...base,
+      frame,
+      decision: { type: 'stable', label: 'glass', score: 0.9, atMs: 1_700_000_000_000, sinceMs: 1_699_999_999_800, frames: 3 },
+    });
+    const cleared = eventPayload({
+      ...base,
+      decision: {
+        type: 'cleared',
+        label: 'glass',
+        score: 0,
+        atMs: 1_700_000_000_000,
+        sinceMs: 1_699_999_999_800,
+        frames: 7,
+        reason: 'paused',
+      },
+    });
     for (const e of [change, stable, cleared]) assertValid('event.schema.json', e);
     expect(cleared).toMatchObject({ type: 'cleared', reason: 'paused', frame: null, rule });
     const { previous: _, ...noPrevious } = change as Record<string, unknown>;
@@ -62,37 +122,97 @@ describe('payload builders produce what the shipped schemas accept, and the sche
   });
 
   it('status (birth with camera states, and the bare will)', () => {
-    assertValid('status.schema.json', statusPayload('online', 'kiosk-1', { version: '0.1.0', model: { name: 'demo', version: '1', sha256: 'b'.repeat(64) }, provider: 'cpu', cameras: ['tray'], cameraState: { tray: 'paused' } }));
+    assertValid(
+      'status.schema.json',
+      statusPayload('online', 'kiosk-1', {
+        version: '0.1.0',
+        model: { name: 'demo', version: '1', sha256: 'b'.repeat(64) },
+        provider: 'cpu',
+        cameras: ['tray'],
+        cameraState: { tray: 'paused' },
+      }),
+    );
     assertValid('status.schema.json', statusPayload('offline', 'kiosk-1'));
-    expect(schemaErrors('status.schema.json', statusPayload('offline', 'kiosk-1', { cameraState: { tray: 'sleeping' as never } })).length).toBeGreaterThan(0);
+    expect(
+      schemaErrors('status.schema.json', statusPayload('offline', 'kiosk-1', { cameraState: { tray: 'sleeping' as never } })).length,
+    ).toBeGreaterThan(0);
   });
 
   it('stats: totals, fps and latency over the period', () => {
     const s = new StatsReporter({ deviceId: 'kiosk-1', intervalSec: 10 });
-    const counters = { inferred: 20, published: 5, heldBack: 15, events: { change: 5, stable: 4, cleared: 3 }, labels: { glass: 12, metal: 8 } };
+    const counters = {
+      inferred: 20,
+      published: 5,
+      heldBack: 15,
+      events: { change: 5, stable: 4, cleared: 3 },
+      labels: { glass: 12, metal: 8 },
+    };
     s.recordLatency('tray', 2);
     s.recordLatency('tray', 4);
-    const first = s.build({ cameras: { tray: { state: 'streaming', counters, failures: 0, dropped: 1 } }, mqtt: { connected: true, connects: 1, publishFailures: 0 }, startedAtMs: 1000 }, 11_000);
+    const first = s.build(
+      {
+        cameras: { tray: { state: 'streaming', counters, failures: 0, dropped: 1 } },
+        mqtt: { connected: true, connects: 1, publishFailures: 0 },
+        startedAtMs: 1000,
+      },
+      11_000,
+    );
     assertValid('stats.schema.json', first);
     expect(first.cameras.tray).toMatchObject({ fps: 2, latencyMs: { mean: 3, max: 4 }, heldBack: 15 });
-    const second = s.build({ cameras: { tray: { state: 'paused', counters: { ...counters, inferred: 25 }, failures: 0, dropped: 1 } }, mqtt: { connected: true, connects: 1, publishFailures: 0 }, startedAtMs: 1000 }, 21_000);
+    const second = s.build(
+      {
+        cameras: { tray: { state: 'paused', counters: { ...counters, inferred: 25 }, failures: 0, dropped: 1 } },
+        mqtt: { connected: true, connects: 1, publishFailures: 0 },
+        startedAtMs: 1000,
+      },
+      21_000,
+    );
     assertValid('stats.schema.json', second);
     expect(second).toMatchObject({ seq: 2, uptimeSec: 20, cameras: { tray: { fps: 0.5, latencyMs: null, state: 'paused' } } });
   });
 
   it('command responses: each success shape and the error shape', () => {
-    assertValid('command-response.schema.json', commandResponse('kiosk-1', 'r1', { command: 'pause', ok: true, result: { changed: ['tray'], paused: ['tray'] } }));
-    assertValid('command-response.schema.json', commandResponse('kiosk-1', 7, { command: 'reload', ok: true, result: { ok: true, changed: [], problems: [] } }));
-    assertValid('command-response.schema.json', commandResponse('kiosk-1', null, { command: 'nope', ok: false, error: { code: 'UNKNOWN_COMMAND', message: 'x' } }));
+    assertValid(
+      'command-response.schema.json',
+      commandResponse('kiosk-1', 'r1', { command: 'pause', ok: true, result: { changed: ['tray'], paused: ['tray'] } }),
+    );
+    assertValid(
+      'command-response.schema.json',
+      commandResponse('kiosk-1', 7, { command: 'reload', ok: true, result: { ok: true, changed: [], problems: [] } }),
+    );
+    assertValid(
+      'command-response.schema.json',
+      commandResponse('kiosk-1', null, { command: 'nope', ok: false, error: { code: 'UNKNOWN_COMMAND', message: 'x' } }),
+    );
     // a pause result under the snapshot command is not a valid response
-    expect(schemaErrors('command-response.schema.json', commandResponse('kiosk-1', 'r1', { command: 'snapshot', ok: true, result: { changed: [], paused: [] } })).length).toBeGreaterThan(0);
-    expect(schemaErrors('command-response.schema.json', commandResponse('kiosk-1', null, { command: 'x', ok: false, error: { code: 'OOPS', message: 'x' } })).length).toBeGreaterThan(0);
+    expect(
+      schemaErrors(
+        'command-response.schema.json',
+        commandResponse('kiosk-1', 'r1', { command: 'snapshot', ok: true, result: { changed: [], paused: [] } }),
+      ).length,
+    ).toBeGreaterThan(0);
+    expect(
+      schemaErrors(
+        'command-response.schema.json',
+        commandResponse('kiosk-1', null, { command: 'x', ok: false, error: { code: 'OOPS', message: 'x' } }),
+      ).length,
+    ).toBeGreaterThan(0);
   });
 
   it('Home Assistant discovery configs', () => {
-    const ha = new HomeAssistantDiscovery({ prefix: 'homeassistant', deviceId: 'kiosk-1', topics: new Topics('edge-inferd', 'kiosk-1'), version: '0.1.0', model: () => 'demo 1.0.0', log: pino({ level: 'silent' }) });
+    const ha = new HomeAssistantDiscovery({
+      prefix: 'homeassistant',
+      deviceId: 'kiosk-1',
+      topics: new Topics('edge-inferd', 'kiosk-1'),
+      version: '0.1.0',
+      model: () => 'demo 1.0.0',
+      log: pino({ level: 'silent' }),
+    });
     const configs = ha.configs(['tray']);
-    expect([...configs.keys()]).toEqual(['homeassistant/sensor/kiosk-1/tray_label/config', 'homeassistant/binary_sensor/kiosk-1/tray_online/config']);
+    expect([...configs.keys()]).toEqual([
+      'homeassistant/sensor/kiosk-1/tray_label/config',
+      'homeassistant/binary_sensor/kiosk-1/tray_online/config',
+    ]);
     for (const c of configs.values()) assertValid('homeassistant-discovery.schema.json', c);
   });
 });
@@ -125,8 +245,20 @@ describe('command handler: every input gets one response, nothing throws', () =>
       status: () => app.status(),
       ...overrides,
     };
-    const h = new CommandHandler({ topics, deviceId: 'd', maxBytes: 256, handlers, publish: async (topic, payload) => void sent.push({ topic, json: JSON.parse(payload) }), log: pino({ level: 'silent' }) });
-    return { sent, run: async (name: string, payload: string | Buffer, retain = false) => (await h.handle(topics.command(name), Buffer.from(payload), retain), sent.at(-1)) };
+    const h = new CommandHandler({
+      topics,
+      deviceId: 'd',
+      maxBytes: 256,
+      handlers,
+      publish: async (topic, payload) => void sent.push({ topic, json: JSON.parse(payload) }),
+      log: pino({ level: 'silent' }),
+    });
+    return {
+      sent,
+      run: async (name: string, payload: string | Buffer, retain = false) => (
+        await h.handle(topics.command(name), Buffer.from(payload), retain), sent.at(-1)
+      ),
+    };
   }
 
   it.each([
@@ -136,13 +268,29 @@ describe('command handler: every input gets one response, nothing throws', () =>
     ['status', '{"id": 12}', { requestId: 12, ok: true }],
     ['status', '{not json', { requestId: null, ok: false, error: { code: 'BAD_JSON' } }],
     ['status', '[1,2]', { requestId: null, ok: false, error: { code: 'BAD_REQUEST', problems: ['(root): expected object (got [1,2])'] } }],
-    ['pause', '{"id":"b","camra":"tray"}', { requestId: 'b', ok: false, error: { code: 'BAD_REQUEST', problems: ['camra: unknown key (did you mean "camera"?)'] } }],
+    [
+      'pause',
+      '{"id":"b","camra":"tray"}',
+      { requestId: 'b', ok: false, error: { code: 'BAD_REQUEST', problems: ['camra: unknown key (did you mean "camera"?)'] } },
+    ],
     ['pause', '{"id":"c","camera":"a/b"}', { requestId: 'c', ok: false, error: { code: 'BAD_REQUEST' } }],
-    ['snapshot', '{"id":"d","quality":0}', { requestId: 'd', ok: false, error: { code: 'BAD_REQUEST', problems: ['quality: must be >= 1 (got 0)'] } }],
+    [
+      'snapshot',
+      '{"id":"d","quality":0}',
+      { requestId: 'd', ok: false, error: { code: 'BAD_REQUEST', problems: ['quality: must be >= 1 (got 0)'] } },
+    ],
     ['snapshot', '{"id":"e"}', { requestId: 'e', ok: false, error: { code: 'FAILED', message: 'no camera' } }],
-    ['reload', '{"id":"f"}', { requestId: 'f', ok: false, error: { code: 'RELOAD_REJECTED', problems: ['http.port: must be <= 65535 (got 70000)'] } }],
+    [
+      'reload',
+      '{"id":"f"}',
+      { requestId: 'f', ok: false, error: { code: 'RELOAD_REJECTED', problems: ['http.port: must be <= 65535 (got 70000)'] } },
+    ],
     ['frobnicate', '{"id":"g"}', { requestId: 'g', command: 'frobnicate', ok: false, error: { code: 'UNKNOWN_COMMAND' } }],
-    ['status', `{"id":"h","pad":"${'x'.repeat(300)}"}`, { requestId: 'h', ok: false, error: { code: 'TOO_LARGE', message: 'payload of 319 bytes is over commands.maxBytes (256)' } }],
+    [
+      'status',
+      `{"id":"h","pad":"${'x'.repeat(300)}"}`,
+      { requestId: 'h', ok: false, error: { code: 'TOO_LARGE', message: 'payload of 319 bytes is over commands.maxBytes (256)' } },
+    ],
     ['status', `{"pad":"${'x'.repeat(300)}","id":"i"}`, { requestId: null, ok: false, error: { code: 'TOO_LARGE' } }],
   ])('%s %.40s', async (name, payload, want) => {
     const { run } = harness();

@@ -28,7 +28,12 @@ const eyeStage = { name: 'eye', from: 'face', model: eye, regions: { left: { key
 
 describe('pipelines config', () => {
   it('accepts a face -> eye pipeline and resolves stage models against the config folder', () => {
-    expect(problems({ pipelines: { eyes: [{ name: 'face', model: face }, eyeStage] }, cameras: { kiosk: { uri: 'test://ball', pipeline: 'eyes' } } })).toEqual([]);
+    expect(
+      problems({
+        pipelines: { eyes: [{ name: 'face', model: face }, eyeStage] },
+        cameras: { kiosk: { uri: 'test://ball', pipeline: 'eyes' } },
+      }),
+    ).toEqual([]);
   });
 
   it('reports a missing from, keypoint, model and pipeline, and a wrong first stage, all at once with their paths', () => {
@@ -61,7 +66,15 @@ describe('pipelines config', () => {
   });
 
   it('a pipeline has exactly two stages; shapes are checked by the schema with their paths', () => {
-    const p = problems({ pipelines: { one: [{ name: 'face', model: face }], bad: [{ name: 'face', model: face, maxObjects: 0 }, { ...eyeStage, regions: 'boxes' }] } });
+    const p = problems({
+      pipelines: {
+        one: [{ name: 'face', model: face }],
+        bad: [
+          { name: 'face', model: face, maxObjects: 0 },
+          { ...eyeStage, regions: 'boxes' },
+        ],
+      },
+    });
     expect(p.map((x) => x.split(':')[0])).toEqual(['pipelines.one', 'pipelines.bad[0].maxObjects', 'pipelines.bad[1].regions']);
   });
 

@@ -36,7 +36,18 @@ function reference(frame: Frame, spec: InputSpec, x: number, y: number, c: numbe
   return (px(x0, y0) * (1 - fx) + px(x1, y0) * fx) * (1 - fy) + (px(x0, y1) * (1 - fx) + px(x1, y1) * fx) * fy;
 }
 
-const base: InputSpec = { name: 'x', layout: 'NCHW', width: 24, height: 16, colour: 'RGB', dtype: 'float32', scale: 1 / 255, mean: [0.4, 0.5, 0.6], std: [0.2, 0.25, 0.3], resize: 'stretch' };
+const base: InputSpec = {
+  name: 'x',
+  layout: 'NCHW',
+  width: 24,
+  height: 16,
+  colour: 'RGB',
+  dtype: 'float32',
+  scale: 1 / 255,
+  mean: [0.4, 0.5, 0.6],
+  std: [0.2, 0.25, 0.3],
+  resize: 'stretch',
+};
 
 describe('Preprocessor', () => {
   const combos: [string, Partial<InputSpec>, PixelFormat, number][] = [
@@ -51,7 +62,12 @@ describe('Preprocessor', () => {
       const spec = { ...base, ...patch };
       const p = new Preprocessor(spec);
       // 24x12 and 24x16: unscaled columns and rows landing on source rows (the table look-up path).
-      const frames = [randomFrame(61, 37, format, pad), randomFrame(20, 45, format, pad), randomFrame(24, 12, format, pad), randomFrame(24, 16, format, pad)];
+      const frames = [
+        randomFrame(61, 37, format, pad),
+        randomFrame(20, 45, format, pad),
+        randomFrame(24, 12, format, pad),
+        randomFrame(24, 16, format, pad),
+      ];
       for (const frame of [...frames, frames[0]]) {
         const { data, dims } = p.run(frame);
         expect(dims).toEqual(spec.layout === 'NCHW' ? [1, 3, 16, 24] : [1, 16, 24, 3]);
@@ -61,7 +77,9 @@ describe('Preprocessor', () => {
               const idx = spec.layout === 'NCHW' ? c * 16 * 24 + y * 24 + x : (y * 24 + x) * 3 + c;
               const v = reference(frame, spec, x, y, c) ?? 114;
               const want = spec.dtype === 'uint8' ? Math.floor(v + 0.5) : (v * spec.scale - spec.mean[c]) / spec.std[c];
-              expect(Math.abs(data[idx] - want), `${frame.width}x${frame.height} (${x},${y}) c${c}`).toBeLessThan(spec.dtype === 'uint8' ? 1.01 : 1e-4);
+              expect(Math.abs(data[idx] - want), `${frame.width}x${frame.height} (${x},${y}) c${c}`).toBeLessThan(
+                spec.dtype === 'uint8' ? 1.01 : 1e-4,
+              );
             }
           }
         }

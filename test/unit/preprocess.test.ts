@@ -6,7 +6,17 @@ import { geometryFor, Preprocessor, toSource } from '../../src/inference/preproc
 import { mulberry32 } from '../../scripts/make-demo-model.js';
 
 const spec = (over: Partial<InputSpec>): InputSpec => ({
-  name: 'x', layout: 'NCHW', width: 4, height: 4, colour: 'RGB', dtype: 'float32', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], resize: 'stretch', ...over,
+  name: 'x',
+  layout: 'NCHW',
+  width: 4,
+  height: 4,
+  colour: 'RGB',
+  dtype: 'float32',
+  scale: 1 / 255,
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+  resize: 'stretch',
+  ...over,
 });
 
 /** A frame filled with one colour, with padded rows like GStreamer's RGB. */
@@ -100,7 +110,10 @@ describe('classification postprocessing', () => {
       const k = 1 + Math.floor(rand() * 8);
       const scores = Array.from({ length: n }, () => Math.floor(rand() * 5) / 4);
       const sorted = scores.map((_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
-      expect(topK(scores, [], k).map((c) => c.index), JSON.stringify({ scores, k })).toEqual(sorted.slice(0, k));
+      expect(
+        topK(scores, [], k).map((c) => c.index),
+        JSON.stringify({ scores, k }),
+      ).toEqual(sorted.slice(0, k));
     }
   });
 });

@@ -35,15 +35,27 @@ const tempDir = async () => {
 };
 
 describe('provider chain', () => {
-  it.each([['[tensorrt, cuda, cpu]', ['tensorrt', 'cuda', 'cpu'] as const], ['auto', 'auto' as const]])('%s falls back to cpu here and reports why for each', async (_, providers) => {
+  it.each([
+    ['[tensorrt, cuda, cpu]', ['tensorrt', 'cuda', 'cpu'] as const],
+    ['auto', 'auto' as const],
+  ])('%s falls back to cpu here and reports why for each', async (_, providers) => {
     const pkg = await loadModelPackage(demoModelDir);
     const events: EngineEvent[] = [];
     const cacheDir = await tempDir();
-    const r = await createSession({ path: pkg.modelPath, name: pkg.manifest.name, sha256: pkg.manifest.sha256 }, { providers, cacheDir, onEvent: (e) => events.push(e) });
+    const r = await createSession(
+      { path: pkg.modelPath, name: pkg.manifest.name, sha256: pkg.manifest.sha256 },
+      { providers, cacheDir, onEvent: (e) => events.push(e) },
+    );
     try {
       expect(r.provider).toBe('cpu');
-      expect(r.attempts.map((a) => [a.provider, a.ok])).toEqual([['tensorrt', false], ['cuda', false], ['cpu', true]]);
-      expect(r.attempts[0].error).toMatch(/libonnxruntime_providers_tensorrt\.so is not installed \(x86_64: ONNXRUNTIME_NODE_INSTALL=cuda12 node script\/install\.js in node_modules\/onnxruntime-node, see docs\/gpu\.md; Jetson: build onnxruntime-node from source with TensorRT\)$/);
+      expect(r.attempts.map((a) => [a.provider, a.ok])).toEqual([
+        ['tensorrt', false],
+        ['cuda', false],
+        ['cpu', true],
+      ]);
+      expect(r.attempts[0].error).toMatch(
+        /libonnxruntime_providers_tensorrt\.so is not installed \(x86_64: ONNXRUNTIME_NODE_INSTALL=cuda12 node script\/install\.js in node_modules\/onnxruntime-node, see docs\/gpu\.md; Jetson: build onnxruntime-node from source with TensorRT\)$/,
+      );
       expect(r.attempts[1].error).toMatch(/libonnxruntime_providers_cuda\.so is not installed/);
       // Providers that are not installed are never tried: only cpu gets a session build.
       expect(events.map((e) => e.type)).toEqual(['provider-attempt', 'provider-attempt', 'session-create-start', 'provider-attempt']);
@@ -56,9 +68,14 @@ describe('provider chain', () => {
 
   it('a chain without a usable provider is one error listing every reason', async () => {
     const pkg = await loadModelPackage(demoModelDir);
-    const err = await createSession({ path: pkg.modelPath, name: 'demo', sha256: pkg.manifest.sha256 }, { providers: ['tensorrt', 'cuda'] }).catch((e: unknown) => e);
+    const err = await createSession(
+      { path: pkg.modelPath, name: 'demo', sha256: pkg.manifest.sha256 },
+      { providers: ['tensorrt', 'cuda'] },
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'MODEL_LOAD' });
-    expect((err as Error).message).toMatch(/no execution provider could load the model: tensorrt: .*libonnxruntime_providers_tensorrt\.so is not installed.*; cuda: .*libonnxruntime_providers_cuda\.so is not installed/);
+    expect((err as Error).message).toMatch(
+      /no execution provider could load the model: tensorrt: .*libonnxruntime_providers_tensorrt\.so is not installed.*; cuda: .*libonnxruntime_providers_cuda\.so is not installed/,
+    );
   });
 
   it('cpu has no library to check', () => {
@@ -102,10 +119,19 @@ describe('TensorRT EP-context cache bookkeeping', () => {
     await prepareBuild(first);
     await writeFile(first.ctxPath, 'ctx model written by ORT');
     // The process died before the build was recorded: the ctx model is not trusted.
-    expect(planEngineCache(cacheDir, 'my model/v1', parts)).toMatchObject({ reuse: false, reason: 'the cached engine has no meta.json (an interrupted build)' });
+    expect(planEngineCache(cacheDir, 'my model/v1', parts)).toMatchObject({
+      reuse: false,
+      reason: 'the cached engine has no meta.json (an interrupted build)',
+    });
 
     const meta = await recordBuild(first, 'my model/v1', 61_234.5, new Date('2026-01-02T03:04:05Z'));
-    expect(JSON.parse(await readFile(first.metaPath, 'utf8'))).toEqual({ ...meta, key: first.key, buildMs: 61_235, builtAt: '2026-01-02T03:04:05.000Z', ...parts });
+    expect(JSON.parse(await readFile(first.metaPath, 'utf8'))).toEqual({
+      ...meta,
+      key: first.key,
+      buildMs: 61_235,
+      builtAt: '2026-01-02T03:04:05.000Z',
+      ...parts,
+    });
     const second = planEngineCache(cacheDir, 'my model/v1', parts);
     expect(second).toMatchObject({ reuse: true, ctxPath: first.ctxPath });
     expect(second.reason).toBeUndefined();
@@ -118,7 +144,10 @@ describe('TensorRT EP-context cache bookkeeping', () => {
 
     // A meta.json from another key (copied folders, hand edits) is not trusted either.
     await writeFile(first.metaPath, JSON.stringify({ ...meta, key: 'f'.repeat(24) }));
-    expect(planEngineCache(cacheDir, 'my model/v1', parts)).toMatchObject({ reuse: false, reason: `meta.json key ${'f'.repeat(24)} does not match ${first.key}` });
+    expect(planEngineCache(cacheDir, 'my model/v1', parts)).toMatchObject({
+      reuse: false,
+      reason: `meta.json key ${'f'.repeat(24)} does not match ${first.key}`,
+    });
 
     // A rebuild starts from an empty folder.
     await prepareBuild(first);
@@ -135,7 +164,8 @@ describe('TensorRT EP-context cache bookkeeping', () => {
   it('reads the TensorRT version from the library name, and says unknown where nothing is readable', async () => {
     const dir = await tempDir();
     await mkdir(path.join(dir, 'lib'));
-    for (const f of ['libnvinfer.so', 'libnvinfer.so.10', 'libnvinfer.so.10.3.0', 'libnvinfer_plugin.so.10.3.0']) await writeFile(path.join(dir, 'lib', f), '');
+    for (const f of ['libnvinfer.so', 'libnvinfer.so.10', 'libnvinfer.so.10.3.0', 'libnvinfer_plugin.so.10.3.0'])
+      await writeFile(path.join(dir, 'lib', f), '');
     expect(tensorrtVersion([path.join(dir, 'missing'), path.join(dir, 'lib')])).toBe('10.3.0');
     expect(tensorrtVersion([path.join(dir, 'missing')])).toBe('unknown');
     const gpu = await readGpuInfo();

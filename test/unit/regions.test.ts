@@ -26,15 +26,29 @@ describe('crop regions', () => {
 
   it('keypoint regions: a square of size x box width centred on the point; a point under minScore is not detected', () => {
     const regions = { left: { keypoint: 'left_eye', size: 0.5 }, right: { keypoint: 'right_eye' }, nose: { keypoint: 'nose' } };
-    expect(planRegions(det, stage({ regions }))).toEqual([{ name: 'left', rect: { x: 136, y: 78, w: 40, h: 40 } }, { name: 'right' }, { name: 'nose' }]);
-    expect(planRegions(det, stage({ regions: { right: { keypoint: 'right_eye', minScore: 0.1 } } }))[0].rect).toEqual({ x: 110, y: 84, w: 28, h: 28 });
+    expect(planRegions(det, stage({ regions }))).toEqual([
+      { name: 'left', rect: { x: 136, y: 78, w: 40, h: 40 } },
+      { name: 'right' },
+      { name: 'nose' },
+    ]);
+    expect(planRegions(det, stage({ regions: { right: { keypoint: 'right_eye', minScore: 0.1 } } }))[0].rect).toEqual({
+      x: 110,
+      y: 84,
+      w: 28,
+      h: 28,
+    });
   });
 
-  it('a mirrored camera swaps left and right keypoint names back to the subject\'s', () => {
+  it("a mirrored camera swaps left and right keypoint names back to the subject's", () => {
     expect(unmirror(det.keypoints!).map((k) => [k.name, k.x])).toEqual([
       ['right_eye', 156],
       ['left_eye', 124],
     ]);
-    expect(unmirror([{ name: 'LeftHand', x: 1, y: 2, score: 1 }, { name: 'nose', x: 3, y: 4, score: 1 }]).map((k) => k.name)).toEqual(['RightHand', 'nose']);
+    expect(
+      unmirror([
+        { name: 'LeftHand', x: 1, y: 2, score: 1 },
+        { name: 'nose', x: 3, y: 4, score: 1 },
+      ]).map((k) => k.name),
+    ).toEqual(['RightHand', 'nose']);
   });
 });

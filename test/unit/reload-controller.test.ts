@@ -85,7 +85,10 @@ describe('ReloadController', () => {
     expect(report).toMatchObject({ ok: false, errors: ['http.port: too big', 'mqtt.urll: unknown key'] });
     expect(seen).toEqual([]);
     expect(ctl.config).toEqual(before);
-    expect(lines.filter((l) => l.msg === 'reload rejected: invalid config').map((l) => l.problem)).toEqual(['http.port: too big', 'mqtt.urll: unknown key']);
+    expect(lines.filter((l) => l.msg === 'reload rejected: invalid config').map((l) => l.problem)).toEqual([
+      'http.port: too big',
+      'mqtt.urll: unknown key',
+    ]);
     expect(hooks).toEqual({ begun: 1, ended: ['reload rejected (2 problems); running on the previous config'] });
   });
 });

@@ -11,7 +11,9 @@ const base = (): Config => loadConfig({ env: {}, defaultPath: '/nonexistent/conf
 function liveKeys(): (path: string) => boolean {
   const config = base();
   config.cameras.tray = structuredClone(config.cameras.demo);
-  const app = new App(config, createLogger({ level: 'silent', format: 'json', destination: { write: () => undefined } }), { notify: () => false });
+  const app = new App(config, createLogger({ level: 'silent', format: 'json', destination: { write: () => undefined } }), {
+    notify: () => false,
+  });
   return (path) => app.isLive(path);
 }
 const isLive = liveKeys();
@@ -30,11 +32,50 @@ describe('config reload diff', () => {
   });
 
   it('classifies live keys and restart-required ones', () => {
-    const live = ['log.level', 'mqtt.topics.result.qos', 'mqtt.topics.event.retain', 'mqtt.topics.stats.qos', 'http.token', 'http.tokenFile', 'health.stallAfterSec', 'health.engineBuildTimeoutSec', 'health.deviceSampleSec'];
-    live.push('model.path', 'model.providers', 'model.intraOpThreads', 'model.cacheDir', 'cameras.tray.publish.policy', 'cameras.tray.publish.stable.k', 'cameras.demo.publish.events');
+    const live = [
+      'log.level',
+      'mqtt.topics.result.qos',
+      'mqtt.topics.event.retain',
+      'mqtt.topics.stats.qos',
+      'http.token',
+      'http.tokenFile',
+      'health.stallAfterSec',
+      'health.engineBuildTimeoutSec',
+      'health.deviceSampleSec',
+    ];
+    live.push(
+      'model.path',
+      'model.providers',
+      'model.intraOpThreads',
+      'model.cacheDir',
+      'cameras.tray.publish.policy',
+      'cameras.tray.publish.stable.k',
+      'cameras.demo.publish.events',
+    );
     for (const p of live) expect(isLive(p), p).toBe(true);
-    const restart = ['http.port', 'http.host', 'mqtt.url', 'mqtt.prefix', 'mqtt.topics.other.qos', 'deviceId', 'cameras.door', 'cameras.door.publish.policy', 'cameras.demo.uri', 'cameras.demo.fps'];
-    restart.push('cameras.publish', 'cameras.tray.publish', 'log.format', 'healthy', 'health', 'health.other', 'stats.intervalSec', 'commands.maxBytes', 'model.inferMaxBytes');
+    const restart = [
+      'http.port',
+      'http.host',
+      'mqtt.url',
+      'mqtt.prefix',
+      'mqtt.topics.other.qos',
+      'deviceId',
+      'cameras.door',
+      'cameras.door.publish.policy',
+      'cameras.demo.uri',
+      'cameras.demo.fps',
+    ];
+    restart.push(
+      'cameras.publish',
+      'cameras.tray.publish',
+      'log.format',
+      'healthy',
+      'health',
+      'health.other',
+      'stats.intervalSec',
+      'commands.maxBytes',
+      'model.inferMaxBytes',
+    );
     for (const p of restart) expect(isLive(p), p).toBe(false);
   });
 
@@ -52,23 +93,36 @@ describe('config reload diff', () => {
     next.log.level = 'warn';
     next.http.port = 9999;
     const changes = diffConfig(running, next);
-    const merged = mergeLive(running, changes.filter((c) => isLive(c.path)));
+    const merged = mergeLive(
+      running,
+      changes.filter((c) => isLive(c.path)),
+    );
     expect(merged.log.level).toBe('warn');
     expect(merged.http.port).toBe(running.http.port);
     expect(diffConfig(merged, next).map((c) => c.path)).toEqual(['http.port']);
     // A removed key is removed.
     next.model.intraOpThreads = 2;
-    const m2 = mergeLive(merged, diffConfig(merged, next).filter((c) => isLive(c.path)));
+    const m2 = mergeLive(
+      merged,
+      diffConfig(merged, next).filter((c) => isLive(c.path)),
+    );
     expect(m2.model.intraOpThreads).toBe(2);
     const back = structuredClone(next);
     delete back.model.intraOpThreads;
-    expect(mergeLive(m2, diffConfig(m2, back).filter((c) => isLive(c.path))).model).not.toHaveProperty('intraOpThreads');
+    expect(
+      mergeLive(
+        m2,
+        diffConfig(m2, back).filter((c) => isLive(c.path)),
+      ).model,
+    ).not.toHaveProperty('intraOpThreads');
   });
 
   it('never shows secret values', () => {
     expect(describeChange({ path: 'mqtt.password', from: 'old-secret', to: 'new-secret' })).toBe('mqtt.password (changed)');
     expect(describeChange({ path: 'http.token', from: undefined, to: 'x'.repeat(20) })).toBe('http.token (changed)');
     expect(describeChange({ path: 'log.level', from: 'info', to: 'debug' })).toBe('log.level: "info" -> "debug"');
-    expect(describeChange({ path: 'cameras.door', from: undefined, to: { uri: 'rtsp://x' } })).toBe('cameras.door: (unset) -> {"uri":"rtsp://x"}');
+    expect(describeChange({ path: 'cameras.door', from: undefined, to: { uri: 'rtsp://x' } })).toBe(
+      'cameras.door: (unset) -> {"uri":"rtsp://x"}',
+    );
   });
 });

@@ -59,9 +59,20 @@ describe('extractArchive', () => {
     ['a .. step', [{ name: '../evil.txt', body: Buffer.from('x') }], /"\.\.\/evil\.txt": "\.\." is not accepted/],
     ['a .. step inside', [{ name: 'pkg/../../evil.txt', body: Buffer.from('x') }], /"\.\." is not accepted/],
     ['an absolute path', [{ name: '/tmp/evil.txt', body: Buffer.from('x') }], /absolute paths are not accepted/],
-    ['a symlink', [{ name: 'model.onnx', type: '2' as const, link: '/etc/passwd' }], /"model\.onnx": a symbolic link; only regular files and folders/],
+    [
+      'a symlink',
+      [{ name: 'model.onnx', type: '2' as const, link: '/etc/passwd' }],
+      /"model\.onnx": a symbolic link; only regular files and folders/,
+    ],
     ['a backslash', [{ name: '..\\evil', body: Buffer.from('x') }], /backslashes/],
-    ['a name given twice', [{ name: 'a', body: Buffer.from('1') }, { name: 'a', body: Buffer.from('2') }], /names it twice/],
+    [
+      'a name given twice',
+      [
+        { name: 'a', body: Buffer.from('1') },
+        { name: 'a', body: Buffer.from('2') },
+      ],
+      /names it twice/,
+    ],
   ])('refuses %s, writing nothing outside', async (_what, entries, message) => {
     const { dir, dest, run } = await extractBytes(rawTar(entries));
     await expect(run()).rejects.toThrow(message);
@@ -72,7 +83,10 @@ describe('extractArchive', () => {
     const big = await extractBytes(rawTar([{ name: 'zeros', body: Buffer.alloc(3 << 20) }]), { maxBytes: 1 << 20, maxEntries: 10 });
     expect(readFileSync(join(big.dir, 'a.tgz')).length).toBeLessThan(10_000);
     await expect(big.run()).rejects.toThrow(/unpacked size over the limit of 1048576 bytes \(at "zeros"\)/);
-    const many = await extractBytes(rawTar(Array.from({ length: 11 }, (_, i) => ({ name: `f${i}`, body: Buffer.from('x') }))), { maxBytes: 1 << 20, maxEntries: 10 });
+    const many = await extractBytes(rawTar(Array.from({ length: 11 }, (_, i) => ({ name: `f${i}`, body: Buffer.from('x') }))), {
+      maxBytes: 1 << 20,
+      maxEntries: 10,
+    });
     await expect(many.run()).rejects.toThrow(/more than 10 entries/);
   });
 
@@ -82,11 +96,18 @@ describe('extractArchive', () => {
     const damaged = Buffer.from(whole);
     damaged[10] ^= 0xff;
     await expect((await extractBytes(damaged)).run()).rejects.toThrow(/header checksum mismatch/);
-    await expect((await extractBytes(Buffer.from('<html>not found</html>'.padEnd(600, ' ')))).run()).rejects.toThrow(/header checksum mismatch|not an octal/);
+    await expect((await extractBytes(Buffer.from('<html>not found</html>'.padEnd(600, ' ')))).run()).rejects.toThrow(
+      /header checksum mismatch|not an octal/,
+    );
   });
 
   it('says so when no manifest.yaml is at the root or in the one top folder', async () => {
-    const { dest, run } = await extractBytes(rawTar([{ name: 'a/manifest.yaml', body: Buffer.from('x') }, { name: 'b/x', body: Buffer.from('y') }]));
+    const { dest, run } = await extractBytes(
+      rawTar([
+        { name: 'a/manifest.yaml', body: Buffer.from('x') },
+        { name: 'b/x', body: Buffer.from('y') },
+      ]),
+    );
     const entries = await run();
     expect(() => packageRoot(dest, entries)).toThrow(/no manifest\.yaml at the archive root/);
   });

@@ -11,7 +11,10 @@ import { PackageStore } from '../../src/rollout/store.js';
 
 function logs() {
   const lines: Record<string, unknown>[] = [];
-  return { lines, log: createLogger({ level: 'debug', format: 'json', destination: { write: (s: string) => void lines.push(JSON.parse(s)) } }) };
+  return {
+    lines,
+    log: createLogger({ level: 'debug', format: 'json', destination: { write: (s: string) => void lines.push(JSON.parse(s)) } }),
+  };
 }
 
 function fakePackage(store: PackageStore, name: string): string {
@@ -53,7 +56,10 @@ describe('PackageStore', () => {
     await s.rolledBack('b', '/m');
     expect(s.state).toMatchObject({ current: 'b', previous: ['c'] });
     expect(JSON.parse(readFileSync(join(root, 'state.json'), 'utf8'))).toMatchObject({ current: 'b', previous: ['c'], basePath: '/m' });
-    expect((await s.list()).map((p) => [p.dir, p.role])).toEqual([['b', 'current'], ['c', 'previous']]);
+    expect((await s.list()).map((p) => [p.dir, p.role])).toEqual([
+      ['b', 'current'],
+      ['c', 'previous'],
+    ]);
   });
 
   it('falls back to model.path when the installed package is gone or state.json is damaged', async () => {
@@ -69,8 +75,8 @@ describe('PackageStore', () => {
   });
 });
 
-describe('commands come only from the device\'s own topic', () => {
-  it('ignores a model command on another device\'s cmd/ topic, and answers its own', async () => {
+describe("commands come only from the device's own topic", () => {
+  it("ignores a model command on another device's cmd/ topic, and answers its own", async () => {
     const { log, lines } = logs();
     const published: string[] = [];
     const installs: unknown[] = [];
@@ -86,7 +92,10 @@ describe('commands come only from the device\'s own topic', () => {
         pause: () => Promise.reject(new Error('unused')),
         resume: () => Promise.reject(new Error('unused')),
         status: () => ({}),
-        model: { install: async (a) => (installs.push(a), { phase: 'active', request: null, current: null, packages: [], changedAtMs: 0 }), rollback: () => Promise.reject(new Error('unused')) },
+        model: {
+          install: async (a) => (installs.push(a), { phase: 'active', request: null, current: null, packages: [], changedAtMs: 0 }),
+          rollback: () => Promise.reject(new Error('unused')),
+        },
       },
     });
     const body = Buffer.from(JSON.stringify({ id: 1, url: 'file:///x.tgz', sha256: 'a'.repeat(64), name: 'm', version: '1' }));

@@ -16,12 +16,19 @@ function frame(): Frame {
   const data = new Uint8Array(W * H * 3).fill(200); // a bright frame: anything left inside the box shows
   return { camera: 'kiosk', seq: 7, width: W, height: H, stride: W * 3, format: 'RGB', data, capturedAtMs: 0 };
 }
-const inf = { task: 'detect', detections: [{ index: 0, label: 'face', score: 0.9, box }], model: { name: 'f', version: '1', sha256: 'a'.repeat(64), task: 'detect', provider: 'cpu' }, latencyMs: { preprocess: 0, inference: 0, postprocess: 0 } } as Inference;
+const inf = {
+  task: 'detect',
+  detections: [{ index: 0, label: 'face', score: 0.9, box }],
+  model: { name: 'f', version: '1', sha256: 'a'.repeat(64), task: 'detect', provider: 'cpu' },
+  latencyMs: { preprocess: 0, inference: 0, postprocess: 0 },
+} as Inference;
 
 async function maxInside(jpeg: Buffer, inset: number): Promise<number> {
   const { data, info } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
   let m = 0;
-  for (let y = Math.ceil(box.y) + inset; y < box.y + box.h - inset; y++) for (let x = Math.ceil(box.x) + inset; x < box.x + box.w - inset; x++) m = Math.max(m, ...data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3));
+  for (let y = Math.ceil(box.y) + inset; y < box.y + box.h - inset; y++)
+    for (let x = Math.ceil(box.x) + inset; x < box.x + box.w - inset; x++)
+      m = Math.max(m, ...data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3));
   return m;
 }
 

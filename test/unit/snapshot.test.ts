@@ -66,7 +66,11 @@ describe('snapshot rendering', () => {
   });
 
   it('escapes text so labels cannot break out of the SVG', () => {
-    const svg = overlaySvg(100, 100, { label: '<script>&"x"', score: 0.5, boxes: [{ x: 0, y: 0, width: 10, height: 10, label: '</text><rect/>', score: 1, index: 0 }] });
+    const svg = overlaySvg(100, 100, {
+      label: '<script>&"x"',
+      score: 0.5,
+      boxes: [{ x: 0, y: 0, width: 10, height: 10, label: '</text><rect/>', score: 1, index: 0 }],
+    });
     expect(svg).not.toContain('<script>');
     expect(svg).not.toContain('</text><rect/>');
     expect(svg).toContain('&#60;script&#62;&#38;&#34;x&#34; 0.50');

@@ -138,7 +138,11 @@ describe('StallDetector', () => {
     const r = det.report();
     expect(r.ok).toBe(false);
     expect(r.reason).toBe('camera b: no result for 11 s (limit 10 s)');
-    expect(Object.fromEntries(Object.entries(r.cameras).map(([k, v]) => [k, v.verdict]))).toEqual({ a: 'progressing', b: 'stalled', c: 'waiting' });
+    expect(Object.fromEntries(Object.entries(r.cameras).map(([k, v]) => [k, v.verdict]))).toEqual({
+      a: 'progressing',
+      b: 'stalled',
+      c: 'waiting',
+    });
   });
 
   it('takes new limits live', async () => {

@@ -52,13 +52,28 @@ function rig(cameraErrors: Record<string, { code: string; message: string; atMs:
   return { clock, journal, status: new StatusReporter({ deviceId: 'kiosk-1', clock, sources }) };
 }
 
-const result = (seq: number) => ({ topic: `p/kiosk-1/tray/result`, payload: `{"seq":${seq}}`, qos: 1 as const, retain: false, camera: 'tray', kind: 'result', payloadSeq: seq });
+const result = (seq: number) => ({
+  topic: `p/kiosk-1/tray/result`,
+  payload: `{"seq":${seq}}`,
+  qos: 1 as const,
+  retain: false,
+  camera: 'tray',
+  kind: 'result',
+  payloadSeq: seq,
+});
 
 describe('the retained status message', () => {
   it('uptime, journal depth and the age of the oldest message the broker has not acknowledged', async () => {
     const { clock, journal, status } = rig({ tray: undefined });
     let m = status.message('online');
-    expect(m).toMatchObject({ version: VERSION, model: { name: 'demo', version: '1.0.0' }, provider: 'cpu', uptimeSec: 0, journal: { pending: 0, oldestPendingAgeSec: null }, lastError: null });
+    expect(m).toMatchObject({
+      version: VERSION,
+      model: { name: 'demo', version: '1.0.0' },
+      provider: 'cpu',
+      uptimeSec: 0,
+      journal: { pending: 0, oldestPendingAgeSec: null },
+      lastError: null,
+    });
 
     await clock.advance(5000);
     const [first] = journal.append([result(1)]).rows;
@@ -82,9 +97,18 @@ describe('the retained status message', () => {
       door: { code: 'CAMERA_OPEN', message: 'no such device', atMs: 5000 },
       hall: undefined,
     });
-    expect(status.message('online').lastError).toEqual({ where: 'camera door', code: 'CAMERA_OPEN', message: 'no such device', atMs: 5000 });
+    expect(status.message('online').lastError).toEqual({
+      where: 'camera door',
+      code: 'CAMERA_OPEN',
+      message: 'no such device',
+      atMs: 5000,
+    });
 
     const journalOnly = rig({ tray: undefined }, 'journal: appending failed: SQLITE_FULL').status;
-    expect(journalOnly.message('online').lastError).toEqual({ where: 'journal', code: 'JOURNAL_WRITE', message: 'journal: appending failed: SQLITE_FULL' });
+    expect(journalOnly.message('online').lastError).toEqual({
+      where: 'journal',
+      code: 'JOURNAL_WRITE',
+      message: 'journal: appending failed: SQLITE_FULL',
+    });
   });
 });

@@ -54,7 +54,13 @@ describe('SystemdNotifier', () => {
   it('extends the start timeout while an engine builds, also before READY', () => {
     const { n, sent, set, setStatus } = setup();
     setStatus('starting: 0/0 cameras streaming, no model');
-    set({ ok: true, verdict: 'waiting', reason: 'engine build (tensorrt, demo) running for 5.0 s', cameras: {}, engineBuild: { runningMs: 5000, limitMs: 1_800_000, what: 'tensorrt, demo' } });
+    set({
+      ok: true,
+      verdict: 'waiting',
+      reason: 'engine build (tensorrt, demo) running for 5.0 s',
+      cameras: {},
+      engineBuild: { runningMs: 5000, limitMs: 1_800_000, what: 'tensorrt, demo' },
+    });
     n.tick();
     expect(sent).toEqual([`EXTEND_TIMEOUT_USEC=${n.tickMs * 3 * 1000}\nSTATUS=starting: 0/0 cameras streaming, no model`]);
   });

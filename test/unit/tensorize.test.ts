@@ -27,7 +27,18 @@ function randomFrame(width: number, height: number, format: PixelFormat, pad = 0
   return { camera: 't', seq: 0, width, height, stride, format, data, capturedAtMs: 0 };
 }
 
-const base: InputSpec = { name: 'x', layout: 'NCHW', width: 24, height: 16, colour: 'RGB', dtype: 'float32', scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], resize: 'stretch' };
+const base: InputSpec = {
+  name: 'x',
+  layout: 'NCHW',
+  width: 24,
+  height: 16,
+  colour: 'RGB',
+  dtype: 'float32',
+  scale: 1 / 255,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+  resize: 'stretch',
+};
 
 describe.runIf(native || IN_CI)('native tensor writer = TypeScript reference', () => {
   it('the addon is built (must hold in CI)', () => {
@@ -37,20 +48,38 @@ describe.runIf(native || IN_CI)('native tensor writer = TypeScript reference', (
   const layouts = ['NCHW', 'NHWC'] as const;
   const dtypes = ['float32', 'float16', 'uint8'] as const;
   const modes = ['stretch', 'letterbox', 'center-crop'] as const;
-  const formats: [PixelFormat, number, InputSpec['colour']][] = [['RGB', 2, 'RGB'], ['BGR', 0, 'RGB'], ['RGBA', 0, 'BGR'], ['BGRA', 4, 'RGB'], ['GRAY8', 3, 'BGR']];
+  const formats: [PixelFormat, number, InputSpec['colour']][] = [
+    ['RGB', 2, 'RGB'],
+    ['BGR', 0, 'RGB'],
+    ['RGBA', 0, 'BGR'],
+    ['BGRA', 4, 'RGB'],
+    ['GRAY8', 3, 'BGR'],
+  ];
   for (const layout of layouts) {
     for (const dtype of dtypes) {
       it(`${layout} ${dtype}: every resize mode and pixel format, bit for bit`, () => {
         for (const resize of modes) {
           for (const [format, pad, colour] of formats) {
-            const spec: InputSpec = { ...base, layout, dtype, resize, colour, ...(dtype === 'uint8' ? { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } : {}) };
+            const spec: InputSpec = {
+              ...base,
+              layout,
+              dtype,
+              resize,
+              colour,
+              ...(dtype === 'uint8' ? { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } : {}),
+            };
             const ref = new Preprocessor(spec);
             const t = new Tensorizer(spec);
             expect(t.isNative).toBe(true);
             const slot = new SharedArrayBuffer(t.byteLength + 64);
             // Scaled (blend), tall, exactly the input (table look-up), a letterbox fit of the input
             // (look-up rows plus padding); the first again after a size change.
-            const frames = [randomFrame(61, 37, format, pad), randomFrame(20, 45, format, pad, 2), randomFrame(24, 16, format, pad, 3), randomFrame(24, 12, format, pad, 4)];
+            const frames = [
+              randomFrame(61, 37, format, pad),
+              randomFrame(20, 45, format, pad, 2),
+              randomFrame(24, 16, format, pad, 3),
+              randomFrame(24, 12, format, pad, 4),
+            ];
             for (const frame of [...frames, frames[0]]) {
               const want = ref.run(frame);
               // Dirty the slot: the native writer must write every element, padding included.
@@ -69,7 +98,7 @@ describe.runIf(native || IN_CI)('native tensor writer = TypeScript reference', (
     }
   }
 
-  it('a frame that capture scaled maps back to the camera\'s full-resolution pixels', () => {
+  it("a frame that capture scaled maps back to the camera's full-resolution pixels", () => {
     const spec: InputSpec = { ...base, width: 224, height: 224, resize: 'letterbox' };
     const t = new Tensorizer(spec);
     const slot = new SharedArrayBuffer(t.byteLength);
@@ -83,9 +112,13 @@ describe.runIf(native || IN_CI)('native tensor writer = TypeScript reference', (
 
   it('sizes are checked before anything reaches C++', () => {
     const t = new Tensorizer(base);
-    expect(() => t.write(randomFrame(24, 16, 'RGB'), new SharedArrayBuffer(t.byteLength - 1))).toThrow(/tensor buffer: \d+ bytes, the model's input needs/);
+    expect(() => t.write(randomFrame(24, 16, 'RGB'), new SharedArrayBuffer(t.byteLength - 1))).toThrow(
+      /tensor buffer: \d+ bytes, the model's input needs/,
+    );
     const short = { ...randomFrame(24, 16, 'RGB'), height: 17 };
-    expect(() => t.write(short, new SharedArrayBuffer(t.byteLength))).toThrow(/frame #0 has 1152 bytes; 24x17 RGB with stride 72 needs 1224/);
+    expect(() => t.write(short, new SharedArrayBuffer(t.byteLength))).toThrow(
+      /frame #0 has 1152 bytes; 24x17 RGB with stride 72 needs 1224/,
+    );
   });
 });
 

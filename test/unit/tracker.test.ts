@@ -5,7 +5,13 @@ import { boxIou, IouTracker } from '../../src/decide/tracker.js';
 
 describe('IoU tracker', () => {
   it('keeps the id while a subject moves 30 % of its size per frame, in any direction', () => {
-    for (const [dx, dy] of [[0.3, 0], [0, 0.3], [0.3, 0.3], [-0.3, 0.3], [-0.3, -0.3]]) {
+    for (const [dx, dy] of [
+      [0.3, 0],
+      [0, 0.3],
+      [0.3, 0.3],
+      [-0.3, 0.3],
+      [-0.3, -0.3],
+    ]) {
       const t = new IouTracker({ iou: 0.2, maxMissed: 2 });
       let box = { x: 500, y: 500, w: 100, h: 140 };
       const ids = [];
@@ -34,9 +40,17 @@ describe('IoU tracker', () => {
 
   it('matches best overlap first when two subjects are close', () => {
     const t = new IouTracker({ iou: 0.1, maxMissed: 0 });
-    t.update([{ x: 0, y: 0, w: 100, h: 100 }, { x: 60, y: 0, w: 100, h: 100 }]);
+    t.update([
+      { x: 0, y: 0, w: 100, h: 100 },
+      { x: 60, y: 0, w: 100, h: 100 },
+    ]);
     // Both move right by 30: the box at 90 overlaps track 2 (at 60) most, the one at 30 track 1.
-    expect(t.update([{ x: 90, y: 0, w: 100, h: 100 }, { x: 30, y: 0, w: 100, h: 100 }]).ids).toEqual([2, 1]);
+    expect(
+      t.update([
+        { x: 90, y: 0, w: 100, h: 100 },
+        { x: 30, y: 0, w: 100, h: 100 },
+      ]).ids,
+    ).toEqual([2, 1]);
     expect(boxIou({ x: 0, y: 0, w: 10, h: 10 }, { x: 5, y: 0, w: 10, h: 10 })).toBeCloseTo(50 / 150, 9);
   });
 });

@@ -23,7 +23,8 @@ export function registerOpsRoutes(server: HealthServer, src: OpsRoutesSource): v
         'Content-Type': 'text/html; charset=utf-8',
         'Cache-Control': 'no-store',
         // Everything the page needs is inline; it talks only to this origin.
-        'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src blob:; connect-src 'self'",
+        'Content-Security-Policy':
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src blob:; connect-src 'self'",
         'X-Content-Type-Options': 'nosniff',
         'Content-Length': Buffer.byteLength(STATUS_PAGE),
       });
@@ -36,7 +37,11 @@ export function registerOpsRoutes(server: HealthServer, src: OpsRoutesSource): v
     path: '/metrics',
     handler: async (_req, res) => {
       const text = await src.metrics.text();
-      res.writeHead(200, { 'Content-Type': src.metrics.contentType, 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+      res.writeHead(200, {
+        'Content-Type': src.metrics.contentType,
+        'Cache-Control': 'no-store',
+        'Content-Length': Buffer.byteLength(text),
+      });
       res.end(res.req.method === 'HEAD' ? undefined : text);
     },
   });
