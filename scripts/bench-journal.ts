@@ -107,7 +107,7 @@ function journalCost(batch: number, sync: 'normal' | 'full'): { usPerMsg: number
 }
 
 // ---------------------------------------------------------------- a Mosquitto of our own
-async function freePort(): Promise<number> {
+function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const port = (s.address() as { port: number }).port;

@@ -233,7 +233,7 @@ export class App {
       snapshot: (camera, quality, maxWidth) => snapshots.command(camera, quality, maxWidth),
       reload: async () => {
         if (!deps.reloader) throw new CommandError('UNAVAILABLE', 'reload is not available in this process');
-        return deps.reloader.reload();
+        return await deps.reloader.reload();
       },
       status: () => status.status(),
       model: rollout,

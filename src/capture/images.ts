@@ -121,9 +121,10 @@ export class ImagesCamera implements Camera {
     };
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.setState('stopped');
     this.stopping?.();
+    return Promise.resolve();
   }
 
   private setState(state: CameraState): void {

@@ -68,7 +68,7 @@ export class CameraLoop {
   }
 
   start(): void {
-    if (this.running) return;
+    if (this.running !== undefined) return;
     this.stopping = false;
     this.running = this.run();
   }

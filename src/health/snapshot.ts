@@ -110,7 +110,7 @@ export function framePixels(frame: Frame): Buffer {
 }
 
 export async function renderSnapshot(frame: Frame, overlay: Overlay, quality = 80): Promise<Buffer> {
-  return sharp(framePixels(frame), { raw: { width: frame.width, height: frame.height, channels: 3 } })
+  return await sharp(framePixels(frame), { raw: { width: frame.width, height: frame.height, channels: 3 } })
     .composite([{ input: Buffer.from(overlaySvg(frame.width, frame.height, overlay)), top: 0, left: 0 }])
     .jpeg({ quality })
     .toBuffer();

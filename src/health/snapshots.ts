@@ -173,7 +173,7 @@ export class SnapshotStore {
     const last = this.lastEncoded.get(camera);
     if (last?.key === key) return last.result;
     const running = this.encoding.get(key);
-    if (running) return running;
+    if (running !== undefined) return running;
     if (this.encoding.size >= MAX_ENCODES) throw new CommandError('BUSY', `${MAX_ENCODES} snapshots are being encoded; try again`);
     this.encodes++;
     const result = this.encode(camera, frame, inf, quality, maxWidth);

@@ -181,7 +181,7 @@ export class Engine implements InferenceEngine {
   private async inferNow(frame: Frame): Promise<Inference> {
     const t0 = performance.now();
     const { data, geometry } = this.pre.run(frame);
-    return this.inferTensor(data, geometry, performance.now() - t0);
+    return await this.inferTensor(data, geometry, performance.now() - t0);
   }
 
   /**

@@ -254,7 +254,8 @@ export class TfjsEngine implements InferenceEngine {
     await this.infer(warmupFrame(this.pkg));
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     (this.graph ?? this.layers)?.dispose();
+    return Promise.resolve();
   }
 }

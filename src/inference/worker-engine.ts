@@ -201,7 +201,8 @@ export class WorkerEngine implements InferenceEngine {
   /** The worker answers an `infer` with an Inference and a `crops` with a CropsInference. */
   private enqueue<T extends Inference | CropsInference>(frame: Frame, hooks: InferHooks, crops?: CropRequest): Promise<T> {
     if (this.dead) return Promise.reject(this.dead);
-    if (this.closing) return Promise.reject(new DaemonError('ENGINE_CLOSED', `model ${this.info.name} ${this.info.version} is unloading`));
+    if (this.closing !== undefined)
+      return Promise.reject(new DaemonError('ENGINE_CLOSED', `model ${this.info.name} ${this.info.version} is unloading`));
     return new Promise<T>((resolve, reject) => {
       let q = this.queues.get(frame.camera);
       if (!q) {

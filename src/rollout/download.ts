@@ -71,15 +71,16 @@ export function checkUrl(url: string): URL {
 
 export async function download(o: DownloadOptions): Promise<Downloaded> {
   const u = checkUrl(o.url);
-  if (u.protocol === 'file:') return copyFile(fileURLToPath(u), o);
-  return fetchHttp(u, o, 0);
+  if (u.protocol === 'file:') return await copyFile(fileURLToPath(u), o);
+  return await fetchHttp(u, o, 0);
 }
 
 async function partSize(file: string): Promise<number> {
-  return stat(file).then(
-    (s) => s.size,
-    () => 0,
-  );
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
+  }
 }
 
 async function copyFile(path: string, o: DownloadOptions): Promise<Downloaded> {

@@ -85,7 +85,7 @@ export function spawnDaemon(
         });
       });
     },
-    async kill(signal = 'SIGTERM') {
+    kill(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
     },

@@ -80,7 +80,7 @@ export async function startMosquitto(
 
 export async function waitForPort(port: number, timeoutMs: number, failed?: () => string | undefined): Promise<void> {
   await waitUntil(
-    async () => {
+    () => {
       const why = failed?.();
       if (why) throw new Error(why);
       return new Promise<boolean>((resolve) => {

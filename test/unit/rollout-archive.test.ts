@@ -18,7 +18,7 @@ function scratch() {
   return { dir, dest };
 }
 
-async function extractBytes(bytes: Buffer, lim = limits) {
+function extractBytes(bytes: Buffer, lim = limits) {
   const { dir, dest } = scratch();
   const file = join(dir, 'a.tgz');
   writeFileSync(file, bytes);

@@ -62,7 +62,7 @@ describe('PackageStore', () => {
     ]);
   });
 
-  it('falls back to model.path when the installed package is gone or state.json is damaged', async () => {
+  it('falls back to model.path when the installed package is gone or state.json is damaged', () => {
     const root = mkdtempSync(join(tmpdir(), 'store-'));
     const { log, lines } = logs();
     writeFileSync(join(root, 'state.json'), JSON.stringify({ v: 1, current: 'gone', previous: [], staged: null, basePath: '/m' }));
