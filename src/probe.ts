@@ -64,7 +64,7 @@ async function gstreamer(): Promise<ProbeReport['gstreamer']> {
         ),
       ),
     );
-    ELEMENTS.forEach((e, i) => (elements[e] = found[i]));
+    for (const [i, e] of ELEMENTS.entries()) elements[e] = found[i];
   } catch {
     // gst-inspect-1.0 (gstreamer1.0-tools) is not installed: the element list stays empty.
   }

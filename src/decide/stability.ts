@@ -117,8 +117,10 @@ export class StabilityTracker {
     const m = new Map<string, { count: number; sum: number; firstMs: number }>();
     for (const o of this.window) {
       const t = m.get(o.label);
-      if (t) t.count++, (t.sum += o.score);
-      else m.set(o.label, { count: 1, sum: o.score, firstMs: o.atMs });
+      if (t) {
+        t.count++;
+        t.sum += o.score;
+      } else m.set(o.label, { count: 1, sum: o.score, firstMs: o.atMs });
     }
     return m;
   }

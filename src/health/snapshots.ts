@@ -94,7 +94,10 @@ export class SnapshotStore {
 
   private copy(frame: Frame): Uint8Array {
     let ring = this.copies.get(frame.camera);
-    if (!ring) this.copies.set(frame.camera, (ring = { bufs: [], next: 0 }));
+    if (!ring) {
+      ring = { bufs: [], next: 0 };
+      this.copies.set(frame.camera, ring);
+    }
     const i = ring.next;
     ring.next = (i + 1) % FRAME_COPIES;
     let copy = ring.bufs[i];
@@ -120,7 +123,10 @@ export class SnapshotStore {
     await new Promise<void>((resolve) => {
       const timer = this.clock.setTimeout(resolve, FULL_WAIT_MS);
       const list = this.fullWaiters.get(camera) ?? [];
-      list.push(() => (this.clock.clearTimeout(timer), resolve()));
+      list.push(() => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      });
       this.fullWaiters.set(camera, list);
     });
     return this.latest.get(camera);
@@ -179,7 +185,10 @@ export class SnapshotStore {
     const result = this.encode(camera, frame, inf, quality, maxWidth);
     this.encoding.set(key, result);
     // Kept for the requests that come before the camera's next frame (one JPEG per camera).
-    const done = () => (this.encoding.delete(key), this.lastEncoded.set(camera, { key, result }));
+    const done = () => {
+      this.encoding.delete(key);
+      this.lastEncoded.set(camera, { key, result });
+    };
     result.then(done, () => this.encoding.delete(key));
     return result;
   }

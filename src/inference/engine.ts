@@ -127,7 +127,7 @@ export class Engine implements InferenceEngine {
 
   static async load(pkg: ModelPackage, opts: SessionOptions): Promise<Engine> {
     const m = pkg.manifest;
-    let r;
+    let r: Awaited<ReturnType<typeof createSession>>;
     try {
       r = await createSession({ path: pkg.modelPath, name: m.name, sha256: m.sha256 }, opts);
     } catch (err) {

@@ -263,7 +263,8 @@ export class WorkerEngine implements InferenceEngine {
       return { type: 'infer-tensor', id, geometry, preprocessMs: performance.now() - t0, buf };
     }
     const { data, full: _full, ...meta } = job.frame;
-    const slot = (job.slot = this.slots.acquire(data.byteLength));
+    const slot = this.slots.acquire(data.byteLength);
+    job.slot = slot;
     const buf = this.slots.buffer(slot);
     new Uint8Array(buf, 0, data.byteLength).set(data);
     const wire = { ...meta, byteLength: data.byteLength };

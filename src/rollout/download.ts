@@ -120,7 +120,10 @@ function fetchHttp(u: URL, o: DownloadOptions, redirects: number): Promise<Downl
       if (secure) Object.assign(opts, { ca: o.ca ? [...rootCertificates, o.ca] : undefined, rejectUnauthorized: true });
       const req = (secure ? https : http).request(u, opts, (res) => {
         const status = res.statusCode ?? 0;
-        const fail = (err: DownloadError) => (res.destroy(), reject(err));
+        const fail = (err: DownloadError) => {
+          res.destroy();
+          reject(err);
+        };
         if (status >= 300 && status < 400 && res.headers.location) {
           res.resume();
           if (redirects >= 3) return reject(new DownloadError('DOWNLOAD_FAILED', 'more than 3 redirects'));

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DETECT_SCORES, fixtureFiles, SEGMENT_LABELS } from '../../scripts/make-fixture-models.js';
 import { Engine } from '../../src/inference/engine.js';
 import { loadModelPackage } from '../../src/inference/package.js';
