@@ -28,6 +28,7 @@ import { Topics } from './publish/topics.js';
 import { type ReloadReport, ReloadController } from './reload.js';
 import { PackageStore, RolloutService } from './rollout/service.js';
 import { VERSION } from './version.js';
+import { must } from './errors.js';
 
 export type { ReloadReport };
 
@@ -256,7 +257,7 @@ export class App {
           cameras: started,
           snapshot: (cam) => snapshots.annotated(cam),
           journal,
-          infer: (f, cam) => (cam ? stages.inferOf(cam)!(f, {}) : model.infer(f)),
+          infer: (f, cam) => (cam ? must(stages.inferOf(cam), `camera ${cam}'s pipeline`)(f, {}) : model.infer(f)),
           toPayload,
           clock,
           log,

@@ -173,7 +173,8 @@ export class SnapshotStore {
     if (mode === 'off')
       throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
     // A camera that scales for its model: wait (a little) for a frame with its full-resolution twin.
-    const entry = (await this.latestFull(camera))!;
+    const entry = await this.latestFull(camera);
+    if (!entry) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
     const { frame, inf } = entry;
     const key = `${camera}\0${frame.seq}\0${frame.capturedAtMs}\0${quality}\0${maxWidth ?? ''}\0${mode}`;
     const last = this.lastEncoded.get(camera);

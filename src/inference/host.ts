@@ -125,7 +125,7 @@ export class ModelHost {
           error: { code: errorCode(err) ?? 'MODEL_LOAD', message: errorMessage(err), ...(problems ? { problems } : {}) },
         };
         this.log.error(
-          { dir: target, code: result.error!.code, err: result.error!.message, keeping: previous },
+          { dir: target, code: result.error?.code, err: result.error?.message, keeping: previous },
           'model reload failed; keeping the current model',
         );
       }

@@ -220,7 +220,7 @@ export class WorkerEngine implements InferenceEngine {
     const start = this.lastServed === undefined ? 0 : this.rr.indexOf(this.lastServed) + 1;
     for (let k = 0; k < this.rr.length; k++) {
       const camera = this.rr[(start + k) % this.rr.length];
-      const job = this.queues.get(camera)!.shift();
+      const job = this.queues.get(camera)?.shift();
       if (job) {
         this.lastServed = camera;
         return job;

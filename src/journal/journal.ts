@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock, type Timer } from '../clock.js';
-import { DaemonError, errorMessage } from '../errors.js';
+import { DaemonError, errorMessage, must } from '../errors.js';
 import type { Logger } from '../log.js';
 import { JournalLock } from './lock.js';
 import { checkIsFile, isCorruption, JournalCorrupt, moveAside } from './recovery.js';
@@ -317,7 +317,7 @@ export class Journal {
     let evicted: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
     this.write(
       () =>
-        this.db!.transaction(() => {
+        must(this.db, 'the journal database').transaction(() => {
           for (const seq of acks) this.pending -= s.markSent.run(createdMs, seq).changes;
           for (const m of msgs) {
             const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
@@ -491,7 +491,7 @@ export class Journal {
     const cutoff = this.clock.now() - this.opts.retentionMs;
     const n = this.write(
       () =>
-        this.db!.transaction(() => {
+        must(this.db, 'the journal database').transaction(() => {
           const c = s.expiredCount.get(cutoff) as { n: number; b: number };
           if (c.n) {
             s.deleteExpired.run(cutoff);
@@ -539,7 +539,7 @@ export class Journal {
   }
 
   private recount(): void {
-    const c = countRows(this.db!);
+    const c = countRows(must(this.db, 'the journal database'));
     this.rows = c.rows;
     this.bytes = c.bytes;
     this.pending = c.pending;
