@@ -120,7 +120,10 @@ async function waitPort(port: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const ok = await new Promise<boolean>((r) => {
       const c = createConnection({ port, host: '127.0.0.1' });
-      c.once('connect', () => (c.destroy(), r(true)));
+      c.once('connect', () => {
+        c.destroy();
+        r(true);
+      });
       c.once('error', () => r(false));
     });
     if (ok) return;
@@ -144,7 +147,10 @@ class Broker {
   async stop(): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null) return;
-    await new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGTERM')));
+    await new Promise<void>((r) => {
+      p.once('exit', () => r());
+      p.kill('SIGTERM');
+    });
   }
 }
 

@@ -93,7 +93,10 @@ describe("commands come only from the device's own topic", () => {
         resume: () => Promise.reject(new Error('unused')),
         status: () => ({}),
         model: {
-          install: async (a) => (installs.push(a), { phase: 'active', request: null, current: null, packages: [], changedAtMs: 0 }),
+          install: (a) => {
+            installs.push(a);
+            return Promise.resolve({ phase: 'active', request: null, current: null, packages: [], changedAtMs: 0 });
+          },
           rollback: () => Promise.reject(new Error('unused')),
         },
       },
