@@ -91,7 +91,8 @@ async function main(argv: string[]): Promise<number> {
         const c = loadConfig({ file });
         const pipelines = Object.keys(c.pipelines).length ? `, pipelines: ${Object.keys(c.pipelines).join(', ')}` : '';
         process.stdout.write(
-          `${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`,
+          `${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ` +
+            `${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`,
         );
         return 0;
       } catch (err) {

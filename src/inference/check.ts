@@ -52,7 +52,8 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
     if (!o.shape) return false;
     if (o.shape.length === want) return true;
     problems.push(
-      `${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`,
+      `${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ` +
+        `${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`,
     );
     return false;
   };
@@ -86,7 +87,9 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
         const hint = other === per ? ' (it looks transposed: check detect.format)' : '';
         const what = v8 ? (K ? `4 box + classes + 3 x ${K} keypoints` : '4 box + classes') : '4 box + objectness + classes';
         problems.push(
-          `${K ? 'detect.keypoints' : 'labels'}: ${L} labels${K ? ` and ${K} keypoints` : ''} need ${per} values per box in ${m.detect.format} format (${what}), the model's output "${o.name}" has ${o.shape?.[axis]} (shape ${fmt(o.shape)})${hint}`,
+          `${K ? 'detect.keypoints' : 'labels'}: ${L} labels${K ? ` and ${K} keypoints` : ''} need ${per} ` +
+            `values per box in ${m.detect.format} format (${what}), the model's output "${o.name}" has ` +
+            `${o.shape?.[axis]} (shape ${fmt(o.shape)})${hint}`,
         );
       }
     }
@@ -157,7 +160,8 @@ export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: s
     const other = nchw ? shape[3] : shape[1];
     const hint = other === 3 ? ` (it looks ${nchw ? 'NHWC' : 'NCHW'})` : '';
     problems.push(
-      `input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input "${input.name}" has shape ${fmt(shape)}${hint}`,
+      `input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input ` +
+        `"${input.name}" has shape ${fmt(shape)}${hint}`,
     );
     return; // width/height would be read from the wrong dims
   }

@@ -102,7 +102,8 @@ export class Tensorizer {
     if (frame.data.byteLength < this.minBytes) {
       throw new DaemonError(
         'FRAME_SIZE',
-        `camera ${frame.camera}: frame #${frame.seq} has ${frame.data.byteLength} bytes; ${frame.width}x${frame.height} ${frame.format} with stride ${frame.stride} needs ${this.minBytes}`,
+        `camera ${frame.camera}: frame #${frame.seq} has ${frame.data.byteLength} bytes; ` +
+          `${frame.width}x${frame.height} ${frame.format} with stride ${frame.stride} needs ${this.minBytes}`,
       );
     }
     this.native.tensor(frame.data, view, this.ints, this.floats);

@@ -103,7 +103,8 @@ export function loadTf(): Promise<{ tf: Tf; backend: TfjsBackend; attempts: Prov
       const why = attempts.map((a) => `${a.provider}: ${a.error}`).join('; ');
       throw Object.assign(
         new Error(
-          `no TensorFlow.js backend could be loaded (${why}); npm install @tensorflow/tfjs-core @tensorflow/tfjs-converter @tensorflow/tfjs-layers @tensorflow/tfjs-backend-wasm`,
+          `no TensorFlow.js backend could be loaded (${why}); npm install @tensorflow/tfjs-core ` +
+            `@tensorflow/tfjs-converter @tensorflow/tfjs-layers @tensorflow/tfjs-backend-wasm`,
         ),
         { code: 'TFJS_UNAVAILABLE' },
       );

@@ -248,7 +248,8 @@ export class Journal {
     this.corrupt = { movedAside: this.corrupt.movedAside + 1, lastMovedTo: aside, lastError: why };
     this.opts.log.error(
       { path, movedTo: aside, err: why },
-      `journal ${path} is corrupt (${why}): moved aside to ${aside}; starting with a fresh journal. Unsent messages in it are not published; try: sqlite3 ${aside} .recover`,
+      `journal ${path} is corrupt (${why}): moved aside to ${aside}; starting with a fresh journal. Unsent ` +
+        `messages in it are not published; try: sqlite3 ${aside} .recover`,
     );
   }
 
@@ -267,12 +268,14 @@ export class Journal {
   private prepare(db: Db) {
     return {
       insert: db.prepare(
-        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload, payload_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload, payload_seq) ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       markSent: db.prepare('UPDATE messages SET state = 1, sent_ms = ? WHERE seq = ? AND state = 0'),
       markRejected: db.prepare('UPDATE messages SET state = 2, sent_ms = ? WHERE seq = ? AND state = 0'),
       pendingAfter: db.prepare(
-        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
+        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages ' +
+          'WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
       ),
       oldestDone: db.prepare(`SELECT seq, bytes FROM messages WHERE state != 0 ORDER BY seq LIMIT ${EVICT_CHUNK}`),
       oldestPending: db.prepare(`SELECT seq, bytes FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ${EVICT_CHUNK}`),
