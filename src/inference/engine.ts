@@ -94,7 +94,12 @@ export class Postprocessor {
       // Several heads per role are joined in the manifest's order: yolov8 along its last (anchor) axis, the rest by rows.
       const join = (role: keyof DetectOutputs, axis: 'rows' | 'columns') => {
         const names = this.names[role];
-        return names ? this.joiners[role].join(names.map((k) => out[k]), axis) : undefined;
+        return names
+          ? this.joiners[role].join(
+              names.map((k) => out[k]),
+              axis,
+            )
+          : undefined;
       };
       const outputs: DetectOutputs = {
         main: join('main', m.detect.format === 'yolov8' ? 'columns' : 'rows'),

@@ -1,5 +1,5 @@
 import type { AnchorDecoder } from './anchors.js';
-import type { DetectOutputs } from './detect.js';
+import type { DetectOutputs, OutputTensor } from './detect.js';
 import { type DetectSpec, keypointValues } from './manifest.js';
 
 /**
@@ -17,7 +17,18 @@ export interface KeypointSource {
   anchors?: AnchorDecoder;
 }
 
-export function readKeypoints(src: KeypointSource, outputs: DetectOutputs, n: number, score: number): { x: number; y: number; score: number }[] {
+/** An output the format reads (checkModelIo made sure the model has it). */
+function need(t: OutputTensor | undefined, role: string): OutputTensor {
+  if (!t) throw new Error(`detect: the ${role} output is missing`);
+  return t;
+}
+
+export function readKeypoints(
+  src: KeypointSource,
+  outputs: DetectOutputs,
+  n: number,
+  score: number,
+): { x: number; y: number; score: number }[] {
   const { spec } = src;
   const K = spec.keypoints?.length ?? 0;
   const V = keypointValues(spec);
@@ -26,7 +37,7 @@ export function readKeypoints(src: KeypointSource, outputs: DetectOutputs, n: nu
   const pts: { x: number; y: number; score: number }[] = [];
   if (spec.format === 'yolov8') {
     // Anchor-major columns: value j of keypoint k is row (4 + C + V k + j).
-    const { data, dims } = outputs.main!;
+    const { data, dims } = need(outputs.main, 'main');
     const N = dims[2];
     const first = 4 + src.classes;
     for (let k = 0; k < K; k++) {
@@ -38,14 +49,16 @@ export function readKeypoints(src: KeypointSource, outputs: DetectOutputs, n: nu
   let data: ArrayLike<number>;
   let o: number;
   if (spec.format === 'yolov5') {
-    data = outputs.main!.data;
-    o = n * outputs.main!.dims[2] + 5 + src.classes;
+    const main = need(outputs.main, 'main');
+    data = main.data;
+    o = n * main.dims[2] + 5 + src.classes;
   } else if (outputs.keypoints) {
     data = outputs.keypoints.data;
     o = n * outputs.keypoints.dims[outputs.keypoints.dims.length - 1];
   } else {
-    data = outputs.boxes!.data;
-    o = n * outputs.boxes!.dims[outputs.boxes!.dims.length - 1] + 4;
+    const boxes = need(outputs.boxes, 'boxes');
+    data = boxes.data;
+    o = n * boxes.dims[boxes.dims.length - 1] + 4;
   }
   for (let k = 0; k < K; k++) {
     const at = o + V * k;

@@ -43,9 +43,7 @@ export const anchorsSchema = z.strictObject({
     .max(16)
     .optional(),
   /** Anchors per cell: one number for every level, or one per level. */
-  perCell: z
-    .union([z.int().min(1).max(64), z.array(z.int().min(1).max(64)).min(1).max(16)])
-    .optional(),
+  perCell: z.union([z.int().min(1).max(64), z.array(z.int().min(1).max(64)).min(1).max(16)]).optional(),
   /**
    * Square anchor sides in input pixels, a list per level (RetinaFace's min_sizes). Without it the
    * anchors have a fixed size: the whole input (MediaPipe's fixed_anchor_size).
@@ -137,10 +135,18 @@ export const manifestSchema = z
     const k = d.keypoints;
     if (k && new Set(k).size !== k.length) issue(['detect', 'keypoints'], k, 'keypoint names must be unique');
     if (Array.isArray(m.output?.name) && (m.task !== 'detect' || d.format === 'boxes-scores' || d.format === 'anchors'))
-      issue(['output', 'name'], m.output.name, 'several heads are read only by detect formats yolov8 and yolov5 (others: detect.boxes / scores)');
+      issue(
+        ['output', 'name'],
+        m.output.name,
+        'several heads are read only by detect formats yolov8 and yolov5 (others: detect.boxes / scores)',
+      );
     if (m.task !== 'detect') return;
     if (d.keypointOutputs && (d.format === 'yolov8' || d.format === 'yolov5'))
-      issue(['detect', 'keypointOutputs'], d.keypointOutputs, `${d.format} keeps its keypoints in its one output; keypointOutputs is for boxes-scores and anchors`);
+      issue(
+        ['detect', 'keypointOutputs'],
+        d.keypointOutputs,
+        `${d.format} keeps its keypoints in its one output; keypointOutputs is for boxes-scores and anchors`,
+      );
     if (d.keypointOutputs && !k) issue(['detect', 'keypointOutputs'], d.keypointOutputs, 'name the keypoints too (detect.keypoints)');
     if (d.format === 'anchors') {
       if (!d.anchors) issue(['detect', 'anchors'], undefined, 'required when detect.format is anchors: strides, perCell or sizes, offset');
@@ -152,21 +158,27 @@ export const manifestSchema = z
         if (a.perCell === undefined && !a.sizes) issue(['detect', 'anchors', 'perCell'], undefined, 'give perCell or sizes');
         if (Array.isArray(a.perCell) && a.perCell.length !== L)
           issue(['detect', 'anchors', 'perCell'], a.perCell, `one per level: ${L} strides, ${a.perCell.length} counts`);
-        if (a.sizes && a.sizes.length !== L) issue(['detect', 'anchors', 'sizes'], a.sizes, `one list per level: ${L} strides, ${a.sizes.length} lists`);
+        if (a.sizes && a.sizes.length !== L)
+          issue(['detect', 'anchors', 'sizes'], a.sizes, `one list per level: ${L} strides, ${a.sizes.length} lists`);
         if (a.sizes && a.perCell !== undefined)
           a.sizes.forEach((s, i) => {
             const n = Array.isArray(a.perCell) ? a.perCell[i] : a.perCell;
             if (n !== s.length) issue(['detect', 'anchors', 'sizes', i], s, `${s.length} sizes, but perCell says ${n} anchors per cell`);
           });
         if (a.featureMaps && a.featureMaps.length !== L)
-          issue(['detect', 'anchors', 'featureMaps'], a.featureMaps, `one [rows, cols] per level: ${L} strides, ${a.featureMaps.length} maps`);
+          issue(
+            ['detect', 'anchors', 'featureMaps'],
+            a.featureMaps,
+            `one [rows, cols] per level: ${L} strides, ${a.featureMaps.length} maps`,
+          );
         if (d.encoding === 'center-size' && !a.sizes)
           issue(['detect', 'anchors', 'sizes'], undefined, 'center-size boxes are relative to anchor sizes: give sizes per level');
       }
     } else {
       for (const key of ['anchors', 'encoding'] as const)
         if (d[key] !== undefined) issue(['detect', key], d[key], `only for detect.format anchors (it is ${d.format})`);
-      if (d.scoreType !== 'probabilities') issue(['detect', 'scoreType'], d.scoreType, `only for detect.format anchors (it is ${d.format})`);
+      if (d.scoreType !== 'probabilities')
+        issue(['detect', 'scoreType'], d.scoreType, `only for detect.format anchors (it is ${d.format})`);
       if (d.background) issue(['detect', 'background'], true, `only for detect.format anchors (it is ${d.format})`);
     }
   });
