@@ -41,7 +41,9 @@ async function findModel(source: string): Promise<string> {
     const json = JSON.parse(await readFile(join(source, f), 'utf8')) as { modelTopology?: unknown };
     if (json.modelTopology) return join(source, f);
   }
-  throw new Error(`${source}: no model here (one .onnx file, or a TF.js model.json)${onnx.length > 1 ? `; several .onnx: ${onnx.join(', ')}` : ''}`);
+  throw new Error(
+    `${source}: no model here (one .onnx file, or a TF.js model.json)${onnx.length > 1 ? `; several .onnx: ${onnx.join(', ')}` : ''}`,
+  );
 }
 
 type TfSig = Record<string, { name?: string; dtype?: string; tensorShape?: { dim?: { size?: string }[] } }>;
@@ -49,7 +51,10 @@ interface TfJson {
   format?: string;
   signature?: { inputs?: TfSig; outputs?: TfSig };
   userDefinedMetadata?: { signature?: { inputs?: TfSig; outputs?: TfSig } };
-  modelTopology?: { node?: { name: string; op: string }[]; model_config?: { config?: { layers?: unknown[]; output_layers?: unknown[][] } } };
+  modelTopology?: {
+    node?: { name: string; op: string }[];
+    model_config?: { config?: { layers?: unknown[]; output_layers?: unknown[][] } };
+  };
 }
 
 /** A TF.js model.json's own description of its inputs and outputs (the signature a converter writes). */
@@ -116,8 +121,18 @@ export async function modelInit(opts: InitOptions, out: Out): Promise<number> {
   try {
     engine = await loadEngine(dir, { providers: ['cpu'], intraOpThreads: 1 });
   } catch (err) {
-    const problems = err instanceof ModelError ? err.problems : [errorMessage(err)];
-    out.stderr(`${join(dir, 'manifest.yaml')}: ${problems.length} problem${problems.length === 1 ? '' : 's'} (${errorCode(err) ?? 'ERROR'})\n`);
+    // From the worker the error comes back as "<where>: <problem>" or "<where>: \n  <problem>...".
+    const problems =
+      err instanceof ModelError
+        ? err.problems
+        : errorMessage(err)
+            .replace(/^[^\n]*?manifest\.yaml: /, '')
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean);
+    out.stderr(
+      `${join(dir, 'manifest.yaml')}: ${problems.length} problem${problems.length === 1 ? '' : 's'} (${errorCode(err) ?? 'ERROR'})\n`,
+    );
     for (const p of problems) out.stderr(`  ${p}\n`);
     return 1;
   }
@@ -125,7 +140,10 @@ export async function modelInit(opts: InitOptions, out: Out): Promise<number> {
     if (opts.sample) {
       const frame = await decodeImage(await readFile(opts.sample), { camera: 'infer', seq: 1, name: basename(opts.sample) });
       const inf = await engine.infer(frame);
-      out.stdout(JSON.stringify(resultPayload({ deviceId: 'model-init', seq: 1, frame, inference: inf, model: inf.model, nowMs: Date.now() })) + '\n');
+      out.stdout(
+        JSON.stringify(resultPayload({ deviceId: 'model-init', seq: 1, frame, inference: inf, model: inf.model, nowMs: Date.now() })) +
+          '\n',
+      );
     }
   } catch (err) {
     out.stderr(`${opts.sample}: ${errorMessage(err)}\n`);

@@ -153,7 +153,8 @@ export function draftManifest(name: string, modelFile: string, io: ModelIo, meta
   m.labels = names ?? ['object'];
   if (!names) decide.push({ path: 'labels', note: 'the classes, in the order of the score columns' });
   const seen = io.outputs.map((o) => `${o.name} ${fmt(o.shape)}`).join(', ');
-  m.detect = io.outputs.length === 1 ? { format: 'yolov8' } : { format: 'boxes-scores', boxes: io.outputs[0].name, scores: io.outputs[1]?.name };
+  m.detect =
+    io.outputs.length === 1 ? { format: 'yolov8' } : { format: 'boxes-scores', boxes: io.outputs[0].name, scores: io.outputs[1]?.name };
   decide.push({ path: 'detect.format', note: `the outputs are ${seen}: yolov8, yolov5, boxes-scores or anchors (docs/models.md)` });
   return { manifest: m, decide, family: 'unknown' };
 }

@@ -63,7 +63,8 @@ export function onnxMetadata(model: Uint8Array): Record<string, string> {
 /** Ultralytics' `names`: a Python dict literal, {0: 'person', 1: "driver's seat", ...}. */
 export function pythonNames(s: string): string[] | undefined {
   const names: string[] = [];
-  for (const m of s.matchAll(/(\d+)\s*:\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")/g)) names[Number(m[1])] = (m[2] ?? m[3]).replace(/\\(.)/g, '$1');
+  for (const m of s.matchAll(/(\d+)\s*:\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")/g))
+    names[Number(m[1])] = (m[2] ?? m[3]).replace(/\\(.)/g, '$1');
   return names.length > 0 && names.every((n) => typeof n === 'string') ? names : undefined;
 }
 
