@@ -5,7 +5,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { errorCode, errorMessage } from './errors.js';
 import type { IoMeta, ModelIo } from './inference/check.js';
-import { sessionIo } from './inference/engine.js';
+import { type InferenceEngine, sessionIo } from './inference/engine.js';
 import { decodeImage } from './inference/image.js';
 import { loadEngine } from './inference/load.js';
 import { draftManifest, draftYaml } from './inference/model-draft.js';
@@ -117,7 +117,7 @@ export async function modelInit(opts: InitOptions, out: Out): Promise<number> {
   for (const d of draft.decide) out.stdout(`  ${d.path}: DECIDE: ${d.note}\n`);
 
   // Loaded as the daemon loads it: every manifest/model difference one line.
-  let engine;
+  let engine: InferenceEngine;
   try {
     engine = await loadEngine(dir, { providers: ['cpu'], intraOpThreads: 1 });
   } catch (err) {

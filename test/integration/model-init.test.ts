@@ -53,7 +53,15 @@ function poseOutput(N = 3): number[] {
 
 const out = () => {
   const o = { stdout: '', stderr: '' };
-  return { o, io: { stdout: (s: string) => void (o.stdout += s), stderr: (s: string) => void (o.stderr += s) } };
+  const io = {
+    stdout: (s: string) => {
+      o.stdout += s;
+    },
+    stderr: (s: string) => {
+      o.stderr += s;
+    },
+  };
+  return { o, io };
 };
 
 describe('model init', () => {
