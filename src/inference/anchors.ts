@@ -81,6 +81,9 @@ export function describeGrid(levels: readonly GridLevel[]): string {
   return `strides ${levels.map((l) => l.stride).join(', ')}: ${levels.map((l) => `${l.rows}x${l.cols} x ${l.sizes.length}`).join(' + ')}`;
 }
 
+/** Most anchors decoded per frame (the best-scoring): what NMS sees is bounded whatever the model answers. */
+export const PRE_NMS_LIMIT = 1000;
+
 const logit = (p: number) => (p <= 0 ? -Infinity : p >= 1 ? Infinity : Math.log(p / (1 - p)));
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
@@ -106,7 +109,17 @@ export class AnchorDecoder {
     this.grid = anchorGrid(spec.anchors, inputW, inputH);
   }
 
-  /** Anchors above the threshold, decoded to input-pixel corners; `anchor` is the grid index. */
+  /** Per-anchor scratch: best class score (after the activation) and class, reused frame to frame. */
+  private best = new Float64Array(0);
+  private bestCls = new Int32Array(0);
+  private picked = new Int32Array(0);
+  private sorted = new Float64Array(0);
+
+  /**
+   * Anchors above the threshold, decoded to input-pixel corners; `anchor` is the grid index. At
+   * most PRE_NMS_LIMIT of them, the best: a frame where thousands of anchors pass (a bad
+   * threshold, a flat image on a model with probabilities near 0.5) then costs a bounded time.
+   */
   candidates(boxes: OutputTensor, scores: OutputTensor): Candidate[] {
     const { scoreThreshold, scoreType, background } = this.spec;
     const g = this.grid;
@@ -115,13 +128,17 @@ export class AnchorDecoder {
     const bv = rowsOf(boxes);
     if (sv.n !== N || bv.n !== N)
       throw new Error(`the grid has ${N} anchors, the model answered ${bv.n} boxes and ${sv.n} scores (the manifest's anchors do not fit)`);
+    if (this.best.length < N) {
+      this.best = new Float64Array(N);
+      this.bestCls = new Int32Array(N);
+      this.picked = new Int32Array(N);
+    }
     const first = background ? 1 : 0;
     const C = this.classes;
     // A sigmoid is monotonic: logits are compared against logit(threshold), and only survivors pay for exp().
     const thr = scoreType === 'logits' ? logit(scoreThreshold) : scoreThreshold;
     const s = scores.data;
-    const b = boxes.data;
-    const out: Candidate[] = [];
+    let count = 0;
     for (let n = 0; n < N; n++) {
       const o = n * sv.k;
       let best = -Infinity;
@@ -137,13 +154,32 @@ export class AnchorDecoder {
         let sum = 0;
         for (let c = 0; c < sv.k; c++) sum += Math.exp(s[o + c] - max);
         score = Math.exp(best - max) / sum;
-        if (score < thr) continue;
+        if (!(score >= thr)) continue;
       } else {
         if (!(best >= thr)) continue;
         score = scoreType === 'logits' ? sigmoid(best) : best;
       }
+      this.best[n] = score;
+      this.bestCls[n] = cls;
+      this.picked[count++] = n;
+    }
+    // Over the limit: keep the PRE_NMS_LIMIT best (the limit-th best score found by one native sort).
+    let floor = -Infinity;
+    if (count > PRE_NMS_LIMIT) {
+      if (this.sorted.length < count) this.sorted = new Float64Array(N);
+      const sc = this.sorted.subarray(0, count);
+      for (let i = 0; i < count; i++) sc[i] = this.best[this.picked[i]];
+      sc.sort();
+      floor = sc[count - PRE_NMS_LIMIT];
+    }
+    const b = boxes.data;
+    const out: Candidate[] = [];
+    for (let i = 0; i < count && out.length < PRE_NMS_LIMIT; i++) {
+      const n = this.picked[i];
+      const score = this.best[n];
+      if (score < floor) continue;
       const [x1, y1, x2, y2] = this.box(n, b, n * bv.k);
-      out.push({ x1, y1, x2, y2, score, cls, anchor: n });
+      out.push({ x1, y1, x2, y2, score, cls: this.bestCls[n], anchor: n });
     }
     return out;
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { anchorGrid } from '../../src/inference/anchors.js';
+import { anchorGrid, PRE_NMS_LIMIT } from '../../src/inference/anchors.js';
 import { checkModelIo, type ModelIo } from '../../src/inference/check.js';
 import { Detector } from '../../src/inference/detect.js';
 import { HeadJoiner } from '../../src/inference/heads.js';
@@ -136,6 +136,18 @@ describe('anchor decoding', () => {
         keypoints: [{ name: 'eye', x: 8, y: 12, score: Math.fround(0.4) }],
       },
     ]);
+  });
+
+  it('at most 1000 anchors, the best, go on to NMS however many pass the threshold', () => {
+    // 64x64 at stride 2, 1 per cell: 1024 anchors, all passing; scores rise with the index.
+    const d = new Detector(
+      spec({ format: 'anchors', boxes: 'b', scores: 's', anchors: { strides: [2], perCell: 1 }, encoding: 'distance' }),
+      1,
+    );
+    const scores = Array.from({ length: 1024 }, (_, i) => [0.3 + i / 2048]);
+    const c = d.candidates({ boxes: t(zeros(1024, 4)), scores: t(scores) }, 64, 64);
+    expect(c).toHaveLength(PRE_NMS_LIMIT);
+    expect(Math.min(...c.map((x) => x.anchor ?? -1))).toBe(1024 - PRE_NMS_LIMIT);
   });
 
   it('a model answering another number of anchors than the grid is an error, never a silent wrong decode', () => {
