@@ -537,7 +537,7 @@ async function main(): Promise<void> {
       // Anchor decoding + NMS as the worker does it after session.run (scripts/bench-decode.ts).
       const decode = benchDecode();
       results.anchorDecode = decode;
-      console.log('\n' + formatDecodeRows(decode));
+      console.log(`\n${formatDecodeRows(decode)}`);
     }
   } finally {
     const file = path.join(values.out, `${stamp}.json`);

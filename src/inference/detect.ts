@@ -85,7 +85,10 @@ export class Detector {
   /** Candidates above the score threshold, in model-input pixels. */
   candidates(outputs: DetectOutputs, inputW: number, inputH: number): Candidate[] {
     const { format, scoreThreshold: thr } = this.spec;
-    if (format === 'anchors') return this.decoder(inputW, inputH).candidates(outputs.boxes!, outputs.scores!);
+    if (format === 'anchors') {
+      if (!outputs.boxes || !outputs.scores) throw new Error('detect: anchors need the boxes and scores outputs');
+      return this.decoder(inputW, inputH).candidates(outputs.boxes, outputs.scores);
+    }
     const C = this.classes;
     const sx = this.spec.normalized ? inputW : 1;
     const sy = this.spec.normalized ? inputH : 1;

@@ -248,10 +248,10 @@ export class TfjsEngine implements InferenceEngine {
     }
   }
 
-  private async execute(g: GraphModel, inputs: Record<string, TfTensor>, fetches: string[]): Promise<TfTensor | TfTensor[]> {
+  private execute(g: GraphModel, inputs: Record<string, TfTensor>, fetches: string[]): Promise<TfTensor | TfTensor[]> {
     if (this.sync) {
       try {
-        return g.execute(inputs, fetches);
+        return Promise.resolve(g.execute(inputs, fetches));
       } catch {
         this.sync = false;
       }
