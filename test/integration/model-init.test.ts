@@ -4,9 +4,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { GraphBuilder, ints } from '../../scripts/onnx/builder.js';
 import { onnxMetadata, pythonNames } from '../../src/inference/onnx-meta.js';
 import { modelInit } from '../../src/model-init.js';
+import { constantModel } from '../helpers/constant-model.js';
 import { astronautPng, realModels } from '../helpers/real-models.js';
 
 /**
@@ -24,23 +24,6 @@ async function tmp(): Promise<string> {
   const d = await mkdtemp(path.join(os.tmpdir(), 'model-init-'));
   dirs.push(d);
   return d;
-}
-
-/**
- * A 64x64 model whose outputs ignore the picture: out = mean(image) x 0 + constant, so every
- * answer is the constant's (shape [1, K, N] for YOLO).
- */
-function constantModel(outputs: { name: string; dims: number[]; data: number[] }[], metadata: Record<string, string>): Uint8Array {
-  const g = new GraphBuilder('init');
-  const x = g.input('images', [1, 3, 64, 64]);
-  const m = g.op('ReduceMean', [x], { axes: ints([1, 2, 3]), keepdims: { type: 'int', value: 0 } });
-  for (const o of outputs) {
-    const zero = g.floatInit(`${o.name}_zero`, o.dims, new Array(o.data.length).fill(0));
-    const c = g.floatInit(`${o.name}_const`, o.dims, o.data);
-    g.output(o.name, o.dims);
-    g.op('Add', [g.op('Mul', [m, zero]), c], {}, o.name);
-  }
-  return g.build({ metadata });
 }
 
 /** YOLOv8-pose [1, 4 + 1 + 17 x 3, N]: anchor 1 is a person at (32, 30) 20x24, keypoint k at (20 + k, 10 + k), visibility 0.8. */
