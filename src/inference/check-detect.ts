@@ -61,7 +61,8 @@ export function checkDetect(m: Manifest, L: number, io: ModelIo, problems: strin
       const kp = K ? ` + ${V} x ${K} keypoints` : '';
       const what = v8 ? `4 box + classes${kp}` : `4 box + objectness + classes${kp}`;
       problems.push(
-        `${K ? 'detect.keypoints' : 'labels'}: ${L} labels${K ? ` and ${K} keypoints` : ''} need ${per} values per box in ${d.format} format (${what}), the model's output "${o.name}" has ${have} (shape ${fmt(o.shape)})${hint}`,
+        `${K ? 'detect.keypoints' : 'labels'}: ${L} labels${K ? ` and ${K} keypoints` : ''} need ${per} values per box ` +
+          `in ${d.format} format (${what}), the model's output "${o.name}" has ${have} (shape ${fmt(o.shape)})${hint}`,
       );
     }
     return;
@@ -95,7 +96,8 @@ export function checkDetect(m: Manifest, L: number, io: ModelIo, problems: strin
       if (o.shape.length !== 3 && o.shape.length !== 2) {
         const what = key === 'boxes' ? '[1, N, 4]' : key === 'scores' ? '[1, N, classes]' : '[1, N, keypoint values]';
         problems.push(
-          `detect.${key}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); detect format ${d.format} expects ${what}`,
+          `detect.${key}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ` +
+            `detect format ${d.format} expects ${what}`,
         );
         continue;
       }
@@ -105,19 +107,22 @@ export function checkDetect(m: Manifest, L: number, io: ModelIo, problems: strin
       if (have === undefined || have === want) continue;
       if (key === 'scores')
         problems.push(
-          `labels: the manifest has ${L} labels${d.background ? ' (+ 1 background column)' : ''}, the model's output "${o.name}" has ${have} classes (shape ${fmt(o.shape)})`,
+          `labels: the manifest has ${L} labels${d.background ? ' (+ 1 background column)' : ''}, ` +
+            `the model's output "${o.name}" has ${have} classes (shape ${fmt(o.shape)})`,
         );
       else if (key === 'boxes' && !kpInBoxes && have > 4 && d.format === 'anchors') {
         // Extra values after the box (BlazeFace's keypoints) are allowed unread when no keypoints are asked for.
       } else if (key === 'boxes' && kpInBoxes)
         problems.push(
-          `detect.keypoints: ${K} keypoints x ${V} values need ${want} values per box in "${o.name}" (4 box + ${V * K}), it has ${have} (shape ${fmt(o.shape)})`,
+          `detect.keypoints: ${K} keypoints x ${V} values need ${want} values per box in "${o.name}" (4 box + ${V * K}), ` +
+            `it has ${have} (shape ${fmt(o.shape)})`,
         );
       else if (key === 'boxes')
         problems.push(`detect.boxes: the model's output "${o.name}" has ${have} values per box (shape ${fmt(o.shape)}); expected 4`);
       else
         problems.push(
-          `detect.keypoints: ${K} keypoints x ${V} values need ${want} values per anchor, the model's output "${o.name}" has ${have} (shape ${fmt(o.shape)})`,
+          `detect.keypoints: ${K} keypoints x ${V} values need ${want} values per anchor, ` +
+            `the model's output "${o.name}" has ${have} (shape ${fmt(o.shape)})`,
         );
     }
   }

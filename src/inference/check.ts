@@ -54,11 +54,12 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
     if (!o.shape) return false;
     if (o.shape.length === want) return true;
     problems.push(
-      `${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`,
+      `${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ` +
+        `${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`,
     );
     return false;
   };
-  const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape![i] !== 'number' || o.shape![i] === want;
+  const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape?.[i] !== 'number' || o.shape?.[i] === want;
 
   if (m.task === 'classify') {
     const o = find('output.name', heads(m.output?.name)[0]);
@@ -81,7 +82,7 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
         floatOut('output.name', o);
         if (rank('output.name', o, 4, 'scores [1, classes, H, W] (segment.output: scores)') && !dimIs(o, 1, L)) {
           problems.push(
-            `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![1]} classes (shape ${fmt(o.shape)})`,
+            `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape?.[1]} classes (shape ${fmt(o.shape)})`,
           );
         }
       } else {
@@ -119,7 +120,8 @@ export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: s
     const other = nchw ? shape[3] : shape[1];
     const hint = other === 3 ? ` (it looks ${nchw ? 'NHWC' : 'NCHW'})` : '';
     problems.push(
-      `input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input "${input.name}" has shape ${fmt(shape)}${hint}`,
+      `input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input ` +
+        `"${input.name}" has shape ${fmt(shape)}${hint}`,
     );
     return; // width/height would be read from the wrong dims
   }

@@ -3,6 +3,7 @@ import { readKeypoints } from './keypoints.js';
 import type { DetectSpec } from './manifest.js';
 import { type Geometry, toSource } from './preprocess.js';
 import type { Detection } from './types.js';
+import { must } from '../errors.js';
 
 /**
  * Detection postprocessing: decode the model's output format into candidate boxes (model-input
@@ -94,7 +95,7 @@ export class Detector {
     const sy = this.spec.normalized ? inputH : 1;
     const out: Candidate[] = [];
     if (format === 'yolov8') {
-      const { data, dims } = outputs.main!;
+      const { data, dims } = must(outputs.main, 'the main output');
       const N = dims[2];
       this.scratch(N);
       const best = this.best;
@@ -119,7 +120,7 @@ export class Detector {
         out.push({ x1, y1, x2, y2, score: best[n], cls: bestCls[n], anchor: n });
       }
     } else if (format === 'yolov5') {
-      const { data, dims } = outputs.main!;
+      const { data, dims } = must(outputs.main, 'the main output');
       const N = dims[1];
       const stride = dims[2];
       for (let n = 0; n < N; n++) {
@@ -138,10 +139,10 @@ export class Detector {
         out.push({ x1, y1, x2, y2, score, cls: bc, anchor: n });
       }
     } else {
-      const boxes = outputs.boxes!.data;
-      const scores = outputs.scores!.data;
-      const N = outputs.boxes!.dims[1];
-      const per = outputs.boxes!.dims[2]; // 4, or 4 + keypoint values
+      const boxes = must(outputs.boxes, 'the boxes output').data;
+      const scores = must(outputs.scores, 'the scores output').data;
+      const N = must(outputs.boxes, 'the boxes output').dims[1];
+      const per = must(outputs.boxes, 'the boxes output').dims[2]; // 4, or 4 + keypoint values
       for (let n = 0; n < N; n++) {
         let bs = -Infinity;
         let bc = 0;

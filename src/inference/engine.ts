@@ -15,6 +15,7 @@ import { type Geometry, Preprocessor, type TensorData } from './preprocess.js';
 import { createSession, type ProviderAttempt, type SessionOptions } from './providers.js';
 import { Segmenter } from './segment.js';
 import type { Inference, ModelInfo, TaskResult } from './types.js';
+import { must } from '../errors.js';
 
 /** Optional per-request callbacks. */
 export interface InferHooks {
@@ -89,7 +90,7 @@ export class Postprocessor {
   run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
     const { manifest: m, labels } = this.pkg;
     const main = this.names.main ? out[this.names.main[0]] : undefined;
-    if (m.task === 'classify') return { task: 'classify', top: classify(main!.data, labels, m.classify) };
+    if (m.task === 'classify') return { task: 'classify', top: classify(must(main, 'the main output').data, labels, m.classify) };
     if (m.task === 'detect') {
       // Several heads per role are joined in the manifest's order: yolov8 along its last (anchor) axis, the rest by rows.
       const join = (role: keyof DetectOutputs, axis: 'rows' | 'columns') => {
@@ -107,9 +108,12 @@ export class Postprocessor {
         scores: join('scores', 'rows'),
         keypoints: join('keypoints', 'rows'),
       };
-      return { task: 'detect', detections: this.detector!.run(outputs, labels, geometry, m.input.width, m.input.height) };
+      return {
+        task: 'detect',
+        detections: must(this.detector, 'the detector').run(outputs, labels, geometry, m.input.width, m.input.height),
+      };
     }
-    const seg = this.segmenter!.run(main!, labels, geometry, m.input.width, m.input.height);
+    const seg = must(this.segmenter, 'the segmenter').run(must(main, 'the main output'), labels, geometry, m.input.width, m.input.height);
     return { task: 'segment', ...seg };
   }
 }
@@ -141,7 +145,7 @@ export class Engine implements InferenceEngine {
 
   static async load(pkg: ModelPackage, opts: SessionOptions): Promise<Engine> {
     const m = pkg.manifest;
-    let r;
+    let r: Awaited<ReturnType<typeof createSession>>;
     try {
       r = await createSession({ path: pkg.modelPath, name: m.name, sha256: m.sha256 }, opts);
     } catch (err) {
@@ -195,7 +199,7 @@ export class Engine implements InferenceEngine {
   private async inferNow(frame: Frame): Promise<Inference> {
     const t0 = performance.now();
     const { data, geometry } = this.pre.run(frame);
-    return this.inferTensor(data, geometry, performance.now() - t0);
+    return await this.inferTensor(data, geometry, performance.now() - t0);
   }
 
   /**
