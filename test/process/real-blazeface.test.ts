@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { Frame } from '../../src/capture/frame.js';
 import { eyesDemoDir } from '../../src/paths.js';
-import { CLI } from '../helpers/daemon.js';
+import { CLI, spawnDaemon } from '../helpers/daemon.js';
+import { subscribe } from '../helpers/mqtt.js';
+import { freePort } from '../helpers/ports.js';
 import { astronautPng, blazefacePackage, type RefFace, referenceFace } from '../helpers/real-models.js';
 
 /**
@@ -21,6 +23,7 @@ import { astronautPng, blazefacePackage, type RefFace, referenceFace } from '../
 const dirs: string[] = [];
 let pkg: string;
 let config: string;
+let cfg: Record<string, unknown>;
 let mirrorPng: string;
 const ref: { photo?: RefFace; mirror?: RefFace } = {};
 const W = 512;
@@ -53,23 +56,21 @@ beforeAll(async () => {
     .toFile(path.join(tmp, 'photo', 'astronaut.png'));
   const regions = { left: { keypoint: 'left_eye', size: 0.35 }, right: { keypoint: 'right_eye', size: 0.35 } };
   config = path.join(tmp, 'config.yaml');
-  await writeFile(
-    config,
-    stringify({
-      deviceId: 'real-face',
-      model: { path: pkg, intraOpThreads: 1 },
-      pipelines: {
-        eyes: [
-          { name: 'face', model: pkg, maxObjects: 1 },
-          { name: 'eye', from: 'face', model: path.join(eyesDemoDir, 'eye-condition'), regions, quality: { minSidePx: 16 } },
-        ],
-      },
-      cameras: {
-        photo: { uri: `images://${path.join(tmp, 'photo')}`, fps: 1, pipeline: 'eyes', privacy: { includeCrops: true } },
-        selfie: { uri: `images://${path.join(tmp, 'mirror')}`, fps: 1, pipeline: 'eyes', mirror: true, privacy: { includeCrops: true } },
-      },
-    }),
-  );
+  cfg = {
+    deviceId: 'real-face',
+    model: { path: pkg, intraOpThreads: 1 },
+    pipelines: {
+      eyes: [
+        { name: 'face', model: pkg, maxObjects: 1 },
+        { name: 'eye', from: 'face', model: path.join(eyesDemoDir, 'eye-condition'), regions, quality: { minSidePx: 16 } },
+      ],
+    },
+    cameras: {
+      photo: { uri: `images://${path.join(tmp, 'photo')}`, fps: 1, pipeline: 'eyes', privacy: { includeCrops: true } },
+      selfie: { uri: `images://${path.join(tmp, 'mirror')}`, fps: 1, pipeline: 'eyes', mirror: true, privacy: { includeCrops: true } },
+    },
+  };
+  await writeFile(config, stringify(cfg));
   ref.photo = await referenceFace(await rgbFrame(astronautPng));
   ref.mirror = await referenceFace(await rgbFrame(mirrorPng));
 }, 120_000);
@@ -81,6 +82,41 @@ const RIGHT = 0;
 const LEFT = 1;
 const centre = (b: { x: number; y: number; w: number; h: number }) => [b.x + b.w / 2, b.y + b.h / 2];
 const dist = (a: number[], b: number[]) => Math.hypot(a[0] - b[0], a[1] - b[1]);
+
+/** One pipeline result (the payload `infer` prints and the daemon publishes) against the reference. */
+async function checkEyes(out: any, which: 'photo' | 'mirror', image: string): Promise<void> {
+  expect(out.objects).toHaveLength(1);
+  const face = out.objects[0];
+  expect(face.score).toBeGreaterThanOrEqual(0.85);
+  const rf = ref[which]!;
+  // mirror: true swaps the model's names back to the subject's: its "right_eye" on the mirror image is the subject's left.
+  const [leftRef, rightRef] = which === 'photo' ? [rf.keypoints[LEFT], rf.keypoints[RIGHT]] : [rf.keypoints[RIGHT], rf.keypoints[LEFT]];
+  const left = face.regions.left;
+  const right = face.regions.right;
+  expect(dist(centre(left.box), leftRef), JSON.stringify(left.box)).toBeLessThanOrEqual(3);
+  expect(dist(centre(right.box), rightRef), JSON.stringify(right.box)).toBeLessThanOrEqual(3);
+  // The subject's left eye is on the image's right on the photo, on its left in the mirror image.
+  expect(centre(left.box)[0] > centre(right.box)[0]).toBe(which === 'photo');
+  const kp = Object.fromEntries(face.keypoints.map((k: { name: string; x: number; y: number }) => [k.name, [k.x, k.y]]));
+  expect(dist(kp.left_eye, leftRef)).toBeLessThanOrEqual(3);
+  // Full resolution: the crop is 0.35 of the face's width in the 512-px photo (about 32 px;
+  // 8 px had it come from the 128-px detector input), and its pixels are the photo's own.
+  expect(left.box.w).toBeCloseTo(0.35 * face.box.w, 0);
+  expect(left.sidePx).toBeGreaterThan(24);
+  const crop = await sharp(Buffer.from(left.crop, 'base64')).raw().toBuffer({ resolveWithObject: true });
+  expect(Math.abs(crop.info.width - left.box.w)).toBeLessThanOrEqual(1);
+  const src = await rgbFrame(image);
+  const x0 = Math.round(left.box.x);
+  const y0 = Math.round(left.box.y);
+  let diff = 0;
+  const n = Math.min(crop.info.width, crop.info.height);
+  for (let y = 0; y < n; y++)
+    for (let x = 0; x < n; x++)
+      for (let c = 0; c < 3; c++)
+        diff += Math.abs(crop.data[(y * crop.info.width + x) * crop.info.channels + c] - src.data[((y0 + y) * W + x0 + x) * 3 + c]);
+  expect(diff / (n * n * 3)).toBeLessThan(4);
+  expect(left.label).toBeTypeOf('string');
+}
 
 describe('BlazeFace as shipped (TF.js), declared by its manifest alone', () => {
   it('the reference itself: one face on the photo, the eyes where a mirror image puts them', () => {
@@ -104,40 +140,34 @@ describe('BlazeFace as shipped (TF.js), declared by its manifest alone', () => {
     it(`infer --camera ${camera}: face >= 0.85, each eye crop centred within 3 px on the subject's own eye, from the full-resolution frame`, async () => {
       const r = await cli(['infer', '--config', config, '--camera', camera, file()]);
       expect(r.code, r.stderr).toBe(0);
-      const out = JSON.parse(r.stdout.trim().split('\n')[0]);
-      expect(out.objects).toHaveLength(1);
-      const face = out.objects[0];
-      expect(face.score).toBeGreaterThanOrEqual(0.85);
-      const rf = ref[which]!;
-      // mirror: true swaps the model's names back to the subject's: its "right_eye" on the mirror image is the subject's left.
-      const [leftRef, rightRef] = which === 'photo' ? [rf.keypoints[LEFT], rf.keypoints[RIGHT]] : [rf.keypoints[RIGHT], rf.keypoints[LEFT]];
-      const left = face.regions.left;
-      const right = face.regions.right;
-      expect(dist(centre(left.box), leftRef), JSON.stringify(left.box)).toBeLessThanOrEqual(3);
-      expect(dist(centre(right.box), rightRef), JSON.stringify(right.box)).toBeLessThanOrEqual(3);
-      // The subject's left eye is on the image's right on the photo, on its left in the mirror image.
-      expect(centre(left.box)[0] > centre(right.box)[0]).toBe(which === 'photo');
-      const kp = Object.fromEntries(face.keypoints.map((k: { name: string; x: number; y: number }) => [k.name, [k.x, k.y]]));
-      expect(dist(kp.left_eye, leftRef)).toBeLessThanOrEqual(3);
-      // Full resolution: the crop is 0.35 of the face's width in the 512-px photo (about 32 px;
-      // 8 px had it come from the 128-px detector input), and its pixels are the photo's own.
-      expect(left.box.w).toBeCloseTo(0.35 * face.box.w, 0);
-      expect(left.sidePx).toBeGreaterThan(24);
-      const crop = await sharp(Buffer.from(left.crop, 'base64')).raw().toBuffer({ resolveWithObject: true });
-      expect(Math.abs(crop.info.width - left.box.w)).toBeLessThanOrEqual(1);
-      const src = await rgbFrame(file());
-      const x0 = Math.round(left.box.x);
-      const y0 = Math.round(left.box.y);
-      let diff = 0;
-      const n = Math.min(crop.info.width, crop.info.height);
-      for (let y = 0; y < n; y++)
-        for (let x = 0; x < n; x++)
-          for (let c = 0; c < 3; c++)
-            diff += Math.abs(crop.data[(y * crop.info.width + x) * crop.info.channels + c] - src.data[((y0 + y) * W + x0 + x) * 3 + c]);
-      expect(diff / (n * n * 3)).toBeLessThan(4);
-      expect(left.label).toBeTypeOf('string');
+      await checkEyes(JSON.parse(r.stdout.trim().split('\n')[0]), which, file());
     }, 120_000);
   }
+
+  it('the daemon: images:// cameras (one mirror: true) publish the same eyes, crops from the full-resolution frame', async () => {
+    const mqttPort = await freePort();
+    const d = spawnDaemon({
+      ...cfg,
+      http: { port: await freePort() },
+      mqtt: { url: 'embedded', embedded: { port: mqttPort } },
+      log: { format: 'json' },
+    });
+    try {
+      await d.waitForLog((l) => l.msg === 'running', 120_000);
+      const sub = await subscribe(`mqtt://127.0.0.1:${mqttPort}`, 'edge-inferd/real-face/+/result');
+      try {
+        const photo = await sub.waitFor((m) => m.topic.endsWith('/photo/result'), 60_000);
+        const selfie = await sub.waitFor((m) => m.topic.endsWith('/selfie/result'), 60_000);
+        await checkEyes(photo.json, 'photo', astronautPng);
+        await checkEyes(selfie.json, 'mirror', mirrorPng);
+        expect(photo.json.model.name).toBe('blazeface-front');
+      } finally {
+        await sub.close();
+      }
+    } finally {
+      await d.kill('SIGKILL');
+    }
+  }, 180_000);
 
   it('infer --model: the detector alone, its six keypoints within 3 px of the reference', async () => {
     const r = await cli(['infer', '--model', pkg, astronautPng]);
