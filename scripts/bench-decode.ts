@@ -163,9 +163,16 @@ export function formatDecodeRows(rows: readonly DecodeBenchRow[]): string {
   const head_ = 'anchor decode + NMS (worker, per frame)   anchors  frame     to NMS (max 1000)  kept   median ms   p99 ms';
   return [
     head_,
-    ...rows.map(
-      (r) =>
-        `${r.model.padEnd(41)} ${String(r.anchors).padStart(7)}  ${r.frame.padEnd(8)}  ${String(r.candidates).padStart(17)}  ${String(r.kept).padStart(4)}  ${r.medianMs.toFixed(3).padStart(10)}  ${r.p99Ms.toFixed(3).padStart(7)}`,
+    ...rows.map((r) =>
+      [
+        r.model.padEnd(41),
+        String(r.anchors).padStart(7),
+        ` ${r.frame.padEnd(8)}`,
+        String(r.candidates).padStart(18),
+        String(r.kept).padStart(5),
+        r.medianMs.toFixed(3).padStart(11),
+        r.p99Ms.toFixed(3).padStart(8),
+      ].join(' '),
     ),
   ].join('\n');
 }
