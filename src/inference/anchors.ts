@@ -88,7 +88,7 @@ const logit = (p: number) => (p <= 0 ? -Infinity : p >= 1 ? Infinity : Math.log(
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 /** Rows x values of a [1, N, K] or [N, K] tensor. */
-export function rowsOf(t: OutputTensor): { n: number; k: number } {
+function rowsOf(t: OutputTensor): { n: number; k: number } {
   const k = t.dims[t.dims.length - 1];
   return { n: k > 0 ? t.data.length / k : 0, k };
 }

@@ -9,7 +9,7 @@ import { type DetectSpec, keypointValues } from './manifest.js';
  * (x, y, visibility). Without a visibility value a keypoint's score is the detection's.
  */
 
-export interface KeypointSource {
+interface KeypointSource {
   spec: DetectSpec;
   classes: number;
   inputW: number;
