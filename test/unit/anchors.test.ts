@@ -40,6 +40,35 @@ describe('anchor grid', () => {
   });
 });
 
+describe('anchor grid: explicit maps and yolo heads', () => {
+  it('featureMaps override ceil(input / stride); a yolov8 output split over heads is checked head by head', () => {
+    const g = anchorGrid(anchorsSchema.parse({ strides: [8], featureMaps: [[3, 5]], perCell: 1 }), 40, 30);
+    expect([g.count, g.cx[4], g.cy[5]]).toEqual([15, 36, 12]);
+    const m = manifestSchema.parse({
+      name: 'y',
+      version: '1',
+      task: 'detect',
+      sha256: 'a'.repeat(64),
+      input: { name: 'images', width: 64, height: 64 },
+      output: { name: ['p3', 'p4'] },
+      labels: ['a', 'b'],
+    });
+    const io = (k: number): ModelIo => ({
+      inputs: [{ name: 'images', type: 'float32', shape: [1, 3, 64, 64] }],
+      outputs: [
+        { name: 'p3', type: 'float32', shape: [1, 6, 64] },
+        { name: 'p4', type: 'float32', shape: [1, k, 16] },
+      ],
+    });
+    expect(checkModelIo(m, ['a', 'b'], io(6))).toEqual({ problems: [], outputs: { main: ['p3', 'p4'] } });
+    expect(checkModelIo(m, ['a', 'b'], io(7)).problems).toEqual([
+      'labels: 2 labels need 6 values per box in yolov8 format (4 box + classes), the model\'s output "p4" has 7 (shape [1,7,16])',
+    ]);
+    const cls = manifestSchema.safeParse({ ...m, task: 'classify', output: { name: ['p3', 'p4'] } });
+    expect(cls.error?.issues.map((i) => i.path.join('.'))).toEqual(['output.name']);
+  });
+});
+
 describe('anchor decoding', () => {
   it('offsets (BlazeFace): input pixels from the anchor centre, logits, (x, y) keypoints scored as the face', () => {
     // 16x16 input, stride 8: 2x2 cells, 1 anchor each, centres (4,4) (12,4) (4,12) (12,12).
