@@ -1,3 +1,4 @@
+import { DaemonError } from '../errors.js';
 import type { Candidate, OutputTensor } from './detect.js';
 import type { AnchorSpec, DetectSpec } from './manifest.js';
 
@@ -127,7 +128,10 @@ export class AnchorDecoder {
     const sv = rowsOf(scores);
     const bv = rowsOf(boxes);
     if (sv.n !== N || bv.n !== N)
-      throw new Error(`the grid has ${N} anchors, the model answered ${bv.n} boxes and ${sv.n} scores (the manifest's anchors do not fit)`);
+      throw new DaemonError(
+        'MODEL_MISMATCH',
+        `detect.anchors: the grid has ${N} anchors, the model answered ${bv.n} boxes and ${sv.n} scores (the manifest's anchors do not fit)`,
+      );
     if (this.best.length < N) {
       this.best = new Float64Array(N);
       this.bestCls = new Int32Array(N);

@@ -185,7 +185,7 @@ describe('anchor decoding', () => {
       1,
     );
     expect(() => d.run({ boxes: t(zeros(3, 4)), scores: t(zeros(3, 1)) }, ['f'], id(16), 16, 16)).toThrow(
-      'the grid has 4 anchors, the model answered 3 boxes and 3 scores',
+      'detect.anchors: the grid has 4 anchors, the model answered 3 boxes and 3 scores',
     );
   });
 });
