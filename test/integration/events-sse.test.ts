@@ -323,3 +323,38 @@ describe('GET /events', () => {
     expect(r.lines.some((l) => l.msg?.includes('dropped a client'))).toBe(true);
   }, 60_000);
 });
+
+describe('CORS on the HTTP endpoint', () => {
+  async function server(corsOrigins?: string[]) {
+    const { log } = captureLog();
+    const s = new HealthServer({
+      host: '127.0.0.1',
+      port: 0,
+      log,
+      corsOrigins,
+      source: { health: () => ({ ok: true }), ready: () => ({ ok: true, checks: {} }), status: () => ({}) },
+    });
+    await s.start();
+    cleanup.push(() => s.stop());
+    return `http://127.0.0.1:${s.port}`;
+  }
+
+  it('sends no CORS header at all unless http.cors.origins lists the origin', async () => {
+    const none = await server();
+    const r = await fetch(`${none}/healthz`, { headers: { Origin: 'http://kiosk.example' } });
+    expect(r.headers.get('access-control-allow-origin')).toBeNull();
+    const pre = await fetch(`${none}/healthz`, { method: 'OPTIONS', headers: { Origin: 'http://kiosk.example' } });
+    expect(pre.status).toBe(405);
+    const listed = await server(['http://kiosk.example']);
+    const other = await fetch(`${listed}/healthz`, { headers: { Origin: 'http://evil.example' } });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    const ok = await fetch(`${listed}/healthz`, { headers: { Origin: 'http://kiosk.example' } });
+    expect(ok.headers.get('access-control-allow-origin')).toBe('http://kiosk.example');
+    const preflight = await fetch(`${listed}/healthz`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'http://kiosk.example', 'Access-Control-Request-Headers': 'authorization' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('Authorization');
+  });
+});
