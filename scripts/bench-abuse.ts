@@ -301,7 +301,9 @@ async function main(): Promise<void> {
     const open = new Set<Socket>();
     const startedAt = Date.now();
     let before = NaN;
-    void inferred().then((n) => (before = n));
+    void inferred().then((n) => {
+      before = n;
+    });
     const one = (i: number) => {
       if (stopped) return;
       const path = i % 2 ? '/events' : '/preview.mjpeg?camera=cam';
@@ -338,7 +340,7 @@ async function main(): Promise<void> {
       stop: () => {
         stopped = true;
         clearInterval(counter);
-        open.forEach((s) => s.destroy());
+        for (const s of open) s.destroy();
       },
       note: () => {
         const fps = (after - before) / ((afterAt - startedAt) / 1000);
