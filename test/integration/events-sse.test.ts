@@ -9,6 +9,7 @@ import { HealthServer } from '../../src/health/server.js';
 import { Journal, type NewMessage } from '../../src/journal/journal.js';
 import { ManualClock } from '../helpers/clock.js';
 import { captureLog } from '../helpers/log.js';
+import { writeV1Journal } from '../helpers/journal-v1.js';
 import { SseClient } from '../helpers/sse.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -242,6 +243,30 @@ describe('GET /events', () => {
     again.start();
     cleanup.push(() => again.stop());
     expect(again.lostUpTo).toBe(lost);
+  });
+
+  it('counts every position of a journal written before journal_meta existed as possibly incomplete (one reset, then resumable)', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'sse-')), 'journal.sqlite');
+    const old = (i: number) => ({
+      camera: 'tray',
+      kind: 'result',
+      topic: 'edge-inferd/dev/tray/result',
+      payload: JSON.stringify({ seq: i }),
+      state: 'sent' as const,
+      createdMs: Date.UTC(2026, 0, 1) + i,
+      qos: 1 as const,
+    });
+    const seqs = writeV1Journal(path, [old(1), old(2), old(3)]);
+    const r = await rig({ path });
+    expect(r.journal.lostUpTo).toBe(seqs[2]);
+    const c = await open(r, '', { 'Last-Event-ID': String(seqs[1]) });
+    await c.until((x) => x.messages.length === 1);
+    expect(JSON.parse(c.messages[0].data)).toMatchObject({ reason: 'expired', from: seqs[2] });
+    // From the newest position on, nothing is missing any more.
+    const { rows } = r.journal.append([result('tray')]);
+    const d = await open(r, '', { 'Last-Event-ID': String(seqs[2]) });
+    await d.until((x) => x.messages.length === 1);
+    expect(d.messages[0].id).toBe(String(rows[0].seq));
   });
 
   it('holds streams opened before the journal is open and begins them when it is', async () => {
