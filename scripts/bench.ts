@@ -6,6 +6,7 @@
 //                   source rate above the inference rate (so a fresh frame is always waiting)
 //   latency 15 fps  the same at 15 fps: capture -> publish latency as a subscriber sees it
 //   pipeline 2 cams two such cameras sharing the one model
+//   preview         GET /preview.mjpeg: CPU per camera frame with 0, 1 and 3 viewers (bench-preview.ts)
 // Results are timed by a separate mosquitto_sub process (receipt time - capturedAtMs), so the bench
 // process's CPU is the daemon's own. Prints a table and writes bench-results/<timestamp>.json.
 //
@@ -27,6 +28,7 @@ import { BENCH_MODELS, benchModelsDir, benchPackage } from './bench-models.js';
 import { type Broker, startMosquitto, stopProc } from './bench-processes.js';
 import { benchDecode, formatDecodeRows } from './bench-decode.js';
 import { benchPipeline, formatPipelineRows, type PipelineBenchRow } from './bench-pipeline.js';
+import { benchPreview, formatPreviewRows, type PreviewBenchRow } from './bench-preview.js';
 
 /**
  * The daemon runs with a 4 MB V8 young generation (the launcher scripts/install.sh writes, `npm
@@ -538,6 +540,10 @@ async function main(): Promise<void> {
       const decode = benchDecode();
       results.anchorDecode = decode;
       console.log(`\n${formatDecodeRows(decode)}`);
+      // GET /preview.mjpeg: CPU per camera frame with 0, 1 and 3 viewers (scripts/bench-preview.ts).
+      console.error('preview: 0, 1 and 3 viewers');
+      results.preview = await benchPreview({ frames: Math.max(50, SECONDS * 20) });
+      console.log('\n' + formatPreviewRows(results.preview as PreviewBenchRow[]));
     }
   } finally {
     const file = path.join(values.out, `${stamp}.json`);

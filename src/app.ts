@@ -4,6 +4,8 @@ import { type Clock, systemClock } from './clock.js';
 import type { Component, LiveReloadable } from './component.js';
 import type { Config } from './config/schema.js';
 import { DeviceSampler } from './health/device.js';
+import { EventHub } from './health/events.js';
+import { PreviewHub } from './health/preview.js';
 import { Metrics } from './health/metrics.js';
 import { HealthMonitor } from './health/monitor.js';
 import { createHttpServer } from './health/http.js';
@@ -76,7 +78,21 @@ export class App {
       stallAfterMs: c.health.stallAfterSec * 1000,
       engineBuildLimitMs: c.health.engineBuildTimeoutSec * 1000,
     });
-    const snapshots = new SnapshotStore({ clock, privacy: (cam) => stages.snapshotPrivacy(c.cameras[cam]) });
+    const previewPrivacy = (cam: string) => stages.previewPrivacy(c.cameras[cam]);
+    const preview = new PreviewHub({
+      clock,
+      log: child('preview'),
+      maxFps: c.http.preview.maxFps,
+      maxClients: c.http.preview.maxClients,
+      quality: c.http.preview.quality,
+      privacy: previewPrivacy,
+    });
+    // While someone watches the preview, the cameras keep copies of their frames as they do for snapshots.
+    const snapshots = new SnapshotStore({
+      clock,
+      privacy: (cam) => stages.snapshotPrivacy(c.cameras[cam]),
+      alsoWanted: () => preview.watching,
+    });
     const device = new DeviceSampler({ intervalMs: c.health.deviceSampleSec * 1000, log: child('device'), clock });
     const journal = new Journal({
       path: c.journal.path,
@@ -87,6 +103,15 @@ export class App {
       log: child('journal'),
       clock,
     });
+    // GET /events reads the journal: told of each row as it is written, it reads back what a client missed.
+    const events = new EventHub({
+      feed: journal,
+      clock,
+      log: child('events'),
+      maxClients: c.http.events.maxClients,
+      heartbeatMs: c.http.events.heartbeatSec * 1000,
+      bufferBytes: c.http.events.bufferBytes,
+    });
     const messaging = new Messaging({
       config: c.mqtt,
       deviceId: c.deviceId,
@@ -94,10 +119,11 @@ export class App {
       journal,
       status: (state) => status.message(state),
       commandMaxBytes: c.commands.enabled ? c.commands.maxBytes : undefined,
+      websocketOrigins: c.http.cors.origins,
       clock,
       log,
     });
-    const events = {
+    const buildEvents = {
       buildStarted: (what: string) => detector.buildStarted(what),
       buildEnded: () => detector.buildEnded(),
       swapped: () => control.publishStatus(),
@@ -108,7 +134,7 @@ export class App {
     const model = new ModelService({
       config: c.model,
       log: child('model'),
-      listener: events,
+      listener: buildEvents,
       clock,
       resolve: store && ((p) => store.effectivePath(p)),
     });
@@ -123,13 +149,14 @@ export class App {
         clock,
         log: child('rollout'),
       });
-    const stages = new StageModels({ config: c, log: child('pipelines'), listener: events, clock });
+    const stages = new StageModels({ config: c, log: child('pipelines'), listener: buildEvents, clock });
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
       .map(([name, cam]) => {
         const inferred = (frame: Frame, inf: Inference) => {
           detector.progress(frame.camera);
           snapshots.record(frame, inf);
+          preview.record(frame, inf);
           metrics.observe(
             frame.camera,
             { ...inf.latencyMs, total: Math.max(0, clock.now() - frame.capturedAtMs) },
@@ -218,6 +245,7 @@ export class App {
       publishFailures: () => messaging.publishFailures(),
       healthy: () => monitor.health().ok,
       device: () => device.latest,
+      streams: () => ({ events: events.stats(), preview: preview.stats() }),
     });
     const control: MqttControl = new MqttControl({
       config: {
@@ -257,6 +285,8 @@ export class App {
           cameras: started,
           snapshot: (cam) => snapshots.annotated(cam),
           journal,
+          events: { hub: events, cameras: () => channels.map((ch) => ch.name) },
+          preview: { hub: preview, cameras: () => channels.map((ch) => ch.name), privacy: previewPrivacy },
           infer: (f, cam) => (cam ? must(stages.inferOf(cam), `camera ${cam}'s pipeline`)(f, {}) : model.infer(f)),
           toPayload,
           clock,
@@ -289,8 +319,10 @@ export class App {
       components: [
         part('systemd', notifier),
         ...(http ? [part('http', http)] : []),
+        part('preview', { start: () => undefined, stop: () => preview.stop() }),
         part('device', device),
         part('journal', journal),
+        part('events', events),
         ...messaging.brokerComponents,
         model,
         part('pipelines', stages),
