@@ -14,7 +14,7 @@ import { StallDetector } from './health/stall.js';
 import { StatusReporter } from './health/status.js';
 import { SystemdNotifier } from './health/systemd.js';
 import type { InferHooks } from './inference/engine.js';
-import { ModelService } from './inference/model-service.js';
+import { ModelService, modelInUse } from './inference/model-service.js';
 import { StageModels } from './inference/stages.js';
 import type { Inference } from './inference/types.js';
 import { Journal } from './journal/journal.js';
@@ -111,6 +111,7 @@ export class App {
       listener: events,
       clock,
       resolve: store && ((p) => store.effectivePath(p)),
+      inUse: modelInUse(c.cameras),
     });
     const rollout =
       store &&
@@ -193,6 +194,11 @@ export class App {
         health: () => monitor.health(),
         systemd: notifier,
         rollout,
+        http: {
+          get address() {
+            return http?.address;
+          },
+        },
       },
     }));
     const metrics = new Metrics({
@@ -301,7 +307,7 @@ export class App {
         if (phase === 'stopped') log.info('stopped');
         if (phase !== 'running') return;
         markRunning();
-        log.info({ cameras: channels.map((ch) => ch.name), provider: model.info?.provider }, 'running');
+        log.info({ cameras: channels.map((ch) => ch.name), provider: model.info?.provider, http: http?.address }, 'running');
         notifier.ready();
       },
     }));

@@ -27,6 +27,8 @@ export interface StatusSources {
   systemd: { readonly watchdogUsec: number | undefined; readonly counts: { watchdog: number; withheld: number; extended: number } };
   /** The model rollout (cmd/model/*), when enabled. */
   rollout?: { status(): RolloutState };
+  /** The HTTP endpoint, when enabled. */
+  http?: { readonly address: { host: string; port: number } | undefined };
 }
 
 /**
@@ -68,6 +70,7 @@ export class StatusReporter {
       reload: s.reloads.last ?? null,
       systemd: { watchdogUsec: s.systemd.watchdogUsec ?? null, ...s.systemd.counts },
       rollout: s.rollout?.status() ?? null,
+      http: s.http?.address ?? null,
     };
   }
 

@@ -588,6 +588,11 @@ export const daemonStatusSchema = z
     reload: configReload.nullable().describe('the last SIGHUP / reload command'),
     systemd: z.strictObject({ watchdogUsec: count.nullable(), watchdog: count, withheld: count, extended: count }),
     rollout: rolloutStateSchema.nullable().optional().describe('model rollout over MQTT (cmd/model/*)'),
+    http: z
+      .strictObject({ host: z.string(), port: z.int().min(1).max(65535) })
+      .nullable()
+      .optional()
+      .describe('where the HTTP endpoint listens (the port the system picked when http.port is 0); null when off'),
   })
   .meta({
     title: 'edge-inferd daemon status',
