@@ -66,9 +66,14 @@ function inside(dst: number, src: number, scale: number, offset: number): { lo: 
 export function axis(dst: number, src: number, scale: number, offset: number, bytesPerStep: number, nearest = false): Axis {
   const { lo, hi } = inside(dst, src, scale, offset);
   const a: Axis = { kind: 'lerp', i0: new Int32Array(dst), i1: new Int32Array(dst), w1: new Float32Array(dst), lo, hi };
-  for (let d = 0; d < dst; d++) {
+  // Nearest: the source pixel under each centre, the centre stepped along as PIL does (its
+  // resize adds the inverse scale pixel after pixel), so a centre that lands exactly between two
+  // pixels falls the same way as in PIL.
+  const inv = 1 / scale;
+  let centre = -offset * inv + 0.5 * inv;
+  for (let d = 0; d < dst; d++, centre += inv) {
     if (nearest) {
-      const i = Math.min(Math.max(Math.floor((d + 0.5 - offset) / scale), 0), src - 1);
+      const i = Math.min(Math.max(Math.trunc(centre), 0), src - 1);
       a.i0[d] = a.i1[d] = i * bytesPerStep;
       continue;
     }
