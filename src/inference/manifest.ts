@@ -25,12 +25,12 @@ export const inputSchema = z
       .number()
       .positive()
       .default(1 / 255),
-    mean: perChannel(z.number()).default([0, 0, 0]),
-    std: perChannel(z.number().positive()).default([1, 1, 1]),
+    mean: perChannel(z.number()).default([0]),
+    std: perChannel(z.number().positive()).default([1]),
     resize: z.enum(['stretch', 'letterbox', 'center-crop']).default('stretch'),
     interpolation: z.enum(INTERPOLATIONS).default('bilinear'),
     /** The letterbox fill, in pixel values (0..255): one grey, or R, G, B. */
-    pad: perChannel(byte).default([114, 114, 114]),
+    pad: perChannel(byte).default([114]),
   })
   .superRefine((i, ctx) => {
     for (const key of ['mean', 'std', 'pad'] as const) {

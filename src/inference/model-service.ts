@@ -103,10 +103,10 @@ export class ModelService implements LiveReloadable<ModelConfig> {
     return this.host.engine?.info;
   }
 
-  /** What capture scales frames to: the loaded model's input size and resize mode. */
+  /** What capture scales frames to: the loaded model's input size, resize mode and interpolation. */
   get scaleTarget(): ScaleTarget | undefined {
     const i = this.host.engine?.input;
-    return i && { width: i.width, height: i.height, resize: i.resize };
+    return i && { width: i.width, height: i.height, resize: i.resize, interpolation: i.interpolation };
   }
 
   infer(frame: Frame, hooks?: InferHooks): Promise<Inference> {
