@@ -28,6 +28,7 @@ import type { CameraStateName, DaemonStatus } from './publish/schemas.js';
 import { Topics } from './publish/topics.js';
 import { type ReloadReport, ReloadController } from './reload.js';
 import { PackageStore, RolloutService } from './rollout/service.js';
+import { RolloutTargets } from './rollout/stage-targets.js';
 import { VERSION } from './version.js';
 
 export type { ReloadReport };
@@ -124,7 +125,19 @@ export class App {
         clock,
         log: child('rollout'),
       });
-    const stages = new StageModels({ config: c, log: child('pipelines'), listener: events, clock });
+    // cmd/model/* with `stage`: a pipeline stage's model (its own store and retained state).
+    const targets =
+      rollout &&
+      new RolloutTargets({
+        model: rollout,
+        config: { ...c.model.rollout, keep: c.model.keep },
+        deviceId: c.deviceId,
+        clock,
+        log: child('rollout'),
+        publishStage: (key, p) => messaging.mqtt.publish(`${topics.modelState}/${key}`, p, { qos: 1, retain: true }),
+      });
+    const stages = new StageModels({ config: c, log: child('pipelines'), listener: events, clock, resolve: targets?.resolveStage });
+    targets?.bindStages(stages);
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
       .map(([name, cam]) => {
@@ -194,6 +207,7 @@ export class App {
         health: () => monitor.health(),
         systemd: notifier,
         rollout,
+        stageRollouts: targets,
         http: {
           get address() {
             return http?.address;
@@ -242,7 +256,7 @@ export class App {
         return deps.reloader.reload();
       },
       status: () => status.status(),
-      model: rollout,
+      model: targets,
       statusMessage: () => status.message('online'),
       modelName: () => (model.info ? `${model.info.name} ${model.info.version}` : 'edge-inferd'),
       publishFailures: () => messaging.publishFailures(),
@@ -298,7 +312,7 @@ export class App {
         ...messaging.connectionComponents,
         ...channels,
         control,
-        ...(rollout ? [part('rollout', rollout)] : []),
+        ...(targets ? [part('rollout', targets)] : []),
       ],
       onPhase: (phase) => {
         monitor.setPhase(phase);

@@ -36,8 +36,19 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
   private readonly model: Config['model'];
   private readonly log: Logger;
 
-  constructor(opts: { config: Config; log: Logger; listener: ModelListener; clock?: Clock }) {
+  /**
+   * `resolve`: the package folder to load for a stage's configured model (one installed over MQTT
+   * overrides it, see src/rollout/stage-targets.ts); default the configured folder itself.
+   */
+  constructor(opts: {
+    config: Config;
+    log: Logger;
+    listener: ModelListener;
+    clock?: Clock;
+    resolve?: (pipeline: string, stage: string, configured: string) => string;
+  }) {
     const c = opts.config;
+    const resolve = opts.resolve;
     this.model = c.model;
     this.log = opts.log;
     const used = new Set(Object.values(c.cameras).flatMap((cam) => (cam.enabled && cam.pipeline ? [cam.pipeline] : [])));
@@ -50,6 +61,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
             log: opts.log.child({ pipeline: name, stage: st.name }),
             listener: opts.listener,
             clock: opts.clock,
+            resolve: resolve && ((configured) => resolve(name, st.name, configured)),
           }),
       );
       this.services.set(name, svcs);
@@ -130,6 +142,15 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     if (cam.privacy?.snapshots) return cam.privacy.snapshots;
     const stages = cam.pipeline ? this.pipelines[cam.pipeline] : undefined;
     return stages?.some((st) => findsPeople(st)) ? 'redact' : 'on';
+  }
+
+  /** Every running stage's model service, as "<pipeline>/<stage>", with what it does: the detector (first) or crops. */
+  stageServices(): { key: string; service: ModelService; role: 'detector' | 'crops' }[] {
+    return Object.entries(this.pipelines).flatMap(([name, stages]) =>
+      stages.map(
+        (st, i) => ({ key: `${name}/${st.name}`, service: this.services.get(name)![i], role: i === 0 ? 'detector' : 'crops' }) as const,
+      ),
+    );
   }
 
   status(): StageStatus[] {
