@@ -109,7 +109,8 @@ export class Preprocessor {
   /** New source size: new sampling tables, and the padding written once (frames only overwrite the inside). */
   private setup(frame: Frame): void {
     const { width: W, height: H, layout } = this.spec;
-    const p = (this.plan = samplingPlan(this.spec, frame));
+    const p = samplingPlan(this.spec, frame);
+    this.plan = p;
     const C = this.channels;
     const plane = W * H;
     for (let c = 0; c < C; c++) {

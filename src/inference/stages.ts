@@ -146,11 +146,10 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
 
   /** Every running stage's model service, as "<pipeline>/<stage>", with what it does: the detector (first) or crops. */
   stageServices(): { key: string; service: ModelService; role: 'detector' | 'crops' }[] {
-    return Object.entries(this.pipelines).flatMap(([name, stages]) =>
-      stages.map(
-        (st, i) => ({ key: `${name}/${st.name}`, service: this.services.get(name)![i], role: i === 0 ? 'detector' : 'crops' }) as const,
-      ),
-    );
+    return Object.entries(this.pipelines).flatMap(([name, stages]) => {
+      const svcs = this.services.get(name) ?? [];
+      return stages.map((st, i) => ({ key: `${name}/${st.name}`, service: svcs[i], role: i === 0 ? 'detector' : 'crops' }) as const);
+    });
   }
 
   status(): StageStatus[] {

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import type { Clock } from '../clock.js';
 import { DaemonError } from '../errors.js';
 import type { InferenceEngine } from '../inference/engine.js';
 import type { ModelService } from '../inference/model-service.js';
@@ -121,7 +120,7 @@ function fitting(service: ModelService, key: string, role: 'detector' | 'crops')
     <T>(check: (e: InferenceEngine) => Promise<T>) =>
     async (e: InferenceEngine): Promise<T> => {
       fits(e);
-      return check(e);
+      return await check(e);
     };
   return {
     get info() {

@@ -60,9 +60,9 @@ async function tfjsGrey(extra: string): Promise<string> {
   });
   let json = '';
   await model.save(
-    core.io.withSaveHandler(async (a) => {
+    core.io.withSaveHandler((a) => {
       json = JSON.stringify({ modelTopology: a.modelTopology, format: a.format, weightsManifest: [{ paths: [], weights: [] }] });
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' as const } });
     }),
   );
   return pkgDir(
