@@ -3,7 +3,7 @@ import { z } from 'zod';
 /** manifest.yaml of a model package: what the model expects and how to read its answer. */
 
 /** How the frame is resampled to the model's input (docs/inputs.md says which library each one matches). */
-export const INTERPOLATIONS = ['bilinear', 'nearest', 'area', 'bilinear-antialias', 'bicubic-antialias'] as const;
+const INTERPOLATIONS = ['bilinear', 'nearest', 'area', 'bilinear-antialias', 'bicubic-antialias'] as const;
 export type Interpolation = (typeof INTERPOLATIONS)[number];
 
 const byte = z.int().min(0).max(255);

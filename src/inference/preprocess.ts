@@ -15,7 +15,7 @@ import type { InputSpec } from './manifest.js';
 
 import { type AnyAxis, type Axis, type Geometry, samplingPlan, type SamplingPlan } from './sampling.js';
 
-export { affineOf, type Axis, axis, channelMap, type Geometry, geometryFor, unitAxis } from './sampling.js';
+export { type Geometry, geometryFor } from './sampling.js';
 
 /** A tensor's elements: float16 travels as its IEEE bits. */
 export type TensorData = Float32Array | Uint16Array | Uint8Array;
@@ -229,7 +229,7 @@ export class Preprocessor {
  * axes), or the weighted sum of the taps, row by row (taps axes). A lerp axis against a taps axis
  * counts as two taps.
  */
-export function sample(src: Uint8Array, ax: AnyAxis, ay: AnyAxis, x: number, y: number, k: number): number {
+function sample(src: Uint8Array, ax: AnyAxis, ay: AnyAxis, x: number, y: number, k: number): number {
   if (ax.kind === 'lerp' && ay.kind === 'lerp') {
     const r0 = ay.i0[y];
     const r1 = ay.i1[y];

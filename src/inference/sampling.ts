@@ -35,7 +35,7 @@ export interface Axis {
   hi: number;
 }
 
-export interface TapsAxis {
+interface TapsAxis {
   kind: 'taps';
   /** Output pixel d uses taps [start[d], start[d + 1]). */
   start: Int32Array;
@@ -63,7 +63,7 @@ function inside(dst: number, src: number, scale: number, offset: number): { lo: 
 }
 
 /** Bilinear (two taps, half-pixel centres, edges clamped), or nearest (the pixel under the centre). */
-export function axis(dst: number, src: number, scale: number, offset: number, bytesPerStep: number, nearest = false): Axis {
+function axis(dst: number, src: number, scale: number, offset: number, bytesPerStep: number, nearest = false): Axis {
   const { lo, hi } = inside(dst, src, scale, offset);
   const a: Axis = { kind: 'lerp', i0: new Int32Array(dst), i1: new Int32Array(dst), w1: new Float32Array(dst), lo, hi };
   // Nearest: the source pixel under each centre, the centre stepped along as PIL does (its
@@ -103,7 +103,7 @@ const FILTERS: Record<'bilinear-antialias' | 'bicubic-antialias', { support: num
 };
 
 /** Weights of the source pixels under each output pixel (area coverage, or a widened kernel), normalised to 1. */
-export function tapsAxis(
+function tapsAxis(
   dst: number,
   src: number,
   scale: number,
@@ -143,7 +143,7 @@ export function tapsAxis(
   return { kind: 'taps', start, off: Int32Array.from(off), weight: Float32Array.from(weight), lo, hi };
 }
 
-export function axisFor(
+function axisFor(
   interpolation: Interpolation,
   dst: number,
   src: number,
@@ -164,7 +164,7 @@ export function geometryFor(spec: Pick<InputSpec, 'width' | 'height' | 'resize'>
 }
 
 /** Which source byte holds each model channel (R,G,B or B,G,R order). */
-export function channelMap(format: Frame['format'], colour: InputSpec['colour']): [number, number, number] {
+function channelMap(format: Frame['format'], colour: InputSpec['colour']): [number, number, number] {
   const rgb: [number, number, number] = format === 'BGR' || format === 'BGRA' ? [2, 1, 0] : format === 'GRAY8' ? [0, 0, 0] : [0, 1, 2];
   return colour === 'RGB' ? rgb : [rgb[2], rgb[1], rgb[0]];
 }
@@ -173,12 +173,12 @@ export function channelMap(format: Frame['format'], colour: InputSpec['colour'])
  * A grey model's weights of the R, G, B samples (channelMap in RGB order): BT.601 luma, what OpenCV
  * (COLOR_RGB2GRAY) and PIL (convert('L')) use; a GRAY8 frame is its own grey.
  */
-export function greyWeights(format: Frame['format']): Float32Array {
+function greyWeights(format: Frame['format']): Float32Array {
   return format === 'GRAY8' ? Float32Array.of(1, 0, 0) : Float32Array.of(0.299, 0.587, 0.114);
 }
 
 /** out = v * mul + add per channel: (v * scale - mean) / std for float, v + 0.5 (rounding) for uint8. */
-export function affineOf(spec: InputSpec): { mul: Float32Array; add: Float32Array } {
+function affineOf(spec: InputSpec): { mul: Float32Array; add: Float32Array } {
   if (spec.dtype === 'uint8') return { mul: Float32Array.of(1, 1, 1), add: Float32Array.of(0.5, 0.5, 0.5) };
   const of = (v: readonly number[], c: number) => v[c] ?? v[0];
   return {
@@ -188,13 +188,13 @@ export function affineOf(spec: InputSpec): { mul: Float32Array; add: Float32Arra
 }
 
 /** The letterbox fill per model channel, in pixel values (one value: every channel). */
-export function padOf(spec: InputSpec): [number, number, number] {
+function padOf(spec: InputSpec): [number, number, number] {
   const p = spec.pad ?? [114];
   return [p[0], p[1] ?? p[0], p[2] ?? p[0]];
 }
 
 /** Whether the x axis samples whole source pixels one after another (scale 1): no blend needed. */
-export function unitAxis(a: AnyAxis, bpp: number): boolean {
+function unitAxis(a: AnyAxis, bpp: number): boolean {
   if (a.kind === 'taps') return false;
   for (let x = a.lo; x < a.hi; x++) if (a.w1[x] !== 0 || (x > a.lo && a.i0[x] - a.i0[x - 1] !== bpp)) return false;
   return true;
