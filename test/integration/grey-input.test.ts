@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GraphBuilder, int } from '../../scripts/onnx/builder.js';
 import type { Frame } from '../../src/capture/frame.js';
+import { Engine } from '../../src/inference/engine.js';
 import { loadModelPackage, modelSha256 } from '../../src/inference/package.js';
 import { loadTf } from '../../src/inference/tfjs.js';
 import { WorkerEngine } from '../../src/inference/worker-engine.js';
@@ -110,5 +111,30 @@ describe.each([
     expect(err.problems[0]).toMatch(
       /^input\.channels: manifest says 3, the model's input "image" has 1 \(shape \[[^\]]*\], N[CHW]{3}\); set input\.channels: 1$/,
     );
+  });
+});
+
+describe('grey crops', () => {
+  it("a crop stage's grey model with area interpolation gets each crop's own luma", async () => {
+    const engine = await Engine.load(await loadModelPackage(await onnxGrey('  channels: 1\n  interpolation: area\n')), {
+      providers: ['cpu'],
+    });
+    try {
+      // Left half one colour, right half another: one crop on each.
+      const a: [number, number, number] = [30, 200, 90];
+      const b: [number, number, number] = [250, 240, 10];
+      const frame = solid(80, 40, a);
+      for (let y = 0; y < 40; y++) for (let x = 40; x < 80; x++) frame.data.set(b, (y * 80 + x) * 3);
+      const r = await engine.inferCrops(frame, {
+        rects: [
+          { x: 5, y: 5, w: 30, h: 30 },
+          { x: 45, y: 5, w: 30, h: 30 },
+        ],
+        quality: { minSidePx: 1, minSharpness: 0 },
+      });
+      expect(r.crops.map((c) => c.scores?.[0])).toEqual([expect.closeTo(luma(a) / 255, 5), expect.closeTo(luma(b) / 255, 5)]);
+    } finally {
+      await engine.close();
+    }
   });
 });
