@@ -26,6 +26,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <unordered_map>
+#include <vector>
 
 namespace {
 
@@ -123,15 +125,52 @@ void RunGeneral(const uint8_t* src, typename Out<D>::T* out, const Plan& p) {
   const bool nchw = p.layout == kNchw;
   const size_t cs = nchw ? plane : 1;
   const size_t ps = nchw ? 1 : p.C;
+  // Taps: each source row the y taps name is filtered along x once (per model channel), then every
+  // output row sums its rows: the sums Sample() would make, in the same order (preprocess.ts general()).
+  const bool taps = p.ax.kind == 1 && p.ay.kind == 1;
+  std::unordered_map<int32_t, size_t> rowAt;
+  std::vector<double> rows;
+  auto rowOf = [&](int32_t off) {
+    if (rowAt.count(off)) return;
+    const size_t at = rows.size();
+    rows.resize(at + static_cast<size_t>(p.W) * 3, 0.0);
+    double* r = rows.data() + at;
+    for (int x = p.xlo; x < p.xhi; x++) {
+      for (int c = 0; c < 3; c++) {
+        double v = 0;
+        for (int i = p.ax.start[x]; i < p.ax.start[x + 1]; i++) v += src[off + p.ax.off[i] + p.k[c]] * static_cast<double>(p.ax.weight[i]);
+        r[x * 3 + c] = v;
+      }
+    }
+    rowAt.emplace(off, at);
+  };
+  std::vector<const double*> rowsOfY;
   for (int y = 0; y < p.H; y++) {
     size_t o = static_cast<size_t>(y) * p.W * ps;
+    if (taps && y >= p.ylo && y < p.yhi) {
+      // Filter the rows first (rows may grow), then take their addresses.
+      const int j0 = p.ay.start[y];
+      const int j1 = p.ay.start[y + 1];
+      for (int j = j0; j < j1; j++) rowOf(p.ay.off[j]);
+      rowsOfY.clear();
+      for (int j = j0; j < j1; j++) rowsOfY.push_back(rows.data() + rowAt[p.ay.off[j]]);
+    }
     for (int x = 0; x < p.W; x++, o += ps) {
       if (y < p.ylo || y >= p.yhi || x < p.xlo || x >= p.xhi) {
         for (int c = 0; c < p.C; c++) out[o + c * cs] = O::Of(p.pad[c] * p.mul[c] + p.add[c]);
         continue;
       }
       double s[3];
-      for (int c = 0; c < 3; c++) s[c] = Sample(src, p.ax, p.ay, x, y, p.k[c]);
+      if (taps) {
+        const float* wy = p.ay.weight + p.ay.start[y];
+        for (int c = 0; c < 3; c++) {
+          double acc = 0;
+          for (size_t j = 0; j < rowsOfY.size(); j++) acc += rowsOfY[j][x * 3 + c] * static_cast<double>(wy[j]);
+          s[c] = acc;
+        }
+      } else {
+        for (int c = 0; c < 3; c++) s[c] = Sample(src, p.ax, p.ay, x, y, p.k[c]);
+      }
       if (p.C == 1) {
         out[o] = O::Of((s[0] * p.grey[0] + s[1] * p.grey[1] + s[2] * p.grey[2]) * p.mul[0] + p.add[0]);
       } else {

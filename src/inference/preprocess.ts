@@ -207,10 +207,39 @@ export class Preprocessor {
     const ps = nchw ? 1 : C;
     const out = this.out;
     const s = [0, 0, 0];
+    // Taps: each source row the y taps name is filtered along x once (per model channel), then
+    // every output row sums its rows: the sums sample() would make, in the same order.
+    const rows = ax.kind === 'taps' && ay.kind === 'taps' ? new Map<number, Float64Array>() : undefined;
+    const rowOf = (off: number): Float64Array => {
+      let r = rows?.get(off);
+      if (r) return r;
+      r = new Float64Array(W * 3);
+      if (ax.kind === 'taps')
+        for (let x = ax.lo; x < ax.hi; x++)
+          for (let c = 0; c < 3; c++) {
+            let v = 0;
+            for (let i = ax.start[x]; i < ax.start[x + 1]; i++) v += frame.data[off + ax.off[i] + k[c]] * ax.weight[i];
+            r[x * 3 + c] = v;
+          }
+      rows?.set(off, r);
+      return r;
+    };
+    let rowsOfY: Float64Array[] = [];
+    let wy: Float32Array = new Float32Array(0);
     for (let y = ay.lo; y < ay.hi; y++) {
       let o = (y * W + ax.lo) * ps;
+      if (rows && ay.kind === 'taps') {
+        rowsOfY = Array.from(ay.off.subarray(ay.start[y], ay.start[y + 1]), rowOf);
+        wy = ay.weight.subarray(ay.start[y], ay.start[y + 1]);
+      }
       for (let x = ax.lo; x < ax.hi; x++, o += ps) {
-        for (let c = 0; c < 3; c++) s[c] = sample(frame.data, ax, ay, x, y, k[c]);
+        if (rows) {
+          for (let c = 0; c < 3; c++) {
+            let acc = 0;
+            for (let j = 0; j < rowsOfY.length; j++) acc += rowsOfY[j][x * 3 + c] * wy[j];
+            s[c] = acc;
+          }
+        } else for (let c = 0; c < 3; c++) s[c] = sample(frame.data, ax, ay, x, y, k[c]);
         if (C === 1) out[o] = (s[0] * grey[0] + s[1] * grey[1] + s[2] * grey[2]) * mul[0] + add[0];
         else for (let c = 0; c < 3; c++) out[o + c * cs] = s[c] * mul[c] + add[c];
       }

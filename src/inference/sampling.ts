@@ -130,7 +130,11 @@ function tapsAxis(
       const centre = (d + 0.5 - offset) / scale;
       const from = Math.max(Math.trunc(centre - support * wide + 0.5), 0);
       const to = Math.min(Math.trunc(centre + support * wide + 0.5), src);
-      for (let i = from; i < to; i++) taps.push([i, f((i - centre + 0.5) / wide)]);
+      // Taps the kernel gives 0 are left out (a triangle at scale 1 would blend in zeros of both neighbours).
+      for (let i = from; i < to; i++) {
+        const w = f((i - centre + 0.5) / wide);
+        if (w !== 0) taps.push([i, w]);
+      }
       if (!taps.length) taps.push([Math.min(Math.max(Math.floor(centre), 0), src - 1), 1]);
     }
     const sum = taps.reduce((s, [, w]) => s + w, 0);
@@ -143,14 +147,7 @@ function tapsAxis(
   return { kind: 'taps', start, off: Int32Array.from(off), weight: Float32Array.from(weight), lo, hi };
 }
 
-function axisFor(
-  interpolation: Interpolation,
-  dst: number,
-  src: number,
-  scale: number,
-  offset: number,
-  bytesPerStep: number,
-): AnyAxis {
+function axisFor(interpolation: Interpolation, dst: number, src: number, scale: number, offset: number, bytesPerStep: number): AnyAxis {
   if (interpolation === 'bilinear' || interpolation === 'nearest')
     return axis(dst, src, scale, offset, bytesPerStep, interpolation === 'nearest');
   return tapsAxis(dst, src, scale, offset, bytesPerStep, interpolation);
