@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Config } from './config/schema.js';
-import { errorCode, errorMessage } from './errors.js';
+import { errorCode, errorMessage, must } from './errors.js';
 import { INFER_CAMERA } from './health/routes/infer.js';
 import { Engine, type InferenceEngine } from './inference/engine.js';
 import { PipelineRunner, type StageModel } from './inference/pipeline.js';
@@ -36,7 +36,7 @@ export async function inferImages(config: Config, files: readonly string[], log:
   const load = (dir: string) => loadEngine(dir, { ...sessionOptions(config.model), onEvent: (e) => logEngineEvent(log, e) });
   let engine: Pick<InferenceEngine, 'infer' | 'close'>;
   try {
-    engine = cam?.pipeline ? await pipelineEngine(config, camera!, load) : await load(config.model.path);
+    engine = cam?.pipeline ? await pipelineEngine(config, must(camera, 'the camera'), load) : await load(config.model.path);
   } catch (err) {
     // A model that does not load is a failure (1), as the README's exit codes say; 2 is for usage.
     out.stderr(`edge-inferd infer: ${errorMessage(err)}${errorCode(err) ? ` (${errorCode(err)})` : ''}\n`);
@@ -71,15 +71,16 @@ async function pipelineEngine(
   load: (dir: string) => Promise<InferenceEngine>,
 ): Promise<Pick<InferenceEngine, 'infer' | 'close'>> {
   const cam = config.cameras[camera];
-  const stages = config.pipelines[cam.pipeline!];
+  const name = must(cam.pipeline, `cameras.${camera}.pipeline`);
+  const stages = config.pipelines[name];
   const engines = await Promise.all(stages.map((st) => load(st.model)));
   const model = (e: InferenceEngine): StageModel => ({
     info: e.info,
     infer: (f, h) => e.infer(f, h),
-    inferCrops: (f, r) => e.inferCrops!(f, r),
+    inferCrops: (f, r) => must(e.inferCrops, `model ${e.info.name}'s crop inference`).call(e, f, r),
   });
   const runner = new PipelineRunner({
-    name: cam.pipeline!,
+    name,
     stages: () => stages,
     models: [model(engines[0]), model(engines[1])],
     mirror: cam.mirror ?? false,

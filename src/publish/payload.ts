@@ -207,7 +207,7 @@ export function trackEventPayload(args: {
       r.name,
       {
         notDetected: r.notDetected,
-        ...(r.label !== undefined ? { label: r.label, score: r3(clamp01(r.score!)) } : {}),
+        ...(r.label !== undefined && r.score !== undefined ? { label: r.label, score: r3(clamp01(r.score)) } : {}),
         ...(r.scores ? { scores: byLabel(d.labels, r.scores) } : {}),
         frames: r.frames,
         seen: r.seen,
