@@ -77,6 +77,7 @@ async function pipelineEngine(
   const model = (e: InferenceEngine): StageModel => ({
     info: e.info,
     infer: (f, h) => e.infer(f, h),
+    // Called on the engine: an unbound method loses `this` (the worker engine's queue).
     inferCrops: (f, r) => must(e.inferCrops, `model ${e.info.name}'s crop inference`).call(e, f, r),
   });
   const runner = new PipelineRunner({
