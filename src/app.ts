@@ -15,7 +15,7 @@ import { SnapshotStore } from './health/snapshots.js';
 import { StallDetector } from './health/stall.js';
 import { StatusReporter } from './health/status.js';
 import { SystemdNotifier } from './health/systemd.js';
-import { ModelService } from './inference/model-service.js';
+import { ModelService, modelInUse } from './inference/model-service.js';
 import { StageModels } from './inference/stages.js';
 import type { Inference } from './inference/types.js';
 import { Journal } from './journal/journal.js';
@@ -29,6 +29,7 @@ import type { CameraStateName, DaemonStatus } from './publish/schemas.js';
 import { Topics } from './publish/topics.js';
 import { type ReloadReport, ReloadController } from './reload.js';
 import { PackageStore, RolloutService } from './rollout/service.js';
+import { RolloutTargets } from './rollout/stage-targets.js';
 import { VERSION } from './version.js';
 import { must } from './errors.js';
 
@@ -137,6 +138,7 @@ export class App {
       listener: buildEvents,
       clock,
       resolve: store && ((p) => store.effectivePath(p)),
+      inUse: modelInUse(c.cameras),
     });
     const rollout =
       store &&
@@ -149,7 +151,19 @@ export class App {
         clock,
         log: child('rollout'),
       });
-    const stages = new StageModels({ config: c, log: child('pipelines'), listener: buildEvents, clock });
+    // cmd/model/* with `stage`: a pipeline stage's model (its own store and retained state).
+    const targets =
+      rollout &&
+      new RolloutTargets({
+        model: rollout,
+        config: { ...c.model.rollout, keep: c.model.keep },
+        deviceId: c.deviceId,
+        clock,
+        log: child('rollout'),
+        publishStage: (key, p) => messaging.mqtt.publish(`${topics.modelState}/${key}`, p, { qos: 1, retain: true }),
+      });
+    const stages = new StageModels({ config: c, log: child('pipelines'), listener: buildEvents, clock, resolve: targets?.resolveStage });
+    targets?.bindStages(stages);
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
       .map(([name, cam]) => {
@@ -223,6 +237,12 @@ export class App {
         health: () => monitor.health(),
         systemd: notifier,
         rollout,
+        stageRollouts: targets,
+        http: {
+          get address() {
+            return http?.address;
+          },
+        },
       },
     });
     const metrics = new Metrics({
@@ -267,7 +287,7 @@ export class App {
         return await deps.reloader.reload();
       },
       status: () => status.status(),
-      model: rollout,
+      model: targets,
       statusMessage: () => status.message('online'),
       modelName: () => (model.info ? `${model.info.name} ${model.info.version}` : 'edge-inferd'),
       publishFailures: () => messaging.publishFailures(),
@@ -329,7 +349,7 @@ export class App {
         ...messaging.connectionComponents,
         ...channels,
         control,
-        ...(rollout ? [part('rollout', rollout)] : []),
+        ...(targets ? [part('rollout', targets)] : []),
       ],
       onPhase: (phase) => {
         monitor.setPhase(phase);
@@ -341,7 +361,7 @@ export class App {
         if (phase === 'stopped') log.info('stopped');
         if (phase !== 'running') return;
         markRunning();
-        log.info({ cameras: channels.map((ch) => ch.name), provider: model.info?.provider }, 'running');
+        log.info({ cameras: channels.map((ch) => ch.name), provider: model.info?.provider, http: http?.address }, 'running');
         notifier.ready();
       },
     });

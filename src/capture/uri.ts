@@ -46,12 +46,26 @@ export interface SplitSource {
   sync: boolean;
 }
 
-/** What the capture pipeline scales frames to: the model's input and its resize mode. */
+/** What the capture pipeline scales frames to: the model's input, its resize mode and interpolation. */
 export interface ScaleTarget {
   width: number;
   height: number;
   resize: 'stretch' | 'letterbox' | 'center-crop';
+  /** The manifest's input.interpolation; default bilinear. */
+  interpolation?: 'bilinear' | 'nearest' | 'area' | 'bilinear-antialias' | 'bicubic-antialias';
 }
+
+/**
+ * The scalers' own methods for the interpolations they do as the tensor writer does: videoscale's
+ * (and a Jetson nvvidconv's interpolation-method) nearest and 2-tap bilinear. The antialiased ones
+ * (area, *-antialias) have no exact GStreamer twin: that branch then only converts, at the camera's
+ * size, and the tensor writer resamples exactly (a conversion of the whole frame: the price of
+ * the model's own resize).
+ */
+const SCALER_METHOD: Partial<Record<NonNullable<ScaleTarget['interpolation']>, { videoscale: string; nvvidconv: number }>> = {
+  bilinear: { videoscale: 'bilinear', nvvidconv: 1 },
+  nearest: { videoscale: 'nearest-neighbour', nvvidconv: 0 },
+};
 
 /** The element that scales: GStreamer's own, or a Jetson's VIC hardware through nvvidconv. */
 export type Scaler = 'videoscale' | 'nvvidconv';
@@ -141,11 +155,13 @@ function modelCaps(t: ScaleTarget): string {
 export function scaledPipeline(split: SplitSource, target: ScaleTarget, scaler: Scaler = 'videoscale'): string {
   const { sink, valve, tee, gate } = FULL_BRANCH;
   const sync = `sync=${split.sync}`;
-  const model =
-    scaler === 'nvvidconv'
-      ? `nvvidconv ! video/x-raw,format=RGBA,${modelCaps(target)}`
-      : `videoscale add-borders=false ! video/x-raw,${modelCaps(target)} ! videoconvert ! video/x-raw,format=RGB`;
   const full = scaler === 'nvvidconv' ? 'nvvidconv ! video/x-raw,format=RGBA' : 'videoconvert ! video/x-raw,format=RGB';
+  const method = SCALER_METHOD[target.interpolation ?? 'bilinear'];
+  const model = !method
+    ? full
+    : scaler === 'nvvidconv'
+      ? `nvvidconv interpolation-method=${method.nvvidconv} ! video/x-raw,format=RGBA,${modelCaps(target)}`
+      : `videoscale method=${method.videoscale} add-borders=false ! video/x-raw,${modelCaps(target)} ! videoconvert ! video/x-raw,format=RGB`;
   return (
     `${split.head} ! tee name=${tee} ` +
     `${tee}. ! valve name=${gate} drop=false ! queue max-size-buffers=2 ! ${model} ! appsink name=${SINK_NAME} ${sync} ` +

@@ -288,7 +288,12 @@ export const journalSchema = z.strictObject({
 export const httpSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: host.default('127.0.0.1').describe('Listen address; anything but loopback requires token or tokenFile'),
-  port: port.default(8321),
+  port: z
+    .int()
+    .min(0)
+    .max(65535)
+    .default(8321)
+    .describe('Listen port; 0: a free port the system picks (the `running` log line and /status say which)'),
   token: z
     .string()
     .min(16, 'must be at least 16 characters')

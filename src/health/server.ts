@@ -90,6 +90,11 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     return (this.server?.address() as AddressInfo | null)?.port ?? this.opts.port;
   }
 
+  /** Where it listens now (the port the system picked for http.port 0); undefined while not listening. */
+  get address(): { host: string; port: number } | undefined {
+    return this.server && { host: this.opts.host, port: this.port };
+  }
+
   /** Registers an endpoint; GET routes also answer HEAD. */
   addRoute(route: Route): void {
     this.routes.push(route);

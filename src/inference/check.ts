@@ -116,13 +116,19 @@ export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: s
   const [b, c, h, w] = nchw ? [shape[0], shape[1], shape[2], shape[3]] : [shape[0], shape[3], shape[1], shape[2]];
   if (typeof b === 'number' && b !== 1)
     problems.push(`input: the model's input "${input.name}" has batch size ${b} (shape ${fmt(shape)}); only batch 1 is supported`);
-  if (typeof c === 'number' && c !== 3) {
+  const C = spec.channels;
+  if (typeof c === 'number' && c !== C) {
     const other = nchw ? shape[3] : shape[1];
-    const hint = other === 3 ? ` (it looks ${nchw ? 'NHWC' : 'NCHW'})` : '';
-    problems.push(
-      `input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input ` +
-        `"${input.name}" has shape ${fmt(shape)}${hint}`,
-    );
+    // The channel count is elsewhere: the layout is wrong. A 1 or 3 where the layout puts channels: the count is.
+    const where = `the model's input "${input.name}" has shape ${fmt(shape)}`;
+    const layout = `input.layout: manifest says ${spec.layout} (${C} channels at dim ${nchw ? 1 : 3}), ${where}`;
+    if (other === C) problems.push(`${layout} (it looks ${nchw ? 'NHWC' : 'NCHW'})`);
+    else if (c === 1 || c === 3)
+      problems.push(
+        `input.channels: manifest says ${C}, the model's input "${input.name}" has ${c} ` +
+          `(shape ${fmt(shape)}, ${spec.layout}); set input.channels: ${c}`,
+      );
+    else problems.push(layout);
     return; // width/height would be read from the wrong dims
   }
   if (typeof w === 'number' && w !== spec.width)

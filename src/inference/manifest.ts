@@ -2,22 +2,48 @@ import { z } from 'zod';
 
 /** manifest.yaml of a model package: what the model expects and how to read its answer. */
 
-export const inputSchema = z.strictObject({
-  name: z.string().min(1),
-  layout: z.enum(['NCHW', 'NHWC']).default('NCHW'),
-  width: z.int().min(1).max(8192),
-  height: z.int().min(1).max(8192),
-  colour: z.enum(['RGB', 'BGR']).default('RGB'),
-  dtype: z.enum(['float32', 'float16', 'uint8']).default('float32'),
-  /** Applied first: x = pixel * scale; then (x - mean) / std per channel. */
-  scale: z
-    .number()
-    .positive()
-    .default(1 / 255),
-  mean: z.tuple([z.number(), z.number(), z.number()]).default([0, 0, 0]),
-  std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([1, 1, 1]),
-  resize: z.enum(['stretch', 'letterbox', 'center-crop']).default('stretch'),
-});
+/** How the frame is resampled to the model's input (docs/inputs.md says which library each one matches). */
+const INTERPOLATIONS = ['bilinear', 'nearest', 'area', 'bilinear-antialias', 'bicubic-antialias'] as const;
+export type Interpolation = (typeof INTERPOLATIONS)[number];
+
+const byte = z.int().min(0).max(255);
+/** One value for every channel, or one per channel. */
+const perChannel = (item: z.ZodNumber) => z.union([item.transform((v) => [v]), z.array(item).min(1).max(3)]);
+
+export const inputSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    layout: z.enum(['NCHW', 'NHWC']).default('NCHW'),
+    width: z.int().min(1).max(8192),
+    height: z.int().min(1).max(8192),
+    /** 3: colour (in `colour` order); 1: grey (BT.601 luma of the RGB pixel, as OpenCV and PIL convert). */
+    channels: z.union([z.literal(1), z.literal(3)]).default(3),
+    colour: z.enum(['RGB', 'BGR']).default('RGB'),
+    dtype: z.enum(['float32', 'float16', 'uint8']).default('float32'),
+    /** Applied first: x = pixel * scale; then (x - mean) / std per channel (one value: every channel). */
+    scale: z
+      .number()
+      .positive()
+      .default(1 / 255),
+    mean: perChannel(z.number()).default([0]),
+    std: perChannel(z.number().positive()).default([1]),
+    resize: z.enum(['stretch', 'letterbox', 'center-crop']).default('stretch'),
+    interpolation: z.enum(INTERPOLATIONS).default('bilinear'),
+    /** The letterbox fill, in pixel values (0..255): one grey, or R, G, B. */
+    pad: perChannel(byte).default([114]),
+  })
+  .superRefine((i, ctx) => {
+    for (const key of ['mean', 'std', 'pad'] as const) {
+      const n = i[key].length;
+      if (n !== 1 && n !== i.channels)
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          input: i[key],
+          message: `has ${n} values; give one, or one per channel (channels: ${i.channels})`,
+        });
+    }
+  });
 
 export const classifySchema = z.strictObject({
   outputs: z.enum(['logits', 'probabilities']).default('logits'),
@@ -194,7 +220,10 @@ export function heads(names: string | readonly string[] | undefined): readonly s
 }
 
 export type Manifest = z.output<typeof manifestSchema>;
-export type InputSpec = Manifest['input'];
+type ParsedInput = Manifest['input'];
+/** The input section; the keys added later may be left out by code that builds one by hand (their defaults apply). */
+export type InputSpec = Omit<ParsedInput, 'channels' | 'interpolation' | 'pad' | 'mean' | 'std'> &
+  Partial<Pick<ParsedInput, 'channels' | 'interpolation' | 'pad'>> & { mean: readonly number[]; std: readonly number[] };
 export type DetectSpec = Manifest['detect'];
 export type AnchorSpec = z.output<typeof anchorsSchema>;
 export type SegmentSpec = Manifest['segment'];

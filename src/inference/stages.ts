@@ -37,8 +37,19 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
   private readonly model: Config['model'];
   private readonly log: Logger;
 
-  constructor(opts: { config: Config; log: Logger; listener: ModelListener; clock?: Clock }) {
+  /**
+   * `resolve`: the package folder to load for a stage's configured model (one installed over MQTT
+   * overrides it, see src/rollout/stage-targets.ts); default the configured folder itself.
+   */
+  constructor(opts: {
+    config: Config;
+    log: Logger;
+    listener: ModelListener;
+    clock?: Clock;
+    resolve?: (pipeline: string, stage: string, configured: string) => string;
+  }) {
     const c = opts.config;
+    const resolve = opts.resolve;
     this.model = c.model;
     this.log = opts.log;
     const used = new Set(Object.values(c.cameras).flatMap((cam) => (cam.enabled && cam.pipeline ? [cam.pipeline] : [])));
@@ -51,6 +62,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
             log: opts.log.child({ pipeline: name, stage: st.name }),
             listener: opts.listener,
             clock: opts.clock,
+            resolve: resolve && ((configured) => resolve(name, st.name, configured)),
           }),
       );
       this.services.set(name, svcs);
@@ -142,6 +154,14 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     const snap = this.snapshotPrivacy(cam);
     const stages = cam.pipeline ? this.pipelines[cam.pipeline] : undefined;
     return snap === 'on' && stages?.some((st) => findsPeople(st)) ? 'redact' : snap;
+  }
+
+  /** Every running stage's model service, as "<pipeline>/<stage>", with what it does: the detector (first) or crops. */
+  stageServices(): { key: string; service: ModelService; role: 'detector' | 'crops' }[] {
+    return Object.entries(this.pipelines).flatMap(([name, stages]) => {
+      const svcs = this.services.get(name) ?? [];
+      return stages.map((st, i) => ({ key: `${name}/${st.name}`, service: svcs[i], role: i === 0 ? 'detector' : 'crops' }) as const);
+    });
   }
 
   status(): StageStatus[] {

@@ -312,6 +312,12 @@ export const statsSchema = z
 
 const requestId = z.union([z.string().min(1).max(128), z.int()]).describe("the requester's id, echoed as requestId in the response");
 const cameraArg = name.describe('camera name');
+const stageArg = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\/[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be "<pipeline>/<stage>"')
+  .describe(
+    'a pipeline stage\'s model ("eyes/eye": pipeline eyes, stage eye) instead of `model`; its state on model/state/<pipeline>/<stage>',
+  );
 
 export const commandRequestSchemas = {
   snapshot: z
@@ -349,6 +355,7 @@ export const commandRequestSchemas = {
       name: z.string().min(1).max(128).describe("must equal the manifest's name"),
       version: z.string().min(1).max(64).describe("must equal the manifest's version"),
       activate: z.boolean().default(true).describe('false: download, verify and self-check, keep it, do not switch'),
+      stage: stageArg.optional(),
     })
     .meta({
       title: 'edge-inferd command model/install',
@@ -356,7 +363,7 @@ export const commandRequestSchemas = {
         'Topic cmd/model/install: download a model package, verify it (sha256, manifest), load and ' +
         'self-check it beside the running model, then switch to it. Answered when done.',
     }),
-  'model/rollback': z.strictObject({ id: requestId.optional() }).meta({
+  'model/rollback': z.strictObject({ id: requestId.optional(), stage: stageArg.optional() }).meta({
     title: 'edge-inferd command model/rollback',
     description: 'Topic cmd/model/rollback: switch back to the package active before (or to model.path from the config).',
   }),
@@ -592,6 +599,15 @@ export const daemonStatusSchema = z
     reload: configReload.nullable().describe('the last SIGHUP / reload command'),
     systemd: z.strictObject({ watchdogUsec: count.nullable(), watchdog: count, withheld: count, extended: count }),
     rollout: rolloutStateSchema.nullable().optional().describe('model rollout over MQTT (cmd/model/*)'),
+    stageRollouts: z
+      .record(z.string(), rolloutStateSchema)
+      .optional()
+      .describe('model rollout to pipeline stages, by "<pipeline>/<stage>" (cmd/model/* with stage)'),
+    http: z
+      .strictObject({ host: z.string(), port: z.int().min(1).max(65535) })
+      .nullable()
+      .optional()
+      .describe('where the HTTP endpoint listens (the port the system picked when http.port is 0); null when off'),
   })
   .meta({
     title: 'edge-inferd daemon status',

@@ -129,7 +129,9 @@ export function inferRoute(opts: InferRouteOptions): Route {
       send(res, 200, opts.toPayload(frame, inf));
     } catch (err) {
       opts.log.warn({ err: errorMessage(err) }, 'one-shot inference failed');
-      send(res, 503, { error: `inference failed: ${errorMessage(err)}`, code: errorCode(err) ?? 'INFERENCE_FAILED' });
+      const code = errorCode(err) ?? 'INFERENCE_FAILED';
+      // MODEL_UNUSED: the request named no camera where only pipelines run; nothing is failing.
+      send(res, code === 'MODEL_UNUSED' ? 409 : 503, { error: `inference failed: ${errorMessage(err)}`, code });
     }
   }
 }
