@@ -8,7 +8,8 @@
 // GStreamer), and the runtime's own (V8's GC and compiler threads, libuv's pool: "node").
 // Latency is capture -> a separate mosquitto_sub's receipt.
 //
-//   npx tsx scripts/bench-camera-rate.ts [--seconds 15] [--warmup 8]     the section npm run bench prints
+//   npx tsx scripts/bench-camera-rate.ts [--seconds 15] [--warmup 8] [--no-build] [--out FILE.json]
+//       the section npm run bench prints (it builds dist/ first unless --no-build)
 //   npx tsx scripts/bench-camera-rate.ts --python VENV [--reps 3] [--fps 30]
 //       the daemon and the Python loop of ../shared/baseline-python (same live source, model, ORT
 //       threads with spinning off, broker), interleaved: daemon, Python, daemon, Python...
@@ -205,8 +206,8 @@ function row(
 }
 
 /** `npm run build` output, rebuilt when missing: the bench measures the daemon as a device runs it. */
-function ensureBuilt(): void {
-  if (existsSync(CLI) && process.env.EDGE_INFERD_BENCH_NO_BUILD) return;
+function ensureBuilt(build = true): void {
+  if (existsSync(CLI) && !build) return;
   const r = spawnSync(
     process.execPath,
     [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', path.join(REPO, 'tsconfig.build.json')],
@@ -254,11 +255,18 @@ async function runDaemon(s: Scenario, work: string, broker: Broker, warmupS: num
   writeFileSync(configPath, stringify(config));
   const subFile = path.join(work, `results-${tag}.txt`);
   const sub = subscribe(broker.port, 'bench/camrate/+/result', subFile);
+  // EDGE_INFERD_* variables are config overrides for the daemon: the bench's own (EDGE_INFERD_BENCH_MODELS) stay here.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGE_INFERD_')));
   const proc = spawn(process.execPath, ['--max-semi-space-size=4', CLI, 'run', '--config', configPath], {
     stdio: ['ignore', 'ignore', 'inherit'],
+    env,
   });
+  const exited = new Promise<never>((_, reject) =>
+    proc.once('exit', (code) => reject(new Error(`the daemon exited (${code}) during the run`))),
+  );
+  exited.catch(() => undefined);
   try {
-    await waitPort(httpPort, 60_000);
+    await Promise.race([waitPort(httpPort, 60_000), exited]);
     const inferred = async () => {
       const st = (await (await fetch(`http://127.0.0.1:${httpPort}/status`)).json()) as { cameras: Record<string, { inferred: number }> };
       return Object.fromEntries(names.map((n) => [n, st.cameras[n]?.inferred ?? 0]));
@@ -331,6 +339,8 @@ export interface CameraRateOptions {
   /** A mobilenet_v2-224 package; made from ../shared/bench-models when absent (else the demo model). */
   modelsDir?: string;
   log?: (s: string) => void;
+  /** Run `tsc -p tsconfig.build.json` first (default); false: use dist/ as it is when it exists. */
+  build?: boolean;
 }
 
 /** A bench model package in `work`: mobilenet_v2-224 when the bench models are there, else the demo model. */
@@ -350,7 +360,7 @@ export async function benchCameraRate(opts: CameraRateOptions = {}): Promise<{ m
   const seconds = opts.seconds ?? 15;
   const warmupS = opts.warmupS ?? 8;
   const log = opts.log ?? ((s: string) => console.error(s));
-  ensureBuilt();
+  ensureBuilt(opts.build);
   const work = mkdtempSync(path.join(os.tmpdir(), 'edge-inferd-camrate-'));
   const broker = await startMosquitto(work);
   try {
@@ -378,7 +388,7 @@ export async function benchAgainstPython(opts: CameraRateOptions & { venv: strin
   const seconds = opts.seconds ?? 15;
   const warmupS = opts.warmupS ?? 8;
   const log = opts.log ?? ((s: string) => console.error(s));
-  ensureBuilt();
+  ensureBuilt(opts.build);
   const work = mkdtempSync(path.join(os.tmpdir(), 'edge-inferd-camrate-py-'));
   const broker = await startMosquitto(work);
   try {
@@ -445,9 +455,10 @@ async function main(): Promise<void> {
       fps: { type: 'string', default: '30' },
       models: { type: 'string' },
       out: { type: 'string' },
+      'no-build': { type: 'boolean', default: false },
     },
   });
-  const common = { seconds: Number(values.seconds), warmupS: Number(values.warmup), modelsDir: values.models };
+  const common = { seconds: Number(values.seconds), warmupS: Number(values.warmup), modelsDir: values.models, build: !values['no-build'] };
   const result: { againstPython?: CameraRateRow[]; cameraRate?: { model: string; rows: CameraRateRow[] } } = values.python
     ? { againstPython: await benchAgainstPython({ ...common, venv: values.python, reps: Number(values.reps), fps: Number(values.fps) }) }
     : { cameraRate: await benchCameraRate(common) };
