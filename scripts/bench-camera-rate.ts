@@ -9,7 +9,8 @@
 // Latency is capture -> a separate mosquitto_sub's receipt.
 //
 //   npx tsx scripts/bench-camera-rate.ts [--seconds 15] [--warmup 8] [--no-build] [--out FILE.json]
-//       the section npm run bench prints (it builds dist/ first unless --no-build)
+//       the section npm run bench prints (it builds dist/ first unless --no-build); --only '30 fps' runs
+//       the scenarios whose name contains that
 //   npx tsx scripts/bench-camera-rate.ts --python VENV [--reps 3] [--fps 30]
 //       the daemon and the Python loop of ../shared/baseline-python (same live source, model, ORT
 //       threads with spinning off, broker), interleaved: daemon, Python, daemon, Python...
@@ -341,6 +342,8 @@ export interface CameraRateOptions {
   log?: (s: string) => void;
   /** Run `tsc -p tsconfig.build.json` first (default); false: use dist/ as it is when it exists. */
   build?: boolean;
+  /** Only the scenarios whose name contains this. */
+  only?: string;
 }
 
 /** A bench model package in `work`: mobilenet_v2-224 when the bench models are there, else the demo model. */
@@ -372,7 +375,7 @@ export async function benchCameraRate(opts: CameraRateOptions = {}): Promise<{ m
       { name: 'eyes pipeline (face -> eyes), 1 camera at 15 fps', fps: 15, cameras: 1, model: 'eyes' },
     ];
     const rows: CameraRateRow[] = [];
-    for (const s of scenarios) {
+    for (const s of scenarios.filter((x) => !opts.only || x.name.includes(opts.only))) {
       log(`camera rate: ${s.name}`);
       rows.push(await runDaemon(s, work, broker, warmupS, seconds));
     }
@@ -456,9 +459,16 @@ async function main(): Promise<void> {
       models: { type: 'string' },
       out: { type: 'string' },
       'no-build': { type: 'boolean', default: false },
+      only: { type: 'string' },
     },
   });
-  const common = { seconds: Number(values.seconds), warmupS: Number(values.warmup), modelsDir: values.models, build: !values['no-build'] };
+  const common = {
+    seconds: Number(values.seconds),
+    warmupS: Number(values.warmup),
+    modelsDir: values.models,
+    build: !values['no-build'],
+    only: values.only,
+  };
   const result: { againstPython?: CameraRateRow[]; cameraRate?: { model: string; rows: CameraRateRow[] } } = values.python
     ? { againstPython: await benchAgainstPython({ ...common, venv: values.python, reps: Number(values.reps), fps: Number(values.fps) }) }
     : { cameraRate: await benchCameraRate(common) };
