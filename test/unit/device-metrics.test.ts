@@ -67,9 +67,9 @@ describe('device sampler', () => {
   /** A CPU temperature fallback that counts how often it is asked (systeminformation's runs shell commands each time). */
   const counting = (celsius: number | undefined) => {
     const f = Object.assign(
-      async () => {
+      () => {
         f.calls++;
-        return celsius;
+        return Promise.resolve(celsius);
       },
       { calls: 0 },
     );
