@@ -78,11 +78,14 @@ export async function siCpuTemperature(): Promise<number | undefined> {
   return cpu && typeof cpu.main === 'number' && Number.isFinite(cpu.main) ? cpu.main : undefined;
 }
 
-/** `cpuTemperature`: the fallback asked when there are no thermal zones (undefined: none). */
+/**
+ * `cpuTemperature`: the fallback asked when there are no thermal zones (e.g. siCpuTemperature);
+ * none when absent (no default: "absent" must stay absent for the sampler that dropped it).
+ */
 export async function sampleDevice(
-  root = THERMAL_ROOT,
-  now = () => systemClock.now(),
-  cpuTemperature: (() => Promise<number | undefined>) | undefined = siCpuTemperature,
+  root: string,
+  now: () => number,
+  cpuTemperature: (() => Promise<number | undefined>) | undefined,
 ): Promise<DeviceReading> {
   const t = await readThermal(root);
   if (t.temperatures.length === 0 && cpuTemperature) {
@@ -153,7 +156,7 @@ export class DeviceSampler implements LiveReloadable<number> {
   private async sample(): Promise<void> {
     try {
       const fallback = this.cpuTemperature;
-      this.current = await sampleDevice(this.opts.root, () => this.clock.now(), fallback);
+      this.current = await sampleDevice(this.opts.root ?? THERMAL_ROOT, () => this.clock.now(), fallback);
       this.failing = false;
       if (fallback && this.current.temperatures.length === 0) {
         this.cpuTemperature = undefined;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import si from 'systeminformation';
 import { describe, expect, it } from 'vitest';
-import { DeviceSampler, readThermal, sampleDevice } from '../../src/health/device.js';
+import { DeviceSampler, readThermal, sampleDevice, siCpuTemperature } from '../../src/health/device.js';
 import { Metrics, type MetricsSource } from '../../src/health/metrics.js';
 import { ManualClock } from '../helpers/clock.js';
 import { captureLog } from '../helpers/log.js';
@@ -52,7 +52,7 @@ describe('device sensors', () => {
   });
 
   it('a machine without thermal zones reports none from sysfs (and whatever systeminformation finds)', async () => {
-    const r = await sampleDevice(join(tmpdir(), 'no-such-thermal-root'));
+    const r = await sampleDevice(join(tmpdir(), 'no-such-thermal-root'), Date.now, siCpuTemperature);
     expect(r.cooling).toEqual([]);
     // The fallback is this machine's own CPU sensor through systeminformation: one "cpu" reading
     // where it has one, none where it has none (a container, a VM).
@@ -76,6 +76,10 @@ describe('device sampler', () => {
     return f;
   };
   const noZones = () => join(tmpdir(), 'no-such-thermal-root');
+
+  it('sampleDevice without a fallback asks none', async () => {
+    expect(await sampleDevice(noZones(), () => 7, undefined)).toEqual({ temperatures: [], cooling: [], sampledAtMs: 7 });
+  });
 
   it('without thermal zones, a fallback that finds no temperature is asked once, not at every sample', async () => {
     const clock = new ManualClock();
