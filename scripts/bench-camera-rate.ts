@@ -31,8 +31,8 @@ const CLI = path.join(REPO, 'dist/src/cli.js');
 const TICK_MS = 1000 / 100; // USER_HZ
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export type ThreadGroup = 'main' | 'worker' | 'ortPool' | 'pull' | 'gstreamer' | 'runtime';
-export const THREAD_GROUPS: Record<ThreadGroup, string> = {
+type ThreadGroup = 'main' | 'worker' | 'ortPool' | 'pull' | 'gstreamer' | 'runtime';
+const THREAD_GROUPS: Record<ThreadGroup, string> = {
   main: 'main thread',
   worker: `inference worker (${THREAD_NAMES.worker})`,
   ortPool: `ORT intra-op pool (${THREAD_NAMES.ortPool})`,
@@ -52,7 +52,7 @@ function groupOf(pid: number, tid: number, comm: string): ThreadGroup {
 }
 
 /** CPU ms so far per thread group of a process. */
-export function threadCpu(pid: number): Record<ThreadGroup, number> {
+function threadCpu(pid: number): Record<ThreadGroup, number> {
   const out: Record<ThreadGroup, number> = { main: 0, worker: 0, ortPool: 0, pull: 0, gstreamer: 0, runtime: 0 };
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
@@ -387,7 +387,7 @@ export async function benchCameraRate(opts: CameraRateOptions = {}): Promise<{ m
 }
 
 /** Daemon and Python loop interleaved at one camera rate (the same live source, model, threads and broker). */
-export async function benchAgainstPython(opts: CameraRateOptions & { venv: string; reps: number; fps: number }): Promise<CameraRateRow[]> {
+async function benchAgainstPython(opts: CameraRateOptions & { venv: string; reps: number; fps: number }): Promise<CameraRateRow[]> {
   const seconds = opts.seconds ?? 15;
   const warmupS = opts.warmupS ?? 8;
   const log = opts.log ?? ((s: string) => console.error(s));

@@ -68,7 +68,7 @@ export interface OutboxStats {
 /** Rows kept in memory ahead of the window; the rest wait in the journal. */
 const PAGE = 1000;
 /** How long acknowledgements wait for new messages to share their transaction (a 10 fps camera's frame interval). */
-export const ACK_WAIT_MS = 100;
+const ACK_WAIT_MS = 100;
 
 export class Outbox {
   private readonly journal: Journal;
