@@ -7,6 +7,8 @@
 //   latency 15 fps  the same at 15 fps: capture -> publish latency as a subscriber sees it
 //   pipeline 2 cams two such cameras sharing the one model
 //   preview         GET /preview.mjpeg: CPU per camera frame with 0, 1 and 3 viewers (bench-preview.ts)
+//   camera rate     the built daemon in its own process at 15 and 30 fps, four cameras at 15 fps,
+//                   the eyes pipeline at 15 fps: CPU per frame by thread (scripts/bench-camera-rate.ts)
 // Results are timed by a separate mosquitto_sub process (receipt time - capturedAtMs), so the bench
 // process's CPU is the daemon's own. Prints a table and writes bench-results/<timestamp>.json.
 //
@@ -29,6 +31,7 @@ import { type Broker, startMosquitto, stopProc } from './bench-processes.js';
 import { benchDecode, formatDecodeRows } from './bench-decode.js';
 import { benchPipeline, formatPipelineRows, type PipelineBenchRow } from './bench-pipeline.js';
 import { benchPreview, formatPreviewRows, type PreviewBenchRow } from './bench-preview.js';
+import { benchCameraRate, formatCameraRate } from './bench-camera-rate.js';
 
 /**
  * The daemon runs with a 4 MB V8 young generation (the launcher scripts/install.sh writes, `npm
@@ -544,6 +547,11 @@ async function main(): Promise<void> {
       console.error('preview: 0, 1 and 3 viewers');
       results.preview = await benchPreview({ frames: Math.max(50, SECONDS * 20) });
       console.log('\n' + formatPreviewRows(results.preview as PreviewBenchRow[]));
+      // At a camera's rate (scripts/bench-camera-rate.ts): the built daemon in its own process, CPU per frame by thread.
+      const cameraRate = await benchCameraRate({ seconds: SECONDS, warmupS: Math.max(WARMUP_S, 5), modelsDir: values.models });
+      results.cameraRate = cameraRate;
+      console.log(`\nAt a camera's rate (CPU ms per inferred frame, by thread; load avg ${machine().loadavg.join(' ')})\n`);
+      console.log(formatCameraRate(cameraRate.rows));
     }
   } finally {
     const file = path.join(values.out, `${stamp}.json`);

@@ -12,6 +12,8 @@
 
 #include "capture.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -456,6 +458,8 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
 }
 
 void Capture::PullLoop() {
+  // Named for top -H and the benchmarks' per-thread CPU (threads inherit "node" otherwise).
+  pthread_setname_np(pthread_self(), "edge-pull");
   while (!stop_.load(std::memory_order_acquire)) {
     GstSample* s = gst_app_sink_try_pull_sample(sink_, pullTimeoutNs_);
     if (s != nullptr) {
