@@ -60,6 +60,13 @@ async function api(path, binary) {
 function esc(s) { return String(s).replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';'); }
 function rows(pairs) { return pairs.filter((p) => p[1] !== undefined && p[1] !== null && p[1] !== '').map((p) => '<tr><td>' + esc(p[0]) + '</td><td>' + p[1] + '</td></tr>').join(''); }
 function badge(el, ok, text, warn) { el.className = 'badge ' + (ok ? (warn ? 'warn' : 'ok') : 'bad'); el.textContent = text; }
+// A result's or region's answer: the label and score; multi-label: every label on; regress: the values.
+function num(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2); }
+function answer(x, nothing) {
+  if (x.values) return Object.entries(x.values).map((e) => esc(e[0]) + ' <b>' + num(e[1]) + '</b>').join(', ');
+  if (x.on) return x.on.length ? 'on: ' + x.on.map((o) => '<b>' + esc(o.label === undefined ? o : o.label) + '</b>' + (o.score === undefined ? '' : ' ' + (o.score * 100).toFixed(1) + ' %')).join(', ') : 'no label on';
+  return x.label === undefined ? nothing : '<b>' + esc(x.label) + '</b>' + (x.score === undefined ? '' : ' ' + (x.score * 100).toFixed(1) + ' %');
+}
 function ago(ms) { if (!ms) return 'never'; const s = Math.max(0, (Date.now() - ms) / 1000); return s < 60 ? s.toFixed(0) + ' s ago' : (s / 60).toFixed(0) + ' min ago'; }
 
 function cameraCard(name) {
@@ -116,11 +123,11 @@ async function tick() {
         ['results/s', rate === undefined ? '…' : rate.toFixed(1)],
         ['frames', c.received + ' captured, ' + c.dropped + ' dropped, ' + c.inferred + ' inferred'],
         ['errors', c.errors || c.failures ? c.errors + ' camera, ' + c.failures + ' inference' + (c.lastError ? '<div class="mute">' + esc(c.lastError.message || c.lastError) + '</div>' : '') : ''],
-        ['last result', r ? (r.label === undefined ? 'nothing detected' : '<b>' + esc(r.label) + '</b> ' + (r.score * 100).toFixed(1) + ' %') + ' · ' + ago(r.tsMs) : 'none yet'],
+        ['last result', r ? answer(r, 'nothing detected') + ' · ' + ago(r.tsMs) : 'none yet'],
         ['latency', r ? r.latencyMs.inference.toFixed(1) + ' ms inference, ' + r.latencyMs.total.toFixed(1) + ' ms total' : ''],
         ['pipeline', c.pipeline ? esc(c.pipeline.name) + (r && r.pipeline ? ': ' + r.pipeline.stages.map((st) => esc(st.name) + ' ' + (st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess).toFixed(1) + ' ms' + (st.crops !== undefined ? ' (' + st.crops + ' crops, ' + st.skipped + ' skipped)' : '')).join(' → ') : '') : ''],
         ['tracks', c.pipeline ? c.pipeline.tracks + ' seen, ' + c.pipeline.assessments + ' assessed · quality skipped ' + c.pipeline.qualitySkipped.small + ' small, ' + c.pipeline.qualitySkipped.blurred + ' blurred' : ''],
-        ['objects', r && r.objects ? r.objects.map((o) => '#' + esc(o.track || '?') + ' ' + Object.entries(o.regions).map((e) => esc(e[0]) + ': ' + esc(e[1].notDetected ? 'not detected' : e[1].skipped ? 'skipped (' + e[1].skipped + ')' : e[1].label)).join(', ')).join('<br>') || 'none' : ''],
+        ['objects', r && r.objects ? r.objects.map((o) => '#' + esc(o.track || '?') + ' ' + Object.entries(o.regions).map((e) => esc(e[0]) + ': ' + (e[1].notDetected ? 'not detected' : e[1].skipped ? 'skipped (' + esc(e[1].skipped) + ')' : answer(e[1], ''))).join(', ')).join('<br>') || 'none' : ''],
       ]);
       refreshSnapshot(name, el.querySelector('img'));
     }
