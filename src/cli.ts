@@ -22,6 +22,7 @@ const HELP = `edge-inferd ${VERSION}: camera -> ONNX model -> MQTT, for edge dev
 Usage:
   edge-inferd [run] [--config FILE]     run the daemon (no config at all: the built-in demo)
   edge-inferd run --demo eyes           the eyes kiosk demo: face -> eyes pipeline, assessments
+  edge-inferd run --demo tray           the recycling tray as a pipeline: items -> material of each
   edge-inferd check-config [FILE]       validate a config file; exit 0 if valid, 1 with every problem
   edge-inferd config-schema             print the config's JSON Schema
   edge-inferd probe [--config FILE] [--json]
