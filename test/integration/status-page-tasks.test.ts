@@ -96,7 +96,7 @@ describe('status page: regress and multi-label results', () => {
         { rgb: [0, 255, 0], rows: 8 },
       ]),
     );
-    const pct = (share: number) => (100 / (1 + Math.exp(-TAG_SLOPE * (share - TAG_AT)))).toFixed(1) + ' %';
+    const pct = (share: number) => `${(100 / (1 + Math.exp(-TAG_SLOPE * (share - TAG_AT)))).toFixed(1)} %`;
     try {
       expect(await lastResultText(app)).toMatch(new RegExp(`^on: red ${pct(0.5)}, blue ${pct(0.25)} · `));
     } finally {

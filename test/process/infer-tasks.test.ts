@@ -52,7 +52,7 @@ const lines = (stdout: string) =>
   stdout
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, any>);
+    .map((l) => JSON.parse(l) as Record<string, unknown> & { values?: Record<string, number>; top: { label: string }[] });
 
 describe('edge-inferd infer on regress and multi-label models', () => {
   it('regress: the named values of each image', async () => {
