@@ -36,12 +36,12 @@ export const ITEM_THRESHOLD = 0.05;
 export const ITEM_SCORE = 0.9;
 /** The crop stage's `pad` (fraction of the box on every side); the crop is also squared. */
 export const PAD = 0.05;
-/** Tray colour (RGB bytes, a purple mat): far from every prototype, so it is never an item. */
-export const TRAY: readonly [number, number, number] = [140, 26, 153];
+/** Tray colour (RGB bytes, a violet mat): far from every prototype, so it is never an item. */
+export const TRAY: readonly [number, number, number] = [166, 64, 242];
 /** Letterbox padding (the daemon's default 114 grey): far from every prototype too. */
 const LETTERBOX_GREY = 114;
 /** A crop's mean colour must be nearer its item's prototype than any other by this much squared distance. */
-const MIN_MARGIN = 0.03;
+const MIN_MARGIN = 0.05;
 /** Frames each tray is shown, then empty frames before the next. */
 export const FRAMES_PER_TRAY = 4;
 export const EMPTY_FRAMES = 2;

@@ -57,6 +57,7 @@ export function resultPayload(args: {
       width: frame.sourceWidth ?? frame.width,
       height: frame.sourceHeight ?? frame.height,
       ...(frame.name ? { name: frame.name } : {}),
+      ...(frame.timeMs !== undefined ? { timeMs: frame.timeMs } : {}),
     },
     latencyMs: {
       preprocess: r3(inf.latencyMs.preprocess),
@@ -217,7 +218,7 @@ export function trackEventPayload(args: {
   seq: number;
   pipeline: string;
   decision: TrackDecision;
-  frame?: Pick<Frame, 'seq' | 'name'>;
+  frame?: Pick<Frame, 'seq' | 'name' | 'timeMs'>;
   model: ModelInfo;
   stageModel?: ModelInfo;
   nowMs: number;
@@ -237,7 +238,10 @@ export function trackEventPayload(args: {
       },
     ]),
   );
-  const frame = args.frame ? { seq: args.frame.seq, ...(args.frame.name ? { name: args.frame.name } : {}) } : { seq: 0 };
+  const f = args.frame;
+  const frame = f
+    ? { seq: f.seq, ...(f.name ? { name: f.name } : {}), ...(f.timeMs !== undefined ? { timeMs: f.timeMs } : {}) }
+    : { seq: 0 };
   return {
     ...base,
     type: 'assessment',

@@ -85,7 +85,13 @@ const resultBase = {
   capturedAtMs: epochMs,
   model: modelRef,
   provider: z.string(),
-  frame: z.strictObject({ seq: count, width: z.int().min(1), height: z.int().min(1), name: z.string().optional() }),
+  frame: z.strictObject({
+    seq: count,
+    width: z.int().min(1),
+    height: z.int().min(1),
+    name: z.string().optional(),
+    timeMs: z.number().min(0).optional().describe("`edge-inferd infer` on a video file: the frame's time in the video, ms"),
+  }),
   latencyMs: z
     .strictObject({
       preprocess: z.number().min(0),
@@ -274,7 +280,13 @@ export const eventSchema = z
         ...trackBase,
         type: z.literal('assessment'),
         score: score.describe("the detector's mean score over the track"),
-        frame: z.strictObject({ seq: count, name: z.string().optional() }).describe('the frame that completed it'),
+        frame: z
+          .strictObject({
+            seq: count,
+            name: z.string().optional(),
+            timeMs: z.number().min(0).optional().describe("`edge-inferd infer` on a video file: the frame's time in the video, ms"),
+          })
+          .describe('the frame that completed it'),
         box: box.describe('the object on that frame'),
         stageModel: modelRef.describe('the crop stage'),
         regions: z.record(z.string(), regionAssessment),
