@@ -1,8 +1,8 @@
-import { open, readFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { looksLikeVideo, VideoFile } from './capture/video-file.js';
 import { TrackEvents } from './channel/tracks.js';
-import { aggregateSchema } from './config/pipeline.js';
+import { type AggregateConfig, aggregateSchema } from './config/pipeline.js';
 import type { Config } from './config/schema.js';
 import { errorCode, errorMessage } from './errors.js';
 import { INFER_CAMERA } from './health/routes/infer.js';
@@ -58,13 +58,13 @@ export async function inferImages(
   let failed = 0;
   const print = (inf: Inference, frame: Frame, seq: number) =>
     out.stdout(
-      JSON.stringify(resultPayload({ deviceId: config.deviceId, seq, frame, inference: inf, model: inf.model, nowMs: Date.now() })) + '\n',
+      `${JSON.stringify(resultPayload({ deviceId: config.deviceId, seq, frame, inference: inf, model: inf.model, nowMs: Date.now() }))}\n`,
     );
   try {
     for (const [i, file] of files.entries()) {
       try {
         if (await isVideo(file)) {
-          const tracks = cam?.pipeline ? trackEvents(config, camera!, engine.models) : undefined;
+          const tracks = cam?.pipeline ? trackEvents(cam.pipeline, cam.aggregate, engine.models) : undefined;
           await inferVideo(file, engine, { fps: opts.fps, deviceId: config.deviceId, tracks, print, out });
           continue;
         }
@@ -83,7 +83,7 @@ export async function inferImages(
 
 /** Whether `file` is a video (by its first bytes or, for bare streams, its name); anything else is read as an image. */
 async function isVideo(file: string): Promise<boolean> {
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(file, 'r');
   } catch {
@@ -99,9 +99,8 @@ async function isVideo(file: string): Promise<boolean> {
 }
 
 /** A pipeline camera's decide step for a video: tracks over the video's frames, assessments as events. */
-function trackEvents(config: Config, camera: string, models: PipelineEngine['models'] = {}): TrackEvents {
-  const cam = config.cameras[camera];
-  return new TrackEvents({ name: cam.pipeline!, aggregate: cam.aggregate ?? aggregateSchema.parse({}), models: () => models });
+function trackEvents(pipeline: string, aggregate: AggregateConfig | undefined, models: PipelineEngine['models'] = {}): TrackEvents {
+  return new TrackEvents({ name: pipeline, aggregate: aggregate ?? aggregateSchema.parse({}), models: () => models });
 }
 
 /**
@@ -123,7 +122,7 @@ async function inferVideo(
       o.print(inf, frame, frame.seq);
       for (const decision of decisions) {
         const p = o.tracks?.payload({ deviceId: o.deviceId, camera: INFER_CAMERA, seq: ++events, decision, frame, nowMs: Date.now() });
-        if (p) o.out.stdout(JSON.stringify(p) + '\n');
+        if (p) o.out.stdout(`${JSON.stringify(p)}\n`);
       }
     }
   } finally {

@@ -6,6 +6,8 @@ import type { Frame } from './frame.js';
 import { CaptureError, NativeCapture, type NativeFrame } from './native.js';
 
 /**
+ * Errors name what went wrong, not the file: the caller prints them after the file's name.
+ *
  * A recorded video file decoded frame by frame through GStreamer, for `edge-inferd infer VIDEO`:
  * every frame in order, none dropped (the capture runs lossless: the decoder waits for the
  * reader), each with its time in the video. `fps` keeps at most that many frames per second of
@@ -29,13 +31,14 @@ export function looksLikeVideo(head: Uint8Array, name: string): boolean {
 }
 
 /** Characters a file URI may not hold inside the pipeline's double quotes (see src/capture/uri.ts). */
-const UNSAFE = /[\s"'\\\u0000-\u001f\u007f]/;
+const UNSAFE = /[\s"'\\]/;
+const hasControl = (s: string) => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 
-/** The decode pipeline: the file through uridecodebin, converted to packed RGB, into a synchronous-free appsink. */
+/** The decode pipeline: the file through uridecodebin, converted to packed RGB, into an appsink that does not wait for the clock. */
 export function videoFilePipeline(file: string): string {
   const uri = pathToFileURL(resolve(file)).href;
-  if (UNSAFE.test(uri))
-    throw new DaemonError('VIDEO_PATH', `${file}: the path holds a quote, backslash or control character; rename the file`);
+  if (UNSAFE.test(uri) || hasControl(uri))
+    throw new DaemonError('VIDEO_PATH', `the path holds a quote, backslash or control character; rename the file`);
   return `uridecodebin uri="${uri}" ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false`;
 }
 
@@ -47,10 +50,7 @@ export class VideoFile {
   private seq = 0;
   private readonly clock: () => number;
 
-  private constructor(
-    private readonly file: string,
-    opts: { fps?: number; now: () => number },
-  ) {
+  private constructor(file: string, opts: { fps?: number; now: () => number }) {
     this.name = basename(file);
     this.stepMs = opts.fps ? 1000 / opts.fps : 0;
     this.clock = opts.now;
@@ -61,7 +61,7 @@ export class VideoFile {
     try {
       await access(file, constants.R_OK);
     } catch (err) {
-      throw new DaemonError('VIDEO_FILE', `${file}: cannot read the video file: ${(err as Error).message}`, { cause: err });
+      throw new DaemonError('VIDEO_FILE', `cannot read the video file: ${(err as Error).message}`, { cause: err });
     }
     const v = new VideoFile(file, opts);
     v.capture.open(videoFilePipeline(file), { lossless: true });
@@ -80,11 +80,9 @@ export class VideoFile {
         nf = await this.capture.read();
       } catch (err) {
         if (err instanceof CaptureError && err.code === 'EOS') return undefined;
-        throw new DaemonError(
-          (err as DaemonError).code ?? 'VIDEO_DECODE',
-          `${this.file}: GStreamer cannot decode it: ${(err as Error).message}`,
-          { cause: err },
-        );
+        throw new DaemonError((err as DaemonError).code ?? 'VIDEO_DECODE', `GStreamer cannot decode it: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       const timeMs = nf.ptsNs === null ? undefined : nf.ptsNs / 1e6;
       if (timeMs !== undefined && this.stepMs > 0) {
@@ -93,7 +91,7 @@ export class VideoFile {
         this.nextMs = (this.nextMs ?? timeMs) + this.stepMs;
         while (this.nextMs <= timeMs + 0.5) this.nextMs += this.stepMs;
       }
-      if (nf.format !== 'RGB') throw new DaemonError('CAMERA_FORMAT', `${this.file}: decoded ${nf.format} frames, expected RGB`);
+      if (nf.format !== 'RGB') throw new DaemonError('CAMERA_FORMAT', `decoded ${nf.format} frames, expected RGB`);
       this.seq++;
       return {
         camera: 'infer',

@@ -64,8 +64,15 @@ function badge(el, ok, text, warn) { el.className = 'badge ' + (ok ? (warn ? 'wa
 function num(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2); }
 function answer(x, nothing) {
   if (x.values) return Object.entries(x.values).map((e) => esc(e[0]) + ' <b>' + num(e[1]) + '</b>').join(', ');
-  if (x.on) return x.on.length ? 'on: ' + x.on.map((o) => '<b>' + esc(o.label === undefined ? o : o.label) + '</b>' + (o.score === undefined ? '' : ' ' + (o.score * 100).toFixed(1) + ' %')).join(', ') : 'no label on';
-  return x.label === undefined ? nothing : '<b>' + esc(x.label) + '</b>' + (x.score === undefined ? '' : ' ' + (x.score * 100).toFixed(1) + ' %');
+  const pct = (score) => (score === undefined ? '' : ' ' + (score * 100).toFixed(1) + ' %');
+  // A result's \`on\` lists {label, score}; a region's, the label names.
+  const one = (o) => (typeof o === 'string' ? '<b>' + esc(o) + '</b>' : '<b>' + esc(o.label) + '</b>' + pct(o.score));
+  if (x.on) return x.on.length ? 'on: ' + x.on.map(one).join(', ') : 'no label on';
+  return x.label === undefined ? nothing : '<b>' + esc(x.label) + '</b>' + pct(x.score);
+}
+function region(e) {
+  const r = e[1];
+  return esc(e[0]) + ': ' + (r.notDetected ? 'not detected' : r.skipped ? 'skipped (' + esc(r.skipped) + ')' : answer(r, ''));
 }
 function ago(ms) { if (!ms) return 'never'; const s = Math.max(0, (Date.now() - ms) / 1000); return s < 60 ? s.toFixed(0) + ' s ago' : (s / 60).toFixed(0) + ' min ago'; }
 
@@ -127,7 +134,7 @@ async function tick() {
         ['latency', r ? r.latencyMs.inference.toFixed(1) + ' ms inference, ' + r.latencyMs.total.toFixed(1) + ' ms total' : ''],
         ['pipeline', c.pipeline ? esc(c.pipeline.name) + (r && r.pipeline ? ': ' + r.pipeline.stages.map((st) => esc(st.name) + ' ' + (st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess).toFixed(1) + ' ms' + (st.crops !== undefined ? ' (' + st.crops + ' crops, ' + st.skipped + ' skipped)' : '')).join(' → ') : '') : ''],
         ['tracks', c.pipeline ? c.pipeline.tracks + ' seen, ' + c.pipeline.assessments + ' assessed · quality skipped ' + c.pipeline.qualitySkipped.small + ' small, ' + c.pipeline.qualitySkipped.blurred + ' blurred' : ''],
-        ['objects', r && r.objects ? r.objects.map((o) => '#' + esc(o.track || '?') + ' ' + Object.entries(o.regions).map((e) => esc(e[0]) + ': ' + (e[1].notDetected ? 'not detected' : e[1].skipped ? 'skipped (' + esc(e[1].skipped) + ')' : answer(e[1], ''))).join(', ')).join('<br>') || 'none' : ''],
+        ['objects', r && r.objects ? r.objects.map((o) => '#' + esc(o.track || '?') + ' ' + Object.entries(o.regions).map(region).join(', ')).join('<br>') || 'none' : ''],
       ]);
       refreshSnapshot(name, el.querySelector('img'));
     }
