@@ -133,7 +133,7 @@ const byLabel = (labels: readonly string[], scores: readonly number[]) =>
  * score; multi-label: also the labels on (the best of them as label; none on: no label); regress:
  * the named values, no label.
  */
-export function readScores(labels: readonly string[], outputs: CropOutputs | undefined, scores: readonly number[]) {
+function readScores(labels: readonly string[], outputs: CropOutputs | undefined, scores: readonly number[]) {
   const name = (i: number) => labels[i] ?? `class_${i}`;
   if (outputs?.kind === 'values') return { values: Object.fromEntries(scores.map((x, i) => [labels[i] ?? `value_${i}`, r6(x)])) };
   let best = -1;
