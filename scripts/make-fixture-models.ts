@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runGenerator, writeChanged } from './generated-files.js';
-import { float, GraphBuilder, int, ints } from './onnx/builder.js';
+import { GraphBuilder, int, ints } from './onnx/builder.js';
 
 type Rgb = readonly [number, number, number];
 

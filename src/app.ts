@@ -8,12 +8,11 @@ import { Metrics } from './health/metrics.js';
 import { HealthMonitor } from './health/monitor.js';
 import { createHttpServer } from './health/http.js';
 import { sendNotify } from './health/sdnotify.js';
-import { HealthServer } from './health/server.js';
+import type { HealthServer } from './health/server.js';
 import { SnapshotStore } from './health/snapshots.js';
 import { StallDetector } from './health/stall.js';
 import { StatusReporter } from './health/status.js';
 import { SystemdNotifier } from './health/systemd.js';
-import type { InferHooks } from './inference/engine.js';
 import { ModelService } from './inference/model-service.js';
 import { StageModels } from './inference/stages.js';
 import type { Inference } from './inference/types.js';
@@ -29,6 +28,7 @@ import { Topics } from './publish/topics.js';
 import { type ReloadReport, ReloadController } from './reload.js';
 import { PackageStore, RolloutService } from './rollout/service.js';
 import { VERSION } from './version.js';
+import { must } from './errors.js';
 
 export type { ReloadReport };
 
@@ -137,7 +137,10 @@ export class App {
           );
           control.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
         };
-        const state = (camera: string, st: CameraStateName) => (detector.state(camera, st), control.cameraStateChanged());
+        const state = (camera: string, st: CameraStateName) => {
+          detector.state(camera, st);
+          control.cameraStateChanged();
+        };
         const { infer, pipeline, target } = stages.forCamera(
           name,
           cam,
@@ -167,8 +170,8 @@ export class App {
       log: child('systemd'),
       clock,
     });
-    const monitor = (this.monitor = new HealthMonitor({ detector, source: { model, cameras: channels, messaging, journal } }));
-    const status: StatusReporter = (this.statusReporter = new StatusReporter({
+    const monitor = new HealthMonitor({ detector, source: { model, cameras: channels, messaging, journal } });
+    const status: StatusReporter = new StatusReporter({
       deviceId: c.deviceId,
       clock,
       sources: {
@@ -194,7 +197,7 @@ export class App {
         systemd: notifier,
         rollout,
       },
-    }));
+    });
     const metrics = new Metrics({
       cameras: () => channels.filter((ch) => ch.started).map((ch) => ({ ...ch.status(), status: ch.camera.status() })),
       model: () => model.info,
@@ -233,7 +236,7 @@ export class App {
       snapshot: (camera, quality, maxWidth) => snapshots.command(camera, quality, maxWidth),
       reload: async () => {
         if (!deps.reloader) throw new CommandError('UNAVAILABLE', 'reload is not available in this process');
-        return deps.reloader.reload();
+        return await deps.reloader.reload();
       },
       status: () => status.status(),
       model: rollout,
@@ -245,7 +248,7 @@ export class App {
     const toPayload = (frame: Frame, inf: Inference) =>
       resultPayload({ deviceId: c.deviceId, seq: frame.seq, frame, inference: inf, model: inf.model, nowMs: clock.now() });
     const source = { health: () => monitor.health(), ready: () => monitor.ready(), status: () => status.status() };
-    const http = (this.http = c.http.enabled
+    const http = c.http.enabled
       ? createHttpServer({
           config: c.http,
           inferMaxBytes: c.model.inferMaxBytes,
@@ -254,20 +257,22 @@ export class App {
           cameras: started,
           snapshot: (cam) => snapshots.annotated(cam),
           journal,
-          infer: (f, cam) => (cam ? stages.inferOf(cam)!(f, {}) : model.infer(f)),
+          infer: (f, cam) => (cam ? must(stages.inferOf(cam), `camera ${cam}'s pipeline`)(f, {}) : model.infer(f)),
           toPayload,
           clock,
           log,
         })
-      : undefined);
+      : undefined;
 
     const logLevel: LiveReloadable<Config['log']['level']> = {
       name: 'log',
       liveKeys: ['log.level'],
       slice: (n) => n.log.level,
-      apply: (level) => void (log.level = level),
+      apply: (level) => {
+        log.level = level;
+      },
     };
-    const reloads = (this.reloads = new ReloadController({
+    const reloads = new ReloadController({
       config,
       components: [logLevel, ...(http ? [http] : []), monitor, device, model, stages, messaging.sink, control, ...channels],
       hooks: {
@@ -277,8 +282,8 @@ export class App {
       },
       clock,
       log,
-    }));
-    const lifecycle = (this.lifecycle = new Lifecycle({
+    });
+    const lifecycle = new Lifecycle({
       log,
       // The notifier ticks from the start, so an engine build during start-up can extend systemd's start timeout.
       components: [
@@ -297,14 +302,22 @@ export class App {
       onPhase: (phase) => {
         monitor.setPhase(phase);
         if (phase === 'starting') log.info({ config: c.source, deviceId: c.deviceId, version: VERSION }, 'starting');
-        if (phase === 'stopping') notifier.stoppingNow(), log.info('stopping');
+        if (phase === 'stopping') {
+          notifier.stoppingNow();
+          log.info('stopping');
+        }
         if (phase === 'stopped') log.info('stopped');
         if (phase !== 'running') return;
         markRunning();
         log.info({ cameras: channels.map((ch) => ch.name), provider: model.info?.provider }, 'running');
         notifier.ready();
       },
-    }));
+    });
+    this.monitor = monitor;
+    this.statusReporter = status;
+    this.http = http;
+    this.reloads = reloads;
+    this.lifecycle = lifecycle;
   }
 
   /** The config running now: after a reload, live keys are new and restart-required ones still old. */

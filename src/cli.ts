@@ -76,8 +76,10 @@ async function main(argv: string[]): Promise<number> {
       fps: { type: 'string' },
     },
   });
-  if (values.help) return (process.stdout.write(HELP), 0);
-  if (values.version) return (process.stdout.write(`${VERSION}\n`), 0);
+  if (values.help || values.version) {
+    process.stdout.write(values.help ? HELP : `${VERSION}\n`);
+    return 0;
+  }
   const [cmd = 'run', ...rest] = positionals;
   switch (cmd) {
     case 'run':
@@ -93,7 +95,8 @@ async function main(argv: string[]): Promise<number> {
         const c = loadConfig({ file });
         const pipelines = Object.keys(c.pipelines).length ? `, pipelines: ${Object.keys(c.pipelines).join(', ')}` : '';
         process.stdout.write(
-          `${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`,
+          `${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ` +
+            `${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`,
         );
         return 0;
       } catch (err) {
@@ -173,7 +176,7 @@ async function main(argv: string[]): Promise<number> {
       );
     }
     case 'fleet': {
-      let m;
+      let m: ReturnType<typeof loadConfig>['mqtt'] | undefined;
       try {
         m = loadConfig({ file: values.config }).mqtt;
       } catch (err) {
@@ -182,7 +185,10 @@ async function main(argv: string[]): Promise<number> {
       }
       const configured = m && (typeof m.url === 'string' ? m.url : m.url[0]);
       const broker = values.broker ?? (configured === 'embedded' && m ? `mqtt://${m.embedded.host}:${m.embedded.port}` : configured);
-      if (!broker) return (process.stderr.write('edge-inferd fleet: give --broker URL\n'), 2);
+      if (!broker) {
+        process.stderr.write('edge-inferd fleet: give --broker URL\n');
+        return 2;
+      }
       const write = (t: string) => process.stdout.write(t);
       return runFleet(
         {

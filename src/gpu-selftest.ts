@@ -295,7 +295,8 @@ async function checkProvider(
 export function formatSelftest(r: SelftestReport): string {
   const tag: Record<Verdict, string> = { pass: 'PASS  ', fail: 'FAIL  ', absent: 'ABSENT' };
   const lines = [
-    `GPU self-test: ${r.model.name} ${r.model.version} (${r.model.dir}), ${r.frames} frames, tolerance |gpu - cpu| <= ${r.tolerance.atol} + ${r.tolerance.rtol} * |cpu|`,
+    `GPU self-test: ${r.model.name} ${r.model.version} (${r.model.dir}), ${r.frames} frames, tolerance ` +
+      `|gpu - cpu| <= ${r.tolerance.atol} + ${r.tolerance.rtol} * |cpu|`,
     ...r.providers.map((p) => `  ${tag[p.verdict]} ${p.provider}: ${p.detail}`),
     r.verdict === 'pass'
       ? 'verdict: pass (exit 0)'

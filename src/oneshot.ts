@@ -4,7 +4,7 @@ import { looksLikeVideo, VideoFile } from './capture/video-file.js';
 import { TrackEvents } from './channel/tracks.js';
 import { type AggregateConfig, aggregateSchema } from './config/pipeline.js';
 import type { Config } from './config/schema.js';
-import { errorCode, errorMessage } from './errors.js';
+import { errorCode, errorMessage, must } from './errors.js';
 import { INFER_CAMERA } from './health/routes/infer.js';
 import { Engine, type InferenceEngine } from './inference/engine.js';
 import { PipelineRunner, type StageModel } from './inference/pipeline.js';
@@ -49,7 +49,7 @@ export async function inferImages(
   const load = (dir: string) => loadEngine(dir, { ...sessionOptions(config.model), onEvent: (e) => logEngineEvent(log, e) });
   let engine: Pick<InferenceEngine, 'infer' | 'close'> & Partial<Pick<PipelineEngine, 'models'>>;
   try {
-    engine = cam?.pipeline ? await pipelineEngine(config, camera!, load) : await load(config.model.path);
+    engine = cam?.pipeline ? await pipelineEngine(config, must(camera, 'the camera'), load) : await load(config.model.path);
   } catch (err) {
     // A model that does not load is a failure (1), as the README's exit codes say; 2 is for usage.
     out.stderr(`edge-inferd infer: ${errorMessage(err)}${errorCode(err) ? ` (${errorCode(err)})` : ''}\n`);
@@ -138,15 +138,16 @@ interface PipelineEngine extends Pick<InferenceEngine, 'infer' | 'close'> {
 /** A camera's whole pipeline as one engine: its stages loaded, the runner in front (no tracking: each image stands alone). */
 async function pipelineEngine(config: Config, camera: string, load: (dir: string) => Promise<InferenceEngine>): Promise<PipelineEngine> {
   const cam = config.cameras[camera];
-  const stages = config.pipelines[cam.pipeline!];
+  const name = must(cam.pipeline, `cameras.${camera}.pipeline`);
+  const stages = config.pipelines[name];
   const engines = await Promise.all(stages.map((st) => load(st.model)));
   const model = (e: InferenceEngine): StageModel => ({
     info: e.info,
     infer: (f, h) => e.infer(f, h),
-    inferCrops: (f, r) => e.inferCrops!(f, r),
+    inferCrops: (f, r) => must(e.inferCrops, `model ${e.info.name}'s crop inference`)(f, r),
   });
   const runner = new PipelineRunner({
-    name: cam.pipeline!,
+    name,
     stages: () => stages,
     models: [model(engines[0]), model(engines[1])],
     mirror: cam.mirror ?? false,

@@ -29,6 +29,6 @@ export const trayDemoDir = join(packageRoot, 'models', 'demo-tray');
 export function defaultJournalPath(env: NodeJS.ProcessEnv = process.env): string {
   const stateDir = env.STATE_DIRECTORY?.split(':')[0];
   if (stateDir) return join(stateDir, 'journal.sqlite');
-  const xdg = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
+  const xdg = env.XDG_STATE_HOME?.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
   return join(xdg, 'edge-inferd', 'journal.sqlite');
 }

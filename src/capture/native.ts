@@ -151,7 +151,7 @@ function withSiteStack(err: Error, site: { stack?: string }): void {
   err.stack = `${err.name} [${(err as { code?: string }).code ?? ''}]: ${err.message}${frames ? `\n${frames}` : ''}`;
 }
 
-function captureSite(fn: Function): { stack?: string } {
+function captureSite(fn: (...args: never[]) => unknown): { stack?: string } {
   const site: { stack?: string } = {};
   Error.captureStackTrace(site, fn);
   return site;

@@ -183,7 +183,8 @@ function sourceOf(u: CameraUri): CameraSource {
       const fps = o.fps ?? TEST_DEFAULTS.fps;
       const color = u.pattern === 'solid-color' ? ` foreground-color=0x${(o.color ?? 0xff000000).toString(16).padStart(8, '0')}` : '';
       // RGB straight from the source: solid colours arrive exactly as asked for.
-      const head = `videotestsrc name=${SOURCE_NAME} is-live=true pattern=${u.pattern}${color} ! video/x-raw,format=RGB,width=${w},height=${h},framerate=${fpsFraction(fps)}`;
+      const source = `videotestsrc name=${SOURCE_NAME} is-live=true pattern=${u.pattern}${color}`;
+      const head = `${source} ! video/x-raw,format=RGB,width=${w},height=${h},framerate=${fpsFraction(fps)}`;
       return { kind: 'test', ...splittable(head, { sync: false }), onEos: 'reconnect', display: u.display };
     }
     case 'file': {
@@ -205,9 +206,10 @@ function sourceOf(u: CameraUri): CameraSource {
     }
     case 'csi': {
       // Argus delivers NVMM (GPU) memory; nvvidconv converts to RGBA in hardware on the way out.
+      const rate = u.opts.fps !== undefined ? `videorate drop-only=true ! video/x-raw,framerate=${fpsFraction(u.opts.fps)} ! ` : '';
       const pipeline =
         `nvarguscamerasrc name=${SOURCE_NAME} sensor-id=${u.sensorId} ! video/x-raw(memory:NVMM)${capsFields(u.opts, true)} ! ` +
-        `nvvidconv ! video/x-raw,format=RGBA ! ${u.opts.fps !== undefined ? `videorate drop-only=true ! video/x-raw,framerate=${fpsFraction(u.opts.fps)} ! ` : ''}appsink name=${SINK_NAME} sync=false`;
+        `nvvidconv ! video/x-raw,format=RGBA ! ${rate}appsink name=${SINK_NAME} sync=false`;
       const hint = "csi:// needs NVIDIA Argus (nvarguscamerasrc, nvvidconv: JetPack's nvidia-l4t-gstreamer package)";
       return { kind: 'csi', pipeline, onEos: 'reconnect', display: u.display, hint };
     }
@@ -216,7 +218,8 @@ function sourceOf(u: CameraUri): CameraSource {
       const protocols = o.transport === 'tcp' ? ' protocols=tcp' : o.transport === 'udp' ? ' protocols=udp' : '';
       // drop-on-latency: a late packet is dropped rather than delaying every frame after it.
       const built = splittable(
-        `rtspsrc name=${SOURCE_NAME} location=${quote(u.location)} latency=${o.latencyMs ?? RTSP_DEFAULT_LATENCY_MS}${protocols} drop-on-latency=true ! decodebin`,
+        `rtspsrc name=${SOURCE_NAME} location=${quote(u.location)} ` +
+          `latency=${o.latencyMs ?? RTSP_DEFAULT_LATENCY_MS}${protocols} drop-on-latency=true ! decodebin`,
         { scale: o, rate: o.fps, sync: false },
       );
       return { kind: 'rtsp', ...built, onEos: 'reconnect', display: u.display };

@@ -148,7 +148,8 @@ export function checkPipelines(
           for (const [region, r] of Object.entries(st.regions)) {
             if (src && !have.includes(r.keypoint)) {
               problems.push(
-                `${at}.regions.${region}.keypoint: stage "${st.from}" has no keypoint "${r.keypoint}" (its manifest names ${have.length ? have.join(', ') : 'no keypoints'})`,
+                `${at}.regions.${region}.keypoint: stage "${st.from}" has no keypoint "${r.keypoint}" (its manifest ` +
+                  `names ${have.length ? have.join(', ') : 'no keypoints'})`,
               );
             }
           }

@@ -64,7 +64,9 @@ export const cameraSchema = z.strictObject({
     .max(1000)
     .optional()
     .describe(
-      'Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi/file/rtsp: a cap: the camera runs at a rate it has at or above it, frames are dropped down to it)',
+      'Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: ' +
+        'the rate, default 30; v4l2/csi/file/rtsp: a cap: the camera runs at a rate it has at or above it, ' +
+        'frames are dropped down to it)',
     ),
   enabled: z.boolean().default(true),
   width: z
@@ -189,7 +191,8 @@ export const mqttSchema = z.strictObject({
     .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)])
     .default('embedded')
     .describe(
-      '"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker URLs tried in turn (failover: each attempt goes to the next)',
+      '"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker ' +
+        'URLs tried in turn (failover: each attempt goes to the next)',
     ),
   prefix: z.string().regex(NAME_RE, nameMessage).default('edge-inferd'),
   clientId: z.string().min(1).max(128).optional().describe('default: edge-inferd-<deviceId>; stable, so the broker keeps the session'),

@@ -1,6 +1,7 @@
 import type { AggregateConfig } from '../config/pipeline.js';
 import type { Box, CropOutputs, PipelineRun } from '../inference/types.js';
 import { IouTracker } from './tracker.js';
+import { must } from '../errors.js';
 
 /**
  * The decide stage of a pipeline camera: the tracker gives each detected object an id across
@@ -151,7 +152,7 @@ export class PipelineAggregator {
   }
 
   private clear(id: number, atMs: number, reason: 'left' | 'paused'): TrackDecision {
-    const st = this.states.get(id)!;
+    const st = must(this.states.get(id), `track ${id}'s state`);
     this.states.delete(id);
     this.c.cleared++;
     return {
@@ -167,16 +168,16 @@ export class PipelineAggregator {
   }
 
   private assess(name: string, list: readonly Entry[], labels: readonly string[], outputs?: CropOutputs): RegionAssessment {
-    const good = list.filter((e) => e.scores);
+    const good = list.flatMap((e) => (e.scores ? [e.scores] : []));
     const skipped = {
       small: list.filter((e) => e.skipped === 'small').length,
       blurred: list.filter((e) => e.skipped === 'blurred').length,
     };
     const seen = list.filter((e) => !e.notDetected).length;
     if (good.length < this.cfg.minFrames) return { name, notDetected: true, frames: good.length, seen, skipped };
-    const L = good[0].scores!.length;
+    const L = good[0].length;
     const mean = new Array<number>(L).fill(0);
-    for (const e of good) for (let i = 0; i < L; i++) mean[i] += e.scores![i] / good.length;
+    for (const scores of good) for (let i = 0; i < L; i++) mean[i] += scores[i] / good.length;
     const common = { name, notDetected: false, scores: mean, frames: good.length, seen, skipped };
     if (outputs?.kind === 'values') return common;
     if (outputs?.kind === 'multi-label') {

@@ -110,7 +110,10 @@ export class HealthServer implements LiveReloadable<string | undefined> {
         // A deep accept queue: under a connection flood a probe's SYN that finds the queue full is
         // dropped and only retried after the kernel's 1 s timeout (Node's default is 511; the
         // kernel caps it at net.core.somaxconn).
-        server.listen({ port: this.opts.port, host: this.opts.host, backlog: 4096 }, () => (server.off('error', reject), resolve()));
+        server.listen({ port: this.opts.port, host: this.opts.host, backlog: 4096 }, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

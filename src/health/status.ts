@@ -129,6 +129,7 @@ export class StatusReporter {
     const phase = s.lifecycle.phase;
     const reason = phase === 'running' ? s.health().reason : undefined;
     const model = info ? `${info.name} on ${info.provider}` : 'no model';
-    return `${phase}: ${streaming}/${cams.length} cameras streaming, ${model}, ${s.messaging.state().connected ? 'mqtt connected' : 'mqtt not connected'}${reason ? `; ${reason}` : ''}`;
+    const mqtt = s.messaging.state().connected ? 'mqtt connected' : 'mqtt not connected';
+    return `${phase}: ${streaming}/${cams.length} cameras streaming, ${model}, ${mqtt}${reason ? `; ${reason}` : ''}`;
   }
 }

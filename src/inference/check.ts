@@ -52,11 +52,12 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
     if (!o.shape) return false;
     if (o.shape.length === want) return true;
     problems.push(
-      `${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`,
+      `${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ` +
+        `${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`,
     );
     return false;
   };
-  const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape![i] !== 'number' || o.shape![i] === want;
+  const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape?.[i] !== 'number' || o.shape?.[i] === want;
 
   if (m.task === 'classify' || m.task === 'regress') {
     const o = find('output.name', m.output?.name);
@@ -85,11 +86,13 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
         rank('output.name', o, 3, v8 ? `[1, 4+classes${K ? '+3*keypoints' : ''}, anchors]` : '[1, anchors, 5+classes]') &&
         !dimIs(o, axis, per)
       ) {
-        const other = v8 ? o.shape![2] : o.shape![1];
+        const other = v8 ? o.shape?.[2] : o.shape?.[1];
         const hint = other === per ? ' (it looks transposed: check detect.format)' : '';
         const what = v8 ? (K ? `4 box + classes + 3 x ${K} keypoints` : '4 box + classes') : '4 box + objectness + classes';
         problems.push(
-          `${K ? 'detect.keypoints' : 'labels'}: ${L} labels${K ? ` and ${K} keypoints` : ''} need ${per} values per box in ${m.detect.format} format (${what}), the model's output "${o.name}" has ${o.shape![axis]} (shape ${fmt(o.shape)})${hint}`,
+          `${K ? 'detect.keypoints' : 'labels'}: ${L} labels${K ? ` and ${K} keypoints` : ''} need ${per} ` +
+            `values per box in ${m.detect.format} format (${what}), the model's output "${o.name}" has ` +
+            `${o.shape?.[axis]} (shape ${fmt(o.shape)})${hint}`,
         );
       }
     }
@@ -106,10 +109,12 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
       floatOut(`detect.${key}`, o);
       if (!rank(`detect.${key}`, o, 3, key === 'boxes' ? '[1, N, 4]' : '[1, N, classes]')) continue;
       if (key === 'boxes' && !dimIs(o, 2, 4))
-        problems.push(`detect.boxes: the model's output "${o.name}" has ${o.shape![2]} values per box (shape ${fmt(o.shape)}); expected 4`);
+        problems.push(
+          `detect.boxes: the model's output "${o.name}" has ${o.shape?.[2]} values per box (shape ${fmt(o.shape)}); expected 4`,
+        );
       if (key === 'scores' && !dimIs(o, 2, L))
         problems.push(
-          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![2]} classes (shape ${fmt(o.shape)})`,
+          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape?.[2]} classes (shape ${fmt(o.shape)})`,
         );
     }
   } else {
@@ -120,7 +125,7 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
         floatOut('output.name', o);
         if (rank('output.name', o, 4, 'scores [1, classes, H, W] (segment.output: scores)') && !dimIs(o, 1, L)) {
           problems.push(
-            `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![1]} classes (shape ${fmt(o.shape)})`,
+            `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape?.[1]} classes (shape ${fmt(o.shape)})`,
           );
         }
       } else {
@@ -180,7 +185,8 @@ export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: s
     const other = nchw ? shape[3] : shape[1];
     const hint = other === 3 ? ` (it looks ${nchw ? 'NHWC' : 'NCHW'})` : '';
     problems.push(
-      `input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input "${input.name}" has shape ${fmt(shape)}${hint}`,
+      `input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input ` +
+        `"${input.name}" has shape ${fmt(shape)}${hint}`,
     );
     return; // width/height would be read from the wrong dims
   }

@@ -103,7 +103,7 @@ export function sharpness(view: Frame): number {
 /** Whether the model's first input dimension is symbolic (any batch size). */
 export function dynamicBatch(session: ort.InferenceSession, inputName: string): boolean {
   const meta = session.inputMetadata.find((m) => m.name === inputName);
-  const b = meta && meta.isTensor ? meta.shape[0] : 1;
+  const b = meta?.isTensor ? meta.shape[0] : 1;
   return typeof b !== 'number' || b < 0;
 }
 
@@ -168,7 +168,7 @@ export class CropClassifier {
           : type === 'float16'
             ? new Uint16Array(per * inputs.length)
             : new Uint8Array(per * inputs.length);
-      inputs.forEach((d, i) => all.set(d, i * per));
+      for (const [i, d] of inputs.entries()) all.set(d, i * per);
       await runOne(all, inputs.length);
     } else {
       for (const d of inputs) await runOne(d, 1);

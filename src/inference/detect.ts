@@ -1,6 +1,7 @@
 import type { DetectSpec } from './manifest.js';
 import { type Geometry, toSource } from './preprocess.js';
 import type { Detection, Keypoint } from './types.js';
+import { must } from '../errors.js';
 
 /**
  * Detection postprocessing: decode the model's output format into candidate boxes (model-input
@@ -85,7 +86,7 @@ export class Detector {
     const sy = this.spec.normalized ? inputH : 1;
     const out: Candidate[] = [];
     if (format === 'yolov8') {
-      const { data, dims } = outputs.main!;
+      const { data, dims } = must(outputs.main, 'the main output');
       const N = dims[2];
       this.scratch(N);
       const best = this.best;
@@ -110,7 +111,7 @@ export class Detector {
         out.push({ x1, y1, x2, y2, score: best[n], cls: bestCls[n], anchor: n });
       }
     } else if (format === 'yolov5') {
-      const { data, dims } = outputs.main!;
+      const { data, dims } = must(outputs.main, 'the main output');
       const N = dims[1];
       const stride = dims[2];
       for (let n = 0; n < N; n++) {
@@ -129,9 +130,9 @@ export class Detector {
         out.push({ x1, y1, x2, y2, score, cls: bc });
       }
     } else {
-      const boxes = outputs.boxes!.data;
-      const scores = outputs.scores!.data;
-      const N = outputs.boxes!.dims[1];
+      const boxes = must(outputs.boxes, 'the boxes output').data;
+      const scores = must(outputs.scores, 'the scores output').data;
+      const N = must(outputs.boxes, 'the boxes output').dims[1];
       for (let n = 0; n < N; n++) {
         let bs = -Infinity;
         let bc = 0;
@@ -162,7 +163,9 @@ export class Detector {
       label: labels[c.cls] ?? `class_${c.cls}`,
       score: c.score,
       box: sourceBox(g, c),
-      ...(names && c.anchor !== undefined ? { keypoints: this.keypoints(outputs.main!, c.anchor, names, g, inputW, inputH) } : {}),
+      ...(names && c.anchor !== undefined
+        ? { keypoints: this.keypoints(must(outputs.main, 'the main output'), c.anchor, names, g, inputW, inputH) }
+        : {}),
     }));
   }
 

@@ -14,6 +14,7 @@ import { type Geometry, Preprocessor, type TensorData } from './preprocess.js';
 import { createSession, type ProviderAttempt, type SessionOptions } from './providers.js';
 import { Segmenter } from './segment.js';
 import type { Inference, ModelInfo, TaskResult } from './types.js';
+import { must } from '../errors.js';
 
 /** Optional per-request callbacks. */
 export interface InferHooks {
@@ -88,17 +89,21 @@ export class Postprocessor {
   run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
     const { manifest: m, labels } = this.pkg;
     const main = this.names.main ? out[this.names.main] : undefined;
-    if (m.task === 'classify') return { task: 'classify', ...classify(main!.data, labels, m.classify, this.thresholds) };
-    if (m.task === 'regress') return { task: 'regress', values: regress(main!.data, labels, m.regress) };
+    if (m.task === 'classify')
+      return { task: 'classify', ...classify(must(main, 'the main output').data, labels, m.classify, this.thresholds) };
+    if (m.task === 'regress') return { task: 'regress', values: regress(must(main, 'the main output').data, labels, m.regress) };
     if (m.task === 'detect') {
       const outputs = {
         main,
         boxes: this.names.boxes ? out[this.names.boxes] : undefined,
         scores: this.names.scores ? out[this.names.scores] : undefined,
       };
-      return { task: 'detect', detections: this.detector!.run(outputs, labels, geometry, m.input.width, m.input.height) };
+      return {
+        task: 'detect',
+        detections: must(this.detector, 'the detector').run(outputs, labels, geometry, m.input.width, m.input.height),
+      };
     }
-    const seg = this.segmenter!.run(main!, labels, geometry, m.input.width, m.input.height);
+    const seg = must(this.segmenter, 'the segmenter').run(must(main, 'the main output'), labels, geometry, m.input.width, m.input.height);
     return { task: 'segment', ...seg };
   }
 }
@@ -130,7 +135,7 @@ export class Engine implements InferenceEngine {
 
   static async load(pkg: ModelPackage, opts: SessionOptions): Promise<Engine> {
     const m = pkg.manifest;
-    let r;
+    let r: Awaited<ReturnType<typeof createSession>>;
     try {
       r = await createSession({ path: pkg.modelPath, name: m.name, sha256: m.sha256 }, opts);
     } catch (err) {
@@ -185,7 +190,7 @@ export class Engine implements InferenceEngine {
   private async inferNow(frame: Frame): Promise<Inference> {
     const t0 = performance.now();
     const { data, geometry } = this.pre.run(frame);
-    return this.inferTensor(data, geometry, performance.now() - t0);
+    return await this.inferTensor(data, geometry, performance.now() - t0);
   }
 
   /**

@@ -10,6 +10,7 @@ import type { InferHooks } from './engine.js';
 import { type ModelListener, ModelService, type ModelStatus } from './model-service.js';
 import { PipelineRunner } from './pipeline.js';
 import type { Inference, ModelInfo } from './types.js';
+import { must } from '../errors.js';
 
 /**
  * The models of the pipelines the enabled cameras run: one ModelService per stage (each its own
@@ -71,7 +72,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     const name = cam.pipeline;
     let fn = single;
     if (name !== undefined) {
-      const [first, second] = this.services.get(name)!;
+      const [first, second] = must(this.services.get(name), `pipeline ${name}'s models`);
       const runner = new PipelineRunner({
         name,
         stages: () => this.pipelines[name],
@@ -135,7 +136,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
   status(): StageStatus[] {
     return Object.entries(this.pipelines).flatMap(([name, stages]) =>
       stages.flatMap((st, i) => {
-        const s = this.services.get(name)![i].status();
+        const s = must(this.services.get(name), `pipeline ${name}'s models`)[i].status();
         return s ? [{ pipeline: name, stage: st.name, ...s }] : [];
       }),
     );
@@ -162,7 +163,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     for (const [name, stages] of Object.entries(this.pipelines)) {
       const after = next[name];
       if (!after || refused.some((ch) => ch.path === `pipelines.${name}`)) continue;
-      const svcs = this.services.get(name)!;
+      const svcs = must(this.services.get(name), `pipeline ${name}'s models`);
       for (const [i, st] of after.entries()) {
         const moved = st.model !== stages[i].model;
         const r = await svcs[i].apply(

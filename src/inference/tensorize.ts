@@ -87,7 +87,10 @@ export class Tensorizer {
       throw new DaemonError('TENSOR_SIZE', `tensor buffer: ${dst.byteLength} bytes, the model's input needs ${this.byteLength}`);
     }
     let view = this.views.get(dst);
-    if (!view) this.views.set(dst, (view = tensorView(this.spec.dtype, dst, this.length)));
+    if (!view) {
+      view = tensorView(this.spec.dtype, dst, this.length);
+      this.views.set(dst, view);
+    }
     if (!this.native) {
       this.reference ??= new Preprocessor(this.spec);
       const r = this.reference.run(frame);
@@ -99,7 +102,8 @@ export class Tensorizer {
     if (frame.data.byteLength < this.minBytes) {
       throw new DaemonError(
         'FRAME_SIZE',
-        `camera ${frame.camera}: frame #${frame.seq} has ${frame.data.byteLength} bytes; ${frame.width}x${frame.height} ${frame.format} with stride ${frame.stride} needs ${this.minBytes}`,
+        `camera ${frame.camera}: frame #${frame.seq} has ${frame.data.byteLength} bytes; ` +
+          `${frame.width}x${frame.height} ${frame.format} with stride ${frame.stride} needs ${this.minBytes}`,
       );
     }
     this.native.tensor(frame.data, view, this.ints, this.floats);

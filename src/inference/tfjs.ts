@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { Frame } from '../capture/frame.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, must } from '../errors.js';
 import { checkInput, checkModelIo, type IoMeta, type ModelIo } from './check.js';
 import type { OutputTensor } from './detect.js';
 import { Postprocessor, warmupFrame, type InferenceEngine } from './engine.js';
@@ -103,7 +103,8 @@ export function loadTf(): Promise<{ tf: Tf; backend: TfjsBackend; attempts: Prov
       const why = attempts.map((a) => `${a.provider}: ${a.error}`).join('; ');
       throw Object.assign(
         new Error(
-          `no TensorFlow.js backend could be loaded (${why}); npm install @tensorflow/tfjs-core @tensorflow/tfjs-converter @tensorflow/tfjs-layers @tensorflow/tfjs-backend-wasm`,
+          `no TensorFlow.js backend could be loaded (${why}); npm install @tensorflow/tfjs-core ` +
+            `@tensorflow/tfjs-converter @tensorflow/tfjs-layers @tensorflow/tfjs-backend-wasm`,
         ),
         { code: 'TFJS_UNAVAILABLE' },
       );
@@ -153,7 +154,7 @@ export class TfjsEngine implements InferenceEngine {
     this.graph = model.graph;
     this.layers = model.layers;
     this.pre = new Preprocessor(pkg.manifest.input);
-    this.outputNames = model.graph ? model.graph.outputNodes : model.layers!.outputNames;
+    this.outputNames = model.graph ? model.graph.outputNodes : must(model.layers, 'the layers model').outputNames;
     const m = pkg.manifest;
     this.info = { name: m.name, version: m.version, sha256: m.sha256, task: m.task, provider: backend };
   }
@@ -201,7 +202,7 @@ export class TfjsEngine implements InferenceEngine {
 
   private inputInfo(): IoMeta[] {
     if (this.graph) return this.graph.inputs.map((i) => ({ name: i.name, type: typeOf(i.dtype), shape: shapeOf(i.shape) }));
-    const l = this.layers!;
+    const l = must(this.layers, 'the layers model');
     return l.inputNames.map((name, k) => ({ name, type: typeOf(l.inputs[k].dtype), shape: shapeOf(l.inputs[k].shape) }));
   }
 
@@ -228,7 +229,7 @@ export class TfjsEngine implements InferenceEngine {
     let outs: TfTensor[] = [];
     try {
       const inputName = this.pkg.manifest.input.name;
-      const r = this.graph ? await this.graph.executeAsync({ [inputName]: x }, fetches) : this.layers!.predict(x);
+      const r = this.graph ? await this.graph.executeAsync({ [inputName]: x }, fetches) : must(this.layers, 'the layers model').predict(x);
       outs = Array.isArray(r) ? r : [r];
       const tensors: Record<string, OutputTensor> = {};
       // Graph models answer in the order asked; layers models in their output order.
@@ -254,7 +255,8 @@ export class TfjsEngine implements InferenceEngine {
     await this.infer(warmupFrame(this.pkg));
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     (this.graph ?? this.layers)?.dispose();
+    return Promise.resolve();
   }
 }

@@ -29,7 +29,8 @@ export function runHistory(a: HistoryArgs, out: (s: string) => void, err: (s: st
   }
   if (!existsSync(a.journalPath)) {
     err(
-      `edge-inferd history: no journal at ${a.journalPath}; give --journal FILE (under systemd it is /var/lib/edge-inferd/journal.sqlite: STATE_DIRECTORY) or the daemon's --config\n`,
+      `edge-inferd history: no journal at ${a.journalPath}; give --journal FILE (under systemd it is ` +
+        `/var/lib/edge-inferd/journal.sqlite: STATE_DIRECTORY) or the daemon's --config\n`,
     );
     return 1;
   }

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock, type Timer } from '../clock.js';
-import { DaemonError, errorMessage } from '../errors.js';
+import { DaemonError, errorMessage, must } from '../errors.js';
 import type { Logger } from '../log.js';
 import { JournalLock } from './lock.js';
 import { checkIsFile, isCorruption, JournalCorrupt, moveAside } from './recovery.js';
@@ -248,7 +248,8 @@ export class Journal {
     this.corrupt = { movedAside: this.corrupt.movedAside + 1, lastMovedTo: aside, lastError: why };
     this.opts.log.error(
       { path, movedTo: aside, err: why },
-      `journal ${path} is corrupt (${why}): moved aside to ${aside}; starting with a fresh journal. Unsent messages in it are not published; try: sqlite3 ${aside} .recover`,
+      `journal ${path} is corrupt (${why}): moved aside to ${aside}; starting with a fresh journal. Unsent ` +
+        `messages in it are not published; try: sqlite3 ${aside} .recover`,
     );
   }
 
@@ -267,12 +268,14 @@ export class Journal {
   private prepare(db: Db) {
     return {
       insert: db.prepare(
-        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload, payload_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload, payload_seq) ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       markSent: db.prepare('UPDATE messages SET state = 1, sent_ms = ? WHERE seq = ? AND state = 0'),
       markRejected: db.prepare('UPDATE messages SET state = 2, sent_ms = ? WHERE seq = ? AND state = 0'),
       pendingAfter: db.prepare(
-        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
+        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages ' +
+          'WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
       ),
       oldestDone: db.prepare(`SELECT seq, bytes FROM messages WHERE state != 0 ORDER BY seq LIMIT ${EVICT_CHUNK}`),
       oldestPending: db.prepare(`SELECT seq, bytes FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ${EVICT_CHUNK}`),
@@ -317,7 +320,7 @@ export class Journal {
     let evicted: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
     this.write(
       () =>
-        this.db!.transaction(() => {
+        must(this.db, 'the journal database').transaction(() => {
           for (const seq of acks) this.pending -= s.markSent.run(createdMs, seq).changes;
           for (const m of msgs) {
             const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
@@ -491,7 +494,7 @@ export class Journal {
     const cutoff = this.clock.now() - this.opts.retentionMs;
     const n = this.write(
       () =>
-        this.db!.transaction(() => {
+        must(this.db, 'the journal database').transaction(() => {
           const c = s.expiredCount.get(cutoff) as { n: number; b: number };
           if (c.n) {
             s.deleteExpired.run(cutoff);
@@ -539,7 +542,7 @@ export class Journal {
   }
 
   private recount(): void {
-    const c = countRows(this.db!);
+    const c = countRows(must(this.db, 'the journal database'));
     this.rows = c.rows;
     this.bytes = c.bytes;
     this.pending = c.pending;

@@ -366,8 +366,11 @@ export class Outbox {
     if (!this.started || this.stopped) return;
     this.flush();
     if (!this.idle) {
-      let resolve!: () => void;
-      const idle = new Promise<void>((r) => this.idleWaiters.push((resolve = r)));
+      let resolve = () => {};
+      const idle = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.idleWaiters.push(resolve);
       await sleepUnless(this.clock, graceMs, idle);
       this.idleWaiters = this.idleWaiters.filter((w) => w !== resolve);
     }

@@ -57,7 +57,9 @@ export const statusSchema = z
   .meta({
     title: 'edge-inferd status',
     description:
-      'Topic <prefix>/<deviceId>/status, retained. Birth on connect, last will on a lost connection, stopped on a clean exit; republished when a camera state changes and every mqtt.statusIntervalSec. `edge-inferd fleet` lists these.',
+      'Topic <prefix>/<deviceId>/status, retained. Birth on connect, last will on a lost connection, ' +
+      'stopped on a clean exit; republished when a camera state changes and every mqtt.statusIntervalSec. ' +
+      '`edge-inferd fleet` lists these.',
   });
 
 export const stableRef = z
@@ -272,7 +274,8 @@ export const eventSchema = z
       z
         .strictObject({ ...eventBase, type: z.literal('cleared'), rule, reason: z.enum(['evidence', 'paused']) })
         .describe(
-          'the stable label stopped meeting the rule (evidence) or the camera was paused; since = when it became stable, frames = frames it stayed stable',
+          'the stable label stopped meeting the rule (evidence) or the camera was paused; since = when it ' +
+            'became stable, frames = frames it stayed stable',
         ),
     ]),
     z
@@ -382,7 +385,8 @@ export const commandRequestSchemas = {
     .meta({
       title: 'edge-inferd command model/install',
       description:
-        'Topic cmd/model/install: download a model package, verify it (sha256, manifest), load and self-check it beside the running model, then switch to it. Answered when done.',
+        'Topic cmd/model/install: download a model package, verify it (sha256, manifest), load and ' +
+        'self-check it beside the running model, then switch to it. Answered when done.',
     }),
   'model/rollback': z.strictObject({ id: requestId.optional() }).meta({
     title: 'edge-inferd command model/rollback',

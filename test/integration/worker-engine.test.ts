@@ -94,7 +94,7 @@ describe('WorkerEngine', () => {
     expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
   });
 
-  it("runs below the main thread's priority (Linux nice is per thread; ORT's threads inherit it)", async () => {
+  it("runs below the main thread's priority (Linux nice is per thread; ORT's threads inherit it)", () => {
     const niceOf = (task: string) => {
       const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
       return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);

@@ -39,7 +39,6 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: printed payloads, each checked against its shipped schema
 type Json = Record<string, any>;
 const parse = (stdout: string): Json[] =>
   stdout

@@ -21,7 +21,6 @@ interface Item {
 const answers = JSON.parse(readFileSync(join(trayDemoDir, 'samples', 'answers.json'), 'utf8')) as {
   frames: { file: string; items: Item[] }[];
 };
-// biome-ignore lint/suspicious/noExplicitAny: MQTT JSON, checked against its shipped schema by the subscriber
 type Json = Record<string, any>;
 const itemsOf = (file: string) => answers.frames.find((f) => f.file === file)?.items ?? [];
 

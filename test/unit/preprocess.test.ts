@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Frame } from '../../src/capture/frame.js';
 import { classify, softmax, topK } from '../../src/inference/classify.js';
-import { type InputSpec } from '../../src/inference/manifest.js';
+import type { InputSpec } from '../../src/inference/manifest.js';
 import { geometryFor, Preprocessor, toSource } from '../../src/inference/preprocess.js';
 import { mulberry32 } from '../../scripts/make-demo-model.js';
 
