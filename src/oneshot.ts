@@ -28,7 +28,7 @@ export interface Out {
   stderr: (s: string) => void;
 }
 
-/** Exit code 0 when every image was inferred, 1 when any failed (each failure on stderr). */
+/** Exit code 0 when every image and video was inferred, 1 when any failed (each failure on stderr), 2 for usage. */
 export async function inferImages(
   config: Config,
   files: readonly string[],
@@ -106,7 +106,7 @@ function trackEvents(pipeline: string, aggregate: AggregateConfig | undefined, m
 /**
  * One result line per inferred frame of a video (frame.timeMs: its time in the video); for a
  * pipeline camera, its `assessment` and `cleared` events after the result of the frame that
- * caused them (tracked in the video's own time).
+ * caused them (tracked over the inferred frames, as the live camera's would be).
  */
 async function inferVideo(
   file: string,

@@ -6,16 +6,15 @@ import type { Frame } from './frame.js';
 import { CaptureError, NativeCapture, type NativeFrame } from './native.js';
 
 /**
- * Errors name what went wrong, not the file: the caller prints them after the file's name.
- *
  * A recorded video file decoded frame by frame through GStreamer, for `edge-inferd infer VIDEO`:
  * every frame in order, none dropped (the capture runs lossless: the decoder waits for the
  * reader), each with its time in the video. `fps` keeps at most that many frames per second of
  * video (the first frame, then the first at or after each 1/fps step), so a clip is checked at
- * the rate the kiosk would infer it, whatever rate it was recorded at.
+ * the rate the kiosk would infer it, whatever rate it was recorded at. Errors say what went
+ * wrong, not which file: the caller prints them after the file's name.
  */
 
-/** The first bytes of the container formats GStreamer reads (and a few extensions for bare streams). */
+/** Video file extensions: for bare streams (MPEG-TS, H.264, MJPEG) whose first bytes say little. */
 const VIDEO_EXT = /\.(mp4|m4v|mov|mkv|webm|avi|ogv|ogg|ts|mts|m2ts|mpg|mpeg|flv|mjpeg|mjpg|h264|264|h265|265|hevc|y4m)$/i;
 
 /** Whether `head` (a file's first bytes) or its name says it is a video rather than an image. */
@@ -26,7 +25,6 @@ export function looksLikeVideo(head: Uint8Array, name: string): boolean {
   if (ascii(0, 'RIFF') && ascii(8, 'AVI ')) return true;
   if (ascii(0, 'OggS') || ascii(0, 'FLV') || ascii(0, 'YUV4MPEG2')) return true;
   if (head[0] === 0 && head[1] === 0 && head[2] === 1 && (head[3] === 0xba || head[3] === 0xb3)) return true; // MPEG-PS/ES
-  if (head[0] === 0x47 && (head.length < 189 || head[188] === 0x47)) return VIDEO_EXT.test(name); // MPEG-TS (0x47 alone is weak)
   return VIDEO_EXT.test(name);
 }
 
