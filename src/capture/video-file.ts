@@ -28,13 +28,14 @@ export function looksLikeVideo(head: Uint8Array, name: string): boolean {
   return VIDEO_EXT.test(name);
 }
 
-/** Characters a file URI may not hold inside the pipeline's double quotes (see src/capture/uri.ts). */
+/** Characters a file URI may not hold inside the pipeline's double quotes (see src/capture/uri.ts): a guard, the URI has none. */
 const UNSAFE = /[\s"'\\]/;
 const hasControl = (s: string) => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 
 /** The decode pipeline: the file through uridecodebin, converted to packed RGB, into an appsink that does not wait for the clock. */
 export function videoFilePipeline(file: string): string {
-  const uri = pathToFileURL(resolve(file)).href;
+  // pathToFileURL percent-encodes quotes, backslashes, whitespace and control characters; not "'".
+  const uri = pathToFileURL(resolve(file)).href.replaceAll("'", '%27');
   if (UNSAFE.test(uri) || hasControl(uri))
     throw new DaemonError('VIDEO_PATH', `the path holds a quote, backslash or control character; rename the file`);
   return `uridecodebin uri="${uri}" ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false`;
