@@ -144,7 +144,8 @@ async function pipelineEngine(config: Config, camera: string, load: (dir: string
   const model = (e: InferenceEngine): StageModel => ({
     info: e.info,
     infer: (f, h) => e.infer(f, h),
-    inferCrops: (f, r) => must(e.inferCrops, `model ${e.info.name}'s crop inference`)(f, r),
+    // Called on the engine: an unbound method loses its `this` (the worker engine's queue).
+    inferCrops: (f, r) => must(e.inferCrops, `model ${e.info.name}'s crop inference`).call(e, f, r),
   });
   const runner = new PipelineRunner({
     name,
