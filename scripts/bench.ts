@@ -25,6 +25,7 @@ import { demoModelDir } from '../src/paths.js';
 import { loadModelPackage } from '../src/inference/package.js';
 import { BENCH_MODELS, benchModelsDir, benchPackage } from './bench-models.js';
 import { type Broker, startMosquitto, stopProc } from './bench-processes.js';
+import { benchDecode, formatDecodeRows } from './bench-decode.js';
 import { benchPipeline, formatPipelineRows, type PipelineBenchRow } from './bench-pipeline.js';
 
 /**
@@ -533,6 +534,10 @@ async function main(): Promise<void> {
       console.error('eyes demo: two-stage pipeline, 1 and 2 subjects');
       results.twoStage = await benchPipeline({ seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS });
       console.log('\n' + formatPipelineRows(results.twoStage as PipelineBenchRow[]));
+      // Anchor decoding + NMS as the worker does it after session.run (scripts/bench-decode.ts).
+      const decode = benchDecode();
+      results.anchorDecode = decode;
+      console.log(`\n${formatDecodeRows(decode)}`);
     }
   } finally {
     const file = path.join(values.out, `${stamp}.json`);

@@ -37,6 +37,8 @@ Usage:
                                         files; one result JSON per line; a video file: one per
                                         frame (at most N per second of video) with frame.timeMs,
                                         and a pipeline camera's assessments
+  edge-inferd model init FILE|DIR [--name N] [--out DIR] [--sample IMAGE]
+                                        a model package from what the model says about itself (docs/models.md)
   edge-inferd build-engine [--model DIR]
                                         build (or find) the TensorRT engine in the cache folder
   edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--events] [--journal FILE]
@@ -74,6 +76,9 @@ async function main(argv: string[]): Promise<number> {
       'gpu-selftest': { type: 'boolean' },
       frames: { type: 'string' },
       fps: { type: 'string' },
+      name: { type: 'string' },
+      out: { type: 'string' },
+      sample: { type: 'string' },
     },
   });
   if (values.help || values.version) {
@@ -173,6 +178,17 @@ async function main(argv: string[]): Promise<number> {
         },
         write,
         (s) => process.stderr.write(s),
+      );
+    }
+    case 'model': {
+      if (rest[0] !== 'init' || rest.length !== 2) {
+        process.stderr.write('edge-inferd model: usage: edge-inferd model init FILE|DIR [--name N] [--out DIR] [--sample IMAGE]\n');
+        return 2;
+      }
+      const { modelInit } = await import('./model-init.js');
+      return modelInit(
+        { source: rest[1], name: values.name, out: values.out, sample: values.sample },
+        { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
       );
     }
     case 'fleet': {

@@ -1,4 +1,5 @@
-import type { Manifest } from './manifest.js';
+import { checkDetect } from './check-detect.js';
+import { heads, type Manifest } from './manifest.js';
 
 /**
  * The manifest against the model's own input/output metadata. Each difference is one line naming
@@ -18,11 +19,12 @@ export interface ModelIo {
   outputs: readonly IoMeta[];
 }
 
-/** Output names the postprocessor reads. */
+/** Output names the postprocessor reads, per role: one or several heads, joined in this order. */
 export interface OutputNames {
-  main?: string;
-  boxes?: string;
-  scores?: string;
+  main?: string[];
+  boxes?: string[];
+  scores?: string[];
+  keypoints?: string[];
 }
 
 const fmt = (shape: ReadonlyArray<number | string> | undefined) => `[${(shape ?? []).join(',')}]`;
@@ -60,9 +62,9 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
   const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape?.[i] !== 'number' || o.shape?.[i] === want;
 
   if (m.task === 'classify' || m.task === 'regress') {
-    const o = find('output.name', m.output?.name);
+    const o = find('output.name', heads(m.output?.name)[0]);
     if (o) {
-      outputs.main = o.name;
+      outputs.main = [o.name];
       floatOut('output.name', o);
       const classes = o.shape?.[o.shape.length - 1];
       const what = m.task === 'regress' ? 'values' : 'classes';
@@ -73,54 +75,12 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
     }
     if (m.task === 'classify') checkThresholds(m, labels, problems);
     else checkRegress(m, labels, problems);
-  } else if (m.task === 'detect' && m.detect.format !== 'boxes-scores') {
-    const o = find('output.name', m.output?.name);
-    if (o) {
-      outputs.main = o.name;
-      floatOut('output.name', o);
-      const v8 = m.detect.format === 'yolov8';
-      const K = v8 ? (m.detect.keypoints?.length ?? 0) : 0;
-      const per = v8 ? 4 + L + 3 * K : 5 + L;
-      const axis = v8 ? 1 : 2;
-      if (
-        rank('output.name', o, 3, v8 ? `[1, 4+classes${K ? '+3*keypoints' : ''}, anchors]` : '[1, anchors, 5+classes]') &&
-        !dimIs(o, axis, per)
-      ) {
-        const other = v8 ? o.shape?.[2] : o.shape?.[1];
-        const hint = other === per ? ' (it looks transposed: check detect.format)' : '';
-        const what = v8 ? (K ? `4 box + classes + 3 x ${K} keypoints` : '4 box + classes') : '4 box + objectness + classes';
-        problems.push(
-          `${K ? 'detect.keypoints' : 'labels'}: ${L} labels${K ? ` and ${K} keypoints` : ''} need ${per} ` +
-            `values per box in ${m.detect.format} format (${what}), the model's output "${o.name}" has ` +
-            `${o.shape?.[axis]} (shape ${fmt(o.shape)})${hint}`,
-        );
-      }
-    }
   } else if (m.task === 'detect') {
-    for (const key of ['boxes', 'scores'] as const) {
-      const name = m.detect[key];
-      if (name === undefined) {
-        problems.push(`detect.${key}: required when detect.format is boxes-scores (model outputs: ${names(io.outputs)})`);
-        continue;
-      }
-      const o = find(`detect.${key}`, name);
-      if (!o) continue;
-      outputs[key] = o.name;
-      floatOut(`detect.${key}`, o);
-      if (!rank(`detect.${key}`, o, 3, key === 'boxes' ? '[1, N, 4]' : '[1, N, classes]')) continue;
-      if (key === 'boxes' && !dimIs(o, 2, 4))
-        problems.push(
-          `detect.boxes: the model's output "${o.name}" has ${o.shape?.[2]} values per box (shape ${fmt(o.shape)}); expected 4`,
-        );
-      if (key === 'scores' && !dimIs(o, 2, L))
-        problems.push(
-          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape?.[2]} classes (shape ${fmt(o.shape)})`,
-        );
-    }
+    checkDetect(m, L, io, problems, outputs);
   } else {
-    const o = find('output.name', m.output?.name);
+    const o = find('output.name', heads(m.output?.name)[0]);
     if (o) {
-      outputs.main = o.name;
+      outputs.main = [o.name];
       if (m.segment.output === 'scores') {
         floatOut('output.name', o);
         if (rank('output.name', o, 4, 'scores [1, classes, H, W] (segment.output: scores)') && !dimIs(o, 1, L)) {

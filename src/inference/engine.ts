@@ -6,7 +6,8 @@ import type { ProviderName } from '../config/schema.js';
 import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
 import { classify, labelThresholds, regress } from './classify.js';
 import { CropClassifier, type CropRequest, type CropsInference } from './crop.js';
-import { Detector, type OutputTensor } from './detect.js';
+import { type DetectOutputs, Detector, type OutputTensor } from './detect.js';
+import { HeadJoiner } from './heads.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { InputSpec } from './manifest.js';
 import { type ModelPackage, ModelError } from './package.js';
@@ -71,6 +72,7 @@ export class Postprocessor {
   private readonly detector?: Detector;
   private readonly segmenter?: Segmenter;
   private readonly thresholds: number[];
+  private readonly joiners = { main: new HeadJoiner(), boxes: new HeadJoiner(), scores: new HeadJoiner(), keypoints: new HeadJoiner() };
 
   constructor(pkg: ModelPackage, names: OutputNames) {
     this.pkg = pkg;
@@ -83,20 +85,32 @@ export class Postprocessor {
 
   /** The outputs to fetch from the model, in a fixed order. */
   get fetches(): string[] {
-    return [this.names.main, this.names.boxes, this.names.scores].filter((n): n is string => n !== undefined);
+    const n = this.names;
+    return [...(n.main ?? []), ...(n.boxes ?? []), ...(n.scores ?? []), ...(n.keypoints ?? [])];
   }
 
   run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
     const { manifest: m, labels } = this.pkg;
-    const main = this.names.main ? out[this.names.main] : undefined;
+    const main = this.names.main ? out[this.names.main[0]] : undefined;
     if (m.task === 'classify')
       return { task: 'classify', ...classify(must(main, 'the main output').data, labels, m.classify, this.thresholds) };
     if (m.task === 'regress') return { task: 'regress', values: regress(must(main, 'the main output').data, labels, m.regress) };
     if (m.task === 'detect') {
-      const outputs = {
-        main,
-        boxes: this.names.boxes ? out[this.names.boxes] : undefined,
-        scores: this.names.scores ? out[this.names.scores] : undefined,
+      // Several heads per role are joined in the manifest's order: yolov8 along its last (anchor) axis, the rest by rows.
+      const join = (role: keyof DetectOutputs, axis: 'rows' | 'columns') => {
+        const names = this.names[role];
+        return names
+          ? this.joiners[role].join(
+              names.map((k) => out[k]),
+              axis,
+            )
+          : undefined;
+      };
+      const outputs: DetectOutputs = {
+        main: join('main', m.detect.format === 'yolov8' ? 'columns' : 'rows'),
+        boxes: join('boxes', 'rows'),
+        scores: join('scores', 'rows'),
+        keypoints: join('keypoints', 'rows'),
       };
       return {
         task: 'detect',

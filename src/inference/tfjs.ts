@@ -37,6 +37,7 @@ interface TfInfo {
 interface GraphModel {
   inputs: TfInfo[];
   outputNodes: string[];
+  execute(inputs: Record<string, TfTensor>, outputs: string[]): TfTensor | TfTensor[];
   executeAsync(inputs: Record<string, TfTensor>, outputs: string[]): Promise<TfTensor | TfTensor[]>;
   dispose(): void;
 }
@@ -140,6 +141,12 @@ export class TfjsEngine implements InferenceEngine {
   private readonly pre: Preprocessor;
   private post!: Postprocessor;
   private outputNames: string[];
+  /**
+   * Graph models without control flow run with execute(); executeAsync() on them warns on the
+   * console at every call (a log line per frame). Decided at the first run: a model that needs
+   * executeAsync makes execute() throw.
+   */
+  private sync = true;
 
   private constructor(
     pkg: ModelPackage,
@@ -229,7 +236,7 @@ export class TfjsEngine implements InferenceEngine {
     let outs: TfTensor[] = [];
     try {
       const inputName = this.pkg.manifest.input.name;
-      const r = this.graph ? await this.graph.executeAsync({ [inputName]: x }, fetches) : must(this.layers, 'the layers model').predict(x);
+      const r = this.graph ? await this.execute(this.graph, { [inputName]: x }, fetches) : must(this.layers, 'the layers model').predict(x);
       outs = Array.isArray(r) ? r : [r];
       const tensors: Record<string, OutputTensor> = {};
       // Graph models answer in the order asked; layers models in their output order.
@@ -240,6 +247,17 @@ export class TfjsEngine implements InferenceEngine {
       x.dispose();
       for (const t of outs) t.dispose();
     }
+  }
+
+  private execute(g: GraphModel, inputs: Record<string, TfTensor>, fetches: string[]): Promise<TfTensor | TfTensor[]> {
+    if (this.sync) {
+      try {
+        return Promise.resolve(g.execute(inputs, fetches));
+      } catch {
+        this.sync = false;
+      }
+    }
+    return g.executeAsync(inputs, fetches);
   }
 
   async infer(frame: Frame): Promise<Inference> {
