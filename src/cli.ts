@@ -22,6 +22,7 @@ const HELP = `edge-inferd ${VERSION}: camera -> ONNX model -> MQTT, for edge dev
 Usage:
   edge-inferd [run] [--config FILE]     run the daemon (no config at all: the built-in demo)
   edge-inferd run --demo eyes           the eyes kiosk demo: face -> eyes pipeline, assessments
+  edge-inferd run --demo tray           the recycling tray as a pipeline: items -> material of each
   edge-inferd check-config [FILE]       validate a config file; exit 0 if valid, 1 with every problem
   edge-inferd config-schema             print the config's JSON Schema
   edge-inferd probe [--config FILE] [--json]
@@ -31,9 +32,11 @@ Usage:
                                         load the model on TensorRT (build, then cache hit) and CUDA, run
                                         N frames (20) on GPU and CPU, compare; exit 0 pass, 1 fail,
                                         3 no NVIDIA GPU on this machine
-  edge-inferd infer [--model DIR | --camera NAME] IMAGE...
+  edge-inferd infer [--model DIR | --camera NAME] IMAGE|VIDEO... [--fps N]
                                         run the model (or that camera's whole pipeline) on image
-                                        files; one result JSON per line
+                                        files; one result JSON per line; a video file: one per
+                                        frame (at most N per second of video) with frame.timeMs,
+                                        and a pipeline camera's assessments
   edge-inferd model init FILE|DIR [--name N] [--out DIR] [--sample IMAGE]
                                         a model package from what the model says about itself (docs/models.md)
   edge-inferd build-engine [--model DIR]
@@ -72,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
       prefix: { type: 'string' },
       'gpu-selftest': { type: 'boolean' },
       frames: { type: 'string' },
+      fps: { type: 'string' },
       name: { type: 'string' },
       out: { type: 'string' },
       sample: { type: 'string' },
@@ -142,7 +146,14 @@ async function main(argv: string[]): Promise<number> {
         destination: pino.destination({ fd: 2, sync: true }),
       });
       const out = { stdout: (t: string) => process.stdout.write(t), stderr: (t: string) => process.stderr.write(t) };
-      return cmd === 'infer' ? inferImages(config, rest, log, out, values.camera) : buildEngine(config, log, out);
+      const fps = values.fps === undefined ? undefined : Number(values.fps);
+      if (fps !== undefined && !(fps > 0 && fps <= 1000)) {
+        process.stderr.write(
+          `edge-inferd infer: --fps must be a number of frames per second of video, above 0 and at most 1000 (got "${values.fps}")\n`,
+        );
+        return 2;
+      }
+      return cmd === 'infer' ? inferImages(config, rest, log, out, values.camera, { fps }) : buildEngine(config, log, out);
     }
     case 'history': {
       let journalPath = values.journal;

@@ -18,6 +18,8 @@ export const demoModelDir = join(packageRoot, 'models', 'demo');
 export const demoSamplesDir = join(demoModelDir, 'samples');
 /** The eyes demo (`run --demo eyes`): face detector, eye classifier, sample frames. */
 export const eyesDemoDir = join(packageRoot, 'models', 'demo-eyes');
+/** The tray demo (`run --demo tray`): item detector and sample trays; the materials come from the demo model. */
+export const trayDemoDir = join(packageRoot, 'models', 'demo-tray');
 
 /**
  * Where the journal lives when journal.path is not set: systemd's StateDirectory= (it exports

@@ -139,6 +139,8 @@ export function checkPipelines(
         problems.push(`${at}.from: the first stage sees the whole frame; remove from (got ${JSON.stringify(st.from)})`);
       if (i === 0 && typeof facts !== 'string' && facts.task !== undefined && facts.task !== 'detect')
         problems.push(`${at}.model: the first stage must be a detector (task detect); ${st.model} is ${facts.task}`);
+      if (i > 0 && typeof facts !== 'string' && facts.task !== undefined && facts.task !== 'classify' && facts.task !== 'regress')
+        problems.push(`${at}.model: a crop stage must be a classify or regress model; ${st.model} is ${facts.task}`);
       if (i > 0) {
         if (st.from === undefined)
           problems.push(`${at}.from: required: the stage whose detections this stage crops (${[...seen.keys()].join(', ')})`);

@@ -63,6 +63,16 @@ function rows(pairs) {
   return shown.map((p) => '<tr><td>' + esc(p[0]) + '</td><td>' + p[1] + '</td></tr>').join('');
 }
 function badge(el, ok, text, warn) { el.className = 'badge ' + (ok ? (warn ? 'warn' : 'ok') : 'bad'); el.textContent = text; }
+// A result's or region's answer: the label and score; multi-label: every label on; regress: the values.
+function num(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2); }
+function answer(x, nothing) {
+  if (x.values) return Object.entries(x.values).map((e) => esc(e[0]) + ' <b>' + num(e[1]) + '</b>').join(', ');
+  const pct = (score) => (score === undefined ? '' : ' ' + (score * 100).toFixed(1) + ' %');
+  // A result's \`on\` lists {label, score}; a region's, the label names.
+  const one = (o) => (typeof o === 'string' ? '<b>' + esc(o) + '</b>' : '<b>' + esc(o.label) + '</b>' + pct(o.score));
+  if (x.on) return x.on.length ? 'on: ' + x.on.map(one).join(', ') : 'no label on';
+  return x.label === undefined ? nothing : '<b>' + esc(x.label) + '</b>' + pct(x.score);
+}
 function ago(ms) {
   if (!ms) return 'never';
   const s = Math.max(0, (Date.now() - ms) / 1000);
@@ -84,12 +94,11 @@ function errorsCell(c) {
 }
 function lastResultCell(r) {
   if (!r) return 'none yet';
-  const what = r.label === undefined ? 'nothing detected' : '<b>' + esc(r.label) + '</b> ' + (r.score * 100).toFixed(1) + ' %';
-  return what + ' · ' + ago(r.tsMs);
+  return answer(r, 'nothing detected') + ' · ' + ago(r.tsMs);
 }
 function regionText(e) {
   const r = e[1];
-  return esc(e[0]) + ': ' + esc(r.notDetected ? 'not detected' : r.skipped ? 'skipped (' + r.skipped + ')' : r.label);
+  return esc(e[0]) + ': ' + (r.notDetected ? 'not detected' : r.skipped ? 'skipped (' + esc(r.skipped) + ')' : answer(r, ''));
 }
 function objectsCell(r) {
   if (!r || !r.objects) return '';

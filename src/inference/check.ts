@@ -61,17 +61,20 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
   };
   const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape?.[i] !== 'number' || o.shape?.[i] === want;
 
-  if (m.task === 'classify') {
+  if (m.task === 'classify' || m.task === 'regress') {
     const o = find('output.name', heads(m.output?.name)[0]);
     if (o) {
       outputs.main = [o.name];
       floatOut('output.name', o);
       const classes = o.shape?.[o.shape.length - 1];
+      const what = m.task === 'regress' ? 'values' : 'classes';
       if (typeof classes === 'number' && classes !== L)
         problems.push(
-          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${classes} classes (shape ${fmt(o.shape)})`,
+          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${classes} ${what} (shape ${fmt(o.shape)})`,
         );
     }
+    if (m.task === 'classify') checkThresholds(m, labels, problems);
+    else checkRegress(m, labels, problems);
   } else if (m.task === 'detect') {
     checkDetect(m, L, io, problems, outputs);
   } else {
@@ -93,6 +96,28 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
       problems.push(`segment.maskPng: the mask PNG holds one byte per pixel, so at most 256 classes (the manifest has ${L})`);
   }
   return { problems, outputs };
+}
+
+/** A per-label threshold map names every label and nothing else. */
+function checkThresholds(m: Manifest, labels: readonly string[], problems: string[]): void {
+  const t = m.classify.threshold;
+  if (t === undefined || typeof t === 'number') return;
+  for (const k of Object.keys(t))
+    if (!labels.includes(k)) problems.push(`classify.threshold.${k}: not a label (labels: ${labels.join(', ')})`);
+  const missing = labels.filter((l) => !(l in t));
+  if (missing.length)
+    problems.push(`classify.threshold: no threshold for ${missing.join(', ')}; name every label, or give one number for all`);
+}
+
+/** Per-value scale/offset lists have one number per value. */
+function checkRegress(m: Manifest, labels: readonly string[], problems: string[]): void {
+  for (const key of ['scale', 'offset'] as const) {
+    const v = m.regress[key];
+    if (Array.isArray(v) && v.length !== labels.length)
+      problems.push(
+        `regress.${key}: ${v.length} numbers for ${labels.length} values (${labels.join(', ')}); give one per value, or one for all`,
+      );
+  }
 }
 
 export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: string[]): void {

@@ -4,7 +4,7 @@ import ort from 'onnxruntime-node';
 import type { Frame } from '../capture/frame.js';
 import type { ProviderName } from '../config/schema.js';
 import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
-import { classify } from './classify.js';
+import { classify, labelThresholds, regress } from './classify.js';
 import { CropClassifier, type CropRequest, type CropsInference } from './crop.js';
 import { type DetectOutputs, Detector, type OutputTensor } from './detect.js';
 import { HeadJoiner } from './heads.js';
@@ -71,12 +71,14 @@ export class Postprocessor {
   private readonly names: OutputNames;
   private readonly detector?: Detector;
   private readonly segmenter?: Segmenter;
+  private readonly thresholds: number[];
   private readonly joiners = { main: new HeadJoiner(), boxes: new HeadJoiner(), scores: new HeadJoiner(), keypoints: new HeadJoiner() };
 
   constructor(pkg: ModelPackage, names: OutputNames) {
     this.pkg = pkg;
     this.names = names;
     const m = pkg.manifest;
+    this.thresholds = labelThresholds(m.classify, pkg.labels);
     if (m.task === 'detect') this.detector = new Detector(m.detect, pkg.labels.length);
     if (m.task === 'segment') this.segmenter = new Segmenter(m.segment);
   }
@@ -90,7 +92,9 @@ export class Postprocessor {
   run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
     const { manifest: m, labels } = this.pkg;
     const main = this.names.main ? out[this.names.main[0]] : undefined;
-    if (m.task === 'classify') return { task: 'classify', top: classify(must(main, 'the main output').data, labels, m.classify) };
+    if (m.task === 'classify')
+      return { task: 'classify', ...classify(must(main, 'the main output').data, labels, m.classify, this.thresholds) };
+    if (m.task === 'regress') return { task: 'regress', values: regress(must(main, 'the main output').data, labels, m.regress) };
     if (m.task === 'detect') {
       // Several heads per role are joined in the manifest's order: yolov8 along its last (anchor) axis, the rest by rows.
       const join = (role: keyof DetectOutputs, axis: 'rows' | 'columns') => {
@@ -184,11 +188,12 @@ export class Engine implements InferenceEngine {
   private queue: Promise<unknown> = Promise.resolve();
   private crops: CropClassifier | undefined;
 
-  /** A pipeline's second stage: crops of `source` through this (classify) model, queued like frames. */
+  /** A pipeline's second stage: crops of `source` through this (classify or regress) model, queued like frames. */
   inferCrops(source: Frame, req: CropRequest): Promise<CropsInference> {
     const run = this.queue.then(() => {
-      if (this.pkg.manifest.task !== 'classify')
-        throw new ModelError('STAGE_TASK', this.pkg.dir, [`a crop stage needs a classify model; this one is ${this.pkg.manifest.task}`]);
+      const task = this.pkg.manifest.task;
+      if (task !== 'classify' && task !== 'regress')
+        throw new ModelError('STAGE_TASK', this.pkg.dir, [`a crop stage needs a classify or regress model; this one is ${task}`]);
       this.crops ??= new CropClassifier(this.pkg, this.session, this.post.fetches[0]);
       return this.crops.run(source, req);
     });

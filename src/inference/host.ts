@@ -68,7 +68,7 @@ export class ModelHost {
     if (!engine) return Promise.reject(new DaemonError('MODEL_NOT_LOADED', 'no model loaded'));
     if (!engine.inferCrops)
       return Promise.reject(
-        new DaemonError('STAGE_UNSUPPORTED', `model ${engine.info.name} cannot run as a crop stage (ONNX classify models only)`),
+        new DaemonError('STAGE_UNSUPPORTED', `model ${engine.info.name} cannot run as a crop stage (ONNX classify or regress models only)`),
       );
     return engine.inferCrops(frame, request);
   }

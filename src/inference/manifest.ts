@@ -46,8 +46,24 @@ export const inputSchema = z
   });
 
 export const classifySchema = z.strictObject({
-  outputs: z.enum(['logits', 'probabilities']).default('logits'),
+  /**
+   * One label per image: logits (softmax applied) or probabilities. Several labels at once
+   * (multi-label): sigmoid (one logit per label, a sigmoid applied to each) or label-probabilities
+   * (one independent probability per label, the sigmoid already in the model).
+   */
+  outputs: z.enum(['logits', 'probabilities', 'sigmoid', 'label-probabilities']).default('logits'),
   topK: z.int().min(1).max(100).default(5),
+  /** Multi-label only: a label is on at or above its threshold; one for all, or one per label (every label named). */
+  threshold: z.union([z.number().min(0).max(1), z.record(z.string().min(1), z.number().min(0).max(1))]).optional(),
+});
+
+export const regressSchema = z.strictObject({
+  /**
+   * value = output * scale + offset: one number for every value, or one per value (the labels'
+   * order), e.g. scale: 100 for an age trained as age / 100.
+   */
+  scale: z.union([z.number(), z.array(z.number()).min(1)]).default(1),
+  offset: z.union([z.number(), z.array(z.number()).min(1)]).default(0),
 });
 
 /** One output name, or several heads (one per stride) concatenated in the order given. */
@@ -135,18 +151,23 @@ export const segmentSchema = z.strictObject({
   maskPng: z.boolean().default(false),
 });
 
+/** classify.outputs that make a multi-label classifier (each label on or off by itself). */
+export const MULTI_LABEL: ReadonlySet<string> = new Set(['sigmoid', 'label-probabilities']);
+
 export const manifestSchema = z
   .strictObject({
     name: z.string().min(1),
     version: z.string().min(1),
     description: z.string().optional(),
-    task: z.enum(['classify', 'detect', 'segment']),
+    /** regress: named continuous values (the labels name them, in output order), e.g. an age or five traits. */
+    task: z.enum(['classify', 'detect', 'segment', 'regress']),
     model: z.string().min(1).default('model.onnx'),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
     input: inputSchema,
     output: z.strictObject({ name: outputNames }).optional(),
     labels: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).describe('inline list, or a file with one label per line'),
     classify: classifySchema.prefault({}),
+    regress: regressSchema.prefault({}),
     detect: detectSchema.prefault({}),
     segment: segmentSchema.prefault({}),
     /**
@@ -159,6 +180,12 @@ export const manifestSchema = z
     const d = m.detect;
     const issue = (path: PropertyKey[], input: unknown, message: string) => ctx.addIssue({ code: 'custom', path, input, message });
     const k = d.keypoints;
+    if (m.classify.threshold !== undefined && !MULTI_LABEL.has(m.classify.outputs))
+      issue(
+        ['classify', 'threshold'],
+        m.classify.threshold,
+        `only for multi-label outputs (sigmoid, label-probabilities); classify.outputs is ${m.classify.outputs}`,
+      );
     if (k && new Set(k).size !== k.length) issue(['detect', 'keypoints'], k, 'keypoint names must be unique');
     if (Array.isArray(m.output?.name) && (m.task !== 'detect' || d.format === 'boxes-scores' || d.format === 'anchors'))
       issue(
@@ -228,3 +255,5 @@ export type DetectSpec = Manifest['detect'];
 export type AnchorSpec = z.output<typeof anchorsSchema>;
 export type SegmentSpec = Manifest['segment'];
 export type Task = Manifest['task'];
+export type ClassifySpec = Manifest['classify'];
+export type RegressSpec = Manifest['regress'];

@@ -104,7 +104,7 @@ export class PipelineRunner {
       ...det,
       detections,
       latencyMs,
-      pipeline: { name: this.name, labels: crops?.labels ?? [], objects, stages },
+      pipeline: { name: this.name, labels: crops?.labels ?? [], ...(crops ? { outputs: crops.outputs } : {}), objects, stages },
     };
     return out;
   }
