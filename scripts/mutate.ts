@@ -7,7 +7,7 @@
  * change) and counts the mutant killed when they fail. The file is restored after each mutant, and
  * on Ctrl-C. At most --max mutants per file (default 12), spread evenly over the candidates.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { invokedDirectly } from './generated-files.js';
@@ -225,22 +225,45 @@ export function relatedTests(target: string): string[] {
 
 // --- running ---------------------------------------------------------------------------------
 
-function runTests(tests: string[], timeoutSec: number): 'killed' | 'survived' | 'timeout' {
-  const r = spawnSync(
+/** Runs the tests against the mutant; EDGE_INFERD_SKIP_BUILD: no dist/ build (these tests do not run it). */
+function runTests(tests: string[], timeoutSec: number): Promise<'killed' | 'survived' | 'timeout'> {
+  const child = spawn(
     process.execPath,
     [join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', '--bail', '1', '--reporter', 'dot', ...tests],
     {
       cwd: ROOT,
-      encoding: 'utf8',
-      timeout: timeoutSec * 1000,
-      env: { ...process.env, CI: 'true', MUTATE: '1' },
+      stdio: 'ignore',
+      detached: true,
+      env: { ...process.env, CI: 'true', EDGE_INFERD_SKIP_BUILD: '1' },
     },
   );
-  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return 'timeout';
-  return r.status === 0 ? 'survived' : 'killed';
+  running = child.pid;
+  return new Promise((done) => {
+    const timer = setTimeout(() => {
+      stopRunning();
+      done('timeout');
+    }, timeoutSec * 1000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      running = undefined;
+      done(code === 0 ? 'survived' : 'killed');
+    });
+  });
 }
 
-function main(): number {
+let running: number | undefined;
+/** Ends the test run in flight (vitest and its forks: the process group it leads). */
+function stopRunning(): void {
+  if (running === undefined) return;
+  try {
+    process.kill(-running, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  running = undefined;
+}
+
+async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const opt = (name: string) => {
     const i = args.indexOf(`--${name}`);
@@ -259,6 +282,7 @@ function main(): number {
   }
   let restore: (() => void) | undefined;
   process.on('SIGINT', () => {
+    stopRunning();
     restore?.();
     process.exit(130);
   });
@@ -283,7 +307,7 @@ function main(): number {
       writeFileSync(path, lines.join('\n'));
       let outcome: keyof typeof counts;
       try {
-        outcome = runTests(tests, timeoutSec);
+        outcome = await runTests(tests, timeoutSec);
       } finally {
         restore();
         restore = undefined;
@@ -306,4 +330,4 @@ function main(): number {
   return 0;
 }
 
-if (invokedDirectly(import.meta.url)) process.exitCode = main();
+if (invokedDirectly(import.meta.url)) process.exitCode = await main();
