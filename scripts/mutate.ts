@@ -225,7 +225,7 @@ export function relatedTests(target: string): string[] {
 
 // --- running ---------------------------------------------------------------------------------
 
-/** Runs the tests against the mutant; EDGE_INFERD_SKIP_BUILD: no dist/ build (these tests do not run it). */
+/** Runs the tests against the mutant; SKIP_DIST_BUILD: no dist/ build (these tests do not run it). */
 function runTests(tests: string[], timeoutSec: number): Promise<'killed' | 'survived' | 'timeout'> {
   const child = spawn(
     process.execPath,
@@ -234,7 +234,7 @@ function runTests(tests: string[], timeoutSec: number): Promise<'killed' | 'surv
       cwd: ROOT,
       stdio: 'ignore',
       detached: true,
-      env: { ...process.env, CI: 'true', EDGE_INFERD_SKIP_BUILD: '1' },
+      env: { ...process.env, CI: 'true', SKIP_DIST_BUILD: '1' },
     },
   );
   running = child.pid;
