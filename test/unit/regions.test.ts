@@ -1,7 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { stageSchema } from '../../src/config/pipeline.js';
+import type { Frame } from '../../src/capture/frame.js';
+import { cropView } from '../../src/inference/crop.js';
 import { planRegions, unmirror } from '../../src/inference/regions.js';
-import type { Detection } from '../../src/inference/types.js';
+import type { Box, Detection } from '../../src/inference/types.js';
+
+/** Every other pixel of every other row: the frame at half the resolution. */
+function halve(f: Frame): Frame {
+  const w = f.width / 2;
+  const h = f.height / 2;
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) data.set(f.data.subarray(2 * y * f.stride + 2 * x * 3, 2 * y * f.stride + 2 * x * 3 + 3), (y * w + x) * 3);
+  return { ...f, width: w, height: h, stride: w * 3, data };
+}
 
 /** Where the crop stage cuts: boxes (padded, squared) or squares around keypoints; mirrored cameras. */
 
@@ -37,6 +49,30 @@ describe('crop regions', () => {
       w: 28,
       h: 28,
     });
+  });
+
+  it("a keypoint crop that crosses the frame's right edge ends at the edge, with the frame's own pixels", () => {
+    // A 200x120 RGB frame whose red channel is the column number and green the row.
+    const W = 200;
+    const H = 120;
+    const data = new Uint8Array(W * H * 3);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data.set([x, y, 0], (y * W + x) * 3);
+    const frame: Frame = { camera: 'c', seq: 1, width: W, height: H, stride: W * 3, format: 'RGB', data, capturedAtMs: 0 };
+    const face: Detection = { ...det, box: { x: 150, y: 40, w: 60, h: 60 }, keypoints: [{ name: 'left_eye', x: 190, y: 60, score: 1 }] };
+    const [plan] = planRegions(face, stage({ regions: { left: { keypoint: 'left_eye', size: 0.5 } } }));
+    expect(plan.rect).toEqual({ x: 175, y: 45, w: 30, h: 30 }); // 5 px past the right edge
+    for (const scale of [1, 0.5]) {
+      // scale 0.5: the same region read from a frame at half the resolution (a scaled camera's copy).
+      const f = scale === 1 ? frame : halve(frame);
+      const cut = cropView(f, plan.rect as Box, scale);
+      expect(cut, `scale ${scale}`).toBeDefined();
+      const { view, x0, y0 } = cut as NonNullable<typeof cut>;
+      expect(x0 + view.width, `scale ${scale}: ends at the frame's edge`).toBe(f.width);
+      expect(view.height).toBe(Math.round(30 * scale));
+      const rgb = (img: Frame, x: number, y: number) => [...img.data.subarray(y * img.stride + x * 3, y * img.stride + x * 3 + 3)];
+      // Its last column is the frame's last column on every row (not a wrap into the next row).
+      for (let y = 0; y < view.height; y++) expect(rgb(view, view.width - 1, y)).toEqual(rgb(f, f.width - 1, y0 + y));
+    }
   });
 
   it("a mirrored camera swaps left and right keypoint names back to the subject's", () => {
