@@ -138,6 +138,8 @@ function mutable(line: string): boolean {
     t.startsWith('type ') ||
     t.startsWith('interface ') ||
     /\blog\.(debug|info|warn|error)\(/.test(t) ||
+    // a property's type (interfaces, class fields without a value): erased, so its mutants are equivalent
+    /^(readonly |private |public |protected )*[\w$]+\??: [^=()]*;$/.test(t) ||
     /^readonly |^private readonly \w+:/.test(t)
   );
 }
