@@ -58,3 +58,58 @@ describe('snapshot privacy', () => {
     });
   }
 });
+
+describe('redact on a camera that scales its frames for the model', () => {
+  // The model saw a 100x75 copy; its box is in the camera's pixels (400x300), as results are.
+  const FW = 400;
+  const FH = 300;
+  const person = { x: 250, y: 120, w: 80, h: 100 };
+  function scaledFrame(): Frame {
+    const full: Frame = {
+      camera: 'kiosk',
+      seq: 3,
+      width: FW,
+      height: FH,
+      stride: FW * 3,
+      format: 'RGB',
+      data: new Uint8Array(FW * FH * 3).fill(200),
+      capturedAtMs: 0,
+    };
+    const small = new Uint8Array(100 * 75 * 3).fill(200);
+    return { ...full, width: 100, height: 75, stride: 300, data: small, sourceWidth: FW, sourceHeight: FH, full };
+  }
+  const found = { ...inf, detections: [{ index: 0, label: 'person', score: 0.9, box: person }] } as Inference;
+
+  /** The brightest channel in a rectangle of a JPEG, `inset` pixels inside its edges. */
+  async function brightest(jpeg: Buffer, r: { x: number; y: number; w: number; h: number }, inset: number) {
+    const { data, info } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([FW, FH]); // the full-resolution picture
+    let m = 0;
+    for (let y = r.y + inset; y < r.y + r.h - inset; y++)
+      for (let x = r.x + inset; x < r.x + r.w - inset; x++) m = Math.max(m, ...data.subarray((y * FW + x) * 3, (y * FW + x) * 3 + 3));
+    return m;
+  }
+
+  it("blacks the person's box out at its place in the full-resolution snapshot, on the page and in the command", async () => {
+    const store = new SnapshotStore({ clock: new ManualClock(), privacy: () => 'redact' });
+    store.record(store.keep(scaledFrame()), found);
+    const page = (await store.annotated('kiosk')) as Buffer;
+    const cmd = Buffer.from((await store.command('kiosk', 90, undefined)).data, 'base64');
+    for (const [surface, jpeg] of [
+      ['page', page],
+      ['command', cmd],
+    ] as const) {
+      expect(await brightest(jpeg, person, 6), `${surface}: inside the box`).toBeLessThan(40);
+      // Where the box would be if its scaled-frame coordinates were used unscaled: still the picture.
+      expect(await brightest(jpeg, { x: 62, y: 30, w: 20, h: 25 }, 2), `${surface}: the box at the model's scale`).toBeGreaterThan(150);
+      // Just outside each side of the box: still the picture.
+      for (const side of [
+        { x: person.x - 14, y: person.y + 20, w: 10, h: 40 },
+        { x: person.x + person.w + 4, y: person.y + 20, w: 10, h: 40 },
+        { x: person.x + 20, y: person.y - 14, w: 40, h: 10 },
+        { x: person.x + 20, y: person.y + person.h + 4, w: 40, h: 10 },
+      ])
+        expect(await brightest(jpeg, side, 2), `${surface}: beside the box`).toBeGreaterThan(150);
+    }
+  });
+});
