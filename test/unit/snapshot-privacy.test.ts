@@ -41,6 +41,28 @@ describe('snapshot privacy', () => {
     expect(at(f, 60, 40)).toBe(200);
   });
 
+  it('redactFrame blacks out a box that crosses the frame edges up to the edge pixels, and nothing past them', () => {
+    const f = frame();
+    const r = redactFrame(f, [
+      { x: -5.5, y: -3, w: 20, h: 10 }, // over the top-left corner: columns 0..14, rows 0..6
+      { x: W - 10, y: H - 5, w: 30, h: 30 }, // over the bottom-right corner
+    ]);
+    const at = (x: number, y: number) => r.data[(y * W + x) * 3];
+    expect([at(0, 0), at(14, 6), at(0, 6), at(14, 0)]).toEqual([0, 0, 0, 0]);
+    expect([at(15, 0), at(0, 7)]).toEqual([200, 200]);
+    expect([at(W - 1, H - 1), at(W - 10, H - 5)]).toEqual([0, 0]);
+    expect([at(W - 11, H - 1), at(W - 1, H - 6)]).toEqual([200, 200]);
+    expect(r.data.length).toBe(f.data.length);
+  });
+
+  it('the snapshot command scales to each maxWidth asked for (one frame, two sizes: not the cached other one)', async () => {
+    const store = new SnapshotStore({ clock: new ManualClock(), privacy: () => 'on' });
+    store.record(frame(), inf);
+    const width = async (maxWidth: number | undefined) =>
+      (await sharp(Buffer.from((await store.command('kiosk', 90, maxWidth)).data, 'base64')).metadata()).width;
+    expect([await width(100), await width(50), await width(undefined)]).toEqual([100, 50, W]);
+  });
+
   for (const mode of ['redact', 'on', 'off'] as SnapshotPrivacy[]) {
     it(`${mode}: the page snapshot and the snapshot command`, async () => {
       const store = new SnapshotStore({ clock: new ManualClock(), privacy: () => mode });
