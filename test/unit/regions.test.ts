@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stageSchema } from '../../src/config/pipeline.js';
 import type { Frame } from '../../src/capture/frame.js';
-import { cropView } from '../../src/inference/crop.js';
+import { cropView, sharpness } from '../../src/inference/crop.js';
 import { planRegions, unmirror } from '../../src/inference/regions.js';
 import type { Box, Detection } from '../../src/inference/types.js';
 
@@ -73,6 +73,20 @@ describe('crop regions', () => {
       // Its last column is the frame's last column on every row (not a wrap into the next row).
       for (let y = 0; y < view.height; y++) expect(rgb(view, view.width - 1, y)).toEqual(rgb(f, f.width - 1, y0 + y));
     }
+  });
+
+  it('sharpness: the variance of the 4-neighbour Laplacian of the grey image, over every interior pixel', () => {
+    // 4x3 grey (100, 100, 100) with one bright pixel at (1, 1): interior pixels (1, 1) and (2, 1).
+    const data = new Uint8Array(4 * 3 * 3);
+    data.set([200, 200, 200], (1 * 4 + 1) * 3);
+    for (let i = 0; i < 12; i++) if (i !== 5) data.set([100, 100, 100], i * 3);
+    const img: Frame = { camera: 'c', seq: 1, width: 4, height: 3, stride: 12, format: 'RGB', data, capturedAtMs: 0 };
+    // Laplacians: 4 x 200 - 4 x 100 = 400 at (1, 1); 4 x 100 - (200 + 3 x 100) = -100 at (2, 1); variance of {400, -100}.
+    const grey = (v: number) => (0.299 + 0.587 + 0.114) * v;
+    const l = [4 * grey(200) - 4 * grey(100), 4 * grey(100) - grey(200) - 3 * grey(100)];
+    const mean = (l[0] + l[1]) / 2;
+    expect(sharpness(img)).toBeCloseTo(((l[0] - mean) ** 2 + (l[1] - mean) ** 2) / 2, 3);
+    expect(sharpness({ ...img, width: 2 })).toBe(0); // under 3x3: 0
   });
 
   it("a mirrored camera swaps left and right keypoint names back to the subject's", () => {
