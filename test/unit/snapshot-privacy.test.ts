@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import type { Frame } from '../../src/capture/frame.js';
 import { redactFrame } from '../../src/health/redact.js';
+import { colourOf } from '../../src/health/snapshot.js';
 import { SnapshotStore } from '../../src/health/snapshots.js';
 import type { SnapshotPrivacy } from '../../src/inference/stages.js';
 import type { Inference } from '../../src/inference/types.js';
@@ -61,6 +62,21 @@ describe('snapshot privacy', () => {
     const width = async (maxWidth: number | undefined) =>
       (await sharp(Buffer.from((await store.command('kiosk', 90, maxWidth)).data, 'base64')).metadata()).width;
     expect([await width(100), await width(50), await width(undefined)]).toEqual([100, 50, W]);
+  });
+
+  it("the page snapshot's banner is in the colour of the result's label", async () => {
+    const store = new SnapshotStore({ clock: new ManualClock(), privacy: () => 'on' });
+    const second = { ...inf, detections: [{ index: 2, label: 'hand', score: 0.9, box }] } as Inference;
+    store.record(frame(), second);
+    const { data } = await sharp((await store.annotated('kiosk')) as Buffer)
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const want = colourOf(2)
+      .slice(1)
+      .match(/../g)
+      ?.map((h) => Number.parseInt(h, 16));
+    // The banner's corner pixel (JPEG: within a few levels).
+    for (const [i, c] of (want ?? []).entries()) expect(Math.abs(data[i] - c), `channel ${i}`).toBeLessThan(24);
   });
 
   for (const mode of ['redact', 'on', 'off'] as SnapshotPrivacy[]) {
