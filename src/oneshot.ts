@@ -77,7 +77,8 @@ async function pipelineEngine(
   const model = (e: InferenceEngine): StageModel => ({
     info: e.info,
     infer: (f, h) => e.infer(f, h),
-    inferCrops: (f, r) => must(e.inferCrops, `model ${e.info.name}'s crop inference`)(f, r),
+    // Called on the engine: inferCrops is a method.
+    inferCrops: (f, r) => must(e.inferCrops, `model ${e.info.name}'s crop inference`).call(e, f, r),
   });
   const runner = new PipelineRunner({
     name,
