@@ -15,6 +15,8 @@ export default defineConfig({
       include: ['src/**/*.ts'],
       reporter: ['text-summary', 'json-summary'],
       reportsDirectory: 'coverage',
+      // The figures are worth having when a (flaky) test fails too.
+      reportOnFailure: true,
     },
   },
 });
