@@ -25,6 +25,7 @@ import { CommandError, type Reloader } from './publish/commands.js';
 import { MqttControl } from './publish/control.js';
 import { Messaging } from './publish/messaging.js';
 import { resultPayload } from './publish/payload.js';
+import type { ResultSink } from './publish/result-sink.js';
 import type { CameraStateName, DaemonStatus } from './publish/schemas.js';
 import { Topics } from './publish/topics.js';
 import { type ReloadReport, ReloadController } from './reload.js';
@@ -74,6 +75,7 @@ export class App {
     let markRunning!: () => void;
     const running = new Promise<void>((r) => (markRunning = r));
 
+    // Health inputs: stall detection, the frames snapshots are taken from, device sampling.
     const detector = new StallDetector({
       clock,
       stallAfterMs: c.health.stallAfterSec * 1000,
@@ -95,6 +97,7 @@ export class App {
       alsoWanted: () => preview.watching,
     });
     const device = new DeviceSampler({ intervalMs: c.health.deviceSampleSec * 1000, log: child('device'), clock });
+    // Results: journaled first, then published.
     const journal = new Journal({
       path: c.journal.path,
       maxRows: c.journal.maxRows,
@@ -124,6 +127,7 @@ export class App {
       clock,
       log,
     });
+    // Models: the configured one (or the installed package), its rollout, and the pipelines' stage models.
     const buildEvents = {
       buildStarted: (what: string) => detector.buildStarted(what),
       buildEnded: () => detector.buildEnded(),
@@ -164,45 +168,33 @@ export class App {
       });
     const stages = new StageModels({ config: c, log: child('pipelines'), listener: buildEvents, clock, resolve: targets?.resolveStage });
     targets?.bindStages(stages);
-    const channels = Object.entries(c.cameras)
-      .filter(([, cam]) => cam.enabled)
-      .map(([name, cam]) => {
-        const inferred = (frame: Frame, inf: Inference) => {
-          detector.progress(frame.camera);
-          snapshots.record(frame, inf);
-          preview.record(frame, inf);
-          metrics.observe(
-            frame.camera,
-            { ...inf.latencyMs, total: Math.max(0, clock.now() - frame.capturedAtMs) },
-            inf.task === 'detect' ? inf.pipeline : undefined,
-          );
-          control.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
-        };
-        const state = (camera: string, st: CameraStateName) => {
-          detector.state(camera, st);
-          control.cameraStateChanged();
-        };
-        const { infer, pipeline, target } = stages.forCamera(
-          name,
-          cam,
-          (frame, hooks) => model.infer(frame, hooks),
-          () => model.scaleTarget,
+    // Cameras: one channel each.
+    const channels = cameraChannels(c, {
+      clock,
+      log,
+      stages,
+      model,
+      sink: messaging.sink,
+      snapshots,
+      // What each inference feeds besides the result: stall detection, snapshots, metrics, stats.
+      inferred: (frame, inf) => {
+        detector.progress(frame.camera);
+        snapshots.record(frame, inf);
+        preview.record(frame, inf);
+        metrics.observe(
+          frame.camera,
+          { ...inf.latencyMs, total: Math.max(0, clock.now() - frame.capturedAtMs) },
+          inf.task === 'detect' ? inf.pipeline : undefined,
         );
-        return new CameraChannel(name, cam, {
-          deviceId: c.deviceId,
-          clock,
-          log,
-          infer,
-          model: () => pipeline?.models().detector ?? model.info,
-          sink: messaging.sink,
-          keep: (f) => snapshots.keep(f),
-          listener: { state, inferred },
-          pipeline,
-          target,
-          wantFull: () => pipeline !== undefined || snapshots.wanted,
-        });
-      });
+        control.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
+      },
+      state: (camera, st) => {
+        detector.state(camera, st);
+        control.cameraStateChanged();
+      },
+    });
     for (const ch of channels) detector.watch(ch.name, c.cameras[ch.name].fps ?? 0, 'connecting');
+    // What the outside sees: systemd, health verdicts, /metrics, MQTT commands and status, HTTP.
     const notifier = new SystemdNotifier({
       send: deps.notify ?? sendNotify,
       env: deps.env,
@@ -212,56 +204,11 @@ export class App {
       clock,
     });
     const monitor = new HealthMonitor({ detector, source: { model, cameras: channels, messaging, journal } });
-    const status: StatusReporter = new StatusReporter({
-      deviceId: c.deviceId,
-      clock,
-      sources: {
-        lifecycle: {
-          get phase() {
-            return lifecycle.phase;
-          },
-        },
-        reloads: {
-          get config() {
-            return reloads.config;
-          },
-          get last() {
-            return reloads.last;
-          },
-        },
-        model,
-        stages,
-        messaging,
-        journal,
-        cameras: channels,
-        health: () => monitor.health(),
-        systemd: notifier,
-        rollout,
-        stageRollouts: targets,
-        http: {
-          get address() {
-            return http?.address;
-          },
-        },
-      },
-    });
     const metrics = new Metrics({
       cameras: () => channels.filter((ch) => ch.started).map((ch) => ({ ...ch.status(), status: ch.camera.status() })),
       model: () => model.info,
       mqttConnected: () => messaging.mqtt.connected,
-      journal: () => {
-        const j = journal.isOpen ? journal.stats() : undefined;
-        return (
-          j && {
-            depth: j.pending,
-            evictions: j.evicted.sent + j.evicted.pending,
-            writable: j.writable,
-            writeFailures: j.writeFailures,
-            lost: messaging.outboxStats()?.lost ?? 0,
-            corruptMovedAside: j.corrupt.movedAside,
-          }
-        );
-      },
+      journal: () => journalGauges(journal, messaging),
       publishFailures: () => messaging.publishFailures(),
       healthy: () => monitor.health().ok,
       device: () => device.latest,
@@ -314,6 +261,7 @@ export class App {
         })
       : undefined;
 
+    // Reload (SIGHUP, the reload command) and the start/stop order.
     const logLevel: LiveReloadable<Config['log']['level']> = {
       name: 'log',
       liveKeys: ['log.level'],
@@ -365,6 +313,29 @@ export class App {
         notifier.ready();
       },
     });
+    // The status report reads every part (lazily, so it is built last).
+    const status: StatusReporter = new StatusReporter({
+      deviceId: c.deviceId,
+      clock,
+      sources: {
+        lifecycle,
+        reloads,
+        model,
+        stages,
+        messaging,
+        journal,
+        cameras: channels,
+        health: () => monitor.health(),
+        systemd: notifier,
+        rollout,
+        stageRollouts: targets,
+        http: {
+          get address() {
+            return http?.address;
+          },
+        },
+      },
+    });
     this.monitor = monitor;
     this.statusReporter = status;
     this.http = http;
@@ -412,4 +383,56 @@ export class App {
   status(): DaemonStatus {
     return this.statusReporter.status();
   }
+}
+
+interface ChannelParts {
+  clock: Clock;
+  log: Logger;
+  stages: StageModels;
+  model: ModelService;
+  sink: ResultSink;
+  snapshots: SnapshotStore;
+  inferred: (frame: Frame, inf: Inference) => void;
+  state: (camera: string, state: CameraStateName) => void;
+}
+
+/** One channel per enabled camera: its inference (the model, or its pipeline's stages), its sink and listeners. */
+function cameraChannels(c: Config, p: ChannelParts): CameraChannel[] {
+  return Object.entries(c.cameras)
+    .filter(([, cam]) => cam.enabled)
+    .map(([name, cam]) => {
+      const { infer, pipeline, target } = p.stages.forCamera(
+        name,
+        cam,
+        (frame, hooks) => p.model.infer(frame, hooks),
+        () => p.model.scaleTarget,
+      );
+      return new CameraChannel(name, cam, {
+        deviceId: c.deviceId,
+        clock: p.clock,
+        log: p.log,
+        infer,
+        model: () => pipeline?.models().detector ?? p.model.info,
+        sink: p.sink,
+        keep: (f) => p.snapshots.keep(f),
+        listener: { state: p.state, inferred: p.inferred },
+        pipeline,
+        target,
+        wantFull: () => pipeline !== undefined || p.snapshots.wanted,
+      });
+    });
+}
+
+/** The journal's gauges for /metrics; undefined while it is closed. */
+function journalGauges(journal: Journal, messaging: Messaging) {
+  if (!journal.isOpen) return undefined;
+  const j = journal.stats();
+  return {
+    depth: j.pending,
+    evictions: j.evicted.sent + j.evicted.pending,
+    writable: j.writable,
+    writeFailures: j.writeFailures,
+    lost: messaging.outboxStats()?.lost ?? 0,
+    corruptMovedAside: j.corrupt.movedAside,
+  };
 }

@@ -12,7 +12,7 @@ import { createLogger } from './log.js';
 import { runHistory } from './journal/history-cli.js';
 import { runFleet } from './publish/fleet-cli.js';
 import { runDaemon } from './main.js';
-import { formatSelftest, gpuSelftest } from './gpu-selftest.js';
+import { formatSelftest, gpuSelftest } from './inference/gpu-selftest.js';
 import { formatProbe, probe } from './probe.js';
 import { buildEngine, inferImages } from './oneshot.js';
 import { VERSION } from './version.js';

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { DECODE_GUARDS, MAX_PIXELS } from '../capture/decode-guards.js';
+import { DECODE_GUARDS } from '../capture/decode-guards.js';
 import type { Frame } from '../capture/frame.js';
 import { systemClock } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
@@ -11,8 +11,6 @@ import { DaemonError, errorMessage } from '../errors.js';
  */
 
 export type ImageType = 'jpeg' | 'png' | 'webp';
-
-export { MAX_PIXELS };
 
 export function sniffImageType(b: Uint8Array): ImageType | undefined {
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';

@@ -16,6 +16,7 @@ import {
   migrateSchema,
   PENDING,
   queryHistory,
+  REJECTED,
   SCHEMA_SQL,
   SCHEMA_VERSION,
   SENT,
@@ -292,7 +293,7 @@ export class Journal {
           'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       markSent: db.prepare('UPDATE messages SET state = 1, sent_ms = ? WHERE seq = ? AND state = 0'),
-      markRejected: db.prepare('UPDATE messages SET state = 2, sent_ms = ? WHERE seq = ? AND state = 0'),
+      markRejected: db.prepare(`UPDATE messages SET state = ${REJECTED}, sent_ms = ? WHERE seq = ? AND state = 0`),
       pendingAfter: db.prepare(
         'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages ' +
           'WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',

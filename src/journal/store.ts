@@ -16,6 +16,7 @@ export const MIN_READ_VERSION = 1;
 /** state: 0 pending (not acknowledged yet), 1 sent (acknowledged, or QoS 0 handed over), 2 rejected by the broker. */
 export const PENDING = 0;
 export const SENT = 1;
+/** The broker refused it for good (MQTT 5 reason code): like SENT, it leaves the outbox. */
 export const REJECTED = 2;
 export type DeliveryState = 'pending' | 'sent' | 'rejected';
 const STATE_NAMES: DeliveryState[] = ['pending', 'sent', 'rejected'];

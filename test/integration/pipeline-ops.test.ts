@@ -8,6 +8,7 @@ import { demoConfig } from '../../src/config/demo.js';
 import { eyesDemoDir } from '../../src/paths.js';
 import { startTestApp, type TestApp, waitUntil } from '../helpers/app.js';
 import { CLI } from '../helpers/daemon.js';
+import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { assertValid } from '../helpers/schemas.js';
 
 /**
@@ -163,5 +164,49 @@ describe('pipeline camera operations', () => {
     expect(renamed.ok).toBe(false);
     expect(renamed.errors).toEqual(['pipelines.eyes: adding or removing a pipeline or stage needs a restart']);
     expect(t.app.status().stages!.map((s) => s.stage)).toEqual(['face', 'eye']);
+  });
+});
+
+describe('a mirrored pipeline camera through the whole daemon', () => {
+  let t: TestApp;
+  let sub: Subscriber;
+  let width: number;
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pipeline-mirror-'));
+    mkdirSync(join(dir, 'frames'));
+    // What a selfie camera delivers: the scene flipped left to right (each subject's left eye on the image's left).
+    await sharp(join(samples, threeFaces.file))
+      .flop()
+      .toFile(join(dir, 'frames', threeFaces.file));
+    width = (await sharp(join(samples, threeFaces.file)).metadata()).width ?? 0;
+    t = await startTestApp({
+      samples: ['plastic-1.png'],
+      fps: 5,
+      extra: {
+        pipelines: { eyes: (demoConfig('eyes') as { pipelines: { eyes: Record<string, any>[] } }).pipelines.eyes },
+        cameras: { selfie: { uri: `images://${join(dir, 'frames')}`, fps: 5, pipeline: 'eyes', mirror: true } },
+      },
+    });
+    sub = await subscribe(`mqtt://127.0.0.1:${t.app.config.mqtt.embedded.port}`, ['edge-inferd/ops-test/selfie/result']);
+  }, 60_000);
+  afterAll(async () => {
+    await sub?.close();
+    await t?.stop();
+  });
+
+  it("publishes each subject's own left and right eye (mirror: true)", async () => {
+    const m = await sub.waitFor((r) => r.json?.objects?.length === threeFaces.faces.length, 30_000);
+    for (const f of threeFaces.faces) {
+      // The subject's box, flipped back into the unmirrored picture's coordinates.
+      const o = (m.json.objects as Record<string, any>[]).find(
+        (obj) => Math.abs(width - obj.box.x - obj.box.w - f.box.x) <= 2 && Math.abs(obj.box.y - f.box.y) <= 2,
+      );
+      expect(o, `subject ${f.subject}`).toBeDefined();
+      expect([o?.regions.left.label ?? 'ND', o?.regions.right.label ?? 'ND'], `subject ${f.subject}: left, right`).toEqual([
+        f.leftEye.covered ? 'ND' : f.leftEye.class,
+        f.rightEye.covered ? 'ND' : f.rightEye.class,
+      ]);
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -32,6 +32,8 @@ let untrusted: https.Server;
 let base: string;
 let work: string;
 const files = new Map<string, Buffer>();
+/** The Range requests the servers answered ("<path> bytes=N-"). */
+const ranges: string[] = [];
 let seq = 0;
 
 /** The sample's dominant channel (0 red, 1 green, 2 blue): the class every package here gives it. */
@@ -104,7 +106,14 @@ function serve(server: https.Server) {
     if (path === '/downgrade.tgz') return res.writeHead(302, { location: 'http://127.0.0.1:9/v2.tgz' }).end();
     const body = files.get(path);
     if (!body) return res.writeHead(404).end();
-    res.writeHead(200, { 'content-length': body.length }).end(body);
+    // Resumes as a file server does: `Range: bytes=N-` gets the rest (206).
+    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    if (range) ranges.push(`${path} ${req.headers.range}`);
+    const from = range ? Number(range[1]) : 0;
+    if (from >= body.length && range) return res.writeHead(416).end();
+    const rest = body.subarray(from);
+    const partial = range ? { 'content-range': `bytes ${from}-${body.length - 1}/${body.length}` } : {};
+    res.writeHead(range ? 206 : 200, { 'content-length': rest.length, ...partial }).end(rest);
   });
 }
 
@@ -379,6 +388,33 @@ describe('remote model rollout', () => {
     expect(existsSync(join(t.dir, '..', 'evil.txt'))).toBe(false);
     expect(readdirSync(join(t.dir, 'models', 'packages'))).toEqual([expect.stringMatching(/^tray-colours-2\.0\.0-/)]);
     // A refused package leaves nothing behind to resume.
+    expect(readdirSync(join(t.dir, 'models', 'staging'))).toEqual([]);
+  });
+
+  it('refuses a download resumed after a restart whose bytes on disk differ (sha256), and never activates it', async () => {
+    if (!t) return;
+    const archive = tarFolder(
+      await writePackage(join(work, 'resume'), { name: 'm', version: '0.0.3', labels: labels('r') }),
+      join(work, 'resume.tgz'),
+    );
+    const args = offer('/resume.tgz', archive, 'm', '0.0.3');
+    // What an interrupted download leaves for a resume, but with one byte changed on disk since.
+    const staging = join(t.dir, 'models', 'staging', args.sha256);
+    mkdirSync(staging, { recursive: true });
+    const part = Buffer.from(archive.subarray(0, Math.floor(archive.length / 2)));
+    part[100] ^= 0xff;
+    writeFileSync(join(staging, 'archive.part'), part);
+    const res = await command('install', args);
+    expect(ranges).toContain(`/resume.tgz bytes=${part.length}-`); // it did resume
+    expect(res.ok).toBe(false);
+    expect(res.error).toMatchObject({ code: 'MODEL_REJECTED' });
+    expect(res.error.message).toMatch(
+      new RegExp(`MODEL_SHA256: the sha256 of the downloaded archive \\(${archive.length} bytes\\) is not the command's ${args.sha256}`),
+    );
+    expect(await runningVersion()).toBe('2.0.0');
+    await nextResultOf('2.0.0');
+    expect(readdirSync(join(t.dir, 'models', 'packages'))).toEqual([expect.stringMatching(/^tray-colours-2\.0\.0-/)]);
+    // The damaged part file is gone: the next try downloads afresh.
     expect(readdirSync(join(t.dir, 'models', 'staging'))).toEqual([]);
   });
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareOutputs, EXIT_NO_GPU, gpuSelftest, nvidiaDevices } from '../../src/gpu-selftest.js';
+import { compareOutputs, EXIT_NO_GPU, gpuSelftest, nvidiaDevices } from '../../src/inference/gpu-selftest.js';
 import { demoModelDir } from '../../src/paths.js';
 import { CLI } from '../helpers/daemon.js';
 

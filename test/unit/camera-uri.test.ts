@@ -158,6 +158,10 @@ describe('camera URIs: injection and mistakes are rejected, naming the config ke
     ['test://solid?color=ff0000%20!%20filesink', 'cameras.c.uri: ?color= must be RRGGBB or AARRGGBB in hex (got "ff0000 ! filesink")'],
     ['test://ball?width=640,format=GRAY8', 'cameras.c.uri: ?width= must be a whole number from 16 to 8192 (got "640,format=GRAY8")'],
     ['test://ball?fps=30/1', 'cameras.c.uri: ?fps= must be a number above 0 and at most 1000 (got "30/1")'],
+    // A rate of 0 would divide by zero in the framerate caps (and means no frames): refused, as 0.0 and a rate above 1000 are.
+    ['test://ball?fps=0', 'cameras.c.uri: ?fps= must be a number above 0 and at most 1000 (got "0")'],
+    ['rtsp://h/x?fps=0.0', 'cameras.c.uri: ?fps= must be a number above 0 and at most 1000 (got "0.0")'],
+    ['v4l2:///dev/video0?fps=1000.5', 'cameras.c.uri: ?fps= must be a number above 0 and at most 1000 (got "1000.5")'],
     ['test://ball?location=x', 'cameras.c.uri: unknown option ?location= for test:// (known: width, height, fps, color)'],
     ['file://relative.avi', 'cameras.c.uri: expected an absolute path, file:///dir/video.mp4 (got "file://relative.avi")'],
     ['csi://0 ! filesink', 'cameras.c.uri: must not contain a space; percent-encode it in URLs (got "csi://0 ! filesink")'],

@@ -40,6 +40,20 @@ function handler(opts: { maxInFlight?: number; handlers?: Partial<CommandHandler
   return { h, lines, published };
 }
 
+describe('commands.maxBytes', () => {
+  it('handles a payload of exactly maxBytes and refuses one a byte over (TOO_LARGE, answered with its id)', async () => {
+    const { h, published } = handler();
+    // JSON allows trailing whitespace: the same command padded to the exact size.
+    const padded = (n: number) => Buffer.from('{"id":"x"}'.padEnd(n, ' '));
+    await h.handle('edge-inferd/dev/cmd/status', padded(16_384));
+    await h.handle('edge-inferd/dev/cmd/status', padded(16_385));
+    expect(published.map((p) => [p.payload.ok, p.payload.error?.code, p.payload.requestId])).toEqual([
+      [true, undefined, 'x'],
+      [false, 'TOO_LARGE', 'x'],
+    ]);
+  });
+});
+
 describe('command names are checked before any publish', () => {
   it("cmd/ (empty), a wildcard, an over-long name or another device's topic: ignored with one warning, nothing published", async () => {
     const { h, lines, published } = handler();
@@ -227,6 +241,15 @@ describe("the embedded broker's publish size guard", () => {
     }
     return { at: stream.length };
   }
+
+  it('passes a PUBLISH exactly at the limit and refuses one a byte over', () => {
+    // Topic length (2) + topic (13) + packet id (2) + payload: the packet body the limit counts.
+    const at = publishPacket('p/d/cmd/pause', Buffer.alloc(1000 - 17));
+    const over = publishPacket('p/d/cmd/pause', Buffer.alloc(1001 - 17));
+    expect(at.length - 3).toBe(1000); // fixed header: type byte + 2 length bytes
+    for (const size of [1, 16, at.length]) expect(run(at, size), `chunks of ${size}`).toEqual({ at: at.length });
+    expect(run(over, 64).why).toBe('a PUBLISH of 1001 bytes on p/d/cmd/pause is over its limit of 1000 bytes');
+  });
 
   it('passes small publishes and other packets, in any chunking; stops at the header of an oversize one', () => {
     const small = publishPacket('p/d/cmd/pause', Buffer.alloc(900));

@@ -7,6 +7,9 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Journal, type JournalOptions, type NewMessage } from '../../src/journal/journal.js';
 import { countRows } from '../../src/journal/store.js';
+import { HealthMonitor } from '../../src/health/monitor.js';
+import { StallDetector } from '../../src/health/stall.js';
+import { ManualClock } from '../helpers/clock.js';
 import { captureLog } from '../helpers/log.js';
 
 /**
@@ -221,4 +224,49 @@ describe('row 2: the journal never claims what it does not hold', () => {
       writeFailures: 5,
     });
   });
+});
+
+describe('readiness follows every journal write, not only appends', () => {
+  const failing: [string, (j: Journal) => unknown][] = [
+    ['marking messages sent', (j) => j.markSent(Array.from({ length: 20 }, (_, i) => i + 1))],
+    ['the retention sweep', (j) => j.sweep()],
+  ];
+  for (const [what, write] of failing) {
+    it(`/readyz is not ready when ${what} fails, even while the outbox still accepts`, async () => {
+      const clock = new ManualClock();
+      // Rows expire after 1 s; the periodic sweep would run only after an hour (the test runs it itself).
+      const { j, start } = journal(tmpPath(), { clock, retentionMs: 1000, sweepEveryMs: 3_600_000 });
+      start();
+      j.append(Array.from({ length: 20 }, (_, i) => msg(i + 1)));
+      if (what === 'the retention sweep') {
+        // Sent rows past the retention: the sweep has something to delete.
+        j.markSent(Array.from({ length: 20 }, (_, i) => i + 1));
+        await clock.advance(2000);
+      }
+      const monitor = new HealthMonitor({
+        detector: new StallDetector({ clock, stallAfterMs: 60_000, engineBuildLimitMs: 60_000 }),
+        source: {
+          model: { info: { name: 'm', version: '1', provider: 'cpu' } },
+          cameras: [],
+          // The outbox has only seen appends, which still work: it says it accepts.
+          messaging: { state: () => ({ connected: true, url: 'mqtt://broker' }), outboxStats: () => ({ journalAccepting: true }) },
+          journal: j,
+        },
+      });
+      monitor.setPhase('running');
+      expect(monitor.ready()).toMatchObject({ ok: true, checks: { journal: { ok: true } } });
+      limitFileSize(1024);
+      try {
+        expect(() => write(j)).toThrow();
+      } finally {
+        limitFileSize('unlimited');
+      }
+      const r = monitor.ready();
+      expect(r.ok).toBe(false);
+      expect(r.checks.journal).toEqual({
+        ok: false,
+        detail: expect.stringMatching(/^not accepting results: (disk I\/O error|database or disk is full)/),
+      });
+    });
+  }
 });

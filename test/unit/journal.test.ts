@@ -415,6 +415,28 @@ describe('journal: payload seq column', () => {
   });
 });
 
+describe('journal bounds at their edges', () => {
+  it('holds exactly maxRows pending messages, and one more evicts the oldest', () => {
+    const { j } = journal({ maxRows: 5 });
+    j.append([1, 2, 3, 4, 5].map((n) => msg('a', n)));
+    expect(j.stats()).toMatchObject({ rows: 5, pending: 5, evicted: { sent: 0, pending: 0 } });
+    j.append([msg('a', 6)]);
+    expect(j.stats()).toMatchObject({ rows: 5, pending: 5, evicted: { sent: 0, pending: 1 } });
+    expect(j.pendingAfter(0, 10).map((r) => seqOf(r.payload))).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  it('opened after the retention has passed, it deletes the old sent messages at once (not at the first periodic sweep)', () => {
+    const clock = new ManualClock();
+    const path = tmpPath();
+    const first = journal({ path, clock, retentionMs: 1000, sweepEveryMs: 3_600_000 }).j;
+    first.append([msg('a', 1), msg('a', 2), msg('a', 3)]);
+    first.markSent([1, 2]);
+    first.stop();
+    const later = journal({ path, clock: new ManualClock(clock.now() + 5000), retentionMs: 1000, sweepEveryMs: 3_600_000 }).j;
+    expect(later.stats()).toMatchObject({ rows: 1, pending: 1 });
+  });
+});
+
 describe('history query parameters', () => {
   const now = Date.parse('2024-05-01T12:00:00Z');
   it('accepts ISO times and durations', () => {
@@ -428,6 +450,14 @@ describe('history query parameters', () => {
     });
     expect(parseHistoryQuery({}, now)).toEqual({ query: { limit: 100 }, capped: false });
     expect(parseHistoryQuery({ limit: '5000' }, now)).toEqual({ query: { limit: 1000 }, capped: true });
+  });
+  it('takes a time with a zone offset, and the limits at their bounds (1 and the cap)', () => {
+    expect(parseSince('2024-05-01T10:00:00+02:00', now)).toBe(Date.parse('2024-05-01T08:00:00Z'));
+    expect(parseSince('2024-05-01T03:30:00-0430', now)).toBe(Date.parse('2024-05-01T08:00:00Z'));
+    expect(parseHistoryQuery({ limit: '1' }, now)).toEqual({ query: { limit: 1 }, capped: false });
+    expect(parseHistoryQuery({ limit: '1000' }, now)).toEqual({ query: { limit: 1000 }, capped: false });
+    expect(parseHistoryQuery({ limit: '1001' }, now)).toEqual({ query: { limit: 1000 }, capped: true });
+    expect(parseHistoryQuery({ limit: '0' }, now)).toEqual({ problems: ['limit: must be a whole number >= 1 (got "0")'] });
   });
   it('reports every bad parameter', () => {
     expect(parseHistoryQuery({ camera: 'a/b', since: 'yesterday', limit: '-3' }, now)).toEqual({

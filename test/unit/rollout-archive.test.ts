@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { extractArchive, packageRoot } from '../../src/rollout/archive.js';
 import { rawTar, tarFolder } from '../helpers/rollout.js';
@@ -99,6 +100,18 @@ describe('extractArchive', () => {
     await expect((await extractBytes(Buffer.from('<html>not found</html>'.padEnd(600, ' ')))).run()).rejects.toThrow(
       /header checksum mismatch|not an octal/,
     );
+  });
+
+  it('refuses as truncated an archive that ends cleanly after an entry but lacks the end-of-archive blocks', async () => {
+    const entries = [{ name: 'manifest.yaml', body: Buffer.from('name: m\n') }];
+    const plain = rawTar(entries, false);
+    // The control: the whole archive unpacks.
+    expect((await (await extractBytes(plain)).run()).map((e) => e.path)).toEqual(['manifest.yaml']);
+    // Cut at an entry boundary (header + one padded block): every block read is whole, the two zero blocks are missing.
+    const cut = plain.subarray(0, plain.length - 1024);
+    expect(cut.length % 512).toBe(0);
+    await expect((await extractBytes(cut)).run()).rejects.toThrow(/ends without its end-of-archive blocks \(truncated\?\)/);
+    await expect((await extractBytes(gzipSync(cut))).run()).rejects.toThrow(/ends without its end-of-archive blocks/);
   });
 
   it('says so when no manifest.yaml is at the root or in the one top folder', async () => {

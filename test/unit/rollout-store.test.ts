@@ -62,6 +62,23 @@ describe('PackageStore', () => {
     ]);
   });
 
+  it('with model.keep: 3 after installing a, b and c, rolls back to b (the one before), not a', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'store-'));
+    const s = new PackageStore({ dir: root, keep: 3, log: logs().log });
+    for (const n of ['a', 'b', 'c']) {
+      await s.commit(fakePackage(s, n), n);
+      await s.activated(n, '/m');
+    }
+    expect(readdirSync(s.packagesDir).sort()).toEqual(['a', 'b', 'c']);
+    expect(s.state).toMatchObject({ current: 'c', previous: ['b', 'a'] });
+    expect(s.rollbackTarget()).toBe('b');
+    await s.rolledBack('b', '/m');
+    // A restart reads the same: b runs, and the next rollback goes back to c (the one before b now).
+    const again = new PackageStore({ dir: root, keep: 3, log: logs().log });
+    expect(again.state).toMatchObject({ current: 'b', previous: ['c', 'a'] });
+    expect(again.rollbackTarget()).toBe('c');
+  });
+
   it('falls back to model.path when the installed package is gone or state.json is damaged', () => {
     const root = mkdtempSync(join(tmpdir(), 'store-'));
     const { log, lines } = logs();

@@ -52,5 +52,20 @@ describe('IoU tracker', () => {
       ]).ids,
     ).toEqual([2, 1]);
     expect(boxIou({ x: 0, y: 0, w: 10, h: 10 }, { x: 5, y: 0, w: 10, h: 10 })).toBeCloseTo(50 / 150, 9);
+    // Offset vertically: 10 x 4 overlap of two 10 x 10 boxes.
+    expect(boxIou({ x: 0, y: 0, w: 10, h: 10 }, { x: 0, y: 6, w: 10, h: 10 })).toBeCloseTo(40 / 160, 9);
+    expect(boxIou({ x: 0, y: 6, w: 10, h: 10 }, { x: 0, y: 0, w: 10, h: 10 })).toBeCloseTo(40 / 160, 9);
+  });
+
+  it('a track that overlaps two boxes equally goes to the first of them; the other box starts a new track', () => {
+    const t = new IouTracker({ iou: 0.2, maxMissed: 2 });
+    expect(t.update([{ x: 100, y: 0, w: 100, h: 100 }]).ids).toEqual([1]);
+    // Both moved 40 px sideways from the track, one each way: the same IoU.
+    expect(
+      t.update([
+        { x: 140, y: 0, w: 100, h: 100 },
+        { x: 60, y: 0, w: 100, h: 100 },
+      ]).ids,
+    ).toEqual([1, 2]);
   });
 });

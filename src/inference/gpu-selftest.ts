@@ -1,14 +1,14 @@
 // First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
-import './ort-telemetry.js';
+import '../ort-telemetry.js';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import type { ProviderName } from './config/schema.js';
-import { errorMessage } from './errors.js';
-import type { Manifest } from './inference/manifest.js';
-import { loadModelPackage, modelSha256 } from './inference/package.js';
-import { createSession, type EngineEvent, type ModelIdentity, providerLibraryProblem, type SessionOptions } from './inference/providers.js';
+import type { ProviderName } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import type { Manifest } from './manifest.js';
+import { loadModelPackage, modelSha256 } from './package.js';
+import { createSession, type EngineEvent, type ModelIdentity, providerLibraryProblem, type SessionOptions } from './providers.js';
 
 /**
  * `edge-inferd probe --gpu-selftest`: does the GPU give the CPU's answers, and how long does it take
