@@ -1,11 +1,8 @@
-// First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
-import './ort-telemetry.js';
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import ort from 'onnxruntime-node';
 import { errorCode, errorMessage } from './errors.js';
 import type { IoMeta, ModelIo } from './inference/check.js';
-import { type InferenceEngine, sessionIo } from './inference/engine.js';
+import { type InferenceEngine, onnxIo } from './inference/engine.js';
 import { decodeImage } from './inference/image.js';
 import { loadEngine } from './inference/load.js';
 import { draftManifest, draftYaml } from './inference/model-draft.js';
@@ -91,9 +88,7 @@ export async function modelInit(opts: InitOptions, out: Out): Promise<number> {
     else {
       const bytes = await readFile(modelPath);
       meta = onnxMetadata(bytes);
-      const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'] });
-      io = sessionIo(session);
-      await session.release();
+      io = await onnxIo(bytes);
     }
   } catch (err) {
     out.stderr(`edge-inferd model init: ${modelPath}: cannot read the model: ${errorMessage(err)}\n`);

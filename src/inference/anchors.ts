@@ -1,5 +1,5 @@
 import { DaemonError } from '../errors.js';
-import type { Candidate, OutputTensor } from './detect.js';
+import type { Candidate, OutputTensor } from './outputs.js';
 import type { AnchorSpec, DetectSpec } from './manifest.js';
 
 /**

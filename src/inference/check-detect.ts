@@ -1,5 +1,5 @@
 import { describeGrid, gridLevels } from './anchors.js';
-import type { IoMeta, ModelIo, OutputNames } from './check.js';
+import type { IoMeta, ModelIo, OutputNames } from './model-io.js';
 import { heads, keypointValues, type Manifest } from './manifest.js';
 
 /**

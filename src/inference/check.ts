@@ -1,4 +1,5 @@
 import { checkDetect } from './check-detect.js';
+import type { IoMeta, ModelIo, OutputNames } from './model-io.js';
 import { heads, type Manifest } from './manifest.js';
 
 /**
@@ -7,25 +8,7 @@ import { heads, type Manifest } from './manifest.js';
  * model) without reading the ONNX file.
  */
 
-export interface IoMeta {
-  name: string;
-  /** Element type as ORT names it: float32, uint8, int64...; undefined for non-tensors. */
-  type?: string;
-  shape?: ReadonlyArray<number | string>;
-}
-
-export interface ModelIo {
-  inputs: readonly IoMeta[];
-  outputs: readonly IoMeta[];
-}
-
-/** Output names the postprocessor reads, per role: one or several heads, joined in this order. */
-export interface OutputNames {
-  main?: string[];
-  boxes?: string[];
-  scores?: string[];
-  keypoints?: string[];
-}
+export type { IoMeta, ModelIo, OutputNames } from './model-io.js';
 
 const fmt = (shape: ReadonlyArray<number | string> | undefined) => `[${(shape ?? []).join(',')}]`;
 const names = (list: readonly IoMeta[]) => list.map((o) => o.name).join(', ');

@@ -1,5 +1,6 @@
 import { AnchorDecoder } from './anchors.js';
 import { readKeypoints } from './keypoints.js';
+import type { Candidate, DetectOutputs } from './outputs.js';
 import type { DetectSpec } from './manifest.js';
 import { type Geometry, toSource } from './preprocess.js';
 import type { Detection } from './types.js';
@@ -11,21 +12,7 @@ import { must } from '../errors.js';
  * to source pixels through the letterbox/crop geometry the frame was preprocessed with.
  */
 
-export interface OutputTensor {
-  data: ArrayLike<number>;
-  dims: readonly number[];
-}
-
-export interface Candidate {
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
-  score: number;
-  cls: number;
-  /** The row/anchor it came from (its keypoints are read from there after NMS). */
-  anchor?: number;
-}
+export type { Candidate, DetectOutputs, OutputTensor } from './outputs.js';
 
 export function iou(a: Candidate, b: Candidate): number {
   const iw = Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1);
@@ -62,7 +49,6 @@ function corners(fmt: 'xyxy' | 'cxcywh', a: number, b: number, c: number, d: num
 }
 
 /** Reused per-anchor scratch, so a 8400-anchor YOLO output allocates nothing per frame. */
-export type DetectOutputs = { main?: OutputTensor; boxes?: OutputTensor; scores?: OutputTensor; keypoints?: OutputTensor };
 
 export class Detector {
   private readonly spec: DetectSpec;

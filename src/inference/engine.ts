@@ -47,6 +47,16 @@ export function sessionIo(session: ort.InferenceSession): ModelIo {
   return { inputs: session.inputMetadata.map(meta), outputs: session.outputMetadata.map(meta) };
 }
 
+/** The inputs and outputs an ONNX file declares, from a CPU session opened only to read them. */
+export async function onnxIo(bytes: Uint8Array): Promise<ModelIo> {
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'] });
+  try {
+    return sessionIo(session);
+  } finally {
+    await session.release();
+  }
+}
+
 /** A mid-grey frame of the model's input size: enough to make ORT allocate and tune everything once. */
 export function warmupFrame(pkg: ModelPackage): Frame {
   const { width, height } = pkg.manifest.input;

@@ -1,5 +1,5 @@
 import type { AnchorDecoder } from './anchors.js';
-import type { DetectOutputs, OutputTensor } from './detect.js';
+import type { DetectOutputs, OutputTensor } from './outputs.js';
 import { type DetectSpec, keypointValues } from './manifest.js';
 
 /**

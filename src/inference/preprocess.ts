@@ -26,9 +26,6 @@ export interface Preprocessed {
   geometry: Geometry;
 }
 
-/** YOLO-style grey: the default letterbox fill (manifest input.pad). */
-export const PAD = 114;
-
 /**
  * The geometry in the camera's full-resolution pixels: a frame that capture scaled (Frame.sourceWidth)
  * was sampled at its own size, and its coordinates stretch back to the source's.
