@@ -94,7 +94,8 @@ export class Outbox {
   private stopped = false;
   private journalAccepting = true;
   private lossLog = { atMono: -Infinity, unlogged: 0 };
-  private drain: { startedMono: number; pending: number } | undefined;
+  /** A backlog draining after a reconnect or a journal recovery: done once nothing up to `upTo` is pending. */
+  private drain: { startedMono: number; pending: number; upTo: number } | undefined;
   /** Set while stop() waits for the queue and the window to empty (or the connection to drop). */
   private idleWaiters: (() => void)[] = [];
   private readonly clock: Clock;
@@ -369,7 +370,7 @@ export class Outbox {
     if (this.stopped || !this.started) return;
     const pending = this.journal.stats().pending;
     if (pending > 0 && !this.drain) {
-      this.drain = { startedMono: this.clock.monotonic(), pending };
+      this.drain = { startedMono: this.clock.monotonic(), pending, upTo: this.journal.lastSeq };
       this.log.info({ pending }, 'draining journaled messages');
     }
     this.pump();
@@ -377,7 +378,10 @@ export class Outbox {
 
   private checkDrained(): void {
     if (!this.drain) return;
-    if (this.journal.stats().pending > 0) return;
+    // The backlog, not the whole journal: at a camera's rate acknowledgements are written together
+    // with the next new message, so the journal always holds one pending row and never reads 0.
+    const oldest = this.journal.pendingAfter(0, 1)[0];
+    if (oldest && oldest.seq <= this.drain.upTo) return;
     const ms = Math.round(this.clock.monotonic() - this.drain.startedMono);
     this.log.info({ messages: this.drain.pending, ms }, 'journal drained');
     this.drain = undefined;
