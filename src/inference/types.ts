@@ -1,3 +1,5 @@
+import type { Heatmap } from './explain.js';
+
 /** Plain data that leaves the inference stage (structured-cloneable: it crosses the worker boundary). */
 
 export interface Classification {
@@ -64,6 +66,8 @@ interface InferenceBase {
 export interface ClassifyInference extends InferenceBase {
   task: 'classify';
   top: Classification[];
+  /** Where the model looked for the best class (asked for with InferHooks.explain). */
+  heatmap?: Heatmap;
 }
 
 /** One region of a detected object through a pipeline's second stage (an eye of a face, an item's box). */
@@ -80,8 +84,10 @@ export interface RegionResult {
   skipped?: 'small' | 'blurred';
   /** Class probabilities in the stage's label order (absent when not classified). */
   scores?: number[];
-  /** The crop as PNG, only when the camera's privacy.includeCrops is true. */
+  /** The crop as PNG, only when the camera's privacy.includeCrops is set. */
   cropPng?: Uint8Array;
+  /** Where the crop stage looked (explain: every). */
+  heatmap?: Heatmap;
 }
 
 /** A first-stage detection with its regions; `track` is given by the decide stage's tracker. */
