@@ -215,13 +215,13 @@ export class CropClassifier {
     this.occlusion ??= new Occlusion(m.input, fixedBatch(this.session, m.input.name));
     const items: ExplainItem[] = [];
     const at: number[] = [];
-    which.forEach((ci, k) => {
-      const scores = crops[ci].scores!;
+    for (const [k, ci] of which.entries()) {
+      const scores = crops[ci].scores ?? [];
       const target = what === true ? argmax(scores) : what[ci];
-      if (target === null || target === undefined || target < 0 || target >= scores.length) return;
+      if (target === null || target === undefined || target < 0 || target >= scores.length) continue;
       items.push({ input: inputs[k], target, base: scores[target] });
       at.push(ci);
-    });
+    }
     const before = this.occlusion.runs;
     const maps = await this.occlusion.explain(items, async (data, n) => {
       const out = await this.session.run({ [m.input.name]: new ort.Tensor(m.input.dtype, data, [n, ...this.pre.dims.slice(1)]) }, [
