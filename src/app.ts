@@ -22,6 +22,7 @@ import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { CommandError, type Reloader } from './publish/commands.js';
 import { MqttControl } from './publish/control.js';
+import type { LocalCopies } from './publish/local-copies.js';
 import { Messaging } from './publish/messaging.js';
 import { resultPayload } from './publish/payload.js';
 import type { CameraStateName, DaemonStatus } from './publish/schemas.js';
@@ -60,6 +61,7 @@ export class App {
   private readonly lifecycle: Lifecycle;
   private readonly reloads: ReloadController;
   private readonly http: HealthServer | undefined;
+  private readonly messaging: Messaging;
   private readonly monitor: HealthMonitor;
   private readonly statusReporter: StatusReporter;
 
@@ -87,7 +89,7 @@ export class App {
       log: child('journal'),
       clock,
     });
-    const messaging = new Messaging({
+    const messaging = (this.messaging = new Messaging({
       config: c.mqtt,
       deviceId: c.deviceId,
       topics,
@@ -96,7 +98,7 @@ export class App {
       commandMaxBytes: c.commands.enabled ? c.commands.maxBytes : undefined,
       clock,
       log,
-    });
+    }));
     const events = {
       buildStarted: (what: string) => detector.buildStarted(what),
       buildEnded: () => detector.buildEnded(),
@@ -254,7 +256,7 @@ export class App {
           cameras: started,
           snapshot: (cam) => snapshots.annotated(cam),
           journal,
-          infer: (f, cam) => (cam ? stages.inferOf(cam)!(f, {}) : model.infer(f)),
+          infer: (f, cam, explain) => (cam ? stages.inferOf(cam)!(f, { explain }) : model.infer(f, { explain })),
           toPayload,
           clock,
           log,
@@ -313,6 +315,11 @@ export class App {
   }
 
   /** Port the HTTP server actually listens on (config port 0 picks a free one). */
+  /** privacy.includeCrops: local: the full payloads kept for loopback clients, by journal position (GET /events reads them). */
+  get localCopies(): LocalCopies {
+    return this.messaging.localCopies;
+  }
+
   get httpPort(): number | undefined {
     return this.http?.port;
   }

@@ -23,7 +23,7 @@ export function createHttpServer(opts: {
   cameras: () => string[];
   snapshot: (camera: string) => Promise<Buffer | undefined>;
   journal: Journal;
-  infer: (frame: Frame, camera?: string) => Promise<Inference>;
+  infer: (frame: Frame, camera: string | undefined, explain: boolean) => Promise<Inference>;
   toPayload: (frame: Frame, inf: Inference) => unknown;
   clock: Clock;
   log: Logger;

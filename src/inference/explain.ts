@@ -5,8 +5,12 @@ import { Preprocessor, type TensorData } from './preprocess.js';
 
 /**
  * Explanations for classifiers: occlusion sensitivity. The model input is cut into a grid; each
- * cell in turn is painted mid-grey (through the model's own preprocessing, so any layout, dtype
- * and normalisation) and the drop of the explained class's probability is that cell's saliency.
+ * cell in turn is covered by a neutral patch (through the model's own preprocessing, so any
+ * layout, dtype and normalisation) and the drop of the explained class's probability is that
+ * cell's saliency. The patch is the eight corners of the RGB cube in a fine pattern: mid-grey on
+ * average, but no colour of its own, so a model that weighs the colour evidence it sees (the eyes
+ * demo's classifier votes per pixel: a flat grey patch would vote for nothing and change no ratio)
+ * loses that cell's evidence too.
  * Model-agnostic, and batched: every masked copy of every explained input goes through the model
  * in as few session.run calls as its batch dimension allows (a dynamic batch: one run, up to a
  * memory cap). Runs in the inference worker, beside the session.
@@ -32,8 +36,11 @@ export interface Heatmap {
 
 /** Grid side: 8 x 8 cells, 64 masked copies per explained input. */
 export const GRID = 8;
-/** Mask colour (RGB bytes). */
-const GREY = 128;
+/** The mask's pixel at (x, y): corner (x + 2y) mod 8 of the RGB cube; every 4x4 block holds each corner twice (mean exactly 127.5). */
+function maskPixel(x: number, y: number): [number, number, number] {
+  const i = (x + 2 * y) % 8;
+  return [(i & 1) * 255, ((i >> 1) & 1) * 255, ((i >> 2) & 1) * 255];
+}
 /** The masked inputs of one session.run stay under this many bytes (a dynamic batch is cut into runs of this size). */
 const MAX_RUN_BYTES = 64 * 1024 * 1024;
 /** Longer side of the overlay PNG. */
@@ -52,6 +59,7 @@ export interface ExplainItem {
 
 export class Occlusion {
   private readonly spec: InputSpec;
+  /** The mask, as the model's input tensor. */
   private readonly grey: TensorData;
   private readonly grid: number;
   /** Inputs per session.run: the model's fixed batch size, or as many as fit MAX_RUN_BYTES (dynamic). */
@@ -65,16 +73,9 @@ export class Occlusion {
     this.spec = spec;
     this.grid = grid;
     const { width: W, height: H } = spec;
-    const frame: Frame = {
-      camera: 'explain',
-      seq: 0,
-      width: W,
-      height: H,
-      stride: W * 3,
-      format: 'RGB',
-      data: new Uint8Array(W * H * 3).fill(GREY),
-      capturedAtMs: 0,
-    };
+    const data = new Uint8Array(W * H * 3);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data.set(maskPixel(x, y), (y * W + x) * 3);
+    const frame: Frame = { camera: 'explain', seq: 0, width: W, height: H, stride: W * 3, format: 'RGB', data, capturedAtMs: 0 };
     this.grey = new Preprocessor(spec).run(frame).data.slice();
     const bytes = this.grey.byteLength;
     this.fixed = fixedBatch !== undefined;
@@ -115,7 +116,7 @@ export class Occlusion {
     );
   }
 
-  /** Paints cell `c` of the input at `off` grey, in every channel. */
+  /** Covers cell `c` of the input at `off` with the mask, in every channel. */
   private mask(data: TensorData, off: number, c: number): void {
     const { width: W, height: H, layout } = this.spec;
     const G = this.grid;

@@ -1,3 +1,4 @@
+import type { Frame } from '../capture/frame.js';
 import type { Heatmap } from './explain.js';
 
 /** Plain data that leaves the inference stage (structured-cloneable: it crosses the worker boundary). */
@@ -88,6 +89,11 @@ export interface RegionResult {
   cropPng?: Uint8Array;
   /** Where the crop stage looked (explain: every). */
   heatmap?: Heatmap;
+  /**
+   * explain: assessment: the frame (the pipeline's own copy) and rectangle this crop came from, so
+   * an assessment can be explained on it later. Not enumerable: never serialised.
+   */
+  readonly source?: { frame: Frame; rect: Box; scale: number };
 }
 
 /** A first-stage detection with its regions; `track` is given by the decide stage's tracker. */

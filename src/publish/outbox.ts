@@ -41,7 +41,15 @@ export interface OutboxMessage {
   expirySec?: number;
   /** The `seq` in the payload (results, events): journaled in its own column for Journal.lastPayloadSeq. */
   payloadSeq?: number;
+  /**
+   * privacy.includeCrops: local: the full payload (with crops and heatmaps) for loopback clients;
+   * `payload` (journaled, published) is the one without them. Never written to the journal.
+   */
+  local?: string;
 }
+
+/** Told of the messages of each journal write, in journal order, with their local copies (OutboxMessage.local). */
+export type JournaledListener = (rows: readonly JournalRow[], local: readonly (string | undefined)[]) => void;
 
 export interface OutboxStats {
   window: number;
@@ -71,6 +79,9 @@ export class Outbox {
   private readonly log: Logger;
   private readonly window: number;
   private appends: NewMessage[] = [];
+  /** The local copy of each message in `appends`, same index. */
+  private appendsLocal: (string | undefined)[] = [];
+  private readonly journaled: JournaledListener[] = [];
   private acks: number[] = [];
   private scheduled = false;
   /** Pending rows, in seq order, not yet handed to the connection. */
@@ -123,8 +134,14 @@ export class Outbox {
     if (this.transport.connected) this.onConnect();
   }
 
+  /** Listens to every journal write of new messages (live consumers: GET /events, the local copies). */
+  onJournaled(listener: JournaledListener): void {
+    this.journaled.push(listener);
+  }
+
   /** Journals the message (this tick) and publishes it when its turn comes. Never throws. */
   enqueue(m: OutboxMessage): void {
+    this.appendsLocal.push(m.local);
     this.appends.push({
       topic: m.topic,
       payload: m.payload,
@@ -155,8 +172,10 @@ export class Outbox {
     if (this.acks.length || this.appends.length) {
       const acks = this.acks;
       const msgs = this.appends;
+      const locals = this.appendsLocal;
       this.acks = [];
       this.appends = [];
+      this.appendsLocal = [];
       let written: { rows: JournalRow[]; evicted: Evicted } | undefined;
       try {
         written = this.journal.writeTick(acks, msgs, this.handedUpTo);
@@ -170,7 +189,10 @@ export class Outbox {
         if (msgs.length) this.journalAccepting = false;
         for (const m of msgs) this.sendUnjournaled(m);
       }
-      if (written && msgs.length) this.accept(written.rows, written.evicted);
+      if (written && msgs.length) {
+        this.accept(written.rows, written.evicted);
+        for (const l of this.journaled) l(written.rows, locals);
+      }
     }
     this.pump();
     this.checkDrained();

@@ -8,7 +8,7 @@ import type { Frame } from '../../src/capture/frame.js';
  * A classifier whose answer depends on one known region of its input and nothing else: input
  * 32x32 RGB (stretch), labels [red, other]; logit(red) = 10 x the mean red of rows 20..27,
  * columns 4..11 (the 8x8 occlusion grid's cells (5,1), (5,2), (6,1), (6,2)); logit(other) = 5.
- * A red patch there makes it "red" (p = 0.993); masking any of those cells grey lowers p(red),
+ * A red patch there makes it "red" (p = 0.993); masking any of those cells lowers p(red),
  * masking anything else changes nothing.
  */
 

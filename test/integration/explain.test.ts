@@ -45,8 +45,8 @@ function expectRegionPeak(h: Heatmap): void {
   expect([h.rows, h.cols]).toEqual([8, 8]);
   expect(h.target).toBe(0); // "red"
   expect(h.base).toBeGreaterThan(0.99);
-  // Masking one of the region's 4 cells (a quarter of it) takes its mean red from 1 to 0.75 + 0.25 * 128/255.
-  const drop = h.base - 1 / (1 + Math.exp(5 - 10 * (0.75 + 0.25 * (128 / 255))));
+  // Masking one of the region's 4 cells (a quarter of it) takes its mean red from 1 to 0.75 + 0.25 * 0.5 (the mask's mean).
+  const drop = h.base - 1 / (1 + Math.exp(5 - 10 * (0.75 + 0.25 * 0.5)));
   expect(peakCells(h).sort()).toEqual(REGION_CELLS.map((c) => [...c]).sort());
   for (const [r, c] of REGION_CELLS) expect(h.values[r * 8 + c]).toBeCloseTo(drop, 3);
   const inRegion = new Set(REGION_CELLS.map(([r, c]) => r * 8 + c));

@@ -1,0 +1,92 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoConfig } from '../../src/config/demo.js';
+import { eyesDemoDir } from '../../src/paths.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { type Received, type Subscriber, subscribe } from '../helpers/mqtt.js';
+import { freePort } from '../helpers/ports.js';
+
+/**
+ * Explained assessments in a real App (eyes demo pipeline, embedded broker, real workers): with
+ * privacy.includeCrops: true an assessment on MQTT carries each eye's crop and heatmap; with
+ * `local` the MQTT (and journaled) payload carries neither, and the full payload waits in the
+ * local copies under its journal position for loopback clients. The demo's eye classifier looks
+ * at the central 6x6 pixels of its 32x32 input only: the heatmap's peak is in the central cells.
+ */
+
+let t: TestApp;
+let sub: Subscriber;
+
+beforeAll(async () => {
+  const port = await freePort();
+  const cam = (includeCrops: boolean | 'local') => ({
+    uri: `images://${join(eyesDemoDir, 'samples')}`,
+    fps: 10,
+    pipeline: 'eyes',
+    aggregate: { window: 10, minFrames: 3 },
+    explain: 'assessment',
+    privacy: { includeCrops },
+  });
+  t = await startTestApp({
+    samples: [],
+    extra: {
+      pipelines: (demoConfig('eyes') as { pipelines: unknown }).pipelines,
+      cameras: { shared: cam(true), local: cam('local') },
+      mqtt: { url: 'embedded', embedded: { port } },
+    },
+  });
+  sub = await subscribe(`mqtt://127.0.0.1:${port}`, 'edge-inferd/ops-test/+/event', { protocolVersion: 4 });
+}, 60_000);
+
+afterAll(async () => {
+  await sub?.close();
+  await t?.stop();
+});
+
+const isAssessment = (camera: string) => (m: Received) =>
+  m.json?.type === 'assessment' && m.json.camera === camera && Object.values(m.json.regions).some((r: any) => !r.notDetected);
+
+/** The heatmap's largest cell is one of the central four of the 8x8 grid. */
+function expectCentralPeak(h: any, label: string): void {
+  expect(h).toMatchObject({ method: 'occlusion', label, rows: 8, cols: 8 });
+  expect(h.values).toHaveLength(64);
+  const peak = h.values.indexOf(Math.max(...h.values));
+  expect([3, 4]).toContain(Math.floor(peak / 8));
+  expect([3, 4]).toContain(peak % 8);
+  expect(Math.max(...h.values)).toBeGreaterThan(0);
+  expect(Buffer.from(h.png, 'base64').subarray(1, 4).toString()).toBe('PNG');
+}
+
+describe('explained assessments', () => {
+  it('includeCrops: true: each assessed eye has its crop and a heatmap peaking at the iris', async () => {
+    const m = await sub.waitFor(isAssessment('shared'), 30_000);
+    const assessed = Object.entries(m.json.regions as Record<string, any>).filter(([, r]) => !r.notDetected);
+    expect(assessed.length).toBeGreaterThan(0);
+    for (const [, r] of assessed) {
+      expect(Buffer.from(r.crop, 'base64').subarray(1, 4).toString()).toBe('PNG');
+      expectCentralPeak(r.heatmap, r.label);
+    }
+  }, 40_000);
+
+  it('includeCrops: local: nothing over MQTT; the full payload is kept for loopback clients under its journal position', async () => {
+    const m = await sub.waitFor(isAssessment('local'), 30_000);
+    for (const r of Object.values(m.json.regions as Record<string, any>)) {
+      expect(r.crop).toBeUndefined();
+      expect(r.heatmap).toBeUndefined();
+    }
+    const copies = [...t.app.localCopies.entries()].map(([seq, p]) => ({ seq, json: JSON.parse(p) }));
+    const full = copies.find((c) => c.json.id === m.json.id);
+    expect(full, 'local copy of the assessment').toBeDefined();
+    expect(t.app.localCopies.payloadFor(full!.seq, m.payload, false)).toBe(m.payload);
+    const again = JSON.parse(t.app.localCopies.payloadFor(full!.seq, m.payload, true));
+    expect(again.id).toBe(m.json.id);
+    for (const [name, r] of Object.entries(full!.json.regions as Record<string, any>)) {
+      expect({ ...r, crop: undefined, heatmap: undefined }).toEqual({ ...m.json.regions[name], crop: undefined, heatmap: undefined });
+      if (r.notDetected) continue;
+      expect(Buffer.from(r.crop, 'base64').subarray(1, 4).toString()).toBe('PNG');
+      expectCentralPeak(r.heatmap, r.label);
+    }
+    // The per-frame results of that camera carry no crops on MQTT either.
+    expect(sub.invalid).toEqual([]);
+  }, 40_000);
+});
