@@ -4,6 +4,7 @@ import { type Clock, systemClock } from './clock.js';
 import type { Component, LiveReloadable } from './component.js';
 import type { Config } from './config/schema.js';
 import { DeviceSampler } from './health/device.js';
+import { EventHub } from './health/events.js';
 import { Metrics } from './health/metrics.js';
 import { HealthMonitor } from './health/monitor.js';
 import { createHttpServer } from './health/http.js';
@@ -89,6 +90,15 @@ export class App {
       log: child('journal'),
       clock,
     });
+    // GET /events reads the journal: told of each row as it is written, it reads back what a client missed.
+    const events = new EventHub({
+      feed: journal,
+      clock,
+      log: child('events'),
+      maxClients: c.http.events.maxClients,
+      heartbeatMs: c.http.events.heartbeatSec * 1000,
+      bufferBytes: c.http.events.bufferBytes,
+    });
     const messaging = (this.messaging = new Messaging({
       config: c.mqtt,
       deviceId: c.deviceId,
@@ -99,7 +109,7 @@ export class App {
       clock,
       log,
     }));
-    const events = {
+    const buildEvents = {
       buildStarted: (what: string) => detector.buildStarted(what),
       buildEnded: () => detector.buildEnded(),
       swapped: () => control.publishStatus(),
@@ -110,7 +120,7 @@ export class App {
     const model = new ModelService({
       config: c.model,
       log: child('model'),
-      listener: events,
+      listener: buildEvents,
       clock,
       resolve: store && ((p) => store.effectivePath(p)),
     });
@@ -125,7 +135,7 @@ export class App {
         clock,
         log: child('rollout'),
       });
-    const stages = new StageModels({ config: c, log: child('pipelines'), listener: events, clock });
+    const stages = new StageModels({ config: c, log: child('pipelines'), listener: buildEvents, clock });
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
       .map(([name, cam]) => {
@@ -217,6 +227,7 @@ export class App {
       publishFailures: () => messaging.publishFailures(),
       healthy: () => monitor.health().ok,
       device: () => device.latest,
+      streams: () => ({ events: events.stats(), preview: { clients: 0, refused: 0, dropped: 0 } }),
     });
     const control: MqttControl = new MqttControl({
       config: {
@@ -256,6 +267,7 @@ export class App {
           cameras: started,
           snapshot: (cam) => snapshots.annotated(cam),
           journal,
+          events: { hub: events, cameras: () => channels.map((ch) => ch.name) },
           infer: (f, cam, explain) => (cam ? stages.inferOf(cam)!(f, { explain }) : model.infer(f, { explain })),
           toPayload,
           clock,
@@ -288,6 +300,7 @@ export class App {
         ...(http ? [part('http', http)] : []),
         part('device', device),
         part('journal', journal),
+        part('events', events),
         ...messaging.brokerComponents,
         model,
         part('pipelines', stages),

@@ -88,6 +88,12 @@ export const privacySchema = z.strictObject({
     .describe(
       'redact: boxes of person-finding stages are blacked out; on: as seen; off: no snapshots. Default: redact when a stage finds people, else on',
     ),
+  preview: z
+    .enum(['redact', 'on', 'off'])
+    .optional()
+    .describe(
+      'GET /preview.mjpeg: redact (boxes of person-finding stages blacked out), on (as seen: only with HTTP on loopback), or off. Default: as snapshots, never on for a camera whose stage finds people',
+    ),
   includeCrops: z
     .union([z.boolean(), z.literal('local')], { error: 'must be true, false or "local"' })
     .default(false)

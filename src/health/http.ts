@@ -4,6 +4,8 @@ import type { Config } from '../config/schema.js';
 import type { Inference } from '../inference/types.js';
 import type { Journal } from '../journal/journal.js';
 import type { Logger } from '../log.js';
+import type { EventHub } from './events.js';
+import { eventsRoute } from './routes/events.js';
 import { inferRoute } from './routes/infer.js';
 import type { Metrics } from './metrics.js';
 import { registerOpsRoutes } from './routes/ops.js';
@@ -23,6 +25,8 @@ export function createHttpServer(opts: {
   cameras: () => string[];
   snapshot: (camera: string) => Promise<Buffer | undefined>;
   journal: Journal;
+  /** GET /events: the hub, and the cameras its ?camera= may name (every enabled camera, started or not). */
+  events?: { hub: EventHub; cameras: () => string[] };
   infer: (frame: Frame, camera: string | undefined, explain: boolean) => Promise<Inference>;
   toPayload: (frame: Frame, inf: Inference) => unknown;
   clock: Clock;
@@ -34,11 +38,13 @@ export function createHttpServer(opts: {
     port: h.port,
     token: h.token,
     limits: h.limits,
+    corsOrigins: h.cors.origins,
     source: opts.source,
     log: log.child({ component: 'http' }),
   });
   registerOpsRoutes(http, { metrics: opts.metrics, cameras: opts.cameras, snapshot: opts.snapshot });
   http.addRoute(resultsRoute(opts.journal, opts.clock));
+  if (opts.events) http.addRoute(eventsRoute(opts.events.hub, opts.events.cameras));
   http.addRoute(
     inferRoute({
       maxBytes: opts.inferMaxBytes,

@@ -40,6 +40,11 @@ export interface Route {
   handler: RouteHandler;
   /** Served without the bearer token (only for content that holds no data, like the status page). */
   public?: boolean;
+  /**
+   * The token may also come as `?token=` (EventSource and <img> cannot send headers). The query is
+   * never logged: handler errors log the path only.
+   */
+  tokenInQuery?: boolean;
 }
 
 export interface HealthServerOptions {
@@ -51,6 +56,8 @@ export interface HealthServerOptions {
   token?: string;
   /** Connections in all and per client, and the time a request may take to arrive (`http.limits`). */
   limits?: HttpLimits;
+  /** Origins whose pages may read the answers (`http.cors.origins`); none by default: no CORS headers at all. */
+  corsOrigins?: readonly string[];
 }
 
 export class HealthServer implements LiveReloadable<string | undefined> {
@@ -137,8 +144,9 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
     const method = req.method === 'HEAD' ? 'GET' : req.method;
+    if (this.cors(req, res, path)) return;
     const route = this.routes.find((r) => r.path === path && r.method === method);
-    if (!route?.public && !this.authorized(req)) {
+    if (!route?.public && !this.authorized(req, route?.tokenInQuery ? url : undefined)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="edge-inferd"');
       return send(res, 401, { error: 'a bearer token is required (Authorization: Bearer <http.token>)' });
     }
@@ -184,14 +192,40 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     }
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  /** `url`: the route takes `?token=` too. */
+  private authorized(req: IncomingMessage, url?: URL): boolean {
     const token = this.opts.token;
     if (token === undefined) return true;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m) return false;
+    const given = m?.[1] ?? url?.searchParams.get('token') ?? undefined;
+    if (given === undefined) return false;
     // Hash both sides so the comparison takes the same time whatever the lengths.
     const digest = (s: string) => createHash('sha256').update(s).digest();
-    return timingSafeEqual(digest(m[1]), digest(token));
+    return timingSafeEqual(digest(given), digest(token));
+  }
+
+  /**
+   * CORS, only for the origins `http.cors.origins` lists: their requests get
+   * Access-Control-Allow-Origin, and their preflights (OPTIONS) are answered here. Any other
+   * origin gets no CORS header, so a browser keeps its page from reading the answer. Returns true
+   * when it answered the request (a preflight).
+   */
+  private cors(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    const origin = req.headers.origin;
+    const allowed = this.opts.corsOrigins ?? [];
+    if (!allowed.length) return false;
+    res.setHeader('Vary', 'Origin');
+    if (origin === undefined || !allowed.includes(origin)) return false;
+    res.setHeader('Access-Control-Allow-Origin', origin);
+    if (req.method !== 'OPTIONS') return false;
+    const methods = [...new Set(this.routes.filter((r) => r.path === path).map((r) => r.method))];
+    res.writeHead(204, {
+      'Access-Control-Allow-Methods': [...(methods.length ? methods : ['GET']), 'HEAD'].join(', '),
+      'Access-Control-Allow-Headers': 'Authorization, Last-Event-ID, Content-Type',
+      'Access-Control-Max-Age': '600',
+    });
+    res.end();
+    return true;
   }
 }
 

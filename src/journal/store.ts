@@ -39,7 +39,18 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_pending ON messages(seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);
 CREATE INDEX IF NOT EXISTS messages_camera ON messages(camera, created_ms);
+CREATE TABLE IF NOT EXISTS journal_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
+
+/**
+ * The highest seq ever removed from the journal (evicted at the bounds or expired), kept in
+ * journal_meta so a reader resuming after a position (SSE's Last-Event-ID) knows, across restarts,
+ * whether rows after it are gone. A file that predates the record starts it at its newest seq: what
+ * was removed before cannot be known, so every earlier position counts as possibly incomplete.
+ */
+export const LOST_UP_TO_KEY = 'lost_up_to';
+export const INIT_META_SQL = `INSERT OR IGNORE INTO journal_meta (key, value)
+  SELECT '${LOST_UP_TO_KEY}', coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)`;
 
 /**
  * Brings a messages table up to the current schema; run inside the transaction that opens the
