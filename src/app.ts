@@ -98,6 +98,8 @@ export class App {
       maxClients: c.http.events.maxClients,
       heartbeatMs: c.http.events.heartbeatSec * 1000,
       bufferBytes: c.http.events.bufferBytes,
+      // privacy.includeCrops: local: loopback clients get the payloads with crops and heatmaps.
+      local: { get: (seq) => messaging.localCopies.get(seq) },
     });
     const messaging = (this.messaging = new Messaging({
       config: c.mqtt,

@@ -49,7 +49,7 @@ export interface OutboxMessage {
 }
 
 /** Told of the messages of each journal write, in journal order, with their local copies (OutboxMessage.local). */
-export type JournaledListener = (rows: readonly JournalRow[], local: readonly (string | undefined)[]) => void;
+export type JournaledListener = (rows: readonly { seq: number }[], local: readonly (string | undefined)[]) => void;
 
 export interface OutboxStats {
   window: number;
@@ -82,6 +82,8 @@ export class Outbox {
   /** The local copy of each message in `appends`, same index. */
   private appendsLocal: (string | undefined)[] = [];
   private readonly journaled: JournaledListener[] = [];
+  /** The local copies of the messages being written now (told to `journaled` from the journal's append notice). */
+  private writing: (string | undefined)[] | undefined;
   private acks: number[] = [];
   private scheduled = false;
   /** Pending rows, in seq order, not yet handed to the connection. */
@@ -119,6 +121,12 @@ export class Outbox {
     this.clock = opts.clock ?? systemClock;
     this.transport.onConnect(() => this.onConnect());
     this.transport.onDisconnect?.(() => this.checkIdle());
+    // Subscribed before any reader of the journal (GET /events starts later): the local copies of a
+    // write are kept before a reader is told of its rows.
+    this.journal.onAppend((rows) => {
+      const locals = this.writing;
+      if (locals) for (const l of this.journaled) l(rows, locals);
+    });
   }
 
   /** The journal must be open. Starts draining what it holds as soon as the connection is up. Idempotent. */
@@ -134,7 +142,7 @@ export class Outbox {
     if (this.transport.connected) this.onConnect();
   }
 
-  /** Listens to every journal write of new messages (live consumers: GET /events, the local copies). */
+  /** Listens to every journal write of new messages with their local copies, before the journal's other readers hear of it. */
   onJournaled(listener: JournaledListener): void {
     this.journaled.push(listener);
   }
@@ -177,6 +185,7 @@ export class Outbox {
       this.appends = [];
       this.appendsLocal = [];
       let written: { rows: JournalRow[]; evicted: Evicted } | undefined;
+      this.writing = locals;
       try {
         written = this.journal.writeTick(acks, msgs, this.handedUpTo);
         if (msgs.length) {
@@ -189,10 +198,8 @@ export class Outbox {
         if (msgs.length) this.journalAccepting = false;
         for (const m of msgs) this.sendUnjournaled(m);
       }
-      if (written && msgs.length) {
-        this.accept(written.rows, written.evicted);
-        for (const l of this.journaled) l(written.rows, locals);
-      }
+      this.writing = undefined;
+      if (written && msgs.length) this.accept(written.rows, written.evicted);
     }
     this.pump();
     this.checkDrained();

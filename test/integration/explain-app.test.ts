@@ -5,6 +5,7 @@ import { eyesDemoDir } from '../../src/paths.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { type Received, type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
+import { SseClient } from '../helpers/sse.js';
 
 /**
  * Explained assessments in a real App (eyes demo pipeline, embedded broker, real workers): with
@@ -86,7 +87,22 @@ describe('explained assessments', () => {
       expect(Buffer.from(r.crop, 'base64').subarray(1, 4).toString()).toBe('PNG');
       expectCentralPeak(r.heatmap, r.label);
     }
-    // The per-frame results of that camera carry no crops on MQTT either.
     expect(sub.invalid).toEqual([]);
+  }, 40_000);
+
+  it('GET /events to a loopback client sends the local copy (crops, heatmaps) under the same journal position', async () => {
+    const m = await sub.waitFor(isAssessment('local'), 30_000);
+    const sse = await SseClient.open(t.app.httpPort!, '/events?camera=local&type=assessment', { 'Last-Event-ID': '0' });
+    try {
+      await sse.until((c) => c.messages.some((e) => JSON.parse(e.data).id === m.json.id));
+      const ev = sse.messages.find((e) => JSON.parse(e.data).id === m.json.id)!;
+      const data = JSON.parse(ev.data);
+      const seen = Object.values(data.regions as Record<string, any>).filter((r) => !r.notDetected);
+      expect(seen.length).toBeGreaterThan(0);
+      for (const r of seen) expect(r.heatmap?.method).toBe('occlusion');
+      expect(t.app.localCopies.get(Number(ev.id))).toBe(ev.data);
+    } finally {
+      sse.close();
+    }
   }, 40_000);
 });
