@@ -4,7 +4,7 @@ import { eyesDemoDir } from '../paths.js';
 /**
  * The built-in demos as config documents. `recycling` (the default, no config at all) is the
  * schema's defaults; `eyes` (`edge-inferd run --demo eyes`) is a face -> eye pipeline on generated
- * kiosk frames: one camera, its assessments on `<camera>/event`.
+ * kiosk frames: one camera, its assessments on `<camera>/event`, explained on the kiosk page (/kiosk/).
  */
 export const DEMOS = ['recycling', 'eyes'] as const;
 export type DemoName = (typeof DEMOS)[number];
@@ -25,7 +25,17 @@ export function demoConfig(name: DemoName): Record<string, unknown> {
       ],
     },
     cameras: {
-      kiosk: { uri: `images://${join(eyesDemoDir, 'samples')}`, fps: 5, pipeline: 'eyes', aggregate: { window: 10, minFrames: 3 } },
+      kiosk: {
+        uri: `images://${join(eyesDemoDir, 'samples')}`,
+        fps: 5,
+        pipeline: 'eyes',
+        aggregate: { window: 10, minFrames: 3 },
+        // The kiosk page shows each eye's heatmap; crops and heatmaps stay on this device (loopback /events only).
+        explain: 'assessment',
+        privacy: { includeCrops: 'local' },
+      },
     },
+    // The example kiosk page at http://127.0.0.1:8321/kiosk/.
+    http: { kiosk: true },
   };
 }

@@ -291,6 +291,10 @@ export const httpSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: host.default('127.0.0.1').describe('Listen address; anything but loopback requires token or tokenFile'),
   port: port.default(8321),
+  kiosk: z
+    .boolean()
+    .default(false)
+    .describe('serve the example kiosk page (examples/kiosk/) at /kiosk/: live preview and results from /events'),
   token: z
     .string()
     .min(16, 'must be at least 16 characters')

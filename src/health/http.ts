@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { EventHub } from './events.js';
 import { eventsRoute } from './routes/events.js';
 import { inferRoute } from './routes/infer.js';
+import { kioskRoutes } from './routes/kiosk.js';
 import type { Metrics } from './metrics.js';
 import { registerOpsRoutes } from './routes/ops.js';
 import { resultsRoute } from './routes/results.js';
@@ -45,6 +46,7 @@ export function createHttpServer(opts: {
   registerOpsRoutes(http, { metrics: opts.metrics, cameras: opts.cameras, snapshot: opts.snapshot });
   http.addRoute(resultsRoute(opts.journal, opts.clock));
   if (opts.events) http.addRoute(eventsRoute(opts.events.hub, opts.events.cameras));
+  if (h.kiosk) for (const r of kioskRoutes()) http.addRoute(r);
   http.addRoute(
     inferRoute({
       maxBytes: opts.inferMaxBytes,
