@@ -15,6 +15,21 @@
   /** What the page has shown (the browser test reads it): assessment ids in order, results counted. */
   const seen = { assessments: [], results: 0, lastEventId: '', connected: 0 };
   window.kiosk = seen;
+  // A reloaded page resumes where it was (the position is a journal position of this daemon).
+  try {
+    seen.lastEventId = sessionStorage.getItem('edge-inferd.lastEventId') || '';
+  } catch {
+    // no storage (a locked-down kiosk browser): start from now
+  }
+  function remember(id) {
+    if (!id) return;
+    seen.lastEventId = id;
+    try {
+      sessionStorage.setItem('edge-inferd.lastEventId', id);
+    } catch {
+      // not kept across a reload
+    }
+  }
 
   /** A URL of the daemon (relative to /kiosk/), with the token when the page was given one. */
   function daemonUrl(path, query) {
@@ -170,7 +185,7 @@
 
   function handler(fn) {
     return (ev) => {
-      seen.lastEventId = ev.lastEventId || seen.lastEventId;
+      remember(ev.lastEventId);
       let payload;
       try {
         payload = JSON.parse(ev.data);
@@ -201,8 +216,7 @@
       // The browser retries by itself (and sends Last-Event-ID) unless the daemon refused the stream.
       if (source.readyState === EventSource.CLOSED) reconnect = setTimeout(connect, 2000);
     });
-    for (const name of ['heartbeat', 'reset'])
-      source.addEventListener(name, (ev) => (seen.lastEventId = ev.lastEventId || seen.lastEventId));
+    for (const name of ['heartbeat', 'reset']) source.addEventListener(name, (ev) => remember(ev.lastEventId));
     source.addEventListener('result', handler(onResult));
     source.addEventListener('event', handler(onEvent));
     source.addEventListener(
