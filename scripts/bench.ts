@@ -25,7 +25,14 @@ import { demoModelDir } from '../src/paths.js';
 import { loadModelPackage } from '../src/inference/package.js';
 import { BENCH_MODELS, benchModelsDir, benchPackage } from './bench-models.js';
 import { type Broker, startMosquitto, stopProc } from './bench-processes.js';
-import { benchPipeline, formatPipelineRows, type PipelineBenchRow } from './bench-pipeline.js';
+import {
+  benchExplain,
+  benchPipeline,
+  type ExplainBenchRow,
+  formatExplainRows,
+  formatPipelineRows,
+  type PipelineBenchRow,
+} from './bench-pipeline.js';
 
 /**
  * The daemon runs with a 4 MB V8 young generation (the launcher scripts/install.sh writes, `npm
@@ -533,6 +540,9 @@ async function main(): Promise<void> {
       console.error('eyes demo: two-stage pipeline, 1 and 2 subjects');
       results.twoStage = await benchPipeline({ seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS });
       console.log('\n' + formatPipelineRows(results.twoStage as PipelineBenchRow[]));
+      console.error('eyes demo: explanations (off / every / per assessment)');
+      results.explain = await benchExplain({ seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS });
+      console.log('\n' + formatExplainRows(results.explain as ExplainBenchRow[]));
     }
   } finally {
     const file = path.join(values.out, `${stamp}.json`);

@@ -1,7 +1,8 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoConfig } from '../../src/config/demo.js';
-import { eyesDemoDir } from '../../src/paths.js';
+import { demoSamplesDir, eyesDemoDir } from '../../src/paths.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { type Received, type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
@@ -57,6 +58,36 @@ function expectCentralPeak(h: any, label: string): void {
   expect(Math.max(...h.values)).toBeGreaterThan(0);
   expect(Buffer.from(h.png, 'base64').subarray(1, 4).toString()).toBe('PNG');
 }
+
+describe('POST /infer?explain=1', () => {
+  const post = (query: string, body: Buffer) =>
+    fetch(`${t.base}/infer${query}`, { method: 'POST', body: new Uint8Array(body), headers: { 'Content-Type': 'image/png' } });
+
+  it("the one model (the recycling demo's classifier): the result has its heatmap; explain is off without the parameter", async () => {
+    const png = readFileSync(join(demoSamplesDir, readdirSync(demoSamplesDir).filter((f) => f.endsWith('.png') || f.endsWith('.jpg'))[0]));
+    const r = (await (await post('?explain=1', png)).json()) as Record<string, any>;
+    expect(r.task).toBe('classify');
+    expect(r.heatmap).toMatchObject({ method: 'occlusion', label: r.label, rows: 8, cols: 8 });
+    expect(r.heatmap.values).toHaveLength(64);
+    expect(Buffer.from(r.heatmap.png, 'base64').subarray(1, 4).toString()).toBe('PNG');
+    const plain = (await (await post('', png)).json()) as Record<string, any>;
+    expect(plain.heatmap).toBeUndefined();
+  }, 30_000);
+
+  it("a pipeline camera: each eye's region has its heatmap, whatever the camera's explain", async () => {
+    const png = readFileSync(join(eyesDemoDir, 'samples', 'frame-000.png'));
+    const r = (await (await post('?explain=1&camera=shared', png)).json()) as Record<string, any>;
+    const regions = Object.values(r.objects[0].regions as Record<string, any>);
+    expect(regions).toHaveLength(2);
+    for (const reg of regions) expectCentralPeak(reg.heatmap, reg.label);
+  }, 30_000);
+
+  it('a bad explain value is a 400 naming it', async () => {
+    const res = await post('?explain=yes', Buffer.from('x'));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/^explain: must be 1 or 0/);
+  });
+});
 
 describe('explained assessments', () => {
   it('includeCrops: true: each assessed eye has its crop and a heatmap peaking at the iris', async () => {

@@ -36,14 +36,28 @@ const FLAGS = [
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing: CI installs chromium (.ci/run)`);
 
+// Browser-side code: this project's TypeScript has no DOM types, so the page's globals are `any`
+// here. Functions, not source strings (the page's Content-Security-Policy forbids eval); each
+// takes the page's globalThis itself, since a function runs in the page without its closure.
+// biome-ignore lint/suspicious/noExplicitAny: the browser's globals, untyped here
+type Browser = any;
+
 /** Both eye figures are shown, each with a label (not "not detected") and a loaded picture. */
-const BOTH_EYES_SHOWN = `(() => {
-  const figs = [...document.querySelectorAll('#eyes figure')].filter((f) => !f.hidden);
-  return !document.getElementById('eyes').hidden && ['left', 'right'].every((side) => figs.some((f) => {
-    const img = f.querySelector('img');
-    return f.dataset.region === side && f.querySelector('.label').textContent !== 'not detected' && img.complete && img.naturalWidth > 0;
-  }));
-})()`;
+function bothEyesShown(): boolean {
+  const browser: Browser = globalThis;
+  const figs = [...browser.document.querySelectorAll('#eyes figure')].filter((f) => !f.hidden);
+  return (
+    !browser.document.getElementById('eyes').hidden &&
+    ['left', 'right'].every((side) =>
+      figs.some((f) => {
+        const img = f.querySelector('img');
+        return (
+          f.dataset.region === side && f.querySelector('.label').textContent !== 'not detected' && img.complete && img.naturalWidth > 0
+        );
+      }),
+    )
+  );
+}
 
 interface Seen {
   assessments: string[];
@@ -70,8 +84,7 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
     );
     return p;
   };
-  // Browser-side code is given as source text: this project's TypeScript has no DOM types.
-  const seen = () => page.evaluate('window.kiosk') as Promise<Seen>;
+  const seen = () => page.evaluate(() => (globalThis as Browser).kiosk as Seen);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kiosk-daemon-'));
@@ -101,13 +114,15 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
     await page.goto(`http://127.0.0.1:${httpPort}/kiosk/`);
     await waitUntil(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 30_000, 'the daemon ready');
     const t0 = Date.now();
-    await page.waitForFunction(BOTH_EYES_SHOWN, undefined, { timeout: 5000 });
+    await page.waitForFunction(bothEyesShown, undefined, { timeout: 5000 });
     expect(Date.now() - t0).toBeLessThan(5000);
-    const shown = (await page.evaluate(`[...document.querySelectorAll('#eyes figure')].map((f) => ({
-      region: f.dataset.region,
-      label: f.querySelector('.label').textContent,
-      src: f.querySelector('img').getAttribute('src').slice(0, 22),
-    }))`)) as { region: string; label: string; src: string }[];
+    const shown = (await page.evaluate(() =>
+      [...(globalThis as Browser).document.querySelectorAll('#eyes figure')].map((f) => ({
+        region: f.dataset.region,
+        label: f.querySelector('.label').textContent,
+        src: f.querySelector('img').getAttribute('src').slice(0, 22),
+      })),
+    )) as { region: string; label: string; src: string }[];
     // The demo's first subject (answers.json): left eye cataract, right eye healthy; the pictures are the heatmap PNGs.
     const first = answers.frames[0].faces[0];
     expect(Object.fromEntries(shown.map((s) => [s.region, s.label]))).toEqual({ left: first.leftEye.class, right: first.rightEye.class });
@@ -117,11 +132,12 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
 
   it('the live preview loads and changes', async () => {
     await page.waitForFunction(
-      "document.getElementById('preview').complete && document.getElementById('preview').naturalWidth > 0",
-      undefined,
-      {
-        timeout: 10_000,
+      () => {
+        const img = (globalThis as Browser).document.getElementById('preview');
+        return img.complete && img.naturalWidth > 0;
       },
+      undefined,
+      { timeout: 10_000 },
     );
     const shot = () => page.locator('#preview').screenshot();
     const first = await shot();
@@ -130,7 +146,9 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
   }, 20_000);
 
   it('recovers after a daemon restart without a reload and without missing an assessment', async () => {
-    await page.evaluate("window.marker = 'same page'");
+    await page.evaluate(() => {
+      (globalThis as Browser).marker = 'same page';
+    });
     const before = await seen();
     expect(before.assessments.length).toBeGreaterThan(0);
     // Offline while the daemon restarts: what the new one journals meanwhile must come through the replay.
@@ -146,10 +164,10 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
     const missed = JSON.parse(sse.messages.find((e) => e.event === 'assessment')!.data).id as string;
     expect((await seen()).assessments).not.toContain(missed);
     await context.setOffline(false);
-    await page.waitForFunction(`window.kiosk.assessments.includes(${JSON.stringify(missed)})`, undefined, { timeout: 15_000 });
+    await page.waitForFunction((id) => (globalThis as Browser).kiosk.assessments.includes(id), missed, { timeout: 15_000 });
     const after = await seen();
     expect(after.connected).toBeGreaterThanOrEqual(2);
-    expect(await page.evaluate('window.marker')).toBe('same page');
+    expect(await page.evaluate(() => (globalThis as Browser).marker)).toBe('same page');
     // The page's assessments are the journal's, from its first to its last, in order.
     const r = spawnSync(
       process.execPath,
