@@ -5,6 +5,7 @@ import type { Component, LiveReloadable } from './component.js';
 import type { Config } from './config/schema.js';
 import { DeviceSampler } from './health/device.js';
 import { EventHub } from './health/events.js';
+import { PreviewHub } from './health/preview.js';
 import { Metrics } from './health/metrics.js';
 import { HealthMonitor } from './health/monitor.js';
 import { createHttpServer } from './health/http.js';
@@ -79,7 +80,21 @@ export class App {
       stallAfterMs: c.health.stallAfterSec * 1000,
       engineBuildLimitMs: c.health.engineBuildTimeoutSec * 1000,
     });
-    const snapshots = new SnapshotStore({ clock, privacy: (cam) => stages.snapshotPrivacy(c.cameras[cam]) });
+    const previewPrivacy = (cam: string) => stages.previewPrivacy(c.cameras[cam]);
+    const preview = new PreviewHub({
+      clock,
+      log: child('preview'),
+      maxFps: c.http.preview.maxFps,
+      maxClients: c.http.preview.maxClients,
+      quality: c.http.preview.quality,
+      privacy: previewPrivacy,
+    });
+    // While someone watches the preview, the cameras keep copies of their frames as they do for snapshots.
+    const snapshots = new SnapshotStore({
+      clock,
+      privacy: (cam) => stages.snapshotPrivacy(c.cameras[cam]),
+      alsoWanted: () => preview.watching,
+    });
     const device = new DeviceSampler({ intervalMs: c.health.deviceSampleSec * 1000, log: child('device'), clock });
     const journal = new Journal({
       path: c.journal.path,
@@ -144,6 +159,7 @@ export class App {
         const inferred = (frame: Frame, inf: Inference) => {
           detector.progress(frame.camera);
           snapshots.record(frame, inf);
+          preview.record(frame, inf);
           metrics.observe(
             frame.camera,
             { ...inf.latencyMs, total: Math.max(0, clock.now() - frame.capturedAtMs) },
@@ -229,7 +245,7 @@ export class App {
       publishFailures: () => messaging.publishFailures(),
       healthy: () => monitor.health().ok,
       device: () => device.latest,
-      streams: () => ({ events: events.stats(), preview: { clients: 0, refused: 0, dropped: 0 } }),
+      streams: () => ({ events: events.stats(), preview: preview.stats() }),
     });
     const control: MqttControl = new MqttControl({
       config: {
@@ -270,6 +286,7 @@ export class App {
           snapshot: (cam) => snapshots.annotated(cam),
           journal,
           events: { hub: events, cameras: () => channels.map((ch) => ch.name) },
+          preview: { hub: preview, cameras: () => channels.map((ch) => ch.name), privacy: previewPrivacy },
           infer: (f, cam, explain) => (cam ? stages.inferOf(cam)!(f, { explain }) : model.infer(f, { explain })),
           toPayload,
           clock,
@@ -300,6 +317,7 @@ export class App {
       components: [
         part('systemd', notifier),
         ...(http ? [part('http', http)] : []),
+        part('preview', { start: () => undefined, stop: () => preview.stop() }),
         part('device', device),
         part('journal', journal),
         part('events', events),

@@ -6,6 +6,9 @@ import type { Journal } from '../journal/journal.js';
 import type { Logger } from '../log.js';
 import type { EventHub } from './events.js';
 import { eventsRoute } from './routes/events.js';
+import type { PreviewHub } from './preview.js';
+import { previewRoute } from './routes/preview.js';
+import type { SnapshotPrivacy } from '../inference/stages.js';
 import { inferRoute } from './routes/infer.js';
 import { kioskRoutes } from './routes/kiosk.js';
 import type { Metrics } from './metrics.js';
@@ -28,6 +31,8 @@ export function createHttpServer(opts: {
   journal: Journal;
   /** GET /events: the hub, and the cameras its ?camera= may name (every enabled camera, started or not). */
   events?: { hub: EventHub; cameras: () => string[] };
+  /** GET /preview.mjpeg: the hub, the cameras it may show, and each one's preview mode. */
+  preview?: { hub: PreviewHub; cameras: () => string[]; privacy: (camera: string) => SnapshotPrivacy };
   infer: (frame: Frame, camera: string | undefined, explain: boolean) => Promise<Inference>;
   toPayload: (frame: Frame, inf: Inference) => unknown;
   clock: Clock;
@@ -46,6 +51,7 @@ export function createHttpServer(opts: {
   registerOpsRoutes(http, { metrics: opts.metrics, cameras: opts.cameras, snapshot: opts.snapshot });
   http.addRoute(resultsRoute(opts.journal, opts.clock));
   if (opts.events) http.addRoute(eventsRoute(opts.events.hub, opts.events.cameras));
+  if (opts.preview) http.addRoute(previewRoute(opts.preview.hub, opts.preview.cameras, opts.preview.privacy));
   if (h.kiosk) for (const r of kioskRoutes()) http.addRoute(r);
   http.addRoute(
     inferRoute({

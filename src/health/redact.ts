@@ -1,5 +1,5 @@
 import { channelsOf, type Frame } from '../capture/frame.js';
-import type { Box } from '../inference/types.js';
+import type { Box, Inference } from '../inference/types.js';
 
 /**
  * Privacy for snapshots: a copy of the frame with every box blacked out (rounded outwards to whole
@@ -17,4 +17,23 @@ export function redactFrame(frame: Frame, boxes: readonly Box[]): Frame {
     for (let y = y0; y < y1; y++) data.fill(0, y * frame.stride + x0 * ch, y * frame.stride + x1 * ch);
   }
   return { ...frame, data };
+}
+
+/**
+ * The frame as a picture may show it (/snapshot.jpg, the `snapshot` command, /preview.mjpeg): the
+ * full-resolution twin when the frame has one, with every detected box blacked out in `redact`
+ * mode. `k` scales results (in the camera's pixels) to the picture's pixels: on a scaled frame
+ * with no twin, boxes shrink by it.
+ */
+export function visibleFrame(frame: Frame, inf: Inference, mode: 'redact' | 'on'): { frame: Frame; k: number } {
+  const pic = frame.full ?? frame;
+  const k = pic.width / (frame.sourceWidth ?? frame.width);
+  if (mode !== 'redact' || inf.task !== 'detect') return { frame: pic, k };
+  return {
+    frame: redactFrame(
+      pic,
+      inf.detections.map((d) => ({ x: d.box.x * k, y: d.box.y * k, w: d.box.w * k, h: d.box.h * k })),
+    ),
+    k,
+  };
 }

@@ -5,7 +5,7 @@ import { errorMessage } from '../errors.js';
 import { type Inference, primaryOf } from '../inference/types.js';
 import { CommandError } from '../publish/commands.js';
 import type { SnapshotResult } from '../publish/schemas.js';
-import { redactFrame } from './redact.js';
+import { visibleFrame } from './redact.js';
 import { renderSnapshot } from './snapshot.js';
 import type { SnapshotPrivacy } from '../inference/stages.js';
 
@@ -51,11 +51,16 @@ export class SnapshotStore {
   encodes = 0;
 
   private readonly privacy: (camera: string) => SnapshotPrivacy;
+  private readonly alsoWanted: () => boolean;
 
-  /** `privacy`: per camera, `redact` (detected boxes blacked out), `on`, or `off` (no snapshots). Default on. */
-  constructor(opts: { clock: Clock; privacy?: (camera: string) => SnapshotPrivacy }) {
+  /**
+   * `privacy`: per camera, `redact` (detected boxes blacked out), `on`, or `off` (no snapshots). Default on.
+   * `alsoWanted`: someone else needs the inferred frames kept too (the preview, while it has viewers).
+   */
+  constructor(opts: { clock: Clock; privacy?: (camera: string) => SnapshotPrivacy; alsoWanted?: () => boolean }) {
     this.clock = opts.clock;
     this.privacy = opts.privacy ?? (() => 'on');
+    this.alsoWanted = opts.alsoWanted ?? (() => false);
   }
 
   /** The frame as it may leave the device: redacted, as is, or refused (SNAPSHOTS_OFF). */
@@ -63,23 +68,12 @@ export class SnapshotStore {
     const mode = this.privacy(camera);
     if (mode === 'off')
       throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
-    // The picture is the full-resolution twin when there is one; results are in the camera's pixels,
-    // so on a scaled frame (no twin came) boxes shrink by k.
-    const pic = frame.full ?? frame;
-    const k = pic.width / (frame.sourceWidth ?? frame.width);
-    if (mode !== 'redact' || inf.task !== 'detect') return { frame: pic, k };
-    return {
-      frame: redactFrame(
-        pic,
-        inf.detections.map((d) => ({ x: d.box.x * k, y: d.box.y * k, w: d.box.w * k, h: d.box.h * k })),
-      ),
-      k,
-    };
+    return visibleFrame(frame, inf, mode);
   }
 
   /** Whether someone asked for a snapshot lately: cameras then send full-resolution frames too. */
   get wanted(): boolean {
-    return this.clock.monotonic() <= this.wantedUntilMs;
+    return this.clock.monotonic() <= this.wantedUntilMs || this.alsoWanted();
   }
 
   /**

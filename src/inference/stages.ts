@@ -153,6 +153,17 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     return stages?.some((st) => findsPeople(st)) ? 'redact' : 'on';
   }
 
+  /**
+   * preview: the camera's choice, else as snapshots, but never `on` for a camera whose pipeline finds
+   * people (`on` must be asked for, and is refused unless HTTP is on loopback: src/config/load.ts).
+   */
+  previewPrivacy(cam: Pick<CameraConfig, 'pipeline' | 'privacy'>): SnapshotPrivacy {
+    if (cam.privacy?.preview) return cam.privacy.preview;
+    const snap = this.snapshotPrivacy(cam);
+    const stages = cam.pipeline ? this.pipelines[cam.pipeline] : undefined;
+    return snap === 'on' && stages?.some((st) => findsPeople(st)) ? 'redact' : snap;
+  }
+
   status(): StageStatus[] {
     return Object.entries(this.pipelines).flatMap(([name, stages]) =>
       stages.flatMap((st, i) => {
