@@ -51,14 +51,18 @@
   function startPreview() {
     if (!camera) return;
     clearTimeout(previewRetry);
-    // A fresh URL: after a daemon restart the old stream has ended.
-    preview.src = daemonUrl('preview.mjpeg', { camera, t: String(Date.now()) });
+    // A fresh request (after a daemon restart the old stream has ended): the same URL, set anew.
+    preview.removeAttribute('src');
+    setTimeout(() => {
+      preview.src = daemonUrl('preview.mjpeg', { camera });
+    }, 0);
   }
   preview.addEventListener('load', () => {
     previewState.textContent = '';
     previewState.hidden = true;
   });
   preview.addEventListener('error', () => {
+    if (!preview.getAttribute('src')) return;
     previewState.hidden = false;
     previewState.textContent = 'camera picture unavailable, retrying…';
     previewRetry = setTimeout(startPreview, 2000);
