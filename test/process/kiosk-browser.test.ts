@@ -168,6 +168,10 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
     const after = await seen();
     expect(after.connected).toBeGreaterThanOrEqual(2);
     expect(await page.evaluate(() => (globalThis as Browser).marker)).toBe('same page');
+    // The picture came back too: it changes again.
+    const shot = () => page.locator('#preview').screenshot();
+    const still = await shot();
+    await waitUntil(async () => !(await shot()).equals(still), 10_000, 'the preview picture to change after the restart', 250);
     // The page's assessments are the journal's, from its first to its last, in order.
     const r = spawnSync(
       process.execPath,
