@@ -2,9 +2,7 @@
 // (GET /events, Server-Sent Events). Plain browser JavaScript, no build step, no dependencies.
 //
 // Everything shown comes from the daemon and is written with textContent or as an <img> src built
-// from a checked base64 string: nothing is ever parsed as HTML.
-'use strict';
-
+// from a checked base64 string: nothing is ever parsed as HTML. Loaded as a module (strict, deferred).
 (() => {
   const params = new URLSearchParams(location.search);
   const token = params.get('token');
@@ -117,7 +115,7 @@
       fig.querySelector('.label').textContent = r.notDetected ? 'not detected' : String(r.label);
       fig.querySelector('.score').textContent = r.notDetected ? '' : percent(r.score);
       const img = fig.querySelector('img');
-      const src = pngSource(r.heatmap && r.heatmap.png) || pngSource(r.crop);
+      const src = pngSource(r.heatmap?.png) || pngSource(r.crop);
       if (src) img.src = src;
       else img.removeAttribute('src');
       img.alt = r.heatmap ? `where the model looked for ${r.label}` : '';

@@ -88,10 +88,10 @@ export class PipelineRunner {
     const objects: PipelineObject[] = [];
     for (const [i, d] of detections.entries()) {
       const regions: RegionResult[] = [];
-      for (const p of plans[i])
-        regions.push(
-          p.rect ? await this.region(p.name, crops!.crops[k++], source, scale, keepSource) : { name: p.name, notDetected: true },
-        );
+      for (const p of plans[i]) {
+        const c = p.rect ? crops?.crops[k++] : undefined;
+        regions.push(c ? await this.region(p.name, c, source, scale, keepSource) : { name: p.name, notDetected: true });
+      }
       objects.push({ ...d, regions });
     }
     const cropStage = this.opts.models[1].info;
