@@ -37,7 +37,7 @@ export interface PipelineRunnerOptions {
    * each classified region keeps a reference to its crop (RegionResult.source) so that the decide
    * stage can have an assessment explained. Only while crops are included: heatmaps go where crops go.
    */
-  explain?: ExplainMode;
+  explain?: ExplainMode | (() => ExplainMode);
   /** Tests: force one session.run per crop. */
   batch?: CropRequest['batch'];
 }
@@ -71,7 +71,8 @@ export class PipelineRunner {
     const plans = detections.map((d) => planRegions(d, second));
     const rects = plans.flat().flatMap((p) => (p.rect ? [p.rect] : []));
     const include = this.opts.includeCrops ?? false;
-    const mode = this.opts.explain ?? 'off';
+    // Read at every frame: a reload of the stage's explain applies from the next one.
+    const mode = (typeof this.opts.explain === 'function' ? this.opts.explain() : this.opts.explain) ?? 'off';
     // POST /infer?explain=1 explains every crop whatever the camera's settings.
     const every = hooks.explain === true || (mode === 'every' && include !== false);
     const crops = rects.length

@@ -82,7 +82,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
         models: [first, second],
         mirror: cam.mirror ?? false,
         includeCrops: include,
-        explain: this.explainMode(cam),
+        explain: () => this.explainMode(cam),
       });
       fn = (frame, hooks) => runner.infer(frame, hooks);
     }
@@ -131,7 +131,8 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     const name = cam.pipeline;
     if (name === undefined) return undefined;
     const second = this.services.get(name)?.[1];
-    const explains = this.explainMode(cam) === 'assessment' && (cam.privacy?.includeCrops ?? false) !== false;
+    // Regions keep their source only while the runner explains at assessment (read per frame): the hook can always be there.
+    const explains = (cam.privacy?.includeCrops ?? false) !== false;
     return {
       name,
       aggregate: cam.aggregate ?? aggregateSchema.parse({}),
