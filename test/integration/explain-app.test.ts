@@ -33,11 +33,18 @@ beforeAll(async () => {
     samples: [],
     extra: {
       pipelines: (demoConfig('eyes') as { pipelines: unknown }).pipelines,
-      cameras: { shared: cam(true), local: cam('local') },
+      cameras: {
+        shared: cam(true),
+        local: cam('local'),
+        // A one-model camera (the recycling demo's classifier) explaining every result.
+        tray: { uri: `images://${demoSamplesDir}`, fps: 5, explain: 'every', privacy: { includeCrops: true } },
+      },
       mqtt: { url: 'embedded', embedded: { port } },
     },
   });
-  sub = await subscribe(`mqtt://127.0.0.1:${port}`, 'edge-inferd/ops-test/+/event', { protocolVersion: 4 });
+  sub = await subscribe(`mqtt://127.0.0.1:${port}`, ['edge-inferd/ops-test/+/event', 'edge-inferd/ops-test/tray/result'], {
+    protocolVersion: 4,
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -87,6 +94,14 @@ describe('POST /infer?explain=1', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(/^explain: must be 1 or 0/);
   });
+});
+
+describe('explain: every on a one-model camera', () => {
+  it('each result on MQTT carries the heatmap of its label', async () => {
+    const m = await sub.waitFor((x) => x.topic.endsWith('/tray/result'), 30_000);
+    expect(m.json.heatmap).toMatchObject({ method: 'occlusion', label: m.json.label, rows: 8, cols: 8 });
+    expect(m.json.heatmap.values).toHaveLength(64);
+  }, 40_000);
 });
 
 describe('explained assessments', () => {
