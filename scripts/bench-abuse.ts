@@ -7,6 +7,9 @@
 //   big-commands  5 x 50 MB command payloads per second (row 8)
 //   bad-images    100 parallel POST /infer of a 293-byte truncated JPEG that says 7000x7000, and
 //                 of a real JPEG just under the pixel limit (row 9)
+//   kiosk-streams 1,000 GET /events and 1,000 GET /preview.mjpeg clients from 127.0.0.11-.30, half
+//                 of them never reading, reconnecting a second after each refusal (issue 20): the
+//                 limits answer 503, memory stays bounded, the camera keeps its rate
 // Throughout, a probe on 127.0.0.1 asks /healthz every 50 ms (latency, failures) and the daemon's
 // RSS is read from /proc every 100 ms. Targets: RSS < 600 MB, /healthz p99 < 100 ms.
 //
@@ -30,7 +33,7 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '4000' },
-    /** Comma-separated phase names to run (idle, slow-bodies, snapshots, big-commands, bad-images, all); default every one. */
+    /** Comma-separated phase names to run (idle, slow-bodies, snapshots, big-commands, bad-images, kiosk-streams, all); default every one. */
     phases: { type: 'string' },
     'infer-concurrent': { type: 'string', default: '1' },
   },
@@ -281,6 +284,73 @@ async function main(): Promise<void> {
     };
   };
 
+  const inferred = () =>
+    new Promise<number>((resolve) => {
+      request({ host: '127.0.0.1', port: httpPort, path: '/status', agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve((JSON.parse(body) as { cameras: Record<string, { inferred?: number }> }).cameras.cam?.inferred ?? 0));
+      })
+        .on('error', () => resolve(NaN))
+        .end();
+    });
+
+  const kioskStreams = () => {
+    let stopped = false;
+    const codes: Record<string, number> = {};
+    const open = new Set<Socket>();
+    const startedAt = Date.now();
+    let before = NaN;
+    void inferred().then((n) => {
+      before = n;
+    });
+    const one = (i: number) => {
+      if (stopped) return;
+      const path = i % 2 ? '/events' : '/preview.mjpeg?camera=cam';
+      const s = connect({ host: '127.0.0.1', port: httpPort, localAddress: `127.0.0.${11 + (i % 20)}` });
+      open.add(s);
+      let counted = false;
+      s.on('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+      s.on('error', () => undefined);
+      s.once('data', (d: Buffer) => {
+        counted = true;
+        const code = /^HTTP\/1\.1 (\d+)/.exec(d.toString('latin1'))?.[1] ?? '?';
+        codes[`${path.slice(1, 7)} ${code}`] = (codes[`${path.slice(1, 7)} ${code}`] ?? 0) + 1;
+        // Half the clients stop reading once the stream has begun: they must cost the daemon a bounded buffer, then be dropped.
+        if (i % 4 < 2) s.pause();
+      });
+      s.on('close', () => {
+        open.delete(s);
+        if (!counted) codes.closed = (codes.closed ?? 0) + 1;
+        setTimeout(() => one(i), 1000);
+      });
+    };
+    for (let i = 0; i < 2000; i++) one(i);
+    let after = NaN;
+    let afterAt = startedAt;
+    const counter = setInterval(
+      () =>
+        void inferred().then((n) => {
+          after = n;
+          afterAt = Date.now();
+        }),
+      1000,
+    );
+    return {
+      stop: () => {
+        stopped = true;
+        clearInterval(counter);
+        for (const s of open) s.destroy();
+      },
+      note: () => {
+        const fps = (after - before) / ((afterAt - startedAt) / 1000);
+        return `${Object.entries(codes)
+          .map(([k, v]) => `${v} x ${k}`)
+          .join(', ')}; camera ${Number.isFinite(fps) ? fps.toFixed(1) : '?'} fps inferred meanwhile`;
+      },
+    };
+  };
+
   const runPhase = async (phase: string, attacks: (() => { stop(): void; note(): string })[]): Promise<PhaseResult> => {
     await loopLag(httpPort); // resets the daemon's lag histogram
     let peak = 0;
@@ -321,6 +391,7 @@ async function main(): Promise<void> {
       ['snapshots', 'snapshots (row 7)', [snapshots]],
       ['big-commands', 'big-commands (row 8)', [bigCommands]],
       ['bad-images', 'bad-images (row 9)', [badImages]],
+      ['kiosk-streams', 'kiosk-streams (issue 20)', [kioskStreams]],
       ['all', 'all at once', [slowBodies, snapshots, bigCommands, badImages]],
     ];
     for (const [key, label, attacks] of phases) if (!want || want.includes(key)) results.push(await runPhase(label, attacks));

@@ -6,6 +6,7 @@
 //                   source rate above the inference rate (so a fresh frame is always waiting)
 //   latency 15 fps  the same at 15 fps: capture -> publish latency as a subscriber sees it
 //   pipeline 2 cams two such cameras sharing the one model
+//   preview         GET /preview.mjpeg: CPU per camera frame with 0, 1 and 3 viewers (bench-preview.ts)
 // Results are timed by a separate mosquitto_sub process (receipt time - capturedAtMs), so the bench
 // process's CPU is the daemon's own. Prints a table and writes bench-results/<timestamp>.json.
 //
@@ -33,6 +34,7 @@ import {
   formatPipelineRows,
   type PipelineBenchRow,
 } from './bench-pipeline.js';
+import { benchPreview, formatPreviewRows, type PreviewBenchRow } from './bench-preview.js';
 
 /**
  * The daemon runs with a 4 MB V8 young generation (the launcher scripts/install.sh writes, `npm
@@ -543,6 +545,10 @@ async function main(): Promise<void> {
       console.error('eyes demo: explanations (off / every / per assessment)');
       results.explain = await benchExplain({ seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS });
       console.log('\n' + formatExplainRows(results.explain as ExplainBenchRow[]));
+      // GET /preview.mjpeg: CPU per camera frame with 0, 1 and 3 viewers (scripts/bench-preview.ts).
+      console.error('preview: 0, 1 and 3 viewers');
+      results.preview = await benchPreview({ frames: Math.max(50, SECONDS * 20) });
+      console.log('\n' + formatPreviewRows(results.preview as PreviewBenchRow[]));
     }
   } finally {
     const file = path.join(values.out, `${stamp}.json`);

@@ -123,6 +123,7 @@ export class App {
       journal,
       status: (state) => status.message(state),
       commandMaxBytes: c.commands.enabled ? c.commands.maxBytes : undefined,
+      websocketOrigins: c.http.cors.origins,
       clock,
       log,
     }));

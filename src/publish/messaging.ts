@@ -41,6 +41,8 @@ export class Messaging {
     status: (state: 'online' | 'stopped') => StatusPayload;
     /** The largest command payload taken (`commands.maxBytes`): sets the MQTT 5 maximum packet size. */
     commandMaxBytes?: number;
+    /** Web page origins the embedded broker's WebSocket listener takes besides the device's own (`http.cors.origins`). */
+    websocketOrigins?: readonly string[];
     clock: Clock;
     log: Logger;
   }) {
@@ -61,7 +63,9 @@ export class Messaging {
     this.broker =
       m.url === 'embedded'
         ? new EmbeddedBroker({
-            ...m.embedded,
+            host: m.embedded.host,
+            port: m.embedded.port,
+            websocket: m.embedded.websocket && { ...m.embedded.websocket, origins: opts.websocketOrigins },
             credentials,
             publishLimit:
               maxCommand === undefined
@@ -119,7 +123,10 @@ export class Messaging {
             name: 'broker',
             start: async () => {
               await broker.start();
-              brokerLog.info({ url: broker.url, authenticated: broker.authenticated }, 'embedded mqtt broker listening');
+              brokerLog.info(
+                { url: broker.url, websocket: broker.websocketUrl, authenticated: broker.authenticated },
+                'embedded mqtt broker listening',
+              );
               // Loopback only (the config refuses anything else without credentials), but any local process may still send commands.
               if (!broker.authenticated) brokerLog.warn({ url: broker.url }, 'the embedded mqtt broker accepts anonymous clients');
             },

@@ -9,6 +9,7 @@ import { HealthServer } from '../../src/health/server.js';
 import { Journal, type NewMessage } from '../../src/journal/journal.js';
 import { ManualClock } from '../helpers/clock.js';
 import { captureLog } from '../helpers/log.js';
+import { writeV1Journal } from '../helpers/journal-v1.js';
 import { SseClient } from '../helpers/sse.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -244,6 +245,30 @@ describe('GET /events', () => {
     expect(again.lostUpTo).toBe(lost);
   });
 
+  it('counts every position of a journal written before journal_meta existed as possibly incomplete (one reset, then resumable)', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'sse-')), 'journal.sqlite');
+    const old = (i: number) => ({
+      camera: 'tray',
+      kind: 'result',
+      topic: 'edge-inferd/dev/tray/result',
+      payload: JSON.stringify({ seq: i }),
+      state: 'sent' as const,
+      createdMs: Date.UTC(2026, 0, 1) + i,
+      qos: 1 as const,
+    });
+    const seqs = writeV1Journal(path, [old(1), old(2), old(3)]);
+    const r = await rig({ path });
+    expect(r.journal.lostUpTo).toBe(seqs[2]);
+    const c = await open(r, '', { 'Last-Event-ID': String(seqs[1]) });
+    await c.until((x) => x.messages.length === 1);
+    expect(JSON.parse(c.messages[0].data)).toMatchObject({ reason: 'expired', from: seqs[2] });
+    // From the newest position on, nothing is missing any more.
+    const { rows } = r.journal.append([result('tray')]);
+    const d = await open(r, '', { 'Last-Event-ID': String(seqs[2]) });
+    await d.until((x) => x.messages.length === 1);
+    expect(d.messages[0].id).toBe(String(rows[0].seq));
+  });
+
   it('holds streams opened before the journal is open and begins them when it is', async () => {
     const r = await rig({ start: false });
     const c = await open(r, '?lastEventId=0');
@@ -322,4 +347,39 @@ describe('GET /events', () => {
     await gone;
     expect(r.lines.some((l) => l.msg?.includes('dropped a client'))).toBe(true);
   }, 60_000);
+});
+
+describe('CORS on the HTTP endpoint', () => {
+  async function server(corsOrigins?: string[]) {
+    const { log } = captureLog();
+    const s = new HealthServer({
+      host: '127.0.0.1',
+      port: 0,
+      log,
+      corsOrigins,
+      source: { health: () => ({ ok: true }), ready: () => ({ ok: true, checks: {} }), status: () => ({}) },
+    });
+    await s.start();
+    cleanup.push(() => s.stop());
+    return `http://127.0.0.1:${s.port}`;
+  }
+
+  it('sends no CORS header at all unless http.cors.origins lists the origin', async () => {
+    const none = await server();
+    const r = await fetch(`${none}/healthz`, { headers: { Origin: 'http://kiosk.example' } });
+    expect(r.headers.get('access-control-allow-origin')).toBeNull();
+    const pre = await fetch(`${none}/healthz`, { method: 'OPTIONS', headers: { Origin: 'http://kiosk.example' } });
+    expect(pre.status).toBe(405);
+    const listed = await server(['http://kiosk.example']);
+    const other = await fetch(`${listed}/healthz`, { headers: { Origin: 'http://evil.example' } });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    const ok = await fetch(`${listed}/healthz`, { headers: { Origin: 'http://kiosk.example' } });
+    expect(ok.headers.get('access-control-allow-origin')).toBe('http://kiosk.example');
+    const preflight = await fetch(`${listed}/healthz`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'http://kiosk.example', 'Access-Control-Request-Headers': 'authorization' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('Authorization');
+  });
 });
