@@ -192,4 +192,24 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
     expect(from).toBeGreaterThanOrEqual(0);
     expect(after.assessments).toEqual(journal.slice(from, to + 1));
   }, 60_000);
+
+  it("the recycling demo: the latest item's label, written as text", async () => {
+    await d?.kill('SIGTERM');
+    const recycling = spawnDaemon(undefined, {
+      args: ['run'],
+      env: { ...env, EDGE_INFERD_HTTP__KIOSK: 'true' },
+      dir: mkdtempSync(join(tmpdir(), 'kiosk-recycling-')),
+    });
+    d = recycling;
+    await waitUntil(
+      async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined))?.status === 200,
+      30_000,
+      'ready',
+    );
+    await page.goto(`http://127.0.0.1:${httpPort}/kiosk/`);
+    await page.waitForFunction(() => (globalThis as Browser).kiosk.results > 0, undefined, { timeout: 10_000 });
+    const label = await page.evaluate(() => (globalThis as Browser).document.querySelector('#item .label').textContent as string);
+    expect(['cardboard', 'glass', 'metal', 'paper', 'plastic', 'trash']).toContain(label);
+    expect(await page.evaluate(() => (globalThis as Browser).document.getElementById('eyes').hidden)).toBe(true);
+  }, 60_000);
 });
