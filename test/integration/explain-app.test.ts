@@ -16,6 +16,9 @@ import { SseClient } from '../helpers/sse.js';
  * at the central 6x6 pixels of its 32x32 input only: the heatmap's peak is in the central cells.
  */
 
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON payloads, checked field by field
+type J = any;
+
 let t: TestApp;
 let sub: Subscriber;
 
@@ -53,10 +56,10 @@ afterAll(async () => {
 });
 
 const isAssessment = (camera: string) => (m: Received) =>
-  m.json?.type === 'assessment' && m.json.camera === camera && Object.values(m.json.regions).some((r: any) => !r.notDetected);
+  m.json?.type === 'assessment' && m.json.camera === camera && Object.values(m.json.regions).some((r: J) => !r.notDetected);
 
 /** The heatmap's largest cell is one of the central four of the 8x8 grid. */
-function expectCentralPeak(h: any, label: string): void {
+function expectCentralPeak(h: J, label: string): void {
   expect(h).toMatchObject({ method: 'occlusion', label, rows: 8, cols: 8 });
   expect(h.values).toHaveLength(64);
   const peak = h.values.indexOf(Math.max(...h.values));
@@ -72,19 +75,19 @@ describe('POST /infer?explain=1', () => {
 
   it("the one model (the recycling demo's classifier): the result has its heatmap; explain is off without the parameter", async () => {
     const png = readFileSync(join(demoSamplesDir, readdirSync(demoSamplesDir).filter((f) => f.endsWith('.png') || f.endsWith('.jpg'))[0]));
-    const r = (await (await post('?explain=1', png)).json()) as Record<string, any>;
+    const r = (await (await post('?explain=1', png)).json()) as Record<string, J>;
     expect(r.task).toBe('classify');
     expect(r.heatmap).toMatchObject({ method: 'occlusion', label: r.label, rows: 8, cols: 8 });
     expect(r.heatmap.values).toHaveLength(64);
     expect(Buffer.from(r.heatmap.png, 'base64').subarray(1, 4).toString()).toBe('PNG');
-    const plain = (await (await post('', png)).json()) as Record<string, any>;
+    const plain = (await (await post('', png)).json()) as Record<string, J>;
     expect(plain.heatmap).toBeUndefined();
   }, 30_000);
 
   it("a pipeline camera: each eye's region has its heatmap, whatever the camera's explain", async () => {
     const png = readFileSync(join(eyesDemoDir, 'samples', 'frame-000.png'));
-    const r = (await (await post('?explain=1&camera=shared', png)).json()) as Record<string, any>;
-    const regions = Object.values(r.objects[0].regions as Record<string, any>);
+    const r = (await (await post('?explain=1&camera=shared', png)).json()) as Record<string, J>;
+    const regions = Object.values(r.objects[0].regions as Record<string, J>);
     expect(regions).toHaveLength(2);
     for (const reg of regions) expectCentralPeak(reg.heatmap, reg.label);
   }, 30_000);
@@ -107,7 +110,7 @@ describe('explain: every on a one-model camera', () => {
 describe('explained assessments', () => {
   it('includeCrops: true: each assessed eye has its crop and a heatmap peaking at the iris', async () => {
     const m = await sub.waitFor(isAssessment('shared'), 30_000);
-    const assessed = Object.entries(m.json.regions as Record<string, any>).filter(([, r]) => !r.notDetected);
+    const assessed = Object.entries(m.json.regions as Record<string, J>).filter(([, r]) => !r.notDetected);
     expect(assessed.length).toBeGreaterThan(0);
     for (const [, r] of assessed) {
       expect(Buffer.from(r.crop, 'base64').subarray(1, 4).toString()).toBe('PNG');
@@ -117,7 +120,7 @@ describe('explained assessments', () => {
 
   it('includeCrops: local: nothing over MQTT; the full payload is kept for loopback clients under its journal position', async () => {
     const m = await sub.waitFor(isAssessment('local'), 30_000);
-    for (const r of Object.values(m.json.regions as Record<string, any>)) {
+    for (const r of Object.values(m.json.regions as Record<string, J>)) {
       expect(r.crop).toBeUndefined();
       expect(r.heatmap).toBeUndefined();
     }
@@ -127,7 +130,7 @@ describe('explained assessments', () => {
     expect(t.app.localCopies.payloadFor(full!.seq, m.payload, false)).toBe(m.payload);
     const again = JSON.parse(t.app.localCopies.payloadFor(full!.seq, m.payload, true));
     expect(again.id).toBe(m.json.id);
-    for (const [name, r] of Object.entries(full!.json.regions as Record<string, any>)) {
+    for (const [name, r] of Object.entries(full!.json.regions as Record<string, J>)) {
       expect({ ...r, crop: undefined, heatmap: undefined }).toEqual({ ...m.json.regions[name], crop: undefined, heatmap: undefined });
       if (r.notDetected) continue;
       expect(Buffer.from(r.crop, 'base64').subarray(1, 4).toString()).toBe('PNG');
@@ -143,7 +146,7 @@ describe('explained assessments', () => {
       await sse.until((c) => c.messages.some((e) => JSON.parse(e.data).id === m.json.id));
       const ev = sse.messages.find((e) => JSON.parse(e.data).id === m.json.id)!;
       const data = JSON.parse(ev.data);
-      const seen = Object.values(data.regions as Record<string, any>).filter((r) => !r.notDetected);
+      const seen = Object.values(data.regions as Record<string, J>).filter((r) => !r.notDetected);
       expect(seen.length).toBeGreaterThan(0);
       for (const r of seen) expect(r.heatmap?.method).toBe('occlusion');
       expect(t.app.localCopies.get(Number(ev.id))).toBe(ev.data);
