@@ -86,7 +86,10 @@ function startProber(port: number): () => Promise<number[]> {
   const w = new Worker(PROBER, { eval: true, workerData: { port } });
   return () =>
     new Promise((resolve) => {
-      w.once('message', (xs: number[]) => (void w.terminate(), resolve(xs)));
+      w.once('message', (xs: number[]) => {
+        void w.terminate();
+        resolve(xs);
+      });
       w.postMessage('stop');
     });
 }
@@ -211,14 +214,21 @@ async function main(): Promise<void> {
       s.on('error', () => undefined);
       s.on('data', () => undefined);
       // Refused or timed out: come back a second later, as a retrying client would.
-      s.on('close', () => (open.delete(s), setTimeout(() => one(i), 1000)));
+      s.on('close', () => {
+        open.delete(s);
+        setTimeout(() => one(i), 1000);
+      });
     };
     for (let i = 0; i < CONNECTIONS; i++) one(i);
     const drip = setInterval(() => {
       for (const s of open) if (s.writable) s.write('x');
     }, 1000);
     return {
-      stop: () => ((stopped = true), clearInterval(drip), open.forEach((s) => s.destroy())),
+      stop: () => {
+        stopped = true;
+        clearInterval(drip);
+        for (const s of open) s.destroy();
+      },
       note: () => `${opened} connections opened`,
     };
   };
@@ -241,7 +251,10 @@ async function main(): Promise<void> {
   const bigCommands = () => {
     let sent = 0;
     const t = setInterval(() => {
-      for (let i = 0; i < 5; i++) sent++, pub.publish(`${base}/cmd/pause`, bigCommand, { qos: 1 });
+      for (let i = 0; i < 5; i++) {
+        sent++;
+        pub.publish(`${base}/cmd/pause`, bigCommand, { qos: 1 });
+      }
     }, 1000);
     return { stop: () => clearInterval(t), note: () => `${sent} x 50 MB sent` };
   };
@@ -276,7 +289,9 @@ async function main(): Promise<void> {
     };
     for (let i = 0; i < 100; i++) void worker(i % 2 ? truncated : bigJpeg);
     return {
-      stop: () => void (stopped = true),
+      stop: () => {
+        stopped = true;
+      },
       note: () =>
         Object.entries(codes)
           .map(([k, v]) => `${v} x ${k === '0' ? 'refused' : k}`)
@@ -362,7 +377,7 @@ async function main(): Promise<void> {
     const lat = all.filter((x) => x >= 0);
     const failed = all.length - lat.length;
     const note = running.map((r) => r.note()).join('; ');
-    running.forEach((r) => r.stop());
+    for (const r of running) r.stop();
     const lag = await loopLag(httpPort);
     clearInterval(sampler);
     peak = Math.max(peak, memOf(pid).rss);

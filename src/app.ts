@@ -10,13 +10,12 @@ import { Metrics } from './health/metrics.js';
 import { HealthMonitor } from './health/monitor.js';
 import { createHttpServer } from './health/http.js';
 import { sendNotify } from './health/sdnotify.js';
-import { HealthServer } from './health/server.js';
+import type { HealthServer } from './health/server.js';
 import { SnapshotStore } from './health/snapshots.js';
 import { StallDetector } from './health/stall.js';
 import { StatusReporter } from './health/status.js';
 import { SystemdNotifier } from './health/systemd.js';
-import type { InferHooks } from './inference/engine.js';
-import { ModelService } from './inference/model-service.js';
+import { ModelService, modelInUse } from './inference/model-service.js';
 import { StageModels } from './inference/stages.js';
 import type { Inference } from './inference/types.js';
 import { Journal } from './journal/journal.js';
@@ -31,7 +30,9 @@ import type { CameraStateName, DaemonStatus } from './publish/schemas.js';
 import { Topics } from './publish/topics.js';
 import { type ReloadReport, ReloadController } from './reload.js';
 import { PackageStore, RolloutService } from './rollout/service.js';
+import { RolloutTargets } from './rollout/stage-targets.js';
 import { VERSION } from './version.js';
+import { must } from './errors.js';
 
 export type { ReloadReport };
 
@@ -116,7 +117,7 @@ export class App {
       // privacy.includeCrops: local: loopback clients get the payloads with crops and heatmaps.
       local: { get: (seq) => messaging.localCopies.get(seq) },
     });
-    const messaging = (this.messaging = new Messaging({
+    const messaging = new Messaging({
       config: c.mqtt,
       deviceId: c.deviceId,
       topics,
@@ -126,7 +127,8 @@ export class App {
       websocketOrigins: c.http.cors.origins,
       clock,
       log,
-    }));
+    });
+    this.messaging = messaging;
     const buildEvents = {
       buildStarted: (what: string) => detector.buildStarted(what),
       buildEnded: () => detector.buildEnded(),
@@ -141,6 +143,7 @@ export class App {
       listener: buildEvents,
       clock,
       resolve: store && ((p) => store.effectivePath(p)),
+      inUse: modelInUse(c.cameras),
     });
     const rollout =
       store &&
@@ -153,7 +156,19 @@ export class App {
         clock,
         log: child('rollout'),
       });
-    const stages = new StageModels({ config: c, log: child('pipelines'), listener: buildEvents, clock });
+    // cmd/model/* with `stage`: a pipeline stage's model (its own store and retained state).
+    const targets =
+      rollout &&
+      new RolloutTargets({
+        model: rollout,
+        config: { ...c.model.rollout, keep: c.model.keep },
+        deviceId: c.deviceId,
+        clock,
+        log: child('rollout'),
+        publishStage: (key, p) => messaging.mqtt.publish(`${topics.modelState}/${key}`, p, { qos: 1, retain: true }),
+      });
+    const stages = new StageModels({ config: c, log: child('pipelines'), listener: buildEvents, clock, resolve: targets?.resolveStage });
+    targets?.bindStages(stages);
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
       .map(([name, cam]) => {
@@ -168,7 +183,10 @@ export class App {
           );
           control.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
         };
-        const state = (camera: string, st: CameraStateName) => (detector.state(camera, st), control.cameraStateChanged());
+        const state = (camera: string, st: CameraStateName) => {
+          detector.state(camera, st);
+          control.cameraStateChanged();
+        };
         const { infer, pipeline, target } = stages.forCamera(
           name,
           cam,
@@ -198,8 +216,8 @@ export class App {
       log: child('systemd'),
       clock,
     });
-    const monitor = (this.monitor = new HealthMonitor({ detector, source: { model, cameras: channels, messaging, journal } }));
-    const status: StatusReporter = (this.statusReporter = new StatusReporter({
+    const monitor = new HealthMonitor({ detector, source: { model, cameras: channels, messaging, journal } });
+    const status: StatusReporter = new StatusReporter({
       deviceId: c.deviceId,
       clock,
       sources: {
@@ -224,8 +242,14 @@ export class App {
         health: () => monitor.health(),
         systemd: notifier,
         rollout,
+        stageRollouts: targets,
+        http: {
+          get address() {
+            return http?.address;
+          },
+        },
       },
-    }));
+    });
     const metrics = new Metrics({
       cameras: () => channels.filter((ch) => ch.started).map((ch) => ({ ...ch.status(), status: ch.camera.status() })),
       model: () => model.info,
@@ -265,10 +289,10 @@ export class App {
       snapshot: (camera, quality, maxWidth) => snapshots.command(camera, quality, maxWidth),
       reload: async () => {
         if (!deps.reloader) throw new CommandError('UNAVAILABLE', 'reload is not available in this process');
-        return deps.reloader.reload();
+        return await deps.reloader.reload();
       },
       status: () => status.status(),
-      model: rollout,
+      model: targets,
       statusMessage: () => status.message('online'),
       modelName: () => (model.info ? `${model.info.name} ${model.info.version}` : 'edge-inferd'),
       publishFailures: () => messaging.publishFailures(),
@@ -277,7 +301,7 @@ export class App {
     const toPayload = (frame: Frame, inf: Inference) =>
       resultPayload({ deviceId: c.deviceId, seq: frame.seq, frame, inference: inf, model: inf.model, nowMs: clock.now() });
     const source = { health: () => monitor.health(), ready: () => monitor.ready(), status: () => status.status() };
-    const http = (this.http = c.http.enabled
+    const http = c.http.enabled
       ? createHttpServer({
           config: c.http,
           inferMaxBytes: c.model.inferMaxBytes,
@@ -288,20 +312,23 @@ export class App {
           journal,
           events: { hub: events, cameras: () => channels.map((ch) => ch.name) },
           preview: { hub: preview, cameras: () => channels.map((ch) => ch.name), privacy: previewPrivacy },
-          infer: (f, cam, explain) => (cam ? stages.inferOf(cam)!(f, { explain }) : model.infer(f, { explain })),
+          infer: (f, cam, explain) =>
+            cam ? must(stages.inferOf(cam), `camera ${cam}'s pipeline`)(f, { explain }) : model.infer(f, { explain }),
           toPayload,
           clock,
           log,
         })
-      : undefined);
+      : undefined;
 
     const logLevel: LiveReloadable<Config['log']['level']> = {
       name: 'log',
       liveKeys: ['log.level'],
       slice: (n) => n.log.level,
-      apply: (level) => void (log.level = level),
+      apply: (level) => {
+        log.level = level;
+      },
     };
-    const reloads = (this.reloads = new ReloadController({
+    const reloads = new ReloadController({
       config,
       components: [logLevel, ...(http ? [http] : []), monitor, device, model, stages, messaging.sink, control, ...channels],
       hooks: {
@@ -311,8 +338,8 @@ export class App {
       },
       clock,
       log,
-    }));
-    const lifecycle = (this.lifecycle = new Lifecycle({
+    });
+    const lifecycle = new Lifecycle({
       log,
       // The notifier ticks from the start, so an engine build during start-up can extend systemd's start timeout.
       components: [
@@ -328,19 +355,27 @@ export class App {
         ...messaging.connectionComponents,
         ...channels,
         control,
-        ...(rollout ? [part('rollout', rollout)] : []),
+        ...(targets ? [part('rollout', targets)] : []),
       ],
       onPhase: (phase) => {
         monitor.setPhase(phase);
         if (phase === 'starting') log.info({ config: c.source, deviceId: c.deviceId, version: VERSION }, 'starting');
-        if (phase === 'stopping') notifier.stoppingNow(), log.info('stopping');
+        if (phase === 'stopping') {
+          notifier.stoppingNow();
+          log.info('stopping');
+        }
         if (phase === 'stopped') log.info('stopped');
         if (phase !== 'running') return;
         markRunning();
-        log.info({ cameras: channels.map((ch) => ch.name), provider: model.info?.provider }, 'running');
+        log.info({ cameras: channels.map((ch) => ch.name), provider: model.info?.provider, http: http?.address }, 'running');
         notifier.ready();
       },
-    }));
+    });
+    this.monitor = monitor;
+    this.statusReporter = status;
+    this.http = http;
+    this.reloads = reloads;
+    this.lifecycle = lifecycle;
   }
 
   /** The config running now: after a reload, live keys are new and restart-required ones still old. */

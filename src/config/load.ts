@@ -158,7 +158,9 @@ function checkResolved(c: Config): string[] {
   ) {
     // Like HTTP: commands reach the cameras (a snapshot is a camera image), so the LAN needs a login.
     problems.push(
-      `mqtt.embedded.host: listening beyond loopback (got ${JSON.stringify(e.host)}) needs authentication; set mqtt.username and mqtt.passwordFile (clients of the embedded broker must then log in with them), or listen on 127.0.0.1`,
+      `mqtt.embedded.host: listening beyond loopback (got ${JSON.stringify(e.host)}) needs authentication; ` +
+        `set mqtt.username and mqtt.passwordFile (clients of the embedded broker must then log in with ` +
+        `them), or listen on 127.0.0.1`,
     );
   }
   const ws = e.websocket;
@@ -214,7 +216,8 @@ function resolveHttpToken(c: Config): string[] {
   }
   if (h.enabled && !isLoopback(h.host) && h.token === undefined) {
     return [
-      `http.token: required when http.host is not a loopback address (got http.host ${JSON.stringify(h.host)}); set http.token or http.tokenFile, or listen on 127.0.0.1 and use an SSH tunnel`,
+      `http.token: required when http.host is not a loopback address (got http.host ` +
+        `${JSON.stringify(h.host)}); set http.token or http.tokenFile, or listen on 127.0.0.1 and use an SSH tunnel`,
     ];
   }
   return [];

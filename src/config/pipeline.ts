@@ -150,6 +150,8 @@ export function checkPipelines(
         problems.push(`${at}.from: the first stage sees the whole frame; remove from (got ${JSON.stringify(st.from)})`);
       if (i === 0 && typeof facts !== 'string' && facts.task !== undefined && facts.task !== 'detect')
         problems.push(`${at}.model: the first stage must be a detector (task detect); ${st.model} is ${facts.task}`);
+      if (i > 0 && typeof facts !== 'string' && facts.task !== undefined && facts.task !== 'classify' && facts.task !== 'regress')
+        problems.push(`${at}.model: a crop stage must be a classify or regress model; ${st.model} is ${facts.task}`);
       if (i > 0) {
         if (st.from === undefined)
           problems.push(`${at}.from: required: the stage whose detections this stage crops (${[...seen.keys()].join(', ')})`);
@@ -163,7 +165,8 @@ export function checkPipelines(
           for (const [region, r] of Object.entries(st.regions)) {
             if (src && !have.includes(r.keypoint)) {
               problems.push(
-                `${at}.regions.${region}.keypoint: stage "${st.from}" has no keypoint "${r.keypoint}" (its manifest names ${have.length ? have.join(', ') : 'no keypoints'})`,
+                `${at}.regions.${region}.keypoint: stage "${st.from}" has no keypoint "${r.keypoint}" (its manifest ` +
+                  `names ${have.length ? have.join(', ') : 'no keypoints'})`,
               );
             }
           }

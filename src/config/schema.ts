@@ -64,7 +64,9 @@ export const cameraSchema = z.strictObject({
     .max(1000)
     .optional()
     .describe(
-      'Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi/file/rtsp: a cap: the camera runs at a rate it has at or above it, frames are dropped down to it)',
+      'Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: ' +
+        'the rate, default 30; v4l2/csi/file/rtsp: a cap: the camera runs at a rate it has at or above it, ' +
+        'frames are dropped down to it)',
     ),
   enabled: z.boolean().default(true),
   width: z
@@ -194,7 +196,8 @@ export const mqttSchema = z.strictObject({
     .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)])
     .default('embedded')
     .describe(
-      '"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker URLs tried in turn (failover: each attempt goes to the next)',
+      '"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker ' +
+        'URLs tried in turn (failover: each attempt goes to the next)',
     ),
   prefix: z.string().regex(NAME_RE, nameMessage).default('edge-inferd'),
   clientId: z.string().min(1).max(128).optional().describe('default: edge-inferd-<deviceId>; stable, so the broker keeps the session'),
@@ -290,7 +293,12 @@ export const journalSchema = z.strictObject({
 export const httpSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: host.default('127.0.0.1').describe('Listen address; anything but loopback requires token or tokenFile'),
-  port: port.default(8321),
+  port: z
+    .int()
+    .min(0)
+    .max(65535)
+    .default(8321)
+    .describe('Listen port; 0: a free port the system picks (the `running` log line and /status say which)'),
   kiosk: z
     .boolean()
     .default(false)

@@ -90,6 +90,11 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     return (this.server?.address() as AddressInfo | null)?.port ?? this.opts.port;
   }
 
+  /** Where it listens now (the port the system picked for http.port 0); undefined while not listening. */
+  get address(): { host: string; port: number } | undefined {
+    return this.server && { host: this.opts.host, port: this.port };
+  }
+
   /** Registers an endpoint; GET routes also answer HEAD. */
   addRoute(route: Route): void {
     this.routes.push(route);
@@ -117,7 +122,10 @@ export class HealthServer implements LiveReloadable<string | undefined> {
         // A deep accept queue: under a connection flood a probe's SYN that finds the queue full is
         // dropped and only retried after the kernel's 1 s timeout (Node's default is 511; the
         // kernel caps it at net.core.somaxconn).
-        server.listen({ port: this.opts.port, host: this.opts.host, backlog: 4096 }, () => (server.off('error', reject), resolve()));
+        server.listen({ port: this.opts.port, host: this.opts.host, backlog: 4096 }, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

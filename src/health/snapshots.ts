@@ -88,7 +88,10 @@ export class SnapshotStore {
 
   private copy(frame: Frame): Uint8Array {
     let ring = this.copies.get(frame.camera);
-    if (!ring) this.copies.set(frame.camera, (ring = { bufs: [], next: 0 }));
+    if (!ring) {
+      ring = { bufs: [], next: 0 };
+      this.copies.set(frame.camera, ring);
+    }
     const i = ring.next;
     ring.next = (i + 1) % FRAME_COPIES;
     let copy = ring.bufs[i];
@@ -114,7 +117,10 @@ export class SnapshotStore {
     await new Promise<void>((resolve) => {
       const timer = this.clock.setTimeout(resolve, FULL_WAIT_MS);
       const list = this.fullWaiters.get(camera) ?? [];
-      list.push(() => (this.clock.clearTimeout(timer), resolve()));
+      list.push(() => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      });
       this.fullWaiters.set(camera, list);
     });
     return this.latest.get(camera);
@@ -161,19 +167,23 @@ export class SnapshotStore {
     if (mode === 'off')
       throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
     // A camera that scales for its model: wait (a little) for a frame with its full-resolution twin.
-    const entry = (await this.latestFull(camera))!;
+    const entry = await this.latestFull(camera);
+    if (!entry) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
     const { frame, inf } = entry;
     const key = `${camera}\0${frame.seq}\0${frame.capturedAtMs}\0${quality}\0${maxWidth ?? ''}\0${mode}`;
     const last = this.lastEncoded.get(camera);
     if (last?.key === key) return last.result;
     const running = this.encoding.get(key);
-    if (running) return running;
+    if (running !== undefined) return running;
     if (this.encoding.size >= MAX_ENCODES) throw new CommandError('BUSY', `${MAX_ENCODES} snapshots are being encoded; try again`);
     this.encodes++;
     const result = this.encode(camera, frame, inf, quality, maxWidth);
     this.encoding.set(key, result);
     // Kept for the requests that come before the camera's next frame (one JPEG per camera).
-    const done = () => (this.encoding.delete(key), this.lastEncoded.set(camera, { key, result }));
+    const done = () => {
+      this.encoding.delete(key);
+      this.lastEncoded.set(camera, { key, result });
+    };
     result.then(done, () => this.encoding.delete(key));
     return result;
   }

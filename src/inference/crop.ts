@@ -1,10 +1,10 @@
 import ort from 'onnxruntime-node';
 import { channelsOf, type Frame } from '../capture/frame.js';
-import { softmax } from './classify.js';
+import { cropOutputs, probabilities, regressValues } from './classify.js';
 import { argmax, type ExplainItem, type Heatmap, Occlusion } from './explain.js';
 import type { ModelPackage } from './package.js';
 import { Preprocessor, type TensorData } from './preprocess.js';
-import type { Box, LatencyMs } from './types.js';
+import type { Box, CropOutputs, LatencyMs } from './types.js';
 
 /**
  * The second stage of a pipeline, in the inference worker: crops taken from the full-resolution
@@ -46,7 +46,7 @@ export interface CropResult {
   sharpness: number;
   /** Why it was not classified: too small (or outside the frame), or too blurred. */
   skipped?: 'small' | 'blurred';
-  /** Probabilities per label, in the manifest's label order (absent when skipped). */
+  /** Probabilities per label, or a regress model's values, in the manifest's label order (absent when skipped). */
   scores?: number[];
   /** Where the model looked (CropRequest.explain). */
   heatmap?: Heatmap;
@@ -56,6 +56,8 @@ export interface CropsInference {
   task: 'crops';
   crops: CropResult[];
   labels: string[];
+  /** How the crops' scores read: classes, multi-label, or regress values. */
+  outputs: CropOutputs;
   /** Runs of the model (1 when batched). */
   runs: number;
   /** Runs of the model for the explanations, and the time they took (ms). */
@@ -116,7 +118,7 @@ export function dynamicBatch(session: ort.InferenceSession, inputName: string): 
 /** The model's batch size when its first input dimension is a number; undefined when it is symbolic. */
 export function fixedBatch(session: ort.InferenceSession, inputName: string): number | undefined {
   const meta = session.inputMetadata.find((m) => m.name === inputName);
-  const b = meta && meta.isTensor ? meta.shape[0] : 1;
+  const b = meta?.isTensor ? meta.shape[0] : 1;
   return typeof b !== 'number' || b < 0 ? undefined : b;
 }
 
@@ -125,6 +127,7 @@ export class CropClassifier {
   private readonly session: ort.InferenceSession;
   private readonly output: string;
   private readonly pre: Preprocessor;
+  private readonly outputs: CropOutputs;
   private occlusion: Occlusion | undefined;
   readonly batched: boolean;
 
@@ -134,6 +137,7 @@ export class CropClassifier {
     this.output = output;
     this.pre = new Preprocessor(pkg.manifest.input);
     this.batched = dynamicBatch(session, pkg.manifest.input.name);
+    this.outputs = cropOutputs(pkg.manifest, pkg.labels);
   }
 
   async run(source: Frame, req: CropRequest): Promise<CropsInference> {
@@ -180,22 +184,25 @@ export class CropClassifier {
           : type === 'float16'
             ? new Uint16Array(per * inputs.length)
             : new Uint8Array(per * inputs.length);
-      inputs.forEach((d, i) => all.set(d, i * per));
+      for (const [i, d] of inputs.entries()) all.set(d, i * per);
       await runOne(all, inputs.length);
     } else {
       for (const d of inputs) await runOne(d, 1);
     }
     const t2 = performance.now();
-    const probs = (raw: Float32Array) => (m.classify.outputs === 'logits' ? softmax(raw) : raw);
+    const probs = (raw: Float32Array) => Float32Array.from(probabilities(raw, m.classify.outputs));
     which.forEach((ci, k) => {
-      crops[ci].scores = Array.from(probs(outputs[k]));
+      const raw = outputs[k];
+      crops[ci].scores = m.task === 'regress' ? regressValues(raw, m.regress) : Array.from(probabilities(raw, m.classify.outputs));
     });
     const t3 = performance.now();
-    const explain = req.explain ? await this.explain(req.explain, crops, which, inputs, probs) : undefined;
+    // Occlusion explains a class score; a regress model's values have no class to explain.
+    const explain = req.explain && m.task !== 'regress' ? await this.explain(req.explain, crops, which, inputs, probs) : undefined;
     return {
       task: 'crops',
       crops,
       labels: this.pkg.labels,
+      outputs: this.outputs,
       runs,
       ...(explain ? { explain } : {}),
       latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 },

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock, type Timer } from '../clock.js';
-import { DaemonError, errorMessage } from '../errors.js';
+import { DaemonError, errorMessage, must } from '../errors.js';
 import type { Logger } from '../log.js';
 import { JournalLock } from './lock.js';
 import { checkIsFile, isCorruption, JournalCorrupt, moveAside } from './recovery.js';
@@ -111,6 +111,7 @@ export interface JournalStats {
 const ROW_OVERHEAD = 48;
 const EVICT_CHUNK = 512;
 const LOG_EVERY_MS = 10_000;
+const NO_EVICTION: Evicted = Object.freeze({ sent: 0, pending: 0, pendingUpTo: 0 });
 
 interface RawRow {
   seq: number;
@@ -125,12 +126,14 @@ interface RawRow {
   payload_seq: number | null;
 }
 
+type Statements = ReturnType<Journal['prepare']>;
+
 export class Journal {
   private readonly opts: JournalOptions;
   private readonly clock: Clock;
   private readonly lock: JournalLock;
   private db: Db | undefined;
-  private stmts: ReturnType<Journal['prepare']> | undefined;
+  private stmts: Statements | undefined;
   private sweepTimer: Timer | undefined;
   private rows = 0;
   private bytes = 0;
@@ -265,7 +268,8 @@ export class Journal {
     this.corrupt = { movedAside: this.corrupt.movedAside + 1, lastMovedTo: aside, lastError: why };
     this.opts.log.error(
       { path, movedTo: aside, err: why },
-      `journal ${path} is corrupt (${why}): moved aside to ${aside}; starting with a fresh journal. Unsent messages in it are not published; try: sqlite3 ${aside} .recover`,
+      `journal ${path} is corrupt (${why}): moved aside to ${aside}; starting with a fresh journal. Unsent ` +
+        `messages in it are not published; try: sqlite3 ${aside} .recover`,
     );
   }
 
@@ -282,14 +286,16 @@ export class Journal {
   }
 
   private prepare(db: Db) {
-    return {
+    const stmts = {
       insert: db.prepare(
-        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload, payload_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload, payload_seq) ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       markSent: db.prepare('UPDATE messages SET state = 1, sent_ms = ? WHERE seq = ? AND state = 0'),
       markRejected: db.prepare('UPDATE messages SET state = 2, sent_ms = ? WHERE seq = ? AND state = 0'),
       pendingAfter: db.prepare(
-        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
+        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages ' +
+          'WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
       ),
       oldestDone: db.prepare(`SELECT seq, bytes FROM messages WHERE state != 0 ORDER BY seq LIMIT ${EVICT_CHUNK}`),
       oldestPending: db.prepare(`SELECT seq, bytes FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ${EVICT_CHUNK}`),
@@ -313,9 +319,14 @@ export class Journal {
         'SELECT payload_seq AS s FROM messages WHERE camera = ? AND kind = ? AND payload_seq IS NOT NULL ORDER BY seq DESC LIMIT 1',
       ),
     };
+    // One transaction function for every tick (a frame's result and the acknowledgements before it).
+    const writeTick = db.transaction((acks: readonly number[], msgs: readonly NewMessage[], inFlightUpTo: number, createdMs: number) =>
+      this.writeTickBody(stmts, acks, msgs, inFlightUpTo, createdMs),
+    );
+    return { ...stmts, writeTick };
   }
 
-  private get s() {
+  private get s(): Statements {
     if (!this.stmts) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
     return this.stmts;
   }
@@ -336,43 +347,48 @@ export class Journal {
    * counters are the file's again, see write()).
    */
   writeTick(acks: readonly number[], msgs: readonly NewMessage[], inFlightUpTo = 0): { rows: JournalRow[]; evicted: Evicted } {
-    const s = this.s;
-    const createdMs = this.clock.now();
-    const out: JournalRow[] = [];
-    let evicted: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
-    this.write(
-      () =>
-        this.db!.transaction(() => {
-          for (const seq of acks) this.pending -= s.markSent.run(createdMs, seq).changes;
-          for (const m of msgs) {
-            const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
-            const state = m.qos === 0 ? SENT : PENDING;
-            const payloadSeq = m.payloadSeq !== undefined && Number.isSafeInteger(m.payloadSeq) && m.payloadSeq > 0 ? m.payloadSeq : null;
-            const r = s.insert.run(
-              createdMs,
-              state,
-              m.camera,
-              m.kind,
-              m.topic,
-              m.qos,
-              m.retain ? 1 : 0,
-              m.expirySec ?? null,
-              bytes,
-              m.payload,
-              payloadSeq,
-            );
-            out.push({ ...m, seq: Number(r.lastInsertRowid), createdMs });
-            this.maxSeq = Number(r.lastInsertRowid);
-            this.rows++;
-            this.bytes += bytes;
-            if (state === PENDING) this.pending++;
-          }
-          if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
-        })(),
-      msgs.length > 0,
-    );
-    if (out.length) this.notifyAppended(out);
-    return { rows: out, evicted };
+    const tx = this.s.writeTick;
+    const out = this.write(() => tx(acks, msgs, inFlightUpTo, this.clock.now()), msgs.length > 0);
+    if (out.rows.length) this.notifyAppended(out.rows);
+    return out;
+  }
+
+  /** The body of writeTick, made a transaction once at open (better-sqlite3 builds a wrapper per transaction() call). */
+  private writeTickBody(
+    s: Pick<Statements, 'insert' | 'markSent'>,
+    acks: readonly number[],
+    msgs: readonly NewMessage[],
+    inFlightUpTo: number,
+    createdMs: number,
+  ): { rows: JournalRow[]; evicted: Evicted } {
+    const rows: JournalRow[] = [];
+    let evicted: Evicted = NO_EVICTION;
+    for (const seq of acks) this.pending -= s.markSent.run(createdMs, seq).changes;
+    for (const m of msgs) {
+      const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
+      const state = m.qos === 0 ? SENT : PENDING;
+      const payloadSeq = m.payloadSeq !== undefined && Number.isSafeInteger(m.payloadSeq) && m.payloadSeq > 0 ? m.payloadSeq : null;
+      const r = s.insert.run(
+        createdMs,
+        state,
+        m.camera,
+        m.kind,
+        m.topic,
+        m.qos,
+        m.retain ? 1 : 0,
+        m.expirySec ?? null,
+        bytes,
+        m.payload,
+        payloadSeq,
+      );
+      rows.push({ ...m, seq: Number(r.lastInsertRowid), createdMs });
+      this.maxSeq = Number(r.lastInsertRowid);
+      this.rows++;
+      this.bytes += bytes;
+      if (state === PENDING) this.pending++;
+    }
+    if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
+    return { rows, evicted };
   }
 
   private notifyAppended(rows: readonly JournalRow[]): void {
@@ -570,7 +586,7 @@ export class Journal {
     const cutoff = this.clock.now() - this.opts.retentionMs;
     const n = this.write(
       () =>
-        this.db!.transaction(() => {
+        must(this.db, 'the journal database').transaction(() => {
           const c = s.expiredCount.get(cutoff) as { n: number; b: number; m: number };
           if (c.n) {
             s.deleteExpired.run(cutoff);
@@ -619,7 +635,7 @@ export class Journal {
   }
 
   private recount(): void {
-    const c = countRows(this.db!);
+    const c = countRows(must(this.db, 'the journal database'));
     this.rows = c.rows;
     this.bytes = c.bytes;
     this.pending = c.pending;

@@ -109,9 +109,14 @@ interface HistoryRow {
 export function queryHistory(db: Db, q: HistoryQuery): HistoryEntry[] {
   const where: string[] = [];
   const args: (string | number)[] = [];
-  if (q.kind !== undefined) where.push('kind = ?'), args.push(q.kind);
-  if (q.camera !== undefined) where.push('camera = ?'), args.push(q.camera);
-  if (q.sinceMs !== undefined) where.push('created_ms >= ?'), args.push(q.sinceMs);
+  const filter = (sql: string, value: string | number | undefined) => {
+    if (value === undefined) return;
+    where.push(sql);
+    args.push(value);
+  };
+  filter('kind = ?', q.kind);
+  filter('camera = ?', q.camera);
+  filter('created_ms >= ?', q.sinceMs);
   const sql =
     'SELECT seq, created_ms, state, sent_ms, camera, kind, topic, payload FROM messages' +
     (where.length ? ` WHERE ${where.join(' AND ')}` : '') +

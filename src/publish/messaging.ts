@@ -49,12 +49,9 @@ export class Messaging {
     const { config: m, deviceId, topics, journal, log } = opts;
     this.journal = journal;
     // The embedded broker asks its clients for the daemon's own credentials, when it has some.
+    const { password: secret, passwordFile } = m;
     const password =
-      m.password !== undefined
-        ? () => m.password!
-        : m.passwordFile
-          ? () => readFileSync(m.passwordFile!, 'utf8').replace(/\r?\n$/, '')
-          : undefined;
+      secret !== undefined ? () => secret : passwordFile ? () => readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') : undefined;
     const credentials = m.username !== undefined && password ? { username: m.username, password } : undefined;
     const brokerLog = log.child({ component: 'broker' });
     // Commands to this device are bounded on the embedded broker as MQTT 5 bounds them elsewhere.

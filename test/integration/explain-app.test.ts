@@ -16,7 +16,6 @@ import { SseClient } from '../helpers/sse.js';
  * at the central 6x6 pixels of its 32x32 input only: the heatmap's peak is in the central cells.
  */
 
-// biome-ignore lint/suspicious/noExplicitAny: parsed JSON payloads, checked field by field
 type J = any;
 
 let t: TestApp;

@@ -39,7 +39,6 @@ if (!haveChromium && process.env.CI === 'true') throw new Error(`${CHROMIUM} is 
 // Browser-side code: this project's TypeScript has no DOM types, so the page's globals are `any`
 // here. Functions, not source strings (the page's Content-Security-Policy forbids eval); each
 // takes the page's globalThis itself, since a function runs in the page without its closure.
-// biome-ignore lint/suspicious/noExplicitAny: the browser's globals, untyped here
 type Browser = any;
 
 /** Both eye figures are shown, each with a label (not "not detected") and a loaded picture. */

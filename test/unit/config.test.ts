@@ -107,8 +107,8 @@ describe('config: bad configs give exact `path: problem (got X)` messages', () =
   }
 
   it('reports every problem at once', () => {
-    expect(problems('http:\n  port: 0\nlog:\n  level: x\nfoo: 1\n')).toEqual([
-      'http.port: must be >= 1 (got 0)',
+    expect(problems('http:\n  port: -1\nlog:\n  level: x\nfoo: 1\n')).toEqual([
+      'http.port: must be >= 0 (got -1)',
       'log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace" (got "x")',
       'foo: unknown key (valid keys: deviceId, cameras, model, pipelines, mqtt, http, health, log, stats, commands, homeassistant, journal)',
     ]);
@@ -236,7 +236,7 @@ describe('edge-inferd check-config', () => {
     const p = file('http:\n  port: -5\nmqtt:\n  prefx: a\n');
     const r = spawnSync(process.execPath, [CLI, 'check-config', p], { encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe(`${p}: 2 problems\n  mqtt.prefx: unknown key (did you mean "prefix"?)\n  http.port: must be >= 1 (got -5)\n`);
+    expect(r.stderr).toBe(`${p}: 2 problems\n  mqtt.prefx: unknown key (did you mean "prefix"?)\n  http.port: must be >= 0 (got -5)\n`);
   });
 });
 
