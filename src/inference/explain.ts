@@ -127,11 +127,12 @@ export class Occlusion {
     const x0 = Math.floor((q * W) / G);
     const x1 = Math.floor(((q + 1) * W) / G);
     const plane = W * H;
+    const C = this.spec.channels ?? 3;
     for (let y = y0; y < y1; y++) {
       for (let x = x0; x < x1; x++) {
         const p = y * W + x;
-        for (let ch = 0; ch < 3; ch++) {
-          const i = layout === 'NCHW' ? ch * plane + p : p * 3 + ch;
+        for (let ch = 0; ch < C; ch++) {
+          const i = layout === 'NCHW' ? ch * plane + p : p * C + ch;
           data[off + i] = this.grey[i];
         }
       }
@@ -149,17 +150,25 @@ function halfToFloat(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-/** The model's input back as RGB bytes (undoing scale, mean and std), W x H. */
+/**
+ * The model's input back as RGB bytes (undoing scale, mean and std), W x H; a one-channel
+ * (grey) input comes back grey in all three.
+ */
 export function inputPixels(input: TensorData, spec: InputSpec): Uint8Array {
   const { width: W, height: H, layout, dtype, scale, mean, std, colour } = spec;
+  const C = spec.channels ?? 3;
+  // mean and std: one value for every channel, or one per channel.
+  const at = (v: readonly number[], ch: number) => (v.length === 1 ? v[0] : v[ch]);
   const plane = W * H;
   const out = new Uint8Array(plane * 3);
   for (let p = 0; p < plane; p++) {
-    for (let ch = 0; ch < 3; ch++) {
-      const i = layout === 'NCHW' ? ch * plane + p : p * 3 + ch;
+    for (let ch = 0; ch < C; ch++) {
+      const i = layout === 'NCHW' ? ch * plane + p : p * C + ch;
       const raw = dtype === 'float16' ? halfToFloat(input[i]) : input[i];
-      const v = dtype === 'uint8' ? raw : (raw * std[ch] + mean[ch]) / scale;
-      out[p * 3 + (colour === 'RGB' ? ch : 2 - ch)] = Math.max(0, Math.min(255, Math.round(v)));
+      const v = dtype === 'uint8' ? raw : (raw * at(std, ch) + at(mean, ch)) / scale;
+      const byte = Math.max(0, Math.min(255, Math.round(v)));
+      if (C === 1) out.fill(byte, p * 3, p * 3 + 3);
+      else out[p * 3 + (colour === 'RGB' ? ch : 2 - ch)] = byte;
     }
   }
   return out;
