@@ -5,6 +5,9 @@
 // those). CPU per frame is the whole process's (main thread and both workers).
 //
 //   npx tsx scripts/bench-pipeline.ts [--seconds 10] [--threads 1]
+//
+// Also the explanation rows: frames with explain off / every side by side, and one assessment's
+// explain call (both eyes: 2 x 64 masked crops in one batched run).
 import { parseArgs } from 'node:util';
 import { demoConfig } from '../src/config/demo.js';
 import { aggregateSchema, pipelineSchema } from '../src/config/pipeline.js';
@@ -107,8 +110,122 @@ export function formatPipelineRows(rows: PipelineBenchRow[]): string {
   return lines.join('\n');
 }
 
+export interface ExplainBenchRow {
+  /** off | every: the pipeline's frames with no heatmaps or a heatmap per crop; assessment: the one explain call an assessment makes. */
+  mode: 'off' | 'every' | 'assessment';
+  count: number;
+  /** Frames (off, every) or assessments (assessment) per second, back to back. */
+  perSecond: number;
+  /** Whole-process CPU per frame or per assessment, ms. */
+  cpuMs: number;
+  /** Median wall time per frame or assessment, ms. */
+  p50Ms: number;
+  /** Session runs of the crop stage per explanation call (1: the 2 x 64 masked crops in one batch). */
+  runs?: number;
+}
+
+/**
+ * The cost of explanations on the eyes demo (one subject, two eyes): frames with explain off and
+ * every side by side, and an assessment's explain call alone (both eyes, each for its label: 2 x 64
+ * masked crops through the eye classifier).
+ */
+export async function benchExplain(opts: { seconds: number; warmupS?: number; threads: number }): Promise<ExplainBenchRow[]> {
+  const stages = pipelineSchema.parse((demoConfig('eyes') as { pipelines: { eyes: unknown } }).pipelines.eyes);
+  const engines: InferenceEngine[] = await Promise.all(
+    stages.map((s) => loadEngine(s.model, { providers: ['cpu'], intraOpThreads: opts.threads })),
+  );
+  try {
+    const m = (e: InferenceEngine) => ({ info: e.info, infer: e.infer.bind(e), inferCrops: e.inferCrops!.bind(e) });
+    const data = renderFrame({ faces: SUBJECTS.slice(0, 1) });
+    const frame = (seq: number) => ({
+      camera: 'bench',
+      seq,
+      width: FRAME_WIDTH,
+      height: FRAME_HEIGHT,
+      stride: FRAME_WIDTH * 3,
+      format: 'RGB' as const,
+      data,
+      capturedAtMs: Date.now(),
+    });
+    const measure = async (once: () => Promise<number | undefined>): Promise<Omit<ExplainBenchRow, 'mode'>> => {
+      const warmUntil = performance.now() + (opts.warmupS ?? 2) * 1000;
+      while (performance.now() < warmUntil) await once();
+      const wall: number[] = [];
+      let runs: number | undefined;
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      while (performance.now() - t0 < opts.seconds * 1000) {
+        const t = performance.now();
+        runs = await once();
+        wall.push(performance.now() - t);
+      }
+      const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        count: wall.length,
+        perSecond: (wall.length * 1000) / ms,
+        cpuMs: (cpu.user + cpu.system) / 1000 / wall.length,
+        p50Ms: median(wall),
+        ...(runs !== undefined ? { runs } : {}),
+      };
+    };
+    const rows: ExplainBenchRow[] = [];
+    let seq = 0;
+    for (const mode of ['off', 'every'] as const) {
+      const runner = new PipelineRunner({
+        name: 'eyes',
+        stages: () => stages,
+        models: [m(engines[0]), m(engines[1])],
+        includeCrops: 'local',
+        explain: mode,
+      });
+      rows.push({ mode, ...(await measure(async () => void (await runner.infer(frame(++seq))))) });
+    }
+    // One assessment: the frame's two eye crops, each explained for its label.
+    const runner = new PipelineRunner({
+      name: 'eyes',
+      stages: () => stages,
+      models: [m(engines[0]), m(engines[1])],
+      includeCrops: 'local',
+      explain: 'assessment',
+    });
+    const inf = (await runner.infer(frame(++seq))) as DetectInference;
+    const regions = inf.pipeline!.objects[0].regions.filter((r) => r.source && r.scores);
+    const src = regions[0].source!;
+    const targets = regions.map((r) => r.scores!.indexOf(Math.max(...r.scores!)));
+    const rects = regions.map((r) => r.source!.rect);
+    rows.push({
+      mode: 'assessment',
+      ...(await measure(async () => {
+        const out = await engines[1].inferCrops!(src.frame, {
+          rects,
+          scale: src.scale,
+          quality: { minSidePx: 0, minSharpness: 0 },
+          explain: targets,
+        });
+        return out.explain?.runs;
+      })),
+    });
+    return rows;
+  } finally {
+    await Promise.all(engines.map((e) => e.close()));
+  }
+}
+
+export function formatExplainRows(rows: ExplainBenchRow[]): string {
+  const lines = ['explanations (eyes demo, 1 subject, occlusion 8x8 per eye, CPU):'];
+  for (const r of rows) {
+    const what = r.mode === 'assessment' ? 'per assessment (2 eyes explained)' : `frames, explain ${r.mode}`;
+    lines.push(
+      `  ${what}: ${r.perSecond.toFixed(1)}/s, CPU ${r.cpuMs.toFixed(2)} ms, p50 ${r.p50Ms.toFixed(2)} ms${r.runs !== undefined ? `, ${r.runs} session.run` : ''}`,
+    );
+  }
+  return lines.join('\n');
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, threads: { type: 'string', default: '1' } } });
   const rows = await benchPipeline({ seconds: Number(values.seconds), threads: Number(values.threads) });
   console.log(formatPipelineRows(rows));
+  console.log(formatExplainRows(await benchExplain({ seconds: Number(values.seconds), threads: Number(values.threads) })));
 }

@@ -29,7 +29,14 @@ import { loadModelPackage } from '../src/inference/package.js';
 import { BENCH_MODELS, benchModelsDir, benchPackage } from './bench-models.js';
 import { type Broker, startMosquitto, stopProc } from './bench-processes.js';
 import { benchDecode, formatDecodeRows } from './bench-decode.js';
-import { benchPipeline, formatPipelineRows, type PipelineBenchRow } from './bench-pipeline.js';
+import {
+  benchExplain,
+  benchPipeline,
+  type ExplainBenchRow,
+  formatExplainRows,
+  formatPipelineRows,
+  type PipelineBenchRow,
+} from './bench-pipeline.js';
 import { benchPreview, formatPreviewRows, type PreviewBenchRow } from './bench-preview.js';
 import { benchCameraRate, formatCameraRate } from './bench-camera-rate.js';
 
@@ -539,6 +546,9 @@ async function main(): Promise<void> {
       console.error('eyes demo: two-stage pipeline, 1 and 2 subjects');
       results.twoStage = await benchPipeline({ seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS });
       console.log('\n' + formatPipelineRows(results.twoStage as PipelineBenchRow[]));
+      console.error('eyes demo: explanations (off / every / per assessment)');
+      results.explain = await benchExplain({ seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS });
+      console.log(`\n${formatExplainRows(results.explain as ExplainBenchRow[])}`);
       // Anchor decoding + NMS as the worker does it after session.run (scripts/bench-decode.ts).
       const decode = benchDecode();
       results.anchorDecode = decode;

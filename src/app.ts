@@ -23,6 +23,7 @@ import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './log.js';
 import { CommandError, type Reloader } from './publish/commands.js';
 import { MqttControl } from './publish/control.js';
+import type { LocalCopies } from './publish/local-copies.js';
 import { Messaging } from './publish/messaging.js';
 import { resultPayload } from './publish/payload.js';
 import type { ResultSink } from './publish/result-sink.js';
@@ -64,6 +65,7 @@ export class App {
   private readonly lifecycle: Lifecycle;
   private readonly reloads: ReloadController;
   private readonly http: HealthServer | undefined;
+  private readonly messaging: Messaging;
   private readonly monitor: HealthMonitor;
   private readonly statusReporter: StatusReporter;
 
@@ -115,6 +117,8 @@ export class App {
       maxClients: c.http.events.maxClients,
       heartbeatMs: c.http.events.heartbeatSec * 1000,
       bufferBytes: c.http.events.bufferBytes,
+      // privacy.includeCrops: local: loopback clients get the payloads with crops and heatmaps.
+      local: { get: (seq) => messaging.localCopies.get(seq) },
     });
     const messaging = new Messaging({
       config: c.mqtt,
@@ -127,6 +131,7 @@ export class App {
       clock,
       log,
     });
+    this.messaging = messaging;
     // Models: the configured one (or the installed package), its rollout, and the pipelines' stage models.
     const buildEvents = {
       buildStarted: (what: string) => detector.buildStarted(what),
@@ -254,7 +259,8 @@ export class App {
           journal,
           events: { hub: events, cameras: () => channels.map((ch) => ch.name) },
           preview: { hub: preview, cameras: () => channels.map((ch) => ch.name), privacy: previewPrivacy },
-          infer: (f, cam) => (cam ? must(stages.inferOf(cam), `camera ${cam}'s pipeline`)(f, {}) : model.infer(f)),
+          infer: (f, cam, explain) =>
+            cam ? must(stages.inferOf(cam), `camera ${cam}'s pipeline`)(f, { explain }) : model.infer(f, { explain }),
           toPayload,
           clock,
           log,
@@ -349,6 +355,11 @@ export class App {
   }
 
   /** Port the HTTP server actually listens on (config port 0 picks a free one). */
+  /** privacy.includeCrops: local: the full payloads kept for loopback clients, by journal position (GET /events reads them). */
+  get localCopies(): LocalCopies {
+    return this.messaging.localCopies;
+  }
+
   get httpPort(): number | undefined {
     return this.http?.port;
   }

@@ -13,7 +13,8 @@ import type { Logger } from '../log.js';
 import { CameraLoop, type LoopStats } from './loop.js';
 import { type ChannelPipeline, TrackEvents } from './tracks.js';
 import type { TrackDecision } from '../decide/aggregate.js';
-import { eventPayload, resultPayload } from '../publish/payload.js';
+import { type AssessmentExtras, eventPayload, resultPayload, withoutLocal } from '../publish/payload.js';
+import { errorMessage } from '../errors.js';
 import type { ResultSink } from '../publish/result-sink.js';
 import type { CameraStateName, ResultPayload } from '../publish/schemas.js';
 
@@ -71,6 +72,11 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
   private resultSeq = 0;
   private eventSeq = 0;
   private lastResult: ResultPayload | null = null;
+  /** Track events waiting behind an assessment's heatmaps, and the chain they wait on. */
+  private eventsWaiting = 0;
+  private trackEvents: Promise<void> = Promise.resolve();
+  /** privacy.includeCrops: local: crops and heatmaps go to loopback surfaces only (the sink keeps them off the journal). */
+  private readonly localOnly: boolean;
   /** Set once started (and kept after a stop, so the final status shows the camera stopped). */
   private wasStarted = false;
 
@@ -81,6 +87,7 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     this.publish = config.publish;
     this.decider = this.newDecider();
     this.tracks = deps.pipeline && new TrackEvents(deps.pipeline);
+    this.localOnly = config.privacy?.includeCrops === 'local';
     this.camera =
       deps.camera ??
       createCamera(name, config, {
@@ -121,6 +128,7 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
   /** Stops taking frames and waits for the inference in flight: nothing is published after it. */
   async stop(): Promise<void> {
     await this.loop.stop();
+    await this.trackEvents;
   }
 
   slice(config: Config): PublishConfig {
@@ -150,6 +158,7 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     this.deps.listener.state(this.name, this.state);
     for (const e of this.decider.reset(this.deps.clock.now(), 'paused')) if (!this.tracks) this.sendEvent(e);
     for (const d of this.tracks?.reset(this.deps.clock.now()) ?? []) this.sendTrackEvent(d);
+    await this.trackEvents;
     // What came before the pause goes to the connection before the caller answers anyone.
     this.deps.sink.flush();
     return true;
@@ -195,8 +204,31 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     for (const t of tracked) this.sendTrackEvent(t, frame);
   }
 
+  /**
+   * Track events leave in the order they were decided. An assessment waiting for its heatmaps
+   * (explain: assessment) holds back the events after it until they are in; without one waiting,
+   * an event goes at once.
+   */
   private sendTrackEvent(decision: TrackDecision, frame?: Frame): void {
-    if (!this.publish.events || !this.tracks) return;
+    const tracks = this.tracks;
+    if (!this.publish.events || !tracks) return;
+    if (!this.eventsWaiting && !tracks.explaining(decision)) {
+      // No heatmap to wait for: its crops (if any) are at hand already.
+      this.emitTrackEvent(decision, frame, tracks.extrasNow(decision));
+      return;
+    }
+    this.eventsWaiting++;
+    const extras = tracks.extrasOf(decision).catch((err: unknown) => {
+      this.deps.log.warn({ err: errorMessage(err), track: decision.track }, 'assessment sent without heatmaps: explaining failed');
+      return undefined;
+    });
+    this.trackEvents = this.trackEvents
+      .then(async () => this.emitTrackEvent(decision, frame, await extras))
+      .finally(() => this.eventsWaiting--);
+  }
+
+  private emitTrackEvent(decision: TrackDecision, frame: Frame | undefined, extras: AssessmentExtras | undefined): void {
+    if (!this.tracks) return;
     const payload = this.tracks.payload({
       deviceId: this.deps.deviceId,
       camera: this.name,
@@ -204,10 +236,11 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
       decision,
       frame,
       nowMs: this.deps.clock.now(),
+      extras,
     });
     if (!payload) return;
     this.eventSeq++;
-    this.deps.sink.send('event', this.name, payload);
+    this.deps.sink.send('event', this.name, payload, this.localOnly);
   }
 
   private sendResult(frame: Frame, inf: Inference, stable: StableState | undefined): void {
@@ -222,8 +255,8 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
       policy: this.publish.policy,
       stable,
     });
-    this.lastResult = payload;
-    this.deps.sink.send('result', this.name, payload);
+    this.lastResult = this.localOnly ? withoutLocal(payload) : payload;
+    this.deps.sink.send('result', this.name, payload, this.localOnly);
   }
 
   private sendEvent(decision: Decision, frame?: Frame): void {

@@ -4,9 +4,9 @@ import { demoModelDir, eyesDemoDir, trayDemoDir } from '../paths.js';
 /**
  * The built-in demos as config documents. `recycling` (the default, no config at all) is the
  * schema's defaults; `eyes` (`edge-inferd run --demo eyes`) is a face -> eye pipeline on generated
- * kiosk frames: one camera, its assessments on `<camera>/event`; `tray` is an item detector then
- * the recycling classifier (the default demo's model) on each item's box crop, on generated trays
- * with several items.
+ * kiosk frames: one camera, its assessments on `<camera>/event`, explained on the kiosk page (/kiosk/);
+ * `tray` is an item detector then the recycling classifier (the default demo's model) on each item's
+ * box crop, on generated trays with several items.
  */
 export const DEMOS = ['recycling', 'eyes', 'tray'] as const;
 export type DemoName = (typeof DEMOS)[number];
@@ -28,8 +28,18 @@ export function demoConfig(name: DemoName): Record<string, unknown> {
       ],
     },
     cameras: {
-      kiosk: { uri: `images://${join(eyesDemoDir, 'samples')}`, fps: 5, pipeline: 'eyes', aggregate: { window: 10, minFrames: 3 } },
+      kiosk: {
+        uri: `images://${join(eyesDemoDir, 'samples')}`,
+        fps: 5,
+        pipeline: 'eyes',
+        aggregate: { window: 10, minFrames: 3 },
+        // The kiosk page shows each eye's heatmap; crops and heatmaps stay on this device (loopback /events only).
+        explain: 'assessment',
+        privacy: { includeCrops: 'local' },
+      },
     },
+    // The example kiosk page at http://127.0.0.1:8321/kiosk/.
+    http: { kiosk: true },
   };
 }
 

@@ -38,6 +38,9 @@ export const qualitySchema = z.strictObject({
     .describe('a crop whose variance of the Laplacian (grey 0..255) is below this is skipped as blurred; 0: no blur gate'),
 });
 
+/** Explanations (occlusion heatmaps) of a classifier's answers; they travel only where crops do (privacy.includeCrops). */
+export const explainSchema = z.enum(['off', 'assessment', 'every']);
+
 export const stageSchema = z.strictObject({
   name: z.string().regex(STAGE_RE, 'must be 1-64 letters, digits, "_" or "-"'),
   model: z.string().min(1).describe('model package folder (manifest.yaml + model.onnx)'),
@@ -56,6 +59,11 @@ export const stageSchema = z.strictObject({
   pad: z.number().min(0).max(2).default(0).describe('regions: box: the crop grows by this fraction of the box on every side'),
   square: z.boolean().default(false).describe("regions: box: widen the crop's shorter side to a square"),
   quality: qualitySchema.prefault({}),
+  explain: explainSchema
+    .default('off')
+    .describe(
+      'crop stage: occlusion heatmaps of where the model looked: off | assessment (one per region of each assessment) | every (every crop)',
+    ),
 });
 
 export const pipelineSchema = z.array(stageSchema).min(2).max(2, 'a pipeline has two stages: a detector, then a model on its crops');
@@ -87,9 +95,12 @@ export const privacySchema = z.strictObject({
       'GET /preview.mjpeg: redact (boxes of person-finding stages blacked out), on (as seen: only with HTTP on loopback), or off. Default: as snapshots, never on for a camera whose stage finds people',
     ),
   includeCrops: z
-    .boolean()
+    .union([z.boolean(), z.literal('local')], { error: 'must be true, false or "local"' })
     .default(false)
-    .describe('put the crops (PNG, base64) in the per-frame result; crops never leave the device otherwise'),
+    .describe(
+      'put the crops and heatmaps (PNG, base64) in results and assessments: true: everywhere (MQTT too); ' +
+        'local: only to loopback surfaces (GET /events to a local client, the kiosk page), never into the journal or MQTT; false: nowhere',
+    ),
 });
 
 export type StageConfig = z.output<typeof stageSchema>;
@@ -123,7 +134,7 @@ function readManifest(dir: string): ManifestFacts | string {
 /** Resolves stage model paths against the config folder; returns every problem as `path: problem`. */
 export function checkPipelines(
   pipelines: Record<string, PipelineConfig>,
-  cameras: Record<string, { pipeline?: string }>,
+  cameras: Record<string, { pipeline?: string; explain?: string }>,
   baseDir: string,
 ): string[] {
   const problems: string[] = [];
@@ -165,6 +176,8 @@ export function checkPipelines(
     });
   }
   for (const [cam, c] of Object.entries(cameras)) {
+    if (c.explain === 'assessment' && c.pipeline === undefined)
+      problems.push(`cameras.${cam}.explain: "assessment" needs a pipeline (assessments are a pipeline's); use every or off`);
     if (c.pipeline !== undefined && !(c.pipeline in pipelines)) {
       const known = Object.keys(pipelines);
       problems.push(

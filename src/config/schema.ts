@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { aggregateSchema, pipelineSchema, privacySchema } from './pipeline.js';
+import { aggregateSchema, explainSchema, pipelineSchema, privacySchema } from './pipeline.js';
 
 /**
  * The one config schema: the TypeScript type, the validator and the JSON Schema
@@ -94,6 +94,11 @@ export const cameraSchema = z.strictObject({
     .optional()
     .describe("the camera shows a mirror image (a selfie view): left and right keypoints are swapped back to the subject's"),
   privacy: privacySchema.optional().describe('what of this camera may leave the device: snapshots (redact | on | off) and crops'),
+  explain: explainSchema
+    .optional()
+    .describe(
+      "heatmaps of where the classifier looked: off | every (each result) | assessment (pipeline cameras); default: the crop stage's explain, else off",
+    ),
 });
 
 export const providerName = z.enum(['tensorrt', 'cuda', 'cpu']);
@@ -294,6 +299,10 @@ export const httpSchema = z.strictObject({
     .max(65535)
     .default(8321)
     .describe('Listen port; 0: a free port the system picks (the `running` log line and /status say which)'),
+  kiosk: z
+    .boolean()
+    .default(false)
+    .describe('serve the example kiosk page (examples/kiosk/) at /kiosk/: live preview and results from /events'),
   token: z
     .string()
     .min(16, 'must be at least 16 characters')

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Clock, Timer } from '../clock.js';
 import type { FeedRow } from '../journal/journal.js';
 import type { Logger } from '../log.js';
+import { isLoopback } from '../publish/local-copies.js';
 
 /**
  * GET /events (Server-Sent Events): results and events as they are journaled, the payloads exactly
@@ -43,6 +44,11 @@ export interface EventHubOptions {
   heartbeatMs: number;
   /** Bytes written to a client and not yet taken by its socket beyond which it is fed from the journal instead. */
   bufferBytes: number;
+  /**
+   * privacy.includeCrops: local: the full payload (crops, heatmaps) of a journaled message, sent
+   * instead of the journaled one to clients on loopback (src/publish/local-copies.ts).
+   */
+  local?: { get(seq: number): string | undefined };
 }
 
 export interface EventStreamFilter {
@@ -77,6 +83,8 @@ interface Client {
   mode: 'waiting' | 'catchup' | 'live';
   /** Monotonic ms since the socket stopped taking data (catching up, waiting for 'drain'). */
   blockedSinceMs?: number;
+  /** The client is on this machine: it gets local copies (privacy.includeCrops: local). */
+  loopback: boolean;
 }
 
 /** The type of a journaled row on the stream: results, assessments, and the other events. */
@@ -90,7 +98,7 @@ export function streamTypeOf(row: Pick<FeedRow, 'kind' | 'payload'>): StreamType
   }
 }
 
-const sseFrame = (row: FeedRow, type: StreamType): string => `id: ${row.seq}\nevent: ${type}\ndata: ${row.payload}\n\n`;
+const sseFrame = (row: FeedRow, type: StreamType, payload = row.payload): string => `id: ${row.seq}\nevent: ${type}\ndata: ${payload}\n\n`;
 
 export class EventHub {
   private readonly opts: EventHubOptions;
@@ -155,7 +163,7 @@ export class EventHub {
     });
     res.socket?.setNoDelay(true);
     res.write(`retry: ${RETRY_MS}\n\n`);
-    const c: Client = { res, filter, cursor: 0, mode: 'waiting' };
+    const c: Client = { res, filter, cursor: 0, mode: 'waiting', loopback: isLoopback(res.socket?.remoteAddress) };
     this.clients.add(c);
     this.counts.accepted++;
     res.on('close', () => {
@@ -218,7 +226,7 @@ export class EventHub {
         if (c.res.writableLength >= bufferBytes) break;
         const type = streamTypeOf(row);
         c.cursor = row.seq;
-        if (this.matches(c, row, type)) c.res.write(sseFrame(row, type));
+        if (this.matches(c, row, type)) c.res.write(this.frameFor(c, row, type));
       }
       if (c.res.writableLength >= bufferBytes) {
         this.block(c);
@@ -227,6 +235,12 @@ export class EventHub {
       // Reads and appends share this thread: nothing can be journaled between the last page and here.
       if (rows.length < PAGE) c.mode = 'live';
     }
+  }
+
+  /** A row for this client: the local copy (crops, heatmaps) when it is on loopback and one is kept. */
+  private frameFor(c: Client, row: FeedRow, type: StreamType): string {
+    const local = c.loopback ? this.opts.local?.get(row.seq) : undefined;
+    return sseFrame(row, type, local);
   }
 
   private block(c: Client): void {
@@ -256,7 +270,8 @@ export class EventHub {
         const type = types.get(row);
         c.cursor = row.seq;
         if (!this.matches(c, row, type)) continue;
-        let frame = frames.get(row);
+        const local = c.loopback ? this.opts.local?.get(row.seq) : undefined;
+        let frame = local === undefined ? frames.get(row) : sseFrame(row, type, local);
         if (frame === undefined) {
           frame = sseFrame(row, type);
           frames.set(row, frame);

@@ -10,6 +10,7 @@ import type { PreviewHub } from './preview.js';
 import { previewRoute } from './routes/preview.js';
 import type { SnapshotPrivacy } from '../inference/stages.js';
 import { inferRoute } from './routes/infer.js';
+import { kioskRoutes } from './routes/kiosk.js';
 import type { Metrics } from './metrics.js';
 import { registerOpsRoutes } from './routes/ops.js';
 import { resultsRoute } from './routes/results.js';
@@ -32,7 +33,7 @@ export function createHttpServer(opts: {
   events?: { hub: EventHub; cameras: () => string[] };
   /** GET /preview.mjpeg: the hub, the cameras it may show, and each one's preview mode. */
   preview?: { hub: PreviewHub; cameras: () => string[]; privacy: (camera: string) => SnapshotPrivacy };
-  infer: (frame: Frame, camera?: string) => Promise<Inference>;
+  infer: (frame: Frame, camera: string | undefined, explain: boolean) => Promise<Inference>;
   toPayload: (frame: Frame, inf: Inference) => unknown;
   clock: Clock;
   log: Logger;
@@ -51,6 +52,7 @@ export function createHttpServer(opts: {
   http.addRoute(resultsRoute(opts.journal, opts.clock));
   if (opts.events) http.addRoute(eventsRoute(opts.events.hub, opts.events.cameras));
   if (opts.preview) http.addRoute(previewRoute(opts.preview.hub, opts.preview.cameras, opts.preview.privacy));
+  if (h.kiosk) for (const r of kioskRoutes()) http.addRoute(r);
   http.addRoute(
     inferRoute({
       maxBytes: opts.inferMaxBytes,

@@ -1,6 +1,7 @@
 import ort from 'onnxruntime-node';
 import { channelsOf, type Frame } from '../capture/frame.js';
 import { cropOutputs, probabilities, regressValues } from './classify.js';
+import { argmax, type ExplainItem, type Heatmap, Occlusion } from './explain.js';
 import type { ModelPackage } from './package.js';
 import { Preprocessor, type TensorData } from './preprocess.js';
 import type { Box, CropOutputs, LatencyMs } from './types.js';
@@ -29,6 +30,11 @@ export interface CropRequest {
   quality: QualityGate;
   /** auto: batched when the model's batch dimension is dynamic; one-by-one: always one crop per run (tests compare the two). */
   batch?: 'auto' | 'one-by-one';
+  /**
+   * Explain the classified crops (occlusion heatmaps): true: each for its best class; a list: the
+   * class to explain per rect (null: not that one).
+   */
+  explain?: true | (number | null)[];
 }
 
 export interface CropResult {
@@ -42,6 +48,8 @@ export interface CropResult {
   skipped?: 'small' | 'blurred';
   /** Probabilities per label, or a regress model's values, in the manifest's label order (absent when skipped). */
   scores?: number[];
+  /** Where the model looked (CropRequest.explain). */
+  heatmap?: Heatmap;
 }
 
 export interface CropsInference {
@@ -52,6 +60,8 @@ export interface CropsInference {
   outputs: CropOutputs;
   /** Runs of the model (1 when batched). */
   runs: number;
+  /** Runs of the model for the explanations, and the time they took (ms). */
+  explain?: { runs: number; ms: number };
   latencyMs: LatencyMs;
 }
 
@@ -102,9 +112,14 @@ export function sharpness(view: Frame): number {
 
 /** Whether the model's first input dimension is symbolic (any batch size). */
 export function dynamicBatch(session: ort.InferenceSession, inputName: string): boolean {
+  return fixedBatch(session, inputName) === undefined;
+}
+
+/** The model's batch size when its first input dimension is a number; undefined when it is symbolic. */
+export function fixedBatch(session: ort.InferenceSession, inputName: string): number | undefined {
   const meta = session.inputMetadata.find((m) => m.name === inputName);
   const b = meta?.isTensor ? meta.shape[0] : 1;
-  return typeof b !== 'number' || b < 0;
+  return typeof b !== 'number' || b < 0 ? undefined : b;
 }
 
 export class CropClassifier {
@@ -113,6 +128,7 @@ export class CropClassifier {
   private readonly output: string;
   private readonly pre: Preprocessor;
   private readonly outputs: CropOutputs;
+  private occlusion: Occlusion | undefined;
   readonly batched: boolean;
 
   constructor(pkg: ModelPackage, session: ort.InferenceSession, output: string) {
@@ -174,18 +190,57 @@ export class CropClassifier {
       for (const d of inputs) await runOne(d, 1);
     }
     const t2 = performance.now();
+    const probs = (raw: Float32Array) => Float32Array.from(probabilities(raw, m.classify.outputs));
     which.forEach((ci, k) => {
       const raw = outputs[k];
       crops[ci].scores = m.task === 'regress' ? regressValues(raw, m.regress) : Array.from(probabilities(raw, m.classify.outputs));
     });
     const t3 = performance.now();
+    // Occlusion explains a class score; a regress model's values have no class to explain.
+    const explain = req.explain && m.task !== 'regress' ? await this.explain(req.explain, crops, which, inputs, probs) : undefined;
     return {
       task: 'crops',
       crops,
       labels: this.pkg.labels,
       outputs: this.outputs,
       runs,
+      ...(explain ? { explain } : {}),
       latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 },
     };
+  }
+
+  /** Occlusion heatmaps of the classified crops asked for, all in as few runs as the batch dimension allows. */
+  private async explain(
+    what: true | (number | null)[],
+    crops: CropResult[],
+    which: number[],
+    inputs: TensorData[],
+    probs: (raw: Float32Array) => Float32Array,
+  ): Promise<{ runs: number; ms: number }> {
+    const t0 = performance.now();
+    const m = this.pkg.manifest;
+    this.occlusion ??= new Occlusion(m.input, fixedBatch(this.session, m.input.name));
+    const items: ExplainItem[] = [];
+    const at: number[] = [];
+    for (const [k, ci] of which.entries()) {
+      const scores = crops[ci].scores ?? [];
+      const target = what === true ? argmax(scores) : what[ci];
+      if (target === null || target === undefined || target < 0 || target >= scores.length) continue;
+      items.push({ input: inputs[k], target, base: scores[target] });
+      at.push(ci);
+    }
+    const before = this.occlusion.runs;
+    const maps = await this.occlusion.explain(items, async (data, n) => {
+      const out = await this.session.run({ [m.input.name]: new ort.Tensor(m.input.dtype, data, [n, ...this.pre.dims.slice(1)]) }, [
+        this.output,
+      ]);
+      const all = out[this.output].data as Float32Array;
+      const L = all.length / n;
+      return Array.from({ length: n }, (_, i) => probs(all.slice(i * L, (i + 1) * L)));
+    });
+    maps.forEach((h, k) => {
+      crops[at[k]].heatmap = h;
+    });
+    return { runs: this.occlusion.runs - before, ms: performance.now() - t0 };
   }
 }

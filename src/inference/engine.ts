@@ -4,9 +4,10 @@ import ort from 'onnxruntime-node';
 import type { Frame } from '../capture/frame.js';
 import type { ProviderName } from '../config/schema.js';
 import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
-import { classify, labelThresholds, regress } from './classify.js';
-import { CropClassifier, type CropRequest, type CropsInference } from './crop.js';
+import { classify, labelThresholds, probabilities, regress } from './classify.js';
+import { CropClassifier, type CropRequest, type CropsInference, fixedBatch } from './crop.js';
 import { type DetectOutputs, Detector, type OutputTensor } from './detect.js';
+import { type Heatmap, Occlusion } from './explain.js';
 import { HeadJoiner } from './heads.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { InputSpec } from './manifest.js';
@@ -25,6 +26,8 @@ export interface InferHooks {
    * result is in).
    */
   onStart?: () => void;
+  /** Classifiers: add an occlusion heatmap of the best class (ClassifyInference.heatmap). */
+  explain?: boolean;
 }
 
 /** What every engine offers the frame loop, whether it runs here, in a worker, or on TF.js. */
@@ -189,7 +192,7 @@ export class Engine implements InferenceEngine {
   infer(frame: Frame, hooks: InferHooks = {}): Promise<Inference> {
     const run = this.queue.then(() => {
       hooks.onStart?.();
-      return this.inferNow(frame);
+      return this.inferNow(frame, hooks.explain);
     });
     this.queue = run.catch(() => undefined);
     return run;
@@ -211,23 +214,45 @@ export class Engine implements InferenceEngine {
     return run;
   }
 
-  private async inferNow(frame: Frame): Promise<Inference> {
+  private async inferNow(frame: Frame, explain = false): Promise<Inference> {
     const t0 = performance.now();
     const { data, geometry } = this.pre.run(frame);
-    return await this.inferTensor(data, geometry, performance.now() - t0);
+    return await this.inferTensor(data, geometry, performance.now() - t0, explain);
   }
 
   /**
    * A tensor written elsewhere (the main thread's native tensor writer, into the worker's shared
    * slot) -> Inference: session.run, then postprocessing. `preprocessMs`: what writing it took.
    */
-  async inferTensor(data: TensorData, geometry: Geometry, preprocessMs: number): Promise<Inference> {
+  async inferTensor(data: TensorData, geometry: Geometry, preprocessMs: number, explain = false): Promise<Inference> {
     const t1 = performance.now();
     const out = await this.runSession(data);
     const t2 = performance.now();
     const result = this.post.run(out, geometry);
     const t3 = performance.now();
-    return { ...result, model: this.info, latencyMs: { preprocess: preprocessMs, inference: t2 - t1, postprocess: t3 - t2 } } as Inference;
+    const heatmap = explain && result.task === 'classify' ? await this.explain(data, result.top[0].index, result.top[0].score) : undefined;
+    return {
+      ...result,
+      ...(heatmap ? { heatmap } : {}),
+      model: this.info,
+      latencyMs: { preprocess: preprocessMs, inference: t2 - t1, postprocess: t3 - t2 },
+    } as Inference;
+  }
+
+  private occlusion: Occlusion | undefined;
+
+  /** An occlusion heatmap of class `target` on this (batch 1) input. */
+  private async explain(data: TensorData, target: number, base: number): Promise<Heatmap> {
+    const m = this.pkg.manifest;
+    const main = this.post.fetches[0];
+    this.occlusion ??= new Occlusion(m.input, fixedBatch(this.session, m.input.name));
+    const probs = (raw: Float32Array) => Float32Array.from(probabilities(raw, m.classify.outputs));
+    const [heatmap] = await this.occlusion.explain([{ input: data.slice(), target, base }], async (batch, n) => {
+      const all = (await this.runSession(batch, [n, ...this.inputDims.slice(1)]))[main].data as Float32Array;
+      const L = all.length / n;
+      return Array.from({ length: n }, (_, i) => probs(all.slice(i * L, (i + 1) * L)));
+    });
+    return heatmap;
   }
 
   /** session.run on a prepared input tensor (the model's input size, dtype and layout): the outputs by name. */

@@ -5,6 +5,7 @@ import type { PipelineConfig, StageConfig } from '../config/pipeline.js';
 import { DaemonError, must } from '../errors.js';
 import { type CropRequest, type CropResult, type CropsInference, cropView } from './crop.js';
 import type { InferHooks } from './engine.js';
+import type { ExplainMode } from './explain.js';
 import { planRegions, unmirror } from './regions.js';
 import type { DetectInference, Detection, Inference, ModelInfo, PipelineObject, RegionResult } from './types.js';
 
@@ -29,8 +30,14 @@ export interface PipelineRunnerOptions {
   models: readonly [StageModel, StageModel];
   /** The camera shows a mirror image: left/right keypoints are swapped back to the subject's. */
   mirror?: boolean;
-  /** Attach each classified crop as PNG (privacy.includeCrops). */
-  includeCrops?: boolean;
+  /** Attach each classified crop as PNG (privacy.includeCrops: true, or local: the sink keeps them on the device). */
+  includeCrops?: boolean | 'local';
+  /**
+   * every: each classified crop gets an occlusion heatmap (in the same worker call); assessment:
+   * each classified region keeps a reference to its crop (RegionResult.source) so that the decide
+   * stage can have an assessment explained. Only while crops are included: heatmaps go where crops go.
+   */
+  explain?: ExplainMode | (() => ExplainMode);
   /** Tests: force one session.run per crop. */
   batch?: CropRequest['batch'];
 }
@@ -63,17 +70,29 @@ export class PipelineRunner {
     const detections = this.select(det.detections, first);
     const plans = detections.map((d) => planRegions(d, second));
     const rects = plans.flat().flatMap((p) => (p.rect ? [p.rect] : []));
+    const include = this.opts.includeCrops ?? false;
+    // Read at every frame: a reload of the stage's explain applies from the next one.
+    const mode = (typeof this.opts.explain === 'function' ? this.opts.explain() : this.opts.explain) ?? 'off';
+    // POST /infer?explain=1 explains every crop whatever the camera's settings.
+    const every = hooks.explain === true || (mode === 'every' && include !== false);
     const crops = rects.length
-      ? await this.opts.models[1].inferCrops(source, { rects, scale, quality: second.quality, batch: this.opts.batch })
+      ? await this.opts.models[1].inferCrops(source, {
+          rects,
+          scale,
+          quality: second.quality,
+          batch: this.opts.batch,
+          ...(every ? { explain: true as const } : {}),
+        })
       : undefined;
+    const keepSource = mode === 'assessment' && include !== false;
     let k = 0;
     const objects: PipelineObject[] = [];
     for (const [i, d] of detections.entries()) {
       const regions: RegionResult[] = [];
-      for (const p of plans[i])
-        regions.push(
-          p.rect ? await this.region(p.name, must(crops, 'the crops').crops[k++], source, scale) : { name: p.name, notDetected: true },
-        );
+      for (const p of plans[i]) {
+        const c = p.rect ? crops?.crops[k++] : undefined;
+        regions.push(c ? await this.region(p.name, c, source, scale, keepSource) : { name: p.name, notDetected: true });
+      }
       objects.push({ ...d, regions });
     }
     const cropStage = this.opts.models[1].info;
@@ -116,7 +135,7 @@ export class PipelineRunner {
     return this.opts.mirror ? dets.map((d) => (d.keypoints ? { ...d, keypoints: unmirror(d.keypoints) } : d)) : dets;
   }
 
-  private async region(name: string, c: CropResult, source: Frame, scale: number): Promise<RegionResult> {
+  private async region(name: string, c: CropResult, source: Frame, scale: number, keepSource: boolean): Promise<RegionResult> {
     const r: RegionResult = {
       name,
       box: c.box,
@@ -124,8 +143,11 @@ export class PipelineRunner {
       sharpness: Math.round(c.sharpness * 10) / 10,
       ...(c.skipped ? { skipped: c.skipped } : {}),
       ...(c.scores ? { scores: c.scores } : {}),
+      ...(c.heatmap ? { heatmap: c.heatmap } : {}),
     };
     if (this.opts.includeCrops && !c.skipped) r.cropPng = await cropPng(source, c, scale);
+    // Not enumerable: it never travels (structured clone, JSON); the decide stage reads it on this thread.
+    if (keepSource && !c.skipped) Object.defineProperty(r, 'source', { value: { frame: source, rect: c.box, scale }, enumerable: false });
     return r;
   }
 }

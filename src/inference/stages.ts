@@ -6,7 +6,9 @@ import { type AggregateConfig, aggregateSchema, findsPeople, type PipelineConfig
 import type { ConfigChange } from '../config/reload.js';
 import type { CameraConfig, Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { CropRequest, CropsInference } from './crop.js';
 import type { InferHooks } from './engine.js';
+import type { ExplainMode } from './explain.js';
 import { type ModelListener, ModelService, type ModelStatus } from './model-service.js';
 import { PipelineRunner } from './pipeline.js';
 import type { Inference, ModelInfo } from './types.js';
@@ -80,9 +82,11 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
   private readonly infers = new Map<string, InferFn>();
 
   /** A camera's frame -> Inference: its pipeline's runner, or `single` (the one model) without a pipeline. Kept for inferOf. */
-  inferFor(camera: string, cam: Pick<CameraConfig, 'pipeline' | 'mirror' | 'privacy'>, single: InferFn): InferFn {
+  inferFor(camera: string, cam: Pick<CameraConfig, 'pipeline' | 'mirror' | 'privacy' | 'explain'>, single: InferFn): InferFn {
     const name = cam.pipeline;
-    let fn = single;
+    const include = cam.privacy?.includeCrops ?? false;
+    // Heatmaps go where crops go: a one-model camera explains every result only while it includes crops.
+    let fn: InferFn = cam.explain === 'every' && include !== false ? (frame, hooks) => single(frame, { ...hooks, explain: true }) : single;
     if (name !== undefined) {
       const [first, second] = must(this.services.get(name), `pipeline ${name}'s models`);
       const runner = new PipelineRunner({
@@ -90,7 +94,8 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
         stages: () => this.pipelines[name],
         models: [first, second],
         mirror: cam.mirror ?? false,
-        includeCrops: cam.privacy?.includeCrops ?? false,
+        includeCrops: include,
+        explain: () => this.explainMode(cam),
       });
       fn = (frame, hooks) => runner.infer(frame, hooks);
     }
@@ -122,14 +127,31 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     };
   }
 
+  /** A pipeline camera's explain mode: its own, else its crop stage's. */
+  private explainMode(cam: Pick<CameraConfig, 'pipeline' | 'explain'>): ExplainMode {
+    return cam.explain ?? (cam.pipeline ? this.pipelines[cam.pipeline]?.[1]?.explain : undefined) ?? 'off';
+  }
+
   /** What a pipeline camera's channel needs to track and assess (undefined for a one-model camera). */
-  pipelineOf(
-    cam: Pick<CameraConfig, 'pipeline' | 'aggregate'>,
-  ): { name: string; aggregate: AggregateConfig; models: () => { detector?: ModelInfo; crops?: ModelInfo } } | undefined {
+  pipelineOf(cam: Pick<CameraConfig, 'pipeline' | 'aggregate' | 'explain' | 'privacy'>):
+    | {
+        name: string;
+        aggregate: AggregateConfig;
+        models: () => { detector?: ModelInfo; crops?: ModelInfo };
+        explain?: (frame: Frame, request: CropRequest) => Promise<CropsInference>;
+      }
+    | undefined {
     const name = cam.pipeline;
-    return name === undefined
-      ? undefined
-      : { name, aggregate: cam.aggregate ?? aggregateSchema.parse({}), models: () => this.models(name) };
+    if (name === undefined) return undefined;
+    const second = this.services.get(name)?.[1];
+    // Regions keep their source only while the runner explains at assessment (read per frame): the hook can always be there.
+    const explains = (cam.privacy?.includeCrops ?? false) !== false;
+    return {
+      name,
+      aggregate: cam.aggregate ?? aggregateSchema.parse({}),
+      models: () => this.models(name),
+      ...(explains && second ? { explain: (frame: Frame, request: CropRequest) => second.inferCrops(frame, request) } : {}),
+    };
   }
 
   /** The models of a pipeline's stages now. */

@@ -1,3 +1,6 @@
+import type { Frame } from '../capture/frame.js';
+import type { Heatmap } from './explain.js';
+
 /** Plain data that leaves the inference stage (structured-cloneable: it crosses the worker boundary). */
 
 export interface Classification {
@@ -73,6 +76,8 @@ export interface ClassifyInference extends InferenceBase {
   top: Classification[];
   /** Multi-label models only: every label at or above its threshold, best first (empty: none is on). */
   on?: Classification[];
+  /** Where the model looked for the best class (asked for with InferHooks.explain). */
+  heatmap?: Heatmap;
 }
 
 export interface RegressInference extends InferenceBase {
@@ -105,8 +110,15 @@ export interface RegionResult {
    * regress stage's values (PipelineRun.outputs says which).
    */
   scores?: number[];
-  /** The crop as PNG, only when the camera's privacy.includeCrops is true. */
+  /** The crop as PNG, only when the camera's privacy.includeCrops is set. */
   cropPng?: Uint8Array;
+  /** Where the crop stage looked (explain: every). */
+  heatmap?: Heatmap;
+  /**
+   * explain: assessment: the frame (the pipeline's own copy) and rectangle this crop came from, so
+   * an assessment can be explained on it later. Not enumerable: never serialised.
+   */
+  readonly source?: { frame: Frame; rect: Box; scale: number };
 }
 
 /** A first-stage detection with its regions; `track` is given by the decide stage's tracker. */

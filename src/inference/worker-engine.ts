@@ -46,6 +46,7 @@ interface Job {
   resolve: (result: Inference | CropsInference) => void;
   reject: (err: Error) => void;
   onStart?: () => void;
+  explain?: boolean;
   slot?: number;
 }
 
@@ -210,7 +211,14 @@ export class WorkerEngine implements InferenceEngine {
         this.queues.set(frame.camera, q);
         this.rr.push(frame.camera);
       }
-      q.push({ frame, crops, resolve: resolve as (result: Inference | CropsInference) => void, reject, onStart: hooks.onStart });
+      q.push({
+        frame,
+        crops,
+        resolve: resolve as (result: Inference | CropsInference) => void,
+        reject,
+        onStart: hooks.onStart,
+        explain: hooks.explain,
+      });
       this.pump();
     });
   }
@@ -260,7 +268,7 @@ export class WorkerEngine implements InferenceEngine {
       const buf = this.tensors.acquire();
       const t0 = performance.now();
       const geometry = t.write(job.frame, buf);
-      return { type: 'infer-tensor', id, geometry, preprocessMs: performance.now() - t0, buf };
+      return { type: 'infer-tensor', id, geometry, preprocessMs: performance.now() - t0, buf, ...(job.explain ? { explain: true } : {}) };
     }
     const { data, full: _full, ...meta } = job.frame;
     const slot = this.slots.acquire(data.byteLength);
@@ -268,7 +276,9 @@ export class WorkerEngine implements InferenceEngine {
     const buf = this.slots.buffer(slot);
     new Uint8Array(buf, 0, data.byteLength).set(data);
     const wire = { ...meta, byteLength: data.byteLength };
-    return job.crops ? { type: 'crops', id, frame: wire, buf, request: job.crops } : { type: 'infer', id, frame: wire, buf };
+    return job.crops
+      ? { type: 'crops', id, frame: wire, buf, request: job.crops }
+      : { type: 'infer', id, frame: wire, buf, ...(job.explain ? { explain: true } : {}) };
   }
 
   private onMessage(m: FromWorker): void {

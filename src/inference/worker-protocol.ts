@@ -13,12 +13,12 @@ export type FrameMeta = Omit<Frame, 'data'> & { byteLength: number };
 
 export type ToWorker =
   | { type: 'load'; pkg: ModelPackage; options: Omit<SessionOptions, 'onEvent'>; nice: number }
-  | { type: 'infer'; id: number; frame: FrameMeta; buf: SharedArrayBuffer }
+  | { type: 'infer'; id: number; frame: FrameMeta; buf: SharedArrayBuffer; explain?: boolean }
   /**
    * The model's input tensor, already written into `buf` by the main thread (src/inference/tensorize.ts).
    * `buf` is transferred, not shared (ORT takes no SharedArrayBuffer), and comes back with the answer.
    */
-  | { type: 'infer-tensor'; id: number; geometry: Geometry; preprocessMs: number; buf: ArrayBuffer }
+  | { type: 'infer-tensor'; id: number; geometry: Geometry; preprocessMs: number; buf: ArrayBuffer; explain?: boolean }
   /** A pipeline's second stage: crops of this frame through the (classify or regress) model. */
   | { type: 'crops'; id: number; frame: FrameMeta; buf: SharedArrayBuffer; request: CropRequest }
   | { type: 'close' };

@@ -76,7 +76,7 @@ async function handle(msg: ToWorker): Promise<void> {
       try {
         if (!engine) throw new Error('no model loaded in this worker');
         const { byteLength, ...meta } = msg.frame;
-        const inference = await engine.infer({ ...meta, data: new Uint8Array(msg.buf, 0, byteLength) });
+        const inference = await engine.infer({ ...meta, data: new Uint8Array(msg.buf, 0, byteLength) }, { explain: msg.explain });
         const transfer = inference.task === 'segment' && inference.maskPng ? [inference.maskPng.buffer as ArrayBuffer] : [];
         post({ type: 'result', id: msg.id, inference }, transfer);
       } catch (err) {
@@ -92,7 +92,7 @@ async function handle(msg: ToWorker): Promise<void> {
           msg.buf,
           engine.inputDims.reduce((a, b) => a * b, 1),
         );
-        const inference = await engine.inferTensor(data, msg.geometry, msg.preprocessMs);
+        const inference = await engine.inferTensor(data, msg.geometry, msg.preprocessMs, msg.explain);
         const transfer = inference.task === 'segment' && inference.maskPng ? [inference.maskPng.buffer as ArrayBuffer, msg.buf] : [msg.buf];
         post({ type: 'result', id: msg.id, inference, buf: msg.buf }, transfer);
       } catch (err) {

@@ -6,6 +6,7 @@ import type { Journal } from '../journal/journal.js';
 import type { Logger } from '../log.js';
 import { EmbeddedBroker } from './broker.js';
 import { MqttConnection, type MqttState } from './client.js';
+import { LocalCopies } from './local-copies.js';
 import { Outbox, type OutboxStats } from './outbox.js';
 import { statusPayload } from './payload.js';
 import { JournalSink } from './result-sink.js';
@@ -28,6 +29,8 @@ export class Messaging {
   readonly mqtt: MqttConnection;
   readonly outbox: Outbox;
   readonly sink: JournalSink;
+  /** privacy.includeCrops: local: full payloads by journal position, for loopback clients (GET /events). */
+  readonly localCopies = new LocalCopies();
   private readonly journal: Journal;
 
   constructor(opts: {
@@ -96,6 +99,12 @@ export class Messaging {
       window: m.inflight,
       log: log.child({ component: 'outbox' }),
       clock: opts.clock,
+    });
+    this.outbox.onJournaled((rows, local) => {
+      for (const [i, row] of rows.entries()) {
+        const full = local[i];
+        if (full !== undefined) this.localCopies.put(row.seq, full);
+      }
     });
     this.sink = new JournalSink({
       config: { topics: m.topics, resultExpirySec: m.resultExpirySec },

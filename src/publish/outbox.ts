@@ -44,7 +44,15 @@ export interface OutboxMessage {
   expirySec?: number;
   /** The `seq` in the payload (results, events): journaled in its own column for Journal.lastPayloadSeq. */
   payloadSeq?: number;
+  /**
+   * privacy.includeCrops: local: the full payload (with crops and heatmaps) for loopback clients;
+   * `payload` (journaled, published) is the one without them. Never written to the journal.
+   */
+  local?: string;
 }
+
+/** Told of the messages of each journal write, in journal order, with their local copies (OutboxMessage.local). */
+export type JournaledListener = (rows: readonly { seq: number }[], local: readonly (string | undefined)[]) => void;
 
 export interface OutboxStats {
   window: number;
@@ -76,6 +84,11 @@ export class Outbox {
   private readonly log: Logger;
   private readonly window: number;
   private appends: NewMessage[] = [];
+  /** The local copy of each message in `appends`, same index. */
+  private appendsLocal: (string | undefined)[] = [];
+  private readonly journaled: JournaledListener[] = [];
+  /** The local copies of the messages being written now (told to `journaled` from the journal's append notice). */
+  private writing: (string | undefined)[] | undefined;
   private acks: number[] = [];
   private scheduled = false;
   private readonly ackWaitMs: number;
@@ -119,6 +132,12 @@ export class Outbox {
     this.ackWaitMs = opts.ackWaitMs ?? ACK_WAIT_MS;
     this.transport.onConnect(() => this.onConnect());
     this.transport.onDisconnect?.(() => this.checkIdle());
+    // Subscribed before any reader of the journal (GET /events starts later): the local copies of a
+    // write are kept before a reader is told of its rows.
+    this.journal.onAppend((rows) => {
+      const locals = this.writing;
+      if (locals) for (const l of this.journaled) l(rows, locals);
+    });
   }
 
   /** The journal must be open. Starts draining what it holds as soon as the connection is up. Idempotent. */
@@ -134,8 +153,14 @@ export class Outbox {
     if (this.transport.connected) this.onConnect();
   }
 
+  /** Listens to every journal write of new messages with their local copies, before the journal's other readers hear of it. */
+  onJournaled(listener: JournaledListener): void {
+    this.journaled.push(listener);
+  }
+
   /** Journals the message (this tick) and publishes it when its turn comes. Never throws. */
   enqueue(m: OutboxMessage): void {
+    this.appendsLocal.push(m.local);
     this.appends.push({
       topic: m.topic,
       payload: m.payload,
@@ -183,9 +208,12 @@ export class Outbox {
     if (this.acks.length || this.appends.length) {
       const acks = this.acks;
       const msgs = this.appends;
+      const locals = this.appendsLocal;
       this.acks = [];
       this.appends = [];
+      this.appendsLocal = [];
       let written: { rows: JournalRow[]; evicted: Evicted } | undefined;
+      this.writing = locals;
       try {
         written = this.journal.writeTick(acks, msgs, this.handedUpTo);
         if (msgs.length) {
@@ -198,6 +226,7 @@ export class Outbox {
         if (msgs.length) this.journalAccepting = false;
         for (const m of msgs) this.sendUnjournaled(m);
       }
+      this.writing = undefined;
       if (written && msgs.length) this.accept(written.rows, written.evicted);
     }
     this.pump();

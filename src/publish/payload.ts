@@ -4,6 +4,7 @@ import { systemClock } from '../clock.js';
 import type { Decision, StableRule, StableState } from '../decide/types.js';
 import type { PolicyName } from '../decide/policy.js';
 import type { TrackDecision } from '../decide/aggregate.js';
+import type { Heatmap } from '../inference/explain.js';
 import type { Box, Classification, CropOutputs, Inference, Keypoint, ModelInfo, PipelineRun, RegionResult } from '../inference/types.js';
 import {
   type CommandResponse,
@@ -20,6 +21,33 @@ export type { ResultPayload, StatusPayload, EventPayload, CommandResponse };
 export type { ClassifyResultPayload, DetectResultPayload, RegressResultPayload, SegmentResultPayload } from './schemas.js';
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
+const base64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+
+/** An assessment's crops (PNG) and heatmaps per region, from the frame that completed it. */
+export interface AssessmentExtras {
+  crops: Record<string, Uint8Array>;
+  heatmaps: Record<string, Heatmap>;
+}
+
+/** Labels by index, as far as the top classes name them. */
+function labelsAt(top: readonly { index: number; label: string }[]): string[] {
+  const out: string[] = [];
+  for (const t of top) out[t.index] = t.label;
+  return out;
+}
+
+/** A heatmap as the payloads carry it: the explained class by name, the raw grid, the overlay PNG. */
+function heatmapPart(h: Heatmap, labels: readonly string[]) {
+  return {
+    method: h.method,
+    label: labels[h.target] ?? `class_${h.target}`,
+    score: r3(clamp01(h.base)),
+    rows: h.rows,
+    cols: h.cols,
+    values: h.values.map(r3),
+    png: base64(h.png),
+  };
+}
 const iso = (ms: number) => new Date(ms).toISOString();
 const modelRef = (m: ModelInfo) => ({ name: m.name, version: m.version, sha256: m.sha256 });
 /** Float32 scores can land a hair outside [0, 1] after a softmax; the contract says [0, 1]. */
@@ -87,6 +115,7 @@ export function resultPayload(args: {
         ...(best ? { label: best.label, score: clamp01(best.score) } : {}),
         top: inf.top.map(entry),
         ...(inf.on ? { on: inf.on.map(entry) } : {}),
+        ...(inf.heatmap ? { heatmap: heatmapPart(inf.heatmap, labelsAt(inf.top)) } : {}),
       };
     }
     case 'regress':
@@ -159,7 +188,8 @@ function pipelinePart(p: PipelineRun): Pick<DetectResultPayload, 'objects' | 'pi
         ...(r.box ? { box: box2(r.box), sidePx: r.sidePx, sharpness: r.sharpness } : {}),
         ...(r.skipped ? { skipped: r.skipped } : {}),
         ...(r.scores ? readScores(p.labels, p.outputs, r.scores) : {}),
-        ...(r.cropPng ? { crop: Buffer.from(r.cropPng.buffer, r.cropPng.byteOffset, r.cropPng.byteLength).toString('base64') } : {}),
+        ...(r.cropPng ? { crop: base64(r.cropPng) } : {}),
+        ...(r.heatmap ? { heatmap: heatmapPart(r.heatmap, p.labels) } : {}),
       },
     ];
   };
@@ -222,8 +252,11 @@ export function trackEventPayload(args: {
   model: ModelInfo;
   stageModel?: ModelInfo;
   nowMs: number;
+  /** The assessment's crops and heatmaps (privacy.includeCrops). */
+  extras?: AssessmentExtras;
 }): EventPayload {
   const d = args.decision;
+  const x = args.extras;
   const base = { ...eventEnvelope(args, d), pipeline: args.pipeline, track: d.track, model: modelRef(args.model) };
   if (d.type === 'cleared') return { ...base, type: 'cleared', reason: d.reason, assessed: d.assessed };
   const regions = Object.fromEntries(
@@ -235,6 +268,8 @@ export function trackEventPayload(args: {
         frames: r.frames,
         seen: r.seen,
         skipped: { ...r.skipped },
+        ...(x?.crops[r.name] ? { crop: base64(x.crops[r.name]) } : {}),
+        ...(x?.heatmaps[r.name] ? { heatmap: heatmapPart(x.heatmaps[r.name], d.labels) } : {}),
       },
     ]),
   );
@@ -309,4 +344,38 @@ export function commandResponse(
   nowMs = systemClock.now(),
 ): CommandResponse {
   return { v: PAYLOAD_VERSION, id: randomUUID(), requestId, deviceId, ts: iso(nowMs), tsMs: nowMs, ...body } as CommandResponse;
+}
+
+type Regions = Record<string, Record<string, unknown>>;
+
+/** The regions without their crop and heatmap; the same object when none had any. */
+function stripRegions(regions: Regions): Regions {
+  if (!Object.values(regions).some((r) => 'crop' in r || 'heatmap' in r)) return regions;
+  return Object.fromEntries(Object.entries(regions).map(([k, { crop: _c, heatmap: _h, ...rest }]) => [k, rest]));
+}
+
+/**
+ * A payload without what privacy.includeCrops: local keeps on the device (crops and heatmaps of a
+ * result's objects, of an assessment's regions, of a classification): a copy, or the same object
+ * when it had none.
+ */
+export function withoutLocal<T extends object>(payload: T): T {
+  const p = payload as Record<string, unknown>;
+  let out: Record<string, unknown> | undefined;
+  if ('heatmap' in p) {
+    const { heatmap: _h, ...rest } = p;
+    out = rest;
+  }
+  if (p.regions && typeof p.regions === 'object') {
+    const r = stripRegions(p.regions as Regions);
+    if (r !== p.regions) out = { ...(out ?? p), regions: r };
+  }
+  if (Array.isArray(p.objects)) {
+    const objs = (p.objects as { regions: Regions }[]).map((o) => {
+      const r = stripRegions(o.regions);
+      return r === o.regions ? o : { ...o, regions: r };
+    });
+    if (objs.some((o, i) => o !== (p.objects as unknown[])[i])) out = { ...(out ?? p), objects: objs };
+  }
+  return (out ?? payload) as T;
 }

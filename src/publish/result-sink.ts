@@ -1,13 +1,15 @@
 import type { LiveReloadable } from '../component.js';
 import type { Config } from '../config/schema.js';
 import type { Outbox } from './outbox.js';
+import { withoutLocal } from './payload.js';
 import type { Topics } from './topics.js';
 
 export type MessageKind = 'result' | 'event';
 
 /** Where a camera channel sends what it decided to publish (src/channel/ depends on this shape only). */
 export interface ResultSink {
-  send(kind: MessageKind, camera: string, payload: { seq: number }): void;
+  /** `localOnly` (privacy.includeCrops: local): crops and heatmaps are kept off the journal and MQTT, for loopback clients only. */
+  send(kind: MessageKind, camera: string, payload: { seq: number }, localOnly?: boolean): void;
   /** The highest seq journaled for a camera and kind: counters go on from it after a restart. */
   lastSeq(camera: string, kind: MessageKind): number;
   /** Journals what was sent so far and hands it to the connection now (not at the next tick). */
@@ -47,11 +49,13 @@ export class JournalSink implements ResultSink, LiveReloadable<SinkSlice> {
     this.cfg = slice;
   }
 
-  send(kind: MessageKind, camera: string, payload: { seq: number }): void {
+  send(kind: MessageKind, camera: string, payload: { seq: number }, localOnly = false): void {
     const t = this.cfg.topics[kind];
+    const journaled = localOnly ? withoutLocal(payload) : payload;
     this.outbox.enqueue({
       topic: kind === 'result' ? this.topics.result(camera) : this.topics.event(camera),
-      payload: JSON.stringify(payload),
+      payload: JSON.stringify(journaled),
+      ...(journaled !== payload ? { local: JSON.stringify(payload) } : {}),
       qos: t.qos,
       retain: t.retain,
       camera,

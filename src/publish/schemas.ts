@@ -117,6 +117,23 @@ const keypoints = z
 const qualitySkip = z
   .enum(['small', 'blurred'])
   .describe("the crop stage's quality gate: too small (minSidePx) or too blurred (minSharpness)");
+const heatmap = z
+  .strictObject({
+    method: z.literal('occlusion').describe('occlusion sensitivity: each grid cell masked grey in turn'),
+    label: z.string().describe('the class explained'),
+    score: score.describe('its probability on the unmasked crop'),
+    rows: z.int().min(1),
+    cols: z.int().min(1),
+    values: z
+      .array(z.number())
+      .describe("row-major, rows x cols over the model's input: the class's probability drop when that cell is masked"),
+    png: z
+      .string()
+      .describe("PNG, base64: the model's input (the crop) with the heatmap laid over it, red where the answer depended on it"),
+  })
+  .describe(
+    'where the classifier looked (explain: every | assessment); only with privacy.includeCrops (local: to loopback clients only), and always in POST /infer?explain=1',
+  );
 const regionResult = z.strictObject({
   notDetected: z.literal(true).optional().describe('the keypoint the region is centred on was not found'),
   box: box.optional().describe('the crop taken (clipped to the frame), source pixels'),
@@ -128,7 +145,8 @@ const regionResult = z.strictObject({
   scores: z.record(z.string(), score).optional().describe('probability per class (or per label, multi-label) of the crop stage'),
   on: z.array(z.string()).optional().describe('multi-label crop stages: the labels at or above their threshold, best first'),
   values: z.record(z.string(), z.number()).optional().describe('regress crop stages: the named values'),
-  crop: z.string().optional().describe('the crop as PNG, base64: only with privacy.includeCrops: true'),
+  crop: z.string().optional().describe('the crop as PNG, base64: only with privacy.includeCrops (local: to loopback clients only)'),
+  heatmap: heatmap.optional(),
 });
 const pipelineObject = z.strictObject({
   track: z.int().min(1).optional().describe('tracker id, stable while the object stays in view'),
@@ -171,6 +189,7 @@ export const resultSchema = z
         .describe(
           'multi-label models (classify.outputs sigmoid or label-probabilities): every label at or above its threshold, best first',
         ),
+      heatmap: heatmap.optional(),
     }),
     z
       .strictObject({
@@ -236,6 +255,11 @@ const regionAssessment = z.strictObject({
   frames: count.describe('good frames averaged'),
   seen: count.describe('frames of the window in which the region was found'),
   skipped: z.strictObject({ small: count, blurred: count }).describe('frames of the window the quality gate skipped'),
+  crop: z
+    .string()
+    .optional()
+    .describe('the crop of the frame that completed it, PNG, base64: only with privacy.includeCrops (local: to loopback clients only)'),
+  heatmap: heatmap.optional(),
 });
 const trackBase = {
   v,

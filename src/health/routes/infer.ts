@@ -11,12 +11,17 @@ import { type Route, send } from '../server.js';
  * `POST /infer`: the request body is one image (JPEG, PNG or WebP, recognised by its bytes); the
  * answer is the same result payload the cameras publish, for camera `infer`. Bodies over
  * `maxBytes` get 413 without being buffered; an empty body 400; anything but an image 415.
+ * `?explain=1`: a classifier's answer (a classify model's, or each crop of a pipeline's) comes with
+ * its occlusion heatmap.
  */
 
 export interface InferRouteOptions {
   maxBytes: number;
-  /** `camera`: run that camera's way (its pipeline, if it has one); undefined: the one model. */
-  infer: (frame: Frame, camera?: string) => Promise<Inference>;
+  /**
+   * `camera`: run that camera's way (its pipeline, if it has one); undefined: the one model.
+   * `explain` (`?explain=1`): heatmaps of where the classifier looked, whatever the camera's settings.
+   */
+  infer: (frame: Frame, camera: string | undefined, explain: boolean) => Promise<Inference>;
   /** Cameras `?camera=` may name. */
   cameras?: () => string[];
   toPayload: (frame: Frame, inf: Inference) => unknown;
@@ -106,6 +111,12 @@ export function inferRoute(opts: InferRouteOptions): Route {
 
   async function serve(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const camera = url.searchParams.get('camera') ?? undefined;
+    const explainArg = url.searchParams.get('explain');
+    if (explainArg !== null && !['0', '1', 'true', 'false'].includes(explainArg)) {
+      req.resume();
+      return send(res, 400, { error: `explain: must be 1 or 0 (got ${JSON.stringify(explainArg.slice(0, 32))})`, code: 'BAD_REQUEST' });
+    }
+    const explain = explainArg === '1' || explainArg === 'true';
     const cameras = opts.cameras?.() ?? [];
     if (camera !== undefined && !cameras.includes(camera)) {
       req.resume();
@@ -125,7 +136,7 @@ export function inferRoute(opts: InferRouteOptions): Route {
       return send(res, STATUS[code] ?? 400, { error: errorMessage(err), code });
     }
     try {
-      const inf = await opts.infer(frame, camera);
+      const inf = await opts.infer(frame, camera, explain);
       send(res, 200, opts.toPayload(frame, inf));
     } catch (err) {
       opts.log.warn({ err: errorMessage(err) }, 'one-shot inference failed');
