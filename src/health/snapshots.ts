@@ -5,7 +5,7 @@ import { errorMessage } from '../errors.js';
 import { type Inference, primaryOf } from '../inference/types.js';
 import { CommandError } from '../publish/commands.js';
 import type { SnapshotResult } from '../publish/schemas.js';
-import { redactFrame } from './redact.js';
+import { privateView } from './redact.js';
 import { renderSnapshot } from './snapshot.js';
 import type { SnapshotPrivacy } from '../inference/stages.js';
 
@@ -52,10 +52,10 @@ export class SnapshotStore {
 
   private readonly privacy: (camera: string) => SnapshotPrivacy;
 
-  /** `privacy`: per camera, `redact` (detected boxes blacked out), `on`, or `off` (no snapshots). Default on. */
+  /** `privacy`: per camera (SnapshotPrivacy). Default auto: what person-finding models found is blacked out. */
   constructor(opts: { clock: Clock; privacy?: (camera: string) => SnapshotPrivacy }) {
     this.clock = opts.clock;
-    this.privacy = opts.privacy ?? (() => 'on');
+    this.privacy = opts.privacy ?? (() => 'auto');
   }
 
   /** The frame as it may leave the device: redacted, as is, or refused (SNAPSHOTS_OFF). */
@@ -67,14 +67,7 @@ export class SnapshotStore {
     // so on a scaled frame (no twin came) boxes shrink by k.
     const pic = frame.full ?? frame;
     const k = pic.width / (frame.sourceWidth ?? frame.width);
-    if (mode !== 'redact' || inf.task !== 'detect') return { frame: pic, k };
-    return {
-      frame: redactFrame(
-        pic,
-        inf.detections.map((d) => ({ x: d.box.x * k, y: d.box.y * k, w: d.box.w * k, h: d.box.h * k })),
-      ),
-      k,
-    };
+    return { frame: privateView(pic, inf, mode, k), k };
   }
 
   /** Whether someone asked for a snapshot lately: cameras then send full-resolution frames too. */

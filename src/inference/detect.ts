@@ -1,3 +1,4 @@
+import { MAX_DETECTIONS, screen } from './detect-guard.js';
 import type { DetectSpec } from './manifest.js';
 import { type Geometry, toSource } from './preprocess.js';
 import type { Detection, Keypoint } from './types.js';
@@ -34,10 +35,19 @@ export function iou(a: Candidate, b: Candidate): number {
 }
 
 /** Greedy NMS, best score first (ties: lower class, then earlier candidate). */
-export function nms(cands: Candidate[], iouThreshold: number, maxDetections: number, classAware: boolean): Candidate[] {
+/** `seen.examined` (when given): how many candidates it looked at before it stopped at maxDetections. */
+export function nms(
+  cands: Candidate[],
+  iouThreshold: number,
+  maxDetections: number,
+  classAware: boolean,
+  seen?: { examined: number },
+): Candidate[] {
   const order = cands.map((_, i) => i).sort((a, b) => cands[b].score - cands[a].score || cands[a].cls - cands[b].cls || a - b);
   const kept: Candidate[] = [];
+  if (seen) seen.examined = 0;
   for (const i of order) {
+    if (seen) seen.examined++;
     const c = cands[i];
     let suppressed = false;
     for (const k of kept) {
@@ -64,6 +74,12 @@ export class Detector {
   private readonly classes: number;
   private best = new Float32Array(0);
   private bestCls = new Int32Array(0);
+  /**
+   * The last run's dropped boxes (detect-guard), and whether some of what the model found may be
+   * missing from its detections: boxes dropped or capped, NMS stopped at maxDetections with
+   * candidates left, or a box wholly outside the frame. Privacy hides the whole frame then.
+   */
+  last = { invalid: 0, capped: 0, incomplete: false };
 
   constructor(spec: DetectSpec, classes: number) {
     this.spec = spec;
@@ -155,15 +171,23 @@ export class Detector {
     inputW: number,
     inputH: number,
   ): Detection[] {
-    const kept = nms(this.candidates(outputs, inputW, inputH), this.spec.iouThreshold, this.spec.maxDetections, this.spec.classAware);
+    const screened = screen(this.candidates(outputs, inputW, inputH));
+    const max = Math.min(this.spec.maxDetections, MAX_DETECTIONS);
+    const seen = { examined: 0 };
+    const kept = nms(screened.candidates, this.spec.iouThreshold, max, this.spec.classAware, seen);
+    // NMS stopped at the cap: the candidates it never looked at are counted as capped.
+    const overCap = screened.candidates.length - seen.examined + screened.capped;
     const names = this.spec.format === 'yolov8' ? this.spec.keypoints : undefined;
-    return kept.map((c) => ({
+    const detections = kept.map((c) => ({
       index: c.cls,
       label: labels[c.cls] ?? `class_${c.cls}`,
       score: c.score,
       box: sourceBox(g, c),
       ...(names && c.anchor !== undefined ? { keypoints: this.keypoints(outputs.main!, c.anchor, names, g, inputW, inputH) } : {}),
     }));
+    const outside = detections.some((d) => d.box.w <= 0 || d.box.h <= 0);
+    this.last = { invalid: screened.invalid, capped: overCap, incomplete: screened.invalid + overCap > 0 || outside };
+    return detections;
   }
 
   /**

@@ -84,6 +84,15 @@ export class Postprocessor {
   }
 
   run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
+    const r = this.task(out, geometry);
+    if (this.pkg.manifest.privacy !== 'person') return r;
+    // A model that finds people: every box it kept, before any camera-side limit; a model that
+    // gives no boxes (classify, segment) cannot be redacted exactly, so its frames are hidden whole.
+    if (r.task !== 'detect') return { ...r, privacy: { boxes: [], whole: true } };
+    return { ...r, privacy: { boxes: r.detections.map((d) => ({ ...d.box })), whole: this.detector?.last.incomplete ?? true } };
+  }
+
+  private task(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
     const { manifest: m, labels } = this.pkg;
     const main = this.names.main ? out[this.names.main] : undefined;
     if (m.task === 'classify') return { task: 'classify', top: classify(main!.data, labels, m.classify) };
@@ -93,7 +102,10 @@ export class Postprocessor {
         boxes: this.names.boxes ? out[this.names.boxes] : undefined,
         scores: this.names.scores ? out[this.names.scores] : undefined,
       };
-      return { task: 'detect', detections: this.detector!.run(outputs, labels, geometry, m.input.width, m.input.height) };
+      const detector = this.detector ?? new Detector(m.detect, labels.length);
+      const detections = detector.run(outputs, labels, geometry, m.input.width, m.input.height);
+      const { invalid, capped } = detector.last;
+      return { task: 'detect', detections, ...(invalid + capped > 0 ? { overflow: { invalid, capped } } : {}) };
     }
     const seg = this.segmenter!.run(main!, labels, geometry, m.input.width, m.input.height);
     return { task: 'segment', ...seg };

@@ -471,6 +471,13 @@ const channelStatus = z.strictObject({
   lastInferenceError: z.string().optional(),
   paused: z.boolean(),
   resumedAtMs: epochMs.optional(),
+  boxesDropped: z
+    .strictObject({
+      invalid: count.describe('boxes that were not a finite rectangle (NaN, infinite, negative size)'),
+      capped: count.describe('boxes over the per-frame caps (4096 into NMS, 300 published) or past the manifest maxDetections'),
+    })
+    .optional()
+    .describe('detectors: boxes not published since start (set once one was dropped)'),
   decide: z.strictObject({
     policy: policyName,
     inferred: count,
