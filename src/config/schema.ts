@@ -278,6 +278,13 @@ export const httpSchema = z.strictObject({
     .optional()
     .describe('Bearer token required on every endpoint but the status page; prefer tokenFile or EDGE_INFERD_HTTP__TOKEN'),
   tokenFile: z.string().min(1).optional().describe('File holding the bearer token (first line)'),
+  allowedHosts: z
+    .array(z.string().regex(/^[A-Za-z0-9.-]+$|^\[?[0-9A-Fa-f:.]+\]?$/, 'must be a host name or an IP address, without port'))
+    .default([])
+    .describe(
+      'Host header names served besides 127.0.0.1, localhost, [::1] and http.host (with the listening port); ' +
+        'other Hosts get 421 (DNS rebinding)',
+    ),
   limits: z
     .strictObject({
       connections: z.int().min(4).max(65_536).default(128).describe('open connections in all; more are answered 503 and closed'),

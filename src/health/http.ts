@@ -34,6 +34,7 @@ export function createHttpServer(opts: {
     port: h.port,
     token: h.token,
     limits: h.limits,
+    allowedHosts: h.allowedHosts,
     source: opts.source,
     log: log.child({ component: 'http' }),
   });

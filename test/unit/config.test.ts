@@ -151,6 +151,7 @@ describe('config: defaults, paths and environment overrides', () => {
       enabled: true,
       host: '127.0.0.1',
       port: 8321,
+      allowedHosts: [],
       limits: { connections: 128, perClient: 16, bodyTimeoutSec: 30, inferConcurrent: 1 },
     });
     expect(c.deviceId).toBe(
