@@ -143,14 +143,18 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     if (!this.hosts.allows(req.headers.host, this.port)) {
       this.refusals.note('Host not served', { client: req.socket.remoteAddress });
       res.shouldKeepAlive = false;
-      return send(res, 421, {
+      send(res, 421, {
         error: 'the Host header must name this listener (127.0.0.1, localhost, [::1], http.host or http.allowedHosts, with its port)',
       });
+      return;
     }
     const target = req.url ?? '/';
     if (target.length > MAX_URL) return send(res, 414, { error: 'URI too long' });
     // Origin-form only: "//name/..." would otherwise parse as a path on another host ("/").
-    if (!target.startsWith('/') || target.startsWith('//')) return send(res, 400, { error: 'the request target must be a path' });
+    if (!target.startsWith('/') || target.startsWith('//')) {
+      send(res, 400, { error: 'the request target must be a path' });
+      return;
+    }
     const url = new URL(`http://x${target}`);
     const path = url.pathname;
     const method = req.method === 'HEAD' ? 'GET' : req.method;
