@@ -285,6 +285,8 @@ export class App {
         part('systemd', notifier),
         ...(http ? [part('http', http)] : []),
         part('device', device),
+        // Before the journal: a disk filled by an unfinished download gets its space back first.
+        ...(store ? [part('rollout staging', { start: () => store.reclaim(c.model.rollout.reserveBytes), stop: () => undefined })] : []),
         part('journal', journal),
         ...messaging.brokerComponents,
         model,

@@ -160,6 +160,26 @@ export const modelSchema = z.strictObject({
         .default(3)
         .describe('a package without selftest/ must infer this many frames without an error'),
       idleTimeoutSec: z.number().min(1).max(3600).default(60).describe('a download with no byte for this long fails'),
+      timeoutSec: z
+        .number()
+        .min(1)
+        .max(7 * 24 * 3600)
+        .default(3600)
+        .describe('a download that has not finished within this long fails (the part file is kept for a resume)'),
+      reserveBytes: z
+        .int()
+        .min(0)
+        .max(1024 * 1024 * 1024 * 1024)
+        .default(64 * 1024 * 1024)
+        .describe(
+          'free space a download always leaves on the disk of model.rollout.dir (for the journal): checked before against ' +
+            'Content-Length (or maxBytes) and while bytes arrive',
+        ),
+      fileRoot: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('the only directory file:// package URLs may name (files below it); unset: file:// URLs are refused'),
     })
     .prefault({}),
 });

@@ -95,6 +95,9 @@ describe("commands come only from the device's own topic", () => {
         model: {
           install: async (a) => (installs.push(a), { phase: 'active', request: null, current: null, packages: [], changedAtMs: 0 }),
           rollback: () => Promise.reject(new Error('unused')),
+          cancel: () => {
+            throw new Error('unused');
+          },
         },
       },
     });
