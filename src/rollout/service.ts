@@ -402,7 +402,7 @@ export class RolloutService implements ModelCommands {
 }
 
 /** The archive sha256 a kept package was made from (undefined: unknown, e.g. kept by an older version). */
-async function archiveSha(dir: string): Promise<string | undefined> {
+function archiveSha(dir: string): Promise<string | undefined> {
   return readFile(join(dir, ARCHIVE_SHA), 'utf8').then(
     (t) => t.trim(),
     () => undefined,
