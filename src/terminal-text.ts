@@ -8,6 +8,7 @@
 
 // C0 controls (tab and newline included: a cell is one line), DEL, C1 controls, and the Unicode
 // bidirectional and zero-width formatting characters.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
 const visible = (c: string): string => {

@@ -124,6 +124,7 @@ async function insidePackage(dir: string, rel: string, key: string, manifestPath
 }
 
 /** C0 and C1 controls, DEL, and bidirectional overrides (they reorder what a terminal shows). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 async function readLabels(file: string, manifestPath: string): Promise<string[]> {

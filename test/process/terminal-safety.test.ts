@@ -19,6 +19,7 @@ import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
  */
 
 const HOSTILE = '\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]52;c;cm0gLXJmIH4=\x07\x1b[8mhidden\u202eevil';
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/;
 
 describe('terminals are not hijacked by what devices and models say', () => {
