@@ -204,7 +204,9 @@ function fetchHttp(u: URL, o: DownloadOptions, redirects: number): Promise<Downl
       const headers: Record<string, string> = { 'user-agent': 'edge-inferd', 'accept-encoding': 'identity' };
       if (have > 0) headers.range = `bytes=${have}-`;
       const secure = u.protocol === 'https:';
-      const opts: https.RequestOptions = { method: 'GET', headers, signal: o.signal, timeout: o.idleTimeoutMs };
+      // agent: false: a connection of its own per request. A kept-alive socket from the response
+      // before (a redirect) may be closed by the server just as it is reused: "socket hang up".
+      const opts: https.RequestOptions = { method: 'GET', headers, signal: o.signal, timeout: o.idleTimeoutMs, agent: false };
       if (secure) Object.assign(opts, { ca: o.ca ? [...rootCertificates, o.ca] : undefined, rejectUnauthorized: true });
       const req = (secure ? https : http).request(u, opts, (res) => {
         const status = res.statusCode ?? 0;

@@ -350,8 +350,14 @@ export class RolloutService implements ModelCommands {
       return this.status();
     } catch (err) {
       if (err instanceof CommandError) throw err;
-      const problems = (err as { problems?: string[] }).problems;
-      const error = { code: errorCode(err) ?? 'FAILED', message: errorMessage(err), ...(problems?.length ? { problems } : {}) };
+      // Paths inside the staging folder are the package's own: shown relative to it, not as the device's absolute paths.
+      const local = (text: string) =>
+        text
+          .split(`${this.d.store.stagingDir}/`)
+          .join('')
+          .replace(/\b[0-9a-f]{64}\/unpacked\/?/g, 'package/');
+      const problems = (err as { problems?: string[] }).problems?.map(local);
+      const error = { code: errorCode(err) ?? 'FAILED', message: local(errorMessage(err)), ...(problems?.length ? { problems } : {}) };
       this.d.log.error(
         { command: request.command, requestId: request.requestId, code: error.code, err: error.message, keeping: this.d.model.info },
         'model rollout failed; the running model stays',

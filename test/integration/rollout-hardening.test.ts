@@ -117,6 +117,18 @@ describe('rollout hardening', () => {
     expect(res).toMatchObject({ ok: false, error: { message: expect.stringMatching(/^MODEL_SHA256: /) } });
   });
 
+  it("row 16: a refused package is described with paths inside it, not the device's staging folder", async () => {
+    const dir = await writePackage(join(work, 'bad'), {
+      name: 'tray-colours',
+      version: '9.0.0',
+      labels: labels('v9'),
+      manifest: (text) => text.replace('task: classify', 'task: juggle'),
+    });
+    const res = await command('install', offer('/bad.tgz', tarFolder(dir, join(work, 'bad.tgz')), 'tray-colours', '9.0.0'));
+    expect(res).toMatchObject({ ok: false, error: { message: expect.stringMatching(/^MODEL_MANIFEST: package\/manifest\.yaml: task/) } });
+    expect(JSON.stringify(res)).not.toContain(t.dir);
+  });
+
   it('row 5: state.json that cannot be written undoes the switch: the model that ran before runs again', async () => {
     const v3 = await pkg('3');
     // A folder where state.json goes: the atomic rename over it fails.
