@@ -151,8 +151,12 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     const target = req.url ?? '/';
     if (target.length > MAX_URL) return send(res, 414, { error: 'URI too long' });
     // Origin-form only: "//name/..." would otherwise parse as a path on another host ("/").
-    if (!target.startsWith('/') || target.startsWith('//')) {
+    if (!target.startsWith('/')) {
       send(res, 400, { error: 'the request target must be a path' });
+      return;
+    }
+    if (target.startsWith('//')) {
+      send(res, 404, { error: 'not found' });
       return;
     }
     const url = new URL(`http://x${target}`);

@@ -131,6 +131,6 @@ describe('the HTTP endpoint serves only Host names of this listener', () => {
     // No Host at all: Node refuses it first (HTTP/1.1 requires one).
     expect(await get({})).toBe(400);
     // Row 16: a path starting with two slashes is not the status page.
-    expect(await get({ Host: `127.0.0.1:${port}` }, '//anything')).toBe(400);
+    expect(await get({ Host: `127.0.0.1:${port}` }, '//anything')).toBe(404);
   });
 });
