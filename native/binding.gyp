@@ -1,5 +1,5 @@
 # Three addons:
-#   edge_notify  - sd_notify only; no dependency but libc, always built.
+#   edge_notify  - sd_notify and thread names; no dependency but libc, always built.
 #   edge_tensor  - frame -> model input tensor; no dependency but libc, always built.
 #   edge_capture - GStreamer appsink capture; built only when the GStreamer dev files are present.
 # `with_gstreamer` defaults to what pkg-config finds; scripts/build-native.mjs passes it explicitly

@@ -10,6 +10,9 @@
 //   fake-broker   (issue 21 row 10) a second daemon connects to a fake broker that answers CONNACK
 //                 and sends a PUBLISH announcing 200 MB, streaming its body: the daemon must close
 //                 the connection from the header; its peak RSS and the bytes sent are reported
+//   kiosk-streams 1,000 GET /events and 1,000 GET /preview.mjpeg clients from 127.0.0.11-.30, half
+//                 of them never reading, reconnecting a second after each refusal (issue 20): the
+//                 limits answer 503, memory stays bounded, the camera keeps its rate
 // Throughout, a probe on 127.0.0.1 asks /healthz every 50 ms (latency, failures) and the daemon's
 // RSS is read from /proc every 100 ms. Targets: RSS < 600 MB, /healthz p99 < 100 ms.
 //
@@ -33,7 +36,7 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '4000' },
-    /** Comma-separated phase names to run (idle, slow-bodies, snapshots, big-commands, bad-images, all); default every one. */
+    /** Comma-separated phase names to run (idle, slow-bodies, snapshots, big-commands, bad-images, kiosk-streams, all); default every one. */
     phases: { type: 'string' },
     'infer-concurrent': { type: 'string', default: '1' },
   },
@@ -86,7 +89,10 @@ function startProber(port: number): () => Promise<number[]> {
   const w = new Worker(PROBER, { eval: true, workerData: { port } });
   return () =>
     new Promise((resolve) => {
-      w.once('message', (xs: number[]) => (void w.terminate(), resolve(xs)));
+      w.once('message', (xs: number[]) => {
+        void w.terminate();
+        resolve(xs);
+      });
       w.postMessage('stop');
     });
 }
@@ -287,19 +293,28 @@ async function main(): Promise<void> {
       opened++;
       open.add(s);
       s.on('connect', () =>
-        s.write('POST /infer HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n\xff\xd8\xff'),
+        s.write(
+          `POST /infer HTTP/1.1\r\nHost: 127.0.0.1:${httpPort}\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n\xff\xd8\xff`,
+        ),
       );
       s.on('error', () => undefined);
       s.on('data', () => undefined);
       // Refused or timed out: come back a second later, as a retrying client would.
-      s.on('close', () => (open.delete(s), setTimeout(() => one(i), 1000)));
+      s.on('close', () => {
+        open.delete(s);
+        setTimeout(() => one(i), 1000);
+      });
     };
     for (let i = 0; i < CONNECTIONS; i++) one(i);
     const drip = setInterval(() => {
       for (const s of open) if (s.writable) s.write('x');
     }, 1000);
     return {
-      stop: () => ((stopped = true), clearInterval(drip), open.forEach((s) => s.destroy())),
+      stop: () => {
+        stopped = true;
+        clearInterval(drip);
+        for (const s of open) s.destroy();
+      },
       note: () => `${opened} connections opened`,
     };
   };
@@ -322,7 +337,10 @@ async function main(): Promise<void> {
   const bigCommands = () => {
     let sent = 0;
     const t = setInterval(() => {
-      for (let i = 0; i < 5; i++) sent++, pub.publish(`${base}/cmd/pause`, bigCommand, { qos: 1 });
+      for (let i = 0; i < 5; i++) {
+        sent++;
+        pub.publish(`${base}/cmd/pause`, bigCommand, { qos: 1 });
+      }
     }, 1000);
     return { stop: () => clearInterval(t), note: () => `${sent} x 50 MB sent` };
   };
@@ -357,11 +375,80 @@ async function main(): Promise<void> {
     };
     for (let i = 0; i < 100; i++) void worker(i % 2 ? truncated : bigJpeg);
     return {
-      stop: () => void (stopped = true),
+      stop: () => {
+        stopped = true;
+      },
       note: () =>
         Object.entries(codes)
           .map(([k, v]) => `${v} x ${k === '0' ? 'refused' : k}`)
           .join(', '),
+    };
+  };
+
+  const inferred = () =>
+    new Promise<number>((resolve) => {
+      request({ host: '127.0.0.1', port: httpPort, path: '/status', agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve((JSON.parse(body) as { cameras: Record<string, { inferred?: number }> }).cameras.cam?.inferred ?? 0));
+      })
+        .on('error', () => resolve(NaN))
+        .end();
+    });
+
+  const kioskStreams = () => {
+    let stopped = false;
+    const codes: Record<string, number> = {};
+    const open = new Set<Socket>();
+    const startedAt = Date.now();
+    let before = NaN;
+    void inferred().then((n) => {
+      before = n;
+    });
+    const one = (i: number) => {
+      if (stopped) return;
+      const path = i % 2 ? '/events' : '/preview.mjpeg?camera=cam';
+      const s = connect({ host: '127.0.0.1', port: httpPort, localAddress: `127.0.0.${11 + (i % 20)}` });
+      open.add(s);
+      let counted = false;
+      s.on('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${httpPort}\r\n\r\n`));
+      s.on('error', () => undefined);
+      s.once('data', (d: Buffer) => {
+        counted = true;
+        const code = /^HTTP\/1\.1 (\d+)/.exec(d.toString('latin1'))?.[1] ?? '?';
+        codes[`${path.slice(1, 7)} ${code}`] = (codes[`${path.slice(1, 7)} ${code}`] ?? 0) + 1;
+        // Half the clients stop reading once the stream has begun: they must cost the daemon a bounded buffer, then be dropped.
+        if (i % 4 < 2) s.pause();
+      });
+      s.on('close', () => {
+        open.delete(s);
+        if (!counted) codes.closed = (codes.closed ?? 0) + 1;
+        setTimeout(() => one(i), 1000);
+      });
+    };
+    for (let i = 0; i < 2000; i++) one(i);
+    let after = NaN;
+    let afterAt = startedAt;
+    const counter = setInterval(
+      () =>
+        void inferred().then((n) => {
+          after = n;
+          afterAt = Date.now();
+        }),
+      1000,
+    );
+    return {
+      stop: () => {
+        stopped = true;
+        clearInterval(counter);
+        for (const s of open) s.destroy();
+      },
+      note: () => {
+        const fps = (after - before) / ((afterAt - startedAt) / 1000);
+        return `${Object.entries(codes)
+          .map(([k, v]) => `${v} x ${k}`)
+          .join(', ')}; camera ${Number.isFinite(fps) ? fps.toFixed(1) : '?'} fps inferred meanwhile`;
+      },
     };
   };
 
@@ -376,7 +463,7 @@ async function main(): Promise<void> {
     const lat = all.filter((x) => x >= 0);
     const failed = all.length - lat.length;
     const note = running.map((r) => r.note()).join('; ');
-    running.forEach((r) => r.stop());
+    for (const r of running) r.stop();
     const lag = await loopLag(httpPort);
     clearInterval(sampler);
     peak = Math.max(peak, memOf(pid).rss);
@@ -405,6 +492,7 @@ async function main(): Promise<void> {
       ['snapshots', 'snapshots (row 7)', [snapshots]],
       ['big-commands', 'big-commands (row 8)', [bigCommands]],
       ['bad-images', 'bad-images (row 9)', [badImages]],
+      ['kiosk-streams', 'kiosk-streams (issue 20)', [kioskStreams]],
       ['all', 'all at once', [slowBodies, snapshots, bigCommands, badImages]],
     ];
     for (const [key, label, attacks] of phases) if (!want || want.includes(key)) results.push(await runPhase(label, attacks));

@@ -107,7 +107,7 @@ function journalCost(batch: number, sync: 'normal' | 'full'): { usPerMsg: number
 }
 
 // ---------------------------------------------------------------- a Mosquitto of our own
-async function freePort(): Promise<number> {
+function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const port = (s.address() as { port: number }).port;
@@ -120,7 +120,10 @@ async function waitPort(port: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const ok = await new Promise<boolean>((r) => {
       const c = createConnection({ port, host: '127.0.0.1' });
-      c.once('connect', () => (c.destroy(), r(true)));
+      c.once('connect', () => {
+        c.destroy();
+        r(true);
+      });
       c.once('error', () => r(false));
     });
     if (ok) return;
@@ -144,7 +147,10 @@ class Broker {
   async stop(): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null) return;
-    await new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGTERM')));
+    await new Promise<void>((r) => {
+      p.once('exit', () => r());
+      p.kill('SIGTERM');
+    });
   }
 }
 

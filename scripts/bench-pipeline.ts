@@ -71,8 +71,11 @@ export async function benchPipeline(opts: { seconds: number; warmupS?: number; t
         const p = await once();
         frames++;
         crops += p.stages[1]?.crops ?? 0;
-        for (const st of p.stages)
-          (stageMs[st.name] ??= []).push(st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess);
+        for (const st of p.stages) {
+          const list = stageMs[st.name] ?? [];
+          list.push(st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess);
+          stageMs[st.name] = list;
+        }
       }
       const wallMs = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);

@@ -30,7 +30,10 @@ export async function waitPort(port: number, ms: number): Promise<void> {
   while (Date.now() < end) {
     const ok = await new Promise<boolean>((r) => {
       const s = createConnection(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), r(true)));
+      s.once('connect', () => {
+        s.destroy();
+        r(true);
+      });
       s.once('error', () => r(false));
     });
     if (ok) return;

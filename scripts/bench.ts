@@ -6,6 +6,9 @@
 //                   source rate above the inference rate (so a fresh frame is always waiting)
 //   latency 15 fps  the same at 15 fps: capture -> publish latency as a subscriber sees it
 //   pipeline 2 cams two such cameras sharing the one model
+//   preview         GET /preview.mjpeg: CPU per camera frame with 0, 1 and 3 viewers (bench-preview.ts)
+//   camera rate     the built daemon in its own process at 15 and 30 fps, four cameras at 15 fps,
+//                   the eyes pipeline at 15 fps: CPU per frame by thread (scripts/bench-camera-rate.ts)
 // Results are timed by a separate mosquitto_sub process (receipt time - capturedAtMs), so the bench
 // process's CPU is the daemon's own. Prints a table and writes bench-results/<timestamp>.json.
 //
@@ -25,7 +28,10 @@ import { demoModelDir } from '../src/paths.js';
 import { loadModelPackage } from '../src/inference/package.js';
 import { BENCH_MODELS, benchModelsDir, benchPackage } from './bench-models.js';
 import { type Broker, startMosquitto, stopProc } from './bench-processes.js';
+import { benchDecode, formatDecodeRows } from './bench-decode.js';
 import { benchPipeline, formatPipelineRows, type PipelineBenchRow } from './bench-pipeline.js';
+import { benchPreview, formatPreviewRows, type PreviewBenchRow } from './bench-preview.js';
+import { benchCameraRate, formatCameraRate } from './bench-camera-rate.js';
 
 /**
  * The daemon runs with a 4 MB V8 young generation (the launcher scripts/install.sh writes, `npm
@@ -533,6 +539,19 @@ async function main(): Promise<void> {
       console.error('eyes demo: two-stage pipeline, 1 and 2 subjects');
       results.twoStage = await benchPipeline({ seconds: SECONDS, warmupS: WARMUP_S, threads: THREADS });
       console.log('\n' + formatPipelineRows(results.twoStage as PipelineBenchRow[]));
+      // Anchor decoding + NMS as the worker does it after session.run (scripts/bench-decode.ts).
+      const decode = benchDecode();
+      results.anchorDecode = decode;
+      console.log(`\n${formatDecodeRows(decode)}`);
+      // GET /preview.mjpeg: CPU per camera frame with 0, 1 and 3 viewers (scripts/bench-preview.ts).
+      console.error('preview: 0, 1 and 3 viewers');
+      results.preview = await benchPreview({ frames: Math.max(50, SECONDS * 20) });
+      console.log('\n' + formatPreviewRows(results.preview as PreviewBenchRow[]));
+      // At a camera's rate (scripts/bench-camera-rate.ts): the built daemon in its own process, CPU per frame by thread.
+      const cameraRate = await benchCameraRate({ seconds: SECONDS, warmupS: Math.max(WARMUP_S, 5), modelsDir: values.models });
+      results.cameraRate = cameraRate;
+      console.log(`\nAt a camera's rate (CPU ms per inferred frame, by thread; load avg ${machine().loadavg.join(' ')})\n`);
+      console.log(formatCameraRate(cameraRate.rows));
     }
   } finally {
     const file = path.join(values.out, `${stamp}.json`);

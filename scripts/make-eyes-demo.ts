@@ -57,7 +57,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { type GeneratedFile, runGenerator, writeChanged } from './generated-files.js';
-import { GraphBuilder, int, ints, float } from './onnx/builder.js';
+import { GraphBuilder, int, ints } from './onnx/builder.js';
 
 // ---------------------------------------------------------------------------------------------
 // The world: labels, colours, sizes.

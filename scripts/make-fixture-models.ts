@@ -1,5 +1,7 @@
 // Generates the deterministic fixture models under test/fixtures/models/: a colour-box detector in
-// YOLOv8, YOLOv5 and boxes+scores formats, and a colour segmenter (scores and class-id outputs).
+// YOLOv8, YOLOv5 and boxes+scores formats, a colour segmenter (scores and class-id outputs), a
+// colour meter (task regress: the mean colour of the image's centre) and a colour tagger
+// (multi-label classify, sigmoid: each colour on when it covers enough of the image).
 // Their answers are computed from the image by real ONNX ops, so tests know the right answer for
 // any picture they draw. test/unit/fixture-models.test.ts regenerates them and compares bytes.
 //
@@ -8,7 +10,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runGenerator, writeChanged } from './generated-files.js';
-import { float, GraphBuilder, int, ints } from './onnx/builder.js';
+import { GraphBuilder, int, ints } from './onnx/builder.js';
 
 type Rgb = readonly [number, number, number];
 
@@ -38,6 +40,19 @@ export const SEGMENT_COLOURS: Rgb[] = [
 export const SEGMENT_SIZE = 64;
 
 const K = DETECT_LABELS.length;
+
+/** The colour meter (regress) and the colour tagger (multi-label): dynamic batch, stretch to 64x64. */
+export const METER_LABELS = ['red', 'green', 'blue'] as const;
+export const METER_SIZE = 64;
+/** The meter averages the central half of its input (rows and columns 16..47). */
+export const METER_CENTRE = [16, 48] as const;
+/** The manifest's regress.scale: values come out in bytes (0..255). */
+export const METER_SCALE = 255;
+export const TAG_LABELS = ['red', 'green', 'blue'] as const;
+export const TAG_SIZE = 64;
+/** A tag's logit: TAG_SLOPE * (share of the image's pixels in that colour - TAG_AT); on at share > TAG_AT with threshold 0.5. */
+export const TAG_SLOPE = 10;
+export const TAG_AT = 0.2;
 
 /** d2[1,P,S,S]: squared RGB distance of every pixel of image [1,3,S,S] to each of P colours. */
 function colourDistance(g: GraphBuilder, image: string, colours: readonly Rgb[], size: number): string {
@@ -175,6 +190,45 @@ export function buildSegmenter(output: 'scores' | 'classes'): Uint8Array {
   return g.build({ doc: `Fixture: per-pixel nearest of ${SEGMENT_LABELS.join(', ')} (${output}).` });
 }
 
+/** The colour meter: values [N,3] = the mean R, G, B (0..1) of the input's central half. */
+export function buildMeter(): Uint8Array {
+  const g = new GraphBuilder('fixture_colour_meter');
+  const image = g.input('images', ['batch', 3, METER_SIZE, METER_SIZE], 'float32', 'RGB, NCHW, [0,1]');
+  const [a, b] = METER_CENTRE;
+  const centre = g.op('Slice', [
+    image,
+    g.int64Init('starts', [2], [a, a]),
+    g.int64Init('ends', [2], [b, b]),
+    g.int64Init('axes', [2], [2, 3]),
+  ]);
+  g.op('ReduceMean', [centre], { axes: ints([2, 3]), keepdims: int(0) }, 'values');
+  g.output('values', ['batch', 3]);
+  return g.build({ doc: 'Fixture (regress): the mean R, G, B of the central half of the input, 0..1.' });
+}
+
+/**
+ * The colour tagger: per colour (red, green, blue) the share f of input pixels within squared RGB
+ * distance DETECT_THRESHOLD of it; logits [N,3] = TAG_SLOPE * (f - TAG_AT), read with a sigmoid.
+ */
+export function buildTagger(): Uint8Array {
+  const S = TAG_SIZE;
+  const g = new GraphBuilder('fixture_colour_tagger');
+  const image = g.input('images', ['batch', 3, S, S], 'float32', 'RGB, NCHW, [0,1]');
+  const x5 = g.op('Unsqueeze', [image, g.int64Init('axis_1', [1], [1])]); // [N,1,3,S,S]
+  const protos = g.floatInit(
+    'colours',
+    [1, TAG_LABELS.length, 3, 1, 1],
+    TAG_LABELS.flatMap((l) => DETECT_COLOURS[l]),
+  );
+  const diff = g.op('Sub', [x5, protos]);
+  const d2 = g.op('ReduceSum', [g.op('Mul', [diff, diff]), g.int64Init('axis_2', [1], [2])], { keepdims: int(0) }); // [N,3,S,S]
+  const mask = g.op('Cast', [g.op('Less', [d2, g.floatInit('threshold', [], [DETECT_THRESHOLD])])], { to: int(1) });
+  const share = g.op('ReduceMean', [mask], { axes: ints([2, 3]), keepdims: int(0) }); // [N,3]
+  g.op('Mul', [g.op('Sub', [share, g.floatInit('at', [], [TAG_AT])]), g.floatInit('slope', [], [TAG_SLOPE])], {}, 'logits');
+  g.output('logits', ['batch', TAG_LABELS.length]);
+  return g.build({ doc: `Fixture (multi-label): logit = ${TAG_SLOPE} * (share of each colour - ${TAG_AT}), for a sigmoid.` });
+}
+
 /** A package manifest for an NCHW RGB float model with input `images` (fixtures and bench models). */
 export function manifest(fields: {
   name: string;
@@ -263,6 +317,42 @@ export function fixtureFiles(): Map<string, Uint8Array> {
       ),
     );
   }
+  const meter = buildMeter();
+  files.set('regressor/model.onnx', meter);
+  files.set(
+    'regressor/manifest.yaml',
+    text(
+      manifest({
+        name: 'fixture-colour-meter',
+        task: 'regress',
+        sha: sha256(meter),
+        size: METER_SIZE,
+        resize: 'stretch',
+        output: 'values',
+        labels: `[${METER_LABELS.join(', ')}]`,
+        description: 'Mean colour of the central half of the image, in bytes (task regress). Generated by scripts/make-fixture-models.ts.',
+        extra: `regress:\n  scale: ${METER_SCALE}\n  offset: 0\n`,
+      }),
+    ),
+  );
+  const tagger = buildTagger();
+  files.set('tagger/model.onnx', tagger);
+  files.set(
+    'tagger/manifest.yaml',
+    text(
+      manifest({
+        name: 'fixture-colour-tagger',
+        task: 'classify',
+        sha: sha256(tagger),
+        size: TAG_SIZE,
+        resize: 'stretch',
+        output: 'logits',
+        labels: `[${TAG_LABELS.join(', ')}]`,
+        description: `Colours covering more than ${TAG_AT * 100} % of the image (multi-label, sigmoid). Generated by scripts/make-fixture-models.ts.`,
+        extra: 'classify:\n  outputs: sigmoid\n  topK: 3\n  threshold: 0.5\n',
+      }),
+    ),
+  );
   return files;
 }
 

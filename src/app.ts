@@ -4,17 +4,18 @@ import { type Clock, systemClock } from './clock.js';
 import type { Component, LiveReloadable } from './component.js';
 import type { Config } from './config/schema.js';
 import { DeviceSampler } from './health/device.js';
+import { EventHub } from './health/events.js';
+import { PreviewHub } from './health/preview.js';
 import { Metrics } from './health/metrics.js';
 import { HealthMonitor } from './health/monitor.js';
 import { createHttpServer } from './health/http.js';
 import { sendNotify } from './health/sdnotify.js';
-import { HealthServer } from './health/server.js';
+import type { HealthServer } from './health/server.js';
 import { SnapshotStore } from './health/snapshots.js';
 import { StallDetector } from './health/stall.js';
 import { StatusReporter } from './health/status.js';
 import { SystemdNotifier } from './health/systemd.js';
-import type { InferHooks } from './inference/engine.js';
-import { ModelService } from './inference/model-service.js';
+import { ModelService, modelInUse } from './inference/model-service.js';
 import { StageModels } from './inference/stages.js';
 import type { Inference } from './inference/types.js';
 import { Journal } from './journal/journal.js';
@@ -28,7 +29,9 @@ import type { CameraStateName, DaemonStatus } from './publish/schemas.js';
 import { Topics } from './publish/topics.js';
 import { type ReloadReport, ReloadController } from './reload.js';
 import { PackageStore, RolloutService } from './rollout/service.js';
+import { RolloutTargets } from './rollout/stage-targets.js';
 import { VERSION } from './version.js';
+import { must } from './errors.js';
 
 export type { ReloadReport };
 
@@ -76,7 +79,21 @@ export class App {
       stallAfterMs: c.health.stallAfterSec * 1000,
       engineBuildLimitMs: c.health.engineBuildTimeoutSec * 1000,
     });
-    const snapshots = new SnapshotStore({ clock, privacy: (cam) => stages.snapshotPrivacy(c.cameras[cam]) });
+    const previewPrivacy = (cam: string) => stages.previewPrivacy(c.cameras[cam]);
+    const preview = new PreviewHub({
+      clock,
+      log: child('preview'),
+      maxFps: c.http.preview.maxFps,
+      maxClients: c.http.preview.maxClients,
+      quality: c.http.preview.quality,
+      privacy: previewPrivacy,
+    });
+    // While someone watches the preview, the cameras keep copies of their frames as they do for snapshots.
+    const snapshots = new SnapshotStore({
+      clock,
+      privacy: (cam) => stages.snapshotPrivacy(c.cameras[cam]),
+      alsoWanted: () => preview.watching,
+    });
     const device = new DeviceSampler({ intervalMs: c.health.deviceSampleSec * 1000, log: child('device'), clock });
     const journal = new Journal({
       path: c.journal.path,
@@ -87,6 +104,15 @@ export class App {
       log: child('journal'),
       clock,
     });
+    // GET /events reads the journal: told of each row as it is written, it reads back what a client missed.
+    const events = new EventHub({
+      feed: journal,
+      clock,
+      log: child('events'),
+      maxClients: c.http.events.maxClients,
+      heartbeatMs: c.http.events.heartbeatSec * 1000,
+      bufferBytes: c.http.events.bufferBytes,
+    });
     const messaging = new Messaging({
       config: c.mqtt,
       deviceId: c.deviceId,
@@ -94,10 +120,11 @@ export class App {
       journal,
       status: (state) => status.message(state),
       commandMaxBytes: c.commands.enabled ? c.commands.maxBytes : undefined,
+      websocketOrigins: c.http.cors.origins,
       clock,
       log,
     });
-    const events = {
+    const buildEvents = {
       buildStarted: (what: string) => detector.buildStarted(what),
       buildEnded: () => detector.buildEnded(),
       swapped: () => control.publishStatus(),
@@ -108,9 +135,10 @@ export class App {
     const model = new ModelService({
       config: c.model,
       log: child('model'),
-      listener: events,
+      listener: buildEvents,
       clock,
       resolve: store && ((p) => store.effectivePath(p)),
+      inUse: modelInUse(c.cameras),
     });
     const rollout =
       store &&
@@ -123,13 +151,26 @@ export class App {
         clock,
         log: child('rollout'),
       });
-    const stages = new StageModels({ config: c, log: child('pipelines'), listener: events, clock });
+    // cmd/model/* with `stage`: a pipeline stage's model (its own store and retained state).
+    const targets =
+      rollout &&
+      new RolloutTargets({
+        model: rollout,
+        config: { ...c.model.rollout, keep: c.model.keep },
+        deviceId: c.deviceId,
+        clock,
+        log: child('rollout'),
+        publishStage: (key, p) => messaging.mqtt.publish(`${topics.modelState}/${key}`, p, { qos: 1, retain: true }),
+      });
+    const stages = new StageModels({ config: c, log: child('pipelines'), listener: buildEvents, clock, resolve: targets?.resolveStage });
+    targets?.bindStages(stages);
     const channels = Object.entries(c.cameras)
       .filter(([, cam]) => cam.enabled)
       .map(([name, cam]) => {
         const inferred = (frame: Frame, inf: Inference) => {
           detector.progress(frame.camera);
           snapshots.record(frame, inf);
+          preview.record(frame, inf);
           metrics.observe(
             frame.camera,
             { ...inf.latencyMs, total: Math.max(0, clock.now() - frame.capturedAtMs) },
@@ -137,7 +178,10 @@ export class App {
           );
           control.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
         };
-        const state = (camera: string, st: CameraStateName) => (detector.state(camera, st), control.cameraStateChanged());
+        const state = (camera: string, st: CameraStateName) => {
+          detector.state(camera, st);
+          control.cameraStateChanged();
+        };
         const { infer, pipeline, target } = stages.forCamera(
           name,
           cam,
@@ -167,8 +211,8 @@ export class App {
       log: child('systemd'),
       clock,
     });
-    const monitor = (this.monitor = new HealthMonitor({ detector, source: { model, cameras: channels, messaging, journal } }));
-    const status: StatusReporter = (this.statusReporter = new StatusReporter({
+    const monitor = new HealthMonitor({ detector, source: { model, cameras: channels, messaging, journal } });
+    const status: StatusReporter = new StatusReporter({
       deviceId: c.deviceId,
       clock,
       sources: {
@@ -193,8 +237,14 @@ export class App {
         health: () => monitor.health(),
         systemd: notifier,
         rollout,
+        stageRollouts: targets,
+        http: {
+          get address() {
+            return http?.address;
+          },
+        },
       },
-    }));
+    });
     const metrics = new Metrics({
       cameras: () => channels.filter((ch) => ch.started).map((ch) => ({ ...ch.status(), status: ch.camera.status() })),
       model: () => model.info,
@@ -215,6 +265,7 @@ export class App {
       publishFailures: () => messaging.publishFailures(),
       healthy: () => monitor.health().ok,
       device: () => device.latest,
+      streams: () => ({ events: events.stats(), preview: preview.stats() }),
     });
     const control: MqttControl = new MqttControl({
       config: {
@@ -233,10 +284,10 @@ export class App {
       snapshot: (camera, quality, maxWidth) => snapshots.command(camera, quality, maxWidth),
       reload: async () => {
         if (!deps.reloader) throw new CommandError('UNAVAILABLE', 'reload is not available in this process');
-        return deps.reloader.reload();
+        return await deps.reloader.reload();
       },
       status: () => status.status(),
-      model: rollout,
+      model: targets,
       statusMessage: () => status.message('online'),
       modelName: () => (model.info ? `${model.info.name} ${model.info.version}` : 'edge-inferd'),
       publishFailures: () => messaging.publishFailures(),
@@ -245,7 +296,7 @@ export class App {
     const toPayload = (frame: Frame, inf: Inference) =>
       resultPayload({ deviceId: c.deviceId, seq: frame.seq, frame, inference: inf, model: inf.model, nowMs: clock.now() });
     const source = { health: () => monitor.health(), ready: () => monitor.ready(), status: () => status.status() };
-    const http = (this.http = c.http.enabled
+    const http = c.http.enabled
       ? createHttpServer({
           config: c.http,
           inferMaxBytes: c.model.inferMaxBytes,
@@ -254,20 +305,24 @@ export class App {
           cameras: started,
           snapshot: (cam) => snapshots.annotated(cam),
           journal,
-          infer: (f, cam) => (cam ? stages.inferOf(cam)!(f, {}) : model.infer(f)),
+          events: { hub: events, cameras: () => channels.map((ch) => ch.name) },
+          preview: { hub: preview, cameras: () => channels.map((ch) => ch.name), privacy: previewPrivacy },
+          infer: (f, cam) => (cam ? must(stages.inferOf(cam), `camera ${cam}'s pipeline`)(f, {}) : model.infer(f)),
           toPayload,
           clock,
           log,
         })
-      : undefined);
+      : undefined;
 
     const logLevel: LiveReloadable<Config['log']['level']> = {
       name: 'log',
       liveKeys: ['log.level'],
       slice: (n) => n.log.level,
-      apply: (level) => void (log.level = level),
+      apply: (level) => {
+        log.level = level;
+      },
     };
-    const reloads = (this.reloads = new ReloadController({
+    const reloads = new ReloadController({
       config,
       components: [logLevel, ...(http ? [http] : []), monitor, device, model, stages, messaging.sink, control, ...channels],
       hooks: {
@@ -277,36 +332,46 @@ export class App {
       },
       clock,
       log,
-    }));
-    const lifecycle = (this.lifecycle = new Lifecycle({
+    });
+    const lifecycle = new Lifecycle({
       log,
       // The notifier ticks from the start, so an engine build during start-up can extend systemd's start timeout.
       components: [
         part('systemd', notifier),
         ...(http ? [part('http', http)] : []),
+        part('preview', { start: () => undefined, stop: () => preview.stop() }),
         part('device', device),
         // Before the journal: a disk filled by an unfinished download gets its space back first.
         ...(store ? [part('rollout staging', { start: () => store.reclaim(c.model.rollout.reserveBytes), stop: () => undefined })] : []),
         part('journal', journal),
+        part('events', events),
         ...messaging.brokerComponents,
         model,
         part('pipelines', stages),
         ...messaging.connectionComponents,
         ...channels,
         control,
-        ...(rollout ? [part('rollout', rollout)] : []),
+        ...(targets ? [part('rollout', targets)] : []),
       ],
       onPhase: (phase) => {
         monitor.setPhase(phase);
         if (phase === 'starting') log.info({ config: c.source, deviceId: c.deviceId, version: VERSION }, 'starting');
-        if (phase === 'stopping') notifier.stoppingNow(), log.info('stopping');
+        if (phase === 'stopping') {
+          notifier.stoppingNow();
+          log.info('stopping');
+        }
         if (phase === 'stopped') log.info('stopped');
         if (phase !== 'running') return;
         markRunning();
-        log.info({ cameras: channels.map((ch) => ch.name), provider: model.info?.provider }, 'running');
+        log.info({ cameras: channels.map((ch) => ch.name), provider: model.info?.provider, http: http?.address }, 'running');
         notifier.ready();
       },
-    }));
+    });
+    this.monitor = monitor;
+    this.statusReporter = status;
+    this.http = http;
+    this.reloads = reloads;
+    this.lifecycle = lifecycle;
   }
 
   /** The config running now: after a reload, live keys are new and restart-required ones still old. */

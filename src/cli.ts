@@ -22,6 +22,7 @@ const HELP = `edge-inferd ${VERSION}: camera -> ONNX model -> MQTT, for edge dev
 Usage:
   edge-inferd [run] [--config FILE]     run the daemon (no config at all: the built-in demo)
   edge-inferd run --demo eyes           the eyes kiosk demo: face -> eyes pipeline, assessments
+  edge-inferd run --demo tray           the recycling tray as a pipeline: items -> material of each
   edge-inferd check-config [FILE]       validate a config file; exit 0 if valid, 1 with every problem
   edge-inferd config-schema             print the config's JSON Schema
   edge-inferd probe [--config FILE] [--json]
@@ -31,9 +32,13 @@ Usage:
                                         load the model on TensorRT (build, then cache hit) and CUDA, run
                                         N frames (20) on GPU and CPU, compare; exit 0 pass, 1 fail,
                                         3 no NVIDIA GPU on this machine
-  edge-inferd infer [--model DIR | --camera NAME] IMAGE...
+  edge-inferd infer [--model DIR | --camera NAME] IMAGE|VIDEO... [--fps N]
                                         run the model (or that camera's whole pipeline) on image
-                                        files; one result JSON per line
+                                        files; one result JSON per line; a video file: one per
+                                        frame (at most N per second of video) with frame.timeMs,
+                                        and a pipeline camera's assessments
+  edge-inferd model init FILE|DIR [--name N] [--out DIR] [--sample IMAGE]
+                                        a model package from what the model says about itself (docs/models.md)
   edge-inferd build-engine [--model DIR]
                                         build (or find) the TensorRT engine in the cache folder
   edge-inferd history [--camera NAME] [--since ISO|DURATION] [--limit N] [--json] [--events] [--journal FILE]
@@ -70,10 +75,16 @@ async function main(argv: string[]): Promise<number> {
       prefix: { type: 'string' },
       'gpu-selftest': { type: 'boolean' },
       frames: { type: 'string' },
+      fps: { type: 'string' },
+      name: { type: 'string' },
+      out: { type: 'string' },
+      sample: { type: 'string' },
     },
   });
-  if (values.help) return (process.stdout.write(HELP), 0);
-  if (values.version) return (process.stdout.write(`${VERSION}\n`), 0);
+  if (values.help || values.version) {
+    process.stdout.write(values.help ? HELP : `${VERSION}\n`);
+    return 0;
+  }
   const [cmd = 'run', ...rest] = positionals;
   switch (cmd) {
     case 'run':
@@ -89,7 +100,8 @@ async function main(argv: string[]): Promise<number> {
         const c = loadConfig({ file });
         const pipelines = Object.keys(c.pipelines).length ? `, pipelines: ${Object.keys(c.pipelines).join(', ')}` : '';
         process.stdout.write(
-          `${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`,
+          `${c.source}: OK (device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ` +
+            `${c.model.path}${pipelines}, mqtt: ${[c.mqtt.url].flat().join(', ')})\n`,
         );
         return 0;
       } catch (err) {
@@ -134,7 +146,14 @@ async function main(argv: string[]): Promise<number> {
         destination: pino.destination({ fd: 2, sync: true }),
       });
       const out = { stdout: (t: string) => process.stdout.write(t), stderr: (t: string) => process.stderr.write(t) };
-      return cmd === 'infer' ? inferImages(config, rest, log, out, values.camera) : buildEngine(config, log, out);
+      const fps = values.fps === undefined ? undefined : Number(values.fps);
+      if (fps !== undefined && !(fps > 0 && fps <= 1000)) {
+        process.stderr.write(
+          `edge-inferd infer: --fps must be a number of frames per second of video, above 0 and at most 1000 (got "${values.fps}")\n`,
+        );
+        return 2;
+      }
+      return cmd === 'infer' ? inferImages(config, rest, log, out, values.camera, { fps }) : buildEngine(config, log, out);
     }
     case 'history': {
       let journalPath = values.journal;
@@ -161,8 +180,19 @@ async function main(argv: string[]): Promise<number> {
         (s) => process.stderr.write(s),
       );
     }
+    case 'model': {
+      if (rest[0] !== 'init' || rest.length !== 2) {
+        process.stderr.write('edge-inferd model: usage: edge-inferd model init FILE|DIR [--name N] [--out DIR] [--sample IMAGE]\n');
+        return 2;
+      }
+      const { modelInit } = await import('./model-init.js');
+      return modelInit(
+        { source: rest[1], name: values.name, out: values.out, sample: values.sample },
+        { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
+      );
+    }
     case 'fleet': {
-      let m;
+      let m: ReturnType<typeof loadConfig>['mqtt'] | undefined;
       try {
         m = loadConfig({ file: values.config }).mqtt;
       } catch (err) {
@@ -171,7 +201,10 @@ async function main(argv: string[]): Promise<number> {
       }
       const configured = m && (typeof m.url === 'string' ? m.url : m.url[0]);
       const broker = values.broker ?? (configured === 'embedded' && m ? `mqtt://${m.embedded.host}:${m.embedded.port}` : configured);
-      if (!broker) return (process.stderr.write('edge-inferd fleet: give --broker URL\n'), 2);
+      if (!broker) {
+        process.stderr.write('edge-inferd fleet: give --broker URL\n');
+        return 2;
+      }
       const write = (t: string) => process.stdout.write(t);
       return runFleet(
         {

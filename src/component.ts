@@ -29,6 +29,7 @@ export interface LiveReloadable<S = unknown> {
    * component may still look, as the model service checks whether the package on disk changed).
    * Returns the changes it could not apply, with why; the rest count as applied.
    */
+  // biome-ignore lint/suspicious/noConfusingVoidType: void lets a component that never refuses declare apply(): void
   apply(slice: S, changes: ConfigChange[]): void | ReloadRefusal | Promise<void | ReloadRefusal>;
 }
 

@@ -100,14 +100,15 @@ function pixels(n: number, seed: number): Uint8Array {
 
 /** Frame `i` as the model's input tensor, normalised as the manifest says (what preprocessing would feed it). */
 export function frameTensor(input: Manifest['input'], i: number): ort.Tensor {
-  const { width: w, height: h, layout } = input;
-  const shape = layout === 'NCHW' ? [1, 3, h, w] : [1, h, w, 3];
-  const px = pixels(3 * w * h, 0x5eed + i);
+  const { width: w, height: h, layout, channels: C } = input;
+  const shape = layout === 'NCHW' ? [1, C, h, w] : [1, h, w, C];
+  const px = pixels(C * w * h, 0x5eed + i);
   if (input.dtype === 'uint8') return new ort.Tensor('uint8', px, shape);
   const data = new Float32Array(px.length);
   for (let k = 0; k < px.length; k++) {
-    const c = layout === 'NCHW' ? Math.floor(k / (w * h)) : k % 3;
-    data[k] = (px[k] * input.scale - input.mean[c]) / input.std[c];
+    const c = layout === 'NCHW' ? Math.floor(k / (w * h)) : k % C;
+    // One mean/std value stands for every channel.
+    data[k] = (px[k] * input.scale - (input.mean[c] ?? input.mean[0])) / (input.std[c] ?? input.std[0]);
   }
   return new ort.Tensor('float32', data, shape);
 }
@@ -295,7 +296,8 @@ async function checkProvider(
 export function formatSelftest(r: SelftestReport): string {
   const tag: Record<Verdict, string> = { pass: 'PASS  ', fail: 'FAIL  ', absent: 'ABSENT' };
   const lines = [
-    `GPU self-test: ${r.model.name} ${r.model.version} (${r.model.dir}), ${r.frames} frames, tolerance |gpu - cpu| <= ${r.tolerance.atol} + ${r.tolerance.rtol} * |cpu|`,
+    `GPU self-test: ${r.model.name} ${r.model.version} (${r.model.dir}), ${r.frames} frames, tolerance ` +
+      `|gpu - cpu| <= ${r.tolerance.atol} + ${r.tolerance.rtol} * |cpu|`,
     ...r.providers.map((p) => `  ${tag[p.verdict]} ${p.provider}: ${p.detail}`),
     r.verdict === 'pass'
       ? 'verdict: pass (exit 0)'

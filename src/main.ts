@@ -21,7 +21,7 @@ export interface RunOptions {
 
 /** Runs the daemon until SIGTERM/SIGINT (a second one forces the exit); SIGHUP reloads the config. */
 export async function runDaemon(opts: RunOptions): Promise<void> {
-  let config;
+  let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig({ file: opts.configFile, demo: opts.demo });
   } catch (err) {

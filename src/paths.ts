@@ -18,6 +18,8 @@ export const demoModelDir = join(packageRoot, 'models', 'demo');
 export const demoSamplesDir = join(demoModelDir, 'samples');
 /** The eyes demo (`run --demo eyes`): face detector, eye classifier, sample frames. */
 export const eyesDemoDir = join(packageRoot, 'models', 'demo-eyes');
+/** The tray demo (`run --demo tray`): item detector and sample trays; the materials come from the demo model. */
+export const trayDemoDir = join(packageRoot, 'models', 'demo-tray');
 
 /**
  * Where the journal lives when journal.path is not set: systemd's StateDirectory= (it exports
@@ -27,6 +29,6 @@ export const eyesDemoDir = join(packageRoot, 'models', 'demo-eyes');
 export function defaultJournalPath(env: NodeJS.ProcessEnv = process.env): string {
   const stateDir = env.STATE_DIRECTORY?.split(':')[0];
   if (stateDir) return join(stateDir, 'journal.sqlite');
-  const xdg = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
+  const xdg = env.XDG_STATE_HOME?.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
   return join(xdg, 'edge-inferd', 'journal.sqlite');
 }

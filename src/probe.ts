@@ -65,7 +65,7 @@ async function gstreamer(): Promise<ProbeReport['gstreamer']> {
         ),
       ),
     );
-    ELEMENTS.forEach((e, i) => (elements[e] = found[i]));
+    for (const [i, e] of ELEMENTS.entries()) elements[e] = found[i];
   } catch {
     // gst-inspect-1.0 (gstreamer1.0-tools) is not installed: the element list stays empty.
   }
@@ -141,7 +141,9 @@ function config(file: string | undefined): ProbeReport['config'] {
     return {
       ok: true,
       source: c.source,
-      summary: `device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ${c.mqtt.url}, http: ${c.http.host}:${c.http.port}`,
+      summary:
+        `device ${c.deviceId}, cameras: ${Object.keys(c.cameras).join(', ')}, model: ${c.model.path}, mqtt: ` +
+        `${c.mqtt.url}, http: ${c.http.host}:${c.http.port}`,
     };
   } catch (err) {
     if (err instanceof ConfigError) return { ok: false, source: err.file, problems: err.problems };
@@ -191,9 +193,8 @@ export function formatProbe(r: ProbeReport): string {
   lines.push(`      NVIDIA device nodes: ${r.gpu.nvidiaDevices.length ? r.gpu.nvidiaDevices.join(', ') : 'none'}`);
   lines.push('Memory and temperature');
   lines.push(`      ${r.memory.availableMb} MB available of ${r.memory.totalMb} MB`);
-  lines.push(
-    `      ${r.temperatures.length ? r.temperatures.map((t) => `${t.type} ${t.celsius.toFixed(1)} °C`).join(', ') : 'no temperature sensors readable'}`,
-  );
+  const temperatures = r.temperatures.map((t) => `${t.type} ${t.celsius.toFixed(1)} °C`).join(', ');
+  lines.push(`      ${temperatures || 'no temperature sensors readable'}`);
   lines.push(`Config${r.config.source ? ` (${r.config.source})` : ''}`);
   if (r.config.ok) lines.push(`  ok  ${r.config.summary}`);
   for (const p of r.config.problems ?? []) lines.push(`  NO  ${p}`);

@@ -21,7 +21,8 @@ export class RefusalLog {
     let w = this.windows.get(reason);
     if (!w || now - w.startMs >= 1000) {
       const suppressed = w?.suppressed ?? 0;
-      this.windows.set(reason, (w = { startMs: now, lines: 0, suppressed: 0 }));
+      w = { startMs: now, lines: 0, suppressed: 0 };
+      this.windows.set(reason, w);
       if (suppressed) fields = { ...fields, suppressed };
     }
     if (w.lines >= this.burst) {

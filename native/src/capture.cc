@@ -3,7 +3,8 @@
 // JS API (the TS wrapper src/capture/native.ts validates every argument before calling):
 //   new Capture()
 //   capture.open(pipeline: string, sinkName: string, copy: boolean, pullTimeoutMs: number,
-//                full: { sink: string, valve: string, tee: string, gate?: string } | null): void
+//                full: { sink: string, valve: string, tee: string, gate?: string } | null,
+//                lossless: boolean): void
 //   capture.read(): Promise<frame>   (frame.full: the full-resolution frame of the same instant, while setFull(true))
 //   capture.setFull(on: boolean): void
 //   capture.close(): void
@@ -12,7 +13,10 @@
 
 #include "capture.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -279,6 +283,7 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
   const std::string sinkName = info[1].As<Napi::String>().Utf8Value();
   const bool copy = info[2].As<Napi::Boolean>().Value();
   const int64_t timeoutMs = info[3].As<Napi::Number>().Int64Value();
+  const bool lossless = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
   std::string fullSinkName, valveName, teeName, gateName;
   if (info[4].IsObject()) {
     Napi::Object full = info[4].As<Napi::Object>();
@@ -411,6 +416,7 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
   sink_ = GST_APP_SINK(sinkEl);
   bus_ = bus;
   copy_ = copy;
+  lossless_ = lossless;
   pullTimeoutNs_ = static_cast<uint64_t>(timeoutMs) * GST_MSECOND;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -456,8 +462,18 @@ Napi::Value Capture::Open(const Napi::CallbackInfo& info) {
 }
 
 void Capture::PullLoop() {
+  // Named for top -H and the benchmarks' per-thread CPU (threads inherit "node" otherwise).
+  pthread_setname_np(pthread_self(), "edge-pull");
   while (!stop_.load(std::memory_order_acquire)) {
-    GstSample* s = gst_app_sink_try_pull_sample(sink_, pullTimeoutNs_);
+    bool waiting = false;
+    if (lossless_) {
+      // The previous frame is unread: leave the next one in the appsink (the pipeline waits) and
+      // only poll the bus, until a read takes it.
+      std::unique_lock<std::mutex> lk(mu_);
+      if (latest_ != nullptr) taken_.wait_for(lk, std::chrono::nanoseconds(pullTimeoutNs_));
+      waiting = latest_ != nullptr;
+    }
+    GstSample* s = waiting ? nullptr : gst_app_sink_try_pull_sample(sink_, pullTimeoutNs_);
     if (s != nullptr) {
       const uint64_t at = MonotonicNs();
       std::lock_guard<std::mutex> lk(mu_);
@@ -490,7 +506,7 @@ void Capture::PullLoop() {
       gst_message_unref(m);
     }
     if (ended) return;
-    if (s == nullptr && !stop_.load() && gst_app_sink_is_eos(sink_)) {
+    if (s == nullptr && !waiting && !stop_.load() && gst_app_sink_is_eos(sink_)) {
       std::lock_guard<std::mutex> lk(mu_);
       SetTerminalLocked(Simple("EOS", "end of stream: the source has no more frames"));
       return;
@@ -676,6 +692,7 @@ void Capture::Wake(Napi::Env env) {
       }
       sample = latest_;
       latest_ = nullptr;
+      taken_.notify_one();
       seq = latestSeq_;
       at = latestAtNs_;
       delivered_++;
@@ -862,6 +879,10 @@ void Capture::StopNative() {
     gLive->erase(this);
   }
   stop_.store(true, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    taken_.notify_all();  // a lossless pull thread waiting for a read
+  }
   // Going to NULL flushes the appsink, so try_pull_sample() returns at once; then join.
   gst_element_set_state(pipeline_, GST_STATE_NULL);
   if (thread_.joinable()) thread_.join();

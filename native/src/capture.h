@@ -10,6 +10,7 @@
 #include <gst/video/video.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -96,6 +97,9 @@ class Capture : public Napi::ObjectWrap<Capture> {
   std::mutex lifeMu_;  // serialises StopNative (JS thread vs. the exit() safety net)
   std::atomic<bool> stop_{false};
   bool copy_ = true;
+  // Every frame, none dropped: the pull thread takes the next sample only once the previous one was
+  // read, so the pipeline waits on the appsink (a video file decoded for `infer`, not a live camera).
+  bool lossless_ = false;
   uint64_t pullTimeoutNs_ = 0;
 
   // JS-thread-only state.
@@ -112,6 +116,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   // Shared between the pull thread and the JS thread.
   std::mutex mu_;
   GstSample* latest_ = nullptr;  // newest sample nobody has read yet (ref held)
+  std::condition_variable taken_;  // lossless: latest_ was handed to a read (or the capture stops)
   uint64_t latestSeq_ = 0;
   uint64_t latestAtNs_ = 0;
   // Full-resolution samples not yet matched to a frame, oldest first (at most kFullRing).

@@ -1,7 +1,10 @@
 // edge_notify: sd_notify(3) without libsystemd. One AF_UNIX datagram to the socket named by the
 // caller (the TS side reads $NOTIFY_SOCKET and validates it). No GStreamer, no policy, no logging.
+// Also the calling thread's name (what top -H, ps -L and /proc/<pid>/task/<tid>/comm show).
 //
 //   notify(socketPath: string, state: string): number   // 0 on success, else errno
+//   setThreadName(name: string): number                  // 0 on success, else errno; the TS side
+//                                                        // checks the name (1-15 bytes)
 //
 // socketPath starting with '@' names a socket in the abstract namespace ('@' becomes the leading
 // NUL byte, as systemd does). The TS side checks the length before calling.
@@ -13,6 +16,7 @@
 #include <cstring>
 #include <string>
 
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -57,8 +61,14 @@ Napi::Value ErrnoName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), std::strerror(err));
 }
 
+Napi::Value SetThreadName(const Napi::CallbackInfo& info) {
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  return Napi::Number::New(info.Env(), pthread_setname_np(pthread_self(), name.c_str()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
+  exports.Set("setThreadName", Napi::Function::New(env, SetThreadName, "setThreadName"));
   exports.Set("strerror", Napi::Function::New(env, ErrnoName, "strerror"));
   return exports;
 }

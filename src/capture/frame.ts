@@ -20,6 +20,8 @@ export interface Frame {
   capturedAtMs: number;
   /** What the frame shows, when the source knows (an image file name). */
   name?: string;
+  /** The frame's time in a recording (a video file given to `edge-inferd infer`), ms from its start. */
+  timeMs?: number;
   /**
    * Set when the capture pipeline scaled the camera's frames (to the model's input): the camera's
    * own size. Results are in these coordinates (full-resolution pixels), whatever size `data` has.

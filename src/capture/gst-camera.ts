@@ -100,18 +100,22 @@ export class GstCamera implements Camera {
   }
 
   /** Opens the pipeline. Never throws for a camera that fails: it goes to `backoff` and retries. */
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
-    delete this.st.reason;
-    this.st.attempts = 0;
-    this.tryOpen();
+  start(): Promise<void> {
+    if (!this.started) {
+      this.started = true;
+      delete this.st.reason;
+      this.st.attempts = 0;
+      this.tryOpen();
+    }
+    return Promise.resolve();
   }
 
-  async stop(): Promise<void> {
-    if (!this.started) return;
-    this.started = false;
-    this.stopWith('stop');
+  stop(): Promise<void> {
+    if (this.started) {
+      this.started = false;
+      this.stopWith('stop');
+    }
+    return Promise.resolve();
   }
 
   async read(): Promise<Frame> {

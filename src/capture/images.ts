@@ -97,8 +97,14 @@ export class ImagesCamera implements Camera {
       }
       const waitMs = Math.max(1, (this.lastIndex + 1) * this.periodMs - (this.clock.monotonic() - this.startedAt));
       await new Promise<void>((res) => {
-        const t = this.clock.setTimeout(() => ((this.stopping = undefined), res()), waitMs);
-        this.stopping = () => (this.clock.clearTimeout(t), res());
+        const t = this.clock.setTimeout(() => {
+          this.stopping = undefined;
+          res();
+        }, waitMs);
+        this.stopping = () => {
+          this.clock.clearTimeout(t);
+          res();
+        };
       });
     }
   }
@@ -121,9 +127,10 @@ export class ImagesCamera implements Camera {
     };
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.setState('stopped');
     this.stopping?.();
+    return Promise.resolve();
   }
 
   private setState(state: CameraState): void {

@@ -151,7 +151,7 @@ function withSiteStack(err: Error, site: { stack?: string }): void {
   err.stack = `${err.name} [${(err as { code?: string }).code ?? ''}]: ${err.message}${frames ? `\n${frames}` : ''}`;
 }
 
-function captureSite(fn: Function): { stack?: string } {
+function captureSite(fn: (...args: never[]) => unknown): { stack?: string } {
   const site: { stack?: string } = {};
   Error.captureStackTrace(site, fn);
   return site;
@@ -161,7 +161,7 @@ function captureSite(fn: Function): { stack?: string } {
 // Loading
 
 interface NativeCaptureHandle {
-  open(pipeline: string, sinkName: string, copy: boolean, pullTimeoutMs: number, full: FullBranch | null): void;
+  open(pipeline: string, sinkName: string, copy: boolean, pullTimeoutMs: number, full: FullBranch | null, lossless: boolean): void;
   setFull(on: boolean): void;
   read(): Promise<NativeFrame>;
   close(): void;
@@ -293,6 +293,11 @@ export interface CaptureOptions {
   sinkName?: string;
   /** The pipeline's full-resolution branch, if it has one. */
   full?: FullBranch;
+  /**
+   * Every frame, none dropped: the next frame is taken from the appsink only once the previous
+   * one was read, so the pipeline waits (a video file decoded for `infer`; never a live camera).
+   */
+  lossless?: boolean;
 }
 
 export const DEFAULT_SINK_NAME = 'sink';
@@ -301,7 +306,7 @@ const SINK_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 function validateOpen(
   pipeline: unknown,
   opts: unknown,
-): { pipeline: string; copy: boolean; timeout: number; sink: string; full: FullBranch | null } {
+): { pipeline: string; copy: boolean; timeout: number; sink: string; full: FullBranch | null; lossless: boolean } {
   if (typeof pipeline !== 'string' || pipeline.trim() === '') {
     throw new CaptureError('BAD_OPTIONS', 'pipeline: expected a non-empty string');
   }
@@ -309,10 +314,12 @@ function validateOpen(
   if (opts === null || typeof opts !== 'object') throw new CaptureError('BAD_OPTIONS', 'options: expected an object');
   const o = opts as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (key !== 'copy' && key !== 'pullTimeoutMs' && key !== 'sinkName' && key !== 'full') {
-      throw new CaptureError('BAD_OPTIONS', `options.${key}: unknown option (known: copy, pullTimeoutMs, sinkName, full)`);
+    if (key !== 'copy' && key !== 'pullTimeoutMs' && key !== 'sinkName' && key !== 'full' && key !== 'lossless') {
+      throw new CaptureError('BAD_OPTIONS', `options.${key}: unknown option (known: copy, pullTimeoutMs, sinkName, full, lossless)`);
     }
   }
+  const lossless = o.lossless ?? false;
+  if (typeof lossless !== 'boolean') throw new CaptureError('BAD_OPTIONS', 'options.lossless: expected a boolean');
   const copy = o.copy ?? true;
   if (typeof copy !== 'boolean') throw new CaptureError('BAD_OPTIONS', 'options.copy: expected a boolean');
   const timeout = o.pullTimeoutMs ?? 100;
@@ -340,7 +347,7 @@ function validateOpen(
       ...(f.gate !== undefined ? { gate: f.gate as string } : {}),
     };
   }
-  return { pipeline, copy, timeout, sink, full };
+  return { pipeline, copy, timeout, sink, full, lossless };
 }
 
 /**
@@ -375,7 +382,7 @@ export class NativeCapture {
       this.#handle = new loaded.addon.Capture();
     }
     try {
-      this.#handle.open(v.pipeline, v.sink, v.copy, v.timeout, v.full);
+      this.#handle.open(v.pipeline, v.sink, v.copy, v.timeout, v.full, v.lossless);
     } catch (raw) {
       throw fromNative(raw, site);
     }

@@ -46,12 +46,26 @@ export interface SplitSource {
   sync: boolean;
 }
 
-/** What the capture pipeline scales frames to: the model's input and its resize mode. */
+/** What the capture pipeline scales frames to: the model's input, its resize mode and interpolation. */
 export interface ScaleTarget {
   width: number;
   height: number;
   resize: 'stretch' | 'letterbox' | 'center-crop';
+  /** The manifest's input.interpolation; default bilinear. */
+  interpolation?: 'bilinear' | 'nearest' | 'area' | 'bilinear-antialias' | 'bicubic-antialias';
 }
+
+/**
+ * The scalers' own methods for the interpolations they do as the tensor writer does: videoscale's
+ * (and a Jetson nvvidconv's interpolation-method) nearest and 2-tap bilinear. The antialiased ones
+ * (area, *-antialias) have no exact GStreamer twin: that branch then only converts, at the camera's
+ * size, and the tensor writer resamples exactly (a conversion of the whole frame: the price of
+ * the model's own resize).
+ */
+const SCALER_METHOD: Partial<Record<NonNullable<ScaleTarget['interpolation']>, { videoscale: string; nvvidconv: number }>> = {
+  bilinear: { videoscale: 'bilinear', nvvidconv: 1 },
+  nearest: { videoscale: 'nearest-neighbour', nvvidconv: 0 },
+};
 
 /** The element that scales: GStreamer's own, or a Jetson's VIC hardware through nvvidconv. */
 export type Scaler = 'videoscale' | 'nvvidconv';
@@ -141,11 +155,13 @@ function modelCaps(t: ScaleTarget): string {
 export function scaledPipeline(split: SplitSource, target: ScaleTarget, scaler: Scaler = 'videoscale'): string {
   const { sink, valve, tee, gate } = FULL_BRANCH;
   const sync = `sync=${split.sync}`;
-  const model =
-    scaler === 'nvvidconv'
-      ? `nvvidconv ! video/x-raw,format=RGBA,${modelCaps(target)}`
-      : `videoscale add-borders=false ! video/x-raw,${modelCaps(target)} ! videoconvert ! video/x-raw,format=RGB`;
   const full = scaler === 'nvvidconv' ? 'nvvidconv ! video/x-raw,format=RGBA' : 'videoconvert ! video/x-raw,format=RGB';
+  const method = SCALER_METHOD[target.interpolation ?? 'bilinear'];
+  const model = !method
+    ? full
+    : scaler === 'nvvidconv'
+      ? `nvvidconv interpolation-method=${method.nvvidconv} ! video/x-raw,format=RGBA,${modelCaps(target)}`
+      : `videoscale method=${method.videoscale} add-borders=false ! video/x-raw,${modelCaps(target)} ! videoconvert ! video/x-raw,format=RGB`;
   return (
     `${split.head} ! tee name=${tee} ` +
     `${tee}. ! valve name=${gate} drop=false ! queue max-size-buffers=2 ! ${model} ! appsink name=${SINK_NAME} ${sync} ` +
@@ -183,7 +199,8 @@ function sourceOf(u: CameraUri): CameraSource {
       const fps = o.fps ?? TEST_DEFAULTS.fps;
       const color = u.pattern === 'solid-color' ? ` foreground-color=0x${(o.color ?? 0xff000000).toString(16).padStart(8, '0')}` : '';
       // RGB straight from the source: solid colours arrive exactly as asked for.
-      const head = `videotestsrc name=${SOURCE_NAME} is-live=true pattern=${u.pattern}${color} ! video/x-raw,format=RGB,width=${w},height=${h},framerate=${fpsFraction(fps)}`;
+      const source = `videotestsrc name=${SOURCE_NAME} is-live=true pattern=${u.pattern}${color}`;
+      const head = `${source} ! video/x-raw,format=RGB,width=${w},height=${h},framerate=${fpsFraction(fps)}`;
       return { kind: 'test', ...splittable(head, { sync: false }), onEos: 'reconnect', display: u.display };
     }
     case 'file': {
@@ -205,9 +222,10 @@ function sourceOf(u: CameraUri): CameraSource {
     }
     case 'csi': {
       // Argus delivers NVMM (GPU) memory; nvvidconv converts to RGBA in hardware on the way out.
+      const rate = u.opts.fps !== undefined ? `videorate drop-only=true ! video/x-raw,framerate=${fpsFraction(u.opts.fps)} ! ` : '';
       const pipeline =
         `nvarguscamerasrc name=${SOURCE_NAME} sensor-id=${u.sensorId} ! video/x-raw(memory:NVMM)${capsFields(u.opts, true)} ! ` +
-        `nvvidconv ! video/x-raw,format=RGBA ! ${u.opts.fps !== undefined ? `videorate drop-only=true ! video/x-raw,framerate=${fpsFraction(u.opts.fps)} ! ` : ''}appsink name=${SINK_NAME} sync=false`;
+        `nvvidconv ! video/x-raw,format=RGBA ! ${rate}appsink name=${SINK_NAME} sync=false`;
       const hint = "csi:// needs NVIDIA Argus (nvarguscamerasrc, nvvidconv: JetPack's nvidia-l4t-gstreamer package)";
       return { kind: 'csi', pipeline, onEos: 'reconnect', display: u.display, hint };
     }
@@ -216,7 +234,8 @@ function sourceOf(u: CameraUri): CameraSource {
       const protocols = o.transport === 'tcp' ? ' protocols=tcp' : o.transport === 'udp' ? ' protocols=udp' : '';
       // drop-on-latency: a late packet is dropped rather than delaying every frame after it.
       const built = splittable(
-        `rtspsrc name=${SOURCE_NAME} location=${quote(u.location)} latency=${o.latencyMs ?? RTSP_DEFAULT_LATENCY_MS}${protocols} drop-on-latency=true ! decodebin`,
+        `rtspsrc name=${SOURCE_NAME} location=${quote(u.location)} ` +
+          `latency=${o.latencyMs ?? RTSP_DEFAULT_LATENCY_MS}${protocols} drop-on-latency=true ! decodebin`,
         { scale: o, rate: o.fps, sync: false },
       );
       return { kind: 'rtsp', ...built, onEos: 'reconnect', display: u.display };

@@ -70,7 +70,7 @@ export class CameraLoop {
   }
 
   start(): void {
-    if (this.running) return;
+    if (this.running !== undefined) return;
     this.stopping = false;
     this.running = this.run();
   }
@@ -106,8 +106,9 @@ export class CameraLoop {
       void done.then(() => this.inFlight.delete(done));
       // The next read waits until the engine has taken this frame (or, if it never says, its result).
       await Promise.race([handedOver, done]);
-      const wait = this.pace && this.busyMs !== undefined ? this.busyMs / 2 - 1 : 0;
-      if (wait >= 1 && this.busyMs! >= 4) {
+      const busyMs = this.pace ? (this.busyMs ?? 0) : 0;
+      const wait = busyMs / 2 - 1;
+      if (wait >= 1 && busyMs >= 4) {
         await sleepUnless(this.clock, wait, done);
       }
     }

@@ -113,7 +113,7 @@ const show = (uri: string) => JSON.stringify(redactUri(uri));
 
 /** The first character that may not appear in a value passed to GStreamer, or undefined. */
 function unsafeChar(s: string): string | undefined {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   const m = /[\s"'\\\u0000-\u001f\u007f]/.exec(s);
   return m?.[0];
 }
@@ -337,7 +337,7 @@ function rtspUri(p: Problems, base: string, opts: CameraUriOptions, display: str
   } catch {
     url = undefined as unknown as URL;
   }
-  if (!url || !url.hostname) {
+  if (!url?.hostname) {
     p.add('uri', `expected rtsp://[user:password@]host[:port]/path (got ${show(base)})`);
     return undefined;
   }

@@ -158,10 +158,32 @@ function checkResolved(c: Config): string[] {
   ) {
     // Like HTTP: commands reach the cameras (a snapshot is a camera image), so the LAN needs a login.
     problems.push(
-      `mqtt.embedded.host: listening beyond loopback (got ${JSON.stringify(e.host)}) needs authentication; set mqtt.username and mqtt.passwordFile (clients of the embedded broker must then log in with them), or listen on 127.0.0.1`,
+      `mqtt.embedded.host: listening beyond loopback (got ${JSON.stringify(e.host)}) needs authentication; ` +
+        `set mqtt.username and mqtt.passwordFile (clients of the embedded broker must then log in with ` +
+        `them), or listen on 127.0.0.1`,
     );
   }
+  const ws = e.websocket;
+  if (
+    c.mqtt.url === 'embedded' &&
+    ws &&
+    !isLoopback(ws.host) &&
+    (c.mqtt.username === undefined || (c.mqtt.password === undefined && c.mqtt.passwordFile === undefined))
+  ) {
+    problems.push(
+      `mqtt.embedded.websocket.host: listening beyond loopback (got ${JSON.stringify(ws.host)}) needs authentication; set mqtt.username and mqtt.passwordFile, or listen on 127.0.0.1`,
+    );
+  }
+  if (ws && ws.port === e.port && ws.host === e.host) {
+    problems.push(`mqtt.embedded.websocket.port: must differ from mqtt.embedded.port (${e.port})`);
+  }
   for (const [name, cam] of Object.entries(c.cameras)) {
+    // The person's own picture, as seen, only to a screen on this device.
+    if (cam.privacy?.preview === 'on' && c.http.enabled && !isLoopback(c.http.host)) {
+      problems.push(
+        `cameras.${name}.privacy.preview: "on" shows people as the camera sees them and needs HTTP on loopback only (got http.host ${JSON.stringify(c.http.host)}); use "redact", or listen on 127.0.0.1`,
+      );
+    }
     problems.push(...parseCameraUri(name, cam).problems);
     if (cam.reconnect.maxMs < cam.reconnect.initialMs) {
       problems.push(`cameras.${name}.reconnect.maxMs: must be >= initialMs (${cam.reconnect.initialMs}) (got ${cam.reconnect.maxMs})`);
@@ -194,7 +216,8 @@ function resolveHttpToken(c: Config): string[] {
   }
   if (h.enabled && !isLoopback(h.host) && h.token === undefined) {
     return [
-      `http.token: required when http.host is not a loopback address (got http.host ${JSON.stringify(h.host)}); set http.token or http.tokenFile, or listen on 127.0.0.1 and use an SSH tunnel`,
+      `http.token: required when http.host is not a loopback address (got http.host ` +
+        `${JSON.stringify(h.host)}); set http.token or http.tokenFile, or listen on 127.0.0.1 and use an SSH tunnel`,
     ];
   }
   return [];

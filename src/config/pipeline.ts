@@ -81,6 +81,12 @@ export const privacySchema = z.strictObject({
       'redact: every detection and every box of a person-finding model blacked out; on: as seen; off: no snapshots. ' +
         'Default: the boxes of person-finding models blacked out (every detection too when a pipeline stage finds people)',
     ),
+  preview: z
+    .enum(['redact', 'on', 'off'])
+    .optional()
+    .describe(
+      'GET /preview.mjpeg: redact (boxes of person-finding stages blacked out), on (as seen: only with HTTP on loopback), or off. Default: as snapshots, never on for a camera whose stage finds people',
+    ),
   includeCrops: z
     .boolean()
     .default(false)
@@ -134,6 +140,8 @@ export function checkPipelines(
         problems.push(`${at}.from: the first stage sees the whole frame; remove from (got ${JSON.stringify(st.from)})`);
       if (i === 0 && typeof facts !== 'string' && facts.task !== undefined && facts.task !== 'detect')
         problems.push(`${at}.model: the first stage must be a detector (task detect); ${st.model} is ${facts.task}`);
+      if (i > 0 && typeof facts !== 'string' && facts.task !== undefined && facts.task !== 'classify' && facts.task !== 'regress')
+        problems.push(`${at}.model: a crop stage must be a classify or regress model; ${st.model} is ${facts.task}`);
       if (i > 0) {
         if (st.from === undefined)
           problems.push(`${at}.from: required: the stage whose detections this stage crops (${[...seen.keys()].join(', ')})`);
@@ -147,7 +155,8 @@ export function checkPipelines(
           for (const [region, r] of Object.entries(st.regions)) {
             if (src && !have.includes(r.keypoint)) {
               problems.push(
-                `${at}.regions.${region}.keypoint: stage "${st.from}" has no keypoint "${r.keypoint}" (its manifest names ${have.length ? have.join(', ') : 'no keypoints'})`,
+                `${at}.regions.${region}.keypoint: stage "${st.from}" has no keypoint "${r.keypoint}" (its manifest ` +
+                  `names ${have.length ? have.join(', ') : 'no keypoints'})`,
               );
             }
           }

@@ -64,7 +64,9 @@ export const cameraSchema = z.strictObject({
     .max(1000)
     .optional()
     .describe(
-      'Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: the rate, default 30; v4l2/csi/file/rtsp: a cap: the camera runs at a rate it has at or above it, frames are dropped down to it)',
+      'Frames per second, 0.01 (a frame every 100 s) to 1000 (images: the cycle rate, default 2; test://: ' +
+        'the rate, default 30; v4l2/csi/file/rtsp: a cap: the camera runs at a rate it has at or above it, ' +
+        'frames are dropped down to it)',
     ),
   enabled: z.boolean().default(true),
   width: z
@@ -209,7 +211,8 @@ export const mqttSchema = z.strictObject({
     .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)])
     .default('embedded')
     .describe(
-      '"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker URLs tried in turn (failover: each attempt goes to the next)',
+      '"embedded" (start a broker in the daemon), mqtt://host:port, mqtts://host:port, or a list of broker ' +
+        'URLs tried in turn (failover: each attempt goes to the next)',
     ),
   prefix: z.string().regex(NAME_RE, nameMessage).default('edge-inferd'),
   clientId: z.string().min(1).max(128).optional().describe('default: edge-inferd-<deviceId>; stable, so the broker keeps the session'),
@@ -265,6 +268,20 @@ export const mqttSchema = z.strictObject({
     .strictObject({
       host: host.default('127.0.0.1'),
       port: port.default(1883),
+      websocket: z
+        .strictObject({
+          host: host
+            .default('127.0.0.1')
+            .describe('listen address; beyond loopback needs mqtt.username and mqtt.passwordFile, as the TCP one'),
+          port: port.default(9001),
+          path: z
+            .string()
+            .regex(/^\/[A-Za-z0-9._~\/-]*$/, 'must be a URL path starting with "/"')
+            .default('/mqtt')
+            .describe('URL path of the WebSocket endpoint (MQTT.js connects to ws://host:port/mqtt)'),
+        })
+        .optional()
+        .describe('also accept MQTT over WebSockets (for a browser page, e.g. with MQTT.js); off unless set'),
     })
     .prefault({}),
 });
@@ -291,7 +308,12 @@ export const journalSchema = z.strictObject({
 export const httpSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: host.default('127.0.0.1').describe('Listen address; anything but loopback requires token or tokenFile'),
-  port: port.default(8321),
+  port: z
+    .int()
+    .min(0)
+    .max(65535)
+    .default(8321)
+    .describe('Listen port; 0: a free port the system picks (the `running` log line and /status say which)'),
   token: z
     .string()
     .min(16, 'must be at least 16 characters')
@@ -321,6 +343,41 @@ export const httpSchema = z.strictObject({
     })
     .prefault({})
     .describe('What the HTTP endpoint takes at once, so a flood cannot starve the cameras or /healthz'),
+  cors: z
+    .strictObject({
+      origins: z
+        .array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be an origin: http(s)://host[:port], no path'))
+        .max(32)
+        .default([])
+        .describe('web page origins allowed to read the endpoints from another origin (CORS); none by default'),
+    })
+    .prefault({}),
+  events: z
+    .strictObject({
+      maxClients: z.int().min(1).max(1024).default(32).describe('GET /events streams open at once; more get 503'),
+      heartbeatSec: z
+        .number()
+        .min(1)
+        .max(300)
+        .default(15)
+        .describe('a heartbeat event on every stream this often; a client that takes no data for as long is dropped'),
+      bufferBytes: z
+        .int()
+        .min(4096)
+        .max(64 * 1024 * 1024)
+        .default(256 * 1024)
+        .describe("bytes waiting for one client's socket beyond which it is fed from the journal at its own pace"),
+    })
+    .prefault({})
+    .describe('GET /events: results and events as Server-Sent Events, resumable from the journal'),
+  preview: z
+    .strictObject({
+      maxFps: z.number().min(0.1).max(60).default(10).describe('GET /preview.mjpeg: the highest frame rate sent (a ?fps= above is capped)'),
+      maxClients: z.int().min(1).max(256).default(4).describe('preview streams open at once; more get 503'),
+      quality: z.int().min(10).max(100).default(70).describe('JPEG quality of the preview frames'),
+    })
+    .prefault({})
+    .describe('GET /preview.mjpeg: the frames behind the results as an MJPEG stream'),
 });
 
 export const healthSchema = z.strictObject({

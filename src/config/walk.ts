@@ -2,7 +2,8 @@ import type { z } from 'zod';
 
 /** Walks a zod schema by config path, looking through defaults/optionals; used for key suggestions and env mapping. */
 
-type Node = { _zod: { def: { type: string; [k: string]: any } } };
+/** The part of a zod 4 schema's internals this walks: the kind, and the children of wrappers, objects and records. */
+type Node = { _zod: { def: { type: string; innerType?: Node; shape?: Record<string, Node>; valueType?: Node } } };
 const WRAPPERS = new Set(['default', 'prefault', 'optional', 'nullable']);
 
 function unwrap(node: Node | undefined): Node | undefined {
@@ -15,7 +16,7 @@ export function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): Node 
   let cur = unwrap(schema as unknown as Node);
   for (const p of path) {
     const def = cur?._zod.def;
-    if (def?.type === 'object') cur = unwrap(def.shape[p as string]);
+    if (def?.type === 'object') cur = unwrap(def.shape?.[p as string]);
     else if (def?.type === 'record') cur = unwrap(def.valueType);
     else return undefined;
   }
@@ -25,7 +26,7 @@ export function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): Node 
 /** The keys an object schema accepts at `path`; [] when it is not an object. */
 export function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
   const def = schemaAt(schema, path)?._zod.def;
-  return def?.type === 'object' ? Object.keys(def.shape) : [];
+  return def?.type === 'object' ? Object.keys(def.shape ?? {}) : [];
 }
 
 export function isRecordAt(schema: z.ZodType, path: readonly PropertyKey[]): boolean {

@@ -29,7 +29,8 @@ export function parseYaml(text: string, file: string): YamlResult {
     Scalar(_key, node, path) {
       if (typeof node.source === 'string' && underflows(node.source, node.value)) {
         problems.push(
-          `${keyPath([...path, node])}: ${node.source.trim()} is too close to 0 for a number here (it would read as 0); write 0 or a larger value (${file}:${lineOf(node.range?.[0])})`,
+          `${keyPath([...path, node])}: ${node.source.trim()} is too close to 0 for a number here (it would ` +
+            `read as 0); write 0 or a larger value (${file}:${lineOf(node.range?.[0])})`,
         );
       }
     },

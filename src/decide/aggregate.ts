@@ -1,6 +1,7 @@
 import type { AggregateConfig } from '../config/pipeline.js';
-import type { Box, PipelineRun } from '../inference/types.js';
+import type { Box, CropOutputs, PipelineRun } from '../inference/types.js';
 import { IouTracker } from './tracker.js';
+import { must } from '../errors.js';
 
 /**
  * The decide stage of a pipeline camera: the tracker gives each detected object an id across
@@ -9,15 +10,21 @@ import { IouTracker } from './tracker.js';
  * evidence. Once every region has `minFrames` good frames, or the track has been seen `window`
  * frames, the track gets its one `assessment`: per region the mean scores and the best label, or
  * `notDetected` when the region had too few good frames. A track that ends is `cleared`.
+ * Multi-label and regress crop stages are averaged the same way: a multi-label region's labels
+ * are on when their mean probability reaches their threshold; a regress region has mean values
+ * and no label.
  */
 
 export interface RegionAssessment {
   name: string;
   notDetected: boolean;
+  /** The best class (multi-label: the best label that is on; regress: none). */
   label?: string;
   score?: number;
-  /** Mean probability per label (the stage's label order); absent when not detected. */
+  /** Mean probability per label, or mean value (regress), in the stage's label order; absent when not detected. */
   scores?: number[];
+  /** Multi-label: the labels whose mean reaches their threshold, best first. */
+  on?: string[];
   /** Good frames averaged. */
   frames: number;
   /** Frames of the window in which the region was found (its keypoint visible). */
@@ -36,6 +43,8 @@ export type TrackDecision =
       frames: number;
       box: Box;
       labels: string[];
+      /** How the regions' scores read (absent: classes). */
+      outputs?: CropOutputs;
       regions: RegionAssessment[];
     }
   | {
@@ -111,7 +120,7 @@ export class PipelineAggregator {
         st.regions.set(r.name, list);
       }
       if (st.assessed) continue;
-      const regions = [...st.regions.entries()].map(([name, list]) => this.assess(name, list, run.labels));
+      const regions = [...st.regions.entries()].map(([name, list]) => this.assess(name, list, run.labels, run.outputs));
       if (regions.every((r) => !r.notDetected) || st.frames >= this.cfg.window) {
         st.assessed = true;
         this.c.assessments++;
@@ -125,6 +134,7 @@ export class PipelineAggregator {
           frames: st.frames,
           box: obj.box,
           labels: run.labels,
+          ...(run.outputs ? { outputs: run.outputs } : {}),
           regions,
         });
       }
@@ -142,7 +152,7 @@ export class PipelineAggregator {
   }
 
   private clear(id: number, atMs: number, reason: 'left' | 'paused'): TrackDecision {
-    const st = this.states.get(id)!;
+    const st = must(this.states.get(id), `track ${id}'s state`);
     this.states.delete(id);
     this.c.cleared++;
     return {
@@ -157,17 +167,24 @@ export class PipelineAggregator {
     };
   }
 
-  private assess(name: string, list: readonly Entry[], labels: readonly string[]): RegionAssessment {
-    const good = list.filter((e) => e.scores);
+  private assess(name: string, list: readonly Entry[], labels: readonly string[], outputs?: CropOutputs): RegionAssessment {
+    const good = list.flatMap((e) => (e.scores ? [e.scores] : []));
     const skipped = {
       small: list.filter((e) => e.skipped === 'small').length,
       blurred: list.filter((e) => e.skipped === 'blurred').length,
     };
     const seen = list.filter((e) => !e.notDetected).length;
     if (good.length < this.cfg.minFrames) return { name, notDetected: true, frames: good.length, seen, skipped };
-    const L = good[0].scores!.length;
+    const L = good[0].length;
     const mean = new Array<number>(L).fill(0);
-    for (const e of good) for (let i = 0; i < L; i++) mean[i] += e.scores![i] / good.length;
+    for (const scores of good) for (let i = 0; i < L; i++) mean[i] += scores[i] / good.length;
+    const common = { name, notDetected: false, scores: mean, frames: good.length, seen, skipped };
+    if (outputs?.kind === 'values') return common;
+    if (outputs?.kind === 'multi-label') {
+      const on = mean.flatMap((x, i) => (x >= outputs.thresholds[i] ? [i] : [])).sort((a, b) => mean[b] - mean[a] || a - b);
+      const first = on.length ? { label: labels[on[0]] ?? `class_${on[0]}`, score: mean[on[0]] } : {};
+      return { ...common, ...first, on: on.map((i) => labels[i] ?? `class_${i}`) };
+    }
     let best = 0;
     for (let i = 1; i < L; i++) if (mean[i] > mean[best]) best = i;
     return {

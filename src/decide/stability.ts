@@ -1,4 +1,5 @@
 import type { Decision, Observation, Run, StableRule, StableState } from './types.js';
+import { must } from '../errors.js';
 
 /**
  * Top-1 label runs: a `change` decision whenever the label differs from the previous frame's
@@ -96,7 +97,7 @@ export class StabilityTracker {
   }
 
   private clearedDecision(atMs: number, reason: 'evidence' | 'paused', t: { count: number; sum: number } | undefined): Decision {
-    const cur = this.current!;
+    const cur = must(this.current, 'the current decision');
     return {
       type: 'cleared',
       label: cur.label,
@@ -117,8 +118,10 @@ export class StabilityTracker {
     const m = new Map<string, { count: number; sum: number; firstMs: number }>();
     for (const o of this.window) {
       const t = m.get(o.label);
-      if (t) t.count++, (t.sum += o.score);
-      else m.set(o.label, { count: 1, sum: o.score, firstMs: o.atMs });
+      if (t) {
+        t.count++;
+        t.sum += o.score;
+      } else m.set(o.label, { count: 1, sum: o.score, firstMs: o.atMs });
     }
     return m;
   }

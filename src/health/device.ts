@@ -72,12 +72,25 @@ export async function readThermal(root = THERMAL_ROOT): Promise<Omit<DeviceReadi
   return { temperatures, cooling };
 }
 
-export async function sampleDevice(root = THERMAL_ROOT, now = () => systemClock.now()): Promise<DeviceReading> {
+/** The CPU temperature through systeminformation (°C), or undefined when it finds none. It runs shell commands. */
+export async function siCpuTemperature(): Promise<number | undefined> {
+  const cpu = await si.cpuTemperature().catch(() => undefined);
+  return cpu && typeof cpu.main === 'number' && Number.isFinite(cpu.main) ? cpu.main : undefined;
+}
+
+/**
+ * `cpuTemperature`: the fallback asked when there are no thermal zones (e.g. siCpuTemperature);
+ * none when absent (no default: "absent" must stay absent for the sampler that dropped it).
+ */
+export async function sampleDevice(
+  root: string,
+  now: () => number,
+  cpuTemperature: (() => Promise<number | undefined>) | undefined,
+): Promise<DeviceReading> {
   const t = await readThermal(root);
-  if (t.temperatures.length === 0) {
-    const cpu = await si.cpuTemperature().catch(() => undefined);
-    if (cpu && typeof cpu.main === 'number' && Number.isFinite(cpu.main))
-      t.temperatures.push({ zone: 'cpu', type: 'cpu', celsius: cpu.main });
+  if (t.temperatures.length === 0 && cpuTemperature) {
+    const celsius = await cpuTemperature();
+    if (celsius !== undefined) t.temperatures.push({ zone: 'cpu', type: 'cpu', celsius });
   }
   return { ...t, sampledAtMs: now() };
 }
@@ -88,12 +101,20 @@ export class DeviceSampler implements LiveReloadable<number> {
   private opts: { intervalMs: number; root?: string; log: Logger };
   private readonly clock: Clock;
   private failing = false;
+  /**
+   * The fallback for machines without thermal zones. systeminformation answers it by running three
+   * or four shell commands (one synchronously, on the main thread), each a fork of the whole
+   * daemon: on a VM without sensors that cost about 1 s of main-thread CPU a minute for nothing.
+   * Decided once: if the first sample finds no temperature this way, it is not asked again.
+   */
+  private cpuTemperature: (() => Promise<number | undefined>) | undefined;
 
-  /** `clock`: the sampling interval and the readings' times. */
-  constructor(opts: { intervalMs: number; root?: string; log: Logger; clock?: Clock }) {
-    const { clock, ...rest } = opts;
+  /** `clock`: the sampling interval and the readings' times. `cpuTemperature`: the fallback (default systeminformation's). */
+  constructor(opts: { intervalMs: number; root?: string; log: Logger; clock?: Clock; cpuTemperature?: () => Promise<number | undefined> }) {
+    const { clock, cpuTemperature, ...rest } = opts;
     this.opts = rest;
     this.clock = clock ?? systemClock;
+    this.cpuTemperature = cpuTemperature ?? siCpuTemperature;
   }
 
   get latest(): DeviceReading | undefined {
@@ -134,8 +155,13 @@ export class DeviceSampler implements LiveReloadable<number> {
 
   private async sample(): Promise<void> {
     try {
-      this.current = await sampleDevice(this.opts.root, () => this.clock.now());
+      const fallback = this.cpuTemperature;
+      this.current = await sampleDevice(this.opts.root ?? THERMAL_ROOT, () => this.clock.now(), fallback);
       this.failing = false;
+      if (fallback && this.current.temperatures.length === 0) {
+        this.cpuTemperature = undefined;
+        this.opts.log.debug('no thermal zones and no CPU temperature sensor: temperatures are not sampled');
+      }
     } catch (err) {
       if (!this.failing) this.opts.log.warn({ err: errorMessage(err) }, 'device sensors could not be read');
       this.failing = true;

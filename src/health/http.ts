@@ -4,6 +4,11 @@ import type { Config } from '../config/schema.js';
 import type { Inference } from '../inference/types.js';
 import type { Journal } from '../journal/journal.js';
 import type { Logger } from '../log.js';
+import type { EventHub } from './events.js';
+import { eventsRoute } from './routes/events.js';
+import type { PreviewHub } from './preview.js';
+import { previewRoute } from './routes/preview.js';
+import type { SnapshotPrivacy } from '../inference/stages.js';
 import { inferRoute } from './routes/infer.js';
 import type { Metrics } from './metrics.js';
 import { registerOpsRoutes } from './routes/ops.js';
@@ -23,6 +28,10 @@ export function createHttpServer(opts: {
   cameras: () => string[];
   snapshot: (camera: string) => Promise<Buffer | undefined>;
   journal: Journal;
+  /** GET /events: the hub, and the cameras its ?camera= may name (every enabled camera, started or not). */
+  events?: { hub: EventHub; cameras: () => string[] };
+  /** GET /preview.mjpeg: the hub, the cameras it may show, and each one's preview mode. */
+  preview?: { hub: PreviewHub; cameras: () => string[]; privacy: (camera: string) => SnapshotPrivacy };
   infer: (frame: Frame, camera?: string) => Promise<Inference>;
   toPayload: (frame: Frame, inf: Inference) => unknown;
   clock: Clock;
@@ -35,11 +44,14 @@ export function createHttpServer(opts: {
     token: h.token,
     limits: h.limits,
     allowedHosts: h.allowedHosts,
+    corsOrigins: h.cors.origins,
     source: opts.source,
     log: log.child({ component: 'http' }),
   });
   registerOpsRoutes(http, { metrics: opts.metrics, cameras: opts.cameras, snapshot: opts.snapshot });
   http.addRoute(resultsRoute(opts.journal, opts.clock));
+  if (opts.events) http.addRoute(eventsRoute(opts.events.hub, opts.events.cameras));
+  if (opts.preview) http.addRoute(previewRoute(opts.preview.hub, opts.preview.cameras, opts.preview.privacy));
   http.addRoute(
     inferRoute({
       maxBytes: opts.inferMaxBytes,

@@ -19,7 +19,15 @@ export interface HttpLimits {
 export const DEFAULT_HTTP_LIMITS: HttpLimits = { connections: 128, perClient: 16, bodyTimeoutSec: 30, inferConcurrent: 1 };
 
 const REFUSED_BODY = '{"error":"too many connections","code":"BUSY"}\n';
-const REFUSED = `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nRetry-After: 1\r\nContent-Length: ${REFUSED_BODY.length}\r\n\r\n${REFUSED_BODY}`;
+const REFUSED = [
+  'HTTP/1.1 503 Service Unavailable',
+  'Connection: close',
+  'Content-Type: application/json',
+  'Retry-After: 1',
+  `Content-Length: ${REFUSED_BODY.length}`,
+  '',
+  REFUSED_BODY,
+].join('\r\n');
 
 const LOCAL = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 

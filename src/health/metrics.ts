@@ -29,6 +29,8 @@ export interface MetricsSource {
   /** 1 while the stall detector says the pipeline progresses or waits on purpose. */
   healthy(): boolean;
   device(): DeviceReading | undefined;
+  /** The kiosk's streams (GET /events, GET /preview.mjpeg): open now, and since start refused at the limit and dropped. */
+  streams?(): Record<'events' | 'preview', { clients: number; refused: number; dropped: number }>;
 }
 
 export type Stage = 'preprocess' | 'inference' | 'postprocess' | 'total';
@@ -242,6 +244,38 @@ export class Metrics {
         this.reset();
         for (const c of source.device()?.cooling ?? [])
           this.set({ device: c.device, type: c.type }, c.maxState > 0 ? c.state / c.maxState : 0);
+      },
+    });
+    const streams = (pick: (s: { clients: number; refused: number; dropped: number }) => number) =>
+      Object.entries(source.streams?.() ?? {}).map(([endpoint, s]) => [endpoint, pick(s)] as const);
+    new Gauge({
+      name: `${P}http_streams`,
+      help: 'Open kiosk streams per endpoint (events: GET /events, preview: GET /preview.mjpeg)',
+      labelNames: ['endpoint'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [endpoint, v] of streams((s) => s.clients)) this.set({ endpoint }, v);
+      },
+    });
+    new Counter({
+      name: `${P}http_streams_refused_total`,
+      help: 'Kiosk streams refused (503) because the endpoint had its maxClients open',
+      labelNames: ['endpoint'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [endpoint, v] of streams((s) => s.refused)) this.inc({ endpoint }, v);
+      },
+    });
+    new Counter({
+      name: `${P}http_streams_dropped_total`,
+      help: 'Kiosk streams closed by the daemon because the client stopped taking data',
+      labelNames: ['endpoint'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [endpoint, v] of streams((s) => s.dropped)) this.inc({ endpoint }, v);
       },
     });
   }

@@ -6,7 +6,7 @@ import type { StallDetector, StallReport } from './stall.js';
 
 /** The components readiness looks at; each read is a plain look at its state. */
 export interface ReadinessSource {
-  model: { readonly info: { name: string; version: string; provider: string } | undefined };
+  model: { readonly info: { name: string; version: string; provider: string } | undefined; readonly inUse?: boolean };
   /** Every enabled camera's channel. */
   cameras: readonly { readonly name: string; readonly started: boolean; readonly camera: { status(): { state: string } } }[];
   messaging: {
@@ -61,7 +61,11 @@ export class HealthMonitor implements LiveReloadable<Config['health']> {
     const checks: ReadyReport['checks'] = {};
     const src = this.source;
     const info = src.model.info;
-    checks.model = info ? { ok: true, detail: `${info.name} ${info.version} on ${info.provider}` } : { ok: false, detail: 'not loaded' };
+    checks.model = info
+      ? { ok: true, detail: `${info.name} ${info.version} on ${info.provider}` }
+      : src.model.inUse === false
+        ? { ok: true, detail: 'not loaded: every camera runs a pipeline' }
+        : { ok: false, detail: 'not loaded' };
     for (const cam of src.cameras) {
       const state = cam.started ? cam.camera.status().state : undefined;
       checks[`camera:${cam.name}`] = { ok: state === 'streaming', detail: state ?? 'not started' };

@@ -58,9 +58,57 @@ async function api(path, binary) {
 }
 
 function esc(s) { return String(s).replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';'); }
-function rows(pairs) { return pairs.filter((p) => p[1] !== undefined && p[1] !== null && p[1] !== '').map((p) => '<tr><td>' + esc(p[0]) + '</td><td>' + p[1] + '</td></tr>').join(''); }
+function rows(pairs) {
+  const shown = pairs.filter((p) => p[1] !== undefined && p[1] !== null && p[1] !== '');
+  return shown.map((p) => '<tr><td>' + esc(p[0]) + '</td><td>' + p[1] + '</td></tr>').join('');
+}
 function badge(el, ok, text, warn) { el.className = 'badge ' + (ok ? (warn ? 'warn' : 'ok') : 'bad'); el.textContent = text; }
-function ago(ms) { if (!ms) return 'never'; const s = Math.max(0, (Date.now() - ms) / 1000); return s < 60 ? s.toFixed(0) + ' s ago' : (s / 60).toFixed(0) + ' min ago'; }
+// A result's or region's answer: the label and score; multi-label: every label on; regress: the values.
+function num(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2); }
+function answer(x, nothing) {
+  if (x.values) return Object.entries(x.values).map((e) => esc(e[0]) + ' <b>' + num(e[1]) + '</b>').join(', ');
+  const pct = (score) => (score === undefined ? '' : ' ' + (score * 100).toFixed(1) + ' %');
+  // A result's \`on\` lists {label, score}; a region's, the label names.
+  const one = (o) => (typeof o === 'string' ? '<b>' + esc(o) + '</b>' : '<b>' + esc(o.label) + '</b>' + pct(o.score));
+  if (x.on) return x.on.length ? 'on: ' + x.on.map(one).join(', ') : 'no label on';
+  return x.label === undefined ? nothing : '<b>' + esc(x.label) + '</b>' + pct(x.score);
+}
+function ago(ms) {
+  if (!ms) return 'never';
+  const s = Math.max(0, (Date.now() - ms) / 1000);
+  return s < 60 ? s.toFixed(0) + ' s ago' : (s / 60).toFixed(0) + ' min ago';
+}
+function reason(text) { return '<span class="reason">' + esc(text) + '</span>'; }
+function mute(text) { return '<div class="mute">' + esc(text) + '</div>'; }
+function providerCell(m) {
+  if (!m.provider) return '';
+  return '<b>' + esc(m.provider) + '</b>' + (m.providerAttempts || []).filter((a) => !a.ok).map((a) => mute(a.provider + ': ' + a.error)).join('');
+}
+function stageCell(st) {
+  const ms = st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess;
+  return esc(st.name) + ' ' + ms.toFixed(1) + ' ms' + (st.crops !== undefined ? ' (' + st.crops + ' crops, ' + st.skipped + ' skipped)' : '');
+}
+function errorsCell(c) {
+  if (!c.errors && !c.failures) return '';
+  return c.errors + ' camera, ' + c.failures + ' inference' + (c.lastError ? mute(c.lastError.message || c.lastError) : '');
+}
+function lastResultCell(r) {
+  if (!r) return 'none yet';
+  return answer(r, 'nothing detected') + ' · ' + ago(r.tsMs);
+}
+function regionText(e) {
+  const r = e[1];
+  return esc(e[0]) + ': ' + (r.notDetected ? 'not detected' : r.skipped ? 'skipped (' + esc(r.skipped) + ')' : answer(r, ''));
+}
+function objectsCell(r) {
+  if (!r || !r.objects) return '';
+  return r.objects.map((o) => '#' + esc(o.track || '?') + ' ' + Object.entries(o.regions).map(regionText).join(', ')).join('<br>') || 'none';
+}
+function tracksCell(p) {
+  if (!p) return '';
+  const q = p.qualitySkipped;
+  return p.tracks + ' seen, ' + p.assessments + ' assessed · quality skipped ' + q.small + ' small, ' + q.blurred + ' blurred';
+}
 
 function cameraCard(name) {
   let el = $('cam-' + name);
@@ -96,13 +144,14 @@ async function tick() {
     const m = s.model || {};
     const reload = s.reload || {};
     $('devtable').innerHTML = rows([
-      ['model', m.name ? esc(m.name + ' ' + m.version) : '<span class="reason">not loaded</span>'],
-      ['provider', m.provider ? '<b>' + esc(m.provider) + '</b>' + (m.providerAttempts || []).filter((a) => !a.ok).map((a) => '<div class="mute">' + esc(a.provider) + ': ' + esc(a.error) + '</div>').join('') : ''],
-      ['mqtt', s.mqtt ? (s.mqtt.connected ? 'connected to ' : '<span class="reason">not connected</span> to ') + esc(s.mqtt.url) : ''],
-      ['stages', (s.stages || []).map((st) => esc(st.pipeline + '/' + st.stage + ': ' + st.name + ' ' + st.version + ' on ' + st.provider)).join('<br>')],
+      ['model', m.name ? esc(m.name + ' ' + m.version) : reason('not loaded')],
+      ['provider', providerCell(m)],
+      ['mqtt', s.mqtt ? (s.mqtt.connected ? 'connected to ' : reason('not connected') + ' to ') + esc(s.mqtt.url) : ''],
+      ['stages', (s.stages || []).map((st) => esc(st.pipeline + '/' + st.stage + ': ' + st.name + ' ' + st.version + ' on ' + st.provider))
+        .join('<br>')],
       ['config', esc(s.config)],
-      ['last reload', reload.atMs ? (reload.ok ? 'ok' : '<span class="reason">failed</span>') + ' ' + ago(reload.atMs) : ''],
-      ['restart required', (reload.restartRequired || []).length ? '<span class="reason">' + esc(reload.restartRequired.join(', ')) + '</span>' : ''],
+      ['last reload', reload.atMs ? (reload.ok ? 'ok' : reason('failed')) + ' ' + ago(reload.atMs) : ''],
+      ['restart required', (reload.restartRequired || []).length ? reason(reload.restartRequired.join(', ')) : ''],
     ]);
     for (const [name, c] of Object.entries(s.cameras || {})) {
       const el = cameraCard(name);
@@ -112,15 +161,15 @@ async function tick() {
       prev[name] = { inferred: c.inferred, at: now };
       const r = c.lastResult;
       el.querySelector('table').innerHTML = rows([
-        ['state', c.state === 'streaming' ? c.state : '<span class="reason">' + esc(c.state) + '</span>'],
+        ['state', c.state === 'streaming' ? c.state : reason(c.state)],
         ['results/s', rate === undefined ? '…' : rate.toFixed(1)],
         ['frames', c.received + ' captured, ' + c.dropped + ' dropped, ' + c.inferred + ' inferred'],
-        ['errors', c.errors || c.failures ? c.errors + ' camera, ' + c.failures + ' inference' + (c.lastError ? '<div class="mute">' + esc(c.lastError.message || c.lastError) + '</div>' : '') : ''],
-        ['last result', r ? (r.label === undefined ? 'nothing detected' : '<b>' + esc(r.label) + '</b> ' + (r.score * 100).toFixed(1) + ' %') + ' · ' + ago(r.tsMs) : 'none yet'],
+        ['errors', errorsCell(c)],
+        ['last result', lastResultCell(r)],
         ['latency', r ? r.latencyMs.inference.toFixed(1) + ' ms inference, ' + r.latencyMs.total.toFixed(1) + ' ms total' : ''],
-        ['pipeline', c.pipeline ? esc(c.pipeline.name) + (r && r.pipeline ? ': ' + r.pipeline.stages.map((st) => esc(st.name) + ' ' + (st.latencyMs.preprocess + st.latencyMs.inference + st.latencyMs.postprocess).toFixed(1) + ' ms' + (st.crops !== undefined ? ' (' + st.crops + ' crops, ' + st.skipped + ' skipped)' : '')).join(' → ') : '') : ''],
-        ['tracks', c.pipeline ? c.pipeline.tracks + ' seen, ' + c.pipeline.assessments + ' assessed · quality skipped ' + c.pipeline.qualitySkipped.small + ' small, ' + c.pipeline.qualitySkipped.blurred + ' blurred' : ''],
-        ['objects', r && r.objects ? r.objects.map((o) => '#' + esc(o.track || '?') + ' ' + Object.entries(o.regions).map((e) => esc(e[0]) + ': ' + esc(e[1].notDetected ? 'not detected' : e[1].skipped ? 'skipped (' + e[1].skipped + ')' : e[1].label)).join(', ')).join('<br>') || 'none' : ''],
+        ['pipeline', c.pipeline ? esc(c.pipeline.name) + (r && r.pipeline ? ': ' + r.pipeline.stages.map(stageCell).join(' → ') : '') : ''],
+        ['tracks', tracksCell(c.pipeline)],
+        ['objects', objectsCell(r)],
       ]);
       refreshSnapshot(name, el.querySelector('img'));
     }

@@ -54,3 +54,14 @@ export function redactFrame(frame: Frame, boxes: readonly Box[]): Frame {
   }
   return { ...frame, data };
 }
+
+/**
+ * The frame as a picture may show it (/snapshot.jpg, the `snapshot` command, /preview.mjpeg): the
+ * full-resolution twin when the frame has one, private as privateView says. `k` scales results
+ * (in the camera's pixels) to the picture's pixels: on a scaled frame with no twin, boxes shrink by it.
+ */
+export function visibleFrame(frame: Frame, inf: Inference, mode: Exclude<SnapshotPrivacy, 'off'>): { frame: Frame; k: number } {
+  const pic = frame.full ?? frame;
+  const k = pic.width / (frame.sourceWidth ?? frame.width);
+  return { frame: privateView(pic, inf, mode, k), k };
+}

@@ -41,6 +41,11 @@ export interface Route {
   handler: RouteHandler;
   /** Served without the bearer token (only for content that holds no data, like the status page). */
   public?: boolean;
+  /**
+   * The token may also come as `?token=` (EventSource and <img> cannot send headers). The query is
+   * never logged: handler errors log the path only.
+   */
+  tokenInQuery?: boolean;
 }
 
 export interface HealthServerOptions {
@@ -54,6 +59,8 @@ export interface HealthServerOptions {
   limits?: HttpLimits;
   /** Host names served besides loopback and `host` (`http.allowedHosts`; see host-check.ts). */
   allowedHosts?: readonly string[];
+  /** Origins whose pages may read the answers (`http.cors.origins`); none by default: no CORS headers at all. */
+  corsOrigins?: readonly string[];
 }
 
 export class HealthServer implements LiveReloadable<string | undefined> {
@@ -88,6 +95,11 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     return (this.server?.address() as AddressInfo | null)?.port ?? this.opts.port;
   }
 
+  /** Where it listens now (the port the system picked for http.port 0); undefined while not listening. */
+  get address(): { host: string; port: number } | undefined {
+    return this.server && { host: this.opts.host, port: this.port };
+  }
+
   /** Registers an endpoint; GET routes also answer HEAD. */
   addRoute(route: Route): void {
     this.routes.push(route);
@@ -115,7 +127,10 @@ export class HealthServer implements LiveReloadable<string | undefined> {
         // A deep accept queue: under a connection flood a probe's SYN that finds the queue full is
         // dropped and only retried after the kernel's 1 s timeout (Node's default is 511; the
         // kernel caps it at net.core.somaxconn).
-        server.listen({ port: this.opts.port, host: this.opts.host, backlog: 4096 }, () => (server.off('error', reject), resolve()));
+        server.listen({ port: this.opts.port, host: this.opts.host, backlog: 4096 }, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -162,8 +177,9 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     const url = new URL(`http://x${target}`);
     const path = url.pathname;
     const method = req.method === 'HEAD' ? 'GET' : req.method;
+    if (this.cors(req, res, path)) return;
     const route = this.routes.find((r) => r.path === path && r.method === method);
-    if (!route?.public && !this.authorized(req)) {
+    if (!route?.public && !this.authorized(req, route?.tokenInQuery ? url : undefined)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="edge-inferd"');
       return send(res, 401, { error: 'a bearer token is required (Authorization: Bearer <http.token>)' });
     }
@@ -209,14 +225,40 @@ export class HealthServer implements LiveReloadable<string | undefined> {
     }
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  /** `url`: the route takes `?token=` too. */
+  private authorized(req: IncomingMessage, url?: URL): boolean {
     const token = this.opts.token;
     if (token === undefined) return true;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m) return false;
+    const given = m?.[1] ?? url?.searchParams.get('token') ?? undefined;
+    if (given === undefined) return false;
     // Hash both sides so the comparison takes the same time whatever the lengths.
     const digest = (s: string) => createHash('sha256').update(s).digest();
-    return timingSafeEqual(digest(m[1]), digest(token));
+    return timingSafeEqual(digest(given), digest(token));
+  }
+
+  /**
+   * CORS, only for the origins `http.cors.origins` lists: their requests get
+   * Access-Control-Allow-Origin, and their preflights (OPTIONS) are answered here. Any other
+   * origin gets no CORS header, so a browser keeps its page from reading the answer. Returns true
+   * when it answered the request (a preflight).
+   */
+  private cors(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    const origin = req.headers.origin;
+    const allowed = this.opts.corsOrigins ?? [];
+    if (!allowed.length) return false;
+    res.setHeader('Vary', 'Origin');
+    if (origin === undefined || !allowed.includes(origin)) return false;
+    res.setHeader('Access-Control-Allow-Origin', origin);
+    if (req.method !== 'OPTIONS') return false;
+    const methods = [...new Set(this.routes.filter((r) => r.path === path).map((r) => r.method))];
+    res.writeHead(204, {
+      'Access-Control-Allow-Methods': [...(methods.length ? methods : ['GET']), 'HEAD'].join(', '),
+      'Access-Control-Allow-Headers': 'Authorization, Last-Event-ID, Content-Type',
+      'Access-Control-Max-Age': '600',
+    });
+    res.end();
+    return true;
   }
 }
 

@@ -59,18 +59,21 @@ export function overlaySvg(width: number, height: number, o: Overlay): string {
   for (const b of o.boxes ?? []) {
     const c = colourOf(b.index);
     parts.push(
-      `<rect x="${b.x + sw / 2}" y="${b.y + sw / 2}" width="${Math.max(0, b.width - sw)}" height="${Math.max(0, b.height - sw)}" fill="none" stroke="${c}" stroke-width="${sw}"/>`,
+      `<rect x="${b.x + sw / 2}" y="${b.y + sw / 2}" width="${Math.max(0, b.width - sw)}" ` +
+        `height="${Math.max(0, b.height - sw)}" fill="none" stroke="${c}" stroke-width="${sw}"/>`,
     );
     const ty = b.y > bh ? b.y - 3 : b.y + font;
     parts.push(
-      `<text x="${b.x + sw}" y="${ty}" font-family="sans-serif" font-size="${Math.round(font * 0.8)}" fill="${c}" stroke="#000" stroke-width="0.6">${esc(`${b.label} ${b.score.toFixed(2)}`)}</text>`,
+      `<text x="${b.x + sw}" y="${ty}" font-family="sans-serif" font-size="${Math.round(font * 0.8)}" ` +
+        `fill="${c}" stroke="#000" stroke-width="0.6">${esc(`${b.label} ${b.score.toFixed(2)}`)}</text>`,
     );
   }
   if (o.label !== undefined) {
     parts.push(`<rect x="0" y="0" width="${width}" height="${bh}" fill="${colourOf(o.index ?? 0)}"/>`);
     const text = o.score === undefined ? o.label : `${o.label} ${o.score.toFixed(2)}`;
     parts.push(
-      `<text x="${Math.round(bh * 0.3)}" y="${Math.round(bh * 0.75)}" font-family="sans-serif" font-weight="bold" font-size="${font}" fill="#fff" stroke="#000" stroke-width="0.8">${esc(text)}</text>`,
+      `<text x="${Math.round(bh * 0.3)}" y="${Math.round(bh * 0.75)}" font-family="sans-serif" ` +
+        `font-weight="bold" font-size="${font}" fill="#fff" stroke="#000" stroke-width="0.8">${esc(text)}</text>`,
     );
   }
   if (o.caption) {
@@ -110,7 +113,7 @@ export function framePixels(frame: Frame): Buffer {
 }
 
 export async function renderSnapshot(frame: Frame, overlay: Overlay, quality = 80): Promise<Buffer> {
-  return sharp(framePixels(frame), { raw: { width: frame.width, height: frame.height, channels: 3 } })
+  return await sharp(framePixels(frame), { raw: { width: frame.width, height: frame.height, channels: 3 } })
     .composite([{ input: Buffer.from(overlaySvg(frame.width, frame.height, overlay)), top: 0, left: 0 }])
     .jpeg({ quality })
     .toBuffer();

@@ -5,7 +5,7 @@ import { errorMessage } from '../errors.js';
 import { type Inference, primaryOf } from '../inference/types.js';
 import { CommandError } from '../publish/commands.js';
 import type { SnapshotResult } from '../publish/schemas.js';
-import { privateView } from './redact.js';
+import { visibleFrame } from './redact.js';
 import { renderSnapshot } from './snapshot.js';
 import type { SnapshotPrivacy } from '../inference/stages.js';
 
@@ -51,11 +51,16 @@ export class SnapshotStore {
   encodes = 0;
 
   private readonly privacy: (camera: string) => SnapshotPrivacy;
+  private readonly alsoWanted: () => boolean;
 
-  /** `privacy`: per camera (SnapshotPrivacy). Default auto: what person-finding models found is blacked out. */
-  constructor(opts: { clock: Clock; privacy?: (camera: string) => SnapshotPrivacy }) {
+  /**
+   * `privacy`: per camera (SnapshotPrivacy). Default auto: what person-finding models found is blacked out.
+   * `alsoWanted`: someone else needs the inferred frames kept too (the preview, while it has viewers).
+   */
+  constructor(opts: { clock: Clock; privacy?: (camera: string) => SnapshotPrivacy; alsoWanted?: () => boolean }) {
     this.clock = opts.clock;
     this.privacy = opts.privacy ?? (() => 'auto');
+    this.alsoWanted = opts.alsoWanted ?? (() => false);
   }
 
   /** The frame as it may leave the device: redacted, as is, or refused (SNAPSHOTS_OFF). */
@@ -63,16 +68,12 @@ export class SnapshotStore {
     const mode = this.privacy(camera);
     if (mode === 'off')
       throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
-    // The picture is the full-resolution twin when there is one; results are in the camera's pixels,
-    // so on a scaled frame (no twin came) boxes shrink by k.
-    const pic = frame.full ?? frame;
-    const k = pic.width / (frame.sourceWidth ?? frame.width);
-    return { frame: privateView(pic, inf, mode, k), k };
+    return visibleFrame(frame, inf, mode);
   }
 
   /** Whether someone asked for a snapshot lately: cameras then send full-resolution frames too. */
   get wanted(): boolean {
-    return this.clock.monotonic() <= this.wantedUntilMs;
+    return this.clock.monotonic() <= this.wantedUntilMs || this.alsoWanted();
   }
 
   /**
@@ -87,7 +88,10 @@ export class SnapshotStore {
 
   private copy(frame: Frame): Uint8Array {
     let ring = this.copies.get(frame.camera);
-    if (!ring) this.copies.set(frame.camera, (ring = { bufs: [], next: 0 }));
+    if (!ring) {
+      ring = { bufs: [], next: 0 };
+      this.copies.set(frame.camera, ring);
+    }
     const i = ring.next;
     ring.next = (i + 1) % FRAME_COPIES;
     let copy = ring.bufs[i];
@@ -113,7 +117,10 @@ export class SnapshotStore {
     await new Promise<void>((resolve) => {
       const timer = this.clock.setTimeout(resolve, FULL_WAIT_MS);
       const list = this.fullWaiters.get(camera) ?? [];
-      list.push(() => (this.clock.clearTimeout(timer), resolve()));
+      list.push(() => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      });
       this.fullWaiters.set(camera, list);
     });
     return this.latest.get(camera);
@@ -160,19 +167,23 @@ export class SnapshotStore {
     if (mode === 'off')
       throw new CommandError('SNAPSHOTS_OFF', `camera ${camera}: snapshots are off (cameras.${camera}.privacy.snapshots)`);
     // A camera that scales for its model: wait (a little) for a frame with its full-resolution twin.
-    const entry = (await this.latestFull(camera))!;
+    const entry = await this.latestFull(camera);
+    if (!entry) throw new CommandError('NO_FRAME', `camera ${camera} has no frame yet`);
     const { frame, inf } = entry;
     const key = `${camera}\0${frame.seq}\0${frame.capturedAtMs}\0${quality}\0${maxWidth ?? ''}\0${mode}`;
     const last = this.lastEncoded.get(camera);
     if (last?.key === key) return last.result;
     const running = this.encoding.get(key);
-    if (running) return running;
+    if (running !== undefined) return running;
     if (this.encoding.size >= MAX_ENCODES) throw new CommandError('BUSY', `${MAX_ENCODES} snapshots are being encoded; try again`);
     this.encodes++;
     const result = this.encode(camera, frame, inf, quality, maxWidth);
     this.encoding.set(key, result);
     // Kept for the requests that come before the camera's next frame (one JPEG per camera).
-    const done = () => (this.encoding.delete(key), this.lastEncoded.set(camera, { key, result }));
+    const done = () => {
+      this.encoding.delete(key);
+      this.lastEncoded.set(camera, { key, result });
+    };
     result.then(done, () => this.encoding.delete(key));
     return result;
   }

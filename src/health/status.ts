@@ -27,6 +27,10 @@ export interface StatusSources {
   systemd: { readonly watchdogUsec: number | undefined; readonly counts: { watchdog: number; withheld: number; extended: number } };
   /** The model rollout (cmd/model/*), when enabled. */
   rollout?: { status(): RolloutState };
+  /** The model rollout to pipeline stages, by "<pipeline>/<stage>". */
+  stageRollouts?: { stageStatus(): Record<string, RolloutState> };
+  /** The HTTP endpoint, when enabled. */
+  http?: { readonly address: { host: string; port: number } | undefined };
 }
 
 /**
@@ -69,6 +73,8 @@ export class StatusReporter {
       reload: s.reloads.last ?? null,
       systemd: { watchdogUsec: s.systemd.watchdogUsec ?? null, ...s.systemd.counts },
       rollout: s.rollout?.status() ?? null,
+      ...(s.stageRollouts && Object.keys(s.stageRollouts.stageStatus()).length ? { stageRollouts: s.stageRollouts.stageStatus() } : {}),
+      http: s.http?.address ?? null,
     };
   }
 
@@ -134,6 +140,7 @@ export class StatusReporter {
     const phase = s.lifecycle.phase;
     const reason = phase === 'running' ? s.health().reason : undefined;
     const model = info ? `${info.name} on ${info.provider}` : 'no model';
-    return `${phase}: ${streaming}/${cams.length} cameras streaming, ${model}, ${s.messaging.state().connected ? 'mqtt connected' : 'mqtt not connected'}${reason ? `; ${reason}` : ''}`;
+    const mqtt = s.messaging.state().connected ? 'mqtt connected' : 'mqtt not connected';
+    return `${phase}: ${streaming}/${cams.length} cameras streaming, ${model}, ${mqtt}${reason ? `; ${reason}` : ''}`;
   }
 }

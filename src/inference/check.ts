@@ -1,4 +1,5 @@
-import type { Manifest } from './manifest.js';
+import { checkDetect } from './check-detect.js';
+import { heads, type Manifest } from './manifest.js';
 
 /**
  * The manifest against the model's own input/output metadata. Each difference is one line naming
@@ -18,11 +19,12 @@ export interface ModelIo {
   outputs: readonly IoMeta[];
 }
 
-/** Output names the postprocessor reads. */
+/** Output names the postprocessor reads, per role: one or several heads, joined in this order. */
 export interface OutputNames {
-  main?: string;
-  boxes?: string;
-  scores?: string;
+  main?: string[];
+  boxes?: string[];
+  scores?: string[];
+  keypoints?: string[];
 }
 
 const fmt = (shape: ReadonlyArray<number | string> | undefined) => `[${(shape ?? []).join(',')}]`;
@@ -52,72 +54,38 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
     if (!o.shape) return false;
     if (o.shape.length === want) return true;
     problems.push(
-      `${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`,
+      `${field}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ` +
+        `${m.task}${m.task === 'detect' ? ` format ${m.detect.format}` : ''} expects ${what}`,
     );
     return false;
   };
-  const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape![i] !== 'number' || o.shape![i] === want;
+  const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape?.[i] !== 'number' || o.shape?.[i] === want;
 
-  if (m.task === 'classify') {
-    const o = find('output.name', m.output?.name);
+  if (m.task === 'classify' || m.task === 'regress') {
+    const o = find('output.name', heads(m.output?.name)[0]);
     if (o) {
-      outputs.main = o.name;
+      outputs.main = [o.name];
       floatOut('output.name', o);
       const classes = o.shape?.[o.shape.length - 1];
+      const what = m.task === 'regress' ? 'values' : 'classes';
       if (typeof classes === 'number' && classes !== L)
         problems.push(
-          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${classes} classes (shape ${fmt(o.shape)})`,
+          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${classes} ${what} (shape ${fmt(o.shape)})`,
         );
     }
-  } else if (m.task === 'detect' && m.detect.format !== 'boxes-scores') {
-    const o = find('output.name', m.output?.name);
-    if (o) {
-      outputs.main = o.name;
-      floatOut('output.name', o);
-      const v8 = m.detect.format === 'yolov8';
-      const K = v8 ? (m.detect.keypoints?.length ?? 0) : 0;
-      const per = v8 ? 4 + L + 3 * K : 5 + L;
-      const axis = v8 ? 1 : 2;
-      if (
-        rank('output.name', o, 3, v8 ? `[1, 4+classes${K ? '+3*keypoints' : ''}, anchors]` : '[1, anchors, 5+classes]') &&
-        !dimIs(o, axis, per)
-      ) {
-        const other = v8 ? o.shape![2] : o.shape![1];
-        const hint = other === per ? ' (it looks transposed: check detect.format)' : '';
-        const what = v8 ? (K ? `4 box + classes + 3 x ${K} keypoints` : '4 box + classes') : '4 box + objectness + classes';
-        problems.push(
-          `${K ? 'detect.keypoints' : 'labels'}: ${L} labels${K ? ` and ${K} keypoints` : ''} need ${per} values per box in ${m.detect.format} format (${what}), the model's output "${o.name}" has ${o.shape![axis]} (shape ${fmt(o.shape)})${hint}`,
-        );
-      }
-    }
+    if (m.task === 'classify') checkThresholds(m, labels, problems);
+    else checkRegress(m, labels, problems);
   } else if (m.task === 'detect') {
-    for (const key of ['boxes', 'scores'] as const) {
-      const name = m.detect[key];
-      if (name === undefined) {
-        problems.push(`detect.${key}: required when detect.format is boxes-scores (model outputs: ${names(io.outputs)})`);
-        continue;
-      }
-      const o = find(`detect.${key}`, name);
-      if (!o) continue;
-      outputs[key] = o.name;
-      floatOut(`detect.${key}`, o);
-      if (!rank(`detect.${key}`, o, 3, key === 'boxes' ? '[1, N, 4]' : '[1, N, classes]')) continue;
-      if (key === 'boxes' && !dimIs(o, 2, 4))
-        problems.push(`detect.boxes: the model's output "${o.name}" has ${o.shape![2]} values per box (shape ${fmt(o.shape)}); expected 4`);
-      if (key === 'scores' && !dimIs(o, 2, L))
-        problems.push(
-          `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![2]} classes (shape ${fmt(o.shape)})`,
-        );
-    }
+    checkDetect(m, L, io, problems, outputs);
   } else {
-    const o = find('output.name', m.output?.name);
+    const o = find('output.name', heads(m.output?.name)[0]);
     if (o) {
-      outputs.main = o.name;
+      outputs.main = [o.name];
       if (m.segment.output === 'scores') {
         floatOut('output.name', o);
         if (rank('output.name', o, 4, 'scores [1, classes, H, W] (segment.output: scores)') && !dimIs(o, 1, L)) {
           problems.push(
-            `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape![1]} classes (shape ${fmt(o.shape)})`,
+            `labels: the manifest has ${L} labels, the model's output "${o.name}" has ${o.shape?.[1]} classes (shape ${fmt(o.shape)})`,
           );
         }
       } else {
@@ -128,6 +96,28 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
       problems.push(`segment.maskPng: the mask PNG holds one byte per pixel, so at most 256 classes (the manifest has ${L})`);
   }
   return { problems, outputs };
+}
+
+/** A per-label threshold map names every label and nothing else. */
+function checkThresholds(m: Manifest, labels: readonly string[], problems: string[]): void {
+  const t = m.classify.threshold;
+  if (t === undefined || typeof t === 'number') return;
+  for (const k of Object.keys(t))
+    if (!labels.includes(k)) problems.push(`classify.threshold.${k}: not a label (labels: ${labels.join(', ')})`);
+  const missing = labels.filter((l) => !(l in t));
+  if (missing.length)
+    problems.push(`classify.threshold: no threshold for ${missing.join(', ')}; name every label, or give one number for all`);
+}
+
+/** Per-value scale/offset lists have one number per value. */
+function checkRegress(m: Manifest, labels: readonly string[], problems: string[]): void {
+  for (const key of ['scale', 'offset'] as const) {
+    const v = m.regress[key];
+    if (Array.isArray(v) && v.length !== labels.length)
+      problems.push(
+        `regress.${key}: ${v.length} numbers for ${labels.length} values (${labels.join(', ')}); give one per value, or one for all`,
+      );
+  }
 }
 
 export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: string[]): void {
@@ -151,12 +141,19 @@ export function checkInput(m: Manifest, io: Pick<ModelIo, 'inputs'>, problems: s
   const [b, c, h, w] = nchw ? [shape[0], shape[1], shape[2], shape[3]] : [shape[0], shape[3], shape[1], shape[2]];
   if (typeof b === 'number' && b !== 1)
     problems.push(`input: the model's input "${input.name}" has batch size ${b} (shape ${fmt(shape)}); only batch 1 is supported`);
-  if (typeof c === 'number' && c !== 3) {
+  const C = spec.channels;
+  if (typeof c === 'number' && c !== C) {
     const other = nchw ? shape[3] : shape[1];
-    const hint = other === 3 ? ` (it looks ${nchw ? 'NHWC' : 'NCHW'})` : '';
-    problems.push(
-      `input.layout: manifest says ${spec.layout} (3 channels at dim ${nchw ? 1 : 3}), the model's input "${input.name}" has shape ${fmt(shape)}${hint}`,
-    );
+    // The channel count is elsewhere: the layout is wrong. A 1 or 3 where the layout puts channels: the count is.
+    const where = `the model's input "${input.name}" has shape ${fmt(shape)}`;
+    const layout = `input.layout: manifest says ${spec.layout} (${C} channels at dim ${nchw ? 1 : 3}), ${where}`;
+    if (other === C) problems.push(`${layout} (it looks ${nchw ? 'NHWC' : 'NCHW'})`);
+    else if (c === 1 || c === 3)
+      problems.push(
+        `input.channels: manifest says ${C}, the model's input "${input.name}" has ${c} ` +
+          `(shape ${fmt(shape)}, ${spec.layout}); set input.channels: ${c}`,
+      );
+    else problems.push(layout);
     return; // width/height would be read from the wrong dims
   }
   if (typeof w === 'number' && w !== spec.width)

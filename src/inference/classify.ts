@@ -1,6 +1,11 @@
-import type { Classification } from './types.js';
+import { type ClassifySpec, MULTI_LABEL, type RegressSpec } from './manifest.js';
+import type { Classification, CropOutputs, RegressValue } from './types.js';
 
-/** Classification postprocessing: optional softmax, then the k best labels. */
+/**
+ * Classification postprocessing: optional softmax (one label) or sigmoid (multi-label), then the
+ * k best labels and, multi-label, the labels at or above their threshold; and regress
+ * postprocessing: output * scale + offset per named value.
+ */
 
 export function softmax(x: ArrayLike<number>): Float32Array {
   let max = -Infinity;
@@ -33,10 +38,54 @@ export function topK(scores: ArrayLike<number>, labels: readonly string[], k: nu
   return best.map((i) => ({ index: i, label: labels[i] ?? `class_${i}`, score: scores[i] }));
 }
 
+export function sigmoid(x: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = 1 / (1 + Math.exp(-x[i]));
+  return out;
+}
+
+/** A multi-label manifest's threshold per label, in label order (default 0.5 for all). */
+export function labelThresholds(spec: Pick<ClassifySpec, 'threshold'>, labels: readonly string[]): number[] {
+  const t = spec.threshold ?? 0.5;
+  return labels.map((l) => (typeof t === 'number' ? t : (t[l] ?? 0.5)));
+}
+
+/** The model's raw output as a probability per label. */
+export function probabilities(output: ArrayLike<number>, outputs: ClassifySpec['outputs']): ArrayLike<number> {
+  return outputs === 'logits' ? softmax(output) : outputs === 'sigmoid' ? sigmoid(output) : output;
+}
+
+/** How a model's crop-stage numbers read (see CropOutputs). */
+export function cropOutputs(m: { task: string; classify: ClassifySpec }, labels: readonly string[]): CropOutputs {
+  if (m.task === 'regress') return { kind: 'values' };
+  return MULTI_LABEL.has(m.classify.outputs)
+    ? { kind: 'multi-label', thresholds: labelThresholds(m.classify, labels) }
+    : { kind: 'classes' };
+}
+
+/** The k best labels; multi-label models also every label at or above its threshold (`on`, best first). */
 export function classify(
   output: ArrayLike<number>,
   labels: readonly string[],
-  opts: { outputs: 'logits' | 'probabilities'; topK: number },
-): Classification[] {
-  return topK(opts.outputs === 'logits' ? softmax(output) : output, labels, opts.topK);
+  spec: Pick<ClassifySpec, 'outputs' | 'topK' | 'threshold'>,
+  thresholds?: readonly number[],
+): { top: Classification[]; on?: Classification[] } {
+  const p = probabilities(output, spec.outputs);
+  const top = topK(p, labels, spec.topK);
+  if (!MULTI_LABEL.has(spec.outputs)) return { top };
+  const t = thresholds ?? labelThresholds(spec, labels);
+  const on: Classification[] = [];
+  for (let i = 0; i < p.length; i++) if (p[i] >= t[i]) on.push({ index: i, label: labels[i] ?? `class_${i}`, score: p[i] });
+  on.sort((a, b) => b.score - a.score || a.index - b.index);
+  return { top, on };
+}
+
+/** value = output * scale + offset (scale and offset: one for all, or one per value). */
+export function regressValues(output: ArrayLike<number>, spec: RegressSpec): number[] {
+  const at = (v: number | number[], i: number) => (typeof v === 'number' ? v : v[i]);
+  return Array.from(output, (x, i) => x * at(spec.scale, i) + at(spec.offset, i));
+}
+
+export function regress(output: ArrayLike<number>, labels: readonly string[], spec: RegressSpec): RegressValue[] {
+  return regressValues(output, spec).map((value, i) => ({ index: i, name: labels[i] ?? `value_${i}`, value }));
 }

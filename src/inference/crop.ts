@@ -1,9 +1,9 @@
 import ort from 'onnxruntime-node';
 import { channelsOf, type Frame } from '../capture/frame.js';
-import { softmax } from './classify.js';
+import { cropOutputs, probabilities, regressValues } from './classify.js';
 import type { ModelPackage } from './package.js';
 import { Preprocessor, type TensorData } from './preprocess.js';
-import type { Box, LatencyMs } from './types.js';
+import type { Box, CropOutputs, LatencyMs } from './types.js';
 
 /**
  * The second stage of a pipeline, in the inference worker: crops taken from the full-resolution
@@ -40,7 +40,7 @@ export interface CropResult {
   sharpness: number;
   /** Why it was not classified: too small (or outside the frame), or too blurred. */
   skipped?: 'small' | 'blurred';
-  /** Probabilities per label, in the manifest's label order (absent when skipped). */
+  /** Probabilities per label, or a regress model's values, in the manifest's label order (absent when skipped). */
   scores?: number[];
 }
 
@@ -48,6 +48,8 @@ export interface CropsInference {
   task: 'crops';
   crops: CropResult[];
   labels: string[];
+  /** How the crops' scores read: classes, multi-label, or regress values. */
+  outputs: CropOutputs;
   /** Runs of the model (1 when batched). */
   runs: number;
   latencyMs: LatencyMs;
@@ -101,7 +103,7 @@ export function sharpness(view: Frame): number {
 /** Whether the model's first input dimension is symbolic (any batch size). */
 export function dynamicBatch(session: ort.InferenceSession, inputName: string): boolean {
   const meta = session.inputMetadata.find((m) => m.name === inputName);
-  const b = meta && meta.isTensor ? meta.shape[0] : 1;
+  const b = meta?.isTensor ? meta.shape[0] : 1;
   return typeof b !== 'number' || b < 0;
 }
 
@@ -110,6 +112,7 @@ export class CropClassifier {
   private readonly session: ort.InferenceSession;
   private readonly output: string;
   private readonly pre: Preprocessor;
+  private readonly outputs: CropOutputs;
   readonly batched: boolean;
 
   constructor(pkg: ModelPackage, session: ort.InferenceSession, output: string) {
@@ -118,6 +121,7 @@ export class CropClassifier {
     this.output = output;
     this.pre = new Preprocessor(pkg.manifest.input);
     this.batched = dynamicBatch(session, pkg.manifest.input.name);
+    this.outputs = cropOutputs(pkg.manifest, pkg.labels);
   }
 
   async run(source: Frame, req: CropRequest): Promise<CropsInference> {
@@ -164,7 +168,7 @@ export class CropClassifier {
           : type === 'float16'
             ? new Uint16Array(per * inputs.length)
             : new Uint8Array(per * inputs.length);
-      inputs.forEach((d, i) => all.set(d, i * per));
+      for (const [i, d] of inputs.entries()) all.set(d, i * per);
       await runOne(all, inputs.length);
     } else {
       for (const d of inputs) await runOne(d, 1);
@@ -172,13 +176,14 @@ export class CropClassifier {
     const t2 = performance.now();
     which.forEach((ci, k) => {
       const raw = outputs[k];
-      crops[ci].scores = Array.from(m.classify.outputs === 'logits' ? softmax(raw) : raw);
+      crops[ci].scores = m.task === 'regress' ? regressValues(raw, m.regress) : Array.from(probabilities(raw, m.classify.outputs));
     });
     const t3 = performance.now();
     return {
       task: 'crops',
       crops,
       labels: this.pkg.labels,
+      outputs: this.outputs,
       runs,
       latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 },
     };

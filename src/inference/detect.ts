@@ -1,7 +1,10 @@
+import { AnchorDecoder } from './anchors.js';
 import { MAX_DETECTIONS, screen } from './detect-guard.js';
+import { readKeypoints } from './keypoints.js';
 import type { DetectSpec } from './manifest.js';
 import { type Geometry, toSource } from './preprocess.js';
-import type { Detection, Keypoint } from './types.js';
+import type { Detection } from './types.js';
+import { must } from '../errors.js';
 
 /**
  * Detection postprocessing: decode the model's output format into candidate boxes (model-input
@@ -21,7 +24,7 @@ export interface Candidate {
   y2: number;
   score: number;
   cls: number;
-  /** yolov8: the anchor it came from (its keypoints are read from there after NMS). */
+  /** The row/anchor it came from (its keypoints are read from there after NMS). */
   anchor?: number;
 }
 
@@ -69,8 +72,11 @@ function corners(fmt: 'xyxy' | 'cxcywh', a: number, b: number, c: number, d: num
 }
 
 /** Reused per-anchor scratch, so a 8400-anchor YOLO output allocates nothing per frame. */
+export type DetectOutputs = { main?: OutputTensor; boxes?: OutputTensor; scores?: OutputTensor; keypoints?: OutputTensor };
+
 export class Detector {
   private readonly spec: DetectSpec;
+  private anchors?: AnchorDecoder;
   private readonly classes: number;
   private best = new Float32Array(0);
   private bestCls = new Int32Array(0);
@@ -94,14 +100,18 @@ export class Detector {
   }
 
   /** Candidates above the score threshold, in model-input pixels. */
-  candidates(outputs: { main?: OutputTensor; boxes?: OutputTensor; scores?: OutputTensor }, inputW: number, inputH: number): Candidate[] {
+  candidates(outputs: DetectOutputs, inputW: number, inputH: number): Candidate[] {
     const { format, scoreThreshold: thr } = this.spec;
+    if (format === 'anchors') {
+      if (!outputs.boxes || !outputs.scores) throw new Error('detect: anchors need the boxes and scores outputs');
+      return this.decoder(inputW, inputH).candidates(outputs.boxes, outputs.scores);
+    }
     const C = this.classes;
     const sx = this.spec.normalized ? inputW : 1;
     const sy = this.spec.normalized ? inputH : 1;
     const out: Candidate[] = [];
     if (format === 'yolov8') {
-      const { data, dims } = outputs.main!;
+      const { data, dims } = must(outputs.main, 'the main output');
       const N = dims[2];
       this.scratch(N);
       const best = this.best;
@@ -126,7 +136,7 @@ export class Detector {
         out.push({ x1, y1, x2, y2, score: best[n], cls: bestCls[n], anchor: n });
       }
     } else if (format === 'yolov5') {
-      const { data, dims } = outputs.main!;
+      const { data, dims } = must(outputs.main, 'the main output');
       const N = dims[1];
       const stride = dims[2];
       for (let n = 0; n < N; n++) {
@@ -142,12 +152,13 @@ export class Detector {
         const score = obj * bs;
         if (score < thr) continue;
         const [x1, y1, x2, y2] = corners('cxcywh', data[o] * sx, data[o + 1] * sy, data[o + 2] * sx, data[o + 3] * sy);
-        out.push({ x1, y1, x2, y2, score, cls: bc });
+        out.push({ x1, y1, x2, y2, score, cls: bc, anchor: n });
       }
     } else {
-      const boxes = outputs.boxes!.data;
-      const scores = outputs.scores!.data;
-      const N = outputs.boxes!.dims[1];
+      const boxes = must(outputs.boxes, 'the boxes output').data;
+      const scores = must(outputs.scores, 'the scores output').data;
+      const N = must(outputs.boxes, 'the boxes output').dims[1];
+      const per = must(outputs.boxes, 'the boxes output').dims[2]; // 4, or 4 + keypoint values
       for (let n = 0; n < N; n++) {
         let bs = -Infinity;
         let bc = 0;
@@ -156,60 +167,51 @@ export class Detector {
           if (s > bs) [bs, bc] = [s, c];
         }
         if (bs < thr) continue;
-        const b = n * 4;
+        const b = n * per;
         const [x1, y1, x2, y2] = corners(this.spec.boxFormat, boxes[b] * sx, boxes[b + 1] * sy, boxes[b + 2] * sx, boxes[b + 3] * sy);
-        out.push({ x1, y1, x2, y2, score: bs, cls: bc });
+        out.push({ x1, y1, x2, y2, score: bs, cls: bc, anchor: n });
       }
     }
     return out;
   }
 
-  run(
-    outputs: { main?: OutputTensor; boxes?: OutputTensor; scores?: OutputTensor },
-    labels: readonly string[],
-    g: Geometry,
-    inputW: number,
-    inputH: number,
-  ): Detection[] {
+  /** The anchor grid, built once from the manifest at the first frame (it needs the input size). */
+  private decoder(inputW: number, inputH: number): AnchorDecoder {
+    this.anchors ??= new AnchorDecoder(this.spec, this.classes, inputW, inputH);
+    return this.anchors;
+  }
+
+  run(outputs: DetectOutputs, labels: readonly string[], g: Geometry, inputW: number, inputH: number): Detection[] {
+    // Every format's candidates pass detect-guard: drawable boxes only, at most MAX_CANDIDATES into NMS.
     const screened = screen(this.candidates(outputs, inputW, inputH));
     const max = Math.min(this.spec.maxDetections, MAX_DETECTIONS);
     const seen = { examined: 0 };
     const kept = nms(screened.candidates, this.spec.iouThreshold, max, this.spec.classAware, seen);
     // NMS stopped at the cap: the candidates it never looked at are counted as capped.
     const overCap = screened.candidates.length - seen.examined + screened.capped;
-    const names = this.spec.format === 'yolov8' ? this.spec.keypoints : undefined;
+    const names = this.spec.keypoints;
+    const at = { spec: this.spec, classes: this.classes, inputW, inputH, anchors: this.anchors };
     const detections = kept.map((c) => ({
       index: c.cls,
       label: labels[c.cls] ?? `class_${c.cls}`,
       score: c.score,
       box: sourceBox(g, c),
-      ...(names && c.anchor !== undefined ? { keypoints: this.keypoints(outputs.main!, c.anchor, names, g, inputW, inputH) } : {}),
+      // Inverted through the letterbox like the box (not clipped: a point may lie outside the
+      // frame, and the crop code clips what it takes).
+      ...(names && c.anchor !== undefined
+        ? {
+            keypoints: readKeypoints(at, outputs, c.anchor, c.score).map((p, k) => ({
+              name: names[k],
+              x: (p.x - g.offsetX) / g.scaleX,
+              y: (p.y - g.offsetY) / g.scaleY,
+              score: p.score,
+            })),
+          }
+        : {}),
     }));
     const outside = detections.some((d) => d.box.w <= 0 || d.box.h <= 0);
     this.last = { invalid: screened.invalid, capped: overCap, incomplete: screened.invalid + overCap > 0 || outside };
     return detections;
-  }
-
-  /**
-   * YOLOv8-pose: after the 4 box rows and C class rows come x, y, visibility rows per keypoint, in
-   * the box's units; inverted through the letterbox like the box (not clipped: a point may lie
-   * outside the frame, and the crop code clips what it takes).
-   */
-  private keypoints(main: OutputTensor, n: number, names: readonly string[], g: Geometry, inputW: number, inputH: number): Keypoint[] {
-    const { data, dims } = main;
-    const N = dims[2];
-    const sx = this.spec.normalized ? inputW : 1;
-    const sy = this.spec.normalized ? inputH : 1;
-    const first = 4 + this.classes;
-    return names.map((name, k) => {
-      const row = (first + 3 * k) * N;
-      return {
-        name,
-        x: (data[row + n] * sx - g.offsetX) / g.scaleX,
-        y: (data[row + N + n] * sy - g.offsetY) / g.scaleY,
-        score: data[row + 2 * N + n],
-      };
-    });
   }
 }
 

@@ -46,7 +46,8 @@ export function tensorrtVersion(dirs: readonly string[] = LIB_DIRS): string {
       continue;
     }
     const versions = files.map((f) => /^libnvinfer\.so\.(\d+\.\d+\.\d+)/.exec(f)?.[1]).filter((v): v is string => !!v);
-    if (versions.length) return versions.sort().at(-1)!;
+    const newest = versions.sort().at(-1);
+    if (newest !== undefined) return newest;
   }
   return UNKNOWN;
 }

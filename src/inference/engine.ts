@@ -4,9 +4,10 @@ import ort from 'onnxruntime-node';
 import type { Frame } from '../capture/frame.js';
 import type { ProviderName } from '../config/schema.js';
 import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
-import { classify } from './classify.js';
+import { classify, labelThresholds, regress } from './classify.js';
 import { CropClassifier, type CropRequest, type CropsInference } from './crop.js';
-import { Detector, type OutputTensor } from './detect.js';
+import { type DetectOutputs, Detector, type OutputTensor } from './detect.js';
+import { HeadJoiner } from './heads.js';
 import type { EngineCachePlan } from './engine-cache.js';
 import type { InputSpec } from './manifest.js';
 import { type ModelPackage, ModelError } from './package.js';
@@ -14,6 +15,7 @@ import { type Geometry, Preprocessor, type TensorData } from './preprocess.js';
 import { createSession, type ProviderAttempt, type SessionOptions } from './providers.js';
 import { Segmenter } from './segment.js';
 import type { Inference, ModelInfo, TaskResult } from './types.js';
+import { must } from '../errors.js';
 
 /** Optional per-request callbacks. */
 export interface InferHooks {
@@ -69,18 +71,22 @@ export class Postprocessor {
   private readonly names: OutputNames;
   private readonly detector?: Detector;
   private readonly segmenter?: Segmenter;
+  private readonly thresholds: number[];
+  private readonly joiners = { main: new HeadJoiner(), boxes: new HeadJoiner(), scores: new HeadJoiner(), keypoints: new HeadJoiner() };
 
   constructor(pkg: ModelPackage, names: OutputNames) {
     this.pkg = pkg;
     this.names = names;
     const m = pkg.manifest;
+    this.thresholds = labelThresholds(m.classify, pkg.labels);
     if (m.task === 'detect') this.detector = new Detector(m.detect, pkg.labels.length);
     if (m.task === 'segment') this.segmenter = new Segmenter(m.segment);
   }
 
   /** The outputs to fetch from the model, in a fixed order. */
   get fetches(): string[] {
-    return [this.names.main, this.names.boxes, this.names.scores].filter((n): n is string => n !== undefined);
+    const n = this.names;
+    return [...(n.main ?? []), ...(n.boxes ?? []), ...(n.scores ?? []), ...(n.keypoints ?? [])];
   }
 
   run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
@@ -94,20 +100,33 @@ export class Postprocessor {
 
   private task(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
     const { manifest: m, labels } = this.pkg;
-    const main = this.names.main ? out[this.names.main] : undefined;
-    if (m.task === 'classify') return { task: 'classify', top: classify(main!.data, labels, m.classify) };
+    const main = this.names.main ? out[this.names.main[0]] : undefined;
+    if (m.task === 'classify')
+      return { task: 'classify', ...classify(must(main, 'the main output').data, labels, m.classify, this.thresholds) };
+    if (m.task === 'regress') return { task: 'regress', values: regress(must(main, 'the main output').data, labels, m.regress) };
     if (m.task === 'detect') {
-      const outputs = {
-        main,
-        boxes: this.names.boxes ? out[this.names.boxes] : undefined,
-        scores: this.names.scores ? out[this.names.scores] : undefined,
+      // Several heads per role are joined in the manifest's order: yolov8 along its last (anchor) axis, the rest by rows.
+      const join = (role: keyof DetectOutputs, axis: 'rows' | 'columns') => {
+        const names = this.names[role];
+        return names
+          ? this.joiners[role].join(
+              names.map((k) => out[k]),
+              axis,
+            )
+          : undefined;
       };
-      const detector = this.detector ?? new Detector(m.detect, labels.length);
+      const outputs: DetectOutputs = {
+        main: join('main', m.detect.format === 'yolov8' ? 'columns' : 'rows'),
+        boxes: join('boxes', 'rows'),
+        scores: join('scores', 'rows'),
+        keypoints: join('keypoints', 'rows'),
+      };
+      const detector = must(this.detector, 'the detector');
       const detections = detector.run(outputs, labels, geometry, m.input.width, m.input.height);
       const { invalid, capped } = detector.last;
       return { task: 'detect', detections, ...(invalid + capped > 0 ? { overflow: { invalid, capped } } : {}) };
     }
-    const seg = this.segmenter!.run(main!, labels, geometry, m.input.width, m.input.height);
+    const seg = must(this.segmenter, 'the segmenter').run(must(main, 'the main output'), labels, geometry, m.input.width, m.input.height);
     return { task: 'segment', ...seg };
   }
 }
@@ -139,7 +158,7 @@ export class Engine implements InferenceEngine {
 
   static async load(pkg: ModelPackage, opts: SessionOptions): Promise<Engine> {
     const m = pkg.manifest;
-    let r;
+    let r: Awaited<ReturnType<typeof createSession>>;
     try {
       r = await createSession({ path: pkg.modelPath, name: m.name, sha256: m.sha256 }, opts);
     } catch (err) {
@@ -178,11 +197,12 @@ export class Engine implements InferenceEngine {
   private queue: Promise<unknown> = Promise.resolve();
   private crops: CropClassifier | undefined;
 
-  /** A pipeline's second stage: crops of `source` through this (classify) model, queued like frames. */
+  /** A pipeline's second stage: crops of `source` through this (classify or regress) model, queued like frames. */
   inferCrops(source: Frame, req: CropRequest): Promise<CropsInference> {
     const run = this.queue.then(() => {
-      if (this.pkg.manifest.task !== 'classify')
-        throw new ModelError('STAGE_TASK', this.pkg.dir, [`a crop stage needs a classify model; this one is ${this.pkg.manifest.task}`]);
+      const task = this.pkg.manifest.task;
+      if (task !== 'classify' && task !== 'regress')
+        throw new ModelError('STAGE_TASK', this.pkg.dir, [`a crop stage needs a classify or regress model; this one is ${task}`]);
       this.crops ??= new CropClassifier(this.pkg, this.session, this.post.fetches[0]);
       return this.crops.run(source, req);
     });
@@ -193,7 +213,7 @@ export class Engine implements InferenceEngine {
   private async inferNow(frame: Frame): Promise<Inference> {
     const t0 = performance.now();
     const { data, geometry } = this.pre.run(frame);
-    return this.inferTensor(data, geometry, performance.now() - t0);
+    return await this.inferTensor(data, geometry, performance.now() - t0);
   }
 
   /**

@@ -68,7 +68,7 @@ export class ModelHost {
     if (!engine) return Promise.reject(new DaemonError('MODEL_NOT_LOADED', 'no model loaded'));
     if (!engine.inferCrops)
       return Promise.reject(
-        new DaemonError('STAGE_UNSUPPORTED', `model ${engine.info.name} cannot run as a crop stage (ONNX classify models only)`),
+        new DaemonError('STAGE_UNSUPPORTED', `model ${engine.info.name} cannot run as a crop stage (ONNX classify or regress models only)`),
       );
     return engine.inferCrops(frame, request);
   }
@@ -99,7 +99,11 @@ export class ModelHost {
       try {
         if (this.stopped) throw new DaemonError('MODEL_STOPPED', 'the model host is stopped');
         const next = await this.load(target);
-        if (check) await check(next).catch(async (err: unknown) => (await next.close().catch(() => undefined), Promise.reject(err)));
+        if (check)
+          await check(next).catch(async (err: unknown) => {
+            await next.close().catch(() => undefined);
+            throw err;
+          });
         if (this.stopped) {
           await next.close();
           throw new DaemonError('MODEL_STOPPED', 'the model host stopped during the reload');
@@ -121,7 +125,7 @@ export class ModelHost {
           error: { code: errorCode(err) ?? 'MODEL_LOAD', message: errorMessage(err), ...(problems ? { problems } : {}) },
         };
         this.log.error(
-          { dir: target, code: result.error!.code, err: result.error!.message, keeping: previous },
+          { dir: target, code: result.error?.code, err: result.error?.message, keeping: previous },
           'model reload failed; keeping the current model',
         );
       }

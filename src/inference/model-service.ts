@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js';
 import type { LiveReloadable, ReloadRefusal } from '../component.js';
 import type { ConfigChange } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
+import { DaemonError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CropRequest, CropsInference } from './crop.js';
 import type { EngineCachePlan } from './engine-cache.js';
@@ -59,10 +59,14 @@ export class ModelService implements LiveReloadable<ModelConfig> {
   private readonly listener: ModelListener;
 
   private readonly resolve: (configured: string) => string;
+  /** False when no camera runs the one model (every camera runs a pipeline): nothing is loaded for it. */
+  readonly inUse: boolean;
 
   /**
    * `resolve`: the package folder to use for the configured `model.path` (a model installed over
-   * MQTT overrides it, see src/rollout/store.ts); default the configured path itself.
+   * MQTT overrides it, see src/rollout/store.ts); default the configured path itself. `inUse`
+   * false: the service loads nothing (see modelInUse), takes reloads as config only, and refuses
+   * frames with MODEL_UNUSED.
    */
   constructor(opts: {
     config: ModelConfig;
@@ -70,8 +74,10 @@ export class ModelService implements LiveReloadable<ModelConfig> {
     listener: ModelListener;
     clock?: Clock;
     resolve?: (configured: string) => string;
+    inUse?: boolean;
   }) {
     this.cfg = opts.config;
+    this.inUse = opts.inUse ?? true;
     this.resolve = opts.resolve ?? ((p) => p);
     this.log = opts.log;
     this.listener = opts.listener;
@@ -83,6 +89,7 @@ export class ModelService implements LiveReloadable<ModelConfig> {
 
   /** Loads the configured package; throws if it cannot (there is nothing to fall back to). */
   async start(): Promise<void> {
+    if (!this.inUse) return void this.log.info('model not loaded: every camera runs a pipeline');
     const dir = this.resolve(this.cfg.path);
     const engine = await this.host.start(dir);
     this.log.info({ model: engine.info, dir }, 'model loaded');
@@ -96,13 +103,14 @@ export class ModelService implements LiveReloadable<ModelConfig> {
     return this.host.engine?.info;
   }
 
-  /** What capture scales frames to: the loaded model's input size and resize mode. */
+  /** What capture scales frames to: the loaded model's input size, resize mode and interpolation. */
   get scaleTarget(): ScaleTarget | undefined {
     const i = this.host.engine?.input;
-    return i && { width: i.width, height: i.height, resize: i.resize };
+    return i && { width: i.width, height: i.height, resize: i.resize, interpolation: i.interpolation };
   }
 
   infer(frame: Frame, hooks?: InferHooks): Promise<Inference> {
+    if (!this.inUse && !this.info) return Promise.reject(unused());
     return this.host.infer(frame, hooks);
   }
 
@@ -128,6 +136,10 @@ export class ModelService implements LiveReloadable<ModelConfig> {
   }
 
   async apply(next: ModelConfig, changes: ConfigChange[]): Promise<ReloadRefusal | undefined> {
+    if (!this.inUse && !this.info) {
+      this.cfg = next; // nothing loaded: the new slice is what a later load would use
+      return undefined;
+    }
     const dir = this.resolve(next.path);
     const packageChanged = !changes.length && (await packageDiffers(dir, this.info));
     if (packageChanged) this.log.info({ dir }, 'reload: the model package on disk changed');
@@ -175,6 +187,18 @@ export class ModelService implements LiveReloadable<ModelConfig> {
     if (e.type === 'engine-build-start') this.listener.buildStarted(`${e.provider}, ${e.model}`);
     else if (e.type === 'engine-build-end') this.listener.buildEnded();
   }
+}
+
+/** Whether some enabled camera runs the one model (`model`), not a pipeline: else it need not be loaded. */
+export function modelInUse(cameras: Config['cameras']): boolean {
+  return Object.values(cameras).some((cam) => cam.enabled && cam.pipeline === undefined);
+}
+
+function unused(): DaemonError {
+  return new DaemonError(
+    'MODEL_UNUSED',
+    'the one model (model.path) is not loaded: every camera runs a pipeline; name a camera (?camera=)',
+  );
 }
 
 /** Whether the package at `dir` is not the one running (its manifest names another sha256 or version, or cannot be read). */

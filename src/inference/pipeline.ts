@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import type { Frame } from '../capture/frame.js';
 import { packedRgb } from '../capture/pixels.js';
 import type { PipelineConfig, StageConfig } from '../config/pipeline.js';
-import { DaemonError } from '../errors.js';
+import { DaemonError, must } from '../errors.js';
 import { type CropRequest, type CropResult, type CropsInference, cropView } from './crop.js';
 import type { InferHooks } from './engine.js';
 import { planRegions, unmirror } from './regions.js';
@@ -71,7 +71,9 @@ export class PipelineRunner {
     for (const [i, d] of detections.entries()) {
       const regions: RegionResult[] = [];
       for (const p of plans[i])
-        regions.push(p.rect ? await this.region(p.name, crops!.crops[k++], source, scale) : { name: p.name, notDetected: true });
+        regions.push(
+          p.rect ? await this.region(p.name, must(crops, 'the crops').crops[k++], source, scale) : { name: p.name, notDetected: true },
+        );
       objects.push({ ...d, regions });
     }
     const cropStage = this.opts.models[1].info;
@@ -102,13 +104,14 @@ export class PipelineRunner {
       ...det,
       detections,
       latencyMs,
-      pipeline: { name: this.name, labels: crops?.labels ?? [], objects, stages },
+      pipeline: { name: this.name, labels: crops?.labels ?? [], ...(crops ? { outputs: crops.outputs } : {}), objects, stages },
     };
     return out;
   }
 
   private select(all: Detection[], stage: StageConfig): Detection[] {
-    let dets = stage.minScore === undefined ? all : all.filter((d) => d.score >= stage.minScore!);
+    const min = stage.minScore;
+    let dets = min === undefined ? all : all.filter((d) => d.score >= min);
     if (stage.maxObjects !== undefined) dets = dets.slice(0, stage.maxObjects);
     return this.opts.mirror ? dets.map((d) => (d.keypoints ? { ...d, keypoints: unmirror(d.keypoints) } : d)) : dets;
   }
@@ -129,7 +132,7 @@ export class PipelineRunner {
 
 /** The crop's pixels as PNG (privacy.includeCrops only). */
 async function cropPng(frame: Frame, c: CropResult, scale: number): Promise<Uint8Array> {
-  const { view } = cropView(frame, c.box, scale)!;
+  const { view } = must(cropView(frame, c.box, scale), 'the crop view');
   const { data, channels } = packedRgb(view);
   const png = await sharp(data, { raw: { width: view.width, height: view.height, channels } })
     .png()

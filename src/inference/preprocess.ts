@@ -1,9 +1,10 @@
-import { channelsOf, type Frame } from '../capture/frame.js';
+import type { Frame } from '../capture/frame.js';
 import type { InputSpec } from './manifest.js';
 
 /**
- * Frame -> model input tensor in one pass: bilinear resize (stretch | letterbox | center-crop),
- * colour order, scale/mean/std and layout. Output arrays and the per-column sampling tables are
+ * Frame -> model input tensor in one pass: resize (stretch | letterbox | center-crop, with the
+ * manifest's interpolation: src/inference/sampling.ts), colour order or grey, scale/mean/std and
+ * layout. Output arrays and the per-column sampling tables are
  * reused between frames of the same size, so the steady state allocates nothing.
  *
  * This is the reference: the daemon writes tensors with the native edge_tensor addon
@@ -12,15 +13,9 @@ import type { InputSpec } from './manifest.js';
  * this one.
  */
 
-/** Maps model-input pixels back to source pixels: src = (dst - offset) / scale. */
-export interface Geometry {
-  scaleX: number;
-  scaleY: number;
-  offsetX: number;
-  offsetY: number;
-  srcWidth: number;
-  srcHeight: number;
-}
+import { type AnyAxis, type Axis, type Geometry, samplingPlan, type SamplingPlan } from './sampling.js';
+
+export { type Geometry, geometryFor } from './sampling.js';
 
 /** A tensor's elements: float16 travels as its IEEE bits. */
 export type TensorData = Float32Array | Uint16Array | Uint8Array;
@@ -31,15 +26,8 @@ export interface Preprocessed {
   geometry: Geometry;
 }
 
-/** YOLO-style grey for letterbox padding. */
+/** YOLO-style grey: the default letterbox fill (manifest input.pad). */
 export const PAD = 114;
-
-export function geometryFor(spec: Pick<InputSpec, 'width' | 'height' | 'resize'>, srcW: number, srcH: number): Geometry {
-  const { width: W, height: H } = spec;
-  if (spec.resize === 'stretch') return { scaleX: W / srcW, scaleY: H / srcH, offsetX: 0, offsetY: 0, srcWidth: srcW, srcHeight: srcH };
-  const s = spec.resize === 'letterbox' ? Math.min(W / srcW, H / srcH) : Math.max(W / srcW, H / srcH);
-  return { scaleX: s, scaleY: s, offsetX: (W - srcW * s) / 2, offsetY: (H - srcH * s) / 2, srcWidth: srcW, srcHeight: srcH };
-}
 
 /**
  * The geometry in the camera's full-resolution pixels: a frame that capture scaled (Frame.sourceWidth)
@@ -62,52 +50,6 @@ export function toSourceGeometry(g: Geometry, frame: Pick<Frame, 'width' | 'heig
 /** Model-input box (x, y, w, h) -> source pixels. */
 export function toSource(g: Geometry, x: number, y: number, w: number, h: number): [number, number, number, number] {
   return [(x - g.offsetX) / g.scaleX, (y - g.offsetY) / g.scaleY, w / g.scaleX, h / g.scaleY];
-}
-
-export interface Axis {
-  i0: Int32Array;
-  i1: Int32Array;
-  w1: Float32Array;
-  /** Destination pixels [lo, hi) fall inside the source; the rest is letterbox padding. */
-  lo: number;
-  hi: number;
-}
-
-export function axis(dst: number, src: number, scale: number, offset: number, bytesPerStep: number): Axis {
-  const a: Axis = { i0: new Int32Array(dst), i1: new Int32Array(dst), w1: new Float32Array(dst), lo: dst, hi: 0 };
-  for (let d = 0; d < dst; d++) {
-    const s = (d + 0.5 - offset) / scale - 0.5;
-    if (s >= -0.5 && s <= src - 0.5) {
-      a.lo = Math.min(a.lo, d);
-      a.hi = d + 1;
-    }
-    const c = Math.min(Math.max(s, 0), src - 1);
-    const i0 = Math.floor(c);
-    // Stored as byte offsets (column * channels, row * stride) so the hot loop only adds.
-    a.i0[d] = i0 * bytesPerStep;
-    a.i1[d] = Math.min(i0 + 1, src - 1) * bytesPerStep;
-    a.w1[d] = c - i0;
-  }
-  if (a.hi < a.lo) a.hi = a.lo;
-  return a;
-}
-
-/** Which source byte holds each model channel (R,G,B or B,G,R order). */
-export function channelMap(format: Frame['format'], colour: InputSpec['colour']): [number, number, number] {
-  const rgb: [number, number, number] = format === 'BGR' || format === 'BGRA' ? [2, 1, 0] : format === 'GRAY8' ? [0, 0, 0] : [0, 1, 2];
-  return colour === 'RGB' ? rgb : [rgb[2], rgb[1], rgb[0]];
-}
-
-/** out = v * mul + add per channel: (v * scale - mean) / std for float, v + 0.5 (rounding) for uint8. */
-export function affineOf(spec: InputSpec): { mul: Float32Array; add: Float32Array } {
-  if (spec.dtype === 'uint8') return { mul: Float32Array.of(1, 1, 1), add: Float32Array.of(0.5, 0.5, 0.5) };
-  return { mul: Float32Array.from(spec.std, (s) => spec.scale / s), add: Float32Array.from(spec.mean, (m, i) => -m / spec.std[i]) };
-}
-
-/** Whether the x axis samples whole source pixels one after another (scale 1): no blend needed. */
-export function unitAxis(a: Axis, bpp: number): boolean {
-  for (let x = a.lo; x < a.hi; x++) if (a.w1[x] !== 0 || (x > a.lo && a.i0[x] - a.i0[x - 1] !== bpp)) return false;
-  return true;
 }
 
 /** IEEE binary32 -> binary16 bits, round to nearest even (native/src/tensor.cc HalfOf is the same function). */
@@ -140,50 +82,41 @@ const U32 = new Uint32Array(F32.buffer);
 
 export class Preprocessor {
   private readonly spec: InputSpec;
+  private readonly channels: 1 | 3;
   /** float16: the float32 values, converted into `half` at the end. */
   private readonly out: Float32Array | Uint8Array;
   private readonly half?: Uint16Array;
   private key = '';
-  private ax!: Axis;
-  private ay!: Axis;
-  private geometry!: Geometry;
-  /** out = v * mul + add per channel: (v * scale - mean) / std for float, v + 0.5 (rounding) for uint8. */
-  private readonly mul: Float32Array;
-  private readonly add: Float32Array;
-  /** The horizontal axis samples whole source pixels one after another (scale 1): no blend needed. */
-  private unitX = false;
-  private bpp = 3;
+  private plan!: SamplingPlan;
   private readonly lut: Float32Array | Uint8Array;
   private lutKey: number[] = [];
 
   constructor(spec: InputSpec) {
     this.spec = spec;
-    const n = spec.width * spec.height * 3;
+    this.channels = spec.channels ?? 3;
+    const n = spec.width * spec.height * this.channels;
     const float = spec.dtype !== 'uint8';
     this.out = float ? new Float32Array(n) : new Uint8Array(n);
     if (spec.dtype === 'float16') this.half = new Uint16Array(n);
-    ({ mul: this.mul, add: this.add } = affineOf(spec));
     this.lut = float ? new Float32Array(768) : new Uint8Array(768);
   }
 
   get dims(): number[] {
     const { width: W, height: H, layout } = this.spec;
-    return layout === 'NCHW' ? [1, 3, H, W] : [1, H, W, 3];
+    return layout === 'NCHW' ? [1, this.channels, H, W] : [1, H, W, this.channels];
   }
 
   /** New source size: new sampling tables, and the padding written once (frames only overwrite the inside). */
   private setup(frame: Frame): void {
     const { width: W, height: H, layout } = this.spec;
-    this.geometry = geometryFor(this.spec, frame.width, frame.height);
-    this.ax = axis(W, frame.width, this.geometry.scaleX, this.geometry.offsetX, channelsOf(frame.format));
-    this.ay = axis(H, frame.height, this.geometry.scaleY, this.geometry.offsetY, frame.stride);
-    this.bpp = channelsOf(frame.format);
-    this.unitX = unitAxis(this.ax, this.bpp);
+    const p = samplingPlan(this.spec, frame);
+    this.plan = p;
+    const C = this.channels;
     const plane = W * H;
-    for (let c = 0; c < 3; c++) {
-      const v = this.out instanceof Float32Array ? PAD * this.mul[c] + this.add[c] : PAD;
+    for (let c = 0; c < C; c++) {
+      const v = this.out instanceof Float32Array ? p.pad[c] * p.mul[c] + p.add[c] : p.pad[c];
       if (layout === 'NCHW') this.out.fill(v, c * plane, (c + 1) * plane);
-      else for (let o = c; o < plane * 3; o += 3) this.out[o] = v;
+      else for (let o = c; o < plane * C; o += C) this.out[o] = v;
     }
     this.key = `${frame.width}x${frame.height}/${frame.stride}/${frame.format}`;
   }
@@ -192,33 +125,48 @@ export class Preprocessor {
    * Writes the tensor for `frame` into the reused output array and returns it. The array is
    * overwritten by the next call: copy it if it must outlive the inference.
    *
-   * An output row that lands exactly on a source row, with the columns unscaled (640x480 into a
-   * 640 letterbox), needs no blend: it is one table look-up per byte. Other rows blend four source
-   * pixels per output pixel (top and bottom lerps, then the vertical one).
+   * Bilinear: an output row that lands exactly on a source row, with the columns unscaled (640x480
+   * into a 640 letterbox), needs no blend: it is one table look-up per byte. Other rows blend four
+   * source pixels per output pixel (top and bottom lerps, then the vertical one). The other
+   * interpolations, and grey models, take the general path (sample).
    */
   run(frame: Frame): Preprocessed {
     if (`${frame.width}x${frame.height}/${frame.stride}/${frame.format}` !== this.key) this.setup(frame);
+    const { ax, ay } = this.plan;
+    if (ax.kind === 'lerp' && ay.kind === 'lerp' && this.channels === 3) this.bilinear(frame, ax, ay);
+    else this.general(frame);
+    const geometry = toSourceGeometry(this.plan.geometry, frame);
+    const out = this.out;
+    if (this.half) {
+      const h = this.half;
+      for (let i = 0; i < h.length; i++) h[i] = f16bits(out[i]);
+      return { data: h, dims: this.dims, geometry };
+    }
+    return { data: out, dims: this.dims, geometry };
+  }
+
+  private bilinear(frame: Frame, ax: Axis, ay: Axis): void {
     const W = this.spec.width;
     const plane = W * this.spec.height;
-    const { ax, ay, out } = this;
+    const out = this.out;
     const src = frame.data;
-    const [k0, k1, k2] = channelMap(frame.format, this.spec.colour);
+    const [k0, k1, k2] = this.plan.k;
     if (k0 !== this.lutKey[0] || k1 !== this.lutKey[1] || k2 !== this.lutKey[2]) this.fillLut([k0, k1, k2]);
-    const [m0, m1, m2] = this.mul;
-    const [a0, a1, a2] = this.add;
+    const [m0, m1, m2] = this.plan.mul;
+    const [a0, a1, a2] = this.plan.add;
     const nchw = this.spec.layout === 'NCHW';
     // NCHW: channel c of pixel o at c * plane + o; NHWC: at o * 3 + c.
     const cs = nchw ? plane : 1;
     const ps = nchw ? 1 : 3;
     const { i0: cx0, i1: cx1, w1: wxs } = ax;
     const lut = this.lut;
-    const step = this.bpp;
+    const step = this.plan.bpp;
     for (let y = ay.lo; y < ay.hi; y++) {
       const r0 = ay.i0[y];
       const r1 = ay.i1[y];
       const wy = ay.w1[y];
       let o = (y * W + ax.lo) * ps;
-      if (wy === 0 && this.unitX) {
+      if (wy === 0 && this.plan.unitX) {
         for (let x = ax.lo, t = r0 + cx0[ax.lo]; x < ax.hi; x++, o += ps, t += step) {
           out[o] = lut[src[t + k0]];
           out[o + cs] = lut[256 + src[t + k1]];
@@ -243,18 +191,103 @@ export class Preprocessor {
         out[o + 2 * cs] = (top + (bot - top) * wy) * m2 + a2;
       }
     }
-    const geometry = toSourceGeometry(this.geometry, frame);
-    if (this.half) {
-      const h = this.half;
-      for (let i = 0; i < h.length; i++) h[i] = f16bits(out[i]);
-      return { data: h, dims: this.dims, geometry };
+  }
+
+  /**
+   * Any interpolation, colour or grey: each channel's sample (sample()), then grey = the weighted
+   * sum of the R, G, B samples, then v * mul + add. native/src/tensor.cc RunGeneral is the same, operation for operation.
+   */
+  private general(frame: Frame): void {
+    const { ax, ay, k, mul, add, grey } = this.plan;
+    const W = this.spec.width;
+    const C = this.channels;
+    const plane = W * this.spec.height;
+    const nchw = this.spec.layout === 'NCHW';
+    const cs = nchw ? plane : 1;
+    const ps = nchw ? 1 : C;
+    const out = this.out;
+    const s = [0, 0, 0];
+    // Taps: each source row the y taps name is filtered along x once (per model channel), then
+    // every output row sums its rows: the sums sample() would make, in the same order.
+    const rows = ax.kind === 'taps' && ay.kind === 'taps' ? new Map<number, Float64Array>() : undefined;
+    const rowOf = (off: number): Float64Array => {
+      let r = rows?.get(off);
+      if (r) return r;
+      r = new Float64Array(W * 3);
+      if (ax.kind === 'taps')
+        for (let x = ax.lo; x < ax.hi; x++)
+          for (let c = 0; c < 3; c++) {
+            let v = 0;
+            for (let i = ax.start[x]; i < ax.start[x + 1]; i++) v += frame.data[off + ax.off[i] + k[c]] * ax.weight[i];
+            r[x * 3 + c] = v;
+          }
+      rows?.set(off, r);
+      return r;
+    };
+    let rowsOfY: Float64Array[] = [];
+    let wy: Float32Array = new Float32Array(0);
+    for (let y = ay.lo; y < ay.hi; y++) {
+      let o = (y * W + ax.lo) * ps;
+      if (rows && ay.kind === 'taps') {
+        rowsOfY = Array.from(ay.off.subarray(ay.start[y], ay.start[y + 1]), rowOf);
+        wy = ay.weight.subarray(ay.start[y], ay.start[y + 1]);
+      }
+      for (let x = ax.lo; x < ax.hi; x++, o += ps) {
+        if (rows) {
+          for (let c = 0; c < 3; c++) {
+            let acc = 0;
+            for (let j = 0; j < rowsOfY.length; j++) acc += rowsOfY[j][x * 3 + c] * wy[j];
+            s[c] = acc;
+          }
+        } else for (let c = 0; c < 3; c++) s[c] = sample(frame.data, ax, ay, x, y, k[c]);
+        if (C === 1) out[o] = (s[0] * grey[0] + s[1] * grey[1] + s[2] * grey[2]) * mul[0] + add[0];
+        else for (let c = 0; c < 3; c++) out[o + c * cs] = s[c] * mul[c] + add[c];
+      }
     }
-    return { data: out, dims: this.dims, geometry };
   }
 
   /** The output value of byte v in model channel c at lut[c * 256 + v]: the same v * mul + add the blend computes. */
   private fillLut(k: readonly number[]): void {
-    for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) this.lut[c * 256 + v] = v * this.mul[c] + this.add[c];
+    for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) this.lut[c * 256 + v] = v * this.plan.mul[c] + this.plan.add[c];
     this.lutKey = [...k];
   }
+}
+
+/**
+ * One channel (source byte `k` of each pixel) at output pixel (x, y): the bilinear blend (lerp
+ * axes), or the weighted sum of the taps, row by row (taps axes). A lerp axis against a taps axis
+ * counts as two taps.
+ */
+function sample(src: Uint8Array, ax: AnyAxis, ay: AnyAxis, x: number, y: number, k: number): number {
+  if (ax.kind === 'lerp' && ay.kind === 'lerp') {
+    const r0 = ay.i0[y];
+    const r1 = ay.i1[y];
+    const c0 = ax.i0[x] + k;
+    const c1 = ax.i1[x] + k;
+    const wx = ax.w1[x];
+    const top = src[r0 + c0] + (src[r0 + c1] - src[r0 + c0]) * wx;
+    const bot = src[r1 + c0] + (src[r1 + c1] - src[r1 + c0]) * wx;
+    return top + (bot - top) * ay.w1[y];
+  }
+  const tx = tapsOf(ax, x);
+  const ty = tapsOf(ay, y);
+  let acc = 0;
+  for (let j = 0; j < ty.n; j++) {
+    const row = ty.off(j) + k;
+    let r = 0;
+    for (let i = 0; i < tx.n; i++) r += src[row + tx.off(i)] * tx.w(i);
+    acc += r * ty.w(j);
+  }
+  return acc;
+}
+
+/** The taps of output pixel d on an axis: a lerp axis's two (weights 1 - w1 and w1, as float32). */
+function tapsOf(a: AnyAxis, d: number): { n: number; off: (i: number) => number; w: (i: number) => number } {
+  if (a.kind === 'taps') {
+    const s = a.start[d];
+    return { n: a.start[d + 1] - s, off: (i) => a.off[s + i], w: (i) => a.weight[s + i] };
+  }
+  const w1 = a.w1[d];
+  const w0 = Math.fround(1 - w1);
+  return { n: 2, off: (i) => (i === 0 ? a.i0[d] : a.i1[d]), w: (i) => (i === 0 ? w0 : w1) };
 }

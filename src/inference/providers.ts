@@ -102,7 +102,10 @@ export function providerLibraryProblem(provider: ProviderName): string | undefin
   }
   const lib = join(bindingDir, `libonnxruntime_providers_${provider}.so`);
   if (process.platform === 'linux' && !existsSync(lib)) {
-    return `${lib} is not installed (x86_64: ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.js in node_modules/onnxruntime-node, see docs/gpu.md; Jetson: build onnxruntime-node from source with TensorRT)`;
+    return (
+      `${lib} is not installed (x86_64: ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.js in ` +
+      `node_modules/onnxruntime-node, see docs/gpu.md; Jetson: build onnxruntime-node from source with TensorRT)`
+    );
   }
   return undefined;
 }
@@ -227,9 +230,7 @@ export async function createSession(model: ModelIdentity, opts: SessionOptions):
       `${model.path}: no execution provider could load the model: ${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}`,
     );
   }
+  const skipped = notInstalled.length ? ` (not installed, not tried: ${notInstalled.join(', ')})` : '';
   const causes = tried.map((a) => (tried.length > 1 ? `${a.provider}: ${a.error}` : a.error)).join('; ');
-  throw new DaemonError(
-    'MODEL_LOAD',
-    `${model.path}: ONNX Runtime cannot load the model: ${causes}${notInstalled.length ? ` (not installed, not tried: ${notInstalled.join(', ')})` : ''}`,
-  );
+  throw new DaemonError('MODEL_LOAD', `${model.path}: ONNX Runtime cannot load the model: ${causes}${skipped}`);
 }

@@ -43,7 +43,7 @@ export function unmirror(keypoints: readonly Keypoint[]): Keypoint[] {
   const swap = (n: string) =>
     n.replace(
       /left|right|Left|Right|LEFT|RIGHT/g,
-      (w) => ({ left: 'right', right: 'left', Left: 'Right', Right: 'Left', LEFT: 'RIGHT', RIGHT: 'LEFT' })[w]!,
+      (w) => ({ left: 'right', right: 'left', Left: 'Right', Right: 'Left', LEFT: 'RIGHT', RIGHT: 'LEFT' })[w] ?? w,
     );
   return keypoints.map((k) => ({ ...k, name: swap(k.name) }));
 }

@@ -33,10 +33,11 @@ export class SelfTestError extends DaemonError {
 }
 
 async function isDir(p: string): Promise<boolean> {
-  return stat(p).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 export async function selfTest(

@@ -10,6 +10,7 @@ import type { InferHooks } from './engine.js';
 import { type ModelListener, ModelService, type ModelStatus } from './model-service.js';
 import { PipelineRunner } from './pipeline.js';
 import type { Inference, ModelInfo } from './types.js';
+import { must } from '../errors.js';
 
 /**
  * The models of the pipelines the enabled cameras run: one ModelService per stage (each its own
@@ -41,8 +42,19 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
   private readonly model: Config['model'];
   private readonly log: Logger;
 
-  constructor(opts: { config: Config; log: Logger; listener: ModelListener; clock?: Clock }) {
+  /**
+   * `resolve`: the package folder to load for a stage's configured model (one installed over MQTT
+   * overrides it, see src/rollout/stage-targets.ts); default the configured folder itself.
+   */
+  constructor(opts: {
+    config: Config;
+    log: Logger;
+    listener: ModelListener;
+    clock?: Clock;
+    resolve?: (pipeline: string, stage: string, configured: string) => string;
+  }) {
     const c = opts.config;
+    const resolve = opts.resolve;
     this.model = c.model;
     this.log = opts.log;
     const used = new Set(Object.values(c.cameras).flatMap((cam) => (cam.enabled && cam.pipeline ? [cam.pipeline] : [])));
@@ -55,6 +67,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
             log: opts.log.child({ pipeline: name, stage: st.name }),
             listener: opts.listener,
             clock: opts.clock,
+            resolve: resolve && ((configured) => resolve(name, st.name, configured)),
           }),
       );
       this.services.set(name, svcs);
@@ -76,7 +89,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     const name = cam.pipeline;
     let fn = single;
     if (name !== undefined) {
-      const [first, second] = this.services.get(name)!;
+      const [first, second] = must(this.services.get(name), `pipeline ${name}'s models`);
       const runner = new PipelineRunner({
         name,
         stages: () => this.pipelines[name],
@@ -141,10 +154,29 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     return stages?.some((st) => findsPeople(st)) ? 'redact' : 'auto';
   }
 
+  /**
+   * preview: the camera's choice, else as snapshots, but never `on` for a camera whose pipeline finds
+   * people (`on` must be asked for, and is refused unless HTTP is on loopback: src/config/load.ts).
+   */
+  previewPrivacy(cam: Pick<CameraConfig, 'pipeline' | 'privacy'>): SnapshotPrivacy {
+    if (cam.privacy?.preview) return cam.privacy.preview;
+    const snap = this.snapshotPrivacy(cam);
+    const stages = cam.pipeline ? this.pipelines[cam.pipeline] : undefined;
+    return snap === 'on' && stages?.some((st) => findsPeople(st)) ? 'redact' : snap;
+  }
+
+  /** Every running stage's model service, as "<pipeline>/<stage>", with what it does: the detector (first) or crops. */
+  stageServices(): { key: string; service: ModelService; role: 'detector' | 'crops' }[] {
+    return Object.entries(this.pipelines).flatMap(([name, stages]) => {
+      const svcs = this.services.get(name) ?? [];
+      return stages.map((st, i) => ({ key: `${name}/${st.name}`, service: svcs[i], role: i === 0 ? 'detector' : 'crops' }) as const);
+    });
+  }
+
   status(): StageStatus[] {
     return Object.entries(this.pipelines).flatMap(([name, stages]) =>
       stages.flatMap((st, i) => {
-        const s = this.services.get(name)![i].status();
+        const s = must(this.services.get(name), `pipeline ${name}'s models`)[i].status();
         return s ? [{ pipeline: name, stage: st.name, ...s }] : [];
       }),
     );
@@ -171,7 +203,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     for (const [name, stages] of Object.entries(this.pipelines)) {
       const after = next[name];
       if (!after || refused.some((ch) => ch.path === `pipelines.${name}`)) continue;
-      const svcs = this.services.get(name)!;
+      const svcs = must(this.services.get(name), `pipeline ${name}'s models`);
       for (const [i, st] of after.entries()) {
         const moved = st.model !== stages[i].model;
         const r = await svcs[i].apply(

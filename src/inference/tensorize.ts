@@ -2,18 +2,8 @@ import { channelsOf, type Frame } from '../capture/frame.js';
 import { DaemonError } from '../errors.js';
 import { type Loaded, loadAddon } from '../native/addon.js';
 import type { InputSpec } from './manifest.js';
-import {
-  affineOf,
-  axis,
-  channelMap,
-  type Geometry,
-  geometryFor,
-  PAD,
-  Preprocessor,
-  type TensorData,
-  toSourceGeometry,
-  unitAxis,
-} from './preprocess.js';
+import { type Geometry, Preprocessor, type TensorData, toSourceGeometry } from './preprocess.js';
+import { type AnyAxis, samplingPlan } from './sampling.js';
 
 /**
  * Frame -> model input tensor, written straight into memory the caller gives (the inference
@@ -67,9 +57,10 @@ export class Tensorizer {
   /** `useNative: false` forces the TypeScript reference (tests compare the two). */
   constructor(spec: InputSpec, opts: { useNative?: boolean } = {}) {
     this.spec = spec;
-    this.length = spec.width * spec.height * 3;
+    const C = spec.channels ?? 3;
+    this.length = spec.width * spec.height * C;
     this.byteLength = this.length * BYTES[spec.dtype];
-    this.dims = spec.layout === 'NCHW' ? [1, 3, spec.height, spec.width] : [1, spec.height, spec.width, 3];
+    this.dims = spec.layout === 'NCHW' ? [1, C, spec.height, spec.width] : [1, spec.height, spec.width, C];
     const a = opts.useNative === false ? undefined : tensorAddon();
     this.native = a?.ok ? a.addon : undefined;
   }
@@ -87,7 +78,10 @@ export class Tensorizer {
       throw new DaemonError('TENSOR_SIZE', `tensor buffer: ${dst.byteLength} bytes, the model's input needs ${this.byteLength}`);
     }
     let view = this.views.get(dst);
-    if (!view) this.views.set(dst, (view = tensorView(this.spec.dtype, dst, this.length)));
+    if (!view) {
+      view = tensorView(this.spec.dtype, dst, this.length);
+      this.views.set(dst, view);
+    }
     if (!this.native) {
       this.reference ??= new Preprocessor(this.spec);
       const r = this.reference.run(frame);
@@ -99,7 +93,8 @@ export class Tensorizer {
     if (frame.data.byteLength < this.minBytes) {
       throw new DaemonError(
         'FRAME_SIZE',
-        `camera ${frame.camera}: frame #${frame.seq} has ${frame.data.byteLength} bytes; ${frame.width}x${frame.height} ${frame.format} with stride ${frame.stride} needs ${this.minBytes}`,
+        `camera ${frame.camera}: frame #${frame.seq} has ${frame.data.byteLength} bytes; ` +
+          `${frame.width}x${frame.height} ${frame.format} with stride ${frame.stride} needs ${this.minBytes}`,
       );
     }
     this.native.tensor(frame.data, view, this.ints, this.floats);
@@ -116,38 +111,24 @@ export class Tensorizer {
         `camera ${frame.camera}: stride ${frame.stride} is less than ${frame.width} pixels of ${bpp} bytes`,
       );
     }
-    const g = geometryFor(this.spec, frame.width, frame.height);
-    const ax = axis(W, frame.width, g.scaleX, g.offsetX, bpp);
-    const ay = axis(H, frame.height, g.scaleY, g.offsetY, frame.stride);
-    const [k0, k1, k2] = channelMap(frame.format, this.spec.colour);
-    const { mul, add } = affineOf(this.spec);
-    const float = this.spec.dtype !== 'uint8';
-    const ints = new Int32Array(13 + 2 * W + 2 * H);
-    ints.set([
-      W,
-      H,
-      layout === 'NCHW' ? 0 : 1,
-      DTYPE_CODE[this.spec.dtype],
-      bpp,
-      k0,
-      k1,
-      k2,
-      ax.lo,
-      ax.hi,
-      ay.lo,
-      ay.hi,
-      unitAxis(ax, bpp) ? 1 : 0,
-    ]);
-    ints.set(ax.i0, 13);
-    ints.set(ax.i1, 13 + W);
-    ints.set(ay.i0, 13 + 2 * W);
-    ints.set(ay.i1, 13 + 2 * W + H);
-    const floats = new Float32Array(9 + W + H);
-    floats.set(mul, 0);
-    floats.set(add, 3);
-    for (let c = 0; c < 3; c++) floats[6 + c] = float ? PAD * mul[c] + add[c] : PAD;
-    floats.set(ax.w1, 9);
-    floats.set(ay.w1, 9 + W);
+    const p = samplingPlan(this.spec, frame);
+    const { ax, ay } = p;
+    const header = [W, H, layout === 'NCHW' ? 0 : 1, DTYPE_CODE[this.spec.dtype], bpp, ...p.k, ax.lo, ax.hi, ay.lo, ay.hi];
+    header.push(p.unitX ? 1 : 0, p.channels, ax.kind === 'lerp' ? 0 : 1);
+    const [xi, xf] = axisArrays(ax);
+    const [yi, yf] = axisArrays(ay);
+    const ints = new Int32Array(header.length + xi.length + yi.length);
+    ints.set(header);
+    ints.set(xi, header.length);
+    ints.set(yi, header.length + xi.length);
+    const floats = new Float32Array(12 + xf.length + yf.length);
+    floats.set(p.mul, 0);
+    floats.set(p.add, 3);
+    floats.set(p.pad, 6);
+    floats.set(p.grey, 9);
+    floats.set(xf, 12);
+    floats.set(yf, 12 + xf.length);
+    const g = p.geometry;
     this.ints = ints;
     this.floats = floats;
     this.geometry = g;
@@ -155,4 +136,18 @@ export class Tensorizer {
     this.minBytes = (frame.height - 1) * frame.stride + frame.width * bpp;
     this.key = key;
   }
+}
+
+/** An axis as the native plan lays it out (native/src/tensor.cc): lerp i0, i1 | w1; taps start, off | weight. */
+function axisArrays(a: AnyAxis): [Int32Array, Float32Array] {
+  if (a.kind === 'lerp') {
+    const ints = new Int32Array(a.i0.length * 2);
+    ints.set(a.i0);
+    ints.set(a.i1, a.i0.length);
+    return [ints, a.w1];
+  }
+  const ints = new Int32Array(a.start.length + a.off.length);
+  ints.set(a.start);
+  ints.set(a.off, a.start.length);
+  return [ints, a.weight];
 }

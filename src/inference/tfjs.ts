@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { Frame } from '../capture/frame.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, must } from '../errors.js';
 import { checkInput, checkModelIo, type IoMeta, type ModelIo } from './check.js';
 import type { OutputTensor } from './detect.js';
 import { Postprocessor, warmupFrame, type InferenceEngine } from './engine.js';
@@ -37,6 +37,7 @@ interface TfInfo {
 interface GraphModel {
   inputs: TfInfo[];
   outputNodes: string[];
+  execute(inputs: Record<string, TfTensor>, outputs: string[]): TfTensor | TfTensor[];
   executeAsync(inputs: Record<string, TfTensor>, outputs: string[]): Promise<TfTensor | TfTensor[]>;
   dispose(): void;
 }
@@ -103,7 +104,8 @@ export function loadTf(): Promise<{ tf: Tf; backend: TfjsBackend; attempts: Prov
       const why = attempts.map((a) => `${a.provider}: ${a.error}`).join('; ');
       throw Object.assign(
         new Error(
-          `no TensorFlow.js backend could be loaded (${why}); npm install @tensorflow/tfjs-core @tensorflow/tfjs-converter @tensorflow/tfjs-layers @tensorflow/tfjs-backend-wasm`,
+          `no TensorFlow.js backend could be loaded (${why}); npm install @tensorflow/tfjs-core ` +
+            `@tensorflow/tfjs-converter @tensorflow/tfjs-layers @tensorflow/tfjs-backend-wasm`,
         ),
         { code: 'TFJS_UNAVAILABLE' },
       );
@@ -139,6 +141,12 @@ export class TfjsEngine implements InferenceEngine {
   private readonly pre: Preprocessor;
   private post!: Postprocessor;
   private outputNames: string[];
+  /**
+   * Graph models without control flow run with execute(); executeAsync() on them warns on the
+   * console at every call (a log line per frame). Decided at the first run: a model that needs
+   * executeAsync makes execute() throw.
+   */
+  private sync = true;
 
   private constructor(
     pkg: ModelPackage,
@@ -153,7 +161,7 @@ export class TfjsEngine implements InferenceEngine {
     this.graph = model.graph;
     this.layers = model.layers;
     this.pre = new Preprocessor(pkg.manifest.input);
-    this.outputNames = model.graph ? model.graph.outputNodes : model.layers!.outputNames;
+    this.outputNames = model.graph ? model.graph.outputNodes : must(model.layers, 'the layers model').outputNames;
     const m = pkg.manifest;
     this.info = { name: m.name, version: m.version, sha256: m.sha256, task: m.task, provider: backend };
   }
@@ -201,7 +209,7 @@ export class TfjsEngine implements InferenceEngine {
 
   private inputInfo(): IoMeta[] {
     if (this.graph) return this.graph.inputs.map((i) => ({ name: i.name, type: typeOf(i.dtype), shape: shapeOf(i.shape) }));
-    const l = this.layers!;
+    const l = must(this.layers, 'the layers model');
     return l.inputNames.map((name, k) => ({ name, type: typeOf(l.inputs[k].dtype), shape: shapeOf(l.inputs[k].shape) }));
   }
 
@@ -228,7 +236,7 @@ export class TfjsEngine implements InferenceEngine {
     let outs: TfTensor[] = [];
     try {
       const inputName = this.pkg.manifest.input.name;
-      const r = this.graph ? await this.graph.executeAsync({ [inputName]: x }, fetches) : this.layers!.predict(x);
+      const r = this.graph ? await this.execute(this.graph, { [inputName]: x }, fetches) : must(this.layers, 'the layers model').predict(x);
       outs = Array.isArray(r) ? r : [r];
       const tensors: Record<string, OutputTensor> = {};
       // Graph models answer in the order asked; layers models in their output order.
@@ -239,6 +247,17 @@ export class TfjsEngine implements InferenceEngine {
       x.dispose();
       for (const t of outs) t.dispose();
     }
+  }
+
+  private execute(g: GraphModel, inputs: Record<string, TfTensor>, fetches: string[]): Promise<TfTensor | TfTensor[]> {
+    if (this.sync) {
+      try {
+        return Promise.resolve(g.execute(inputs, fetches));
+      } catch {
+        this.sync = false;
+      }
+    }
+    return g.executeAsync(inputs, fetches);
   }
 
   async infer(frame: Frame): Promise<Inference> {
@@ -254,7 +273,8 @@ export class TfjsEngine implements InferenceEngine {
     await this.infer(warmupFrame(this.pkg));
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     (this.graph ?? this.layers)?.dispose();
+    return Promise.resolve();
   }
 }

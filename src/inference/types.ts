@@ -31,6 +31,13 @@ export interface Detection {
   keypoints?: Keypoint[];
 }
 
+/** One named value of a regress model (output * scale + offset). */
+export interface RegressValue {
+  index: number;
+  name: string;
+  value: number;
+}
+
 export interface SegmentClass {
   index: number;
   label: string;
@@ -51,7 +58,7 @@ export interface ModelRef {
 }
 
 export interface ModelInfo extends ModelRef {
-  task: 'classify' | 'detect' | 'segment';
+  task: 'classify' | 'detect' | 'segment' | 'regress';
   provider: string;
 }
 
@@ -86,7 +93,22 @@ export interface DetectOverflow {
 export interface ClassifyInference extends InferenceBase {
   task: 'classify';
   top: Classification[];
+  /** Multi-label models only: every label at or above its threshold, best first (empty: none is on). */
+  on?: Classification[];
 }
+
+export interface RegressInference extends InferenceBase {
+  task: 'regress';
+  /** Every value, in the manifest's label order. */
+  values: RegressValue[];
+}
+
+/**
+ * How a crop stage's numbers read: class probabilities summing to 1 (`classes`), one
+ * probability per label each compared with its threshold (`multi-label`), or named values
+ * (`values`, a regress model).
+ */
+export type CropOutputs = { kind: 'classes' } | { kind: 'multi-label'; thresholds: number[] } | { kind: 'values' };
 
 /** One region of a detected object through a pipeline's second stage (an eye of a face, an item's box). */
 export interface RegionResult {
@@ -100,7 +122,10 @@ export interface RegionResult {
   sharpness?: number;
   /** Not classified: too small or too blurred for the stage's quality gate. */
   skipped?: 'small' | 'blurred';
-  /** Class probabilities in the stage's label order (absent when not classified). */
+  /**
+   * The crop stage's numbers in its label order (absent when not run): class probabilities, or a
+   * regress stage's values (PipelineRun.outputs says which).
+   */
   scores?: number[];
   /** The crop as PNG, only when the camera's privacy.includeCrops is true. */
   cropPng?: Uint8Array;
@@ -128,6 +153,8 @@ export interface PipelineRun {
   name: string;
   /** The second stage's labels (the order of RegionResult.scores). */
   labels: string[];
+  /** How RegionResult.scores read (absent: classes). */
+  outputs?: CropOutputs;
   objects: PipelineObject[];
   stages: StageRun[];
 }
@@ -150,24 +177,27 @@ export interface SegmentInference extends InferenceBase {
   maskPng?: Uint8Array;
 }
 
-export type Inference = ClassifyInference | DetectInference | SegmentInference;
+export type Inference = ClassifyInference | DetectInference | SegmentInference | RegressInference;
 
 /** The task-specific part of an Inference, as postprocessing produces it. */
 export type TaskResult = Inference extends infer I ? (I extends Inference ? Omit<I, 'model' | 'latencyMs'> : never) : never;
 
 /**
  * The one label that stands for an inference (what the publish policy and the snapshot banner
- * follow): the top class, the best box, or the largest segment (its area fraction as the score).
- * Undefined when a detector found nothing.
+ * follow): the top class (multi-label: the best label that is on), the best box, or the largest
+ * segment (its area fraction as the score). Undefined when a detector found nothing, no label of
+ * a multi-label model is on, and for regress models (values, no label).
  */
 export function primaryOf(inf: Inference): Classification | undefined {
   switch (inf.task) {
     case 'classify':
-      return inf.top[0];
+      return inf.on ? inf.on[0] : inf.top[0];
     case 'detect':
       return inf.detections[0] && { index: inf.detections[0].index, label: inf.detections[0].label, score: inf.detections[0].score };
     case 'segment':
       return inf.classes[0] && { index: inf.classes[0].index, label: inf.classes[0].label, score: inf.classes[0].fraction };
+    case 'regress':
+      return undefined;
   }
 }
 

@@ -201,7 +201,8 @@ export class WorkerEngine implements InferenceEngine {
   /** The worker answers an `infer` with an Inference and a `crops` with a CropsInference. */
   private enqueue<T extends Inference | CropsInference>(frame: Frame, hooks: InferHooks, crops?: CropRequest): Promise<T> {
     if (this.dead) return Promise.reject(this.dead);
-    if (this.closing) return Promise.reject(new DaemonError('ENGINE_CLOSED', `model ${this.info.name} ${this.info.version} is unloading`));
+    if (this.closing !== undefined)
+      return Promise.reject(new DaemonError('ENGINE_CLOSED', `model ${this.info.name} ${this.info.version} is unloading`));
     return new Promise<T>((resolve, reject) => {
       let q = this.queues.get(frame.camera);
       if (!q) {
@@ -219,7 +220,7 @@ export class WorkerEngine implements InferenceEngine {
     const start = this.lastServed === undefined ? 0 : this.rr.indexOf(this.lastServed) + 1;
     for (let k = 0; k < this.rr.length; k++) {
       const camera = this.rr[(start + k) % this.rr.length];
-      const job = this.queues.get(camera)!.shift();
+      const job = this.queues.get(camera)?.shift();
       if (job) {
         this.lastServed = camera;
         return job;
@@ -262,7 +263,8 @@ export class WorkerEngine implements InferenceEngine {
       return { type: 'infer-tensor', id, geometry, preprocessMs: performance.now() - t0, buf };
     }
     const { data, full: _full, ...meta } = job.frame;
-    const slot = (job.slot = this.slots.acquire(data.byteLength));
+    const slot = this.slots.acquire(data.byteLength);
+    job.slot = slot;
     const buf = this.slots.buffer(slot);
     new Uint8Array(buf, 0, data.byteLength).set(data);
     const wire = { ...meta, byteLength: data.byteLength };

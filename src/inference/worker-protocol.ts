@@ -19,7 +19,7 @@ export type ToWorker =
    * `buf` is transferred, not shared (ORT takes no SharedArrayBuffer), and comes back with the answer.
    */
   | { type: 'infer-tensor'; id: number; geometry: Geometry; preprocessMs: number; buf: ArrayBuffer }
-  /** A pipeline's second stage: crops of this frame through the (classify) model. */
+  /** A pipeline's second stage: crops of this frame through the (classify or regress) model. */
   | { type: 'crops'; id: number; frame: FrameMeta; buf: SharedArrayBuffer; request: CropRequest }
   | { type: 'close' };
 

@@ -6,6 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import { errorCode, errorMessage } from '../errors.js';
 import { Engine } from './engine.js';
 import { tensorView } from './tensorize.js';
+import { nameThisThread, THREAD_NAMES } from './thread-name.js';
 import { TfjsEngine } from './tfjs.js';
 import type { FromWorker, ToWorker, WireError } from './worker-protocol.js';
 
@@ -46,6 +47,9 @@ async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
     case 'load': {
       lowerPriority(msg.nice);
+      // ORT's intra-op threads are created with the session and inherit this thread's name: they
+      // are edge-ort, and this thread edge-infer once they exist (top -H, docs/performance.md).
+      nameThisThread(THREAD_NAMES.ortPool);
       try {
         engine =
           msg.pkg.format === 'tfjs'
@@ -53,6 +57,7 @@ async function handle(msg: ToWorker): Promise<void> {
             : await Engine.load(msg.pkg, { ...msg.options, onEvent: (event) => post({ type: 'event', event }) });
         const t0 = performance.now();
         await engine.warmup();
+        nameThisThread(THREAD_NAMES.worker);
         post({
           type: 'loaded',
           info: engine.info,

@@ -30,7 +30,8 @@ export function runHistory(a: HistoryArgs, out: (s: string) => void, err: (s: st
   }
   if (!existsSync(a.journalPath)) {
     err(
-      `edge-inferd history: no journal at ${a.journalPath}; give --journal FILE (under systemd it is /var/lib/edge-inferd/journal.sqlite: STATE_DIRECTORY) or the daemon's --config\n`,
+      `edge-inferd history: no journal at ${a.journalPath}; give --journal FILE (under systemd it is ` +
+        `/var/lib/edge-inferd/journal.sqlite: STATE_DIRECTORY) or the daemon's --config\n`,
     );
     return 1;
   }
@@ -54,12 +55,21 @@ export function runHistory(a: HistoryArgs, out: (s: string) => void, err: (s: st
   return 0;
 }
 
-/** An assessment in one cell: each region's label and score, or "not detected". */
+/** An assessment in one cell: each region's label and score (regress: its values; multi-label: the labels on), or "not detected". */
 function regionsCell(p: Record<string, unknown>): string {
-  const regions = p.regions as Record<string, { notDetected?: boolean; label?: string; score?: number }> | undefined;
+  type Region = { notDetected?: boolean; label?: string; score?: number; on?: string[]; values?: Record<string, number> };
+  const regions = p.regions as Record<string, Region> | undefined;
   if (!regions) return '';
+  const answer = (r: Region) =>
+    r.values
+      ? Object.entries(r.values)
+          .map(([k, v]) => `${k}:${+v.toPrecision(4)}`)
+          .join(',')
+      : r.on
+        ? `[${r.on.join(',')}]`
+        : `${r.label} ${r.score?.toFixed(2)}`;
   return Object.entries(regions)
-    .map(([name, r]) => `${name}=${r.notDetected ? 'not detected' : `${r.label} ${r.score?.toFixed(2)}`}`)
+    .map(([name, r]) => `${name}=${r.notDetected ? 'not detected' : answer(r)}`)
     .join(' ');
 }
 

@@ -2,13 +2,15 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock, type Timer } from '../clock.js';
-import { DaemonError, errorMessage } from '../errors.js';
+import { DaemonError, errorMessage, must } from '../errors.js';
 import type { Logger } from '../log.js';
 import { JournalLock } from './lock.js';
 import { checkIsFile, isCorruption, JournalCorrupt, moveAside } from './recovery.js';
 import {
   countRows,
   type Db,
+  INIT_META_SQL,
+  LOST_UP_TO_KEY,
   type HistoryEntry,
   type HistoryQuery,
   migrateSchema,
@@ -48,6 +50,15 @@ export interface NewMessage {
 export interface JournalRow extends NewMessage {
   seq: number;
   createdMs: number;
+}
+
+/** A journaled message as a reader after a position sees it (`Journal.rowsAfter`, `Journal.onAppend`). */
+export interface FeedRow {
+  seq: number;
+  createdMs: number;
+  camera: string;
+  kind: string;
+  payload: string;
 }
 
 export interface Evicted {
@@ -100,6 +111,7 @@ export interface JournalStats {
 const ROW_OVERHEAD = 48;
 const EVICT_CHUNK = 512;
 const LOG_EVERY_MS = 10_000;
+const NO_EVICTION: Evicted = Object.freeze({ sent: 0, pending: 0, pendingUpTo: 0 });
 
 interface RawRow {
   seq: number;
@@ -114,12 +126,14 @@ interface RawRow {
   payload_seq: number | null;
 }
 
+type Statements = ReturnType<Journal['prepare']>;
+
 export class Journal {
   private readonly opts: JournalOptions;
   private readonly clock: Clock;
   private readonly lock: JournalLock;
   private db: Db | undefined;
-  private stmts: ReturnType<Journal['prepare']> | undefined;
+  private stmts: Statements | undefined;
   private sweepTimer: Timer | undefined;
   private rows = 0;
   private bytes = 0;
@@ -142,6 +156,11 @@ export class Journal {
    */
   private writeError: { message: string; code?: string; sinceMs: number } | undefined;
   private writeFailures = 0;
+  /** The highest seq ever assigned, and the highest ever removed (journal_meta, see LOST_UP_TO_KEY). */
+  private maxSeq = 0;
+  private lost = 0;
+  /** Told of every row written, after its transaction commits (the SSE hub, src/health/events.ts). */
+  private readonly appendListeners = new Set<(rows: readonly FeedRow[]) => void>();
 
   constructor(opts: JournalOptions) {
     this.opts = opts;
@@ -218,6 +237,7 @@ export class Journal {
       // Schema, upgrade of an older file and the new version number: all or nothing.
       const backfilled = db.transaction(() => {
         db.exec(SCHEMA_SQL);
+        db.exec(INIT_META_SQL);
         const n = migrateSchema(db);
         db.pragma(`user_version = ${SCHEMA_VERSION}`);
         return n;
@@ -248,7 +268,8 @@ export class Journal {
     this.corrupt = { movedAside: this.corrupt.movedAside + 1, lastMovedTo: aside, lastError: why };
     this.opts.log.error(
       { path, movedTo: aside, err: why },
-      `journal ${path} is corrupt (${why}): moved aside to ${aside}; starting with a fresh journal. Unsent messages in it are not published; try: sqlite3 ${aside} .recover`,
+      `journal ${path} is corrupt (${why}): moved aside to ${aside}; starting with a fresh journal. Unsent ` +
+        `messages in it are not published; try: sqlite3 ${aside} .recover`,
     );
   }
 
@@ -265,32 +286,47 @@ export class Journal {
   }
 
   private prepare(db: Db) {
-    return {
+    const stmts = {
       insert: db.prepare(
-        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload, payload_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO messages (created_ms, state, camera, kind, topic, qos, retain, expiry_sec, bytes, payload, payload_seq) ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       markSent: db.prepare('UPDATE messages SET state = 1, sent_ms = ? WHERE seq = ? AND state = 0'),
       markRejected: db.prepare('UPDATE messages SET state = 2, sent_ms = ? WHERE seq = ? AND state = 0'),
       pendingAfter: db.prepare(
-        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
+        'SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq FROM messages ' +
+          'WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
       ),
       oldestDone: db.prepare(`SELECT seq, bytes FROM messages WHERE state != 0 ORDER BY seq LIMIT ${EVICT_CHUNK}`),
       oldestPending: db.prepare(`SELECT seq, bytes FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ${EVICT_CHUNK}`),
       deleteDoneUpTo: db.prepare('DELETE FROM messages WHERE state != 0 AND seq <= ?'),
       deletePendingUpTo: db.prepare('DELETE FROM messages WHERE state = 0 AND seq > ? AND seq <= ?'),
-      expiredCount: db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM messages WHERE state != 0 AND created_ms < ?'),
+      expiredCount: db.prepare(
+        'SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b, coalesce(max(seq), 0) AS m FROM messages WHERE state != 0 AND created_ms < ?',
+      ),
       deleteExpired: db.prepare('DELETE FROM messages WHERE state != 0 AND created_ms < ?'),
       // The pending index (seq WHERE state = 0) finds it at once.
       oldestPendingMs: db.prepare('SELECT created_ms AS ms FROM messages WHERE state = 0 ORDER BY seq LIMIT 1'),
       // The newest row of the camera and kind that has one: payload seqs only grow per camera and
       // kind, so that is the highest. Walks back from the newest row; runs once per camera at start.
+      maxSeq: db.prepare("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0) AS s"),
+      lostUpTo: db.prepare(`SELECT value AS s FROM journal_meta WHERE key = '${LOST_UP_TO_KEY}'`),
+      setLostUpTo: db.prepare(`UPDATE journal_meta SET value = ? WHERE key = '${LOST_UP_TO_KEY}' AND value < ?`),
+      rowsAfter: db.prepare(
+        'SELECT seq, created_ms, camera, kind, payload FROM messages WHERE seq > ? AND kind IN (?, ?) ORDER BY seq LIMIT ?',
+      ),
       lastPayloadSeq: db.prepare(
         'SELECT payload_seq AS s FROM messages WHERE camera = ? AND kind = ? AND payload_seq IS NOT NULL ORDER BY seq DESC LIMIT 1',
       ),
     };
+    // One transaction function for every tick (a frame's result and the acknowledgements before it).
+    const writeTick = db.transaction((acks: readonly number[], msgs: readonly NewMessage[], inFlightUpTo: number, createdMs: number) =>
+      this.writeTickBody(stmts, acks, msgs, inFlightUpTo, createdMs),
+    );
+    return { ...stmts, writeTick };
   }
 
-  private get s() {
+  private get s(): Statements {
     if (!this.stmts) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
     return this.stmts;
   }
@@ -311,41 +347,99 @@ export class Journal {
    * counters are the file's again, see write()).
    */
   writeTick(acks: readonly number[], msgs: readonly NewMessage[], inFlightUpTo = 0): { rows: JournalRow[]; evicted: Evicted } {
-    const s = this.s;
-    const createdMs = this.clock.now();
-    const out: JournalRow[] = [];
-    let evicted: Evicted = { sent: 0, pending: 0, pendingUpTo: 0 };
-    this.write(
-      () =>
-        this.db!.transaction(() => {
-          for (const seq of acks) this.pending -= s.markSent.run(createdMs, seq).changes;
-          for (const m of msgs) {
-            const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
-            const state = m.qos === 0 ? SENT : PENDING;
-            const payloadSeq = m.payloadSeq !== undefined && Number.isSafeInteger(m.payloadSeq) && m.payloadSeq > 0 ? m.payloadSeq : null;
-            const r = s.insert.run(
-              createdMs,
-              state,
-              m.camera,
-              m.kind,
-              m.topic,
-              m.qos,
-              m.retain ? 1 : 0,
-              m.expirySec ?? null,
-              bytes,
-              m.payload,
-              payloadSeq,
-            );
-            out.push({ ...m, seq: Number(r.lastInsertRowid), createdMs });
-            this.rows++;
-            this.bytes += bytes;
-            if (state === PENDING) this.pending++;
-          }
-          if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
-        })(),
-      msgs.length > 0,
-    );
-    return { rows: out, evicted };
+    const tx = this.s.writeTick;
+    const out = this.write(() => tx(acks, msgs, inFlightUpTo, this.clock.now()), msgs.length > 0);
+    if (out.rows.length) this.notifyAppended(out.rows);
+    return out;
+  }
+
+  /** The body of writeTick, made a transaction once at open (better-sqlite3 builds a wrapper per transaction() call). */
+  private writeTickBody(
+    s: Pick<Statements, 'insert' | 'markSent'>,
+    acks: readonly number[],
+    msgs: readonly NewMessage[],
+    inFlightUpTo: number,
+    createdMs: number,
+  ): { rows: JournalRow[]; evicted: Evicted } {
+    const rows: JournalRow[] = [];
+    let evicted: Evicted = NO_EVICTION;
+    for (const seq of acks) this.pending -= s.markSent.run(createdMs, seq).changes;
+    for (const m of msgs) {
+      const bytes = Buffer.byteLength(m.payload) + Buffer.byteLength(m.topic) + ROW_OVERHEAD;
+      const state = m.qos === 0 ? SENT : PENDING;
+      const payloadSeq = m.payloadSeq !== undefined && Number.isSafeInteger(m.payloadSeq) && m.payloadSeq > 0 ? m.payloadSeq : null;
+      const r = s.insert.run(
+        createdMs,
+        state,
+        m.camera,
+        m.kind,
+        m.topic,
+        m.qos,
+        m.retain ? 1 : 0,
+        m.expirySec ?? null,
+        bytes,
+        m.payload,
+        payloadSeq,
+      );
+      rows.push({ ...m, seq: Number(r.lastInsertRowid), createdMs });
+      this.maxSeq = Number(r.lastInsertRowid);
+      this.rows++;
+      this.bytes += bytes;
+      if (state === PENDING) this.pending++;
+    }
+    if (this.rows > this.opts.maxRows || this.bytes > this.opts.maxBytes) evicted = this.evict(inFlightUpTo);
+    return { rows, evicted };
+  }
+
+  private notifyAppended(rows: readonly JournalRow[]): void {
+    for (const fn of this.appendListeners) {
+      try {
+        fn(rows);
+      } catch (err) {
+        // A reader's failure is its own: the rows are journaled and will be published all the same.
+        this.opts.log.error({ err: errorMessage(err) }, 'journal append listener failed');
+      }
+    }
+  }
+
+  /**
+   * Calls `fn` with the rows of every write, in seq order, once its transaction has committed (so
+   * `rowsAfter` already returns them). Returns the function that unsubscribes.
+   */
+  onAppend(fn: (rows: readonly FeedRow[]) => void): () => void {
+    this.appendListeners.add(fn);
+    return () => this.appendListeners.delete(fn);
+  }
+
+  /** The highest seq assigned so far (0 for a new journal): the position a reader starting now resumes after. */
+  get lastSeq(): number {
+    return this.maxSeq;
+  }
+
+  /**
+   * The highest seq ever removed (evicted at the bounds or expired past the retention), across
+   * restarts: a reader positioned before it may have missed rows.
+   */
+  get lostUpTo(): number {
+    return this.lost;
+  }
+
+  /** Results and events journaled after `afterSeq`, in seq order, at most `limit`. */
+  rowsAfter(afterSeq: number, limit: number): FeedRow[] {
+    return (this.s.rowsAfter.all(afterSeq, 'result', 'event', limit) as RawRow[]).map((r) => ({
+      seq: r.seq,
+      createdMs: r.created_ms,
+      camera: r.camera,
+      kind: r.kind,
+      payload: r.payload,
+    }));
+  }
+
+  /** Records that rows up to `seq` may be gone (inside the transaction that removes them). */
+  private markLost(seq: number): void {
+    if (seq <= this.lost) return;
+    this.s.setLostUpTo.run(seq, seq);
+    this.lost = seq;
   }
 
   /** Marks acknowledged messages sent, in one transaction. Already evicted or marked ones are skipped. */
@@ -449,6 +543,7 @@ export class Journal {
         if (needRows <= 0 && needBytes <= 0) break;
       }
       del.run(...args, last);
+      this.markLost(last);
       this.rows -= n;
       this.bytes -= b;
       if (returnUpTo) this.pending -= n;
@@ -491,10 +586,11 @@ export class Journal {
     const cutoff = this.clock.now() - this.opts.retentionMs;
     const n = this.write(
       () =>
-        this.db!.transaction(() => {
-          const c = s.expiredCount.get(cutoff) as { n: number; b: number };
+        must(this.db, 'the journal database').transaction(() => {
+          const c = s.expiredCount.get(cutoff) as { n: number; b: number; m: number };
           if (c.n) {
             s.deleteExpired.run(cutoff);
+            this.markLost(c.m);
             this.rows -= c.n;
             this.bytes -= c.b;
           }
@@ -539,10 +635,12 @@ export class Journal {
   }
 
   private recount(): void {
-    const c = countRows(this.db!);
+    const c = countRows(must(this.db, 'the journal database'));
     this.rows = c.rows;
     this.bytes = c.bytes;
     this.pending = c.pending;
+    this.maxSeq = (this.s.maxSeq.get() as { s: number }).s;
+    this.lost = (this.s.lostUpTo.get() as { s: number } | undefined)?.s ?? 0;
   }
 
   /**
@@ -561,6 +659,8 @@ export class Journal {
       expired: this.expired,
       lastEvictionAtMs: this.lastEvictionAtMs,
       unlogged: { ...this.unlogged },
+      lost: this.lost,
+      maxSeq: this.maxSeq,
     };
     let out: T;
     try {
@@ -575,6 +675,8 @@ export class Journal {
       this.evicted.sent = before.evicted.sent;
       this.evicted.pending = before.evicted.pending;
       this.unlogged = before.unlogged;
+      this.lost = before.lost;
+      this.maxSeq = before.maxSeq;
       this.writeFailures++;
       const code = (err as { code?: unknown }).code;
       this.writeError ??= { message: errorMessage(err), ...(typeof code === 'string' ? { code } : {}), sinceMs: this.clock.now() };

@@ -55,8 +55,10 @@ export function parseHistoryQuery(raw: RawHistoryQuery, nowMs: number, maxLimit 
     // Any run of digits is a whole number: one too large to hold exactly is still above the cap.
     const n = /^\d+$/.test(raw.limit.trim()) ? Number(raw.limit) : NaN;
     if (Number.isNaN(n) || n < 1) problems.push(`limit: must be a whole number >= 1 (got ${JSON.stringify(raw.limit)})`);
-    else if (n > maxLimit) (query.limit = maxLimit), (capped = true);
-    else query.limit = n;
+    else {
+      capped = n > maxLimit;
+      query.limit = Math.min(n, maxLimit);
+    }
   }
   return problems.length ? { problems } : { query, capped };
 }

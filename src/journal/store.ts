@@ -39,7 +39,18 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_pending ON messages(seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);
 CREATE INDEX IF NOT EXISTS messages_camera ON messages(camera, created_ms);
+CREATE TABLE IF NOT EXISTS journal_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
+
+/**
+ * The highest seq ever removed from the journal (evicted at the bounds or expired), kept in
+ * journal_meta so a reader resuming after a position (SSE's Last-Event-ID) knows, across restarts,
+ * whether rows after it are gone. A file that predates the record starts it at its newest seq: what
+ * was removed before cannot be known, so every earlier position counts as possibly incomplete.
+ */
+export const LOST_UP_TO_KEY = 'lost_up_to';
+export const INIT_META_SQL = `INSERT OR IGNORE INTO journal_meta (key, value)
+  SELECT '${LOST_UP_TO_KEY}', coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)`;
 
 /**
  * Brings a messages table up to the current schema; run inside the transaction that opens the
@@ -98,9 +109,14 @@ interface HistoryRow {
 export function queryHistory(db: Db, q: HistoryQuery): HistoryEntry[] {
   const where: string[] = [];
   const args: (string | number)[] = [];
-  if (q.kind !== undefined) where.push('kind = ?'), args.push(q.kind);
-  if (q.camera !== undefined) where.push('camera = ?'), args.push(q.camera);
-  if (q.sinceMs !== undefined) where.push('created_ms >= ?'), args.push(q.sinceMs);
+  const filter = (sql: string, value: string | number | undefined) => {
+    if (value === undefined) return;
+    where.push(sql);
+    args.push(value);
+  };
+  filter('kind = ?', q.kind);
+  filter('camera = ?', q.camera);
+  filter('created_ms >= ?', q.sinceMs);
   const sql =
     'SELECT seq, created_ms, state, sent_ms, camera, kind, topic, payload FROM messages' +
     (where.length ? ` WHERE ${where.join(' AND ')}` : '') +

@@ -163,7 +163,8 @@ export class MqttConnection implements OutboxTransport {
     if (o.tls && !o.tls.rejectUnauthorized) {
       o.log.warn(
         { url: this.st.url },
-        'mqtt.tls.rejectUnauthorized is false: the broker certificate is NOT verified, so anyone on the network path can pose as the broker; set it to true and give mqtt.tls.ca',
+        'mqtt.tls.rejectUnauthorized is false: the broker certificate is NOT verified, so anyone on the ' +
+          'network path can pose as the broker; set it to true and give mqtt.tls.ca',
       );
     }
     // Connected by hand, so the stream can be watched before mqtt.js parses (and buffers) it.
@@ -427,7 +428,8 @@ function explain(err: Error & { code?: string | number }, o: MqttOptions, v: 4 |
           : 'a broker that wants a user name (set mqtt.username and mqtt.passwordFile)';
       return [
         'MQTT_AUTH',
-        `the broker refused ${who} with client id "${o.clientId}" (not authorized): ${creds}, or a client id the broker does not allow (set mqtt.clientId)`,
+        `the broker refused ${who} with client id "${o.clientId}" (not authorized): ${creds}, or a client id ` +
+          `the broker does not allow (set mqtt.clientId)`,
       ];
     }
     if ((v === 5 && code === V5_CLIENT_ID_INVALID) || (v === 4 && code === V3_CLIENT_ID_REJECTED)) {

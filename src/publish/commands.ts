@@ -38,7 +38,7 @@ export interface PauseResult {
   paused: string[];
 }
 
-type Args<N extends CommandName> = z.output<(typeof commandRequestSchemas)[N]>;
+export type Args<N extends CommandName> = z.output<(typeof commandRequestSchemas)[N]>;
 
 /** The app's side of each command. Throw a CommandError to answer with a specific code. */
 export interface CommandHandlers {
@@ -53,7 +53,7 @@ export interface CommandHandlers {
 
 export interface ModelCommands {
   install(args: Args<'model/install'>, requestId: string | number | null): Promise<RolloutState>;
-  rollback(requestId: string | number | null): Promise<RolloutState>;
+  rollback(requestId: string | number | null, args?: Args<'model/rollback'>): Promise<RolloutState>;
   /** Stops the download (or unpack) of the install running now. */
   cancel(requestId: string | number | null): RolloutState;
 }
@@ -229,7 +229,9 @@ export class CommandHandler {
       case 'model/cancel': {
         if (!h.model) throw new CommandError('UNAVAILABLE', 'model rollout is off (model.rollout.enabled: false)');
         if (name === 'model/cancel') return h.model.cancel(requestId);
-        return name === 'model/install' ? h.model.install(parsed.data as Args<'model/install'>, requestId) : h.model.rollback(requestId);
+        return name === 'model/install'
+          ? h.model.install(parsed.data as Args<'model/install'>, requestId)
+          : h.model.rollback(requestId, parsed.data as Args<'model/rollback'>);
       }
     }
   }

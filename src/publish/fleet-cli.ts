@@ -149,7 +149,7 @@ export function fleetTable(devices: FleetDevice[], nowMs: number): string {
 }
 
 export async function runFleet(o: FleetOptions, out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  let fleet;
+  let fleet: Awaited<ReturnType<typeof readFleet>>;
   try {
     fleet = await readFleet(o);
   } catch (e) {

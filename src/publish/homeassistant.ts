@@ -76,7 +76,8 @@ export class HomeAssistantDiscovery {
         value_template: '{{ value_json.label }}',
         json_attributes_topic: topics.result(cam),
         json_attributes_template:
-          "{{ {'score': value_json.score, 'top': value_json.top, 'seq': value_json.seq, 'captured_at': value_json.capturedAt, 'stable': value_json.stable} | tojson }}",
+          "{{ {'score': value_json.score, 'top': value_json.top, 'seq': value_json.seq, 'captured_at': " +
+          "value_json.capturedAt, 'stable': value_json.stable} | tojson }}",
       });
       out.set(`${prefix}/binary_sensor/${deviceId}/${cam}_online/config`, {
         ...common,

@@ -38,18 +38,17 @@ export class Messaging {
     status: (state: 'online' | 'stopped') => StatusPayload;
     /** The largest command payload taken (`commands.maxBytes`): sets the MQTT 5 maximum packet size. */
     commandMaxBytes?: number;
+    /** Web page origins the embedded broker's WebSocket listener takes besides the device's own (`http.cors.origins`). */
+    websocketOrigins?: readonly string[];
     clock: Clock;
     log: Logger;
   }) {
     const { config: m, deviceId, topics, journal, log } = opts;
     this.journal = journal;
     // The embedded broker asks its clients for the daemon's own credentials, when it has some.
+    const { password: secret, passwordFile } = m;
     const password =
-      m.password !== undefined
-        ? () => m.password!
-        : m.passwordFile
-          ? () => readFileSync(m.passwordFile!, 'utf8').replace(/\r?\n$/, '')
-          : undefined;
+      secret !== undefined ? () => secret : passwordFile ? () => readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') : undefined;
     const credentials = m.username !== undefined && password ? { username: m.username, password } : undefined;
     const brokerLog = log.child({ component: 'broker' });
     // Commands to this device are bounded on the embedded broker as MQTT 5 bounds them elsewhere.
@@ -58,7 +57,9 @@ export class Messaging {
     this.broker =
       m.url === 'embedded'
         ? new EmbeddedBroker({
-            ...m.embedded,
+            host: m.embedded.host,
+            port: m.embedded.port,
+            websocket: m.embedded.websocket && { ...m.embedded.websocket, origins: opts.websocketOrigins },
             credentials,
             publishLimit:
               maxCommand === undefined
@@ -110,7 +111,10 @@ export class Messaging {
             name: 'broker',
             start: async () => {
               await broker.start();
-              brokerLog.info({ url: broker.url, authenticated: broker.authenticated }, 'embedded mqtt broker listening');
+              brokerLog.info(
+                { url: broker.url, websocket: broker.websocketUrl, authenticated: broker.authenticated },
+                'embedded mqtt broker listening',
+              );
               // Loopback only (the config refuses anything else without credentials), but any local process may still send commands.
               if (!broker.authenticated) brokerLog.warn({ url: broker.url }, 'the embedded mqtt broker accepts anonymous clients');
             },

@@ -1,4 +1,4 @@
-import { type Clock, sleepUnless, systemClock } from '../clock.js';
+import { type Clock, sleepUnless, systemClock, type Timer } from '../clock.js';
 import { errorCode, errorMessage } from '../errors.js';
 import type { Evicted, Journal, JournalRow, NewMessage } from '../journal/journal.js';
 import type { Logger } from '../log.js';
@@ -6,7 +6,10 @@ import type { Logger } from '../log.js';
 /**
  * The publisher between the app and the MQTT connection. Every message is journaled first (one
  * SQLite transaction per event-loop tick), then published through a window of several in flight;
- * it is marked sent when the broker acknowledges it. Messages leave in journal order, so a
+ * it is marked sent when the broker acknowledges it. Acknowledgements wait up to `ackWaitMs` for
+ * the next new message and are recorded in its transaction: at a camera's rate that is one SQLite
+ * transaction per frame instead of two. A crash in that wait only means those messages are
+ * resent (QoS 1 is at-least-once anyway), with the same id. Messages leave in journal order, so a
  * camera's messages stay in order; after a reconnect or a restart the journal's pending messages
  * drain before anything newer. A resent message is the same bytes, so it keeps its `id`.
  */
@@ -64,6 +67,8 @@ export interface OutboxStats {
 
 /** Rows kept in memory ahead of the window; the rest wait in the journal. */
 const PAGE = 1000;
+/** How long acknowledgements wait for new messages to share their transaction (a 10 fps camera's frame interval). */
+const ACK_WAIT_MS = 100;
 
 export class Outbox {
   private readonly journal: Journal;
@@ -73,6 +78,9 @@ export class Outbox {
   private appends: NewMessage[] = [];
   private acks: number[] = [];
   private scheduled = false;
+  private readonly ackWaitMs: number;
+  /** Set while acknowledgements wait for new messages to share their transaction. */
+  private ackTimer: Timer | undefined;
   /** Pending rows, in seq order, not yet handed to the connection. */
   private queue: JournalRow[] = [];
   /** Highest seq ever put in `queue`. */
@@ -100,12 +108,14 @@ export class Outbox {
     lastJournalError: undefined as string | undefined,
   };
 
-  constructor(opts: { journal: Journal; transport: OutboxTransport; log: Logger; window: number; clock?: Clock }) {
+  /** `ackWaitMs`: see the class comment (0: acknowledgements are recorded on the next turn of the event loop). */
+  constructor(opts: { journal: Journal; transport: OutboxTransport; log: Logger; window: number; clock?: Clock; ackWaitMs?: number }) {
     this.journal = opts.journal;
     this.transport = opts.transport;
     this.log = opts.log;
     this.window = opts.window;
     this.clock = opts.clock ?? systemClock;
+    this.ackWaitMs = opts.ackWaitMs ?? ACK_WAIT_MS;
     this.transport.onConnect(() => this.onConnect());
     this.transport.onDisconnect?.(() => this.checkIdle());
   }
@@ -138,6 +148,19 @@ export class Outbox {
     this.schedule();
   }
 
+  /** Acknowledgements are recorded with the next new messages, or alone once they have waited ackWaitMs. */
+  private scheduleAcks(): void {
+    if (this.scheduled || this.ackTimer) return; // a write is coming anyway
+    if (this.ackWaitMs <= 0) {
+      this.schedule();
+      return;
+    }
+    this.ackTimer = this.clock.setTimeout(() => {
+      this.ackTimer = undefined;
+      this.flush();
+    }, this.ackWaitMs);
+  }
+
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -152,6 +175,10 @@ export class Outbox {
    * fills the window.
    */
   flush(): void {
+    if (this.ackTimer) {
+      this.clock.clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+    }
     if (this.acks.length || this.appends.length) {
       const acks = this.acks;
       const msgs = this.appends;
@@ -252,7 +279,7 @@ export class Outbox {
         this.st.acknowledged++;
         if (this.stopped) return this.lateAck(row.seq);
         this.acks.push(row.seq);
-        this.schedule();
+        this.scheduleAcks();
         this.pump();
       },
       (err: unknown) => {
@@ -366,8 +393,11 @@ export class Outbox {
     if (!this.started || this.stopped) return;
     this.flush();
     if (!this.idle) {
-      let resolve!: () => void;
-      const idle = new Promise<void>((r) => this.idleWaiters.push((resolve = r)));
+      let resolve = () => {};
+      const idle = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.idleWaiters.push(resolve);
       await sleepUnless(this.clock, graceMs, idle);
       this.idleWaiters = this.idleWaiters.filter((w) => w !== resolve);
     }
@@ -381,7 +411,8 @@ export class Outbox {
     return {
       window: this.effectiveWindow,
       inflight: this.inflight,
-      queued: Math.max(0, this.journal.stats().pending - this.inflight),
+      // Acknowledged messages whose acknowledgement waits to be recorded are still pending in the file.
+      queued: Math.max(0, this.journal.stats().pending - this.inflight - this.acks.length),
       ...counts,
       ...(lastJournalError ? { lastJournalError } : {}),
       journalAccepting: this.journalAccepting,

@@ -49,8 +49,10 @@ export class PublishSizeGuard {
           }
           if (b & 0x80) break;
           if (this.remaining === 0) this.state = 'type';
-          else if (this.type === 3) (this.state = 'topicLength'), (this.half = undefined);
-          else this.state = 'skip';
+          else if (this.type === 3) {
+            this.state = 'topicLength';
+            this.half = undefined;
+          } else this.state = 'skip';
           break;
         }
         case 'topicLength': {

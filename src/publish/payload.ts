@@ -4,7 +4,7 @@ import { systemClock } from '../clock.js';
 import type { Decision, StableRule, StableState } from '../decide/types.js';
 import type { PolicyName } from '../decide/policy.js';
 import type { TrackDecision } from '../decide/aggregate.js';
-import type { Box, Inference, Keypoint, ModelInfo, PipelineRun, RegionResult } from '../inference/types.js';
+import type { Box, Classification, CropOutputs, Inference, Keypoint, ModelInfo, PipelineRun, RegionResult } from '../inference/types.js';
 import {
   type CommandResponse,
   type DetectResultPayload,
@@ -17,7 +17,7 @@ import {
 /** Builders of the versioned JSON payloads; their schemas (and types) are in schemas.ts. */
 export { PAYLOAD_VERSION };
 export type { ResultPayload, StatusPayload, EventPayload, CommandResponse };
-export type { ClassifyResultPayload, DetectResultPayload, SegmentResultPayload } from './schemas.js';
+export type { ClassifyResultPayload, DetectResultPayload, RegressResultPayload, SegmentResultPayload } from './schemas.js';
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -25,6 +25,8 @@ const modelRef = (m: ModelInfo) => ({ name: m.name, version: m.version, sha256: 
 /** Float32 scores can land a hair outside [0, 1] after a softmax; the contract says [0, 1]. */
 const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
 const r2 = (x: number) => Math.round(x * 100) / 100;
+/** Regress values keep 6 significant digits: an age and a coordinate alike. */
+const r6 = (x: number) => Number(x.toPrecision(6));
 
 export function resultPayload(args: {
   deviceId: string;
@@ -55,6 +57,7 @@ export function resultPayload(args: {
       width: frame.sourceWidth ?? frame.width,
       height: frame.sourceHeight ?? frame.height,
       ...(frame.name ? { name: frame.name } : {}),
+      ...(frame.timeMs !== undefined ? { timeMs: frame.timeMs } : {}),
     },
     latencyMs: {
       preprocess: r3(inf.latencyMs.preprocess),
@@ -76,15 +79,18 @@ export function resultPayload(args: {
   };
   switch (inf.task) {
     case 'classify': {
-      const best = inf.top[0];
+      const best = inf.on ? inf.on[0] : inf.top[0];
+      const entry = (t: Classification) => ({ label: t.label, score: clamp01(t.score), index: t.index });
       return {
         ...base,
         task: 'classify',
-        label: best.label,
-        score: clamp01(best.score),
-        top: inf.top.map((t) => ({ label: t.label, score: clamp01(t.score), index: t.index })),
+        ...(best ? { label: best.label, score: clamp01(best.score) } : {}),
+        top: inf.top.map(entry),
+        ...(inf.on ? { on: inf.on.map(entry) } : {}),
       };
     }
+    case 'regress':
+      return { ...base, task: 'regress', values: Object.fromEntries(inf.values.map((x) => [x.name, r6(x.value)])) };
     case 'detect': {
       const best = inf.detections[0];
       return {
@@ -122,19 +128,37 @@ const byLabel = (labels: readonly string[], scores: readonly number[]) =>
   Object.fromEntries(scores.map((x, i) => [labels[i] ?? `class_${i}`, r3(clamp01(x))]));
 
 /** A pipeline frame's objects (with track ids once the decide stage has set them) and stage timings. */
+/**
+ * What a crop stage's numbers say, in payload form: classes: the best label, its score and every
+ * score; multi-label: also the labels on (the best of them as label; none on: no label); regress:
+ * the named values, no label.
+ */
+function readScores(labels: readonly string[], outputs: CropOutputs | undefined, scores: readonly number[]) {
+  const name = (i: number) => labels[i] ?? `class_${i}`;
+  if (outputs?.kind === 'values') return { values: Object.fromEntries(scores.map((x, i) => [labels[i] ?? `value_${i}`, r6(x)])) };
+  let best = -1;
+  for (let i = 0; i < scores.length; i++) if (best < 0 || scores[i] > scores[best]) best = i;
+  if (outputs?.kind === 'multi-label') {
+    const t = outputs.thresholds;
+    const on = scores.flatMap((x, i) => (x >= t[i] ? [i] : [])).sort((a, b) => scores[b] - scores[a] || a - b);
+    return {
+      ...(on.length ? { label: name(on[0]), score: r3(clamp01(scores[on[0]])) } : {}),
+      scores: byLabel(labels, scores),
+      on: on.map(name),
+    };
+  }
+  return best < 0 ? {} : { label: name(best), score: r3(clamp01(scores[best])), scores: byLabel(labels, scores) };
+}
+
 function pipelinePart(p: PipelineRun): Pick<DetectResultPayload, 'objects' | 'pipeline'> {
   const region = (r: RegionResult) => {
-    let best = -1;
-    if (r.scores) for (let i = 0; i < r.scores.length; i++) if (best < 0 || r.scores[i] > r.scores[best]) best = i;
     return [
       r.name,
       {
         ...(r.notDetected ? { notDetected: true as const } : {}),
         ...(r.box ? { box: box2(r.box), sidePx: r.sidePx, sharpness: r.sharpness } : {}),
         ...(r.skipped ? { skipped: r.skipped } : {}),
-        ...(r.scores && best >= 0
-          ? { label: p.labels[best] ?? `class_${best}`, score: r3(clamp01(r.scores[best])), scores: byLabel(p.labels, r.scores) }
-          : {}),
+        ...(r.scores ? readScores(p.labels, p.outputs, r.scores) : {}),
         ...(r.cropPng ? { crop: Buffer.from(r.cropPng.buffer, r.cropPng.byteOffset, r.cropPng.byteLength).toString('base64') } : {}),
       },
     ];
@@ -194,7 +218,7 @@ export function trackEventPayload(args: {
   seq: number;
   pipeline: string;
   decision: TrackDecision;
-  frame?: Pick<Frame, 'seq' | 'name'>;
+  frame?: Pick<Frame, 'seq' | 'name' | 'timeMs'>;
   model: ModelInfo;
   stageModel?: ModelInfo;
   nowMs: number;
@@ -207,15 +231,17 @@ export function trackEventPayload(args: {
       r.name,
       {
         notDetected: r.notDetected,
-        ...(r.label !== undefined ? { label: r.label, score: r3(clamp01(r.score!)) } : {}),
-        ...(r.scores ? { scores: byLabel(d.labels, r.scores) } : {}),
+        ...(r.scores ? readScores(d.labels, d.outputs, r.scores) : {}),
         frames: r.frames,
         seen: r.seen,
         skipped: { ...r.skipped },
       },
     ]),
   );
-  const frame = args.frame ? { seq: args.frame.seq, ...(args.frame.name ? { name: args.frame.name } : {}) } : { seq: 0 };
+  const f = args.frame;
+  const frame = f
+    ? { seq: f.seq, ...(f.name ? { name: f.name } : {}), ...(f.timeMs !== undefined ? { timeMs: f.timeMs } : {}) }
+    : { seq: 0 };
   return {
     ...base,
     type: 'assessment',

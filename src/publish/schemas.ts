@@ -57,7 +57,9 @@ export const statusSchema = z
   .meta({
     title: 'edge-inferd status',
     description:
-      'Topic <prefix>/<deviceId>/status, retained. Birth on connect, last will on a lost connection, stopped on a clean exit; republished when a camera state changes and every mqtt.statusIntervalSec. `edge-inferd fleet` lists these.',
+      'Topic <prefix>/<deviceId>/status, retained. Birth on connect, last will on a lost connection, ' +
+      'stopped on a clean exit; republished when a camera state changes and every mqtt.statusIntervalSec. ' +
+      '`edge-inferd fleet` lists these.',
   });
 
 export const stableRef = z
@@ -85,7 +87,13 @@ const resultBase = {
   capturedAtMs: epochMs,
   model: modelRef,
   provider: z.string(),
-  frame: z.strictObject({ seq: count, width: z.int().min(1), height: z.int().min(1), name: z.string().optional() }),
+  frame: z.strictObject({
+    seq: count,
+    width: z.int().min(1),
+    height: z.int().min(1),
+    name: z.string().optional(),
+    timeMs: z.number().min(0).optional().describe("`edge-inferd infer` on a video file: the frame's time in the video, ms"),
+  }),
   latencyMs: z
     .strictObject({
       preprocess: z.number().min(0),
@@ -117,7 +125,9 @@ const regionResult = z.strictObject({
   skipped: qualitySkip.optional(),
   label: z.string().optional().describe('best class of this crop'),
   score: score.optional(),
-  scores: z.record(z.string(), score).optional().describe('probability per class of the crop stage'),
+  scores: z.record(z.string(), score).optional().describe('probability per class (or per label, multi-label) of the crop stage'),
+  on: z.array(z.string()).optional().describe('multi-label crop stages: the labels at or above their threshold, best first'),
+  values: z.record(z.string(), z.number()).optional().describe('regress crop stages: the named values'),
   crop: z.string().optional().describe('the crop as PNG, base64: only with privacy.includeCrops: true'),
 });
 const pipelineObject = z.strictObject({
@@ -152,10 +162,23 @@ export const resultSchema = z
     z.strictObject({
       ...resultBase,
       task: z.literal('classify'),
-      label: z.string().describe('top-1 label'),
-      score: score.describe('its probability'),
+      label: z.string().optional().describe('top-1 label; multi-label models: the best label that is on, absent when none is'),
+      score: score.optional().describe('its probability'),
       top: z.array(z.strictObject({ label: z.string(), score, index: count })).min(1),
+      on: z
+        .array(z.strictObject({ label: z.string(), score, index: count }))
+        .optional()
+        .describe(
+          'multi-label models (classify.outputs sigmoid or label-probabilities): every label at or above its threshold, best first',
+        ),
     }),
+    z
+      .strictObject({
+        ...resultBase,
+        task: z.literal('regress'),
+        values: z.record(z.string(), z.number()).describe("each named value (output * scale + offset), in the manifest's label order"),
+      })
+      .describe('a regress model: named continuous values, no label'),
     z.strictObject({
       ...resultBase,
       task: z.literal('detect'),
@@ -204,7 +227,12 @@ const regionAssessment = z.strictObject({
   notDetected: z.boolean().describe('true: fewer than minFrames good frames of this region (not found, or skipped by the quality gate)'),
   label: z.string().optional().describe('the best class of the averaged scores'),
   score: score.optional(),
-  scores: z.record(z.string(), score).optional().describe('mean probability per class over the good frames'),
+  scores: z.record(z.string(), score).optional().describe('mean probability per class (or label) over the good frames'),
+  on: z
+    .array(z.string())
+    .optional()
+    .describe('multi-label crop stages: the labels whose mean probability is at or above their threshold, best first'),
+  values: z.record(z.string(), z.number()).optional().describe('regress crop stages: the mean of each named value over the good frames'),
   frames: count.describe('good frames averaged'),
   seen: count.describe('frames of the window in which the region was found'),
   skipped: z.strictObject({ small: count, blurred: count }).describe('frames of the window the quality gate skipped'),
@@ -246,7 +274,8 @@ export const eventSchema = z
       z
         .strictObject({ ...eventBase, type: z.literal('cleared'), rule, reason: z.enum(['evidence', 'paused']) })
         .describe(
-          'the stable label stopped meeting the rule (evidence) or the camera was paused; since = when it became stable, frames = frames it stayed stable',
+          'the stable label stopped meeting the rule (evidence) or the camera was paused; since = when it ' +
+            'became stable, frames = frames it stayed stable',
         ),
     ]),
     z
@@ -254,7 +283,13 @@ export const eventSchema = z
         ...trackBase,
         type: z.literal('assessment'),
         score: score.describe("the detector's mean score over the track"),
-        frame: z.strictObject({ seq: count, name: z.string().optional() }).describe('the frame that completed it'),
+        frame: z
+          .strictObject({
+            seq: count,
+            name: z.string().optional(),
+            timeMs: z.number().min(0).optional().describe("`edge-inferd infer` on a video file: the frame's time in the video, ms"),
+          })
+          .describe('the frame that completed it'),
         box: box.describe('the object on that frame'),
         stageModel: modelRef.describe('the crop stage'),
         regions: z.record(z.string(), regionAssessment),
@@ -309,6 +344,12 @@ export const statsSchema = z
 
 const requestId = z.union([z.string().min(1).max(128), z.int()]).describe("the requester's id, echoed as requestId in the response");
 const cameraArg = name.describe('camera name');
+const stageArg = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\/[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be "<pipeline>/<stage>"')
+  .describe(
+    'a pipeline stage\'s model ("eyes/eye": pipeline eyes, stage eye) instead of `model`; its state on model/state/<pipeline>/<stage>',
+  );
 
 export const commandRequestSchemas = {
   snapshot: z
@@ -346,13 +387,15 @@ export const commandRequestSchemas = {
       name: z.string().min(1).max(128).describe("must equal the manifest's name"),
       version: z.string().min(1).max(64).describe("must equal the manifest's version"),
       activate: z.boolean().default(true).describe('false: download, verify and self-check, keep it, do not switch'),
+      stage: stageArg.optional(),
     })
     .meta({
       title: 'edge-inferd command model/install',
       description:
-        'Topic cmd/model/install: download a model package, verify it (sha256, manifest), load and self-check it beside the running model, then switch to it. Answered when done.',
+        'Topic cmd/model/install: download a model package, verify it (sha256, manifest), load and ' +
+        'self-check it beside the running model, then switch to it. Answered when done.',
     }),
-  'model/rollback': z.strictObject({ id: requestId.optional() }).meta({
+  'model/rollback': z.strictObject({ id: requestId.optional(), stage: stageArg.optional() }).meta({
     title: 'edge-inferd command model/rollback',
     description: 'Topic cmd/model/rollback: switch back to the package active before (or to model.path from the config).',
   }),
@@ -439,7 +482,7 @@ export const healthReportSchema = z
   })
   .describe('the stall detector verdict: the same as GET /healthz and the systemd watchdog');
 const errorInfo = z.strictObject({ code: z.string(), message: z.string(), atMs: epochMs });
-const modelInfo = modelRef.extend({ task: z.enum(['classify', 'detect', 'segment']), provider: z.string() });
+const modelInfo = modelRef.extend({ task: z.enum(['classify', 'detect', 'segment', 'regress']), provider: z.string() });
 const modelReload = z.strictObject({
   ok: z.boolean(),
   dir: z.string(),
@@ -601,6 +644,15 @@ export const daemonStatusSchema = z
     reload: configReload.nullable().describe('the last SIGHUP / reload command'),
     systemd: z.strictObject({ watchdogUsec: count.nullable(), watchdog: count, withheld: count, extended: count }),
     rollout: rolloutStateSchema.nullable().optional().describe('model rollout over MQTT (cmd/model/*)'),
+    stageRollouts: z
+      .record(z.string(), rolloutStateSchema)
+      .optional()
+      .describe('model rollout to pipeline stages, by "<pipeline>/<stage>" (cmd/model/* with stage)'),
+    http: z
+      .strictObject({ host: z.string(), port: z.int().min(1).max(65535) })
+      .nullable()
+      .optional()
+      .describe('where the HTTP endpoint listens (the port the system picked when http.port is 0); null when off'),
   })
   .meta({
     title: 'edge-inferd daemon status',
@@ -727,6 +779,7 @@ export type ResultPayload = z.output<typeof resultSchema>;
 export type ClassifyResultPayload = Extract<ResultPayload, { task: 'classify' }>;
 export type DetectResultPayload = Extract<ResultPayload, { task: 'detect' }>;
 export type SegmentResultPayload = Extract<ResultPayload, { task: 'segment' }>;
+export type RegressResultPayload = Extract<ResultPayload, { task: 'regress' }>;
 export type EventPayload = z.output<typeof eventSchema>;
 export type StatsPayload = z.output<typeof statsSchema>;
 export type CommandResponse = z.output<typeof commandResponseSchema>;

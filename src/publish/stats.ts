@@ -29,8 +29,11 @@ export class StatsReporter {
   /** Pipeline latency (preprocess + inference + postprocess) of one result. */
   recordLatency(camera: string, ms: number): void {
     const l = this.latency.get(camera);
-    if (l) l.n++, (l.sum += ms), (l.max = Math.max(l.max, ms));
-    else this.latency.set(camera, { n: 1, sum: ms, max: ms });
+    if (l) {
+      l.n++;
+      l.sum += ms;
+      l.max = Math.max(l.max, ms);
+    } else this.latency.set(camera, { n: 1, sum: ms, max: ms });
   }
 
   build(input: { cameras: Record<string, CameraSample>; mqtt: StatsPayload['mqtt']; startedAtMs: number }, nowMs: number): StatsPayload {

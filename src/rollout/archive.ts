@@ -94,7 +94,7 @@ export function safeEntryPath(raw: string): string {
   const name = raw.replace(/\/+$/, '');
   if (!name) throw new ArchiveError(`entry "${raw}": empty name`);
   if (name.startsWith('/')) throw new ArchiveError(`entry "${raw}": absolute paths are not accepted`);
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   if (/[\\\u0000-\u001f\u007f]/.test(name))
     throw new ArchiveError(`entry ${JSON.stringify(raw)}: backslashes and control characters are not accepted`);
   const parts = name.split('/').filter((p) => p !== '' && p !== '.');

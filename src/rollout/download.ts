@@ -97,8 +97,8 @@ export function checkUrl(url: string): URL {
 
 export async function download(o: DownloadOptions): Promise<Downloaded> {
   const u = checkUrl(o.url);
-  if (u.protocol === 'file:') return copyFile(fileURLToPath(u), o);
-  return fetchHttp(u, o, 0);
+  if (u.protocol === 'file:') return await copyFile(fileURLToPath(u), o);
+  return await fetchHttp(u, o, 0);
 }
 
 async function statfsFree(dir: string): Promise<number> {
@@ -146,10 +146,11 @@ class SpaceWatch {
 }
 
 async function partSize(file: string): Promise<number> {
-  return stat(file).then(
-    (s) => s.size,
-    () => 0,
-  );
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** file:// only below fileRoot, and one answer for missing, unreadable, outside and not-a-file alike. */
@@ -210,7 +211,10 @@ function fetchHttp(u: URL, o: DownloadOptions, redirects: number): Promise<Downl
       if (secure) Object.assign(opts, { ca: o.ca ? [...rootCertificates, o.ca] : undefined, rejectUnauthorized: true });
       const req = (secure ? https : http).request(u, opts, (res) => {
         const status = res.statusCode ?? 0;
-        const fail = (err: DownloadError) => (res.destroy(), reject(err));
+        const fail = (err: DownloadError) => {
+          res.destroy();
+          reject(err);
+        };
         if (status >= 300 && status < 400 && res.headers.location) {
           res.resume();
           if (redirects >= 3) return reject(new DownloadError('DOWNLOAD_FAILED', 'more than 3 redirects'));

@@ -141,7 +141,7 @@ export class RolloutService implements ModelCommands {
     } catch (err) {
       throw new CommandError('BAD_REQUEST', errorMessage(err), [errorMessage(err)]);
     }
-    return this.exclusive(request, async () => {
+    return await this.exclusive(request, async () => {
       const c = this.d.config;
       const store = this.d.store;
       const folder = PackageStore.folderName(a.name, a.version, a.sha256);
@@ -263,7 +263,7 @@ export class RolloutService implements ModelCommands {
 
   async rollback(requestId: RequestId): Promise<RolloutState> {
     const request: NonNullable<RolloutState['request']> = { requestId, command: 'model/rollback' };
-    return this.exclusive(request, async () => {
+    return await this.exclusive(request, async () => {
       const store = this.d.store;
       const target = store.rollbackTarget();
       if (target === undefined)
@@ -302,6 +302,11 @@ export class RolloutService implements ModelCommands {
     }
   }
 
+  /** Whether a download or unpack runs now (cmd/model/cancel can stop it). */
+  get downloading(): boolean {
+    return this.transfer !== undefined;
+  }
+
   /** cmd/model/cancel: stops the download or unpack of the install running now (its part file is removed). */
   cancel(requestId: RequestId): RolloutState {
     const t = this.transfer;
@@ -336,7 +341,7 @@ export class RolloutService implements ModelCommands {
     this.busy = `${request.command}${request.requestId !== null ? ` ${request.requestId}` : ''}`;
     const job = this.settle(request, run);
     this.job = job.catch(() => undefined);
-    return job;
+    return await job;
   }
 
   private async settle(

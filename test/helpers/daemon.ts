@@ -41,8 +41,7 @@ export function spawnDaemon(
   let err = '';
   proc.stdout?.on('data', (d: Buffer) => {
     buf += d.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       let obj: Record<string, unknown>;
@@ -52,7 +51,11 @@ export function spawnDaemon(
         obj = { raw: line };
       }
       logs.push(obj);
-      for (const w of [...waiters]) if (w.pred(obj)) waiters.splice(waiters.indexOf(w), 1), w.resolve(obj);
+      for (const w of [...waiters])
+        if (w.pred(obj)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(obj);
+        }
     }
   });
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
@@ -78,14 +81,20 @@ export function spawnDaemon(
             ),
           timeoutMs,
         );
-        waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) });
+        waiters.push({
+          pred,
+          resolve: (l) => {
+            clearTimeout(t);
+            resolve(l);
+          },
+        });
         void exited.then(() => {
           clearTimeout(t);
           reject(new Error(`daemon exited before the log line; logs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${err}`));
         });
       });
     },
-    async kill(signal = 'SIGTERM') {
+    kill(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
     },

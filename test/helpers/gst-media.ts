@@ -45,3 +45,17 @@ export function jpegSequence(
 
 /** GStreamer's default row stride for a packed format: width * bytes per pixel, padded to 4 bytes. */
 export const rowStride = (width: number, bytesPerPixel: number): number => Math.ceil((width * bytesPerPixel) / 4) * 4;
+
+/**
+ * A video of the PNGs `<dir>/frame-000.png, frame-001.png ...` at `fps`: `mjpeg` (an AVI, lossy
+ * like a kiosk's recording) or `raw` (Matroska with RGB frames: the pixels exactly). Its path, or
+ * undefined without gst-launch-1.0.
+ */
+export function pngSequenceVideo(pngDir: string, out: string, o: { fps: number; codec: 'mjpeg' | 'raw' }): string | undefined {
+  const encode = o.codec === 'mjpeg' ? 'video/x-raw,format=I420 ! jpegenc quality=95 ! avimux' : 'video/x-raw,format=RGB ! matroskamux';
+  const ok = launch(
+    `multifilesrc location=${pngDir}/frame-%03d.png index=0 caps=image/png,framerate=${o.fps}/1 ! pngdec ! ` +
+      `videoconvert ! ${encode} ! filesink location=${out}`,
+  );
+  return ok ? out : undefined;
+}

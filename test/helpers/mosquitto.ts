@@ -80,12 +80,15 @@ export async function startMosquitto(
 
 export async function waitForPort(port: number, timeoutMs: number, failed?: () => string | undefined): Promise<void> {
   await waitUntil(
-    async () => {
+    () => {
       const why = failed?.();
       if (why) throw new Error(why);
       return new Promise<boolean>((resolve) => {
         const s = createConnection({ port, host: '127.0.0.1' });
-        s.once('connect', () => (s.destroy(), resolve(true)));
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
         s.once('error', () => resolve(false));
       });
     },

@@ -58,7 +58,11 @@ export async function subscribe(url: string, topics: string | string[], opts: Su
     }
     const m: Received = { topic, payload: text, json, retain: packet.retain, atMs: Date.now() };
     messages.push(m);
-    for (const w of [...waiters]) if (w.pred(m)) waiters.splice(waiters.indexOf(w), 1), w.resolve(m);
+    for (const w of [...waiters])
+      if (w.pred(m)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
   });
   await client.subscribeAsync(topics, { qos: 1 });
   return {
@@ -82,7 +86,17 @@ export async function subscribe(url: string, topics: string | string[], opts: Su
             ),
           timeoutMs,
         );
-        waiters.push({ pred, resolve: (m) => (clearTimeout(t), resolve(m)), reject: (e) => (clearTimeout(t), reject(e)) });
+        waiters.push({
+          pred,
+          resolve: (m) => {
+            clearTimeout(t);
+            resolve(m);
+          },
+          reject: (e) => {
+            clearTimeout(t);
+            reject(e);
+          },
+        });
       });
     },
     async close() {

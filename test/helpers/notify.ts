@@ -38,8 +38,7 @@ export async function startNotifySocket(path = `@edge-inferd-test-${randomBytes(
     proc.once('exit', (code) => rej(new Error(`notify-socket.py exited (${code}): ${err}`)));
     proc.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = JSON.parse(buf.slice(0, nl)) as { ready?: string; ms: number; msg: string };
         buf = buf.slice(nl + 1);
         if (line.ready) {
@@ -54,7 +53,11 @@ export async function startNotifySocket(path = `@edge-inferd-test-${randomBytes(
         );
         const m = { ms: line.ms, msg: line.msg, fields };
         messages.push(m);
-        for (const w of [...waiters]) if (w.pred(m)) waiters.splice(waiters.indexOf(w), 1), w.resolve(m);
+        for (const w of [...waiters])
+          if (w.pred(m)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(m);
+          }
       }
     });
   });
@@ -70,7 +73,13 @@ export async function startNotifySocket(path = `@edge-inferd-test-${randomBytes(
           () => rej(new Error(`notification not seen in ${timeoutMs} ms; got:\n${messages.map((m) => JSON.stringify(m.msg)).join('\n')}`)),
           timeoutMs,
         );
-        waiters.push({ pred, resolve: (m) => (clearTimeout(t), res(m)) });
+        waiters.push({
+          pred,
+          resolve: (m) => {
+            clearTimeout(t);
+            res(m);
+          },
+        });
       });
     },
     close: async () => {

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 
 /** A TCP port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

@@ -40,7 +40,7 @@ export function expectCompleteAllowingEarly(seqs: number[] | undefined, to: numb
   expect(new Set(all).size).toBe(to - from + 1);
   // A message came early when a lower seq first arrives after its own first arrival.
   const firstAt = new Map<number, number>();
-  all.forEach((s, i) => firstAt.has(s) || firstAt.set(s, i));
+  for (const [i, s] of all.entries()) if (!firstAt.has(s)) firstAt.set(s, i);
   const early = [...firstAt].filter(([s, i]) => [...firstAt].some(([t, j]) => t < s && j > i)).map(([s]) => s);
   expect(early.length, `seqs that came ahead of lower ones: ${early.join(', ')}`).toBeLessThanOrEqual(maxEarly);
   // Everything else in order: moving forward only to the next seq that did not come early.

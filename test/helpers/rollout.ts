@@ -31,7 +31,7 @@ export const RGB: Record<'red' | 'green' | 'blue', [number, number, number]> = {
   blue: [20, 20, 220],
 };
 
-export async function solidPng(rgb: [number, number, number], size = 16): Promise<Buffer> {
+export function solidPng(rgb: [number, number, number], size = 16): Promise<Buffer> {
   return sharp({ create: { width: size, height: size, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
     .png()
     .toBuffer();

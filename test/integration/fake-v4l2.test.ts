@@ -99,7 +99,11 @@ describe.runIf(run)('fake V4L2 device', () => {
       console.log(JSON.stringify({ frames, status: cam.status() }));`,
     );
     if (!out) return ctx.skip();
-    expect(out.frames).toBeGreaterThanOrEqual(20);
+    // Latest frame wins: a loaded machine may read fewer than the 10 frames sent before the unplug
+    // (the rest are dropped and counted), never more, and at least one.
+    const beforeUnplug = out.frames - 10;
+    expect(beforeUnplug).toBeGreaterThanOrEqual(1);
+    expect(beforeUnplug).toBeLessThanOrEqual(10);
     expect(out.status).toMatchObject({ state: 'streaming', reconnects: 1, attempts: 0, errors: 1, lastError: { code: 'STREAM_ERROR' } });
     expect(out.status.lastError.message).toContain('Failed to allocate a buffer');
   });

@@ -95,7 +95,10 @@ describe('row 11: the embedded broker off loopback', () => {
     cleanups.push(() => t.stop());
     await waitUntil(() => t.app.status().mqtt?.connected, 10_000, 'daemon connected to its broker');
     const anon = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, reconnectPeriod: 0 }).then(
-      (c) => (c.end(true), 'connected'),
+      (c) => {
+        c.end(true);
+        return 'connected';
+      },
       (e: Error) => e.message,
     );
     expect(anon).toMatch(/Bad username or password|Not authorized/);

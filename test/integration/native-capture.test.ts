@@ -2,7 +2,7 @@
 // pipelines ending in `appsink name=sink`. In CI (CI=true) nothing is skipped: a missing addon or
 // GStreamer fails. Elsewhere the suite is skipped loudly when the addon is not built.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -243,6 +243,21 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
     expect(b.data.buffer).toBe(a.data.buffer);
   });
 
+  it('the pull thread is named edge-pull (top -H, the camera-rate bench), one per open capture', async () => {
+    const pulls = () =>
+      readdirSync('/proc/self/task').filter((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'edge-pull');
+    const before = pulls().length;
+    const cap = new NativeCapture();
+    cap.open(testsrc('video/x-raw,format=GRAY8,width=64,height=48', '', 'sync=false'));
+    try {
+      await cap.read();
+      expect(pulls().length).toBe(before + 1);
+    } finally {
+      cap.close();
+    }
+    expect(pulls().length).toBe(before);
+  });
+
   it('latest frame wins: a slow reader gets increasing seqs and the skipped frames are counted', async () => {
     const cap = new NativeCapture();
     const frames = 300;
@@ -348,7 +363,7 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
 
   it('20 open/close and 1000 error cycles do not leak threads or RSS (child process)', { timeout: 120_000 }, async () => {
     const code = `
-      import { readdirSync } from 'node:fs';
+      import { readdirSync, readFileSync } from 'node:fs';
       const tasks = () => readdirSync('/proc/self/task').length;
       const settle = async () => { for (let i = 0; i < 3; i++) { await new Promise((r) => setTimeout(r, 20)); gc(); } };
       const measure = async () => { await settle(); return { rss: process.memoryUsage().rss, tasks: tasks() }; };

@@ -507,3 +507,90 @@ describe('outbox window and order (a hand-settled transport and a real journal)'
     expect(reopened.history({ limit: 10 }).map((e) => e.state)).toEqual(['sent']);
   });
 });
+
+/** A real journal that records what each write transaction held: [acknowledgements, new messages]. */
+class CountingJournal extends Journal {
+  readonly ticks: [number, number][] = [];
+  override writeTick(acks: readonly number[], msgs: Parameters<Journal['writeTick']>[1], inFlightUpTo?: number) {
+    this.ticks.push([acks.length, msgs.length]);
+    return super.writeTick(acks, msgs, inFlightUpTo);
+  }
+}
+
+describe('acknowledgements ride with the next new message (one transaction per frame at camera rates)', () => {
+  function setup(ackWaitMs = 100) {
+    const journal = new CountingJournal({
+      path: join(mkdtempSync(join(tmpdir(), 'outbox-acks-')), 'journal.sqlite'),
+      maxRows: 10_000,
+      maxBytes: 64 << 20,
+      retentionMs: 3_600_000,
+      synchronous: 'normal',
+      log: captureLog().log,
+    });
+    journal.start();
+    cleanups.push(async () => journal.stop());
+    const clock = new ManualClock();
+    const t = new HandTransport();
+    const outbox = new Outbox({ journal, transport: t, window: 4, log: captureLog().log, clock, ackWaitMs });
+    outbox.start();
+    cleanups.push(async () => {
+      t.connected = false;
+      await outbox.stop(0);
+    });
+    return { journal, clock, t, outbox };
+  }
+
+  it('an acknowledgement is recorded in the transaction of the next message, or alone once it has waited ackWaitMs', async () => {
+    const { journal, clock, t, outbox } = setup(100);
+    outbox.enqueue(result('a', 1));
+    await (await t.call(0)).ack();
+    // Acknowledged, not recorded yet: no transaction of its own, and not counted as queued.
+    expect(journal.ticks).toEqual([[0, 1]]);
+    expect(journal.stats().pending).toBe(1);
+    expect(outbox.stats()).toMatchObject({ queued: 0, inflight: 0, acknowledged: 1 });
+    await clock.advance(99);
+    expect(journal.ticks).toEqual([[0, 1]]);
+    // The next frame's message comes: one transaction marks 1 sent and journals 2.
+    outbox.enqueue(result('a', 2));
+    const second = await t.call(1);
+    expect(journal.ticks).toEqual([
+      [0, 1],
+      [1, 1],
+    ]);
+    expect(journal.history({ limit: 10 }).map((e) => [JSON.parse(e.payload).seq, e.state])).toEqual([
+      [1, 'sent'],
+      [2, 'pending'],
+    ]);
+    expect(clock.pending).toBe(0); // the wait ended with that write
+    // Nothing new comes: the acknowledgement is recorded alone after ackWaitMs on the clock.
+    await second.ack();
+    await clock.advance(99);
+    expect(journal.stats().pending).toBe(1);
+    await clock.advance(1);
+    expect(journal.ticks.at(-1)).toEqual([1, 0]);
+    expect(journal.stats().pending).toBe(0);
+  });
+
+  it('stop() records acknowledgements still waiting, at once', async () => {
+    const { journal, clock, t, outbox } = setup(100);
+    outbox.enqueue(result('a', 1));
+    await (await t.call(0)).ack();
+    expect(journal.stats().pending).toBe(1);
+    await outbox.stop(0);
+    expect(journal.stats().pending).toBe(0);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('ackWaitMs 0 records acknowledgements on the next turn of the event loop, without a timer', async () => {
+    const { journal, clock, t, outbox } = setup(0);
+    outbox.enqueue(result('a', 1));
+    await (await t.call(0)).ack();
+    expect(clock.pending).toBe(0);
+    await new Promise((r) => setImmediate(r));
+    expect(journal.ticks).toEqual([
+      [0, 1],
+      [1, 0],
+    ]);
+    expect(journal.stats().pending).toBe(0);
+  });
+});

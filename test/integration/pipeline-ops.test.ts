@@ -49,6 +49,8 @@ describe('pipeline camera operations', () => {
       samples: ['plastic-1.png'],
       fps: 5,
       extra: {
+        // Port 0: a free port, which the daemon reports (the `running` line, /status).
+        http: { port: 0 },
         pipelines: { eyes: [stages[0], { ...stages[1], model: eyeDir }] },
         cameras: {
           kiosk: { uri: `images://${join(dir, 'frames')}`, fps: 5, pipeline: 'eyes' },
@@ -78,7 +80,8 @@ describe('pipeline camera operations', () => {
     expect(summary(http.body.objects)).toEqual(expected);
     expect(http.body.objects.every((o: any) => o.regions.left.crop === undefined)).toBe(true);
     expect((await post('?camera=nope')).status).toBe(404);
-    expect((await post('')).body.objects).toBeUndefined(); // no camera: the one model, as before
+    // No camera runs the one model, so it is not loaded: naming no camera is a clear refusal.
+    expect(await post('')).toMatchObject({ status: 409, body: { code: 'MODEL_UNUSED' } });
 
     const cli = spawnSync(process.execPath, [CLI, 'infer', '--config', t.configPath, '--camera', 'kiosk', join(samples, threeFaces.file)], {
       encoding: 'utf8',
@@ -87,6 +90,19 @@ describe('pipeline camera operations', () => {
     expect(cli.status, cli.stderr).toBe(0);
     const line = JSON.parse(cli.stdout) as Record<string, any>;
     expect(line.objects).toEqual(http.body.objects);
+  });
+
+  it('loads only the stage models when every camera runs a pipeline; http.port 0 reports the port it got', async () => {
+    const loaded = t.logs.filter((l) => l.msg === 'model loaded').map((l) => l.stage ?? 'model');
+    expect(loaded.sort()).toEqual(['eye', 'face']);
+    const port = Number(new URL(t.base).port);
+    expect(port).toBeGreaterThan(0);
+    expect(t.logs.find((l) => l.msg === 'running')).toMatchObject({ http: { host: '127.0.0.1', port } });
+    const status = (await (await fetch(`${t.base}/status`)).json()) as Record<string, any>;
+    expect(status).toMatchObject({ model: null, http: { host: '127.0.0.1', port } });
+    const ready = await fetch(`${t.base}/readyz`);
+    const checks = ((await ready.json()) as { checks: Record<string, { ok: boolean; detail: string }> }).checks;
+    expect(checks.model).toEqual({ ok: true, detail: 'not loaded: every camera runs a pipeline' });
   });
 
   it('includeCrops puts each classified crop in the result; snapshots off refuses snapshots', async () => {

@@ -72,6 +72,29 @@ describe.runIf(run)('capture scaled to the model, full resolution on demand', ()
     }
   });
 
+  it('the interpolation picks the scaler method; antialiased ones leave the model branch at the camera size for the tensor writer', async () => {
+    const target = { width: 224, height: 224, resize: 'stretch' as const };
+    expect(scaledPipeline(split('test://ball'), { ...target, interpolation: 'nearest' })).toContain('videoscale method=nearest-neighbour ');
+    expect(scaledPipeline(split('test://ball'), target)).toContain('videoscale method=bilinear ');
+    expect(scaledPipeline(split('test://ball'), { ...target, interpolation: 'nearest' }, 'nvvidconv')).toContain(
+      'nvvidconv interpolation-method=0 ! video/x-raw,format=RGBA,width=224,height=224',
+    );
+    for (const [interpolation, size] of [
+      ['nearest', [224, 224]],
+      ['area', [640, 480]],
+      ['bicubic-antialias', [640, 480]],
+    ] as const) {
+      const cap = new NativeCapture();
+      cap.open(scaledPipeline(split('test://ball?width=640&height=480'), { ...target, interpolation }), { full: { ...FULL_BRANCH } });
+      try {
+        const f = await cap.read();
+        expect([interpolation, f.width, f.height, f.format]).toEqual([interpolation, ...size, 'RGB']);
+      } finally {
+        cap.close();
+      }
+    }
+  });
+
   it('frames nobody reads are not scaled (the gate), and the frame read after a pause is fresh', async () => {
     const cap = new NativeCapture();
     cap.open(scaledPipeline(split('test://ball?width=640&height=480&fps=30'), { width: 224, height: 224, resize: 'stretch' }), {

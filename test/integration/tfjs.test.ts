@@ -53,7 +53,7 @@ async function layersPackage(patch?: (m: string) => string): Promise<string> {
   let json: object = {};
   let weights = new Uint8Array();
   await model.save(
-    core.io.withSaveHandler(async (a) => {
+    core.io.withSaveHandler((a) => {
       json = {
         modelTopology: a.modelTopology,
         format: a.format,
@@ -62,14 +62,14 @@ async function layersPackage(patch?: (m: string) => string): Promise<string> {
         weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }],
       };
       weights = new Uint8Array(a.weightData as ArrayBuffer);
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } });
     }),
   );
   return writePackage(json, weights, patch);
 }
 
 /** The same classifier as a TF graph (Placeholder -> Mean -> MatMul -> BiasAdd -> Softmax). */
-async function graphPackage(): Promise<string> {
+function graphPackage(): Promise<string> {
   const f = { type: 'DT_FLOAT' };
   const dims = (...d: number[]) => ({ dim: d.map((size) => ({ size: String(size) })) });
   const konst = (name: string, dtype: string, shape: number[]) => ({

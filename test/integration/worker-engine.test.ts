@@ -94,7 +94,7 @@ describe('WorkerEngine', () => {
     expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
   });
 
-  it("runs below the main thread's priority (Linux nice is per thread; ORT's threads inherit it)", async () => {
+  it("runs below the main thread's priority (Linux nice is per thread; ORT's threads inherit it)", () => {
     const niceOf = (task: string) => {
       const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
       return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
@@ -102,6 +102,21 @@ describe('WorkerEngine', () => {
     const main = niceOf(String(process.pid));
     // The worker of the engine loaded above (and its ORT threads), 5 steps below the main thread.
     expect(readdirSync('/proc/self/task').map(niceOf)).toContain(Math.min(19, main + 5));
+  });
+
+  it('names its threads: the worker edge-infer, the ORT intra-op threads it created edge-ort (top -H, the camera-rate bench)', async () => {
+    const names = () => readdirSync('/proc/self/task').map((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim());
+    const before = names();
+    // Two intra-op threads: the calling thread (the worker) and one pool thread ORT creates.
+    const e = await WorkerEngine.load(await loadModelPackage(demoModelDir), { providers: ['cpu'], intraOpThreads: 2 });
+    try {
+      const count = (list: string[], n: string) => list.filter((x) => x === n).length;
+      const after = names();
+      expect(count(after, 'edge-infer') - count(before, 'edge-infer')).toBe(1);
+      expect(count(after, 'edge-ort') - count(before, 'edge-ort')).toBeGreaterThanOrEqual(1);
+    } finally {
+      await e.close();
+    }
   });
 
   it('close() finishes every accepted frame, then refuses new ones', async () => {

@@ -32,7 +32,7 @@ async function status(port: number): Promise<any> {
 }
 
 /** /status once `pred` holds for it (a fetch that fails while the daemon starts is "not yet"). */
-async function statusUntil(port: number, what: string, pred: (s: any) => boolean, timeoutMs = 20_000): Promise<any> {
+function statusUntil(port: number, what: string, pred: (s: any) => boolean, timeoutMs = 20_000): Promise<any> {
   let last: unknown;
   return waitUntil(
     async () => {

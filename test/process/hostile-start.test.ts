@@ -139,8 +139,8 @@ function slowSessionModel(nodes: number): string {
   writeFileSync(join(pkg, 'model.onnx'), bytes);
   const manifest = readFileSync(join(pkg, 'manifest.yaml'), 'utf8')
     .replace(/^sha256: .*$/m, `sha256: ${createHash('sha256').update(bytes).digest('hex')}`)
-    .replace(/^input:\n(  .*\n)+/m, 'input: {name: images, width: 8, height: 8}\n')
-    .replace(/^output:\n(  .*\n)+/m, 'output: {name: logits}\n');
+    .replace(/^input:\n( {2}.*\n)+/m, 'input: {name: images, width: 8, height: 8}\n')
+    .replace(/^output:\n( {2}.*\n)+/m, 'output: {name: logits}\n');
   writeFileSync(join(pkg, 'manifest.yaml'), manifest);
   return pkg;
 }

@@ -124,6 +124,7 @@ describe('install.sh / uninstall.sh', () => {
     const launcher = join(root, 'opt/edge-inferd/bin/edge-inferd');
     expect(lstatSync(launcher).mode & 0o777).toBe(0o755);
     // ONNX Runtime's telemetry off for every command run through the launcher, unless the caller opted in.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the launcher's shell text, not a template
     expect(readFileSync(launcher, 'utf8')).toContain('\n: "${ORT_DISABLE_TELEMETRY:=1}"\nexport ORT_DISABLE_TELEMETRY\n');
     expect(readlinkSync(join(root, 'usr/local/bin/edge-inferd'))).toBe('/opt/edge-inferd/bin/edge-inferd');
     expect(readFileSync(join(root, 'etc/edge-inferd/config.yaml'), 'utf8')).toBe(

@@ -17,7 +17,9 @@ import { freePort } from '../helpers/ports.js';
  */
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 function freshHome(): string {
   const home = mkdtempSync(join(tmpdir(), 'ort-home-'));

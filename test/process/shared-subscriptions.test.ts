@@ -35,15 +35,24 @@ describe('shared subscriptions ($share/<group>/...)', () => {
       const total = () => a.messages.length + b.messages.length;
       await new Promise<void>((resolve, reject) => {
         const t = setInterval(() => {
-          if (total() >= 60) clearInterval(t), resolve();
-          if (d.proc.exitCode !== null) clearInterval(t), reject(new Error(`daemon exited: ${d.stderr()}`));
+          if (total() >= 60) {
+            clearInterval(t);
+            resolve();
+          } else if (d.proc.exitCode !== null) {
+            clearInterval(t);
+            reject(new Error(`daemon exited: ${d.stderr()}`));
+          }
         }, 50);
       });
       expect(await d.kill('SIGTERM')).toEqual({ code: 0, signal: null });
       await watch.waitFor((m) => m.json?.state === 'stopped');
       const published = watch.messages.filter((m) => m.topic.endsWith('/result')).length;
       await new Promise<void>((resolve) => {
-        const t = setInterval(() => total() >= published && (clearInterval(t), resolve()), 20);
+        const t = setInterval(() => {
+          if (total() < published) return;
+          clearInterval(t);
+          resolve();
+        }, 20);
       });
       const seqA = a.messages.map((m) => m.json.seq as number);
       const seqB = b.messages.map((m) => m.json.seq as number);

@@ -27,7 +27,7 @@ describe('pipeline aggregation', () => {
       [region('left', { scores: [0.7, 0.2, 0.1] }), region('right', { scores: [0.1, 0.1, 0.8] })],
     ];
     const out: TrackDecision[] = [];
-    frames.forEach((f, i) => out.push(...agg.observe(run([f]), 1000 + i)));
+    for (const [i, f] of frames.entries()) out.push(...agg.observe(run([f]), 1000 + i));
     const [a] = assessments(out);
     expect(out).toHaveLength(1);
     expect(a).toMatchObject({ track: 1, atMs: 1003, sinceMs: 1000, frames: 4, score: 0.8 });

@@ -107,8 +107,8 @@ describe('config: bad configs give exact `path: problem (got X)` messages', () =
   }
 
   it('reports every problem at once', () => {
-    expect(problems('http:\n  port: 0\nlog:\n  level: x\nfoo: 1\n')).toEqual([
-      'http.port: must be >= 1 (got 0)',
+    expect(problems('http:\n  port: -1\nlog:\n  level: x\nfoo: 1\n')).toEqual([
+      'http.port: must be >= 0 (got -1)',
       'log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace" (got "x")',
       'foo: unknown key (valid keys: deviceId, cameras, model, pipelines, mqtt, http, health, log, stats, commands, homeassistant, journal)',
     ]);
@@ -153,6 +153,9 @@ describe('config: defaults, paths and environment overrides', () => {
       port: 8321,
       allowedHosts: [],
       limits: { connections: 128, perClient: 16, bodyTimeoutSec: 30, inferConcurrent: 1 },
+      cors: { origins: [] },
+      events: { maxClients: 32, heartbeatSec: 15, bufferBytes: 262_144 },
+      preview: { maxFps: 10, maxClients: 4, quality: 70 },
     });
     expect(c.deviceId).toBe(
       hostname()
@@ -233,7 +236,7 @@ describe('edge-inferd check-config', () => {
     const p = file('http:\n  port: -5\nmqtt:\n  prefx: a\n');
     const r = spawnSync(process.execPath, [CLI, 'check-config', p], { encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe(`${p}: 2 problems\n  mqtt.prefx: unknown key (did you mean "prefix"?)\n  http.port: must be >= 1 (got -5)\n`);
+    expect(r.stderr).toBe(`${p}: 2 problems\n  mqtt.prefx: unknown key (did you mean "prefix"?)\n  http.port: must be >= 0 (got -5)\n`);
   });
 });
 
@@ -269,5 +272,48 @@ describe('config: http.host on every IPv6 interface', () => {
     ]);
     const c = loadConfig({ file: file('http:\n  host: "::"\n'), env: { EDGE_INFERD_HTTP__TOKEN: 'a-long-enough-token' } });
     expect(c.http).toMatchObject({ host: '::', token: 'a-long-enough-token' });
+  });
+});
+
+describe('config: the kiosk screen (issue 20)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cfg-kiosk-'));
+  const load = (yaml: string) => {
+    const f = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(f, yaml);
+    return loadConfig({ file: f, env: {} });
+  };
+  const problems = (yaml: string): string[] => {
+    try {
+      load(yaml);
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+    return [];
+  };
+
+  it('refuses privacy.preview: on unless HTTP listens on loopback only', () => {
+    const cams = 'cameras:\n  tray:\n    uri: test://ball\n    privacy:\n      preview: on\n';
+    expect(problems(cams)).toEqual([]);
+    expect(problems(`${cams}http:\n  host: 0.0.0.0\n  token: sixteen-characters-x\n`)).toEqual([
+      'cameras.tray.privacy.preview: "on" shows people as the camera sees them and needs HTTP on loopback only (got http.host "0.0.0.0"); use "redact", or listen on 127.0.0.1',
+    ]);
+  });
+
+  it('refuses an anonymous WebSocket listener beyond loopback, like the TCP one', () => {
+    expect(problems('mqtt:\n  embedded:\n    websocket: {}\n')).toEqual([]);
+    expect(load('mqtt:\n  embedded:\n    websocket: {}\n').mqtt.embedded.websocket).toEqual({
+      host: '127.0.0.1',
+      port: 9001,
+      path: '/mqtt',
+    });
+    expect(problems('mqtt:\n  embedded:\n    websocket: { host: 0.0.0.0 }\n')).toEqual([
+      'mqtt.embedded.websocket.host: listening beyond loopback (got "0.0.0.0") needs authentication; set mqtt.username and mqtt.passwordFile, or listen on 127.0.0.1',
+    ]);
+  });
+
+  it('takes only origins in http.cors.origins', () => {
+    expect(problems('http:\n  cors:\n    origins: [http://kiosk.local:8080]\n')).toEqual([]);
+    expect(problems('http:\n  cors:\n    origins: ["*"]\n')[0]).toContain('http.cors.origins[0]: must be an origin');
   });
 });

@@ -39,7 +39,7 @@ function outputs(boxes: number[][], scores: number[]) {
 
 describe('detector bounds', () => {
   it('a NaN box, an infinite one and a negative-size one are not published, and counted', () => {
-    const post = new Postprocessor(pkg('none'), { boxes: 'b', scores: 's' });
+    const post = new Postprocessor(pkg('none'), { boxes: ['b'], scores: ['s'] });
     const r = post.run(
       outputs(
         [
@@ -59,7 +59,7 @@ describe('detector bounds', () => {
   });
 
   it('privacy: person: every box kept is marked, and a box that cannot be drawn hides the whole frame', () => {
-    const post = new Postprocessor(pkg('person'), { boxes: 'b', scores: 's' });
+    const post = new Postprocessor(pkg('person'), { boxes: ['b'], scores: ['s'] });
     const good = post.run(
       outputs(
         [
@@ -94,7 +94,7 @@ describe('detector bounds', () => {
   });
 
   it('privacy: person with more faces than maxDetections: the frame is hidden whole', () => {
-    const post = new Postprocessor(pkg('person', 2), { boxes: 'b', scores: 's' });
+    const post = new Postprocessor(pkg('person', 2), { boxes: ['b'], scores: ['s'] });
     const r = post.run(
       outputs(
         [
@@ -120,7 +120,7 @@ describe('detector bounds', () => {
       return [x, y, x + 0.2, y + 0.2];
     });
     const scores = Array.from({ length: n }, (_, i) => 0.3 + (0.6 * i) / n);
-    const post = new Postprocessor(pkg('none', 10_000), { boxes: 'b', scores: 's' });
+    const post = new Postprocessor(pkg('none', 10_000), { boxes: ['b'], scores: ['s'] });
     const out = outputs(boxes, scores);
     const r = post.run(out, g) as DetectInference;
     expect(r.detections).toHaveLength(MAX_DETECTIONS);

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import si from 'systeminformation';
 import { describe, expect, it } from 'vitest';
-import { readThermal, sampleDevice } from '../../src/health/device.js';
+import { DeviceSampler, readThermal, sampleDevice, siCpuTemperature } from '../../src/health/device.js';
 import { Metrics, type MetricsSource } from '../../src/health/metrics.js';
+import { ManualClock } from '../helpers/clock.js';
+import { captureLog } from '../helpers/log.js';
 
 /** A sysfs thermal class folder laid out as on a Jetson Orin (the hardware boundary, as files). */
 function jetsonThermal(): string {
@@ -50,7 +52,7 @@ describe('device sensors', () => {
   });
 
   it('a machine without thermal zones reports none from sysfs (and whatever systeminformation finds)', async () => {
-    const r = await sampleDevice(join(tmpdir(), 'no-such-thermal-root'));
+    const r = await sampleDevice(join(tmpdir(), 'no-such-thermal-root'), Date.now, siCpuTemperature);
     expect(r.cooling).toEqual([]);
     // The fallback is this machine's own CPU sensor through systeminformation: one "cpu" reading
     // where it has one, none where it has none (a container, a VM).
@@ -58,6 +60,65 @@ describe('device sensors', () => {
     const hasCpu = typeof cpu.main === 'number' && Number.isFinite(cpu.main);
     expect(r.temperatures.map(({ zone, type }) => ({ zone, type }))).toEqual(hasCpu ? [{ zone: 'cpu', type: 'cpu' }] : []);
     for (const t of r.temperatures) expect(Number.isFinite(t.celsius)).toBe(true);
+  });
+});
+
+describe('device sampler', () => {
+  /** A CPU temperature fallback that counts how often it is asked (systeminformation's runs shell commands each time). */
+  const counting = (celsius: number | undefined) => {
+    const f = Object.assign(
+      () => {
+        f.calls++;
+        return Promise.resolve(celsius);
+      },
+      { calls: 0 },
+    );
+    return f;
+  };
+  const noZones = () => join(tmpdir(), 'no-such-thermal-root');
+
+  it('sampleDevice without a fallback asks none', async () => {
+    expect(await sampleDevice(noZones(), () => 7, undefined)).toEqual({ temperatures: [], cooling: [], sampledAtMs: 7 });
+  });
+
+  it('without thermal zones, a fallback that finds no temperature is asked once, not at every sample', async () => {
+    const clock = new ManualClock();
+    const fallback = counting(undefined);
+    const sampler = new DeviceSampler({ intervalMs: 15_000, root: noZones(), log: captureLog().log, clock, cpuTemperature: fallback });
+    await sampler.start();
+    await clock.advance(60_000);
+    sampler.stop();
+    expect(fallback.calls).toBe(1);
+    expect(sampler.latest?.temperatures).toEqual([]);
+    expect(sampler.latest?.sampledAtMs).toBe(clock.now());
+  });
+
+  it('a fallback that finds a temperature is asked at every sample', async () => {
+    const clock = new ManualClock();
+    const fallback = counting(47.5);
+    const sampler = new DeviceSampler({ intervalMs: 15_000, root: noZones(), log: captureLog().log, clock, cpuTemperature: fallback });
+    await sampler.start();
+    await clock.advance(60_000);
+    sampler.stop();
+    expect(fallback.calls).toBe(5);
+    expect(sampler.latest?.temperatures).toEqual([{ zone: 'cpu', type: 'cpu', celsius: 47.5 }]);
+  });
+
+  it('with thermal zones the fallback is never asked', async () => {
+    const clock = new ManualClock();
+    const fallback = counting(99);
+    const sampler = new DeviceSampler({
+      intervalMs: 15_000,
+      root: jetsonThermal(),
+      log: captureLog().log,
+      clock,
+      cpuTemperature: fallback,
+    });
+    await sampler.start();
+    await clock.advance(30_000);
+    sampler.stop();
+    expect(fallback.calls).toBe(0);
+    expect(sampler.latest?.temperatures.map((t) => t.zone)).toEqual(['thermal_zone0', 'thermal_zone1', 'thermal_zone10']);
   });
 });
 

@@ -324,7 +324,7 @@ describe('eyes demo models (models/demo-eyes)', () => {
 
     const runBatch = async (crops: Float32Array[]): Promise<Float32Array[]> => {
       const data = new Float32Array(crops.length * 3 * S * S);
-      crops.forEach((c, i) => data.set(c, i * 3 * S * S));
+      for (const [i, c] of crops.entries()) data.set(c, i * 3 * S * S);
       const out = await session.run({ image: new ort.Tensor('float32', data, [crops.length, 3, S, S]) });
       expect(out.probs.dims).toEqual([crops.length, EYE_LABELS.length]);
       const p = out.probs.data as Float32Array;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DETECT_SCORES, fixtureFiles, SEGMENT_LABELS } from '../../scripts/make-fixture-models.js';
 import { Engine } from '../../src/inference/engine.js';
 import { loadModelPackage } from '../../src/inference/package.js';
@@ -142,7 +142,10 @@ describe('segmenter fixture (per-pixel nearest colour, 64x64 input, letterbox)',
     const counts = new Array(SEGMENT_LABELS.length).fill(0);
     const mask = new Uint8Array(W * H);
     const frame = drawFrame(W, H, rects);
-    for (let i = 0; i < W * H; i++) counts[(mask[i] = classOf(Array.from(frame.data.subarray(i * 3, i * 3 + 3))))]++;
+    for (let i = 0; i < W * H; i++) {
+      mask[i] = classOf(Array.from(frame.data.subarray(i * 3, i * 3 + 3)));
+      counts[mask[i]]++;
+    }
     return {
       frame,
       mask,

@@ -26,7 +26,15 @@ function tmpPath(): string {
 function journal(path = tmpPath(), over: Partial<JournalOptions> = {}) {
   const { log, lines } = captureLog();
   const j = new Journal({ path, maxRows: 100_000, maxBytes: 64 << 20, retentionMs: 3_600_000, synchronous: 'normal', log, ...over });
-  return { j, lines, start: () => (j.start(), open.push(j), j) };
+  return {
+    j,
+    lines,
+    start: () => {
+      j.start();
+      open.push(j);
+      return j;
+    },
+  };
 }
 
 const msg = (n: number): NewMessage => ({
@@ -65,7 +73,13 @@ async function holder(path: string): Promise<{ kill(): Promise<void> }> {
     p.stdout.once('data', () => ok());
     p.once('exit', (code) => fail(new Error(`holder exited ${code}`)));
   });
-  return { kill: () => new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGKILL'))) };
+  return {
+    kill: () =>
+      new Promise<void>((r) => {
+        p.once('exit', () => r());
+        p.kill('SIGKILL');
+      }),
+  };
 }
 
 describe('row 3: the journal lock is an OS lock that dies with its process', () => {
@@ -109,7 +123,14 @@ describe('row 4: a corrupt journal is moved aside and a fresh one started', () =
     ['truncated', (p) => truncateSync(p, Math.floor(statSync(p).size / 3) + 100)],
     ['header overwritten', (p) => overwrite(p, 0, Buffer.alloc(100, 0x41))],
     ['random pages in the middle', (p) => overwrite(p, 4096 * 3, randomish(4096 * 4))],
-    ['a folder at its path', (p) => (execFileSync('rm', ['-f', p]), mkdirSync(p), writeFileSync(join(p, 'x'), 'x'))],
+    [
+      'a folder at its path',
+      (p) => {
+        execFileSync('rm', ['-f', p]);
+        mkdirSync(p);
+        writeFileSync(join(p, 'x'), 'x');
+      },
+    ],
   ];
   it.each(damages)('%s', (_what, damage) => {
     const path = journalWith(300);
@@ -149,7 +170,10 @@ function overwrite(path: string, at: number, bytes: Buffer): void {
 function randomish(n: number): Buffer {
   const b = Buffer.alloc(n);
   let x = 12345;
-  for (let i = 0; i < n; i++) b[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
   return b;
 }
 

@@ -21,14 +21,15 @@ class ReusingCamera implements Camera {
   private readonly buf = new Uint8Array(4);
   private stopped = false;
   async start(): Promise<void> {}
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.stopped = true;
+    return Promise.resolve();
   }
-  async read(): Promise<Frame> {
-    if (this.stopped) throw Object.assign(new Error('stopped'), { code: 'CAMERA_STOPPED' });
+  read(): Promise<Frame> {
+    if (this.stopped) return Promise.reject(Object.assign(new Error('stopped'), { code: 'CAMERA_STOPPED' }));
     const seq = ++this.reads;
     this.buf.fill(seq % 256);
-    return { camera: this.name, seq, width: 2, height: 2, stride: 2, format: 'GRAY8', data: this.buf, capturedAtMs: 0 };
+    return Promise.resolve({ camera: this.name, seq, width: 2, height: 2, stride: 2, format: 'GRAY8', data: this.buf, capturedAtMs: 0 });
   }
   status(): CameraStatus {
     return { name: this.name, uri: 'test://', state: 'streaming', received: this.reads, dropped: 0, errors: 0 };
@@ -133,7 +134,7 @@ describe('CameraLoop pipelining', () => {
     const camera = new ReusingCamera();
     const readAt: number[] = [];
     const read = camera.read.bind(camera);
-    camera.read = async () => {
+    camera.read = () => {
       readAt.push(clock.monotonic());
       return read();
     };

@@ -185,6 +185,6 @@ describe('broken packages', () => {
     const badTask = await variant(demo, (m) => m.replace('task: classify', 'task: track'));
     const e3 = await loadError(badTask);
     expect(e3.code).toBe('MODEL_MANIFEST');
-    expect(e3.problems).toEqual(['task: must be one of "classify", "detect", "segment" (got "track")']);
+    expect(e3.problems).toEqual(['task: must be one of "classify", "detect", "segment", "regress" (got "track")']);
   });
 });

@@ -21,11 +21,13 @@ describe('manifest keypoints and privacy', () => {
     expect(manifestSchema.parse(base).privacy).toBe('none');
   });
 
-  it('refuses keypoints outside the yolov8 layout, duplicate names, and an unknown privacy', () => {
+  it('refuses duplicate keypoint names, a keypoint output in the yolo layouts, and an unknown privacy', () => {
     const issues = (raw: object) => manifestSchema.safeParse(raw).error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-    const kp = issues({ ...base, detect: { format: 'yolov5', keypoints: ['a', 'a'] } });
-    expect(kp).toContain('detect.keypoints: keypoints are read from the yolov8 (pose) layout only; detect.format is yolov5');
-    expect(kp).toContain('detect.keypoints: keypoint names must be unique');
+    const kp = issues({ ...base, detect: { format: 'yolov5', keypoints: ['a', 'a'], keypointOutputs: 'kps' } });
+    expect(kp).toEqual([
+      'detect.keypoints: keypoint names must be unique',
+      'detect.keypointOutputs: yolov5 keeps its keypoints in its one output; keypointOutputs is for boxes-scores and anchors',
+    ]);
     expect(issues({ ...base, privacy: 'faces' }).map((i) => i.split(':')[0])).toEqual(['privacy']);
   });
 

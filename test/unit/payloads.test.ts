@@ -255,9 +255,10 @@ describe('command handler: every input gets one response, nothing throws', () =>
     });
     return {
       sent,
-      run: async (name: string, payload: string | Buffer, retain = false) => (
-        await h.handle(topics.command(name), Buffer.from(payload), retain), sent.at(-1)
-      ),
+      run: async (name: string, payload: string | Buffer, retain = false) => {
+        await h.handle(topics.command(name), Buffer.from(payload), retain);
+        return sent.at(-1);
+      },
     };
   }
 

@@ -36,7 +36,7 @@ describe('pipelines config', () => {
     ).toEqual([]);
   });
 
-  it('reports a missing from, keypoint, model and pipeline, and a wrong first stage, all at once with their paths', () => {
+  it('reports a missing from, keypoint, model and pipeline, a wrong first stage and a wrong crop stage, all at once with their paths', () => {
     const p = problems({
       pipelines: {
         eyes: [
@@ -60,6 +60,7 @@ describe('pipelines config', () => {
       'pipelines.lost[1].from: no earlier stage "head" in pipeline lost (stages before it: face)',
       'pipelines.inverted[0].from: the first stage sees the whole frame; remove from (got "face")',
       `pipelines.inverted[0].model: the first stage must be a detector (task detect); ${eye} is classify`,
+      `pipelines.inverted[1].model: a crop stage must be a classify or regress model; ${face} is detect`,
       'pipelines.inverted[1].from: required: the stage whose detections this stage crops (eye)',
       'cameras.kiosk.pipeline: no pipeline "eyez" (pipelines: eyes, lost, inverted)',
     ]);

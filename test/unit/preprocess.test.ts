@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Frame } from '../../src/capture/frame.js';
 import { classify, softmax, topK } from '../../src/inference/classify.js';
-import { type InputSpec } from '../../src/inference/manifest.js';
+import type { InputSpec } from '../../src/inference/manifest.js';
 import { geometryFor, Preprocessor, toSource } from '../../src/inference/preprocess.js';
 import { mulberry32 } from '../../scripts/make-demo-model.js';
 
@@ -100,7 +100,7 @@ describe('classification postprocessing', () => {
       { index: 1, label: 'b', score: 0.7 },
       { index: 2, label: 'c', score: 0.2 },
     ]);
-    expect(classify([0, 10, 0], ['a', 'b', 'c'], { outputs: 'logits', topK: 1 })[0].label).toBe('b');
+    expect(classify([0, 10, 0], ['a', 'b', 'c'], { outputs: 'logits', topK: 1 }).top[0].label).toBe('b');
   });
 
   it('top-k is the head of the full sort (score down, index up on ties), with many ties and k beyond the length', () => {

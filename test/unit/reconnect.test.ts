@@ -24,11 +24,17 @@ describe('full jitter', () => {
   it('spreads a fleet: 1000 draws of one attempt fill its interval evenly', () => {
     // A seeded linear congruential generator, so the figures are fixed.
     let x = 12345;
-    const lcg = () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const lcg = () => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x / 2 ** 31;
+    };
     const buckets = new Array(10).fill(0);
     for (let i = 0; i < 1000; i++) buckets[Math.floor(fullJitterMs(2, 250, 10_000, lcg) / 100)]++;
     // Cap 1000 ms: ten 100 ms buckets of ~100 each; none empty, none a spike.
-    for (const b of buckets) expect(b).toBeGreaterThan(60), expect(b).toBeLessThan(140);
+    for (const b of buckets) {
+      expect(b).toBeGreaterThan(60);
+      expect(b).toBeLessThan(140);
+    }
   });
 });
 

@@ -62,7 +62,7 @@ describe('PackageStore', () => {
     ]);
   });
 
-  it('falls back to model.path when the installed package is gone or state.json is damaged', async () => {
+  it('falls back to model.path when the installed package is gone or state.json is damaged', () => {
     const root = mkdtempSync(join(tmpdir(), 'store-'));
     const { log, lines } = logs();
     writeFileSync(join(root, 'state.json'), JSON.stringify({ v: 1, current: 'gone', previous: [], staged: null, basePath: '/m' }));
@@ -93,7 +93,10 @@ describe("commands come only from the device's own topic", () => {
         resume: () => Promise.reject(new Error('unused')),
         status: () => ({}),
         model: {
-          install: async (a) => (installs.push(a), { phase: 'active', request: null, current: null, packages: [], changedAtMs: 0 }),
+          install: (a) => {
+            installs.push(a);
+            return Promise.resolve({ phase: 'active', request: null, current: null, packages: [], changedAtMs: 0 });
+          },
           rollback: () => Promise.reject(new Error('unused')),
           cancel: () => {
             throw new Error('unused');

@@ -11,7 +11,10 @@ function setup(env: NodeJS.ProcessEnv = { WATCHDOG_USEC: '2000000' }) {
   let report: StallReport = { ok: true, verdict: 'progressing', cameras: {} };
   let status = 'running: 1/1 cameras streaming';
   const n = new SystemdNotifier({
-    send: (s) => (sent.push(s), true),
+    send: (s) => {
+      sent.push(s);
+      return true;
+    },
     check: () => report,
     statusLine: () => status,
     env,

@@ -98,6 +98,51 @@ describe.runIf(native || IN_CI)('native tensor writer = TypeScript reference', (
     }
   }
 
+  // Every interpolation, grey and colour, with a pad of our own: the general path (taps, grey) too.
+  const interpolations = ['nearest', 'bilinear', 'area', 'bilinear-antialias', 'bicubic-antialias'] as const;
+  for (const interpolation of interpolations) {
+    for (const channels of [1, 3] as const) {
+      it(`${interpolation}, ${channels === 1 ? 'grey' : 'colour'}: every layout, dtype, resize mode and pixel format, bit for bit`, () => {
+        for (const layout of layouts) {
+          for (const dtype of dtypes) {
+            for (const resize of modes) {
+              for (const [format, pad, colour] of formats) {
+                const spec: InputSpec = {
+                  ...base,
+                  layout,
+                  dtype,
+                  resize,
+                  colour,
+                  interpolation,
+                  channels,
+                  pad: channels === 1 ? [7] : [7, 200, 33],
+                  ...(dtype === 'uint8' ? { scale: 1, mean: [0], std: [1] } : channels === 1 ? { mean: [0.5], std: [0.25] } : {}),
+                };
+                const ref = new Preprocessor(spec);
+                const t = new Tensorizer(spec);
+                const slot = new SharedArrayBuffer(t.byteLength + 64);
+                for (const frame of [
+                  randomFrame(61, 37, format, pad),
+                  randomFrame(20, 45, format, pad, 2),
+                  randomFrame(24, 16, format, pad, 3),
+                ]) {
+                  const want = ref.run(frame);
+                  new Uint8Array(slot).fill(0xa5);
+                  t.write(frame, slot);
+                  const got = tensorView(dtype, slot, t.length);
+                  const diff = firstDifference(want.data, got);
+                  expect(diff, `${layout} ${dtype} ${resize} from ${frame.width}x${frame.height} ${format}: element ${diff}`).toBe(-1);
+                  expect(t.dims).toEqual(want.dims);
+                  expect(t.dims[layout === 'NCHW' ? 1 : 3]).toBe(channels);
+                }
+              }
+            }
+          }
+        }
+      });
+    }
+  }
+
   it("a frame that capture scaled maps back to the camera's full-resolution pixels", () => {
     const spec: InputSpec = { ...base, width: 224, height: 224, resize: 'letterbox' };
     const t = new Tensorizer(spec);

@@ -49,7 +49,7 @@ function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promi
     req.resume();
     return Promise.resolve(undefined);
   }
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let over = false;
@@ -67,7 +67,11 @@ function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promi
     });
     req.on('end', () => over || resolve(Buffer.concat(chunks)));
     // A body cut short (the client left, or the request timeout closed the socket) is nobody's fault here.
-    req.on('close', () => req.complete || ((chunks.length = 0), resolve(undefined)));
+    req.on('close', () => {
+      if (req.complete) return;
+      chunks.length = 0;
+      resolve(undefined);
+    });
     req.on('error', () => resolve(undefined));
   });
 }
@@ -125,7 +129,9 @@ export function inferRoute(opts: InferRouteOptions): Route {
       send(res, 200, opts.toPayload(frame, inf));
     } catch (err) {
       opts.log.warn({ err: errorMessage(err) }, 'one-shot inference failed');
-      send(res, 503, { error: `inference failed: ${errorMessage(err)}`, code: errorCode(err) ?? 'INFERENCE_FAILED' });
+      const code = errorCode(err) ?? 'INFERENCE_FAILED';
+      // MODEL_UNUSED: the request named no camera where only pipelines run; nothing is failing.
+      send(res, code === 'MODEL_UNUSED' ? 409 : 503, { error: `inference failed: ${errorMessage(err)}`, code });
     }
   }
 }
