@@ -130,7 +130,8 @@ export class CameraLoop {
       this.stats.inferred++;
       this.stats.lastResultAtMs = this.clock.now();
       if (inf.task === 'detect' && inf.overflow) {
-        const d = (this.stats.boxesDropped ??= { invalid: 0, capped: 0 });
+        this.stats.boxesDropped ??= { invalid: 0, capped: 0 };
+        const d = this.stats.boxesDropped;
         d.invalid += inf.overflow.invalid;
         d.capped += inf.overflow.capped;
       }

@@ -276,7 +276,7 @@ export const mqttSchema = z.strictObject({
           port: port.default(9001),
           path: z
             .string()
-            .regex(/^\/[A-Za-z0-9._~\/-]*$/, 'must be a URL path starting with "/"')
+            .regex(/^\/[A-Za-z0-9._~/-]*$/, 'must be a URL path starting with "/"')
             .default('/mqtt')
             .describe('URL path of the WebSocket endpoint (MQTT.js connects to ws://host:port/mqtt)'),
         })

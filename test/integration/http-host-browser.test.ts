@@ -83,13 +83,11 @@ describe('the HTTP endpoint serves only Host names of this listener', () => {
     expect(nav?.status()).toBe(200);
     // Browser-side code (the page's CSP forbids strings to eval; the test's TypeScript has no DOM types).
     await page.waitForFunction(() => {
-      // biome-ignore lint/suspicious/noExplicitAny: the DOM as the browser has it
       const img = (globalThis as any).document.querySelector('img.snap');
       return img?.complete && img.naturalWidth > 0;
     });
     const boxes = faces.map((f) => faceGeometry(f).box);
     const means = await page.evaluate((bs) => {
-      // biome-ignore lint/suspicious/noExplicitAny: the DOM as the browser has it
       const doc = (globalThis as any).document;
       const img = doc.querySelector('img.snap');
       const c = doc.createElement('canvas');
