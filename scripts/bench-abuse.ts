@@ -7,6 +7,9 @@
 //   big-commands  5 x 50 MB command payloads per second (row 8)
 //   bad-images    100 parallel POST /infer of a 293-byte truncated JPEG that says 7000x7000, and
 //                 of a real JPEG just under the pixel limit (row 9)
+//   fake-broker   (issue 21 row 10) a second daemon connects to a fake broker that answers CONNACK
+//                 and sends a PUBLISH announcing 200 MB, streaming its body: the daemon must close
+//                 the connection from the header; its peak RSS and the bytes sent are reported
 //   kiosk-streams 1,000 GET /events and 1,000 GET /preview.mjpeg clients from 127.0.0.11-.30, half
 //                 of them never reading, reconnecting a second after each refusal (issue 20): the
 //                 limits answer 503, memory stays bounded, the camera keeps its rate
@@ -17,7 +20,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { type Socket, connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -140,9 +143,90 @@ interface PhaseResult {
   note: string;
 }
 
+/** MQTT's variable-length "remaining length". */
+function remainingLength(n: number): Buffer {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+
+/**
+ * fake-broker: a daemon of its own against a broker that sends one 200 MB PUBLISH. Before issue
+ * 21, mqtt.js buffered the whole packet before refusing it (RSS 189 -> 568 MB, not given back).
+ */
+async function fakeBrokerCase(cli: string): Promise<string> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'bench-fake-broker-'));
+  const TOTAL = 200 * 1024 * 1024;
+  let sent = 0;
+  let closedAfter = -1;
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.once('close', () => (closedAfter = sent));
+    socket.once('data', (connect) => {
+      const v5 = connect.includes(Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x05]));
+      socket.write(v5 ? Buffer.from([0x20, 0x03, 0x00, 0x00, 0x00]) : Buffer.from([0x20, 0x02, 0x00, 0x00]));
+      // Once the daemon is up and idle: then the PUBLISH.
+      setTimeout(() => {
+        const topic = Buffer.from('edge-inferd/fake/cmd/status');
+        socket.write(
+          Buffer.concat([Buffer.from([0x30]), remainingLength(TOTAL), Buffer.from([0, topic.length]), topic, Buffer.from(v5 ? [0] : [])]),
+        );
+        const chunk = Buffer.alloc(1024 * 1024, 0x78);
+        const pump = () => {
+          while (!socket.destroyed && sent < TOTAL) {
+            sent += chunk.length;
+            if (!socket.write(chunk)) return void socket.once('drain', pump);
+          }
+        };
+        pump();
+      }, 3000);
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const httpPort = await freePort();
+  const config = {
+    deviceId: 'fake',
+    cameras: { cam: { uri: 'test://smpte', width: 640, height: 480, fps: 5 } },
+    mqtt: { url: `mqtt://127.0.0.1:${port}`, reconnectMinSec: 30, reconnectMaxSec: 30 },
+    http: { port: httpPort },
+    log: { level: 'warn', format: 'json' },
+    journal: { path: path.join(work, 'journal.sqlite') },
+  };
+  writeFileSync(path.join(work, 'config.yaml'), stringify(config));
+  const daemon = spawn(process.execPath, [cli, 'run', '--config', path.join(work, 'config.yaml')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NOTIFY_SOCKET: '' },
+  });
+  daemon.stdout?.resume();
+  daemon.stderr?.resume();
+  await waitPort(httpPort, 60_000);
+  const before = memOf(daemon.pid ?? 0).rss;
+  for (let i = 0; i < 100 && closedAfter < 0; i++) await sleep(100);
+  await sleep(3000 + 2000);
+  const after = memOf(daemon.pid ?? 0);
+  await stopProc(daemon);
+  server.close();
+  rmSync(work, { recursive: true, force: true });
+  const f = (x: number) => x.toFixed(1);
+  return (
+    `fake-broker: a 200 MB PUBLISH; the daemon closed the connection after ${closedAfter < 0 ? 'never' : `${f(closedAfter / 1048576)} MB`} ` +
+    `had been sent; RSS ${f(before)} MB before, ${f(after.rss)} MB after, peak (VmHWM) ${f(after.hwm)} MB`
+  );
+}
+
 async function main(): Promise<void> {
   const cli = path.join(packageRoot, 'dist/src/cli.js');
   if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: npm run build first');
+  if (values.phases === 'fake-broker') {
+    console.log(await fakeBrokerCase(cli));
+    return;
+  }
   const work = mkdtempSync(path.join(os.tmpdir(), 'bench-abuse-'));
   const broker = await startMosquitto(work);
   const mqttUrl = broker.url;
@@ -209,7 +293,9 @@ async function main(): Promise<void> {
       opened++;
       open.add(s);
       s.on('connect', () =>
-        s.write('POST /infer HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n\xff\xd8\xff'),
+        s.write(
+          `POST /infer HTTP/1.1\r\nHost: 127.0.0.1:${httpPort}\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n\xff\xd8\xff`,
+        ),
       );
       s.on('error', () => undefined);
       s.on('data', () => undefined);
@@ -325,7 +411,7 @@ async function main(): Promise<void> {
       const s = connect({ host: '127.0.0.1', port: httpPort, localAddress: `127.0.0.${11 + (i % 20)}` });
       open.add(s);
       let counted = false;
-      s.on('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+      s.on('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${httpPort}\r\n\r\n`));
       s.on('error', () => undefined);
       s.once('data', (d: Buffer) => {
         counted = true;
@@ -447,6 +533,7 @@ async function main(): Promise<void> {
     console.log(`\npeak RSS (VmHWM) ${f(hwm)} MB (target < ${RSS_TARGET_MB}): ${worstRss < RSS_TARGET_MB ? 'holds' : 'MISSED'}`);
     console.log(`worst /healthz p99 ${f(worstP99)} ms (target < ${P99_TARGET_MS}): ${worstP99 < P99_TARGET_MS ? 'holds' : 'MISSED'}`);
     const c = cam?.cam;
+    if (!values.phases || values.phases.split(',').includes('fake-broker')) console.log(await fakeBrokerCase(cli));
     console.log(
       `camera at the end: ${c ? `${c.state}, ${c.inferred} inferred, ${c.errors} errors, lastError ${c.lastError ? JSON.stringify(c.lastError) : 'none'}` : '?'}; daemon log lines: ${logLines}; machine load average ${os
         .loadavg()

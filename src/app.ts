@@ -295,6 +295,8 @@ export class App {
         ...(http ? [part('http', http)] : []),
         part('preview', { start: () => undefined, stop: () => preview.stop() }),
         part('device', device),
+        // Before the journal: a disk filled by an unfinished download gets its space back first.
+        ...(store ? [part('rollout staging', { start: () => store.reclaim(c.model.rollout.reserveBytes), stop: () => undefined })] : []),
         part('journal', journal),
         part('events', events),
         ...messaging.brokerComponents,

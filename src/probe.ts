@@ -7,6 +7,7 @@ import si from 'systeminformation';
 import { captureAvailable, scalerElement } from './capture/native.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { errorMessage } from './errors.js';
+import { termSafeLines } from './terminal-text.js';
 import { readThermal } from './health/device.js';
 import { AUTO_CHAIN, providerLibraryProblem } from './inference/providers.js';
 
@@ -197,5 +198,6 @@ export function formatProbe(r: ProbeReport): string {
   lines.push(`Config${r.config.source ? ` (${r.config.source})` : ''}`);
   if (r.config.ok) lines.push(`  ok  ${r.config.summary}`);
   for (const p of r.config.problems ?? []) lines.push(`  NO  ${p}`);
-  return lines.join('\n') + '\n';
+  // Device names, GPU models and sensor types come from hardware and drivers: safe for the terminal.
+  return `${termSafeLines(lines.join('\n'))}\n`;
 }

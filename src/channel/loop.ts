@@ -22,6 +22,8 @@ export interface LoopStats {
   paused: boolean;
   /** When it was last resumed: the health check's no-progress clock restarts there. */
   resumedAtMs?: number;
+  /** Detector boxes not published (not drawable, or over the caps), once some were. */
+  boxesDropped?: { invalid: number; capped: number };
 }
 
 export class CameraLoop {
@@ -127,6 +129,12 @@ export class CameraLoop {
       }
       this.stats.inferred++;
       this.stats.lastResultAtMs = this.clock.now();
+      if (inf.task === 'detect' && inf.overflow) {
+        this.stats.boxesDropped ??= { invalid: 0, capped: 0 };
+        const d = this.stats.boxesDropped;
+        d.invalid += inf.overflow.invalid;
+        d.capped += inf.overflow.capped;
+      }
       this.onResult(frame, inf);
     } catch (err) {
       this.stats.failures++;

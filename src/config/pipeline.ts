@@ -86,7 +86,8 @@ export const privacySchema = z.strictObject({
     .enum(['redact', 'on', 'off'])
     .optional()
     .describe(
-      'redact: boxes of person-finding stages are blacked out; on: as seen; off: no snapshots. Default: redact when a stage finds people, else on',
+      'redact: every detection and every box of a person-finding model blacked out; on: as seen; off: no snapshots. ' +
+        'Default: the boxes of person-finding models blacked out (every detection too when a pipeline stage finds people)',
     ),
   preview: z
     .enum(['redact', 'on', 'off'])

@@ -167,6 +167,26 @@ export const modelSchema = z.strictObject({
         .default(3)
         .describe('a package without selftest/ must infer this many frames without an error'),
       idleTimeoutSec: z.number().min(1).max(3600).default(60).describe('a download with no byte for this long fails'),
+      timeoutSec: z
+        .number()
+        .min(1)
+        .max(7 * 24 * 3600)
+        .default(3600)
+        .describe('a download that has not finished within this long fails (the part file is kept for a resume)'),
+      reserveBytes: z
+        .int()
+        .min(0)
+        .max(1024 * 1024 * 1024 * 1024)
+        .default(64 * 1024 * 1024)
+        .describe(
+          'free space a download always leaves on the disk of model.rollout.dir (for the journal): checked before against ' +
+            'Content-Length (or maxBytes) and while bytes arrive',
+        ),
+      fileRoot: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('the only directory file:// package URLs may name (files below it); unset: file:// URLs are refused'),
     })
     .prefault({}),
 });
@@ -261,7 +281,7 @@ export const mqttSchema = z.strictObject({
           port: port.default(9001),
           path: z
             .string()
-            .regex(/^\/[A-Za-z0-9._~\/-]*$/, 'must be a URL path starting with "/"')
+            .regex(/^\/[A-Za-z0-9._~/-]*$/, 'must be a URL path starting with "/"')
             .default('/mqtt')
             .describe('URL path of the WebSocket endpoint (MQTT.js connects to ws://host:port/mqtt)'),
         })
@@ -309,6 +329,13 @@ export const httpSchema = z.strictObject({
     .optional()
     .describe('Bearer token required on every endpoint but the status page; prefer tokenFile or EDGE_INFERD_HTTP__TOKEN'),
   tokenFile: z.string().min(1).optional().describe('File holding the bearer token (first line)'),
+  allowedHosts: z
+    .array(z.string().regex(/^[A-Za-z0-9.-]+$|^\[?[0-9A-Fa-f:.]+\]?$/, 'must be a host name or an IP address, without port'))
+    .default([])
+    .describe(
+      'Host header names served besides 127.0.0.1, localhost, [::1] and http.host (with the listening port); ' +
+        'other Hosts get 421 (DNS rebinding)',
+    ),
   limits: z
     .strictObject({
       connections: z.int().min(4).max(65_536).default(128).describe('open connections in all; more are answered 503 and closed'),

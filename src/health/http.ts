@@ -44,6 +44,7 @@ export function createHttpServer(opts: {
     port: h.port,
     token: h.token,
     limits: h.limits,
+    allowedHosts: h.allowedHosts,
     corsOrigins: h.cors.origins,
     source: opts.source,
     log: log.child({ component: 'http' }),

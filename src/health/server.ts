@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RefusalLog } from '../refusal-log.js';
+import { HostCheck } from './host-check.js';
 import { ConnectionGuard, DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 
 export type { HttpLimits };
@@ -56,6 +57,8 @@ export interface HealthServerOptions {
   token?: string;
   /** Connections in all and per client, and the time a request may take to arrive (`http.limits`). */
   limits?: HttpLimits;
+  /** Host names served besides loopback and `host` (`http.allowedHosts`; see host-check.ts). */
+  allowedHosts?: readonly string[];
   /** Origins whose pages may read the answers (`http.cors.origins`); none by default: no CORS headers at all. */
   corsOrigins?: readonly string[];
 }
@@ -67,9 +70,11 @@ export class HealthServer implements LiveReloadable<string | undefined> {
   /** One line per refused request, no stack (a flood is summarised, see RefusalLog). */
   readonly refusals: RefusalLog;
   private readonly limits: HttpLimits;
+  private readonly hosts: HostCheck;
 
   constructor(opts: HealthServerOptions) {
     this.opts = opts;
+    this.hosts = new HostCheck(opts.host, opts.allowedHosts);
     this.limits = opts.limits ?? DEFAULT_HTTP_LIMITS;
     this.refusals = new RefusalLog(opts.log);
   }
@@ -148,8 +153,28 @@ export class HealthServer implements LiveReloadable<string | undefined> {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    if ((req.url ?? '').length > MAX_URL) return send(res, 414, { error: 'URI too long' });
-    const url = new URL(req.url ?? '/', 'http://x');
+    // Before anything else, for every route whoever added it: a Host that does not name this
+    // listener is a page on another origin (DNS rebinding), answered with the reason only.
+    if (!this.hosts.allows(req.headers.host, this.port)) {
+      this.refusals.note('Host not served', { client: req.socket.remoteAddress });
+      res.shouldKeepAlive = false;
+      send(res, 421, {
+        error: 'the Host header must name this listener (127.0.0.1, localhost, [::1], http.host or http.allowedHosts, with its port)',
+      });
+      return;
+    }
+    const target = req.url ?? '/';
+    if (target.length > MAX_URL) return send(res, 414, { error: 'URI too long' });
+    // Origin-form only: "//name/..." would otherwise parse as a path on another host ("/").
+    if (!target.startsWith('/')) {
+      send(res, 400, { error: 'the request target must be a path' });
+      return;
+    }
+    if (target.startsWith('//')) {
+      send(res, 404, { error: 'not found' });
+      return;
+    }
+    const url = new URL(`http://x${target}`);
     const path = url.pathname;
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     if (this.cors(req, res, path)) return;

@@ -54,12 +54,12 @@ export class SnapshotStore {
   private readonly alsoWanted: () => boolean;
 
   /**
-   * `privacy`: per camera, `redact` (detected boxes blacked out), `on`, or `off` (no snapshots). Default on.
+   * `privacy`: per camera (SnapshotPrivacy). Default auto: what person-finding models found is blacked out.
    * `alsoWanted`: someone else needs the inferred frames kept too (the preview, while it has viewers).
    */
   constructor(opts: { clock: Clock; privacy?: (camera: string) => SnapshotPrivacy; alsoWanted?: () => boolean }) {
     this.clock = opts.clock;
-    this.privacy = opts.privacy ?? (() => 'on');
+    this.privacy = opts.privacy ?? (() => 'auto');
     this.alsoWanted = opts.alsoWanted ?? (() => false);
   }
 

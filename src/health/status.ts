@@ -43,13 +43,14 @@ export class StatusReporter {
   private readonly deviceId: string;
   private readonly clock: Clock;
   private readonly src: StatusSources;
-  private readonly startedAtMs: number;
+  /** Monotonic: uptime does not follow the wall clock when NTP or the RTC steps it. */
+  private readonly startedAtMono: number;
 
   constructor(opts: { deviceId: string; clock: Clock; sources: StatusSources }) {
     this.deviceId = opts.deviceId;
     this.clock = opts.clock;
     this.src = opts.sources;
-    this.startedAtMs = opts.clock.now();
+    this.startedAtMono = opts.clock.monotonic();
   }
 
   status(): DaemonStatus {
@@ -61,7 +62,7 @@ export class StatusReporter {
       deviceId: this.deviceId,
       version: VERSION,
       state: s.lifecycle.phase,
-      uptimeSec: Math.max(0, Math.round((this.clock.now() - this.startedAtMs) / 1000)),
+      uptimeSec: this.uptimeSec(),
       config: s.reloads.config.source,
       model: model && { ...model, engineCache: cache ? { ...cache, parts: { ...cache.parts, gpu: { ...cache.parts.gpu } } } : null },
       ...(s.stages?.status().length ? { stages: s.stages.status() } : {}),
@@ -93,12 +94,16 @@ export class StatusReporter {
         ...(info ? { model: { name: info.name, version: info.version, sha256: info.sha256 }, provider: info.provider } : {}),
         cameras: this.src.cameras.map((c) => c.name),
         cameraState: Object.fromEntries(cameras.map((c) => [c.name, c.state])),
-        uptimeSec: Math.max(0, Math.round((now - this.startedAtMs) / 1000)),
+        uptimeSec: this.uptimeSec(),
         ...(this.src.journal.isOpen ? { journal: this.journalDepth(now) } : {}),
         lastError: this.lastError(),
       },
       now,
     );
+  }
+
+  private uptimeSec(): number {
+    return Math.max(0, Math.round((this.clock.monotonic() - this.startedAtMono) / 1000));
   }
 
   private journalDepth(now: number): NonNullable<StatusPayload['journal']> {

@@ -1,4 +1,5 @@
 import { AnchorDecoder } from './anchors.js';
+import { MAX_DETECTIONS, screen } from './detect-guard.js';
 import { readKeypoints } from './keypoints.js';
 import type { Candidate, DetectOutputs } from './outputs.js';
 import type { DetectSpec } from './manifest.js';
@@ -24,10 +25,19 @@ export function iou(a: Candidate, b: Candidate): number {
 }
 
 /** Greedy NMS, best score first (ties: lower class, then earlier candidate). */
-export function nms(cands: Candidate[], iouThreshold: number, maxDetections: number, classAware: boolean): Candidate[] {
+/** `seen.examined` (when given): how many candidates it looked at before it stopped at maxDetections. */
+export function nms(
+  cands: Candidate[],
+  iouThreshold: number,
+  maxDetections: number,
+  classAware: boolean,
+  seen?: { examined: number },
+): Candidate[] {
   const order = cands.map((_, i) => i).sort((a, b) => cands[b].score - cands[a].score || cands[a].cls - cands[b].cls || a - b);
   const kept: Candidate[] = [];
+  if (seen) seen.examined = 0;
   for (const i of order) {
+    if (seen) seen.examined++;
     const c = cands[i];
     let suppressed = false;
     for (const k of kept) {
@@ -56,6 +66,12 @@ export class Detector {
   private readonly classes: number;
   private best = new Float32Array(0);
   private bestCls = new Int32Array(0);
+  /**
+   * The last run's dropped boxes (detect-guard), and whether some of what the model found may be
+   * missing from its detections: boxes dropped or capped, NMS stopped at maxDetections with
+   * candidates left, or a box wholly outside the frame. Privacy hides the whole frame then.
+   */
+  last = { invalid: 0, capped: 0, incomplete: false };
 
   constructor(spec: DetectSpec, classes: number) {
     this.spec = spec;
@@ -152,10 +168,16 @@ export class Detector {
   }
 
   run(outputs: DetectOutputs, labels: readonly string[], g: Geometry, inputW: number, inputH: number): Detection[] {
-    const kept = nms(this.candidates(outputs, inputW, inputH), this.spec.iouThreshold, this.spec.maxDetections, this.spec.classAware);
+    // Every format's candidates pass detect-guard: drawable boxes only, at most MAX_CANDIDATES into NMS.
+    const screened = screen(this.candidates(outputs, inputW, inputH));
+    const max = Math.min(this.spec.maxDetections, MAX_DETECTIONS);
+    const seen = { examined: 0 };
+    const kept = nms(screened.candidates, this.spec.iouThreshold, max, this.spec.classAware, seen);
+    // NMS stopped at the cap: the candidates it never looked at are counted as capped.
+    const overCap = screened.candidates.length - seen.examined + screened.capped;
     const names = this.spec.keypoints;
     const at = { spec: this.spec, classes: this.classes, inputW, inputH, anchors: this.anchors };
-    return kept.map((c) => ({
+    const detections = kept.map((c) => ({
       index: c.cls,
       label: labels[c.cls] ?? `class_${c.cls}`,
       score: c.score,
@@ -173,6 +195,9 @@ export class Detector {
           }
         : {}),
     }));
+    const outside = detections.some((d) => d.box.w <= 0 || d.box.h <= 0);
+    this.last = { invalid: screened.invalid, capped: overCap, incomplete: screened.invalid + overCap > 0 || outside };
+    return detections;
   }
 }
 

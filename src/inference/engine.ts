@@ -103,6 +103,15 @@ export class Postprocessor {
   }
 
   run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
+    const r = this.task(out, geometry);
+    if (this.pkg.manifest.privacy !== 'person') return r;
+    // A model that finds people: every box it kept, before any camera-side limit; a model that
+    // gives no boxes (classify, segment) cannot be redacted exactly, so its frames are hidden whole.
+    if (r.task !== 'detect') return { ...r, privacy: { boxes: [], whole: true } };
+    return { ...r, privacy: { boxes: r.detections.map((d) => ({ ...d.box })), whole: this.detector?.last.incomplete ?? true } };
+  }
+
+  private task(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
     const { manifest: m, labels } = this.pkg;
     const main = this.names.main ? out[this.names.main[0]] : undefined;
     if (m.task === 'classify')
@@ -125,10 +134,10 @@ export class Postprocessor {
         scores: join('scores', 'rows'),
         keypoints: join('keypoints', 'rows'),
       };
-      return {
-        task: 'detect',
-        detections: must(this.detector, 'the detector').run(outputs, labels, geometry, m.input.width, m.input.height),
-      };
+      const detector = must(this.detector, 'the detector');
+      const detections = detector.run(outputs, labels, geometry, m.input.width, m.input.height);
+      const { invalid, capped } = detector.last;
+      return { task: 'detect', detections, ...(invalid + capped > 0 ? { overflow: { invalid, capped } } : {}) };
     }
     const seg = must(this.segmenter, 'the segmenter').run(must(main, 'the main output'), labels, geometry, m.input.width, m.input.height);
     return { task: 'segment', ...seg };

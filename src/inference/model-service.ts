@@ -156,6 +156,11 @@ export class ModelService implements LiveReloadable<ModelConfig> {
     };
   }
 
+  /** The package folder running now (undefined before the first load). */
+  get loadedPath(): string | undefined {
+    return this.host.dir;
+  }
+
   /** The configured `model.path` (what a rollback to the operator's model returns to). */
   get configuredPath(): string {
     return this.cfg.path;

@@ -71,6 +71,9 @@ export async function loadModelPackage(dirIn: string): Promise<ModelPackage> {
   const labels = Array.isArray(manifest.labels)
     ? manifest.labels
     : await readLabels(await insidePackage(dir, manifest.labels, 'labels', manifestPath), manifestPath);
+  // Labels travel to terminals (history, fleet), web pages and topics: no control characters.
+  const bad = labels.flatMap((l, i) => (CONTROL.test(l) ? [`labels[${i}]: ${JSON.stringify(l)} has a control character`] : []));
+  if (bad.length) throw new ModelError('MODEL_MANIFEST', manifestPath, bad);
   const modelPath = await insidePackage(dir, manifest.model, 'model', manifestPath);
   try {
     const st = await stat(modelPath);
@@ -119,6 +122,10 @@ async function insidePackage(dir: string, rel: string, key: string, manifestPath
     `${key}: ${JSON.stringify(rel)} resolves to ${real}, outside the package folder ${realDir}; a package's files must be inside its folder`,
   ]);
 }
+
+/** C0 and C1 controls, DEL, and bidirectional overrides (they reorder what a terminal shows). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 async function readLabels(file: string, manifestPath: string): Promise<string[]> {
   let text: string;

@@ -24,7 +24,12 @@ import { must } from '../errors.js';
 
 type InferFn = (frame: Frame, hooks: InferHooks) => Promise<Inference>;
 
-export type SnapshotPrivacy = 'redact' | 'on' | 'off';
+/**
+ * A camera's pictures (health/redact.ts): `redact` (every detection, and everything a
+ * person-finding model found, blacked out), `on` (as seen), `off` (none), or `auto` (the default:
+ * what models with `privacy: person` found is blacked out, whichever model the camera runs now).
+ */
+export type SnapshotPrivacy = 'redact' | 'on' | 'off' | 'auto';
 
 export interface StageStatus extends ModelStatus {
   pipeline: string;
@@ -160,11 +165,15 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     return { detector: first?.info, crops: second?.info };
   }
 
-  /** snapshots: the camera's choice, else redact when a stage of its pipeline finds people (manifest privacy: person). */
+  /**
+   * snapshots: the camera's choice, else redact when a stage of its pipeline finds people (manifest
+   * privacy: person), else auto: each inference says whether its model finds people, so a
+   * one-model camera (whose model a rollout may change) is covered too.
+   */
   snapshotPrivacy(cam: Pick<CameraConfig, 'pipeline' | 'privacy'>): SnapshotPrivacy {
     if (cam.privacy?.snapshots) return cam.privacy.snapshots;
     const stages = cam.pipeline ? this.pipelines[cam.pipeline] : undefined;
-    return stages?.some((st) => findsPeople(st)) ? 'redact' : 'on';
+    return stages?.some((st) => findsPeople(st)) ? 'redact' : 'auto';
   }
 
   /**

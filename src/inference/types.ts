@@ -65,10 +65,32 @@ export interface ModelInfo extends ModelRef {
   provider: string;
 }
 
+/**
+ * What a model that finds people (manifest `privacy: person`) found, for the pictures that leave
+ * the device: every box its postprocessing kept, before any limit or filter a camera applies
+ * after it (minScore, maxObjects). `whole`: some of what it found cannot be blacked out exactly
+ * (a box that is not a finite rectangle inside the frame, boxes over the per-frame cap, a model
+ * that gives no boxes at all): the whole frame is hidden instead.
+ */
+export interface PrivacyMarks {
+  boxes: Box[];
+  whole: boolean;
+}
+
 interface InferenceBase {
   /** The model that computed this result (a hot swap may change it between two frames). */
   model: ModelInfo;
   latencyMs: LatencyMs;
+  /** Set when the model finds people (manifest privacy: person). */
+  privacy?: PrivacyMarks;
+}
+
+/** Boxes a detector gave that were not published: not a drawable box, or over the per-frame caps. */
+export interface DetectOverflow {
+  /** Not a finite box of non-negative size (NaN, infinite, negative width or height). */
+  invalid: number;
+  /** Candidates past the cap before NMS, and detections past the cap per frame. */
+  capped: number;
 }
 
 export interface ClassifyInference extends InferenceBase {
@@ -155,6 +177,8 @@ export interface DetectInference extends InferenceBase {
   detections: Detection[];
   /** Set when a camera's pipeline produced it: the objects with their regions, per stage timings. */
   pipeline?: PipelineRun;
+  /** Set when some boxes were not published (counted per camera in /status). */
+  overflow?: DetectOverflow;
 }
 
 export interface SegmentInference extends InferenceBase {

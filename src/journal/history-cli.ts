@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { errorMessage } from '../errors.js';
+import { termSafe } from '../terminal-text.js';
 import { parseHistoryQuery } from './query.js';
 import { type HistoryEntry, openReadOnly, queryHistory } from './store.js';
 
@@ -100,6 +101,8 @@ function formatTable(entries: HistoryEntry[], events: boolean): string {
       ]);
     else rows.push([time, e.camera || '-', String(p.seq ?? '-'), String(p.label ?? '-'), score, e.state, String(p.id ?? '-')]);
   }
+  // Labels, regions and ids come from models and commands: safe for the terminal and of bounded width.
+  for (const r of rows.slice(1)) for (const [i, c] of r.entries()) r[i] = termSafe(c, i === r.length - 1 ? 64 : 48);
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const lines = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
   if (entries.length === 0) lines.push(events ? '(no events)' : '(no results)');

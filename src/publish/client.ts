@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { type Clock, sleepUnless, systemClock } from '../clock.js';
 import { DaemonError, errorMessage } from '../errors.js';
 import type { OutboxTransport, PublishOptions } from './outbox.js';
+import { PacketSizeGuard } from './packet-guard.js';
 import { type RandomSource, ReconnectScheduler } from './reconnect.js';
 
 /**
@@ -165,7 +167,10 @@ export class MqttConnection implements OutboxTransport {
           'network path can pose as the broker; set it to true and give mqtt.tls.ca',
       );
     }
-    const client = mqtt.connect(this.urls[0], options);
+    // Connected by hand, so the stream can be watched before mqtt.js parses (and buffers) it.
+    const client = mqtt.connect(this.urls[0], { ...options, manualConnect: true });
+    this.guardIncoming(client);
+    client.connect();
     this.client = client;
     client.on('connect', (connack) => {
       this.reconnects.connected();
@@ -222,6 +227,32 @@ export class MqttConnection implements OutboxTransport {
       client.once('error', done);
       client.once('close', done);
     });
+  }
+
+  /**
+   * Every connection's incoming bytes pass a PacketSizeGuard first (maximumPacketSize, when set):
+   * a packet announced over it closes the connection from its header, before mqtt.js buffers it.
+   */
+  private guardIncoming(client: MqttClient): void {
+    const max = this.opts.maximumPacketSize;
+    if (max === undefined) return;
+    // mqtt.js keeps its stream builder private; it is the one place every connection's stream is made.
+    const inner = client as unknown as { streamBuilder: (c: MqttClient) => Duplex };
+    const build = inner.streamBuilder;
+    inner.streamBuilder = (c) => {
+      const stream = build(c);
+      const guard = new PacketSizeGuard(max);
+      const watch = (chunk: Buffer) => {
+        const why = guard.feed(chunk);
+        if (!why) return;
+        stream.off('data', watch);
+        this.opts.log.warn({ url: this.st.url }, `mqtt: ${why}; connection closed`);
+        this.recordError(why, 'MQTT_PACKET_TOO_LARGE');
+        stream.destroy();
+      };
+      stream.on('data', watch);
+      return stream;
+    };
   }
 
   private scheduleReconnect(client: MqttClient): void {

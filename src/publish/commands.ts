@@ -54,6 +54,8 @@ export interface CommandHandlers {
 export interface ModelCommands {
   install(args: Args<'model/install'>, requestId: string | number | null): Promise<RolloutState>;
   rollback(requestId: string | number | null, args?: Args<'model/rollback'>): Promise<RolloutState>;
+  /** Stops the download (or unpack) of the install running now. */
+  cancel(requestId: string | number | null): RolloutState;
 }
 
 export type CommandErrorCode =
@@ -68,7 +70,8 @@ export type CommandErrorCode =
   | 'UNAVAILABLE'
   | 'FAILED'
   | 'BUSY'
-  | 'MODEL_REJECTED';
+  | 'MODEL_REJECTED'
+  | 'NOTHING_TO_CANCEL';
 
 /** Commands accepted at once (waiting for start-up, running, or their response being sent); more get BUSY. */
 export const MAX_IN_FLIGHT = 8;
@@ -222,8 +225,10 @@ export class CommandHandler {
       case 'status':
         return h.status();
       case 'model/install':
-      case 'model/rollback': {
+      case 'model/rollback':
+      case 'model/cancel': {
         if (!h.model) throw new CommandError('UNAVAILABLE', 'model rollout is off (model.rollout.enabled: false)');
+        if (name === 'model/cancel') return h.model.cancel(requestId);
         return name === 'model/install'
           ? h.model.install(parsed.data as Args<'model/install'>, requestId)
           : h.model.rollback(requestId, parsed.data as Args<'model/rollback'>);

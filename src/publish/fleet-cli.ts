@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions } from 'mqtt';
 import { errorMessage } from '../errors.js';
+import { termSafe } from '../terminal-text.js';
 import { topicMatches } from './client.js';
 import { type StatusPayload, statusSchema } from './schemas.js';
 
@@ -26,6 +27,7 @@ export interface FleetOptions {
 }
 
 export interface FleetDevice {
+  /** The device the topic names (`<prefix>/<deviceId>/status`): what the row is keyed by. */
   deviceId: string;
   topic: string;
   status: StatusPayload;
@@ -62,17 +64,23 @@ export async function readFleet(o: FleetOptions): Promise<{ devices: FleetDevice
       try {
         parsed = JSON.parse(payload.toString());
       } catch {
-        invalid.push(`${topic}: not JSON`);
+        invalid.push(`${termSafe(topic, 120)}: not JSON`);
         return;
       }
       const r = statusSchema.safeParse(parsed);
       if (!r.success) {
         invalid.push(
-          `${topic}: not an edge-inferd status (${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')})`,
+          `${termSafe(topic, 120)}: not an edge-inferd status (${termSafe(
+            r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '),
+            200,
+          )})`,
         );
         return;
       }
-      byDevice.set(r.data.deviceId, { deviceId: r.data.deviceId, topic, status: r.data });
+      // Keyed by the topic (a broker ACL lets each device write its own topic only), never by
+      // what the payload claims: a device cannot overwrite another's row from its own topic.
+      const fromTopic = topic.slice(o.prefix.length + 1, -'/status'.length);
+      byDevice.set(fromTopic, { deviceId: fromTopic, topic, status: r.data });
     });
     await client.subscribeAsync(filter, { qos: 1 });
     last = Date.now();
@@ -96,7 +104,10 @@ const ago = (ms: number) =>
           ? `${(ms / 3_600_000).toFixed(1)}h`
           : `${(ms / 86_400_000).toFixed(1)}d`;
 
-/** One row per device, columns padded; the last error is cut to keep a row on a terminal line. */
+/**
+ * One row per device (per status topic), columns padded. Every field from the message is made safe
+ * for the terminal and cut to a width; a payload whose deviceId is not its topic's is flagged.
+ */
 export function fleetTable(devices: FleetDevice[], nowMs: number): string {
   const head = [
     'DEVICE',
@@ -112,23 +123,24 @@ export function fleetTable(devices: FleetDevice[], nowMs: number): string {
     'CAMERAS',
     'LAST ERROR',
   ];
-  const rows = devices.map(({ status: s }) => {
+  const rows = devices.map(({ deviceId, status: s }) => {
     const cams = s.cameraState ? Object.entries(s.cameraState) : [];
     const streaming = cams.filter(([, st]) => st === 'streaming').length;
     const err = s.lastError ? `${s.lastError.where}: ${s.lastError.code} ${s.lastError.message}` : '';
+    const device = s.deviceId === deviceId ? deviceId : `${deviceId} (SAYS ${s.deviceId})`;
     return [
-      s.deviceId,
-      s.state,
+      termSafe(device, 48),
+      termSafe(s.state, 12),
       `${ago(nowMs - s.tsMs)} ago`,
-      s.version ?? '-',
-      s.model ? `${s.model.name} ${s.model.version}` : '-',
-      s.model ? s.model.sha256.slice(0, 12) : '-',
-      s.provider ?? '-',
+      termSafe(s.version ?? '-', 16),
+      termSafe(s.model ? `${s.model.name} ${s.model.version}` : '-', 40),
+      termSafe(s.model ? s.model.sha256.slice(0, 12) : '-', 12),
+      termSafe(s.provider ?? '-', 12),
       s.uptimeSec !== undefined ? ago(s.uptimeSec * 1000) : '-',
       s.journal ? String(s.journal.pending) : '-',
       s.journal?.oldestPendingAgeSec != null ? ago(s.journal.oldestPendingAgeSec * 1000) : '-',
       s.cameraState ? `${streaming}/${cams.length}` : '-',
-      err.length > 60 ? `${err.slice(0, 59)}…` : err || '-',
+      termSafe(err || '-', 60),
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

@@ -97,3 +97,60 @@ export class PublishSizeGuard {
     return `a PUBLISH of ${size} bytes on ${topic.length > 200 ? `${topic.slice(0, 200)}...` : topic} is over its limit of ${max} bytes`;
   }
 }
+
+/**
+ * The client side: watches the bytes a broker sends, and says when a packet's fixed header
+ * announces more than `max` bytes, before the packet is buffered (mqtt.js would hold it whole, and
+ * a fake or broken broker ignores the MQTT 5 maximum packet size we announce). Nothing is kept.
+ */
+export class PacketSizeGuard {
+  private state: 'type' | 'length' | 'skip' | 'off' = 'type';
+  private type = 0;
+  private remaining = 0;
+  private multiplier = 1;
+  private lengthBytes = 0;
+
+  constructor(private readonly max: number) {}
+
+  /** Feeds the next bytes from the broker; returns why to close the connection, or undefined. */
+  feed(chunk: Uint8Array): string | undefined {
+    let i = 0;
+    while (i < chunk.length) {
+      switch (this.state) {
+        case 'off':
+          return undefined;
+        case 'skip': {
+          const n = Math.min(this.remaining, chunk.length - i);
+          i += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.state = 'type';
+          break;
+        }
+        case 'type':
+          this.type = chunk[i++] >> 4;
+          this.remaining = 0;
+          this.multiplier = 1;
+          this.lengthBytes = 0;
+          this.state = 'length';
+          break;
+        case 'length': {
+          const b = chunk[i++];
+          this.remaining += (b & 0x7f) * this.multiplier;
+          this.multiplier *= 128;
+          if (++this.lengthBytes > 4) {
+            this.state = 'off'; // malformed: mqtt.js's parser refuses it
+            return undefined;
+          }
+          if (b & 0x80) break;
+          if (this.remaining > this.max) {
+            this.state = 'off';
+            return `the broker sent a packet (type ${this.type}) of ${this.remaining} bytes, over the limit of ${this.max}`;
+          }
+          this.state = this.remaining === 0 ? 'type' : 'skip';
+          break;
+        }
+      }
+    }
+    return undefined;
+  }
+}

@@ -423,6 +423,12 @@ export const commandRequestSchemas = {
     title: 'edge-inferd command model/rollback',
     description: 'Topic cmd/model/rollback: switch back to the package active before (or to model.path from the config).',
   }),
+  'model/cancel': z.strictObject({ id: requestId.optional() }).meta({
+    title: 'edge-inferd command model/cancel',
+    description:
+      'Topic cmd/model/cancel: stop the download or unpack of the install running now (its part file is removed; ' +
+      'the install is answered DOWNLOAD_CANCELLED). NOTHING_TO_CANCEL when none is downloading.',
+  }),
 };
 export type CommandName = keyof typeof commandRequestSchemas;
 export const COMMAND_NAMES = Object.keys(commandRequestSchemas) as CommandName[];
@@ -538,6 +544,13 @@ const channelStatus = z.strictObject({
   lastInferenceError: z.string().optional(),
   paused: z.boolean(),
   resumedAtMs: epochMs.optional(),
+  boxesDropped: z
+    .strictObject({
+      invalid: count.describe('boxes that were not a finite rectangle (NaN, infinite, negative size)'),
+      capped: count.describe('boxes over the per-frame caps (4096 into NMS, 300 published) or past the manifest maxDetections'),
+    })
+    .optional()
+    .describe('detectors: boxes not published since start (set once one was dropped)'),
   decide: z.strictObject({
     policy: policyName,
     inferred: count,
@@ -703,7 +716,7 @@ export const commandResponseSchema = z
     z.strictObject({ ...responseBase, command: z.literal('status'), ok: z.literal(true), result: daemonStatusSchema }),
     z.strictObject({
       ...responseBase,
-      command: z.enum(['model/install', 'model/rollback']),
+      command: z.enum(['model/install', 'model/rollback', 'model/cancel']),
       ok: z.literal(true),
       result: rolloutStateSchema,
     }),
@@ -725,6 +738,7 @@ export const commandResponseSchema = z
           'FAILED',
           'BUSY',
           'MODEL_REJECTED',
+          'NOTHING_TO_CANCEL',
         ]),
         message: z.string(),
         problems: z.array(z.string()).optional().describe('one `path: problem` line each'),

@@ -20,6 +20,8 @@ export interface ArchiveLimits {
   maxBytes: number;
   /** Bound on the number of entries. */
   maxEntries: number;
+  /** Aborting stops the unpack between two reads (a DaemonError given as the reason is thrown). */
+  signal?: AbortSignal;
 }
 
 export class ArchiveError extends DaemonError {
@@ -143,6 +145,7 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
   let pax: Record<string, string> = {};
   try {
     for (;;) {
+      stopped(limits.signal);
       const h = await reader.read(BLOCK);
       if (!h) throw new ArchiveError('the archive ends without its end-of-archive blocks (truncated?)');
       if (h.every((x) => x === 0)) break; // end of archive
@@ -152,8 +155,13 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
       if (pax.size !== undefined) size = Number(pax.size);
       if (!Number.isSafeInteger(size) || size < 0) throw new ArchiveError('entry size out of range');
       const padded = Math.ceil(size / BLOCK) * BLOCK;
+      // Every entry's declared size counts, whatever its type: a folder or a header "of 2 GiB" is
+      // read through too (gzip makes that cheap to send), so it is refused at its header.
+      const over = (at: string) => new ArchiveError(`unpacked size over the limit of ${limits.maxBytes} bytes (at ${at})`);
+      total += size;
       // Metadata entries: read whole (small), then apply to the next header.
       if (type === 'L' || type === 'x' || type === 'g') {
+        if (total > limits.maxBytes) throw over(`entry ${entries.length + 1}`);
         if (size > 64 * 1024) throw new ArchiveError(`a ${type === 'L' ? 'long-name' : 'pax'} header of ${size} bytes is over 64 KiB`);
         const body = (await reader.read(padded)) ?? Buffer.alloc(0);
         if (body.length < padded) throw new ArchiveError('the archive ends in the middle of a header');
@@ -166,6 +174,7 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
       const rawName = pax.path ?? longName ?? (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100));
       longName = undefined;
       pax = {};
+      if (total > limits.maxBytes) throw over(JSON.stringify(rawName.slice(0, 100)));
       // `tar -C dir .` starts with a "./" folder entry: the root itself, nothing to make.
       if (type === '5' && /^(\.\/?)+$/.test(rawName)) {
         if (padded) for await (const _ of reader.pieces(padded));
@@ -185,8 +194,6 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
           `an entry of type "${type}"`;
         throw new ArchiveError(`entry "${path}": ${what}; only regular files and folders are accepted`);
       }
-      total += size;
-      if (total > limits.maxBytes) throw new ArchiveError(`unpacked size over the limit of ${limits.maxBytes} bytes (at "${path}")`);
       const file = join(dest, path);
       await mkdir(join(dest, posix.dirname(path)), { recursive: true });
       // 'wx': a name given twice (or a folder and a file of one name) refuses the archive.
@@ -196,7 +203,10 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
         );
       });
       try {
-        for await (const piece of reader.pieces(size)) await out.write(piece);
+        for await (const piece of reader.pieces(size)) {
+          stopped(limits.signal);
+          await out.write(piece);
+        }
       } finally {
         await out.close();
       }
@@ -205,11 +215,16 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
     }
   } catch (err) {
     stream.destroy();
-    if (err instanceof ArchiveError) throw err;
+    if (err instanceof DaemonError) throw err;
     throw new ArchiveError(`cannot read the archive: ${(err as Error).message}`);
   }
   stream.destroy();
   return entries;
+}
+
+function stopped(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  throw signal.reason instanceof DaemonError ? signal.reason : new ArchiveError('the unpack was stopped');
 }
 
 /** The folder of an unpacked package: `dest` if manifest.yaml is at the root, else the one top-level folder holding it. */

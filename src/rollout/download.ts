@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, realpath, stat, statfs } from 'node:fs/promises';
+import { dirname, sep } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
@@ -14,6 +15,13 @@ import { DaemonError, errorMessage } from '../errors.js';
  * http. A `.part` file left by an interrupted download is continued with a Range request when the
  * server honours it (206), else started again; whatever is on disk is only ever trusted after its
  * sha256 matches (checked by the caller over the whole file).
+ *
+ * The disk is never filled: before the first byte, the free space of the staging folder's disk must
+ * hold the announced length (else maxBytes) and still leave `reserveBytes` (the journal's); while
+ * bytes arrive the free space is looked at again, and a write that finds the disk full (ENOSPC)
+ * ends the download with DOWNLOAD_NO_SPACE, which the caller never keeps for a resume. file://
+ * URLs name only regular files below `fileRoot` (none: refused), with one error whatever the
+ * reason, so a command cannot learn whether some path exists.
  */
 
 export interface DownloadOptions {
@@ -25,9 +33,19 @@ export interface DownloadOptions {
   ca?: string;
   /** Gives up when no byte arrives for this long. */
   idleTimeoutMs: number;
+  /** Aborting ends the download; a DaemonError given as the reason is what it fails with. */
   signal?: AbortSignal;
   onProgress?: (bytes: number, total: number | null) => void;
+  /** Free space left on the staging folder's disk, always (model.rollout.reserveBytes). Default 0. */
+  reserveBytes?: number;
+  /** The only folder file:// URLs may name (model.rollout.fileRoot); undefined: file:// is refused. */
+  fileRoot?: string;
+  /** Free bytes on the disk of a folder (tests: a smaller disk). Default: statfs. */
+  freeBytes?: (dir: string) => Promise<number>;
 }
+
+/** How often (bytes written) the free space is looked at again while downloading. */
+const SPACE_CHECK_EVERY = 1024 * 1024;
 
 export interface Downloaded {
   bytes: number;
@@ -37,7 +55,15 @@ export interface Downloaded {
 
 export class DownloadError extends DaemonError {
   constructor(
-    code: 'DOWNLOAD_FAILED' | 'DOWNLOAD_TOO_LARGE' | 'DOWNLOAD_TLS' | 'DOWNLOAD_URL' | 'DOWNLOAD_ABORTED',
+    code:
+      | 'DOWNLOAD_FAILED'
+      | 'DOWNLOAD_TOO_LARGE'
+      | 'DOWNLOAD_TLS'
+      | 'DOWNLOAD_URL'
+      | 'DOWNLOAD_ABORTED'
+      | 'DOWNLOAD_NO_SPACE'
+      | 'DOWNLOAD_TIMEOUT'
+      | 'DOWNLOAD_CANCELLED',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -75,6 +101,50 @@ export async function download(o: DownloadOptions): Promise<Downloaded> {
   return await fetchHttp(u, o, 0);
 }
 
+async function statfsFree(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+/**
+ * Refuses (DOWNLOAD_NO_SPACE) when writing `more` bytes would leave less than the reserve free on
+ * the disk of the staging file. `more` 0: only that the reserve is still there.
+ */
+async function checkSpace(o: DownloadOptions, more: number): Promise<void> {
+  const reserve = o.reserveBytes ?? 0;
+  const free = await (o.freeBytes ?? statfsFree)(dirname(o.file));
+  if (free - more >= reserve) return;
+  throw new DownloadError(
+    'DOWNLOAD_NO_SPACE',
+    more > 0
+      ? `the package needs ${more} more bytes; the disk of model.rollout.dir has ${free} free and keeps ` +
+          `model.rollout.reserveBytes (${reserve}) for the journal`
+      : `the disk of model.rollout.dir is down to ${free} free bytes, under model.rollout.reserveBytes (${reserve}) kept for the journal`,
+  );
+}
+
+/** A write error: a full disk (or quota, or file size limit) is DOWNLOAD_NO_SPACE. */
+function writeFailure(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG')
+    return new DownloadError('DOWNLOAD_NO_SPACE', `the disk of model.rollout.dir is full (${code}); the download was removed`, {
+      cause: err,
+    });
+  return err;
+}
+
+/** Appends chunks to the staging file, looking at the free space every SPACE_CHECK_EVERY bytes. */
+class SpaceWatch {
+  private sinceCheck = 0;
+  constructor(private readonly o: DownloadOptions) {}
+  async wrote(n: number): Promise<void> {
+    this.sinceCheck += n;
+    if (this.sinceCheck < SPACE_CHECK_EVERY) return;
+    this.sinceCheck = 0;
+    await checkSpace(this.o, 0);
+  }
+}
+
 async function partSize(file: string): Promise<number> {
   try {
     return (await stat(file)).size;
@@ -83,27 +153,46 @@ async function partSize(file: string): Promise<number> {
   }
 }
 
-async function copyFile(path: string, o: DownloadOptions): Promise<Downloaded> {
-  let size: number;
+/** file:// only below fileRoot, and one answer for missing, unreadable, outside and not-a-file alike. */
+async function rootedFile(path: string, o: DownloadOptions): Promise<{ real: string; size: number }> {
+  const refused = new DownloadError(
+    'DOWNLOAD_URL',
+    o.fileRoot === undefined
+      ? 'url: file:// URLs are not accepted (set model.rollout.fileRoot to a folder to allow files below it)'
+      : 'url: not a readable regular file below model.rollout.fileRoot',
+  );
+  if (o.fileRoot === undefined) throw refused;
   try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new Error('not a regular file');
-    size = st.size;
-  } catch (err) {
-    throw new DownloadError('DOWNLOAD_FAILED', `url: cannot read ${path}: ${errorMessage(err)}`, { cause: err });
+    const root = await realpath(o.fileRoot);
+    const real = await realpath(path);
+    if (!real.startsWith(root.endsWith(sep) ? root : root + sep)) throw refused;
+    const st = await stat(real);
+    if (!st.isFile()) throw refused;
+    return { real, size: st.size };
+  } catch {
+    throw refused;
   }
+}
+
+async function copyFile(path: string, o: DownloadOptions): Promise<Downloaded> {
+  const { real, size } = await rootedFile(path, o);
   if (size > o.maxBytes)
     throw new DownloadError('DOWNLOAD_TOO_LARGE', `the package is ${size} bytes, over model.rollout.maxBytes (${o.maxBytes})`);
+  await checkSpace(o, size);
   const out = await open(o.file, 'w');
+  const watch = new SpaceWatch(o);
   let bytes = 0;
   try {
-    for await (const chunk of createReadStream(path, { signal: o.signal })) {
+    for await (const chunk of createReadStream(real, { signal: o.signal })) {
       bytes += (chunk as Buffer).length;
       if (bytes > o.maxBytes)
         throw new DownloadError('DOWNLOAD_TOO_LARGE', `the package grew over model.rollout.maxBytes (${o.maxBytes}) while read`);
-      await out.write(chunk as Buffer);
+      await out.write(chunk as Buffer).catch((err: unknown) => Promise.reject(writeFailure(err)));
+      await watch.wrote((chunk as Buffer).length);
       o.onProgress?.(bytes, size);
     }
+  } catch (err) {
+    throw wrap(err, o.signal);
   } finally {
     await out.close();
   }
@@ -116,7 +205,9 @@ function fetchHttp(u: URL, o: DownloadOptions, redirects: number): Promise<Downl
       const headers: Record<string, string> = { 'user-agent': 'edge-inferd', 'accept-encoding': 'identity' };
       if (have > 0) headers.range = `bytes=${have}-`;
       const secure = u.protocol === 'https:';
-      const opts: https.RequestOptions = { method: 'GET', headers, signal: o.signal, timeout: o.idleTimeoutMs };
+      // agent: false: a connection of its own per request. A kept-alive socket from the response
+      // before (a redirect) may be closed by the server just as it is reused: "socket hang up".
+      const opts: https.RequestOptions = { method: 'GET', headers, signal: o.signal, timeout: o.idleTimeoutMs, agent: false };
       if (secure) Object.assign(opts, { ca: o.ca ? [...rootCertificates, o.ca] : undefined, rejectUnauthorized: true });
       const req = (secure ? https : http).request(u, opts, (res) => {
         const status = res.statusCode ?? 0;
@@ -156,7 +247,10 @@ function fetchHttp(u: URL, o: DownloadOptions, redirects: number): Promise<Downl
             new DownloadError('DOWNLOAD_TOO_LARGE', `the package is ${total} bytes, over model.rollout.maxBytes (${o.maxBytes})`),
           );
         void (async () => {
+          // Room for what is still to come (the announced length, else up to maxBytes) and the reserve.
+          await checkSpace(o, (total ?? o.maxBytes) - resumed);
           const out = await open(o.file, resumed ? 'a' : 'w');
+          const watch = new SpaceWatch(o);
           let bytes = resumed;
           try {
             for await (const chunk of res) {
@@ -166,12 +260,13 @@ function fetchHttp(u: URL, o: DownloadOptions, redirects: number): Promise<Downl
                   'DOWNLOAD_TOO_LARGE',
                   `the package grew over model.rollout.maxBytes (${o.maxBytes}) while downloading`,
                 );
-              await out.write(chunk as Buffer);
+              await out.write(chunk as Buffer).catch((err: unknown) => Promise.reject(writeFailure(err)));
+              await watch.wrote((chunk as Buffer).length);
               o.onProgress?.(bytes, total);
             }
             if (total !== null && bytes !== total)
               throw new DownloadError('DOWNLOAD_FAILED', `the connection closed after ${bytes} of ${total} bytes`);
-            await out.sync();
+            await out.sync().catch((err: unknown) => Promise.reject(writeFailure(err)));
           } finally {
             await out.close();
           }
@@ -202,7 +297,10 @@ const TLS_CODES = new Set([
 
 function wrap(err: unknown, signal?: AbortSignal): DaemonError {
   if (err instanceof DaemonError) return err;
-  if (signal?.aborted) return new DownloadError('DOWNLOAD_ABORTED', 'the download was stopped (the daemon is stopping)', { cause: err });
+  if (signal?.aborted) {
+    if (signal.reason instanceof DaemonError) return signal.reason;
+    return new DownloadError('DOWNLOAD_ABORTED', 'the download was stopped (the daemon is stopping)', { cause: err });
+  }
   const code = (err as NodeJS.ErrnoException).code ?? '';
   if (TLS_CODES.has(code))
     return new DownloadError('DOWNLOAD_TLS', `the server's certificate is not trusted (${code}); add its CA with model.rollout.caFile`, {

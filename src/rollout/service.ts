@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import { CommandError, type ModelCommands } from '../publish/commands.js';
 import { PAYLOAD_VERSION, type ModelStatePayload, type RolloutState } from '../publish/schemas.js';
 import { extractArchive, packageRoot } from './archive.js';
-import { checkUrl, download, redactUrl, sha256Of } from './download.js';
+import { checkUrl, DownloadError, download, redactUrl, sha256Of } from './download.js';
 import { PackageStore } from './store.js';
 
 export { PackageStore };
@@ -40,6 +40,8 @@ type Fetched = Pick<RolloutState, 'bytes' | 'totalBytes' | 'resumedFrom'>;
 export interface RolloutModel {
   readonly info: ModelInfo | undefined;
   readonly configuredPath: string;
+  /** The package folder running now (a switch that cannot be remembered goes back to it). */
+  readonly loadedPath: string | undefined;
   swap(dir: string, check: (engine: InferenceEngine) => Promise<unknown>): Promise<ReloadResult>;
   trial<T>(dir: string, check: (engine: InferenceEngine) => Promise<T>): Promise<T>;
 }
@@ -55,8 +57,14 @@ export interface RolloutDeps {
   log: Logger;
 }
 
-/** Download failures whose part file is kept, so the same install sent again continues it. */
-const RESUMABLE = new Set(['DOWNLOAD_FAILED', 'DOWNLOAD_ABORTED']);
+/**
+ * Download failures whose part file is kept, so the same install sent again continues it. A full
+ * disk (DOWNLOAD_NO_SPACE) never is: its part file is what fills the disk the journal needs.
+ */
+const RESUMABLE = new Set(['DOWNLOAD_FAILED', 'DOWNLOAD_ABORTED', 'DOWNLOAD_TIMEOUT']);
+
+/** Marks a kept package with the full sha256 of the archive it came from (folder names carry 12 digits). */
+const ARCHIVE_SHA = '.archive-sha256';
 
 /** The least time between two progress messages on model/state while downloading. */
 const PROGRESS_EVERY_MS = 1000;
@@ -70,6 +78,8 @@ export class RolloutService implements ModelCommands {
   /** The install or rollback running now (settled: never rejects). */
   private job: Promise<unknown> = Promise.resolve();
   private abort = new AbortController();
+  /** The download or unpack running now: cmd/model/cancel and the deadline abort it. */
+  private transfer: AbortController | undefined;
   private lastProgressMs = 0;
   private running = false;
 
@@ -136,8 +146,9 @@ export class RolloutService implements ModelCommands {
       const store = this.d.store;
       const folder = PackageStore.folderName(a.name, a.version, a.sha256);
       const dir = store.packageDir(folder);
-      // Kept already (staged, or an earlier one installed again): nothing to download.
-      const kept = existsSync(join(dir, 'manifest.yaml'));
+      // Kept already (staged, or an earlier one installed again): nothing to download. The folder
+      // name carries 12 hex digits; the whole digest must match the archive it was made from.
+      const kept = existsSync(join(dir, 'manifest.yaml')) && (await archiveSha(dir)) === a.sha256;
       const fetched = kept ? {} : await this.fetch(a, request, folder);
       const pkg = await loadModelPackage(dir);
       let report: SelfTestReport | undefined;
@@ -155,6 +166,7 @@ export class RolloutService implements ModelCommands {
         await store.staged(folder);
         return { phase: 'staged', request, ...fetched, ...(report ? { selftest: report } : {}) };
       }
+      const before = this.d.model.loadedPath;
       const r = await this.d.model.swap(dir, check);
       if (!r.ok) {
         if (!kept) await rm(dir, { recursive: true, force: true });
@@ -162,7 +174,7 @@ export class RolloutService implements ModelCommands {
           problems: r.error?.problems,
         });
       }
-      await store.activated(folder, this.d.model.configuredPath);
+      await this.remember(() => store.activated(folder, this.d.model.configuredPath), before);
       this.d.log.info({ model: r.model, selftest: report }, 'model installed over MQTT and active');
       return { phase: 'active', request, ...fetched, ...(report ? { selftest: report } : {}) };
     });
@@ -180,19 +192,38 @@ export class RolloutService implements ModelCommands {
     await writeFile(join(staging, 'request.json'), JSON.stringify(request));
     const part = join(staging, 'archive.part');
     this.set({ phase: 'downloading', request, bytes: 0, totalBytes: null });
+    // One controller for this transfer: the daemon stopping, cmd/model/cancel and the deadline.
+    const transfer = new AbortController();
+    const onStop = () => transfer.abort(this.abort.signal.reason);
+    this.abort.signal.addEventListener('abort', onStop, { once: true });
+    const deadline = this.d.clock.setTimeout(
+      () =>
+        transfer.abort(
+          new DownloadError('DOWNLOAD_TIMEOUT', `the download did not finish within model.rollout.timeoutSec (${c.timeoutSec} s)`),
+        ),
+      c.timeoutSec * 1000,
+    );
+    this.transfer = transfer;
     const got = await download({
       url: a.url,
       file: part,
       maxBytes: c.maxBytes,
       ca: c.caFile ? await readFile(c.caFile, 'utf8') : undefined,
       idleTimeoutMs: c.idleTimeoutSec * 1000,
-      signal: this.abort.signal,
+      signal: transfer.signal,
+      reserveBytes: c.reserveBytes,
+      fileRoot: c.fileRoot,
       onProgress: (bytes, total) => this.progress(bytes, total),
-    }).catch(async (err: unknown) => {
-      // A dropped connection or a stop keeps the part file for a resume; a refusal does not.
-      if (!RESUMABLE.has(errorCode(err) ?? '') || a.url.startsWith('file:')) await rm(staging, { recursive: true, force: true });
-      throw err;
-    });
+    })
+      .catch(async (err: unknown) => {
+        // A dropped connection, a stop or the deadline keeps the part file for a resume; a refusal,
+        // a full disk or a cancel does not.
+        if (!RESUMABLE.has(errorCode(err) ?? '') || a.url.startsWith('file:')) await rm(staging, { recursive: true, force: true });
+        this.transfer = undefined;
+        this.abort.signal.removeEventListener('abort', onStop);
+        throw err;
+      })
+      .finally(() => this.d.clock.clearTimeout(deadline));
     const fetched = { bytes: got.bytes, totalBytes: got.bytes, resumedFrom: got.resumedFrom };
     this.set({ phase: 'verifying', request, ...fetched });
     try {
@@ -208,7 +239,10 @@ export class RolloutService implements ModelCommands {
       const unpacked = join(staging, 'unpacked');
       await rm(unpacked, { recursive: true, force: true });
       await mkdir(unpacked);
-      const root = packageRoot(unpacked, await extractArchive(part, unpacked, { maxBytes: c.maxBytes, maxEntries: 1000 }));
+      const root = packageRoot(
+        unpacked,
+        await extractArchive(part, unpacked, { maxBytes: c.maxBytes, maxEntries: 1000, signal: transfer.signal }),
+      );
       const pkg = await loadModelPackage(root);
       if (pkg.manifest.name !== a.name || pkg.manifest.version !== a.version) {
         throw new DaemonError(
@@ -216,9 +250,12 @@ export class RolloutService implements ModelCommands {
           `the manifest names ${pkg.manifest.name} ${pkg.manifest.version}, the command ${a.name} ${a.version}`,
         );
       }
+      await writeFile(join(root, ARCHIVE_SHA), `${a.sha256}\n`);
       await store.commit(root, folder);
     } finally {
       // Verified and moved, or refused: either way the staging folder has served.
+      this.transfer = undefined;
+      this.abort.signal.removeEventListener('abort', onStop);
       await rm(staging, { recursive: true, force: true });
     }
     return fetched;
@@ -232,6 +269,7 @@ export class RolloutService implements ModelCommands {
       if (target === undefined)
         throw new DaemonError('NOTHING_TO_ROLL_BACK', 'no earlier model to roll back to: nothing was installed over MQTT');
       const dir = target === null ? this.d.model.configuredPath : store.packageDir(target);
+      const before = this.d.model.loadedPath;
       this.set({ phase: 'loading', request });
       const c = this.d.config;
       const pkg = await loadModelPackage(dir);
@@ -239,10 +277,50 @@ export class RolloutService implements ModelCommands {
         selfTest(engine, dir, { frames: c.selftestFrames, width: pkg.manifest.input.width, height: pkg.manifest.input.height }),
       );
       if (!r.ok) throw new DaemonError(r.error?.code ?? 'MODEL_LOAD', r.error?.message ?? 'the package did not load');
-      await store.rolledBack(target, this.d.model.configuredPath);
+      await this.remember(() => store.rolledBack(target, this.d.model.configuredPath), before);
       this.d.log.info({ model: r.model, to: target ?? 'model.path' }, 'model rolled back');
       return { phase: 'rolledback', request };
     });
+  }
+
+  /**
+   * Writes state.json after a switch; if it cannot be written, the switch is undone (the model that
+   * ran before is loaded again) so what runs is what a restart would run, and the command fails.
+   */
+  private async remember(write: () => Promise<void>, before: string | undefined): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      const back = before === undefined ? undefined : await this.d.model.swap(before, async () => undefined);
+      const undone = back?.ok === true;
+      this.d.log.error({ err: errorMessage(err), undone }, 'cannot write the model rollout state; the switch is undone');
+      throw new DaemonError(
+        'ROLLOUT_STATE',
+        `cannot write the rollout state (${errorMessage(err)}); ${undone ? 'the model that ran before runs again' : 'the switch could not be undone'}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Whether a download or unpack runs now (cmd/model/cancel can stop it). */
+  get downloading(): boolean {
+    return this.transfer !== undefined;
+  }
+
+  /** cmd/model/cancel: stops the download or unpack of the install running now (its part file is removed). */
+  cancel(requestId: RequestId): RolloutState {
+    const t = this.transfer;
+    if (!t) {
+      const what = this.busy
+        ? `${this.busy} is past its download (loading or self-checking): it cannot be cancelled`
+        : 'no install is running';
+      throw new CommandError('NOTHING_TO_CANCEL', what);
+    }
+    this.d.log.info({ requestId, install: this.busy }, 'model install cancelled');
+    t.abort(
+      new DownloadError('DOWNLOAD_CANCELLED', `the install was cancelled (cmd/model/cancel${requestId !== null ? ` ${requestId}` : ''})`),
+    );
+    return this.status();
   }
 
   /** activate: false: load beside, self-check, unload; the running model is untouched. */
@@ -277,8 +355,14 @@ export class RolloutService implements ModelCommands {
       return this.status();
     } catch (err) {
       if (err instanceof CommandError) throw err;
-      const problems = (err as { problems?: string[] }).problems;
-      const error = { code: errorCode(err) ?? 'FAILED', message: errorMessage(err), ...(problems?.length ? { problems } : {}) };
+      // Paths inside the staging folder are the package's own: shown relative to it, not as the device's absolute paths.
+      const local = (text: string) =>
+        text
+          .split(`${this.d.store.stagingDir}/`)
+          .join('')
+          .replace(/\b[0-9a-f]{64}\/unpacked\/?/g, 'package/');
+      const problems = (err as { problems?: string[] }).problems?.map(local);
+      const error = { code: errorCode(err) ?? 'FAILED', message: local(errorMessage(err)), ...(problems?.length ? { problems } : {}) };
       this.d.log.error(
         { command: request.command, requestId: request.requestId, code: error.code, err: error.message, keeping: this.d.model.info },
         'model rollout failed; the running model stays',
@@ -326,4 +410,12 @@ export class RolloutService implements ModelCommands {
       .publish(JSON.stringify(payload))
       .catch((err: unknown) => this.d.log.debug({ err: errorMessage(err) }, 'model/state publish failed (sent again at the next change)'));
   }
+}
+
+/** The archive sha256 a kept package was made from (undefined: unknown, e.g. kept by an older version). */
+function archiveSha(dir: string): Promise<string | undefined> {
+  return readFile(join(dir, ARCHIVE_SHA), 'utf8').then(
+    (t) => t.trim(),
+    () => undefined,
+  );
 }

@@ -79,6 +79,12 @@ export class RolloutTargets implements ModelCommands {
     return this.target(a?.stage).rollback(requestId);
   }
 
+  /** cmd/model/cancel: the download running now, whichever target (the model or a stage) runs it. */
+  cancel(requestId: RequestId): RolloutState {
+    for (const s of [this.model, ...this.stages.values()]) if (s.downloading) return s.cancel(requestId);
+    return this.model.cancel(requestId);
+  }
+
   /** For /status: each stage's rollout state by "<pipeline>/<stage>". */
   stageStatus(): Record<string, RolloutState> {
     return Object.fromEntries([...this.stages].map(([key, s]) => [key, s.status()]));
@@ -128,6 +134,9 @@ function fitting(service: ModelService, key: string, role: 'detector' | 'crops')
     },
     get configuredPath() {
       return service.configuredPath;
+    },
+    get loadedPath() {
+      return service.loadedPath;
     },
     swap: (dir, check) => service.swap(dir, checked(check)),
     trial: (dir, check) => service.trial(dir, checked(check)),

@@ -1,4 +1,16 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statfsSync,
+  writeSync,
+} from 'node:fs';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -96,6 +108,39 @@ export class PackageStore {
     if (existsSync(join(dir, 'manifest.yaml'))) return dir;
     this.log.error({ installed: cur, configured }, 'the installed model package is missing; using model.path');
     return configured;
+  }
+
+  /**
+   * Run before the journal opens: on a disk with less than `reserveBytes` free, unfinished downloads
+   * (staging/, kept for a resume) are removed, so a download that filled the disk (an older
+   * version, or a power cut at the wrong moment) cannot keep the journal from opening and the
+   * daemon from starting: no crash loop under Restart=on-failure.
+   */
+  reclaim(reserveBytes: number): void {
+    let free: number;
+    try {
+      const s = statfsSync(existsSync(this.root) ? this.root : join(this.root, '..'));
+      free = s.bavail * s.bsize;
+    } catch {
+      return;
+    }
+    if (free >= reserveBytes) return;
+    let leftovers: string[];
+    try {
+      leftovers = readdirSync(this.stagingDir);
+    } catch {
+      return;
+    }
+    if (!leftovers.length) return;
+    try {
+      rmSync(this.stagingDir, { recursive: true, force: true });
+      this.log.warn(
+        { free, reserveBytes, removed: leftovers },
+        'the disk is nearly full: unfinished model downloads were removed so the journal can open',
+      );
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'the disk is nearly full and the unfinished model downloads cannot be removed');
+    }
   }
 
   /** The folder name a verified package is kept under. */

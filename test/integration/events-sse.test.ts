@@ -322,7 +322,7 @@ describe('GET /events', () => {
     const healthy = await open(r, '?type=result');
     // A client that sends its request and never reads a byte.
     const stalled = connect(r.port, '127.0.0.1');
-    stalled.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    stalled.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1:${r.port}\r\n\r\n`);
     stalled.pause();
     cleanup.push(() => void stalled.destroy());
     // The stalled client's request is parsed when its stream is registered: wait for the count, an event we cannot be told of.

@@ -120,7 +120,7 @@ describe('connection limits', () => {
     const { server, lines, held } = await startServer();
     const s = await rawConnect(server.port);
     const closed = readUntilClose(s);
-    s.write('POST /infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(10));
+    s.write(`POST /infer HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nContent-Length: 100000\r\n\r\n` + 'x'.repeat(10));
     const answer = await closed;
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     // The slot is free again: two inferences can be held at once.

@@ -176,7 +176,7 @@ beforeAll(async () => {
   t = await startTestApp({
     samples: [SAMPLE],
     fps: 10,
-    extra: { deviceId: 'kiosk-r', model: { keep: 2, rollout: { maxBytes: MAX, caFile: pki.ca } } },
+    extra: { deviceId: 'kiosk-r', model: { keep: 2, rollout: { maxBytes: MAX, caFile: pki.ca, fileRoot: work } } },
   });
   const url = `mqtt://127.0.0.1:${t.app.config.mqtt.embedded.port}`;
   base = `edge-inferd/kiosk-r`;

@@ -152,6 +152,7 @@ describe('config: defaults, paths and environment overrides', () => {
       host: '127.0.0.1',
       port: 8321,
       kiosk: false,
+      allowedHosts: [],
       limits: { connections: 128, perClient: 16, bodyTimeoutSec: 30, inferConcurrent: 1 },
       cors: { origins: [] },
       events: { maxClients: 32, heartbeatSec: 15, bufferBytes: 262_144 },

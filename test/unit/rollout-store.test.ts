@@ -115,6 +115,9 @@ describe("commands come only from the device's own topic", () => {
             return Promise.resolve({ phase: 'active', request: null, current: null, packages: [], changedAtMs: 0 });
           },
           rollback: () => Promise.reject(new Error('unused')),
+          cancel: () => {
+            throw new Error('unused');
+          },
         },
       },
     });
