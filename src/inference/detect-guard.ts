@@ -1,4 +1,4 @@
-import type { Candidate } from './detect.js';
+import type { Candidate } from './outputs.js';
 
 /**
  * The bounds every detector output passes through, whatever its format: a broken or hostile model
