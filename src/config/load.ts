@@ -171,7 +171,8 @@ function checkResolved(c: Config): string[] {
     (c.mqtt.username === undefined || (c.mqtt.password === undefined && c.mqtt.passwordFile === undefined))
   ) {
     problems.push(
-      `mqtt.embedded.websocket.host: listening beyond loopback (got ${JSON.stringify(ws.host)}) needs authentication; set mqtt.username and mqtt.passwordFile, or listen on 127.0.0.1`,
+      `mqtt.embedded.websocket.host: listening beyond loopback (got ${JSON.stringify(ws.host)}) needs ` +
+        `authentication; set mqtt.username and mqtt.passwordFile, or listen on 127.0.0.1`,
     );
   }
   if (ws && ws.port === e.port && ws.host === e.host) {
@@ -181,7 +182,8 @@ function checkResolved(c: Config): string[] {
     // The person's own picture, as seen, only to a screen on this device.
     if (cam.privacy?.preview === 'on' && c.http.enabled && !isLoopback(c.http.host)) {
       problems.push(
-        `cameras.${name}.privacy.preview: "on" shows people as the camera sees them and needs HTTP on loopback only (got http.host ${JSON.stringify(c.http.host)}); use "redact", or listen on 127.0.0.1`,
+        `cameras.${name}.privacy.preview: "on" shows people as the camera sees them and needs HTTP on loopback only (got ` +
+          `http.host ${JSON.stringify(c.http.host)}); use "redact", or listen on 127.0.0.1`,
       );
     }
     problems.push(...parseCameraUri(name, cam).problems);

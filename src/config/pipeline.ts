@@ -93,7 +93,8 @@ export const privacySchema = z.strictObject({
     .enum(['redact', 'on', 'off'])
     .optional()
     .describe(
-      'GET /preview.mjpeg: redact (boxes of person-finding stages blacked out), on (as seen: only with HTTP on loopback), or off. Default: as snapshots, never on for a camera whose stage finds people',
+      'GET /preview.mjpeg: redact (boxes of person-finding stages blacked out), on (as seen: only with HTTP on loopback), ' +
+        'or off. Default: as snapshots, never on for a camera whose stage finds people',
     ),
   includeCrops: z
     .union([z.boolean(), z.literal('local')], { error: 'must be true, false or "local"' })

@@ -97,7 +97,8 @@ export const cameraSchema = z.strictObject({
   explain: explainSchema
     .optional()
     .describe(
-      "heatmaps of where the classifier looked: off | every (each result) | assessment (pipeline cameras); default: the crop stage's explain, else off",
+      'heatmaps of where the classifier looked: off | every (each result) | assessment (pipeline ' +
+        "cameras); default: the crop stage's explain, else off",
     ),
 });
 

@@ -132,7 +132,8 @@ const heatmap = z
       .describe("PNG, base64: the model's input (the crop) with the heatmap laid over it, red where the answer depended on it"),
   })
   .describe(
-    'where the classifier looked (explain: every | assessment); only with privacy.includeCrops (local: to loopback clients only), and always in POST /infer?explain=1',
+    'where the classifier looked (explain: every | assessment); only with privacy.includeCrops (local: ' +
+      'to loopback clients only), and always in POST /infer?explain=1',
   );
 const regionResult = z.strictObject({
   notDetected: z.literal(true).optional().describe('the keypoint the region is centred on was not found'),

@@ -296,7 +296,8 @@ export class RolloutService implements ModelCommands {
       this.d.log.error({ err: errorMessage(err), undone }, 'cannot write the model rollout state; the switch is undone');
       throw new DaemonError(
         'ROLLOUT_STATE',
-        `cannot write the rollout state (${errorMessage(err)}); ${undone ? 'the model that ran before runs again' : 'the switch could not be undone'}`,
+        `cannot write the rollout state (${errorMessage(err)}); ` +
+          (undone ? 'the model that ran before runs again' : 'the switch could not be undone'),
         { cause: err },
       );
     }
