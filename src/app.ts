@@ -440,12 +440,14 @@ function cameraChannels(c: Config, p: ChannelParts): CameraChannel[] {
 function journalGauges(journal: Journal, messaging: Messaging) {
   if (!journal.isOpen) return undefined;
   const j = journal.stats();
+  const outbox = messaging.outboxStats();
   return {
-    depth: j.pending,
+    // Not yet acknowledged: an acknowledgement waiting to be written with the next message is not depth.
+    depth: outbox ? outbox.queued + outbox.inflight : j.pending,
     evictions: j.evicted.sent + j.evicted.pending,
     writable: j.writable,
     writeFailures: j.writeFailures,
-    lost: messaging.outboxStats()?.lost ?? 0,
+    lost: outbox?.lost ?? 0,
     corruptMovedAside: j.corrupt.movedAside,
   };
 }

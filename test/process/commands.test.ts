@@ -203,7 +203,8 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
       ok: false,
       error: {
         code: 'UNKNOWN_COMMAND',
-        message: 'unknown command "selfdestruct" (commands: snapshot, reload, pause, resume, status, model/install, model/rollback)',
+        message:
+          'unknown command "selfdestruct" (commands: snapshot, reload, pause, resume, status, model/install, model/rollback, model/cancel)',
       },
     });
 
