@@ -72,7 +72,16 @@ async function eyeLabels(): Promise<string[]> {
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'rollout-stage-'));
   const eyes = demoConfig('eyes') as { pipelines: Record<string, unknown>; cameras: Record<string, unknown> };
-  t = await startTestApp({ samples: ['plastic-1.png'], extra: { deviceId: 'kiosk-s', pipelines: eyes.pipelines, cameras: eyes.cameras } });
+  t = await startTestApp({
+    samples: ['plastic-1.png'],
+    extra: {
+      deviceId: 'kiosk-s',
+      pipelines: eyes.pipelines,
+      cameras: eyes.cameras,
+      // The packages are file:// archives in the test's folder: allowed only below fileRoot.
+      model: { rollout: { fileRoot: work } },
+    },
+  });
   const url = `mqtt://127.0.0.1:${t.app.config.mqtt.embedded.port}`;
   base = 'edge-inferd/kiosk-s';
   sub = await subscribe(url, [`${base}/cmd/+/+/response`, `${base}/model/state/#`]);
