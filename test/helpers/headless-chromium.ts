@@ -1,5 +1,20 @@
 import { type Browser, chromium } from 'playwright-core';
 
+/** Debian's Chromium (the `chromium` package .ci/run installs). */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Headless, and no background traffic: this machine's closed network refuses it, many times over. */
+export const CHROMIUM_FLAGS: readonly string[] = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
 /**
  * Debian's /usr/bin/chromium, headless, driven by playwright-core (no browser download), with a
  * fresh profile (playwright makes a new temporary one per launch: it refuses --user-data-dir in
@@ -8,19 +23,9 @@ import { type Browser, chromium } from 'playwright-core';
  */
 export async function launchChromium(opts: { hostRules?: string } = {}): Promise<{ browser: Browser; close(): Promise<void> }> {
   const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      ...(opts.hostRules ? [`--host-resolver-rules=${opts.hostRules}`] : []),
-    ],
+    args: [...CHROMIUM_FLAGS, ...(opts.hostRules ? [`--host-resolver-rules=${opts.hostRules}`] : [])],
   });
   return {
     browser,

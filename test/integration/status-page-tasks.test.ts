@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TAG_AT, TAG_SLOPE } from '../../scripts/make-fixture-models.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { CHROMIUM, CHROMIUM_FLAGS } from '../helpers/headless-chromium.js';
 
 /**
  * The status page (src/health/page.ts) in real headless Chromium, served by a real App whose
@@ -22,18 +23,9 @@ beforeAll(async () => {
   profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
   // A fresh profile (--user-data-dir, which Playwright takes as the persistent context's folder).
   browser = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
+    executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [...CHROMIUM_FLAGS],
   });
 }, 60_000);
 

@@ -6,6 +6,7 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eyesDemoDir } from '../../src/paths.js';
 import { CLI, type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
+import { CHROMIUM, CHROMIUM_FLAGS } from '../helpers/headless-chromium.js';
 import { freePort } from '../helpers/ports.js';
 import { SseClient } from '../helpers/sse.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -22,17 +23,6 @@ import { waitUntil } from '../helpers/wait.js';
 const answers = JSON.parse(readFileSync(join(eyesDemoDir, 'samples', 'answers.json'), 'utf8')) as {
   frames: { faces: { leftEye: { class: string }; rightEye: { class: string } }[] }[];
 };
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing: CI installs chromium (.ci/run)`);
 
@@ -95,7 +85,7 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
       EDGE_INFERD_HTTP__PORT: String(httpPort),
       EDGE_INFERD_LOG__FORMAT: 'json',
     };
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_FLAGS] });
     page = context.pages()[0] ?? (await context.newPage());
   }, 60_000);
 
