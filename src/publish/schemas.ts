@@ -119,14 +119,22 @@ const qualitySkip = z
   .describe("the crop stage's quality gate: too small (minSidePx) or too blurred (minSharpness)");
 const heatmap = z
   .strictObject({
-    method: z.literal('occlusion').describe('occlusion sensitivity: each grid cell masked grey in turn'),
+    method: z
+      .enum(['occlusion', 'cam'])
+      .describe(
+        "the model manifest's explain.method: occlusion (each grid cell masked in turn) or cam " +
+          "(class activation map over the model's feature map, one pass)",
+      ),
     label: z.string().describe('the class explained'),
     score: score.describe('its probability on the unmasked crop'),
-    rows: z.int().min(1),
-    cols: z.int().min(1),
+    rows: z.int().min(1).describe('grid rows: 8 (occlusion) or the feature map height (cam)'),
+    cols: z.int().min(1).describe('grid columns: 8 (occlusion) or the feature map width (cam)'),
     values: z
       .array(z.number())
-      .describe("row-major, rows x cols over the model's input: the class's probability drop when that cell is masked"),
+      .describe(
+        "row-major, rows x cols over the model's input. occlusion: the class's probability drop when that cell is masked; " +
+          'cam: the class activation of that cell over the largest magnitude (-1..1, negative: evidence against it)',
+      ),
     png: z
       .string()
       .describe("PNG, base64: the model's input (the crop) with the heatmap laid over it, red where the answer depended on it"),
