@@ -686,6 +686,42 @@ export const daemonStatusSchema = z
       .nullable()
       .optional()
       .describe('where the HTTP endpoint listens (the port the system picked when http.port is 0); null when off'),
+    streams: z
+      .strictObject({
+        events: z
+          .strictObject({
+            clients: count.describe('GET /events streams open now'),
+            accepted: count,
+            refused: count.describe('refused with 503 at http.events.maxClients'),
+            dropped: count.describe('closed by the daemon: the client took no data for a heartbeat interval'),
+            resets: count.describe('reconnects that could not resume (past retention, or a bad Last-Event-ID)'),
+          })
+          .describe('GET /events (Server-Sent Events) since start'),
+        preview: z
+          .strictObject({
+            clients: count.describe('GET /preview.mjpeg viewers now'),
+            refused: count.describe('refused with 503 at http.preview.maxClients'),
+            dropped: count.describe('closed by the daemon: the viewer took no frame for 10 s'),
+            encodes: count.describe('JPEG encodings (one per frame and way of drawing it, whatever the viewers)'),
+            sent: count.describe('frames sent, summed over viewers'),
+          })
+          .describe('GET /preview.mjpeg since start'),
+        cameras: z
+          .record(
+            name,
+            z.strictObject({
+              events: count.describe('GET /events streams carrying this camera now (filtered to it, or to every camera)'),
+              preview: count.describe('its preview viewers now'),
+              previewDropped: count.describe('its preview viewers dropped since start'),
+            }),
+          )
+          .describe('per started camera'),
+      })
+      .nullable()
+      .optional()
+      .describe(
+        "the kiosk's live streams: what /metrics counts as edge_inferd_http_streams*, per endpoint and camera; null when HTTP is off",
+      ),
   })
   .meta({
     title: 'edge-inferd daemon status',
