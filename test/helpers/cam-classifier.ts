@@ -25,10 +25,12 @@ export const CAM_BIAS = [0, 5] as const;
 const S = 32;
 const G = 8;
 
-export function buildCamClassifier(layout: 'NCHW' | 'NHWC'): Uint8Array {
+/** `dynamic`: a symbolic batch dimension (crops in one run); false: batch 1 (one run per crop). */
+export function buildCamClassifier(layout: 'NCHW' | 'NHWC', dynamic = true): Uint8Array {
   const g = new GraphBuilder('cam_classifier');
   const nchw = layout === 'NCHW';
-  const image = g.input('images', nchw ? ['batch', 3, S, S] : ['batch', S, S, 3], 'float32', `RGB, ${layout}, [0,1]`);
+  const N = dynamic ? 'batch' : 1;
+  const image = g.input('images', nchw ? [N, 3, S, S] : [N, S, S, 3], 'float32', `RGB, ${layout}, [0,1]`);
   const planar = nchw ? image : g.op('Transpose', [image], { perm: ints([0, 3, 1, 2]) });
   const pooled = g.op('AveragePool', [planar], { kernel_shape: ints([S / G, S / G]), strides: ints([S / G, S / G]) }); // [N,3,8,8]
   const mask = new Array(G * G).fill(0);
@@ -54,16 +56,22 @@ export function buildCamClassifier(layout: 'NCHW' | 'NHWC'): Uint8Array {
     const mm = g.op('MatMul', [mean, g.floatInit('dense/kernel', [C, K], kernel)]);
     logits = g.op('Add', [mm, g.floatInit('dense/bias', [K], CAM_BIAS)], {}, 'logits');
   }
-  g.output(logits, ['batch', K]);
-  g.output('features', nchw ? ['batch', C, G, G] : ['batch', G, G, C]);
+  g.output(logits, [N, K]);
+  g.output('features', nchw ? [N, C, G, G] : [N, G, G, C]);
   return g.build({ doc: 'Test fixture: GAP + linear classifier exposing its feature map, "red" when a known region is red.' });
 }
 
 /** The package; `explain` is the manifest's explain section as YAML lines (default: method cam with this model's names). */
-export async function writeCamClassifier(dir: string, layout: 'NCHW' | 'NHWC', explain?: string, name = `cam-${layout}`): Promise<string> {
+export async function writeCamClassifier(
+  dir: string,
+  layout: 'NCHW' | 'NHWC',
+  explain?: string,
+  name = `cam-${layout}`,
+  dynamic = true,
+): Promise<string> {
   const out = path.join(dir, name);
   await mkdir(out, { recursive: true });
-  const model = buildCamClassifier(layout);
+  const model = buildCamClassifier(layout, dynamic);
   await writeFile(path.join(out, 'model.onnx'), model);
   const sha = createHash('sha256').update(model).digest('hex');
   const weights = layout === 'NCHW' ? 'head.fc.weight' : 'dense/kernel';

@@ -21,18 +21,23 @@ import { REGION_CELLS, regionFrame } from '../helpers/region-classifier.js';
 let dir: string;
 let nchw: InferenceEngine;
 let nhwc: InferenceEngine;
+let fixed: InferenceEngine;
 const cpu1 = { providers: ['cpu'] as ['cpu'], intraOpThreads: 1 };
 const quality = { minSidePx: 1, minSharpness: 0 };
 const inRegion = new Set(REGION_CELLS.map(([r, c]) => r * 8 + c));
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'explain-cam-'));
-  const [a, b] = await Promise.all([writeCamClassifier(dir, 'NCHW'), writeCamClassifier(dir, 'NHWC')]);
-  [nchw, nhwc] = await Promise.all([loadEngine(a, cpu1), loadEngine(b, cpu1)]);
+  const [a, b, c] = await Promise.all([
+    writeCamClassifier(dir, 'NCHW'),
+    writeCamClassifier(dir, 'NHWC'),
+    writeCamClassifier(dir, 'NCHW', undefined, 'cam-fixed', false),
+  ]);
+  [nchw, nhwc, fixed] = await Promise.all([loadEngine(a, cpu1), loadEngine(b, cpu1), loadEngine(c, cpu1)]);
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all([nchw, nhwc].map((e) => e?.close()));
+  await Promise.all([nchw, nhwc, fixed].map((e) => e?.close()));
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -46,26 +51,32 @@ function expectRegionPeak(h: Heatmap): void {
   for (const [i, v] of h.values.entries()) expect(v).toBeCloseTo(inRegion.has(i) ? 1 : 0, 4);
 }
 
-/** A 32x32 frame: the region's four cells in four colours, noise everywhere else (which the model masks off). */
-function mixedFrame() {
-  const colours: Record<string, [number, number, number]> = {
-    '5,1': [255, 0, 0],
-    '5,2': [255, 255, 0],
-    '6,1': [0, 0, 255],
-    '6,2': [255, 0, 255],
-  };
-  const data = new Uint8Array(32 * 32 * 3);
-  for (let y = 0; y < 32; y++)
-    for (let x = 0; x < 32; x++) {
-      const c = colours[`${y >> 2},${x >> 2}`] ?? [(x * 37 + y * 11) % 256, (x * 5 + y * 71) % 256, (x * 13 + y * 29) % 256];
-      data.set(c, (y * 32 + x) * 3);
-    }
-  return { camera: 'cam', seq: 1, width: 32, height: 32, stride: 96, format: 'RGB' as const, data, capturedAtMs: 0 };
-}
+/** The region's cells ((5,1), (5,2), (6,1), (6,2): cells 41, 42, 49, 50 of the 8x8 grid) in two sets of colours (0..1). */
+const TILES: Record<number, number[]>[] = [
+  { 41: [1, 0, 0], 42: [1, 1, 0], 49: [0, 0, 1], 50: [1, 0, 1] },
+  { 41: [0, 1, 0], 42: [1, 0, 0], 49: [1, 1, 1], 50: [0, 0, 1] },
+];
 
-/** The expected map of class k on mixedFrame: W[k] . (r, g, b)/255 on each region cell, over the largest magnitude. */
-function expectedMixed(k: number): number[] {
-  const colours: Record<number, number[]> = { 41: [1, 0, 0], 42: [1, 1, 0], 49: [0, 0, 1], 50: [1, 0, 1] };
+/** A 64x32 frame: two 32x32 tiles (the crops), each with its region cells in its colours and noise elsewhere (masked off by the model). */
+function mixedFrame() {
+  const data = new Uint8Array(64 * 32 * 3);
+  for (let y = 0; y < 32; y++)
+    for (let x = 0; x < 64; x++) {
+      const cell = (y >> 2) * 8 + ((x % 32) >> 2);
+      const c = TILES[x >> 5][cell]?.map((v) => v * 255) ?? [(x * 37 + y * 11) % 256, (x * 5 + y * 71) % 256, (x * 13 + y * 29) % 256];
+      data.set(c, (y * 64 + x) * 3);
+    }
+  return { camera: 'cam', seq: 1, width: 64, height: 32, stride: 192, format: 'RGB' as const, data, capturedAtMs: 0 };
+}
+/** The two tiles as crops. */
+const TILE_RECTS = [
+  { x: 0, y: 0, w: 32, h: 32 },
+  { x: 32, y: 0, w: 32, h: 32 },
+];
+
+/** The expected map of class k on tile t: W[k] . (r, g, b) on each region cell, over the largest magnitude. */
+function expectedMixed(t: number, k: number): number[] {
+  const colours = TILES[t];
   const raw = Array.from({ length: 64 }, (_, i) => (colours[i] ? colours[i].reduce((s, v, c) => s + v * CAM_WEIGHTS[k][c], 0) : 0));
   const max = Math.max(...raw.map(Math.abs));
   return raw.map((v) => v / max);
@@ -86,18 +97,31 @@ describe('explanations: class activation maps', () => {
     });
 
     it(`${layout}: the map is the weights times the feature map, for the class asked (a transposed or misread weight shows)`, async () => {
-      const rect = { x: 0, y: 0, w: 32, h: 32 };
-      const out = await engine().inferCrops!(mixedFrame(), { rects: [rect, rect], quality, explain: [0, 1] });
+      const out = await engine().inferCrops!(mixedFrame(), { rects: TILE_RECTS, quality, explain: [0, 1] });
+      // Each crop's map from its own item of the batch, for the class asked.
       for (const k of [0, 1]) {
         const h = out.crops[k].heatmap!;
         expect(h.target).toBe(k);
-        for (const [i, v] of h.values.entries()) expect(v).toBeCloseTo(expectedMixed(k)[i], 3);
+        for (const [i, v] of h.values.entries()) expect(v).toBeCloseTo(expectedMixed(k, k)[i], 3);
       }
       // "red": the strongest evidence is the yellow cell (160 + 40), the blue one counts against it.
       expect(out.crops[0].heatmap!.values[42]).toBe(1);
       expect(out.crops[0].heatmap!.values[49]).toBeCloseTo(-0.1, 4);
     });
   }
+
+  it('a fixed batch of 1: one run per crop, each map from its own run', async () => {
+    const out = await fixed.inferCrops!(mixedFrame(), { rects: TILE_RECTS, quality, explain: [1, 0] });
+    expect(out.runs).toBe(2);
+    expect(out.explain?.runs).toBe(0);
+    for (const [t, k] of [
+      [0, 1],
+      [1, 0],
+    ]) {
+      expect(out.crops[t].heatmap!.target).toBe(k);
+      for (const [i, v] of out.crops[t].heatmap!.values.entries()) expect(v).toBeCloseTo(expectedMixed(t, k)[i], 3);
+    }
+  });
 
   it('a single-model classifier: infer with explain gives the map with the result; the overlay is red over the region', async () => {
     const inf = (await nchw.infer(regionFrame(96), { explain: true })) as ClassifyInference;
