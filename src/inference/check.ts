@@ -46,8 +46,9 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
   };
   const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape?.[i] !== 'number' || o.shape?.[i] === want;
 
-  // explain.method cam: the feature-map output (its shape and the weights are checked where the model's bytes are: cam.ts).
-  const fm = m.explain.method === 'cam' ? m.explain.featureMap : undefined;
+  // explain.featureMap, whatever the method (a manifest may declare it for later); its shape and the weights are
+  // checked for method cam, where the model's bytes are (cam.ts).
+  const fm = m.explain.featureMap;
   if (fm !== undefined && !io.outputs.some((o) => o.name === fm))
     problems.push(`explain.featureMap: the model has no output "${fm}" (model outputs: ${names(io.outputs)})`);
 
