@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { demoConfig } from '../../src/config/demo.js';
 import { trayDemoDir } from '../../src/paths.js';
-import { CLI } from '../helpers/daemon.js';
+import { runCli } from '../helpers/daemon.js';
 import { pngSequenceVideo } from '../helpers/gst-media.js';
 import { assertValid } from '../helpers/schemas.js';
 
@@ -27,17 +26,6 @@ let dir: string;
 let avi: string | undefined;
 let mkv: string | undefined;
 let config: string;
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 type Json = Record<string, any>;
 const parse = (stdout: string): Json[] =>
@@ -63,7 +51,7 @@ const near = (a: Item['box'], b: Item['box'], px: number) =>
 describe('edge-inferd infer on a video file', () => {
   it('--fps 2.5 on an MJPEG recording: every other frame, its time in the video, the boxes drawn there', async () => {
     if (!avi) return;
-    const r = await cli(['infer', '--model', path.join(trayDemoDir, 'item'), avi, '--fps', '2.5']);
+    const r = await runCli(['infer', '--model', path.join(trayDemoDir, 'item'), avi, '--fps', '2.5']);
     expect(r.code, r.stderr).toBe(0);
     const lines = parse(r.stdout);
     // 18 frames at 5 fps, kept one in two: frames 0, 2, ... 16 at 0, 400, ... 3200 ms.
@@ -85,7 +73,7 @@ describe('edge-inferd infer on a video file', () => {
 
   it("a pipeline camera: each frame's items with their material, an assessment per item and its track cleared", async () => {
     if (!mkv) return;
-    const r = await cli(['infer', '--config', config, '--camera', 'tray', mkv]);
+    const r = await runCli(['infer', '--config', config, '--camera', 'tray', mkv]);
     expect(r.code, r.stderr).toBe(0);
     const lines = parse(r.stdout);
     const results = lines.filter((l) => l.task);
@@ -121,11 +109,11 @@ describe('edge-inferd infer on a video file', () => {
   it('a file GStreamer cannot decode is reported with its name, exit 1; a bad --fps is a usage error', async () => {
     const bad = path.join(dir, 'broken.mp4');
     await writeFile(bad, 'not a video at all');
-    const r = await cli(['infer', '--model', path.join(trayDemoDir, 'item'), bad]);
+    const r = await runCli(['infer', '--model', path.join(trayDemoDir, 'item'), bad]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(new RegExp(`^${bad}: GStreamer cannot decode it: Could not determine type of stream.+\\(STREAM_ERROR\\)\\n$`));
-    const usage = await cli(['infer', '--model', path.join(trayDemoDir, 'item'), bad, '--fps', '0']);
+    const usage = await runCli(['infer', '--model', path.join(trayDemoDir, 'item'), bad, '--fps', '0']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('--fps must be a number of frames per second of video, above 0 and at most 1000 (got "0")');
   });
