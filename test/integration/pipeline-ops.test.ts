@@ -9,6 +9,7 @@ import { startTestApp, type TestApp, waitUntil } from '../helpers/app.js';
 import { runCli } from '../helpers/daemon.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { assertValid } from '../helpers/schemas.js';
+import { eyesAnswers } from '../helpers/demo-answers.js';
 
 /**
  * A pipeline camera in a running App: POST /infer?camera= and `edge-inferd infer --camera` run the
@@ -16,21 +17,9 @@ import { assertValid } from '../helpers/schemas.js';
  * and applies thresholds live.
  */
 
-interface Eye {
-  x: number;
-  y: number;
-  class: string;
-  covered: boolean;
-}
-interface Face {
-  subject: number;
-  box: { x: number; y: number; w: number; h: number };
-  leftEye: Eye;
-  rightEye: Eye;
-}
 const samples = join(eyesDemoDir, 'samples');
-const answers = JSON.parse(readFileSync(join(samples, 'answers.json'), 'utf8')) as { frames: { file: string; faces: Face[] }[] };
-const threeFaces = answers.frames.find((f) => f.faces.length === 3)!;
+const answers = eyesAnswers();
+const threeFaces = answers.find((f) => f.faces.length === 3)!;
 
 describe('pipeline camera operations', () => {
   let t: TestApp;

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { trayDemoDir } from '../../src/paths.js';
 import { runCli } from '../helpers/daemon.js';
 import { pngSequenceVideo } from '../helpers/gst-media.js';
 import { assertValid } from '../helpers/schemas.js';
+import { type ItemAnswer as Item, trayAnswers } from '../helpers/demo-answers.js';
 
 /**
  * `edge-inferd infer VIDEO` on recordings made at test time from the tray demo's sample frames
@@ -16,12 +17,8 @@ import { assertValid } from '../helpers/schemas.js';
  * tray pipeline camera one assessment per item and its track cleared when the tray is emptied.
  */
 
-interface Item {
-  label: string;
-  box: { x: number; y: number; w: number; h: number };
-}
 const FPS = 5;
-let answers: { file: string; items: Item[] }[];
+const answers = trayAnswers();
 let dir: string;
 let avi: string | undefined;
 let mkv: string | undefined;
@@ -36,7 +33,6 @@ const parse = (stdout: string): Json[] =>
 
 beforeAll(async () => {
   const samples = path.join(trayDemoDir, 'samples');
-  answers = (JSON.parse(await readFile(path.join(samples, 'answers.json'), 'utf8')) as { frames: typeof answers }).frames;
   dir = await mkdtemp(path.join(os.tmpdir(), 'infer-video-'));
   avi = pngSequenceVideo(samples, path.join(dir, 'tray.avi'), { fps: FPS, codec: 'mjpeg' });
   mkv = pngSequenceVideo(samples, path.join(dir, 'tray.mkv'), { fps: FPS, codec: 'raw' });

@@ -1,15 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eyesDemoDir } from '../../src/paths.js';
 import { CLI, type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
 import { CHROMIUM, CHROMIUM_FLAGS } from '../helpers/headless-chromium.js';
 import { freePort } from '../helpers/ports.js';
 import { SseClient } from '../helpers/sse.js';
 import { waitUntil } from '../helpers/wait.js';
+import { eyesAnswers } from '../helpers/demo-answers.js';
 
 /**
  * The example kiosk page (examples/kiosk/) in real headless Chromium (Debian's, driven by
@@ -20,9 +20,7 @@ import { waitUntil } from '../helpers/wait.js';
  * exactly the journal's, in order, none missing, none twice.
  */
 
-const answers = JSON.parse(readFileSync(join(eyesDemoDir, 'samples', 'answers.json'), 'utf8')) as {
-  frames: { faces: { leftEye: { class: string }; rightEye: { class: string } }[] }[];
-};
+const answers = eyesAnswers();
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing: CI installs chromium (.ci/run)`);
 
@@ -113,7 +111,7 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
       })),
     )) as { region: string; label: string; src: string }[];
     // The demo's first subject (answers.json): left eye cataract, right eye healthy; the pictures are the heatmap PNGs.
-    const first = answers.frames[0].faces[0];
+    const first = answers[0].faces[0];
     expect(Object.fromEntries(shown.map((s) => [s.region, s.label]))).toEqual({ left: first.leftEye.class, right: first.rightEye.class });
     for (const s of shown) expect(s.src).toBe('data:image/png;base64,');
     expect(errors).toEqual([]);
