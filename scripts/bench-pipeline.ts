@@ -9,6 +9,7 @@
 // Also the explanation rows: frames with explain off / every side by side, and one assessment's
 // explain call (both eyes: 2 x 64 masked crops in one batched run).
 import { parseArgs } from 'node:util';
+import type { Frame } from '../src/capture/frame.js';
 import { demoConfig } from '../src/config/demo.js';
 import { aggregateSchema, pipelineSchema } from '../src/config/pipeline.js';
 import { PipelineAggregator } from '../src/decide/aggregate.js';
@@ -35,6 +36,20 @@ const SUBJECTS: FaceSpec[] = [
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
+/** A rendered eyes-demo frame as the camera would hand it over. */
+function benchFrame(data: Uint8Array, seq: number): Frame {
+  return {
+    camera: 'bench',
+    seq,
+    width: FRAME_WIDTH,
+    height: FRAME_HEIGHT,
+    stride: FRAME_WIDTH * 3,
+    format: 'RGB',
+    data,
+    capturedAtMs: Date.now(),
+  };
+}
+
 export async function benchPipeline(opts: { seconds: number; warmupS?: number; threads: number }): Promise<PipelineBenchRow[]> {
   const stages = pipelineSchema.parse((demoConfig('eyes') as { pipelines: { eyes: unknown } }).pipelines.eyes);
   const engines: InferenceEngine[] = await Promise.all(
@@ -47,16 +62,7 @@ export async function benchPipeline(opts: { seconds: number; warmupS?: number; t
     for (const n of [1, 2]) {
       const data = renderFrame({ faces: SUBJECTS.slice(0, n) });
       const agg = new PipelineAggregator(aggregateSchema.parse({}));
-      const frame = (seq: number) => ({
-        camera: 'bench',
-        seq,
-        width: FRAME_WIDTH,
-        height: FRAME_HEIGHT,
-        stride: FRAME_WIDTH * 3,
-        format: 'RGB' as const,
-        data,
-        capturedAtMs: Date.now(),
-      });
+      const frame = (seq: number) => benchFrame(data, seq);
       let seq = 0;
       const once = async () => {
         const inf = (await runner.infer(frame(++seq))) as DetectInference;
@@ -137,16 +143,7 @@ export async function benchExplain(opts: { seconds: number; warmupS?: number; th
   try {
     const m = (e: InferenceEngine) => ({ info: e.info, infer: e.infer.bind(e), inferCrops: e.inferCrops!.bind(e) });
     const data = renderFrame({ faces: SUBJECTS.slice(0, 1) });
-    const frame = (seq: number) => ({
-      camera: 'bench',
-      seq,
-      width: FRAME_WIDTH,
-      height: FRAME_HEIGHT,
-      stride: FRAME_WIDTH * 3,
-      format: 'RGB' as const,
-      data,
-      capturedAtMs: Date.now(),
-    });
+    const frame = (seq: number) => benchFrame(data, seq);
     const measure = async (once: () => Promise<number | undefined>): Promise<Omit<ExplainBenchRow, 'mode'>> => {
       const warmUntil = performance.now() + (opts.warmupS ?? 2) * 1000;
       while (performance.now() < warmUntil) await once();
