@@ -1,9 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { strokeWidth } from '../../src/health/snapshot.js';
-import { CLI, type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
+import { type DaemonProcess, spawnDaemon, runCli } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
@@ -82,20 +81,14 @@ describe('eyes demo end to end', () => {
   it('journals the assessments (edge-inferd history --events)', async () => {
     if (!mosq) return;
     const a = await sub.waitFor((m) => m.topic === `${base}/kiosk/event` && m.json.type === 'assessment', 30_000);
-    const r = spawnSync(
-      process.execPath,
-      [CLI, 'history', '--events', '--json', '--limit', '1000', '--journal', join(d.dir, 'journal.sqlite')],
-      { encoding: 'utf8' },
-    );
-    expect(r.status, r.stderr).toBe(0);
+    const r = await runCli(['history', '--events', '--json', '--limit', '1000', '--journal', join(d.dir, 'journal.sqlite')]);
+    expect(r.code, r.stderr).toBe(0);
     const ids = r.stdout
       .trim()
       .split('\n')
       .map((l) => (JSON.parse(l) as { id: string }).id);
     expect(ids).toContain(a.json.id);
-    const table = spawnSync(process.execPath, [CLI, 'history', '--events', '--journal', join(d.dir, 'journal.sqlite')], {
-      encoding: 'utf8',
-    });
+    const table = await runCli(['history', '--events', '--journal', join(d.dir, 'journal.sqlite')]);
     expect(table.stdout).toMatch(/assessment\s+\d+\s+face/);
   });
 

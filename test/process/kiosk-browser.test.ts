@@ -1,10 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
+import { type DaemonProcess, spawnDaemon, runCli } from '../helpers/daemon.js';
 import { CHROMIUM, CHROMIUM_FLAGS } from '../helpers/headless-chromium.js';
 import { freePort } from '../helpers/ports.js';
 import { SseClient } from '../helpers/sse.js';
@@ -160,14 +159,8 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
     const still = await shot();
     await waitUntil(async () => !(await shot()).equals(still), 10_000, 'the preview picture to change after the restart', 250);
     // The page's assessments are the journal's, from its first to its last, in order.
-    const r = spawnSync(
-      process.execPath,
-      [CLI, 'history', '--events', '--json', '--limit', '1000', '--journal', join(dir, 'journal.sqlite')],
-      {
-        encoding: 'utf8',
-      },
-    );
-    expect(r.status, r.stderr).toBe(0);
+    const r = await runCli(['history', '--events', '--json', '--limit', '1000', '--journal', join(dir, 'journal.sqlite')]);
+    expect(r.code, r.stderr).toBe(0);
     const journal = r.stdout
       .trim()
       .split('\n')
