@@ -17,7 +17,7 @@ import type { InferenceEngine } from '../src/inference/engine.js';
 import { loadEngine } from '../src/inference/load.js';
 import { PipelineRunner } from '../src/inference/pipeline.js';
 import type { DetectInference } from '../src/inference/types.js';
-import { type FaceSpec, FRAME_HEIGHT, FRAME_WIDTH, renderFrame } from './make-eyes-demo.js';
+import { cameraFrame, type FaceSpec, renderFrame } from './make-eyes-demo.js';
 
 export interface PipelineBenchRow {
   subjects: number;
@@ -37,18 +37,7 @@ const SUBJECTS: FaceSpec[] = [
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 /** A rendered eyes-demo frame as the camera would hand it over. */
-function benchFrame(data: Uint8Array, seq: number): Frame {
-  return {
-    camera: 'bench',
-    seq,
-    width: FRAME_WIDTH,
-    height: FRAME_HEIGHT,
-    stride: FRAME_WIDTH * 3,
-    format: 'RGB',
-    data,
-    capturedAtMs: Date.now(),
-  };
-}
+const benchFrame = (data: Uint8Array, seq: number): Frame => cameraFrame(data, { camera: 'bench', seq, capturedAtMs: Date.now() });
 
 export async function benchPipeline(opts: { seconds: number; warmupS?: number; threads: number }): Promise<PipelineBenchRow[]> {
   const stages = pipelineSchema.parse((demoConfig('eyes') as { pipelines: { eyes: unknown } }).pipelines.eyes);

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FaceSpec, faceGeometry, FRAME_HEIGHT, FRAME_WIDTH, renderFrame } from '../../scripts/make-eyes-demo.js';
+import { cameraFrame, type FaceSpec, faceGeometry, renderFrame } from '../../scripts/make-eyes-demo.js';
 import type { Frame } from '../../src/capture/frame.js';
 import { demoConfig } from '../../src/config/demo.js';
 import { aggregateSchema, pipelineSchema } from '../../src/config/pipeline.js';
@@ -34,16 +34,8 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => void (await Promise.all(engines.map((e) => e.close()))));
 
-const frameOf = (data: Uint8Array, seq = 1): Frame => ({
-  camera: 'kiosk',
-  seq,
-  width: FRAME_WIDTH,
-  height: FRAME_HEIGHT,
-  stride: FRAME_WIDTH * 3,
-  format: 'RGB',
-  data,
-  capturedAtMs: 1_700_000_000_000 + seq * 200,
-});
+const frameOf = (data: Uint8Array, seq = 1): Frame =>
+  cameraFrame(data, { camera: 'kiosk', seq, capturedAtMs: 1_700_000_000_000 + seq * 200 });
 const run = async (frame: Frame): Promise<PipelineRun> => ((await runner.infer(frame)) as DetectInference).pipeline!;
 const best = (p: PipelineRun, scores: number[] | undefined) => scores && p.labels[scores.indexOf(Math.max(...scores))];
 
