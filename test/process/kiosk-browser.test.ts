@@ -92,16 +92,16 @@ describe.skipIf(!haveChromium)('kiosk page in headless Chromium', () => {
     rmSync(profile, { recursive: true, force: true });
   });
 
-  it('shows an assessment with both eyes and their heatmaps within 5 s of the demo being ready', async () => {
+  it('shows the first assessment with both eyes and their heatmaps once the demo is ready', async () => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     // HTTP is up before the models load: the page is open before the camera's first frame.
     d = await start();
     await page.goto(`http://127.0.0.1:${httpPort}/kiosk/`);
     await waitUntil(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 30_000, 'the daemon ready');
-    const t0 = Date.now();
-    await page.waitForFunction(bothEyesShown, undefined, { timeout: 5000 });
-    expect(Date.now() - t0).toBeLessThan(5000);
+    // No stopwatch (a loaded machine is slow, not wrong): the page must show the demo's first
+    // assessment, which it can only do if it was listening from the start and missed none.
+    await page.waitForFunction(bothEyesShown, undefined, { timeout: 30_000 });
     const shown = (await page.evaluate(() =>
       [...(globalThis as Browser).document.querySelectorAll('#eyes figure')].map((f) => ({
         region: f.dataset.region,
