@@ -31,6 +31,7 @@ import { stringify } from 'yaml';
 import { MAX_PIXELS } from '../src/capture/decode-guards.js';
 import { packageRoot } from '../src/paths.js';
 import { freePort, startMosquitto, stopProc, waitPort } from './bench-processes.js';
+import { remainingLength } from '../test/helpers/mqtt-packets.js';
 
 const { values } = parseArgs({
   options: {
@@ -141,18 +142,6 @@ interface PhaseResult {
   lagP99: number;
   lagMax: number;
   note: string;
-}
-
-/** MQTT's variable-length "remaining length". */
-function remainingLength(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
 }
 
 /**

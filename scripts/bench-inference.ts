@@ -3,12 +3,14 @@
 //   bare    a tight session.run loop on one prepared input tensor (the inference-only limit)
 //   engine  Engine.infer on a 640x480 RGB frame: preprocess + session.run + postprocess, this thread
 //   worker  WorkerEngine.infer: the same in the inference worker, plus the frame copy and messages
+//           (and the main thread's event-loop lag p99 meanwhile: the target is under 10 ms)
 // Prints medians (ms) as a table. The three are measured in interleaved blocks of 10 runs.
 //
 //   npx tsx scripts/bench-inference.ts [--runs N] [--models DIR]
 // First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
 import '../src/ort-telemetry.js';
 import { rm } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import type { Frame } from '../src/capture/frame.js';
@@ -79,11 +81,17 @@ async function main(): Promise<void> {
         ],
         ['worker', () => worker.infer(frame)],
       ];
+      // The main thread's lag while the worker infers, sampled only during the worker's blocks.
+      const lag = monitorEventLoopDelay({ resolution: 1 });
       // Interleaved blocks, so a shared machine's load changes hit all three alike.
       for (const [, fn] of variants) for (let i = 0; i < WARMUP; i++) await fn();
       parts.pre.length = parts.inf.length = parts.post.length = 0;
       for (let round = 0; round < Math.ceil(RUNS / BLOCK); round++) {
-        for (const [name, fn] of variants) times[name].push(...(await timeLoop(fn, BLOCK)));
+        for (const [name, fn] of variants) {
+          if (name === 'worker') lag.enable();
+          times[name].push(...(await timeLoop(fn, BLOCK)));
+          lag.disable();
+        }
       }
       const [bare, full, viaWorker] = [median(times.bare), median(times.full), median(times.worker)];
       await session.release();
@@ -98,13 +106,23 @@ async function main(): Promise<void> {
         f(full),
         `${f(median(parts.pre))} / ${f(median(parts.inf))} / ${f(median(parts.post))}`,
         f(viaWorker),
+        f(lag.percentile(99) / 1e6),
         `${f(((full - bare) / bare) * 100)}%`,
       ]);
       console.error(`done: ${m.file}, ${threads} thread(s)`);
     }
     await rm(pkgDir, { recursive: true, force: true });
   }
-  const head = ['model', 'threads', 'bare run', 'engine.infer', 'pre / infer / post', 'worker.infer', 'engine vs bare'];
+  const head = [
+    'model',
+    'threads',
+    'bare run',
+    'engine.infer',
+    'pre / infer / post',
+    'worker.infer',
+    'main loop lag p99 (worker)',
+    'engine vs bare',
+  ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   console.log(

@@ -7,10 +7,8 @@
 //
 // --rate is the production rate (messages/s) during the outage and the drain; --subscriber adds a
 // QoS 1 consumer and reports what it received.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +17,7 @@ import { Journal, type NewMessage } from '../src/journal/journal.js';
 import { createLogger } from '../src/log.js';
 import { MqttConnection } from '../src/publish/client.js';
 import { Outbox } from '../src/publish/outbox.js';
+import { type Broker, startMosquitto } from './bench-processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -107,74 +106,10 @@ function journalCost(batch: number, sync: 'normal' | 'full'): { usPerMsg: number
 }
 
 // ---------------------------------------------------------------- a Mosquitto of our own
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = createConnection({ port, host: '127.0.0.1' });
-      c.once('connect', () => {
-        c.destroy();
-        r(true);
-      });
-      c.once('error', () => r(false));
-    });
-    if (ok) return;
-    await sleep(25);
-  }
-  throw new Error(`mosquitto did not listen on ${port}`);
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-class Broker {
-  proc: ChildProcess | undefined;
-  constructor(
-    readonly port: number,
-    readonly conf: string,
-  ) {}
-  async start(): Promise<void> {
-    this.proc = spawn('mosquitto', ['-c', this.conf], { stdio: 'ignore' });
-    await waitPort(this.port);
-  }
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    await new Promise<void>((r) => {
-      p.once('exit', () => r());
-      p.kill('SIGTERM');
-    });
-  }
-}
-
-async function startBroker(): Promise<Broker> {
-  const port = await freePort();
-  const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(
-    conf,
-    [
-      `listener ${port} 127.0.0.1`,
-      'allow_anonymous true',
-      `persistence true`,
-      `persistence_location ${dir}/`,
-      'max_queued_messages 0',
-      process.getuid?.() === 0 ? 'user root' : '',
-      'log_type error',
-    ]
-      .filter(Boolean)
-      .join('\n') + '\n',
-  );
-  const b = new Broker(port, conf);
-  await b.start();
-  return b;
-}
+// Its sessions persist across the outage's stop and start; no queue limit (the outage's backlog).
+const startBroker = (): Promise<Broker> => startMosquitto(dir, { persistence: true, maxQueued: 0 });
 
 interface Rig {
   journal: Journal;

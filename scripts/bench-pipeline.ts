@@ -11,6 +11,7 @@
 // activation maps (the eye model's manifest with explain.method: cam: the feature map comes with
 // the scores, no further run).
 import { parseArgs } from 'node:util';
+import type { Frame } from '../src/capture/frame.js';
 import { demoConfig } from '../src/config/demo.js';
 import { aggregateSchema, pipelineSchema } from '../src/config/pipeline.js';
 import { PipelineAggregator } from '../src/decide/aggregate.js';
@@ -20,7 +21,7 @@ import { loadModelPackage } from '../src/inference/package.js';
 import { WorkerEngine } from '../src/inference/worker-engine.js';
 import { PipelineRunner } from '../src/inference/pipeline.js';
 import type { DetectInference } from '../src/inference/types.js';
-import { type FaceSpec, FRAME_HEIGHT, FRAME_WIDTH, renderFrame } from './make-eyes-demo.js';
+import { cameraFrame, type FaceSpec, renderFrame } from './make-eyes-demo.js';
 
 export interface PipelineBenchRow {
   subjects: number;
@@ -39,6 +40,9 @@ const SUBJECTS: FaceSpec[] = [
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
+/** A rendered eyes-demo frame as the camera would hand it over. */
+const benchFrame = (data: Uint8Array, seq: number): Frame => cameraFrame(data, { camera: 'bench', seq, capturedAtMs: Date.now() });
+
 export async function benchPipeline(opts: { seconds: number; warmupS?: number; threads: number }): Promise<PipelineBenchRow[]> {
   const stages = pipelineSchema.parse((demoConfig('eyes') as { pipelines: { eyes: unknown } }).pipelines.eyes);
   const engines: InferenceEngine[] = await Promise.all(
@@ -55,16 +59,7 @@ export async function benchPipeline(opts: { seconds: number; warmupS?: number; t
     for (const n of [1, 2]) {
       const data = renderFrame({ faces: SUBJECTS.slice(0, n) });
       const agg = new PipelineAggregator(aggregateSchema.parse({}));
-      const frame = (seq: number) => ({
-        camera: 'bench',
-        seq,
-        width: FRAME_WIDTH,
-        height: FRAME_HEIGHT,
-        stride: FRAME_WIDTH * 3,
-        format: 'RGB' as const,
-        data,
-        capturedAtMs: Date.now(),
-      });
+      const frame = (seq: number) => benchFrame(data, seq);
       let seq = 0;
       const once = async () => {
         const inf = (await runner.infer(frame(++seq))) as DetectInference;
@@ -151,16 +146,7 @@ export async function benchExplain(opts: { seconds: number; warmupS?: number; th
   try {
     const m = (e: InferenceEngine) => ({ info: e.info, infer: e.infer.bind(e), inferCrops: e.inferCrops!.bind(e) });
     const data = renderFrame({ faces: SUBJECTS.slice(0, 1) });
-    const frame = (seq: number) => ({
-      camera: 'bench',
-      seq,
-      width: FRAME_WIDTH,
-      height: FRAME_HEIGHT,
-      stride: FRAME_WIDTH * 3,
-      format: 'RGB' as const,
-      data,
-      capturedAtMs: Date.now(),
-    });
+    const frame = (seq: number) => benchFrame(data, seq);
     const measure = async (once: () => Promise<number | undefined>): Promise<Omit<ExplainBenchRow, 'mode'>> => {
       const warmUntil = performance.now() + (opts.warmupS ?? 2) * 1000;
       while (performance.now() < warmUntil) await once();

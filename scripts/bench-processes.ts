@@ -1,5 +1,5 @@
 // The processes the benchmarks start beside the daemon: a Mosquitto on a free loopback port, and a
-// clean stop for any child. One copy for bench.ts, bench-memory.ts and bench-abuse.ts.
+// clean stop for any child. One copy for bench.ts, bench-memory.ts, bench-abuse.ts and bench-journal.ts.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
@@ -9,6 +9,8 @@ export interface Broker {
   url: string;
   port: number;
   stop(): Promise<void>;
+  /** Starts it again after a stop: the same port and config (the end of an outage). */
+  start(): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,8 +51,11 @@ export async function stopProc(p: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** A Mosquitto on a free loopback port, its config in `dir`; queues deep enough for an outage. */
-export async function startMosquitto(dir: string): Promise<Broker> {
+/**
+ * A Mosquitto on a free loopback port, its config in `dir`; queues deep enough for an outage unless
+ * `maxQueued` says otherwise; `persistence` keeps its sessions in `dir` across a stop and start.
+ */
+export async function startMosquitto(dir: string, opts: { persistence?: boolean; maxQueued?: number } = {}): Promise<Broker> {
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
   writeFileSync(
@@ -58,16 +63,20 @@ export async function startMosquitto(dir: string): Promise<Broker> {
     [
       `listener ${port} 127.0.0.1`,
       'allow_anonymous true',
-      'persistence false',
+      ...(opts.persistence ? ['persistence true', `persistence_location ${dir}/`] : ['persistence false']),
       process.getuid?.() === 0 ? 'user root' : '',
-      'max_queued_messages 100000',
+      `max_queued_messages ${opts.maxQueued ?? 100000}`,
     ]
       .filter(Boolean)
       .join('\n') + '\n',
   );
   const bin = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
   if (!bin) throw new Error('mosquitto not found (apt-get install mosquitto)');
-  const proc = spawn(bin, ['-c', conf], { stdio: 'ignore' });
-  await waitPort(port, 5000);
-  return { url: `mqtt://127.0.0.1:${port}`, port, stop: () => stopProc(proc) };
+  let proc: ChildProcess | undefined;
+  const start = async () => {
+    proc = spawn(bin, ['-c', conf], { stdio: 'ignore' });
+    await waitPort(port, 5000);
+  };
+  await start();
+  return { url: `mqtt://127.0.0.1:${port}`, port, start, stop: async () => proc && stopProc(proc) };
 }

@@ -58,6 +58,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import type { Frame } from '../src/capture/frame.js';
 import { type GeneratedFile, runGenerator, writeChanged } from './generated-files.js';
 import { GraphBuilder, int, ints } from './onnx/builder.js';
 
@@ -247,6 +248,11 @@ export function renderFrame(spec: FrameSpec): Uint8Array {
   fillRect(rgb, FRAME_WIDTH, 0, 0, FRAME_WIDTH, FRAME_HEIGHT, COLOURS.backdrop);
   for (const f of spec.faces) drawFace(rgb, FRAME_WIDTH, f);
   return rgb;
+}
+
+/** A rendered frame (renderFrame) as a camera hands it over. */
+export function cameraFrame(data: Uint8Array, o: { camera: string; seq: number; capturedAtMs: number }): Frame {
+  return { ...o, width: FRAME_WIDTH, height: FRAME_HEIGHT, stride: FRAME_WIDTH * 3, format: 'RGB', data };
 }
 
 // ---------------------------------------------------------------------------------------------

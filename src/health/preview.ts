@@ -7,7 +7,7 @@ import type { SnapshotPrivacy } from '../inference/stages.js';
 import { type Inference, primaryOf } from '../inference/types.js';
 import type { Logger } from '../log.js';
 import { visibleFrame } from './redact.js';
-import { framePixels, type OverlayBox, overlaySvg } from './snapshot.js';
+import { detectionBoxes, framePixels, type OverlayBox, overlaySvg } from './snapshot.js';
 
 /**
  * GET /preview.mjpeg: the frames behind the results as multipart/x-mixed-replace (what an <img>
@@ -221,19 +221,7 @@ export class PreviewHub {
 
 /** What `boxes` draws: detections outlined with their labels; a classifier's label in a banner. */
 function drawingOf(inf: Inference, k: number): { boxes?: OverlayBox[]; label?: string; score?: number; index?: number } {
-  if (inf.task === 'detect') {
-    return {
-      boxes: inf.detections.map((d) => ({
-        x: d.box.x * k,
-        y: d.box.y * k,
-        width: d.box.w * k,
-        height: d.box.h * k,
-        label: d.label,
-        score: d.score,
-        index: d.index,
-      })),
-    };
-  }
+  if (inf.task === 'detect') return { boxes: detectionBoxes(inf, k) };
   const best = primaryOf(inf);
   return best ? { label: best.label, score: best.score, index: best.index } : {};
 }

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { channelsOf, type Frame } from '../capture/frame.js';
+import type { Inference } from '../inference/types.js';
 
 /**
  * /snapshot.jpg: the latest frame with what the model said drawn on it, so a technician sees the
@@ -17,6 +18,20 @@ export interface OverlayBox {
   score: number;
   /** Class index: picks the colour. */
   index: number;
+}
+
+/** A detector's boxes as the overlay draws them, scaled by `k` from the inferred frame to the one shown; none for other tasks. */
+export function detectionBoxes(inf: Inference, k: number): OverlayBox[] | undefined {
+  if (inf.task !== 'detect') return undefined;
+  return inf.detections.map((d) => ({
+    x: d.box.x * k,
+    y: d.box.y * k,
+    width: d.box.w * k,
+    height: d.box.h * k,
+    label: d.label,
+    score: d.score,
+    index: d.index,
+  }));
 }
 
 export interface Overlay {

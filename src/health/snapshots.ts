@@ -6,7 +6,7 @@ import { type Inference, primaryOf } from '../inference/types.js';
 import { CommandError } from '../publish/commands.js';
 import type { SnapshotResult } from '../publish/schemas.js';
 import { visibleFrame } from './redact.js';
-import { renderSnapshot } from './snapshot.js';
+import { detectionBoxes, renderSnapshot } from './snapshot.js';
 import type { SnapshotPrivacy } from '../inference/stages.js';
 
 /** Snapshots keep a copy of each inferred frame while someone looked within this long. */
@@ -140,18 +140,7 @@ export class SnapshotStore {
         label: best?.label,
         score: best?.score,
         index: best?.index ?? 0,
-        boxes:
-          inf.task === 'detect'
-            ? inf.detections.map((d) => ({
-                x: d.box.x * k,
-                y: d.box.y * k,
-                width: d.box.w * k,
-                height: d.box.h * k,
-                label: d.label,
-                score: d.score,
-                index: d.index,
-              }))
-            : undefined,
+        boxes: detectionBoxes(inf, k),
         caption: `${camera} #${inferred.seq} ${new Date(entry.atMs).toISOString()}`,
       });
     }

@@ -100,3 +100,27 @@ export function spawnDaemon(
     },
   };
 }
+
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the real CLI once (`edge-inferd ARGS`) and resolves when it has exited and its output is
+ * read to the end ('close', not 'exit'). Asynchronous on purpose: spawnSync would stop this
+ * process's event loop for the whole run, and with it any App, server or client the test runs.
+ */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.once('error', reject);
+    p.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}

@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventHub } from '../../src/health/events.js';
 import { eventsRoute } from '../../src/health/routes/events.js';
-import { HealthServer } from '../../src/health/server.js';
 import { Journal, type NewMessage } from '../../src/journal/journal.js';
 import { ManualClock } from '../helpers/clock.js';
 import { captureLog } from '../helpers/log.js';
 import { writeV1Journal } from '../helpers/journal-v1.js';
 import { SseClient } from '../helpers/sse.js';
 import { waitUntil } from '../helpers/wait.js';
+import type { HealthServer } from '../../src/health/server.js';
+import { loopbackServer } from '../helpers/health-server.js';
 
 /** GET /events on a real HTTP server over a real SQLite journal: live, replay, reset, filters, heartbeats, slow clients. */
 
@@ -58,12 +59,9 @@ async function rig(
     heartbeatMs: HEARTBEAT_MS,
     bufferBytes: over.bufferBytes ?? 64 * 1024,
   });
-  const server = new HealthServer({
-    host: '127.0.0.1',
-    port: 0,
+  const server = loopbackServer({
     log,
     token: over.token,
-    source: { health: () => ({ ok: true }), ready: () => ({ ok: true, checks: {} }), status: () => ({}) },
   });
   server.addRoute(eventsRoute(hub, () => CAMERAS));
   await server.start();
@@ -352,12 +350,9 @@ describe('GET /events', () => {
 describe('CORS on the HTTP endpoint', () => {
   async function server(corsOrigins?: string[]) {
     const { log } = captureLog();
-    const s = new HealthServer({
-      host: '127.0.0.1',
-      port: 0,
+    const s = loopbackServer({
       log,
       corsOrigins,
-      source: { health: () => ({ ok: true }), ready: () => ({ ok: true, checks: {} }), status: () => ({}) },
     });
     await s.start();
     cleanup.push(() => s.stop());

@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FaceSpec, faceGeometry, FRAME_HEIGHT, FRAME_WIDTH, renderFrame } from '../../scripts/make-eyes-demo.js';
+import { cameraFrame, type FaceSpec, faceGeometry, renderFrame } from '../../scripts/make-eyes-demo.js';
 import type { Frame } from '../../src/capture/frame.js';
 import { demoConfig } from '../../src/config/demo.js';
 import { aggregateSchema, pipelineSchema } from '../../src/config/pipeline.js';
@@ -13,6 +12,7 @@ import { PipelineRunner } from '../../src/inference/pipeline.js';
 import type { DetectInference, PipelineRun } from '../../src/inference/types.js';
 import { eyesDemoDir } from '../../src/paths.js';
 import { blurRegion } from '../helpers/pipeline-models.js';
+import { eyesAnswers } from '../helpers/demo-answers.js';
 
 /**
  * Known answers on the eyes demo: the generated sample frames through the demo's own pipeline
@@ -21,20 +21,8 @@ import { blurRegion } from '../helpers/pipeline-models.js';
  * moving 30 % of its size per frame, a newcomer.
  */
 
-interface Eye {
-  x: number;
-  y: number;
-  class: string;
-  covered: boolean;
-}
-interface Face {
-  subject: number;
-  box: { x: number; y: number; w: number; h: number };
-  leftEye: Eye;
-  rightEye: Eye;
-}
 const samples = join(eyesDemoDir, 'samples');
-const answers = JSON.parse(readFileSync(join(samples, 'answers.json'), 'utf8')) as { frames: { file: string; faces: Face[] }[] };
+const answers = eyesAnswers();
 const stages = pipelineSchema.parse((demoConfig('eyes') as { pipelines: { eyes: unknown } }).pipelines.eyes);
 const engines: InferenceEngine[] = [];
 let runner: PipelineRunner;
@@ -46,23 +34,15 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => void (await Promise.all(engines.map((e) => e.close()))));
 
-const frameOf = (data: Uint8Array, seq = 1): Frame => ({
-  camera: 'kiosk',
-  seq,
-  width: FRAME_WIDTH,
-  height: FRAME_HEIGHT,
-  stride: FRAME_WIDTH * 3,
-  format: 'RGB',
-  data,
-  capturedAtMs: 1_700_000_000_000 + seq * 200,
-});
+const frameOf = (data: Uint8Array, seq = 1): Frame =>
+  cameraFrame(data, { camera: 'kiosk', seq, capturedAtMs: 1_700_000_000_000 + seq * 200 });
 const run = async (frame: Frame): Promise<PipelineRun> => ((await runner.infer(frame)) as DetectInference).pipeline!;
 const best = (p: PipelineRun, scores: number[] | undefined) => scores && p.labels[scores.indexOf(Math.max(...scores))];
 
 describe('eyes demo: known answers', () => {
   it('every sample frame (zero to three subjects): boxes and eyes within 1 px, each eye its class, covered eyes not detected', async () => {
     const counts = new Set<number>();
-    for (const [i, fr] of answers.frames.entries()) {
+    for (const [i, fr] of answers.entries()) {
       const { data } = await sharp(join(samples, fr.file)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
       const p = await run(frameOf(new Uint8Array(data), i));
       counts.add(fr.faces.length);

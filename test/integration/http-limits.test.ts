@@ -8,10 +8,11 @@ import { ImagesCamera } from '../../src/capture/images.js';
 import type { Frame } from '../../src/capture/frame.js';
 import { inferRoute } from '../../src/health/routes/infer.js';
 import { resultsRoute } from '../../src/health/routes/results.js';
-import { HealthServer, type HttpLimits } from '../../src/health/server.js';
+import type { HttpLimits } from '../../src/health/server.js';
 import type { Inference } from '../../src/inference/types.js';
 import { captureLog } from '../helpers/log.js';
 import { waitUntil } from '../helpers/wait.js';
+import { loopbackServer } from '../helpers/health-server.js';
 
 /**
  * The HTTP endpoint under abuse (issue 13, rows 6, 9 and 16): connection limits per client and in
@@ -35,12 +36,9 @@ interface Held {
 async function startServer(limits: Partial<HttpLimits> = {}) {
   const { log, lines } = captureLog('info');
   const held: Held[] = [];
-  const server = new HealthServer({
-    host: '127.0.0.1',
-    port: 0,
+  const server = loopbackServer({
     log,
     limits: { ...LIMITS, ...limits },
-    source: { health: () => ({ ok: true }), ready: () => ({ ok: true, checks: {} }), status: () => ({}) },
   });
   server.addRoute(
     inferRoute({

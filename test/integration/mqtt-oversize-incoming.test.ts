@@ -2,6 +2,7 @@ import { createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MqttConnection } from '../../src/publish/client.js';
 import { captureLog } from '../helpers/log.js';
+import { remainingLength } from '../helpers/mqtt-packets.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /**
@@ -15,18 +16,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** MQTT's variable-length "remaining length". */
-function remainingLength(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
 
 describe('an oversized packet from the broker', () => {
   it('is refused from its fixed header: the connection closes after a few MB of a 200 MB PUBLISH', { timeout: 30_000 }, async () => {

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoConfig } from '../../src/config/demo.js';
 import { eyesDemoDir } from '../../src/paths.js';
 import { startTestApp, type TestApp, waitUntil } from '../helpers/app.js';
-import { CLI } from '../helpers/daemon.js';
+import { runCli } from '../helpers/daemon.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { assertValid } from '../helpers/schemas.js';
+import { eyesAnswers } from '../helpers/demo-answers.js';
 
 /**
  * A pipeline camera in a running App: POST /infer?camera= and `edge-inferd infer --camera` run the
@@ -17,21 +17,9 @@ import { assertValid } from '../helpers/schemas.js';
  * and applies thresholds live.
  */
 
-interface Eye {
-  x: number;
-  y: number;
-  class: string;
-  covered: boolean;
-}
-interface Face {
-  subject: number;
-  box: { x: number; y: number; w: number; h: number };
-  leftEye: Eye;
-  rightEye: Eye;
-}
 const samples = join(eyesDemoDir, 'samples');
-const answers = JSON.parse(readFileSync(join(samples, 'answers.json'), 'utf8')) as { frames: { file: string; faces: Face[] }[] };
-const threeFaces = answers.frames.find((f) => f.faces.length === 3)!;
+const answers = eyesAnswers();
+const threeFaces = answers.find((f) => f.faces.length === 3)!;
 
 describe('pipeline camera operations', () => {
   let t: TestApp;
@@ -84,11 +72,12 @@ describe('pipeline camera operations', () => {
     // No camera runs the one model, so it is not loaded: naming no camera is a clear refusal.
     expect(await post('')).toMatchObject({ status: 409, body: { code: 'MODEL_UNUSED' } });
 
-    const cli = spawnSync(process.execPath, [CLI, 'infer', '--config', t.configPath, '--camera', 'kiosk', join(samples, threeFaces.file)], {
-      encoding: 'utf8',
-      env: { ...process.env, EDGE_INFERD_CONFIG: '' },
+    // Run without blocking: the App under test shares this process's event loop, and a loop
+    // frozen past the server's 5 s keepAliveTimeout had fetch reuse a socket the server was closing.
+    const cli = await runCli(['infer', '--config', t.configPath, '--camera', 'kiosk', join(samples, threeFaces.file)], {
+      env: { EDGE_INFERD_CONFIG: '' },
     });
-    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.code, cli.stderr).toBe(0);
     const line = JSON.parse(cli.stdout) as Record<string, any>;
     expect(line.objects).toEqual(http.body.objects);
   });

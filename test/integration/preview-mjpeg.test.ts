@@ -3,7 +3,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Frame } from '../../src/capture/frame.js';
 import { PreviewHub, STALL_MS } from '../../src/health/preview.js';
 import { previewRoute } from '../../src/health/routes/preview.js';
-import { HealthServer } from '../../src/health/server.js';
 import { SnapshotStore } from '../../src/health/snapshots.js';
 import type { SnapshotPrivacy } from '../../src/inference/stages.js';
 import type { Inference } from '../../src/inference/types.js';
@@ -11,6 +10,7 @@ import { ManualClock } from '../helpers/clock.js';
 import { BLUE, drawFrame, GREEN, RED } from '../helpers/draw.js';
 import { captureLog } from '../helpers/log.js';
 import { MjpegClient } from '../helpers/mjpeg.js';
+import { loopbackServer } from '../helpers/health-server.js';
 
 /** GET /preview.mjpeg on a real HTTP server: frames we drew, redaction, mirroring, one encoding per frame, fps caps, limits. */
 
@@ -56,12 +56,9 @@ async function rig(over: { mode?: SnapshotPrivacy; maxClients?: number; maxFps?:
     quality: 90,
     privacy: () => mode,
   });
-  const server = new HealthServer({
-    host: '127.0.0.1',
-    port: 0,
+  const server = loopbackServer({
     log,
     token: over.token,
-    source: { health: () => ({ ok: true }), ready: () => ({ ok: true, checks: {} }), status: () => ({}) },
   });
   server.addRoute(
     previewRoute(

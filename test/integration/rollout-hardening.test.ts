@@ -90,10 +90,15 @@ describe('rollout hardening', () => {
   const trickle = { url: '', sha256: 'c'.repeat(64), name: 'slow', version: '1' };
 
   it('row 6: a trickling server is cut off at model.rollout.timeoutSec; the part file stays for a resume; nothing is BUSY after', async () => {
-    const t0 = Date.now();
     const res = await command('install', { ...trickle, url: `${origin}/trickle.tgz` });
-    expect(res).toMatchObject({ ok: false, error: { code: 'MODEL_REJECTED', message: expect.stringMatching(/^DOWNLOAD_TIMEOUT: /) } });
-    expect(Date.now() - t0).toBeLessThan(20_000);
+    // Cut off by the whole-download deadline (4 s), not the idle one (60 s): the trickle never idles that long.
+    expect(res).toMatchObject({
+      ok: false,
+      error: {
+        code: 'MODEL_REJECTED',
+        message: expect.stringMatching(/^DOWNLOAD_TIMEOUT: the download did not finish within model\.rollout\.timeoutSec \(4 s\)/),
+      },
+    });
     expect(staging()).toEqual(['c'.repeat(64)]);
   });
 

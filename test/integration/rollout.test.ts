@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +11,7 @@ import { startTestApp, type TestApp } from '../helpers/app.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { rawTar, sha256, tarFolder, writePackage } from '../helpers/rollout.js';
 import { needTool } from '../helpers/tools.js';
+import { TestPki } from '../helpers/test-pki.js';
 
 /**
  * cmd/model/install and cmd/model/rollback on the real App (embedded broker, images camera, demo
@@ -40,51 +40,16 @@ let seq = 0;
 let sampleClass: number;
 
 function certs(openssl: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'rollout-pki-'));
-  const p = (f: string) => join(dir, f);
-  const run = (...args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run('req', '-x509', ...ec, '-keyout', p('ca.key'), '-out', p('ca.crt'), '-days', '2', '-subj', '/CN=model store test CA');
-  writeFileSync(p('server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  run('req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1');
-  run(
-    'x509',
-    '-req',
-    '-in',
-    p('server.csr'),
-    '-CA',
-    p('ca.crt'),
-    '-CAkey',
-    p('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    p('server.crt'),
-    '-days',
-    '2',
-    '-extfile',
-    p('server.ext'),
-  );
-  run(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    p('self.key'),
-    '-out',
-    p('self.crt'),
-    '-days',
-    '2',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-  );
+  const pki = new TestPki(openssl, 'rollout-pki-');
+  const ca = pki.selfSigned('ca', 'model store test CA');
+  const server = pki.issue(ca, 'server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  const self = pki.selfSigned('self', '127.0.0.1', 'IP:127.0.0.1');
   return {
-    ca: p('ca.crt'),
-    cert: readFileSync(p('server.crt')),
-    key: readFileSync(p('server.key')),
-    selfCert: readFileSync(p('self.crt')),
-    selfKey: readFileSync(p('self.key')),
+    ca: ca.crt,
+    cert: readFileSync(server.crt),
+    key: readFileSync(server.key),
+    selfCert: readFileSync(self.crt),
+    selfKey: readFileSync(self.key),
   };
 }
 

@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -13,6 +13,7 @@ import { loadEngine } from '../../src/inference/load.js';
 import { PipelineRunner } from '../../src/inference/pipeline.js';
 import type { DetectInference } from '../../src/inference/types.js';
 import { trayDemoDir } from '../../src/paths.js';
+import { trayAnswers } from '../helpers/demo-answers.js';
 
 /**
  * Known answers on the tray demo: the generated trays through the demo's own pipeline config
@@ -21,19 +22,14 @@ import { trayDemoDir } from '../../src/paths.js';
  * one assessment per item with its material, and its track cleared when the tray is emptied.
  */
 
-interface Answer {
-  file: string;
-  items: { label: string; box: { x: number; y: number; w: number; h: number } }[];
-}
 const samples = join(trayDemoDir, 'samples');
-let answers: Answer[];
+const answers = trayAnswers();
 const cfg = demoConfig('tray') as { pipelines: { tray: unknown }; cameras: { tray: { aggregate: unknown } } };
 const stages = pipelineSchema.parse(cfg.pipelines.tray);
 const engines: InferenceEngine[] = [];
 let runner: PipelineRunner;
 
 beforeAll(async () => {
-  answers = (JSON.parse(await readFile(join(samples, 'answers.json'), 'utf8')) as { frames: Answer[] }).frames;
   const cpu1 = { providers: ['cpu'] as ['cpu'], intraOpThreads: 1 };
   engines.push(...(await Promise.all(stages.map((s) => loadEngine(s.model, cpu1)))));
   const model = (e: InferenceEngine) => ({ info: e.info, infer: e.infer.bind(e), inferCrops: (f: Frame, r: never) => e.inferCrops!(f, r) });

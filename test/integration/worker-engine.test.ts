@@ -2,7 +2,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import sharp from 'sharp';
@@ -146,8 +145,28 @@ describe('WorkerEngine', () => {
   });
 });
 
+/** CPU time (ms) of this process's threads, by thread name (comm): the main thread is "main". */
+function threadCpuMs(): Map<string, number> {
+  const ticks = new Map<string, number>();
+  for (const task of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
+      const name = task === String(process.pid) ? 'main' : readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim();
+      // utime and stime: fields 14 and 15, counted after the parenthesised name.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks.set(name, (ticks.get(name) ?? 0) + Number(f[11]) + Number(f[12]));
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  // Clock ticks of 10 ms (USER_HZ is 100 on Linux).
+  return new Map([...ticks].map(([k, v]) => [k, v * 10]));
+}
+
 describe('off the main thread', () => {
-  it('main event-loop lag p99 < 10 ms while mobilenet_v2-224 infers continuously for 3 s', async () => {
+  // The speed target (event-loop lag p99 < 10 ms) is measured by the bench (scripts/bench-inference.ts,
+  // npm run bench), not asserted here: what this test pins down is where the work runs.
+  it('mobilenet_v2-224 runs on the worker thread: its CPU time is spent there, and the main thread runs timers while each frame is in flight', async () => {
     const benchDir = benchModelsDir();
     let dir: string;
     if (benchDir) dir = await benchPackage(BENCH_MODELS[0], benchDir);
@@ -161,23 +180,34 @@ describe('off the main thread', () => {
     const engine = await WorkerEngine.load(await loadModelPackage(dir), { providers: ['cpu'], intraOpThreads: 1 });
     try {
       const frame = drawFrame(640, 480, [{ x: 100, y: 100, w: 200, h: 200, rgb: RED }]);
-      const h = monitorEventLoopDelay({ resolution: 1 });
-      h.enable();
-      const end = Date.now() + 3000;
-      let n = 0;
-      let infMs = 0;
-      while (Date.now() < end) {
-        const inf = await engine.infer({ ...frame, seq: n });
-        infMs += inf.latencyMs.inference;
-        n++;
+      await engine.infer({ ...frame, seq: 0 }); // warm-up: the first run allocates
+      const FRAMES = 20;
+      const before = threadCpuMs();
+      let ticks = 0;
+      for (let n = 1; n <= FRAMES; n++) {
+        let inFlight = true;
+        // A 1 ms timer chain on the main thread, counted only while the frame is in the worker.
+        const tick = () => {
+          if (!inFlight) return;
+          ticks++;
+          timer = setTimeout(tick, 1);
+        };
+        let timer = setTimeout(tick, 1);
+        await engine.infer({ ...frame, seq: n });
+        inFlight = false;
+        clearTimeout(timer);
       }
-      h.disable();
-      const p99 = h.percentile(99) / 1e6;
+      const after = threadCpuMs();
+      const spent = (names: string[]) => names.reduce((a, k) => a + (after.get(k) ?? 0) - (before.get(k) ?? 0), 0);
+      const worker = spent(['edge-infer', 'edge-ort']);
+      const main = spent(['main']);
       console.log(
-        `${engine.info.name}: ${n} inferences in 3 s (mean inference ${(infMs / n).toFixed(1)} ms); event-loop lag p50 ${(h.percentile(50) / 1e6).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${(h.max / 1e6).toFixed(2)} ms`,
+        `${engine.info.name}: ${FRAMES} frames; CPU ms worker ${worker}, main ${main}; main-thread timers run while in flight: ${ticks}`,
       );
-      expect(n).toBeGreaterThan(20);
-      expect(p99).toBeLessThan(10);
+      // Had the inference run on the main thread, the main thread would hold the CPU time, and a
+      // frame in flight would let at most the one timer already due run (one a frame: seen with the in-thread Engine).
+      expect(worker).toBeGreaterThan(main);
+      expect(ticks).toBeGreaterThan(2 * FRAMES);
     } finally {
       await engine.close();
       await rm(dir, { recursive: true, force: true });

@@ -237,11 +237,12 @@ describe('commands on cmd/<name>, answered on cmd/<name>/response', () => {
     await mosq.stop(); // persistence false: the broker comes back empty
     await mosq.start();
     await d.waitForLog(() => connects() > before, 20_000);
-    // the test's own clients reconnect on their own; give the request a few tries while they do
-    let r: any;
-    for (let i = 0; i < 20 && !r; i++) {
-      r = await Promise.race([request('status'), new Promise((res) => setTimeout(res, 1000))]);
-    }
+    // The test's own clients reconnect on their own: the subscriber is subscribed again once a
+    // message reaches it (the cameras publish results), and the publisher once it is connected.
+    const mark = sub.messages.length;
+    await sub.waitFor((m) => sub.messages.indexOf(m) >= mark, 20_000);
+    if (!pub.connected) await new Promise((r) => pub.once('connect', r));
+    const r = await request('status');
     expect(r).toMatchObject({ ok: true, result: { state: 'running', mqtt: { connects: before + 1 } } });
   });
 });

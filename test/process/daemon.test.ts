@@ -85,10 +85,11 @@ describe('daemon against a real Mosquitto', () => {
         cameras: { tray: { state: 'streaming' } },
       });
 
-      const tStop = Date.now();
       const exit = await d.kill('SIGTERM');
+      // Exit code 0, not the signal: the graceful stop ended within the daemon's own stop deadline
+      // (4.5 s on its clock, under systemd's TimeoutStopSec), which would otherwise have killed it.
       expect(exit).toEqual({ code: 0, signal: null });
-      expect(Date.now() - tStop).toBeLessThan(5000);
+      expect(d.logs.find((l) => l.msg === 'graceful stop took too long; exiting')).toBeUndefined();
       const stopped = await sub.waitFor((m) => m.topic === 'edge-inferd/e2e-1/status' && m.json?.state === 'stopped');
       expect(stopped.json.deviceId).toBe('e2e-1');
     } finally {

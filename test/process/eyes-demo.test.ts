@@ -1,14 +1,12 @@
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { strokeWidth } from '../../src/health/snapshot.js';
-import { eyesDemoDir } from '../../src/paths.js';
-import { CLI, type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
+import { type DaemonProcess, spawnDaemon, runCli } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
+import { eyesAnswers } from '../helpers/demo-answers.js';
 
 /**
  * `edge-inferd run --demo eyes` end to end: the real daemon, a real Mosquitto, the generated kiosk
@@ -17,22 +15,8 @@ import { freePort } from '../helpers/ports.js';
  * (redacted by default: the detector's manifest says privacy: person) has no face pixels.
  */
 
-interface Eye {
-  x: number;
-  y: number;
-  class: string;
-  covered: boolean;
-}
-interface Face {
-  subject: number;
-  box: { x: number; y: number; w: number; h: number };
-  leftEye: Eye;
-  rightEye: Eye;
-}
-const answers = JSON.parse(readFileSync(join(eyesDemoDir, 'samples', 'answers.json'), 'utf8')) as {
-  frames: { file: string; faces: Face[] }[];
-};
-const facesOf = (file: string) => answers.frames.find((f) => f.file === file)!.faces;
+const answers = eyesAnswers();
+const facesOf = (file: string) => answers.find((f) => f.file === file)!.faces;
 
 describe('eyes demo end to end', () => {
   let mosq: Mosquitto | undefined;
@@ -97,20 +81,14 @@ describe('eyes demo end to end', () => {
   it('journals the assessments (edge-inferd history --events)', async () => {
     if (!mosq) return;
     const a = await sub.waitFor((m) => m.topic === `${base}/kiosk/event` && m.json.type === 'assessment', 30_000);
-    const r = spawnSync(
-      process.execPath,
-      [CLI, 'history', '--events', '--json', '--limit', '1000', '--journal', join(d.dir, 'journal.sqlite')],
-      { encoding: 'utf8' },
-    );
-    expect(r.status, r.stderr).toBe(0);
+    const r = await runCli(['history', '--events', '--json', '--limit', '1000', '--journal', join(d.dir, 'journal.sqlite')]);
+    expect(r.code, r.stderr).toBe(0);
     const ids = r.stdout
       .trim()
       .split('\n')
       .map((l) => (JSON.parse(l) as { id: string }).id);
     expect(ids).toContain(a.json.id);
-    const table = spawnSync(process.execPath, [CLI, 'history', '--events', '--journal', join(d.dir, 'journal.sqlite')], {
-      encoding: 'utf8',
-    });
+    const table = await runCli(['history', '--events', '--journal', join(d.dir, 'journal.sqlite')]);
     expect(table.stdout).toMatch(/assessment\s+\d+\s+face/);
   });
 

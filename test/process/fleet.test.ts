@@ -7,7 +7,7 @@ import { CLI, type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { subscribe, type Subscriber } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
-import { expectComplete, seqsByCamera } from '../helpers/results.js';
+import { expectComplete, getJson, seqsByCamera } from '../helpers/results.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /**
@@ -17,9 +17,9 @@ import { waitUntil } from '../helpers/wait.js';
  */
 
 const IDS = ['kiosk-a', 'kiosk-b', 'kiosk-c'];
-const config = (deviceId: string, url: string) => ({
+const config = (deviceId: string, url: string, httpPort: number) => ({
   deviceId,
-  http: { enabled: false },
+  http: { port: httpPort },
   mqtt: { url, reconnectMinSec: 0.2, reconnectMaxSec: 0.5, statusIntervalSec: 1 },
   cameras: { tray: { uri: `images://${demoSamplesDir}`, fps: 10, publish: { events: false } } },
 });
@@ -32,6 +32,7 @@ describe('a fleet of three daemons on one broker', () => {
   let mosq: Mosquitto | undefined;
   let sub: Subscriber | undefined;
   const daemons: DaemonProcess[] = [];
+  const httpPorts: number[] = [];
   beforeAll(async () => {
     mosq = await startMosquitto({ persistence: true, extraConf: 'max_queued_messages 100000' });
     if (!mosq) return;
@@ -41,7 +42,10 @@ describe('a fleet of three daemons on one broker', () => {
       protocolVersion: 5,
       properties: { sessionExpiryInterval: 600 },
     });
-    for (const id of IDS) daemons.push(spawnDaemon(config(id, mosq.url)));
+    for (const id of IDS) {
+      httpPorts.push(await freePort());
+      daemons.push(spawnDaemon(config(id, mosq.url, httpPorts[httpPorts.length - 1])));
+    }
     await Promise.all(daemons.map((d) => d.waitForLog((l) => l.msg === 'running', 60_000)));
   }, 90_000);
   afterAll(async () => {
@@ -55,8 +59,14 @@ describe('a fleet of three daemons on one broker', () => {
     const results = (id: string) => sub!.messages.filter((m) => m.topic === `edge-inferd/${id}/tray/result`);
     await waitUntil(() => IDS.every((id) => results(id).length >= 5), 30_000, 'results of all three');
     await mosq.stop();
-    // Down long enough for each daemon to journal a few dozen results (10 fps).
-    await new Promise((r) => setTimeout(r, 3000));
+    // Down until each daemon has journaled a few dozen results (3 s at 10 fps), however slow the machine.
+    for (const port of httpPorts) {
+      await waitUntil(
+        async () => ((await getJson(`http://127.0.0.1:${port}/status`)).body.journal.pending as number) >= 30,
+        30_000,
+        `30 results journaled offline by the daemon on port ${port}`,
+      );
+    }
     await mosq.start();
     await Promise.all(daemons.map((d) => d.waitForLog((l) => l.msg === 'journal drained', 30_000)));
     for (const d of daemons) expect((d.logs.find((l) => l.msg === 'journal drained')?.messages as number) ?? 0).toBeGreaterThan(5);

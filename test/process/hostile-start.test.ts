@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { GraphBuilder, int } from '../../scripts/onnx/builder.js';
 import { demoModelDir, demoSamplesDir } from '../../src/paths.js';
-import { CLI, spawnDaemon } from '../helpers/daemon.js';
+import { spawnDaemon, runCli } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
 
 /** The real CLI and daemon against bad files and a stop at the worst moment: exit codes as the README says, no abort. */
@@ -16,19 +15,8 @@ const EX_CONFIG = 78;
 const dir = mkdtempSync(join(tmpdir(), 'hostile-start-'));
 let n = 0;
 
-function cli(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STATE_DIRECTORY: mkdtempSync(join(dir, 'state-')) },
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
+/** The CLI with a state directory of its own per run. */
+const cliIn = (args: string[]) => runCli(args, { env: { STATE_DIRECTORY: mkdtempSync(join(dir, 'state-')) } });
 
 const BOMB = [
   'a: &a [x, x, x, x, x, x, x, x, x]',
@@ -58,13 +46,13 @@ describe('row 13: a YAML alias bomb, exit codes per the README', () => {
   writeFileSync(bombFile, `deviceId: bomb\n${BOMB}\n`);
 
   it('check-config exits 1 naming the file and line', async () => {
-    const r = await cli(['check-config', bombFile]);
+    const r = await cliIn(['check-config', bombFile]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${bombFile}:3: YAML: aliases expand past 100 nodes`);
   });
 
   it('run exits 78 (EX_CONFIG) naming the file and line', async () => {
-    const r = await cli(['run', '--config', bombFile]);
+    const r = await cliIn(['run', '--config', bombFile]);
     expect(r.code).toBe(EX_CONFIG);
     expect(r.stderr).toContain(`${bombFile}:3: YAML: aliases expand past 100 nodes`);
   });
@@ -98,7 +86,7 @@ describe('row 15: a model.onnx that is not a model', () => {
     ['random', () => randomBytes(4096)],
   ])('%s: infer exits 1, and the first thing said is ONNX Runtime refusing the model', async (_what, bytes) => {
     const pkg = brokenModel(bytes());
-    const r = await cli(['infer', '--model', pkg, join(demoSamplesDir, readdirFirst())]);
+    const r = await cliIn(['infer', '--model', pkg, join(demoSamplesDir, readdirFirst())]);
     expect(r.code).toBe(1);
     const first = r.stderr.split('\n')[0];
     expect(first).toMatch(new RegExp(`^edge-inferd infer: ${pkg}/model\\.onnx: ONNX Runtime cannot load the model: `));
@@ -112,7 +100,7 @@ describe('row 15: a model.onnx that is not a model', () => {
   it('a model.path that does not exist: run exits 78', async () => {
     const cfg = join(dir, 'nomodel.yaml');
     writeFileSync(cfg, stringify({ deviceId: 'nomodel', http: { enabled: false }, model: { path: join(dir, 'no-such-model') } }));
-    const r = await cli(['run', '--config', cfg]);
+    const r = await cliIn(['run', '--config', cfg]);
     expect(r.code).toBe(EX_CONFIG);
     expect(r.stderr).toContain(`model.path: cannot read ${join(dir, 'no-such-model')}: no such folder`);
   });

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TAG_AT, TAG_SLOPE } from '../../scripts/make-fixture-models.js';
-import { CLI } from '../helpers/daemon.js';
+import { runCli } from '../helpers/daemon.js';
 import { drawFrame } from '../helpers/draw.js';
 import { assertValid } from '../helpers/schemas.js';
 
@@ -17,17 +16,6 @@ import { assertValid } from '../helpers/schemas.js';
  */
 
 const fixtures = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 let dir: string;
 beforeAll(async () => {
@@ -56,7 +44,7 @@ const lines = (stdout: string) =>
 
 describe('edge-inferd infer on regress and multi-label models', () => {
   it('regress: the named values of each image', async () => {
-    const r = await cli(['infer', '--model', path.join(fixtures, 'regressor'), path.join(dir, 'flat.png'), path.join(dir, 'bands.png')]);
+    const r = await runCli(['infer', '--model', path.join(fixtures, 'regressor'), path.join(dir, 'flat.png'), path.join(dir, 'bands.png')]);
     expect(r.code, r.stderr).toBe(0);
     const [flat, bands] = lines(r.stdout);
     for (const l of [flat, bands]) assertValid('result.schema.json', l);
@@ -67,7 +55,7 @@ describe('edge-inferd infer on regress and multi-label models', () => {
   });
 
   it('multi-label: every label on, best first', async () => {
-    const r = await cli(['infer', '--model', path.join(fixtures, 'tagger'), path.join(dir, 'bands.png')]);
+    const r = await runCli(['infer', '--model', path.join(fixtures, 'tagger'), path.join(dir, 'bands.png')]);
     expect(r.code, r.stderr).toBe(0);
     const [l] = lines(r.stdout);
     assertValid('result.schema.json', l);

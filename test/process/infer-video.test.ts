@@ -1,14 +1,14 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { demoConfig } from '../../src/config/demo.js';
 import { trayDemoDir } from '../../src/paths.js';
-import { CLI } from '../helpers/daemon.js';
+import { runCli } from '../helpers/daemon.js';
 import { pngSequenceVideo } from '../helpers/gst-media.js';
 import { assertValid } from '../helpers/schemas.js';
+import { type ItemAnswer as Item, trayAnswers } from '../helpers/demo-answers.js';
 
 /**
  * `edge-inferd infer VIDEO` on recordings made at test time from the tray demo's sample frames
@@ -17,27 +17,12 @@ import { assertValid } from '../helpers/schemas.js';
  * tray pipeline camera one assessment per item and its track cleared when the tray is emptied.
  */
 
-interface Item {
-  label: string;
-  box: { x: number; y: number; w: number; h: number };
-}
 const FPS = 5;
-let answers: { file: string; items: Item[] }[];
+const answers = trayAnswers();
 let dir: string;
 let avi: string | undefined;
 let mkv: string | undefined;
 let config: string;
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 type Json = Record<string, any>;
 const parse = (stdout: string): Json[] =>
@@ -48,7 +33,6 @@ const parse = (stdout: string): Json[] =>
 
 beforeAll(async () => {
   const samples = path.join(trayDemoDir, 'samples');
-  answers = (JSON.parse(await readFile(path.join(samples, 'answers.json'), 'utf8')) as { frames: typeof answers }).frames;
   dir = await mkdtemp(path.join(os.tmpdir(), 'infer-video-'));
   avi = pngSequenceVideo(samples, path.join(dir, 'tray.avi'), { fps: FPS, codec: 'mjpeg' });
   mkv = pngSequenceVideo(samples, path.join(dir, 'tray.mkv'), { fps: FPS, codec: 'raw' });
@@ -63,7 +47,7 @@ const near = (a: Item['box'], b: Item['box'], px: number) =>
 describe('edge-inferd infer on a video file', () => {
   it('--fps 2.5 on an MJPEG recording: every other frame, its time in the video, the boxes drawn there', async () => {
     if (!avi) return;
-    const r = await cli(['infer', '--model', path.join(trayDemoDir, 'item'), avi, '--fps', '2.5']);
+    const r = await runCli(['infer', '--model', path.join(trayDemoDir, 'item'), avi, '--fps', '2.5']);
     expect(r.code, r.stderr).toBe(0);
     const lines = parse(r.stdout);
     // 18 frames at 5 fps, kept one in two: frames 0, 2, ... 16 at 0, 400, ... 3200 ms.
@@ -85,7 +69,7 @@ describe('edge-inferd infer on a video file', () => {
 
   it("a pipeline camera: each frame's items with their material, an assessment per item and its track cleared", async () => {
     if (!mkv) return;
-    const r = await cli(['infer', '--config', config, '--camera', 'tray', mkv]);
+    const r = await runCli(['infer', '--config', config, '--camera', 'tray', mkv]);
     expect(r.code, r.stderr).toBe(0);
     const lines = parse(r.stdout);
     const results = lines.filter((l) => l.task);
@@ -121,11 +105,11 @@ describe('edge-inferd infer on a video file', () => {
   it('a file GStreamer cannot decode is reported with its name, exit 1; a bad --fps is a usage error', async () => {
     const bad = path.join(dir, 'broken.mp4');
     await writeFile(bad, 'not a video at all');
-    const r = await cli(['infer', '--model', path.join(trayDemoDir, 'item'), bad]);
+    const r = await runCli(['infer', '--model', path.join(trayDemoDir, 'item'), bad]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(new RegExp(`^${bad}: GStreamer cannot decode it: Could not determine type of stream.+\\(STREAM_ERROR\\)\\n$`));
-    const usage = await cli(['infer', '--model', path.join(trayDemoDir, 'item'), bad, '--fps', '0']);
+    const usage = await runCli(['infer', '--model', path.join(trayDemoDir, 'item'), bad, '--fps', '0']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('--fps must be a number of frames per second of video, above 0 and at most 1000 (got "0")');
   });

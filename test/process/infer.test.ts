@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoModelDir, demoSamplesDir } from '../../src/paths.js';
-import { CLI, type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
+import { type DaemonProcess, spawnDaemon, runCli } from '../helpers/daemon.js';
 import { BLUE, drawFrame, RED } from '../helpers/draw.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -19,17 +18,6 @@ const png = (name: string) => readFile(path.join(demoSamplesDir, name));
 async function post(port: number, body: Uint8Array | string | undefined, headers: Record<string, string> = {}, query = '') {
   const r = await fetch(`http://127.0.0.1:${port}/infer${query}`, { method: 'POST', body: body as never, headers });
   return { status: r.status, body: (await r.json()) as any };
-}
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 describe('POST /infer on the running daemon', () => {
@@ -167,7 +155,7 @@ describe('edge-inferd infer / build-engine', () => {
         .png()
         .toFile(path.join(dir, 'boxes.png'));
       await writeFile(path.join(dir, 'notes.txt'), 'not an image');
-      const r = await cli([
+      const r = await runCli([
         'infer',
         '--model',
         path.join(fixtures, 'detector-yolov8'),
@@ -199,7 +187,7 @@ describe('edge-inferd infer / build-engine', () => {
   });
 
   it('build-engine without the TensorRT provider says what is missing, exit 1', async () => {
-    const r = await cli(['build-engine', '--model', demoModelDir]);
+    const r = await runCli(['build-engine', '--model', demoModelDir]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       /edge-inferd build-engine: .*model\.onnx: no execution provider could load the model: tensorrt: .*libonnxruntime_providers_tensorrt\.so is not installed/,

@@ -11,6 +11,7 @@ import { freePort } from '../helpers/ports.js';
 import { getJson } from '../helpers/results.js';
 import { waitUntil } from '../helpers/wait.js';
 import { needTool } from '../helpers/tools.js';
+import { TestPki } from '../helpers/test-pki.js';
 
 /** Credentials and TLS against a real Mosquitto; certificates are made here with openssl. */
 
@@ -189,56 +190,17 @@ describe('TLS', () => {
 });
 
 function makePki(openssl: string): Pki {
-  const dir = mkdtempSync(join(tmpdir(), 'pki-'));
-  const p = (f: string) => join(dir, f);
-  const run = (...args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run('req', '-x509', ...ec, '-keyout', p('ca.key'), '-out', p('ca.crt'), '-days', '2', '-subj', '/CN=edge-inferd test CA');
-  run('req', '-x509', ...ec, '-keyout', p('other-ca.key'), '-out', p('other-ca.crt'), '-days', '2', '-subj', '/CN=some other CA');
-  writeFileSync(p('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  run('req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=localhost');
-  run(
-    'x509',
-    '-req',
-    '-in',
-    p('server.csr'),
-    '-CA',
-    p('ca.crt'),
-    '-CAkey',
-    p('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    p('server.crt'),
-    '-days',
-    '2',
-    '-extfile',
-    p('server.ext'),
-  );
-  writeFileSync(p('client.ext'), 'extendedKeyUsage=clientAuth\n');
-  run('req', ...ec, '-keyout', p('client.key'), '-out', p('client.csr'), '-subj', '/CN=kiosk-7');
-  run(
-    'x509',
-    '-req',
-    '-in',
-    p('client.csr'),
-    '-CA',
-    p('ca.crt'),
-    '-CAkey',
-    p('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    p('client.crt'),
-    '-days',
-    '2',
-    '-extfile',
-    p('client.ext'),
-  );
+  const pki = new TestPki(openssl);
+  const ca = pki.selfSigned('ca', 'edge-inferd test CA');
+  const otherCa = pki.selfSigned('other-ca', 'some other CA');
+  const server = pki.issue(ca, 'server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  const client = pki.issue(ca, 'client', 'kiosk-7', 'extendedKeyUsage=clientAuth\n');
   return {
-    ca: p('ca.crt'),
-    otherCa: p('other-ca.crt'),
-    serverCert: p('server.crt'),
-    serverKey: p('server.key'),
-    clientCert: p('client.crt'),
-    clientKey: p('client.key'),
+    ca: ca.crt,
+    otherCa: otherCa.crt,
+    serverCert: server.crt,
+    serverKey: server.key,
+    clientCert: client.crt,
+    clientKey: client.key,
   };
 }

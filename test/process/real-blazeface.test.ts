@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { Frame } from '../../src/capture/frame.js';
 import { eyesDemoDir } from '../../src/paths.js';
-import { CLI, spawnDaemon } from '../helpers/daemon.js';
+import { spawnDaemon, runCli } from '../helpers/daemon.js';
 import { subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
 import { astronautPng, blazefacePackage, type RefFace, referenceFace } from '../helpers/real-models.js';
@@ -31,17 +30,6 @@ const W = 512;
 async function rgbFrame(file: string): Promise<Frame> {
   const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   return { camera: 't', seq: 1, width: info.width, height: info.height, stride: info.width * 3, format: 'RGB', data, capturedAtMs: 0 };
-}
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 beforeAll(async () => {
@@ -138,7 +126,7 @@ describe('BlazeFace as shipped (TF.js), declared by its manifest alone', () => {
     ['selfie', 'mirror', () => mirrorPng],
   ] as const) {
     it(`infer --camera ${camera}: face >= 0.85, each eye crop centred within 3 px on the subject's own eye, from the full-resolution frame`, async () => {
-      const r = await cli(['infer', '--config', config, '--camera', camera, file()]);
+      const r = await runCli(['infer', '--config', config, '--camera', camera, file()]);
       expect(r.code, r.stderr).toBe(0);
       await checkEyes(JSON.parse(r.stdout.trim().split('\n')[0]), which, file());
     }, 120_000);
@@ -170,7 +158,7 @@ describe('BlazeFace as shipped (TF.js), declared by its manifest alone', () => {
   }, 180_000);
 
   it('infer --model: the detector alone, its six keypoints within 3 px of the reference', async () => {
-    const r = await cli(['infer', '--model', pkg, astronautPng]);
+    const r = await runCli(['infer', '--model', pkg, astronautPng]);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout.trim().split('\n')[0]);
     expect(out.task).toBe('detect');

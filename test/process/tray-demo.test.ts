@@ -1,11 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { trayDemoDir } from '../../src/paths.js';
 import { type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
+import { type ItemAnswer as Item, trayAnswers } from '../helpers/demo-answers.js';
 
 /**
  * `edge-inferd run --demo tray` end to end: the real daemon, a real Mosquitto, the generated trays.
@@ -14,15 +12,9 @@ import { freePort } from '../helpers/ports.js';
  * when the tray is emptied; a result carries several objects, each with its box crop's material.
  */
 
-interface Item {
-  label: string;
-  box: { x: number; y: number; w: number; h: number };
-}
-const answers = JSON.parse(readFileSync(join(trayDemoDir, 'samples', 'answers.json'), 'utf8')) as {
-  frames: { file: string; items: Item[] }[];
-};
+const answers = trayAnswers();
 type Json = Record<string, any>;
-const itemsOf = (file: string) => answers.frames.find((f) => f.file === file)?.items ?? [];
+const itemsOf = (file: string) => answers.find((f) => f.file === file)?.items ?? [];
 
 describe('tray demo end to end', () => {
   let mosq: Mosquitto | undefined;

@@ -8,6 +8,7 @@ import { PublishSizeGuard } from '../../src/publish/packet-guard.js';
 import { boundProblems, CommandError, CommandHandler, type CommandHandlers } from '../../src/publish/commands.js';
 import { Topics } from '../../src/publish/topics.js';
 import { ManualClock } from '../helpers/clock.js';
+import { publishPacket } from '../helpers/mqtt-packets.js';
 import { captureLog } from '../helpers/log.js';
 
 /**
@@ -215,20 +216,6 @@ describe('the embedded broker forwards nothing that would make aedes drop a pers
 });
 
 describe("the embedded broker's publish size guard", () => {
-  /** An MQTT PUBLISH packet as a client sends it (QoS 1: a packet id after the topic). */
-  function publishPacket(topic: string, payload: Buffer): Buffer {
-    const t = Buffer.from(topic);
-    const body = Buffer.concat([Buffer.from([t.length >> 8, t.length & 0xff]), t, Buffer.from([0, 1]), payload]);
-    const len: number[] = [];
-    let n = body.length;
-    do {
-      let b = n % 128;
-      n = Math.floor(n / 128);
-      if (n > 0) b |= 0x80;
-      len.push(b);
-    } while (n > 0);
-    return Buffer.concat([Buffer.from([0x32, ...len]), body]);
-  }
   const pingreq = Buffer.from([0xc0, 0x00]);
   const limit = (topic: string) => (topic.startsWith('p/d/cmd/') ? 1000 : Infinity);
 

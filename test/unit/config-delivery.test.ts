@@ -1,27 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
+import { configFiles } from '../helpers/config-files.js';
 
 /** The mqtt.* and journal.* keys of the delivery path: defaults, resolved paths, checks. */
 
-const dir = mkdtempSync(join(tmpdir(), 'cfg-delivery-'));
-let n = 0;
-function file(text: string): string {
-  const p = join(dir, `c${n++}.yaml`);
-  writeFileSync(p, text);
-  return p;
-}
-function problems(text: string): string[] {
-  try {
-    loadConfig({ file: file(text), env: {} });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('config was accepted');
-}
+const { dir, file, problems } = configFiles('cfg-delivery-');
 
 describe('config: mqtt delivery keys', () => {
   it('defaults: MQTT 5 chosen at run time, persistent session, results and events QoS 1, stats QoS 0, no expiry', () => {

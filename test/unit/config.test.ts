@@ -8,23 +8,9 @@ import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { configJsonSchema } from '../../src/config/schema.js';
 import { demoModelDir, demoSamplesDir } from '../../src/paths.js';
 import { CLI } from '../helpers/daemon.js';
+import { configFiles } from '../helpers/config-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'cfg-test-'));
-let n = 0;
-function file(text: string): string {
-  const p = join(dir, `c${n++}.yaml`);
-  writeFileSync(p, text);
-  return p;
-}
-function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
-  try {
-    loadConfig({ file: file(text), env });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('config was accepted');
-}
+const { dir, file, problems } = configFiles('cfg-test-');
 
 describe('config: bad configs give exact `path: problem (got X)` messages', () => {
   const cases: [string, string, string[]][] = [

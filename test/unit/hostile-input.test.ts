@@ -6,26 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { loadModelPackage, ModelError } from '../../src/inference/package.js';
 import { demoModelDir } from '../../src/paths.js';
+import { configFiles } from '../helpers/config-files.js';
 
 /** Files written by someone careless or hostile: alias bombs, numbers past a double, paths out of a package. */
 
-const dir = mkdtempSync(join(tmpdir(), 'hostile-'));
-let n = 0;
-function file(text: string): string {
-  const p = join(dir, `c${n++}.yaml`);
-  writeFileSync(p, text);
-  return p;
-}
-function problems(text: string): string[] {
-  const f = file(text);
-  try {
-    loadConfig({ file: f, env: {} });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((p) => p.replace(f, 'FILE'));
-    throw err;
-  }
-  throw new Error('config was accepted');
-}
+const { dir, file, problems } = configFiles('hostile-');
 
 /** Nine aliases per level, six levels: 9^6 nodes once expanded, from 7 lines. */
 const BOMB = [
@@ -41,7 +26,7 @@ describe('row 13: a YAML alias bomb is a config problem with its file and line',
   });
 
   it('manifest: a MODEL_MANIFEST error naming manifest.yaml and the line', async () => {
-    const pkg = join(dir, `bomb-pkg-${n++}`);
+    const pkg = join(dir, 'bomb-pkg');
     cpSync(demoModelDir, pkg, { recursive: true });
     writeFileSync(join(pkg, 'manifest.yaml'), readFileSync(join(pkg, 'manifest.yaml'), 'utf8') + BOMB + '\n');
     const err = await loadModelPackage(pkg).catch((e: unknown) => e);
