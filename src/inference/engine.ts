@@ -85,7 +85,13 @@ export class Postprocessor {
   private readonly detector?: Detector;
   private readonly segmenter?: Segmenter;
   private readonly thresholds: number[];
-  private readonly joiners = { main: new HeadJoiner(), boxes: new HeadJoiner(), scores: new HeadJoiner(), keypoints: new HeadJoiner() };
+  private readonly joiners = {
+    main: new HeadJoiner(),
+    boxes: new HeadJoiner(),
+    scores: new HeadJoiner(),
+    keypoints: new HeadJoiner(),
+    objectness: new HeadJoiner(),
+  };
 
   constructor(pkg: ModelPackage, names: OutputNames) {
     this.pkg = pkg;
@@ -99,7 +105,7 @@ export class Postprocessor {
   /** The outputs to fetch from the model, in a fixed order. */
   get fetches(): string[] {
     const n = this.names;
-    return [...(n.main ?? []), ...(n.boxes ?? []), ...(n.scores ?? []), ...(n.keypoints ?? [])];
+    return [...(n.main ?? []), ...(n.boxes ?? []), ...(n.scores ?? []), ...(n.keypoints ?? []), ...(n.objectness ?? [])];
   }
 
   run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
@@ -133,6 +139,7 @@ export class Postprocessor {
         boxes: join('boxes', 'rows'),
         scores: join('scores', 'rows'),
         keypoints: join('keypoints', 'rows'),
+        objectness: join('objectness', 'rows'),
       };
       const detector = must(this.detector, 'the detector');
       const detections = detector.run(outputs, labels, geometry, m.input.width, m.input.height);
