@@ -87,7 +87,17 @@ describe('model init', () => {
       task: 'detect',
       labels: ['person'],
       privacy: 'person',
-      input: { name: 'images', layout: 'NCHW', width: 64, height: 64, resize: 'letterbox' },
+      // Ultralytics letterboxes with OpenCV INTER_LINEAR onto grey 114: known, not a guess.
+      input: {
+        name: 'images',
+        layout: 'NCHW',
+        width: 64,
+        height: 64,
+        channels: 3,
+        resize: 'letterbox',
+        interpolation: 'bilinear',
+        pad: 114,
+      },
       output: { name: 'output0' },
       detect: { format: 'yolov8', keypointValues: 3 },
     });
@@ -131,6 +141,40 @@ describe('model init', () => {
     expect(o.stderr).toContain('  labels: the manifest has 1 labels, the model\'s output "conf" has 2 classes (shape [1,10,2])');
   });
 
+  it('a grey model (1 channel, NCHW and NHWC): channels 1 with one mean/std/pad value, loaded; the resize the trainer used marked DECIDE', async () => {
+    const dir = await tmp();
+    for (const [layout, shape] of [
+      ['NCHW', [1, 1, 48, 48]],
+      ['NHWC', [1, 48, 48, 1]],
+    ] as const) {
+      const file = path.join(dir, `emotion-${layout}.onnx`);
+      await writeFile(
+        file,
+        constantModel([{ name: 'scores', dims: [1, 7], data: [0, 0, 0, 5, 0, 0, 0] }], {}, { name: 'gray', shape: [...shape] }),
+      );
+      const { o, io } = out();
+      const code = await modelInit({ source: file, out: path.join(dir, layout) }, io);
+      expect(code, o.stderr).toBe(0);
+      const text = await readFile(path.join(dir, layout, 'manifest.yaml'), 'utf8');
+      const m = parse(text);
+      expect(m.input).toMatchObject({ name: 'gray', layout, width: 48, height: 48, channels: 1, mean: [0], std: [1], pad: 114 });
+      expect(m.input.colour).toBeUndefined();
+      expect(text).toMatch(/interpolation: bilinear # DECIDE: the resize the training used/);
+      expect(text).toMatch(/pad: 114 # DECIDE: the letterbox fill/);
+      expect(text).not.toMatch(/channels: 1 # DECIDE/);
+      expect(o.stdout).toContain('  input.interpolation: DECIDE:');
+    }
+  });
+
+  it('an input shape that does not say its channels: channels marked DECIDE', async () => {
+    const dir = await tmp();
+    const file = path.join(dir, 'dyn.onnx');
+    await writeFile(file, constantModel([{ name: 'scores', dims: [1, 2], data: [1, 0] }], {}, { name: 'x', shape: [1, 'c', 32, 32] }));
+    const { io } = out();
+    await modelInit({ source: file, out: path.join(dir, 'pkg') }, io);
+    expect(await readFile(path.join(dir, 'pkg', 'manifest.yaml'), 'utf8')).toMatch(/channels: 3 # DECIDE: the model's input \[1,c,32,32\]/);
+  });
+
   it('the real BlazeFace (TF.js): recognised from its signature, the anchor section filled in, the face found on the photo', async () => {
     const dir = await tmp();
     const { o, io } = out();
@@ -148,6 +192,8 @@ describe('model init', () => {
       encoding: 'offsets',
       anchors: { strides: [8, 16, 16, 16], perCell: 2, offset: 0.5 },
     });
+    // MediaPipe's ImageToTensorCalculator: bilinear, borders zero.
+    expect(m.input).toMatchObject({ channels: 3, interpolation: 'bilinear', pad: 0 });
     const r = JSON.parse(o.stdout.trim().split('\n').pop()!);
     expect(r.detections).toHaveLength(1);
     expect(r.detections[0].score).toBeGreaterThan(0.85);
