@@ -1,10 +1,11 @@
 import ort from 'onnxruntime-node';
 import { channelsOf, type Frame } from '../capture/frame.js';
-import { cropOutputs, probabilities, regressValues } from './classify.js';
+import { cropOutputs, probabilities, regressPoints, regressValues } from './classify.js';
 import { argmax, type ExplainItem, type Heatmap, Occlusion } from './explain.js';
 import type { ModelPackage } from './package.js';
 import { Preprocessor, type TensorData } from './preprocess.js';
-import type { Box, CropOutputs, LatencyMs } from './types.js';
+import type { Geometry } from './sampling.js';
+import type { Box, CropOutputs, LatencyMs, RegressPoint } from './types.js';
 
 /**
  * The second stage of a pipeline, in the inference worker: crops taken from the full-resolution
@@ -48,6 +49,8 @@ export interface CropResult {
   skipped?: 'small' | 'blurred';
   /** Probabilities per label, or a regress model's values, in the manifest's label order (absent when skipped). */
   scores?: number[];
+  /** A regress model's regress.points, in frame pixels. */
+  points?: RegressPoint[];
   /** Where the model looked (CropRequest.explain). */
   heatmap?: Heatmap;
 }
@@ -147,6 +150,8 @@ export class CropClassifier {
     const crops: CropResult[] = [];
     const inputs: TensorData[] = [];
     const which: number[] = [];
+    // Per classified crop: its resize geometry and top-left corner, to take regress.points back to the frame.
+    const places: { g: Geometry; x0: number; y0: number }[] = [];
     for (const rect of req.rects) {
       const cut = cropView(source, rect, scale);
       if (!cut) {
@@ -160,7 +165,9 @@ export class CropClassifier {
       const skipped = sidePx < minSidePx ? 'small' : minSharpness > 0 && sharp < minSharpness ? 'blurred' : undefined;
       crops.push({ box, sidePx, sharpness: sharp, ...(skipped ? { skipped } : {}) });
       if (skipped) continue;
-      inputs.push(this.pre.run(view).data.slice());
+      const pre = this.pre.run(view);
+      inputs.push(pre.data.slice());
+      places.push({ g: { ...pre.geometry }, x0: cut.x0, y0: cut.y0 });
       which.push(crops.length - 1);
     }
     const t1 = performance.now();
@@ -194,6 +201,10 @@ export class CropClassifier {
     which.forEach((ci, k) => {
       const raw = outputs[k];
       crops[ci].scores = m.task === 'regress' ? regressValues(raw, m.regress) : Array.from(probabilities(raw, m.classify.outputs));
+      const p = places[k];
+      const points =
+        m.task === 'regress' ? regressPoints(crops[ci].scores ?? [], this.pkg.labels, m.regress, m.input, p.g, { ...p, scale }) : undefined;
+      if (points) crops[ci].points = points;
     });
     const t3 = performance.now();
     // Occlusion explains a class score; a regress model's values have no class to explain.

@@ -4,7 +4,7 @@ import ort from 'onnxruntime-node';
 import type { Frame } from '../capture/frame.js';
 import type { ProviderName } from '../config/schema.js';
 import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
-import { classify, labelThresholds, probabilities, regress } from './classify.js';
+import { classify, labelThresholds, probabilities, regress, regressPoints } from './classify.js';
 import { CropClassifier, type CropRequest, type CropsInference, fixedBatch } from './crop.js';
 import { type DetectOutputs, Detector, type OutputTensor } from './detect.js';
 import { type Heatmap, Occlusion } from './explain.js';
@@ -122,7 +122,17 @@ export class Postprocessor {
     const main = this.names.main ? out[this.names.main[0]] : undefined;
     if (m.task === 'classify')
       return { task: 'classify', ...classify(must(main, 'the main output').data, labels, m.classify, this.thresholds) };
-    if (m.task === 'regress') return { task: 'regress', values: regress(must(main, 'the main output').data, labels, m.regress) };
+    if (m.task === 'regress') {
+      const values = regress(must(main, 'the main output').data, labels, m.regress);
+      const points = regressPoints(
+        values.map((v) => v.value),
+        labels,
+        m.regress,
+        m.input,
+        geometry,
+      );
+      return { task: 'regress', values, ...(points ? { points } : {}) };
+    }
     if (m.task === 'detect') {
       // Several heads per role are joined in the manifest's order: yolov8 along its last (anchor) axis, the rest by rows.
       const join = (role: keyof DetectOutputs, axis: 'rows' | 'columns') => {

@@ -64,6 +64,14 @@ export const regressSchema = z.strictObject({
    */
   scale: z.union([z.number(), z.array(z.number()).min(1)]).default(1),
   offset: z.union([z.number(), z.array(z.number()).min(1)]).default(0),
+  /**
+   * Values that are a point's coordinates (landmarks): { point: [x value, y value] }, by label,
+   * in the model's input pixels (after scale and offset), or fractions of the input with
+   * `normalized`. Mapped to frame pixels like keypoints: through the resize, and for a crop stage
+   * through the crop.
+   */
+  points: z.record(z.string().min(1), z.tuple([z.string().min(1), z.string().min(1)])).optional(),
+  normalized: z.boolean().default(false),
 });
 
 /** One output name, or several heads (one per stride) concatenated in the order given. */

@@ -114,6 +114,9 @@ const keypoints = z
     z.strictObject({ name: z.string(), x: z.number(), y: z.number(), score: z.number().describe("the model's visibility / confidence") }),
   )
   .describe("named points (the manifest's detect.keypoints), source pixels");
+const regressPoints = z
+  .array(z.strictObject({ name: z.string(), x: z.number(), y: z.number() }))
+  .describe("a regress model's values that are coordinates (the manifest's regress.points), as points in source pixels");
 const qualitySkip = z
   .enum(['small', 'blurred'])
   .describe("the crop stage's quality gate: too small (minSidePx) or too blurred (minSharpness)");
@@ -146,6 +149,7 @@ const regionResult = z.strictObject({
   scores: z.record(z.string(), score).optional().describe('probability per class (or per label, multi-label) of the crop stage'),
   on: z.array(z.string()).optional().describe('multi-label crop stages: the labels at or above their threshold, best first'),
   values: z.record(z.string(), z.number()).optional().describe('regress crop stages: the named values'),
+  points: regressPoints.optional(),
   crop: z.string().optional().describe('the crop as PNG, base64: only with privacy.includeCrops (local: to loopback clients only)'),
   heatmap: heatmap.optional(),
 });
@@ -197,6 +201,7 @@ export const resultSchema = z
         ...resultBase,
         task: z.literal('regress'),
         values: z.record(z.string(), z.number()).describe("each named value (output * scale + offset), in the manifest's label order"),
+        points: regressPoints.optional(),
       })
       .describe('a regress model: named continuous values, no label'),
     z.strictObject({
