@@ -790,6 +790,14 @@ export const haDiscoverySchema = z
       json_attributes_topic: z.string(),
       json_attributes_template: z.string(),
     }),
+    z
+      .strictObject({
+        ...haBase,
+        platform: z.literal('sensor'),
+        icon: z.string(),
+        state_class: z.literal('measurement'),
+      })
+      .describe("a regress model's named value (<camera>_value_<name>, or <camera>_value_<region>_<name> for a crop stage)"),
     z.strictObject({
       ...haBase,
       platform: z.literal('binary_sensor'),
@@ -800,7 +808,8 @@ export const haDiscoverySchema = z
   ])
   .meta({
     title: 'edge-inferd Home Assistant discovery config',
-    description: 'Topic <haPrefix>/<sensor|binary_sensor>/<deviceId>/<camera>_<label|online>/config, retained; empty retained to remove.',
+    description:
+      'Topic <haPrefix>/<sensor|binary_sensor>/<deviceId>/<camera>_<label|online|value_...>/config, retained; empty retained to remove.',
   });
 
 export type StatusPayload = z.output<typeof statusSchema>;
