@@ -81,7 +81,11 @@ export function cropView(frame: Frame, rect: Box, scale = 1): { view: Frame; x0:
   const ch = channelsOf(frame.format);
   const start = y0 * frame.stride + x0 * ch;
   const end = (y1 - 1) * frame.stride + x1 * ch;
-  return { view: { ...frame, width: x1 - x0, height: y1 - y0, data: frame.data.subarray(start, end), name: undefined }, x0, y0 };
+  // The view is its own picture: no sourceWidth/Height of a scaled parent (its geometry maps to the view's pixels).
+  const view = { ...frame, width: x1 - x0, height: y1 - y0, data: frame.data.subarray(start, end), name: undefined };
+  delete view.sourceWidth;
+  delete view.sourceHeight;
+  return { view, x0, y0 };
 }
 
 /**

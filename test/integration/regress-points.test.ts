@@ -162,5 +162,14 @@ describe('regress.points: a landmark regressor answers in frame pixels', () => {
     const left = p.task === 'detect' ? p.objects?.[0].regions.left : undefined;
     expect(left?.points?.[0]).toMatchObject({ name: 'pupil', x: expect.closeTo(pupils.left.x, 0), y: expect.closeTo(pupils.left.y, 0) });
     expect(left?.values).toHaveProperty('spot_x');
+
+    // The same picture as a capture that scaled a 1280x960 camera to 640x480 for the detector (no
+    // full-resolution twin): the crops come from the scaled frame, the points are in camera pixels.
+    const scaled = (await runner.infer({ ...frame, sourceWidth: 1280, sourceHeight: 960 })) as DetectInference;
+    for (const side of ['left', 'right'] as const) {
+      const pt = scaled.pipeline?.objects[0]?.regions.find((x) => x.name === side)?.points?.[0];
+      expect(Math.abs((pt?.x ?? 0) - 2 * pupils[side].x), `${side} x, scaled capture`).toBeLessThan(2);
+      expect(Math.abs((pt?.y ?? 0) - 2 * pupils[side].y), `${side} y, scaled capture`).toBeLessThan(2);
+    }
   }, 60_000);
 });
