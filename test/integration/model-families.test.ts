@@ -20,7 +20,8 @@ import type { ClassifyInference, DetectInference, Inference } from '../../src/in
  * (ImageNet mean/std) and a Keras NHWC classifier as a TF.js layers model. Detectors answer
  * constants placed here, so each box and keypoint is known; the classifiers answer from the
  * picture's normalised channel means, so the manifest's normalisation is checked too. The
- * expected values are worked out in the comments, from each family's own decode rules.
+ * expected values are worked out in the comments, from each family's own decode rules. The
+ * BlazeFace section is checked against the example manifest the real-model tests run.
  */
 
 const docs = fileURLToPath(new URL('../../docs/models.md', import.meta.url));
@@ -176,6 +177,15 @@ describe('the worked manifests of docs/models.md on generated models of each fam
     expect(inf.detections[0].keypoints?.[3].score).toBeCloseTo(0.53, 6);
     expect(names[1]).toBe('left_eye');
   }, 60_000);
+
+  it('BlazeFace: the manifest on the page is the example the real-model tests run (examples/models/blazeface-front)', async () => {
+    // The page shows the heart of it; test/process/real-blazeface.test.ts runs the example on the real model and photo.
+    const m = await docManifest('BlazeFace (MediaPipe, TF.js graph model)');
+    const example = parse(
+      await readFile(fileURLToPath(new URL('../../examples/models/blazeface-front/manifest.yaml', import.meta.url)), 'utf8'),
+    );
+    expect(example).toMatchObject(m);
+  });
 
   it('SCRFD: nine [N, K] heads (strides 8, 16, 32, 2 anchors per cell at the corner), distances x stride', async () => {
     const m = await docManifest('SCRFD (insightface)');
