@@ -1,5 +1,6 @@
 import { Document, isNode, isScalar, visit } from 'yaml';
 import type { IoMeta, ModelIo } from './check.js';
+import { faceFamily } from './face-families.js';
 import { pythonInts, pythonNames } from './onnx-meta.js';
 
 /**
@@ -169,6 +170,17 @@ export function draftManifest(name: string, modelFile: string, io: ModelIo, meta
       maxDetections: 10,
     };
     return { manifest: m, decide, family: 'MediaPipe BlazeFace (front, 896 anchors)' };
+  }
+
+  const face = faceFamily(io, input.width as number, input.height as number);
+  if (face) {
+    Object.assign(input, face.input);
+    resampling(input, face.resampling, decide);
+    m.task = 'detect';
+    m.labels = ['face'];
+    m.privacy = 'person';
+    m.detect = face.detect;
+    return { manifest: m, decide, family: face.family };
   }
 
   // Unknown: one [1, C] output reads as a classifier; anything else needs the detect section decided.
