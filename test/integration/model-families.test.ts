@@ -6,8 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { GraphBuilder, ints } from '../../scripts/onnx/builder.js';
 import type { Frame } from '../../src/capture/frame.js';
-import type { InferenceEngine } from '../../src/inference/engine.js';
+import { type InferenceEngine, onnxIo } from '../../src/inference/engine.js';
 import { loadEngine } from '../../src/inference/load.js';
+import { draftManifest } from '../../src/inference/model-draft.js';
 import { modelSha256 } from '../../src/inference/package.js';
 import { loadTf } from '../../src/inference/tfjs.js';
 import type { ClassifyInference, DetectInference, Inference } from '../../src/inference/types.js';
@@ -21,7 +22,8 @@ import type { ClassifyInference, DetectInference, Inference } from '../../src/in
  * constants placed here, so each box and keypoint is known; the classifiers answer from the
  * picture's normalised channel means, so the manifest's normalisation is checked too. The
  * expected values are worked out in the comments, from each family's own decode rules. The
- * BlazeFace section is checked against the example manifest the real-model tests run.
+ * BlazeFace section is checked against the example manifest the real-model tests run; for SCRFD
+ * and YuNet, `model init`'s draft must be the page's manifest.
  */
 
 const docs = fileURLToPath(new URL('../../docs/models.md', import.meta.url));
@@ -126,6 +128,14 @@ function head(n: number, k: number, rows: Record<number, number[]> = {}, fill = 
   return a;
 }
 
+/** `model init` writes the page's manifest for this model: its input, labels and detect section. */
+async function expectDraft(model: Uint8Array, doc: Record<string, unknown>): Promise<void> {
+  const draft = draftManifest('x', 'model.onnx', await onnxIo(model), {}).manifest;
+  expect(draft.input).toMatchObject(doc.input as object);
+  expect(draft.labels).toEqual(doc.labels);
+  expect(draft.detect).toEqual(doc.detect);
+}
+
 const COCO = Array.from({ length: 80 }, (_, i) => (i === 0 ? 'person' : i === 16 ? 'dog' : `class_${i}`));
 
 describe('the worked manifests of docs/models.md on generated models of each family', () => {
@@ -202,7 +212,9 @@ describe('the worked manifests of docs/models.md on generated models of each fam
       { name: `bbox_${s}`, dims: [n, 4], data: head(n, 4, s === 16 ? { 841: [2, 1, 3, 4] } : { 5: [1, 1, 1, 1] }) },
       { name: `kps_${s}`, dims: [n, 10], data: head(n, 10, s === 16 ? { 841: kp } : {}) },
     ]);
-    const dir = await pkg(m, { 'model.onnx': constants({ name: 'input.1', shape: [1, 3, 640, 640] }, outputs) });
+    const model = constants({ name: 'input.1', shape: [1, 3, 640, 640] }, outputs);
+    await expectDraft(model, m);
+    const dir = await pkg(m, { 'model.onnx': model });
     const inf = (await run(dir, frame(640, 480))) as DetectInference;
     expect(inf.detections).toHaveLength(1);
     const points = [0, 1, 2, 3, 4].map((j) => [320 + (-1 + 0.5 * j) * 16, 160 + (-0.5 + 0.25 * j) * 16] as [number, number]);
@@ -260,7 +272,9 @@ describe('the worked manifests of docs/models.md on generated models of each fam
       })),
       ...levels.map(([s, N]) => ({ name: `kps_${s}`, dims: [1, N, 10], data: head(N, 10, at(s, { [n]: kp })) })),
     ];
-    const dir = await pkg(m, { 'model.onnx': constants({ name: 'input', shape: [1, 3, 640, 640] }, outputs) });
+    const model = constants({ name: 'input', shape: [1, 3, 640, 640] }, outputs);
+    await expectDraft(model, m);
+    const dir = await pkg(m, { 'model.onnx': model });
     const inf = (await run(dir, frame(640, 640))) as DetectInference;
     expect(inf.detections).toHaveLength(1);
     const points = [0, 1, 2, 3, 4].map((j) => [(30 + 0.1 * j) * 16, (8 + 0.2 * j) * 16] as [number, number]);
