@@ -128,6 +128,9 @@ describe('regress.points: a landmark regressor answers in frame pixels', () => {
       },
     ]);
     const runner = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stage(face), stage(spot)] });
+    // A locator whose point says a side, on a mirrored camera: named back to the subject's, like keypoints.
+    const sided = await load(await writeLocator('crop-sided', 'resize: stretch', '  points: { left_corner: [spot_x, spot_y] }\n'));
+    const mirrored = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stage(face), stage(sided)], mirror: true });
     // The face and eyes of pipeline-tasks.test.ts (red face, blue eye squares), with a 10 px green pupil
     // 8 px left of and above each eye's centre (left eye) or 6 px right and below (right eye).
     const FACE = { x: 200, y: 100, w: 240, h: 300 };
@@ -162,6 +165,9 @@ describe('regress.points: a landmark regressor answers in frame pixels', () => {
     const left = p.task === 'detect' ? p.objects?.[0].regions.left : undefined;
     expect(left?.points?.[0]).toMatchObject({ name: 'pupil', x: expect.closeTo(pupils.left.x, 0), y: expect.closeTo(pupils.left.y, 0) });
     expect(left?.values).toHaveProperty('spot_x');
+
+    const m = (await mirrored.infer(frame)) as DetectInference;
+    expect(m.pipeline?.objects[0]?.regions.map((r) => r.points?.[0].name)).toEqual(['right_corner', 'right_corner']);
 
     // The same picture as a capture that scaled a 1280x960 camera to 640x480 for the detector (no
     // full-resolution twin): the crops come from the scaled frame, the points are in camera pixels.
