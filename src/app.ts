@@ -343,6 +343,7 @@ export class App {
             return http?.address;
           },
         },
+        ...(http ? { streams: { events, preview } } : {}),
       },
     });
     this.monitor = monitor;
