@@ -192,6 +192,7 @@ export class App {
           inf.task === 'detect' ? inf.pipeline : undefined,
         );
         control.recordLatency(frame.camera, inf.latencyMs.preprocess + inf.latencyMs.inference + inf.latencyMs.postprocess);
+        control.observed(frame.camera, inf);
       },
       state: (camera, st) => {
         detector.state(camera, st);

@@ -87,6 +87,7 @@ export const PRE_NMS_LIMIT = 1000;
 
 const logit = (p: number) => (p <= 0 ? -Infinity : p >= 1 ? Infinity : Math.log(p / (1 - p)));
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+const clamp01 = (x: number) => Math.min(Math.max(x, 0), 1);
 
 /** Rows x values of a [1, N, K] or [N, K] tensor. */
 function rowsOf(t: OutputTensor): { n: number; k: number } {
@@ -121,16 +122,18 @@ export class AnchorDecoder {
    * most PRE_NMS_LIMIT of them, the best: a frame where thousands of anchors pass (a bad
    * threshold, a flat image on a model with probabilities near 0.5) then costs a bounded time.
    */
-  candidates(boxes: OutputTensor, scores: OutputTensor): Candidate[] {
+  candidates(boxes: OutputTensor, scores: OutputTensor, objectness?: OutputTensor): Candidate[] {
     const { scoreThreshold, scoreType, background } = this.spec;
     const g = this.grid;
     const N = g.count;
     const sv = rowsOf(scores);
     const bv = rowsOf(boxes);
-    if (sv.n !== N || bv.n !== N)
+    const ov = objectness ? rowsOf(objectness).n : N;
+    if (sv.n !== N || bv.n !== N || ov !== N)
       throw new DaemonError(
         'MODEL_MISMATCH',
-        `detect.anchors: the grid has ${N} anchors, the model answered ${bv.n} boxes and ${sv.n} scores (the manifest's anchors do not fit)`,
+        `detect.anchors: the grid has ${N} anchors, the model answered ${bv.n} boxes and ${sv.n} scores` +
+          `${objectness ? ` and ${ov} objectness values` : ''} (the manifest's anchors do not fit)`,
       );
     if (this.best.length < N) {
       this.best = new Float64Array(N);
@@ -140,8 +143,10 @@ export class AnchorDecoder {
     const first = background ? 1 : 0;
     const C = this.classes;
     // A sigmoid is monotonic: logits are compared against logit(threshold), and only survivors pay for exp().
-    const thr = scoreType === 'logits' ? logit(scoreThreshold) : scoreThreshold;
+    const thr = scoreType === 'logits' && !objectness ? logit(scoreThreshold) : scoreThreshold;
     const s = scores.data;
+    const obj = objectness?.data;
+    const geometric = this.spec.objectnessCombine === 'geometric-mean';
     let count = 0;
     for (let n = 0; n < N; n++) {
       const o = n * sv.k;
@@ -158,10 +163,18 @@ export class AnchorDecoder {
         let sum = 0;
         for (let c = 0; c < sv.k; c++) sum += Math.exp(s[o + c] - max);
         score = Math.exp(best - max) / sum;
-        if (!(score >= thr)) continue;
-      } else {
+        if (!obj && !(score >= thr)) continue;
+      } else if (obj) score = scoreType === 'logits' ? sigmoid(best) : best;
+      else {
         if (!(best >= thr)) continue;
         score = scoreType === 'logits' ? sigmoid(best) : best;
+      }
+      if (obj) {
+        // YuNet: class and objectness heads, each clamped to 0..1 (OpenCV's FaceDetectorYN), then combined.
+        const o = clamp01(scoreType === 'logits' ? sigmoid(obj[n]) : obj[n]);
+        const p = clamp01(score) * o;
+        score = geometric ? Math.sqrt(p) : p;
+        if (!(score >= thr)) continue;
       }
       this.best[n] = score;
       this.bestCls[n] = cls;
@@ -206,6 +219,14 @@ export class AnchorDecoder {
         const cy = g.cy[n] + b[o + 1] * v0 * g.h[n];
         const w = g.w[n] * Math.exp(b[o + 2] * v1);
         const h = g.h[n] * Math.exp(b[o + 3] * v1);
+        return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2];
+      }
+      case 'stride-exp': {
+        const s = g.stride[n];
+        const cx = g.cx[n] + b[o] * s;
+        const cy = g.cy[n] + b[o + 1] * s;
+        const w = Math.exp(b[o + 2]) * s;
+        const h = Math.exp(b[o + 3]) * s;
         return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2];
       }
       default: {

@@ -74,6 +74,7 @@ export function checkDetect(m: Manifest, L: number, io: ModelIo, problems: strin
     ['boxes', 4 + (kpInBoxes ? V * K : 0)],
     ['scores', L + (d.background ? 1 : 0)],
     ...(K > 0 && d.keypointOutputs ? [['keypointOutputs', V * K] as const] : []),
+    ...(d.objectness ? [['objectness', 1] as const] : []),
   ] as const;
   const rows: Record<string, { name: string; n: number | undefined }[]> = {};
   for (const [key, want] of roles) {
@@ -94,7 +95,9 @@ export function checkDetect(m: Manifest, L: number, io: ModelIo, problems: strin
         continue;
       }
       if (o.shape.length !== 3 && o.shape.length !== 2) {
-        const what = key === 'boxes' ? '[1, N, 4]' : key === 'scores' ? '[1, N, classes]' : '[1, N, keypoint values]';
+        const what = { boxes: '[1, N, 4]', scores: '[1, N, classes]', keypointOutputs: '[1, N, keypoint values]', objectness: '[1, N, 1]' }[
+          key
+        ];
         problems.push(
           `detect.${key}: the model's output "${o.name}" has shape ${fmt(o.shape)} (rank ${o.shape.length}); ` +
             `detect format ${d.format} expects ${what}`,
@@ -119,6 +122,10 @@ export function checkDetect(m: Manifest, L: number, io: ModelIo, problems: strin
         );
       else if (key === 'boxes')
         problems.push(`detect.boxes: the model's output "${o.name}" has ${have} values per box (shape ${fmt(o.shape)}); expected 4`);
+      else if (key === 'objectness')
+        problems.push(
+          `detect.objectness: the model's output "${o.name}" has ${have} values per anchor (shape ${fmt(o.shape)}); expected 1`,
+        );
       else
         problems.push(
           `detect.keypoints: ${K} keypoints x ${V} values need ${want} values per anchor, ` +

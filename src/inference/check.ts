@@ -102,6 +102,11 @@ function checkThresholds(m: Manifest, labels: readonly string[], problems: strin
 
 /** Per-value scale/offset lists have one number per value. */
 function checkRegress(m: Manifest, labels: readonly string[], problems: string[]): void {
+  for (const [point, pair] of Object.entries(m.regress.points ?? {}))
+    pair.forEach((name, i) => {
+      if (!labels.includes(name))
+        problems.push(`regress.points.${point}.${i}: "${name}" is not one of the values (labels: ${labels.join(', ')})`);
+    });
   for (const key of ['scale', 'offset'] as const) {
     const v = m.regress[key];
     if (Array.isArray(v) && v.length !== labels.length)

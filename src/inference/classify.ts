@@ -1,5 +1,6 @@
 import { type ClassifySpec, MULTI_LABEL, type RegressSpec } from './manifest.js';
-import type { Classification, CropOutputs, RegressValue } from './types.js';
+import type { Geometry } from './sampling.js';
+import type { Classification, CropOutputs, RegressPoint, RegressValue } from './types.js';
 
 /**
  * Classification postprocessing: optional softmax (one label) or sigmoid (multi-label), then the
@@ -88,4 +89,28 @@ export function regressValues(output: ArrayLike<number>, spec: RegressSpec): num
 
 export function regress(output: ArrayLike<number>, labels: readonly string[], spec: RegressSpec): RegressValue[] {
   return regressValues(output, spec).map((value, i) => ({ index: i, name: labels[i] ?? `value_${i}`, value }));
+}
+
+/**
+ * regress.points in source-frame pixels: each point's two values are model-input pixels (or
+ * fractions of the input, `normalized`), taken back through the resize geometry `g` into the
+ * picture the model was given, then through `crop` (that picture's top-left corner in the source,
+ * and source pixels per frame pixel) for a crop stage.
+ */
+export function regressPoints(
+  values: readonly number[],
+  labels: readonly string[],
+  spec: RegressSpec,
+  input: { width: number; height: number },
+  g: Geometry,
+  crop: { x0: number; y0: number; scale: number } = { x0: 0, y0: 0, scale: 1 },
+): RegressPoint[] | undefined {
+  if (!spec.points) return undefined;
+  const kx = spec.normalized ? input.width : 1;
+  const ky = spec.normalized ? input.height : 1;
+  return Object.entries(spec.points).map(([name, [xn, yn]]) => {
+    const x = values[labels.indexOf(xn)] * kx;
+    const y = values[labels.indexOf(yn)] * ky;
+    return { name, x: (crop.x0 + (x - g.offsetX) / g.scaleX) / crop.scale, y: (crop.y0 + (y - g.offsetY) / g.scaleY) / crop.scale };
+  });
 }

@@ -1,11 +1,12 @@
 import ort from 'onnxruntime-node';
 import { channelsOf, type Frame } from '../capture/frame.js';
 import type { Cam, FeatureTensor } from './cam.js';
-import { cropOutputs, probabilities, regressValues } from './classify.js';
+import { cropOutputs, probabilities, regressPoints, regressValues } from './classify.js';
 import { argmax, type ExplainItem, type Heatmap, Occlusion } from './explain.js';
 import type { ModelPackage } from './package.js';
 import { Preprocessor, type TensorData } from './preprocess.js';
-import type { Box, CropOutputs, LatencyMs } from './types.js';
+import type { Geometry } from './sampling.js';
+import type { Box, CropOutputs, LatencyMs, RegressPoint } from './types.js';
 
 /**
  * The second stage of a pipeline, in the inference worker: crops taken from the full-resolution
@@ -49,6 +50,8 @@ export interface CropResult {
   skipped?: 'small' | 'blurred';
   /** Probabilities per label, or a regress model's values, in the manifest's label order (absent when skipped). */
   scores?: number[];
+  /** A regress model's regress.points, in frame pixels. */
+  points?: RegressPoint[];
   /** Where the model looked (CropRequest.explain). */
   heatmap?: Heatmap;
 }
@@ -79,7 +82,11 @@ export function cropView(frame: Frame, rect: Box, scale = 1): { view: Frame; x0:
   const ch = channelsOf(frame.format);
   const start = y0 * frame.stride + x0 * ch;
   const end = (y1 - 1) * frame.stride + x1 * ch;
-  return { view: { ...frame, width: x1 - x0, height: y1 - y0, data: frame.data.subarray(start, end), name: undefined }, x0, y0 };
+  // The view is its own picture: no sourceWidth/Height of a scaled parent (its geometry maps to the view's pixels).
+  const view = { ...frame, width: x1 - x0, height: y1 - y0, data: frame.data.subarray(start, end), name: undefined };
+  delete view.sourceWidth;
+  delete view.sourceHeight;
+  return { view, x0, y0 };
 }
 
 /**
@@ -150,6 +157,8 @@ export class CropClassifier {
     const crops: CropResult[] = [];
     const inputs: TensorData[] = [];
     const which: number[] = [];
+    // Per classified crop: its resize geometry and top-left corner, to take regress.points back to the frame.
+    const places: { g: Geometry; x0: number; y0: number }[] = [];
     for (const rect of req.rects) {
       const cut = cropView(source, rect, scale);
       if (!cut) {
@@ -163,7 +172,9 @@ export class CropClassifier {
       const skipped = sidePx < minSidePx ? 'small' : minSharpness > 0 && sharp < minSharpness ? 'blurred' : undefined;
       crops.push({ box, sidePx, sharpness: sharp, ...(skipped ? { skipped } : {}) });
       if (skipped) continue;
-      inputs.push(this.pre.run(view).data.slice());
+      const pre = this.pre.run(view);
+      inputs.push(pre.data.slice());
+      places.push({ g: { ...pre.geometry }, x0: cut.x0, y0: cut.y0 });
       which.push(crops.length - 1);
     }
     const t1 = performance.now();
@@ -202,6 +213,10 @@ export class CropClassifier {
     which.forEach((ci, k) => {
       const raw = outputs[k];
       crops[ci].scores = m.task === 'regress' ? regressValues(raw, m.regress) : Array.from(probabilities(raw, m.classify.outputs));
+      const p = places[k];
+      const points =
+        m.task === 'regress' ? regressPoints(crops[ci].scores ?? [], this.pkg.labels, m.regress, m.input, p.g, { ...p, scale }) : undefined;
+      if (points) crops[ci].points = points;
     });
     const t3 = performance.now();
     // A heatmap explains a class score; a regress model's values have no class to explain.

@@ -90,7 +90,7 @@ export class Detector {
     const { format, scoreThreshold: thr } = this.spec;
     if (format === 'anchors') {
       if (!outputs.boxes || !outputs.scores) throw new Error('detect: anchors need the boxes and scores outputs');
-      return this.decoder(inputW, inputH).candidates(outputs.boxes, outputs.scores);
+      return this.decoder(inputW, inputH).candidates(outputs.boxes, outputs.scores, outputs.objectness);
     }
     const C = this.classes;
     const sx = this.spec.normalized ? inputW : 1;

@@ -6,7 +6,7 @@ import type { Frame } from '../capture/frame.js';
 import type { ProviderName } from '../config/schema.js';
 import { Cam, planCam } from './cam.js';
 import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
-import { classify, labelThresholds, probabilities, regress } from './classify.js';
+import { classify, labelThresholds, probabilities, regress, regressPoints } from './classify.js';
 import { CropClassifier, type CropRequest, type CropsInference, fixedBatch } from './crop.js';
 import { type DetectOutputs, Detector, type OutputTensor } from './detect.js';
 import { type Heatmap, Occlusion } from './explain.js';
@@ -87,7 +87,13 @@ export class Postprocessor {
   private readonly detector?: Detector;
   private readonly segmenter?: Segmenter;
   private readonly thresholds: number[];
-  private readonly joiners = { main: new HeadJoiner(), boxes: new HeadJoiner(), scores: new HeadJoiner(), keypoints: new HeadJoiner() };
+  private readonly joiners = {
+    main: new HeadJoiner(),
+    boxes: new HeadJoiner(),
+    scores: new HeadJoiner(),
+    keypoints: new HeadJoiner(),
+    objectness: new HeadJoiner(),
+  };
 
   constructor(pkg: ModelPackage, names: OutputNames) {
     this.pkg = pkg;
@@ -101,7 +107,7 @@ export class Postprocessor {
   /** The outputs to fetch from the model, in a fixed order. */
   get fetches(): string[] {
     const n = this.names;
-    return [...(n.main ?? []), ...(n.boxes ?? []), ...(n.scores ?? []), ...(n.keypoints ?? [])];
+    return [...(n.main ?? []), ...(n.boxes ?? []), ...(n.scores ?? []), ...(n.keypoints ?? []), ...(n.objectness ?? [])];
   }
 
   run(out: Record<string, OutputTensor>, geometry: Geometry): TaskResult {
@@ -118,7 +124,17 @@ export class Postprocessor {
     const main = this.names.main ? out[this.names.main[0]] : undefined;
     if (m.task === 'classify')
       return { task: 'classify', ...classify(must(main, 'the main output').data, labels, m.classify, this.thresholds) };
-    if (m.task === 'regress') return { task: 'regress', values: regress(must(main, 'the main output').data, labels, m.regress) };
+    if (m.task === 'regress') {
+      const values = regress(must(main, 'the main output').data, labels, m.regress);
+      const points = regressPoints(
+        values.map((v) => v.value),
+        labels,
+        m.regress,
+        m.input,
+        geometry,
+      );
+      return { task: 'regress', values, ...(points ? { points } : {}) };
+    }
     if (m.task === 'detect') {
       // Several heads per role are joined in the manifest's order: yolov8 along its last (anchor) axis, the rest by rows.
       const join = (role: keyof DetectOutputs, axis: 'rows' | 'columns') => {
@@ -135,6 +151,7 @@ export class Postprocessor {
         boxes: join('boxes', 'rows'),
         scores: join('scores', 'rows'),
         keypoints: join('keypoints', 'rows'),
+        objectness: join('objectness', 'rows'),
       };
       const detector = must(this.detector, 'the detector');
       const detections = detector.run(outputs, labels, geometry, m.input.width, m.input.height);

@@ -64,6 +64,14 @@ export const regressSchema = z.strictObject({
    */
   scale: z.union([z.number(), z.array(z.number()).min(1)]).default(1),
   offset: z.union([z.number(), z.array(z.number()).min(1)]).default(0),
+  /**
+   * Values that are a point's coordinates (landmarks): { point: [x value, y value] }, by label,
+   * in the model's input pixels (after scale and offset), or fractions of the input with
+   * `normalized`. Mapped to frame pixels like keypoints: through the resize, and for a crop stage
+   * through the crop.
+   */
+  points: z.record(z.string().min(1), z.tuple([z.string().min(1), z.string().min(1)])).optional(),
+  normalized: z.boolean().default(false),
 });
 
 /** One output name, or several heads (one per stride) concatenated in the order given. */
@@ -134,14 +142,22 @@ export const detectSchema = z.strictObject({
    * offsets: centre offset and size in input pixels (BlazeFace; with anchor `sizes`: in units of
    * input size / anchor size, MediaPipe's x_scale); center-size: SSD/RetinaFace (centre + d x
    * variance x anchor size, size = anchor x exp(d x variance)); distance: SCRFD/YuNet (distances
-   * from the anchor centre to the left, top, right, bottom edges, times the stride).
+   * from the anchor centre to the left, top, right, bottom edges, times the stride); stride-exp:
+   * YuNet 2023 (centre + d x stride, size exp(d) x stride; keypoints centre + d x stride).
    */
-  encoding: z.enum(['offsets', 'center-size', 'distance']).optional(),
+  encoding: z.enum(['offsets', 'center-size', 'distance', 'stride-exp']).optional(),
   variances: z.tuple([z.number().positive(), z.number().positive()]).default([0.1, 0.2]),
   /** The scores as the model gives them: probabilities, logits (sigmoid each), or softmax (over the columns). */
   scoreType: z.enum(['probabilities', 'logits', 'softmax']).default('probabilities'),
   /** The first score column is a background class (SSD/RetinaFace): skipped. */
   background: z.boolean().default(false),
+  /**
+   * anchors: a separate objectness head per anchor ([1, N, 1], YuNet's obj_8/16/32), in the
+   * scores' scoreType; a detection's score combines it with the class score (each clamped to 0..1).
+   */
+  objectness: outputNames.optional(),
+  /** product: class x objectness; geometric-mean: sqrt(class x objectness), as OpenCV's FaceDetectorYN scores YuNet. */
+  objectnessCombine: z.enum(['product', 'geometric-mean']).default('product'),
 });
 
 export const segmentSchema = z.strictObject({
@@ -232,10 +248,13 @@ export const manifestSchema = z
         d.keypointOutputs,
         `${d.format} keeps its keypoints in its one output; keypointOutputs is for boxes-scores and anchors`,
       );
+    if (d.objectness && d.format !== 'anchors')
+      issue(['detect', 'objectness'], d.objectness, `only for detect.format anchors (it is ${d.format})`);
     if (d.keypointOutputs && !k) issue(['detect', 'keypointOutputs'], d.keypointOutputs, 'name the keypoints too (detect.keypoints)');
     if (d.format === 'anchors') {
       if (!d.anchors) issue(['detect', 'anchors'], undefined, 'required when detect.format is anchors: strides, perCell or sizes, offset');
-      if (!d.encoding) issue(['detect', 'encoding'], undefined, 'required when detect.format is anchors: offsets, center-size or distance');
+      if (!d.encoding)
+        issue(['detect', 'encoding'], undefined, 'required when detect.format is anchors: offsets, center-size, distance or stride-exp');
       if (d.normalized) issue(['detect', 'normalized'], true, 'anchors decode to input pixels; normalized is for decoded boxes');
       const a = d.anchors;
       if (a) {

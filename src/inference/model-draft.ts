@@ -1,5 +1,6 @@
 import { Document, isNode, isScalar, visit } from 'yaml';
 import type { IoMeta, ModelIo } from './check.js';
+import { faceFamily } from './face-families.js';
 import { pythonInts, pythonNames } from './onnx-meta.js';
 
 /**
@@ -52,18 +53,46 @@ function inputOf(io: ModelIo, imgsz: number[] | undefined, decide: Draft['decide
     h ??= 640;
     w ??= 640;
   }
+  // The channel count the input shape says (a grey model: 1); anything else is the user's to say.
+  const c = s.length === 4 ? (nhwc ? s[3] : s[1]) : undefined;
+  const channels = c === 1 ? 1 : 3;
+  if (c !== 1 && c !== 3)
+    decide.push({ path: 'input.channels', note: `the model's input ${fmt(s)} does not say its channels: 3 (colour) or 1 (grey)` });
+  const per = (v: number) => (channels === 1 ? [v] : [v, v, v]);
   return {
     name: i?.name ?? 'input',
     layout: nhwc ? 'NHWC' : 'NCHW',
     width: w,
     height: h,
-    colour: 'RGB',
+    channels,
+    ...(channels === 3 ? { colour: 'RGB' } : {}),
     dtype: i?.type === 'uint8' ? 'uint8' : 'float32',
     scale: 1 / 255,
-    mean: [0, 0, 0],
-    std: [1, 1, 1],
+    mean: per(0),
+    std: per(1),
     resize: 'letterbox',
   };
+}
+
+/**
+ * How the model's trainer resized: `interpolation` (docs/inputs.md says which one matches which
+ * library) and, for a letterbox, its fill. Known for the families recognised here; otherwise a
+ * guess marked DECIDE.
+ */
+function resampling(
+  input: Record<string, unknown>,
+  known: { interpolation: string; pad?: number } | undefined,
+  decide: Draft['decide'],
+): void {
+  input.interpolation = known?.interpolation ?? 'bilinear';
+  if (!known)
+    decide.push({
+      path: 'input.interpolation',
+      note: 'the resize the training used: bilinear (OpenCV INTER_LINEAR), area, bilinear-antialias (PIL, torchvision), bicubic-antialias (timm)',
+    });
+  if (input.resize !== 'letterbox') return;
+  input.pad = known?.pad ?? 114;
+  if (known?.pad === undefined) decide.push({ path: 'input.pad', note: 'the letterbox fill of the training pipeline (0..255)' });
 }
 
 /** Two score heads [1,n,1] and two box heads [1,n,16] over 512 + 384 anchors on 128x128: BlazeFace (front). */
@@ -133,13 +162,17 @@ export function draftManifest(
       }
       m.output = { name: out0?.name };
       m.detect = detect;
+      // Ultralytics letterboxes with OpenCV INTER_LINEAR onto grey 114.
+      resampling(input, { interpolation: 'bilinear', pad: 114 }, decide);
       if (names.some((n) => /person|face/i.test(n))) m.privacy = 'person';
       return { manifest: m, decide, family: `Ultralytics YOLO ${task} (${names.length} classes)` };
     }
     if (task === 'classify') {
       m.output = { name: out0?.name };
       m.classify = { outputs: 'probabilities', topK: Math.min(5, names.length) };
-      (m.input as Record<string, unknown>).resize = 'center-crop';
+      input.resize = 'center-crop';
+      // Ultralytics classify: torchvision Resize (bilinear) on PIL images, so antialiased, then the centre crop.
+      resampling(input, { interpolation: 'bilinear-antialias' }, decide);
       return { manifest: m, decide, family: `Ultralytics YOLO classify (${names.length} classes)` };
     }
     decide.push({ path: 'task', note: `Ultralytics task "${task}" has no reader here (detect, pose and classify do)` });
@@ -148,6 +181,8 @@ export function draftManifest(
   const bf = blazeface(io);
   if (bf && input.width === 128 && input.height === 128) {
     Object.assign(input, { scale: 1 / 127.5, mean: [1, 1, 1] });
+    // MediaPipe's ImageToTensorCalculator: bilinear, aspect kept, borders zero (black).
+    resampling(input, { interpolation: 'bilinear', pad: 0 }, decide);
     m.task = 'detect';
     m.labels = ['face'];
     m.privacy = 'person';
@@ -167,6 +202,17 @@ export function draftManifest(
     return { manifest: m, decide, family: 'MediaPipe BlazeFace (front, 896 anchors)' };
   }
 
+  const face = faceFamily(io, input.width as number, input.height as number);
+  if (face) {
+    Object.assign(input, face.input);
+    resampling(input, face.resampling, decide);
+    m.task = 'detect';
+    m.labels = ['face'];
+    m.privacy = 'person';
+    m.detect = face.detect;
+    return { manifest: m, decide, family: face.family };
+  }
+
   // Unknown: one [1, C] output reads as a classifier (with a feature-map output beside it and the
   // weights to match: a classifier CAM can explain); anything else needs the detect section decided.
   const cam = camDraft(io, initializers, String(input.layout));
@@ -174,6 +220,8 @@ export function draftManifest(
   const classes = main?.shape?.length === 2 ? num(main.shape[1]) : undefined;
   decide.push({ path: 'input.scale', note: 'the normalisation the model was trained with (scale, mean, std; docs/models.md#inputs)' });
   decide.push({ path: 'input.resize', note: 'stretch, letterbox or center-crop, as in training' });
+  // An Ultralytics export of another task still letterboxes as Ultralytics does.
+  resampling(input, task && names ? { interpolation: 'bilinear', pad: 114 } : undefined, decide);
   if (main && classes !== undefined) {
     m.output = { name: main.name };
     m.labels = names ?? Array.from({ length: classes }, (_, c) => `class_${c}`);

@@ -18,4 +18,5 @@ export interface OutputNames {
   boxes?: string[];
   scores?: string[];
   keypoints?: string[];
+  objectness?: string[];
 }

@@ -21,4 +21,10 @@ export interface Candidate {
 }
 
 /** A detector's outputs by role, several heads already joined. */
-export type DetectOutputs = { main?: OutputTensor; boxes?: OutputTensor; scores?: OutputTensor; keypoints?: OutputTensor };
+export type DetectOutputs = {
+  main?: OutputTensor;
+  boxes?: OutputTensor;
+  scores?: OutputTensor;
+  keypoints?: OutputTensor;
+  objectness?: OutputTensor;
+};

@@ -143,6 +143,7 @@ export class PipelineRunner {
       sharpness: Math.round(c.sharpness * 10) / 10,
       ...(c.skipped ? { skipped: c.skipped } : {}),
       ...(c.scores ? { scores: c.scores } : {}),
+      ...(c.points ? { points: this.opts.mirror ? unmirror(c.points) : c.points } : {}),
       ...(c.heatmap ? { heatmap: c.heatmap } : {}),
     };
     if (this.opts.includeCrops && !c.skipped) r.cropPng = await cropPng(source, c, scale);

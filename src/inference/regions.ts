@@ -37,9 +37,10 @@ export function planRegions(det: Detection, stage: Pick<StageConfig, 'regions' |
 /**
  * A mirrored camera (a selfie view) shows the subject's left on the image's left: a detector
  * trained on unmirrored images then names the subject's eyes the wrong way round. The keypoints
- * whose names say left or right are swapped back, so regions are always the subject's.
+ * whose names say left or right are swapped back, so regions are always the subject's (and a
+ * regress crop stage's points likewise).
  */
-export function unmirror(keypoints: readonly Keypoint[]): Keypoint[] {
+export function unmirror<P extends Pick<Keypoint, 'name'>>(keypoints: readonly P[]): P[] {
   const swap = (n: string) =>
     n.replace(
       /left|right|Left|Right|LEFT|RIGHT/g,

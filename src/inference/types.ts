@@ -34,6 +34,13 @@ export interface Detection {
   keypoints?: Keypoint[];
 }
 
+/** A regress model's point (regress.points): two of its values as a position, source-frame pixels. */
+export interface RegressPoint {
+  name: string;
+  x: number;
+  y: number;
+}
+
 /** One named value of a regress model (output * scale + offset). */
 export interface RegressValue {
   index: number;
@@ -106,6 +113,8 @@ export interface RegressInference extends InferenceBase {
   task: 'regress';
   /** Every value, in the manifest's label order. */
   values: RegressValue[];
+  /** regress.points: the values that are coordinates, as points in source-frame pixels. */
+  points?: RegressPoint[];
 }
 
 /**
@@ -132,6 +141,8 @@ export interface RegionResult {
    * regress stage's values (PipelineRun.outputs says which).
    */
   scores?: number[];
+  /** A regress stage's regress.points, in source-frame pixels. */
+  points?: RegressPoint[];
   /** The crop as PNG, only when the camera's privacy.includeCrops is set. */
   cropPng?: Uint8Array;
   /** Where the crop stage looked (explain: every). */

@@ -6,7 +6,8 @@ import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import type { MqttConnection } from './client.js';
 import { CommandError, CommandHandler, type CommandHandlers, type PauseResult } from './commands.js';
-import { HomeAssistantDiscovery } from './homeassistant.js';
+import type { Inference } from '../inference/types.js';
+import { HomeAssistantDiscovery, valuesOf } from './homeassistant.js';
 import type { CameraStateName, SnapshotResult, StatusPayload } from './schemas.js';
 import { StatsReporter } from './stats.js';
 import type { Topics } from './topics.js';
@@ -67,6 +68,7 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
   private lastStates = '';
   private running = false;
   private readonly startedAtMs: number;
+  private ha: HomeAssistantDiscovery | undefined;
 
   constructor(deps: ControlDeps) {
     this.d = deps;
@@ -104,7 +106,7 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
     this.running = true;
     const { config: c, mqtt, clock } = this.d;
     if (c.homeassistant.enabled) {
-      const ha = new HomeAssistantDiscovery({
+      this.ha ??= new HomeAssistantDiscovery({
         prefix: c.homeassistant.prefix,
         deviceId: c.deviceId,
         topics: this.d.topics,
@@ -112,7 +114,7 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
         model: () => this.d.modelName(),
         log: this.d.log.child({ component: 'homeassistant' }),
       });
-      ha.attach(
+      this.ha.attach(
         mqtt,
         this.d.cameras.map((cam) => cam.name),
       );
@@ -138,6 +140,11 @@ export class MqttControl implements LiveReloadable<ControlSlice['statsTopic']> {
 
   apply(statsTopic: ControlSlice['statsTopic']): void {
     this.statsTopic = statsTopic;
+  }
+
+  /** A camera's inference: Home Assistant learns the named values it carries (regress models). */
+  observed(camera: string, inf: Inference): void {
+    this.ha?.observe(camera, valuesOf(inf));
   }
 
   /** A result's processing time, for the stats message. */

@@ -1,6 +1,7 @@
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MqttConnection } from './client.js';
+import type { Inference } from '../inference/types.js';
 import type { HaDiscoveryConfig } from './schemas.js';
 import type { Topics } from './topics.js';
 
@@ -11,7 +12,12 @@ import type { Topics } from './topics.js';
  *   capture time and the stable label as attributes;
  * - binary_sensor `<camera>_online` (connectivity): ON while the daemon is online and the camera
  *   is streaming and not paused, read from the retained status message.
- * Both are available while `status` says online. Configs are (re)published at every connect and
+ * - sensor `<camera>_value_<name>` per named value of a regress model (`<camera>_value_<region>_<name>`
+ *   for a pipeline's regress crop stage, read from the first object's region): state = the value.
+ *   The names are learned from the camera's results (observe), so a model swap that renames them
+ *   replaces the sensors; until a camera's first result, the value sensors kept on the broker from
+ *   an earlier run are left as they are (no removal and re-adding at each restart).
+ * All are available while `status` says online. Configs are (re)published at every connect and
  * when Home Assistant announces itself (<haPrefix>/status = online). Configs of ours found
  * retained for a camera that is no longer configured are removed with an empty retained message.
  * Entity ids are left to Home Assistant (device name + entity name), which avoids the
@@ -28,10 +34,35 @@ export interface HaOptions {
   log: Logger;
 }
 
+/** A value a camera's results carry: a regress model's (no region) or a regress crop stage's region's. */
+export interface HaValue {
+  region?: string;
+  name: string;
+}
+
+/** The values in one inference (undefined: this frame cannot tell, e.g. a pipeline frame with nobody in it). */
+export function valuesOf(inf: Inference): HaValue[] | undefined {
+  if (inf.task === 'regress') return inf.values.map((v) => ({ name: v.name }));
+  const p = inf.task === 'detect' ? inf.pipeline : undefined;
+  if (p?.outputs?.kind !== 'values') return [];
+  const regions = p.objects[0]?.regions;
+  if (!regions) return undefined;
+  return regions.flatMap((r) => p.labels.map((name) => ({ region: r.name, name })));
+}
+
+/** Object ids allow letters, digits, _ and -. */
+const slug = (s: string) => s.replace(/[^A-Za-z0-9_-]+/g, '_');
+/** A Jinja string literal (JSON's double-quoted form reads the same). */
+const lit = (s: string) => JSON.stringify(s);
+
 export class HomeAssistantDiscovery {
   private readonly o: HaOptions;
   private cameras: string[] = [];
   private mqtt: MqttConnection | undefined;
+  /** Per camera, the values its results carry (learned from them). */
+  private readonly values = new Map<string, HaValue[]>();
+  /** Per camera not yet heard from: value sensor configs of ours found retained (kept until it is). */
+  private readonly spared = new Map<string, Set<string>>();
 
   constructor(opts: HaOptions) {
     this.o = opts;
@@ -90,8 +121,41 @@ export class HomeAssistantDiscovery {
         payload_on: 'ON',
         payload_off: 'OFF',
       });
+      for (const v of this.values.get(cam) ?? []) {
+        const id = `${cam}_value_${slug(v.region ? `${v.region}_${v.name}` : v.name)}`;
+        const read = v.region
+          ? `((((value_json.get('objects') or [{}])[0].get('regions') or {}).get(${lit(v.region)}) or {}).get('values') or {})`
+          : "(value_json.get('values') or {})";
+        out.set(`${prefix}/sensor/${deviceId}/${id}/config`, {
+          ...common,
+          platform: 'sensor',
+          name: `${cam} ${v.region ? `${v.region} ` : ''}${v.name}`,
+          unique_id: `${this.idPrefix}${id}`,
+          icon: 'mdi:chart-line',
+          state_topic: topics.result(cam),
+          // None when the result has no such value (nobody in view): Home Assistant shows unknown.
+          value_template: `{{ ${read}.get(${lit(v.name)}) }}`,
+          state_class: 'measurement',
+        });
+      }
     }
     return out;
+  }
+
+  /**
+   * A camera's result: when the values it carries differ from the ones known (the first result, a
+   * model swap), their sensors are published and those of values gone removed.
+   */
+  observe(camera: string, values: readonly HaValue[] | undefined): void {
+    if (values === undefined || !this.cameras.includes(camera)) return;
+    const key = (l: readonly HaValue[]) => JSON.stringify(l.map((v) => [v.region ?? '', v.name]));
+    if (this.values.has(camera) && key(this.values.get(camera) ?? []) === key(values)) return;
+    const before = new Set([...this.configs().keys(), ...(this.spared.get(camera) ?? [])]);
+    this.spared.delete(camera);
+    this.values.set(camera, [...values]);
+    const now = this.configs();
+    for (const topic of before) if (!now.has(topic)) this.send(topic, '');
+    for (const [topic, cfg] of now) if (topic.includes(`/${camera}_value_`)) this.send(topic, JSON.stringify(cfg));
   }
 
   /** Subscribes for clean-up and Home Assistant's birth, and publishes at every connect. */
@@ -129,6 +193,12 @@ export class HomeAssistantDiscovery {
       return;
     }
     if (typeof uniqueId !== 'string' || !uniqueId.startsWith(this.idPrefix)) return; // not ours
+    // A value sensor of a camera that has not answered yet: its values are not known until it does.
+    const cam = this.cameras.find((c) => uniqueId.startsWith(`${this.idPrefix}${c}_value_`) && !this.values.has(c));
+    if (cam !== undefined) {
+      this.spared.set(cam, (this.spared.get(cam) ?? new Set()).add(topic));
+      return;
+    }
     this.o.log.info({ topic }, 'removing the Home Assistant config of a camera that is no longer configured');
     this.send(topic, '');
   }

@@ -5,7 +5,17 @@ import type { Decision, StableRule, StableState } from '../decide/types.js';
 import type { PolicyName } from '../decide/policy.js';
 import type { TrackDecision } from '../decide/aggregate.js';
 import type { Heatmap } from '../inference/explain.js';
-import type { Box, Classification, CropOutputs, Inference, Keypoint, ModelInfo, PipelineRun, RegionResult } from '../inference/types.js';
+import type {
+  Box,
+  Classification,
+  CropOutputs,
+  Inference,
+  Keypoint,
+  ModelInfo,
+  PipelineRun,
+  RegionResult,
+  RegressPoint,
+} from '../inference/types.js';
 import {
   type CommandResponse,
   type DetectResultPayload,
@@ -119,7 +129,12 @@ export function resultPayload(args: {
       };
     }
     case 'regress':
-      return { ...base, task: 'regress', values: Object.fromEntries(inf.values.map((x) => [x.name, r6(x.value)])) };
+      return {
+        ...base,
+        task: 'regress',
+        values: Object.fromEntries(inf.values.map((x) => [x.name, r6(x.value)])),
+        ...(inf.points ? { points: points2(inf.points) } : {}),
+      };
     case 'detect': {
       const best = inf.detections[0];
       return {
@@ -152,6 +167,7 @@ export function resultPayload(args: {
 }
 
 const box2 = (b: Box) => ({ x: r2(b.x), y: r2(b.y), w: r2(b.w), h: r2(b.h) });
+const points2 = (k: readonly RegressPoint[]) => k.map((p) => ({ name: p.name, x: r2(p.x), y: r2(p.y) }));
 const keypoints2 = (k: readonly Keypoint[]) => k.map((p) => ({ name: p.name, x: r2(p.x), y: r2(p.y), score: r3(p.score) }));
 const byLabel = (labels: readonly string[], scores: readonly number[]) =>
   Object.fromEntries(scores.map((x, i) => [labels[i] ?? `class_${i}`, r3(clamp01(x))]));
@@ -188,6 +204,7 @@ function pipelinePart(p: PipelineRun): Pick<DetectResultPayload, 'objects' | 'pi
         ...(r.box ? { box: box2(r.box), sidePx: r.sidePx, sharpness: r.sharpness } : {}),
         ...(r.skipped ? { skipped: r.skipped } : {}),
         ...(r.scores ? readScores(p.labels, p.outputs, r.scores) : {}),
+        ...(r.points ? { points: points2(r.points) } : {}),
         ...(r.cropPng ? { crop: base64(r.cropPng) } : {}),
         ...(r.heatmap ? { heatmap: heatmapPart(r.heatmap, p.labels) } : {}),
       },

@@ -114,6 +114,9 @@ const keypoints = z
     z.strictObject({ name: z.string(), x: z.number(), y: z.number(), score: z.number().describe("the model's visibility / confidence") }),
   )
   .describe("named points (the manifest's detect.keypoints), source pixels");
+const regressPoints = z
+  .array(z.strictObject({ name: z.string(), x: z.number(), y: z.number() }))
+  .describe("a regress model's values that are coordinates (the manifest's regress.points), as points in source pixels");
 const qualitySkip = z
   .enum(['small', 'blurred'])
   .describe("the crop stage's quality gate: too small (minSidePx) or too blurred (minSharpness)");
@@ -154,6 +157,7 @@ const regionResult = z.strictObject({
   scores: z.record(z.string(), score).optional().describe('probability per class (or per label, multi-label) of the crop stage'),
   on: z.array(z.string()).optional().describe('multi-label crop stages: the labels at or above their threshold, best first'),
   values: z.record(z.string(), z.number()).optional().describe('regress crop stages: the named values'),
+  points: regressPoints.optional(),
   crop: z.string().optional().describe('the crop as PNG, base64: only with privacy.includeCrops (local: to loopback clients only)'),
   heatmap: heatmap.optional(),
 });
@@ -205,6 +209,7 @@ export const resultSchema = z
         ...resultBase,
         task: z.literal('regress'),
         values: z.record(z.string(), z.number()).describe("each named value (output * scale + offset), in the manifest's label order"),
+        points: regressPoints.optional(),
       })
       .describe('a regress model: named continuous values, no label'),
     z.strictObject({
@@ -829,6 +834,14 @@ export const haDiscoverySchema = z
       json_attributes_topic: z.string(),
       json_attributes_template: z.string(),
     }),
+    z
+      .strictObject({
+        ...haBase,
+        platform: z.literal('sensor'),
+        icon: z.string(),
+        state_class: z.literal('measurement'),
+      })
+      .describe("a regress model's named value (<camera>_value_<name>, or <camera>_value_<region>_<name> for a crop stage)"),
     z.strictObject({
       ...haBase,
       platform: z.literal('binary_sensor'),
@@ -839,7 +852,8 @@ export const haDiscoverySchema = z
   ])
   .meta({
     title: 'edge-inferd Home Assistant discovery config',
-    description: 'Topic <haPrefix>/<sensor|binary_sensor>/<deviceId>/<camera>_<label|online>/config, retained; empty retained to remove.',
+    description:
+      'Topic <haPrefix>/<sensor|binary_sensor>/<deviceId>/<camera>_<label|online|value_...>/config, retained; empty retained to remove.',
   });
 
 export type StatusPayload = z.output<typeof statusSchema>;

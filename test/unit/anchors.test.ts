@@ -179,6 +179,49 @@ describe('anchor decoding', () => {
     expect(Math.min(...c.map((x) => x.anchor ?? -1))).toBe(1024 - PRE_NMS_LIMIT);
   });
 
+  it('stride-exp (YuNet 2023): centre + d x stride, size exp(d) x stride; objectness heads, product or geometric mean', () => {
+    // 16x16 input, stride 8, offset 0: cells at (0,0) (8,0) (0,8) (8,8).
+    const yunet = (combine: string, scoreType = 'probabilities') =>
+      new Detector(
+        spec({
+          format: 'anchors',
+          boxes: 'b',
+          scores: 'c',
+          objectness: 'o',
+          objectnessCombine: combine,
+          scoreType,
+          scoreThreshold: 0.7,
+          anchors: { strides: [8], perCell: 1, offset: 0 },
+          encoding: 'stride-exp',
+          keypoints: ['nose'],
+        }),
+        1,
+      );
+    // Anchor 3 (8,8): centre (8 + 0.5 x 8, 8 + 0.25 x 8) = (12, 10), size e^0 x 8 = 8 by e^(ln 0.5) x 8 = 4; nose (8 + 8, 8 - 4).
+    const boxes = zeros(4, 4);
+    boxes[3] = [0.5, 0.25, 0, Math.log(0.5)];
+    const kps = zeros(4, 2);
+    kps[3] = [1, -0.5];
+    // Anchor 3: class 0.8, objectness 0.9 (product 0.72, geometric mean 0.849); anchor 1: 1.3 and 0.6 clamped to 1 x 0.6.
+    const outputs = { boxes: t(boxes), scores: t([[0.2], [1.3], [0], [0.8]]), objectness: t([[1], [0.6], [1], [0.9]]), keypoints: t(kps) };
+    const geo = yunet('geometric-mean').run(outputs, ['face'], id(16), 16, 16);
+    expect(geo.map((x) => x.score)).toEqual([expect.closeTo(Math.sqrt(0.72), 6), expect.closeTo(Math.sqrt(0.6), 6)]);
+    expect(geo[0].box).toEqual({ x: 8, y: 8, w: 8, h: 4 });
+    expect(geo[0].keypoints).toEqual([{ name: 'nose', x: 16, y: 4, score: geo[0].score }]);
+    const product = yunet('product').run(outputs, ['face'], id(16), 16, 16);
+    expect(product.map((x) => x.score)).toEqual([expect.closeTo(0.72, 6)]);
+    // Logits: a sigmoid on both heads before they combine (sigmoid(ln 4) = 0.8, sigmoid(ln 9) = 0.9).
+    const logits = { ...outputs, scores: t([[-9], [-9], [-9], [Math.log(4)]]), objectness: t([[-9], [-9], [-9], [Math.log(9)]]) };
+    expect(
+      yunet('product', 'logits')
+        .run(logits, ['face'], id(16), 16, 16)
+        .map((x) => x.score),
+    ).toEqual([expect.closeTo(0.72, 6)]);
+    expect(() => yunet('product').run({ ...outputs, objectness: t(zeros(3, 1)) }, ['face'], id(16), 16, 16)).toThrow(
+      'the model answered 4 boxes and 4 scores and 3 objectness values',
+    );
+  });
+
   it('a model answering another number of anchors than the grid is an error, never a silent wrong decode', () => {
     const d = new Detector(
       spec({ format: 'anchors', boxes: 'b', scores: 's', anchors: { strides: [8], perCell: 1 }, encoding: 'offsets' }),
@@ -271,6 +314,19 @@ describe('load-time checks', () => {
     expect(swapped[0]).toContain('the heads of detect.boxes have 384 + 512 = 896 (r16, r8)');
   });
 
+  it('objectness heads (YuNet) are counted against the grid like the others, and must have one value per anchor', () => {
+    const withObj = (obj8: number[]): ModelIo => ({
+      ...io(384),
+      outputs: [...io(384).outputs, { name: 'o8', type: 'float32', shape: obj8 }, { name: 'o16', type: 'float32', shape: [1, 384, 1] }],
+    });
+    const m = blaze({ objectness: ['o8', 'o16'] });
+    expect(checkModelIo(m, ['face'], withObj([1, 512, 1]))).toMatchObject({ problems: [], outputs: { objectness: ['o8', 'o16'] } });
+    expect(checkModelIo(m, ['face'], withObj([1, 500, 2])).problems).toEqual([
+      'detect.objectness: the model\'s output "o8" has 2 values per anchor (shape [1,500,2]); expected 1',
+      'detect.anchors: expected 896 anchors from the grid (strides 8, 16: 16x16 x 2 + 8x8 x 6 = 512 + 384), the heads of detect.objectness have 500 + 384 = 884 (o8, o16)',
+    ]);
+  });
+
   it('keypoints the model has no room for are refused at load', () => {
     expect(checkModelIo(blaze(), ['face'], io(384, 14)).problems).toEqual([
       'detect.keypoints: 6 keypoints x 2 values need 16 values per box in "r8" (4 box + 12), it has 14 (shape [1,512,14])',
@@ -284,9 +340,10 @@ describe('load-time checks', () => {
       manifestSchema.safeParse({ ...base, detect: d }).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [];
     expect(issues({ format: 'anchors', boxes: 'b', scores: 's' })).toEqual([
       'detect.anchors: required when detect.format is anchors: strides, perCell or sizes, offset',
-      'detect.encoding: required when detect.format is anchors: offsets, center-size or distance',
+      'detect.encoding: required when detect.format is anchors: offsets, center-size, distance or stride-exp',
     ]);
-    expect(issues({ format: 'yolov8', encoding: 'offsets', scoreType: 'logits' })).toEqual([
+    expect(issues({ format: 'yolov8', encoding: 'offsets', scoreType: 'logits', objectness: 'obj' })).toEqual([
+      'detect.objectness: only for detect.format anchors (it is yolov8)',
       'detect.encoding: only for detect.format anchors (it is yolov8)',
       'detect.scoreType: only for detect.format anchors (it is yolov8)',
     ]);
