@@ -70,6 +70,12 @@ export class PreviewHub {
   private readonly encoding = new Set<string>();
   private readonly counts = { refused: 0, dropped: 0, encodes: 0, sent: 0 };
   private readonly running = new Set<Promise<void>>();
+  /**
+   * Per camera, the RGB copy of the last frame encoded, reused for the next: a camera has one
+   * encoding at a time, and a fresh 6 MB buffer per 1080p frame at 10 fps is 60 MB/s of external
+   * memory whose collection (major GCs of tens of ms) stalls the main thread.
+   */
+  private readonly pixels = new Map<string, Buffer>();
 
   constructor(opts: PreviewHubOptions) {
     this.opts = opts;
@@ -100,6 +106,7 @@ export class PreviewHub {
   stop(): void {
     for (const set of this.viewers.values()) for (const v of set) v.res.end();
     this.viewers.clear();
+    this.pixels.clear();
     this.count = 0;
   }
 
@@ -126,7 +133,9 @@ export class PreviewHub {
     const set = this.viewers.get(v.camera);
     if (!set?.delete(v)) return;
     this.count--;
-    if (!set.size) this.viewers.delete(v.camera);
+    if (set.size) return;
+    this.viewers.delete(v.camera);
+    this.pixels.delete(v.camera);
   }
 
   /** A camera's inferred frame (its pixels valid for this call only). */
@@ -151,7 +160,8 @@ export class PreviewHub {
     }
     // Copied out now (the camera may reuse the frame's memory once this returns); encoded off the thread by sharp.
     const { frame: pic, k } = visibleFrame(frame, inf, mode);
-    const pixels = framePixels(pic);
+    const pixels = framePixels(pic, this.pixels.get(frame.camera));
+    this.pixels.set(frame.camera, pixels);
     const variants = new Map<string, Viewer[]>();
     for (const v of due) {
       const key = `${v.boxes ? 'b' : ''}${v.mirror ? 'm' : ''}`;
