@@ -146,7 +146,7 @@ describe('GET /preview.mjpeg', () => {
   it('each part shows its own frame though one pixel buffer per camera is reused; a frame during an encoding is skipped', async () => {
     const r = await rig({ mode: 'on' });
     const v = await r.open();
-    const plain = (rgb: readonly number[], seq: number): Frame => ({ ...drawFrame(W, H, [], rgb, 'kiosk'), seq });
+    const plain = (rgb: readonly [number, number, number], seq: number): Frame => ({ ...drawFrame(W, H, [], rgb, 'kiosk'), seq });
     r.hub.record(plain(RED, 1), inf);
     await v.frameCount(1);
     await r.clock.advance(100);
