@@ -651,6 +651,8 @@ export class Journal {
   }
 
   history(q: HistoryQuery): HistoryEntry[] {
+    if (this.mode === 'unavailable')
+      throw new DaemonError('JOURNAL_UNAVAILABLE', `the journal cannot be read until its disk has room: ${this.noRoom}`);
     if (!this.db) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
     return queryHistory(this.db, q);
   }

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { resultsRoute } from '../../src/health/routes/results.js';
+import { HealthServer } from '../../src/health/server.js';
 import { Journal, type NewMessage } from '../../src/journal/journal.js';
 import { ManualClock } from '../helpers/clock.js';
 import { captureLog } from '../helpers/log.js';
@@ -120,6 +122,22 @@ describe('a journal whose disk has no room', () => {
     expect(j.rowsAfter(0, 10)).toEqual([]);
     expect(j.lastPayloadSeq('cam', 'result')).toBe(0);
     expect(() => j.append([msg(1)])).toThrow(expect.objectContaining({ code: 'JOURNAL_READ_ONLY' }));
+    // GET /results says why it has nothing (503), not an internal error.
+    const server = new HealthServer({
+      host: '127.0.0.1',
+      port: 0,
+      log: captureLog().log,
+      source: { health: () => ({ ok: true }), ready: () => ({ ok: true, checks: {} }), status: () => ({}) },
+    });
+    server.addRoute(resultsRoute(j, clock));
+    await server.start();
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/results`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ code: 'JOURNAL_UNAVAILABLE', error: expect.stringMatching(/the disk is full/) });
+    } finally {
+      await server.stop();
+    }
     rmSync(fill);
     await clock.advance(5_000);
     expect(j.stats().mode).toBe('read-write');
