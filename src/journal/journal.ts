@@ -5,7 +5,7 @@ import { type Clock, systemClock, type Timer } from '../clock.js';
 import { DaemonError, errorCode, errorMessage, must } from '../errors.js';
 import type { Logger } from '../log.js';
 import { JournalLock } from './lock.js';
-import { noRoomReason, openForReading } from './no-room.js';
+import { type NoRoom, noRoomReason, openForReading } from './no-room.js';
 import { checkIsFile, isCorruption, JournalCorrupt, moveAside } from './recovery.js';
 import {
   countRows,
@@ -151,8 +151,8 @@ export class Journal {
   private mode: JournalMode | undefined;
   private sweepTimer: Timer | undefined;
   private reopenTimer: Timer | undefined;
-  /** Why the journal is not read-write (the disk's state), while it is not. */
-  private noRoom: string | undefined;
+  /** Why the journal is not read-write (the disk's state, or the error of the last attempt), while it is not. */
+  private noRoom: NoRoom | { kind: 'error'; text: string } | undefined;
   /**
    * Acknowledgements received while read-only (the drained messages): kept here, left out of what
    * pendingAfter returns, and written when the journal opens for writing again.
@@ -254,18 +254,18 @@ export class Journal {
    * No room to open for writing: read what the file holds if possible (the outbox drains it), say
    * so once, and try opening for writing again on the clock.
    */
-  private openDegraded(why: string, cause: unknown): void {
+  private openDegraded(why: NoRoom, cause: unknown): void {
     this.noRoom = why;
     this.openForReading();
     const code = errorCode(cause);
-    this.writeError = { message: `${why}: ${errorMessage(cause)}`, ...(code ? { code } : {}), sinceMs: this.clock.now() };
+    this.writeError = { message: `${why.text}: ${errorMessage(cause)}`, ...(code ? { code } : {}), sinceMs: this.clock.now() };
     const everyMs = this.opts.reopenEveryMs ?? REOPEN_EVERY_MS;
     this.reopenTimer = this.clock.setInterval(() => this.tryReopen(), everyMs);
     this.opts.log.error(
       {
         path: this.opts.path,
         mode: this.mode,
-        reason: why,
+        reason: why.text,
         err: errorMessage(cause),
         pending: this.pending,
         retryEverySec: everyMs / 1000,
@@ -324,9 +324,12 @@ export class Journal {
     try {
       this.openReadWrite();
     } catch (err) {
-      const why = noRoomReason(err, dirname(this.opts.path)) ?? errorMessage(err);
-      if (why !== this.noRoom) this.opts.log.warn({ path: this.opts.path, err: errorMessage(err) }, `journal still not writable: ${why}`);
+      const why = noRoomReason(err, dirname(this.opts.path)) ?? { kind: 'error' as const, text: errorMessage(err) };
+      // Said when the reason changes (the disk went read-only, another error), not at every attempt.
+      if (why.kind !== this.noRoom?.kind || (why.kind === 'error' && why.text !== this.noRoom.text))
+        this.opts.log.warn({ path: this.opts.path, err: errorMessage(err) }, `journal still not writable: ${why.text}`);
       this.noRoom = why;
+      if (this.writeError) this.writeError.message = `${why.text}: ${errorMessage(err)}`;
       this.openForReading();
       return;
     }
@@ -503,7 +506,10 @@ export class Journal {
     }
     if (!msgs.length) return { rows: [], evicted: NO_EVICTION };
     this.writeFailures++;
-    throw new DaemonError('JOURNAL_READ_ONLY', `journal.path: ${this.opts.path} is ${this.mode} until its disk has room: ${this.noRoom}`);
+    throw new DaemonError(
+      'JOURNAL_READ_ONLY',
+      `journal.path: ${this.opts.path} is ${this.mode} until its disk has room: ${this.noRoom?.text ?? 'no room'}`,
+    );
   }
 
   /** The body of writeTick, made a transaction once at open (better-sqlite3 builds a wrapper per transaction() call). */
@@ -652,7 +658,7 @@ export class Journal {
 
   history(q: HistoryQuery): HistoryEntry[] {
     if (this.mode === 'unavailable')
-      throw new DaemonError('JOURNAL_UNAVAILABLE', `the journal cannot be read until its disk has room: ${this.noRoom}`);
+      throw new DaemonError('JOURNAL_UNAVAILABLE', `the journal cannot be read until its disk has room: ${this.noRoom?.text ?? 'no room'}`);
     if (!this.db) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
     return queryHistory(this.db, q);
   }

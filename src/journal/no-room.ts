@@ -46,17 +46,23 @@ function readOnlyFs(dir: string): boolean {
   }
 }
 
+/** Why the journal's disk has no room: `kind` stays the same while the disk's state does, `text` says it now. */
+export interface NoRoom {
+  kind: 'full' | 'read-only';
+  text: string;
+}
+
 /**
  * Why the journal's disk has no room for it ("the disk is full (12 KB free)", "the file system is
  * read-only"), or undefined when the error is something else (corruption, permissions, a lock held
  * by another daemon): those still stop the start, as before.
  */
-export function noRoomReason(err: unknown, dir: string): string | undefined {
+export function noRoomReason(err: unknown, dir: string): NoRoom | undefined {
   const cs = codes(err);
   const free = freeBytes(dir);
-  const full = `the disk is full${free !== undefined ? ` (${Math.round(free / 1024)} KB free)` : ''}`;
+  const full: NoRoom = { kind: 'full', text: `the disk is full${free !== undefined ? ` (${Math.round(free / 1024)} KB free)` : ''}` };
   if (cs.some((c) => READ_ONLY_CODES.test(c)) || (cs.some((c) => IO_CODES.test(c)) && readOnlyFs(dir))) {
-    return 'the file system is read-only';
+    return { kind: 'read-only', text: 'the file system is read-only' };
   }
   if (cs.some((c) => FULL_CODES.test(c))) return full;
   if (cs.some((c) => IO_CODES.test(c)) && free !== undefined && free < NEARLY_FULL_BYTES) return full;
