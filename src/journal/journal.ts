@@ -125,6 +125,7 @@ const EVICT_CHUNK = 512;
 const LOG_EVERY_MS = 10_000;
 const NO_EVICTION: Evicted = Object.freeze({ sent: 0, pending: 0, pendingUpTo: 0 });
 const REOPEN_EVERY_MS = 5_000;
+const NO_ROOM_WORDS = { full: 'the disk is full', 'read-only': 'the file system is read-only', error: 'it cannot be opened for writing' };
 
 interface RawRow {
   seq: number;
@@ -508,7 +509,8 @@ export class Journal {
     this.writeFailures++;
     throw new DaemonError(
       'JOURNAL_READ_ONLY',
-      `journal.path: ${this.opts.path} is ${this.mode} until its disk has room: ${this.noRoom?.text ?? 'no room'}`,
+      // The same words every time (no free-space figure): the outbox logs a journal error once per distinct message.
+      `journal.path: ${this.opts.path} is ${this.mode}: ${NO_ROOM_WORDS[this.noRoom?.kind ?? 'full']}`,
     );
   }
 
