@@ -1,5 +1,6 @@
 import type { LiveReloadable } from '../component.js';
 import type { Config } from '../config/schema.js';
+import type { JournalMode } from '../journal/journal.js';
 import type { Phase } from '../lifecycle.js';
 import type { HealthReport, ReadyReport } from './server.js';
 import type { StallDetector, StallReport } from './stall.js';
@@ -13,7 +14,7 @@ export interface ReadinessSource {
     state(): { connected: boolean; url: string; lastError?: string };
     outboxStats(): { journalAccepting: boolean; lastJournalError?: string } | undefined;
   };
-  journal: { readonly isOpen: boolean; stats(): { pending: number; writable: boolean; lastWriteError?: string } };
+  journal: { readonly isOpen: boolean; stats(): { mode: JournalMode; pending: number; writable: boolean; lastWriteError?: string } };
 }
 
 /**
@@ -80,9 +81,16 @@ export class HealthMonitor implements LiveReloadable<Config['health']> {
         : undefined;
     checks.journal = !journal
       ? { ok: false, detail: 'not open' }
-      : journal.accepting
-        ? { ok: true, detail: `accepting (${journal.depth} queued)` }
-        : { ok: false, detail: `not accepting results: ${journal.lastError ?? 'the last write failed'}` };
+      : js && js.mode !== 'read-write'
+        ? {
+            ok: false,
+            detail:
+              `${js.mode}: ${js.lastWriteError ?? 'no room to write it'}; results are published without being journaled while ` +
+              'the broker is connected; opening it for writing is retried',
+          }
+        : journal.accepting
+          ? { ok: true, detail: `accepting (${journal.depth} queued)` }
+          : { ok: false, detail: `not accepting results: ${journal.lastError ?? 'the last write failed'}` };
     checks.mqtt = {
       ok: mq.connected,
       detail: mq.connected ? `connected to ${mq.url}` : `not connected to ${mq.url}${mq.lastError ? `: ${mq.lastError}` : ''}`,

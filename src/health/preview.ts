@@ -72,6 +72,12 @@ export class PreviewHub {
   /** Viewers dropped since start, per camera. */
   private readonly droppedBy = new Map<string, number>();
   private readonly running = new Set<Promise<void>>();
+  /**
+   * Per camera, the RGB copy of the last frame encoded, reused for the next: a camera has one
+   * encoding at a time, and a fresh 6 MB buffer per 1080p frame at 10 fps is 60 MB/s of external
+   * memory whose collection (major GCs of tens of ms) stalls the main thread.
+   */
+  private readonly pixels = new Map<string, Buffer>();
 
   constructor(opts: PreviewHubOptions) {
     this.opts = opts;
@@ -107,6 +113,7 @@ export class PreviewHub {
   stop(): void {
     for (const set of this.viewers.values()) for (const v of set) v.res.end();
     this.viewers.clear();
+    this.pixels.clear();
     this.count = 0;
   }
 
@@ -133,7 +140,9 @@ export class PreviewHub {
     const set = this.viewers.get(v.camera);
     if (!set?.delete(v)) return;
     this.count--;
-    if (!set.size) this.viewers.delete(v.camera);
+    if (set.size) return;
+    this.viewers.delete(v.camera);
+    this.pixels.delete(v.camera);
   }
 
   /** A camera's inferred frame (its pixels valid for this call only). */
@@ -158,7 +167,8 @@ export class PreviewHub {
     }
     // Copied out now (the camera may reuse the frame's memory once this returns); encoded off the thread by sharp.
     const { frame: pic, k } = visibleFrame(frame, inf, mode);
-    const pixels = framePixels(pic);
+    const pixels = framePixels(pic, this.pixels.get(frame.camera));
+    this.pixels.set(frame.camera, pixels);
     const variants = new Map<string, Viewer[]>();
     for (const v of due) {
       const key = `${v.boxes ? 'b' : ''}${v.mirror ? 'm' : ''}`;

@@ -99,11 +99,11 @@ export function overlaySvg(width: number, height: number, o: Overlay): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
 }
 
-/** Packed RGB pixels from a frame, whatever its stride, channel order or grey. */
-export function framePixels(frame: Frame): Buffer {
+/** Packed RGB pixels from a frame, whatever its stride, channel order or grey; written into `into` when its size fits. */
+export function framePixels(frame: Frame, into?: Buffer): Buffer {
   const ch = channelsOf(frame.format);
   const row = frame.width * 3;
-  const data = Buffer.alloc(row * frame.height);
+  const data = into?.length === row * frame.height ? into : Buffer.alloc(row * frame.height);
   const bgr = frame.format === 'BGR' || frame.format === 'BGRA';
   for (let y = 0; y < frame.height; y++) {
     const src = y * frame.stride;

@@ -2,9 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, systemClock, type Timer } from '../clock.js';
-import { DaemonError, errorMessage, must } from '../errors.js';
+import { DaemonError, errorCode, errorMessage, must } from '../errors.js';
 import type { Logger } from '../log.js';
 import { JournalLock } from './lock.js';
+import { type NoRoom, noRoomReason, openForReading } from './no-room.js';
 import { checkIsFile, isCorruption, JournalCorrupt, moveAside } from './recovery.js';
 import {
   countRows,
@@ -80,10 +81,20 @@ export interface JournalOptions {
   clock?: Clock;
   /** How often the retention sweep runs. */
   sweepEveryMs?: number;
+  /** While the disk has no room (mode read-only or unavailable): how often opening for writing is tried again. */
+  reopenEveryMs?: number;
 }
+
+/**
+ * read-write: normal. read-only: the disk had no room to open the journal for writing; what it
+ * holds is read (and drained), new messages are not journaled. unavailable: not even that (no
+ * file yet, or no room for its lock). Both end by themselves once opening for writing works.
+ */
+export type JournalMode = 'read-write' | 'read-only' | 'unavailable';
 
 export interface JournalStats {
   path: string;
+  mode: JournalMode;
   synchronous: 'normal' | 'full';
   rows: number;
   bytes: number;
@@ -113,6 +124,8 @@ const ROW_OVERHEAD = 48;
 const EVICT_CHUNK = 512;
 const LOG_EVERY_MS = 10_000;
 const NO_EVICTION: Evicted = Object.freeze({ sent: 0, pending: 0, pendingUpTo: 0 });
+const REOPEN_EVERY_MS = 5_000;
+const NO_ROOM_WORDS = { full: 'the disk is full', 'read-only': 'the file system is read-only', error: 'it cannot be opened for writing' };
 
 interface RawRow {
   seq: number;
@@ -135,7 +148,17 @@ export class Journal {
   private readonly lock: JournalLock;
   private db: Db | undefined;
   private stmts: Statements | undefined;
+  /** Undefined between stop() and start(). */
+  private mode: JournalMode | undefined;
   private sweepTimer: Timer | undefined;
+  private reopenTimer: Timer | undefined;
+  /** Why the journal is not read-write (the disk's state, or the error of the last attempt), while it is not. */
+  private noRoom: NoRoom | { kind: 'error'; text: string } | undefined;
+  /**
+   * Acknowledgements received while read-only (the drained messages): kept here, left out of what
+   * pendingAfter returns, and written when the journal opens for writing again.
+   */
+  private readonly deferredAcks = new Set<number>();
   private rows = 0;
   private bytes = 0;
   private pending = 0;
@@ -173,17 +196,29 @@ export class Journal {
     return this.opts.path;
   }
 
-  /** Between start() and stop(). */
+  /** Between start() and stop(), in whatever mode. */
   get isOpen(): boolean {
-    return this.db !== undefined;
+    return this.mode !== undefined;
   }
 
   /**
    * Opens (creating the folder and file), takes the lock, counts what is there. A journal SQLite
-   * cannot read is moved aside and a fresh one started (recovery.ts). Idempotent.
+   * cannot read is moved aside and a fresh one started (recovery.ts). A disk with no room to open
+   * it for writing (full, read-only) does not stop the start: the journal runs read-only and tries
+   * again every `reopenEveryMs` (no-room.ts). Idempotent.
    */
   start(): void {
-    if (this.db) return;
+    if (this.mode) return;
+    try {
+      this.openReadWrite();
+    } catch (err) {
+      const why = noRoomReason(err, dirname(this.opts.path));
+      if (!why) throw err;
+      this.openDegraded(why, err);
+    }
+  }
+
+  private openReadWrite(): void {
     const { path } = this.opts;
     try {
       mkdirSync(dirname(path), { recursive: true });
@@ -207,11 +242,114 @@ export class Journal {
     }
     this.db = db;
     this.stmts = this.prepare(db);
+    this.mode = 'read-write';
     this.recount();
     this.writeError = undefined;
-    this.sweep();
+    // Logged, not thrown: a disk that let the file open but takes no more writes is the runtime case (writable: false).
+    this.sweepLogged();
     this.sweepTimer = this.clock.setInterval(() => this.sweepLogged(), this.opts.sweepEveryMs ?? 60_000);
     this.opts.log.info({ path, rows: this.rows, pending: this.pending, synchronous: this.opts.synchronous }, 'journal open');
+  }
+
+  /**
+   * No room to open for writing: read what the file holds if possible (the outbox drains it), say
+   * so once, and try opening for writing again on the clock.
+   */
+  private openDegraded(why: NoRoom, cause: unknown): void {
+    this.noRoom = why;
+    this.openForReading();
+    const code = errorCode(cause);
+    this.writeError = { message: `${why.text}: ${errorMessage(cause)}`, ...(code ? { code } : {}), sinceMs: this.clock.now() };
+    const everyMs = this.opts.reopenEveryMs ?? REOPEN_EVERY_MS;
+    this.reopenTimer = this.clock.setInterval(() => this.tryReopen(), everyMs);
+    this.opts.log.error(
+      {
+        path: this.opts.path,
+        mode: this.mode,
+        reason: why.text,
+        err: errorMessage(cause),
+        pending: this.pending,
+        retryEverySec: everyMs / 1000,
+      },
+      this.mode === 'read-only'
+        ? 'journal read-only: the disk has no room to write it'
+        : 'journal unavailable: the disk has no room to write it, and what it holds cannot be read',
+    );
+  }
+
+  /**
+   * The read-only connection, or none (mode unavailable) when the file cannot be read. Our lock
+   * file may have no room either (or not exist yet): the exclusive SQLite lock the reading
+   * connection holds on the journal itself keeps a second daemon out meanwhile (it gets BUSY).
+   */
+  private openForReading(): void {
+    try {
+      try {
+        this.lock.acquire();
+      } catch (err) {
+        if (!noRoomReason(err, dirname(this.opts.path))) throw err;
+      }
+      const db = openForReading(this.opts.path);
+      this.db = db;
+      this.stmts = this.prepare(db);
+      this.mode = 'read-only';
+      this.recount();
+      this.pending = Math.max(0, this.pending - this.deferredAcks.size);
+    } catch (err) {
+      this.closeDb();
+      this.lock.release();
+      this.mode = 'unavailable';
+      this.rows = 0;
+      this.bytes = 0;
+      this.pending = 0;
+      this.opts.log.debug({ path: this.opts.path, err: errorMessage(err) }, 'journal cannot be read either');
+    }
+  }
+
+  private closeDb(): void {
+    const db = this.db;
+    this.db = undefined;
+    this.stmts = undefined;
+    db?.close();
+  }
+
+  /**
+   * The reading connection holds the file exclusively: it is closed for the attempt and taken
+   * again if the disk still has no room. On success the acknowledgements of the drained messages
+   * are written.
+   */
+  private tryReopen(): void {
+    const sinceMs = this.writeError?.sinceMs ?? this.clock.now();
+    this.closeDb();
+    this.lock.release();
+    try {
+      this.openReadWrite();
+    } catch (err) {
+      const why = noRoomReason(err, dirname(this.opts.path)) ?? { kind: 'error' as const, text: errorMessage(err) };
+      // Said when the reason changes (the disk went read-only, another error), not at every attempt.
+      if (why.kind !== this.noRoom?.kind || (why.kind === 'error' && why.text !== this.noRoom.text))
+        this.opts.log.warn({ path: this.opts.path, err: errorMessage(err) }, `journal still not writable: ${why.text}`);
+      this.noRoom = why;
+      if (this.writeError) this.writeError.message = `${why.text}: ${errorMessage(err)}`;
+      this.openForReading();
+      return;
+    }
+    this.clock.clearInterval(this.reopenTimer);
+    this.reopenTimer = undefined;
+    const failedForMs = this.clock.now() - sinceMs;
+    const acks = [...this.deferredAcks];
+    this.deferredAcks.clear();
+    try {
+      this.markSent(acks);
+    } catch (err) {
+      // Not written: those messages are resent at the next start (at least once, with the same id).
+      this.opts.log.error({ path: this.opts.path, err: errorMessage(err) }, 'journal: recording the drained messages as sent failed');
+    }
+    this.noRoom = undefined;
+    this.opts.log.info(
+      { path: this.opts.path, rows: this.rows, pending: this.pending, failedForMs, drainedWhileReadOnly: acks.length },
+      'journal open for writing again',
+    );
   }
 
   /** Opens the file, checks it is a readable journal (quick_check), brings its schema up to date. */
@@ -278,12 +416,14 @@ export class Journal {
   stop(): void {
     this.clock.clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
-    const db = this.db;
-    this.db = undefined;
-    this.stmts = undefined;
+    this.clock.clearInterval(this.reopenTimer);
+    this.reopenTimer = undefined;
     this.flushEvictionLog(true);
-    if (db) db.close();
+    this.closeDb();
     this.lock.release();
+    this.mode = undefined;
+    // Acknowledgements never written: those messages are resent at the next start, with the same id.
+    this.deferredAcks.clear();
   }
 
   private prepare(db: Db) {
@@ -348,10 +488,30 @@ export class Journal {
    * counters are the file's again, see write()).
    */
   writeTick(acks: readonly number[], msgs: readonly NewMessage[], inFlightUpTo = 0): { rows: JournalRow[]; evicted: Evicted } {
+    if (this.mode === 'read-only' || this.mode === 'unavailable') return this.degradedTick(acks, msgs);
     const tx = this.s.writeTick;
     const out = this.write(() => tx(acks, msgs, inFlightUpTo, this.clock.now()), msgs.length > 0);
     if (out.rows.length) this.notifyAppended(out.rows);
     return out;
+  }
+
+  /**
+   * writeTick while the disk has no room: acknowledgements are kept for later (the drained messages
+   * are not read again), new messages are refused (the outbox publishes them unjournaled while connected).
+   */
+  private degradedTick(acks: readonly number[], msgs: readonly NewMessage[]): { rows: JournalRow[]; evicted: Evicted } {
+    for (const seq of acks) {
+      if (this.deferredAcks.has(seq)) continue;
+      this.deferredAcks.add(seq);
+      this.pending = Math.max(0, this.pending - 1);
+    }
+    if (!msgs.length) return { rows: [], evicted: NO_EVICTION };
+    this.writeFailures++;
+    throw new DaemonError(
+      'JOURNAL_READ_ONLY',
+      // The same words every time (no free-space figure): the outbox logs a journal error once per distinct message.
+      `journal.path: ${this.opts.path} is ${this.mode}: ${NO_ROOM_WORDS[this.noRoom?.kind ?? 'full']}`,
+    );
   }
 
   /** The body of writeTick, made a transaction once at open (better-sqlite3 builds a wrapper per transaction() call). */
@@ -427,6 +587,7 @@ export class Journal {
 
   /** Results and events journaled after `afterSeq`, in seq order, at most `limit`. */
   rowsAfter(afterSeq: number, limit: number): FeedRow[] {
+    if (this.mode === 'unavailable') return [];
     return (this.s.rowsAfter.all(afterSeq, 'result', 'event', limit) as RawRow[]).map((r) => ({
       seq: r.seq,
       createdMs: r.created_ms,
@@ -460,12 +621,18 @@ export class Journal {
   /** When the oldest message still waiting for the broker was journaled (epoch ms), or undefined when none waits. */
   oldestPendingMs(): number | undefined {
     if (this.pending === 0) return undefined;
+    if (this.deferredAcks.size) return this.pendingAfter(0, 1)[0]?.createdMs;
     return (this.s.oldestPendingMs.get() as { ms: number } | undefined)?.ms;
   }
 
   /** Pending messages after `afterSeq`, in journal order. */
   pendingAfter(afterSeq: number, limit: number): JournalRow[] {
-    return (this.s.pendingAfter.all(afterSeq, limit) as RawRow[]).map((r) => ({
+    if (this.mode === 'unavailable') return [];
+    // Acknowledged while read-only: pending in the file, not any more for the outbox.
+    const deferred = this.deferredAcks;
+    const raw = this.s.pendingAfter.all(afterSeq, limit + deferred.size) as RawRow[];
+    const rows = deferred.size ? raw.filter((r) => !deferred.has(r.seq)).slice(0, limit) : raw;
+    return rows.map((r) => ({
       seq: r.seq,
       createdMs: r.created_ms,
       camera: r.camera,
@@ -486,11 +653,14 @@ export class Journal {
    * the crash still carry. Read from the payload_seq column (given by the writer, see NewMessage).
    */
   lastPayloadSeq(camera: string, kind: string): number {
+    if (this.mode === 'unavailable') return 0;
     const row = this.s.lastPayloadSeq.get(camera, kind) as { s: number } | undefined;
     return row?.s ?? 0;
   }
 
   history(q: HistoryQuery): HistoryEntry[] {
+    if (this.mode === 'unavailable')
+      throw new DaemonError('JOURNAL_UNAVAILABLE', `the journal cannot be read until its disk has room: ${this.noRoom?.text ?? 'no room'}`);
     if (!this.db) throw new DaemonError('JOURNAL_CLOSED', 'the journal is not open');
     return queryHistory(this.db, q);
   }
@@ -617,6 +787,7 @@ export class Journal {
   stats(): JournalStats {
     return {
       path: this.opts.path,
+      mode: this.mode ?? 'unavailable',
       synchronous: this.opts.synchronous,
       rows: this.rows,
       bytes: this.bytes,

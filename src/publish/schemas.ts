@@ -657,6 +657,13 @@ export const daemonStatusSchema = z
     journal: z
       .strictObject({
         path: z.string(),
+        mode: z
+          .enum(['read-write', 'read-only', 'unavailable'])
+          .describe(
+            'read-only: the disk had no room to open the journal for writing (full, read-only): what it holds drains, new ' +
+              'results are published unjournaled while the broker is connected, opening for writing is retried every 5 s; ' +
+              'unavailable: not even readable (no file yet, or no room for its lock)',
+          ),
         synchronous: z.enum(['normal', 'full']),
         rows: count,
         bytes: count,

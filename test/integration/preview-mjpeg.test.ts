@@ -140,6 +140,25 @@ describe('GET /preview.mjpeg', () => {
     expect(viewers[0].frames[0].equals(viewers[2].frames[0])).toBe(true);
   });
 
+  it('each part shows its own frame though one pixel buffer per camera is reused; a frame during an encoding is skipped', async () => {
+    const r = await rig({ mode: 'on' });
+    const v = await r.open();
+    const plain = (rgb: readonly [number, number, number], seq: number): Frame => ({ ...drawFrame(W, H, [], rgb, 'kiosk'), seq });
+    r.hub.record(plain(RED, 1), inf);
+    await v.frameCount(1);
+    await r.clock.advance(100);
+    r.hub.record(plain(BLUE, 2), inf);
+    // Comes while the blue one is encoded: skipped, and must not write into the buffer being encoded.
+    r.hub.record(plain(GREEN, 3), inf);
+    await v.frameCount(2);
+    await r.clock.advance(100);
+    r.hub.record(plain(RED, 4), inf);
+    await v.frameCount(3);
+    const got = await Promise.all(v.frames.map((f) => pixel(f, W / 2, H / 2)));
+    expect(got.map((p, i) => near(p, [RED, BLUE, RED][i]))).toEqual([true, true, true]);
+    expect(r.hub.stats().encodes).toBe(3);
+  });
+
   it('keeps each viewer to its fps on the injected clock, capped at http.preview.maxFps', async () => {
     const r = await rig({ maxFps: 10 });
     const slow = await r.open('?fps=2');

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { demoSamplesDir } from '../../src/paths.js';
 import { type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
+import { fillDisk, tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 
 /**
  * Issue 21 row 1 on the real daemon, with its state directory on a real 16 MB tmpfs (mounted here:
@@ -24,34 +24,9 @@ const MB = 1024 * 1024;
 const dev = 'kiosk-full';
 const base = `edge-inferd/${dev}`;
 
-function tryMount(dir: string): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', dir], { stdio: 'pipe' });
-    return true;
-  } catch (err) {
-    if (process.env.CI === 'true') throw new Error(`CI: cannot mount a tmpfs for the full-disk test (run as root): ${String(err)}`);
-    return false;
-  }
-}
-
-/** Writes zeros into `file` until the disk says ENOSPC; returns the bytes written. */
-function fillDisk(file: string): number {
-  const fd = openSync(file, 'w');
-  const chunk = Buffer.alloc(64 * 1024);
-  let n = 0;
-  try {
-    for (;;) n += writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
-  return n;
-}
-
 describe('a model download and a full disk', () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'rollout-full-'));
-  const mounted = tryMount(stateDir);
+  const mounted = tryMountTmpfs(stateDir);
   let server: http.Server;
   let d: DaemonProcess | undefined;
   let sub: Subscriber | undefined;
@@ -80,7 +55,7 @@ describe('a model download and a full disk', () => {
     await sub?.close();
     await d?.kill();
     server?.close();
-    if (mounted) execFileSync('umount', ['-l', stateDir]);
+    if (mounted) unmountTmpfs(stateDir);
     rmSync(stateDir, { recursive: true, force: true });
   });
 

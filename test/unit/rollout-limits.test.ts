@@ -160,3 +160,49 @@ describe('free space', () => {
     expect(during).toMatchObject({ code: 'DOWNLOAD_NO_SPACE', message: expect.stringMatching(/is down to \d+ free bytes, under/) });
   });
 });
+
+describe('redirects', () => {
+  /**
+   * Issue 21 row 16: a server that says keep-alive, redirects, and closes that connection as the
+   * next request arrives on it (the race a real server's idle close makes, made certain here). The
+   * download must follow the redirect on a connection of its own, not report "socket hang up".
+   */
+  let server: http.Server;
+  let port = 0;
+  const body = Buffer.from('the package bytes');
+
+  beforeAll(async () => {
+    const served = new WeakSet<object>();
+    server = http.createServer((req, res) => {
+      const socket = req.socket;
+      if (served.has(socket)) {
+        // The second request on a kept-alive connection: this server closes it instead.
+        socket.destroy();
+        return;
+      }
+      served.add(socket);
+      if (req.url === '/pkg.tgz') {
+        res.writeHead(302, { location: '/real/pkg.tgz', connection: 'keep-alive', 'content-length': '0' });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { 'content-length': String(body.length) });
+      res.end(body);
+    });
+    server.keepAliveTimeout = 30_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  afterAll(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it('a redirect from a keep-alive server that closes the connection is followed on a new one', async () => {
+    const file = join(work, 'redirected.part');
+    const got = await download({ url: `http://127.0.0.1:${port}/pkg.tgz`, file, maxBytes: MB, idleTimeoutMs: 5000 });
+    expect(got).toEqual({ bytes: body.length, resumedFrom: 0 });
+    expect(readFileSync(file)).toEqual(body);
+  });
+});

@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from '../../clock.js';
+import { errorCode, errorMessage } from '../../errors.js';
 import { parseHistoryQuery } from '../../journal/query.js';
 import type { HistoryEntry, HistoryQuery } from '../../journal/store.js';
 import { type Route, send } from '../server.js';
@@ -31,7 +32,14 @@ export function resultsRoute(source: ResultsSource, clock: Clock = systemClock):
       if ('problems' in parsed) problems.push(...parsed.problems);
       if (problems.length || 'problems' in parsed) return send(res, 400, { error: problems.join('; '), problems });
       const { query, capped } = parsed;
-      const entries = source.history({ ...query, kind: 'result' });
+      let entries: HistoryEntry[];
+      try {
+        entries = source.history({ ...query, kind: 'result' });
+      } catch (err) {
+        // A journal whose disk has no room and that cannot be read either (journal.ts): say so, it is not our bug.
+        if (errorCode(err) !== 'JOURNAL_UNAVAILABLE') throw err;
+        return send(res, 503, { error: errorMessage(err), code: 'JOURNAL_UNAVAILABLE' });
+      }
       send(res, 200, {
         camera: query.camera ?? null,
         since: query.sinceMs !== undefined ? new Date(query.sinceMs).toISOString() : null,
