@@ -38,6 +38,39 @@ export const systemClock: Clock = {
   clearInterval: (t) => clearInterval(fromTimer(t)),
 };
 
+/**
+ * `clock.now()` minus CLOCK_MONOTONIC (the clock of `process.hrtime` and of the capture addon's
+ * frame times), in ms, to within microseconds. Date.now() counts whole milliseconds, so a plain
+ * difference is up to 1 ms short and every frame time converted with it up to 1 ms early: the
+ * offset is read where the wall clock's millisecond turns over (about 1 ms spent once). A
+ * turn-over seen across a preemption is only known to within the time the thread was away: it
+ * spins on for a narrow one, up to 5 x `spinMs` on a busy machine, else takes the narrowest seen.
+ * A clock that does not move within `spinMs` (a test's) gives the plain difference.
+ */
+export function wallMinusMonotonicMs(clock: Clock, spinMs = 20): number {
+  const ms = () => Number(process.hrtime.bigint()) / 1e6;
+  // Each read of now() between two of the monotonic clock: a preemption next to it shows as a wide bracket.
+  let prev = { before: ms(), now: clock.now() };
+  const plain = prev.now - prev.before;
+  const deadline = prev.before + spinMs;
+  let best: { offset: number; within: number } | undefined;
+  for (;;) {
+    const before = ms();
+    const now = clock.now();
+    const after = ms();
+    if (now !== prev.now) {
+      // The millisecond turned over after the last read of now() and by this one: exactly `now` then.
+      const within = after - prev.before;
+      if (!best || within < best.within) best = { offset: now - (prev.before + after) / 2, within };
+      if (within < 0.05) break;
+    }
+    prev = { before, now };
+    // A clock that has not moved by the deadline never will (a test's); one that did gets five times as long to be seen narrowly.
+    if (after > deadline && (!best || after > deadline + 4 * spinMs)) break;
+  }
+  return best ? best.offset : plain;
+}
+
 /** Resolves after `ms` on `clock`'s timers (so a manual clock decides when). */
 export function sleep(clock: Clock, ms: number): Promise<void> {
   return new Promise((resolve) => clock.setTimeout(resolve, ms));
