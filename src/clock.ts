@@ -44,16 +44,19 @@ export const systemClock: Clock = {
  * difference is up to 1 ms short and every frame time converted with it up to 1 ms early: the
  * offset is read where the wall clock's millisecond turns over (about 1 ms spent once). A
  * turn-over seen across a preemption is only known to within the time the thread was away: it
- * spins on for a narrow one, up to 5 x `spinMs` on a busy machine, else takes the narrowest seen.
- * A clock that does not move within `spinMs` (a test's) gives the plain difference.
+ * spins on for a narrow one (a busy machine preempts it again and again: up to 50 turn-overs or
+ * `spinMs`), else takes the narrowest seen. A clock that does not move within 2 ms (a test's)
+ * gives the plain difference.
  */
-export function wallMinusMonotonicMs(clock: Clock, spinMs = 20): number {
+export function wallMinusMonotonicMs(clock: Clock, spinMs = 200): number {
+  const stillMs = 2;
   const ms = () => Number(process.hrtime.bigint()) / 1e6;
   // Each read of now() between two of the monotonic clock: a preemption next to it shows as a wide bracket.
   let prev = { before: ms(), now: clock.now() };
   const plain = prev.now - prev.before;
-  const deadline = prev.before + spinMs;
+  const start = prev.before;
   let best: { offset: number; within: number } | undefined;
+  let turns = 0;
   for (;;) {
     const before = ms();
     const now = clock.now();
@@ -61,12 +64,13 @@ export function wallMinusMonotonicMs(clock: Clock, spinMs = 20): number {
     if (now !== prev.now) {
       // The millisecond turned over after the last read of now() and by this one: exactly `now` then.
       const within = after - prev.before;
+      turns++;
       if (!best || within < best.within) best = { offset: now - (prev.before + after) / 2, within };
       if (within < 0.05) break;
     }
     prev = { before, now };
-    // A clock that has not moved by the deadline never will (a test's); one that did gets five times as long to be seen narrowly.
-    if (after > deadline && (!best || after > deadline + 4 * spinMs)) break;
+    // A clock that has not moved in 2 ms never will (a test's).
+    if (best ? turns >= 50 || after - start > spinMs : after - start > stillMs) break;
   }
   return best ? best.offset : plain;
 }
