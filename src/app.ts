@@ -350,6 +350,7 @@ export class App {
             return http?.address;
           },
         },
+        ...(http ? { streams: { events, preview } } : {}),
       },
     });
     this.monitor = monitor;
