@@ -11,6 +11,8 @@
 //   npx tsx scripts/bench-camera-rate.ts [--seconds 15] [--warmup 8] [--no-build] [--out FILE.json]
 //       the section npm run bench prints (it builds dist/ first unless --no-build); --only '30 fps' runs
 //       the scenarios whose name contains that
+//   npx tsx scripts/bench-camera-rate.ts --against OTHER/dist/src/cli.js [--reps 3] [--only '15 fps']
+//       each scenario with this build and another (a worktree of the code before a change), interleaved
 //   npx tsx scripts/bench-camera-rate.ts --python VENV [--reps 3] [--fps 30]
 //       the daemon and the Python loop of ../shared/baseline-python (same live source, model, ORT
 //       threads with spinning off, broker), interleaved: daemon, Python, daemon, Python...
@@ -96,6 +98,8 @@ export interface CameraRateRow {
   latencyP50: number;
   latencyP99: number;
   inferenceP50: number;
+  /** Capture -> the payload built (its latencyMs.total): what comes before the journal, the publish and the broker. */
+  builtP50: number;
   rssMb: number;
   loadavg: { start: number[]; end: number[] };
 }
@@ -111,7 +115,7 @@ function subscribe(port: number, topic: string, file: string): ChildProcess {
 /** The fields the bench reads from the daemon's and the Python loop's payloads. */
 interface Payload {
   capturedAtMs: number;
-  latencyMs?: { inference?: number };
+  latencyMs?: { inference?: number; total?: number };
   timestamp: number;
   ms?: { infer?: number };
 }
@@ -120,9 +124,10 @@ interface Received {
   atMs: number;
   capturedAtMs: number;
   inferenceMs: number;
+  builtMs?: number;
 }
 
-function readReceived(file: string, parse: (p: Payload) => { capturedAtMs: number; inferenceMs: number }): Received[] {
+function readReceived(file: string, parse: (p: Payload) => { capturedAtMs: number; inferenceMs: number; builtMs?: number }): Received[] {
   const out: Received[] = [];
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     const sp = line.indexOf(' ');
@@ -201,6 +206,12 @@ function row(
         50,
       ),
     ),
+    builtP50: r2(
+      pct(
+        inWindow.map((g) => g.builtMs ?? NaN).filter((x) => !Number.isNaN(x)),
+        50,
+      ),
+    ),
     rssMb: Math.round(w.rss),
     loadavg: w.load,
   };
@@ -227,7 +238,7 @@ interface Scenario {
   model: string | 'eyes';
 }
 
-async function runDaemon(s: Scenario, work: string, broker: Broker, warmupS: number, seconds: number): Promise<CameraRateRow> {
+async function runDaemon(s: Scenario, work: string, broker: Broker, warmupS: number, seconds: number, cli = CLI): Promise<CameraRateRow> {
   const httpPort = await freePort();
   const names = Array.from({ length: s.cameras }, (_, i) => `cam${i + 1}`);
   const smpte = `test://smpte?width=640&height=480&fps=${s.fps}`;
@@ -258,7 +269,7 @@ async function runDaemon(s: Scenario, work: string, broker: Broker, warmupS: num
   const sub = subscribe(broker.port, 'bench/camrate/+/result', subFile);
   // EDGE_INFERD_* variables are config overrides for the daemon: the bench's own (EDGE_INFERD_BENCH_MODELS) stay here.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGE_INFERD_')));
-  const proc = spawn(process.execPath, ['--max-semi-space-size=4', CLI, 'run', '--config', configPath], {
+  const proc = spawn(process.execPath, ['--max-semi-space-size=4', cli, 'run', '--config', configPath], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env,
   });
@@ -291,6 +302,7 @@ async function runDaemon(s: Scenario, work: string, broker: Broker, warmupS: num
       capturedAtMs: p.capturedAtMs,
       // A pipeline camera's inference is its stages' (latencyMs.inference is the detector's; the rest ride the same frame).
       inferenceMs: p.latencyMs?.inference ?? NaN,
+      builtMs: p.latencyMs?.total,
     }));
     return row(s.name, 'daemon', s.fps, w, frames, got);
   } finally {
@@ -344,6 +356,9 @@ export interface CameraRateOptions {
   build?: boolean;
   /** Only the scenarios whose name contains this. */
   only?: string;
+  /** Another build's dist/src/cli.js: each scenario runs it and this one in turn, `reps` times (before/after a change). */
+  against?: string;
+  reps?: number;
 }
 
 /** A bench model package in `work`: mobilenet_v2-224 when the bench models are there, else the demo model. */
@@ -376,8 +391,17 @@ export async function benchCameraRate(opts: CameraRateOptions = {}): Promise<{ m
     ];
     const rows: CameraRateRow[] = [];
     for (const s of scenarios.filter((x) => !opts.only || x.name.includes(opts.only))) {
-      log(`camera rate: ${s.name}`);
-      rows.push(await runDaemon(s, work, broker, warmupS, seconds));
+      if (!opts.against) {
+        log(`camera rate: ${s.name}`);
+        rows.push(await runDaemon(s, work, broker, warmupS, seconds));
+        continue;
+      }
+      for (let rep = 1; rep <= (opts.reps ?? 1); rep++) {
+        log(`camera rate: ${s.name}, rep ${rep}: this build, then ${opts.against}`);
+        rows.push(await runDaemon(s, work, broker, warmupS, seconds));
+        const other = await runDaemon({ ...s, name: `${s.name} (against)` }, work, broker, warmupS, seconds, opts.against);
+        rows.push(other);
+      }
     }
     return { model: m.name, rows };
   } finally {
@@ -430,6 +454,7 @@ export function formatCameraRate(rows: CameraRateRow[]): string {
     ...groups.map((g) => THREAD_GROUPS[g]),
     'latency p50 / p99 ms',
     'inference p50 ms',
+    'capture → payload p50 ms',
     'RSS MB',
     'load avg',
   ];
@@ -442,6 +467,7 @@ export function formatCameraRate(rows: CameraRateRow[]): string {
     ...groups.map((g) => f2(r.cpuMsPerFrameByThread[g])),
     `${f2(r.latencyP50)} / ${f2(r.latencyP99)}`,
     f2(r.inferenceP50),
+    f2(r.builtP50),
     String(r.rssMb),
     r.loadavg.start[0].toFixed(1),
   ]);
@@ -460,6 +486,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       'no-build': { type: 'boolean', default: false },
       only: { type: 'string' },
+      against: { type: 'string' },
     },
   });
   const common = {
@@ -468,6 +495,7 @@ async function main(): Promise<void> {
     modelsDir: values.models,
     build: !values['no-build'],
     only: values.only,
+    ...(values.against ? { against: path.resolve(values.against), reps: Number(values.reps) } : {}),
   };
   const result: { againstPython?: CameraRateRow[]; cameraRate?: { model: string; rows: CameraRateRow[] } } = values.python
     ? { againstPython: await benchAgainstPython({ ...common, venv: values.python, reps: Number(values.reps), fps: Number(values.fps) }) }

@@ -171,7 +171,15 @@ export class App {
         log: child('rollout'),
         publishStage: (key, p) => messaging.mqtt.publish(`${topics.modelState}/${key}`, p, { qos: 1, retain: true }),
       });
-    const stages = new StageModels({ config: c, log: child('pipelines'), listener: buildEvents, clock, resolve: targets?.resolveStage });
+    const stages = new StageModels({
+      config: c,
+      log: child('pipelines'),
+      listener: buildEvents,
+      clock,
+      resolve: targets?.resolveStage,
+      // privacy.includeCrops: local: crops are encoded only while someone on the device would see them.
+      localWanted: () => events.wantsLocal(),
+    });
     targets?.bindStages(stages);
     // Cameras: one channel each.
     const channels = cameraChannels(c, {

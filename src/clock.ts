@@ -38,6 +38,43 @@ export const systemClock: Clock = {
   clearInterval: (t) => clearInterval(fromTimer(t)),
 };
 
+/**
+ * `clock.now()` minus CLOCK_MONOTONIC (the clock of `process.hrtime` and of the capture addon's
+ * frame times), in ms, to within microseconds. Date.now() counts whole milliseconds, so a plain
+ * difference is up to 1 ms short and every frame time converted with it up to 1 ms early: the
+ * offset is read where the wall clock's millisecond turns over (about 1 ms spent once). A
+ * turn-over seen across a preemption is only known to within the time the thread was away: it
+ * spins on for a narrow one (a busy machine preempts it again and again: up to 50 turn-overs or
+ * `spinMs`), else takes the narrowest seen. A clock that does not move within 2 ms (a test's)
+ * gives the plain difference.
+ */
+export function wallMinusMonotonicMs(clock: Clock, spinMs = 200): number {
+  const stillMs = 2;
+  const ms = () => Number(process.hrtime.bigint()) / 1e6;
+  // Each read of now() between two of the monotonic clock: a preemption next to it shows as a wide bracket.
+  let prev = { before: ms(), now: clock.now() };
+  const plain = prev.now - prev.before;
+  const start = prev.before;
+  let best: { offset: number; within: number } | undefined;
+  let turns = 0;
+  for (;;) {
+    const before = ms();
+    const now = clock.now();
+    const after = ms();
+    if (now !== prev.now) {
+      // The millisecond turned over after the last read of now() and by this one: exactly `now` then.
+      const within = after - prev.before;
+      turns++;
+      if (!best || within < best.within) best = { offset: now - (prev.before + after) / 2, within };
+      if (within < 0.05) break;
+    }
+    prev = { before, now };
+    // A clock that has not moved in 2 ms never will (a test's).
+    if (best ? turns >= 50 || after - start > spinMs : after - start > stillMs) break;
+  }
+  return best ? best.offset : plain;
+}
+
 /** Resolves after `ms` on `clock`'s timers (so a manual clock decides when). */
 export function sleep(clock: Clock, ms: number): Promise<void> {
   return new Promise((resolve) => clock.setTimeout(resolve, ms));

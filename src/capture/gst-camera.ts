@@ -1,4 +1,4 @@
-import { type Clock, systemClock, type Timer } from '../clock.js';
+import { type Clock, systemClock, type Timer, wallMinusMonotonicMs } from '../clock.js';
 import { DaemonError, errorCode, errorMessage } from '../errors.js';
 import type { ReconnectConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -86,14 +86,14 @@ export class GstCamera implements Camera {
   private lastLogged: { message: string; repeats: number } | undefined;
   /** Monotonic. */
   private downSince: number | undefined;
-  /** CLOCK_MONOTONIC (ns) of the native frames -> the clock's wall time (ms), measured once: the two do not drift apart within a run. */
+  /** CLOCK_MONOTONIC (ns) of the native frames -> the clock's wall time (ms), measured once (to the µs): the two do not drift apart within a run. */
   private readonly epochMinusMonoMs: number;
 
   constructor(opts: GstCameraOptions) {
     this.name = opts.name;
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
-    this.epochMinusMonoMs = this.clock.now() - Number(process.hrtime.bigint()) / 1e6;
+    this.epochMinusMonoMs = wallMinusMonotonicMs(this.clock);
     this.random = opts.random ?? Math.random;
     this.log = opts.log;
     this.st = { name: opts.name, uri: opts.display, state: 'stopped', received: 0, dropped: 0, errors: 0, attempts: 0, reconnects: 0 };

@@ -202,6 +202,9 @@ export class CameraChannel implements LiveReloadable<PublishConfig> {
     // A pipeline camera's events are about its tracks; the top label's change/stable/cleared would only say "face" or "none".
     if (!this.tracks) for (const e of d.events) this.sendEvent(e, frame);
     for (const t of tracked) this.sendTrackEvent(t, frame);
+    // Journaled and handed to the connection now, in the turn that produced them, not at the next
+    // one: at a camera's rate nothing else would share the transaction, and waiting adds latency.
+    if (d.publish || d.events.length || tracked.length) this.deps.sink.flush();
   }
 
   /**

@@ -74,6 +74,11 @@ const PAGE = 64;
 const RETRY_MS = 1000;
 /** Longest Last-Event-ID echoed back in a reset event. */
 const ECHO_MAX = 40;
+/**
+ * How long local copies are still wanted after the last loopback client left: a kiosk page's
+ * EventSource reconnecting after a dropped stream (RETRY_MS, plus a busy device) finds them.
+ */
+const LOCAL_GRACE_MS = 10_000;
 
 interface Client {
   res: ServerResponse;
@@ -107,6 +112,8 @@ export class EventHub {
   private unsubscribe: (() => void) | undefined;
   private heartbeat: Timer | undefined;
   private readonly counts = { accepted: 0, refused: 0, dropped: 0, resets: 0 };
+  /** Monotonic ms when the last loopback client left (wantsLocal's grace). */
+  private loopbackLeftMono = -Infinity;
 
   constructor(opts: EventHubOptions) {
     this.opts = opts;
@@ -130,6 +137,16 @@ export class EventHub {
     for (const c of [...this.clients]) c.res.end();
     this.clients.clear();
     this.armHeartbeat();
+  }
+
+  /**
+   * Whether anyone on this machine would be sent local copies (privacy.includeCrops: local): a
+   * loopback client is connected, or one left less than LOCAL_GRACE_MS ago. Read at every frame
+   * by the pipelines, which encode crops for local copies only then. O(clients), at most maxClients.
+   */
+  wantsLocal(): boolean {
+    for (const c of this.clients) if (c.loopback) return true;
+    return this.opts.clock.monotonic() - this.loopbackLeftMono < LOCAL_GRACE_MS;
   }
 
   stats(): EventHubStats {
@@ -175,6 +192,7 @@ export class EventHub {
     this.counts.accepted++;
     res.on('close', () => {
       this.clients.delete(c);
+      if (c.loopback) this.loopbackLeftMono = this.opts.clock.monotonic();
       this.armHeartbeat();
     });
     this.armHeartbeat();

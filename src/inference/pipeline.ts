@@ -33,6 +33,12 @@ export interface PipelineRunnerOptions {
   /** Attach each classified crop as PNG (privacy.includeCrops: true, or local: the sink keeps them on the device). */
   includeCrops?: boolean | 'local';
   /**
+   * With includeCrops `local`: whether anyone on this device would be shown them now (a loopback
+   * client of GET /events, the kiosk page), read at every frame. While nobody is, the frame is run
+   * as without crops: no PNG encoded, no heatmap, no source kept for one. Default: always.
+   */
+  localWanted?: () => boolean;
+  /**
    * every: each classified crop gets an occlusion heatmap (in the same worker call); assessment:
    * each classified region keeps a reference to its crop (RegionResult.source) so that the decide
    * stage can have an assessment explained. Only while crops are included: heatmaps go where crops go.
@@ -70,7 +76,7 @@ export class PipelineRunner {
     const detections = this.select(det.detections, first);
     const plans = detections.map((d) => planRegions(d, second));
     const rects = plans.flat().flatMap((p) => (p.rect ? [p.rect] : []));
-    const include = this.opts.includeCrops ?? false;
+    const include = this.included();
     // Read at every frame: a reload of the stage's explain applies from the next one.
     const mode = (typeof this.opts.explain === 'function' ? this.opts.explain() : this.opts.explain) ?? 'off';
     // POST /infer?explain=1 explains every crop whatever the camera's settings.
@@ -91,7 +97,7 @@ export class PipelineRunner {
       const regions: RegionResult[] = [];
       for (const p of plans[i]) {
         const c = p.rect ? crops?.crops[k++] : undefined;
-        regions.push(c ? await this.region(p.name, c, source, scale, keepSource) : { name: p.name, notDetected: true });
+        regions.push(c ? await this.region(p.name, c, source, scale, include, keepSource) : { name: p.name, notDetected: true });
       }
       objects.push({ ...d, regions });
     }
@@ -135,7 +141,20 @@ export class PipelineRunner {
     return this.opts.mirror ? dets.map((d) => (d.keypoints ? { ...d, keypoints: unmirror(d.keypoints) } : d)) : dets;
   }
 
-  private async region(name: string, c: CropResult, source: Frame, scale: number, keepSource: boolean): Promise<RegionResult> {
+  /** This frame's includeCrops: `local` counts as false while no one on the device would be shown them. */
+  private included(): boolean | 'local' {
+    const include = this.opts.includeCrops ?? false;
+    return include === 'local' && this.opts.localWanted && !this.opts.localWanted() ? false : include;
+  }
+
+  private async region(
+    name: string,
+    c: CropResult,
+    source: Frame,
+    scale: number,
+    include: boolean | 'local',
+    keepSource: boolean,
+  ): Promise<RegionResult> {
     const r: RegionResult = {
       name,
       box: c.box,
@@ -146,7 +165,7 @@ export class PipelineRunner {
       ...(c.points ? { points: this.opts.mirror ? unmirror(c.points) : c.points } : {}),
       ...(c.heatmap ? { heatmap: c.heatmap } : {}),
     };
-    if (this.opts.includeCrops && !c.skipped) r.cropPng = await cropPng(source, c, scale);
+    if (include && !c.skipped) r.cropPng = await cropPng(source, c, scale);
     // Not enumerable: it never travels (structured clone, JSON); the decide stage reads it on this thread.
     if (keepSource && !c.skipped) Object.defineProperty(r, 'source', { value: { frame: source, rect: c.box, scale }, enumerable: false });
     return r;

@@ -43,8 +43,10 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
   private readonly services = new Map<string, ModelService[]>();
   private readonly model: Config['model'];
   private readonly log: Logger;
+  private readonly localWanted: (() => boolean) | undefined;
 
   /**
+   * `localWanted`: whether a loopback client would be shown local copies now (PipelineRunnerOptions.localWanted).
    * `resolve`: the package folder to load for a stage's configured model (one installed over MQTT
    * overrides it, see src/rollout/stage-targets.ts); default the configured folder itself.
    */
@@ -54,8 +56,10 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     listener: ModelListener;
     clock?: Clock;
     resolve?: (pipeline: string, stage: string, configured: string) => string;
+    localWanted?: () => boolean;
   }) {
     const c = opts.config;
+    this.localWanted = opts.localWanted;
     const resolve = opts.resolve;
     this.model = c.model;
     this.log = opts.log;
@@ -91,7 +95,12 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
     const name = cam.pipeline;
     const include = cam.privacy?.includeCrops ?? false;
     // Heatmaps go where crops go: a one-model camera explains every result only while it includes crops.
-    let fn: InferFn = cam.explain === 'every' && include !== false ? (frame, hooks) => single(frame, { ...hooks, explain: true }) : single;
+    // With `local`, only while someone on the device would see them (localWanted, read per frame).
+    const wanted = include === 'local' ? this.localWanted : undefined;
+    let fn: InferFn =
+      cam.explain === 'every' && include !== false
+        ? (frame, hooks) => single(frame, wanted && !wanted() ? hooks : { ...hooks, explain: true })
+        : single;
     if (name !== undefined) {
       const [first, second] = must(this.services.get(name), `pipeline ${name}'s models`);
       const runner = new PipelineRunner({
@@ -100,6 +109,7 @@ export class StageModels implements LiveReloadable<Record<string, PipelineConfig
         models: [first, second],
         mirror: cam.mirror ?? false,
         includeCrops: include,
+        ...(this.localWanted ? { localWanted: this.localWanted } : {}),
         explain: () => this.explainMode(cam),
       });
       fn = (frame, hooks) => runner.infer(frame, hooks);

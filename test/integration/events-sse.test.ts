@@ -289,6 +289,21 @@ describe('GET /events', () => {
     expect(JSON.parse(c.events[0].data)).toEqual({ time: new Date(r.clock.now()).toISOString() });
   });
 
+  it('wants local copies while a loopback client listens, and for 10 s after the last one left', async () => {
+    const r = await rig();
+    expect(r.hub.wantsLocal()).toBe(false);
+    const c = await open(r);
+    await waitUntil(() => r.hub.stats().clients === 1);
+    expect(r.hub.wantsLocal()).toBe(true);
+    c.close();
+    await waitUntil(() => r.hub.stats().clients === 0);
+    // A kiosk page's EventSource that lost its stream comes back within the grace and finds them.
+    await r.clock.advance(9_999);
+    expect(r.hub.wantsLocal()).toBe(true);
+    await r.clock.advance(1);
+    expect(r.hub.wantsLocal()).toBe(false);
+  });
+
   it('refuses streams past maxClients with 503', async () => {
     const r = await rig({ maxClients: 2 });
     await open(r);

@@ -11,8 +11,9 @@ import { SseClient } from '../helpers/sse.js';
 /**
  * Explained assessments in a real App (eyes demo pipeline, embedded broker, real workers): with
  * privacy.includeCrops: true an assessment on MQTT carries each eye's crop and heatmap; with
- * `local` the MQTT (and journaled) payload carries neither, and the full payload waits in the
- * local copies under its journal position for loopback clients. The demo's eye classifier looks
+ * `local` the MQTT (and journaled) payload carries neither, and, while a loopback client listens,
+ * the full payload waits in the local copies under its journal position for it (with nobody
+ * listening, no crop or heatmap is made). The demo's eye classifier looks
  * at the central 6x6 pixels of its 32x32 input only: the heatmap's peak is in the central cells.
  */
 
@@ -117,38 +118,38 @@ describe('explained assessments', () => {
     }
   }, 40_000);
 
-  it('includeCrops: local: nothing over MQTT; the full payload is kept for loopback clients under its journal position', async () => {
+  it('includeCrops: local, no loopback client: nothing over MQTT, and no crop or heatmap made for anyone', async () => {
     const m = await sub.waitFor(isAssessment('local'), 30_000);
     for (const r of Object.values(m.json.regions as Record<string, J>)) {
       expect(r.crop).toBeUndefined();
       expect(r.heatmap).toBeUndefined();
     }
-    const copies = [...t.app.localCopies.entries()].map(([seq, p]) => ({ seq, json: JSON.parse(p) }));
-    const full = copies.find((c) => c.json.id === m.json.id);
-    expect(full, 'local copy of the assessment').toBeDefined();
-    expect(t.app.localCopies.payloadFor(full!.seq, m.payload, false)).toBe(m.payload);
-    const again = JSON.parse(t.app.localCopies.payloadFor(full!.seq, m.payload, true));
-    expect(again.id).toBe(m.json.id);
-    for (const [name, r] of Object.entries(full!.json.regions as Record<string, J>)) {
-      expect({ ...r, crop: undefined, heatmap: undefined }).toEqual({ ...m.json.regions[name], crop: undefined, heatmap: undefined });
-      if (r.notDetected) continue;
-      expect(Buffer.from(r.crop, 'base64').subarray(1, 4).toString()).toBe('PNG');
-      expectCentralPeak(r.heatmap, r.label);
-    }
+    // Nobody on the device listens: the frames ran as without crops, so no local copy was kept.
+    const local = [...t.app.localCopies.entries()].filter(([, p]) => JSON.parse(p).camera === 'local');
+    expect(local).toEqual([]);
     expect(sub.invalid).toEqual([]);
   }, 40_000);
 
-  it('GET /events to a loopback client sends the local copy (crops, heatmaps) under the same journal position', async () => {
-    const m = await sub.waitFor(isAssessment('local'), 30_000);
-    const sse = await SseClient.open(t.app.httpPort!, '/events?camera=local&type=assessment', { 'Last-Event-ID': '0' });
+  it('includeCrops: local: once a loopback client listens, it gets the crops and heatmaps; MQTT and the journal still carry neither', async () => {
+    const sse = await SseClient.open(t.app.httpPort!, '/events?camera=local&type=assessment');
     try {
-      await sse.until((c) => c.messages.some((e) => JSON.parse(e.data).id === m.json.id));
-      const ev = sse.messages.find((e) => JSON.parse(e.data).id === m.json.id)!;
+      // The first assessment made while it listens (the samples loop: a new subject every few seconds).
+      await sse.until((c) => c.messages.some((e) => Object.values(JSON.parse(e.data).regions as Record<string, J>).some((r) => r.crop)));
+      const ev = sse.messages.find((e) => Object.values(JSON.parse(e.data).regions as Record<string, J>).some((r) => r.crop))!;
       const data = JSON.parse(ev.data);
-      const seen = Object.values(data.regions as Record<string, J>).filter((r) => !r.notDetected);
-      expect(seen.length).toBeGreaterThan(0);
-      for (const r of seen) expect(r.heatmap?.method).toBe('occlusion');
       expect(t.app.localCopies.get(Number(ev.id))).toBe(ev.data);
+      const m = await sub.waitFor((x) => x.json?.id === data.id, 10_000);
+      expect(t.app.localCopies.payloadFor(Number(ev.id), m.payload, false)).toBe(m.payload);
+      for (const [name, r] of Object.entries(data.regions as Record<string, J>)) {
+        const sent = m.json.regions[name];
+        expect(sent.crop).toBeUndefined();
+        expect(sent.heatmap).toBeUndefined();
+        expect({ ...r, crop: undefined, heatmap: undefined }).toEqual({ ...sent, crop: undefined, heatmap: undefined });
+        if (r.notDetected) continue;
+        expect(Buffer.from(r.crop, 'base64').subarray(1, 4).toString()).toBe('PNG');
+        expectCentralPeak(r.heatmap, r.label);
+      }
+      expect(sub.invalid).toEqual([]);
     } finally {
       sse.close();
     }

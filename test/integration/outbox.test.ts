@@ -2,11 +2,16 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Camera } from '../../src/capture/frame.js';
+import { CameraChannel } from '../../src/channel/channel.js';
+import { cameraSchema } from '../../src/config/schema.js';
 import { DaemonError } from '../../src/errors.js';
 import { Journal } from '../../src/journal/journal.js';
 import { EmbeddedBroker } from '../../src/publish/broker.js';
 import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
 import { Outbox, type OutboxTransport, type PublishOptions } from '../../src/publish/outbox.js';
+import { JournalSink } from '../../src/publish/result-sink.js';
+import { Topics } from '../../src/publish/topics.js';
 import { ManualClock } from '../helpers/clock.js';
 import { type V1Row, writeV1Journal } from '../helpers/journal-v1.js';
 import { captureLog } from '../helpers/log.js';
@@ -592,5 +597,86 @@ describe('acknowledgements ride with the next new message (one transaction per f
       [1, 0],
     ]);
     expect(journal.stats().pending).toBe(0);
+  });
+});
+
+describe("a camera's result leaves in the turn that produced it", () => {
+  it('is journaled and handed to the connection before anything the same turn scheduled runs (no wait for the next tick)', async () => {
+    const journal = new Journal({
+      path: join(mkdtempSync(join(tmpdir(), 'outbox-turn-')), 'journal.sqlite'),
+      maxRows: 10_000,
+      maxBytes: 64 << 20,
+      retentionMs: 3_600_000,
+      synchronous: 'normal',
+      log: captureLog().log,
+    });
+    journal.start();
+    const t = new HandTransport();
+    const clock = new ManualClock();
+    const outbox = new Outbox({ journal, transport: t, window: 4, log: captureLog().log, clock });
+    outbox.start();
+    const sink = new JournalSink({
+      config: { topics: { result: { qos: 1, retain: false }, event: { qos: 1, retain: false } }, resultExpirySec: undefined },
+      outbox,
+      topics: new Topics('test', 'dev'),
+      lastSeq: () => 0,
+    });
+    // One frame, then nothing more until stopped (a camera whose next frame has not come).
+    let reads = 0;
+    let stopRead: (() => void) | undefined;
+    const camera: Camera = {
+      name: 'cam',
+      start: async () => undefined,
+      stop: async () => stopRead?.(),
+      read: () =>
+        ++reads === 1
+          ? Promise.resolve({
+              camera: 'cam',
+              seq: 1,
+              width: 2,
+              height: 2,
+              stride: 2,
+              format: 'GRAY8',
+              data: new Uint8Array(4),
+              capturedAtMs: 0,
+            })
+          : new Promise<never>((_, reject) => {
+              stopRead = () => reject(Object.assign(new Error('stopped'), { code: 'CAMERA_STOPPED' }));
+            }),
+      status: () => ({ name: 'cam', uri: 'test://', state: 'streaming', received: reads, dropped: 0, errors: 0 }),
+    };
+    const model = { name: 'm', version: '1', sha256: 'x', task: 'classify' as const, provider: 'cpu' as const };
+    // What the journal and the connection had when the first callback scheduled after the result's turn ran.
+    const seen: { journaled: number; published: number }[] = [];
+    const channel = new CameraChannel('cam', cameraSchema.parse({ uri: 'test://smpte' }), {
+      deviceId: 'dev',
+      clock,
+      log: captureLog().log,
+      infer: async () => ({
+        task: 'classify',
+        top: [{ index: 0, label: 'a', score: 1 }],
+        model,
+        latencyMs: { preprocess: 0, inference: 0, postprocess: 0 },
+      }),
+      model: () => model,
+      sink,
+      camera,
+      listener: {
+        state: () => undefined,
+        inferred: () => setImmediate(() => seen.push({ journaled: journal.lastSeq, published: t.calls.length })),
+      },
+    });
+    cleanups.push(async () => {
+      await channel.stop();
+      t.connected = false;
+      await outbox.stop(0);
+      journal.stop();
+    });
+    await channel.start();
+    await until(() => seen.length === 1, 5000, 'the first result');
+    // The result (and its change event) are in the journal and handed over already.
+    expect(seen[0].journaled).toBeGreaterThanOrEqual(1);
+    expect(seen[0].published).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(t.calls[0].payload)).toMatchObject({ camera: 'cam', seq: 1 });
   });
 });
