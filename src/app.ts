@@ -132,6 +132,8 @@ export class App {
       log,
     });
     this.messaging = messaging;
+    // What the journal could not take (disk full) still reaches the kiosk page.
+    messaging.outbox.onUnjournaled((m, local) => events.unjournaled(m, local));
     // Models: the configured one (or the installed package), its rollout, and the pipelines' stage models.
     const buildEvents = {
       buildStarted: (what: string) => detector.buildStarted(what),

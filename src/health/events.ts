@@ -234,7 +234,7 @@ export class EventHub {
     c.res.write(`id: ${from}\nevent: reset\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
-  private matches(c: Client, row: FeedRow, type: StreamType | undefined): type is StreamType {
+  private matches(c: Client, row: Pick<FeedRow, 'camera'>, type: StreamType | undefined): type is StreamType {
     return type !== undefined && c.filter.types.has(type) && (c.filter.cameras?.has(row.camera) ?? true);
   }
 
@@ -303,6 +303,19 @@ export class EventHub {
         }
         c.res.write(frame);
       }
+    }
+  }
+
+  /**
+   * A message the journal could not take (the disk is full): live streams get it without an `id`,
+   * so the page still shows it and a reconnect resumes from the last journaled row. It has no
+   * place to be replayed from, so a client catching up or not taking data misses it.
+   */
+  unjournaled(m: Pick<FeedRow, 'camera' | 'kind' | 'payload'>, local?: string): void {
+    const type = streamTypeOf(m);
+    for (const c of this.clients) {
+      if (c.mode !== 'live' || !this.matches(c, m, type) || c.res.writableLength >= this.opts.bufferBytes) continue;
+      c.res.write(`event: ${type}\ndata: ${c.loopback && local !== undefined ? local : m.payload}\n\n`);
     }
   }
 

@@ -53,6 +53,7 @@ export interface OutboxMessage {
 
 /** Told of the messages of each journal write, in journal order, with their local copies (OutboxMessage.local). */
 export type JournaledListener = (rows: readonly { seq: number }[], local: readonly (string | undefined)[]) => void;
+export type UnjournaledListener = (m: NewMessage, local: string | undefined) => void;
 
 export interface OutboxStats {
   window: number;
@@ -87,6 +88,7 @@ export class Outbox {
   /** The local copy of each message in `appends`, same index. */
   private appendsLocal: (string | undefined)[] = [];
   private readonly journaled: JournaledListener[] = [];
+  private readonly unjournaledListeners: UnjournaledListener[] = [];
   /** The local copies of the messages being written now (told to `journaled` from the journal's append notice). */
   private writing: (string | undefined)[] | undefined;
   private acks: number[] = [];
@@ -158,6 +160,14 @@ export class Outbox {
     this.journaled.push(listener);
   }
 
+  /**
+   * Listens to new messages the journal could not take (published unjournaled, or lost offline),
+   * with their local copies: a reader of the journal (GET /events) would never see them.
+   */
+  onUnjournaled(listener: UnjournaledListener): void {
+    this.unjournaledListeners.push(listener);
+  }
+
   /** Journals the message (this tick) and publishes it when its turn comes. Never throws. */
   enqueue(m: OutboxMessage): void {
     this.appendsLocal.push(m.local);
@@ -224,7 +234,10 @@ export class Outbox {
         // Acknowledged messages stay pending in the file: resent after a restart, with the same id.
         this.journalFailed(err, msgs.length ? 'writing messages' : 'marking messages sent');
         if (msgs.length) this.journalAccepting = false;
-        for (const m of msgs) this.sendUnjournaled(m);
+        msgs.forEach((m, i) => {
+          for (const l of this.unjournaledListeners) l(m, locals[i]);
+          this.sendUnjournaled(m);
+        });
       }
       this.writing = undefined;
       if (written && msgs.length) this.accept(written.rows, written.evicted);
