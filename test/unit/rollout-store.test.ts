@@ -92,6 +92,89 @@ describe('PackageStore', () => {
   });
 });
 
+describe('PackageStore bookkeeping', () => {
+  const fresh = (keep = 3) => {
+    const root = mkdtempSync(join(tmpdir(), 'store-'));
+    const l = logs();
+    return { root, ...l, s: new PackageStore({ dir: root, keep, log: l.log }) };
+  };
+  const onDisk = (root: string) => JSON.parse(readFileSync(join(root, 'state.json'), 'utf8')) as Record<string, unknown>;
+
+  it('starts empty (format 1) without a word when there is no state.json; a damaged one is logged', () => {
+    const { s, lines, root } = fresh();
+    expect(s.state).toEqual({ v: 1, current: null, previous: [], staged: null, basePath: null });
+    expect(lines).toEqual([]);
+    writeFileSync(join(root, 'state.json'), '{"current": ');
+    const l = logs();
+    expect(new PackageStore({ dir: root, keep: 3, log: l.log }).state).toEqual(s.state);
+    expect(l.lines.map((x) => x.msg)).toEqual(['cannot read the model rollout state; using model.path']);
+  });
+
+  it('the config taking over is written to state.json at once (a crash before any other write keeps it)', async () => {
+    const { s, root } = fresh();
+    await s.commit(fakePackage(s, 'a'), 'a');
+    await s.activated('a', '/m');
+    expect(s.effectivePath('/other')).toBe('/other');
+    expect(onDisk(root)).toEqual({ v: 1, current: null, previous: ['a'], staged: null, basePath: null });
+  });
+
+  it('activating with the configured model running keeps the earlier packages in order, without the one activated', async () => {
+    const { s, root } = fresh();
+    for (const n of ['a', 'b', 'c']) {
+      await s.commit(fakePackage(s, n), n);
+      await s.activated(n, '/m');
+    }
+    s.effectivePath('/other'); // the operator's model runs: c joins the rollback targets
+    expect(s.state).toMatchObject({ current: null, previous: ['c', 'b', 'a'] });
+    await s.activated('b', '/other');
+    expect(s.state).toMatchObject({ current: 'b', previous: ['c', 'a'], basePath: '/other' });
+    expect(onDisk(root)).toMatchObject({ current: 'b', previous: ['c', 'a'] });
+  });
+
+  it('activating the package that runs already (installed again) changes nothing in the rollback order', async () => {
+    const { s } = fresh();
+    for (const n of ['a', 'b', 'b']) {
+      await s.commit(fakePackage(s, n), n);
+      await s.activated(n, '/m');
+    }
+    expect(s.state).toMatchObject({ current: 'b', previous: ['a'] });
+    expect(s.rollbackTarget()).toBe('a');
+  });
+
+  it('packages pruned beyond model.keep leave state.json too', async () => {
+    const { s, root } = fresh(2);
+    for (const n of ['a', 'b', 'c']) {
+      await s.commit(fakePackage(s, n), n);
+      await s.activated(n, '/m');
+    }
+    expect(onDisk(root)).toMatchObject({ current: 'c', previous: ['b'] });
+    expect(new PackageStore({ dir: root, keep: 2, log: logs().log }).state.previous).toEqual(['b']);
+  });
+
+  it('a commit replaces a leftover folder of the same name, whatever is in it', async () => {
+    const { s } = fresh();
+    const old = join(s.packagesDir, 'a', 'selftest', 'red');
+    mkdirSync(old, { recursive: true });
+    writeFileSync(join(old, 'stale.png'), 'old');
+    const dir = await s.commit(fakePackage(s, 'a'), 'a');
+    expect(readdirSync(dir).sort()).toEqual(['manifest.yaml']);
+  });
+
+  it('reclaim removes unfinished downloads only when the disk is under the reserve', () => {
+    const { s, lines } = fresh();
+    mkdirSync(join(s.stagingDir, 'f'.repeat(64)), { recursive: true });
+    writeFileSync(join(s.stagingDir, 'f'.repeat(64), 'archive.part'), 'half');
+    s.reclaim(0);
+    expect(readdirSync(s.stagingDir)).toEqual(['f'.repeat(64)]);
+    expect(lines).toEqual([]);
+    s.reclaim(Number.MAX_SAFE_INTEGER);
+    expect(readdirSync(s.root)).not.toContain('staging');
+    expect(lines.map((l) => [l.msg, l.removed])).toEqual([
+      ['the disk is nearly full: unfinished model downloads were removed so the journal can open', ['f'.repeat(64)]],
+    ]);
+  });
+});
+
 describe("commands come only from the device's own topic", () => {
   it("ignores a model command on another device's cmd/ topic, and answers its own", async () => {
     const { log, lines } = logs();
