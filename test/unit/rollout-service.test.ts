@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -157,7 +158,13 @@ describe('install', () => {
   it('downloads, checks, self-checks and switches; model/state follows each phase; the request is remembered', async () => {
     const r = await rig();
     const a = await offer('colours', '2.0.0');
-    const res = await r.rollout.install({ ...a, activate: true }, 'req-1');
+    const installing = r.rollout.install({ ...a, activate: true }, 'req-1');
+    // Past its download (loading the model) it cannot be cancelled.
+    await r.published((s) => s.phase === 'loading');
+    expect(() => r.rollout.cancel(9)).toThrow(
+      'model/install req-1 is past its download (loading or self-checking): it cannot be cancelled',
+    );
+    const res = await installing;
     expect(res).toMatchObject({
       phase: 'active',
       request: {
@@ -191,6 +198,8 @@ describe('install', () => {
     expect(readFileSync(join(r.store.packageDir(folder), '.archive-sha256'), 'utf8')).toBe(`${a.sha256}\n`);
     expect(r.store.state).toMatchObject({ current: folder, basePath: base });
     expect(r.logs.some((l) => l.msg === 'model installed over MQTT and active')).toBe(true);
+    // The download's deadline went with it.
+    expect(r.clock.pending).toBe(0);
   });
 
   it('activate: false verifies and keeps it, the running model stays; activating it later needs no download', async () => {
@@ -327,6 +336,39 @@ describe('download outcomes', () => {
     expect(readdirSync(r.store.stagingDir)).toEqual([]);
   });
 
+  it('refuses a package of more than 1000 entries, and names paths inside a refused package relative to it', async () => {
+    const r = await rig({ load: false });
+    const many = join(work, 'src', 'many');
+    mkdirSync(join(many, 'selftest'), { recursive: true });
+    for (let i = 0; i < 1000; i++) writeFileSync(join(many, 'selftest', `f${i}`), '');
+    writeFileSync(join(many, 'manifest.yaml'), 'name: many\n');
+    const manyBytes = tarFolder(many, join(offers, 'many.tgz'));
+    const err = await rejection(
+      r.rollout.install(
+        { url: `file://${join(offers, 'many.tgz')}`, sha256: sha256(manyBytes), name: 'many', version: '1.0.0', activate: true },
+        1,
+      ),
+    );
+    expect(err.message).toBe('MODEL_ARCHIVE: more than 1000 entries');
+    const dir = await writePackage(join(work, 'src', 'dance'), {
+      name: 'dance',
+      version: '1.0.0',
+      labels: labels('d'),
+      manifest: (t) => t.replace('task: classify', 'task: dance'),
+    });
+    const danceBytes = tarFolder(dir, join(offers, 'dance.tgz'));
+    const bad = await rejection(
+      r.rollout.install(
+        { url: `file://${join(offers, 'dance.tgz')}`, sha256: sha256(danceBytes), name: 'dance', version: '1.0.0', activate: true },
+        2,
+      ),
+    );
+    expect(bad.message).toMatch(/^MODEL_MANIFEST: package\/manifest\.yaml: /);
+    expect(bad.message).not.toContain(r.store.stagingDir);
+    expect(bad.problems?.length).toBeGreaterThan(0);
+    for (const p of bad.problems ?? []) expect(p).not.toContain(r.store.stagingDir);
+  });
+
   it('cmd/model/cancel stops the download and removes its part file; with nothing running it says so', async () => {
     const r = await rig({ load: false });
     expect(() => r.rollout.cancel(1)).toThrow('no install is running');
@@ -342,7 +384,60 @@ describe('download outcomes', () => {
     expect(err.message).toBe('DOWNLOAD_CANCELLED: the install was cancelled (cmd/model/cancel c)');
     expect(r.rollout.downloading).toBe(false);
     expect(readdirSync(r.store.stagingDir)).toEqual([]);
+    // Without request ids: the texts name none.
+    const heldAgain = new Promise<void>((resolve) => {
+      onHold = resolve;
+    });
+    const second = rejection(r.rollout.install({ ...a, url: `http://127.0.0.1:${port}/hold`, activate: true }, null));
+    await heldAgain;
+    expect(await rejection(r.rollout.install({ ...a, activate: true }, 'x'))).toMatchObject({
+      code: 'BUSY',
+      message: 'another model command is running (model/install)',
+    });
+    r.rollout.cancel(null);
+    expect((await second).message).toBe('DOWNLOAD_CANCELLED: the install was cancelled (cmd/model/cancel)');
     onHold = undefined;
+  });
+
+  it('stopping the daemon ends the download; its part file stays for a resume', async () => {
+    const r = await rig({ load: false });
+    const a = await offer('colours', '14.0.0');
+    const held = new Promise<void>((resolve) => {
+      onHold = resolve;
+    });
+    const running = rejection(r.rollout.install({ ...a, url: `http://127.0.0.1:${port}/hold`, activate: true }, 's'));
+    await held;
+    // The first bytes are on disk (the progress message says so).
+    await r.published((st) => st.phase === 'downloading' && (st.bytes ?? 0) > 0);
+    await r.rollout.stop();
+    expect((await running).message).toBe('DOWNLOAD_ABORTED: the download was stopped (the daemon is stopping)');
+    expect(readdirSync(join(r.store.stagingDir, a.sha256))).toContain('archive.part');
+    onHold = undefined;
+  });
+
+  it('the first bytes are on model/state at once, then not again while the clock stands still', async () => {
+    const r = await rig({ load: false });
+    // 200 KB that do not compress: the copy reports progress several times.
+    const dir = await writePackage(join(work, 'src', 'big'), { name: 'big', version: '1.0.0', labels: labels('big') });
+    writeFileSync(join(dir, 'noise.bin'), randomBytes(200_000));
+    const bytes = tarFolder(dir, join(offers, 'big.tgz'));
+    const progress: number[] = [];
+    const err = await rejection(
+      r.rollout.install(
+        { url: `file://${join(offers, 'big.tgz')}`, sha256: 'f'.repeat(64), name: 'big', version: '1.0.0', activate: true },
+        'p',
+      ),
+    );
+    expect(err.message).toMatch(/^MODEL_SHA256: /);
+    await r.published((s) => s.phase === 'failed');
+    for (const st of r.states) if (st.phase === 'downloading') progress.push(st.bytes ?? 0);
+    expect(progress).toHaveLength(2);
+    expect(progress[0]).toBe(0);
+    expect(progress[1]).toBeGreaterThan(0);
+    expect(progress[1]).toBeLessThan(bytes.length);
+    // The actual digest stays in the local log only.
+    expect(err.message).not.toContain(sha256(bytes));
+    expect(r.logs.find((l) => l.msg === 'downloaded archive has another sha256')).toMatchObject({ actual: sha256(bytes) });
   });
 
   it('the deadline (model.rollout.timeoutSec) ends a download that takes too long; its part file stays', async () => {
@@ -353,6 +448,7 @@ describe('download outcomes', () => {
     });
     const running = rejection(r.rollout.install({ ...a, url: `http://127.0.0.1:${port}/hold`, activate: true }, 't'));
     await held;
+    await r.published((st) => st.phase === 'downloading' && (st.bytes ?? 0) > 0);
     await r.clock.advance(29_999);
     expect(r.rollout.downloading).toBe(true);
     await r.clock.advance(1);
@@ -361,6 +457,18 @@ describe('download outcomes', () => {
     expect(readdirSync(join(r.store.stagingDir, a.sha256))).toContain('archive.part');
     expect(r.clock.pending).toBe(0);
     onHold = undefined;
+  });
+});
+
+describe('remembering the switch', () => {
+  it('when state.json cannot be written the switch is undone: the model that ran before runs again', async () => {
+    const r = await rig();
+    mkdirSync(join(r.dir, 'state.json.tmp')); // the atomic write's temporary file cannot be made
+    const a = await offer('colours', '15.0.0');
+    const err = await rejection(r.rollout.install({ ...a, activate: true }, 'r'));
+    expect(err.message).toMatch(/^ROLLOUT_STATE: cannot write the rollout state \(.*\); the model that ran before runs again$/);
+    expect(r.model.info?.version).toBe('1.0.0');
+    expect(r.logs.find((l) => l.msg === 'cannot write the model rollout state; the switch is undone')).toMatchObject({ undone: true });
   });
 });
 
