@@ -38,6 +38,10 @@ function routes(req: http.IncomingMessage, res: http.ServerResponse, port: () =>
     const partial = range ? { 'content-range': `bytes ${from}-${BODY.length - 1}/${BODY.length}` } : {};
     return void res.writeHead(range ? 206 : 200, { 'content-length': rest.length, ...partial }).end(rest);
   }
+  if (p === '/empty') {
+    if (req.headers.range) return void res.writeHead(416).end();
+    return void res.writeHead(200, { 'content-length': 0 }).end();
+  }
   if (p === '/norange') return void res.writeHead(200, { 'content-length': BODY.length }).end(BODY);
   if (p === '/chunked') return void res.writeHead(200).end(BODY.subarray(0, Number(url.searchParams.get('n'))));
   if (p === '/big') return void res.writeHead(200, { 'content-length': 3.5 * MB }).end(Buffer.alloc(3.5 * MB, 3));
@@ -66,6 +70,10 @@ function routes(req: http.IncomingMessage, res: http.ServerResponse, port: () =>
 
 let server: http.Server;
 let port = 0;
+/** Server-side sockets with their 'close' (the server never times them out: keepAliveTimeout 0). */
+const sockets: Promise<void>[] = [];
+/** Resolves when every connection opened since `from` (an index into sockets) is closed. */
+const closedSince = (from: number) => Promise.all(sockets.slice(from));
 let tls: https.Server | undefined;
 let tlsPort = 0;
 let ca = '';
@@ -90,6 +98,9 @@ const failure = (o: DownloadOptions) =>
 
 beforeAll(async () => {
   server = http.createServer((req, res) => routes(req, res, () => port));
+  // A response the client leaves unread would hold its connection open for good: the tests see it.
+  server.keepAliveTimeout = 0;
+  server.on('connection', (s) => sockets.push(new Promise<void>((r) => s.once('close', () => r()))));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as AddressInfo).port;
   const openssl = needTool('openssl', 'openssl');
@@ -226,6 +237,26 @@ describe('HTTP download', () => {
     });
   });
 
+  it('leaves no connection open behind a refusal, a redirect or a 416', async () => {
+    const from = sockets.length;
+    await failure(opts('/missing'));
+    await failure(opts('/pkg', { maxBytes: 10 }));
+    await failure(opts('/pkg', { reserveBytes: 1, freeBytes: async () => 0 }));
+    await download(opts('/hop/1'));
+    const o = opts('/pkg');
+    writeFileSync(o.file, Buffer.alloc(BODY.length + 1));
+    await download(o);
+    expect(sockets.length - from).toBe(7);
+    await closedSince(from);
+  });
+
+  it('an empty package after a 416 (a part file of one byte) is fetched again, not refused', async () => {
+    const o = opts('/empty');
+    writeFileSync(o.file, 'x');
+    expect(await download(o)).toEqual({ bytes: 0, resumedFrom: 0 });
+    expect(readFileSync(o.file).length).toBe(0);
+  });
+
   it('a connection that closes early fails (the part file stays for a resume)', async () => {
     const o = opts('/short');
     const err = await failure(o);
@@ -250,6 +281,13 @@ describe('HTTP download', () => {
       if (!reason) expect(err.message).toBe('the download was stopped (the daemon is stopping)');
     }
     onHold = undefined;
+  });
+
+  it('a full disk (ENOSPC: /dev/full) is DOWNLOAD_NO_SPACE', async () => {
+    expect(await failure(opts('/pkg', { file: '/dev/full' }))).toMatchObject({
+      code: 'DOWNLOAD_NO_SPACE',
+      message: 'the disk of model.rollout.dir is full (ENOSPC); the download was removed',
+    });
   });
 
   it('a disk that refuses writes (file size limit: EFBIG) is DOWNLOAD_NO_SPACE', async () => {
@@ -279,9 +317,21 @@ describe('free space', () => {
     });
   });
 
+  it('says how many bytes are still to come, down to one', async () => {
+    expect(await failure(opts('/chunked?n=1', { maxBytes: 1, reserveBytes: 10, freeBytes: async () => 10 }))).toMatchObject({
+      code: 'DOWNLOAD_NO_SPACE',
+      message:
+        'the package needs 1 more bytes; the disk of model.rollout.dir has 10 free and keeps model.rollout.reserveBytes (10) for the journal',
+    });
+  });
+
   it('is looked at before the first byte and again after each MiB written (3.5 MiB: three more looks)', async () => {
     const looks: string[] = [];
-    const o = opts('/big', { freeBytes: async (dir) => (looks.push(dir), 100 * MB) });
+    const freeBytes = async (dir: string) => {
+      looks.push(dir);
+      return 100 * MB;
+    };
+    const o = opts('/big', { freeBytes });
     expect((await download(o)).bytes).toBe(3.5 * MB);
     expect(looks).toEqual([work, work, work, work]);
   });
