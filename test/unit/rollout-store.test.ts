@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -158,6 +158,31 @@ describe('PackageStore bookkeeping', () => {
     writeFileSync(join(old, 'stale.png'), 'old');
     const dir = await s.commit(fakePackage(s, 'a'), 'a');
     expect(readdirSync(dir).sort()).toEqual(['manifest.yaml']);
+  });
+
+  it('a staged package is remembered across a restart and kept beside the current one, whatever model.keep says', async () => {
+    const { s, root } = fresh(1);
+    for (const n of ['a', 'b']) {
+      await s.commit(fakePackage(s, n), n);
+      await s.activated(n, '/m');
+    }
+    await s.commit(fakePackage(s, 'x'), 'x');
+    await s.staged('x');
+    expect(readdirSync(s.packagesDir).sort()).toEqual(['b', 'x']);
+    expect(new PackageStore({ dir: root, keep: 1, log: logs().log }).state).toMatchObject({ current: 'b', staged: 'x' });
+  });
+
+  it('state.json is written even when the folder was removed under it (made again)', async () => {
+    const { s, root } = fresh();
+    await s.commit(fakePackage(s, 'a'), 'a');
+    await s.activated('a', '/m');
+    const again = new PackageStore({ dir: root, keep: 3, log: logs().log });
+    rmSync(root, { recursive: true });
+    expect(again.effectivePath('/other')).toBe('/other');
+    expect(onDisk(root)).toMatchObject({ current: null, previous: ['a'] });
+    rmSync(root, { recursive: true });
+    await again.staged('a');
+    expect(onDisk(root)).toMatchObject({ staged: 'a' });
   });
 
   it('reclaim removes unfinished downloads only when the disk is under the reserve', () => {

@@ -44,6 +44,10 @@ describe('SnapshotStore.keep', () => {
     expect(store.keep(frame(2)).data).not.toBe(frame(2).data);
     await clock.advance(1);
     expect(store.wanted).toBe(false);
+    // The page snapshot (/snapshot.jpg) asks for frames too.
+    await store.annotated('c');
+    await clock.advance(60_000);
+    expect(store.wanted).toBe(true);
   });
 
   it('a frame with a full-resolution twin: the twin is copied, the scaled frame passed on as it is', () => {
