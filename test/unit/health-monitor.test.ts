@@ -62,7 +62,6 @@ describe('HealthMonitor.health', () => {
     detector.buildStarted('tensorrt');
     await clock.advance(30_001);
     expect(monitor.health()).toMatchObject({ ok: false, reason: expect.stringContaining('over its limit of 30 s') });
-    expect(monitor.slice(configSchema.parse({ health: { stallAfterSec: 7 } }))).toMatchObject({ stallAfterSec: 7 });
   });
 });
 

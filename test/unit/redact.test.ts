@@ -57,7 +57,7 @@ function rect(x0: number, y0: number, x1: number, y1: number): Set<string> {
 describe('privateView', () => {
   it('redact blacks out the detections; auto only the privacy boxes; on shows all', () => {
     const pic = frame();
-    const inf = detect([{ x: 2, y: 3, w: 4, h: 5 }], { boxes: [{ x: 20, y: 10, w: 3, h: 2 }] });
+    const inf = detect([{ x: 2, y: 3, w: 4, h: 5 }], { boxes: [{ x: 20, y: 10, w: 3, h: 2 }], whole: false });
     expect(blackPixels(privateView(pic, inf, 'redact', 1))).toEqual(new Set([...rect(2, 3, 6, 8), ...rect(20, 10, 23, 12)]));
     expect(blackPixels(privateView(pic, inf, 'auto', 1))).toEqual(rect(20, 10, 23, 12));
     expect(privateView(pic, inf, 'on', 1)).toBe(pic);

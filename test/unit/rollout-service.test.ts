@@ -54,7 +54,7 @@ async function offer(name: string, version: string, more: { labels?: [string, st
 /** Served over HTTP: /drop sends half of the archive and drops the connection; /hold sends some and waits. */
 let server: http.Server;
 let port = 0;
-let dropBody = Buffer.alloc(0);
+let dropBody: Buffer = Buffer.alloc(0);
 let held: http.ServerResponse | undefined;
 let onHold: (() => void) | undefined;
 
