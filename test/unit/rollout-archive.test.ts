@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,5 +197,51 @@ describe('extractArchive', () => {
     expect(await run()).toHaveLength(40);
     expect(open()).toBeLessThanOrEqual(before);
     expect(readFileSync(join(dest, 'selftest', 'f39.png'), 'utf8')).toBe('file 39');
+  });
+
+  it('takes exactly maxBytes unpacked, counting metadata headers too, and not one byte more', async () => {
+    const exact = await extractBytes(rawTar([{ name: 'model.onnx', body: Buffer.alloc(3000, 1) }]), { maxBytes: 3000, maxEntries: 10 });
+    expect((await exact.run()).map((e) => e.size)).toEqual([3000]);
+    const over = await extractBytes(rawTar([{ name: 'model.onnx', body: Buffer.alloc(3001, 1) }]), { maxBytes: 3000, maxEntries: 10 });
+    await expect(over.run()).rejects.toThrow('unpacked size over the limit of 3000 bytes (at "model.onnx")');
+    // A long-name header of 600 bytes and an empty file under that name: 600 in all.
+    const name = Buffer.concat([Buffer.from('pkg/manifest.yaml'), Buffer.alloc(583)]);
+    const meta = Buffer.concat([entry('././@LongLink', 'L', name), entry('x', '0', Buffer.alloc(0)), END]);
+    expect(await (await extractBytes(meta, { maxBytes: 600, maxEntries: 10 })).run()).toEqual([
+      { path: 'pkg/manifest.yaml', type: 'file', size: 0 },
+    ]);
+    await expect((await extractBytes(meta, { maxBytes: 599, maxEntries: 10 })).run()).rejects.toThrow(
+      'unpacked size over the limit of 599 bytes (at entry 1)',
+    );
+  });
+
+  it('refuses a file named "." (only a folder entry "./" is the root itself)', async () => {
+    await expect((await extractBytes(rawTar([{ name: './', body: Buffer.from('x') }]))).run()).rejects.toThrow('entry "./": empty name');
+    const root = await extractBytes(
+      rawTar([
+        { name: './', type: '5' },
+        { name: './manifest.yaml', body: Buffer.from('m') },
+      ]),
+    );
+    expect((await root.run()).map((e) => e.path)).toEqual(['manifest.yaml']);
+  });
+
+  it('closes the archive file when it refuses one part-way through', async () => {
+    // 1 MiB that does not compress, then a damaged header: refused long before the end of the file.
+    const tar = rawTar(
+      [
+        { name: 'noise.bin', body: randomBytes(1 << 20) },
+        { name: 'b', body: Buffer.from('b') },
+      ],
+      false,
+    );
+    tar[512 + (1 << 20) + 10] ^= 0xff;
+    const { run } = await extractBytes(tar, { maxBytes: 4 << 20, maxEntries: 10 });
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    await expect(run()).rejects.toThrow('entry 2: header checksum mismatch');
+    // The descriptor is closed asynchronously after the refusal: a few turns of the event loop at most.
+    for (let i = 0; i < 50 && open() > before; i++) await new Promise((r) => setImmediate(r));
+    expect(open()).toBeLessThanOrEqual(before);
   });
 });
