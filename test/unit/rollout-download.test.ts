@@ -42,6 +42,17 @@ function routes(req: http.IncomingMessage, res: http.ServerResponse, port: () =>
     if (req.headers.range) return void res.writeHead(416).end();
     return void res.writeHead(200, { 'content-length': 0 }).end();
   }
+  if (p === '/endless') {
+    // No length, no end: only the client closing ends it (a server still writing when refused).
+    res.writeHead(Number(url.searchParams.get('status') ?? 200));
+    const chunk = Buffer.alloc(65_536, 7);
+    const write = () => {
+      while (!res.destroyed && res.write(chunk));
+      if (!res.destroyed) res.once('drain', write);
+    };
+    res.on('close', () => res.removeAllListeners('drain'));
+    return write();
+  }
   if (p === '/norange') return void res.writeHead(200, { 'content-length': BODY.length }).end(BODY);
   if (p === '/chunked') return void res.writeHead(200).end(BODY.subarray(0, Number(url.searchParams.get('n'))));
   if (p === '/big') return void res.writeHead(200, { 'content-length': 3.5 * MB }).end(Buffer.alloc(3.5 * MB, 3));
@@ -250,6 +261,14 @@ describe('HTTP download', () => {
     await closedSince(from);
   });
 
+  it('closes the connection of a refused response whose server is still sending', async () => {
+    const from = sockets.length;
+    expect(await failure(opts('/endless?status=500'))).toMatchObject({ message: expect.stringContaining('HTTP 500') });
+    expect(await failure(opts('/endless', { reserveBytes: 1, freeBytes: async () => 0 }))).toMatchObject({ code: 'DOWNLOAD_NO_SPACE' });
+    expect(await failure(opts('/endless', { maxBytes: 100_000 }))).toMatchObject({ code: 'DOWNLOAD_TOO_LARGE' });
+    await closedSince(from);
+  });
+
   it('an empty package after a 416 (a part file of one byte) is fetched again, not refused', async () => {
     const o = opts('/empty');
     writeFileSync(o.file, 'x');
@@ -327,9 +346,9 @@ describe('free space', () => {
 
   it('is looked at before the first byte and again after each MiB written (3.5 MiB: three more looks)', async () => {
     const looks: string[] = [];
-    const freeBytes = async (dir: string) => {
+    const freeBytes = (dir: string) => {
       looks.push(dir);
-      return 100 * MB;
+      return Promise.resolve(100 * MB);
     };
     const o = opts('/big', { freeBytes });
     expect((await download(o)).bytes).toBe(3.5 * MB);

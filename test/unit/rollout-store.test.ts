@@ -185,6 +185,36 @@ describe('PackageStore bookkeeping', () => {
     expect(onDisk(root)).toMatchObject({ staged: 'a' });
   });
 
+  it('reclaim keeps the downloads with exactly the reserve free, and removes them one byte under it', () => {
+    const root = mkdtempSync(join(tmpdir(), 'store-'));
+    let free = 1000;
+    const asked: string[] = [];
+    const s = new PackageStore({
+      dir: root,
+      keep: 2,
+      log: logs().log,
+      freeBytes: (dir) => {
+        asked.push(dir);
+        return free;
+      },
+    });
+    mkdirSync(join(s.stagingDir, 'f'.repeat(64)), { recursive: true });
+    s.reclaim(1000);
+    expect(readdirSync(s.stagingDir)).toEqual(['f'.repeat(64)]);
+    free = 999;
+    s.reclaim(1000);
+    expect(readdirSync(root)).not.toContain('staging');
+    expect(asked).toEqual([root, root]);
+    // A folder not made yet: its parent's disk.
+    const none = (dir: string) => {
+      asked.push(dir);
+      return 0;
+    };
+    const later = new PackageStore({ dir: join(root, 'later'), keep: 2, log: logs().log, freeBytes: none });
+    later.reclaim(1);
+    expect(asked.at(-1)).toBe(join(root, 'later', '..'));
+  });
+
   it('reclaim removes unfinished downloads only when the disk is under the reserve', () => {
     const { s, lines } = fresh();
     mkdirSync(join(s.stagingDir, 'f'.repeat(64)), { recursive: true });
