@@ -13,6 +13,7 @@ import type { ModelStatePayload } from '../../src/publish/schemas.js';
 import { PackageStore, RolloutService } from '../../src/rollout/service.js';
 import { ManualClock } from '../helpers/clock.js';
 import { sha256, tarFolder, writePackage } from '../helpers/rollout.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /**
  * RolloutService with its real parts: a ModelService running a "dominant channel" classifier (an
@@ -57,6 +58,9 @@ let port = 0;
 let dropBody: Buffer = Buffer.alloc(0);
 let held: http.ServerResponse | undefined;
 let onHold: (() => void) | undefined;
+/** /drip: 1000 bytes at first, 1000 more at each drip() (of 10 000). */
+let drip: (() => void) | undefined;
+let onDrip: (() => void) | undefined;
 
 beforeAll(async () => {
   base = await writePackage(join(work, 'base'), { name: 'base', version: '1.0.0', labels: labels('base') });
@@ -65,6 +69,15 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-length': dropBody.length });
       res.write(dropBody.subarray(0, dropBody.length >> 1), () => res.destroy());
       return;
+    }
+    if (req.url === '/drip') {
+      res.writeHead(200, { 'content-length': 10_000 });
+      res.write(Buffer.alloc(1000, 2));
+      drip = () => void res.write(Buffer.alloc(1000, 2));
+      res.on('close', () => {
+        drip = undefined;
+      });
+      return onDrip?.();
     }
     res.writeHead(200, { 'content-length': 1_000_000 });
     res.write(Buffer.alloc(1000, 1));
@@ -438,6 +451,49 @@ describe('download outcomes', () => {
     // The actual digest stays in the local log only.
     expect(err.message).not.toContain(sha256(bytes));
     expect(r.logs.find((l) => l.msg === 'downloaded archive has another sha256')).toMatchObject({ actual: sha256(bytes) });
+  });
+
+  it('progress: the first bytes at once, then at most one message a second (by the clock)', async () => {
+    const r = await rig({ load: false });
+    const a = await offer('colours', '16.0.0');
+    const first = new Promise<void>((resolve) => {
+      onDrip = resolve;
+    });
+    const running = rejection(r.rollout.install({ ...a, url: `http://127.0.0.1:${port}/drip`, activate: true }, 'p'));
+    await first;
+    const at = (bytes: number) => r.published((s) => s.phase === 'downloading' && s.bytes === bytes);
+    await at(1000);
+    await r.clock.advance(1000);
+    drip?.(); // 2000 bytes, a second after the first message: published
+    await at(2000);
+    await r.clock.advance(999);
+    drip?.(); // 3000 bytes, 999 ms after: not published
+    await waitUntil(() => r.rollout.status().bytes === 3000, 10_000, 'the download at 3000 bytes');
+    await r.clock.advance(1);
+    drip?.(); // 4000 bytes, a second after: published
+    await at(4000);
+    expect(r.states.filter((s) => s.phase === 'downloading').map((s) => s.bytes ?? 0)).toEqual([0, 1000, 2000, 4000]);
+    r.rollout.cancel(null);
+    await running;
+    onDrip = undefined;
+  });
+
+  it("failed downloads leave no listener on the daemon's stop signal (Node warns of a leak past 10)", async () => {
+    const r = await rig({ load: false });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      for (let i = 0; i < 12; i++) {
+        const refused = { url: 'file:///etc/passwd', sha256: 'c'.repeat(64), name: 'm', version: '1.0.0', activate: true };
+        expect((await rejection(r.rollout.install(refused, i))).message).toMatch(/^DOWNLOAD_URL: /);
+      }
+      // process.emitWarning reports on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w === 'MaxListenersExceededWarning')).toEqual([]);
   });
 
   it('the deadline (model.rollout.timeoutSec) ends a download that takes too long; its part file stays', async () => {

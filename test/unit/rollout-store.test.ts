@@ -148,7 +148,25 @@ describe('PackageStore bookkeeping', () => {
       await s.activated(n, '/m');
     }
     expect(onDisk(root)).toMatchObject({ current: 'c', previous: ['b'] });
-    expect(new PackageStore({ dir: root, keep: 2, log: logs().log }).state.previous).toEqual(['b']);
+    expect(new PackageStore({ dir: root, keep: 2, log: logs().log }).state).toEqual({
+      v: 1,
+      current: 'c',
+      previous: ['b'],
+      staged: null,
+      basePath: '/m',
+    });
+  });
+
+  it('closes state.json after each write (no descriptor left behind, however often it is written)', async () => {
+    const { s } = fresh();
+    await s.commit(fakePackage(s, 'a'), 'a');
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    for (let i = 0; i < 10; i++) {
+      await s.activated('a', '/m'); // the async write
+      s.effectivePath('/other'); // the synchronous one (the config takes over)
+    }
+    expect(open()).toBeLessThanOrEqual(before);
   });
 
   it('a commit replaces a leftover folder of the same name, whatever is in it', async () => {
