@@ -262,10 +262,15 @@ describe('HTTP download', () => {
   });
 
   it('closes the connection of a refused response whose server is still sending', async () => {
+    // The idle timeout (which would close them too) is far beyond the test's own.
     const from = sockets.length;
-    expect(await failure(opts('/endless?status=500'))).toMatchObject({ message: expect.stringContaining('HTTP 500') });
-    expect(await failure(opts('/endless', { reserveBytes: 1, freeBytes: async () => 0 }))).toMatchObject({ code: 'DOWNLOAD_NO_SPACE' });
-    expect(await failure(opts('/endless', { maxBytes: 100_000 }))).toMatchObject({ code: 'DOWNLOAD_TOO_LARGE' });
+    expect(await failure(opts('/endless?status=500', { idleTimeoutMs: 120_000 }))).toMatchObject({
+      message: expect.stringContaining('HTTP 500'),
+    });
+    expect(await failure(opts('/endless', { idleTimeoutMs: 120_000, reserveBytes: 1, freeBytes: async () => 0 }))).toMatchObject({
+      code: 'DOWNLOAD_NO_SPACE',
+    });
+    expect(await failure(opts('/endless', { idleTimeoutMs: 120_000, maxBytes: 100_000 }))).toMatchObject({ code: 'DOWNLOAD_TOO_LARGE' });
     await closedSince(from);
   });
 
