@@ -65,15 +65,18 @@ export class PackageStore {
   private readonly statePath: string;
   private readonly keep: number;
   private readonly log: Logger;
+  private readonly freeBytes: (dir: string) => number;
   private st: StoreState;
 
-  constructor(opts: { dir: string; keep: number; log: Logger }) {
+  /** `freeBytes`: free bytes on the disk of a folder (tests: a disk of a given size); default statfs. */
+  constructor(opts: { dir: string; keep: number; log: Logger; freeBytes?: (dir: string) => number }) {
     this.root = opts.dir;
     this.packagesDir = join(opts.dir, 'packages');
     this.stagingDir = join(opts.dir, 'staging');
     this.statePath = join(opts.dir, 'state.json');
     this.keep = opts.keep;
     this.log = opts.log;
+    this.freeBytes = opts.freeBytes ?? statfsFree;
     // Read at construction (synchronously, once): the model service asks for its folder before anything starts.
     this.st = this.read();
   }
@@ -119,8 +122,7 @@ export class PackageStore {
   reclaim(reserveBytes: number): void {
     let free: number;
     try {
-      const s = statfsSync(existsSync(this.root) ? this.root : join(this.root, '..'));
-      free = s.bavail * s.bsize;
+      free = this.freeBytes(existsSync(this.root) ? this.root : join(this.root, '..'));
     } catch {
       return;
     }
@@ -287,4 +289,9 @@ export class PackageStore {
     }
     await rename(tmp, this.statePath);
   }
+}
+
+function statfsFree(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
 }

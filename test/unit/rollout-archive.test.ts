@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,27 @@ function scratch() {
   mkdirSync(dest);
   return { dir, dest };
 }
+
+/** One tar entry written byte by byte (ustar header, any type flag, the body padded to whole blocks). */
+function entry(name: string, type: string, body: Buffer): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100, 'utf8');
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
+  h.write('00000000000\0', 136);
+  h.write('        ', 148);
+  h.write(type, 156);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  return Buffer.concat([h, body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
+}
+
+const END = Buffer.alloc(1024);
 
 function extractBytes(bytes: Buffer, lim = limits) {
   const { dir, dest } = scratch();
@@ -123,5 +145,103 @@ describe('extractArchive', () => {
     );
     const entries = await run();
     expect(() => packageRoot(dest, entries)).toThrow(/no manifest\.yaml at the archive root/);
+  });
+
+  it('reads an archive whose end blocks start exactly where a read of the file ends (64 KiB chunks)', async () => {
+    // 512 (header) + 64512 (body) = 65024: the first end block is the last 512 bytes of the first 64 KiB read.
+    const body = Buffer.alloc(64_512, 9);
+    const tar = Buffer.concat([entry('manifest.yaml', '0', body), END]);
+    expect(tar.length).toBe(65_536 + 512);
+    const { dest, run } = await extractBytes(tar);
+    expect(await run()).toEqual([{ path: 'manifest.yaml', type: 'file', size: 64_512 }]);
+    expect(readFileSync(join(dest, 'manifest.yaml'))).toEqual(body);
+  });
+
+  it('takes a long name (GNU L) or pax header up to 64 KiB and refuses one byte more', async () => {
+    const name = (size: number) => Buffer.concat([Buffer.from('pkg/manifest.yaml'), Buffer.alloc(size - 17)]);
+    const at = await extractBytes(Buffer.concat([entry('././@LongLink', 'L', name(64 * 1024)), entry('x', '0', Buffer.from('m')), END]));
+    expect(await at.run()).toEqual([{ path: 'pkg/manifest.yaml', type: 'file', size: 1 }]);
+    const over = await extractBytes(
+      Buffer.concat([entry('././@LongLink', 'L', name(64 * 1024 + 1)), entry('x', '0', Buffer.from('m')), END]),
+    );
+    await expect(over.run()).rejects.toThrow('a long-name header of 65537 bytes is over 64 KiB');
+    const pax = await extractBytes(Buffer.concat([entry('pax', 'x', Buffer.alloc(64 * 1024 + 1, 0x20)), END]));
+    await expect(pax.run()).rejects.toThrow('a pax header of 65537 bytes is over 64 KiB');
+  });
+
+  it('applies a pax path to the next entry only, and refuses a pax record that runs past its header', async () => {
+    const rec = (text: string) => `${text.length + 3 + String(text.length).length - 1} ${text}\n`;
+    const record = rec('path=pkg/manifest.yaml');
+    expect(Number(record.split(' ')[0])).toBe(record.length);
+    const ok = await extractBytes(
+      Buffer.concat([
+        entry('pax', 'x', Buffer.from(record)),
+        entry('short', '0', Buffer.from('a')),
+        entry('b', '0', Buffer.from('b')),
+        END,
+      ]),
+    );
+    expect((await ok.run()).map((e) => e.path)).toEqual(['pkg/manifest.yaml', 'b']);
+    // The record says 40 bytes; the header holds 24.
+    const long = await extractBytes(
+      Buffer.concat([entry('pax', 'x', Buffer.from('40 path=pkg/manifest.yaml\n')), entry('a', '0', Buffer.from('a')), END]),
+    );
+    await expect(long.run()).rejects.toThrow('malformed pax header');
+  });
+
+  it('closes every file it writes (a daemon that installs packages for months must not leak descriptors)', async () => {
+    const files = Array.from({ length: 40 }, (_, i) => ({ name: `selftest/f${i}.png`, body: Buffer.from(`file ${i}`) }));
+    const { dest, run } = await extractBytes(rawTar(files));
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    expect(await run()).toHaveLength(40);
+    expect(open()).toBeLessThanOrEqual(before);
+    expect(readFileSync(join(dest, 'selftest', 'f39.png'), 'utf8')).toBe('file 39');
+  });
+
+  it('takes exactly maxBytes unpacked, counting metadata headers too, and not one byte more', async () => {
+    const exact = await extractBytes(rawTar([{ name: 'model.onnx', body: Buffer.alloc(3000, 1) }]), { maxBytes: 3000, maxEntries: 10 });
+    expect((await exact.run()).map((e) => e.size)).toEqual([3000]);
+    const over = await extractBytes(rawTar([{ name: 'model.onnx', body: Buffer.alloc(3001, 1) }]), { maxBytes: 3000, maxEntries: 10 });
+    await expect(over.run()).rejects.toThrow('unpacked size over the limit of 3000 bytes (at "model.onnx")');
+    // A long-name header of 600 bytes and an empty file under that name: 600 in all.
+    const name = Buffer.concat([Buffer.from('pkg/manifest.yaml'), Buffer.alloc(583)]);
+    const meta = Buffer.concat([entry('././@LongLink', 'L', name), entry('x', '0', Buffer.alloc(0)), END]);
+    expect(await (await extractBytes(meta, { maxBytes: 600, maxEntries: 10 })).run()).toEqual([
+      { path: 'pkg/manifest.yaml', type: 'file', size: 0 },
+    ]);
+    await expect((await extractBytes(meta, { maxBytes: 599, maxEntries: 10 })).run()).rejects.toThrow(
+      'unpacked size over the limit of 599 bytes (at entry 1)',
+    );
+  });
+
+  it('refuses a file named "." (only a folder entry "./" is the root itself)', async () => {
+    await expect((await extractBytes(rawTar([{ name: './', body: Buffer.from('x') }]))).run()).rejects.toThrow('entry "./": empty name');
+    const root = await extractBytes(
+      rawTar([
+        { name: './', type: '5' },
+        { name: './manifest.yaml', body: Buffer.from('m') },
+      ]),
+    );
+    expect((await root.run()).map((e) => e.path)).toEqual(['manifest.yaml']);
+  });
+
+  it('closes the archive file when it refuses one part-way through', async () => {
+    // 1 MiB that does not compress, then a damaged header: refused long before the end of the file.
+    const tar = rawTar(
+      [
+        { name: 'noise.bin', body: randomBytes(1 << 20) },
+        { name: 'b', body: Buffer.from('b') },
+      ],
+      false,
+    );
+    tar[512 + (1 << 20) + 10] ^= 0xff;
+    const { run } = await extractBytes(tar, { maxBytes: 4 << 20, maxEntries: 10 });
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    await expect(run()).rejects.toThrow('entry 2: header checksum mismatch');
+    // The descriptor is closed asynchronously after the refusal: a few turns of the event loop at most.
+    for (let i = 0; i < 50 && open() > before; i++) await new Promise((r) => setImmediate(r));
+    expect(open()).toBeLessThanOrEqual(before);
   });
 });
