@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runHistory } from '../../src/journal/history-cli.js';
 import { Journal, type JournalOptions, type NewMessage } from '../../src/journal/journal.js';
@@ -412,6 +413,58 @@ describe('journal: payload seq column', () => {
     expect(ro.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     ro.close();
     expect(history()).toEqual({ code: 0, lines: [...resultPayloads, msg('a', 7).payload], errs: [] });
+  });
+});
+
+describe('journal file versions', () => {
+  const userVersion = (path: string) => {
+    const ro = openReadOnly(path);
+    try {
+      return ro.pragma('user_version', { simple: true });
+    } finally {
+      ro.close();
+    }
+  };
+  const setUserVersion = (path: string, v: number) => {
+    const db = new Database(path);
+    db.pragma(`user_version = ${v}`);
+    db.close();
+  };
+
+  it('a new journal is schema 2 (messages with payload_seq); the index an early version 2 had is dropped at start', () => {
+    const { j } = journal();
+    const path = j.path;
+    j.stop();
+    // Schema 2 is what this daemon writes; a change of the number is a change of the file format.
+    expect(userVersion(path)).toBe(2);
+    expect(SCHEMA_VERSION).toBe(2);
+    const db = new Database(path);
+    db.exec('CREATE INDEX messages_payload_seq ON messages(camera, kind, payload_seq)');
+    db.close();
+    journal({ path }).j.stop(); // opened by this daemon again
+    const ro = openReadOnly(path);
+    const indexes = ro
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' ORDER BY name")
+      .all()
+      .map((r) => (r as { name: string }).name);
+    ro.close();
+    expect(indexes).toEqual(['messages_camera', 'messages_created', 'messages_pending']);
+  });
+
+  it('history reads versions 1 and 2 and refuses a newer file or a database that is not a journal, naming the versions', () => {
+    const { j } = journal();
+    j.append([msg('a', 1)]);
+    const path = j.path;
+    j.stop();
+    setUserVersion(path, 1);
+    expect(userVersion(path)).toBe(1);
+    setUserVersion(path, 3);
+    expect(() => openReadOnly(path)).toThrow(`${path} is not an edge-inferd journal (schema version 3, expected 1 to 2)`);
+    setUserVersion(path, 0);
+    expect(() => openReadOnly(path)).toThrow('(schema version 0, expected 1 to 2)');
+    // and the daemon refuses to open a file from a newer edge-inferd rather than write over it
+    setUserVersion(path, 3);
+    expect(() => journal({ path })).toThrow(`journal.path: ${path} was written by a newer edge-inferd (schema 3, this one reads 2)`);
   });
 });
 
