@@ -160,10 +160,18 @@ function mutable(line: string): boolean {
   );
 }
 
+/** An interface or object type's opening line: its body is types only (erased, so every mutant there is equivalent). */
+const TYPE_BLOCK = /^(export )?(declare )?(interface \w|type \w[^=]*=\s*\{)/;
+
 export function mutantsOf(source: string): Mutant[] {
   const lines = source.split('\n');
   const out: Mutant[] = [];
+  let typeDepth = 0;
   for (const [i, before] of lines.entries()) {
+    if (typeDepth > 0 || TYPE_BLOCK.test(before.trim())) {
+      typeDepth += (before.match(/\{/g)?.length ?? 0) - (before.match(/\}/g)?.length ?? 0);
+      continue;
+    }
     if (!mutable(before)) continue;
     for (const [operator, make] of OPERATORS)
       for (const after of make(before)) if (after !== before) out.push({ line: i + 1, operator, before, after });

@@ -39,6 +39,25 @@ describe('detection decoding', () => {
     expect(out.map((o) => [o.label, Number(o.score.toFixed(4)), o.box])).toEqual([['b', 0.45, { x: 45, y: 45, w: 10, h: 10 }]]);
   });
 
+  it('yolov8: each anchor takes its best class; a score exactly at the threshold is kept, one under it is not', () => {
+    const d = new Detector(spec({ format: 'yolov8', scoreThreshold: 0.5 }), 2);
+    // N = 3 anchors, class-major rows: cx, cy, w, h, class 0, class 1.
+    const rows = [
+      [20, 50, 80], // cx
+      [50, 50, 50], // cy
+      [10, 10, 10], // w
+      [10, 10, 10], // h
+      [0.5, 0.25, 0.75], // class 0
+      [0.25, 0.4375, 0.875], // class 1
+    ];
+    const stretch = geometryFor({ width: 100, height: 100, resize: 'stretch' }, 100, 100);
+    const out = d.run({ main: { data: rows.flat(), dims: [1, 6, 3] } }, ['a', 'b'], stretch, 100, 100);
+    expect(out.map((o) => [o.label, o.score, o.box.x])).toEqual([
+      ['b', 0.875, 75],
+      ['a', 0.5, 15],
+    ]);
+  });
+
   it('boxes are clipped to the frame', () => {
     const d = new Detector(spec({ format: 'yolov8' }), 1);
     // cx, cy, w, h rows then one class row; N = 1: a box reaching past the top-left corner.
@@ -53,6 +72,11 @@ describe('NMS', () => {
   it('IoU of two boxes', () => {
     expect(iou(box(0, 1), box(5, 1))).toBeCloseTo(50 / 150, 10);
     expect(iou(box(0, 1), box(10, 1))).toBe(0);
+    // apart side by side (overlapping rows, not columns), and one above the other: 0, never negative
+    expect(iou(box(0, 1), box(20, 1))).toBe(0);
+    expect(iou({ x1: 0, y1: 0, x2: 10, y2: 10 }, { x1: 0, y1: 20, x2: 10, y2: 30 })).toBe(0);
+    // boxes smaller than a pixel (normalised coordinates) have their IoU all the same
+    expect(iou({ x1: 0, y1: 0, x2: 0.5, y2: 0.5 }, { x1: 0, y1: 0, x2: 0.5, y2: 0.5 })).toBe(1);
   });
 
   it('keeps the best of overlapping boxes, at most maxDetections, per class when class-aware', () => {
