@@ -58,6 +58,30 @@ describe('detection decoding', () => {
     ]);
   });
 
+  it('yolov5 and boxes-scores: objectness exactly at the threshold is kept; a tie between classes goes to the lower class; anchors do not share scores', () => {
+    const stretch = geometryFor({ width: 100, height: 100, resize: 'stretch' }, 100, 100);
+    const v5 = new Detector(spec({ format: 'yolov5', scoreThreshold: 0.5 }), 2);
+    // objectness 0.5 (the threshold) x class score 1 = 0.5: kept; classes 0 and 1 tie at 1: class 0
+    const out5 = v5.run({ main: { data: [50, 50, 10, 10, 0.5, 1, 1], dims: [1, 1, 7] } }, ['a', 'b'], stretch, 100, 100);
+    expect(out5.map((o) => [o.label, o.score])).toEqual([['a', 0.5]]);
+    const bs = new Detector(spec({ format: 'boxes-scores', boxes: 'b', scores: 's', boxFormat: 'xyxy', scoreThreshold: 0.5 }), 2);
+    // anchor 0: scores 0.75, 0.75 (a tie: class 0); anchor 1: 0.9375, 0.625 (class 0): each reads its own two scores only
+    const outBs = bs.run(
+      {
+        boxes: { data: [10, 10, 20, 20, 60, 60, 80, 80], dims: [1, 2, 4] },
+        scores: { data: [0.75, 0.75, 0.9375, 0.625], dims: [1, 2, 2] },
+      },
+      ['a', 'b'],
+      stretch,
+      100,
+      100,
+    );
+    expect(outBs.map((o) => [o.label, o.score, o.box.x])).toEqual([
+      ['a', 0.9375, 60],
+      ['a', 0.75, 10],
+    ]);
+  });
+
   it('boxes are clipped to the frame', () => {
     const d = new Detector(spec({ format: 'yolov8' }), 1);
     // cx, cy, w, h rows then one class row; N = 1: a box reaching past the top-left corner.

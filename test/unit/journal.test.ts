@@ -478,6 +478,17 @@ describe('journal bounds at their edges', () => {
     expect(j.pendingAfter(0, 10).map((r) => seqOf(r.payload))).toEqual([2, 3, 4, 5, 6]);
   });
 
+  it('counts a row as its payload and topic plus 48 bytes: maxBytes of five rows holds exactly five, and one more evicts the oldest', () => {
+    // Payloads of one length (seq 1..6 are one digit): every row the same size.
+    const row = Buffer.byteLength(msg('a', 1).payload) + Buffer.byteLength(msg('a', 1).topic) + 48;
+    const { j } = journal({ maxBytes: 5 * row });
+    j.append([1, 2, 3, 4, 5].map((n) => msg('a', n)));
+    expect(j.stats()).toMatchObject({ rows: 5, bytes: 5 * row, evicted: { pending: 0 } });
+    j.append([msg('a', 6)]);
+    expect(j.stats()).toMatchObject({ rows: 5, bytes: 5 * row, evicted: { pending: 1 } });
+    expect(j.pendingAfter(0, 10).map((r) => seqOf(r.payload))).toEqual([2, 3, 4, 5, 6]);
+  });
+
   it('opened after the retention has passed, it deletes the old sent messages at once (not at the first periodic sweep)', () => {
     const clock = new ManualClock();
     const path = tmpPath();
