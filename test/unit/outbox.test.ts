@@ -186,13 +186,59 @@ describe('outbox: refusals, failures and reconnects', () => {
     expect(lines.filter((l) => l.msg === 'journal drained')).toEqual([expect.objectContaining({ messages: 4, ms: 40 })]);
   });
 
-  it('a reconnect with nothing pending logs no drain', async () => {
+  it('a reconnect with nothing pending logs no drain; with one pending message it does', async () => {
     const { t, outbox, lines } = setup();
     outbox.start();
+    const drainLines = () => lines.filter((l) => l.msg === 'draining journaled messages' || l.msg === 'journal drained');
     t.disconnect();
     t.connect();
     await tick();
-    expect(lines.filter((l) => String(l.msg).startsWith('draining') || l.msg === 'journal drained')).toEqual([]);
+    expect(drainLines()).toEqual([]);
+    t.disconnect();
+    outbox.enqueue(msg('a', 1));
+    await tick();
+    t.connect();
+    await (await t.call(0)).ack();
+    await tick();
+    expect(drainLines().map((l) => [l.msg, l.pending ?? l.messages])).toEqual([
+      ['draining journaled messages', 1],
+      ['journal drained', 1],
+    ]);
+  });
+
+  it('keeps at most 1000 rows in memory: of 1500 journaled at once, the rest are read back from the journal as the queue runs low', async () => {
+    const { log } = captureLog();
+    const reads: [number, number][] = [];
+    const journal = new (class extends Journal {
+      override pendingAfter(afterSeq: number, limit: number) {
+        reads.push([afterSeq, limit]);
+        return super.pendingAfter(afterSeq, limit);
+      }
+    })({
+      path: join(mkdtempSync(join(tmpdir(), 'outbox-unit-')), 'journal.sqlite'),
+      maxRows: 10_000,
+      maxBytes: 64 << 20,
+      retentionMs: 3_600_000,
+      synchronous: 'normal',
+      log,
+    });
+    journal.start();
+    const t = new HandTransport();
+    const outbox = new Outbox({ journal, transport: t, window: 600, log, clock: new ManualClock(), ackWaitMs: 0 });
+    cleanups.push(async () => {
+      t.connected = false;
+      await outbox.stop(0);
+      journal.stop();
+    });
+    outbox.start();
+    expect(reads).toEqual([[0, 1000]]); // an empty journal: nothing to read back
+    reads.length = 0;
+    for (let i = 1; i <= 1500; i++) outbox.enqueue(msg('a', i));
+    await t.call(599);
+    // 1000 taken from the write, 600 of them handed over; under half a page left (400): the next 600 read from the journal
+    expect(reads.filter(([after]) => after > 0)).toEqual([[1000, 600]]);
+    for (let i = 0; i < 1500; i++) await (await t.call(i)).ack();
+    expect(t.calls.map((c) => c.seq)).toEqual(Array.from({ length: 1500 }, (_, i) => i + 1));
   });
 
   it('start() hands over what the journal holds from before; a second start() changes nothing', async () => {
