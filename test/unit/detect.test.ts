@@ -87,6 +87,15 @@ describe('detection decoding', () => {
     // cx, cy, w, h rows then one class row; N = 1: a box reaching past the top-left corner.
     const out = d.run({ main: { data: [5, 30, 20, 20, 0.9], dims: [1, 5, 1] } }, ['x'], g, 100, 100);
     expect(out[0].box).toEqual({ x: 0, y: 0, w: 30, h: 30 });
+    expect(d.last).toEqual({ invalid: 0, capped: 0, incomplete: false });
+  });
+
+  it('a box wholly in a letterbox bar (outside the frame in one direction) is clipped to nothing and marks the run incomplete', () => {
+    const d = new Detector(spec({ format: 'yolov8' }), 1);
+    // input y 5..15 is inside the top bar (0..25): source y -40..-20; x 40..60 is inside (source 80..120)
+    const out = d.run({ main: { data: [50, 10, 20, 10, 0.9], dims: [1, 5, 1] } }, ['x'], g, 100, 100);
+    expect(out.map((o) => o.box)).toEqual([{ x: 80, y: 0, w: 40, h: 0 }]);
+    expect(d.last).toEqual({ invalid: 0, capped: 0, incomplete: true });
   });
 });
 
