@@ -3,12 +3,12 @@ import { mutantsOf } from '../../scripts/mutate.js';
 
 /** `npm run mutate` (scripts/mutate.ts): which lines it mutates and how. */
 
-const after = (src: string) => mutantsOf(src).map((m) => `${m.line} ${m.operator}: ${m.after.trim()}`);
+const mutated = (src: string) => mutantsOf(src).map((m) => `${m.line} ${m.operator}: ${m.after.trim()}`);
 
 describe('mutate: the mutants of a source', () => {
   it('mutates code lines: comparisons, boundaries, logic, arithmetic, constants, booleans, negated ifs, removed calls', () => {
     const src = ['if (a < b) return;', 'const c = x && y;', 'total = n + 1;', 'ok = true;', 'this.run(x);'].join('\n');
-    expect(after(src)).toEqual([
+    expect(mutated(src)).toEqual([
       '1 boundary: if (a <= b) return;',
       '1 negate: if (!(a < b)) return;',
       '2 logical: const c = x || y;',
@@ -33,6 +33,6 @@ describe('mutate: the mutants of a source', () => {
       '  private readonly window: number;',
       'const after = 1;',
     ].join('\n');
-    expect(after(src)).toEqual(['11 constant: const after = 2;']);
+    expect(mutated(src)).toEqual(['11 constant: const after = 2;']);
   });
 });
