@@ -1,8 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GraphBuilder, int } from '../../scripts/onnx/builder.js';
 import type { Frame } from '../../src/capture/frame.js';
 import { CropClassifier, type CropRequest, fixedBatch, sharpness } from '../../src/inference/crop.js';
 import { loadModelPackage, type ModelPackage } from '../../src/inference/package.js';
@@ -119,6 +121,48 @@ describe('CropClassifier on a generated classifier', () => {
     // explain: true explains each crop's best class
     expect(all.crops.map((k) => k.heatmap?.target)).toEqual([0, 1]);
   });
+});
+
+/** A dynamic-batch "brightest channel" classifier taking `dtype` input: Cast to float, mean per channel, softmax. */
+async function brightest(dtype: 'float16' | 'uint8'): Promise<string> {
+  const g = new GraphBuilder(`brightest_${dtype}`);
+  const x = g.op('Cast', [g.input('image', ['batch', 3, 8, 8], dtype)], { to: int(1) });
+  g.op('Softmax', [g.op('Flatten', [g.op('GlobalAveragePool', [x])], { axis: int(1) })], { axis: int(1) }, 'probs');
+  g.output('probs', ['batch', 3]);
+  const bytes = g.build();
+  const out = path.join(dir, `brightest-${dtype}`);
+  await mkdir(out, { recursive: true });
+  await writeFile(path.join(out, 'model.onnx'), bytes);
+  await writeFile(
+    path.join(out, 'manifest.yaml'),
+    `name: brightest\nversion: 1.0.0\ntask: classify\nsha256: ${createHash('sha256').update(bytes).digest('hex')}\n` +
+      `input: {name: image, width: 8, height: 8, dtype: ${dtype}, scale: ${dtype === 'uint8' ? 1 : 0.00392156862745098}, resize: stretch}\n` +
+      'labels: [red, green, blue]\nclassify: {outputs: probabilities, topK: 3}\n',
+  );
+  return out;
+}
+
+describe('CropClassifier batches any input dtype', () => {
+  for (const dtype of ['float16', 'uint8'] as const) {
+    it(`${dtype}: red, green and blue crops in one run, each its colour`, async () => {
+      const pkg = await loadModelPackage(await brightest(dtype));
+      const session = await ort.InferenceSession.create(pkg.modelPath, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+      try {
+        const c = new CropClassifier(pkg, session, 'probs');
+        // three 16x16 squares side by side: red, green, blue
+        const W = 48;
+        const data = new Uint8Array(W * 16 * 3);
+        for (let y = 0; y < 16; y++) for (let x = 0; x < W; x++) data[(y * W + x) * 3 + Math.floor(x / 16)] = 200;
+        const frame: Frame = { camera: 'c', seq: 1, width: W, height: 16, stride: W * 3, format: 'RGB', data, capturedAtMs: 0 };
+        const rects = [0, 16, 32].map((x) => ({ x, y: 0, w: 16, h: 16 }));
+        const out = await c.run(frame, { rects, quality: { minSidePx: 1, minSharpness: 0 } });
+        expect(out.runs).toBe(1);
+        expect(out.crops.map((k) => pkg.labels[(k.scores ?? []).indexOf(Math.max(...(k.scores ?? [])))])).toEqual(['red', 'green', 'blue']);
+      } finally {
+        await session.release();
+      }
+    });
+  }
 });
 
 describe('sharpness', () => {
