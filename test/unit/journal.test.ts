@@ -468,6 +468,56 @@ describe('journal file versions', () => {
   });
 });
 
+describe('journal: what it records beside the messages', () => {
+  it('lostUpTo: the highest seq ever removed, raised by each eviction and kept across a restart; when the last eviction was', async () => {
+    const clock = new ManualClock();
+    const { j } = journal({ maxRows: 3, clock });
+    expect(j.lostUpTo).toBe(0);
+    const first = j.append([1, 2, 3].map((n) => msg('a', n))).rows;
+    expect(j.stats()).not.toHaveProperty('lastEvictionAtMs');
+    await clock.advance(5000);
+    j.append([msg('a', 4)]);
+    expect(j.lostUpTo).toBe(first[0].seq);
+    expect(j.stats().lastEvictionAtMs).toBe(clock.now());
+    j.append([msg('a', 5), msg('a', 6)]);
+    expect(j.lostUpTo).toBe(first[2].seq);
+    const path = j.path;
+    j.stop();
+    const again = journal({ path, maxRows: 3, clock }).j;
+    expect(again.lostUpTo).toBe(first[2].seq);
+  });
+
+  it('opens the file with the synchronous level asked for (FULL: every commit reaches the disk)', () => {
+    const level = (synchronous: 'full' | 'normal') => {
+      const { j } = journal({ synchronous });
+      // The connection's own setting: nothing else shows it.
+      return (j as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true });
+    };
+    expect(level('full')).toBe(2);
+    expect(level('normal')).toBe(1);
+  });
+
+  it('history reads the file read-only; looking up pending messages uses the partial index of pending rows', () => {
+    const { j } = journal();
+    j.append([msg('a', 1)]);
+    const ro = openReadOnly(j.path);
+    try {
+      expect(() => ro.exec('DELETE FROM messages')).toThrow(/readonly/);
+      // The journal's pending lookup (Journal.pendingAfter): on a journal of 100k sent rows, a scan would read them all.
+      const plan = ro
+        .prepare(
+          'EXPLAIN QUERY PLAN SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq ' +
+            'FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
+        )
+        .all(0, 10)
+        .map((r) => (r as { detail: string }).detail);
+      expect(plan.join('; ')).toContain('USING INDEX messages_pending');
+    } finally {
+      ro.close();
+    }
+  });
+});
+
 describe('journal bounds at their edges', () => {
   it('holds exactly maxRows pending messages, and one more evicts the oldest', () => {
     const { j } = journal({ maxRows: 5 });
