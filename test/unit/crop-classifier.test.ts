@@ -6,7 +6,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder, int } from '../../scripts/onnx/builder.js';
 import type { Frame } from '../../src/capture/frame.js';
-import { CropClassifier, type CropRequest, fixedBatch, sharpness } from '../../src/inference/crop.js';
+import { CropClassifier, type CropRequest, cropView, fixedBatch, sharpness } from '../../src/inference/crop.js';
 import { loadModelPackage, type ModelPackage } from '../../src/inference/package.js';
 import { regionFrame, writeRegionClassifier } from '../helpers/region-classifier.js';
 
@@ -165,18 +165,56 @@ describe('CropClassifier batches any input dtype', () => {
   }
 });
 
-describe('sharpness', () => {
-  it('is 0 on a linear ramp in x or y (the Laplacian of a ramp is 0) and on a flat image; an edge makes it positive', () => {
-    const W = 6;
-    const H = 5;
-    const img = (f: (x: number, y: number) => number): Frame => {
-      const data = new Uint8Array(W * H);
-      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data[y * W + x] = f(x, y);
-      return { camera: 'c', seq: 1, width: W, height: H, stride: W, format: 'GRAY8', data, capturedAtMs: 0 };
-    };
-    expect(sharpness(img((x) => 10 * x))).toBe(0);
-    expect(sharpness(img((_, y) => 20 * y + 5))).toBe(0);
-    expect(sharpness(img(() => 77))).toBe(0);
-    expect(sharpness(img((x) => (x < 3 ? 0 : 200)))).toBeGreaterThan(0);
+describe('cropView and sharpness', () => {
+  const W = 6;
+  const H = 5;
+  const grey = (f: (x: number, y: number) => number): Frame => {
+    const data = new Uint8Array(W * H);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data[y * W + x] = f(x, y);
+    return { camera: 'c', seq: 1, width: W, height: H, stride: W, format: 'GRAY8', data, capturedAtMs: 0 };
+  };
+
+  it("cropView without a scale takes the rectangle in the frame's own pixels", () => {
+    const f = grey((x, y) => 10 * y + x);
+    const cut = cropView(f, { x: 2, y: 1, w: 3, h: 2 });
+    expect(cut && { x0: cut.x0, y0: cut.y0, w: cut.view.width, h: cut.view.height, first: cut.view.data[0] }).toEqual({
+      x0: 2,
+      y0: 1,
+      w: 3,
+      h: 2,
+      first: 12,
+    });
+  });
+
+  it('is 0 on a linear ramp in x or y (the Laplacian of a ramp is 0) and on a flat image; an edge gives the variance we work out', () => {
+    expect(sharpness(grey((x) => 10 * x))).toBe(0);
+    expect(sharpness(grey((_, y) => 20 * y + 5))).toBe(0);
+    expect(sharpness(grey(() => 77))).toBe(0);
+    // 0 left of x = 3, 200 from it: interior Laplacians per row 0, 200, -200, 0 (x = 1..4): mean 0, variance 20000
+    expect(sharpness(grey((x) => (x < 3 ? 0 : 200)))).toBe(20_000);
+  });
+
+  it("reads the luma by the frame's channel order: a red edge in RGB, the same pixels in BGR and their luma in GRAY8 agree", () => {
+    const rgb = new Uint8Array(W * H * 3);
+    const bgr = new Uint8Array(W * H * 3);
+    for (let i = 0; i < W * H; i++) {
+      const red = i % W < 3 ? 0 : 200;
+      rgb.set([red, 0, 0], i * 3);
+      bgr.set([0, 0, red], i * 3);
+    }
+    const frame = (format: 'RGB' | 'BGR', data: Uint8Array): Frame => ({
+      camera: 'c',
+      seq: 1,
+      width: W,
+      height: H,
+      stride: W * 3,
+      format,
+      data,
+      capturedAtMs: 0,
+    });
+    // luma 0.299 x 200 = 59.8 at the edge: 0.299^2 x 20000
+    const expected = 0.299 ** 2 * 20_000;
+    expect(sharpness(frame('RGB', rgb))).toBeCloseTo(expected, 2);
+    expect(sharpness(frame('BGR', bgr))).toBeCloseTo(expected, 2);
   });
 });
