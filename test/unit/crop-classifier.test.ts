@@ -184,6 +184,10 @@ describe('cropView and sharpness', () => {
       h: 2,
       first: 12,
     });
+    // scale 2: the same rectangle read from a frame twice as large, in that frame's pixels
+    const big = { ...f, width: 2 * W, height: 2 * H, stride: 2 * W, data: new Uint8Array(4 * W * H) };
+    const cut2 = cropView(big, { x: 2, y: 1, w: 3, h: 2 }, 2);
+    expect(cut2 && [cut2.x0, cut2.y0, cut2.view.width, cut2.view.height]).toEqual([4, 2, 6, 4]);
   });
 
   it('is 0 on a linear ramp in x or y (the Laplacian of a ramp is 0) and on a flat image; an edge gives the variance we work out', () => {
