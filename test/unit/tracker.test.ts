@@ -74,6 +74,10 @@ describe('IoU tracker', () => {
     const u = new IouTracker({ iou: 0.2, maxMissed: 2 });
     expect(u.update([0, 1000, 2000].map((x) => ({ x, y: 0, w: 100, h: 100 }))).ids).toEqual([1, 2, 3]);
     expect(u.update([2040, 1960].map((x) => ({ x, y: 0, w: 100, h: 100 }))).ids).toEqual([3, 4]);
+    // and for boxes later in the frame's list: box 0 is elsewhere, boxes 1 and 2 tie on the one track: box 1 keeps it
+    const v = new IouTracker({ iou: 0.2, maxMissed: 2 });
+    expect(v.update([{ x: 100, y: 0, w: 100, h: 100 }]).ids).toEqual([1]);
+    expect(v.update([1000, 140, 60].map((x) => ({ x, y: 0, w: 100, h: 100 }))).ids).toEqual([2, 1, 3]);
   });
 
   it('matches best overlap first: a box that overlaps two tracks goes to the one it overlaps most, unless a better pair took it', () => {
