@@ -58,6 +58,16 @@ describe('detection decoding', () => {
     ]);
   });
 
+  it('yolov8: a detector reused for the next frame keeps nothing of the last one (anchor 0 included)', () => {
+    const d = new Detector(spec({ format: 'yolov8', scoreThreshold: 0.5 }), 1);
+    const stretch = geometryFor({ width: 100, height: 100, resize: 'stretch' }, 100, 100);
+    // two anchors: cx, cy, w, h rows, then the class row
+    const frame = (s0: number, s1: number) => ({ main: { data: [20, 80, 50, 50, 10, 10, 10, 10, s0, s1], dims: [1, 5, 2] } });
+    expect(d.run(frame(0.875, 0.75), ['x'], stretch, 100, 100).map((o) => o.score)).toEqual([0.875, 0.75]);
+    expect(d.run(frame(0.25, 0.125), ['x'], stretch, 100, 100)).toEqual([]);
+    expect(d.run(frame(0.25, 0.625), ['x'], stretch, 100, 100).map((o) => [o.score, o.box.x])).toEqual([[0.625, 75]]);
+  });
+
   it('yolov5 and boxes-scores: objectness exactly at the threshold is kept; a tie between classes goes to the lower class; anchors do not share scores', () => {
     const stretch = geometryFor({ width: 100, height: 100, resize: 'stretch' }, 100, 100);
     const v5 = new Detector(spec({ format: 'yolov5', scoreThreshold: 0.5 }), 2);
