@@ -68,6 +68,18 @@ describe('detection decoding', () => {
     expect(d.run(frame(0.25, 0.625), ['x'], stretch, 100, 100).map((o) => [o.score, o.box.x])).toEqual([[0.625, 75]]);
   });
 
+  it('yolov8 pose: keypoints come back to source pixels through the letterbox like the box, with their visibility as score', () => {
+    const d = new Detector(spec({ format: 'yolov8', keypoints: ['nose', 'chin'] }), 1);
+    // one anchor: cx cy w h, class, then (x, y, visibility) per keypoint; input y 40 is 15 px below the 25 px top bar
+    const data = [50, 50, 40, 40, 0.9, 50, 40, 0.75, 44, 70, 0.5];
+    const [det] = d.run({ main: { data, dims: [1, data.length, 1] } }, ['face'], g, 100, 100);
+    expect(det.box).toEqual({ x: 60, y: 10, w: 80, h: 80 });
+    expect(det.keypoints).toEqual([
+      { name: 'nose', x: 100, y: 30, score: 0.75 },
+      { name: 'chin', x: 88, y: 90, score: 0.5 },
+    ]);
+  });
+
   it('yolov5 and boxes-scores: objectness exactly at the threshold is kept; a tie between classes goes to the lower class; anchors do not share scores', () => {
     const stretch = geometryFor({ width: 100, height: 100, resize: 'stretch' }, 100, 100);
     const v5 = new Detector(spec({ format: 'yolov5', scoreThreshold: 0.5 }), 2);
