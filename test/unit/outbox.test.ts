@@ -206,7 +206,7 @@ describe('outbox: refusals, failures and reconnects', () => {
     ]);
   });
 
-  it('keeps at most 1000 rows in memory: of 1500 journaled at once, the rest are read back from the journal as the queue runs low', async () => {
+  it('keeps at most 1000 rows in memory: of 1500 journaled at once, the rest are read back once under half a page is left', async () => {
     const { log } = captureLog();
     const reads: [number, number][] = [];
     const journal = new (class extends Journal {
@@ -224,7 +224,7 @@ describe('outbox: refusals, failures and reconnects', () => {
     });
     journal.start();
     const t = new HandTransport();
-    const outbox = new Outbox({ journal, transport: t, window: 600, log, clock: new ManualClock(), ackWaitMs: 0 });
+    const outbox = new Outbox({ journal, transport: t, window: 100, log, clock: new ManualClock(), ackWaitMs: 0 });
     cleanups.push(async () => {
       t.connected = false;
       await outbox.stop(0);
@@ -234,10 +234,13 @@ describe('outbox: refusals, failures and reconnects', () => {
     expect(reads).toEqual([[0, 1000]]); // an empty journal: nothing to read back
     reads.length = 0;
     for (let i = 1; i <= 1500; i++) outbox.enqueue(msg('a', i));
-    await t.call(599);
-    // 1000 taken from the write, 600 of them handed over; under half a page left (400): the next 600 read from the journal
-    expect(reads.filter(([after]) => after > 0)).toEqual([[1000, 600]]);
-    for (let i = 0; i < 1500; i++) await (await t.call(i)).ack();
+    await t.call(99);
+    // 1000 taken from the write, 100 of them handed over: 900 left, over half a page, nothing read back yet
+    expect(reads).toEqual([]);
+    // each acknowledgement hands over one more; at 499 left (under half a page) the page is filled up from the journal
+    for (let i = 0; i < 401; i++) await (await t.call(i)).ack();
+    expect(reads.filter(([after]) => after > 0)).toEqual([[1000, 501]]);
+    for (let i = 401; i < 1500; i++) await (await t.call(i)).ack();
     expect(t.calls.map((c) => c.seq)).toEqual(Array.from({ length: 1500 }, (_, i) => i + 1));
   });
 
@@ -252,6 +255,55 @@ describe('outbox: refusals, failures and reconnects', () => {
     outbox.start();
     await tick();
     expect(t.calls.map((c) => c.seq)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('outbox: the journal bound while offline', () => {
+  it('messages evicted from the journal while queued are not published after the reconnect', async () => {
+    const { journal, t, outbox } = setup({ journal: { maxRows: 3 } });
+    outbox.start(); // connected: the journal is read (empty), new messages go straight to the queue
+    t.disconnect();
+    for (const i of [1, 2, 3, 4, 5]) {
+      outbox.enqueue(msg('a', i));
+      await tick(); // one write each: the fourth and fifth evict the oldest pending message
+    }
+    expect(journal.stats().evicted.pending).toBe(2);
+    t.connect();
+    const sent: number[] = [];
+    for (let i = 0; sent.length < 3; i++) {
+      const c = await t.call(i);
+      sent.push(c.seq);
+      await c.ack();
+    }
+    await tick();
+    expect(sent).toEqual([3, 4, 5]);
+    expect(t.calls).toHaveLength(3);
+  });
+});
+
+describe('outbox: the journal bound while offline, with a message handed over before', () => {
+  it('a message whose publish failed stays queued through the eviction (the journal keeps what was handed over) and goes first', async () => {
+    const { journal, t, outbox } = setup({ window: 1, journal: { maxRows: 3 } });
+    outbox.start();
+    outbox.enqueue(msg('a', 1));
+    const first = await t.call(0);
+    t.disconnect();
+    await first.fail(new DaemonError('MQTT_PUBLISH_FAILED', 'connection lost')); // back in the queue
+    for (const i of [2, 3, 4, 5]) {
+      outbox.enqueue(msg('a', i));
+      await tick(); // the fourth and fifth writes evict 2 and 3, never 1 (handed over)
+    }
+    expect(journal.stats().evicted.pending).toBe(2);
+    t.connect();
+    const sent: number[] = [];
+    for (let i = 1; sent.length < 3; i++) {
+      const c = await t.call(i);
+      sent.push(c.seq);
+      await c.ack();
+    }
+    await tick();
+    expect(sent).toEqual([1, 4, 5]);
+    expect(journal.stats().pending).toBe(0);
   });
 });
 
@@ -418,6 +470,18 @@ describe('outbox: stop()', () => {
     await tick();
     expect(t.calls).toHaveLength(1);
     expect(outbox.stats().queued).toBe(1);
+  });
+
+  it('returns when the last message in flight is acknowledged, without the clock moving', async () => {
+    const { journal, t, outbox, clock } = setup();
+    outbox.start();
+    outbox.enqueue(msg('a', 1));
+    const c = await t.call(0);
+    const stopping = outbox.stop(60_000);
+    await c.ack();
+    await stopping;
+    expect(clock.monotonic()).toBe(0);
+    expect(journal.stats().pending).toBe(0);
   });
 
   it('waits on the clock for what is in flight, and returns when the connection drops', async () => {
