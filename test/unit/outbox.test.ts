@@ -198,12 +198,29 @@ describe('outbox: refusals, failures and reconnects', () => {
     outbox.enqueue(msg('a', 1));
     await tick();
     t.connect();
-    await (await t.call(0)).ack();
+    const first = await t.call(0);
+    // a new message while the old one is in flight: the backlog is not drained yet
+    outbox.enqueue(msg('a', 2));
+    await t.call(1);
+    expect(drainLines().map((l) => l.msg)).toEqual(['draining journaled messages']);
+    await first.ack();
     await tick();
     expect(drainLines().map((l) => [l.msg, l.pending ?? l.messages])).toEqual([
       ['draining journaled messages', 1],
       ['journal drained', 1],
     ]);
+  });
+
+  it('a connection made before start() drains nothing until start()', async () => {
+    const { journal, t, outbox, lines } = setup();
+    journal.append([1, 2].map((i) => ({ ...msg('a', i), retain: false, camera: 'a', kind: 'result' })));
+    t.disconnect();
+    t.connect(); // the connection comes up first (messaging starts it before the outbox)
+    expect(lines.filter((l) => l.msg === 'draining journaled messages')).toEqual([]);
+    expect(t.calls).toHaveLength(0);
+    outbox.start();
+    expect(lines.filter((l) => l.msg === 'draining journaled messages')).toEqual([expect.objectContaining({ pending: 2 })]);
+    expect((await t.call(1)).seq).toBe(2);
   });
 
   it('keeps at most 1000 rows in memory: of 1500 journaled at once, the rest are read back once under half a page is left', async () => {
@@ -472,8 +489,9 @@ describe('outbox: stop()', () => {
     expect(outbox.stats().queued).toBe(1);
   });
 
-  it('returns when the last message in flight is acknowledged, without the clock moving', async () => {
-    const { journal, t, outbox, clock } = setup();
+  it('returns when the last message in flight is acknowledged, without the clock moving, and records it at once', async () => {
+    // acknowledgements wait 100 ms for company: stop() records this one itself
+    const { journal, t, outbox, clock } = setup({ ackWaitMs: 100 });
     outbox.start();
     outbox.enqueue(msg('a', 1));
     const c = await t.call(0);
@@ -482,6 +500,7 @@ describe('outbox: stop()', () => {
     await stopping;
     expect(clock.monotonic()).toBe(0);
     expect(journal.stats().pending).toBe(0);
+    expect(clock.pending).toBe(0);
   });
 
   it('waits on the clock for what is in flight, and returns when the connection drops', async () => {
