@@ -7,13 +7,17 @@
 //   npx tsx scripts/bench-pipeline.ts [--seconds 10] [--threads 1]
 //
 // Also the explanation rows: frames with explain off / every side by side, and one assessment's
-// explain call (both eyes: 2 x 64 masked crops in one batched run).
+// explain call (both eyes) by occlusion (2 x 64 masked crops in one batched run) and by class
+// activation maps (the eye model's manifest with explain.method: cam: the feature map comes with
+// the scores, no further run).
 import { parseArgs } from 'node:util';
 import { demoConfig } from '../src/config/demo.js';
 import { aggregateSchema, pipelineSchema } from '../src/config/pipeline.js';
 import { PipelineAggregator } from '../src/decide/aggregate.js';
 import type { InferenceEngine } from '../src/inference/engine.js';
 import { loadEngine } from '../src/inference/load.js';
+import { loadModelPackage } from '../src/inference/package.js';
+import { WorkerEngine } from '../src/inference/worker-engine.js';
 import { PipelineRunner } from '../src/inference/pipeline.js';
 import type { DetectInference } from '../src/inference/types.js';
 import { type FaceSpec, FRAME_HEIGHT, FRAME_WIDTH, renderFrame } from './make-eyes-demo.js';
@@ -40,6 +44,10 @@ export async function benchPipeline(opts: { seconds: number; warmupS?: number; t
   const engines: InferenceEngine[] = await Promise.all(
     stages.map((s) => loadEngine(s.model, { providers: ['cpu'], intraOpThreads: opts.threads })),
   );
+  // The same eye model with its manifest's explain.method switched to cam (its featureMap and weights are declared).
+  const eye = await loadModelPackage(stages[1].model);
+  const camPkg = { ...eye, manifest: { ...eye.manifest, explain: { ...eye.manifest.explain, method: 'cam' as const } } };
+  engines.push(await WorkerEngine.load(camPkg, { providers: ['cpu'], intraOpThreads: opts.threads }));
   try {
     const m = (e: InferenceEngine) => ({ info: e.info, infer: e.infer.bind(e), inferCrops: e.inferCrops!.bind(e) });
     const runner = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [m(engines[0]), m(engines[1])] });
@@ -120,8 +128,10 @@ export interface ExplainBenchRow {
   cpuMs: number;
   /** Median wall time per frame or assessment, ms. */
   p50Ms: number;
-  /** Session runs of the crop stage per explanation call (1: the 2 x 64 masked crops in one batch). */
+  /** Session runs of the crop stage per explanation call (1: the 2 x 64 masked crops in one batch; 0: CAM, none added). */
   runs?: number;
+  /** every, assessment: how the heatmaps were made (the eye model's explain.method). */
+  method?: 'occlusion' | 'cam';
 }
 
 /**
@@ -134,6 +144,10 @@ export async function benchExplain(opts: { seconds: number; warmupS?: number; th
   const engines: InferenceEngine[] = await Promise.all(
     stages.map((s) => loadEngine(s.model, { providers: ['cpu'], intraOpThreads: opts.threads })),
   );
+  // The same eye model with its manifest's explain.method switched to cam (its featureMap and weights are declared).
+  const eye = await loadModelPackage(stages[1].model);
+  const camPkg = { ...eye, manifest: { ...eye.manifest, explain: { ...eye.manifest.explain, method: 'cam' as const } } };
+  engines.push(await WorkerEngine.load(camPkg, { providers: ['cpu'], intraOpThreads: opts.threads }));
   try {
     const m = (e: InferenceEngine) => ({ info: e.info, infer: e.infer.bind(e), inferCrops: e.inferCrops!.bind(e) });
     const data = renderFrame({ faces: SUBJECTS.slice(0, 1) });
@@ -179,7 +193,11 @@ export async function benchExplain(opts: { seconds: number; warmupS?: number; th
         includeCrops: 'local',
         explain: mode,
       });
-      rows.push({ mode, ...(await measure(async () => void (await runner.infer(frame(++seq))))) });
+      rows.push({
+        mode,
+        ...(await measure(async () => void (await runner.infer(frame(++seq))))),
+        ...(mode === 'every' ? { method: 'occlusion' as const } : {}),
+      });
     }
     // One assessment: the frame's two eye crops, each explained for its label.
     const runner = new PipelineRunner({
@@ -194,18 +212,26 @@ export async function benchExplain(opts: { seconds: number; warmupS?: number; th
     const src = regions[0].source!;
     const targets = regions.map((r) => r.scores!.indexOf(Math.max(...r.scores!)));
     const rects = regions.map((r) => r.source!.rect);
-    rows.push({
-      mode: 'assessment',
-      ...(await measure(async () => {
-        const out = await engines[1].inferCrops!(src.frame, {
-          rects,
-          scale: src.scale,
-          quality: { minSidePx: 0, minSharpness: 0 },
-          explain: targets,
-        });
-        return out.explain?.runs;
-      })),
-    });
+    for (const [method, engine] of [
+      ['occlusion', engines[1]],
+      ['cam', engines[2]],
+    ] as const) {
+      rows.push({
+        mode: 'assessment',
+        ...(await measure(async () => {
+          const out = await engine.inferCrops!(src.frame, {
+            rects,
+            scale: src.scale,
+            quality: { minSidePx: 0, minSharpness: 0 },
+            explain: targets,
+          });
+          if (out.crops.length !== 2 || out.crops.some((c) => c.heatmap?.method !== method))
+            throw new Error(`the ${method} assessment did not explain both eyes by ${method}`);
+          return out.explain?.runs;
+        })),
+        method,
+      });
+    }
     return rows;
   } finally {
     await Promise.all(engines.map((e) => e.close()));
@@ -213,9 +239,9 @@ export async function benchExplain(opts: { seconds: number; warmupS?: number; th
 }
 
 export function formatExplainRows(rows: ExplainBenchRow[]): string {
-  const lines = ['explanations (eyes demo, 1 subject, occlusion 8x8 per eye, CPU):'];
+  const lines = ['explanations (eyes demo, 1 subject, 8x8 per eye: occlusion, or cam from the feature map, CPU):'];
   for (const r of rows) {
-    const what = r.mode === 'assessment' ? 'per assessment (2 eyes explained)' : `frames, explain ${r.mode}`;
+    const what = r.mode === 'assessment' ? `per assessment (2 eyes explained, ${r.method})` : `frames, explain ${r.mode}`;
     lines.push(
       `  ${what}: ${r.perSecond.toFixed(1)}/s, CPU ${r.cpuMs.toFixed(2)} ms, p50 ${r.p50Ms.toFixed(2)} ms${r.runs !== undefined ? `, ${r.runs} session.run` : ''}`,
     );

@@ -50,8 +50,10 @@
 // a crop with no iris pixel, such as a closed eye, gives 0.25 each). The crop the
 // pipeline takes (a square of side 0.35 x face width around the eye centre) has the iris (radius
 // 0.065 x face width) over its central 37 %, so the central 6x6 of 32x32 is iris even with the
-// keypoint 1 px off, at the smallest face. Only element-wise ops and per-item reductions: a batch
-// of N crops gives exactly the scores of N single runs.
+// keypoint 1 px off, at the smallest face. Only element-wise ops and per-item reductions (the iris
+// votes are picked by a linear layer with one-hot rows, exact): a batch of N crops gives exactly the
+// scores of N single runs. A second output, `features` ['batch', 7, 8, 8], holds the votes per 4x4
+// cell of the crop: with the linear layer's weights it gives class activation maps (explain.method cam).
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -482,11 +484,21 @@ export function buildEyeOnnx(): Uint8Array {
   const soft = g.op('Softmax', [g.op('Mul', [d2, g.floatInit('minus_t', [], [-VOTE_T])])], { axis: int(1) });
   const votes = g.op('Relu', [g.op('Sub', [soft, g.floatInit('clear_vote', [], [0.5])])]);
   const perClass = g.op('ReduceSum', [votes, i64('pixel_axes', [2, 3])], { keepdims: int(0) }); // [N,K]
-  const iris = g.op('Slice', [perClass, i64('iris_starts', [0]), i64('iris_ends', [C]), i64('iris_axes', [1])]);
+  // The iris classes' votes, through a linear layer (one-hot rows: exact) whose weights explain.weights names for CAM.
+  const weights = Array.from({ length: C * K }, (_, i) => (i % K === Math.floor(i / K) ? 1 : 0));
+  const iris = g.op('Gemm', [perClass, g.floatInit('condition_weights', [C, K], weights)], { transB: int(1) }); // [N,C]
+  // The feature map for class activation maps: the votes averaged over 4x4 cells of the crop, [N,K,8,8]. The
+  // centre (pixels 13..18) fills 3x3 of each of the central four cells: the mean of those 9 votes x 9/16, padded
+  // with empty cells (pooling first: ORT refuses a Pad fused into a pool wider than its kernel).
+  if (lo !== 13 || CENTRE !== 6 || S !== 32) throw new Error('the feature map assumes a 6x6 centre at 13..18 of a 32x32 crop');
+  const pooled = g.op('AveragePool', [votes], { kernel_shape: ints([3, 3]), strides: ints([3, 3]) }); // [N,K,2,2]
+  const cells = g.op('Mul', [pooled, g.floatInit('cell_share', [], [9 / 16])]);
+  g.op('Pad', [cells, i64('cell_pads', [0, 0, 3, 3, 0, 0, 3, 3])], {}, 'features');
   const floored = g.op('Add', [iris, g.floatInit('floor', [], [VOTE_FLOOR])]);
   const total = g.op('ReduceSum', [floored, i64('class_axis', [1])], { keepdims: int(1) });
   g.op('Div', [floored, total], {}, 'probs');
   g.output('probs', ['batch', C], 'float32', `probabilities in label order: ${EYE_LABELS.join(', ')}`);
+  g.output('features', ['batch', K, 8, 8], 'float32', 'per-prototype votes averaged over 4x4 cells of the crop (explain.featureMap)');
   return g.build({
     doc: 'Demo: eye condition by iris colour (votes of the central pixels for the nearest prototype).',
     metadata: {
@@ -553,6 +565,10 @@ labels: [${EYE_LABELS.join(', ')}]
 classify:
   outputs: probabilities
   topK: ${EYE_LABELS.length}
+explain:
+  method: occlusion   # cam: one pass, from the feature map and weights below (docs/explanations.md)
+  featureMap: features
+  weights: condition_weights
 `;
 }
 

@@ -342,6 +342,7 @@ export class App {
             return http?.address;
           },
         },
+        ...(http ? { streams: { events, preview } } : {}),
       },
     });
     this.monitor = monitor;

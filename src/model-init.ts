@@ -7,6 +7,7 @@ import { decodeImage } from './inference/image.js';
 import { loadEngine } from './inference/load.js';
 import { draftManifest, draftYaml } from './inference/model-draft.js';
 import { onnxMetadata } from './inference/onnx-meta.js';
+import { onnxInitializers } from './inference/onnx-weights.js';
 import { ModelError, modelSha256, tfjsWeightFiles } from './inference/package.js';
 import type { Out } from './oneshot.js';
 import { resultPayload } from './publish/payload.js';
@@ -83,12 +84,14 @@ export async function modelInit(opts: InitOptions, out: Out): Promise<number> {
   const dir = resolve(opts.out ?? name);
   let io: ModelIo;
   let meta: Record<string, string> = {};
+  let inits: ReturnType<typeof onnxInitializers> = [];
   try {
     if (tfjs) io = tfjsIo(JSON.parse(await readFile(modelPath, 'utf8')) as TfJson);
     else {
       const bytes = await readFile(modelPath);
       meta = onnxMetadata(bytes);
       io = await onnxIo(bytes);
+      inits = onnxInitializers(bytes);
     }
   } catch (err) {
     out.stderr(`edge-inferd model init: ${modelPath}: cannot read the model: ${errorMessage(err)}\n`);
@@ -105,7 +108,7 @@ export async function modelInit(opts: InitOptions, out: Out): Promise<number> {
       await mkdir(dirname(join(dir, rel)), { recursive: true });
       await copyFile(w, join(dir, rel));
     }
-  const draft = draftManifest(name, modelFile, io, meta);
+  const draft = draftManifest(name, modelFile, io, meta, inits);
   draft.manifest.sha256 = await modelSha256(join(dir, modelFile));
   await writeFile(join(dir, 'manifest.yaml'), draftYaml(draft, basename(modelPath), io));
   out.stdout(`${join(dir, 'manifest.yaml')}: ${draft.family}\n`);

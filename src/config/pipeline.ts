@@ -38,7 +38,10 @@ export const qualitySchema = z.strictObject({
     .describe('a crop whose variance of the Laplacian (grey 0..255) is below this is skipped as blurred; 0: no blur gate'),
 });
 
-/** Explanations (occlusion heatmaps) of a classifier's answers; they travel only where crops do (privacy.includeCrops). */
+/**
+ * Explanations (heatmaps, by the model manifest's explain.method: occlusion or cam) of a classifier's
+ * answers; they travel only where crops do (privacy.includeCrops).
+ */
 export const explainSchema = z.enum(['off', 'assessment', 'every']);
 
 export const stageSchema = z.strictObject({
@@ -62,7 +65,8 @@ export const stageSchema = z.strictObject({
   explain: explainSchema
     .default('off')
     .describe(
-      'crop stage: occlusion heatmaps of where the model looked: off | assessment (one per region of each assessment) | every (every crop)',
+      "crop stage: heatmaps of where the model looked (how: its manifest's explain.method): off | " +
+        'assessment (one per region of each assessment) | every (every crop)',
     ),
 });
 

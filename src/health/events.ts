@@ -136,6 +136,13 @@ export class EventHub {
     return { clients: this.clients.size, ...this.counts };
   }
 
+  /** Streams that carry `camera`'s messages now: those filtered to it and those of every camera. */
+  following(camera: string): number {
+    let n = 0;
+    for (const c of this.clients) if (c.filter.cameras?.has(camera) ?? true) n++;
+    return n;
+  }
+
   /** The most bytes any one client has waiting for its socket (the bound this hub keeps). */
   bufferedBytes(): number {
     let max = 0;

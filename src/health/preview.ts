@@ -69,6 +69,8 @@ export class PreviewHub {
   /** Cameras with an encoding running: a frame that comes meanwhile is not encoded (latest wins). */
   private readonly encoding = new Set<string>();
   private readonly counts = { refused: 0, dropped: 0, encodes: 0, sent: 0 };
+  /** Viewers dropped since start, per camera. */
+  private readonly droppedBy = new Map<string, number>();
   private readonly running = new Set<Promise<void>>();
 
   constructor(opts: PreviewHubOptions) {
@@ -94,6 +96,11 @@ export class PreviewHub {
 
   stats(): PreviewStats {
     return { clients: this.count, ...this.counts };
+  }
+
+  /** One camera's viewers now, and those dropped since start. */
+  cameraStats(camera: string): { viewers: number; dropped: number } {
+    return { viewers: this.viewers.get(camera)?.size ?? 0, dropped: this.droppedBy.get(camera) ?? 0 };
   }
 
   /** Ends every stream (the HTTP server stops). */
@@ -205,6 +212,7 @@ export class PreviewHub {
 
   private drop(v: Viewer): void {
     this.counts.dropped++;
+    this.droppedBy.set(v.camera, (this.droppedBy.get(v.camera) ?? 0) + 1);
     this.opts.log.info({ camera: v.camera, buffered: v.res.writableLength }, 'preview: dropped a viewer that took no frame for 10 s');
     this.remove(v);
     v.res.destroy();

@@ -10,6 +10,8 @@ import { statusPayload } from '../publish/payload.js';
 import type { CameraStateName, DaemonStatus, RolloutState, StatusPayload } from '../publish/schemas.js';
 import type { ReloadReport } from '../reload.js';
 import { VERSION } from '../version.js';
+import type { EventHubStats } from './events.js';
+import type { PreviewStats } from './preview.js';
 import type { StallReport } from './stall.js';
 
 /** The components the status reads; each read is a plain look at its state. */
@@ -31,6 +33,11 @@ export interface StatusSources {
   stageRollouts?: { stageStatus(): Record<string, RolloutState> };
   /** The HTTP endpoint, when enabled. */
   http?: { readonly address: { host: string; port: number } | undefined };
+  /** The kiosk's live streams (GET /events, GET /preview.mjpeg), when HTTP is enabled. */
+  streams?: {
+    events: { stats(): EventHubStats; following(camera: string): number };
+    preview: { stats(): PreviewStats; cameraStats(camera: string): { viewers: number; dropped: number } };
+  };
 }
 
 /**
@@ -75,7 +82,19 @@ export class StatusReporter {
       rollout: s.rollout?.status() ?? null,
       ...(s.stageRollouts && Object.keys(s.stageRollouts.stageStatus()).length ? { stageRollouts: s.stageRollouts.stageStatus() } : {}),
       http: s.http?.address ?? null,
+      streams: this.streams(),
     };
+  }
+
+  /** Per endpoint (since start), and per started camera: the streams carrying it now, its preview viewers dropped. */
+  private streams(): DaemonStatus['streams'] {
+    const st = this.src.streams;
+    if (!st) return null;
+    const cameras = this.started().map((c) => {
+      const p = st.preview.cameraStats(c.name);
+      return [c.name, { events: st.events.following(c.name), preview: p.viewers, previewDropped: p.dropped }] as const;
+    });
+    return { events: st.events.stats(), preview: st.preview.stats(), cameras: Object.fromEntries(cameras) };
   }
 
   /**

@@ -25,7 +25,9 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
       if (!o) problems.push(`${field}: the model has no output "${name}" (model outputs: ${names(io.outputs)})`);
       return o;
     }
-    if (io.outputs.length === 1) return io.outputs[0];
+    // A feature map exposed for explanations (explain.featureMap) is not the answer.
+    const rest = io.outputs.filter((o) => o.name !== m.explain.featureMap);
+    if (rest.length === 1) return rest[0];
     problems.push(`${field}: the model has ${io.outputs.length} outputs (${names(io.outputs)}); name the one to read`);
     return undefined;
   };
@@ -43,6 +45,12 @@ export function checkModelIo(m: Manifest, labels: readonly string[], io: ModelIo
     return false;
   };
   const dimIs = (o: IoMeta, i: number, want: number) => typeof o.shape?.[i] !== 'number' || o.shape?.[i] === want;
+
+  // explain.featureMap, whatever the method (a manifest may declare it for later); its shape and the weights are
+  // checked for method cam, where the model's bytes are (cam.ts).
+  const fm = m.explain.featureMap;
+  if (fm !== undefined && !io.outputs.some((o) => o.name === fm))
+    problems.push(`explain.featureMap: the model has no output "${fm}" (model outputs: ${names(io.outputs)})`);
 
   if (m.task === 'classify' || m.task === 'regress') {
     const o = find('output.name', heads(m.output?.name)[0]);

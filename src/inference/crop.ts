@@ -1,5 +1,6 @@
 import ort from 'onnxruntime-node';
 import { channelsOf, type Frame } from '../capture/frame.js';
+import type { Cam, FeatureTensor } from './cam.js';
 import { cropOutputs, probabilities, regressValues } from './classify.js';
 import { argmax, type ExplainItem, type Heatmap, Occlusion } from './explain.js';
 import type { ModelPackage } from './package.js';
@@ -31,8 +32,8 @@ export interface CropRequest {
   /** auto: batched when the model's batch dimension is dynamic; one-by-one: always one crop per run (tests compare the two). */
   batch?: 'auto' | 'one-by-one';
   /**
-   * Explain the classified crops (occlusion heatmaps): true: each for its best class; a list: the
-   * class to explain per rect (null: not that one).
+   * Explain the classified crops (heatmaps, by the manifest's explain.method): true: each for its
+   * best class; a list: the class to explain per rect (null: not that one).
    */
   explain?: true | (number | null)[];
 }
@@ -60,7 +61,7 @@ export interface CropsInference {
   outputs: CropOutputs;
   /** Runs of the model (1 when batched). */
   runs: number;
-  /** Runs of the model for the explanations, and the time they took (ms). */
+  /** Extra runs of the model for the explanations (0 for CAM: its feature map comes with the scores), and the time they took (ms). */
   explain?: { runs: number; ms: number };
   latencyMs: LatencyMs;
 }
@@ -129,12 +130,14 @@ export class CropClassifier {
   private readonly pre: Preprocessor;
   private readonly outputs: CropOutputs;
   private occlusion: Occlusion | undefined;
+  private readonly cam?: Cam;
   readonly batched: boolean;
 
-  constructor(pkg: ModelPackage, session: ort.InferenceSession, output: string) {
+  constructor(pkg: ModelPackage, session: ort.InferenceSession, output: string, cam?: Cam) {
     this.pkg = pkg;
     this.session = session;
     this.output = output;
+    this.cam = cam;
     this.pre = new Preprocessor(pkg.manifest.input);
     this.batched = dynamicBatch(session, pkg.manifest.input.name);
     this.outputs = cropOutputs(pkg.manifest, pkg.labels);
@@ -169,13 +172,18 @@ export class CropClassifier {
     const per = inputs[0]?.length ?? 0;
     const type = m.input.dtype;
     const outputs: Float32Array[] = [];
+    // CAM: each run's feature map, fetched with its scores, and where each input sits in it.
+    const cam = req.explain && m.task === 'classify' ? this.cam : undefined;
+    const features: { tensor: FeatureTensor; index: number }[] = [];
     let runs = 0;
     const runOne = async (data: TensorData, n: number) => {
-      const out = await this.session.run({ [m.input.name]: new ort.Tensor(type, data, [n, ...dims.slice(1)]) }, [this.output]);
+      const fetches = cam ? [this.output, cam.output] : [this.output];
+      const out = await this.session.run({ [m.input.name]: new ort.Tensor(type, data, [n, ...dims.slice(1)]) }, fetches);
       runs++;
       const scores = out[this.output].data as Float32Array;
       const L = scores.length / n;
       for (let i = 0; i < n; i++) outputs.push(scores.slice(i * L, (i + 1) * L));
+      if (cam) for (let i = 0; i < n; i++) features.push({ tensor: out[cam.output] as FeatureTensor, index: i });
     };
     if (inputs.length && this.batched && req.batch !== 'one-by-one') {
       const all =
@@ -196,8 +204,9 @@ export class CropClassifier {
       crops[ci].scores = m.task === 'regress' ? regressValues(raw, m.regress) : Array.from(probabilities(raw, m.classify.outputs));
     });
     const t3 = performance.now();
-    // Occlusion explains a class score; a regress model's values have no class to explain.
-    const explain = req.explain && m.task !== 'regress' ? await this.explain(req.explain, crops, which, inputs, probs) : undefined;
+    // A heatmap explains a class score; a regress model's values have no class to explain.
+    const explain =
+      req.explain && m.task !== 'regress' ? await this.explain(req.explain, crops, which, inputs, probs, cam && features) : undefined;
     return {
       task: 'crops',
       crops,
@@ -209,26 +218,46 @@ export class CropClassifier {
     };
   }
 
-  /** Occlusion heatmaps of the classified crops asked for, all in as few runs as the batch dimension allows. */
+  /**
+   * Heatmaps of the classified crops asked for. CAM: from the feature maps of the classifying runs
+   * (`features`, per input), no further run; occlusion: all masked copies in as few runs as the
+   * batch dimension allows.
+   */
   private async explain(
     what: true | (number | null)[],
     crops: CropResult[],
     which: number[],
     inputs: TensorData[],
     probs: (raw: Float32Array) => Float32Array,
+    features?: { tensor: FeatureTensor; index: number }[],
   ): Promise<{ runs: number; ms: number }> {
     const t0 = performance.now();
     const m = this.pkg.manifest;
-    this.occlusion ??= new Occlusion(m.input, fixedBatch(this.session, m.input.name));
     const items: ExplainItem[] = [];
     const at: number[] = [];
+    const of: number[] = [];
     for (const [k, ci] of which.entries()) {
       const scores = crops[ci].scores ?? [];
       const target = what === true ? argmax(scores) : what[ci];
       if (target === null || target === undefined || target < 0 || target >= scores.length) continue;
       items.push({ input: inputs[k], target, base: scores[target] });
       at.push(ci);
+      of.push(k);
     }
+    if (this.cam && features) {
+      const cam = this.cam;
+      const maps = await Promise.all(
+        items.map(async (it, j) => {
+          const f = features[of[j]];
+          return (await cam.explain([it], [f.index], f.tensor))[0];
+        }),
+      );
+      maps.forEach((h, k) => {
+        crops[at[k]].heatmap = h;
+      });
+      return { runs: 0, ms: performance.now() - t0 };
+    }
+    this.occlusion ??= new Occlusion(m.input, fixedBatch(this.session, m.input.name));
     const before = this.occlusion.runs;
     const maps = await this.occlusion.explain(items, async (data, n) => {
       const out = await this.session.run({ [m.input.name]: new ort.Tensor(m.input.dtype, data, [n, ...this.pre.dims.slice(1)]) }, [

@@ -1,8 +1,10 @@
 // First: ONNX Runtime telemetry off before anything can create an ORT session (src/ort-telemetry.ts).
 import '../ort-telemetry.js';
+import { readFile } from 'node:fs/promises';
 import ort from 'onnxruntime-node';
 import type { Frame } from '../capture/frame.js';
 import type { ProviderName } from '../config/schema.js';
+import { Cam, planCam } from './cam.js';
 import { checkModelIo, type ModelIo, type OutputNames } from './check.js';
 import { classify, labelThresholds, probabilities, regress } from './classify.js';
 import { CropClassifier, type CropRequest, type CropsInference, fixedBatch } from './crop.js';
@@ -26,7 +28,7 @@ export interface InferHooks {
    * result is in).
    */
   onStart?: () => void;
-  /** Classifiers: add an occlusion heatmap of the best class (ClassifyInference.heatmap). */
+  /** Classifiers: add a heatmap of the best class (ClassifyInference.heatmap), by the manifest's explain.method. */
   explain?: boolean;
 }
 
@@ -153,12 +155,15 @@ export class Engine implements InferenceEngine {
   private readonly session: ort.InferenceSession;
   private readonly pre: Preprocessor;
   private readonly post: Postprocessor;
+  /** explain.method cam: the plan checked at load. */
+  private readonly cam?: Cam;
 
   private constructor(
     pkg: ModelPackage,
     session: ort.InferenceSession,
     r: { provider: ProviderName; attempts: ProviderAttempt[]; engineCache?: EngineCachePlan },
     names: OutputNames,
+    cam?: Cam,
   ) {
     this.pkg = pkg;
     this.session = session;
@@ -167,6 +172,7 @@ export class Engine implements InferenceEngine {
     this.engineCache = r.engineCache;
     this.pre = new Preprocessor(pkg.manifest.input);
     this.post = new Postprocessor(pkg, names);
+    this.cam = cam;
   }
 
   static async load(pkg: ModelPackage, opts: SessionOptions): Promise<Engine> {
@@ -177,12 +183,20 @@ export class Engine implements InferenceEngine {
     } catch (err) {
       throw new ModelError('MODEL_LOAD', pkg.modelPath, [(err as Error).message.replace(`${pkg.modelPath}: `, '')], { cause: err });
     }
-    const { problems, outputs } = checkModelIo(m, pkg.labels, sessionIo(r.session));
+    const io = sessionIo(r.session);
+    const { problems, outputs } = checkModelIo(m, pkg.labels, io);
+    // Class activation maps: the feature-map output and the weights initializer, checked once, here.
+    let cam: Cam | undefined;
+    if (!problems.length && m.explain.method === 'cam') {
+      const planned = planCam(m, pkg.labels.length, io, await readFile(pkg.modelPath));
+      problems.push(...planned.problems);
+      if (planned.plan) cam = new Cam(planned.plan, m.input);
+    }
     if (problems.length) {
       await r.session.release();
       throw new ModelError('MODEL_MISMATCH', `${pkg.dir}/manifest.yaml`, problems);
     }
-    return new Engine(pkg, r.session, r, outputs);
+    return new Engine(pkg, r.session, r, outputs, cam);
   }
 
   get input(): InputSpec {
@@ -216,7 +230,7 @@ export class Engine implements InferenceEngine {
       const task = this.pkg.manifest.task;
       if (task !== 'classify' && task !== 'regress')
         throw new ModelError('STAGE_TASK', this.pkg.dir, [`a crop stage needs a classify or regress model; this one is ${task}`]);
-      this.crops ??= new CropClassifier(this.pkg, this.session, this.post.fetches[0]);
+      this.crops ??= new CropClassifier(this.pkg, this.session, this.post.fetches[0], this.cam);
       return this.crops.run(source, req);
     });
     this.queue = run.catch(() => undefined);
@@ -235,11 +249,18 @@ export class Engine implements InferenceEngine {
    */
   async inferTensor(data: TensorData, geometry: Geometry, preprocessMs: number, explain = false): Promise<Inference> {
     const t1 = performance.now();
-    const out = await this.runSession(data);
+    // CAM: the feature map comes with the scores, in the same run.
+    const cam = explain && this.pkg.manifest.task === 'classify' ? this.cam : undefined;
+    const out = await this.runSession(data, this.inputDims, cam ? [cam.output] : []);
     const t2 = performance.now();
     const result = this.post.run(out, geometry);
     const t3 = performance.now();
-    const heatmap = explain && result.task === 'classify' ? await this.explain(data, result.top[0].index, result.top[0].score) : undefined;
+    const heatmap =
+      explain && result.task === 'classify'
+        ? cam
+          ? (await cam.explain([{ input: data, target: result.top[0].index, base: result.top[0].score }], [0], out[cam.output]))[0]
+          : await this.explain(data, result.top[0].index, result.top[0].score)
+        : undefined;
     return {
       ...result,
       ...(heatmap ? { heatmap } : {}),
@@ -264,10 +285,15 @@ export class Engine implements InferenceEngine {
     return heatmap;
   }
 
-  /** session.run on a prepared input tensor (the model's input size, dtype and layout): the outputs by name. */
-  async runSession(data: TensorData, dims: readonly number[] = this.inputDims): Promise<Record<string, OutputTensor>> {
+  /** session.run on a prepared input tensor (the model's input size, dtype and layout): the outputs by name (and `extra` ones). */
+  async runSession(
+    data: TensorData,
+    dims: readonly number[] = this.inputDims,
+    extra: string[] = [],
+  ): Promise<Record<string, OutputTensor>> {
     const input = new ort.Tensor(this.pkg.manifest.input.dtype, data, dims);
-    return (await this.session.run({ [this.pkg.manifest.input.name]: input }, this.post.fetches)) as Record<string, OutputTensor>;
+    const fetches = extra.length ? [...this.post.fetches, ...extra] : this.post.fetches;
+    return (await this.session.run({ [this.pkg.manifest.input.name]: input }, fetches)) as Record<string, OutputTensor>;
   }
 
   /** The model input's dims, batch 1. */

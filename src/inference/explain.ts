@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import type { Frame } from '../capture/frame.js';
 import type { InputSpec } from './manifest.js';
-import { Preprocessor, type TensorData } from './preprocess.js';
+import { halfToFloat, Preprocessor, type TensorData } from './preprocess.js';
 
 /**
  * Explanations for classifiers: occlusion sensitivity. The model input is cut into a grid; each
@@ -20,15 +20,19 @@ import { Preprocessor, type TensorData } from './preprocess.js';
 export type ExplainMode = 'off' | 'assessment' | 'every';
 
 export interface Heatmap {
-  method: 'occlusion';
-  /** Grid rows and columns over the model's input (the crop as the model saw it). */
+  /** occlusion (here) or cam (class activation maps: cam.ts). */
+  method: 'occlusion' | 'cam';
+  /** Grid rows and columns over the model's input (the crop as the model saw it); cam: the feature map's. */
   rows: number;
   cols: number;
   /** The class explained (its index in the model's labels). */
   target: number;
   /** Its probability on the unmasked input. */
   base: number;
-  /** Row-major probability drop when each cell is masked (negative: masking that cell raised it). */
+  /**
+   * Row-major. occlusion: the probability drop when each cell is masked (negative: masking that cell
+   * raised it); cam: the class's activation per cell over its largest magnitude (-1..1).
+   */
   values: number[];
   /** The model's input with the heatmap laid over it (red: the score depended on it), PNG. */
   png: Uint8Array;
@@ -138,16 +142,6 @@ export class Occlusion {
       }
     }
   }
-}
-
-/** IEEE binary16 bits -> number. */
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? Number.NaN : s * Number.POSITIVE_INFINITY;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 /**

@@ -151,6 +151,26 @@ export const segmentSchema = z.strictObject({
   maskPng: z.boolean().default(false),
 });
 
+/**
+ * How a classifier's answers are explained (when the config asks: `explain`). occlusion: any model
+ * (64 masked copies per explained input); cam: class activation maps, one pass, for a model that
+ * ends in global average pooling and a linear classifier and exposes the map it pools as an output.
+ */
+export const explainSchema = z.strictObject({
+  method: z.enum(['occlusion', 'cam']).default('occlusion'),
+  /** cam: the output holding the feature map the classifier pools, [N, C, h, w] or [N, h, w, C]. */
+  featureMap: z.string().min(1).optional(),
+  /** Its layout; default: input.layout. */
+  layout: z.enum(['NCHW', 'NHWC']).optional(),
+  /**
+   * cam: the initializer in the ONNX file holding the classifier's weights: [classes, C] (PyTorch
+   * Linear, Gemm transB=1; a 1x1 conv [classes, C, 1, 1]) or [C, classes] (Keras Dense, MatMul).
+   */
+  weights: z.string().min(1).optional(),
+  /** Which dimension of `weights` is the classes' when it is square (classes = channels); otherwise read from the shape. */
+  weightsLayout: z.enum(['classes-channels', 'channels-classes']).optional(),
+});
+
 /** classify.outputs that make a multi-label classifier (each label on or off by itself). */
 export const MULTI_LABEL: ReadonlySet<string> = new Set(['sigmoid', 'label-probabilities']);
 
@@ -170,6 +190,7 @@ export const manifestSchema = z
     regress: regressSchema.prefault({}),
     detect: detectSchema.prefault({}),
     segment: segmentSchema.prefault({}),
+    explain: explainSchema.prefault({}),
     /**
      * person: the model finds people (faces, bodies): a camera running it redacts those boxes in
      * snapshots by default, and its crops never leave the device unless asked for.
@@ -186,6 +207,17 @@ export const manifestSchema = z
         m.classify.threshold,
         `only for multi-label outputs (sigmoid, label-probabilities); classify.outputs is ${m.classify.outputs}`,
       );
+    const x = m.explain;
+    if (x.method === 'cam') {
+      if (m.task !== 'classify') issue(['explain', 'method'], 'cam', `class activation maps explain a classifier; task is ${m.task}`);
+      for (const key of ['featureMap', 'weights'] as const)
+        if (x[key] === undefined)
+          issue(
+            ['explain', key],
+            undefined,
+            `required when explain.method is cam (${key === 'featureMap' ? 'an output name' : 'an initializer name'})`,
+          );
+    }
     if (k && new Set(k).size !== k.length) issue(['detect', 'keypoints'], k, 'keypoint names must be unique');
     if (Array.isArray(m.output?.name) && (m.task !== 'detect' || d.format === 'boxes-scores' || d.format === 'anchors'))
       issue(
@@ -257,3 +289,4 @@ export type SegmentSpec = Manifest['segment'];
 export type Task = Manifest['task'];
 export type ClassifySpec = Manifest['classify'];
 export type RegressSpec = Manifest['regress'];
+export type ExplainSpec = Manifest['explain'];

@@ -79,7 +79,37 @@ function blazeface(io: ModelIo): { scores: string[]; boxes: string[] } | undefin
   return { scores: scores.map((o) => o.name), boxes: boxes.map((o) => o.name) };
 }
 
-export function draftManifest(name: string, modelFile: string, io: ModelIo, meta: Record<string, string>): Draft {
+/**
+ * A classifier that exposes its feature map: one [N, classes] output, one rank-4 output, and an
+ * initializer [classes, C] or [C, classes] (C the feature map's channels in the input's layout):
+ * what explain.method cam needs.
+ */
+function camDraft(
+  io: ModelIo,
+  inits: readonly { name: string; dims: number[]; type: string }[],
+  layout: string,
+): { main: IoMeta; featureMap: IoMeta; weights: string } | undefined {
+  if (io.outputs.length !== 2) return undefined;
+  const main = io.outputs.find((o) => o.shape?.length === 2);
+  const featureMap = io.outputs.find((o) => o.shape?.length === 4);
+  const L = num(main?.shape?.[1]);
+  const C = num(featureMap?.shape?.[layout === 'NHWC' ? 3 : 1]);
+  if (!main || !featureMap || L === undefined || C === undefined) return undefined;
+  const fits = (dims: number[]) => {
+    const d = dims.filter((x, i) => i < 2 || x !== 1);
+    return d.length === 2 && ((d[0] === L && d[1] === C) || (d[0] === C && d[1] === L));
+  };
+  const w = inits.find((i) => i.type.startsWith('float') && fits(i.dims));
+  return w && { main, featureMap, weights: w.name };
+}
+
+export function draftManifest(
+  name: string,
+  modelFile: string,
+  io: ModelIo,
+  meta: Record<string, string>,
+  initializers: readonly { name: string; dims: number[]; type: string }[] = [],
+): Draft {
   const decide: Draft['decide'] = [];
   const imgsz = pythonInts(meta.imgsz);
   const input = inputOf(io, imgsz, decide);
@@ -137,17 +167,30 @@ export function draftManifest(name: string, modelFile: string, io: ModelIo, meta
     return { manifest: m, decide, family: 'MediaPipe BlazeFace (front, 896 anchors)' };
   }
 
-  // Unknown: one [1, C] output reads as a classifier; anything else needs the detect section decided.
-  const classes = io.outputs.length === 1 && out0?.shape?.length === 2 ? num(out0.shape[1]) : undefined;
+  // Unknown: one [1, C] output reads as a classifier (with a feature-map output beside it and the
+  // weights to match: a classifier CAM can explain); anything else needs the detect section decided.
+  const cam = camDraft(io, initializers, String(input.layout));
+  const main = cam?.main ?? (io.outputs.length === 1 ? out0 : undefined);
+  const classes = main?.shape?.length === 2 ? num(main.shape[1]) : undefined;
   decide.push({ path: 'input.scale', note: 'the normalisation the model was trained with (scale, mean, std; docs/models.md#inputs)' });
   decide.push({ path: 'input.resize', note: 'stretch, letterbox or center-crop, as in training' });
-  if (classes !== undefined) {
-    m.output = { name: out0.name };
+  if (main && classes !== undefined) {
+    m.output = { name: main.name };
     m.labels = names ?? Array.from({ length: classes }, (_, c) => `class_${c}`);
     m.classify = { outputs: 'logits', topK: Math.min(5, classes) };
     if (!names) decide.push({ path: 'labels', note: `the model has ${classes} classes and does not name them` });
     decide.push({ path: 'classify.outputs', note: 'logits or probabilities (does the model end in a softmax?)' });
-    return { manifest: m, decide, family: `a classifier with ${classes} classes (guessed from its one output ${fmt(out0.shape)})` };
+    if (!cam)
+      return { manifest: m, decide, family: `a classifier with ${classes} classes (guessed from its one output ${fmt(main.shape)})` };
+    m.explain = { method: 'cam', featureMap: cam.featureMap.name, weights: cam.weights };
+    decide.push({ path: 'explain.weights', note: 'the linear layer right after the pooling of featureMap (else method: occlusion)' });
+    return {
+      manifest: m,
+      decide,
+      family:
+        `a classifier with ${classes} classes (guessed from its output ${main.name} ${fmt(main.shape)}), ` +
+        `explained by class activation maps over ${cam.featureMap.name} ${fmt(cam.featureMap.shape)}`,
+    };
   }
   m.task = 'detect';
   m.labels = names ?? ['object'];

@@ -5,7 +5,7 @@
  * graph (field 7) is skipped by its length, so a large model costs one pass over its bytes.
  */
 
-function varint(b: Uint8Array, at: { i: number }): number {
+export function varint(b: Uint8Array, at: { i: number }): number {
   let v = 0;
   let mul = 1;
   for (;;) {

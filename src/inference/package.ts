@@ -99,7 +99,13 @@ export async function loadModelPackage(dirIn: string): Promise<ModelPackage> {
       `sha256: ${manifest.model} does not match the manifest (manifest ${manifest.sha256}, file ${actual}); refusing to load it`,
     ]);
   }
-  return { dir, manifest, labels, modelPath, format: modelPath.endsWith('.json') ? 'tfjs' : 'onnx' };
+  const format = modelPath.endsWith('.json') ? 'tfjs' : 'onnx';
+  if (format === 'tfjs' && manifest.explain.method === 'cam')
+    throw new ModelError('MODEL_MANIFEST', manifestPath, [
+      "explain.method: cam reads the classifier's weights from an ONNX initializer; this model is TF.js (model.json): " +
+        'use occlusion, or convert the model to ONNX (tf2onnx)',
+    ]);
+  return { dir, manifest, labels, modelPath, format };
 }
 
 /**

@@ -49,6 +49,16 @@ export function toSource(g: Geometry, x: number, y: number, w: number, h: number
   return [(x - g.offsetX) / g.scaleX, (y - g.offsetY) / g.scaleY, w / g.scaleX, h / g.scaleY];
 }
 
+/** IEEE binary16 bits -> number. */
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? Number.NaN : s * Number.POSITIVE_INFINITY;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
 /** IEEE binary32 -> binary16 bits, round to nearest even (native/src/tensor.cc HalfOf is the same function). */
 export function f16bits(f: number): number {
   F32[0] = f;

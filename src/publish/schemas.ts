@@ -119,14 +119,22 @@ const qualitySkip = z
   .describe("the crop stage's quality gate: too small (minSidePx) or too blurred (minSharpness)");
 const heatmap = z
   .strictObject({
-    method: z.literal('occlusion').describe('occlusion sensitivity: each grid cell masked grey in turn'),
+    method: z
+      .enum(['occlusion', 'cam'])
+      .describe(
+        "the model manifest's explain.method: occlusion (each grid cell masked in turn) or cam " +
+          "(class activation map over the model's feature map, one pass)",
+      ),
     label: z.string().describe('the class explained'),
     score: score.describe('its probability on the unmasked crop'),
-    rows: z.int().min(1),
-    cols: z.int().min(1),
+    rows: z.int().min(1).describe('grid rows: 8 (occlusion) or the feature map height (cam)'),
+    cols: z.int().min(1).describe('grid columns: 8 (occlusion) or the feature map width (cam)'),
     values: z
       .array(z.number())
-      .describe("row-major, rows x cols over the model's input: the class's probability drop when that cell is masked"),
+      .describe(
+        "row-major, rows x cols over the model's input. occlusion: the class's probability drop when that cell is masked; " +
+          'cam: the class activation of that cell over the largest magnitude (-1..1, negative: evidence against it)',
+      ),
     png: z
       .string()
       .describe("PNG, base64: the model's input (the crop) with the heatmap laid over it, red where the answer depended on it"),
@@ -678,6 +686,42 @@ export const daemonStatusSchema = z
       .nullable()
       .optional()
       .describe('where the HTTP endpoint listens (the port the system picked when http.port is 0); null when off'),
+    streams: z
+      .strictObject({
+        events: z
+          .strictObject({
+            clients: count.describe('GET /events streams open now'),
+            accepted: count,
+            refused: count.describe('refused with 503 at http.events.maxClients'),
+            dropped: count.describe('closed by the daemon: the client took no data for a heartbeat interval'),
+            resets: count.describe('reconnects that could not resume (past retention, or a bad Last-Event-ID)'),
+          })
+          .describe('GET /events (Server-Sent Events) since start'),
+        preview: z
+          .strictObject({
+            clients: count.describe('GET /preview.mjpeg viewers now'),
+            refused: count.describe('refused with 503 at http.preview.maxClients'),
+            dropped: count.describe('closed by the daemon: the viewer took no frame for 10 s'),
+            encodes: count.describe('JPEG encodings (one per frame and way of drawing it, whatever the viewers)'),
+            sent: count.describe('frames sent, summed over viewers'),
+          })
+          .describe('GET /preview.mjpeg since start'),
+        cameras: z
+          .record(
+            name,
+            z.strictObject({
+              events: count.describe('GET /events streams carrying this camera now (filtered to it, or to every camera)'),
+              preview: count.describe('its preview viewers now'),
+              previewDropped: count.describe('its preview viewers dropped since start'),
+            }),
+          )
+          .describe('per started camera'),
+      })
+      .nullable()
+      .optional()
+      .describe(
+        "the kiosk's live streams: what /metrics counts as edge_inferd_http_streams*, per endpoint and camera; null when HTTP is off",
+      ),
   })
   .meta({
     title: 'edge-inferd daemon status',

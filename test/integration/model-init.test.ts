@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { onnxMetadata, pythonNames } from '../../src/inference/onnx-meta.js';
 import { modelInit } from '../../src/model-init.js';
 import { constantModel } from '../helpers/constant-model.js';
+import { buildCamClassifier } from '../helpers/cam-classifier.js';
 import { astronautPng, realModels } from '../helpers/real-models.js';
 
 /**
@@ -104,6 +105,25 @@ describe('model init', () => {
         keypoints: expect.arrayContaining([{ name: 'left_eye', x: 21, y: 11, score: 0.8 }]),
       }),
     ]);
+  });
+
+  it('a classifier exposing its feature map: the explain section for CAM filled in from the weights that fit, loaded, run once', async () => {
+    const dir = await tmp();
+    const file = path.join(dir, 'resnet-ish.onnx');
+    await writeFile(file, buildCamClassifier('NCHW'));
+    const { o, io } = out();
+    const code = await modelInit({ source: file, out: path.join(dir, 'pkg') }, io);
+    expect(o.stderr).toBe('');
+    expect(code).toBe(0);
+    const m = parse(await readFile(path.join(dir, 'pkg', 'manifest.yaml'), 'utf8'));
+    // head.fc.weight [2, 3]: 2 classes (logits [batch, 2]) by 3 channels (features [batch, 3, 8, 8]); region_mask does not fit.
+    expect(m).toMatchObject({
+      task: 'classify',
+      output: { name: 'logits' },
+      explain: { method: 'cam', featureMap: 'features', weights: 'head.fc.weight' },
+    });
+    expect(o.stdout).toContain('explained by class activation maps over features [batch,3,8,8]');
+    expect(o.stdout).toContain('  explain.weights: DECIDE:');
   });
 
   it('an unknown model: guesses marked DECIDE, and what does not fit printed as path: problem (exit 1)', async () => {

@@ -134,7 +134,7 @@ describe('operations endpoints', () => {
     // ...and every result so far to be acknowledged (the depth /metrics reports). The camera keeps
     // running, so remember how many results there were at that moment.
     const unacknowledged = () => {
-      const o = t.app.status().mqtt.outbox;
+      const o = t.app.status().mqtt?.outbox;
       return o ? o.queued + o.inflight : Number.NaN;
     };
     const inferredAtDrain = await waitUntil(() => unacknowledged() === 0 && tray().inferred, 10_000, 'the outbox drained');

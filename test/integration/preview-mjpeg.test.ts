@@ -218,9 +218,13 @@ describe('GET /preview.mjpeg', () => {
       sent = r.hub.stats().sent;
     }
     expect(r.hub.stats()).toMatchObject({ sent, dropped: 0, clients: 1 });
+    expect(r.hub.cameraStats('kiosk')).toEqual({ viewers: 1, dropped: 0 });
     await r.clock.advance(STALL_MS);
     r.hub.record(big(99), inf);
     expect(r.hub.stats()).toMatchObject({ dropped: 1, clients: 0 });
+    // Per camera too (/status shows it): the kiosk's viewer, none of the tray's.
+    expect(r.hub.cameraStats('kiosk')).toEqual({ viewers: 0, dropped: 1 });
+    expect(r.hub.cameraStats('tray')).toEqual({ viewers: 0, dropped: 0 });
     expect(r.lines.some((l) => l.msg?.includes('preview: dropped a viewer'))).toBe(true);
   });
 });
