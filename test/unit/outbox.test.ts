@@ -489,6 +489,18 @@ describe('outbox: stop()', () => {
     expect(outbox.stats().queued).toBe(1);
   });
 
+  it('an acknowledgement with no message after it is recorded once it has waited ackWaitMs on the clock', async () => {
+    const { journal, t, outbox, clock } = setup({ ackWaitMs: 100 });
+    outbox.start();
+    outbox.enqueue(msg('a', 1));
+    await (await t.call(0)).ack();
+    await clock.advance(99);
+    expect(journal.stats().pending).toBe(1);
+    await clock.advance(1);
+    expect(journal.stats().pending).toBe(0);
+    expect(clock.pending).toBe(0);
+  });
+
   it('returns when the last message in flight is acknowledged, without the clock moving, and records it at once', async () => {
     // acknowledgements wait 100 ms for company: stop() records this one itself
     const { journal, t, outbox, clock } = setup({ ackWaitMs: 100 });
