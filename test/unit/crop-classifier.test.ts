@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder, int } from '../../scripts/onnx/builder.js';
 import type { Frame } from '../../src/capture/frame.js';
+import { Cam, planCam } from '../../src/inference/cam.js';
 import { CropClassifier, type CropRequest, cropView, fixedBatch, sharpness } from '../../src/inference/crop.js';
+import { sessionIo } from '../../src/inference/engine.js';
 import { loadModelPackage, type ModelPackage } from '../../src/inference/package.js';
+import { writeCamClassifier } from '../helpers/cam-classifier.js';
 import { regionFrame, writeRegionClassifier } from '../helpers/region-classifier.js';
 
 /**
@@ -94,6 +97,7 @@ describe('CropClassifier on a generated classifier', () => {
       rects: [
         { x: 500, y: 10, w: 20, h: 20 }, // wholly outside
         { x: 10, y: 10, w: 6, h: 20 }, // 6 px wide: under minSidePx 8
+        { x: 20, y: 10, w: 8, h: 20 }, // 8 px wide: exactly minSidePx, kept
         RIGHT, // flat grey: sharpness 0, kept with the blur gate off
       ],
       quality,
@@ -101,9 +105,11 @@ describe('CropClassifier on a generated classifier', () => {
     expect(out.crops[0]).toEqual({ box: { x: 500, y: 10, w: 0, h: 0 }, sidePx: 0, sharpness: 0, skipped: 'small' });
     expect(out.crops[1]).toMatchObject({ box: { x: 10, y: 10, w: 6, h: 20 }, sidePx: 6, skipped: 'small' });
     expect(out.crops[1].scores).toBeUndefined();
-    expect(out.crops[2]).toMatchObject({ sidePx: 64, sharpness: 0 });
+    expect(out.crops[2]).toMatchObject({ sidePx: 8 });
     expect(out.crops[2].skipped).toBeUndefined();
-    expect(out.crops[2].scores?.[0]).toBeCloseTo(pRed(90 / 255), 4);
+    expect(out.crops[3]).toMatchObject({ sidePx: 64, sharpness: 0 });
+    expect(out.crops[3].skipped).toBeUndefined();
+    expect(out.crops[3].scores?.[0]).toBeCloseTo(pRed(90 / 255), 4);
     expect(out.runs).toBe(1);
     // with a blur gate, the flat crop is blurred
     const gated = await c.run(frame, { rects: [RIGHT], quality: { minSidePx: 8, minSharpness: 1 } });
@@ -120,6 +126,28 @@ describe('CropClassifier on a generated classifier', () => {
     const all = await c.run(twoHalves(), { rects: [LEFT, RIGHT], quality, explain: true });
     // explain: true explains each crop's best class
     expect(all.crops.map((k) => k.heatmap?.target)).toEqual([0, 1]);
+  });
+});
+
+describe('CropClassifier with CAM', () => {
+  it('explains from the classifying run itself: no extra run, and its time is a part of the call', async () => {
+    const pkg = await loadModelPackage(await writeCamClassifier(dir, 'NCHW'));
+    const session = await ort.InferenceSession.create(pkg.modelPath, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+    try {
+      const planned = planCam(pkg.manifest, pkg.labels.length, sessionIo(session), await readFile(pkg.modelPath));
+      expect(planned.problems).toEqual([]);
+      const c = new CropClassifier(pkg, session, 'logits', new Cam(planned.plan!, pkg.manifest.input));
+      const started = performance.now();
+      const out = await c.run(regionFrame(64), { rects: [{ x: 0, y: 0, w: 64, h: 64 }], quality, explain: true });
+      const elapsed = performance.now() - started;
+      expect(out.runs).toBe(1);
+      expect(out.explain?.runs).toBe(0);
+      expect(out.explain?.ms).toBeGreaterThanOrEqual(0);
+      expect(out.explain?.ms).toBeLessThanOrEqual(elapsed);
+      expect(out.crops[0].heatmap).toMatchObject({ target: 0 });
+    } finally {
+      await session.release();
+    }
   });
 });
 
@@ -196,6 +224,14 @@ describe('cropView and sharpness', () => {
     expect(sharpness(grey(() => 77))).toBe(0);
     // 0 left of x = 3, 200 from it: interior Laplacians per row 0, 200, -200, 0 (x = 1..4): mean 0, variance 20000
     expect(sharpness(grey((x) => (x < 3 ? 0 : 200)))).toBe(20_000);
+    // the same edge across rows: per column 200, -200, 0 (y = 1..3): variance 80000 / 3
+    expect(sharpness(grey((_, y) => (y < 2 ? 0 : 200)))).toBeCloseTo(80_000 / 3, 6);
+    // 3 wide is the smallest with an interior: one column, rows 1..3 with Laplacians -400, 100, 0
+    const narrow: Frame = { ...grey(() => 0), width: 3, stride: 3, data: new Uint8Array(15).fill(100) };
+    narrow.data[1 * 3 + 1] = 200;
+    const l = [-400, 100, 0];
+    const mean = (l[0] + l[1] + l[2]) / 3;
+    expect(sharpness(narrow)).toBeCloseTo(l.reduce((a, v) => a + (v - mean) ** 2, 0) / 3, 6);
   });
 
   it("reads the luma by the frame's channel order: a red edge in RGB, the same pixels in BGR and their luma in GRAY8 agree", () => {
