@@ -471,7 +471,8 @@ describe('journal file versions', () => {
 describe('journal: what it records beside the messages', () => {
   it('lostUpTo: the highest seq ever removed, raised by each eviction and kept across a restart; when the last eviction was', async () => {
     const clock = new ManualClock();
-    const { j } = journal({ maxRows: 3, clock });
+    const { j, lines } = journal({ maxRows: 3, clock });
+    const fullLines = () => lines.filter((l) => String(l.msg).startsWith('journal full'));
     expect(j.lostUpTo).toBe(0);
     const first = j.append([1, 2, 3].map((n) => msg('a', n))).rows;
     expect(j.stats()).not.toHaveProperty('lastEvictionAtMs');
@@ -479,12 +480,28 @@ describe('journal: what it records beside the messages', () => {
     j.append([msg('a', 4)]);
     expect(j.lostUpTo).toBe(first[0].seq);
     expect(j.stats().lastEvictionAtMs).toBe(clock.now());
+    expect(fullLines()).toHaveLength(1);
     j.append([msg('a', 5), msg('a', 6)]);
     expect(j.lostUpTo).toBe(first[2].seq);
+    // within 10 s of the last line: counted, not logged yet
+    expect(fullLines()).toHaveLength(1);
+    await clock.advance(10_000);
+    j.append([msg('a', 7)]);
+    expect(fullLines().map((l) => l.evictedPending)).toEqual([1, 3]);
     const path = j.path;
     j.stop();
     const again = journal({ path, maxRows: 3, clock }).j;
-    expect(again.lostUpTo).toBe(first[2].seq);
+    expect(again.lostUpTo).toBe(first[2].seq + 1);
+  });
+
+  it('lostUpTo is raised by the retention sweep too', async () => {
+    const clock = new ManualClock();
+    const { j } = journal({ retentionMs: 1000, clock });
+    const rows = j.append([1, 2, 3].map((n) => msg('a', n))).rows;
+    j.markSent(rows.slice(0, 2).map((r) => r.seq));
+    await clock.advance(2000);
+    expect(j.sweep()).toBe(2);
+    expect(j.lostUpTo).toBe(rows[1].seq);
   });
 
   it('opens the file with the synchronous level asked for (FULL: every commit reaches the disk)', () => {
