@@ -1,14 +1,30 @@
 /**
- * `npm run mutate -- <files...> [--max N] [--tests a.test.ts,b.test.ts] [--timeout SEC]`: one-line
- * mutation testing. For each source file it makes the one-line changes a developer could plausibly
- * make by mistake (a flipped comparison, a boundary, a constant, a negated condition, && for ||, a
- * removed call), runs the tests that import the file (directly or through other src modules; only
- * test/unit and test/integration: the process tests run the built dist/, which a mutant does not
- * change) and counts the mutant killed when they fail. The file is restored after each mutant, and
- * on Ctrl-C. At most --max mutants per file (default 12), spread evenly over the candidates.
+ * `npm run mutate -- <files...> [--max N] [--lines A-B,C] [--tests a.test.ts,b.test.ts] [--timeout SEC]`:
+ * one-line mutation testing. For each source file it makes the one-line changes a developer could
+ * plausibly make by mistake (a flipped comparison, a boundary, a constant, a negated condition, &&
+ * for ||, a removed call), runs the tests that import the file (directly or through other src
+ * modules; only test/unit and test/integration: the process tests run the built dist/, which a
+ * mutant does not change) and counts the mutant killed when they fail. At most --max mutants per
+ * file (default 12), spread evenly over the candidates (on the lines --lines names, when given: to
+ * re-run the survivors of an earlier run). Mutants are written to a scratch copy of the working
+ * tree (git's tracked and untracked files; node_modules, dist and native/build linked), never to
+ * the tree itself: you can keep editing and testing while it runs, and an interrupted run leaves
+ * no mutant behind.
  */
-import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { invokedDirectly } from './generated-files.js';
 
@@ -144,10 +160,18 @@ function mutable(line: string): boolean {
   );
 }
 
+/** An interface or object type's opening line: its body is types only (erased, so every mutant there is equivalent). */
+const TYPE_BLOCK = /^(export )?(declare )?(interface \w|type \w[^=]*=\s*\{)/;
+
 export function mutantsOf(source: string): Mutant[] {
   const lines = source.split('\n');
   const out: Mutant[] = [];
+  let typeDepth = 0;
   for (const [i, before] of lines.entries()) {
+    if (typeDepth > 0 || TYPE_BLOCK.test(before.trim())) {
+      typeDepth += (before.match(/\{/g)?.length ?? 0) - (before.match(/\}/g)?.length ?? 0);
+      continue;
+    }
     if (!mutable(before)) continue;
     for (const [operator, make] of OPERATORS)
       for (const after of make(before)) if (after !== before) out.push({ line: i + 1, operator, before, after });
@@ -227,13 +251,38 @@ export function relatedTests(target: string): string[] {
 
 // --- running ---------------------------------------------------------------------------------
 
+/** A copy of the working tree to mutate in (see the file comment); the caller removes it. */
+function scratchCopy(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mutate-'));
+  const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' });
+  for (const f of listed.split('\0')) {
+    if (!f || !existsSync(join(ROOT, f))) continue; // deleted in the working tree
+    mkdirSync(dirname(join(dir, f)), { recursive: true });
+    copyFileSync(join(ROOT, f), join(dir, f));
+  }
+  for (const built of ['node_modules', 'dist', 'native/build'])
+    if (existsSync(join(ROOT, built))) symlinkSync(realpathSync(join(ROOT, built)), join(dir, built));
+  return dir;
+}
+
+/** `--lines 10-40,73`: the line numbers it names. */
+function lineFilter(spec: string | undefined): ((line: number) => boolean) | undefined {
+  if (!spec) return undefined;
+  const ranges = spec.split(',').map((r) => {
+    const [a, b = a] = r.split('-').map(Number);
+    if (!Number.isInteger(a) || !Number.isInteger(b)) throw new Error(`--lines: ${r} is not a line or a range A-B`);
+    return [a, b] as const;
+  });
+  return (line) => ranges.some(([a, b]) => line >= a && line <= b);
+}
+
 /** Runs the tests against the mutant; SKIP_DIST_BUILD: no dist/ build (these tests do not run it). */
-function runTests(tests: string[], timeoutSec: number): Promise<'killed' | 'survived' | 'timeout'> {
+function runTests(root: string, tests: string[], timeoutSec: number): Promise<'killed' | 'survived' | 'timeout'> {
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', '--bail', '1', '--reporter', 'dot', ...tests],
+    [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--bail', '1', '--reporter', 'dot', ...tests],
     {
-      cwd: ROOT,
+      cwd: root,
       stdio: 'ignore',
       detached: true,
       env: { ...process.env, CI: 'true', SKIP_DIST_BUILD: '1' },
@@ -277,42 +326,64 @@ async function main(): Promise<number> {
   const max = Number(opt('max') ?? 12);
   const timeoutSec = Number(opt('timeout') ?? 300);
   const testsOpt = opt('tests');
+  const onLine = lineFilter(opt('lines'));
   const files = args;
   if (!files.length) {
-    process.stderr.write('usage: npm run mutate -- <src files...> [--max N] [--tests a.test.ts,b.test.ts] [--timeout SEC]\n');
+    process.stderr.write(
+      'usage: npm run mutate -- <src files...> [--max N] [--lines A-B,C] [--tests a.test.ts,b.test.ts] [--timeout SEC]\n',
+    );
     return 2;
   }
-  let restore: (() => void) | undefined;
+  const scratch = scratchCopy();
+  const cleanUp = () => rmSync(scratch, { recursive: true, force: true });
   process.on('SIGINT', () => {
     stopRunning();
-    restore?.();
+    cleanUp();
     process.exit(130);
   });
+  try {
+    return await mutateAll(files, scratch, { max, timeoutSec, testsOpt, onLine });
+  } finally {
+    cleanUp();
+  }
+}
+
+async function mutateAll(
+  files: string[],
+  scratch: string,
+  o: { max: number; timeoutSec: number; testsOpt: string | undefined; onLine: ((line: number) => boolean) | undefined },
+): Promise<number> {
+  const { max, timeoutSec, testsOpt, onLine } = o;
   const totals = { killed: 0, survived: 0, timeout: 0 };
   for (const file of files) {
-    const path = resolve(ROOT, file);
+    const rel = relative(ROOT, resolve(ROOT, file));
+    const path = join(scratch, rel);
     const original = readFileSync(path, 'utf8');
     const tests = testsOpt ? testsOpt.split(',').map((t) => resolve(ROOT, t)) : relatedTests(file);
-    const rel = relative(ROOT, path);
     if (!tests.length) {
       process.stdout.write(`${rel}: no test imports it (give --tests)\n`);
       continue;
     }
-    const all = mutantsOf(original);
+    const scratchTests = tests.map((t) => join(scratch, relative(ROOT, t)));
+    // Tests that fail unmutated would count every mutant killed.
+    const baseline = await runTests(scratch, scratchTests, timeoutSec);
+    if (baseline !== 'survived') {
+      process.stdout.write(`${rel}: the tests fail (${baseline}) without a mutant: fix them first\n`);
+      return 1;
+    }
+    const all = mutantsOf(original).filter((m) => !onLine || onLine(m.line));
     const chosen = spread(all, max);
     process.stdout.write(`${rel}: ${chosen.length} of ${all.length} mutants, tests: ${tests.map((t) => relative(ROOT, t)).join(' ')}\n`);
     const counts = { killed: 0, survived: 0, timeout: 0 };
     for (const m of chosen) {
       const lines = original.split('\n');
       lines[m.line - 1] = m.after;
-      restore = () => writeFileSync(path, original);
       writeFileSync(path, lines.join('\n'));
       let outcome: keyof typeof counts;
       try {
-        outcome = await runTests(tests, timeoutSec);
+        outcome = await runTests(scratch, scratchTests, timeoutSec);
       } finally {
-        restore();
-        restore = undefined;
+        writeFileSync(path, original);
       }
       counts[outcome]++;
       const mark = outcome === 'survived' ? 'SURVIVED' : outcome;

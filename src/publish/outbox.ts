@@ -223,11 +223,12 @@ export class Outbox {
       this.appends = [];
       this.appendsLocal = [];
       let written: { rows: JournalRow[]; evicted: Evicted } | undefined;
+      let recovered = false;
       this.writing = locals;
       try {
         written = this.journal.writeTick(acks, msgs, this.handedUpTo);
         if (msgs.length) {
-          if (!this.journalAccepting) this.journalRecovered();
+          recovered = !this.journalAccepting;
           this.journalAccepting = true;
         }
       } catch (err) {
@@ -241,6 +242,8 @@ export class Outbox {
       }
       this.writing = undefined;
       if (written && msgs.length) this.accept(written.rows, written.evicted);
+      // After accept(): recovering reads the journal's backlog, which must not hand these rows over a second time.
+      if (recovered) this.journalRecovered();
     }
     this.pump();
     this.checkDrained();

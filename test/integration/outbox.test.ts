@@ -13,6 +13,7 @@ import { Outbox, type OutboxTransport, type PublishOptions } from '../../src/pub
 import { JournalSink } from '../../src/publish/result-sink.js';
 import { Topics } from '../../src/publish/topics.js';
 import { ManualClock } from '../helpers/clock.js';
+import { HandTransport } from '../helpers/hand-transport.js';
 import { type V1Row, writeV1Journal } from '../helpers/journal-v1.js';
 import { captureLog } from '../helpers/log.js';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.js';
@@ -330,68 +331,6 @@ describe('protocol fallback', () => {
     expect(r.mqtt.connected).toBe(false);
   });
 });
-
-/** One publish handed to a HandTransport, settled by the test. */
-interface HandCall {
-  topic: string;
-  payload: string;
-  seq: number;
-  /** The broker acknowledges it; returns once the outbox has seen the acknowledgement. */
-  ack(): Promise<void>;
-  /** The publish fails (not a refusal); returns once the outbox has seen the failure. */
-  fail(err: Error): Promise<void>;
-}
-
-/**
- * A transport whose publishes stay in flight until the test settles them one by one, counting how
- * many are in flight at once. The outbox attaches its handlers when publish() returns, so by the
- * time ack()/fail() return, the outbox has reacted (it registered first).
- */
-class HandTransport implements OutboxTransport {
-  connected = true;
-  receiveMaximum: number | undefined;
-  readonly calls: HandCall[] = [];
-  inflight = 0;
-  maxInflight = 0;
-  private waiters: { n: number; resolve: () => void }[] = [];
-
-  constructor(receiveMaximum?: number) {
-    this.receiveMaximum = receiveMaximum;
-  }
-
-  publish(topic: string, payload: string, _opts: PublishOptions): Promise<void> {
-    let settle!: { resolve: () => void; reject: (e: Error) => void };
-    const promise = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-    this.inflight++;
-    this.maxInflight = Math.max(this.maxInflight, this.inflight);
-    const done = () => void this.inflight--;
-    promise.then(done, done);
-    this.calls.push({
-      topic,
-      payload,
-      seq: (JSON.parse(payload) as { seq: number }).seq,
-      ack: async () => {
-        settle.resolve();
-        await promise;
-      },
-      fail: async (err) => {
-        settle.reject(err);
-        await promise.catch(() => undefined);
-      },
-    });
-    for (const w of this.waiters.filter((x) => this.calls.length >= x.n)) w.resolve();
-    this.waiters = this.waiters.filter((x) => this.calls.length < x.n);
-    return promise;
-  }
-
-  onConnect(_listener: () => void): void {}
-
-  /** The i-th publish (0-based), once the outbox has made it. */
-  async call(i: number): Promise<HandCall> {
-    if (this.calls.length <= i) await new Promise<void>((resolve) => this.waiters.push({ n: i + 1, resolve }));
-    return this.calls[i];
-  }
-}
 
 function handJournal(path = join(mkdtempSync(join(tmpdir(), 'outbox-hand-')), 'journal.sqlite')): Journal {
   const journal = new Journal({

@@ -77,4 +77,15 @@ describe('aggregation of regress and multi-label crop stages', () => {
     expect(payload.regions.r).not.toHaveProperty('label');
     expect(payload.regions.r).toMatchObject({ on: [], notDetected: false });
   });
+
+  it('multi-label: a mean exactly at its threshold is on; the labels on are ordered by mean, highest first, ties by index', () => {
+    // Means exactly representable (0.25, 0.5, 0.75): no rounding decides the threshold case.
+    const outputs: CropOutputs = { kind: 'multi-label', thresholds: [0.25, 0.5, 0.9, 0.5] };
+    const { a } = assess(['w', 'x', 'y', 'z'], outputs, [
+      [{ name: 'l', scores: [0.25, 0.5, 0.5, 0.5] }],
+      [{ name: 'l', scores: [0.25, 1, 0.5, 0.5] }],
+    ]);
+    // means w 0.25 (= its threshold), x 0.75, y 0.5 (off), z 0.5 (= its threshold, ties nothing)
+    expect(a.regions[0]).toMatchObject({ label: 'x', score: 0.75, on: ['x', 'z', 'w'] });
+  });
 });

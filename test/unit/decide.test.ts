@@ -98,6 +98,28 @@ describe('stable: k of the last n frames with mean score >= minScore', () => {
     ]);
   });
 
+  it('two labels tied on frames: the higher mean wins even when the other sorts first; tied on the mean too, the first by name', () => {
+    // k=2 n=5: X.9 X.9 -> X stable at 1; then two labels alternate, and at frame 5 the window X,?,?,?,? holds X once: cleared.
+    const labelsAt5 = (a: [string, number], b: [string, number]) =>
+      runStability(rule(2, 5, 0.5), seq(['X', 0.9], ['X', 0.9], a, b, a, b))
+        .filter(([, d]) => d.type === 'stable')
+        .map(([i, d]) => [i, d.label]);
+    // B (mean .9) before A (mean .7) in the window: B
+    expect(labelsAt5(['B', 0.9], ['A', 0.7])).toEqual([
+      [1, 'X'],
+      [5, 'B'],
+    ]);
+    // A and B both mean .8, A first in the window: A; B first: A all the same
+    expect(labelsAt5(['A', 0.8], ['B', 0.8])).toEqual([
+      [1, 'X'],
+      [5, 'A'],
+    ]);
+    expect(labelsAt5(['B', 0.8], ['A', 0.8])).toEqual([
+      [1, 'X'],
+      [5, 'A'],
+    ]);
+  });
+
   it('k=1 n=1 follows the top-1 label whose score reaches minScore', () => {
     const out = runStability(rule(1, 1, 0.5), seq(['A', 0.6], ['A', 0.4], ['B', 0.9]));
     expect(out.map(([i, d]) => [i, d.type, d.label])).toEqual([
@@ -146,8 +168,8 @@ describe('publish policies', () => {
 
   it("interval: at most one per intervalSec on the clock's monotonic time", async () => {
     // published at 0; 400 and 999 are within 1 s of it; 1000 is not (published); 1500 is within;
-    // 2100 (published); 2500 and 3099 within; 3100 published
-    const times = [0, 400, 999, 1000, 1500, 2100, 2500, 3099, 3100];
+    // 2100 (published); 2500 and 3099 within; 3100 published, and a second frame at the same instant is not
+    const times = [0, 400, 999, 1000, 1500, 2100, 2500, 3099, 3100, 3100];
     const clock = new ManualClock();
     const d = new CameraDecider(policy({ policy: 'interval', intervalSec: 1 }), { clock });
     const out: boolean[] = [];
@@ -155,8 +177,8 @@ describe('publish policies', () => {
       await clock.advance(t - clock.monotonic());
       out.push(d.observe({ label: 'A', score: 1, atMs: clock.now() }).publish);
     }
-    expect(out).toEqual([true, false, false, true, false, true, false, false, true]);
-    expect(d.counters()).toMatchObject({ inferred: 9, published: 4, heldBack: 5, labels: { A: 9 } });
+    expect(out).toEqual([true, false, false, true, false, true, false, false, true, false]);
+    expect(d.counters()).toMatchObject({ inferred: 10, published: 4, heldBack: 6, labels: { A: 10 } });
   });
 
   it('a pause clears a stable label (reason paused), and the next frame is a change from nothing', () => {

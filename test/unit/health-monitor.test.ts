@@ -22,7 +22,7 @@ function setup(opts: { outbox?: Outbox; journal?: Journal; connected?: boolean; 
       state: () => ({ connected: opts.connected ?? true, url: 'mqtt://broker', lastError: opts.lastError }),
       outboxStats: () => ('outbox' in opts ? opts.outbox : { journalAccepting: true }),
     },
-    journal: 'journal' in opts && opts.journal ? opts.journal : { isOpen: true, stats: () => ({ pending: 3, writable: true }) },
+    journal: 'journal' in opts && opts.journal ? opts.journal : { isOpen: true, stats: () => ({ mode: 'read-write' as const, pending: 3, writable: true }) },
   };
   const monitor = new HealthMonitor({ detector, source });
   return { clock, detector, source, monitor };
@@ -106,7 +106,7 @@ describe('HealthMonitor.ready', () => {
   });
 
   it('the journal: not open, no outbox, a failed write (its own error first, else the outbox one, else a default)', () => {
-    const closed = setup({ journal: { isOpen: false, stats: () => ({ pending: 0, writable: true }) } });
+    const closed = setup({ journal: { isOpen: false, stats: () => ({ mode: 'read-write' as const, pending: 0, writable: true }) } });
     closed.monitor.setPhase('running');
     expect(closed.monitor.ready()).toMatchObject({ ok: false, checks: { journal: { ok: false, detail: 'not open' } } });
     // Open, but the outbox is not there (yet): nothing accepts results.
@@ -114,7 +114,7 @@ describe('HealthMonitor.ready', () => {
     noOutbox.monitor.setPhase('running');
     expect(noOutbox.monitor.ready()).toMatchObject({ ok: false, checks: { journal: { ok: false, detail: 'not open' } } });
 
-    const stats: ReturnType<Journal['stats']> = { pending: 5, writable: false, lastWriteError: 'disk I/O error' };
+    const stats: ReturnType<Journal['stats']> = { mode: 'read-write', pending: 5, writable: false, lastWriteError: 'disk I/O error' };
     const outbox: NonNullable<Outbox> = { journalAccepting: true, lastJournalError: 'database or disk is full' };
     const s = setup({ outbox, journal: { isOpen: true, stats: () => stats } });
     s.monitor.setPhase('running');

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runHistory } from '../../src/journal/history-cli.js';
 import { Journal, type JournalOptions, type NewMessage } from '../../src/journal/journal.js';
@@ -415,6 +416,127 @@ describe('journal: payload seq column', () => {
   });
 });
 
+describe('journal file versions', () => {
+  const userVersion = (path: string) => {
+    const ro = openReadOnly(path);
+    try {
+      return ro.pragma('user_version', { simple: true });
+    } finally {
+      ro.close();
+    }
+  };
+  const setUserVersion = (path: string, v: number) => {
+    const db = new Database(path);
+    db.pragma(`user_version = ${v}`);
+    db.close();
+  };
+
+  it('a new journal is schema 2 (messages with payload_seq); the index an early version 2 had is dropped at start', () => {
+    const { j } = journal();
+    const path = j.path;
+    j.stop();
+    // Schema 2 is what this daemon writes; a change of the number is a change of the file format.
+    expect(userVersion(path)).toBe(2);
+    expect(SCHEMA_VERSION).toBe(2);
+    const db = new Database(path);
+    db.exec('CREATE INDEX messages_payload_seq ON messages(camera, kind, payload_seq)');
+    db.close();
+    journal({ path }).j.stop(); // opened by this daemon again
+    const ro = openReadOnly(path);
+    const indexes = ro
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' ORDER BY name")
+      .all()
+      .map((r) => (r as { name: string }).name);
+    ro.close();
+    expect(indexes).toEqual(['messages_camera', 'messages_created', 'messages_pending']);
+  });
+
+  it('history reads versions 1 and 2 and refuses a newer file or a database that is not a journal, naming the versions', () => {
+    const { j } = journal();
+    j.append([msg('a', 1)]);
+    const path = j.path;
+    j.stop();
+    setUserVersion(path, 1);
+    expect(userVersion(path)).toBe(1);
+    setUserVersion(path, 3);
+    expect(() => openReadOnly(path)).toThrow(`${path} is not an edge-inferd journal (schema version 3, expected 1 to 2)`);
+    setUserVersion(path, 0);
+    expect(() => openReadOnly(path)).toThrow('(schema version 0, expected 1 to 2)');
+    // and the daemon refuses to open a file from a newer edge-inferd rather than write over it
+    setUserVersion(path, 3);
+    expect(() => journal({ path })).toThrow(`journal.path: ${path} was written by a newer edge-inferd (schema 3, this one reads 2)`);
+  });
+});
+
+describe('journal: what it records beside the messages', () => {
+  it('lostUpTo: the highest seq ever removed, raised by each eviction and kept across a restart; when the last eviction was', async () => {
+    const clock = new ManualClock();
+    const { j, lines } = journal({ maxRows: 3, clock });
+    const fullLines = () => lines.filter((l) => String(l.msg).startsWith('journal full'));
+    expect(j.lostUpTo).toBe(0);
+    const first = j.append([1, 2, 3].map((n) => msg('a', n))).rows;
+    expect(j.stats()).not.toHaveProperty('lastEvictionAtMs');
+    await clock.advance(5000);
+    j.append([msg('a', 4)]);
+    expect(j.lostUpTo).toBe(first[0].seq);
+    expect(j.stats().lastEvictionAtMs).toBe(clock.now());
+    expect(fullLines()).toHaveLength(1);
+    j.append([msg('a', 5), msg('a', 6)]);
+    expect(j.lostUpTo).toBe(first[2].seq);
+    // within 10 s of the last line: counted, not logged yet
+    expect(fullLines()).toHaveLength(1);
+    await clock.advance(10_000);
+    j.append([msg('a', 7)]);
+    expect(fullLines().map((l) => l.evictedPending)).toEqual([1, 3]);
+    const path = j.path;
+    j.stop();
+    const again = journal({ path, maxRows: 3, clock }).j;
+    expect(again.lostUpTo).toBe(first[2].seq + 1);
+  });
+
+  it('lostUpTo is raised by the retention sweep too', async () => {
+    const clock = new ManualClock();
+    const { j } = journal({ retentionMs: 1000, clock });
+    const rows = j.append([1, 2, 3].map((n) => msg('a', n))).rows;
+    j.markSent(rows.slice(0, 2).map((r) => r.seq));
+    await clock.advance(2000);
+    expect(j.sweep()).toBe(2);
+    expect(j.lostUpTo).toBe(rows[1].seq);
+  });
+
+  it('opens the file with the synchronous level asked for (FULL: every commit reaches the disk)', () => {
+    const level = (synchronous: 'full' | 'normal') => {
+      const { j } = journal({ synchronous });
+      // The connection's own setting: nothing else shows it.
+      return (j as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true });
+    };
+    expect(level('full')).toBe(2);
+    expect(level('normal')).toBe(1);
+  });
+
+  it("history reads the file read-only and waits for the writer's locks; looking up pending messages uses the partial index of pending rows", () => {
+    const { j } = journal();
+    j.append([msg('a', 1)]);
+    const ro = openReadOnly(j.path);
+    try {
+      expect(() => ro.exec('DELETE FROM messages')).toThrow(/readonly/);
+      // a lock the daemon holds (a checkpoint) is waited for, up to 5 s, rather than failing the command at once
+      expect(ro.pragma('busy_timeout', { simple: true })).toBe(5000);
+      // The journal's pending lookup (Journal.pendingAfter): on a journal of 100k sent rows, a scan would read them all.
+      const plan = ro
+        .prepare(
+          'EXPLAIN QUERY PLAN SELECT seq, created_ms, camera, kind, topic, qos, retain, expiry_sec, payload, payload_seq ' +
+            'FROM messages WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?',
+        )
+        .all(0, 10)
+        .map((r) => (r as { detail: string }).detail);
+      expect(plan.join('; ')).toContain('USING INDEX messages_pending');
+    } finally {
+      ro.close();
+    }
+  });
+});
+
 describe('journal bounds at their edges', () => {
   it('holds exactly maxRows pending messages, and one more evicts the oldest', () => {
     const { j } = journal({ maxRows: 5 });
@@ -422,6 +544,17 @@ describe('journal bounds at their edges', () => {
     expect(j.stats()).toMatchObject({ rows: 5, pending: 5, evicted: { sent: 0, pending: 0 } });
     j.append([msg('a', 6)]);
     expect(j.stats()).toMatchObject({ rows: 5, pending: 5, evicted: { sent: 0, pending: 1 } });
+    expect(j.pendingAfter(0, 10).map((r) => seqOf(r.payload))).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  it('counts a row as its payload and topic plus 48 bytes: maxBytes of five rows holds exactly five, and one more evicts the oldest', () => {
+    // Payloads of one length (seq 1..6 are one digit): every row the same size.
+    const row = Buffer.byteLength(msg('a', 1).payload) + Buffer.byteLength(msg('a', 1).topic) + 48;
+    const { j } = journal({ maxBytes: 5 * row });
+    j.append([1, 2, 3, 4, 5].map((n) => msg('a', n)));
+    expect(j.stats()).toMatchObject({ rows: 5, bytes: 5 * row, evicted: { pending: 0 } });
+    j.append([msg('a', 6)]);
+    expect(j.stats()).toMatchObject({ rows: 5, bytes: 5 * row, evicted: { pending: 1 } });
     expect(j.pendingAfter(0, 10).map((r) => seqOf(r.payload))).toEqual([2, 3, 4, 5, 6]);
   });
 
