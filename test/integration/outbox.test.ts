@@ -9,7 +9,7 @@ import { DaemonError } from '../../src/errors.js';
 import { Journal } from '../../src/journal/journal.js';
 import { EmbeddedBroker } from '../../src/publish/broker.js';
 import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
-import { Outbox, type OutboxTransport, type PublishOptions } from '../../src/publish/outbox.js';
+import { Outbox } from '../../src/publish/outbox.js';
 import { JournalSink } from '../../src/publish/result-sink.js';
 import { Topics } from '../../src/publish/topics.js';
 import { ManualClock } from '../helpers/clock.js';

@@ -22,7 +22,10 @@ function setup(opts: { outbox?: Outbox; journal?: Journal; connected?: boolean; 
       state: () => ({ connected: opts.connected ?? true, url: 'mqtt://broker', lastError: opts.lastError }),
       outboxStats: () => ('outbox' in opts ? opts.outbox : { journalAccepting: true }),
     },
-    journal: 'journal' in opts && opts.journal ? opts.journal : { isOpen: true, stats: () => ({ mode: 'read-write' as const, pending: 3, writable: true }) },
+    journal:
+      'journal' in opts && opts.journal
+        ? opts.journal
+        : { isOpen: true, stats: () => ({ mode: 'read-write' as const, pending: 3, writable: true }) },
   };
   const monitor = new HealthMonitor({ detector, source });
   return { clock, detector, source, monitor };
