@@ -1,5 +1,5 @@
-import { varint } from './onnx-meta.js';
 import { halfToFloat } from './preprocess.js';
+import { fields, varint } from './protobuf.js';
 
 /**
  * The initializers (constant tensors: a model's weights) of an ONNX file, read straight from the
@@ -8,28 +8,6 @@ import { halfToFloat } from './preprocess.js';
  * (float16 bits), name 8, raw_data 9, double_data 10, data_location 14). Only what CAM needs: float
  * tensors stored in the file.
  */
-
-/** One message's fields: [field number, wire type, varint value or length-delimited payload]. */
-function* fields(b: Uint8Array): Generator<[number, number, number | Uint8Array]> {
-  const at = { i: 0 };
-  while (at.i < b.length) {
-    const key = varint(b, at);
-    const field = Math.floor(key / 8);
-    const wire = key & 7;
-    if (wire === 0) yield [field, wire, varint(b, at)];
-    else if (wire === 1 || wire === 5) {
-      const n = wire === 1 ? 8 : 4;
-      if (at.i + n > b.length) throw new Error('truncated field');
-      yield [field, wire, b.subarray(at.i, at.i + n)];
-      at.i += n;
-    } else if (wire === 2) {
-      const len = varint(b, at);
-      if (at.i + len > b.length) throw new Error('truncated field');
-      yield [field, wire, b.subarray(at.i, at.i + len)];
-      at.i += len;
-    } else throw new Error(`unsupported protobuf wire type ${wire}`);
-  }
-}
 
 /** ONNX TensorProto.DataType values read here. */
 const FLOAT = 1;
