@@ -60,6 +60,8 @@ export type TrackDecision =
 
 export interface AggregateCounters {
   tracks: number;
+  /** Tracks held now (subjects in view or just gone): the aggregation's memory follows it, not the uptime. */
+  active: number;
   assessments: number;
   cleared: number;
   crops: number;
@@ -87,7 +89,13 @@ export class PipelineAggregator {
   private readonly cfg: AggregateConfig;
   private readonly tracker: IouTracker;
   private readonly states = new Map<number, TrackState>();
-  private readonly c: AggregateCounters = { tracks: 0, assessments: 0, cleared: 0, crops: 0, qualitySkipped: { small: 0, blurred: 0 } };
+  private readonly c: Omit<AggregateCounters, 'active'> = {
+    tracks: 0,
+    assessments: 0,
+    cleared: 0,
+    crops: 0,
+    qualitySkipped: { small: 0, blurred: 0 },
+  };
 
   constructor(cfg: AggregateConfig) {
     this.cfg = cfg;
@@ -148,7 +156,7 @@ export class PipelineAggregator {
   }
 
   counters(): AggregateCounters {
-    return { ...this.c, qualitySkipped: { ...this.c.qualitySkipped } };
+    return { ...this.c, active: this.states.size, qualitySkipped: { ...this.c.qualitySkipped } };
   }
 
   private clear(id: number, atMs: number, reason: 'left' | 'paused'): TrackDecision {

@@ -578,6 +578,7 @@ const channelStatus = z.strictObject({
     .strictObject({
       name: z.string(),
       tracks: count.describe('tracks started'),
+      active: count.describe('tracks held now'),
       assessments: count,
       cleared: count,
       crops: count.describe('regions found and cropped'),

@@ -41,7 +41,14 @@ describe('pipeline aggregation', () => {
     });
     expect(a.regions[0].scores!.map((v) => +v.toFixed(6))).toEqual([0.5, 0.4, 0.1]);
     expect(a.regions[1]).toMatchObject({ name: 'right', label: 'c', frames: 3, seen: 4, skipped: { small: 0, blurred: 1 } });
-    expect(agg.counters()).toEqual({ tracks: 1, assessments: 1, cleared: 0, crops: 8, qualitySkipped: { small: 1, blurred: 1 } });
+    expect(agg.counters()).toEqual({
+      tracks: 1,
+      active: 1,
+      assessments: 1,
+      cleared: 0,
+      crops: 8,
+      qualitySkipped: { small: 1, blurred: 1 },
+    });
   });
 
   it('after the window, a region with too few good frames is notDetected (never found, or always skipped)', () => {
@@ -67,12 +74,16 @@ describe('pipeline aggregation', () => {
     const agg = new PipelineAggregator(aggregateSchema.parse({ window: 4, minFrames: 1, maxMissed: 1 }));
     agg.observe(run([[region('box', { scores: [1, 0, 0] })], [region('box', { scores: [0, 1, 0] })]]), 10);
     agg.observe(run([[region('box', { scores: [1, 0, 0] })]]), 20);
+    expect(agg.counters().active).toBe(2);
     expect(agg.observe(run([[region('box', { scores: [1, 0, 0] })]]), 30)).toEqual([
       { type: 'cleared', track: 2, label: 'face', atMs: 10, sinceMs: 10, frames: 1, assessed: true, reason: 'left' },
     ]);
+    // A cleared track's state goes with it: a kiosk that sees a subject a minute for months keeps none of them.
+    expect(agg.counters().active).toBe(1);
     expect(agg.reset(40)).toEqual([
       { type: 'cleared', track: 1, label: 'face', atMs: 40, sinceMs: 10, frames: 3, assessed: true, reason: 'paused' },
     ]);
+    expect(agg.counters().active).toBe(0);
     expect(agg.observe(run([[region('box', { scores: [1, 0, 0] })]]), 50).map((d) => d.type === 'assessment' && d.track)).toEqual([3]);
   });
 });
