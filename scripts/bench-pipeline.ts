@@ -43,15 +43,23 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 /** A rendered eyes-demo frame as the camera would hand it over. */
 const benchFrame = (data: Uint8Array, seq: number): Frame => cameraFrame(data, { camera: 'bench', seq, capturedAtMs: Date.now() });
 
-export async function benchPipeline(opts: { seconds: number; warmupS?: number; threads: number }): Promise<PipelineBenchRow[]> {
+/**
+ * The eyes demo's stages and their engines (face detector, eye classifier), plus the same eye
+ * model with its manifest's explain.method switched to cam (its featureMap and weights are declared).
+ */
+async function eyesEngines(threads: number) {
   const stages = pipelineSchema.parse((demoConfig('eyes') as { pipelines: { eyes: unknown } }).pipelines.eyes);
   const engines: InferenceEngine[] = await Promise.all(
-    stages.map((s) => loadEngine(s.model, { providers: ['cpu'], intraOpThreads: opts.threads })),
+    stages.map((s) => loadEngine(s.model, { providers: ['cpu'], intraOpThreads: threads })),
   );
-  // The same eye model with its manifest's explain.method switched to cam (its featureMap and weights are declared).
   const eye = await loadModelPackage(stages[1].model);
   const camPkg = { ...eye, manifest: { ...eye.manifest, explain: { ...eye.manifest.explain, method: 'cam' as const } } };
-  engines.push(await WorkerEngine.load(camPkg, { providers: ['cpu'], intraOpThreads: opts.threads }));
+  engines.push(await WorkerEngine.load(camPkg, { providers: ['cpu'], intraOpThreads: threads }));
+  return { stages, engines };
+}
+
+export async function benchPipeline(opts: { seconds: number; warmupS?: number; threads: number }): Promise<PipelineBenchRow[]> {
+  const { stages, engines } = await eyesEngines(opts.threads);
   try {
     const m = (e: InferenceEngine) => ({ info: e.info, infer: e.infer.bind(e), inferCrops: e.inferCrops!.bind(e) });
     const runner = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [m(engines[0]), m(engines[1])] });
@@ -135,14 +143,7 @@ export interface ExplainBenchRow {
  * masked crops through the eye classifier).
  */
 export async function benchExplain(opts: { seconds: number; warmupS?: number; threads: number }): Promise<ExplainBenchRow[]> {
-  const stages = pipelineSchema.parse((demoConfig('eyes') as { pipelines: { eyes: unknown } }).pipelines.eyes);
-  const engines: InferenceEngine[] = await Promise.all(
-    stages.map((s) => loadEngine(s.model, { providers: ['cpu'], intraOpThreads: opts.threads })),
-  );
-  // The same eye model with its manifest's explain.method switched to cam (its featureMap and weights are declared).
-  const eye = await loadModelPackage(stages[1].model);
-  const camPkg = { ...eye, manifest: { ...eye.manifest, explain: { ...eye.manifest.explain, method: 'cam' as const } } };
-  engines.push(await WorkerEngine.load(camPkg, { providers: ['cpu'], intraOpThreads: opts.threads }));
+  const { stages, engines } = await eyesEngines(opts.threads);
   try {
     const m = (e: InferenceEngine) => ({ info: e.info, infer: e.infer.bind(e), inferCrops: e.inferCrops!.bind(e) });
     const data = renderFrame({ faces: SUBJECTS.slice(0, 1) });
