@@ -78,6 +78,8 @@ export interface OutboxStats {
 const PAGE = 1000;
 /** How long acknowledgements wait for new messages to share their transaction (a 10 fps camera's frame interval). */
 const ACK_WAIT_MS = 100;
+/** Acknowledgements kept while the journal cannot write them: ten minutes of a 15 fps camera. */
+const MAX_KEPT_ACKS = 10_000;
 
 export class Outbox {
   private readonly journal: Journal;
@@ -94,6 +96,7 @@ export class Outbox {
   private acks: number[] = [];
   private scheduled = false;
   private readonly ackWaitMs: number;
+  private readonly maxKeptAcks: number;
   /** Set while acknowledgements wait for new messages to share their transaction. */
   private ackTimer: Timer | undefined;
   /** Pending rows, in seq order, not yet handed to the connection. */
@@ -124,14 +127,27 @@ export class Outbox {
     lastJournalError: undefined as string | undefined,
   };
 
-  /** `ackWaitMs`: see the class comment (0: acknowledgements are recorded on the next turn of the event loop). */
-  constructor(opts: { journal: Journal; transport: OutboxTransport; log: Logger; window: number; clock?: Clock; ackWaitMs?: number }) {
+  /**
+   * `ackWaitMs`: see the class comment (0: acknowledgements are recorded on the next turn of the
+   * event loop). `maxKeptAcks`: acknowledgements kept for the next write while the journal cannot
+   * record them (past it the oldest are let go: those messages are resent at the next start).
+   */
+  constructor(opts: {
+    journal: Journal;
+    transport: OutboxTransport;
+    log: Logger;
+    window: number;
+    clock?: Clock;
+    ackWaitMs?: number;
+    maxKeptAcks?: number;
+  }) {
     this.journal = opts.journal;
     this.transport = opts.transport;
     this.log = opts.log;
     this.window = opts.window;
     this.clock = opts.clock ?? systemClock;
     this.ackWaitMs = opts.ackWaitMs ?? ACK_WAIT_MS;
+    this.maxKeptAcks = opts.maxKeptAcks ?? MAX_KEPT_ACKS;
     this.transport.onConnect(() => this.onConnect());
     this.transport.onDisconnect?.(() => this.checkIdle());
     // Subscribed before any reader of the journal (GET /events starts later): the local copies of a
@@ -232,7 +248,10 @@ export class Outbox {
           this.journalAccepting = true;
         }
       } catch (err) {
-        // Acknowledged messages stay pending in the file: resent after a restart, with the same id.
+        // The transaction rolled back: its acknowledgements go with the next write (marking a row
+        // sent twice changes nothing). Any let go past the bound stay pending in the file and are
+        // resent after a restart, with the same id.
+        this.acks = acks.slice(-this.maxKeptAcks);
         this.journalFailed(err, msgs.length ? 'writing messages' : 'marking messages sent');
         if (msgs.length) this.journalAccepting = false;
         msgs.forEach((m, i) => {
