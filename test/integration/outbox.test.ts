@@ -6,7 +6,7 @@ import type { Camera } from '../../src/capture/frame.js';
 import { CameraChannel } from '../../src/channel/channel.js';
 import { cameraSchema } from '../../src/config/schema.js';
 import { DaemonError } from '../../src/errors.js';
-import { Journal } from '../../src/journal/journal.js';
+import { Journal, type JournalOptions } from '../../src/journal/journal.js';
 import { EmbeddedBroker } from '../../src/publish/broker.js';
 import { MqttConnection, type MqttOptions } from '../../src/publish/client.js';
 import { Outbox } from '../../src/publish/outbox.js';
@@ -36,6 +36,18 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
+
+/** A journal in a fresh temporary folder, with the daemon's defaults and a quiet log. */
+function journalOptions(prefix: string): JournalOptions {
+  return {
+    path: join(mkdtempSync(join(tmpdir(), prefix)), 'journal.sqlite'),
+    maxRows: 10_000,
+    maxBytes: 64 << 20,
+    retentionMs: 3_600_000,
+    synchronous: 'normal',
+    log: captureLog().log,
+  };
+}
 
 /** `outboxClock` drives the outbox's timers (stop's grace); the connection keeps real time for the real broker. */
 async function rig(
@@ -463,14 +475,7 @@ class CountingJournal extends Journal {
 
 describe('acknowledgements ride with the next new message (one transaction per frame at camera rates)', () => {
   function setup(ackWaitMs = 100) {
-    const journal = new CountingJournal({
-      path: join(mkdtempSync(join(tmpdir(), 'outbox-acks-')), 'journal.sqlite'),
-      maxRows: 10_000,
-      maxBytes: 64 << 20,
-      retentionMs: 3_600_000,
-      synchronous: 'normal',
-      log: captureLog().log,
-    });
+    const journal = new CountingJournal(journalOptions('outbox-acks-'));
     journal.start();
     cleanups.push(async () => journal.stop());
     const clock = new ManualClock();
@@ -541,14 +546,7 @@ describe('acknowledgements ride with the next new message (one transaction per f
 
 describe("a camera's result leaves in the turn that produced it", () => {
   it('is journaled and handed to the connection before anything the same turn scheduled runs (no wait for the next tick)', async () => {
-    const journal = new Journal({
-      path: join(mkdtempSync(join(tmpdir(), 'outbox-turn-')), 'journal.sqlite'),
-      maxRows: 10_000,
-      maxBytes: 64 << 20,
-      retentionMs: 3_600_000,
-      synchronous: 'normal',
-      log: captureLog().log,
-    });
+    const journal = new Journal(journalOptions('outbox-turn-'));
     journal.start();
     const t = new HandTransport();
     const clock = new ManualClock();

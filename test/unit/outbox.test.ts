@@ -86,6 +86,17 @@ const msg = (camera: string, seq: number, more: Partial<OutboxMessage> = {}): Ou
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 const states = (j: Journal) => j.history({ limit: 100 }).map((e) => `${e.camera}:${JSON.parse(e.payload).seq}:${e.state}`);
 
+/** Acknowledges `n` calls in the order they reach the transport, from call `from`; returns their payload seqs. */
+async function ackInTurn(t: HandTransport, from: number, n: number): Promise<number[]> {
+  const sent: number[] = [];
+  for (let i = from; sent.length < n; i++) {
+    const c = await t.call(i);
+    sent.push(c.seq);
+    await c.ack();
+  }
+  return sent;
+}
+
 describe('outbox: what it hands to the transport', () => {
   it('passes retain, expiry and QoS as given, retain false and no expiry by default, and journals camera and kind defaults', async () => {
     const { journal, t, outbox } = setup();
@@ -301,12 +312,7 @@ describe('outbox: the journal bound while offline', () => {
     }
     expect(journal.stats().evicted.pending).toBe(2);
     t.connect();
-    const sent: number[] = [];
-    for (let i = 0; sent.length < 3; i++) {
-      const c = await t.call(i);
-      sent.push(c.seq);
-      await c.ack();
-    }
+    const sent = await ackInTurn(t, 0, 3);
     await tick();
     expect(sent).toEqual([3, 4, 5]);
     expect(t.calls).toHaveLength(3);
@@ -327,12 +333,7 @@ describe('outbox: the journal bound while offline, with a message handed over be
     }
     expect(journal.stats().evicted.pending).toBe(2);
     t.connect();
-    const sent: number[] = [];
-    for (let i = 1; sent.length < 3; i++) {
-      const c = await t.call(i);
-      sent.push(c.seq);
-      await c.ack();
-    }
+    const sent = await ackInTurn(t, 1, 3);
     await tick();
     expect(sent).toEqual([1, 4, 5]);
     expect(journal.stats().pending).toBe(0);
@@ -425,12 +426,7 @@ describe('outbox: when the journal cannot be written', () => {
     expect(lines.find((l) => l.msg === 'journal accepting messages again')).toMatchObject({ pending: 2 });
     // 2 and 4 go out (3 went unjournaled); 1's acknowledgement, which could not be recorded, was
     // kept and is written with the next write: nothing is resent at the next start.
-    const sent: number[] = [];
-    for (let i = 1; sent.length < 3; i++) {
-      const c = await t.call(i);
-      sent.push(c.seq);
-      await c.ack();
-    }
+    const sent = await ackInTurn(t, 1, 3);
     await tick();
     expect(sent).toEqual([2, 3, 4]);
     expect(states(journal)).toEqual(['a:1:sent', 'a:2:sent', 'a:4:sent']);
