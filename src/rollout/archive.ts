@@ -135,6 +135,9 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
     await fh.close();
   }
   const raw = createReadStream(archive);
+  // Settled once the descriptor is closed: the unpack answers only then, so a caller can delete or
+  // replace the archive at once (and a refused one does not hold a descriptor for a while).
+  const closed = new Promise<void>((resolve) => raw.once('close', resolve));
   const gz = head[0] === 0x1f && head[1] === 0x8b;
   const stream = gz ? raw.pipe(createGunzip()) : raw;
   if (gz) raw.on('error', (err) => stream.destroy(err));
@@ -214,12 +217,18 @@ export async function extractArchive(archive: string, dest: string, limits: Arch
       entries.push({ path, type: 'file', size });
     }
   } catch (err) {
-    stream.destroy();
+    await release();
     if (err instanceof DaemonError) throw err;
     throw new ArchiveError(`cannot read the archive: ${(err as Error).message}`);
   }
-  stream.destroy();
+  await release();
   return entries;
+
+  async function release(): Promise<void> {
+    stream.destroy();
+    raw.destroy(); // destroying the gunzip side does not reach the file
+    await closed;
+  }
 }
 
 function stopped(signal: AbortSignal | undefined): void {
