@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MqttConnection } from './client.js';
@@ -13,7 +14,8 @@ import type { Topics } from './topics.js';
  * - binary_sensor `<camera>_online` (connectivity): ON while the daemon is online and the camera
  *   is streaming and not paused, read from the retained status message.
  * - sensor `<camera>_value_<name>` per named value of a regress model (`<camera>_value_<region>_<name>`
- *   for a pipeline's regress crop stage, read from the first object's region): state = the value.
+ *   for a pipeline's regress crop stage, read from the first object's region): state = the value
+ *   (names that make one object id get a hash of the name after it: see valueIds).
  *   The names are learned from the camera's results (observe), so a model swap that renames them
  *   replaces the sensors; until a camera's first result, the value sensors kept on the broker from
  *   an earlier run are left as they are (no removal and re-adding at each restart).
@@ -52,6 +54,23 @@ export function valuesOf(inf: Inference): HaValue[] | undefined {
 
 /** Object ids allow letters, digits, _ and -. */
 const slug = (s: string) => s.replace(/[^A-Za-z0-9_-]+/g, '_');
+/**
+ * Object ids of a camera's values: the slug of the name, with a short hash of the name added where
+ * two names make one slug ("depth (mm)", "depth [mm]"): they would share a config topic and
+ * unique_id, and Home Assistant would show only one of them.
+ */
+function valueIds(values: readonly HaValue[]): { v: HaValue; id: string }[] {
+  const named = values.map((v) => ({ v, id: slug(v.region ? `${v.region}_${v.name}` : v.name) }));
+  const uses = new Map<string, number>();
+  for (const { id } of named) uses.set(id, (uses.get(id) ?? 0) + 1);
+  return named.map(({ v, id }) => {
+    if ((uses.get(id) ?? 0) < 2) return { v, id };
+    const hash = createHash('sha256')
+      .update(JSON.stringify([v.region ?? '', v.name]))
+      .digest('hex');
+    return { v, id: `${id}_${hash.slice(0, 8)}` };
+  });
+}
 /** A Jinja string literal (JSON's double-quoted form reads the same). */
 const lit = (s: string) => JSON.stringify(s);
 
@@ -121,8 +140,8 @@ export class HomeAssistantDiscovery {
         payload_on: 'ON',
         payload_off: 'OFF',
       });
-      for (const v of this.values.get(cam) ?? []) {
-        const id = `${cam}_value_${slug(v.region ? `${v.region}_${v.name}` : v.name)}`;
+      for (const { v, id: valueId } of valueIds(this.values.get(cam) ?? [])) {
+        const id = `${cam}_value_${valueId}`;
         const read = v.region
           ? `((((value_json.get('objects') or [{}])[0].get('regions') or {}).get(${lit(v.region)}) or {}).get('values') or {})`
           : "(value_json.get('values') or {})";

@@ -103,6 +103,12 @@ function render(template: string, payload: unknown): string {
   return r.stdout;
 }
 
+/** The result payload the daemon publishes for an inference. */
+function payload(inf: Inference): unknown {
+  const frame = { camera: 'x', seq: 1, width: 1, height: 1, stride: 3, format: 'RGB' as const, data: new Uint8Array(3), capturedAtMs: 0 };
+  return resultPayload({ deviceId: dev, seq: 1, frame, inference: inf, model, nowMs: 0 });
+}
+
 const cfg = (camera: string, id: string) => `homeassistant/sensor/${dev}/${camera}_value_${id}/config`;
 const since = (n: number) => (m: Received) => sub.messages.indexOf(m) >= n;
 
@@ -127,8 +133,6 @@ describe('Home Assistant discovery of regress values', () => {
     expect(sub.messages.some((m) => m.topic.includes('/tray_value_'))).toBe(false);
 
     // The templates on the payloads the daemon publishes: the value, or None (Home Assistant: unknown) when absent.
-    const frame = { camera: 'x', seq: 1, width: 1, height: 1, stride: 3, format: 'RGB' as const, data: new Uint8Array(3), capturedAtMs: 0 };
-    const payload = (inf: Inference) => resultPayload({ deviceId: dev, seq: 1, frame, inference: inf, model, nowMs: 0 });
     expect(render(age.json.value_template, payload(meter))).toBe('41.5');
     expect(render(open.json.value_template, payload(meter))).toBe('0.8');
     expect(render(ry.json.value_template, payload(eyes([3, 4], [5, 6])))).toBe('6');
@@ -169,5 +173,21 @@ describe('Home Assistant discovery of regress values', () => {
         .filter((m) => m.payload === '')
         .map((m) => m.topic),
     ).toEqual([cfg('meter', 'eye_openness')]);
+  }, 30_000);
+
+  it('values whose names make the same object id each get their own sensor; names that do not collide keep the plain id', async (ctx) => {
+    if (!mosq) return ctx.skip();
+    const ha = await daemon(['gauge']);
+    const n = sub.messages.length;
+    const gauge = regress({ 'depth (mm)': 12, 'depth [mm]': 34, 'width mm': 5 });
+    ha.observe('gauge', valuesOf(gauge));
+    // Published in the values' order, so once the last is in, the others are too.
+    const width = await sub.waitFor((m) => since(n)(m) && m.topic === cfg('gauge', 'width_mm') && m.payload !== '');
+    const depth = sub.messages.filter((m) => since(n)(m) && m.topic.includes('/gauge_value_depth_mm_') && m.payload !== '');
+    expect(new Set(depth.map((m) => m.topic)).size).toBe(2);
+    expect(new Set(depth.map((m) => m.json.unique_id)).size).toBe(2);
+    const shown = Object.fromEntries(depth.map((m) => [m.json.name, render(m.json.value_template, payload(gauge))]));
+    expect(shown).toEqual({ 'gauge depth (mm)': '12', 'gauge depth [mm]': '34' });
+    expect(render(width.json.value_template, payload(gauge))).toBe('5');
   }, 30_000);
 });
