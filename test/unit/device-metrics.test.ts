@@ -7,6 +7,7 @@ import { DeviceSampler, readThermal, sampleDevice, siCpuTemperature } from '../.
 import { Metrics, type MetricsSource } from '../../src/health/metrics.js';
 import { ManualClock } from '../helpers/clock.js';
 import { captureLog } from '../helpers/log.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** A sysfs thermal class folder laid out as on a Jetson Orin (the hardware boundary, as files). */
 function jetsonThermal(): string {
@@ -76,6 +77,17 @@ describe('device sampler', () => {
     return f;
   };
   const noZones = () => join(tmpdir(), 'no-such-thermal-root');
+  /**
+   * Moves the clock `n` intervals, one at a time, waiting after each for its sample: a sample
+   * reads real files, which the clock's turns of the event loop do not wait for (a busy machine
+   * left the last one unfinished). A sample is stamped when done, so it is in once its time is now.
+   */
+  const intervals = async (clock: ManualClock, sampler: DeviceSampler, n: number) => {
+    for (let i = 0; i < n; i++) {
+      await clock.advance(15_000);
+      await waitUntil(() => sampler.latest?.sampledAtMs === clock.now(), 5_000, `the sample at ${clock.monotonic()} ms`);
+    }
+  };
 
   it('sampleDevice without a fallback asks none', async () => {
     expect(await sampleDevice(noZones(), () => 7, undefined)).toEqual({ temperatures: [], cooling: [], sampledAtMs: 7 });
@@ -86,7 +98,7 @@ describe('device sampler', () => {
     const fallback = counting(undefined);
     const sampler = new DeviceSampler({ intervalMs: 15_000, root: noZones(), log: captureLog().log, clock, cpuTemperature: fallback });
     await sampler.start();
-    await clock.advance(60_000);
+    await intervals(clock, sampler, 4);
     sampler.stop();
     expect(fallback.calls).toBe(1);
     expect(sampler.latest?.temperatures).toEqual([]);
@@ -98,7 +110,7 @@ describe('device sampler', () => {
     const fallback = counting(47.5);
     const sampler = new DeviceSampler({ intervalMs: 15_000, root: noZones(), log: captureLog().log, clock, cpuTemperature: fallback });
     await sampler.start();
-    await clock.advance(60_000);
+    await intervals(clock, sampler, 4);
     sampler.stop();
     expect(fallback.calls).toBe(5);
     expect(sampler.latest?.temperatures).toEqual([{ zone: 'cpu', type: 'cpu', celsius: 47.5 }]);
@@ -115,7 +127,7 @@ describe('device sampler', () => {
       cpuTemperature: fallback,
     });
     await sampler.start();
-    await clock.advance(30_000);
+    await intervals(clock, sampler, 2);
     sampler.stop();
     expect(fallback.calls).toBe(0);
     expect(sampler.latest?.temperatures.map((t) => t.zone)).toEqual(['thermal_zone0', 'thermal_zone1', 'thermal_zone10']);
