@@ -104,6 +104,21 @@ function objectsCell(r) {
   if (!r || !r.objects) return '';
   return r.objects.map((o) => '#' + esc(o.track || '?') + ' ' + Object.entries(o.regions).map(regionText).join(', ')).join('<br>') || 'none';
 }
+function many(n, one, more) { return n + ' ' + (n === 1 ? one : more); }
+// pending counts a message until its acknowledgement is written, which is with the next write.
+function journalCell(j) {
+  if (!j) return reason('not open');
+  const held = many(j.pending, 'message', 'messages') + ' not yet acknowledged · ' + many(j.rows, 'row', 'rows') + ' kept';
+  if (j.mode !== 'read-write') return reason(j.mode) + ' · ' + held + mute(j.lastWriteError || '');
+  return (j.writable ? '' : reason('writes failing') + ' · ') + held + (j.lastWriteError ? mute(j.lastWriteError) : '');
+}
+// The kiosk screen's streams: the whole daemon's (with those dropped for not reading), or one camera's.
+function streamsCell(st) {
+  if (!st) return '';
+  const now = many(st.events, 'live stream', 'live streams') + ', ' + many(st.preview, 'preview viewer', 'preview viewers');
+  const dropped = (st.eventsDropped || 0) + (st.previewDropped || 0);
+  return now + (dropped ? mute(many(dropped, 'stream', 'streams') + ' dropped for not reading') : '');
+}
 function tracksCell(p) {
   if (!p) return '';
   const q = p.qualitySkipped;
@@ -149,6 +164,9 @@ async function tick() {
       ['mqtt', s.mqtt ? (s.mqtt.connected ? 'connected to ' : reason('not connected') + ' to ') + esc(s.mqtt.url) : ''],
       ['stages', (s.stages || []).map((st) => esc(st.pipeline + '/' + st.stage + ': ' + st.name + ' ' + st.version + ' on ' + st.provider))
         .join('<br>')],
+      ['journal', journalCell(s.journal)],
+      ['kiosk streams', s.streams ? streamsCell({ events: s.streams.events.clients, preview: s.streams.preview.clients,
+        eventsDropped: s.streams.events.dropped, previewDropped: s.streams.preview.dropped }) : ''],
       ['config', esc(s.config)],
       ['last reload', reload.atMs ? (reload.ok ? 'ok' : reason('failed')) + ' ' + ago(reload.atMs) : ''],
       ['restart required', (reload.restartRequired || []).length ? reason(reload.restartRequired.join(', ')) : ''],
@@ -170,6 +188,7 @@ async function tick() {
         ['pipeline', c.pipeline ? esc(c.pipeline.name) + (r && r.pipeline ? ': ' + r.pipeline.stages.map(stageCell).join(' → ') : '') : ''],
         ['tracks', tracksCell(c.pipeline)],
         ['objects', objectsCell(r)],
+        ['watching', streamsCell(s.streams && s.streams.cameras[name])],
       ]);
       refreshSnapshot(name, el.querySelector('img'));
     }

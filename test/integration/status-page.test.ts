@@ -7,12 +7,16 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TAG_AT, TAG_SLOPE } from '../../scripts/make-fixture-models.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { MjpegClient } from '../helpers/mjpeg.js';
+import { SseClient } from '../helpers/sse.js';
 import { CHROMIUM, CHROMIUM_FLAGS } from '../helpers/headless-chromium.js';
 
 /**
  * The status page (src/health/page.ts) in real headless Chromium, served by a real App whose
  * camera runs the generated colour meter (regress) or colour tagger (multi-label) on images we
  * drew: the last result shows the values, or the labels that are on, as computed from the pixels.
+ * With the demo model: the journal and the kiosk's live streams (opened by the test) as /status
+ * counts them.
  */
 
 const fixtures = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
@@ -94,6 +98,44 @@ describe('status page: regress and multi-label results', () => {
     } finally {
       await app.stop();
       app = undefined;
+    }
+  }, 90_000);
+});
+
+describe('status page: the journal and the kiosk streams', () => {
+  let app: TestApp | undefined;
+  afterAll(async () => app?.stop());
+
+  it("shows the journal's counts, and the live streams and preview viewers open now, per camera and in all", async () => {
+    app = await startTestApp({ samples: ['metal-1.png', 'paper-1.png'], fps: 5 });
+    const port = Number(new URL(app.base).port);
+    const page = await browser.newPage();
+    const cell = (section: string, row: string) => page.locator(`${section} tr`, { hasText: row }).locator('td').nth(1);
+    const shows = (section: string, row: string, text: string | RegExp) =>
+      cell(section, row).filter({ hasText: text }).waitFor({ timeout: 20_000 });
+    try {
+      await page.goto(`${app.base}/`);
+      await shows('#cam-tray', 'watching', '0 live streams, 0 preview viewers');
+      // A stream of this camera, one of every camera (both carry it), a preview viewer.
+      const one = await SseClient.open(port, '/events?camera=tray&type=result');
+      const all = await SseClient.open(port, '/events?type=event');
+      const view = await MjpegClient.open(port, '/preview.mjpeg?camera=tray&fps=5');
+      await view.frameCount(1);
+      await shows('#cam-tray', 'watching', '2 live streams, 1 preview viewer');
+      await shows('#device', 'kiosk streams', '2 live streams, 1 preview viewer');
+      one.close();
+      view.close();
+      await shows('#cam-tray', 'watching', '1 live stream, 0 preview viewers');
+      all.close();
+      await shows('#device', 'kiosk streams', '0 live streams, 0 preview viewers');
+      // The journal row reads the counts /status gives (they move with the camera: compared as a shape, then as numbers).
+      const text = (await cell('#device', 'journal').textContent()) ?? '';
+      const m = /^(\d+) messages? not yet acknowledged · (\d+) rows? kept$/.exec(text);
+      expect(m, text).not.toBeNull();
+      expect(Number(m?.[2])).toBeGreaterThan(0);
+      expect(Number(m?.[2])).toBeLessThanOrEqual(app.app.status().journal?.rows ?? 0);
+    } finally {
+      await page.close();
     }
   }, 90_000);
 });

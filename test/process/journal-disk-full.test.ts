@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { countRows } from '../../src/journal/store.js';
 import { demoSamplesDir } from '../../src/paths.js';
 import { type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
+import { launchChromium } from '../helpers/headless-chromium.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/ports.js';
@@ -20,7 +21,8 @@ import { waitUntil } from '../helpers/wait.js';
  * the daemon then starts with the journal read-only: it runs, /readyz says why it is not ready,
  * what the journal held is published, new results go out unjournaled, and it is said once. When
  * space comes back the journal opens for writing again on its own: results are journaled again
- * and the ones drained while read-only are marked sent.
+ * and the ones drained while read-only are marked sent. The status page, in headless Chromium,
+ * shows the journal read-only and why.
  */
 
 const json = async (url: string) => {
@@ -113,6 +115,18 @@ describe('a disk full before the daemon starts', () => {
       const st = (await json(`${base}/status`)).body;
       expect(st.state).toBe('running');
       expect(st.journal).toMatchObject({ mode: 'read-only', writable: false, lastWriteError: expect.stringMatching(/full|no space/) });
+      // The status page says so, with why (a technician reads it there).
+      const chromium = await launchChromium();
+      try {
+        const page = await chromium.browser.newPage();
+        await page.goto(`${base}/`);
+        const row = page.locator('#device tr', { hasText: 'journal' }).locator('td').nth(1);
+        await row
+          .filter({ hasText: /^read-only · \d+ messages? not yet acknowledged · \d+ rows? kept.*(full|no space)/ })
+          .waitFor({ timeout: 20_000 });
+      } finally {
+        await chromium.close();
+      }
 
       // Said once, not per frame: no new warning or error while results keep coming.
       const loud = () => daemon.logs.filter((l) => Number(l.level) >= 40).length;
