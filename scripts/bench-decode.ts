@@ -1,6 +1,7 @@
 // Decode + NMS cost per frame of the anchor decoder (what the inference worker does after
-// session.run): BlazeFace front (896 anchors over two heads, logits, 6 keypoints) and an SCRFD-style
-// 640x640 detector (16800 anchors over three heads, distances, 5 keypoints). Each on a typical frame
+// session.run): BlazeFace front (896 anchors over two heads, logits, 6 keypoints), an SCRFD-style
+// 640x640 detector (16800 anchors over three heads, distances, 5 keypoints) and YuNet 2023 at
+// 640x640 (8400 anchors over three heads, a separate objectness head, stride-exp, 5 keypoints). Each on a typical frame
 // (one face: a dozen anchors over the threshold) and a worst case (every anchor over it), which
 // bounds the cost: one pass over the anchors, at most PRE_NMS_LIMIT (1000) decoded, NMS stops at
 // maxDetections.
@@ -39,7 +40,7 @@ interface Case {
   spec: object;
   input: number;
   /** Heads per role (rows, values per row), in manifest order. */
-  heads: { boxes: [number, number][]; scores: [number, number][]; keypoints?: [number, number][] };
+  heads: { boxes: [number, number][]; scores: [number, number][]; objectness?: [number, number][]; keypoints?: [number, number][] };
   /** Score of anchor i: typical or worst. */
   score: (worst: boolean, i: number, r: () => number) => number;
   box: (r: () => number, j: number) => number;
@@ -110,6 +111,50 @@ const CASES: Case[] = [
     score: (worst, i, r) => (worst ? 0.5 + r() / 2 : i >= 5000 && i < 5012 ? 0.8 + r() / 10 : r() * 0.1),
     box: (r) => 1 + r() * 3,
   },
+  {
+    model: 'yunet-2023 640',
+    spec: {
+      format: 'anchors',
+      scores: ['c8', 'c16', 'c32'],
+      objectness: ['o8', 'o16', 'o32'],
+      objectnessCombine: 'geometric-mean',
+      boxes: ['b8', 'b16', 'b32'],
+      keypointOutputs: ['k8', 'k16', 'k32'],
+      anchors: { strides: [8, 16, 32], perCell: 1, offset: 0 },
+      encoding: 'stride-exp',
+      keypoints: ['a', 'b', 'c', 'd', 'e'],
+      scoreThreshold: 0.9,
+      iouThreshold: 0.3,
+      maxDetections: 100,
+    },
+    input: 640,
+    heads: {
+      boxes: [
+        [6400, 4],
+        [1600, 4],
+        [400, 4],
+      ],
+      scores: [
+        [6400, 1],
+        [1600, 1],
+        [400, 1],
+      ],
+      objectness: [
+        [6400, 1],
+        [1600, 1],
+        [400, 1],
+      ],
+      keypoints: [
+        [6400, 10],
+        [1600, 10],
+        [400, 10],
+      ],
+    },
+    // Class and objectness alike (each drawn with this): the score is their geometric mean.
+    score: (worst, i, r) => (worst ? 0.95 + r() / 20 : i >= 3000 && i < 3012 ? 0.95 + r() / 20 : r() * 0.1),
+    // Centre offsets in cells, then log sizes in strides.
+    box: (r, j) => (j % 4 < 2 ? r() : r() * 2),
+  },
 ];
 
 function measure(run: () => void, n: number): { median: number; p99: number } {
@@ -133,22 +178,29 @@ export function benchDecode(iterations = 300): DecodeBenchRow[] {
       const r = rng(42);
       let n = 0;
       const scores = c.heads.scores.map(([rows_, k]) => head(rows_, k, () => c.score(worst, n++, r)));
+      let o = 0;
+      const objectness = c.heads.objectness?.map(([rows_, k]) => head(rows_, k, () => c.score(worst, o++, r)));
       const boxes = c.heads.boxes.map(([rows_, k]) => head(rows_, k, (j) => c.box(r, j)));
       const kps = c.heads.keypoints?.map(([rows_, k]) => head(rows_, k, () => r() * 2));
       const det = new Detector(spec, 1);
-      const joiners = { b: new HeadJoiner(), s: new HeadJoiner(), k: new HeadJoiner() };
+      const joiners = { b: new HeadJoiner(), s: new HeadJoiner(), o: new HeadJoiner(), k: new HeadJoiner() };
       // What the worker does per frame after session.run: join the heads, decode, NMS, keypoints.
       const frame = (): number => {
         const out: DetectOutputs = {
           boxes: joiners.b.join(boxes, 'rows'),
           scores: joiners.s.join(scores, 'rows'),
+          ...(objectness ? { objectness: joiners.o.join(objectness, 'rows') } : {}),
           ...(kps ? { keypoints: joiners.k.join(kps, 'rows') } : {}),
         };
         return det.run(out, ['face'], g, c.input, c.input).length;
       };
       const kept = frame();
       const candidates = det.candidates(
-        { boxes: joiners.b.join(boxes, 'rows'), scores: joiners.s.join(scores, 'rows') },
+        {
+          boxes: joiners.b.join(boxes, 'rows'),
+          scores: joiners.s.join(scores, 'rows'),
+          ...(objectness ? { objectness: joiners.o.join(objectness, 'rows') } : {}),
+        },
         c.input,
         c.input,
       ).length;
