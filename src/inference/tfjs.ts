@@ -5,9 +5,11 @@ import type { Frame } from '../capture/frame.js';
 import { errorMessage, must } from '../errors.js';
 import { checkInput, checkModelIo, type IoMeta, type ModelIo } from './check.js';
 import type { OutputTensor } from './detect.js';
-import { Postprocessor, warmupFrame, type InferenceEngine } from './engine.js';
+import { probabilities } from './classify.js';
+import { Postprocessor, warmupFrame, type InferHooks, type InferenceEngine } from './engine.js';
+import { type Heatmap, Occlusion } from './explain.js';
 import { type ModelPackage, ModelError, tfjsWeightFiles } from './package.js';
-import { Preprocessor } from './preprocess.js';
+import { type Geometry, Preprocessor, type TensorData } from './preprocess.js';
 import type { BackendName, ProviderAttempt } from './providers.js';
 import type { Inference, ModelInfo } from './types.js';
 
@@ -229,10 +231,16 @@ export class TfjsEngine implements InferenceEngine {
   private async run(
     frame: Frame,
     fetches: string[],
-  ): Promise<{ tensors: Record<string, OutputTensor>; geometry: ReturnType<Preprocessor['run']>['geometry']; t1: number }> {
+  ): Promise<{ tensors: Record<string, OutputTensor>; geometry: Geometry; t1: number; data: TensorData }> {
     const { data, dims, geometry } = this.pre.run(frame);
-    const x = data instanceof Float32Array ? this.tf.tensor(data, dims, 'float32') : this.tf.tensor(Int32Array.from(data), dims, 'int32');
     const t1 = performance.now();
+    return { tensors: await this.runTensor(data, dims, fetches), geometry, t1, data };
+  }
+
+  /** The model on a prepared input (any batch size the model takes): the outputs by name. */
+  private async runTensor(data: TensorData, dims: readonly number[], fetches: string[]): Promise<Record<string, OutputTensor>> {
+    const shape = [...dims];
+    const x = data instanceof Float32Array ? this.tf.tensor(data, shape, 'float32') : this.tf.tensor(Int32Array.from(data), shape, 'int32');
     let outs: TfTensor[] = [];
     try {
       const inputName = this.pkg.manifest.input.name;
@@ -242,7 +250,7 @@ export class TfjsEngine implements InferenceEngine {
       // Graph models answer in the order asked; layers models in their output order.
       const names = this.graph ? fetches : this.outputNames;
       for (const [k, t] of outs.entries()) tensors[names[k]] = { data: await t.data(), dims: t.shape };
-      return { tensors, geometry, t1 };
+      return tensors;
     } finally {
       x.dispose();
       for (const t of outs) t.dispose();
@@ -260,13 +268,37 @@ export class TfjsEngine implements InferenceEngine {
     return g.executeAsync(inputs, fetches);
   }
 
-  async infer(frame: Frame): Promise<Inference> {
+  async infer(frame: Frame, hooks: InferHooks = {}): Promise<Inference> {
     const t0 = performance.now();
-    const { tensors, geometry, t1 } = await this.run(frame, this.graph ? this.post.fetches : this.outputNames);
+    const { tensors, geometry, t1, data } = await this.run(frame, this.graph ? this.post.fetches : this.outputNames);
     const t2 = performance.now();
     const result = this.post.run(tensors, geometry);
     const t3 = performance.now();
-    return { ...result, model: this.info, latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 } } as Inference;
+    const heatmap =
+      hooks.explain && result.task === 'classify' ? await this.explain(data.slice(), result.top[0].index, result.top[0].score) : undefined;
+    return {
+      ...result,
+      ...(heatmap ? { heatmap } : {}),
+      model: this.info,
+      latencyMs: { preprocess: t1 - t0, inference: t2 - t1, postprocess: t3 - t2 },
+    } as Inference;
+  }
+
+  private occlusion: Occlusion | undefined;
+
+  /** An occlusion heatmap of class `target` (explain.method cam is refused for TF.js at load): as the ONNX engine's. */
+  private async explain(input: TensorData, target: number, base: number): Promise<Heatmap> {
+    const m = this.pkg.manifest;
+    const main = this.post.fetches[0];
+    const batch = this.inputInfo().find((i) => i.name === m.input.name)?.shape?.[0];
+    this.occlusion ??= new Occlusion(m.input, typeof batch === 'number' && batch > 0 ? batch : undefined);
+    const [heatmap] = await this.occlusion.explain([{ input, target, base }], async (data, n) => {
+      const out = await this.runTensor(data, [n, ...this.pre.dims.slice(1)], this.graph ? [main] : this.outputNames);
+      const all = Float32Array.from(out[main].data);
+      const L = all.length / n;
+      return Array.from({ length: n }, (_, i) => Float32Array.from(probabilities(all.subarray(i * L, (i + 1) * L), m.classify.outputs)));
+    });
+    return heatmap;
   }
 
   async warmup(): Promise<void> {

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS, PROTOTYPES, TEMPERATURE } from '../../scripts/make-demo-model.js';
 import type { Frame } from '../../src/capture/frame.js';
+import { must } from '../../src/errors.js';
 import { Engine } from '../../src/inference/engine.js';
 import { loadModelPackage, modelSha256 } from '../../src/inference/package.js';
 import { loadTf } from '../../src/inference/tfjs.js';
@@ -109,6 +110,17 @@ function graphPackage(): Promise<string> {
   );
 }
 
+/** A 64x64 frame (the model's input size): the left half one prototype colour, the right half another. */
+function halves(left: (typeof LABELS)[number], right: (typeof LABELS)[number]): Frame {
+  const data = new Uint8Array(64 * 64 * 3);
+  for (let i = 0; i < 64 * 64; i++)
+    data.set(
+      PROTOTYPES[i % 64 < 32 ? left : right].map((c) => Math.round(c * 255)),
+      i * 3,
+    );
+  return { camera: 't', seq: 0, width: 64, height: 64, stride: 64 * 3, format: 'RGB', data, capturedAtMs: 0 };
+}
+
 let samples: { frame: Frame; label: string }[];
 let onnx: Engine;
 beforeAll(async () => {
@@ -159,6 +171,35 @@ describe('TensorFlow.js engine (WASM backend, in the inference worker)', () => {
           expect(tf.top.map((t) => t.index)).toEqual(ref.top.map((t) => t.index));
           for (const [k, t] of tf.top.entries()) expect(Math.abs(t.score - ref.top[k].score)).toBeLessThan(1e-4);
         }
+      } finally {
+        await engine.close();
+      }
+    });
+
+    it(`${kind} model: explains a result with the occlusion heatmap the ONNX engine computes for the same classifier`, async () => {
+      const engine = await WorkerEngine.load(await loadModelPackage(await make()), { providers: 'auto' });
+      try {
+        // Glass green on the left, plastic blue on the right: nearly a tie, which plastic wins. Masking a
+        // blue cell lowers plastic's probability, masking a green one raises it.
+        const frame = halves('glass', 'plastic');
+        const [tf, ref] = await Promise.all([engine.infer(frame, { explain: true }), onnx.infer(frame, { explain: true })]);
+        if (tf.task !== 'classify' || ref.task !== 'classify' || !ref.heatmap) throw new Error('expected an explained classify result');
+        expect(tf.top[0].label).toBe('plastic');
+        expect(tf.heatmap).toMatchObject({ method: 'occlusion', rows: 8, cols: 8, target: LABELS.indexOf('plastic') });
+        const values = tf.heatmap?.values ?? [];
+        expect(values).toHaveLength(64);
+        for (const [i, v] of values.entries()) {
+          expect(Math.sign(v), `cell ${i}`).toBe(i % 8 < 4 ? -1 : 1);
+          expect(Math.abs(v - ref.heatmap.values[i]), `cell ${i}`).toBeLessThan(5e-4);
+        }
+        expect(
+          Buffer.from(tf.heatmap?.png ?? [])
+            .subarray(1, 4)
+            .toString('latin1'),
+        ).toBe('PNG');
+        // Without the hook, no heatmap (and no masked runs).
+        const plain = await engine.infer(must(samples[0], 'a demo sample').frame);
+        expect(plain.task === 'classify' && plain.heatmap).toBeFalsy();
       } finally {
         await engine.close();
       }
