@@ -22,6 +22,8 @@ export async function timerLateness(ms: number): Promise<number[]> {
 /**
  * The bound for a lateness p99 while capturing: what these tests guard against is a frozen loop
  * (a flood of queued callbacks: seconds). A few ms on a quiet machine; the machine's own idle
- * lateness is added so a loaded CI runner does not fail it. The 10 ms target is the benchmark's.
+ * lateness, measured before, is added, and 150 ms of room for what other test processes on a
+ * 2-core runner do meanwhile (a frozen loop is still ten times that). The 10 ms target is the
+ * benchmark's.
  */
-export const frozenLoopBoundMs = (idleP99: number): number => 50 + idleP99;
+export const frozenLoopBoundMs = (idleP99: number): number => 150 + idleP99;

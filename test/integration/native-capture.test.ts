@@ -2,7 +2,7 @@
 // pipelines ending in `appsink name=sink`. In CI (CI=true) nothing is skipped: a missing addon or
 // GStreamer fails. Elsewhere the suite is skipped loudly when the addon is not built.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -13,6 +13,7 @@ import { addonPath } from '../../src/native/addon.js';
 import { packageRoot } from '../../src/paths.js';
 import { rgbHex, rowStride } from '../helpers/gst-media.js';
 import { frozenLoopBoundMs, percentile, timerLateness } from '../helpers/lag.js';
+import { threadsNamed } from '../helpers/threads.js';
 import { IN_CI } from '../helpers/tools.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -244,18 +245,25 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
   });
 
   it('the pull thread is named edge-pull (top -H, the camera-rate bench), one per open capture', async () => {
-    const pulls = () =>
-      readdirSync('/proc/self/task').filter((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'edge-pull');
-    const before = pulls().length;
+    const pulls = () => threadsNamed('edge-pull');
+    // No capture is open between tests, but an earlier test's pull thread may still be leaving
+    // /proc (joined, not yet gone): the same after close() here.
+    const none = () =>
+      waitUntil(
+        () => pulls() === 0,
+        5000,
+        () => `${pulls()} edge-pull threads with no capture open`,
+      );
+    await none();
     const cap = new NativeCapture();
     cap.open(testsrc('video/x-raw,format=GRAY8,width=64,height=48', '', 'sync=false'));
     try {
       await cap.read();
-      expect(pulls().length).toBe(before + 1);
+      expect(pulls()).toBe(1);
     } finally {
       cap.close();
     }
-    expect(pulls().length).toBe(before);
+    await none();
   });
 
   it('latest frame wins: a slow reader gets increasing seqs and the skipped frames are counted', async () => {
@@ -366,7 +374,12 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
       import { readdirSync, readFileSync } from 'node:fs';
       const tasks = () => readdirSync('/proc/self/task').length;
       const settle = async () => { for (let i = 0; i < 3; i++) { await new Promise((r) => setTimeout(r, 20)); gc(); } };
-      const measure = async () => { await settle(); return { rss: process.memoryUsage().rss, tasks: tasks() }; };
+      // Streaming threads end on their own after close(): up to 5 s for the count to come back near \`near\`.
+      const measure = async (near) => {
+        await settle();
+        for (const end = Date.now() + 5000; near !== undefined && tasks() > near + 2 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+        return { rss: process.memoryUsage().rss, tasks: tasks() };
+      };
       async function okCycle() {
         const c = new NativeCapture();
         c.open('videotestsrc ! video/x-raw,format=RGB,width=1280,height=720 ! appsink name=sink sync=false');
@@ -390,9 +403,9 @@ describe.skipIf(!run)('native capture (videotestsrc)', () => {
       for (let i = 0; i < 200; i++) await errCycle(i);
       const warm = await measure();
       for (let i = 0; i < 20; i++) await okCycle();
-      const afterOpenClose = await measure();
+      const afterOpenClose = await measure(warm.tasks);
       for (let i = 0; i < 1000; i++) await errCycle(i);
-      const afterErrors = await measure();
+      const afterErrors = await measure(warm.tasks);
       console.log(JSON.stringify({ warm, afterOpenClose, afterErrors }));`;
     // A fixed mmap threshold: big blocks go back to the OS when freed, so RSS tracks live memory.
     const r = await runChild(code, { MALLOC_MMAP_THRESHOLD_: '131072' }, 110_000);

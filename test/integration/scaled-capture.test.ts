@@ -103,8 +103,13 @@ describe.runIf(run)('capture scaled to the model, full resolution on demand', ()
     try {
       const a = await cap.read();
       const before = cap.stats();
-      // The condition under test is time without a read: 300 ms is 9 frames of the 30 fps source.
-      await new Promise((r) => setTimeout(r, 300));
+      // The condition under test is time without a read: 9 frames of the 30 fps source (300 ms of
+      // its time), counted at the gate rather than timed, so a slow machine only makes it longer.
+      await waitUntil(
+        () => cap.stats().gated - before.gated >= 9,
+        10_000,
+        () => `${cap.stats().gated - before.gated} frames gated`,
+      );
       const b = await cap.read();
       const after = cap.stats();
       // At most the frames already past the gate (its queue holds 2) reached the scaler meanwhile.

@@ -1,4 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +19,7 @@ import { IN_CI } from '../helpers/tools.js';
 import { RED, drawFrame } from '../helpers/draw.js';
 import { standinPackage } from '../helpers/standin-model.js';
 import { waitUntil } from '../helpers/wait.js';
+import { threads } from '../helpers/threads.js';
 
 /** The hot path in a worker thread: real ORT sessions, real frames, the main thread left free. */
 
@@ -94,17 +94,15 @@ describe('WorkerEngine', () => {
   });
 
   it("runs below the main thread's priority (Linux nice is per thread; ORT's threads inherit it)", () => {
-    const niceOf = (task: string) => {
-      const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-    };
-    const main = niceOf(String(process.pid));
+    // nice: field 19 of the stat line, the 17th after the name.
+    const all = threads();
+    const main = Number(all.find((t) => t.id === String(process.pid))?.stat[16]);
     // The worker of the engine loaded above (and its ORT threads), 5 steps below the main thread.
-    expect(readdirSync('/proc/self/task').map(niceOf)).toContain(Math.min(19, main + 5));
+    expect(all.map((t) => Number(t.stat[16]))).toContain(Math.min(19, main + 5));
   });
 
   it('names its threads: the worker edge-infer, the ORT intra-op threads it created edge-ort (top -H, the camera-rate bench)', async () => {
-    const names = () => readdirSync('/proc/self/task').map((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim());
+    const names = () => threads().map((t) => t.name);
     const before = names();
     // Two intra-op threads: the calling thread (the worker) and one pool thread ORT creates.
     const e = await WorkerEngine.load(await loadModelPackage(demoModelDir), { providers: ['cpu'], intraOpThreads: 2 });
@@ -148,16 +146,10 @@ describe('WorkerEngine', () => {
 /** CPU time (ms) of this process's threads, by thread name (comm): the main thread is "main". */
 function threadCpuMs(): Map<string, number> {
   const ticks = new Map<string, number>();
-  for (const task of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
-      const name = task === String(process.pid) ? 'main' : readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim();
-      // utime and stime: fields 14 and 15, counted after the parenthesised name.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks.set(name, (ticks.get(name) ?? 0) + Number(f[11]) + Number(f[12]));
-    } catch {
-      // The thread ended between the listing and the read.
-    }
+  for (const t of threads()) {
+    const name = t.id === String(process.pid) ? 'main' : t.name;
+    // utime and stime: fields 14 and 15, counted after the parenthesised name.
+    ticks.set(name, (ticks.get(name) ?? 0) + Number(t.stat[11]) + Number(t.stat[12]));
   }
   // Clock ticks of 10 ms (USER_HZ is 100 on Linux).
   return new Map([...ticks].map(([k, v]) => [k, v * 10]));
