@@ -12,7 +12,8 @@ export interface ReadinessSource {
   cameras: readonly { readonly name: string; readonly started: boolean; readonly camera: { status(): { state: string } } }[];
   messaging: {
     state(): { connected: boolean; url: string; lastError?: string };
-    outboxStats(): { journalAccepting: boolean; lastJournalError?: string } | undefined;
+    /** queued + inflight: what waits for the broker (what /metrics reports as the journal depth). */
+    outboxStats(): { journalAccepting: boolean; lastJournalError?: string; queued: number; inflight: number } | undefined;
   };
   journal: { readonly isOpen: boolean; stats(): { mode: JournalMode; pending: number; writable: boolean; lastWriteError?: string } };
 }
@@ -77,7 +78,12 @@ export class HealthMonitor implements LiveReloadable<Config['health']> {
     // Not accepting while its writes fail, whichever write failed last (an acknowledgement may fit where a result does not).
     const journal =
       js && outbox
-        ? { accepting: outbox.journalAccepting && js.writable, depth: js.pending, lastError: js.lastWriteError ?? outbox.lastJournalError }
+        ? {
+            accepting: outbox.journalAccepting && js.writable,
+            // Not the journal's pending count: that keeps a message acknowledged since its last write.
+            depth: outbox.queued + outbox.inflight,
+            lastError: js.lastWriteError ?? outbox.lastJournalError,
+          }
         : undefined;
     checks.journal = !journal
       ? { ok: false, detail: 'not open' }

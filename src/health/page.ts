@@ -105,10 +105,12 @@ function objectsCell(r) {
   return r.objects.map((o) => '#' + esc(o.track || '?') + ' ' + Object.entries(o.regions).map(regionText).join(', ')).join('<br>') || 'none';
 }
 function many(n, one, more) { return n + ' ' + (n === 1 ? one : more); }
-// pending counts a message until its acknowledgement is written, which is with the next write.
-function journalCell(j) {
+// What waits for the broker is the outbox's count: the journal's pending keeps a message acknowledged
+// since its last write (its acknowledgement is written with the next one).
+function journalCell(j, o) {
   if (!j) return reason('not open');
-  const held = many(j.pending, 'message', 'messages') + ' not yet acknowledged · ' + many(j.rows, 'row', 'rows') + ' kept';
+  const waiting = o ? o.queued + o.inflight : j.pending;
+  const held = many(waiting, 'message', 'messages') + ' waiting for the broker · ' + many(j.rows, 'row', 'rows') + ' kept';
   if (j.mode !== 'read-write') return reason(j.mode) + ' · ' + held + mute(j.lastWriteError || '');
   return (j.writable ? '' : reason('writes failing') + ' · ') + held + (j.lastWriteError ? mute(j.lastWriteError) : '');
 }
@@ -164,7 +166,7 @@ async function tick() {
       ['mqtt', s.mqtt ? (s.mqtt.connected ? 'connected to ' : reason('not connected') + ' to ') + esc(s.mqtt.url) : ''],
       ['stages', (s.stages || []).map((st) => esc(st.pipeline + '/' + st.stage + ': ' + st.name + ' ' + st.version + ' on ' + st.provider))
         .join('<br>')],
-      ['journal', journalCell(s.journal)],
+      ['journal', journalCell(s.journal, s.mqtt && s.mqtt.outbox)],
       ['kiosk streams', s.streams ? streamsCell({ events: s.streams.events.clients, preview: s.streams.preview.clients,
         eventsDropped: s.streams.events.dropped, previewDropped: s.streams.preview.dropped }) : ''],
       ['config', esc(s.config)],

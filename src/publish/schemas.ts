@@ -668,7 +668,10 @@ export const daemonStatusSchema = z
         synchronous: z.enum(['normal', 'full']),
         rows: count,
         bytes: count,
-        pending: count.describe('messages not yet acknowledged by the broker'),
+        pending: count.describe(
+          'messages not yet marked sent in the file: an acknowledgement is written with the next write, so one just acknowledged ' +
+            'counts until then (what waits for the broker: mqtt.outbox.queued + inflight)',
+        ),
         maxRows: count,
         maxBytes: count,
         retentionHours: z.number(),

@@ -130,7 +130,7 @@ describe('status page: the journal and the kiosk streams', () => {
       await shows('#device', 'kiosk streams', '0 live streams, 0 preview viewers');
       // The journal row reads the counts /status gives (they move with the camera: compared as a shape, then as numbers).
       const text = (await cell('#device', 'journal').textContent()) ?? '';
-      const m = /^(\d+) messages? not yet acknowledged · (\d+) rows? kept$/.exec(text);
+      const m = /^(\d+) messages? waiting for the broker · (\d+) rows? kept$/.exec(text);
       expect(m, text).not.toBeNull();
       expect(Number(m?.[2])).toBeGreaterThan(0);
       expect(Number(m?.[2])).toBeLessThanOrEqual(app.app.status().journal?.rows ?? 0);

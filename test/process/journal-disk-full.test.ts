@@ -122,7 +122,7 @@ describe('a disk full before the daemon starts', () => {
         await page.goto(`${base}/`);
         const row = page.locator('#device tr', { hasText: 'journal' }).locator('td').nth(1);
         await row
-          .filter({ hasText: /^read-only · \d+ messages? not yet acknowledged · \d+ rows? kept.*(full|no space)/ })
+          .filter({ hasText: /^read-only · \d+ messages? waiting for the broker · \d+ rows? kept.*(full|no space)/ })
           .waitFor({ timeout: 20_000 });
       } finally {
         await chromium.close();

@@ -20,12 +20,14 @@ function setup(opts: { outbox?: Outbox; journal?: Journal; connected?: boolean; 
     cameras: [],
     messaging: {
       state: () => ({ connected: opts.connected ?? true, url: 'mqtt://broker', lastError: opts.lastError }),
-      outboxStats: () => ('outbox' in opts ? opts.outbox : { journalAccepting: true }),
+      outboxStats: () => ('outbox' in opts ? opts.outbox : { journalAccepting: true, queued: 2, inflight: 1 }),
     },
+    // 5 pending in the file: the 3 the outbox has not had acknowledged, and 2 acknowledged whose
+    // acknowledgement is written with the next write (not counted as queued anywhere).
     journal:
       'journal' in opts && opts.journal
         ? opts.journal
-        : { isOpen: true, stats: () => ({ mode: 'read-write' as const, pending: 3, writable: true }) },
+        : { isOpen: true, stats: () => ({ mode: 'read-write' as const, pending: 5, writable: true }) },
   };
   const monitor = new HealthMonitor({ detector, source });
   return { clock, detector, source, monitor };
@@ -118,7 +120,7 @@ describe('HealthMonitor.ready', () => {
     expect(noOutbox.monitor.ready()).toMatchObject({ ok: false, checks: { journal: { ok: false, detail: 'not open' } } });
 
     const stats: ReturnType<Journal['stats']> = { mode: 'read-write', pending: 5, writable: false, lastWriteError: 'disk I/O error' };
-    const outbox: NonNullable<Outbox> = { journalAccepting: true, lastJournalError: 'database or disk is full' };
+    const outbox: NonNullable<Outbox> = { journalAccepting: true, lastJournalError: 'database or disk is full', queued: 4, inflight: 1 };
     const s = setup({ outbox, journal: { isOpen: true, stats: () => stats } });
     s.monitor.setPhase('running');
     expect(s.monitor.ready()).toMatchObject({
@@ -147,7 +149,7 @@ describe('HealthMonitor.ready', () => {
     const quiet = setup({ connected: false });
     quiet.monitor.setPhase('running');
     expect(quiet.monitor.ready().checks.mqtt.detail).toBe('not connected to mqtt://broker; the journal holds results (3 queued)');
-    const full = setup({ connected: false, outbox: { journalAccepting: false } });
+    const full = setup({ connected: false, outbox: { journalAccepting: false, queued: 3, inflight: 0 } });
     full.monitor.setPhase('running');
     expect(full.monitor.ready()).toMatchObject({ ok: false, checks: { mqtt: { ok: false, detail: 'not connected to mqtt://broker' } } });
   });

@@ -249,7 +249,10 @@ describe('readiness follows every journal write, not only appends', () => {
           model: { info: { name: 'm', version: '1', provider: 'cpu' } },
           cameras: [],
           // The outbox has only seen appends, which still work: it says it accepts.
-          messaging: { state: () => ({ connected: true, url: 'mqtt://broker' }), outboxStats: () => ({ journalAccepting: true }) },
+          messaging: {
+            state: () => ({ connected: true, url: 'mqtt://broker' }),
+            outboxStats: () => ({ journalAccepting: true, queued: 0, inflight: 0 }),
+          },
           journal: j,
         },
       });
