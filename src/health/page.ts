@@ -96,6 +96,11 @@ function lastResultCell(r) {
   if (!r) return 'none yet';
   return answer(r, 'nothing detected') + ' · ' + ago(r.tsMs);
 }
+// A regress model's points (regress.points), in frame pixels.
+function pointsCell(r) {
+  if (!r || !r.points) return '';
+  return r.points.map((p) => esc(p.name) + ' (' + Math.round(p.x) + ', ' + Math.round(p.y) + ')').join(', ');
+}
 function regionText(e) {
   const r = e[1];
   return esc(e[0]) + ': ' + (r.notDetected ? 'not detected' : r.skipped ? 'skipped (' + esc(r.skipped) + ')' : answer(r, ''));
@@ -186,6 +191,7 @@ async function tick() {
         ['frames', c.received + ' captured, ' + c.dropped + ' dropped, ' + c.inferred + ' inferred'],
         ['errors', errorsCell(c)],
         ['last result', lastResultCell(r)],
+        ['points', pointsCell(r)],
         ['latency', r ? r.latencyMs.inference.toFixed(1) + ' ms inference, ' + r.latencyMs.total.toFixed(1) + ' ms total' : ''],
         ['pipeline', c.pipeline ? esc(c.pipeline.name) + (r && r.pipeline ? ': ' + r.pipeline.stages.map(stageCell).join(' → ') : '') : ''],
         ['tracks', tracksCell(c.pipeline)],

@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium } from 'playwright-core';
 import sharp from 'sharp';
@@ -53,7 +53,7 @@ async function appWith(model: string, draw: (dir: string) => Promise<void>): Pro
   await draw(images);
   return startTestApp({
     samples: [],
-    extra: { model: { path: join(fixtures, model) }, cameras: { tray: { uri: `images://${images}`, fps: 5 } } },
+    extra: { model: { path: resolve(fixtures, model) }, cameras: { tray: { uri: `images://${images}`, fps: 5 } } },
   });
 }
 
@@ -80,6 +80,26 @@ describe('status page: regress and multi-label results', () => {
     } finally {
       await app.stop();
       app = undefined;
+    }
+  }, 90_000);
+
+  it("shows a regress model's points in frame pixels", async () => {
+    // The colour meter with its red and green values read as a point (model-input pixels: the
+    // 64x64 image is the input, so frame pixels are the same).
+    const model = mkdtempSync(join(tmpdir(), 'status-page-points-'));
+    cpSync(join(fixtures, 'regressor'), model, { recursive: true });
+    appendFileSync(join(model, 'manifest.yaml'), '  points:\n    spot: [red, green]\n');
+    app = await appWith(model, (dir) => rows(join(dir, 'a.png'), [{ rgb: [20, 40, 240], rows: 64 }]));
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${app.base}/`);
+      const cell = page.locator('#cam-tray tr', { hasText: 'points' }).locator('td').nth(1);
+      await cell.filter({ hasText: 'spot (20, 40)' }).waitFor({ timeout: 20_000 });
+    } finally {
+      await page.close();
+      await app.stop();
+      app = undefined;
+      rmSync(model, { recursive: true, force: true });
     }
   }, 90_000);
 
