@@ -13,9 +13,10 @@
 //       the scenarios whose name contains that
 //   npx tsx scripts/bench-camera-rate.ts --against OTHER/dist/src/cli.js [--reps 3] [--only '15 fps']
 //       each scenario with this build and another (a worktree of the code before a change), interleaved
-//   npx tsx scripts/bench-camera-rate.ts --python VENV [--reps 3] [--fps 30]
+//   npx tsx scripts/bench-camera-rate.ts --python VENV [--reps 3] [--fps 30] [--daemon-threads 2]
 //       the daemon and the Python loop of ../shared/baseline-python (same live source, model, ORT
-//       threads with spinning off, broker), interleaved: daemon, Python, daemon, Python...
+//       threads with spinning off, broker), interleaved: daemon, Python, daemon, Python...;
+//       --daemon-threads sets the daemon's model.intraOpThreads (the Python loop keeps 2)
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -236,6 +237,8 @@ interface Scenario {
   cameras: number;
   /** A model package, or the eyes demo's pipeline. */
   model: string | 'eyes';
+  /** The model's ORT intra-op threads (default 2, as the Python loop's). */
+  intraOpThreads?: number;
 }
 
 async function runDaemon(s: Scenario, work: string, broker: Broker, warmupS: number, seconds: number, cli = CLI): Promise<CameraRateRow> {
@@ -252,7 +255,7 @@ async function runDaemon(s: Scenario, work: string, broker: Broker, warmupS: num
         })()
       : {
           cameras: Object.fromEntries(names.map((n) => [n, { uri: smpte }])),
-          model: { path: s.model, providers: ['cpu'], intraOpThreads: 2, interOpThreads: 1 },
+          model: { path: s.model, providers: ['cpu'], intraOpThreads: s.intraOpThreads ?? 2, interOpThreads: 1 },
         };
   const tag = s.name.replace(/\W+/g, '-');
   const config = {
@@ -411,7 +414,9 @@ export async function benchCameraRate(opts: CameraRateOptions = {}): Promise<{ m
 }
 
 /** Daemon and Python loop interleaved at one camera rate (the same live source, model, threads and broker). */
-async function benchAgainstPython(opts: CameraRateOptions & { venv: string; reps: number; fps: number }): Promise<CameraRateRow[]> {
+async function benchAgainstPython(
+  opts: CameraRateOptions & { venv: string; reps: number; fps: number; daemonThreads: number },
+): Promise<CameraRateRow[]> {
   const seconds = opts.seconds ?? 15;
   const warmupS = opts.warmupS ?? 8;
   const log = opts.log ?? ((s: string) => console.error(s));
@@ -425,7 +430,13 @@ async function benchAgainstPython(opts: CameraRateOptions & { venv: string; reps
       log(`rep ${rep}: daemon at ${opts.fps} fps`);
       rows.push(
         await runDaemon(
-          { name: `daemon, 1 camera at ${opts.fps} fps`, fps: opts.fps, cameras: 1, model: m.dir },
+          {
+            name: `daemon, 1 camera at ${opts.fps} fps${opts.daemonThreads === 2 ? '' : `, ${opts.daemonThreads} intra-op threads`}`,
+            fps: opts.fps,
+            cameras: 1,
+            model: m.dir,
+            intraOpThreads: opts.daemonThreads,
+          },
           work,
           broker,
           warmupS,
@@ -482,6 +493,7 @@ async function main(): Promise<void> {
       python: { type: 'string' },
       reps: { type: 'string', default: '3' },
       fps: { type: 'string', default: '30' },
+      'daemon-threads': { type: 'string', default: '2' },
       models: { type: 'string' },
       out: { type: 'string' },
       'no-build': { type: 'boolean', default: false },
@@ -498,7 +510,15 @@ async function main(): Promise<void> {
     ...(values.against ? { against: path.resolve(values.against), reps: Number(values.reps) } : {}),
   };
   const result: { againstPython?: CameraRateRow[]; cameraRate?: { model: string; rows: CameraRateRow[] } } = values.python
-    ? { againstPython: await benchAgainstPython({ ...common, venv: values.python, reps: Number(values.reps), fps: Number(values.fps) }) }
+    ? {
+        againstPython: await benchAgainstPython({
+          ...common,
+          venv: values.python,
+          reps: Number(values.reps),
+          fps: Number(values.fps),
+          daemonThreads: Number(values['daemon-threads']),
+        }),
+      }
     : { cameraRate: await benchCameraRate(common) };
   const rows = result.againstPython ?? result.cameraRate?.rows ?? [];
   console.log(formatCameraRate(rows));
