@@ -77,29 +77,37 @@ export interface RawEntry {
   link?: string;
 }
 
+/**
+ * One ustar header block: `size` is what it declares (the body, if any, follows it, padded to
+ * 512 bytes). `type` '0' file, '2' symlink, '5' folder, 'x' pax, 'L' long name...
+ */
+export function tarHeader(name: string, type: string, size: number, opts: { mode?: string; link?: string } = {}): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100, 'utf8');
+  h.write(`${opts.mode ?? '0000644'}\0`, 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
+  h.write('00000000000\0', 136);
+  h.write('        ', 148);
+  h.write(type, 156);
+  if (opts.link) h.write(opts.link, 157, 100, 'utf8');
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  return h;
+}
+
+/** A header and its body, padded to a whole block. */
+export function tarEntry(name: string, type: string, body: Uint8Array, link?: string): Buffer {
+  return Buffer.concat([tarHeader(name, type, body.length, { link }), body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
+}
+
 /** A ustar archive written byte by byte: for entries no honest tar makes (`..`, absolute paths, links). */
 export function rawTar(entries: RawEntry[], gzip = true): Buffer {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? new Uint8Array());
-    const h = Buffer.alloc(512);
-    h.write(e.name, 0, 100, 'utf8');
-    h.write('0000644\0', 100);
-    h.write('0000000\0', 108);
-    h.write('0000000\0', 116);
-    h.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('00000000000\0', 136);
-    h.write('        ', 148);
-    h.write(e.type ?? '0', 156);
-    if (e.link) h.write(e.link, 157, 100, 'utf8');
-    h.write('ustar\0', 257);
-    h.write('00', 263);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    blocks.push(h, body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  const tar = Buffer.concat(blocks);
+  const blocks = entries.map((e) => tarEntry(e.name, e.type ?? '0', e.body ?? new Uint8Array(), e.link));
+  const tar = Buffer.concat([...blocks, Buffer.alloc(1024)]);
   return gzip ? gzipSync(tar) : tar;
 }

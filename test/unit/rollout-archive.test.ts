@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { extractArchive, packageRoot } from '../../src/rollout/archive.js';
-import { rawTar, tarFolder } from '../helpers/rollout.js';
+import { rawTar, tarEntry, tarFolder } from '../helpers/rollout.js';
 import { openFilesUnder } from '../helpers/open-files.js';
 import { needTool } from '../helpers/tools.js';
 
@@ -22,24 +22,6 @@ function scratch() {
 }
 
 /** One tar entry written byte by byte (ustar header, any type flag, the body padded to whole blocks). */
-function entry(name: string, type: string, body: Buffer): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100, 'utf8');
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write(type, 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return Buffer.concat([h, body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
-}
-
 const END = Buffer.alloc(1024);
 
 function extractBytes(bytes: Buffer, lim = limits) {
@@ -151,7 +133,7 @@ describe('extractArchive', () => {
   it('reads an archive whose end blocks start exactly where a read of the file ends (64 KiB chunks)', async () => {
     // 512 (header) + 64512 (body) = 65024: the first end block is the last 512 bytes of the first 64 KiB read.
     const body = Buffer.alloc(64_512, 9);
-    const tar = Buffer.concat([entry('manifest.yaml', '0', body), END]);
+    const tar = Buffer.concat([tarEntry('manifest.yaml', '0', body), END]);
     expect(tar.length).toBe(65_536 + 512);
     const { dest, run } = await extractBytes(tar);
     expect(await run()).toEqual([{ path: 'manifest.yaml', type: 'file', size: 64_512 }]);
@@ -160,13 +142,15 @@ describe('extractArchive', () => {
 
   it('takes a long name (GNU L) or pax header up to 64 KiB and refuses one byte more', async () => {
     const name = (size: number) => Buffer.concat([Buffer.from('pkg/manifest.yaml'), Buffer.alloc(size - 17)]);
-    const at = await extractBytes(Buffer.concat([entry('././@LongLink', 'L', name(64 * 1024)), entry('x', '0', Buffer.from('m')), END]));
+    const at = await extractBytes(
+      Buffer.concat([tarEntry('././@LongLink', 'L', name(64 * 1024)), tarEntry('x', '0', Buffer.from('m')), END]),
+    );
     expect(await at.run()).toEqual([{ path: 'pkg/manifest.yaml', type: 'file', size: 1 }]);
     const over = await extractBytes(
-      Buffer.concat([entry('././@LongLink', 'L', name(64 * 1024 + 1)), entry('x', '0', Buffer.from('m')), END]),
+      Buffer.concat([tarEntry('././@LongLink', 'L', name(64 * 1024 + 1)), tarEntry('x', '0', Buffer.from('m')), END]),
     );
     await expect(over.run()).rejects.toThrow('a long-name header of 65537 bytes is over 64 KiB');
-    const pax = await extractBytes(Buffer.concat([entry('pax', 'x', Buffer.alloc(64 * 1024 + 1, 0x20)), END]));
+    const pax = await extractBytes(Buffer.concat([tarEntry('pax', 'x', Buffer.alloc(64 * 1024 + 1, 0x20)), END]));
     await expect(pax.run()).rejects.toThrow('a pax header of 65537 bytes is over 64 KiB');
   });
 
@@ -176,16 +160,16 @@ describe('extractArchive', () => {
     expect(Number(record.split(' ')[0])).toBe(record.length);
     const ok = await extractBytes(
       Buffer.concat([
-        entry('pax', 'x', Buffer.from(record)),
-        entry('short', '0', Buffer.from('a')),
-        entry('b', '0', Buffer.from('b')),
+        tarEntry('pax', 'x', Buffer.from(record)),
+        tarEntry('short', '0', Buffer.from('a')),
+        tarEntry('b', '0', Buffer.from('b')),
         END,
       ]),
     );
     expect((await ok.run()).map((e) => e.path)).toEqual(['pkg/manifest.yaml', 'b']);
     // The record says 40 bytes; the header holds 24.
     const long = await extractBytes(
-      Buffer.concat([entry('pax', 'x', Buffer.from('40 path=pkg/manifest.yaml\n')), entry('a', '0', Buffer.from('a')), END]),
+      Buffer.concat([tarEntry('pax', 'x', Buffer.from('40 path=pkg/manifest.yaml\n')), tarEntry('a', '0', Buffer.from('a')), END]),
     );
     await expect(long.run()).rejects.toThrow('malformed pax header');
   });
@@ -205,7 +189,7 @@ describe('extractArchive', () => {
     await expect(over.run()).rejects.toThrow('unpacked size over the limit of 3000 bytes (at "model.onnx")');
     // A long-name header of 600 bytes and an empty file under that name: 600 in all.
     const name = Buffer.concat([Buffer.from('pkg/manifest.yaml'), Buffer.alloc(583)]);
-    const meta = Buffer.concat([entry('././@LongLink', 'L', name), entry('x', '0', Buffer.alloc(0)), END]);
+    const meta = Buffer.concat([tarEntry('././@LongLink', 'L', name), tarEntry('x', '0', Buffer.alloc(0)), END]);
     expect(await (await extractBytes(meta, { maxBytes: 600, maxEntries: 10 })).run()).toEqual([
       { path: 'pkg/manifest.yaml', type: 'file', size: 0 },
     ]);

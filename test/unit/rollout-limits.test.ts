@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractArchive } from '../../src/rollout/archive.js';
 import { DownloadError, download } from '../../src/rollout/download.js';
+import { tarHeader } from '../helpers/rollout.js';
 
 /**
  * Issue 21 rows 1, 9 and 12 at the download and the archive: the free space is checked before
@@ -18,23 +19,7 @@ const work = mkdtempSync(join(tmpdir(), 'rollout-limits-'));
 const MB = 1024 * 1024;
 
 /** A tar header block (ustar) with a declared size and type, no body. */
-function header(name: string, type: string, size: number): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100, 'utf8');
-  h.write('0000755\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write(type, 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return h;
-}
+const header = (name: string, type: string, size: number) => tarHeader(name, type, size, { mode: '0000755' });
 
 describe('archive sizes', () => {
   it('a folder entry declaring 2 GiB counts against maxBytes: refused at its header, nothing read through', async () => {
