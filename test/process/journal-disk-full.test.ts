@@ -1,14 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { countRows } from '../../src/journal/store.js';
 import { demoSamplesDir } from '../../src/paths.js';
 import { type DaemonProcess, spawnDaemon } from '../helpers/daemon.js';
 import { launchChromium } from '../helpers/headless-chromium.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { type Subscriber, subscribe } from '../helpers/mqtt.js';
+import { getJson, journalFileCounts, pendingPayloads } from '../helpers/journal-file.js';
 import { freePort } from '../helpers/ports.js';
 import { fillDisk, tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -24,31 +23,6 @@ import { waitUntil } from '../helpers/wait.js';
  * and the ones drained while read-only are marked sent. The status page, in headless Chromium,
  * shows the journal read-only and why.
  */
-
-const json = async (url: string) => {
-  const r = await fetch(url);
-  return { status: r.status, body: (await r.json()) as any };
-};
-
-function pendingPayloads(path: string): string[] {
-  const db = new Database(path, { readonly: true });
-  try {
-    return (db.prepare("SELECT payload FROM messages WHERE state = 0 AND kind = 'result' ORDER BY seq").all() as { payload: string }[]).map(
-      (r) => r.payload,
-    );
-  } finally {
-    db.close();
-  }
-}
-
-function fileCounts(path: string) {
-  const db = new Database(path, { readonly: true });
-  try {
-    return countRows(db);
-  } finally {
-    db.close();
-  }
-}
 
 describe('a disk full before the daemon starts', () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'journal-disk-full-'));
@@ -83,10 +57,10 @@ describe('a disk full before the daemon starts', () => {
       // 1. The broker is down: results wait in the journal.
       d = spawnDaemon(config, { dir: stateDir });
       await d.waitForLog((l) => l.msg === 'running', 30_000);
-      await waitUntil(async () => (await json(`${base}/status`)).body.journal.pending >= 20, 20_000, 'results journaled');
+      await waitUntil(async () => (await getJson(`${base}/status`)).body.journal.pending >= 20, 20_000, 'results journaled');
       expect((await d.kill()).code).toBe(0);
       const held = pendingPayloads(journalPath);
-      const rowsBefore = fileCounts(journalPath).rows;
+      const rowsBefore = journalFileCounts(journalPath).rows;
       expect(held.length).toBeGreaterThanOrEqual(5);
 
       // 2. The disk fills up (something else wrote it full: no model download to remove).
@@ -109,10 +83,10 @@ describe('a disk full before the daemon starts', () => {
       const isNew = (p: string) => !held.includes(p);
       await waitUntil(() => s.messages.filter((m) => isNew(m.payload)).length >= 5, 20_000, 'new results published');
 
-      const ready = await json(`${base}/readyz`);
+      const ready = await getJson(`${base}/readyz`);
       expect(ready.status).toBe(503);
       expect(ready.body.checks.journal).toMatchObject({ ok: false, detail: expect.stringMatching(/^read-only: .*(full|no space)/) });
-      const st = (await json(`${base}/status`)).body;
+      const st = (await getJson(`${base}/status`)).body;
       expect(st.state).toBe('running');
       expect(st.journal).toMatchObject({ mode: 'read-only', writable: false, lastWriteError: expect.stringMatching(/full|no space/) });
       // The status page says so, with why (a technician reads it there).
@@ -139,11 +113,11 @@ describe('a disk full before the daemon starts', () => {
       // 3. Space comes back: the journal opens for writing on its own.
       rmSync(fill);
       await daemon.waitForLog((l) => l.msg === 'journal open for writing again', 30_000);
-      await waitUntil(async () => (await json(`${base}/readyz`)).status === 200, 15_000, '/readyz 200 again');
-      expect((await json(`${base}/status`)).body.journal).toMatchObject({ mode: 'read-write', writable: true });
-      await waitUntil(() => fileCounts(journalPath).rows >= rowsBefore + 5, 15_000, 'results journaled again');
+      await waitUntil(async () => (await getJson(`${base}/readyz`)).status === 200, 15_000, '/readyz 200 again');
+      expect((await getJson(`${base}/status`)).body.journal).toMatchObject({ mode: 'read-write', writable: true });
+      await waitUntil(() => journalFileCounts(journalPath).rows >= rowsBefore + 5, 15_000, 'results journaled again');
       // The results drained while read-only are marked sent in the file (nothing is published twice at the next start).
-      await waitUntil(() => fileCounts(journalPath).pending <= 2, 15_000, 'the drained results marked sent');
+      await waitUntil(() => journalFileCounts(journalPath).pending <= 2, 15_000, 'the drained results marked sent');
       expect(daemon.proc.exitCode).toBeNull();
       expect((await daemon.kill()).code).toBe(0);
       expect(s.invalid).toEqual([]);

@@ -2,12 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { countRows } from '../../src/journal/store.js';
 import { demoSamplesDir } from '../../src/paths.js';
 import { spawnDaemon } from '../helpers/daemon.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
+import { getJson, journalFileCounts } from '../helpers/journal-file.js';
 import { freePort } from '../helpers/ports.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -17,20 +16,6 @@ import { waitUntil } from '../helpers/wait.js';
  * needed, so it runs in CI) makes every journal write past the first KB fail with EFBIG, as a full
  * disk fails with ENOSPC. Then the limit is lifted, the broker comes up, and the backlog drains.
  */
-
-const json = async (url: string) => {
-  const r = await fetch(url);
-  return { status: r.status, body: (await r.json()) as any };
-};
-
-function fileCounts(path: string) {
-  const db = new Database(path, { readonly: true });
-  try {
-    return countRows(db);
-  } finally {
-    db.close();
-  }
-}
 
 describe('row 2: a journal that cannot be written', () => {
   it('counts each message lost at once, says why on /readyz, /status and /metrics, and on recovery re-reads the file and drains', async () => {
@@ -50,23 +35,23 @@ describe('row 2: a journal that cannot be written', () => {
     try {
       await d.waitForLog((l) => l.msg === 'running', 30_000);
       await waitUntil(
-        async () => (await json(`${base}/status`)).body.journal.pending >= 10,
+        async () => (await getJson(`${base}/status`)).body.journal.pending >= 10,
         15_000,
         'results journaled while the broker is down',
       );
 
       limit('1024');
       await d.waitForLog((l) => l.msg === 'message lost: the journal cannot be written and the broker is unreachable');
-      const ready = await json(`${base}/readyz`);
+      const ready = await getJson(`${base}/readyz`);
       expect(ready.status).toBe(503);
       expect(ready.body.checks.journal).toMatchObject({
         ok: false,
         detail: expect.stringMatching(/^not accepting results: .*(disk I\/O error|disk is full)/),
       });
       expect(ready.body.checks.mqtt.ok).toBe(false);
-      const st = (await json(`${base}/status`)).body;
+      const st = (await getJson(`${base}/status`)).body;
       // Never more than the file holds.
-      const held = fileCounts(journalPath);
+      const held = journalFileCounts(journalPath);
       expect({ rows: st.journal.rows, pending: st.journal.pending, bytes: st.journal.bytes }).toEqual(held);
       expect(st.journal).toMatchObject({
         writable: false,
@@ -81,14 +66,14 @@ describe('row 2: a journal that cannot be written', () => {
 
       limit('unlimited');
       await d.waitForLog((l) => l.msg === 'journal writable again; counts re-read from the file');
-      await waitUntil(async () => (await json(`${base}/readyz`)).body.checks.journal.ok, 10_000, 'journal ok again on /readyz');
+      await waitUntil(async () => (await getJson(`${base}/readyz`)).body.checks.journal.ok, 10_000, 'journal ok again on /readyz');
 
       broker = await startMosquitto({ port: brokerPort });
       expect(broker, 'mosquitto is needed').toBeDefined();
       await d.waitForLog((l) => l.msg === 'journal drained', 30_000);
-      const after = (await json(`${base}/status`)).body.journal;
+      const after = (await getJson(`${base}/status`)).body.journal;
       expect(after.writable).toBe(true);
-      await waitUntil(() => fileCounts(journalPath).pending <= 2, 10_000, 'the file empties of pending messages');
+      await waitUntil(() => journalFileCounts(journalPath).pending <= 2, 10_000, 'the file empties of pending messages');
     } finally {
       await d.kill('SIGKILL');
       await broker?.stop();
@@ -117,13 +102,13 @@ describe('row 2: a journal that cannot be written', () => {
       expect(aside).toHaveLength(1);
       expect(said).toMatchObject({ component: 'journal', path: journalPath, movedTo: join(dir, aside[0]) });
       await d.waitForLog((l) => l.msg === 'running', 30_000);
-      const st = (await json(`http://127.0.0.1:${httpPort}/status`)).body;
+      const st = (await getJson(`http://127.0.0.1:${httpPort}/status`)).body;
       expect(st.journal.corrupt).toMatchObject({
         movedAside: 1,
         lastMovedTo: join(dir, aside[0]),
         lastError: expect.stringMatching(/not a database/),
       });
-      await waitUntil(() => fileCounts(journalPath).rows > 0, 15_000, 'results in the fresh journal');
+      await waitUntil(() => journalFileCounts(journalPath).rows > 0, 15_000, 'results in the fresh journal');
     } finally {
       await d.kill('SIGKILL');
     }
