@@ -2,6 +2,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Frame } from '../../src/capture/frame.js';
+import { pipelineSchema } from '../../src/config/pipeline.js';
+import { must } from '../../src/errors.js';
+import type { InferenceEngine } from '../../src/inference/engine.js';
+import type { StageModel } from '../../src/inference/pipeline.js';
 import { GraphBuilder, int, ints } from '../../scripts/onnx/builder.js';
 import { colourBoxEdges } from '../../scripts/make-fixture-models.js';
 
@@ -192,3 +196,23 @@ export function blurRegion(frame: Frame, cx: number, cy: number, side: number, r
     }
   }
 }
+
+/** An engine as a pipeline stage's model (the runner asks frames and crops of it). */
+export const stageModel = (e: InferenceEngine): StageModel => ({
+  info: e.info,
+  infer: (f, h) => e.infer(f, h),
+  inferCrops: (f, r) => must(e.inferCrops, `${e.info.name} takes no crops`).call(e, f, r),
+});
+
+/** The eyes pipeline's stages over these models: faces, then each eye cropped around its keypoint. */
+export const eyesStages = (opts: { maxObjects?: number; quality?: { minSidePx?: number; minSharpness?: number } } = {}) =>
+  pipelineSchema.parse([
+    { name: 'face', model: 'face', ...(opts.maxObjects ? { maxObjects: opts.maxObjects } : {}) },
+    {
+      name: 'eye',
+      model: 'eye',
+      from: 'face',
+      regions: { left: { keypoint: 'left_eye', size: 0.35 }, right: { keypoint: 'right_eye', size: 0.35 } },
+      quality: { minSidePx: 8, ...opts.quality },
+    },
+  ]);

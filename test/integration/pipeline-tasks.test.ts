@@ -4,15 +4,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TAG_AT, TAG_SLOPE } from '../../scripts/make-fixture-models.js';
-import { aggregateSchema, pipelineSchema } from '../../src/config/pipeline.js';
+import { aggregateSchema } from '../../src/config/pipeline.js';
 import { PipelineAggregator, type TrackDecision } from '../../src/decide/aggregate.js';
 import type { InferenceEngine } from '../../src/inference/engine.js';
 import { loadEngine } from '../../src/inference/load.js';
-import { PipelineRunner, type StageModel } from '../../src/inference/pipeline.js';
+import { PipelineRunner } from '../../src/inference/pipeline.js';
 import type { DetectInference } from '../../src/inference/types.js';
 import { resultPayload, trackEventPayload } from '../../src/publish/payload.js';
 import { drawFrame, type Rgb } from '../helpers/draw.js';
-import { eyeCentres, writePipelineModels } from '../helpers/pipeline-models.js';
+import { eyeCentres, eyesStages, stageModel, writePipelineModels } from '../helpers/pipeline-models.js';
 import { assertValid } from '../helpers/schemas.js';
 
 /**
@@ -42,23 +42,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const stageModel = (e: InferenceEngine): StageModel => ({
-  info: e.info,
-  infer: (f, h) => e.infer(f, h),
-  inferCrops: (f, r) => e.inferCrops!(f, r),
-});
-
 function runner(second: InferenceEngine): PipelineRunner {
-  const stages = pipelineSchema.parse([
-    { name: 'face', model: 'face' },
-    {
-      name: 'eye',
-      model: 'eye',
-      from: 'face',
-      regions: { left: { keypoint: 'left_eye', size: 0.35 }, right: { keypoint: 'right_eye', size: 0.35 } },
-      quality: { minSidePx: 8 },
-    },
-  ]);
+  const stages = eyesStages();
   return new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stageModel(face), stageModel(second)] });
 }
 

@@ -3,14 +3,23 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pipelineSchema } from '../../src/config/pipeline.js';
 import { PipelineAggregator } from '../../src/decide/aggregate.js';
 import type { InferenceEngine } from '../../src/inference/engine.js';
 import { loadEngine } from '../../src/inference/load.js';
-import { PipelineRunner, type StageModel } from '../../src/inference/pipeline.js';
+import { PipelineRunner } from '../../src/inference/pipeline.js';
 import type { DetectInference, PipelineRun } from '../../src/inference/types.js';
 import { aggregateSchema } from '../../src/config/pipeline.js';
-import { blurRegion, EYE_LABELS, eyeCentres, type FaceSpec, IRIS, renderFaces, writePipelineModels } from '../helpers/pipeline-models.js';
+import {
+  blurRegion,
+  EYE_LABELS,
+  eyeCentres,
+  eyesStages,
+  type FaceSpec,
+  IRIS,
+  renderFaces,
+  stageModel,
+  writePipelineModels,
+} from '../helpers/pipeline-models.js';
 
 /**
  * A face -> eye pipeline on real ORT sessions in real workers, over generated frames whose faces,
@@ -40,24 +49,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const stageModel = (e: InferenceEngine): StageModel => ({
-  info: e.info,
-  infer: (f, h) => e.infer(f, h),
-  inferCrops: (f, r) => e.inferCrops!(f, r),
-});
-
-const eyesPipeline = (quality: { minSidePx?: number; minSharpness?: number } = {}) =>
-  pipelineSchema.parse([
-    { name: 'face', model: 'face', maxObjects: 5 },
-    {
-      name: 'eye',
-      model: 'eye',
-      from: 'face',
-      regions: { left: { keypoint: 'left_eye', size: 0.35 }, right: { keypoint: 'right_eye', size: 0.35 } },
-      quality: { minSidePx: 8, ...quality },
-    },
-  ]);
-
 function runner(
   opts: {
     second?: InferenceEngine;
@@ -66,7 +57,7 @@ function runner(
     quality?: { minSidePx?: number; minSharpness?: number };
   } = {},
 ): PipelineRunner {
-  const stages = eyesPipeline(opts.quality);
+  const stages = eyesStages({ maxObjects: 5, quality: opts.quality });
   return new PipelineRunner({
     name: 'eyes',
     stages: () => stages,
@@ -232,7 +223,7 @@ describe('pipeline: face -> eyes on generated frames', () => {
 
 describe('pipeline: includeCrops', () => {
   it('a crop from a BGR camera is an RGB PNG: its centre is the iris colour we drew', async () => {
-    const stages = eyesPipeline();
+    const stages = eyesStages({ maxObjects: 5 });
     const r = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stageModel(face), stageModel(eye)], includeCrops: true });
     const frame = renderFaces(512, 384, [F1], 'kiosk', 1);
     for (let i = 0; i < frame.data.length; i += 3) [frame.data[i], frame.data[i + 2]] = [frame.data[i + 2], frame.data[i]];

@@ -4,14 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder, int } from '../../scripts/onnx/builder.js';
-import { pipelineSchema } from '../../src/config/pipeline.js';
 import type { InferenceEngine } from '../../src/inference/engine.js';
 import { loadEngine } from '../../src/inference/load.js';
-import { PipelineRunner, type StageModel } from '../../src/inference/pipeline.js';
+import { PipelineRunner } from '../../src/inference/pipeline.js';
 import type { DetectInference, RegressInference } from '../../src/inference/types.js';
 import { resultPayload } from '../../src/publish/payload.js';
 import { drawFrame, type Rgb } from '../helpers/draw.js';
-import { eyeCentres, writePipelineModels } from '../helpers/pipeline-models.js';
+import { eyeCentres, eyesStages, stageModel, writePipelineModels } from '../helpers/pipeline-models.js';
 import { assertValid } from '../helpers/schemas.js';
 
 /**
@@ -112,25 +111,16 @@ describe('regress.points: a landmark regressor answers in frame pixels', () => {
     const models = await writePipelineModels(dir);
     const face = await load(models.face);
     const spot = await load(await writeLocator('crop', 'resize: stretch', '  points: { pupil: [spot_x, spot_y] }\n'));
-    const stage = (e: InferenceEngine): StageModel => ({
-      info: e.info,
-      infer: (f, h) => e.infer(f, h),
-      inferCrops: (f, r) => e.inferCrops!(f, r),
-    });
-    const stages = pipelineSchema.parse([
-      { name: 'face', model: 'face' },
-      {
-        name: 'eye',
-        model: 'eye',
-        from: 'face',
-        regions: { left: { keypoint: 'left_eye', size: 0.35 }, right: { keypoint: 'right_eye', size: 0.35 } },
-        quality: { minSidePx: 8 },
-      },
-    ]);
-    const runner = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stage(face), stage(spot)] });
+    const stages = eyesStages();
+    const runner = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stageModel(face), stageModel(spot)] });
     // A locator whose point says a side, on a mirrored camera: named back to the subject's, like keypoints.
     const sided = await load(await writeLocator('crop-sided', 'resize: stretch', '  points: { left_corner: [spot_x, spot_y] }\n'));
-    const mirrored = new PipelineRunner({ name: 'eyes', stages: () => stages, models: [stage(face), stage(sided)], mirror: true });
+    const mirrored = new PipelineRunner({
+      name: 'eyes',
+      stages: () => stages,
+      models: [stageModel(face), stageModel(sided)],
+      mirror: true,
+    });
     // The face and eyes of pipeline-tasks.test.ts (red face, blue eye squares), with a 10 px green pupil
     // 8 px left of and above each eye's centre (left eye) or 6 px right and below (right eye).
     const FACE = { x: 200, y: 100, w: 240, h: 300 };
