@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
 import { GraphBuilder, int, ints } from '../../scripts/onnx/builder.js';
 import type { Frame } from '../../src/capture/frame.js';
 
@@ -66,4 +67,21 @@ export function regionFrame(size = 64, camera = 'explain'): Frame {
   fill(4, 12, 20, 28, [0, 0, 255]);
   fill(REGION.y0, REGION.y1, REGION.x0, REGION.x1, [255, 0, 0]);
   return { camera, seq: 1, width: size, height: size, stride: size * 3, format: 'RGB', data, capturedAtMs: 1_700_000_000_000 };
+}
+
+/**
+ * A heatmap overlay of the region classifier's answer (128 px PNG of the 64 px input): red over
+ * the region's centre (model 8,24 -> png 32,96), the grey backdrop untouched in a far corner.
+ * Returns what is wrong, or undefined.
+ */
+export async function overlayProblem(png: Uint8Array): Promise<string | undefined> {
+  const img = sharp(Buffer.from(png));
+  const { format, width, height } = await img.metadata();
+  if (format !== 'png' || width !== 128 || height !== 128) return `a ${format} of ${width}x${height}, expected a 128x128 png`;
+  const { data } = await img.raw().toBuffer({ resolveWithObject: true });
+  const px = (x: number, y: number) => [...data.subarray((y * 128 + x) * 3, (y * 128 + x) * 3 + 3)];
+  const [r, g] = px(32, 96);
+  if (r <= 200 || g >= 60) return `the region's centre is ${px(32, 96)}, not red`;
+  if (px(120, 120).join() !== '90,90,90') return `the far corner is ${px(120, 120)}, not the grey backdrop`;
+  return undefined;
 }

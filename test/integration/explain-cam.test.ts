@@ -1,14 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceEngine } from '../../src/inference/engine.js';
 import type { Heatmap } from '../../src/inference/explain.js';
 import { loadEngine } from '../../src/inference/load.js';
 import type { ClassifyInference } from '../../src/inference/types.js';
 import { CAM_WEIGHTS, writeCamClassifier } from '../helpers/cam-classifier.js';
-import { REGION_CELLS, regionFrame } from '../helpers/region-classifier.js';
+import { overlayProblem, REGION_CELLS, regionFrame } from '../helpers/region-classifier.js';
 
 /**
  * Class activation maps on real ORT sessions in real workers, on generated GAP + linear classifiers
@@ -127,14 +126,7 @@ describe('explanations: class activation maps', () => {
     const inf = (await nchw.infer(regionFrame(96), { explain: true })) as ClassifyInference;
     expect(inf.top[0].label).toBe('red');
     expectRegionPeak(inf.heatmap!);
-    const png = sharp(Buffer.from(inf.heatmap!.png));
-    expect(await png.metadata()).toMatchObject({ format: 'png', width: 128, height: 128 });
-    const { data } = await png.raw().toBuffer({ resolveWithObject: true });
-    const px = (x: number, y: number) => [...data.subarray((y * 128 + x) * 3, (y * 128 + x) * 3 + 3)];
-    // Region centre (model 8,24 -> png 32,96): red overlay; a far corner: the grey backdrop untouched.
-    expect(px(32, 96)[0]).toBeGreaterThan(200);
-    expect(px(32, 96)[1]).toBeLessThan(60);
-    expect(px(120, 120)).toEqual([90, 90, 90]);
+    expect(await overlayProblem(inf.heatmap!.png)).toBeUndefined();
     expect(((await nchw.infer(regionFrame(96))) as ClassifyInference).heatmap).toBeUndefined();
   });
 });

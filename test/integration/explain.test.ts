@@ -1,13 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Heatmap } from '../../src/inference/explain.js';
 import type { InferenceEngine } from '../../src/inference/engine.js';
 import { loadEngine } from '../../src/inference/load.js';
 import type { ClassifyInference } from '../../src/inference/types.js';
-import { REGION_CELLS, regionFrame, writeRegionClassifier } from '../helpers/region-classifier.js';
+import { overlayProblem, REGION_CELLS, regionFrame, writeRegionClassifier } from '../helpers/region-classifier.js';
 
 /**
  * Occlusion heatmaps on real ORT sessions in real workers, on a generated classifier whose answer
@@ -63,14 +62,7 @@ describe('explanations: occlusion sensitivity', () => {
     expect(out.explain?.runs).toBe(1);
     for (const c of out.crops) expectRegionPeak(c.heatmap!);
     // The overlay is a PNG of the crop as the model saw it, 128 px, red-hot over the region.
-    const png = sharp(Buffer.from(out.crops[0].heatmap!.png));
-    expect(await png.metadata()).toMatchObject({ format: 'png', width: 128, height: 128 });
-    const { data } = await png.raw().toBuffer({ resolveWithObject: true });
-    const px = (x: number, y: number) => [...data.subarray((y * 128 + x) * 3, (y * 128 + x) * 3 + 3)];
-    // Region centre (model 8,24 -> png 32,96): red overlay on red; a far corner: the grey backdrop untouched.
-    expect(px(32, 96)[0]).toBeGreaterThan(200);
-    expect(px(32, 96)[1]).toBeLessThan(60);
-    expect(px(120, 120)).toEqual([90, 90, 90]);
+    expect(await overlayProblem(out.crops[0].heatmap!.png)).toBeUndefined();
   });
 
   it('targets per crop: null leaves a crop unexplained; a given class is explained even when it is not the best', async () => {
