@@ -290,8 +290,10 @@ export class TfjsEngine implements InferenceEngine {
   private async explain(input: TensorData, target: number, base: number): Promise<Heatmap> {
     const m = this.pkg.manifest;
     const main = this.post.fetches[0];
-    const batch = this.inputInfo().find((i) => i.name === m.input.name)?.shape?.[0];
-    this.occlusion ??= new Occlusion(m.input, typeof batch === 'number' && batch > 0 ? batch : undefined);
+    if (!this.occlusion) {
+      const batch = this.inputInfo().find((i) => i.name === m.input.name)?.shape?.[0];
+      this.occlusion = new Occlusion(m.input, typeof batch === 'number' && batch > 0 ? batch : undefined);
+    }
     const [heatmap] = await this.occlusion.explain([{ input, target, base }], async (data, n) => {
       const out = await this.runTensor(data, [n, ...this.pre.dims.slice(1)], this.graph ? [main] : this.outputNames);
       const all = Float32Array.from(out[main].data);
