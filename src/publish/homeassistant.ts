@@ -15,7 +15,7 @@ import type { Topics } from './topics.js';
  *   is streaming and not paused, read from the retained status message.
  * - sensor `<camera>_value_<name>` per named value of a regress model (`<camera>_value_<region>_<name>`
  *   for a pipeline's regress crop stage, read from the first object's region): state = the value
- *   (names that make one object id get a hash of the name after it: see valueIds).
+ *   (ids that would not be unique get a hash of the camera and name after them: see valueSensors).
  *   The names are learned from the camera's results (observe), so a model swap that renames them
  *   replaces the sensors; until a camera's first result, the value sensors kept on the broker from
  *   an earlier run are left as they are (no removal and re-adding at each restart).
@@ -55,20 +55,28 @@ export function valuesOf(inf: Inference): HaValue[] | undefined {
 /** Object ids allow letters, digits, _ and -. */
 const slug = (s: string) => s.replace(/[^A-Za-z0-9_-]+/g, '_');
 /**
- * Object ids of a camera's values: the slug of the name, with a short hash of the name added where
- * two names make one slug ("depth (mm)", "depth [mm]"): they would share a config topic and
- * unique_id, and Home Assistant would show only one of them.
+ * Every camera's value sensors with their object ids, `<camera>_value_<slug of the name>`, and 8
+ * hex characters of a hash of the camera and name after it where that id is not unique: two names
+ * that make one slug ("depth (mm)", "depth [mm]"), or camera names that hold `_value_` (camera
+ * "door" value "x_label" and camera "door_value_x"'s label sensor). They would share a config
+ * topic and unique_id, and Home Assistant would show only one of them.
  */
-function valueIds(values: readonly HaValue[]): { v: HaValue; id: string }[] {
-  const named = values.map((v) => ({ v, id: slug(v.region ? `${v.region}_${v.name}` : v.name) }));
+function valueSensors(
+  cameras: readonly string[],
+  values: ReadonlyMap<string, readonly HaValue[]>,
+): { cam: string; v: HaValue; id: string }[] {
+  const taken = new Set(cameras.flatMap((c) => [`${c}_label`, `${c}_online`]));
+  const all = cameras.flatMap((cam) =>
+    (values.get(cam) ?? []).map((v) => ({ cam, v, id: `${cam}_value_${slug(v.region ? `${v.region}_${v.name}` : v.name)}` })),
+  );
   const uses = new Map<string, number>();
-  for (const { id } of named) uses.set(id, (uses.get(id) ?? 0) + 1);
-  return named.map(({ v, id }) => {
-    if ((uses.get(id) ?? 0) < 2) return { v, id };
+  for (const { id } of all) uses.set(id, (uses.get(id) ?? 0) + 1);
+  return all.map((s) => {
+    if (!taken.has(s.id) && (uses.get(s.id) ?? 0) < 2) return s;
     const hash = createHash('sha256')
-      .update(JSON.stringify([v.region ?? '', v.name]))
+      .update(JSON.stringify([s.cam, s.v.region ?? '', s.v.name]))
       .digest('hex');
-    return { v, id: `${id}_${hash.slice(0, 8)}` };
+    return { ...s, id: `${s.id}_${hash.slice(0, 8)}` };
   });
 }
 /** A Jinja string literal (JSON's double-quoted form reads the same). */
@@ -115,6 +123,7 @@ export class HomeAssistantDiscovery {
       qos: 1 as const,
     };
     const out = new Map<string, HaDiscoveryConfig>();
+    const sensors = valueSensors(cameras, this.values);
     for (const cam of cameras) {
       out.set(`${prefix}/sensor/${deviceId}/${cam}_label/config`, {
         ...common,
@@ -140,8 +149,7 @@ export class HomeAssistantDiscovery {
         payload_on: 'ON',
         payload_off: 'OFF',
       });
-      for (const { v, id: valueId } of valueIds(this.values.get(cam) ?? [])) {
-        const id = `${cam}_value_${valueId}`;
+      for (const { v, id } of sensors.filter((x) => x.cam === cam)) {
         const read = v.region
           ? `((((value_json.get('objects') or [{}])[0].get('regions') or {}).get(${lit(v.region)}) or {}).get('values') or {})`
           : "(value_json.get('values') or {})";

@@ -215,6 +215,26 @@ describe('payload builders produce what the shipped schemas accept, and the sche
     ]);
     for (const c of configs.values()) assertValid('homeassistant-discovery.schema.json', c);
   });
+
+  it("Home Assistant: a value sensor's object id never takes another camera's (camera names may hold _value_)", () => {
+    const ha = new HomeAssistantDiscovery({
+      prefix: 'homeassistant',
+      deviceId: 'kiosk-1',
+      topics: new Topics('edge-inferd', 'kiosk-1'),
+      version: '0.1.0',
+      model: () => 'demo 1.0.0',
+      log: pino({ level: 'silent' }),
+    });
+    ha.setCameras(['door', 'door_value_x']);
+    ha.observe('door', [{ name: 'x_label' }, { name: 'y' }]);
+    // door_value_x_label would be both door's "x_label" value and door_value_x's label sensor.
+    const configs = ha.configs();
+    expect(configs.size).toBe(6);
+    const ids = [...configs.values()].map((c) => c.unique_id);
+    expect(new Set(ids).size).toBe(6);
+    expect(ids).toContain('edge-inferd_kiosk-1_door_value_x_label');
+    expect(ids).toContain('edge-inferd_kiosk-1_door_value_y');
+  });
 });
 
 describe('topic filters', () => {
