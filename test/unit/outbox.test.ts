@@ -32,6 +32,18 @@ class FaultyJournal extends Journal {
   }
 }
 
+/** A journal in a fresh temporary folder, with room for everything a test writes. */
+function journalOptions(log: JournalOptions['log']): JournalOptions {
+  return {
+    path: join(mkdtempSync(join(tmpdir(), 'outbox-unit-')), 'journal.sqlite'),
+    maxRows: 10_000,
+    maxBytes: 64 << 20,
+    retentionMs: 3_600_000,
+    synchronous: 'normal',
+    log,
+  };
+}
+
 function setup(
   o: {
     window?: number;
@@ -44,15 +56,7 @@ function setup(
 ) {
   const { log, lines } = captureLog();
   const clock = new ManualClock();
-  const journal = new FaultyJournal({
-    path: join(mkdtempSync(join(tmpdir(), 'outbox-unit-')), 'journal.sqlite'),
-    maxRows: 10_000,
-    maxBytes: 64 << 20,
-    retentionMs: 3_600_000,
-    synchronous: 'normal',
-    log,
-    ...o.journal,
-  });
+  const journal = new FaultyJournal({ ...journalOptions(log), ...o.journal });
   journal.start();
   const t = new HandTransport(o.receiveMaximum);
   t.connected = o.connected ?? true;
@@ -257,14 +261,7 @@ describe('outbox: refusals, failures and reconnects', () => {
         reads.push([afterSeq, limit]);
         return super.pendingAfter(afterSeq, limit);
       }
-    })({
-      path: join(mkdtempSync(join(tmpdir(), 'outbox-unit-')), 'journal.sqlite'),
-      maxRows: 10_000,
-      maxBytes: 64 << 20,
-      retentionMs: 3_600_000,
-      synchronous: 'normal',
-      log,
-    });
+    })(journalOptions(log));
     journal.start();
     const t = new HandTransport();
     const outbox = new Outbox({ journal, transport: t, window: 100, log, clock: new ManualClock(), ackWaitMs: 0 });

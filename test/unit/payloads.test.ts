@@ -199,8 +199,8 @@ describe('payload builders produce what the shipped schemas accept, and the sche
     ).toBeGreaterThan(0);
   });
 
-  it('Home Assistant discovery configs', () => {
-    const ha = new HomeAssistantDiscovery({
+  const discovery = () =>
+    new HomeAssistantDiscovery({
       prefix: 'homeassistant',
       deviceId: 'kiosk-1',
       topics: new Topics('edge-inferd', 'kiosk-1'),
@@ -208,6 +208,9 @@ describe('payload builders produce what the shipped schemas accept, and the sche
       model: () => 'demo 1.0.0',
       log: pino({ level: 'silent' }),
     });
+
+  it('Home Assistant discovery configs', () => {
+    const ha = discovery();
     const configs = ha.configs(['tray']);
     expect([...configs.keys()]).toEqual([
       'homeassistant/sensor/kiosk-1/tray_label/config',
@@ -217,14 +220,7 @@ describe('payload builders produce what the shipped schemas accept, and the sche
   });
 
   it("Home Assistant: a value sensor's object id never takes another camera's (camera names may hold _value_)", () => {
-    const ha = new HomeAssistantDiscovery({
-      prefix: 'homeassistant',
-      deviceId: 'kiosk-1',
-      topics: new Topics('edge-inferd', 'kiosk-1'),
-      version: '0.1.0',
-      model: () => 'demo 1.0.0',
-      log: pino({ level: 'silent' }),
-    });
+    const ha = discovery();
     ha.setCameras(['door', 'door_value_x']);
     ha.observe('door', [{ name: 'x_label' }, { name: 'y' }]);
     // door_value_x_label would be both door's "x_label" value and door_value_x's label sensor.
