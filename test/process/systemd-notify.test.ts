@@ -30,7 +30,10 @@ describe('systemd notify protocol', () => {
   let sock: NotifySocket | undefined;
   afterAll(async () => sock?.close());
 
-  it('READY, WATCHDOG cadence, RELOADING/READY on SIGHUP, no pings while stalled, STOPPING', async (ctx) => {
+  // Eight steps in sequence, each with its own wait and limit (up to 30 s for READY): the test's
+  // limit is above their sum's usual share, so on a slow runner a step that does not come fails
+  // with its own message (what it waited for, what it got) rather than a bare test timeout.
+  it('READY, WATCHDOG cadence, RELOADING/READY on SIGHUP, no pings while stalled, STOPPING', { timeout: 90_000 }, async (ctx) => {
     if (!addon.ok && !IN_CI) return ctx.skip();
     sock = await startNotifySocket();
     if (!sock) return ctx.skip();
